@@ -1,0 +1,64 @@
+// Model configuration: the seed's constructor arguments in TypeScript casing,
+// with validation and the derived widths.
+import { ACTIVATIONS, type ActName } from '../reference/ops.js';
+import { errors } from '../errors.js';
+
+export interface RetNetConfig {
+  numLayer: number;
+  numHeads: number;
+  dimModel: number;
+  /** dv = dimModel·valueFactor/numHeads */
+  valueFactor: number;
+  msrGateFn: ActName;
+  mlpGateFn: ActName;
+  /** hidden width = mlpMult·dimModel unless mlpHidden is given */
+  mlpMult: number;
+  /** explicit hidden widths of the MLP (one Linear more than entries) */
+  mlpHidden?: number[];
+  mlpBias: boolean;
+  /** accepted for compatibility with the seed; this is an inference runtime, so it has no effect */
+  dropout: number;
+}
+
+export const DEFAULT_CONFIG: RetNetConfig = {
+  numLayer: 6, numHeads: 8, dimModel: 512, valueFactor: 2,
+  msrGateFn: 'gelu', mlpGateFn: 'gelu', mlpMult: 4, mlpBias: true, dropout: 0.1,
+};
+
+/** Widths derived from a config. */
+export interface Dims {
+  d: number;      // model width
+  H: number;      // heads
+  dk: number;     // key width per head
+  dv: number;     // value width per head
+  hidden: number[]; // MLP hidden widths
+}
+
+const posInt = (v: unknown): v is number => Number.isInteger(v) && (v as number) > 0;
+
+export function resolveConfig(partial: Partial<RetNetConfig>): RetNetConfig {
+  const c: RetNetConfig = { ...DEFAULT_CONFIG, ...partial };
+  const bad = (name: string, want: string) => { throw errors.option(`config.${name}`.replace(/^config\./, 'config.'), want, (c as unknown as Record<string, unknown>)[name]); };
+  if (!Number.isInteger(c.numLayer) || c.numLayer < 0) bad('numLayer', 'a non-negative integer');
+  if (!posInt(c.numHeads)) bad('numHeads', 'a positive integer');
+  if (!posInt(c.dimModel)) bad('dimModel', 'a positive integer');
+  if (!(typeof c.valueFactor === 'number' && c.valueFactor > 0)) bad('valueFactor', 'a positive number');
+  if (!ACTIVATIONS.includes(c.msrGateFn)) bad('msrGateFn', `one of ${ACTIVATIONS.join(', ')}`);
+  if (!ACTIVATIONS.includes(c.mlpGateFn)) bad('mlpGateFn', `one of ${ACTIVATIONS.join(', ')}`);
+  if (!(typeof c.mlpMult === 'number' && c.mlpMult > 0)) bad('mlpMult', 'a positive number');
+  if (c.mlpHidden !== undefined && !(Array.isArray(c.mlpHidden) && c.mlpHidden.every(posInt))) bad('mlpHidden', 'an array of positive integers');
+  if (typeof c.mlpBias !== 'boolean') bad('mlpBias', 'a boolean');
+  dimsOf(c); // width checks
+  return c;
+}
+
+export function dimsOf(c: RetNetConfig): Dims {
+  const d = c.dimModel, H = c.numHeads;
+  if (d % H !== 0) throw errors.option('config.dimModel', `divisible by numHeads=${H}`, d);
+  const dk = d / H;
+  if (dk % 2 !== 0) throw errors.option('config.dimModel', `such that dimModel/numHeads is even (rotary pairs); dimModel/numHeads = ${dk}`, d);
+  const dvTotal = d * c.valueFactor;
+  if (!Number.isInteger(dvTotal) || dvTotal % H !== 0) throw errors.option('config.valueFactor', `such that dimModel·valueFactor is divisible by numHeads=${H}`, c.valueFactor);
+  const hidden = c.mlpHidden ?? [Math.round(c.mlpMult * d)];
+  return { d, H, dk, dv: dvTotal / H, hidden };
+}

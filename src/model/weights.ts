@@ -1,0 +1,214 @@
+// Model weights, their seeded initialisation, and the mapping to and from the
+// seed's PyTorch state_dict names:
+//   layers.{l}.0.{q,k,v,g,o}_proj.{weight,bias}, .pre_norm.*, .norm.*, .angle [1,dk], .decay [H]
+//   layers.{l}.1.net.0.{weight,bias}           the MLP's LayerNorm
+//   layers.{l}.1.net.{i}.1.{weight,bias}       its Linears, i = 1, 2, …
+import { defaultAngle, defaultDecay, type ActName, ACTIVATIONS } from '../reference/ops.js';
+import { errors } from '../errors.js';
+import { Rng } from '../random.js';
+import type { StData, StTensor } from '../safetensors.js';
+import { dimsOf, resolveConfig, type Dims, type RetNetConfig } from './config.js';
+
+export type WArray = Float32Array | Float64Array;
+
+export interface Linear { W: WArray /* [out, in] */; b: WArray | null /* [out] */; inDim: number; outDim: number }
+export interface LayerNormW { weight: WArray /* [n] */; bias: WArray /* [n] */ }
+export interface MSRWeights {
+  preNorm: LayerNormW;            // [d]
+  q: Linear; k: Linear;           // [d, d]
+  v: Linear; g: Linear;           // [H·dv, d]
+  o: Linear;                      // [d, H·dv]
+  norm: LayerNormW;               // [dv], shared by all heads
+  angle: WArray;                  // [dk], each frequency twice
+  decay: WArray;                  // [H], γ_h = exp(decay[h])
+}
+export interface MLPWeights { norm: LayerNormW /* [d] */; linears: Linear[] }
+export interface LayerWeights { msr: MSRWeights; mlp: MLPWeights }
+
+// ---------------------------------------------------------------- init
+
+function initLinear(rng: Rng, inDim: number, outDim: number, bias: boolean): Linear {
+  // PyTorch's default: U(−1/sqrt(in), 1/sqrt(in)) for weight and bias.
+  const bound = 1 / Math.sqrt(inDim);
+  const W = new Float32Array(outDim * inDim);
+  for (let i = 0; i < W.length; i++) W[i] = (2 * rng.uniform() - 1) * bound;
+  let b: Float32Array | null = null;
+  if (bias) { b = new Float32Array(outDim); for (let i = 0; i < outDim; i++) b[i] = (2 * rng.uniform() - 1) * bound; }
+  return { W, b, inDim, outDim };
+}
+
+const initNorm = (n: number): LayerNormW => ({ weight: new Float32Array(n).fill(1), bias: new Float32Array(n) });
+
+export function initMSR(rng: Rng, dims: Dims): MSRWeights {
+  const { d, H, dk, dv } = dims;
+  return {
+    preNorm: initNorm(d),
+    q: initLinear(rng, d, d, true), k: initLinear(rng, d, d, true),
+    v: initLinear(rng, d, H * dv, true), g: initLinear(rng, d, H * dv, true),
+    o: initLinear(rng, H * dv, d, true),
+    norm: initNorm(dv),
+    angle: Float32Array.from(defaultAngle(dk)),
+    decay: Float32Array.from(defaultDecay(H)),
+  };
+}
+
+export function initMLP(rng: Rng, dims: Dims, bias: boolean): MLPWeights {
+  const widths = [dims.d, ...dims.hidden, dims.d];
+  const linears: Linear[] = [];
+  for (let i = 0; i + 1 < widths.length; i++) linears.push(initLinear(rng, widths[i], widths[i + 1], bias));
+  return { norm: initNorm(dims.d), linears };
+}
+
+export function initLayers(config: RetNetConfig, seed: number): LayerWeights[] {
+  const rng = new Rng(seed);
+  const dims = dimsOf(config);
+  const layers: LayerWeights[] = [];
+  for (let l = 0; l < config.numLayer; l++) layers.push({ msr: initMSR(rng, dims), mlp: initMLP(rng, dims, config.mlpBias) });
+  return layers;
+}
+
+// ---------------------------------------------------------------- checkpoints
+
+/** Tensors of a checkpoint, with the `__metadata__` strings. */
+export interface Checkpoint { tensors: Map<string, StTensor>; metadata: Record<string, string>; label: string }
+
+const MSR_LINEARS = ['q', 'k', 'v', 'g', 'o'] as const;
+
+/** The seed-style metadata config (snake_case JSON), if the checkpoint has one. */
+export function metadataConfig(ck: Checkpoint): Record<string, unknown> {
+  const raw = ck.metadata.config;
+  if (raw === undefined) return {};
+  try {
+    const v = JSON.parse(raw);
+    if (v && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, unknown>;
+  } catch { /* fall through */ }
+  throw errors.weights(`${ck.label}: __metadata__.config is not a JSON object`);
+}
+
+/** Infer the architecture from tensor shapes (metadata fills what shapes cannot say:
+ *  the activations, and the head count when neither `decay` nor `angle` is stored),
+ *  then build the weights. Every tensor under `layers.` must be consumed; names
+ *  in `consumed` from outside (an LM's embedding, say) are skipped. */
+/** What a checkpoint's shapes cannot say: activations (default gelu, or the
+ *  checkpoint's __metadata__.config), and the head count when there is no
+ *  decay/angle buffer. Given here, they win over the metadata. */
+export interface LoadOptions { msrGateFn?: ActName; mlpGateFn?: ActName; numHeads?: number }
+
+export function layersFromCheckpoint(ck: Checkpoint, prefix = '', overrides: LoadOptions = {}): { config: RetNetConfig; layers: LayerWeights[]; used: Set<string> } {
+  const meta = metadataConfig(ck);
+  const used = new Set<string>();
+  const get = (name: string): StTensor => {
+    const t = ck.tensors.get(prefix + name);
+    if (!t) throw errors.weights(`${ck.label}: missing weight ${prefix + name}`);
+    used.add(prefix + name);
+    return t;
+  };
+  const has = (name: string) => ck.tensors.has(prefix + name);
+
+  let numLayer = 0;
+  while (has(`layers.${numLayer}.0.q_proj.weight`)) numLayer++;
+  if (numLayer === 0) throw errors.weights(`${ck.label}: no RetNet layers found (expected ${prefix}layers.0.0.q_proj.weight)`);
+
+  const q0 = get('layers.0.0.q_proj.weight');
+  const d = q0.shape[1];
+  let H: number;
+  if (overrides.numHeads !== undefined) H = overrides.numHeads;
+  else if (has('layers.0.0.decay')) H = get('layers.0.0.decay').shape[0];
+  else if (has('layers.0.0.angle')) H = d / shapeLast(get('layers.0.0.angle'));
+  else if (Number.isInteger(meta.num_heads)) H = meta.num_heads as number;
+  else throw errors.weights(`${ck.label}: cannot infer the head count: no decay or angle buffer and no __metadata__.config.num_heads`);
+  used.clear();
+  const vRows = get('layers.0.0.v_proj.weight').shape[0];
+  const valueFactor = vRows / d;
+  let hidden: number[] = [];
+  for (let i = 1; has(`layers.0.1.net.${i}.1.weight`); i++) hidden.push(get(`layers.0.1.net.${i}.1.weight`).shape[0]);
+  if (hidden.length === 0) throw errors.weights(`${ck.label}: missing weight ${prefix}layers.0.1.net.1.1.weight (the MLP's first Linear)`);
+  hidden = hidden.slice(0, -1);
+  const mlpBias = has('layers.0.1.net.1.1.bias');
+  const act = (key: 'msr_gate_fn' | 'mlp_gate_fn'): ActName => {
+    const v = (key === 'msr_gate_fn' ? overrides.msrGateFn : overrides.mlpGateFn) ?? meta[key];
+    if (v === undefined) return 'gelu';
+    if (typeof v === 'string' && (ACTIVATIONS as readonly string[]).includes(v)) return v as ActName;
+    throw errors.weights(`${ck.label}: ${key} = ${JSON.stringify(v)} is not one of ${ACTIVATIONS.join(', ')}`);
+  };
+  const config = resolveConfig({
+    numLayer, numHeads: H, dimModel: d, valueFactor,
+    msrGateFn: act('msr_gate_fn'), mlpGateFn: act('mlp_gate_fn'),
+    mlpMult: hidden.length === 1 ? hidden[0] / d : 4, mlpHidden: hidden, mlpBias,
+  });
+  const dims = dimsOf(config);
+  used.clear();
+
+  const take = (name: string, shape: number[]): WArray => {
+    const t = get(name);
+    const same = t.shape.length === shape.length && t.shape.every((s, i) => s === shape[i]);
+    if (!same) throw errors.weights(`${ck.label}: weight ${prefix + name} has shape [${t.shape.join(', ')}], expected [${shape.join(', ')}]`);
+    return floatData(t.data, prefix + name, ck.label);
+  };
+  const linear = (base: string, outDim: number, inDim: number, bias: boolean): Linear => ({
+    W: take(`${base}.weight`, [outDim, inDim]), b: bias ? take(`${base}.bias`, [outDim]) : null, inDim, outDim,
+  });
+  const norm = (base: string, n: number): LayerNormW => ({ weight: take(`${base}.weight`, [n]), bias: take(`${base}.bias`, [n]) });
+
+  const { H: h, dk, dv } = dims;
+  const layers: LayerWeights[] = [];
+  for (let l = 0; l < numLayer; l++) {
+    const m = `layers.${l}.0`;
+    const shapes: Record<(typeof MSR_LINEARS)[number], [number, number]> = { q: [d, d], k: [d, d], v: [h * dv, d], g: [h * dv, d], o: [d, h * dv] };
+    const lin = Object.fromEntries(MSR_LINEARS.map((n) => [n, linear(`${m}.${n}_proj`, shapes[n][0], shapes[n][1], true)])) as Record<(typeof MSR_LINEARS)[number], Linear>;
+    const angle = has(`${m}.angle`) ? flattenAngle(take(`${m}.angle`, [1, dk])) : Float32Array.from(defaultAngle(dk));
+    const decay = has(`${m}.decay`) ? take(`${m}.decay`, [h]) : Float32Array.from(defaultDecay(h));
+    const msr: MSRWeights = { preNorm: norm(`${m}.pre_norm`, d), ...lin, norm: norm(`${m}.norm`, dv), angle, decay };
+    const widths = [d, ...dims.hidden, d];
+    const linears: Linear[] = [];
+    for (let i = 0; i + 1 < widths.length; i++) linears.push(linear(`layers.${l}.1.net.${i + 1}.1`, widths[i + 1], widths[i], mlpBias));
+    layers.push({ msr, mlp: { norm: norm(`layers.${l}.1.net.0`, d), linears } });
+  }
+  return { config, layers, used };
+}
+
+const shapeLast = (t: StTensor) => t.shape[t.shape.length - 1];
+const flattenAngle = (a: WArray): WArray => a; // [1, dk] is already contiguous
+
+function floatData(data: StData, name: string, label: string): WArray {
+  if (data instanceof Float32Array || data instanceof Float64Array) return data;
+  throw errors.weights(`${label}: weight ${name} must be a floating-point tensor (F32, F64, F16 or BF16)`);
+}
+
+/** Fail with the full list of names the model did not use. */
+export function checkUnexpected(ck: Checkpoint, used: Set<string>): void {
+  const extra = [...ck.tensors.keys()].filter((n) => !used.has(n));
+  if (extra.length) throw errors.weights(`${ck.label}: unexpected weights not used by the model: ${extra.join(', ')}`);
+}
+
+/** The state_dict of a model, in the seed's names. */
+export function layersToTensors(layers: LayerWeights[], dims: Dims): Record<string, { shape: number[]; data: WArray }> {
+  const out: Record<string, { shape: number[]; data: WArray }> = {};
+  const lin = (base: string, L: Linear) => {
+    out[`${base}.weight`] = { shape: [L.outDim, L.inDim], data: L.W };
+    if (L.b) out[`${base}.bias`] = { shape: [L.outDim], data: L.b };
+  };
+  const nrm = (base: string, n: LayerNormW) => {
+    out[`${base}.weight`] = { shape: [n.weight.length], data: n.weight };
+    out[`${base}.bias`] = { shape: [n.bias.length], data: n.bias };
+  };
+  layers.forEach((lw, l) => {
+    const m = `layers.${l}.0`;
+    for (const n of MSR_LINEARS) lin(`${m}.${n}_proj`, lw.msr[n]);
+    nrm(`${m}.pre_norm`, lw.msr.preNorm);
+    nrm(`${m}.norm`, lw.msr.norm);
+    out[`${m}.angle`] = { shape: [1, dims.dk], data: lw.msr.angle };
+    out[`${m}.decay`] = { shape: [dims.H], data: lw.msr.decay };
+    nrm(`layers.${l}.1.net.0`, lw.mlp.norm);
+    lw.mlp.linears.forEach((L, i) => lin(`layers.${l}.1.net.${i + 1}.1`, L));
+  });
+  return out;
+}
+
+/** The seed-style snake_case config stored in `__metadata__.config`. */
+export function configToMetadata(c: RetNetConfig, dims: Dims): string {
+  return JSON.stringify({
+    num_layer: c.numLayer, num_heads: c.numHeads, dim_model: c.dimModel, value_factor: c.valueFactor,
+    msr_gate_fn: c.msrGateFn, mlp_gate_fn: c.mlpGateFn, mlp_hidden: dims.hidden, mlp_bias: c.mlpBias,
+  });
+}

@@ -1,0 +1,84 @@
+// Forward options: types, per-option documentation of which backend honours
+// them, and validation with uniform error messages.
+import { errors } from './errors.js';
+
+export type BackendName = 'js' | 'wasm' | 'tfjs';
+export const BACKENDS: readonly BackendName[] = ['js', 'wasm', 'tfjs'];
+
+export interface ForwardOptions {
+  /** Only causal retention exists; accepted for the seed's vocabulary. All backends. */
+  attnMask?: 'causal';
+  /** null/undefined → parallel form; k > 0 → chunks of ceil(L/k) tokens (k > L is clamped to L);
+   *  −1 → fully recurrent. All backends. */
+  numChunks?: number | null;
+  /** Chunk length in tokens, instead of numChunks. All backends. */
+  chunkSize?: number;
+  /** The paper's normalisation #2: D̃[n,m] = D[n,m]/sqrt(Σ_m D[n,m]). All backends. */
+  normalizeAttn?: boolean;
+  /** The seed's #3: divide each retention row by max(1, |row sum|). All backends. */
+  normalizeRetn?: boolean;
+  /** Where the arithmetic runs. */
+  backend?: BackendName;
+  /** Worker threads for the chunk-parallel runtime (wasm). */
+  workers?: number;
+  /** Precision of the cross-chunk state scan (wasm, tfjs). js is float64 throughout. */
+  stateDtype?: 'float64' | 'float32';
+  /** Cancels a forward. All backends. */
+  signal?: AbortSignal;
+}
+
+export type Form = 'parallel' | 'chunkwise' | 'recurrent';
+
+export interface ChunkPlan { form: Form; chunkSize: number }
+
+export interface ResolvedOptions {
+  plan: (L: number) => ChunkPlan;
+  normalizeAttn: boolean;
+  normalizeRetn: boolean;
+  backend: BackendName;
+  workers: number | undefined;
+  stateDtype: 'float64' | 'float32';
+  signal: AbortSignal | undefined;
+}
+
+const isPosInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v > 0;
+
+export function resolveOptions(opts: ForwardOptions = {}, defaults: { backend: BackendName }): ResolvedOptions {
+  if (opts === null || typeof opts !== 'object') throw errors.option('', 'an object', opts);
+  if (opts.attnMask !== undefined && opts.attnMask !== 'causal') throw errors.option('attnMask', "'causal' (retention is causal by construction)", opts.attnMask);
+  const { numChunks, chunkSize } = opts;
+  if (numChunks !== undefined && numChunks !== null && !(isPosInt(numChunks) || numChunks === -1)) {
+    throw errors.option('numChunks', 'a positive integer, -1 or null', numChunks);
+  }
+  if (chunkSize !== undefined && !isPosInt(chunkSize)) throw errors.option('chunkSize', 'a positive integer', chunkSize);
+  if (chunkSize !== undefined && numChunks !== undefined && numChunks !== null) {
+    throw errors.option('chunkSize', 'omitted when numChunks is given (give one of the two)', chunkSize);
+  }
+  for (const k of ['normalizeAttn', 'normalizeRetn'] as const) {
+    if (opts[k] !== undefined && typeof opts[k] !== 'boolean') throw errors.option(k, 'a boolean', opts[k]);
+  }
+  const backend = opts.backend ?? defaults.backend;
+  if (!BACKENDS.includes(backend)) throw errors.option('backend', `one of ${BACKENDS.map((b) => `'${b}'`).join(', ')}`, backend);
+  if (opts.workers !== undefined && !isPosInt(opts.workers)) throw errors.option('workers', 'a positive integer', opts.workers);
+  const stateDtype = opts.stateDtype ?? 'float64';
+  if (stateDtype !== 'float64' && stateDtype !== 'float32') throw errors.option('stateDtype', "'float64' or 'float32'", stateDtype);
+  if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) throw errors.option('signal', 'an AbortSignal', opts.signal);
+
+  // The form is what the caller asked for: chunkSize 1 or L still runs the
+  // chunkwise code (a useful check of its edge cases), -1 the recurrent one.
+  const plan = (L: number): ChunkPlan => {
+    if (chunkSize !== undefined) return { form: 'chunkwise', chunkSize: Math.min(chunkSize, L) };
+    if (numChunks === undefined || numChunks === null) return { form: 'parallel', chunkSize: L };
+    if (numChunks === -1) return { form: 'recurrent', chunkSize: 1 };
+    return { form: 'chunkwise', chunkSize: Math.ceil(L / Math.min(numChunks, L)) };
+  };
+  return {
+    plan, normalizeAttn: opts.normalizeAttn ?? false, normalizeRetn: opts.normalizeRetn ?? false,
+    backend, workers: opts.workers, stateDtype, signal: opts.signal,
+  };
+}
+
+/** Throw the abort reason as a RetNetError if the signal has fired. */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw errors.aborted(signal.reason);
+}

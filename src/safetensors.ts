@@ -1,0 +1,297 @@
+// safetensors reader and writer (https://huggingface.co/docs/safetensors format:
+// u64 little-endian header length N, N bytes of JSON header, then raw data).
+//
+// The reader treats every file as untrusted: the header length, each tensor's
+// shape and data offsets are checked against the real file size before
+// anything is allocated, so a hostile header cannot make it allocate more than
+// the file holds, read out of range, or loop.
+import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
+import { errors } from './errors.js';
+
+export type StDType = 'F32' | 'F64' | 'F16' | 'BF16' | 'I32' | 'I64' | 'U8';
+export type StData = Float32Array | Float64Array | Int32Array | Uint8Array;
+
+export interface StTensorInfo {
+  name: string;
+  dtype: StDType;
+  shape: number[];
+  /** byte range within the data section */
+  begin: number;
+  end: number;
+}
+
+export interface StTensor { dtype: StDType; shape: number[]; data: StData }
+
+/** Bytes per element of each dtype this reader understands. */
+const ITEM_SIZE: Record<StDType, number> = { F32: 4, F64: 8, F16: 2, BF16: 2, I32: 4, I64: 8, U8: 1 };
+/** The format caps the header at 100 MB; a larger claim is refused before reading it. */
+export const MAX_HEADER_BYTES = 100_000_000;
+
+const isDType = (s: unknown): s is StDType => typeof s === 'string' && Object.hasOwn(ITEM_SIZE, s);
+
+export interface StHeader { tensors: Map<string, StTensorInfo>; metadata: Record<string, string>; dataStart: number }
+
+/** Validate a header against the total file size (bytes). */
+export function parseHeader(headerBytes: Uint8Array, fileSize: number, label: string): StHeader {
+  const dataStart = 8 + headerBytes.length;
+  const dataLen = fileSize - dataStart;
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(headerBytes));
+  } catch (e) {
+    throw errors.safetensors(label, `header is not valid UTF-8 JSON (${(e as Error).message})`);
+  }
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw errors.safetensors(label, 'header must be a JSON object');
+  const tensors = new Map<string, StTensorInfo>();
+  let metadata: Record<string, string> = {};
+  for (const [name, raw] of Object.entries(json as Record<string, unknown>)) {
+    if (name === '__metadata__') {
+      if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw errors.safetensors(label, '__metadata__ must be an object of strings');
+      metadata = {};
+      for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
+        if (typeof v !== 'string') throw errors.safetensors(label, `__metadata__.${k} must be a string`);
+        metadata[k] = v;
+      }
+      continue;
+    }
+    if (raw === null || typeof raw !== 'object') throw errors.safetensors(label, `entry ${JSON.stringify(name)} must be an object`);
+    const { dtype, shape, data_offsets: offs } = raw as Record<string, unknown>;
+    if (typeof dtype !== 'string') throw errors.safetensors(label, `tensor ${JSON.stringify(name)} has no dtype`);
+    if (!isDType(dtype)) throw errors.dtype(label, name, dtype);
+    if (!Array.isArray(shape) || !shape.every((s) => Number.isSafeInteger(s) && s >= 0)) {
+      throw errors.safetensors(label, `tensor ${JSON.stringify(name)} has an invalid shape ${JSON.stringify(shape)}`);
+    }
+    if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isSafeInteger(o) && o >= 0) || offs[0] > offs[1]) {
+      throw errors.safetensors(label, `tensor ${JSON.stringify(name)} has invalid data_offsets ${JSON.stringify(offs)}`);
+    }
+    const [begin, end] = offs as [number, number];
+    if (end > dataLen) {
+      throw errors.safetensors(label, `tensor ${JSON.stringify(name)} claims bytes [${begin}, ${end}) but the file holds only ${Math.max(0, dataLen)} data bytes (truncated or corrupt)`);
+    }
+    // numel·itemsize must equal the byte range; multiply step by step so a
+    // hostile shape cannot overflow into a match.
+    let bytes = ITEM_SIZE[dtype];
+    for (const s of shape as number[]) {
+      bytes *= s;
+      if (bytes > end - begin && s !== 0) break;
+    }
+    if ((shape as number[]).includes(0)) bytes = 0;
+    if (bytes !== end - begin) {
+      throw errors.safetensors(label, `tensor ${JSON.stringify(name)}: shape [${(shape as number[]).join(', ')}] of ${dtype} needs ${bytes} bytes but data_offsets give ${end - begin}`);
+    }
+    tensors.set(name, { name, dtype, shape: [...(shape as number[])], begin, end });
+  }
+  return { tensors, metadata, dataStart };
+}
+
+function decode(dtype: StDType, bytes: Uint8Array, label: string, name: string): StData {
+  // `bytes` is a fresh, aligned copy: typed views over its buffer are safe.
+  const buf = bytes.buffer, off = bytes.byteOffset, len = bytes.byteLength;
+  switch (dtype) {
+    case 'F32': return new Float32Array(buf, off, len / 4);
+    case 'F64': return new Float64Array(buf, off, len / 8);
+    case 'I32': return new Int32Array(buf, off, len / 4);
+    case 'U8': return new Uint8Array(buf, off, len);
+    case 'I64': {
+      const src = new BigInt64Array(buf, off, len / 8);
+      const out = new Int32Array(src.length);
+      for (let i = 0; i < src.length; i++) {
+        const v = src[i];
+        if (v > 2147483647n || v < -2147483648n) throw errors.safetensors(label, `tensor ${JSON.stringify(name)}: I64 value ${v} does not fit in 32 bits`);
+        out[i] = Number(v);
+      }
+      return out;
+    }
+    case 'F16': {
+      const src = new Uint16Array(buf, off, len / 2);
+      const out = new Float32Array(src.length);
+      for (let i = 0; i < src.length; i++) out[i] = halfToFloat(src[i]);
+      return out;
+    }
+    case 'BF16': {
+      const src = new Uint16Array(buf, off, len / 2);
+      const out = new Float32Array(src.length);
+      const u = new Uint32Array(out.buffer);
+      for (let i = 0; i < src.length; i++) u[i] = src[i] << 16;
+      return out;
+    }
+  }
+}
+
+export function halfToFloat(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f, m = h & 0x3ff;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 31) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+/** An open safetensors file: header validated up front, tensors read on demand. */
+export class SafetensorsFile {
+  readonly path: string;
+  readonly tensors: Map<string, StTensorInfo>;
+  readonly metadata: Record<string, string>;
+  readonly size: number;
+  private fd: number | null;
+  private readonly dataStart: number;
+
+  private constructor(path: string, fd: number, size: number, header: StHeader) {
+    this.path = path; this.fd = fd; this.size = size;
+    this.tensors = header.tensors; this.metadata = header.metadata; this.dataStart = header.dataStart;
+  }
+
+  static open(path: string): SafetensorsFile {
+    let fd: number;
+    try { fd = openSync(path, 'r'); } catch (e) {
+      throw errors.safetensors(path, `cannot open: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    try {
+      const st = fstatSync(fd);
+      if (st.isDirectory()) throw errors.safetensors(path, 'is a directory, not a safetensors file');
+      const size = st.size;
+      if (size < 8) throw errors.safetensors(path, `file is ${size} bytes; a safetensors file starts with an 8-byte header length`);
+      const lenBuf = Buffer.alloc(8);
+      readExact(fd, lenBuf, 0, path);
+      const n = lenBuf.readBigUInt64LE(0);
+      if (n > BigInt(MAX_HEADER_BYTES)) throw errors.safetensors(path, `header length ${n} exceeds the format's ${MAX_HEADER_BYTES}-byte limit (corrupt or not a safetensors file)`);
+      if (n > BigInt(size - 8)) throw errors.safetensors(path, `header length ${n} exceeds the ${size - 8} bytes after the length field (truncated or corrupt)`);
+      const hb = Buffer.alloc(Number(n));
+      readExact(fd, hb, 8, path);
+      return new SafetensorsFile(path, fd, size, parseHeader(hb, size, path));
+    } catch (e) {
+      closeSync(fd);
+      throw e;
+    }
+  }
+
+  has(name: string): boolean { return this.tensors.has(name); }
+
+  info(name: string): StTensorInfo {
+    const t = this.tensors.get(name);
+    if (!t) throw errors.safetensors(this.path, `no tensor named ${JSON.stringify(name)} (has: ${[...this.tensors.keys()].slice(0, 20).join(', ')})`);
+    return t;
+  }
+
+  /** Read one whole tensor (converted: F16/BF16 → Float32Array, I64 → Int32Array). */
+  read(name: string): StTensor {
+    const t = this.info(name);
+    return { dtype: t.dtype, shape: [...t.shape], data: this.readElements(name, 0, (t.end - t.begin) / ITEM_SIZE[t.dtype]) };
+  }
+
+  /** Read `count` elements starting at element `start` of a tensor (for streaming large inputs). */
+  readElements(name: string, start: number, count: number): StData {
+    const t = this.info(name);
+    const item = ITEM_SIZE[t.dtype];
+    const total = (t.end - t.begin) / item;
+    if (!(Number.isSafeInteger(start) && Number.isSafeInteger(count) && start >= 0 && count >= 0 && start + count <= total)) {
+      throw errors.safetensors(this.path, `element range [${start}, ${start + count}) is outside tensor ${JSON.stringify(name)} of ${total} elements`);
+    }
+    const bytes = new Uint8Array(count * item);
+    if (this.fd === null) throw errors.safetensors(this.path, 'file is closed');
+    readExact(this.fd, bytes, this.dataStart + t.begin + start * item, this.path);
+    return decode(t.dtype, bytes, this.path, name);
+  }
+
+  close(): void {
+    if (this.fd !== null) { closeSync(this.fd); this.fd = null; }
+  }
+}
+
+function readExact(fd: number, into: Uint8Array, position: number, label: string): void {
+  let done = 0;
+  while (done < into.length) {
+    const n = readSync(fd, into, done, into.length - done, position + done);
+    if (n === 0) throw errors.safetensors(label, `unexpected end of file at byte ${position + done} (truncated)`);
+    done += n;
+  }
+}
+
+/** Read every tensor of a file. */
+export function readSafetensors(path: string): { tensors: Map<string, StTensor>; metadata: Record<string, string> } {
+  const f = SafetensorsFile.open(path);
+  try {
+    const tensors = new Map<string, StTensor>();
+    for (const name of f.tensors.keys()) tensors.set(name, f.read(name));
+    return { tensors, metadata: f.metadata };
+  } finally {
+    f.close();
+  }
+}
+
+// ---------------------------------------------------------------- writing
+
+export type WritableDType = 'F32' | 'F64' | 'I32' | 'U8';
+export interface StTensorSpec { name: string; dtype: WritableDType; shape: readonly number[] }
+
+const dtypeOf = (data: StData): WritableDType =>
+  data instanceof Float64Array ? 'F64' : data instanceof Float32Array ? 'F32' : data instanceof Int32Array ? 'I32' : 'U8';
+
+/** A safetensors file written piece by piece: the header (all shapes) first,
+ *  then each tensor's elements at any offset, so outputs larger than memory
+ *  can be streamed out. */
+export class SafetensorsWriter {
+  private fd: number | null;
+  private readonly layout = new Map<string, { spec: StTensorSpec; begin: number; count: number }>();
+  private readonly dataStart: number;
+  readonly path: string;
+
+  constructor(path: string, specs: readonly StTensorSpec[], metadata: Record<string, string> = {}) {
+    this.path = path;
+    const header: Record<string, unknown> = {};
+    if (Object.keys(metadata).length) header.__metadata__ = metadata;
+    let offset = 0;
+    for (const spec of specs) {
+      const count = spec.shape.reduce((a, b) => a * b, 1);
+      const bytes = count * ITEM_SIZE[spec.dtype];
+      header[spec.name] = { dtype: spec.dtype, shape: [...spec.shape], data_offsets: [offset, offset + bytes] };
+      this.layout.set(spec.name, { spec, begin: offset, count });
+      offset += bytes;
+    }
+    let json = JSON.stringify(header);
+    json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8); // data section 8-byte aligned
+    const hb = Buffer.from(json, 'utf8');
+    const lenBuf = Buffer.alloc(8);
+    lenBuf.writeBigUInt64LE(BigInt(hb.length));
+    this.fd = openSync(path, 'w');
+    writeAll(this.fd, lenBuf, 0);
+    writeAll(this.fd, hb, 8);
+    this.dataStart = 8 + hb.length;
+    // Extend the file to its final size so every range can be written in any order.
+    if (offset > 0) writeAll(this.fd, new Uint8Array(1), this.dataStart + offset - 1);
+  }
+
+  /** Write `data` as elements [start, start + data.length) of tensor `name`. */
+  write(name: string, start: number, data: StData): void {
+    const t = this.layout.get(name);
+    if (!t) throw errors.input(`SafetensorsWriter: no tensor named ${JSON.stringify(name)}`);
+    if (dtypeOf(data) !== t.spec.dtype) throw errors.input(`SafetensorsWriter: tensor ${name} is ${t.spec.dtype} but got ${dtypeOf(data)} data`);
+    if (start < 0 || start + data.length > t.count) throw errors.input(`SafetensorsWriter: range [${start}, ${start + data.length}) outside ${name} (${t.count} elements)`);
+    if (this.fd === null) throw errors.input('SafetensorsWriter: file is closed');
+    const item = ITEM_SIZE[t.spec.dtype];
+    writeAll(this.fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength), this.dataStart + t.begin + start * item);
+  }
+
+  close(): void {
+    if (this.fd !== null) { closeSync(this.fd); this.fd = null; }
+  }
+}
+
+function writeAll(fd: number, data: Uint8Array, position: number): void {
+  let done = 0;
+  while (done < data.length) done += writeSync(fd, data, done, data.length - done, position + done);
+}
+
+/** Write whole tensors to a file in one go. */
+export function writeSafetensors(
+  path: string,
+  tensors: Record<string, { shape: readonly number[]; data: StData }>,
+  metadata: Record<string, string> = {},
+): void {
+  const specs = Object.entries(tensors).map(([name, t]) => ({ name, dtype: dtypeOf(t.data), shape: t.shape }));
+  const w = new SafetensorsWriter(path, specs, metadata);
+  try {
+    for (const [name, t] of Object.entries(tensors)) w.write(name, 0, t.data);
+  } finally {
+    w.close();
+  }
+}

@@ -1,0 +1,109 @@
+// A minimal dense tensor: a typed array plus a row-major shape.
+import { Rng } from './random.js';
+import { errors } from './errors.js';
+
+export type DType = 'float32' | 'float64';
+export type FloatArray = Float32Array | Float64Array;
+
+export class Tensor {
+  readonly data: FloatArray;
+  readonly shape: readonly number[];
+
+  constructor(data: FloatArray, shape: readonly number[]) {
+    const size = shape.reduce((a, b) => a * b, 1);
+    if (!shape.every((s) => Number.isInteger(s) && s >= 0)) throw errors.input(`Tensor shape must be non-negative integers (got [${shape.join(', ')}])`);
+    if (size !== data.length) throw errors.input(`Tensor data has ${data.length} elements but shape [${shape.join(', ')}] needs ${size}`);
+    this.data = data;
+    this.shape = Object.freeze([...shape]);
+  }
+
+  get dtype(): DType { return this.data instanceof Float64Array ? 'float64' : 'float32'; }
+  get size(): number { return this.data.length; }
+  get rank(): number { return this.shape.length; }
+
+  static zeros(shape: readonly number[], dtype: DType = 'float32'): Tensor {
+    const n = shape.reduce((a, b) => a * b, 1);
+    return new Tensor(dtype === 'float64' ? new Float64Array(n) : new Float32Array(n), shape);
+  }
+
+  /** Standard normal entries from a seeded generator. */
+  static randn(shape: readonly number[], opts: { seed?: number; dtype?: DType } = {}): Tensor {
+    const t = Tensor.zeros(shape, opts.dtype ?? 'float32');
+    const rng = new Rng(opts.seed ?? 0);
+    for (let i = 0; i < t.data.length; i++) t.data[i] = rng.normal();
+    return t;
+  }
+
+  /** Integers uniform in [lo, hi), stored as floats (the seed's `torch.randint(..., dtype=float32)`). */
+  static randint(lo: number, hi: number, shape: readonly number[], opts: { seed?: number; dtype?: DType } = {}): Tensor {
+    const t = Tensor.zeros(shape, opts.dtype ?? 'float32');
+    const rng = new Rng(opts.seed ?? 0);
+    for (let i = 0; i < t.data.length; i++) t.data[i] = rng.int(lo, hi);
+    return t;
+  }
+
+  toFloat64(): Tensor { return new Tensor(Float64Array.from(this.data), this.shape); }
+  toFloat32(): Tensor { return new Tensor(Float32Array.from(this.data), this.shape); }
+
+  /** Rows [start, end) along axis `axis` of a copy. */
+  slice(axis: number, start: number, end: number): Tensor {
+    const shape = [...this.shape];
+    const outer = shape.slice(0, axis).reduce((a, b) => a * b, 1);
+    const inner = shape.slice(axis + 1).reduce((a, b) => a * b, 1);
+    const n = shape[axis];
+    shape[axis] = end - start;
+    const out = Tensor.zeros(shape, this.dtype);
+    for (let o = 0; o < outer; o++) {
+      out.data.set(this.data.subarray((o * n + start) * inner, (o * n + end) * inner), o * (end - start) * inner);
+    }
+    return out;
+  }
+}
+
+// ---------------------------------------------------------------- comparisons
+// Scale-free errors: every numeric comparison in the project uses one of these.
+
+type Numeric = ArrayLike<number> | Tensor;
+const arr = (x: Numeric): ArrayLike<number> => (x instanceof Tensor ? x.data : x);
+
+export function maxAbs(x: Numeric): number {
+  const a = arr(x); let m = 0;
+  for (let i = 0; i < a.length; i++) { const v = Math.abs(a[i]); if (v > m || Number.isNaN(v)) m = v; }
+  return m;
+}
+
+export function maxAbsDiff(x: Numeric, ref: Numeric): number {
+  const a = arr(x), b = arr(ref);
+  if (a.length !== b.length) throw errors.input(`cannot compare arrays of ${a.length} and ${b.length} elements`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    if (!(d <= m)) m = Number.isNaN(d) ? Infinity : d;
+  }
+  return m;
+}
+
+/** max |x − ref| / max |ref|: the error relative to the reference's scale. */
+export function relMaxError(x: Numeric, ref: Numeric): number {
+  const s = maxAbs(ref);
+  const d = maxAbsDiff(x, ref);
+  return s === 0 ? d : d / s;
+}
+
+/** Normalised mean squared error Σ(x − ref)² / Σ ref². */
+export function nmse(x: Numeric, ref: Numeric): number {
+  const a = arr(x), b = arr(ref);
+  if (a.length !== b.length) throw errors.input(`cannot compare arrays of ${a.length} and ${b.length} elements`);
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) { const d = a[i] - b[i]; num += d * d; den += b[i] * b[i]; }
+  return den === 0 ? num : num / den;
+}
+
+/** torch.allclose semantics: |x − y| ≤ atol + rtol·|y| everywhere. */
+export function allclose(x: Numeric, y: Numeric, opts: { rtol?: number; atol?: number } = {}): boolean {
+  const rtol = opts.rtol ?? 1e-5, atol = opts.atol ?? 1e-8;
+  const a = arr(x), b = arr(y);
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (!(Math.abs(a[i] - b[i]) <= atol + rtol * Math.abs(b[i]))) return false;
+  return true;
+}
