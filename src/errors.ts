@@ -32,6 +32,8 @@ const show = (v: unknown): string => {
 export const errors = {
   option: (name: string, want: string, got: unknown) =>
     new RetNetError('E_OPTION', `options.${name} must be ${want} (got ${show(got)})`),
+  config: (name: string, want: string, got: unknown) =>
+    new RetNetError('E_OPTION', `config.${name} must be ${want} (got ${show(got)})`),
   input: (message: string) => new RetNetError('E_INPUT', message),
   safetensors: (file: string, message: string) => new RetNetError('E_SAFETENSORS', `${file}: ${message}`),
   dtype: (file: string, name: string, dtype: string) =>

@@ -68,14 +68,9 @@ export function parseHeader(headerBytes: Uint8Array, fileSize: number, label: st
     if (end > dataLen) {
       throw errors.safetensors(label, `tensor ${JSON.stringify(name)} claims bytes [${begin}, ${end}) but the file holds only ${Math.max(0, dataLen)} data bytes (truncated or corrupt)`);
     }
-    // numel·itemsize must equal the byte range; multiply step by step so a
-    // hostile shape cannot overflow into a match.
-    let bytes = ITEM_SIZE[dtype];
-    for (const s of shape as number[]) {
-      bytes *= s;
-      if (bytes > end - begin && s !== 0) break;
-    }
-    if ((shape as number[]).includes(0)) bytes = 0;
+    // numel·itemsize must equal the byte range. Products are plain doubles: a
+    // hostile shape can only overshoot 2^53, never wrap around into a match.
+    const bytes = (shape as number[]).reduce((a, s) => a * s, ITEM_SIZE[dtype]);
     if (bytes !== end - begin) {
       throw errors.safetensors(label, `tensor ${JSON.stringify(name)}: shape [${(shape as number[]).join(', ')}] of ${dtype} needs ${bytes} bytes but data_offsets give ${end - begin}`);
     }

@@ -38,7 +38,7 @@ const posInt = (v: unknown): v is number => Number.isInteger(v) && (v as number)
 
 export function resolveConfig(partial: Partial<RetNetConfig>): RetNetConfig {
   const c: RetNetConfig = { ...DEFAULT_CONFIG, ...partial };
-  const bad = (name: string, want: string) => { throw errors.option(`config.${name}`.replace(/^config\./, 'config.'), want, (c as unknown as Record<string, unknown>)[name]); };
+  const bad = (name: string, want: string) => { throw errors.config(name, want, (c as unknown as Record<string, unknown>)[name]); };
   if (!Number.isInteger(c.numLayer) || c.numLayer < 0) bad('numLayer', 'a non-negative integer');
   if (!posInt(c.numHeads)) bad('numHeads', 'a positive integer');
   if (!posInt(c.dimModel)) bad('dimModel', 'a positive integer');
@@ -54,11 +54,11 @@ export function resolveConfig(partial: Partial<RetNetConfig>): RetNetConfig {
 
 export function dimsOf(c: RetNetConfig): Dims {
   const d = c.dimModel, H = c.numHeads;
-  if (d % H !== 0) throw errors.option('config.dimModel', `divisible by numHeads=${H}`, d);
+  if (d % H !== 0) throw errors.config('dimModel', `divisible by numHeads=${H}`, d);
   const dk = d / H;
-  if (dk % 2 !== 0) throw errors.option('config.dimModel', `such that dimModel/numHeads is even (rotary pairs); dimModel/numHeads = ${dk}`, d);
+  if (dk % 2 !== 0) throw errors.config('dimModel', `such that dimModel/numHeads is even (rotary pairs); dimModel/numHeads = ${dk}`, d);
   const dvTotal = d * c.valueFactor;
-  if (!Number.isInteger(dvTotal) || dvTotal % H !== 0) throw errors.option('config.valueFactor', `such that dimModel·valueFactor is divisible by numHeads=${H}`, c.valueFactor);
+  if (!Number.isInteger(dvTotal) || dvTotal % H !== 0) throw errors.config('valueFactor', `such that dimModel·valueFactor is divisible by numHeads=${H}`, c.valueFactor);
   const hidden = c.mlpHidden ?? [Math.round(c.mlpMult * d)];
   return { d, H, dk, dv: dvTotal / H, hidden };
 }

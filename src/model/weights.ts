@@ -109,8 +109,7 @@ export function layersFromCheckpoint(ck: Checkpoint, prefix = '', overrides: Loa
   while (has(`layers.${numLayer}.0.q_proj.weight`)) numLayer++;
   if (numLayer === 0) throw errors.weights(`${ck.label}: no RetNet layers found (expected ${prefix}layers.0.0.q_proj.weight)`);
 
-  const q0 = get('layers.0.0.q_proj.weight');
-  const d = q0.shape[1];
+  const d = get('layers.0.0.pre_norm.weight').shape[0];
   let H: number;
   if (overrides.numHeads !== undefined) H = overrides.numHeads;
   else if (has('layers.0.0.decay')) H = get('layers.0.0.decay').shape[0];
@@ -131,11 +130,11 @@ export function layersFromCheckpoint(ck: Checkpoint, prefix = '', overrides: Loa
     if (typeof v === 'string' && (ACTIVATIONS as readonly string[]).includes(v)) return v as ActName;
     throw errors.weights(`${ck.label}: ${key} = ${JSON.stringify(v)} is not one of ${ACTIVATIONS.join(', ')}`);
   };
-  const config = resolveConfig({
+  const config = inferred(ck.label, () => resolveConfig({
     numLayer, numHeads: H, dimModel: d, valueFactor,
     msrGateFn: act('msr_gate_fn'), mlpGateFn: act('mlp_gate_fn'),
     mlpMult: hidden.length === 1 ? hidden[0] / d : 4, mlpHidden: hidden, mlpBias,
-  });
+  }));
   const dims = dimsOf(config);
   used.clear();
 
@@ -165,6 +164,13 @@ export function layersFromCheckpoint(ck: Checkpoint, prefix = '', overrides: Loa
     layers.push({ msr, mlp: { norm: norm(`layers.${l}.1.net.0`, d), linears } });
   }
   return { config, layers, used };
+}
+
+/** Config errors while inferring from shapes are the checkpoint's fault: say so. */
+function inferred<T>(label: string, fn: () => T): T {
+  try { return fn(); } catch (e) {
+    throw errors.weights(`${label}: the architecture inferred from the weight shapes is inconsistent: ${(e as Error).message}`);
+  }
 }
 
 const shapeLast = (t: StTensor) => t.shape[t.shape.length - 1];

@@ -1,0 +1,126 @@
+// Bad input: each case is a clear RetNetError naming the problem, never a crash,
+// a hang or a silent wrong answer.
+import { test } from 'uvu';
+import { mkdtempSync, writeFileSync, readFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { RetNet, RetNetError, Tensor, writeSafetensors } from '../src/index.js';
+import { expectError, fixturePath } from './helpers.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'retnet-bad-'));
+const model = RetNet.init({ numLayer: 1, numHeads: 2, dimModel: 8, seed: 1 });
+const x = Tensor.randn([1, 5, 8], { seed: 2 });
+
+function header(obj: unknown, extraBytes = 0): Buffer {
+  const h = Buffer.from(JSON.stringify(obj));
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(h.length));
+  return Buffer.concat([len, h, Buffer.alloc(extraBytes)]);
+}
+
+test('wrong input width, rank and type', async () => {
+  await expectError(() => model.forward(Tensor.randn([1, 5, 7])), /width 7 but the model's dimModel is 8/, 'width');
+  await expectError(() => model.forward(Tensor.randn([5, 8])), /shape \[batch, length, 8\]/, 'rank');
+  await expectError(() => model.forward([1, 2, 3] as unknown as Tensor), /must be a Tensor/, 'type');
+  await expectError(() => model.forward(Tensor.zeros([1, 0, 8])), /length ≥ 1/, 'empty');
+});
+
+test('non-finite input names the position', async () => {
+  const bad = Tensor.randn([2, 5, 8], { seed: 3 });
+  bad.data[1 * 40 + 3 * 8 + 6] = NaN;
+  await expectError(() => model.forward(bad), /non-finite value NaN at \[1, 3, 6\]/, 'NaN');
+  bad.data[1 * 40 + 3 * 8 + 6] = Infinity;
+  await expectError(() => model.forward(bad), /non-finite value Infinity/, 'Infinity');
+});
+
+test('numChunks 0, -2, 1.5 and other bad options', async () => {
+  await expectError(() => model.forward(x, { numChunks: 0 }), /^options\.numChunks must be a positive integer, -1 or null \(got 0\)$/, 'numChunks 0');
+  await expectError(() => model.forward(x, { numChunks: -2 }), /options\.numChunks must be a positive integer, -1 or null \(got -2\)/, 'numChunks -2');
+  await expectError(() => model.forward(x, { numChunks: 1.5 }), /options\.numChunks .*\(got 1\.5\)/, 'numChunks 1.5');
+  await expectError(() => model.forward(x, { chunkSize: 0 }), /options\.chunkSize must be a positive integer \(got 0\)/, 'chunkSize 0');
+  await expectError(() => model.forward(x, { chunkSize: 2, numChunks: 2 }), /options\.chunkSize must be omitted when numChunks is given/, 'both');
+  await expectError(() => model.forward(x, { backend: 'cuda' as never }), /options\.backend must be one of/, 'backend');
+  await expectError(() => model.forward(x, { normalizeRetn: 'yes' as never }), /options\.normalizeRetn must be a boolean/, 'flag');
+  await expectError(() => model.forward(x, { attnMask: 'none' as never }), /options\.attnMask must be 'causal'/, 'mask');
+});
+
+test('bad configs', async () => {
+  await expectError(() => RetNet.init({ dimModel: 10, numHeads: 3 }), /divisible by numHeads=3/, 'heads');
+  await expectError(() => RetNet.init({ dimModel: 6, numHeads: 2 }), /even/, 'odd dk');
+  await expectError(() => RetNet.init({ msrGateFn: 'tanh' as never }), /msrGateFn must be one of gelu/, 'act');
+});
+
+test('truncated safetensors file', async () => {
+  const whole = readFileSync(fixturePath('retnet-tiny'));
+  const p = join(dir, 'truncated.safetensors');
+  writeFileSync(p, whole.subarray(0, whole.length - 100));
+  const e = await expectError(() => RetNet.load(p), /truncated\.safetensors: tensor .* claims bytes \[\d+, \d+\) but the file holds only \d+ data bytes \(truncated or corrupt\)/, 'truncated');
+  if (!(e instanceof RetNetError) || e.code !== 'E_SAFETENSORS') throw new Error('not an E_SAFETENSORS RetNetError');
+  writeFileSync(p, whole.subarray(0, 5));
+  await expectError(() => RetNet.load(p), /starts with an 8-byte header length/, 'tiny file');
+  writeFileSync(p, whole.subarray(0, 50));
+  await expectError(() => RetNet.load(p), /header length \d+ exceeds the 42 bytes/, 'cut header');
+});
+
+test('a header claiming 10^12 bytes is refused before any allocation', async () => {
+  const p = join(dir, 'huge.safetensors');
+  writeFileSync(p, header({ w: { dtype: 'F32', shape: [250_000_000_000], data_offsets: [0, 1e12] } }, 16));
+  await expectError(() => RetNet.load(p), /claims bytes \[0, 1000000000000\) but the file holds only 16 data bytes/, 'huge tensor');
+  const len = Buffer.alloc(16);
+  len.writeBigUInt64LE(10n ** 12n);
+  writeFileSync(p, len);
+  await expectError(() => RetNet.load(p), /header length 1000000000000 exceeds the format's 100000000-byte limit/, 'huge header');
+  writeFileSync(p, header({ w: { dtype: 'F32', shape: [4, 4], data_offsets: [0, 8] } }, 8));
+  await expectError(() => RetNet.load(p), /shape \[4, 4\] of F32 needs 64 bytes but data_offsets give 8/, 'shape/offset mismatch');
+  writeFileSync(p, Buffer.concat([Buffer.from([3, 0, 0, 0, 0, 0, 0, 0]), Buffer.from('{x}')]));
+  await expectError(() => RetNet.load(p), /header is not valid UTF-8 JSON/, 'bad json');
+});
+
+test('a missing weight and unexpected weights are listed', async () => {
+  const ref = await RetNet.load(fixturePath('retnet-tiny'));
+  const p = join(dir, 'missing.safetensors');
+  const { layersToTensors } = await import('../src/model/weights.js');
+  const t = layersToTensors(ref.layers, ref.dims);
+  delete t['layers.0.0.g_proj.bias'];
+  writeSafetensors(p, t);
+  await expectError(() => RetNet.load(p), /missing weight layers\.0\.0\.g_proj\.bias/, 'missing');
+  const t2 = layersToTensors(ref.layers, ref.dims);
+  t2['extra.weight'] = { shape: [2], data: new Float32Array(2) };
+  t2['layers.0.0.foo'] = { shape: [1], data: new Float32Array(1) };
+  writeSafetensors(p, t2);
+  await expectError(() => RetNet.load(p), /unexpected weights not used by the model: extra\.weight, layers\.0\.0\.foo/, 'unexpected');
+  const t3 = layersToTensors(ref.layers, ref.dims);
+  t3['layers.0.0.q_proj.weight'] = { shape: [8, 7], data: new Float32Array(56) };
+  writeSafetensors(p, t3);
+  await expectError(() => RetNet.load(p), /q_proj\.weight has shape \[8, 7\], expected \[8, 8\]/, 'wrong shape');
+});
+
+test('an unsupported dtype is named', async () => {
+  const p = join(dir, 'dtype.safetensors');
+  writeFileSync(p, header({ 'layers.0.0.q_proj.weight': { dtype: 'C64', shape: [1], data_offsets: [0, 8] } }, 8));
+  await expectError(() => RetNet.load(p), /tensor "layers\.0\.0\.q_proj\.weight" has dtype C64; supported: F32, F64, F16, BF16/, 'C64');
+});
+
+test('missing file and directory', async () => {
+  await expectError(() => RetNet.load(join(dir, 'nope.safetensors')), /nope\.safetensors: cannot open: ENOENT/, 'missing');
+  const d = join(dir, 'adir'); mkdirSync(d);
+  await expectError(() => RetNet.load(d), /is a directory/, 'directory');
+});
+
+test('step input checks and a closed model', async () => {
+  await expectError(() => model.step(Tensor.randn([1, 7])), /step input must be a Tensor of shape \[batch, 8\]/, 'step width');
+  const st = model.initState(2);
+  await expectError(() => model.step(Tensor.randn([1, 8]), st), /batch 1 but the state was made for batch 2/, 'step batch');
+  const m2 = RetNet.init({ numLayer: 1, numHeads: 2, dimModel: 8 });
+  await m2.close();
+  await expectError(() => m2.forward(x), /model was closed/, 'closed');
+});
+
+test('an aborted signal rejects', async () => {
+  const ac = new AbortController();
+  ac.abort(new Error('user cancelled'));
+  const e = await expectError(() => model.forward(x, { signal: ac.signal }), /operation aborted: user cancelled/, 'abort');
+  if ((e as RetNetError).code !== 'E_ABORTED') throw new Error('wrong code');
+});
+
+test.run();

@@ -1,0 +1,57 @@
+// safetensors reader/writer: round trips, dtype conversion, ranged reads.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SafetensorsFile, SafetensorsWriter, readSafetensors, writeSafetensors } from '../src/index.js';
+import { halfToFloat } from '../src/safetensors.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'retnet-st-'));
+
+test('round trip of F32, F64, I32 with metadata', () => {
+  const p = join(dir, 'rt.safetensors');
+  const a = Float32Array.from([1, -2.5, 3e-7, 4]);
+  const b = Float64Array.from([Math.PI, -Math.E]);
+  const c = Int32Array.from([7, -8, 9]);
+  writeSafetensors(p, { a: { shape: [2, 2], data: a }, b: { shape: [2], data: b }, c: { shape: [3], data: c } }, { note: 'hi' });
+  const { tensors, metadata } = readSafetensors(p);
+  assert.equal(metadata.note, 'hi');
+  assert.equal([...tensors.get('a')!.data], [...a]);
+  assert.equal(tensors.get('a')!.shape, [2, 2]);
+  assert.equal([...tensors.get('b')!.data], [...b]);
+  assert.ok(tensors.get('b')!.data instanceof Float64Array);
+  assert.equal([...tensors.get('c')!.data], [...c]);
+});
+
+test('F16 and BF16 decode to float32 exactly', () => {
+  // F16: 1.0 = 0x3c00, -2.0 = 0xc000, smallest subnormal 0x0001 = 2^-24, inf 0x7c00
+  assert.equal(halfToFloat(0x3c00), 1);
+  assert.equal(halfToFloat(0xc000), -2);
+  assert.equal(halfToFloat(0x0001), 2 ** -24);
+  assert.equal(halfToFloat(0x7c00), Infinity);
+  const p = join(dir, 'half.safetensors');
+  const f16 = Uint16Array.from([0x3c00, 0xc000, 0x3555]); // 1, -2, 0.333251953125
+  const bf16 = Uint16Array.from([0x3f80, 0xc040, 0x3eab]); // 1, -3, 0.333984375
+  const hdr = JSON.stringify({ h: { dtype: 'F16', shape: [3], data_offsets: [0, 6] }, g: { dtype: 'BF16', shape: [3], data_offsets: [6, 12] } });
+  const len = Buffer.alloc(8); len.writeBigUInt64LE(BigInt(hdr.length));
+  writeFileSync(p, Buffer.concat([len, Buffer.from(hdr), Buffer.from(f16.buffer), Buffer.from(bf16.buffer)]));
+  const { tensors } = readSafetensors(p);
+  assert.equal([...tensors.get('h')!.data], [1, -2, 0.333251953125]);
+  assert.equal([...tensors.get('g')!.data], [1, -3, 0.333984375]);
+});
+
+test('streamed writes in any order and ranged reads', () => {
+  const p = join(dir, 'stream.safetensors');
+  const w = new SafetensorsWriter(p, [{ name: 'out', dtype: 'F32', shape: [4, 3] }]);
+  w.write('out', 6, Float32Array.from([6, 7, 8, 9, 10, 11]));
+  w.write('out', 0, Float32Array.from([0, 1, 2, 3, 4, 5]));
+  w.close();
+  const f = SafetensorsFile.open(p);
+  assert.equal([...f.readElements('out', 3, 4)], [3, 4, 5, 6]);
+  assert.equal([...f.read('out').data], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+  assert.throws(() => f.readElements('out', 10, 5), /outside tensor "out" of 12 elements/);
+  f.close();
+});
+
+test.run();
