@@ -11,6 +11,8 @@ import {
   type Checkpoint, type LayerWeights, type LoadOptions, type MSRWeights,
 } from './weights.js';
 import * as js from '../backends/js.js';
+import '../backends/register.js';
+import { createExecutor, hasExecutor, type BackendInfo, type Executor, type ForwardRequest, type ModelSpec } from '../backends/executor.js';
 import type { ActName, RetentionFlags } from '../reference/ops.js';
 import { Rng } from '../random.js';
 
@@ -48,8 +50,35 @@ async function mapSequences(x: Tensor, L: number, d: number, dOut: number, r: Re
   return new Tensor(out, [B, L, dOut]);
 }
 
-function unsupportedBackend(name: BackendName): never {
-  throw errors.engine(`backend '${name}' is not available in this build; use backend: 'js'`);
+/** Executors a model has started, one per backend, created on first use and
+ *  ended by close(). */
+class ExecutorSet {
+  private readonly running = new Map<BackendName, Promise<Executor>>();
+
+  get(name: BackendName, workers: number | undefined): Promise<Executor> {
+    let e = this.running.get(name);
+    if (!e) {
+      if (!hasExecutor(name)) throw errors.engine(`backend '${name}' is not available in this build; use backend: 'js'`);
+      e = createExecutor(name, { workers });
+      e.catch(() => this.running.delete(name));
+      this.running.set(name, e);
+    }
+    return e;
+  }
+
+  info(): Promise<BackendInfo[]> {
+    return Promise.all([...this.running.values()].map(async (e) => (await e).info()));
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.running.values()];
+    this.running.clear();
+    await Promise.allSettled(all.map(async (e) => (await e).close()));
+  }
+}
+
+function request(mode: 'retnet' | 'msr', r: ResolvedOptions, onProgress?: ForwardRequest['onProgress']): ForwardRequest {
+  return { mode, plan: r.plan, flags: flagsOf(r), stateDtype: r.stateDtype, signal: r.signal, workers: r.workers, onProgress };
 }
 
 // ---------------------------------------------------------------- recurrent state
@@ -81,12 +110,15 @@ export class RetNet {
   readonly dims: Dims;
   readonly layers: LayerWeights[];
   private closed = false;
+  private readonly executors = new ExecutorSet();
+  private readonly spec: ModelSpec;
 
   constructor(config: RetNetConfig, layers: LayerWeights[]) {
     this.config = resolveConfig(config);
     this.dims = dimsOf(this.config);
     if (layers.length !== this.config.numLayer) throw errors.weights(`config says ${this.config.numLayer} layers but ${layers.length} were given`);
     this.layers = layers;
+    this.spec = { config: this.config, dims: this.dims, layers };
   }
 
   /** A seeded random model with the seed's defaults for anything not given. */
@@ -115,16 +147,22 @@ export class RetNet {
 
   get acts(): { msr: ActName; mlp: ActName } { return { msr: this.config.msrGateFn, mlp: this.config.mlpGateFn }; }
 
-  /** x [B, L, d] → [B, L, d]. */
-  async forward(x: Tensor, options: ForwardOptions = {}): Promise<Tensor> {
+  /** x [B, L, d] → [B, L, d] (float64 on the js backend, float32 elsewhere). */
+  async forward(x: Tensor, options: ForwardOptions & { onProgress?: ForwardRequest['onProgress'] } = {}): Promise<Tensor> {
     if (this.closed) throw errors.closed();
     const r = resolveOptions(options, { backend: DEFAULT_BACKEND });
     const { L } = checkInput(x, this.dims.d);
     throwIfAborted(r.signal);
-    if (r.backend !== 'js') unsupportedBackend(r.backend);
+    if (r.backend !== 'js') {
+      const ex = await this.executors.get(r.backend, r.workers);
+      return ex.forward(this.spec, x, request('retnet', r, options.onProgress));
+    }
     const plan = r.plan(L);
     return mapSequences(x, L, this.dims.d, this.dims.d, r, (xs) => js.retnetForward(this.layers, this.dims, this.acts, xs, L, plan, flagsOf(r)));
   }
+
+  /** Engines and devices of the backends this model has used so far. */
+  backendInfo(): Promise<BackendInfo[]> { return this.executors.info(); }
 
   /** A zero state for `batch` sequences, at position 0. */
   initState(batch = 1): RecurrentState {
@@ -155,7 +193,7 @@ export class RetNet {
   }
 
   /** Ends any worker threads the model started. Idempotent. */
-  async close(): Promise<void> { this.closed = true; }
+  async close(): Promise<void> { this.closed = true; await this.executors.close(); }
 }
 
 // ---------------------------------------------------------------- MultiScaleRetention
@@ -168,11 +206,16 @@ export class MultiScaleRetention {
   readonly dims: Dims;
   readonly weights: MSRWeights;
   private closed = false;
+  private readonly executors = new ExecutorSet();
+  private readonly spec: ModelSpec;
 
   constructor(config: MSRConfig, weights: MSRWeights) {
     this.config = config;
-    this.dims = dimsOf(resolveConfig({ numLayer: 0, dimModel: config.dimModel, numHeads: config.numHeads, valueFactor: config.valueFactor, msrGateFn: config.gateFn }));
+    const rc = resolveConfig({ numLayer: 1, dimModel: config.dimModel, numHeads: config.numHeads, valueFactor: config.valueFactor, msrGateFn: config.gateFn });
+    this.dims = dimsOf(rc);
     this.weights = weights;
+    // A one-layer spec whose MLP is never run (mode 'msr').
+    this.spec = { config: rc, dims: this.dims, layers: [{ msr: weights, mlp: { norm: weights.preNorm, linears: [] } }] };
   }
 
   static init(config: Partial<MSRConfig> & { seed?: number } = {}): MultiScaleRetention {
@@ -194,12 +237,17 @@ export class MultiScaleRetention {
     const r = resolveOptions(options, { backend: DEFAULT_BACKEND });
     const { L } = checkInput(x, this.dims.d);
     throwIfAborted(r.signal);
-    if (r.backend !== 'js') unsupportedBackend(r.backend);
+    if (r.backend !== 'js') {
+      const ex = await this.executors.get(r.backend, r.workers);
+      return ex.forward(this.spec, x, request('msr', r));
+    }
     const plan = r.plan(L);
     return mapSequences(x, L, this.dims.d, this.dims.d, r, (xs) => js.msrForward(this.weights, this.dims, this.config.gateFn, xs, L, plan, flagsOf(r)));
   }
 
-  async close(): Promise<void> { this.closed = true; }
+  backendInfo(): Promise<BackendInfo[]> { return this.executors.info(); }
+
+  async close(): Promise<void> { this.closed = true; await this.executors.close(); }
 }
 
 // ---------------------------------------------------------------- retention alone

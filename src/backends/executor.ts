@@ -1,0 +1,68 @@
+// The contract between the model layer and a compute backend. The model
+// validates inputs and options, then hands an Executor the weights and a
+// ForwardRequest; the executor owns threads, device memory and caches.
+import type { Tensor } from '../tensor.js';
+import type { Dims, RetNetConfig } from '../model/config.js';
+import type { LayerWeights } from '../model/weights.js';
+import type { BackendName, ChunkPlan } from '../options.js';
+import type { RetentionFlags } from '../reference/ops.js';
+
+/** What to run. The same object identity is passed on every call for one
+ *  model, so an executor may cache packed/uploaded weights keyed on it (WeakMap). */
+export interface ModelSpec {
+  config: RetNetConfig;
+  dims: Dims;
+  layers: LayerWeights[];
+}
+
+export interface ForwardRequest {
+  /** 'retnet': numLayer × (x += MSR(x); x += MLP(x)). 'msr': y = MSR(x) of layers[0], no residual, no MLP. */
+  mode: 'retnet' | 'msr';
+  /** Chunking for a sequence of length L. */
+  plan: (L: number) => ChunkPlan;
+  flags: RetentionFlags;
+  /** Precision of the cross-chunk scan. */
+  stateDtype: 'float64' | 'float32';
+  signal?: AbortSignal;
+  /** Worker count (executors with a pool). */
+  workers?: number;
+  /** Called with the number of tokens finished so far (of B·L), for progress bars. */
+  onProgress?: (tokensDone: number, tokensTotal: number) => void;
+}
+
+export interface BackendInfo {
+  backend: BackendName;
+  /** e.g. 'wasm-relaxed-simd', 'tfjs-node-gpu' */
+  engine: string;
+  /** e.g. 'CPU, 2 workers' or the GPU name */
+  device: string;
+  [key: string]: unknown;
+}
+
+export interface Executor {
+  readonly name: BackendName;
+  /** x [B, L, d] (float32 or float64) → [B, L, d] float32. */
+  forward(spec: ModelSpec, x: Tensor, req: ForwardRequest): Promise<Tensor>;
+  info(): BackendInfo;
+  /** Release threads and device memory; the executor is unusable afterwards. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Factories registered by backend modules (keeps the model layer free of
+ *  imports of heavy optional dependencies). */
+export type ExecutorFactory = (opts: { workers?: number }) => Promise<Executor>;
+const factories = new Map<BackendName, () => Promise<ExecutorFactory>>();
+
+export function registerExecutor(name: BackendName, load: () => Promise<ExecutorFactory>): void {
+  factories.set(name, load);
+}
+
+export async function createExecutor(name: BackendName, opts: { workers?: number }): Promise<Executor> {
+  const load = factories.get(name);
+  if (!load) throw new Error(`no executor registered for backend '${name}'`);
+  return (await load())(opts);
+}
+
+export function hasExecutor(name: BackendName): boolean {
+  return factories.has(name);
+}
