@@ -2,4 +2,4 @@
 // so importing the library never pulls in worker pools or TensorFlow.js.
 import { registerExecutor } from './executor.js';
 
-void registerExecutor; // backends register themselves below as they land
+registerExecutor('wasm', () => import('../runtime/executor.js').then((m) => m.createWasmExecutor));

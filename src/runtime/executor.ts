@@ -1,0 +1,315 @@
+// The chunk-parallel runtime (DESIGN.md §2): a coordinator that plans
+// windows of slabs, dispatches phase A and phase C tasks to a Piscina pool
+// of chunk workers over one shared WebAssembly.Memory, and runs the phase B
+// scan itself. Implements the `wasm` backend's Executor.
+import { availableParallelism } from 'node:os';
+import { Piscina } from 'piscina';
+import { errors, RetNetError } from '../errors.js';
+import { Tensor } from '../tensor.js';
+import type { BackendInfo, Executor, ForwardRequest, ModelSpec } from '../backends/executor.js';
+import { Arena, fmtBytes } from './arena.js';
+import { chunksOf, planWindows, slabChunks, type Slab } from './plan.js';
+import { newSeqState, scanChunks, type SeqState } from './scan.js';
+import { ACT_CODE, ROW_BLOCK, type Dims, type LayerPtrs, type ScratchPtrs, type SlabTask, type WindowPtrs } from './messages.js';
+import type { RuntimeKernels } from './kernels.js';
+import { createWorkerKernels } from './worker-kernels.js';
+import type { WArray } from '../model/weights.js';
+
+const F4 = 4;
+/** Below this offset the WASM module keeps its own data; the arena starts here. */
+export const ARENA_BASE = 1 << 20;
+/** wasm32 addresses 4 GiB; keep one page of headroom. */
+const MAX_MEMORY = 2 ** 32 - 65536;
+/** Default window budget in rows (tokens across the batch). */
+export const DEFAULT_WINDOW_ROWS = 8192;
+/** Budget for the per-window chunk summaries and incoming states. */
+const SUMMARY_BYTES = 256 * 2 ** 20;
+
+/** A source of input rows and a sink for output rows, so inputs and outputs
+ *  need never be held whole (streaming from and to files). */
+export interface RowSource { lengths: readonly number[]; read(seq: number, start: number, into: Float32Array): void }
+export interface RowSink { write(seq: number, start: number, rows: Float32Array): void }
+
+export interface WasmExecutorOptions {
+  workers?: number;
+  /** 'wasm' (default) or the scalar JS twin, for testing the orchestration */
+  kernels?: 'wasm' | 'js';
+  /** WASM variant: 'auto' | 'relaxed' | 'simd' */
+  variant?: string;
+  /** Rows (tokens) per window; default 8192. */
+  windowRows?: number;
+}
+
+interface Packed { layers: LayerPtrs[]; dims: Dims; gammas: number[][] }
+
+export class WasmExecutor implements Executor {
+  readonly name = 'wasm' as const;
+  private readonly memory: WebAssembly.Memory;
+  private readonly arena: Arena;
+  private readonly kernels: RuntimeKernels;
+  private pool: Piscina;
+  private workers: number;
+  private readonly opts: WasmExecutorOptions;
+  private readonly packed = new WeakMap<ModelSpec, Packed>();
+  private lock: Promise<void> = Promise.resolve();
+  private closed = false;
+  /** test hook: the next dispatched task makes its worker exit */
+  private crashNext = false;
+
+  private constructor(memory: WebAssembly.Memory, kernels: RuntimeKernels, opts: WasmExecutorOptions) {
+    this.memory = memory;
+    this.kernels = kernels;
+    this.opts = opts;
+    this.arena = new Arena(memory, ARENA_BASE, MAX_MEMORY);
+    this.workers = opts.workers ?? availableParallelism();
+    this.pool = this.makePool(this.workers);
+  }
+
+  static async create(opts: WasmExecutorOptions = {}): Promise<WasmExecutor> {
+    const memory = new WebAssembly.Memory({ initial: 256, maximum: 65536, shared: true });
+    const which = opts.kernels ?? (process.env.RETNET_KERNELS === 'js' ? 'js' : 'wasm');
+    const variant = opts.variant ?? process.env.RETNET_WASM_VARIANT ?? 'auto';
+    const kernels = await createWorkerKernels(memory, which, variant);
+    return new WasmExecutor(memory, kernels, { ...opts, kernels: which, variant });
+  }
+
+  private makePool(n: number): Piscina {
+    return new Piscina({
+      filename: new URL('../../workers/chunk-worker.js', import.meta.url).href,
+      minThreads: n, maxThreads: n, idleTimeout: 2 ** 31 - 1,
+      workerData: { memory: this.memory, kernels: this.opts.kernels, variant: this.opts.variant },
+    });
+  }
+
+  info(): BackendInfo {
+    return { backend: 'wasm', engine: this.kernels.name, device: `CPU, ${this.workers} worker thread${this.workers === 1 ? '' : 's'}` };
+  }
+
+  /** Test hook: the next task makes its worker thread exit mid-task. */
+  debugCrashNextTask(): void { this.crashNext = true; }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.destroy();
+  }
+
+  /** Serialise calls: one forward at a time owns the arena. */
+  private async exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const prev = this.lock;
+    let release!: () => void;
+    this.lock = new Promise((r) => (release = r));
+    await prev;
+    try { return await fn(); } finally { release(); }
+  }
+
+  async forward(spec: ModelSpec, x: Tensor, req: ForwardRequest): Promise<Tensor> {
+    const [B, L, d] = x.shape;
+    const out = new Float32Array(B * L * d);
+    const source: RowSource = {
+      lengths: Array(B).fill(L),
+      read: (seq, start, into) => { const o = (seq * L + start) * d; for (let i = 0; i < into.length; i++) into[i] = x.data[o + i]; },
+    };
+    const sink: RowSink = { write: (seq, start, rows) => out.set(rows, (seq * L + start) * d) };
+    await this.run(spec, source, sink, req);
+    return new Tensor(out, [B, L, d]);
+  }
+
+  /** Run the model over sequences of any lengths, streaming rows in and out. */
+  run(spec: ModelSpec, source: RowSource, sink: RowSink, req: ForwardRequest & { windowRows?: number }): Promise<void> {
+    if (this.closed) return Promise.reject(errors.closed());
+    return this.exclusive(async () => {
+      if (req.workers !== undefined && req.workers !== this.workers) {
+        await this.pool.destroy();
+        this.workers = req.workers;
+        this.pool = this.makePool(this.workers);
+      }
+      const packed = this.pack(spec);
+      try {
+        await this.runWindows(spec, packed, source, sink, req);
+      } finally {
+        this.arena.reset();
+      }
+    });
+  }
+
+  // ---------------------------------------------------------------- weights
+
+  /** Copy weights into the persistent region and pack them for the GEMM (once per model). */
+  private pack(spec: ModelSpec): Packed {
+    const have = this.packed.get(spec);
+    if (have) return have;
+    const { d, H, dk, dv, hidden } = spec.dims;
+    const Wp = 2 * d + 2 * H * dv;
+    const K = this.kernels;
+    const A = this.arena;
+    const vec = (src: ArrayLike<number>, what: string) => {
+      const off = A.persistent(src.length * F4, what);
+      A.f32(off, src.length).set(src);
+      return off;
+    };
+    // Pass 1: allocate every persistent buffer (packed sizes known up front).
+    const jobs: { rows: WArray[]; scale: number[]; N: number; K: number; out: number }[] = [];
+    const packedW = (rows: WArray[], scale: number[], N: number, Kd: number, what: string) => {
+      const out = A.persistent(K.packedSize(N, Kd) * F4, what);
+      jobs.push({ rows, scale, N, K: Kd, out });
+      return out;
+    };
+    const kScale = 1 / Math.sqrt(dk);
+    const layers: LayerPtrs[] = spec.layers.map((lw, l) => {
+      const m = lw.msr;
+      const bias = new Float32Array(Wp);
+      bias.set(m.q.b ?? [], 0);
+      if (m.k.b) for (let i = 0; i < d; i++) bias[d + i] = m.k.b[i] * kScale;
+      bias.set(m.v.b ?? [], 2 * d);
+      bias.set(m.g.b ?? [], 2 * d + H * dv);
+      const theta: number[] = [];
+      for (let i = 0; i < dk / 2; i++) theta.push(m.angle[2 * i]);
+      return {
+        preNormW: vec(m.preNorm.weight, 'weights'), preNormB: vec(m.preNorm.bias, 'weights'),
+        qkvgW: packedW([m.q.W, m.k.W, m.v.W, m.g.W], [1, kScale, 1, 1], Wp, d, `layer ${l} q/k/v/g weights`),
+        qkvgB: vec(bias, 'weights'),
+        oW: packedW([m.o.W], [1], d, H * dv, 'weights'), oB: m.o.b ? vec(m.o.b, 'weights') : 0,
+        normW: vec(m.norm.weight, 'weights'), normB: vec(m.norm.bias, 'weights'),
+        mlpNormW: vec(lw.mlp.norm.weight, 'weights'), mlpNormB: vec(lw.mlp.norm.bias, 'weights'),
+        mlp: lw.mlp.linears.map((li) => ({ W: packedW([li.W], [1], li.outDim, li.inDim, 'weights'), b: li.b ? vec(li.b, 'weights') : 0, inDim: li.inDim, outDim: li.outDim })),
+        theta, gamma: Array.from(m.decay, (x) => Math.exp(x)), pow: 0,
+      };
+    });
+    // Pass 2: stage each weight in transient memory and pack it.
+    for (const j of jobs) {
+      const tmp = A.transient(j.N * j.K * F4, 'weight staging');
+      const view = A.f32(tmp, j.N * j.K);
+      let o = 0;
+      j.rows.forEach((w, i) => {
+        const s = j.scale[i];
+        if (s === 1) view.set(w, o); else for (let e = 0; e < w.length; e++) view[o + e] = w[e] * s;
+        o += w.length;
+      });
+      K.pack(tmp, j.N, j.K, j.out);
+      A.reset();
+    }
+    const p: Packed = { layers, dims: { d, H, dk, dv, Wp, maxHidden: Math.max(1, ...hidden) }, gammas: layers.map((l) => l.gamma) };
+    this.packed.set(spec, p);
+    return p;
+  }
+
+  // ---------------------------------------------------------------- forward
+
+  private async runWindows(spec: ModelSpec, packed: Packed, source: RowSource, sink: RowSink, req: ForwardRequest & { windowRows?: number }): Promise<void> {
+    const A = this.arena;
+    const { d, H, dk, dv, Wp, maxHidden } = packed.dims;
+    const stride = dk * dv + dk;
+    const lengths = source.lengths;
+    const chunkSize = (L: number) => req.plan(L).chunkSize;
+    const Cmax = Math.max(...lengths.map(chunkSize));
+    const slabRowsMax = Math.max(...lengths.map((L) => Math.min(L, slabChunks(chunkSize(L)) * chunkSize(L))));
+    const slots = this.workers;
+
+    // Memory check before allocating: the score tile is C×C per concurrent task.
+    const tileBytes = Cmax * Cmax * F4 * slots;
+    if (tileBytes > 2 ** 31) {
+      throw errors.memory(`the ${Cmax === Math.max(...lengths) ? 'parallel form' : 'chunk size'} with ${Cmax} tokens per chunk needs ${fmtBytes(tileBytes)} of score tiles (${Cmax}² floats × ${slots} workers), over the 2 GiB limit; use numChunks or chunkSize`);
+    }
+    // Decay powers γ_h^i, i = 0..Cmax, per layer and head (float64 → float32).
+    const powStride = Cmax + 1;
+    const layers = packed.layers.map((Ly) => {
+      const pow = A.transient(H * powStride * F4, 'decay tables');
+      const v = A.f32(pow, H * powStride);
+      for (let h = 0; h < H; h++) for (let i = 0; i <= Cmax; i++) v[h * powStride + i] = Math.pow(Ly.gamma[h], i);
+      return { ...Ly, pow };
+    });
+    // Window buffers sized for the largest window.
+    const maxChunksPerWindow = Math.max(slabChunks(1), Math.floor(SUMMARY_BYTES / (2 * H * stride * F4)));
+    const windowRows = Math.max(req.windowRows ?? this.opts.windowRows ?? DEFAULT_WINDOW_ROWS, slabRowsMax);
+    const windows = [...planWindows(lengths, chunkSize, windowRows, maxChunksPerWindow)];
+    const T = Math.max(...windows.map((w) => w.rows));
+    const nChunks = Math.max(...windows.map((w) => w.chunks));
+    const win: WindowPtrs = {
+      X: A.transient(T * d * F4, 'window activations'),
+      P: A.transient(T * Wp * F4, 'window projections'),
+      O: A.transient(T * H * dv * F4, 'window retention output'),
+      R: A.transient(H * T * F4, 'window row sums'),
+      SUM: A.transient(nChunks * H * stride * F4, 'chunk summaries'),
+      SIN: A.transient(nChunks * H * stride * F4, 'incoming states'),
+      T, powStride,
+    };
+    const scratch: ScratchPtrs[] = Array.from({ length: slots }, () => ({
+      h: A.transient(ROW_BLOCK * d * F4, 'scratch'),
+      hidden: A.transient(ROW_BLOCK * maxHidden * F4, 'scratch'),
+      hidden2: A.transient(ROW_BLOCK * maxHidden * F4, 'scratch'),
+      cos: A.transient(slabRowsMax * (dk / 2) * F4, 'scratch'),
+      sin: A.transient(slabRowsMax * (dk / 2) * F4, 'scratch'),
+      inv: A.transient(Cmax * F4, 'scratch'),
+      tile: A.transient(Cmax * Cmax * F4, 'score tile'),
+    }));
+
+    const states = new Map<number, SeqState>();
+    const total = lengths.reduce((a, b) => a + b, 0);
+    let done = 0;
+    const acts = { msr: ACT_CODE[spec.config.msrGateFn], mlp: ACT_CODE[spec.config.mlpGateFn] };
+    const numLayer = req.mode === 'msr' ? 1 : layers.length;
+
+    for (const w of windows) {
+      this.checkAbort(req.signal);
+      for (const s of w.slabs) source.read(s.seq, s.start, A.f32(win.X + s.row * d * F4, s.len * d));
+      for (let l = 0; l < numLayer; l++) {
+        const base = {
+          mode: req.mode, layer: layers[l], dims: packed.dims, acts, win,
+          normalizeAttn: req.flags.normalizeAttn, normalizeRetn: req.flags.normalizeRetn,
+        };
+        const mk = (kind: 'A' | 'C') => (s: Slab, slot: number): SlabTask => ({ ...base, kind, scratch: scratch[slot], row: s.row, start: s.start, len: s.len, C: s.C, chunk0: s.chunk0 });
+        await this.phase(w.slabs, mk('A'), req.signal, `phase A of layer ${l}`);
+        // phase B: the scan, in sequence order
+        const sum = A.f32(win.SUM, nChunks * H * stride), sin = A.f32(win.SIN, nChunks * H * stride);
+        for (const s of w.slabs) {
+          let st = states.get(s.seq);
+          if (!st || s.start === 0) { st = newSeqState(layers.length, H, stride, req.stateDtype); states.set(s.seq, st); }
+          const lens: number[] = [];
+          for (let off = 0; off < s.len; off += s.C) lens.push(Math.min(s.C, s.len - off));
+          const g = layers[l].gamma;
+          scanChunks(sum, sin, st.layers[l], s.chunk0, lens, H, stride, (h, n) => Math.pow(g[h], n));
+        }
+        this.checkAbort(req.signal);
+        await this.phase(w.slabs, mk('C'), req.signal, `phase C of layer ${l}`);
+      }
+      for (const s of w.slabs) sink.write(s.seq, s.start, A.f32(win.X + s.row * d * F4, s.len * d));
+      for (const seq of w.endsSeq) states.delete(seq);
+      done += w.rows;
+      req.onProgress?.(done, total);
+    }
+    void chunksOf;
+  }
+
+  private checkAbort(signal: AbortSignal | undefined): void {
+    if (signal?.aborted) throw errors.aborted(signal.reason);
+  }
+
+  /** Run one task per slab with at most `workers` in flight (one scratch slot each). */
+  private async phase(slabs: Slab[], mk: (s: Slab, slot: number) => SlabTask, signal: AbortSignal | undefined, what: string): Promise<void> {
+    let next = 0;
+    let failure: unknown = null;
+    const lane = async (slot: number) => {
+      while (failure === null && next < slabs.length) {
+        const task = mk(slabs[next++], slot);
+        if (this.crashNext) { this.crashNext = false; task.crash = true; }
+        try {
+          await this.pool.run(task, signal ? { signal } : {});
+        } catch (e) {
+          failure ??= e;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.workers, slabs.length) }, (_, i) => lane(i)));
+    if (failure !== null) {
+      if (signal?.aborted) throw errors.aborted(signal.reason);
+      if (failure instanceof RetNetError) throw failure;
+      const msg = (failure as Error)?.message ?? String(failure);
+      throw errors.worker(`a chunk worker failed during ${what}: ${msg}; the call was abandoned (the pool replaces dead workers, so the next call can proceed)`, failure);
+    }
+  }
+}
+
+export async function createWasmExecutor(opts: { workers?: number }): Promise<WasmExecutor> {
+  return WasmExecutor.create(opts);
+}

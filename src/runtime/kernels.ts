@@ -1,0 +1,126 @@
+// The kernel contract the chunk worker programs against. Pointers are byte
+// offsets into the shared memory, sizes and strides are in elements, data is
+// float32. `bindWasmKernels` adapts the AssemblyScript module to it;
+// `jsKernels` is a plain-JS twin over the same memory (used to test the
+// runtime's orchestration independently of the WASM build).
+import { activation, erf } from '../reference/ops.js';
+
+export interface RuntimeKernels {
+  readonly name: string;
+  /** y[r,:] = LN(x[r,:]) over n features, affine, eps 1e-5. */
+  layerNorm(x: number, rows: number, n: number, ldx: number, gamma: number, beta: number, y: number, ldy: number): void;
+  /** Floats the packed form of a [N, K] weight occupies. */
+  packedSize(N: number, K: number): number;
+  /** Pack W [N, K] (float32 at w) into `out` for gemm. */
+  pack(w: number, N: number, K: number, out: number): void;
+  /** y[M,N] (=|+=) act(x[M,K]·Wᵀ + b); b = 0 for none. */
+  gemm(x: number, M: number, K: number, ldx: number, wPacked: number, N: number, b: number, y: number, ldy: number, act: number, accumulate: boolean): void;
+  /** In place rotary on x[rows, heads·dk] (row stride ld) with tables cos, sin [rows, dk/2]. */
+  rotary(x: number, rows: number, heads: number, dk: number, ld: number, cos: number, sin: number): void;
+  /** o[i,:] = Σ_{j≤i} (q_i·k_j) pow[i−j] v_j ; r[i] = Σ_{j≤i} (q_i·k_j) pow[i−j]. */
+  intra(q: number, k: number, v: number, n: number, dk: number, dv: number, ldq: number, ldk: number, ldv: number, pow: number, o: number, ldo: number, r: number, tile: number): void;
+  /** S[dk,dv] = Σ_j pow[n−1−j] k_jᵀ v_j ; z[dk] = Σ_j pow[n−1−j] k_j. */
+  summary(k: number, v: number, n: number, dk: number, dv: number, ldk: number, ldv: number, pow: number, S: number, z: number): void;
+  /** o[i,:] += pow[i+1] q_i S ; r[i] += pow[i+1] q_i·z. */
+  cross(q: number, n: number, dk: number, dv: number, ldq: number, pow: number, S: number, z: number, o: number, ldo: number, r: number): void;
+  /** Row i of o and r[i] times inv[i] (inv = 0: skip), then o row / max(1,|r[i]|) if retn. */
+  normalize(o: number, n: number, dv: number, ldo: number, r: number, inv: number, retn: boolean): void;
+  /** o[i, j] = act(g[i, j]) · o[i, j] for rows × cols, strides ldg, ldo. */
+  gate(g: number, ldg: number, o: number, ldo: number, rows: number, cols: number, act: number): void;
+}
+
+const ACT_FNS = [(x: number) => x, activation('gelu'), activation('silu'), activation('relu'), activation('selu'), activation('sigmoid')];
+void erf;
+
+/** Scalar JS twin of the kernel contract over a shared memory. */
+export function jsKernels(memory: WebAssembly.Memory): RuntimeKernels {
+  const F = () => new Float32Array(memory.buffer);
+  const ix = (p: number) => p >> 2;
+  return {
+    name: 'js-scalar',
+    layerNorm(x, rows, n, ldx, gamma, beta, y, ldy) {
+      const m = F();
+      for (let r = 0; r < rows; r++) {
+        const xo = ix(x) + r * ldx, yo = ix(y) + r * ldy;
+        let mean = 0; for (let i = 0; i < n; i++) mean += m[xo + i]; mean /= n;
+        let v = 0; for (let i = 0; i < n; i++) { const t = m[xo + i] - mean; v += t * t; } v /= n;
+        const inv = 1 / Math.sqrt(v + 1e-5);
+        for (let i = 0; i < n; i++) m[yo + i] = (m[xo + i] - mean) * inv * m[ix(gamma) + i] + m[ix(beta) + i];
+      }
+    },
+    packedSize: (N, K) => N * K,
+    pack(w, N, K, out) { const m = F(); m.copyWithin(ix(out), ix(w), ix(w) + N * K); },
+    gemm(x, M, K, ldx, w, N, b, y, ldy, act, accumulate) {
+      const m = F(); const f = ACT_FNS[act];
+      for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) {
+        let s = b ? m[ix(b) + j] : 0;
+        for (let t = 0; t < K; t++) s += m[ix(x) + i * ldx + t] * m[ix(w) + j * K + t];
+        const val = f(s);
+        m[ix(y) + i * ldy + j] = accumulate ? m[ix(y) + i * ldy + j] + val : val;
+      }
+    },
+    rotary(x, rows, heads, dk, ld, cos, sin) {
+      const m = F(); const half = dk / 2;
+      for (let r = 0; r < rows; r++) for (let h = 0; h < heads; h++) for (let i = 0; i < half; i++) {
+        const o = ix(x) + r * ld + h * dk + 2 * i;
+        const c = m[ix(cos) + r * half + i], s = m[ix(sin) + r * half + i];
+        const a = m[o], bb = m[o + 1];
+        m[o] = a * c - bb * s; m[o + 1] = bb * c + a * s;
+      }
+    },
+    intra(q, k, v, n, dk, dv, ldq, ldk, ldv, pow, o, ldo, r) {
+      const m = F();
+      for (let i = 0; i < n; i++) {
+        for (let c = 0; c < dv; c++) m[ix(o) + i * ldo + c] = 0;
+        let rs = 0;
+        for (let j = 0; j <= i; j++) {
+          let s = 0;
+          for (let t = 0; t < dk; t++) s += m[ix(q) + i * ldq + t] * m[ix(k) + j * ldk + t];
+          s *= m[ix(pow) + i - j];
+          rs += s;
+          for (let c = 0; c < dv; c++) m[ix(o) + i * ldo + c] += s * m[ix(v) + j * ldv + c];
+        }
+        m[ix(r) + i] = rs;
+      }
+    },
+    summary(k, v, n, dk, dv, ldk, ldv, pow, S, z) {
+      const m = F();
+      for (let a = 0; a < dk * dv; a++) m[ix(S) + a] = 0;
+      for (let a = 0; a < dk; a++) m[ix(z) + a] = 0;
+      for (let j = 0; j < n; j++) {
+        const ze = m[ix(pow) + n - 1 - j];
+        for (let a = 0; a < dk; a++) {
+          const kz = m[ix(k) + j * ldk + a] * ze;
+          m[ix(z) + a] += kz;
+          for (let c = 0; c < dv; c++) m[ix(S) + a * dv + c] += kz * m[ix(v) + j * ldv + c];
+        }
+      }
+    },
+    cross(q, n, dk, dv, ldq, pow, S, z, o, ldo, r) {
+      const m = F();
+      for (let i = 0; i < n; i++) {
+        const xi = m[ix(pow) + i + 1];
+        let rs = 0;
+        for (let a = 0; a < dk; a++) {
+          const qa = m[ix(q) + i * ldq + a] * xi;
+          rs += qa * m[ix(z) + a];
+          for (let c = 0; c < dv; c++) m[ix(o) + i * ldo + c] += qa * m[ix(S) + a * dv + c];
+        }
+        m[ix(r) + i] += rs;
+      }
+    },
+    normalize(o, n, dv, ldo, r, inv, retn) {
+      const m = F();
+      for (let i = 0; i < n; i++) {
+        let scale = 1, rs = m[ix(r) + i];
+        if (inv) { const s = m[ix(inv) + i]; scale = s; rs *= s; m[ix(r) + i] = rs; }
+        if (retn) scale /= Math.max(1, Math.abs(rs));
+        for (let c = 0; c < dv; c++) m[ix(o) + i * ldo + c] *= scale;
+      }
+    },
+    gate(g, ldg, o, ldo, rows, cols, act) {
+      const m = F(); const f = ACT_FNS[act];
+      for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) m[ix(o) + i * ldo + j] *= f(m[ix(g) + i * ldg + j]);
+    },
+  };
+}

@@ -1,0 +1,74 @@
+// Typed messages between the coordinator and the chunk workers. Every pointer
+// is a byte offset into the shared WebAssembly.Memory; every size is in
+// elements. A task never carries array data.
+
+/** Per-layer packed weights and tables (persistent region). */
+export interface LayerPtrs {
+  preNormW: number; preNormB: number;
+  /** packed [Wq; Wk·dk^-½; Wv; Wg] → N = 2d + 2·H·dv */
+  qkvgW: number; qkvgB: number;
+  oW: number; oB: number;
+  normW: number; normB: number;
+  mlpNormW: number; mlpNormB: number;
+  /** MLP Linears: packed weight, bias (0 = none), widths */
+  mlp: { W: number; b: number; inDim: number; outDim: number }[];
+  /** θ_i, i < dk/2, float64 in JS (for the rotary tables) */
+  theta: number[];
+  /** γ_h as float64 */
+  gamma: number[];
+  /** per head: γ_h^i for i = 0..Cmax, float32 [H, Cmax + 1] (per forward) */
+  pow: number;
+}
+
+export interface Dims {
+  d: number; H: number; dk: number; dv: number;
+  /** projection row width 2d + 2·H·dv */
+  Wp: number;
+  maxHidden: number;
+}
+
+/** Window buffers (transient region), T = rows in the window. */
+export interface WindowPtrs {
+  X: number;      // [T, d]       residual stream
+  P: number;      // [T, Wp]      q | k | v | g
+  O: number;      // [T, H·dv]    retention output → normed → gated
+  R: number;      // [H, T]       retention row sums, per head contiguous
+  SUM: number;    // [chunks, H, dk·dv + dk]  chunk summaries ΔS | Δz
+  SIN: number;    // [chunks, H, dk·dv + dk]  incoming state S | z per chunk
+  T: number;
+  powStride: number; // Cmax + 1
+}
+
+/** Scratch of one in-flight task (one slot per concurrent task). */
+export interface ScratchPtrs {
+  h: number;      // [RB, d]         LayerNorm output
+  hidden: number; // [RB, maxHidden] MLP hidden (two buffers when the MLP is deeper: hidden2 follows)
+  hidden2: number;
+  cos: number;    // [rows, dk/2]
+  sin: number;    // [rows, dk/2]
+  inv: number;    // [C]             1/sqrt(c_n) per row
+  tile: number;   // [C, C]          score tile for the intra-chunk kernel
+}
+
+export interface SlabTask {
+  kind: 'A' | 'C';
+  mode: 'retnet' | 'msr';
+  layer: LayerPtrs;
+  dims: Dims;
+  acts: { msr: number; mlp: number };
+  win: WindowPtrs;
+  scratch: ScratchPtrs;
+  /** slab: rows [row, row + len) of the window = tokens [start, start + len) of its sequence */
+  row: number; start: number; len: number; C: number; chunk0: number;
+  normalizeAttn: boolean; normalizeRetn: boolean;
+  /** test hook: the worker exits mid-task */
+  crash?: boolean;
+}
+
+export interface SlabResult { ok: true; ms: number }
+
+/** Row-block size for LayerNorm + GEMM inside a slab (bounds scratch). */
+export const ROW_BLOCK = 256;
+
+/** Activation codes shared with the WASM kernels. */
+export const ACT_CODE = { none: 0, gelu: 1, silu: 2, relu: 3, selu: 4, sigmoid: 5 } as const;

@@ -1,0 +1,127 @@
+// Piscina chunk worker: runs phase A or phase C of one slab (DESIGN.md §2)
+// over the shared WebAssembly.Memory it received in workerData. The forward
+// pass reads as a list of kernel calls; all shapes are in the comments.
+import { workerData } from 'node:worker_threads';
+import { createWorkerKernels } from '../src/runtime/worker-kernels.js';
+import { ROW_BLOCK, type SlabTask, type SlabResult } from '../src/runtime/messages.js';
+
+const data = workerData as { memory: WebAssembly.Memory; kernels: 'wasm' | 'js'; variant: string };
+const K = await createWorkerKernels(data.memory, data.kernels, data.variant);
+const memory = data.memory;
+const F4 = 4;
+
+/** Rotary tables cos/sin [len, dk/2] for absolute positions start..start+len, in float64 then rounded. */
+function rotaryTables(t: SlabTask): void {
+  const half = t.dims.dk / 2;
+  const cos = new Float32Array(memory.buffer, t.scratch.cos, t.len * half);
+  const sin = new Float32Array(memory.buffer, t.scratch.sin, t.len * half);
+  const th = t.layer.theta;
+  for (let r = 0; r < t.len; r++) {
+    const n = t.start + r;
+    for (let i = 0; i < half; i++) { const a = n * th[i]; cos[r * half + i] = Math.cos(a); sin[r * half + i] = Math.sin(a); }
+  }
+}
+
+/** 1/sqrt(c_n) for the rows of one chunk (absolute positions p0..p0+n), head h. */
+function invSqrtC(t: SlabTask, h: number, p0: number, n: number): void {
+  const inv = new Float32Array(memory.buffer, t.scratch.inv, n);
+  const g = t.layer.gamma[h];
+  for (let i = 0; i < n; i++) {
+    const c = g === 1 ? p0 + i + 1 : -Math.expm1((p0 + i + 1) * Math.log(g)) / (1 - g);
+    inv[i] = 1 / Math.sqrt(c);
+  }
+}
+
+/** For each chunk of the slab: (chunk index in window, first row in window, first position, length). */
+function* chunksOfSlab(t: SlabTask): Generator<[number, number, number, number]> {
+  let c = t.chunk0;
+  for (let off = 0; off < t.len; off += t.C, c++) yield [c, t.row + off, t.start + off, Math.min(t.C, t.len - off)];
+}
+
+function phaseA(t: SlabTask): void {
+  const { d, H, dk, dv, Wp } = t.dims;
+  const { win, layer: Ly, scratch: s } = t;
+  const stride = dk * dv + dk;
+  // pre-norm + fused projections, in row blocks: X[rows, d] → h[rb, d] → P[rows, Wp]
+  for (let r0 = 0; r0 < t.len; r0 += ROW_BLOCK) {
+    const rb = Math.min(ROW_BLOCK, t.len - r0);
+    const row = t.row + r0;
+    K.layerNorm(win.X + row * d * F4, rb, d, d, Ly.preNormW, Ly.preNormB, s.h, d);
+    K.gemm(s.h, rb, d, d, Ly.qkvgW, Wp, Ly.qkvgB, win.P + row * Wp * F4, Wp, 0, false);
+  }
+  // rotary on q (cols [0, d)) and k (cols [d, 2d)) of P
+  rotaryTables(t);
+  const P0 = win.P + t.row * Wp * F4;
+  K.rotary(P0, t.len, H, dk, Wp, s.cos, s.sin);
+  K.rotary(P0 + d * F4, t.len, H, dk, Wp, s.cos, s.sin);
+  // intra-chunk retention and chunk summaries, per chunk and head
+  for (const [c, row, , n] of chunksOfSlab(t)) {
+    for (let h = 0; h < H; h++) {
+      const q = win.P + (row * Wp + h * dk) * F4;
+      const k = q + d * F4;
+      const v = win.P + (row * Wp + 2 * d + h * dv) * F4;
+      const pow = Ly.pow + h * win.powStride * F4;
+      K.intra(q, k, v, n, dk, dv, Wp, Wp, Wp, pow, win.O + (row * H * dv + h * dv) * F4, H * dv, win.R + (h * win.T + row) * F4, s.tile);
+      const S = win.SUM + (c * H + h) * stride * F4;
+      K.summary(k, v, n, dk, dv, Wp, Wp, pow, S, S + dk * dv * F4);
+    }
+  }
+}
+
+function phaseC(t: SlabTask): void {
+  const { d, H, dk, dv, Wp } = t.dims;
+  const { win, layer: Ly, scratch: s } = t;
+  const stride = dk * dv + dk;
+  // cross term from the incoming state, then the row normalisations
+  for (const [c, row, pos, n] of chunksOfSlab(t)) {
+    for (let h = 0; h < H; h++) {
+      const q = win.P + (row * Wp + h * dk) * F4;
+      const o = win.O + (row * H * dv + h * dv) * F4;
+      const r = win.R + (h * win.T + row) * F4;
+      const pow = Ly.pow + h * win.powStride * F4;
+      if (pos > 0) {
+        const S = win.SIN + (c * H + h) * stride * F4;
+        K.cross(q, n, dk, dv, Wp, pow, S, S + dk * dv * F4, o, H * dv, r);
+      }
+      if (t.normalizeAttn) invSqrtC(t, h, pos, n);
+      if (t.normalizeAttn || t.normalizeRetn) K.normalize(o, n, dv, H * dv, r, t.normalizeAttn ? s.inv : 0, t.normalizeRetn);
+    }
+  }
+  // group norm per head: O viewed as [len·H, dv], shared affine, in place
+  const O0 = win.O + t.row * H * dv * F4;
+  K.layerNorm(O0, t.len * H, dv, dv, Ly.normW, Ly.normB, O0, dv);
+  // gate: O ← act(g) ⊙ O, g = P[:, 2d + H·dv : 2d + 2·H·dv]
+  K.gate(win.P + (t.row * Wp + 2 * d + H * dv) * F4, Wp, O0, H * dv, t.len, H * dv, t.acts.msr);
+  const X0 = win.X + t.row * d * F4;
+  if (t.mode === 'msr') {
+    // y = O Woᵀ + bo replaces x (no residual)
+    K.gemm(O0, t.len, H * dv, H * dv, Ly.oW, d, Ly.oB, X0, d, 0, false);
+    return;
+  }
+  // x += O Woᵀ + bo
+  K.gemm(O0, t.len, H * dv, H * dv, Ly.oW, d, Ly.oB, X0, d, 0, true);
+  // x += MLP(x), in row blocks: LN → Linear+act → … → Linear (accumulated into x)
+  for (let r0 = 0; r0 < t.len; r0 += ROW_BLOCK) {
+    const rb = Math.min(ROW_BLOCK, t.len - r0);
+    const xr = X0 + r0 * d * F4;
+    K.layerNorm(xr, rb, d, d, Ly.mlpNormW, Ly.mlpNormB, s.h, d);
+    let src = s.h, srcLd = d;
+    Ly.mlp.forEach((m, i) => {
+      const last = i === Ly.mlp.length - 1;
+      if (last) {
+        K.gemm(src, rb, m.inDim, srcLd, m.W, m.outDim, m.b, xr, d, 0, true);
+      } else {
+        const dst = src === s.hidden ? s.hidden2 : s.hidden;
+        K.gemm(src, rb, m.inDim, srcLd, m.W, m.outDim, m.b, dst, m.outDim, t.acts.mlp, false);
+        src = dst; srcLd = m.outDim;
+      }
+    });
+  }
+}
+
+export default function run(task: SlabTask): SlabResult {
+  const t0 = performance.now();
+  if (task.crash) process.exit(70); // test hook: die mid-task
+  if (task.kind === 'A') phaseA(task); else phaseC(task);
+  return { ok: true, ms: performance.now() - t0 };
+}
