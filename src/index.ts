@@ -7,3 +7,5 @@ export { RetNetError, type ErrorCode } from './errors.js';
 export type { ForwardOptions, BackendName } from './options.js';
 export type { ActName } from './reference/ops.js';
 export type { LoadOptions } from './model/weights.js';
+export type { RowSource, RowSink, BackendInfo, Executor } from './backends/executor.js';
+export type { StreamOptions } from './model/retnet.js';

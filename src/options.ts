@@ -23,6 +23,8 @@ export interface ForwardOptions {
   workers?: number;
   /** Precision of the cross-chunk state scan (wasm, tfjs). js is float64 throughout. */
   stateDtype?: 'float64' | 'float32';
+  /** Tokens per window of the streaming runtime (wasm); bounds memory, never changes results. */
+  windowRows?: number;
   /** Cancels a forward. All backends. */
   signal?: AbortSignal;
 }
@@ -37,6 +39,7 @@ export interface ResolvedOptions {
   normalizeRetn: boolean;
   backend: BackendName;
   workers: number | undefined;
+  windowRows: number | undefined;
   stateDtype: 'float64' | 'float32';
   signal: AbortSignal | undefined;
 }
@@ -60,6 +63,7 @@ export function resolveOptions(opts: ForwardOptions = {}, defaults: { backend: B
   const backend = opts.backend ?? defaults.backend;
   if (!BACKENDS.includes(backend)) throw errors.option('backend', `one of ${BACKENDS.map((b) => `'${b}'`).join(', ')}`, backend);
   if (opts.workers !== undefined && !isPosInt(opts.workers)) throw errors.option('workers', 'a positive integer', opts.workers);
+  if (opts.windowRows !== undefined && !isPosInt(opts.windowRows)) throw errors.option('windowRows', 'a positive integer', opts.windowRows);
   const stateDtype = opts.stateDtype ?? 'float64';
   if (stateDtype !== 'float64' && stateDtype !== 'float32') throw errors.option('stateDtype', "'float64' or 'float32'", stateDtype);
   if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) throw errors.option('signal', 'an AbortSignal', opts.signal);
@@ -74,7 +78,7 @@ export function resolveOptions(opts: ForwardOptions = {}, defaults: { backend: B
   };
   return {
     plan, normalizeAttn: opts.normalizeAttn ?? false, normalizeRetn: opts.normalizeRetn ?? false,
-    backend, workers: opts.workers, stateDtype, signal: opts.signal,
+    backend, workers: opts.workers, windowRows: opts.windowRows, stateDtype, signal: opts.signal,
   };
 }
 

@@ -26,6 +26,8 @@ export interface ForwardRequest {
   signal?: AbortSignal;
   /** Worker count (executors with a pool). */
   workers?: number;
+  /** Tokens per streaming window. */
+  windowRows?: number;
   /** Called with the number of tokens finished so far (of B·L), for progress bars. */
   onProgress?: (tokensDone: number, tokensTotal: number) => void;
 }
@@ -39,10 +41,25 @@ export interface BackendInfo {
   [key: string]: unknown;
 }
 
+/** A source of input rows and a sink for output rows, so inputs and outputs
+ *  need never be held whole (streaming from and to files, ragged batches). */
+export interface RowSource {
+  /** length of each sequence */
+  lengths: readonly number[];
+  /** fill `into` ([rows, d] float32) with rows [start, start + rows) of sequence `seq` */
+  read(seq: number, start: number, into: Float32Array): void;
+}
+export interface RowSink {
+  /** rows [start, start + rows.length/d) of sequence `seq` are final; copy them out before returning */
+  write(seq: number, start: number, rows: Float32Array): void;
+}
+
 export interface Executor {
   readonly name: BackendName;
   /** x [B, L, d] (float32 or float64) → [B, L, d] float32. */
   forward(spec: ModelSpec, x: Tensor, req: ForwardRequest): Promise<Tensor>;
+  /** Sequences of any lengths, streamed (optional: executors without it get per-sequence forwards). */
+  run?(spec: ModelSpec, source: RowSource, sink: RowSink, req: ForwardRequest): Promise<void>;
   info(): BackendInfo;
   /** Release threads and device memory; the executor is unusable afterwards. Idempotent. */
   close(): Promise<void>;

@@ -12,7 +12,7 @@ import {
 } from './weights.js';
 import * as js from '../backends/js.js';
 import '../backends/register.js';
-import { createExecutor, hasExecutor, type BackendInfo, type Executor, type ForwardRequest, type ModelSpec } from '../backends/executor.js';
+import { createExecutor, hasExecutor, type BackendInfo, type Executor, type ForwardRequest, type ModelSpec, type RowSink, type RowSource } from '../backends/executor.js';
 import type { ActName, RetentionFlags } from '../reference/ops.js';
 import { Rng } from '../random.js';
 
@@ -78,7 +78,57 @@ class ExecutorSet {
 }
 
 function request(mode: 'retnet' | 'msr', r: ResolvedOptions, onProgress?: ForwardRequest['onProgress']): ForwardRequest {
-  return { mode, plan: r.plan, flags: flagsOf(r), stateDtype: r.stateDtype, signal: r.signal, workers: r.workers, onProgress };
+  return { mode, plan: r.plan, flags: flagsOf(r), stateDtype: r.stateDtype, signal: r.signal, workers: r.workers, windowRows: r.windowRows, onProgress };
+}
+
+export type StreamOptions = ForwardOptions & { onProgress?: ForwardRequest['onProgress'] };
+
+/** Sequences of any lengths through a backend, streamed from `source` to `sink`. */
+async function streamThrough(
+  executors: ExecutorSet, spec: ModelSpec, mode: 'retnet' | 'msr', d: number, source: RowSource, sink: RowSink, options: StreamOptions,
+  jsSeq: (xs: Float64Array, L: number, plan: ReturnType<ResolvedOptions['plan']>, flags: RetentionFlags) => Float64Array,
+): Promise<void> {
+  const r = resolveOptions(options, { backend: DEFAULT_BACKEND });
+  if (!Array.isArray(source.lengths) || !source.lengths.every((L) => Number.isInteger(L) && L >= 1)) {
+    throw errors.input(`source.lengths must be positive integers (got ${JSON.stringify(source.lengths)})`);
+  }
+  throwIfAborted(r.signal);
+  const ex = r.backend === 'js' ? null : await executors.get(r.backend, r.workers);
+  if (ex?.run) return ex.run(spec, source, sink, request(mode, r, options.onProgress));
+  // Per sequence: the js backend (float64), or an executor without streaming.
+  const total = source.lengths.reduce((a, b) => a + b, 0);
+  let done = 0;
+  for (let seq = 0; seq < source.lengths.length; seq++) {
+    throwIfAborted(r.signal);
+    const L = source.lengths[seq];
+    const buf = new Float32Array(L * d);
+    source.read(seq, 0, buf);
+    for (let i = 0; i < buf.length; i++) if (!Number.isFinite(buf[i])) throw errors.input(`sequence ${seq} has a non-finite value ${buf[i]} at [${Math.floor(i / d)}, ${i % d}]`);
+    let y: Float32Array;
+    if (ex) y = (await ex.forward(spec, new Tensor(buf, [1, L, d]), request(mode, r))).data as Float32Array;
+    else y = Float32Array.from(jsSeq(Float64Array.from(buf), L, r.plan(L), flagsOf(r)));
+    sink.write(seq, 0, y);
+    done += L;
+    options.onProgress?.(done, total);
+  }
+}
+
+/** Tensors [L_i, d] (or [1, L_i, d]) of different lengths → outputs of the same shapes. */
+async function ragged(xs: Tensor[], d: number, run: (source: RowSource, sink: RowSink) => Promise<void>): Promise<Tensor[]> {
+  if (!Array.isArray(xs) || xs.length === 0) throw errors.input('forwardRagged needs a non-empty array of Tensors');
+  const seqs = xs.map((x, i) => {
+    if (!(x instanceof Tensor) || !((x.rank === 2 && x.shape[1] === d) || (x.rank === 3 && x.shape[0] === 1 && x.shape[2] === d))) {
+      throw errors.input(`sequence ${i} must be a Tensor [length, ${d}] or [1, length, ${d}] (got ${x instanceof Tensor ? `[${x.shape.join(', ')}]` : typeof x})`);
+    }
+    checkInput(new Tensor(x.data, [1, x.size / d, d]), d, `sequence ${i}`);
+    return x;
+  });
+  const outs = seqs.map((x) => new Float32Array(x.size));
+  await run(
+    { lengths: seqs.map((x) => x.size / d), read: (seq, start, into) => { const src = seqs[seq].data; for (let i = 0; i < into.length; i++) into[i] = src[start * d + i]; } },
+    { write: (seq, start, rows) => outs[seq].set(rows, start * d) },
+  );
+  return outs.map((o, i) => new Tensor(o, seqs[i].shape));
 }
 
 // ---------------------------------------------------------------- recurrent state
@@ -161,8 +211,25 @@ export class RetNet {
     return mapSequences(x, L, this.dims.d, this.dims.d, r, (xs) => js.retnetForward(this.layers, this.dims, this.acts, xs, L, plan, flagsOf(r)));
   }
 
+  /** Sequences of any lengths, streamed: rows are read from `source` and
+   *  written to `sink` window by window, so memory stays bounded whatever the
+   *  lengths (wasm backend; other backends run sequence by sequence). */
+  async forwardStream(source: RowSource, sink: RowSink, options: StreamOptions = {}): Promise<void> {
+    if (this.closed) throw errors.closed();
+    return streamThrough(this.executors, this.spec, 'retnet', this.dims.d, source, sink, options,
+      (xs, L, plan, flags) => js.retnetForward(this.layers, this.dims, this.acts, xs, L, plan, flags));
+  }
+
+  /** A ragged batch: sequences of different lengths in one call, no padding. */
+  async forwardRagged(xs: Tensor[], options: StreamOptions = {}): Promise<Tensor[]> {
+    return ragged(xs, this.dims.d, (src, sink) => this.forwardStream(src, sink, options));
+  }
+
   /** Engines and devices of the backends this model has used so far. */
   backendInfo(): Promise<BackendInfo[]> { return this.executors.info(); }
+
+  /** The running executor of a backend (for tests and tools). */
+  executor(name: BackendName): Promise<Executor> { return this.executors.get(name, undefined); }
 
   /** A zero state for `batch` sequences, at position 0. */
   initState(batch = 1): RecurrentState {
@@ -245,7 +312,20 @@ export class MultiScaleRetention {
     return mapSequences(x, L, this.dims.d, this.dims.d, r, (xs) => js.msrForward(this.weights, this.dims, this.config.gateFn, xs, L, plan, flagsOf(r)));
   }
 
+  /** See RetNet.forwardStream. */
+  async forwardStream(source: RowSource, sink: RowSink, options: StreamOptions = {}): Promise<void> {
+    if (this.closed) throw errors.closed();
+    return streamThrough(this.executors, this.spec, 'msr', this.dims.d, source, sink, options,
+      (xs, L, plan, flags) => js.msrForward(this.weights, this.dims, this.config.gateFn, xs, L, plan, flags));
+  }
+
+  async forwardRagged(xs: Tensor[], options: StreamOptions = {}): Promise<Tensor[]> {
+    return ragged(xs, this.dims.d, (src, sink) => this.forwardStream(src, sink, options));
+  }
+
   backendInfo(): Promise<BackendInfo[]> { return this.executors.info(); }
+
+  executor(name: BackendName): Promise<Executor> { return this.executors.get(name, undefined); }
 
   async close(): Promise<void> { this.closed = true; await this.executors.close(); }
 }

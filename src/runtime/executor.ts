@@ -6,7 +6,7 @@ import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import { errors, RetNetError } from '../errors.js';
 import { Tensor } from '../tensor.js';
-import type { BackendInfo, Executor, ForwardRequest, ModelSpec } from '../backends/executor.js';
+import type { BackendInfo, Executor, ForwardRequest, ModelSpec, RowSink, RowSource } from '../backends/executor.js';
 import { Arena, fmtBytes } from './arena.js';
 import { chunksOf, planWindows, slabChunks, type Slab } from './plan.js';
 import { newSeqState, scanChunks, type SeqState } from './scan.js';
@@ -25,10 +25,6 @@ export const DEFAULT_WINDOW_ROWS = 8192;
 /** Budget for the per-window chunk summaries and incoming states. */
 const SUMMARY_BYTES = 256 * 2 ** 20;
 
-/** A source of input rows and a sink for output rows, so inputs and outputs
- *  need never be held whole (streaming from and to files). */
-export interface RowSource { lengths: readonly number[]; read(seq: number, start: number, into: Float32Array): void }
-export interface RowSink { write(seq: number, start: number, rows: Float32Array): void }
 
 export interface WasmExecutorOptions {
   workers?: number;
@@ -116,7 +112,7 @@ export class WasmExecutor implements Executor {
   }
 
   /** Run the model over sequences of any lengths, streaming rows in and out. */
-  run(spec: ModelSpec, source: RowSource, sink: RowSink, req: ForwardRequest & { windowRows?: number }): Promise<void> {
+  run(spec: ModelSpec, source: RowSource, sink: RowSink, req: ForwardRequest): Promise<void> {
     if (this.closed) return Promise.reject(errors.closed());
     return this.exclusive(async () => {
       if (req.workers !== undefined && req.workers !== this.workers) {
@@ -196,7 +192,7 @@ export class WasmExecutor implements Executor {
 
   // ---------------------------------------------------------------- forward
 
-  private async runWindows(spec: ModelSpec, packed: Packed, source: RowSource, sink: RowSink, req: ForwardRequest & { windowRows?: number }): Promise<void> {
+  private async runWindows(spec: ModelSpec, packed: Packed, source: RowSource, sink: RowSink, req: ForwardRequest): Promise<void> {
     const A = this.arena;
     const { d, H, dk, dv, Wp, maxHidden } = packed.dims;
     const stride = dk * dv + dk;
@@ -252,7 +248,14 @@ export class WasmExecutor implements Executor {
 
     for (const w of windows) {
       this.checkAbort(req.signal);
-      for (const s of w.slabs) source.read(s.seq, s.start, A.f32(win.X + s.row * d * F4, s.len * d));
+      for (const s of w.slabs) {
+        if (s.start === 0) states.set(s.seq, newSeqState(layers.length, H, stride, req.stateDtype));
+        const rows = A.f32(win.X + s.row * d * F4, s.len * d);
+        source.read(s.seq, s.start, rows);
+        for (let i = 0; i < rows.length; i++) {
+          if (!Number.isFinite(rows[i])) throw errors.input(`sequence ${s.seq} has a non-finite value ${rows[i]} at [${s.start + Math.floor(i / d)}, ${i % d}]`);
+        }
+      }
       for (let l = 0; l < numLayer; l++) {
         const base = {
           mode: req.mode, layer: layers[l], dims: packed.dims, acts, win,
@@ -263,8 +266,7 @@ export class WasmExecutor implements Executor {
         // phase B: the scan, in sequence order
         const sum = A.f32(win.SUM, nChunks * H * stride), sin = A.f32(win.SIN, nChunks * H * stride);
         for (const s of w.slabs) {
-          let st = states.get(s.seq);
-          if (!st || s.start === 0) { st = newSeqState(layers.length, H, stride, req.stateDtype); states.set(s.seq, st); }
+          const st = states.get(s.seq)!;
           const lens: number[] = [];
           for (let off = 0; off < s.len; off += s.C) lens.push(Math.min(s.C, s.len - off));
           const g = layers[l].gamma;

@@ -1,0 +1,62 @@
+// Runtime faults: abort, a worker that dies mid-task, concurrent calls, bad
+// streamed input, close-then-exit.
+import { test } from 'uvu';
+import { spawnSync } from 'node:child_process';
+import { RetNet, RetNetError, Tensor } from '../src/index.js';
+import type { WasmExecutor } from '../src/runtime/executor.js';
+import { ROOT, expectError } from './helpers.js';
+
+const model = RetNet.init({ numLayer: 2, numHeads: 4, dimModel: 64, seed: 5 });
+const x = Tensor.randn([2, 2000, 64], { seed: 6 });
+
+test('an AbortSignal cancels a forward promptly, and the next call works', async () => {
+  const ref = await model.forward(x, { backend: 'wasm', chunkSize: 64 });
+  const ac = new AbortController();
+  const t0 = performance.now();
+  const p = model.forward(x, { backend: 'wasm', chunkSize: 64, signal: ac.signal, windowRows: 256 });
+  setTimeout(() => ac.abort(new Error('stop')), 5);
+  const e = await expectError(() => p, /operation aborted: stop/, 'abort');
+  if ((e as RetNetError).code !== 'E_ABORTED') throw new Error(`code ${(e as RetNetError).code}`);
+  const ms = performance.now() - t0;
+  if (ms > 5000) throw new Error(`abort took ${ms.toFixed(0)} ms`);
+  const again = await model.forward(x, { backend: 'wasm', chunkSize: 64 });
+  for (let i = 0; i < again.size; i++) if (again.data[i] !== ref.data[i]) throw new Error('result after abort differs');
+});
+
+test('a worker that dies mid-task rejects the call with E_WORKER; the pool recovers', async () => {
+  const ex = (await model.executor('wasm')) as WasmExecutor;
+  const ref = await model.forward(x, { backend: 'wasm', chunkSize: 64 });
+  ex.debugCrashNextTask();
+  const e = await expectError(() => model.forward(x, { backend: 'wasm', chunkSize: 64 }), /chunk worker failed during phase A of layer 0/, 'crash');
+  if ((e as RetNetError).code !== 'E_WORKER') throw new Error(`code ${(e as RetNetError).code}`);
+  const again = await model.forward(x, { backend: 'wasm', chunkSize: 64 });
+  for (let i = 0; i < again.size; i++) if (again.data[i] !== ref.data[i]) throw new Error('result after crash differs');
+});
+
+test('concurrent forward calls give the same results as sequential ones', async () => {
+  const xs = [0, 1, 2].map((i) => Tensor.randn([1, 300 + 50 * i, 64], { seed: 30 + i }));
+  const seq: Tensor[] = [];
+  for (const xi of xs) seq.push(await model.forward(xi, { backend: 'wasm', chunkSize: 32 }));
+  const par = await Promise.all(xs.map((xi, i) => model.forward(xi, { backend: 'wasm', chunkSize: i === 1 ? 32 : 32, normalizeRetn: false })));
+  par.forEach((p, i) => { for (let j = 0; j < p.size; j++) if (p.data[j] !== seq[i].data[j]) throw new Error(`concurrent call ${i} differs at ${j}`); });
+});
+
+test('non-finite streamed input is an error naming the position', async () => {
+  const xs = [Tensor.randn([10, 64], { seed: 1 })];
+  xs[0].data[3 * 64 + 5] = NaN;
+  await expectError(() => model.forwardRagged(xs, { backend: 'wasm', chunkSize: 4 }), /non-finite value NaN at \[0, 3, 5\]/, 'NaN');
+});
+
+test('close() ends the pool so the process exits by itself', async () => {
+  const code = `
+    import { RetNet, Tensor } from ${JSON.stringify(ROOT + '/dist/src/index.js')};
+    const m = RetNet.init({ numLayer: 1, numHeads: 2, dimModel: 16, seed: 1 });
+    await m.forward(Tensor.randn([1, 50, 16]), { backend: 'wasm', chunkSize: 8, workers: 2 });
+    await m.close();
+    console.log('closed');`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { timeout: 20000, encoding: 'utf8' });
+  if (r.error || r.status !== 0 || !r.stdout.includes('closed')) throw new Error(`child: status ${r.status} ${r.error ?? ''} ${r.stderr}`);
+});
+
+test.after(async () => { await model.close(); });
+test.run();
