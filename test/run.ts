@@ -28,7 +28,7 @@ interface FileResult { file: string; total: number; passed: number; ok: boolean;
 function runFile(file: string): Promise<FileResult> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [uvuBin, dirname(file), '^' + escapeRe(basename(file)) + '$'], {
-      env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' },
+      env: { ...process.env, NO_COLOR: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let text = '';
