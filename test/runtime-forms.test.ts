@@ -59,5 +59,18 @@ test('MSR alone through the pool; stateDtype float32 stays close to float64', as
   await msr.close();
 });
 
+test('retentionOutput (before the group norm): wasm = js, all normalisation settings', async () => {
+  const msr = MultiScaleRetention.fromRetNet(model, 1);
+  const x = Tensor.randn([2, 90, 32], { seed: 7 });
+  for (const flags of FLAGS) {
+    const ref = await msr.retentionOutput(x, { ...flags, backend: 'js' });
+    if (ref.shape.join() !== '2,90,64') throw new Error(`shape ${ref.shape}`);
+    for (const f of [{ numChunks: null }, { chunkSize: 8 }, { numChunks: -1 }]) {
+      expectRel(await msr.retentionOutput(x, { ...flags, ...f, backend: 'wasm' }), ref, 2e-5, `retention ${JSON.stringify(flags)} ${JSON.stringify(f)}`);
+    }
+  }
+  await msr.close();
+});
+
 test.after(async () => { await model.close(); });
 test.run();

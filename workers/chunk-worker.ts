@@ -87,8 +87,9 @@ function phaseC(t: SlabTask): void {
       if (t.normalizeAttn || t.normalizeRetn) K.normalize(o, n, dv, H * dv, r, t.normalizeAttn ? s.inv : 0, t.normalizeRetn);
     }
   }
-  // group norm per head: O viewed as [len·H, dv], shared affine, in place
   const O0 = win.O + t.row * H * dv * F4;
+  if (t.mode === 'retention') return; // the caller wants o itself
+  // group norm per head: O viewed as [len·H, dv], shared affine, in place
   K.layerNorm(O0, t.len * H, dv, dv, Ly.normW, Ly.normB, O0, dv);
   // gate: O ← act(g) ⊙ O, g = P[:, 2d + H·dv : 2d + 2·H·dv]
   K.gate(win.P + (t.row * Wp + 2 * d + H * dv) * F4, Wp, O0, H * dv, t.len, H * dv, t.acts.msr);

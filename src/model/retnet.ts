@@ -77,7 +77,7 @@ class ExecutorSet {
   }
 }
 
-function request(mode: 'retnet' | 'msr', r: ResolvedOptions, onProgress?: ForwardRequest['onProgress']): ForwardRequest {
+function request(mode: ForwardRequest['mode'], r: ResolvedOptions, onProgress?: ForwardRequest['onProgress']): ForwardRequest {
   return { mode, plan: r.plan, flags: flagsOf(r), stateDtype: r.stateDtype, signal: r.signal, workers: r.workers, windowRows: r.windowRows, onProgress };
 }
 
@@ -310,6 +310,25 @@ export class MultiScaleRetention {
     }
     const plan = r.plan(L);
     return mapSequences(x, L, this.dims.d, this.dims.d, r, (xs) => js.msrForward(this.weights, this.dims, this.config.gateFn, xs, L, plan, flagsOf(r)));
+  }
+
+  /** DESIGN.md §1 step 5's output o [B, L, H·dv] (heads concatenated), before
+   *  the group norm — where the normalisations and chunk-count drift show. */
+  async retentionOutput(x: Tensor, options: ForwardOptions = {}): Promise<Tensor> {
+    if (this.closed) throw errors.closed();
+    const r = resolveOptions(options, { backend: DEFAULT_BACKEND });
+    const { L } = checkInput(x, this.dims.d);
+    throwIfAborted(r.signal);
+    const w = this.dims.H * this.dims.dv;
+    if (r.backend !== 'js') {
+      const ex = await this.executors.get(r.backend, r.workers);
+      return ex.forward(this.spec, x, request('retention', r));
+    }
+    const plan = r.plan(L);
+    return mapSequences(x, L, this.dims.d, w, r, (xs) => {
+      const p = js.projectMSR(this.weights, this.dims, xs, L, 0);
+      return js.retentionAllHeads(p, L, this.dims, this.weights.decay, plan, flagsOf(r));
+    });
   }
 
   /** See RetNet.forwardStream. */

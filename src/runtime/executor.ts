@@ -101,14 +101,15 @@ export class WasmExecutor implements Executor {
 
   async forward(spec: ModelSpec, x: Tensor, req: ForwardRequest): Promise<Tensor> {
     const [B, L, d] = x.shape;
-    const out = new Float32Array(B * L * d);
+    const w = req.mode === 'retention' ? spec.dims.H * spec.dims.dv : d;
+    const out = new Float32Array(B * L * w);
     const source: RowSource = {
       lengths: Array(B).fill(L),
       read: (seq, start, into) => { const o = (seq * L + start) * d; for (let i = 0; i < into.length; i++) into[i] = x.data[o + i]; },
     };
-    const sink: RowSink = { write: (seq, start, rows) => out.set(rows, (seq * L + start) * d) };
+    const sink: RowSink = { write: (seq, start, rows) => out.set(rows, (seq * L + start) * w) };
     await this.run(spec, source, sink, req);
-    return new Tensor(out, [B, L, d]);
+    return new Tensor(out, [B, L, w]);
   }
 
   /** Run the model over sequences of any lengths, streaming rows in and out. */
@@ -275,7 +276,10 @@ export class WasmExecutor implements Executor {
         this.checkAbort(req.signal);
         await this.phase(w.slabs, mk('C'), req.signal, `phase C of layer ${l}`);
       }
-      for (const s of w.slabs) sink.write(s.seq, s.start, A.f32(win.X + s.row * d * F4, s.len * d));
+      for (const s of w.slabs) {
+        if (req.mode === 'retention') sink.write(s.seq, s.start, A.f32(win.O + s.row * H * dv * F4, s.len * H * dv));
+        else sink.write(s.seq, s.start, A.f32(win.X + s.row * d * F4, s.len * d));
+      }
       for (const seq of w.endsSeq) states.delete(seq);
       done += w.rows;
       req.onProgress?.(done, total);

@@ -52,7 +52,7 @@ export interface ScratchPtrs {
 
 export interface SlabTask {
   kind: 'A' | 'C';
-  mode: 'retnet' | 'msr';
+  mode: 'retnet' | 'msr' | 'retention';
   layer: LayerPtrs;
   dims: Dims;
   acts: { msr: number; mlp: number };
