@@ -1,8 +1,23 @@
-// Adapter from the AssemblyScript module's exports to RuntimeKernels.
-// (Filled in when the WASM kernels land.)
+// Adapter from the AssemblyScript module's exports (src/wasm/loader.ts) to
+// the RuntimeKernels contract the chunk worker programs against.
+import { loadKernelsSync, type VariantRequest } from '../wasm/loader.js';
 import type { RuntimeKernels } from './kernels.js';
 
+const LN_EPS = 1e-5;
+
 export function bindWasmKernels(memory: WebAssembly.Memory, variant: string): RuntimeKernels {
-  void memory; void variant;
-  throw new Error('WASM kernels are not built yet');
+  const k = loadKernelsSync({ memory, variant: variant as VariantRequest });
+  return {
+    name: `wasm-${k.variant === 'relaxed' ? 'relaxed-simd' : 'simd'}`,
+    layerNorm: (x, rows, n, ldx, gamma, beta, y, ldy) => k.f32_layernorm__wasmsimd(rows, n, x, ldx, gamma, beta, y, ldy, LN_EPS),
+    packedSize: (N, K) => k.f32_gemm_packed_size(N, K) / 4,
+    pack: (w, N, K, out) => k.f32_gemm_pack_8(N, K, w, K, out),
+    gemm: (x, M, K, ldx, wp, N, b, y, ldy, act, acc) => k.f32_gemm_4x8__wasmsimd(M, N, K, x, ldx, wp, b, y, ldy, act, acc ? 1 : 0),
+    rotary: (x, rows, heads, dk, ld, cos, sin) => k.f32_rotary__wasmsimd(rows, heads, dk, x, ld, cos, sin),
+    intra: (q, kk, v, n, dk, dv, ldq, ldk, ldv, pow, o, ldo, r, tile) => k.f32_retention_intra__wasmsimd(n, dk, dv, q, ldq, kk, ldk, v, ldv, pow, o, ldo, r, tile),
+    summary: (kk, v, n, dk, dv, ldk, ldv, pow, S, z) => k.f32_retention_summary__wasmsimd(n, dk, dv, kk, ldk, v, ldv, pow, S, z),
+    cross: (q, n, dk, dv, ldq, pow, S, z, o, ldo, r) => k.f32_retention_cross__wasmsimd(n, dk, dv, q, ldq, pow, S, z, o, ldo, r),
+    normalize: (o, n, dv, ldo, r, inv, retn) => k.f32_retention_normalize__wasmsimd(n, dv, o, ldo, r, inv, retn ? 1 : 0),
+    gate: (g, ldg, o, ldo, rows, cols, act) => k.f32_gate__wasmsimd(rows, cols, g, ldg, o, ldo, act),
+  };
 }
