@@ -35,7 +35,9 @@ export interface WireModel { dims: Dims; acts: { msr: ActName; mlp: ActName }; l
 export interface ForwardArgs {
   x: Float32Array;      // [B, L, d]
   B: number; L: number;
-  mode: 'retnet' | 'msr';
+  /** 'retention' (debug/tests): layer 0's retention output o after the normalisations,
+   *  before the group norm, as [B, L, H·dv]. */
+  mode: 'retnet' | 'msr' | 'retention';
   chunkSize: number;    // C (L for the parallel form, 1 for the recurrent one)
   flags: RetentionFlags;
   stateDtype: 'float64' | 'float32';
@@ -150,7 +152,7 @@ interface Window { T: number; N: number; C: number; pos0: number; len: number[];
 
 // ---------------------------------------------------------------- one MSR layer
 
-function msrLayer(tf: Tf, U: UpLayer, u: Uploaded, x: T, B: number, w: Window, flags: RetentionFlags, st: LayerState): T {
+function msrLayer(tf: Tf, U: UpLayer, u: Uploaded, x: T, B: number, w: Window, flags: RetentionFlags, st: LayerState, retentionOnly = false): T {
   const { d, H, dk, dv } = u.dims;
   const { T: T_, N, C, pos0 } = w;
   const BHN = B * H * N;
@@ -253,6 +255,7 @@ function msrLayer(tf: Tf, U: UpLayer, u: Uploaded, x: T, B: number, w: Window, f
   if (flags.normalizeRetn) o = o.div(tf.maximum(rs.abs(), 1));
   if (N * C > T_) o = o.slice([0, 0, 0, 0], [B, H, T_, dv]);
 
+  if (retentionOnly) return o.transpose([0, 2, 1, 3]).reshape([B * T_, H * dv]);
   // group norm per head, gate, output projection
   const on = layerNorm(tf, o, U.norm).transpose([0, 2, 1, 3]).reshape([B * T_, H * dv]);
   return linear(tf, act(tf, g, u.acts.msr).mul(on), U.o);
@@ -286,9 +289,10 @@ export function chunksPerWindow(u: Uploaded, B: number, L: number, C: number, st
 export async function forward(tf: Tf, u: Uploaded, a: ForwardArgs, onWindow?: (tokensDone: number) => void | Promise<void>): Promise<Float32Array> {
   const { B, L, chunkSize: C } = a;
   const { d, H, dk, dv } = u.dims;
-  const layers = a.mode === 'msr' ? u.layers.slice(0, 1) : u.layers;
+  const layers = a.mode === 'retnet' ? u.layers : u.layers.slice(0, 1);
+  const dOut = a.mode === 'retention' ? H * dv : d;
   const W = chunksPerWindow(u, B, L, C, a.stateDtype, a.windowElems);
-  const out = new Float32Array(B * L * d);
+  const out = new Float32Array(B * L * dOut);
   const states: LayerState[] = layers.map(() => a.stateDtype === 'float64'
     ? { kind: 'float64', S: new Float64Array(B * H * dk * dv), z: new Float64Array(B * H * dk) }
     : { kind: 'float32', S: tf.zeros([B * H, dk * dv]), z: tf.zeros([B * H, dk]) });
@@ -303,8 +307,8 @@ export async function forward(tf: Tf, u: Uploaded, a: ForwardArgs, onWindow?: (t
       const y = tf.tidy(() => {
         let x: T = tf.tensor2d(xw, [B * T_, d]);
         layers.forEach((U, l) => {
-          const m = msrLayer(tf, U, u, x, B, win, a.flags, states[l]);
-          if (a.mode === 'msr') { x = m; return; }
+          const m = msrLayer(tf, U, u, x, B, win, a.flags, states[l], a.mode === 'retention');
+          if (a.mode !== 'retnet') { x = m; return; }
           x = x.add(m);
           x = x.add(mlp(tf, U, u, x));
         });
@@ -312,7 +316,7 @@ export async function forward(tf: Tf, u: Uploaded, a: ForwardArgs, onWindow?: (t
       });
       try {
         const yd = await y.data() as Float32Array;
-        for (let b = 0; b < B; b++) out.set(yd.subarray(b * T_ * d, (b + 1) * T_ * d), (b * L + s) * d);
+        for (let b = 0; b < B; b++) out.set(yd.subarray(b * T_ * dOut, (b + 1) * T_ * dOut), (b * L + s) * dOut);
       } finally { y.dispose(); }
       await onWindow?.(B * (s + T_));
     }

@@ -136,6 +136,16 @@ export class TfjsExecutor implements Executor {
   }
 
   async forward(spec: ModelSpec, x: Tensor, req: ForwardRequest): Promise<Tensor> {
+    return this.run(spec, x, req, req.mode);
+  }
+
+  /** Debug/tests: layer 0's retention output o (after the normalisations, before the
+   *  group norm) as [B, L, H·dv] — where the normalisations are visible. */
+  debugRetention(spec: ModelSpec, x: Tensor, req: ForwardRequest): Promise<Tensor> {
+    return this.run(spec, x, req, 'retention');
+  }
+
+  private async run(spec: ModelSpec, x: Tensor, req: ForwardRequest, mode: ForwardArgs['mode']): Promise<Tensor> {
     if (req.signal?.aborted) throw errors.aborted(req.signal.reason);
     const conn = await this.connection();
     const [B, L, d] = x.shape;
@@ -150,13 +160,13 @@ export class TfjsExecutor implements Executor {
     const plan = req.plan(L);
     const data = x.data instanceof Float32Array ? x.data.slice() : Float32Array.from(x.data);
     const args: ForwardArgs = {
-      x: data, B, L, mode: req.mode, chunkSize: plan.form === 'recurrent' ? 1 : plan.chunkSize,
+      x: data, B, L, mode, chunkSize: plan.form === 'recurrent' ? 1 : plan.chunkSize,
       flags: { ...req.flags }, stateDtype: req.stateDtype, windowElems: this.windowElems,
     };
     const progress = req.onProgress;
     const cb = progress ? Comlink.proxy((done: number) => progress(done, B * L)) : undefined;
     const out = await this.call(conn, () => conn.remote.forward(id!, Comlink.transfer(args, [data.buffer]), cb), req.signal);
-    return new Tensor(out, [B, L, d]);
+    return new Tensor(out, [B, L, mode === 'retention' ? spec.dims.H * spec.dims.dv : d]);
   }
 
   info(): BackendInfo {
