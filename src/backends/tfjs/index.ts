@@ -87,7 +87,9 @@ export class TfjsExecutor implements Executor {
   }
 
   private async spawn(): Promise<Conn> {
-    const worker = new Worker(WORKER_URL);
+    // Flags that only make sense for the main script (--input-type, --eval) would stop the worker.
+    const execArgv = process.execArgv.filter((a) => !/^--(input-type|eval|print)\b/.test(a) && a !== '-e' && a !== '-p');
+    const worker = new Worker(WORKER_URL, { execArgv });
     worker.unref(); // only calls in flight keep the process alive (see call())
     const remote = Comlink.wrap<TfjsWorkerApi>(nodeEndpoint(worker as unknown as Parameters<typeof nodeEndpoint>[0]));
     let conn!: Conn;
@@ -183,10 +185,13 @@ export class TfjsExecutor implements Executor {
     return this.call(conn, () => conn.remote.memory());
   }
 
-  /** Debug: make the worker exit, as a crash would. */
-  async debugCrash(): Promise<void> {
-    const conn = await this.connection();
-    await conn.remote.crash();
+  /** Debug: make the worker die, as a crash would: 'exit' asks it to call process.exit
+   *  (after its current task), 'kill' stops the thread from outside at once (as an OOM kill). */
+  async debugCrash(how: 'exit' | 'kill' = 'exit'): Promise<void> {
+    const conn = this.conn && !this.conn.isDead ? this.conn : await this.connection();
+    conn.worker.ref(); // keep the process alive until the exit is seen
+    if (how === 'kill') void conn.worker.terminate();
+    else await conn.remote.crash();
     await conn.dead.catch(() => {});
   }
 
