@@ -3,3 +3,4 @@
 import { registerExecutor } from './executor.js';
 
 registerExecutor('wasm', () => import('../runtime/executor.js').then((m) => m.createWasmExecutor));
+registerExecutor('tfjs', () => import('./tfjs/index.js').then((m) => m.createTfjsExecutor));

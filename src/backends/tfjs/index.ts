@@ -1,0 +1,235 @@
+// The `tfjs` executor (main-thread side): owns one worker thread that runs
+// TensorFlow.js (workers/tfjs-worker.ts), talks to it through comlink, uploads
+// each model's weights once (WeakMap keyed by the ModelSpec), and turns a dead
+// worker into an E_WORKER rejection followed by a fresh worker on the next call.
+//
+// Engine: RETNET_TFJS_ENGINE=tfjs-node-gpu|tfjs-node|wasm|cpu, or the `engine`
+// option of createTfjsExecutor; otherwise the first that loads in that order.
+import { Worker } from 'node:worker_threads';
+import * as Comlink from 'comlink/dist/esm/comlink.mjs';
+import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
+import { errors } from '../../errors.js';
+import { Tensor } from '../../tensor.js';
+import type { BackendInfo, Executor, ForwardRequest, ModelSpec } from '../executor.js';
+import type { ForwardArgs, WireLinear, WireModel, WireNorm } from './compute.js';
+import { ENGINE_ENV, TFJS_ENGINES, installHint, type EngineFailure, type EngineInfo, type TfjsEngine } from './engines.js';
+import type { TfjsWorkerApi } from '../../../workers/tfjs-worker.js';
+
+export { TFJS_ENGINES, ENGINE_ENV, type TfjsEngine } from './engines.js';
+
+export interface TfjsExecutorOptions {
+  workers?: number;
+  /** Engine to use; default: $RETNET_TFJS_ENGINE, else 'auto' (first that loads). */
+  engine?: TfjsEngine | 'auto';
+  /** Bound on the elements of the largest per-window device intermediate (default 2^24). */
+  windowElems?: number;
+}
+
+const WORKER_URL = new URL('../../../workers/tfjs-worker.js', import.meta.url);
+
+function engineChoice(opt: TfjsExecutorOptions['engine']): TfjsEngine | 'auto' {
+  const raw = opt ?? process.env[ENGINE_ENV] ?? 'auto';
+  if (raw === 'auto' || (TFJS_ENGINES as readonly string[]).includes(raw)) return raw as TfjsEngine | 'auto';
+  const where = opt !== undefined ? 'options.engine' : `environment variable ${ENGINE_ENV}`;
+  throw errors.engine(`${where} must be one of ${TFJS_ENGINES.join(', ')} or auto (got ${JSON.stringify(raw)})`);
+}
+
+function engineError(choice: TfjsEngine | 'auto', failures: EngineFailure[]): Error {
+  if (choice !== 'auto') {
+    const f = failures[0];
+    return errors.engine(`tfjs engine '${choice}' is not available: ${f?.reason ?? 'unknown reason'}; ${installHint(choice)}` +
+      (choice === 'tfjs-node-gpu' ? `; or pick another engine with ${ENGINE_ENV}=tfjs-node|wasm|cpu` : ''));
+  }
+  return errors.engine(`no TensorFlow.js engine could be loaded (${failures.map((f) => `${f.engine}: ${f.reason}`).join('; ')}); ` +
+    `${installHint('cpu')}, or ${installHint('tfjs-node-gpu')}`);
+}
+
+/** One live worker and what was uploaded to it. */
+interface Conn {
+  worker: Worker;
+  remote: Comlink.Remote<TfjsWorkerApi>;
+  /** Rejects with E_WORKER when the worker errors or exits. */
+  dead: Promise<never>;
+  isDead: boolean;
+  info: EngineInfo;
+  ids: WeakMap<ModelSpec, number>;
+  inFlight: number;
+}
+
+let nextId = 1;
+
+export class TfjsExecutor implements Executor {
+  readonly name = 'tfjs' as const;
+  private conn: Conn | undefined;
+  private starting: Promise<Conn> | undefined;
+  private closed = false;
+  private lastInfo: EngineInfo | undefined;
+  private readonly choice: TfjsEngine | 'auto';
+  private readonly windowElems: number | undefined;
+  /** Tells the worker to drop a model's weights once its spec is garbage. */
+  private readonly finalizer = new FinalizationRegistry<{ conn: Conn; id: number }>(({ conn, id }) => {
+    if (!conn.isDead) conn.remote.release(id).catch(() => {});
+  });
+
+  constructor(opts: TfjsExecutorOptions = {}) {
+    this.choice = engineChoice(opts.engine);
+    this.windowElems = opts.windowElems;
+  }
+
+  /** Start the worker and load the engine (rejects with E_ENGINE when it cannot). */
+  async start(): Promise<void> { await this.connection(); }
+
+  private connection(): Promise<Conn> {
+    if (this.closed) return Promise.reject(errors.closed());
+    if (this.conn && !this.conn.isDead) return Promise.resolve(this.conn);
+    this.starting ??= this.spawn().finally(() => { this.starting = undefined; });
+    return this.starting;
+  }
+
+  private async spawn(): Promise<Conn> {
+    // Flags that only make sense for the main script (--input-type, --eval) would stop the worker.
+    const execArgv = process.execArgv.filter((a) => !/^--(input-type|eval|print)\b/.test(a) && a !== '-e' && a !== '-p');
+    const worker = new Worker(WORKER_URL, { execArgv });
+    worker.unref(); // only calls in flight keep the process alive (see call())
+    const remote = Comlink.wrap<TfjsWorkerApi>(nodeEndpoint(worker as unknown as Parameters<typeof nodeEndpoint>[0]));
+    let conn!: Conn;
+    const dead = new Promise<never>((_, reject) => {
+      worker.once('error', (e) => { if (conn) conn.isDead = true; reject(errors.worker(`the tfjs worker failed: ${e.message}`, e)); });
+      worker.once('exit', (code) => { if (conn) conn.isDead = true; reject(errors.worker(`the tfjs worker exited (code ${code})`)); });
+    });
+    dead.catch(() => {});
+    conn = { worker, remote, dead, isDead: false, info: undefined as unknown as EngineInfo, ids: new WeakMap(), inFlight: 0 };
+    try {
+      const r: EngineInfo | { failures: EngineFailure[] } = await this.call(conn, () => remote.init(this.choice) as Promise<EngineInfo | { failures: EngineFailure[] }>);
+      if ('failures' in r) throw engineError(this.choice, r.failures);
+      conn.info = r;
+      this.lastInfo = r;
+    } catch (e) {
+      conn.isDead = true;
+      await worker.terminate();
+      throw e;
+    }
+    this.conn = conn;
+    return conn;
+  }
+
+  /** Run a remote call; rejects with E_WORKER if the worker dies, E_ABORTED if `signal` fires. */
+  private async call<R>(conn: Conn, fn: () => Promise<R>, signal?: AbortSignal): Promise<R> {
+    if (conn.inFlight++ === 0) conn.worker.ref();
+    let onAbort: (() => void) | undefined;
+    try {
+      const races: Promise<R>[] = [fn(), conn.dead];
+      if (signal) {
+        races.push(new Promise<never>((_, reject) => {
+          onAbort = () => {
+            reject(errors.aborted(signal.reason));
+            // The worker is busy with the aborted work: end it; the next call starts a fresh one.
+            conn.isDead = true;
+            void conn.worker.terminate();
+          };
+          if (signal.aborted) onAbort(); else signal.addEventListener('abort', onAbort, { once: true });
+        }));
+      }
+      return await Promise.race(races);
+    } finally {
+      if (onAbort) signal?.removeEventListener('abort', onAbort);
+      if (--conn.inFlight === 0 && !conn.isDead) conn.worker.unref();
+    }
+  }
+
+  async forward(spec: ModelSpec, x: Tensor, req: ForwardRequest): Promise<Tensor> {
+    return this.run(spec, x, req, req.mode);
+  }
+
+  /** Debug/tests: layer 0's retention output o (after the normalisations, before the
+   *  group norm) as [B, L, H·dv] — where the normalisations are visible. */
+  debugRetention(spec: ModelSpec, x: Tensor, req: ForwardRequest): Promise<Tensor> {
+    return this.run(spec, x, req, 'retention');
+  }
+
+  private async run(spec: ModelSpec, x: Tensor, req: ForwardRequest, mode: ForwardArgs['mode']): Promise<Tensor> {
+    if (req.signal?.aborted) throw errors.aborted(req.signal.reason);
+    const conn = await this.connection();
+    const [B, L, d] = x.shape;
+    let id = conn.ids.get(spec);
+    if (id === undefined) {
+      id = nextId++;
+      const wire = toWire(spec);
+      await this.call(conn, () => conn.remote.upload(id!, wire), req.signal);
+      conn.ids.set(spec, id);
+      this.finalizer.register(spec, { conn, id });
+    }
+    const plan = req.plan(L);
+    const data = x.data instanceof Float32Array ? x.data.slice() : Float32Array.from(x.data);
+    const args: ForwardArgs = {
+      x: data, B, L, mode, chunkSize: plan.form === 'recurrent' ? 1 : plan.chunkSize,
+      flags: { ...req.flags }, stateDtype: req.stateDtype, windowElems: this.windowElems,
+    };
+    const progress = req.onProgress;
+    const cb = progress ? Comlink.proxy((done: number) => progress(done, B * L)) : undefined;
+    const out = await this.call(conn, () => conn.remote.forward(id!, Comlink.transfer(args, [data.buffer]), cb), req.signal);
+    return new Tensor(out, [B, L, mode === 'retention' ? spec.dims.H * spec.dims.dv : d]);
+  }
+
+  info(): BackendInfo {
+    const i = this.lastInfo;
+    return {
+      backend: 'tfjs', engine: i?.engine ?? 'not started', device: i?.device ?? 'unknown',
+      tfBackend: i?.tfBackend, tfjsVersion: i?.version, skipped: i?.skipped ?? [],
+    };
+  }
+
+  /** Debug: the worker engine's tensor count (tests check it returns to its baseline). */
+  async debugMemory(): Promise<{ numTensors: number; numBytes: number; models: number }> {
+    const conn = await this.connection();
+    return this.call(conn, () => conn.remote.memory());
+  }
+
+  /** Debug: make the worker die, as a crash would: 'exit' asks it to call process.exit
+   *  (after its current task), 'kill' stops the thread from outside at once (as an OOM kill). */
+  async debugCrash(how: 'exit' | 'kill' = 'exit'): Promise<void> {
+    const conn = this.conn && !this.conn.isDead ? this.conn : await this.connection();
+    conn.worker.ref(); // keep the process alive until the exit is seen
+    if (how === 'kill') void conn.worker.terminate();
+    else await conn.remote.crash();
+    await conn.dead.catch(() => {});
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const conn = this.conn ?? await this.starting?.catch(() => undefined);
+    this.conn = undefined;
+    if (conn && !conn.isDead) {
+      conn.isDead = true;
+      conn.remote[Comlink.releaseProxy]();
+      await conn.worker.terminate();
+    }
+  }
+}
+
+export async function createTfjsExecutor(opts: TfjsExecutorOptions = {}): Promise<TfjsExecutor> {
+  const ex = new TfjsExecutor(opts);
+  await ex.start();
+  return ex;
+}
+
+// ---------------------------------------------------------------- weights on the wire
+
+const f32 = (a: ArrayLike<number>): Float32Array => Float32Array.from(a);
+const wLin = (l: { W: ArrayLike<number>; b: ArrayLike<number> | null; inDim: number; outDim: number }): WireLinear =>
+  ({ W: f32(l.W), b: l.b ? f32(l.b) : null, inDim: l.inDim, outDim: l.outDim });
+const wNorm = (n: { weight: ArrayLike<number>; bias: ArrayLike<number> }): WireNorm => ({ weight: f32(n.weight), bias: f32(n.bias) });
+
+function toWire(spec: ModelSpec): WireModel {
+  return {
+    dims: spec.dims,
+    acts: { msr: spec.config.msrGateFn, mlp: spec.config.mlpGateFn },
+    layers: spec.layers.map((lw) => ({
+      msr: {
+        preNorm: wNorm(lw.msr.preNorm), q: wLin(lw.msr.q), k: wLin(lw.msr.k), v: wLin(lw.msr.v), g: wLin(lw.msr.g), o: wLin(lw.msr.o),
+        norm: wNorm(lw.msr.norm), angle: Float64Array.from(lw.msr.angle), decay: Float64Array.from(lw.msr.decay),
+      },
+      mlp: { norm: wNorm(lw.mlp.norm), linears: lw.mlp.linears.map(wLin) },
+    })),
+  };
+}

@@ -1,0 +1,37 @@
+// Helpers for the tfjs backend tests: an executor on a named engine, and
+// ForwardRequests built the way the model layer builds them.
+import { resolveOptions, type ForwardOptions } from '../src/options.js';
+import type { ForwardRequest, ModelSpec } from '../src/backends/executor.js';
+import { createTfjsExecutor, type TfjsEngine, type TfjsExecutor } from '../src/backends/tfjs/index.js';
+import type { RetNet } from '../src/index.js';
+import { Tensor } from '../src/tensor.js';
+
+/** Engines the tests run on: the pure-JS cpu backend always, wasm too (it runs under Node). */
+export const TEST_ENGINES: TfjsEngine[] = (process.env.RETNET_TFJS_TEST_ENGINES?.split(',') as TfjsEngine[] | undefined) ?? ['cpu', 'wasm'];
+
+export function specOf(m: RetNet): ModelSpec {
+  const cache = specs.get(m);
+  if (cache) return cache;
+  const s = { config: m.config, dims: m.dims, layers: m.layers };
+  specs.set(m, s);
+  return s;
+}
+const specs = new WeakMap<RetNet, ModelSpec>();
+
+export function req(opts: ForwardOptions, mode: 'retnet' | 'msr' = 'retnet'): ForwardRequest {
+  const r = resolveOptions(opts, { backend: 'tfjs' });
+  return { mode, plan: r.plan, flags: { normalizeAttn: r.normalizeAttn, normalizeRetn: r.normalizeRetn }, stateDtype: r.stateDtype, signal: r.signal };
+}
+
+export const executor = (engine: TfjsEngine): Promise<TfjsExecutor> => createTfjsExecutor({ engine });
+
+/** [B, L, H·dv] → [B, H, L, dv] */
+export function headsFirst(t: Tensor, H: number): Tensor {
+  const [B, L, w] = t.shape;
+  const dv = w / H;
+  const out = new Float32Array(t.size);
+  for (let b = 0; b < B; b++) for (let n = 0; n < L; n++) for (let h = 0; h < H; h++) for (let j = 0; j < dv; j++) {
+    out[((b * H + h) * L + n) * dv + j] = t.data[((b * L + n) * H + h) * dv + j];
+  }
+  return new Tensor(out, [B, H, L, dv]);
+}
