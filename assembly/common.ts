@@ -46,7 +46,9 @@
 // Table-free exp/erf in float64 (the AssemblyScript Math uses lookup tables in
 // static data; we keep the module free of data segments).
 
-const LN2: f64 = 0.6931471805599453;
+// ln2 split so that k·LN2_HI is exact for |k| < 2^11 (Cody–Waite reduction)
+const LN2_HI: f64 = 6.93147180369123816490e-01;
+const LN2_LO: f64 = 1.90821492927058770002e-10;
 const INV_LN2: f64 = 1.4426950408889634;
 
 /** e^x in f64, relative error ~1e-15 (range reduction by ln2, degree-13 Taylor on |r| ≤ ln2/2). */
@@ -55,7 +57,7 @@ export function exp64(x: f64): f64 {
   if (x > 709.78) return Infinity;
   if (x < -745.2) return 0;
   const k = nearest<f64>(x * INV_LN2);
-  const r = x - k * LN2;
+  const r = (x - k * LN2_HI) - k * LN2_LO;
   let p: f64 = 1.0 / 6227020800.0; // 1/13!
   p = p * r + 1.0 / 479001600.0;
   p = p * r + 1.0 / 39916800.0;
