@@ -74,30 +74,7 @@ function tile_4x8(kc: i32, x: usize, ldxb: usize, wp: usize, y: usize, ldyb: usi
   const x0 = x, x1 = x + ldxb, x2 = x1 + ldxb, x3 = x2 + ldxb;
   const kend = <usize>kc << 2;
   let kb: usize = 0;
-  // two K steps per trip
-  const kend2 = <usize>(kc & ~1) << 2;
-  for (; kb < kend2; kb += 8) {
-    let b0 = v128.load(wp), b1 = v128.load(wp, 16);
-    let a = v128.load_splat<f32>(x0 + kb);
-    c00 = madd(a, b0, c00); c01 = madd(a, b1, c01);
-    a = v128.load_splat<f32>(x1 + kb);
-    c10 = madd(a, b0, c10); c11 = madd(a, b1, c11);
-    a = v128.load_splat<f32>(x2 + kb);
-    c20 = madd(a, b0, c20); c21 = madd(a, b1, c21);
-    a = v128.load_splat<f32>(x3 + kb);
-    c30 = madd(a, b0, c30); c31 = madd(a, b1, c31);
-    b0 = v128.load(wp, 32); b1 = v128.load(wp, 48);
-    a = v128.load_splat<f32>(x0 + kb, 4);
-    c00 = madd(a, b0, c00); c01 = madd(a, b1, c01);
-    a = v128.load_splat<f32>(x1 + kb, 4);
-    c10 = madd(a, b0, c10); c11 = madd(a, b1, c11);
-    a = v128.load_splat<f32>(x2 + kb, 4);
-    c20 = madd(a, b0, c20); c21 = madd(a, b1, c21);
-    a = v128.load_splat<f32>(x3 + kb, 4);
-    c30 = madd(a, b0, c30); c31 = madd(a, b1, c31);
-    wp += 64;
-  }
-  if (kb < kend) {
+  for (; kb < kend; kb += 4) {
     const b0 = v128.load(wp), b1 = v128.load(wp, 16);
     let a = v128.load_splat<f32>(x0 + kb);
     c00 = madd(a, b0, c00); c01 = madd(a, b1, c01);
@@ -107,6 +84,7 @@ function tile_4x8(kc: i32, x: usize, ldxb: usize, wp: usize, y: usize, ldyb: usi
     c20 = madd(a, b0, c20); c21 = madd(a, b1, c21);
     a = v128.load_splat<f32>(x3 + kb);
     c30 = madd(a, b0, c30); c31 = madd(a, b1, c31);
+    wp += 32;
   }
   finish(c00, c01, bias, nr, act, mode, y0);
   finish(c10, c11, bias, nr, act, mode, y1);
