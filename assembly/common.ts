@@ -1,0 +1,141 @@
+// Shared helpers for every kernel. No static data, no globals, no allocation:
+// the module runs over one shared memory in many workers at once.
+//
+// One source, two builds: the `relaxed` target enables the relaxed-simd
+// feature, and ASC_FEATURE_RELAXED_SIMD (a compile-time constant) selects
+// f32x4.relaxed_madd there; the plain `simd` target gets mul + add. The dead
+// branch is never compiled, so the plain module contains no relaxed opcode.
+
+// a·b + c on four f32 lanes.
+// @ts-ignore: decorator
+@inline export function madd(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    return f32x4.relaxed_madd(a, b, c);
+  } else {
+    return f32x4.add(f32x4.mul(a, b), c);
+  }
+}
+
+// Horizontal sum of four f32 lanes (fixed order: (l0+l1)+(l2+l3)).
+// @ts-ignore: decorator
+@inline export function hsum(v: v128): f32 {
+  return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
+}
+
+// Loads the first n (0..4) f32 lanes at p, zero elsewhere; never reads past p + 4n.
+// @ts-ignore: decorator
+@inline export function loadN(p: usize, n: i32): v128 {
+  if (n >= 4) return v128.load(p);
+  let v = f32x4.splat(0);
+  if (n > 0) v = f32x4.replace_lane(v, 0, load<f32>(p));
+  if (n > 1) v = f32x4.replace_lane(v, 1, load<f32>(p, 4));
+  if (n > 2) v = f32x4.replace_lane(v, 2, load<f32>(p, 8));
+  return v;
+}
+
+// Stores the first n (0..4) f32 lanes of v at p.
+// @ts-ignore: decorator
+@inline export function storeN(p: usize, v: v128, n: i32): void {
+  if (n >= 4) { v128.store(p, v); return; }
+  if (n > 0) store<f32>(p, f32x4.extract_lane(v, 0));
+  if (n > 1) store<f32>(p, f32x4.extract_lane(v, 1), 4);
+  if (n > 2) store<f32>(p, f32x4.extract_lane(v, 2), 8);
+}
+
+// ------------------------------------------------------------ f64 scalar math
+// Table-free exp/erf in float64 (the AssemblyScript Math uses lookup tables in
+// static data; we keep the module free of data segments).
+
+// ln2 split so that k·LN2_HI is exact for |k| < 2^11 (Cody–Waite reduction)
+const LN2_HI: f64 = 6.93147180369123816490e-01;
+const LN2_LO: f64 = 1.90821492927058770002e-10;
+const INV_LN2: f64 = 1.4426950408889634;
+
+/** e^x in f64, relative error ~1e-15 (range reduction by ln2, degree-13 Taylor on |r| ≤ ln2/2). */
+export function exp64(x: f64): f64 {
+  if (x != x) return x;
+  if (x > 709.78) return Infinity;
+  if (x < -745.2) return 0;
+  const k = nearest<f64>(x * INV_LN2);
+  const r = (x - k * LN2_HI) - k * LN2_LO;
+  let p: f64 = 1.0 / 6227020800.0; // 1/13!
+  p = p * r + 1.0 / 479001600.0;
+  p = p * r + 1.0 / 39916800.0;
+  p = p * r + 1.0 / 3628800.0;
+  p = p * r + 1.0 / 362880.0;
+  p = p * r + 1.0 / 40320.0;
+  p = p * r + 1.0 / 5040.0;
+  p = p * r + 1.0 / 720.0;
+  p = p * r + 1.0 / 120.0;
+  p = p * r + 1.0 / 24.0;
+  p = p * r + 1.0 / 6.0;
+  p = p * r + 0.5;
+  p = p * r + 1.0;
+  p = p * r + 1.0;
+  // 2^k in two normal halves so subnormal results come out right.
+  const ki = <i64>k;
+  const h = ki >> 1;
+  const s1 = reinterpret<f64>((h + 1023) << 52);
+  const s2 = reinterpret<f64>((ki - h + 1023) << 52);
+  return p * s1 * s2;
+}
+
+const TWO_OVER_SQRT_PI: f64 = 1.1283791670955126;
+const INV_SQRT_PI: f64 = 0.5641895835477563;
+
+/** erf(x) in f64, absolute error < 1e-14: for |x| < 2.5 the positive series
+ *  erf(x) = 2/√π e^{−x²} Σ 2ⁿ x^{2n+1}/(2n+1)!! (no cancellation); beyond, the
+ *  continued fraction for erfc evaluated backwards at fixed depth. */
+export function erf64(x: f64): f64 {
+  if (x != x) return x;
+  const ax = abs<f64>(x);
+  const s: f64 = x < 0 ? -1 : 1;
+  if (ax > 6.0) return s; // erfc(6) ≈ 2e-17
+  const x2 = ax * ax;
+  if (ax < 2.5) {
+    let term = ax, sum = ax;
+    const t2 = 2.0 * x2;
+    for (let n = 1; n < 120; n++) {
+      term *= t2 / <f64>(2 * n + 1);
+      sum += term;
+      if (term < sum * 1e-17) break;
+    }
+    return s * TWO_OVER_SQRT_PI * exp64(-x2) * sum;
+  }
+  // erfc(x) = e^{−x²}/√π · 1/(x + (1/2)/(x + 1/(x + (3/2)/(x + …))))
+  let f = ax;
+  for (let n = 80; n >= 1; n--) f = ax + (<f64>n * 0.5) / f;
+  const erfc = exp64(-x2) * INV_SQRT_PI / f;
+  return s * (1.0 - erfc);
+}
+
+const SELU_ALPHA: f64 = 1.6732632423543772;
+const SELU_SCALE: f64 = 1.0507009873554805;
+
+/** Activation by code: 0 none, 1 gelu (exact, erf), 2 silu, 3 relu, 4 selu, 5 sigmoid. Computed in f64. */
+export function act64(x: f64, code: i32): f64 {
+  switch (code) {
+    case 1: return 0.5 * x * (1.0 + erf64(x * 0.7071067811865476));
+    case 2: return x / (1.0 + exp64(-x));
+    case 3: return x > 0 ? x : 0;
+    case 4: return SELU_SCALE * (x > 0 ? x : SELU_ALPHA * (exp64(x) - 1.0));
+    case 5: return 1.0 / (1.0 + exp64(-x));
+    default: return x;
+  }
+}
+
+// @ts-ignore: decorator
+@inline export function act32(x: f32, code: i32): f32 {
+  return code == 0 ? x : <f32>act64(<f64>x, code);
+}
+
+/** Activation on four lanes: relu stays in SIMD, the transcendental ones go lane by lane in f64. */
+export function actv(v: v128, code: i32): v128 {
+  if (code == 0) return v;
+  if (code == 3) return f32x4.max(v, f32x4.splat(0));
+  v = f32x4.replace_lane(v, 0, <f32>act64(<f64>f32x4.extract_lane(v, 0), code));
+  v = f32x4.replace_lane(v, 1, <f32>act64(<f64>f32x4.extract_lane(v, 1), code));
+  v = f32x4.replace_lane(v, 2, <f32>act64(<f64>f32x4.extract_lane(v, 2), code));
+  v = f32x4.replace_lane(v, 3, <f32>act64(<f64>f32x4.extract_lane(v, 3), code));
+  return v;
+}

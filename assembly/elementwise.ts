@@ -1,0 +1,202 @@
+// Row-wise LayerNorm and elementwise kernels. All take (rows, cols) and row
+// strides in elements; pointers are byte offsets.
+import { loadN, storeN, actv, act32, madd } from './common';
+
+// ------------------------------------------------------------------ LayerNorm
+//   x     // [rows, n] row stride ldx
+//   gamma // [n], beta // [n]
+//   y     // [rows, n] row stride ldy; y == x (in place) is allowed
+// Mean and variance (biased, two-pass) are summed in f64; the output pass is f32.
+
+export function f32_layernorm__wasmsimd(rows: i32, n: i32, x: usize, ldx: i32, gamma: usize, beta: usize,
+                                        y: usize, ldy: i32, eps: f64): void {
+  const n4 = n & ~3;
+  for (let r = 0; r < rows; r++) {
+    const xr = x + (<usize>r * <usize>ldx << 2);
+    const yr = y + (<usize>r * <usize>ldy << 2);
+    let s0 = f64x2.splat(0), s1 = s0;
+    let i = 0;
+    for (; i < n4; i += 4) {
+      const v = v128.load(xr + (<usize>i << 2));
+      s0 = f64x2.add(s0, f64x2.promote_low_f32x4(v));
+      s1 = f64x2.add(s1, f64x2.promote_low_f32x4(v128.shuffle<f32>(v, v, 2, 3, 0, 1)));
+    }
+    s0 = f64x2.add(s0, s1);
+    let sum = f64x2.extract_lane(s0, 0) + f64x2.extract_lane(s0, 1);
+    for (; i < n; i++) sum += <f64>load<f32>(xr + (<usize>i << 2));
+    const mean = sum / <f64>n;
+    const mv = f64x2.splat(mean);
+    s0 = f64x2.splat(0); s1 = s0;
+    i = 0;
+    for (; i < n4; i += 4) {
+      const v = v128.load(xr + (<usize>i << 2));
+      const d0 = f64x2.sub(f64x2.promote_low_f32x4(v), mv);
+      const d1 = f64x2.sub(f64x2.promote_low_f32x4(v128.shuffle<f32>(v, v, 2, 3, 0, 1)), mv);
+      s0 = f64x2.add(s0, f64x2.mul(d0, d0));
+      s1 = f64x2.add(s1, f64x2.mul(d1, d1));
+    }
+    s0 = f64x2.add(s0, s1);
+    let ss = f64x2.extract_lane(s0, 0) + f64x2.extract_lane(s0, 1);
+    for (; i < n; i++) { const d = <f64>load<f32>(xr + (<usize>i << 2)) - mean; ss += d * d; }
+    const inv = 1.0 / sqrt<f64>(ss / <f64>n + eps);
+    const mf = f32x4.splat(<f32>mean), invf = f32x4.splat(<f32>inv);
+    i = 0;
+    for (; i < n4; i += 4) {
+      const o = <usize>i << 2;
+      const t = f32x4.mul(f32x4.sub(v128.load(xr + o), mf), invf);
+      v128.store(yr + o, madd(t, v128.load(gamma + o), v128.load(beta + o)));
+    }
+    for (; i < n; i++) {
+      const o = <usize>i << 2;
+      const t = (load<f32>(xr + o) - <f32>mean) * <f32>inv;
+      store<f32>(yr + o, t * load<f32>(gamma + o) + load<f32>(beta + o));
+    }
+  }
+}
+
+export function f32_layernorm__scalar(rows: i32, n: i32, x: usize, ldx: i32, gamma: usize, beta: usize,
+                                      y: usize, ldy: i32, eps: f64): void {
+  for (let r = 0; r < rows; r++) {
+    const xr = x + (<usize>r * <usize>ldx << 2);
+    const yr = y + (<usize>r * <usize>ldy << 2);
+    let sum: f64 = 0;
+    for (let i = 0; i < n; i++) sum += <f64>load<f32>(xr + (<usize>i << 2));
+    const mean = sum / <f64>n;
+    let ss: f64 = 0;
+    for (let i = 0; i < n; i++) { const d = <f64>load<f32>(xr + (<usize>i << 2)) - mean; ss += d * d; }
+    const inv = <f32>(1.0 / sqrt<f64>(ss / <f64>n + eps));
+    const mf = <f32>mean;
+    for (let i = 0; i < n; i++) {
+      const o = <usize>i << 2;
+      const t = (load<f32>(xr + o) - mf) * inv;
+      store<f32>(yr + o, t * load<f32>(gamma + o) + load<f32>(beta + o));
+    }
+  }
+}
+
+// ---------------------------------------------------------------- activation
+//   x // [rows, cols] row stride ldx, in place: x = act(x)
+
+export function f32_act__wasmsimd(rows: i32, cols: i32, x: usize, ldx: i32, act: i32): void {
+  if (act == 0) return;
+  for (let r = 0; r < rows; r++) {
+    const xr = x + (<usize>r * <usize>ldx << 2);
+    let i = 0;
+    for (; i + 4 <= cols; i += 4) { const p = xr + (<usize>i << 2); v128.store(p, actv(v128.load(p), act)); }
+    if (i < cols) { const p = xr + (<usize>i << 2); storeN(p, actv(loadN(p, cols - i), act), cols - i); }
+  }
+}
+
+export function f32_act__scalar(rows: i32, cols: i32, x: usize, ldx: i32, act: i32): void {
+  for (let r = 0; r < rows; r++) {
+    const xr = x + (<usize>r * <usize>ldx << 2);
+    for (let i = 0; i < cols; i++) { const p = xr + (<usize>i << 2); store<f32>(p, act32(load<f32>(p), act)); }
+  }
+}
+
+// ---------------------------------------------------------------------- gate
+//   g // [rows, cols] row stride ldg;  o // [rows, cols] row stride ldo;  o = act(g) ⊙ o
+
+export function f32_gate__wasmsimd(rows: i32, cols: i32, g: usize, ldg: i32, o: usize, ldo: i32, act: i32): void {
+  for (let r = 0; r < rows; r++) {
+    const gr = g + (<usize>r * <usize>ldg << 2);
+    const or = o + (<usize>r * <usize>ldo << 2);
+    let i = 0;
+    for (; i + 4 <= cols; i += 4) {
+      const b = <usize>i << 2;
+      v128.store(or + b, f32x4.mul(actv(v128.load(gr + b), act), v128.load(or + b)));
+    }
+    if (i < cols) {
+      const b = <usize>i << 2, m = cols - i;
+      storeN(or + b, f32x4.mul(actv(loadN(gr + b, m), act), loadN(or + b, m)), m);
+    }
+  }
+}
+
+export function f32_gate__scalar(rows: i32, cols: i32, g: usize, ldg: i32, o: usize, ldo: i32, act: i32): void {
+  for (let r = 0; r < rows; r++) {
+    const gr = g + (<usize>r * <usize>ldg << 2);
+    const or = o + (<usize>r * <usize>ldo << 2);
+    for (let i = 0; i < cols; i++) {
+      const b = <usize>i << 2;
+      store<f32>(or + b, act32(load<f32>(gr + b), act) * load<f32>(or + b));
+    }
+  }
+}
+
+// ------------------------------------------------------------------ residual
+//   a // [rows, cols] row stride lda;  y // [rows, cols] row stride ldy;  y += a
+
+export function f32_add__wasmsimd(rows: i32, cols: i32, a: usize, lda: i32, y: usize, ldy: i32): void {
+  for (let r = 0; r < rows; r++) {
+    const ar = a + (<usize>r * <usize>lda << 2);
+    const yr = y + (<usize>r * <usize>ldy << 2);
+    let i = 0;
+    for (; i + 4 <= cols; i += 4) {
+      const b = <usize>i << 2;
+      v128.store(yr + b, f32x4.add(v128.load(yr + b), v128.load(ar + b)));
+    }
+    for (; i < cols; i++) { const b = <usize>i << 2; store<f32>(yr + b, load<f32>(yr + b) + load<f32>(ar + b)); }
+  }
+}
+
+export function f32_add__scalar(rows: i32, cols: i32, a: usize, lda: i32, y: usize, ldy: i32): void {
+  for (let r = 0; r < rows; r++) {
+    const ar = a + (<usize>r * <usize>lda << 2);
+    const yr = y + (<usize>r * <usize>ldy << 2);
+    for (let i = 0; i < cols; i++) { const b = <usize>i << 2; store<f32>(yr + b, load<f32>(yr + b) + load<f32>(ar + b)); }
+  }
+}
+
+// -------------------------------------------------------------------- rotary
+//   x        // [rows, heads·dk] row stride ldx, in place
+//   cos, sin // [rows, dk/2] contiguous (row stride dk/2), computed by JS in f64
+//   x[2i] ← x[2i]·c − x[2i+1]·s,  x[2i+1] ← x[2i+1]·c + x[2i]·s
+
+export function f32_rotary__wasmsimd(rows: i32, heads: i32, dk: i32, x: usize, ldx: i32, cos: usize, sin: usize): void {
+  const half = dk >> 1;
+  const signs = f32x4(-1, 1, -1, 1);
+  for (let r = 0; r < rows; r++) {
+    const cr = cos + (<usize>r * <usize>half << 2);
+    const sr = sin + (<usize>r * <usize>half << 2);
+    for (let h = 0; h < heads; h++) {
+      const xr = x + ((<usize>r * <usize>ldx + <usize>h * <usize>dk) << 2);
+      let i = 0;
+      for (; i + 2 <= half; i += 2) { // two pairs per v128
+        const p = xr + (<usize>i << 3);
+        const v = v128.load(p);
+        const c2 = v128.load64_zero(cr + (<usize>i << 2));
+        const s2 = v128.load64_zero(sr + (<usize>i << 2));
+        const c = v128.shuffle<f32>(c2, c2, 0, 0, 1, 1);
+        const s = f32x4.mul(v128.shuffle<f32>(s2, s2, 0, 0, 1, 1), signs);
+        const sw = v128.shuffle<f32>(v, v, 1, 0, 3, 2);
+        v128.store(p, f32x4.add(f32x4.mul(v, c), f32x4.mul(sw, s)));
+      }
+      if (i < half) {
+        const p = xr + (<usize>i << 3);
+        const a = load<f32>(p), b = load<f32>(p, 4);
+        const c = load<f32>(cr + (<usize>i << 2)), s = load<f32>(sr + (<usize>i << 2));
+        store<f32>(p, a * c - b * s);
+        store<f32>(p, b * c + a * s, 4);
+      }
+    }
+  }
+}
+
+export function f32_rotary__scalar(rows: i32, heads: i32, dk: i32, x: usize, ldx: i32, cos: usize, sin: usize): void {
+  const half = dk >> 1;
+  for (let r = 0; r < rows; r++) {
+    const cr = cos + (<usize>r * <usize>half << 2);
+    const sr = sin + (<usize>r * <usize>half << 2);
+    for (let h = 0; h < heads; h++) {
+      const xr = x + ((<usize>r * <usize>ldx + <usize>h * <usize>dk) << 2);
+      for (let i = 0; i < half; i++) {
+        const p = xr + (<usize>i << 3);
+        const a = load<f32>(p), b = load<f32>(p, 4);
+        const c = load<f32>(cr + (<usize>i << 2)), s = load<f32>(sr + (<usize>i << 2));
+        store<f32>(p, a * c - b * s);
+        store<f32>(p, b * c + a * s, 4);
+      }
+    }
+  }
+}

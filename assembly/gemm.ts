@@ -1,0 +1,169 @@
+// GEMM: y[M,N] = act(x[M,K] · Wᵀ + b)  (W is PyTorch's [N, K]),  or  y += that.
+//
+//   x       // [M, K]  row stride ldx (elements)
+//   packed  // [ceil(N/8), K, 8]  W in 8-column panels, zero-padded (f32_gemm_pack_8)
+//   bias    // [N] or 0
+//   y       // [M, N]  row stride ldy (elements)
+//   act     // 0 none, 1 gelu, 2 silu, 3 relu, 4 selu, 5 sigmoid
+//   accumulate // 0: y = act(xWᵀ+b);  1: y += act(xWᵀ+b)
+//
+// Pointers are byte offsets into the shared memory; sizes and strides are in elements.
+import { madd, loadN, storeN, actv, act32 } from './common';
+
+/** K block (elements): a 256×8 panel slice (8 KiB) stays in L1 across a row block. */
+const KC: i32 = 256;
+/** Row block: MC×KC of x (64 KiB) stays in L2 while the panels go by. */
+const MC: i32 = 64;
+
+// mode bits for one K block of one tile
+const LOAD: i32 = 1; // start from y (partial sums of earlier K blocks, or y itself when accumulating)
+const FIN: i32 = 2;  // last K block: add bias, apply activation
+const ADDY: i32 = 4; // after the activation add the old y (accumulate with an activation; K is then not blocked)
+
+/** Bytes needed for W [N, K] packed by f32_gemm_pack_8. */
+export function f32_gemm_packed_size(N: i32, K: i32): i32 {
+  return ((N + 7) >> 3) * 8 * K * 4;
+}
+
+/** Packs W [N, K] (row stride ldw) into 8-column panels: packed[p][k][j] = W[8p+j, k], 0 past N. */
+export function f32_gemm_pack_8(N: i32, K: i32, w: usize, ldw: i32, packed: usize): void {
+  const panels = (N + 7) >> 3;
+  for (let p = 0; p < panels; p++) {
+    for (let j = 0; j < 8; j++) {
+      const n = p * 8 + j;
+      let dst = packed + ((<usize>(p * K) * 8 + j) << 2);
+      if (n < N) {
+        let src = w + (<usize>n * <usize>ldw << 2);
+        for (let k = 0; k < K; k++) { store<f32>(dst, load<f32>(src)); dst += 32; src += 4; }
+      } else {
+        for (let k = 0; k < K; k++) { store<f32>(dst, 0); dst += 32; }
+      }
+    }
+  }
+}
+
+// @ts-ignore: decorator
+@inline function finish(c0: v128, c1: v128, bias: usize, nr: i32, act: i32, mode: i32, yp: usize): void {
+  if (mode & FIN) {
+    if (bias) {
+      c0 = f32x4.add(c0, loadN(bias, nr));
+      c1 = f32x4.add(c1, loadN(bias + 16, nr - 4));
+    }
+    c0 = actv(c0, act);
+    c1 = actv(c1, act);
+    if (mode & ADDY) {
+      c0 = f32x4.add(loadN(yp, nr), c0);
+      c1 = f32x4.add(loadN(yp + 16, nr - 4), c1);
+    }
+  }
+  storeN(yp, c0, nr);
+  storeN(yp + 16, c1, nr - 4);
+}
+
+/** 4 rows × 8 columns, kc steps of K: 8 v128 accumulators, 2 for the panel row, 1 for x. */
+function tile_4x8(kc: i32, x: usize, ldxb: usize, wp: usize, y: usize, ldyb: usize,
+                  nr: i32, bias: usize, act: i32, mode: i32): void {
+  const y0 = y, y1 = y + ldyb, y2 = y1 + ldyb, y3 = y2 + ldyb;
+  let c00 = f32x4.splat(0), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+  if (mode & LOAD) {
+    c00 = loadN(y0, nr); c01 = loadN(y0 + 16, nr - 4);
+    c10 = loadN(y1, nr); c11 = loadN(y1 + 16, nr - 4);
+    c20 = loadN(y2, nr); c21 = loadN(y2 + 16, nr - 4);
+    c30 = loadN(y3, nr); c31 = loadN(y3 + 16, nr - 4);
+  }
+  const x0 = x, x1 = x + ldxb, x2 = x1 + ldxb, x3 = x2 + ldxb;
+  const kend = <usize>kc << 2;
+  let kb: usize = 0;
+  for (; kb < kend; kb += 4) {
+    const b0 = v128.load(wp), b1 = v128.load(wp, 16);
+    let a = v128.load_splat<f32>(x0 + kb);
+    c00 = madd(a, b0, c00); c01 = madd(a, b1, c01);
+    a = v128.load_splat<f32>(x1 + kb);
+    c10 = madd(a, b0, c10); c11 = madd(a, b1, c11);
+    a = v128.load_splat<f32>(x2 + kb);
+    c20 = madd(a, b0, c20); c21 = madd(a, b1, c21);
+    a = v128.load_splat<f32>(x3 + kb);
+    c30 = madd(a, b0, c30); c31 = madd(a, b1, c31);
+    wp += 32;
+  }
+  finish(c00, c01, bias, nr, act, mode, y0);
+  finish(c10, c11, bias, nr, act, mode, y1);
+  finish(c20, c21, bias, nr, act, mode, y2);
+  finish(c30, c31, bias, nr, act, mode, y3);
+}
+
+/** 1 row × 8 columns (the M remainder). */
+function tile_1x8(kc: i32, x: usize, wp: usize, y: usize, nr: i32, bias: usize, act: i32, mode: i32): void {
+  let c0 = f32x4.splat(0), c1 = c0;
+  if (mode & LOAD) { c0 = loadN(y, nr); c1 = loadN(y + 16, nr - 4); }
+  const kend = <usize>kc << 2;
+  for (let kb: usize = 0; kb < kend; kb += 4) {
+    const a = v128.load_splat<f32>(x + kb);
+    c0 = madd(a, v128.load(wp), c0);
+    c1 = madd(a, v128.load(wp, 16), c1);
+    wp += 32;
+  }
+  finish(c0, c1, bias, nr, act, mode, y);
+}
+
+/** SIMD GEMM, 4×8 register tile. See the file header for the arguments. */
+export function f32_gemm_4x8__wasmsimd(M: i32, N: i32, K: i32, x: usize, ldx: i32, packed: usize,
+                                       bias: usize, y: usize, ldy: i32, act: i32, accumulate: i32): void {
+  if (M <= 0 || N <= 0) return;
+  if (K < 0) K = 0;
+  const ldxb = <usize>ldx << 2, ldyb = <usize>ldy << 2;
+  const addy = accumulate != 0 && act != 0;
+  const kcMax = addy ? max(K, 1) : KC; // y holds partial sums between K blocks, so no blocking when y must stay intact
+  const panels = (N + 7) >> 3;
+  let k0 = 0;
+  do {
+    const kc = min(kcMax, K - k0);
+    let mode = 0;
+    if (k0 > 0 || (accumulate != 0 && !addy)) mode |= LOAD;
+    if (k0 + kc >= K) mode |= FIN;
+    if (addy) mode |= ADDY;
+    for (let m0 = 0; m0 < M; m0 += MC) {
+      const mEnd = min(M, m0 + MC);
+      for (let p = 0; p < panels; p++) {
+        const nr = min(8, N - p * 8);
+        const wp = packed + ((<usize>p * <usize>K + <usize>k0) << 5);
+        const bp = bias ? bias + (<usize>p << 5) : 0;
+        let i = m0;
+        let xp = x + <usize>i * ldxb + (<usize>k0 << 2);
+        let yp = y + <usize>i * ldyb + (<usize>p << 5);
+        for (; i + 4 <= mEnd; i += 4) {
+          tile_4x8(kc, xp, ldxb, wp, yp, ldyb, nr, bp, act, mode);
+          xp += ldxb << 2; yp += ldyb << 2;
+        }
+        for (; i < mEnd; i++) {
+          tile_1x8(kc, xp, wp, yp, nr, bp, act, mode);
+          xp += ldxb; yp += ldyb;
+        }
+      }
+    }
+    k0 += kc;
+  } while (k0 < K);
+}
+
+/** Scalar twin of f32_gemm_4x8__wasmsimd: same arguments, same packed W, plain f32 mul + add. */
+export function f32_gemm__scalar(M: i32, N: i32, K: i32, x: usize, ldx: i32, packed: usize,
+                                 bias: usize, y: usize, ldy: i32, act: i32, accumulate: i32): void {
+  for (let i = 0; i < M; i++) {
+    const xr = x + (<usize>i * <usize>ldx << 2);
+    const yr = y + (<usize>i * <usize>ldy << 2);
+    for (let n = 0; n < N; n++) {
+      const p = n >> 3, j = n & 7;
+      const yp = yr + (<usize>n << 2);
+      let acc: f32 = accumulate != 0 && act == 0 ? load<f32>(yp) : 0;
+      let wp = packed + ((<usize>p * <usize>K * 8 + j) << 2);
+      for (let k = 0; k < K; k++) {
+        acc += load<f32>(xr + (<usize>k << 2)) * load<f32>(wp);
+        wp += 32;
+      }
+      if (bias) acc += load<f32>(bias + (<usize>n << 2));
+      acc = act32(acc, act);
+      if (accumulate != 0 && act != 0) acc = load<f32>(yp) + acc;
+      store<f32>(yp, acc);
+    }
+  }
+}

@@ -1,0 +1,96 @@
+// LayerNorm, activations, gate, residual add: SIMD = scalar = float64 reference,
+// elementwise tolerance max(1e-5, 1e-6·|ref|) (one f32 rounding of an O(1) result).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { layerNorm, activation, erf } from '../src/reference/ops.js';
+import { VARIANTS, kernels, arena, rng, putF32, getF32, unstride, expectClose, elementwiseTol, ACT_NAMES } from './helpers/kernels.js';
+
+test('erf64 and gelu in f64 match the reference erf (|err| ≤ 1e-7 for gelu, ≤ 1e-13 for erf)', () => {
+  const k = kernels('simd');
+  for (let x = -12; x <= 12; x += 0.001953125 * 3) {
+    const e = Math.abs(k.erf64(x) - erf(x));
+    if (!(e <= 1e-13)) throw new Error(`erf64(${x}) = ${k.erf64(x)}, want ${erf(x)}`);
+    const g = Math.abs(k.act64(x, 1) - activation('gelu')(x));
+    if (!(g <= 1e-7)) throw new Error(`gelu(${x}) = ${k.act64(x, 1)}, want ${activation('gelu')(x)}`);
+  }
+  for (const x of [-700, -50, -1e-10, 0, 1e-300, 3e-5, 1, 20, 700]) {
+    const e = Math.abs(k.exp64(x) - Math.exp(x)) / Math.exp(x);
+    if (!(e <= 1e-14)) throw new Error(`exp64(${x}) = ${k.exp64(x)}, want ${Math.exp(x)}`);
+  }
+});
+
+for (const variant of VARIANTS) {
+  for (const tw of ['wasmsimd', 'scalar'] as const) {
+    test(`f32_layernorm__${tw} (${variant}) = reference, strided and in place`, () => {
+      const k = kernels(variant);
+      const ln = tw === 'wasmsimd' ? k.f32_layernorm__wasmsimd : k.f32_layernorm__scalar;
+      const r = rng(7);
+      for (const rows of [1, 3, 7]) for (const n of [1, 2, 3, 4, 5, 8, 63, 64, 513]) for (const inPlace of [false, true]) {
+        const mark = arena.mark();
+        const ldx = n + r.int(3), ldy = inPlace ? ldx : n + r.int(4);
+        const X = r.uniform(rows * ldx, -2, 3), G = r.uniform(n, 0.5, 1.5), B = r.uniform(n, -0.5, 0.5);
+        const xp = putF32(X), gp = putF32(G), bp = putF32(B);
+        const yp = inPlace ? xp : putF32(new Float64Array(rows * ldy));
+        ln(rows, n, xp, ldx, gp, bp, yp, ldy, 1e-5);
+        const want = layerNorm(unstride(X, rows, n, ldx), rows, n, G, B);
+        const got = unstride(getF32(yp, rows * ldy), rows, n, ldy);
+        expectClose(`layernorm ${tw} ${variant}`, got, want, elementwiseTol(want), `rows=${rows} n=${n} ldx=${ldx} ldy=${ldy} inPlace=${inPlace}`);
+        arena.reset(mark);
+      }
+    });
+
+    test(`f32_act__${tw}, f32_gate__${tw} (${variant}) = reference, every activation`, () => {
+      const k = kernels(variant);
+      const act = tw === 'wasmsimd' ? k.f32_act__wasmsimd : k.f32_act__scalar;
+      const gate = tw === 'wasmsimd' ? k.f32_gate__wasmsimd : k.f32_gate__scalar;
+      const r = rng(11);
+      for (let code = 0; code <= 5; code++) for (const rows of [1, 3]) for (const cols of [1, 2, 3, 4, 5, 7, 9, 33]) {
+        const f = code ? activation(ACT_NAMES[code - 1]) : (t: number) => t;
+        const mark = arena.mark();
+        const ld = cols + r.int(3);
+        const X = r.uniform(rows * ld, -9, 9), O = r.uniform(rows * ld);
+        const sizes = `act=${code} rows=${rows} cols=${cols} ld=${ld}`;
+        // act in place
+        const xp = putF32(X);
+        act(rows, cols, xp, ld, code);
+        const got = getF32(xp, rows * ld);
+        const want = X.slice();
+        for (let i = 0; i < rows; i++) for (let c = 0; c < cols; c++) want[i * ld + c] = f(X[i * ld + c]);
+        expectClose(`act ${tw} ${variant}`, got, want, elementwiseTol(want), sizes);
+        // gate: o = act(g) ⊙ o
+        const gp = putF32(X), op = putF32(O);
+        gate(rows, cols, gp, ld, op, ld, code);
+        const gw = O.slice();
+        for (let i = 0; i < rows; i++) for (let c = 0; c < cols; c++) gw[i * ld + c] = f(X[i * ld + c]) * O[i * ld + c];
+        expectClose(`gate ${tw} ${variant}`, getF32(op, rows * ld), gw, elementwiseTol(gw), sizes);
+        arena.reset(mark);
+      }
+    });
+
+    test(`f32_add__${tw} (${variant}) = reference`, () => {
+      const k = kernels(variant);
+      const add = tw === 'wasmsimd' ? k.f32_add__wasmsimd : k.f32_add__scalar;
+      const r = rng(5);
+      for (const rows of [1, 2, 5]) for (const cols of [1, 3, 4, 6, 17]) {
+        const mark = arena.mark();
+        const lda = cols + r.int(3), ldy = cols + r.int(3);
+        const A = r.uniform(rows * lda), Y = r.uniform(rows * ldy);
+        const ap = putF32(A), yp = putF32(Y);
+        add(rows, cols, ap, lda, yp, ldy);
+        const want = Y.slice();
+        for (let i = 0; i < rows; i++) for (let c = 0; c < cols; c++) want[i * ldy + c] += A[i * lda + c];
+        expectClose(`add ${tw} ${variant}`, getF32(yp, rows * ldy), want, elementwiseTol(want), `rows=${rows} cols=${cols} lda=${lda} ldy=${ldy}`);
+        arena.reset(mark);
+      }
+    });
+  }
+}
+
+test('activation codes 0..5 are none, gelu, silu, relu, selu, sigmoid', () => {
+  const k = kernels('simd');
+  assert.is(k.act64(-1, 3), 0);
+  assert.ok(Math.abs(k.act64(1, 5) - 1 / (1 + Math.exp(-1))) < 1e-15);
+  assert.is(k.act64(-1, 0), -1);
+});
+
+test.run();

@@ -1,0 +1,98 @@
+// GEMM: f32_gemm_4x8__wasmsimd = f32_gemm__scalar = ops.linear (+ activation,
+// + accumulate) on odd sizes, strided x / y, both module variants.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { linear, activation } from '../src/reference/ops.js';
+import { VARIANTS, kernels, arena, rng, putF32, getF32, unstride, expectClose, U, ACT_NAMES } from './helpers/kernels.js';
+
+const Ms = [1, 2, 3, 4, 5, 9, 17];
+const Ns = [1, 3, 7, 8, 9, 16, 33];
+const Ks = [1, 2, 3, 8, 255, 256, 257, 600];
+// Lipschitz constant of each activation (|f'| ≤ L): how much an input error can grow.
+const LIP = [1, 1.13, 1.1, 1, 1.76, 0.25];
+
+test('packed size and layout', () => {
+  const k = kernels('simd');
+  assert.is(k.f32_gemm_packed_size(9, 5), 16 * 5 * 4);
+  const mark = arena.mark();
+  const W = Float64Array.from({ length: 9 * 5 }, (_, i) => i + 1);
+  const w = putF32(W);
+  const p = arena.alloc(k.f32_gemm_packed_size(9, 5));
+  k.f32_gemm_pack_8(9, 5, w, 5, p);
+  const got = getF32(p, 16 * 5);
+  for (let pn = 0; pn < 2; pn++) for (let kk = 0; kk < 5; kk++) for (let j = 0; j < 8; j++) {
+    const n = pn * 8 + j;
+    assert.is(got[(pn * 5 + kk) * 8 + j], n < 9 ? W[n * 5 + kk] : 0, `packed[${pn}][${kk}][${j}]`);
+  }
+  arena.reset(mark);
+});
+
+for (const variant of VARIANTS) {
+  for (const kernel of ['f32_gemm_4x8__wasmsimd', 'f32_gemm__scalar'] as const) {
+    test(`${kernel} (${variant}) = reference, all M×N×K`, () => {
+      const k = kernels(variant);
+      const r = rng(1234);
+      let cases = 0;
+      for (const M of Ms) for (const N of Ns) for (const K of Ks) {
+        const mark = arena.mark();
+        const ldx = K + (r.int(2) ? 3 : 0), ldy = N + (r.int(2) ? 5 : 0);
+        const act = r.int(6), accumulate = r.int(3) === 0 ? 1 : 0, hasBias = r.int(2) === 1;
+        const X = r.uniform(M * ldx), W = r.uniform(N * K), B = r.uniform(N), Y0 = r.uniform(M * ldy);
+        const xp = putF32(X), wp = putF32(W), bp = hasBias ? putF32(B) : 0, yp = putF32(Y0);
+        const packed = arena.alloc(k.f32_gemm_packed_size(N, K));
+        k.f32_gemm_pack_8(N, K, wp, K, packed);
+        k[kernel](M, N, K, xp, ldx, packed, bp, yp, ldy, act, accumulate);
+        const got = getF32(yp, M * ldy);
+        // reference in float64 on the same float32 inputs
+        const x = unstride(X, M, K, ldx);
+        const lin = linear(x, M, K, W, hasBias ? B : null, N);
+        const absLin = linear(x.map(Math.abs), M, K, W.map(Math.abs), hasBias ? B.map(Math.abs) : null, N);
+        const f = act ? activation(ACT_NAMES[act - 1]) : (t: number) => t;
+        const want = new Float64Array(M * ldy), tol = new Float64Array(M * ldy);
+        for (let i = 0; i < M * ldy; i++) { want[i] = Y0[i]; tol[i] = 0; } // padding columns must stay untouched
+        for (let i = 0; i < M; i++) for (let n = 0; n < N; n++) {
+          const y0 = Y0[i * ldy + n], t = lin[i * N + n];
+          const inner = accumulate && !act ? y0 + t : t;
+          let w = f(inner);
+          if (accumulate && act) w += y0;
+          want[i * ldy + n] = w;
+          // Recursive f32 summation of K products + bias (+ y0): each of the ≤ K+2 roundings is at
+          // most 2^-24 of a partial sum bounded by Σ|terms|; the activation scales that by its
+          // Lipschitz constant, then its own f32 rounding and the final add round once more each.
+          const sumAbs = absLin[i * N + n] + (accumulate && !act ? Math.abs(y0) : 0);
+          tol[i * ldy + n] = (K + 3) * U * sumAbs * LIP[act] + 2 * U * (Math.abs(f(inner)) + Math.abs(y0)) + 1e-30;
+        }
+        expectClose(`${kernel} ${variant}`, got, want, (i) => tol[i], `M=${M} N=${N} K=${K} ldx=${ldx} ldy=${ldy} act=${act} acc=${accumulate} bias=${hasBias}`);
+        arena.reset(mark);
+        cases++;
+      }
+      assert.is(cases, Ms.length * Ns.length * Ks.length);
+    });
+  }
+
+  test(`f32_gemm_4x8__wasmsimd (${variant}) = f32_gemm__scalar`, () => {
+    const k = kernels(variant);
+    const r = rng(99);
+    for (const [M, N, K] of [[1, 1, 1], [5, 9, 257], [17, 33, 600], [64, 64, 64], [67, 17, 513]]) {
+      const mark = arena.mark();
+      const X = r.uniform(M * K), W = r.uniform(N * K), B = r.uniform(N);
+      const xp = putF32(X), wp = putF32(W), bp = putF32(B);
+      const packed = arena.alloc(k.f32_gemm_packed_size(N, K));
+      k.f32_gemm_pack_8(N, K, wp, K, packed);
+      const y1 = putF32(new Float64Array(M * N)), y2 = putF32(new Float64Array(M * N));
+      k.f32_gemm_4x8__wasmsimd(M, N, K, xp, K, packed, bp, y1, N, 0, 0);
+      k.f32_gemm__scalar(M, N, K, xp, K, packed, bp, y2, N, 0, 0);
+      const absLin = linear(X.map(Math.abs), M, K, W.map(Math.abs), B.map(Math.abs), N);
+      // both are within (K+2)·2^-24·Σ|terms| of the exact sum, so within twice that of each other
+      expectClose(`simd vs scalar ${variant}`, getF32(y1, M * N), getF32(y2, M * N), (i) => 2 * (K + 2) * U * absLin[i], `M=${M} N=${N} K=${K}`);
+      arena.reset(mark);
+    }
+  });
+}
+
+test('relaxed module really is the relaxed build', () => {
+  assert.is(kernels('relaxed').is_relaxed(), 1);
+  assert.is(kernels('simd').is_relaxed(), 0);
+});
+
+test.run();

@@ -1,0 +1,207 @@
+// Retention pieces on strided per-head views: SIMD = scalar = ops.ts
+// (intraChunk, chunkSummary, crossChunk, normalizeRows, retentionStep), and the
+// full chunkwise pipeline (kernels + float64 carry in JS) = retentionParallel.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  intraChunk, chunkSummary, crossChunk, normalizeRows, retentionStep, retentionParallel, decaySum, zeroState,
+  type RetentionFlags,
+} from '../src/reference/ops.js';
+import type { Kernels, Variant } from '../src/wasm/loader.js';
+import { VARIANTS, kernels, arena, rng, putF32, putF64, getF32, getF64, unstride, expectClose, elementwiseTol, U } from './helpers/kernels.js';
+
+const H = 3, HEAD = 1; // views: head 1 of a [n, 3·dk] projection output, plus row padding
+const GAMMAS = [1 - 2 ** -5, 1 - 2 ** -8];
+const FLAGS: RetentionFlags[] = [
+  { normalizeAttn: false, normalizeRetn: false }, { normalizeAttn: true, normalizeRetn: false },
+  { normalizeAttn: false, normalizeRetn: true }, { normalizeAttn: true, normalizeRetn: true },
+];
+type Twin = 'wasmsimd' | 'scalar';
+const TWINS: Twin[] = ['wasmsimd', 'scalar'];
+const pick = <F>(k: Kernels, name: string, tw: Twin): F => (k as unknown as Record<string, F>)[`f32_retention_${name}__${tw}`];
+
+/** pow[d] = γ^d for d in 0..n, float64 in JS, rounded to float32 once. */
+function powTable(gamma: number, n: number): Float64Array {
+  return Float64Array.from({ length: n + 1 }, (_, d) => Math.fround(Math.pow(gamma, d)));
+}
+const abs = (a: Float64Array) => a.map(Math.abs);
+
+/** Strided [n, H·dk + pad] buffer with head HEAD at column offset HEAD·dk; returns the dense head too. */
+function headView(r: ReturnType<typeof rng>, n: number, d: number, pad: number) {
+  const ld = H * d + pad;
+  const full = r.uniform(Math.max(n, 1) * ld);
+  return { full, ld, dense: unstride(full, n, d, ld, HEAD * d), ptr: (base: number) => base + HEAD * d * 4 };
+}
+
+for (const variant of VARIANTS) for (const tw of TWINS) {
+  test(`f32_retention_intra__${tw} (${variant}) = intraChunk`, () => {
+    const k = kernels(variant);
+    const intra = pick<Kernels['f32_retention_intra__scalar']>(k, 'intra', tw);
+    const r = rng(21);
+    for (const n of [1, 3, 7, 64]) for (const dk of [2, 6, 64]) for (const dv of [2, 5, 64]) {
+      const mark = arena.mark();
+      const gamma = GAMMAS[r.int(2)];
+      const q = headView(r, n, dk, r.int(3)), kk = headView(r, n, dk, r.int(3)), v = headView(r, n, dv, r.int(3));
+      const ldo = dv + r.int(3);
+      const qb = putF32(q.full), kb = putF32(kk.full), vb = putF32(v.full), pw = putF32(powTable(gamma, n));
+      const ob = putF32(new Float64Array(n * ldo).fill(7)), rb = putF32(new Float64Array(n)), scratch = arena.alloc(n * n * 4);
+      intra(n, dk, dv, q.ptr(qb), q.ld, kk.ptr(kb), kk.ld, v.ptr(vb), v.ld, pw, ob, ldo, rb, scratch);
+      const want = intraChunk(q.dense, kk.dense, v.dense, n, dk, dv, gamma);
+      const bound = intraChunk(abs(q.dense), abs(kk.dense), abs(v.dense), n, dk, dv, gamma);
+      // dk-term dot (dk roundings), × pow (its own f32 rounding + 1), n-term row sum (n roundings):
+      // each rounding ≤ 2^-24 of a partial sum bounded by the sum of |terms|.
+      const c = (dk + n + 3) * U;
+      const sizes = `n=${n} dk=${dk} dv=${dv} γ=${gamma}`;
+      expectClose(`intra o ${tw} ${variant}`, unstride(getF32(ob, n * ldo), n, dv, ldo), want.o, (i) => c * bound.o[i] + 1e-30, sizes);
+      expectClose(`intra r ${tw} ${variant}`, getF32(rb, n), want.rowSum, (i) => c * bound.rowSum[i] + 1e-30, sizes);
+      arena.reset(mark);
+    }
+  });
+
+  test(`f32_retention_summary__${tw} (${variant}) = chunkSummary`, () => {
+    const k = kernels(variant);
+    const summary = pick<Kernels['f32_retention_summary__scalar']>(k, 'summary', tw);
+    const r = rng(22);
+    for (const n of [1, 3, 7, 64]) for (const dk of [2, 6, 64]) for (const dv of [2, 5, 64]) {
+      const mark = arena.mark();
+      const gamma = GAMMAS[r.int(2)];
+      const kk = headView(r, n, dk, r.int(3)), v = headView(r, n, dv, r.int(3));
+      const kb = putF32(kk.full), vb = putF32(v.full), pw = putF32(powTable(gamma, n));
+      const Sb = putF32(new Float64Array(dk * dv).fill(3)), zb = putF32(new Float64Array(dk).fill(3));
+      summary(n, dk, dv, kk.ptr(kb), kk.ld, v.ptr(vb), v.ld, pw, Sb, zb);
+      const want = chunkSummary(kk.dense, v.dense, n, dk, dv, gamma);
+      const bound = chunkSummary(abs(kk.dense), abs(v.dense), n, dk, dv, gamma);
+      const c = (n + 3) * U; // two products (ζ·k, ·v) and an n-term sum, with ζ rounded to f32
+      const sizes = `n=${n} dk=${dk} dv=${dv}`;
+      expectClose(`summary S ${tw} ${variant}`, getF32(Sb, dk * dv), want.S, (i) => c * bound.S[i] + 1e-30, sizes);
+      expectClose(`summary z ${tw} ${variant}`, getF32(zb, dk), want.z, (i) => c * bound.z[i] + 1e-30, sizes);
+      arena.reset(mark);
+    }
+  });
+
+  test(`f32_retention_cross__${tw} (${variant}) = crossChunk`, () => {
+    const k = kernels(variant);
+    const cross = pick<Kernels['f32_retention_cross__scalar']>(k, 'cross', tw);
+    const r = rng(23);
+    for (const n of [1, 3, 7, 64]) for (const dk of [2, 6, 64]) for (const dv of [2, 5, 64]) {
+      const mark = arena.mark();
+      const gamma = GAMMAS[r.int(2)];
+      const q = headView(r, n, dk, r.int(3));
+      const ldo = dv + r.int(3);
+      const S = r.uniform(dk * dv, -4, 4), z = r.uniform(dk, -4, 4), O = r.uniform(n * ldo), R = r.uniform(n);
+      const qb = putF32(q.full), pw = putF32(powTable(gamma, n)), Sb = putF32(S), zb = putF32(z), ob = putF32(O), rb = putF32(R);
+      cross(n, dk, dv, q.ptr(qb), q.ld, pw, Sb, zb, ob, ldo, rb);
+      const wo = unstride(O, n, dv, ldo), wr = R.slice();
+      crossChunk(q.dense, n, dk, dv, gamma, { S, z }, wo, wr);
+      const bo = abs(unstride(O, n, dv, ldo)), br = abs(R);
+      crossChunk(abs(q.dense), n, dk, dv, gamma, { S: abs(S), z: abs(z) }, bo, br);
+      const c = (dk + 4) * U; // q·ξ (ξ rounded), × S, dk-term sum onto o
+      const sizes = `n=${n} dk=${dk} dv=${dv}`;
+      expectClose(`cross o ${tw} ${variant}`, unstride(getF32(ob, n * ldo), n, dv, ldo), wo, (i) => c * bo[i], sizes);
+      expectClose(`cross r ${tw} ${variant}`, getF32(rb, n), wr, (i) => c * br[i], sizes);
+      arena.reset(mark);
+    }
+  });
+
+  test(`f32_retention_normalize__${tw} (${variant}) = normalizeRows, all flags`, () => {
+    const k = kernels(variant);
+    const norm = pick<Kernels['f32_retention_normalize__scalar']>(k, 'normalize', tw);
+    const r = rng(24);
+    for (const flags of FLAGS) for (const n of [1, 3, 64]) for (const dv of [1, 5, 64]) {
+      const mark = arena.mark();
+      const gamma = GAMMAS[r.int(2)], pos0 = r.int(2) ? 0 : r.int(5000);
+      const ldo = dv + r.int(3);
+      const O = r.uniform(n * ldo, -3, 3), R = r.uniform(n, -5, 5);
+      const inv = Float64Array.from({ length: n }, (_, i) => 1 / Math.sqrt(decaySum(gamma, pos0 + i)));
+      const ob = putF32(O), rb = putF32(R), ib = flags.normalizeAttn ? putF32(inv) : 0;
+      norm(n, dv, ob, ldo, rb, ib, flags.normalizeRetn ? 1 : 0);
+      const wo = unstride(O, n, dv, ldo), wr = R.slice();
+      normalizeRows(wo, wr, n, dv, gamma, pos0, flags);
+      const sizes = `n=${n} dv=${dv} pos0=${pos0} ${JSON.stringify(flags)}`;
+      expectClose(`normalize o ${tw} ${variant}`, unstride(getF32(ob, n * ldo), n, dv, ldo), wo, elementwiseTol(wo), sizes);
+      expectClose(`normalize r ${tw} ${variant}`, getF32(rb, n), wr, elementwiseTol(wr), sizes);
+      arena.reset(mark);
+    }
+  });
+
+  test(`f32_retention_step__${tw} (${variant}) = retentionStep, float64 state, all flags`, () => {
+    const k = kernels(variant);
+    const step = pick<Kernels['f32_retention_step__scalar']>(k, 'step', tw);
+    const r = rng(25);
+    for (const flags of FLAGS) for (const dk of [2, 6, 64]) for (const dv of [1, 5, 64]) {
+      const mark = arena.mark();
+      const gamma = GAMMAS[r.int(2)];
+      const state = zeroState(dk, dv);
+      const Sb = putF64(state.S), zb = putF64(state.z);
+      const qb = arena.alloc(dk * 4), kb = arena.alloc(dk * 4), vb = arena.alloc(dv * 4), ob = arena.alloc(dv * 4), rb = arena.alloc(4), ib = arena.alloc(4);
+      for (let pos = 0; pos < 6; pos++) {
+        const q = r.uniform(dk), kk = r.uniform(dk), v = r.uniform(dv);
+        const f32 = (p: number, a: Float64Array) => new Float32Array(arena.memory.buffer, p, a.length).set(a);
+        f32(qb, q); f32(kb, kk); f32(vb, v);
+        new Float32Array(arena.memory.buffer, ib, 1)[0] = 1 / Math.sqrt(decaySum(gamma, pos));
+        step(dk, dv, qb, kb, vb, gamma, Sb, zb, ob, rb, flags.normalizeAttn ? ib : 0, flags.normalizeRetn ? 1 : 0);
+        const want = retentionStep(q, kk, v, dk, dv, gamma, state, pos, flags);
+        const sizes = `dk=${dk} dv=${dv} pos=${pos} ${JSON.stringify(flags)}`;
+        // state is float64 on both sides (same inputs): only summation order and the f32 output rounding differ
+        expectClose(`step S ${tw} ${variant}`, getF64(Sb, dk * dv), state.S, (i) => 1e-13 * (1 + Math.abs(state.S[i])), sizes);
+        expectClose(`step z ${tw} ${variant}`, getF64(zb, dk), state.z, (i) => 1e-13 * (1 + Math.abs(state.z[i])), sizes);
+        expectClose(`step o ${tw} ${variant}`, getF32(ob, dv), want, elementwiseTol(want), sizes);
+      }
+      arena.reset(mark);
+    }
+  });
+}
+
+/** The whole chunkwise pipeline with these kernels: intra → cross (state from a float64 carry) → normalise → summary → carry. */
+function chunkwiseWithKernels(k: Kernels, tw: Twin, q: Float64Array, kk: Float64Array, v: Float64Array, L: number, dk: number, dv: number,
+                              gamma: number, C: number, flags: RetentionFlags): Float64Array {
+  const intra = pick<Kernels['f32_retention_intra__scalar']>(k, 'intra', tw);
+  const cross = pick<Kernels['f32_retention_cross__scalar']>(k, 'cross', tw);
+  const norm = pick<Kernels['f32_retention_normalize__scalar']>(k, 'normalize', tw);
+  const summary = pick<Kernels['f32_retention_summary__scalar']>(k, 'summary', tw);
+  const mark = arena.mark();
+  const qb = putF32(q), kb = putF32(kk), vb = putF32(v), ob = arena.alloc(L * dv * 4), rb = arena.alloc(L * 4);
+  const pw = putF32(powTable(gamma, C)), scratch = arena.alloc(C * C * 4);
+  const inv = putF32(Float64Array.from({ length: L }, (_, i) => 1 / Math.sqrt(decaySum(gamma, i))));
+  const Sb = arena.alloc(dk * dv * 4), zb = arena.alloc(dk * 4), dSb = arena.alloc(dk * dv * 4), dzb = arena.alloc(dk * 4);
+  const S = new Float64Array(dk * dv), z = new Float64Array(dk); // the carry, float64 in JS
+  for (let s = 0; s < L; s += C) {
+    const n = Math.min(C, L - s);
+    const qs = qb + s * dk * 4, ks = kb + s * dk * 4, vs = vb + s * dv * 4, os = ob + s * dv * 4, rs = rb + s * 4;
+    intra(n, dk, dv, qs, dk, ks, dk, vs, dv, pw, os, dv, rs, scratch);
+    new Float32Array(arena.memory.buffer, Sb, dk * dv).set(S);
+    new Float32Array(arena.memory.buffer, zb, dk).set(z);
+    cross(n, dk, dv, qs, dk, pw, Sb, zb, os, dv, rs);
+    norm(n, dv, os, dv, rs, flags.normalizeAttn ? inv + s * 4 : 0, flags.normalizeRetn ? 1 : 0);
+    summary(n, dk, dv, ks, dk, vs, dv, pw, dSb, dzb);
+    const g = Math.pow(gamma, n), dS = getF32(dSb, dk * dv), dz = getF32(dzb, dk);
+    for (let i = 0; i < S.length; i++) S[i] = g * S[i] + dS[i];
+    for (let i = 0; i < z.length; i++) z[i] = g * z[i] + dz[i];
+  }
+  const o = getF32(ob, L * dv);
+  arena.reset(mark);
+  return o;
+}
+
+for (const variant of VARIANTS) for (const tw of TWINS) {
+  test(`chunkwise retention with ${tw} kernels (${variant}) = retentionParallel, chunk 1/7/64/L, all flags`, () => {
+    const k = kernels(variant as Variant);
+    const r = rng(31);
+    for (const [L, dk, dv] of [[100, 8, 6], [130, 64, 64]]) {
+      const q = r.uniform(L * dk), kk = r.uniform(L * dk), v = r.uniform(L * dv);
+      for (const gamma of GAMMAS) for (const flags of FLAGS) {
+        const want = retentionParallel(q, kk, v, L, dk, dv, gamma, flags);
+        let maxRef = 0;
+        for (const w of want) maxRef = Math.max(maxRef, Math.abs(w));
+        for (const C of [1, 7, 64, L]) {
+          const got = chunkwiseWithKernels(k, tw, q, kk, v, L, dk, dv, gamma, C, flags);
+          // scale-free: float32 kernels over float64 carry agree to 1e-5 of the largest output
+          expectClose(`chunkwise ${tw} ${variant}`, got, want, () => 1e-5 * maxRef, `L=${L} dk=${dk} dv=${dv} C=${C} γ=${gamma} ${JSON.stringify(flags)}`);
+        }
+      }
+    }
+    assert.ok(true);
+  });
+}
+
+test.run();
