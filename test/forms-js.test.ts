@@ -22,12 +22,12 @@ for (const L of [1, 2, 13, 100]) {
     const x = Tensor.randn([2, L, 12], { seed: 100 + L });
     for (const flags of FLAGS) {
       const tag = `L=${L} attn=${flags.normalizeAttn} retn=${flags.normalizeRetn}`;
-      const ref = await model.forward(x, { ...flags, numChunks: null });
+      const ref = await model.forward(x, { ...flags, numChunks: null, backend: 'js' });
       for (const c of [1, 3, 7, Math.max(1, Math.floor(L / 4)), L, L + 5]) {
-        expectRel(await model.forward(x, { ...flags, chunkSize: c }), ref, TOL, `${tag} chunkSize ${c}`);
+        expectRel(await model.forward(x, { ...flags, chunkSize: c, backend: 'js' }), ref, TOL, `${tag} chunkSize ${c}`);
       }
-      expectRel(await model.forward(x, { ...flags, numChunks: 4 }), ref, TOL, `${tag} numChunks 4`);
-      expectRel(await model.forward(x, { ...flags, numChunks: -1 }), ref, TOL, `${tag} recurrent`);
+      expectRel(await model.forward(x, { ...flags, numChunks: 4, backend: 'js' }), ref, TOL, `${tag} numChunks 4`);
+      expectRel(await model.forward(x, { ...flags, numChunks: -1, backend: 'js' }), ref, TOL, `${tag} recurrent`);
       // token by token through the step API
       const st = model.initState(2);
       const ys = new Float64Array(2 * L * 12);
@@ -45,7 +45,7 @@ for (const L of [1, 2, 13, 100]) {
 test('the normalisations change the retention output (so the tests above can see them)', async () => {
   const msr = MultiScaleRetention.fromRetNet(model, 0);
   const x = Tensor.randn([1, 50, 12], { seed: 3 });
-  const outs = await Promise.all(FLAGS.map((f) => msr.forward(x, { ...f, numChunks: null })));
+  const outs = await Promise.all(FLAGS.map((f) => msr.forward(x, { ...f, numChunks: null, backend: 'js' })));
   for (let i = 1; i < outs.length; i++) {
     let diff = 0;
     for (let j = 0; j < outs[0].size; j++) diff = Math.max(diff, Math.abs(outs[i].data[j] - outs[0].data[j]));
@@ -57,20 +57,20 @@ test('MultiScaleRetention alone: parallel = chunkwise = recurrent', async () => 
   const msr = MultiScaleRetention.init({ dimModel: 16, numHeads: 2, valueFactor: 1, gateFn: 'relu', seed: 9 });
   const x = Tensor.randn([3, 33, 16], { seed: 4 });
   for (const flags of FLAGS) {
-    const ref = await msr.forward(x, { ...flags });
-    expectRel(await msr.forward(x, { ...flags, numChunks: 5 }), ref, TOL, 'msr numChunks 5');
-    expectRel(await msr.forward(x, { ...flags, numChunks: -1 }), ref, TOL, 'msr recurrent');
+    const ref = await msr.forward(x, { ...flags, backend: 'js' });
+    expectRel(await msr.forward(x, { ...flags, numChunks: 5, backend: 'js' }), ref, TOL, 'msr numChunks 5');
+    expectRel(await msr.forward(x, { ...flags, numChunks: -1, backend: 'js' }), ref, TOL, 'msr recurrent');
   }
 });
 
 test('numChunks follows the seed: ceil(L/k)-sized chunks, k > L clamped', async () => {
   const x = Tensor.randn([1, 10, 12], { seed: 8 });
-  const ref = await model.forward(x, { numChunks: null, normalizeRetn: true });
+  const ref = await model.forward(x, { numChunks: null, normalizeRetn: true, backend: 'js' });
   // L=10 with 4 chunks and L=13 with 5 crash the seed (its padding); here they run.
-  expectRel(await model.forward(x, { numChunks: 4, normalizeRetn: true }), ref, TOL, 'L=10, 4 chunks');
-  expectRel(await model.forward(x, { numChunks: 1000, normalizeRetn: true }), ref, TOL, 'numChunks > L');
+  expectRel(await model.forward(x, { numChunks: 4, normalizeRetn: true, backend: 'js' }), ref, TOL, 'L=10, 4 chunks');
+  expectRel(await model.forward(x, { numChunks: 1000, normalizeRetn: true, backend: 'js' }), ref, TOL, 'numChunks > L');
   const x13 = Tensor.randn([1, 13, 12], { seed: 9 });
-  expectRel(await model.forward(x13, { numChunks: 5 }), await model.forward(x13), TOL, 'L=13, 5 chunks');
+  expectRel(await model.forward(x13, { numChunks: 5, backend: 'js' }), await model.forward(x13, { backend: 'js' }), TOL, 'L=13, 5 chunks');
 });
 
 test.run();

@@ -16,7 +16,7 @@ import { createExecutor, hasExecutor, type BackendInfo, type Executor, type Forw
 import type { ActName, RetentionFlags } from '../reference/ops.js';
 import { Rng } from '../random.js';
 
-export const DEFAULT_BACKEND: BackendName = 'js';
+export const DEFAULT_BACKEND: BackendName = 'wasm';
 
 /** Check x is [B, L, d] with finite values; returns B, L. */
 export function checkInput(x: unknown, d: number, what = 'x'): { B: number; L: number } {

@@ -138,16 +138,16 @@ export class TfjsExecutor implements Executor {
   }
 
   async forward(spec: ModelSpec, x: Tensor, req: ForwardRequest): Promise<Tensor> {
-    return this.run(spec, x, req, req.mode);
+    return this.execute(spec, x, req, req.mode);
   }
 
   /** Debug/tests: layer 0's retention output o (after the normalisations, before the
    *  group norm) as [B, L, H·dv] — where the normalisations are visible. */
   debugRetention(spec: ModelSpec, x: Tensor, req: ForwardRequest): Promise<Tensor> {
-    return this.run(spec, x, req, 'retention');
+    return this.execute(spec, x, req, 'retention');
   }
 
-  private async run(spec: ModelSpec, x: Tensor, req: ForwardRequest, mode: ForwardArgs['mode']): Promise<Tensor> {
+  private async execute(spec: ModelSpec, x: Tensor, req: ForwardRequest, mode: ForwardArgs['mode']): Promise<Tensor> {
     if (req.signal?.aborted) throw errors.aborted(req.signal.reason);
     const conn = await this.connection();
     const [B, L, d] = x.shape;
