@@ -3,7 +3,6 @@
 // and small helpers (number lists, backends, progress bars, tables).
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { BACKENDS, type BackendName } from '../options.js';
-import { RetNetError } from '../errors.js';
 
 export interface Command {
   /** the word after `retnet` */
@@ -30,8 +29,15 @@ type Options = NonNullable<ParseArgsConfig['options']>;
 export type Parsed = { values: Record<string, any>; positionals: string[] };
 export function parse(cmd: Pick<Command, 'usage'>, argv: string[], options: Options, allowPositionals = false): Parsed | null {
   let r: Parsed;
+  // parseArgs takes `--chunks -1` for a missing value; accept negative numbers
+  // after options that take a value, as `--chunks=-1` is accepted.
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const name = argv[i].startsWith('--') ? argv[i].slice(2) : null;
+    if (name && options[name]?.type === 'string' && /^-\d/.test(argv[i + 1] ?? '')) { args.push(`${argv[i]}=${argv[i + 1]}`); i++; } else args.push(argv[i]);
+  }
   try {
-    r = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals });
+    r = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals });
   } catch (e) {
     throw new UsageError((e as Error).message.replace(/\. To specify a positional argument.*$/s, ''));
   }
@@ -64,7 +70,6 @@ export const backendList = (name: string, v: string): BackendName[] => v.split('
 export function errorMessage(e: unknown): string {
   const msg = e instanceof Error ? e.message : String(e);
   if (/WASM kernels are not built yet/.test(msg)) return `${msg} (use --backend js, or set RETNET_KERNELS=js to run the worker pool with scalar JS kernels)`;
-  if (e instanceof RetNetError && e.code === 'E_ENGINE' && /tfjs/.test(msg)) return `${msg} (the tfjs backend is not in this build)`;
   return msg;
 }
 

@@ -77,9 +77,11 @@ const drift: Command = {
       for (let k = 1; k < L; k *= 2) if (Math.ceil(L / k) <= MAX_PARALLEL_L) counts.push(k);
       counts.push(L, -1);
       const rows: DriftRow[] = [];
+      const unavailable = new Set<BackendName>();
       for (const backend of backends) {
         for (const stateDtype of backend === 'js' ? (['float64'] as const) : (['float32', 'float64'] as const)) {
           for (const numChunks of counts) {
+            if (unavailable.has(backend)) break;
             const form = numChunks === null ? 'parallel' : numChunks === -1 ? 'recurrent' : 'chunkwise';
             const chunkSize = numChunks === null ? L : numChunks === -1 ? 1 : Math.ceil(L / numChunks);
             const opts = { backend, workers, stateDtype, numChunks, ...flags };
@@ -99,7 +101,8 @@ const drift: Command = {
             }
             const last = rows.slice(-2);
             log(`  ${backend} ${stateDtype} ${form}${numChunks !== null && numChunks > 0 ? ` ${numChunks} chunks` : ''}: ${last.map((r) => r.error ? `${r.target} error: ${r.error}` : `${r.target} rel ${fmtE(r.relMaxError)}`).join(', ')}`);
-            if (last.every((r) => r.error)) break; // the backend is unavailable; don't repeat the error for every count
+            // an unavailable backend: report it once, not for every count and precision
+            if (last.every((r) => r.error && /not available|not built/.test(r.error))) unavailable.add(backend);
           }
         }
       }
