@@ -1,30 +1,56 @@
 #!/usr/bin/env node
-// retnet CLI. With no arguments: the main job — the seed README's example in
-// parallel and chunked form, printing their agreement and timing.
-import { RetNet, Tensor, maxAbsDiff, relMaxError } from '../index.js';
+// retnet CLI: a thin layer over the library. One file per command under
+// commands/, each exporting a Command; to add one, import it and put it in
+// COMMANDS. `retnet` with no command (or only options) runs the main job.
+import { fileURLToPath } from 'node:url';
+import { realpathSync } from 'node:fs';
+import { UsageError, errorMessage, type Command } from './command.js';
+import demo from './commands/demo.js';
+import run from './commands/run.js';
+import info from './commands/info.js';
+import bench from './commands/bench.js';
+import drift from './commands/drift.js';
 
-async function mainJob(): Promise<void> {
-  // Scaled down from the seed's (6 layers, d=512, L=1024) while only the
-  // float64 reference backend exists.
-  const cfg = { numLayer: 2, numHeads: 8, dimModel: 128, valueFactor: 2, msrGateFn: 'gelu', mlpGateFn: 'gelu', mlpMult: 4, mlpBias: true, dropout: 0.1, seed: 0 } as const;
-  const [B, L] = [2, 256];
-  const model = RetNet.init(cfg);
-  const x = Tensor.randint(0, 100, [B, L, cfg.dimModel], { seed: 1 });
-  console.log(`RetNet ${cfg.numLayer} layers, ${cfg.numHeads} heads, d=${cfg.dimModel}, value factor ${cfg.valueFactor}; input randint(0,100) [${B}, ${L}, ${cfg.dimModel}]; backend js (float64)`);
-  const time = async (label: string, numChunks: number | null) => {
-    const t0 = performance.now();
-    const y = await model.forward(x, { attnMask: 'causal', numChunks });
-    const s = (performance.now() - t0) / 1000;
-    console.log(`  ${label.padEnd(22)} ${s.toFixed(3)} s  ${Math.round((B * L) / s)} tokens/s`);
-    return y;
-  };
-  const p = await time('parallel', null);
-  const c = await time('chunkwise (8 chunks)', 8);
-  console.log(`agreement: max|Δ| = ${maxAbsDiff(c, p).toExponential(2)}, max|Δ|/max|parallel| = ${relMaxError(c, p).toExponential(2)}`);
-  await model.close();
+export const COMMANDS: Command[] = [demo, run, info, bench, drift];
+
+const USAGE = `usage: retnet [<command>] [options]
+
+Retentive Networks on Node.js. With no command: the main job (the seed
+README's example in parallel and chunkwise form; --small for a quick one).
+
+commands:
+${COMMANDS.map((c) => `  ${c.name.padEnd(7)} ${c.summary}`).join('\n')}
+
+Run \`retnet <command> --help\` for a command's options.
+Exit codes: 0 ok, 1 error, 2 bad command line.`;
+
+export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') { process.stdout.write(USAGE + '\n'); return 0; }
+  const named = argv.length > 0 && !argv[0].startsWith('-');
+  const cmd = named ? COMMANDS.find((c) => c.name === argv[0]) : demo;
+  if (!cmd) {
+    process.stderr.write(`retnet: unknown command ${JSON.stringify(argv[0])}\n${USAGE.split('\n')[0]}\ncommands: ${COMMANDS.map((c) => c.name).join(', ')}\n`);
+    return 2;
+  }
+  try {
+    return await cmd.run(named ? argv.slice(1) : argv);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`retnet ${cmd.name}: ${e.message}\n${cmd.usage.split('\n')[0]}\n`);
+      return 2;
+    }
+    process.stderr.write(`retnet: ${errorMessage(e)}\n`);
+    if (process.env.RETNET_DEBUG) console.error(e);
+    return 1;
+  }
 }
 
-mainJob().catch((e) => {
-  console.error(`retnet: ${e instanceof Error ? e.message : String(e)}`);
-  process.exitCode = 1;
-});
+const isEntry = (() => {
+  try { return realpathSync(process.argv[1] ?? '') === realpathSync(fileURLToPath(import.meta.url)); } catch { return false; }
+})();
+if (isEntry) {
+  main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (e) => {
+    process.stderr.write(`retnet: ${errorMessage(e)}\n`);
+    process.exitCode = 1;
+  });
+}

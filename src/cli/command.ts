@@ -1,0 +1,107 @@
+// Shared pieces of the CLI: the Command shape every file under commands/
+// exports, usage errors (exit 2), option parsing over node:util parseArgs,
+// and small helpers (number lists, backends, progress bars, tables).
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { BACKENDS, type BackendName } from '../options.js';
+
+export interface Command {
+  /** the word after `retnet` */
+  name: string;
+  /** one line for `retnet --help` */
+  summary: string;
+  /** the full --help text; its first line is the usage line */
+  usage: string;
+  /** argv after the command name → exit code (0 ok, 1 error, 2 usage) */
+  run(argv: string[]): Promise<number>;
+}
+
+/** A bad command line: printed with the command's usage line, exit code 2. */
+export class UsageError extends Error {
+  constructor(message: string) { super(message); this.name = 'UsageError'; }
+}
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** parseArgs (strict, no positionals unless allowed) with `--help`/`-h`
+ *  added; parse failures become UsageErrors. Returns null when --help was
+ *  given (the usage has been printed). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Parsed = { values: Record<string, any>; positionals: string[] };
+export function parse(cmd: Pick<Command, 'usage'>, argv: string[], options: Options, allowPositionals = false): Parsed | null {
+  let r: Parsed;
+  // parseArgs takes `--chunks -1` for a missing value; accept negative numbers
+  // after options that take a value, as `--chunks=-1` is accepted.
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const name = argv[i].startsWith('--') ? argv[i].slice(2) : null;
+    if (name && options[name]?.type === 'string' && /^-\d/.test(argv[i + 1] ?? '')) { args.push(`${argv[i]}=${argv[i + 1]}`); i++; } else args.push(argv[i]);
+  }
+  try {
+    r = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals });
+  } catch (e) {
+    throw new UsageError((e as Error).message.replace(/\. To specify a positional argument.*$/s, ''));
+  }
+  if (r.values.help) { process.stdout.write(cmd.usage.trimEnd() + '\n'); return null; }
+  return r;
+}
+
+export function posInt(name: string, v: string | undefined, opts: { allowMinusOne?: boolean } = {}): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (Number.isInteger(n) && (n > 0 || (opts.allowMinusOne && n === -1))) return n;
+  throw new UsageError(`--${name} must be a positive integer${opts.allowMinusOne ? ' or -1' : ''} (got ${JSON.stringify(v)})`);
+}
+
+/** "1,2,4" → [1, 2, 4] (positive integers, or -1 where allowed). */
+export function intList(name: string, v: string, opts: { allowMinusOne?: boolean } = {}): number[] {
+  const parts = v.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (parts.length === 0) throw new UsageError(`--${name} needs a comma-separated list (got ${JSON.stringify(v)})`);
+  return parts.map((p) => posInt(name, p, opts)!);
+}
+
+export function backendName(name: string, v: string): BackendName {
+  if (!(BACKENDS as readonly string[]).includes(v)) throw new UsageError(`--${name} must be one of ${BACKENDS.join(', ')} (got ${JSON.stringify(v)})`);
+  return v as BackendName;
+}
+
+export const backendList = (name: string, v: string): BackendName[] => v.split(',').filter((s) => s !== '').map((s) => backendName(name, s.trim()));
+
+/** The library's error message, plus a hint where one helps. */
+export function errorMessage(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  if (/WASM kernels are not built yet/.test(msg)) return `${msg} (use --backend js, or set RETNET_KERNELS=js to run the worker pool with scalar JS kernels)`;
+  return msg;
+}
+
+/** A cli-progress bar on stderr when it is a TTY; otherwise a no-op. */
+export async function progressBar(label: string): Promise<{ update(done: number, total: number): void; stop(): void }> {
+  if (!process.stderr.isTTY) return { update() {}, stop() {} };
+  const { default: cliProgress } = await import('cli-progress');
+  const bar = new cliProgress.SingleBar({
+    stream: process.stderr,
+    format: `${label} [{bar}] {percentage}% | {value}/{total} tokens | {speed} tokens/s | ETA {eta_formatted}`,
+    hideCursor: true, etaBuffer: 50,
+  }, cliProgress.Presets.shades_classic);
+  const t0 = performance.now();
+  let started = false;
+  return {
+    update(done, total) {
+      const speed = Math.round(done / Math.max(1e-9, (performance.now() - t0) / 1000));
+      if (!started) { bar.start(total, done, { speed }); started = true; } else bar.update(done, { speed });
+    },
+    stop() { if (started) bar.stop(); },
+  };
+}
+
+/** Rows of cells → an aligned text table (numbers right-aligned). */
+export function table(header: string[], rows: (string | number)[][]): string {
+  const cells = [header, ...rows.map((r) => r.map(String))];
+  const w = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  return cells.map((r, j) => r.map((c, i) => (j > 0 && typeof rows[j - 1][i] === 'number' ? c.padStart(w[i]) : c.padEnd(w[i]))).join('  ').trimEnd()).join('\n');
+}
+
+export const fmtE = (v: number) => (Number.isFinite(v) ? v.toExponential(2) : String(v));
+
+/** Parameters of `--layers/--dim/--heads` style seeded models. */
+export const modelConfig = (layers: number, dim: number, heads: number) =>
+  ({ numLayer: layers, numHeads: heads, dimModel: dim, valueFactor: 2, msrGateFn: 'gelu', mlpGateFn: 'gelu', mlpMult: 4, mlpBias: true, dropout: 0.1, seed: 0 }) as const;

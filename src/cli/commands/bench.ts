@@ -1,0 +1,93 @@
+// `retnet bench`: forward throughput over backend × length × chunks × workers
+// on a seeded model; a table on stdout and JSON to a file.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { RetNet } from '../../index.js';
+import { backendList, errorMessage, intList, modelConfig, parse, posInt, table, type Command } from '../command.js';
+import { discardSink, generatedSource, machine } from '../gen.js';
+
+const usage = `usage: retnet bench [--backend wasm,tfjs,js] [--lengths 1024,8192] [--chunks 8,16] [--workers 1,2] [--batch B] [--layers N --dim D --heads H] [--repeat R] [--json OUT]
+
+Forward throughput (tokens/s) of a seeded random RetNet for every
+combination of backend, length, chunk count and worker count. Inputs are
+generated and streamed (model.forwardStream), so long lengths cost no input
+memory. Prints a table; writes JSON (default bench/results/bench.json).
+
+options:
+  --backend LIST    backends (default wasm)
+  --lengths LIST    sequence lengths (default 1024,8192)
+  --chunks LIST     chunk counts; -1 = recurrent (default 8,16)
+  --workers LIST    worker threads, wasm only (default 1,2)
+  --batch B         sequences per forward (default 1)
+  --layers N, --dim D, --heads H   model size (default 6, 512, 8: the seed's)
+  --repeat R        timed runs per cell, best kept (default 1, after one warm-up at the smallest length)
+  --json OUT        JSON output path
+  -h, --help        this text`;
+
+export interface BenchRow {
+  backend: string; engine: string; device: string; B: number; L: number; chunks: number; workers: number | null;
+  seconds: number; tokensPerSec: number; error?: string;
+}
+
+const bench: Command = {
+  name: 'bench',
+  summary: 'forward tokens/s by backend, length, chunk count and workers',
+  usage,
+  async run(argv) {
+    const a = parse({ usage }, argv, {
+      backend: { type: 'string' }, lengths: { type: 'string' }, chunks: { type: 'string' }, workers: { type: 'string' }, batch: { type: 'string' },
+      layers: { type: 'string' }, dim: { type: 'string' }, heads: { type: 'string' }, repeat: { type: 'string' }, json: { type: 'string' },
+    });
+    if (!a) return 0;
+    const v = a.values;
+    const backends = backendList('backend', v.backend ?? 'wasm');
+    const lengths = intList('lengths', v.lengths ?? '1024,8192');
+    const chunksList = intList('chunks', v.chunks ?? '8,16', { allowMinusOne: true });
+    const workersList = intList('workers', v.workers ?? '1,2');
+    const B = posInt('batch', v.batch) ?? 1;
+    const cfg = modelConfig(posInt('layers', v.layers) ?? 6, posInt('dim', v.dim) ?? 512, posInt('heads', v.heads) ?? 8);
+    const repeat = posInt('repeat', v.repeat) ?? 1;
+    const out = v.json ?? 'bench/results/bench.json';
+    const rows: BenchRow[] = [];
+    console.log(`bench: RetNet ${cfg.numLayer} layers, ${cfg.numHeads} heads, d=${cfg.dimModel}, value factor 2, MLP 4·d; batch ${B}; ${JSON.stringify(machine())}`);
+    for (const backend of backends) {
+      for (const workers of backend === 'wasm' ? workersList : [null]) {
+        // a fresh model per worker count: the pool is sized when first used
+        const model = RetNet.init(cfg);
+        try {
+          const opts = { backend, workers: workers ?? undefined };
+          let engine = '', device = '', warm = false;
+          for (const L of lengths) for (const chunks of chunksList) {
+            const row: BenchRow = { backend, engine, device, B, L, chunks, workers, seconds: NaN, tokensPerSec: NaN };
+            try {
+              if (!warm) { await model.forwardStream(generatedSource(1, Math.min(...lengths), cfg.dimModel), discardSink(), { ...opts, numChunks: chunks }); warm = true; }
+              let best = Infinity;
+              for (let r = 0; r < repeat; r++) {
+                const t0 = performance.now();
+                await model.forwardStream(generatedSource(B, L, cfg.dimModel), discardSink(), { ...opts, numChunks: chunks });
+                best = Math.min(best, (performance.now() - t0) / 1000);
+              }
+              const inf = (await model.backendInfo())[0];
+              engine = row.engine = inf?.engine ?? 'js-float64'; device = row.device = inf?.device ?? 'CPU, main thread';
+              row.seconds = best; row.tokensPerSec = (B * L) / best;
+            } catch (e) {
+              row.error = errorMessage(e);
+            }
+            rows.push(row);
+            process.stderr.write(row.error ? `  ${backend} L=${L} chunks=${chunks}: ${row.error}\n` : '');
+          }
+        } finally {
+          await model.close();
+        }
+      }
+    }
+    console.log(table(['backend', 'engine', 'device', 'B', 'L', 'chunks', 'workers', 'seconds', 'tokens/s'],
+      rows.map((r) => [r.backend, r.engine || '-', r.device || '-', r.B, r.L, r.chunks, r.workers ?? '-',
+        r.error ? 'error' : Number(r.seconds.toFixed(3)), r.error ? r.error.slice(0, 60) : Math.round(r.tokensPerSec)])));
+    mkdirSync(dirname(out), { recursive: true });
+    writeFileSync(out, JSON.stringify({ suite: 'retnet bench', date: new Date().toISOString(), machine: machine(), model: cfg, batch: B, repeat, rows }, null, 2) + '\n');
+    console.log(`wrote ${out}`);
+    return rows.some((r) => r.error) ? 1 : 0;
+  },
+};
+export default bench;

@@ -1,0 +1,136 @@
+// `retnet drift`: the chunk-count stability study. The float32 forward at
+// chunk counts 1, 2, 4, …, L (and −1, recurrent; the parallel form where it
+// fits) per backend and state precision, against one float64 reference.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { MultiScaleRetention, RetNet, Tensor, maxAbs, maxAbsDiff, nmse, relMaxError, type BackendName } from '../../index.js';
+import { backendList, errorMessage, fmtE, modelConfig, parse, posInt, table, type Command } from '../command.js';
+import { machine } from '../gen.js';
+import { MAX_PARALLEL_L } from './run.js';
+import { actOption } from './info.js';
+import { driftSvg } from '../plot.js';
+
+const usage = `usage: retnet drift [--model M] [--length L] [--backends wasm,tfjs] [--out-dir DIR] [--workers N] [--normalize-attn] [--normalize-retn]
+
+How the float32 forward's error against a float64 reference changes with the
+chunk count: numChunks 1, 2, 4, …, L and -1 (recurrent), plus the parallel form
+when L ≤ ${MAX_PARALLEL_L} (chunks longer than that are skipped: they need an
+L×L matrix per head), for each backend and for stateDtype float32 and float64.
+The reference is the js backend (float64, exact in every form), computed once,
+chunkwise. Errors of the retention output (layer 0, before the group norm) and
+of the model's output: max abs, max abs / max|ref|, NMSE. Writes drift.csv,
+drift.json and drift.svg (log–log plot) to the output folder.
+
+options:
+  --model M         checkpoint (default: a seeded random RetNet, 2 layers, d=64, 4 heads)
+  --length L        sequence length (default 65536)
+  --backends LIST   backends to study (default wasm,tfjs)
+  --out-dir DIR     output folder (default bench/results/drift)
+  --workers N       worker threads (wasm)
+  --seed S          seed of the input sequence (randn, default 1)
+  --normalize-attn, --normalize-retn   normalisations (both forms and the reference)
+  --msr-gate-fn F, --mlp-gate-fn F     activations for --model
+  -h, --help        this text`;
+
+export interface DriftRow {
+  backend: BackendName; stateDtype: 'float32' | 'float64'; form: 'parallel' | 'chunkwise' | 'recurrent';
+  numChunks: number | null; chunkSize: number; target: 'retention' | 'output';
+  maxAbsError: number; relMaxError: number; nmse: number; seconds: number; error?: string;
+}
+
+const drift: Command = {
+  name: 'drift',
+  summary: 'chunk-count stability study: error vs chunk count against a float64 reference (CSV, JSON, SVG)',
+  usage,
+  async run(argv) {
+    const a = parse({ usage }, argv, {
+      model: { type: 'string' }, length: { type: 'string' }, backends: { type: 'string' }, 'out-dir': { type: 'string' },
+      workers: { type: 'string' }, seed: { type: 'string' }, 'normalize-attn': { type: 'boolean' }, 'normalize-retn': { type: 'boolean' },
+      'msr-gate-fn': { type: 'string' }, 'mlp-gate-fn': { type: 'string' },
+    });
+    if (!a) return 0;
+    const v = a.values;
+    const L = posInt('length', v.length) ?? 65536;
+    const backends = backendList('backends', v.backends ?? 'wasm,tfjs');
+    const outDir = v['out-dir'] ?? 'bench/results/drift';
+    const workers = posInt('workers', v.workers);
+    const seed = posInt('seed', v.seed) ?? 1;
+    const flags = { normalizeAttn: v['normalize-attn'] ?? false, normalizeRetn: v['normalize-retn'] ?? false };
+    const acts = { msrGateFn: actOption('msr-gate-fn', v['msr-gate-fn']), mlpGateFn: actOption('mlp-gate-fn', v['mlp-gate-fn']) };
+
+    const model = v.model ? await RetNet.load(v.model, acts) : RetNet.init(modelConfig(2, 64, 4));
+    const msr = MultiScaleRetention.fromRetNet(model, 0);
+    const log = (s: string) => process.stderr.write(s + '\n');
+    try {
+      const d = model.dims.d;
+      const x = Tensor.randn([1, L, d], { seed, dtype: 'float32' });
+      // One float64 reference, chunkwise with a mid chunk size (~√L, a power of two).
+      const refChunk = Math.min(L, 2 ** Math.round(Math.log2(Math.sqrt(L))));
+      let t0 = performance.now();
+      const refOpts = { backend: 'js' as const, chunkSize: refChunk, ...flags };
+      const ref = { retention: await msr.retentionOutput(x, refOpts), output: await model.forward(x, refOpts) };
+      const refSeconds = (performance.now() - t0) / 1000;
+      log(`drift: reference (js float64, chunk size ${refChunk}) in ${refSeconds.toFixed(2)} s`);
+
+      const counts: (number | null)[] = [];
+      if (L <= MAX_PARALLEL_L) counts.push(null);
+      for (let k = 1; k < L; k *= 2) if (Math.ceil(L / k) <= MAX_PARALLEL_L) counts.push(k);
+      counts.push(L, -1);
+      const rows: DriftRow[] = [];
+      const unavailable = new Set<BackendName>();
+      for (const backend of backends) {
+        for (const stateDtype of backend === 'js' ? (['float64'] as const) : (['float32', 'float64'] as const)) {
+          for (const numChunks of counts) {
+            if (unavailable.has(backend)) break;
+            const form = numChunks === null ? 'parallel' : numChunks === -1 ? 'recurrent' : 'chunkwise';
+            const chunkSize = numChunks === null ? L : numChunks === -1 ? 1 : Math.ceil(L / numChunks);
+            const opts = { backend, workers, stateDtype, numChunks, ...flags };
+            for (const target of ['retention', 'output'] as const) {
+              const row: DriftRow = { backend, stateDtype, form, numChunks, chunkSize, target, maxAbsError: NaN, relMaxError: NaN, nmse: NaN, seconds: NaN };
+              try {
+                t0 = performance.now();
+                const y = target === 'retention' ? await msr.retentionOutput(x, opts) : await model.forward(x, opts);
+                row.seconds = (performance.now() - t0) / 1000;
+                row.maxAbsError = maxAbsDiff(y, ref[target]);
+                row.relMaxError = relMaxError(y, ref[target]);
+                row.nmse = nmse(y, ref[target]);
+              } catch (e) {
+                row.error = errorMessage(e);
+              }
+              rows.push(row);
+            }
+            const last = rows.slice(-2);
+            log(`  ${backend} ${stateDtype} ${form}${numChunks !== null && numChunks > 0 ? ` ${numChunks} chunks` : ''}: ${last.map((r) => r.error ? `${r.target} error: ${r.error}` : `${r.target} rel ${fmtE(r.relMaxError)}`).join(', ')}`);
+            // an unavailable backend: report it once, not for every count and precision
+            if (last.every((r) => r.error && /not available|not built/.test(r.error))) unavailable.add(backend);
+          }
+        }
+      }
+
+      mkdirSync(outDir, { recursive: true });
+      const cols = ['backend', 'stateDtype', 'form', 'numChunks', 'chunkSize', 'target', 'maxAbsError', 'relMaxError', 'nmse', 'seconds', 'error'] as const;
+      const csv = [cols.join(','), ...rows.map((r) => cols.map((c) => {
+        const val = r[c];
+        return val === undefined || val === null ? '' : typeof val === 'string' && /[",\n]/.test(val) ? `"${val.replace(/"/g, '""')}"` : String(val);
+      }).join(','))].join('\n') + '\n';
+      writeFileSync(join(outDir, 'drift.csv'), csv);
+      const meta = {
+        study: 'retnet drift', date: new Date().toISOString(), machine: machine(), L, seed, input: `randn [1, ${L}, ${d}]`,
+        model: v.model ?? { seeded: modelConfig(2, 64, 4) }, dims: model.dims, flags,
+        reference: { backend: 'js', dtype: 'float64', chunkSize: refChunk, seconds: refSeconds, maxAbs: { retention: maxAbs(ref.retention), output: maxAbs(ref.output) } },
+      };
+      writeFileSync(join(outDir, 'drift.json'), JSON.stringify({ ...meta, rows }, null, 2) + '\n');
+      writeFileSync(join(outDir, 'drift.svg'), await driftSvg(rows, L));
+
+      console.log(table(['backend', 'state', 'form', 'chunks', 'chunk size', 'target', 'max|Δ|', 'max|Δ|/max|ref|', 'NMSE', 'seconds'],
+        rows.map((r) => [r.backend, r.stateDtype, r.form, r.numChunks ?? '-', r.chunkSize, r.target,
+          r.error ? 'error' : fmtE(r.maxAbsError), r.error ? r.error.slice(0, 50) : fmtE(r.relMaxError), r.error ? '' : fmtE(r.nmse), r.error ? '' : r.seconds.toFixed(3)])));
+      console.log(`wrote ${join(outDir, 'drift.csv')}, drift.json, drift.svg`);
+      return rows.some((r) => !r.error) ? 0 : 1;
+    } finally {
+      await msr.close();
+      await model.close();
+    }
+  },
+};
+export default drift;

@@ -1,0 +1,45 @@
+// The drift study's plot: error relative to max|ref| against the chunk count,
+// log–log, one line per backend/state precision, one panel per target.
+// Rendered to SVG in Node by vega 5 + vega-lite 5 (headless: renderer 'none'
+// plus toSVG(), no browser or canvas needed; vega-lite 6 needs Node 22).
+import type { DriftRow } from './commands/drift.js';
+
+/** Floor for log axes: exact agreement (0) is drawn at this value. */
+export const PLOT_FLOOR = 1e-17;
+
+export async function driftSvg(rows: DriftRow[], L: number): Promise<string> {
+  const vega = await import('vega');
+  const vl = await import('vega-lite');
+  const values = rows.filter((r) => !r.error).map((r) => ({
+    series: `${r.backend} / state ${r.stateDtype}`,
+    // the recurrent form is one token per chunk: drawn at x = L with its own marker
+    chunks: r.form === 'parallel' ? 1 : r.form === 'recurrent' ? L : r.numChunks,
+    form: r.form,
+    target: r.target === 'retention' ? 'retention output (layer 0, before group norm)' : 'model output',
+    error: Math.max(r.relMaxError, PLOT_FLOOR),
+  }));
+  const x = { field: 'chunks', type: 'quantitative', scale: { type: 'log', base: 2 }, title: 'chunk count (numChunks; recurrent drawn at L)' };
+  const y = { field: 'error', type: 'quantitative', scale: { type: 'log' }, title: `max|Δ| / max|ref|  (0 drawn at ${PLOT_FLOOR})`, axis: { format: '.0e' } };
+  const color = { field: 'series', type: 'nominal', title: 'backend / state precision' };
+  const spec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title: `RetNet chunk-count drift, L = ${L}: float32 forward vs float64 reference`,
+    data: { values },
+    facet: { column: { field: 'target', type: 'nominal', title: null } },
+    resolve: { scale: { y: 'independent' } },
+    spec: {
+      width: 360, height: 260,
+      layer: [
+        { transform: [{ filter: "datum.form === 'chunkwise'" }], mark: { type: 'line', point: true }, encoding: { x, y, color } },
+        { transform: [{ filter: "datum.form !== 'chunkwise'" }], mark: { type: 'point', size: 90, filled: false },
+          encoding: { x, y, color, shape: { field: 'form', type: 'nominal', title: 'form', scale: { domain: ['parallel', 'recurrent'], range: ['square', 'diamond'] } } } },
+      ],
+    },
+  };
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const compiled = vl.compile(spec as any).spec;
+  const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
+  const svg = await view.toSVG();
+  view.finalize();
+  return svg;
+}

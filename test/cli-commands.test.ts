@@ -1,0 +1,170 @@
+// The retnet CLI, run as a child process (node dist/src/cli/main.js): each
+// command's happy path on small inputs, --help, bad command lines (exit 2
+// with a usage line), missing/corrupt files (exit 1, a clear message), and
+// the run command's output read back and compared with model.forward.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ROOT, casesPath, expectRel, fixturePath, loadFixtureModel } from './helpers.js';
+import { Tensor, readSafetensors, writeSafetensors } from '../src/index.js';
+
+const MAIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
+const TMP = mkdtempSync(join(tmpdir(), 'retnet-cli-'));
+const TINY = fixturePath('retnet-tiny');
+
+/** Run the CLI. The inputs are tiny, so which kernels the worker pool runs
+ *  doesn't matter; RETNET_KERNELS=js keeps the wasm backend usable until the
+ *  WASM kernels are built (an explicit setting in the environment wins). */
+function cli(...args: string[]) {
+  const r = spawnSync(process.execPath, [MAIN, ...args], {
+    cwd: TMP, encoding: 'utf8', timeout: 60_000,
+    env: { ...process.env, RETNET_KERNELS: process.env.RETNET_KERNELS ?? 'js', NO_COLOR: '1' },
+  });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+function expectUsage(r: ReturnType<typeof cli>, msg: RegExp, what: string) {
+  assert.is(r.code, 2, `${what}: exit code (stderr: ${r.err})`);
+  assert.match(r.err, msg, `${what}: message`);
+  assert.match(r.err, /^usage: retnet/m, `${what}: usage line`);
+  assert.not.match(r.err, /\n\s+at /, `${what}: no stack trace`);
+}
+
+function expectFailure(r: ReturnType<typeof cli>, msg: RegExp, what: string) {
+  assert.is(r.code, 1, `${what}: exit code (stderr: ${r.err})`);
+  assert.match(r.err, /^retnet: /, `${what}: prefix`);
+  assert.match(r.err, msg, `${what}: message`);
+  assert.not.match(r.err, /\n\s+at /, `${what}: no stack trace`);
+}
+
+test('--help: the global help and every command\'s', () => {
+  const g = cli('--help');
+  assert.is(g.code, 0);
+  for (const c of ['run', 'info', 'bench', 'drift']) assert.match(g.out, new RegExp(`^  ${c} `, 'm'));
+  for (const c of ['demo', 'run', 'info', 'bench', 'drift']) {
+    const r = cli(c, '--help');
+    assert.is(r.code, 0, `${c} --help`);
+    assert.match(r.out, /^usage: retnet/, `${c} --help usage line`);
+  }
+});
+
+test('bad command lines exit 2 with a usage line', () => {
+  expectUsage(cli('frobnicate'), /unknown command "frobnicate"/, 'unknown command');
+  expectUsage(cli('run', '--bogus'), /Unknown option '--bogus'/, 'unknown option');
+  expectUsage(cli('run', '--model', TINY), /--input is required/, 'missing --input');
+  expectUsage(cli('run', '--model', TINY, '--input', 'x', '--out', 'y', '--chunks', '0'), /--chunks must be a positive integer or -1/, '--chunks 0');
+  expectUsage(cli('run', '--model', TINY, '--input', 'x', '--out', 'y', '--chunks', '2', '--chunk-size', '3'), /not both/, 'both chunk options');
+  expectUsage(cli('run', '--model', TINY, '--input', 'x', '--out', 'y', '--backend', 'cuda'), /--backend must be one of js, wasm, tfjs/, 'bad backend');
+  expectUsage(cli('info'), /give one checkpoint file/, 'info without a file');
+  expectUsage(cli('bench', '--lengths', '10,abc'), /--lengths must be a positive integer/, 'bad list');
+  expectUsage(cli('drift', '--length', '-5'), /--length must be a positive integer/, 'bad length');
+  expectUsage(cli('--small', '--workers', '0'), /--workers must be a positive integer/, 'main job bad workers');
+});
+
+test('missing and corrupt model files exit 1 with a clear message', () => {
+  expectFailure(cli('info', join(TMP, 'nope.safetensors')), /nope\.safetensors: cannot open: ENOENT/, 'missing');
+  const bad = join(TMP, 'corrupt.safetensors');
+  const buf = Buffer.alloc(64); buf.writeBigUInt64LE(10n ** 12n); writeFileSync(bad, buf);
+  expectFailure(cli('info', bad), /header length .* (exceeds|corrupt)/, 'corrupt header');
+  const trunc = join(TMP, 'truncated.safetensors');
+  writeFileSync(trunc, readFileSync(TINY).subarray(0, 400));
+  expectFailure(cli('info', trunc), /truncated|corrupt|outside|exceeds/, 'truncated');
+  expectFailure(cli('run', '--model', trunc, '--input', casesPath('retnet-tiny'), '--key', 'input', '--out', join(TMP, 'o.st')), /truncated|corrupt|outside|exceeds/, 'run with a truncated model');
+});
+
+test('info prints the architecture of a checkpoint', () => {
+  const r = cli('info', TINY);
+  assert.is(r.code, 0, r.err);
+  assert.match(r.out, /layers\s+1\n/);
+  assert.match(r.out, /heads\s+2\n/);
+  assert.match(r.out, /d\s+8\n/);
+  assert.match(r.out, /MLP widths\s+8 → 32 → 8/);
+  assert.match(r.out, /parameters\s+1,168/);
+  const j = JSON.parse(cli('info', TINY, '--json').out);
+  assert.equal([j.layers, j.heads, j.d, j.dk, j.dv], [1, 2, 8, 4, 8]);
+});
+
+test('run: the output read back equals model.forward (wasm chunkwise, js parallel, recurrent)', async () => {
+  const model = await loadFixtureModel('retnet-tiny');
+  const x = Tensor.randn([2, 50, 8], { seed: 3, dtype: 'float32' });
+  const xPath = join(TMP, 'x.safetensors');
+  writeSafetensors(xPath, { x: { shape: x.shape, data: x.data } });
+  for (const [args, opts] of [
+    [['--chunks', '3'], { numChunks: 3 }],
+    [['--backend', 'js'], { numChunks: null }],
+    [['--chunks', '-1', '--normalize-retn', '--workers', '1'], { numChunks: -1, normalizeRetn: true }],
+    [['--chunk-size', '7', '--normalize-attn'], { chunkSize: 7, normalizeAttn: true }],
+  ] as const) {
+    const out = join(TMP, 'y.safetensors');
+    const r = cli('run', '--model', TINY, '--input', xPath, '--out', out, ...args);
+    assert.is(r.code, 0, `${args.join(' ')}: ${r.err}`);
+    assert.is(r.out + r.err, '', 'quiet when not a TTY');
+    const y = readSafetensors(out).tensors.get('output')!;
+    assert.is(y.dtype, 'F32');
+    assert.equal(y.shape, [2, 50, 8]);
+    // float64 reference; float32 arithmetic agrees to ~1e-7 of max|ref|, 2e-5 leaves room for long accumulations
+    const ref = await model.forward(x, { ...opts, backend: 'js' });
+    expectRel(y.data as Float32Array, ref, 2e-5, `run ${args.join(' ')}`);
+  }
+  await model.close();
+});
+
+test('run: picks tensors by --key, names them when ambiguous, checks widths', async () => {
+  const out = join(TMP, 'y2.safetensors');
+  const amb = cli('run', '--model', TINY, '--input', casesPath('retnet-tiny'), '--out', out);
+  expectFailure(amb, /has 12 tensors \(input, .*\); choose one with --key/, 'ambiguous input');
+  assert.ok(!existsSync(out), 'no partial output');
+  assert.is(cli('run', '--model', TINY, '--input', casesPath('retnet-tiny'), '--key', 'input', '--out', out, '--backend', 'js').code, 0);
+  expectFailure(cli('run', '--model', TINY, '--input', casesPath('retnet-tiny'), '--key', 'layer0.q', '--out', out), /shape \[.*\]; expected \[batch, length, 8\]/, 'wrong shape');
+  expectFailure(cli('run', '--model', TINY, '--input', casesPath('retnet-tiny'), '--key', 'nope', '--out', out), /no tensor named "nope"/, 'missing key');
+  const longX = join(TMP, 'long.safetensors');
+  // a header-only check: the parallel form is refused before anything is read
+  const w = await import('../src/index.js');
+  const sw = new w.SafetensorsWriter(longX, [{ name: 'x', dtype: 'F32', shape: [1, 20000, 8] }]); sw.close();
+  expectFailure(cli('run', '--model', TINY, '--input', longX, '--out', out), /L = 20000 is too long for the parallel form .*--chunk-size/, 'parallel refused');
+});
+
+test('main job --small prints timings and agreement', () => {
+  const r = cli('--small', '--workers', '1');
+  assert.is(r.code, 0, r.err);
+  assert.match(r.out, /parallel\s+[\d.]+ s\s+[\d,]+ tokens\/s/);
+  assert.match(r.out, /chunkwise \(8 chunks\)/);
+  const rel = Number(/max\|Δ\|\/max\|parallel\| = ([\d.e+-]+)/.exec(r.out)?.[1]);
+  assert.ok(rel < 1e-5, `agreement ${rel}`);
+});
+
+test('bench: a tiny matrix, table and JSON', () => {
+  const json = join(TMP, 'bench.json');
+  const r = cli('bench', '--backend', 'js,wasm', '--lengths', '16,32', '--chunks', '2,-1', '--workers', '1', '--layers', '1', '--dim', '16', '--heads', '2', '--json', json);
+  assert.is(r.code, 0, r.err);
+  assert.match(r.out, /tokens\/s/);
+  const j = JSON.parse(readFileSync(json, 'utf8'));
+  assert.is(j.rows.length, 8);
+  assert.ok(j.rows.every((row: { tokensPerSec: number }) => row.tokensPerSec > 0));
+  assert.ok(j.machine.cores >= 1 && /^v\d+/.test(j.machine.node));
+});
+
+test('drift: tiny length writes CSV, JSON and SVG', () => {
+  const dir = join(TMP, 'drift');
+  const r = cli('drift', '--length', '16', '--backends', 'wasm,js', '--workers', '1', '--out-dir', dir);
+  assert.is(r.code, 0, r.err);
+  const j = JSON.parse(readFileSync(join(dir, 'drift.json'), 'utf8'));
+  // counts: parallel, 1, 2, 4, 8, 16, -1 → 7; wasm × 2 state precisions + js × 1; two targets
+  assert.is(j.rows.length, 7 * 3 * 2);
+  for (const row of j.rows) {
+    assert.ok(!row.error, row.error);
+    assert.ok(row.relMaxError < (row.backend === 'js' ? 1e-12 : 1e-5), `${row.backend} ${row.form} ${row.numChunks} ${row.target}: ${row.relMaxError}`);
+  }
+  const csv = readFileSync(join(dir, 'drift.csv'), 'utf8').trim().split('\n');
+  assert.is(csv.length, 1 + j.rows.length);
+  assert.match(csv[0], /^backend,stateDtype,form,numChunks,chunkSize,target,maxAbsError,relMaxError,nmse/);
+  const svg = readFileSync(join(dir, 'drift.svg'), 'utf8');
+  assert.match(svg, /^<svg[^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+  assert.match(svg, /wasm \/ state float32/);
+});
+
+test.after(() => rmSync(TMP, { recursive: true, force: true }));
+test.run();
