@@ -15,13 +15,11 @@ const MAIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const TMP = mkdtempSync(join(tmpdir(), 'retnet-cli-'));
 const TINY = fixturePath('retnet-tiny');
 
-/** Run the CLI. The inputs are tiny, so which kernels the worker pool runs
- *  doesn't matter; RETNET_KERNELS=js keeps the wasm backend usable until the
- *  WASM kernels are built (an explicit setting in the environment wins). */
+/** Run the CLI (default backend: the worker pool with the WASM kernels). */
 function cli(...args: string[]) {
   const r = spawnSync(process.execPath, [MAIN, ...args], {
     cwd: TMP, encoding: 'utf8', timeout: 60_000,
-    env: { ...process.env, RETNET_KERNELS: process.env.RETNET_KERNELS ?? 'js', NO_COLOR: '1' },
+    env: { ...process.env, NO_COLOR: '1' },
   });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
