@@ -81,20 +81,32 @@ function finalNorm(x: ArrayLike<number>, xOff: number, n: number, d: number, w: 
   }
 }
 
-/** logits [n, V] = h [n, d] · Wᵀ (W [V, d] float32): four rows per pass over W,
- *  so each weight load feeds four multiply-adds. */
+/** logits [n, V] = h [n, d] · Wᵀ (W [V, d] float32), register-blocked 4 rows × 2
+ *  vocab entries: each pass over d loads 4 + 2 values for 8 multiply-adds.
+ *  (Measured in scalar V8 code: 4×2 ≈ 3 GFLOP/s, 4×1 ≈ 2.6, 1×1 ≈ 1.) */
 function headLogits(h: Float64Array, n: number, d: number, W: Float32Array, V: number, out: Float64Array): void {
   let r = 0;
   for (; r + 4 <= n; r += 4) {
     const h0 = r * d, h1 = h0 + d, h2 = h1 + d, h3 = h2 + d;
-    for (let v = 0; v < V; v++) {
-      const wo = v * d;
-      let a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    const o0 = r * V, o1 = o0 + V, o2 = o1 + V, o3 = o2 + V;
+    let v = 0;
+    for (; v + 2 <= V; v += 2) {
+      const wa = v * d, wb = wa + d;
+      let a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;
       for (let i = 0; i < d; i++) {
-        const w = W[wo + i];
-        a0 += h[h0 + i] * w; a1 += h[h1 + i] * w; a2 += h[h2 + i] * w; a3 += h[h3 + i] * w;
+        const w = W[wa + i], u = W[wb + i];
+        const x0 = h[h0 + i], x1 = h[h1 + i], x2 = h[h2 + i], x3 = h[h3 + i];
+        a0 += x0 * w; a1 += x1 * w; a2 += x2 * w; a3 += x3 * w;
+        b0 += x0 * u; b1 += x1 * u; b2 += x2 * u; b3 += x3 * u;
       }
-      out[r * V + v] = a0; out[(r + 1) * V + v] = a1; out[(r + 2) * V + v] = a2; out[(r + 3) * V + v] = a3;
+      out[o0 + v] = a0; out[o1 + v] = a1; out[o2 + v] = a2; out[o3 + v] = a3;
+      out[o0 + v + 1] = b0; out[o1 + v + 1] = b1; out[o2 + v + 1] = b2; out[o3 + v + 1] = b3;
+    }
+    for (; v < V; v++) {
+      const wa = v * d;
+      let a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+      for (let i = 0; i < d; i++) { const w = W[wa + i]; a0 += h[h0 + i] * w; a1 += h[h1 + i] * w; a2 += h[h2 + i] * w; a3 += h[h3 + i] * w; }
+      out[o0 + v] = a0; out[o1 + v] = a1; out[o2 + v] = a2; out[o3 + v] = a3;
     }
   }
   for (; r < n; r++) {
