@@ -13,6 +13,7 @@ import { checkUnexpected, layersFromCheckpoint, type Checkpoint, type LoadOption
 import * as js from '../backends/js.js';
 import type { ChunkPlan } from '../options.js';
 import { Rng } from '../random.js';
+import { fileURLToPath } from 'node:url';
 
 /** The model shipped with the package (src/assets, next to dist/). */
 export const DEFAULT_LM_PATH = new URL('../../../src/assets/bytes-4x128.safetensors', import.meta.url);
@@ -170,7 +171,7 @@ export class RetNetLM {
   /** Load a byte-level LM checkpoint (default: the model shipped with the package). */
   static async load(path?: string | URL, options: LoadOptions = {}): Promise<RetNetLM> {
     const p = path === undefined ? DEFAULT_LM_PATH : path;
-    const file = p instanceof URL ? decodeURIComponent(p.pathname) : p;
+    const file = p instanceof URL ? fileURLToPath(p) : p;
     const { tensors, metadata } = readSafetensors(file);
     return RetNetLM.fromCheckpoint({ tensors, metadata, label: file }, options);
   }
