@@ -9,3 +9,4 @@ export type { ActName } from './reference/ops.js';
 export type { LoadOptions } from './model/weights.js';
 export type { RowSource, RowSink, BackendInfo, Executor } from './backends/executor.js';
 export type { StreamOptions } from './model/retnet.js';
+export { RetNetLM, DEFAULT_LM_PATH, type ScoreOptions, type ScoreResult, type GenerateOptions, type GenerateResult, type LMStepResult } from './lm/retnet-lm.js';

@@ -10,8 +10,10 @@ import run from './commands/run.js';
 import info from './commands/info.js';
 import bench from './commands/bench.js';
 import drift from './commands/drift.js';
+import score from './commands/score.js';
+import generate from './commands/generate.js';
 
-export const COMMANDS: Command[] = [demo, run, info, bench, drift];
+export const COMMANDS: Command[] = [demo, run, info, bench, drift, score, generate];
 
 const USAGE = `usage: retnet [<command>] [options]
 
@@ -19,7 +21,7 @@ Retentive Networks on Node.js. With no command: the main job (the seed
 README's example in parallel and chunkwise form; --small for a quick one).
 
 commands:
-${COMMANDS.map((c) => `  ${c.name.padEnd(7)} ${c.summary}`).join('\n')}
+${COMMANDS.map((c) => `  ${c.name.padEnd(9)} ${c.summary}`).join('\n')}
 
 Run \`retnet <command> --help\` for a command's options.
 Exit codes: 0 ok, 1 error, 2 bad command line.`;

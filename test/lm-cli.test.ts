@@ -1,0 +1,113 @@
+// The `retnet score` / `retnet generate` commands, run through a tiny stand-in
+// for the CLI's command registry ({ name, summary, usage, run(argv) }), with
+// stdout/stderr captured: output format, --jsonl/--per-token, stdin, and bad
+// input (directory, unreadable file, non-LM checkpoint, usage errors).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { score } from '../src/cli/commands/score.js';
+import { generate } from '../src/cli/commands/generate.js';
+import type { Command, CommandIO } from '../src/cli/lm-util.js';
+import { RetNetLM } from '../src/index.js';
+import { fixturePath, ROOT } from './helpers.js';
+
+const registry = new Map<string, Command>([[score.name, score], [generate.name, generate]]);
+
+async function cli(args: string[], stdin: Uint8Array = new Uint8Array(0)): Promise<{ code: number; out: string; err: string; outBytes: Buffer }> {
+  const out: Buffer[] = [], err: Buffer[] = [];
+  const io: CommandIO = {
+    stdout: { write: (s) => out.push(Buffer.from(s)) },
+    stderr: { write: (s) => err.push(Buffer.from(s)), isTTY: false },
+    stdin: Readable.from([Buffer.from(stdin)]),
+  };
+  const cmd = registry.get(args[0]);
+  if (!cmd) throw new Error(`no command ${args[0]}`);
+  const code = await cmd.run(args.slice(1), io);
+  const outBytes = Buffer.concat(out);
+  return { code, out: outBytes.toString(), err: Buffer.concat(err).toString(), outBytes };
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'retnet-lm-cli-'));
+const a = join(dir, 'a.py'), b = join(dir, 'b.py');
+writeFileSync(a, readFileSync(join(ROOT, 'src', 'random.ts')).subarray(0, 600));
+writeFileSync(b, 'import os\nprint(os.getcwd())\n');
+
+test('commands have the registry shape', () => {
+  for (const c of registry.values()) {
+    assert.type(c.name, 'string'); assert.type(c.summary, 'string'); assert.type(c.usage, 'string'); assert.type(c.run, 'function');
+    assert.ok(c.usage.startsWith(`usage: retnet ${c.name}`));
+  }
+});
+
+test('score: per-file lines, total, --jsonl with --per-token, agrees with the library', async () => {
+  const jl = join(dir, 'out.jsonl');
+  const r = await cli(['score', '--backend', 'js', '--chunk-size', '64', '--jsonl', jl, '--per-token', a, b]);
+  assert.is(r.code, 0, r.err);
+  const lines = r.out.trim().split('\n');
+  assert.is(lines.length, 3);
+  assert.match(lines[0], new RegExp(`^${a.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: 600 bytes, [\\d.]+ bits, \\d\\.\\d{4} bits/byte, \\d+ tokens/s$`));
+  assert.match(lines[2], new RegExp(`^total: ${600 + readFileSync(b).length} bytes, `));
+  const recs = readFileSync(jl, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.is(recs.length, 2);
+  assert.equal(Object.keys(recs[0]), ['file', 'bytes', 'bits', 'bits_per_byte', 'logprobs']);
+  assert.is(recs[0].file, a); assert.is(recs[0].bytes, 600); assert.is(recs[0].logprobs.length, 599);
+  const lm = await RetNetLM.load();
+  const want = await lm.score(readFileSync(a), { backend: 'js', chunkSize: 64 });
+  await lm.close();
+  assert.ok(Math.abs(recs[0].bits - want.bits) < 1e-9);
+  assert.ok(Math.abs(recs[0].bits_per_byte - want.bitsPerByte) < 1e-12);
+});
+
+test('score: stdin as -, jsonl without logprobs', async () => {
+  const jl = join(dir, 'stdin.jsonl');
+  const r = await cli(['score', '--backend', 'js', '--jsonl', jl, '-'], readFileSync(b));
+  assert.is(r.code, 0, r.err);
+  assert.match(r.out, new RegExp(`^\\(stdin\\): ${readFileSync(b).length} bytes, `));
+  const rec = JSON.parse(readFileSync(jl, 'utf8'));
+  assert.equal(Object.keys(rec), ['file', 'bytes', 'bits', 'bits_per_byte']);
+});
+
+test('score: bad input is a clear error, exit 1 (or 2 for usage)', async () => {
+  let r = await cli(['score', dir]);
+  assert.is(r.code, 1); assert.match(r.err, /^retnet: .*: is a directory/);
+  r = await cli(['score', join(dir, 'missing.py')]);
+  assert.is(r.code, 1); assert.match(r.err, /^retnet: cannot read .*missing\.py: ENOENT/);
+  if (process.getuid?.() !== 0) { // root reads anything: chmod cannot make a file unreadable
+    const locked = join(dir, 'locked.py');
+    writeFileSync(locked, 'x = 1\n'); chmodSync(locked, 0);
+    r = await cli(['score', locked]);
+    assert.is(r.code, 1); assert.match(r.err, /^retnet: cannot read .*locked\.py: EACCES/);
+  }
+  r = await cli(['score', '--model', fixturePath('retnet-tiny'), b]);
+  assert.is(r.code, 1); assert.match(r.err, /^retnet: .*retnet-tiny\.safetensors: not a language-model checkpoint: missing embed\.weight\n$/);
+  r = await cli(['score', '--model', join(dir, 'nope.safetensors'), b]);
+  assert.is(r.code, 1); assert.match(r.err, /^retnet: .*nope\.safetensors/);
+  for (const args of [[], ['--backend', 'cuda', b], ['--chunk-size', '0', b], ['--per-token', b], ['--frobnicate', b], ['-', '-']]) {
+    r = await cli(['score', ...args]);
+    assert.is(r.code, 2, `score ${args.join(' ')}: ${r.err}`);
+    assert.match(r.err, /usage: retnet score/);
+  }
+  assert.is(r.out, '');
+});
+
+test('generate: prompt + continuation on stdout, decode rate on stderr; seeded', async () => {
+  const r = await cli(['generate', '--prompt', 'def main(', '--max-bytes', '40']);
+  assert.is(r.code, 0, r.err);
+  assert.ok(r.out.startsWith('def main('));
+  assert.is(r.outBytes.length, 'def main('.length + 40 + 1);
+  assert.match(r.err, /^40 bytes in [\d.]+ s: \d+ bytes\/s decode/);
+  const s1 = await cli(['generate', '--prompt', 'import ', '--max-bytes', '30', '--temperature', '0.9', '--seed', '5']);
+  const s2 = await cli(['generate', '--prompt', 'import ', '--max-bytes', '30', '--temperature', '0.9', '--seed', '5']);
+  assert.is(s1.out, s2.out);
+  for (const args of [[], ['--prompt', 'x', '--max-bytes', '-1'], ['--prompt', 'x', '--temperature', 'hot'], ['--prompt', 'x', 'extra']]) {
+    const e = await cli(['generate', ...args]);
+    assert.is(e.code, 2, `generate ${args.join(' ')}`);
+  }
+  const e = await cli(['generate', '--model', fixturePath('retnet-tiny'), '--prompt', 'x']);
+  assert.is(e.code, 1); assert.match(e.err, /not a language-model checkpoint: missing embed\.weight/);
+});
+
+test.run();

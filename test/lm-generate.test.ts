@@ -1,0 +1,68 @@
+// Generation: greedy decoding with the recurrent step (state in, state out)
+// equals greedy decoding by re-running the chunkwise forward over the growing
+// text — both float64 (js), so the byte sequences agree exactly and the
+// log-probs to ~1e-12. Sampling is reproducible from its seed.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { RetNetLM } from '../src/index.js';
+import { argmax } from '../src/lm/retnet-lm.js';
+import { expectError } from './helpers.js';
+
+const lm = await RetNetLM.load();
+const prompt = new TextEncoder().encode('def main(');
+const N = 64;
+
+test('greedy via recurrent step = greedy via chunkwise re-runs (64 bytes)', async () => {
+  const t0 = performance.now();
+  const viaStep = await lm.generate({ prompt, maxBytes: N, temperature: 0 });
+  const t1 = performance.now();
+  const text = Array.from(prompt);
+  let worst = 0;
+  let { logprobs, state } = lm.prefill(prompt, 5);
+  for (let i = 0; i < N; i++) {
+    const ref = await lm.nextLogprobs(Uint8Array.from(text), { backend: 'js', chunkSize: 16 });
+    for (let v = 0; v < 256; v++) worst = Math.max(worst, Math.abs(ref[v] - logprobs[v]));
+    const b = argmax(ref);
+    assert.is(viaStep.bytes[i], b, `byte ${i}: step ${viaStep.bytes[i]} vs re-run ${b} (text so far ${JSON.stringify(Buffer.from(text).toString())})`);
+    text.push(b);
+    ({ logprobs, state } = lm.step(b, state));
+  }
+  const t2 = performance.now();
+  console.log(`  ${JSON.stringify(Buffer.from(viaStep.bytes).toString())}; max|Δ logprob| step vs re-run ${worst.toExponential(2)}; step ${(t1 - t0).toFixed(0)} ms, re-runs ${(t2 - t1).toFixed(0)} ms`);
+  assert.ok(worst < 1e-10, `step vs re-run log-probs differ by ${worst}`);
+  assert.ok(new Set(viaStep.bytes).size > 5, 'the greedy text should not be one repeated byte (a weak test)');
+  assert.is(state.pos, prompt.length + N);
+});
+
+test('step from byte 0 = score log-probs; logprobs normalised', async () => {
+  const text = prompt;
+  const r = await lm.score(text, { backend: 'js', perToken: true });
+  let state = lm.initState();
+  for (let t = 0; t + 1 < text.length; t++) {
+    const s = lm.step(text[t], state);
+    state = s.state;
+    assert.ok(Math.abs(s.logprobs[text[t + 1]] - r.logprobs![t]) < 1e-10, `t=${t}`);
+    let z = 0;
+    for (const lp of s.logprobs) z += Math.exp(lp);
+    assert.ok(Math.abs(z - 1) < 1e-12);
+  }
+});
+
+test('seeded sampling is reproducible; different seeds differ', async () => {
+  const a = await lm.generate({ prompt, maxBytes: 48, temperature: 1, seed: 7 });
+  const b = await lm.generate({ prompt, maxBytes: 48, temperature: 1, seed: 7 });
+  const c = await lm.generate({ prompt, maxBytes: 48, temperature: 1, seed: 8 });
+  assert.equal(Array.from(a.bytes), Array.from(b.bytes));
+  assert.not.equal(Array.from(a.bytes), Array.from(c.bytes));
+});
+
+test('bad arguments', async () => {
+  await expectError(() => lm.generate({ prompt: new Uint8Array(0) }), /prompt must hold at least one byte/, 'empty prompt');
+  await expectError(() => lm.generate({ prompt, temperature: -1 }), /temperature/, 'temperature');
+  await expectError(() => lm.generate({ prompt, maxBytes: 1.5 }), /maxBytes/, 'maxBytes');
+  assert.throws(() => lm.step(256), /byte must be an integer in \[0, 256\)/);
+  await expectError(() => lm.score('text' as unknown as Uint8Array), /must be a Uint8Array/, 'not bytes');
+});
+
+test.after(() => lm.close());
+test.run();
