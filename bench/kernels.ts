@@ -52,12 +52,12 @@ async function main(): Promise<void> {
     const X = Float32Array.from({ length: M * K }, rnd), W = Float32Array.from({ length: N * K }, rnd);
     let top = ARENA_BASE;
     const alloc = (bytes: number) => { const p = top; top += Math.ceil(bytes / 64) * 64; return p; };
-    const xp = alloc(M * K * 4), wp = alloc(N * K * 4), pp = alloc(simd.f32_gemm_packed_size(N, K)), yp = alloc(M * N * 4);
+    const xp = alloc(M * K * 4), wp = alloc(N * K * 4), pp = alloc(simd.f32_gemm_packed_size(N, K)), yp = alloc(M * N * 4), sp = alloc(simd.f32_gemm_scratch_size());
     if (top > memory.buffer.byteLength) memory.grow(Math.ceil((top - memory.buffer.byteLength) / 65536));
     new Float32Array(memory.buffer, xp, M * K).set(X);
     new Float32Array(memory.buffer, wp, N * K).set(W);
     simd.f32_gemm_pack_8(N, K, wp, K, pp);
-    const ours = (k: Kernels) => () => k.f32_gemm_4x8__wasmsimd(M, N, K, xp, K, pp, 0, yp, N, 0, 0);
+    const ours = (k: Kernels) => () => k.f32_gemm_4x8__wasmsimd(M, N, K, xp, K, pp, 0, yp, N, 0, 0, sp);
     const tx = tf.tensor2d(X, [M, K]), tw = tf.tensor2d(W, [N, K]);
     const twT = tf.transpose(tw); // [K, N], once
     const tfjs = () => { const c = tf.matMul(tx, twT); c.dataSync(); c.dispose(); };
