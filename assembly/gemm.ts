@@ -6,6 +6,7 @@
 //   y       // [M, N]  row stride ldy (elements)
 //   act     // 0 none, 1 gelu, 2 silu, 3 relu, 4 selu, 5 sigmoid
 //   accumulate // 0: y = act(xWᵀ+b);  1: y += act(xWᵀ+b)
+//   scratch // f32_gemm_scratch_size() bytes, or 0: x is then read in place (slower)
 //
 // Pointers are byte offsets into the shared memory; sizes and strides are in elements.
 import { madd, loadN, storeN, actv, act32 } from './common';
@@ -19,6 +20,9 @@ const MC: i32 = 64;
 const LOAD: i32 = 1; // start from y (partial sums of earlier K blocks, or y itself when accumulating)
 const FIN: i32 = 2;  // last K block: add bias, apply activation
 const ADDY: i32 = 4; // after the activation add the old y (accumulate with an activation; K is then not blocked)
+
+/** Bytes of per-call scratch the SIMD GEMM uses to pack x (one MC×KC block). */
+export function f32_gemm_scratch_size(): i32 { return MC * KC * 4; }
 
 /** Bytes needed for W [N, K] packed by f32_gemm_pack_8. */
 export function f32_gemm_packed_size(N: i32, K: i32): i32 {
@@ -92,6 +96,62 @@ function tile_4x8(kc: i32, x: usize, ldxb: usize, wp: usize, y: usize, ldyb: usi
   finish(c30, c31, bias, nr, act, mode, y3);
 }
 
+/** Packs rows [0, 4·groups) × k [0, kc) of x into ap[g][k][4] (4×4 transposes in SIMD). */
+function pack_x_4(groups: i32, kc: i32, x: usize, ldxb: usize, ap: usize): void {
+  const kc4 = kc & ~3;
+  for (let g = 0; g < groups; g++) {
+    const r0 = x + <usize>(g * 4) * ldxb, r1 = r0 + ldxb, r2 = r1 + ldxb, r3 = r2 + ldxb;
+    let k = 0;
+    for (; k < kc4; k += 4) {
+      const o = <usize>k << 2;
+      const v0 = v128.load(r0 + o), v1 = v128.load(r1 + o), v2 = v128.load(r2 + o), v3 = v128.load(r3 + o);
+      const t0 = v128.shuffle<f32>(v0, v1, 0, 4, 1, 5), t1 = v128.shuffle<f32>(v2, v3, 0, 4, 1, 5);
+      const t2 = v128.shuffle<f32>(v0, v1, 2, 6, 3, 7), t3 = v128.shuffle<f32>(v2, v3, 2, 6, 3, 7);
+      v128.store(ap, v128.shuffle<f32>(t0, t1, 0, 1, 4, 5));
+      v128.store(ap, v128.shuffle<f32>(t0, t1, 2, 3, 6, 7), 16);
+      v128.store(ap, v128.shuffle<f32>(t2, t3, 0, 1, 4, 5), 32);
+      v128.store(ap, v128.shuffle<f32>(t2, t3, 2, 3, 6, 7), 48);
+      ap += 64;
+    }
+    for (; k < kc; k++) {
+      const o = <usize>k << 2;
+      store<f32>(ap, load<f32>(r0 + o)); store<f32>(ap, load<f32>(r1 + o), 4);
+      store<f32>(ap, load<f32>(r2 + o), 8); store<f32>(ap, load<f32>(r3 + o), 12);
+      ap += 16;
+    }
+  }
+}
+
+/** 4×8 tile over packed x (ap[k][4]): every load has a constant offset from one pointer. */
+function tile_4x8_packed(kc: i32, ap: usize, wp: usize, y: usize, ldyb: usize,
+                         nr: i32, bias: usize, act: i32, mode: i32): void {
+  const y0 = y, y1 = y + ldyb, y2 = y1 + ldyb, y3 = y2 + ldyb;
+  let c00 = f32x4.splat(0), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+  if (mode & LOAD) {
+    c00 = loadN(y0, nr); c01 = loadN(y0 + 16, nr - 4);
+    c10 = loadN(y1, nr); c11 = loadN(y1 + 16, nr - 4);
+    c20 = loadN(y2, nr); c21 = loadN(y2 + 16, nr - 4);
+    c30 = loadN(y3, nr); c31 = loadN(y3 + 16, nr - 4);
+  }
+  const aend = ap + (<usize>kc << 4);
+  for (; ap < aend; ap += 16) {
+    const b0 = v128.load(wp), b1 = v128.load(wp, 16);
+    let a = v128.load_splat<f32>(ap);
+    c00 = madd(a, b0, c00); c01 = madd(a, b1, c01);
+    a = v128.load_splat<f32>(ap, 4);
+    c10 = madd(a, b0, c10); c11 = madd(a, b1, c11);
+    a = v128.load_splat<f32>(ap, 8);
+    c20 = madd(a, b0, c20); c21 = madd(a, b1, c21);
+    a = v128.load_splat<f32>(ap, 12);
+    c30 = madd(a, b0, c30); c31 = madd(a, b1, c31);
+    wp += 32;
+  }
+  finish(c00, c01, bias, nr, act, mode, y0);
+  finish(c10, c11, bias, nr, act, mode, y1);
+  finish(c20, c21, bias, nr, act, mode, y2);
+  finish(c30, c31, bias, nr, act, mode, y3);
+}
+
 /** 1 row × 8 columns (the M remainder). */
 function tile_1x8(kc: i32, x: usize, wp: usize, y: usize, nr: i32, bias: usize, act: i32, mode: i32): void {
   let c0 = f32x4.splat(0), c1 = c0;
@@ -108,7 +168,7 @@ function tile_1x8(kc: i32, x: usize, wp: usize, y: usize, nr: i32, bias: usize, 
 
 /** SIMD GEMM, 4×8 register tile. See the file header for the arguments. */
 export function f32_gemm_4x8__wasmsimd(M: i32, N: i32, K: i32, x: usize, ldx: i32, packed: usize,
-                                       bias: usize, y: usize, ldy: i32, act: i32, accumulate: i32): void {
+                                       bias: usize, y: usize, ldy: i32, act: i32, accumulate: i32, scratch: usize): void {
   if (M <= 0 || N <= 0) return;
   if (K < 0) K = 0;
   const ldxb = <usize>ldx << 2, ldyb = <usize>ldy << 2;
@@ -124,6 +184,9 @@ export function f32_gemm_4x8__wasmsimd(M: i32, N: i32, K: i32, x: usize, ldx: i3
     if (addy) mode |= ADDY;
     for (let m0 = 0; m0 < M; m0 += MC) {
       const mEnd = min(M, m0 + MC);
+      const groups = (mEnd - m0) >> 2;
+      const packA = scratch != 0 && kc <= KC && groups > 0;
+      if (packA) pack_x_4(groups, kc, x + <usize>m0 * ldxb + (<usize>k0 << 2), ldxb, scratch);
       for (let p = 0; p < panels; p++) {
         const nr = min(8, N - p * 8);
         const wp = packed + ((<usize>p * <usize>K + <usize>k0) << 5);
@@ -131,9 +194,17 @@ export function f32_gemm_4x8__wasmsimd(M: i32, N: i32, K: i32, x: usize, ldx: i3
         let i = m0;
         let xp = x + <usize>i * ldxb + (<usize>k0 << 2);
         let yp = y + <usize>i * ldyb + (<usize>p << 5);
-        for (; i + 4 <= mEnd; i += 4) {
-          tile_4x8(kc, xp, ldxb, wp, yp, ldyb, nr, bp, act, mode);
-          xp += ldxb << 2; yp += ldyb << 2;
+        if (packA) {
+          let ap = scratch;
+          for (; i + 4 <= mEnd; i += 4) {
+            tile_4x8_packed(kc, ap, wp, yp, ldyb, nr, bp, act, mode);
+            ap += <usize>kc << 4; xp += ldxb << 2; yp += ldyb << 2;
+          }
+        } else {
+          for (; i + 4 <= mEnd; i += 4) {
+            tile_4x8(kc, xp, ldxb, wp, yp, ldyb, nr, bp, act, mode);
+            xp += ldxb << 2; yp += ldyb << 2;
+          }
         }
         for (; i < mEnd; i++) {
           tile_1x8(kc, xp, wp, yp, nr, bp, act, mode);
@@ -147,7 +218,7 @@ export function f32_gemm_4x8__wasmsimd(M: i32, N: i32, K: i32, x: usize, ldx: i3
 
 /** Scalar twin of f32_gemm_4x8__wasmsimd: same arguments, same packed W, plain f32 mul + add. */
 export function f32_gemm__scalar(M: i32, N: i32, K: i32, x: usize, ldx: i32, packed: usize,
-                                 bias: usize, y: usize, ldy: i32, act: i32, accumulate: i32): void {
+                                 bias: usize, y: usize, ldy: i32, act: i32, accumulate: i32, scratch: usize): void {
   for (let i = 0; i < M; i++) {
     const xr = x + (<usize>i * <usize>ldx << 2);
     const yr = y + (<usize>i * <usize>ldy << 2);

@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { linear, activation } from '../src/reference/ops.js';
 import { VARIANTS, kernels, arena, rng, putF32, getF32, unstride, expectClose, U, ACT_NAMES } from './helpers/kernels.js';
 
-const Ms = [1, 2, 3, 4, 5, 9, 17];
+const Ms = [1, 2, 3, 4, 5, 9, 17, 70]; // 70 > the 64-row block
 const Ns = [1, 3, 7, 8, 9, 16, 33];
 const Ks = [1, 2, 3, 8, 255, 256, 257, 600];
 // Lipschitz constant of each activation (|f'| ≤ L): how much an input error can grow.
@@ -28,8 +28,8 @@ test('packed size and layout', () => {
 });
 
 for (const variant of VARIANTS) {
-  for (const kernel of ['f32_gemm_4x8__wasmsimd', 'f32_gemm__scalar'] as const) {
-    test(`${kernel} (${variant}) = reference, all M×N×K`, () => {
+  for (const [kernel, packX] of [['f32_gemm_4x8__wasmsimd', true], ['f32_gemm_4x8__wasmsimd', false], ['f32_gemm__scalar', false]] as const) {
+    test(`${kernel} (${variant}${packX ? ', packed x' : ', x in place'}) = reference, all M×N×K`, () => {
       const k = kernels(variant);
       const r = rng(1234);
       let cases = 0;
@@ -41,7 +41,8 @@ for (const variant of VARIANTS) {
         const xp = putF32(X), wp = putF32(W), bp = hasBias ? putF32(B) : 0, yp = putF32(Y0);
         const packed = arena.alloc(k.f32_gemm_packed_size(N, K));
         k.f32_gemm_pack_8(N, K, wp, K, packed);
-        k[kernel](M, N, K, xp, ldx, packed, bp, yp, ldy, act, accumulate);
+        const scratch = packX ? arena.alloc(k.f32_gemm_scratch_size()) : 0;
+        k[kernel](M, N, K, xp, ldx, packed, bp, yp, ldy, act, accumulate, scratch);
         const got = getF32(yp, M * ldy);
         // reference in float64 on the same float32 inputs
         const x = unstride(X, M, K, ldx);
@@ -62,7 +63,7 @@ for (const variant of VARIANTS) {
           const sumAbs = absLin[i * N + n] + (accumulate && !act ? Math.abs(y0) : 0);
           tol[i * ldy + n] = (K + 3) * U * sumAbs * LIP[act] + 2 * U * (Math.abs(f(inner)) + Math.abs(y0)) + 1e-30;
         }
-        expectClose(`${kernel} ${variant}`, got, want, (i) => tol[i], `M=${M} N=${N} K=${K} ldx=${ldx} ldy=${ldy} act=${act} acc=${accumulate} bias=${hasBias}`);
+        expectClose(`${kernel} ${variant}`, got, want, (i) => tol[i], `M=${M} N=${N} K=${K} ldx=${ldx} ldy=${ldy} act=${act} acc=${accumulate} bias=${hasBias} packX=${packX}`);
         arena.reset(mark);
         cases++;
       }
@@ -80,8 +81,8 @@ for (const variant of VARIANTS) {
       const packed = arena.alloc(k.f32_gemm_packed_size(N, K));
       k.f32_gemm_pack_8(N, K, wp, K, packed);
       const y1 = putF32(new Float64Array(M * N)), y2 = putF32(new Float64Array(M * N));
-      k.f32_gemm_4x8__wasmsimd(M, N, K, xp, K, packed, bp, y1, N, 0, 0);
-      k.f32_gemm__scalar(M, N, K, xp, K, packed, bp, y2, N, 0, 0);
+      k.f32_gemm_4x8__wasmsimd(M, N, K, xp, K, packed, bp, y1, N, 0, 0, arena.alloc(k.f32_gemm_scratch_size()));
+      k.f32_gemm__scalar(M, N, K, xp, K, packed, bp, y2, N, 0, 0, 0);
       const absLin = linear(X.map(Math.abs), M, K, W.map(Math.abs), B.map(Math.abs), N);
       // both are within (K+2)·2^-24·Σ|terms| of the exact sum, so within twice that of each other
       expectClose(`simd vs scalar ${variant}`, getF32(y1, M * N), getF32(y2, M * N), (i) => 2 * (K + 2) * U * absLin[i], `M=${M} N=${N} K=${K}`);

@@ -8,6 +8,7 @@ import {
   type RetentionFlags,
 } from '../src/reference/ops.js';
 import type { Kernels, Variant } from '../src/wasm/loader.js';
+import { decayPowers, invSqrtDecaySums } from '../src/wasm/tables.js';
 import { VARIANTS, kernels, arena, rng, putF32, putF64, getF32, getF64, unstride, expectClose, elementwiseTol, U } from './helpers/kernels.js';
 
 const H = 3, HEAD = 1; // views: head 1 of a [n, 3·dk] projection output, plus row padding
@@ -161,8 +162,8 @@ function chunkwiseWithKernels(k: Kernels, tw: Twin, q: Float64Array, kk: Float64
   const summary = pick<Kernels['f32_retention_summary__scalar']>(k, 'summary', tw);
   const mark = arena.mark();
   const qb = putF32(q), kb = putF32(kk), vb = putF32(v), ob = arena.alloc(L * dv * 4), rb = arena.alloc(L * 4);
-  const pw = putF32(powTable(gamma, C)), scratch = arena.alloc(C * C * 4);
-  const inv = putF32(Float64Array.from({ length: L }, (_, i) => 1 / Math.sqrt(decaySum(gamma, i))));
+  const pw = putF32(decayPowers(gamma, C)), scratch = arena.alloc(C * C * 4);
+  const inv = putF32(invSqrtDecaySums(gamma, 0, L)); // the tables as the runtime will build them
   const Sb = arena.alloc(dk * dv * 4), zb = arena.alloc(dk * 4), dSb = arena.alloc(dk * dv * 4), dzb = arena.alloc(dk * 4);
   const S = new Float64Array(dk * dv), z = new Float64Array(dk); // the carry, float64 in JS
   for (let s = 0; s < L; s += C) {
@@ -203,5 +204,16 @@ for (const variant of VARIANTS) for (const tw of TWINS) {
     assert.ok(true);
   });
 }
+
+test('tables: decayPowers and invSqrtDecaySums match ops.ts in float64 to float32 rounding', () => {
+  for (const gamma of [...GAMMAS, 1]) {
+    const p = decayPowers(gamma, 70), inv = invSqrtDecaySums(gamma, 123456, 5);
+    for (let d = 0; d <= 70; d++) assert.ok(Math.abs(p[d] - Math.pow(gamma, d)) <= U * Math.pow(gamma, d), `pow[${d}]`);
+    for (let i = 0; i < 5; i++) {
+      const want = 1 / Math.sqrt(decaySum(gamma, 123456 + i));
+      assert.ok(Math.abs(inv[i] - want) <= U * want, `inv[${i}] ${inv[i]} vs ${want}`);
+    }
+  }
+});
 
 test.run();

@@ -2,6 +2,7 @@
 // float64 from absolute positions and rounded to float32 once.
 import { test } from 'uvu';
 import { rotary, defaultAngle } from '../src/reference/ops.js';
+import { rotaryTables } from '../src/wasm/tables.js';
 import { VARIANTS, kernels, arena, rng, putF32, getF32, unstride, expectClose, elementwiseTol } from './helpers/kernels.js';
 
 for (const variant of VARIANTS) {
@@ -15,12 +16,7 @@ for (const variant of VARIANTS) {
         const width = heads * dk, ld = width + r.int(2) * 3;
         const pos0 = r.int(2) ? r.int(100000) : 0;
         const angle = defaultAngle(dk);
-        const half = dk / 2;
-        const C = new Float64Array(rows * half), S = new Float64Array(rows * half);
-        for (let i = 0; i < rows; i++) for (let t = 0; t < half; t++) {
-          C[i * half + t] = Math.cos((pos0 + i) * angle[2 * t]);
-          S[i * half + t] = Math.sin((pos0 + i) * angle[2 * t]);
-        }
+        const { cos: C, sin: S } = rotaryTables(angle, dk, pos0, rows);
         const X = r.uniform(rows * ld, -2, 2);
         const xp = putF32(X), cp = putF32(C), sp = putF32(S);
         rot(rows, heads, dk, xp, ld, cp, sp);

@@ -39,9 +39,11 @@ export interface KernelExports {
   f32_gemm_packed_size(N: number, K: number): number;
   /** packed[p][k][j] = W[8p+j, k] (0 past N); W [N, K] with row stride ldw. */
   f32_gemm_pack_8(N: number, K: number, w: Ptr, ldw: number, packed: Ptr): void;
-  /** y[M,N] (=|+=) act(x[M,K] · Wᵀ + bias); bias 0 = none; accumulate 0|1. */
-  f32_gemm_4x8__wasmsimd(M: number, N: number, K: number, x: Ptr, ldx: number, packed: Ptr, bias: Ptr, y: Ptr, ldy: number, act: number, accumulate: number): void;
-  f32_gemm__scalar(M: number, N: number, K: number, x: Ptr, ldx: number, packed: Ptr, bias: Ptr, y: Ptr, ldy: number, act: number, accumulate: number): void;
+  /** Bytes of scratch f32_gemm_4x8__wasmsimd uses to pack x (per calling thread). */
+  f32_gemm_scratch_size(): number;
+  /** y[M,N] (=|+=) act(x[M,K] · Wᵀ + bias); bias 0 = none; accumulate 0|1; scratch 0 = read x in place (slower). */
+  f32_gemm_4x8__wasmsimd(M: number, N: number, K: number, x: Ptr, ldx: number, packed: Ptr, bias: Ptr, y: Ptr, ldy: number, act: number, accumulate: number, scratch: Ptr): void;
+  f32_gemm__scalar(M: number, N: number, K: number, x: Ptr, ldx: number, packed: Ptr, bias: Ptr, y: Ptr, ldy: number, act: number, accumulate: number, scratch: Ptr): void;
   /** y[r,:] = LayerNorm(x[r,:]) · gamma + beta; y may equal x. */
   f32_layernorm__wasmsimd(rows: number, n: number, x: Ptr, ldx: number, gamma: Ptr, beta: Ptr, y: Ptr, ldy: number, eps: number): void;
   f32_layernorm__scalar(rows: number, n: number, x: Ptr, ldx: number, gamma: Ptr, beta: Ptr, y: Ptr, ldy: number, eps: number): void;
