@@ -47,7 +47,7 @@ function phaseA(t: SlabTask): void {
     const rb = Math.min(ROW_BLOCK, t.len - r0);
     const row = t.row + r0;
     K.layerNorm(win.X + row * d * F4, rb, d, d, Ly.preNormW, Ly.preNormB, s.h, d);
-    K.gemm(s.h, rb, d, d, Ly.qkvgW, Wp, Ly.qkvgB, win.P + row * Wp * F4, Wp, 0, false);
+    K.gemm(s.h, rb, d, d, Ly.qkvgW, Wp, Ly.qkvgB, win.P + row * Wp * F4, Wp, 0, false, s.gemm);
   }
   // rotary on q (cols [0, d)) and k (cols [d, 2d)) of P
   rotaryTables(t);
@@ -96,11 +96,11 @@ function phaseC(t: SlabTask): void {
   const X0 = win.X + t.row * d * F4;
   if (t.mode === 'msr') {
     // y = O Woᵀ + bo replaces x (no residual)
-    K.gemm(O0, t.len, H * dv, H * dv, Ly.oW, d, Ly.oB, X0, d, 0, false);
+    K.gemm(O0, t.len, H * dv, H * dv, Ly.oW, d, Ly.oB, X0, d, 0, false, s.gemm);
     return;
   }
   // x += O Woᵀ + bo
-  K.gemm(O0, t.len, H * dv, H * dv, Ly.oW, d, Ly.oB, X0, d, 0, true);
+  K.gemm(O0, t.len, H * dv, H * dv, Ly.oW, d, Ly.oB, X0, d, 0, true, s.gemm);
   // x += MLP(x), in row blocks: LN → Linear+act → … → Linear (accumulated into x)
   for (let r0 = 0; r0 < t.len; r0 += ROW_BLOCK) {
     const rb = Math.min(ROW_BLOCK, t.len - r0);
@@ -110,10 +110,10 @@ function phaseC(t: SlabTask): void {
     Ly.mlp.forEach((m, i) => {
       const last = i === Ly.mlp.length - 1;
       if (last) {
-        K.gemm(src, rb, m.inDim, srcLd, m.W, m.outDim, m.b, xr, d, 0, true);
+        K.gemm(src, rb, m.inDim, srcLd, m.W, m.outDim, m.b, xr, d, 0, true, s.gemm);
       } else {
         const dst = src === s.hidden ? s.hidden2 : s.hidden;
-        K.gemm(src, rb, m.inDim, srcLd, m.W, m.outDim, m.b, dst, m.outDim, t.acts.mlp, false);
+        K.gemm(src, rb, m.inDim, srcLd, m.W, m.outDim, m.b, dst, m.outDim, t.acts.mlp, false, s.gemm);
         src = dst; srcLd = m.outDim;
       }
     });

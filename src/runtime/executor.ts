@@ -239,6 +239,7 @@ export class WasmExecutor implements Executor {
       sin: A.transient(slabRowsMax * (dk / 2) * F4, 'scratch'),
       inv: A.transient(Cmax * F4, 'scratch'),
       tile: A.transient(Cmax * Cmax * F4, 'score tile'),
+      gemm: A.transient(Math.max(64, this.kernels.gemmScratchBytes()), 'GEMM scratch'),
     }));
 
     const states = new Map<number, SeqState>();

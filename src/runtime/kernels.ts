@@ -13,8 +13,10 @@ export interface RuntimeKernels {
   packedSize(N: number, K: number): number;
   /** Pack W [N, K] (float32 at w) into `out` for gemm. */
   pack(w: number, N: number, K: number, out: number): void;
-  /** y[M,N] (=|+=) act(x[M,K]·Wᵀ + b); b = 0 for none. */
-  gemm(x: number, M: number, K: number, ldx: number, wPacked: number, N: number, b: number, y: number, ldy: number, act: number, accumulate: boolean): void;
+  /** Bytes of per-call scratch the GEMM wants (one buffer per concurrent caller). */
+  gemmScratchBytes(): number;
+  /** y[M,N] (=|+=) act(x[M,K]·Wᵀ + b); b = 0 for none; scratch from gemmScratchBytes(). */
+  gemm(x: number, M: number, K: number, ldx: number, wPacked: number, N: number, b: number, y: number, ldy: number, act: number, accumulate: boolean, scratch: number): void;
   /** In place rotary on x[rows, heads·dk] (row stride ld) with tables cos, sin [rows, dk/2]. */
   rotary(x: number, rows: number, heads: number, dk: number, ld: number, cos: number, sin: number): void;
   /** o[i,:] = Σ_{j≤i} (q_i·k_j) pow[i−j] v_j ; r[i] = Σ_{j≤i} (q_i·k_j) pow[i−j]. */
@@ -49,6 +51,7 @@ export function jsKernels(memory: WebAssembly.Memory): RuntimeKernels {
       }
     },
     packedSize: (N, K) => N * K,
+    gemmScratchBytes: () => 0,
     pack(w, N, K, out) { const m = F(); m.copyWithin(ix(out), ix(w), ix(w) + N * K); },
     gemm(x, M, K, ldx, w, N, b, y, ldy, act, accumulate) {
       const m = F(); const f = ACT_FNS[act];

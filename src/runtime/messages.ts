@@ -48,6 +48,7 @@ export interface ScratchPtrs {
   sin: number;    // [rows, dk/2]
   inv: number;    // [C]             1/sqrt(c_n) per row
   tile: number;   // [C, C]          score tile for the intra-chunk kernel
+  gemm: number;   // GEMM packing scratch (gemmScratchBytes)
 }
 
 export interface SlabTask {
