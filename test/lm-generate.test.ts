@@ -14,7 +14,7 @@ const N = 64;
 
 test('greedy via recurrent step = greedy via chunkwise re-runs (64 bytes)', async () => {
   const t0 = performance.now();
-  const viaStep = await lm.generate({ prompt, maxBytes: N, temperature: 0 });
+  const viaStep = await lm.generate({ prompt, maxBytes: N, temperature: 0, backend: 'js' });
   const t1 = performance.now();
   const text = Array.from(prompt);
   let worst = 0;
@@ -32,6 +32,23 @@ test('greedy via recurrent step = greedy via chunkwise re-runs (64 bytes)', asyn
   assert.ok(worst < 1e-10, `step vs re-run log-probs differ by ${worst}`);
   assert.ok(new Set(viaStep.bytes).size > 5, 'the greedy text should not be one repeated byte (a weak test)');
   assert.is(state.pos, prompt.length + N);
+});
+
+test('wasm step (float32 activations, float64 state) = float64 step within 1e-4 on 200 bytes', async () => {
+  // 1e-4 absolute on log-probs: the issue's float32 bound for this model (golden: ~1.4e-6 measured).
+  const text = new TextEncoder().encode('import os\nimport sys\n\ndef main(argv):\n    # print the arguments\n    for a in argv[1:]:\n        print(a)\n    return 0\n\nif __name__ == "__main__":\n    sys.exit(main(sys.argv))\n# end of the example, about two hundred bytes of python');
+  let sj = lm.initState(), sw = lm.initState();
+  let worst = 0;
+  for (let t = 0; t < text.length; t++) {
+    const a = lm.step(text[t], sj, { backend: 'js' });
+    const b = lm.step(text[t], sw, { backend: 'wasm' });
+    sj = a.state; sw = b.state;
+    for (let v = 0; v < 256; v++) worst = Math.max(worst, Math.abs(a.logprobs[v] - b.logprobs[v]));
+  }
+  console.log(`  ${text.length} bytes: max|Δ logprob| wasm step vs float64 step ${worst.toExponential(2)}`);
+  assert.ok(worst < 1e-4, `wasm step differs by ${worst}`);
+  const g = await lm.generate({ prompt, maxBytes: 32, temperature: 0 });
+  assert.is(g.bytes.length, 32);
 });
 
 test('step from byte 0 = score log-probs; logprobs normalised', async () => {

@@ -47,6 +47,17 @@ test('non-finite streamed input is an error naming the position', async () => {
   await expectError(() => model.forwardRagged(xs, { backend: 'wasm', chunkSize: 4 }), /non-finite value NaN at \[0, 3, 5\]/, 'NaN');
 });
 
+test('a parallel form whose L² score tiles would not fit is refused, naming the memory', async () => {
+  const small = RetNet.init({ numLayer: 1, numHeads: 2, dimModel: 8, seed: 1 });
+  const long = Tensor.randn([1, 40_000, 8], { seed: 2 });
+  const e = await expectError(() => small.forward(long, { backend: 'wasm', workers: 2 }), /parallel form with 40000 tokens per chunk needs 11\.92 GiB of score tiles .* use numChunks or chunkSize/, 'L² too big');
+  if ((e as RetNetError).code !== 'E_MEMORY') throw new Error(`code ${(e as RetNetError).code}`);
+  // the same input chunkwise runs
+  const y = await small.forward(long, { backend: 'wasm', workers: 2, chunkSize: 512 });
+  if (y.shape.join() !== '1,40000,8') throw new Error(`shape ${y.shape}`);
+  await small.close();
+});
+
 test('close() ends the pool so the process exits by itself', async () => {
   const code = `
     import { RetNet, Tensor } from ${JSON.stringify(ROOT + '/dist/src/index.js')};

@@ -83,6 +83,16 @@ test('abort: the call rejects with E_ABORTED and the executor keeps working', as
   } finally { await ex.close(); }
 });
 
+test('a chunk whose score tensor would be too big is refused with E_MEMORY before the engine runs', async () => {
+  const m = RetNet.init({ numLayer: 1, numHeads: 2, dimModel: 8, seed: 1 });
+  const x = Tensor.randn([1, 9000, 8], { seed: 2 });
+  const e = await expectError(() => m.forward(x, { backend: 'tfjs' }), /tfjs: 9000 tokens per chunk need a \[2, 9000, 9000\] score tensor \(0\.60 GiB\), over the 512 MiB limit/, 'too big');
+  if ((e as RetNetError).code !== 'E_MEMORY') throw new Error(`code ${(e as RetNetError).code}`);
+  const y = await m.forward(x, { backend: 'tfjs', chunkSize: 1000 });
+  if (y.shape.join() !== '1,9000,8') throw new Error(`shape ${y.shape}`);
+  await m.close();
+});
+
 test('close() ends the worker: a process that used the tfjs backend exits by itself', () => {
   const script = `
     import { RetNet, Tensor } from ${JSON.stringify(join(ROOT, 'dist', 'src', 'index.js'))};

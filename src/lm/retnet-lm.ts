@@ -55,6 +55,8 @@ export interface GenerateOptions {
   /** called with each new byte */
   onByte?: (byte: number) => void;
   signal?: AbortSignal;
+  /** the recurrent step: 'wasm' (default; float32 activations, float64 state) or 'js' (float64) */
+  backend?: 'js' | 'wasm';
 }
 
 export interface GenerateResult {
@@ -325,10 +327,10 @@ export class RetNetLM {
   initState(): RecurrentState { return this.model.initState(1); }
 
   /** Feed one byte; returns ln p(next byte) over all 256 values and the advanced state (float64). */
-  step(byte: number, state: RecurrentState = this.initState()): LMStepResult {
+  step(byte: number, state: RecurrentState = this.initState(), options: { backend?: 'js' | 'wasm' } = {}): LMStepResult {
     if (!Number.isInteger(byte) || byte < 0 || byte >= this.vocab) throw errors.input(`byte must be an integer in [0, ${this.vocab}) (got ${byte})`);
     const x = new Tensor(Float64Array.from(this.embed.subarray(byte * this.d, (byte + 1) * this.d)), [1, this.d]);
-    const { y, state: st } = this.model.step(x, state);
+    const { y, state: st } = this.model.step(x, state, { backend: options.backend ?? 'js' });
     return { logprobs: this.rowLogprobs(y.data), state: st };
   }
 
@@ -349,7 +351,8 @@ export class RetNetLM {
 
   /** Produce bytes one at a time with the recurrent step (greedy at temperature 0, else seeded sampling). */
   async generate(options: GenerateOptions): Promise<GenerateResult> {
-    const { prompt, maxBytes = 256, temperature = 0, seed = 0, chunkSize = DEFAULT_LM_CHUNK, onByte, signal } = options;
+    const { prompt, maxBytes = 256, temperature = 0, seed = 0, chunkSize = DEFAULT_LM_CHUNK, onByte, signal, backend = 'wasm' } = options;
+    if (backend !== 'js' && backend !== 'wasm') throw errors.option('backend', "'js' or 'wasm'", backend);
     if (!Number.isInteger(maxBytes) || maxBytes < 0) throw errors.option('maxBytes', 'a non-negative integer', maxBytes);
     if (typeof temperature !== 'number' || !(temperature >= 0) || !Number.isFinite(temperature)) throw errors.option('temperature', 'a finite number ≥ 0', temperature);
     const t0 = performance.now();
@@ -362,7 +365,7 @@ export class RetNetLM {
       const b = temperature === 0 ? argmax(logprobs) : sample(logprobs, temperature, rng);
       out[i] = b;
       onByte?.(b);
-      if (i + 1 < maxBytes) ({ logprobs, state } = this.step(b, state));
+      if (i + 1 < maxBytes) ({ logprobs, state } = this.step(b, state, { backend }));
       if ((i & 63) === 63) await new Promise<void>((res) => setImmediate(res));
     }
     const t2 = performance.now();

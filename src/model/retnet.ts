@@ -12,6 +12,7 @@ import {
 } from './weights.js';
 import * as js from '../backends/js.js';
 import '../backends/register.js';
+import { WasmStepper } from '../runtime/stepper.js';
 import { createExecutor, hasExecutor, type BackendInfo, type Executor, type ForwardRequest, type ModelSpec, type RowSink, type RowSource } from '../backends/executor.js';
 import type { ActName, RetentionFlags } from '../reference/ops.js';
 import { Rng } from '../random.js';
@@ -142,7 +143,13 @@ export interface RecurrentState {
   layers: js.LayerState[][];
 }
 
-export interface StepOptions { normalizeAttn?: boolean; normalizeRetn?: boolean }
+export interface StepOptions {
+  normalizeAttn?: boolean;
+  normalizeRetn?: boolean;
+  /** 'js' (default): float64 throughout. 'wasm': the WASM kernels in the calling thread, float32
+   *  activations with the state updated in float64 — much faster for decoding. */
+  backend?: 'js' | 'wasm';
+}
 
 function checkStepInput(x: unknown, d: number, batch: number | undefined): number {
   if (!(x instanceof Tensor) || x.rank !== 2 || x.shape[1] !== d) {
@@ -162,6 +169,7 @@ export class RetNet {
   private closed = false;
   private readonly executors = new ExecutorSet();
   private readonly spec: ModelSpec;
+  private stepper: WasmStepper | undefined;
 
   constructor(config: RetNetConfig, layers: LayerWeights[]) {
     this.config = resolveConfig(config);
@@ -242,8 +250,16 @@ export class RetNet {
     if (this.closed) throw errors.closed();
     const B = checkStepInput(x, this.dims.d, state?.batch);
     const st = state ?? this.initState(B);
-    const flags = flagsOf(resolveOptions(options, { backend: 'js' }));
+    const { backend = 'js', ...rest } = options;
+    if (backend !== 'js' && backend !== 'wasm') throw errors.option('backend', "'js' or 'wasm' for step", backend);
+    const flags = flagsOf(resolveOptions(rest, { backend: 'js' }));
     const d = this.dims.d;
+    if (backend === 'wasm') {
+      this.stepper ??= new WasmStepper(this.spec);
+      const yw = this.stepper.step(x.data, B, st.pos, st.layers, flags);
+      st.pos += 1;
+      return { y: new Tensor(yw, [B, d]), state: st };
+    }
     const y = new Float64Array(B * d);
     for (let b = 0; b < B; b++) {
       const h = Float64Array.from(x.data.subarray(b * d, (b + 1) * d));
@@ -260,7 +276,7 @@ export class RetNet {
   }
 
   /** Ends any worker threads the model started. Idempotent. */
-  async close(): Promise<void> { this.closed = true; await this.executors.close(); }
+  async close(): Promise<void> { this.closed = true; this.stepper = undefined; await this.executors.close(); }
 }
 
 // ---------------------------------------------------------------- MultiScaleRetention

@@ -13,6 +13,7 @@ import { newSeqState, scanChunks, type SeqState } from './scan.js';
 import { ACT_CODE, ROW_BLOCK, type Dims, type LayerPtrs, type ScratchPtrs, type SlabTask, type WindowPtrs } from './messages.js';
 import type { RuntimeKernels } from './kernels.js';
 import { createWorkerKernels } from './worker-kernels.js';
+import { packModel, type Packed } from './pack.js';
 import type { WArray } from '../model/weights.js';
 
 const F4 = 4;
@@ -36,7 +37,6 @@ export interface WasmExecutorOptions {
   windowRows?: number;
 }
 
-interface Packed { layers: LayerPtrs[]; dims: Dims; gammas: number[][] }
 
 export class WasmExecutor implements Executor {
   readonly name = 'wasm' as const;
@@ -136,57 +136,7 @@ export class WasmExecutor implements Executor {
   private pack(spec: ModelSpec): Packed {
     const have = this.packed.get(spec);
     if (have) return have;
-    const { d, H, dk, dv, hidden } = spec.dims;
-    const Wp = 2 * d + 2 * H * dv;
-    const K = this.kernels;
-    const A = this.arena;
-    const vec = (src: ArrayLike<number>, what: string) => {
-      const off = A.persistent(src.length * F4, what);
-      A.f32(off, src.length).set(src);
-      return off;
-    };
-    // Pass 1: allocate every persistent buffer (packed sizes known up front).
-    const jobs: { rows: WArray[]; scale: number[]; N: number; K: number; out: number }[] = [];
-    const packedW = (rows: WArray[], scale: number[], N: number, Kd: number, what: string) => {
-      const out = A.persistent(K.packedSize(N, Kd) * F4, what);
-      jobs.push({ rows, scale, N, K: Kd, out });
-      return out;
-    };
-    const kScale = 1 / Math.sqrt(dk);
-    const layers: LayerPtrs[] = spec.layers.map((lw, l) => {
-      const m = lw.msr;
-      const bias = new Float32Array(Wp);
-      bias.set(m.q.b ?? [], 0);
-      if (m.k.b) for (let i = 0; i < d; i++) bias[d + i] = m.k.b[i] * kScale;
-      bias.set(m.v.b ?? [], 2 * d);
-      bias.set(m.g.b ?? [], 2 * d + H * dv);
-      const theta: number[] = [];
-      for (let i = 0; i < dk / 2; i++) theta.push(m.angle[2 * i]);
-      return {
-        preNormW: vec(m.preNorm.weight, 'weights'), preNormB: vec(m.preNorm.bias, 'weights'),
-        qkvgW: packedW([m.q.W, m.k.W, m.v.W, m.g.W], [1, kScale, 1, 1], Wp, d, `layer ${l} q/k/v/g weights`),
-        qkvgB: vec(bias, 'weights'),
-        oW: packedW([m.o.W], [1], d, H * dv, 'weights'), oB: m.o.b ? vec(m.o.b, 'weights') : 0,
-        normW: vec(m.norm.weight, 'weights'), normB: vec(m.norm.bias, 'weights'),
-        mlpNormW: vec(lw.mlp.norm.weight, 'weights'), mlpNormB: vec(lw.mlp.norm.bias, 'weights'),
-        mlp: lw.mlp.linears.map((li) => ({ W: packedW([li.W], [1], li.outDim, li.inDim, 'weights'), b: li.b ? vec(li.b, 'weights') : 0, inDim: li.inDim, outDim: li.outDim })),
-        theta, gamma: Array.from(m.decay, (x) => Math.exp(x)), pow: 0,
-      };
-    });
-    // Pass 2: stage each weight in transient memory and pack it.
-    for (const j of jobs) {
-      const tmp = A.transient(j.N * j.K * F4, 'weight staging');
-      const view = A.f32(tmp, j.N * j.K);
-      let o = 0;
-      j.rows.forEach((w, i) => {
-        const s = j.scale[i];
-        if (s === 1) view.set(w, o); else for (let e = 0; e < w.length; e++) view[o + e] = w[e] * s;
-        o += w.length;
-      });
-      K.pack(tmp, j.N, j.K, j.out);
-      A.reset();
-    }
-    const p: Packed = { layers, dims: { d, H, dk, dv, Wp, maxHidden: Math.max(1, ...hidden) }, gammas: layers.map((l) => l.gamma) };
+    const p = packModel(spec, this.kernels, this.arena);
     this.packed.set(spec, p);
     return p;
   }

@@ -27,6 +27,9 @@ export interface RuntimeKernels {
   cross(q: number, n: number, dk: number, dv: number, ldq: number, pow: number, S: number, z: number, o: number, ldo: number, r: number): void;
   /** Row i of o and r[i] times inv[i] (inv = 0: skip), then o row / max(1,|r[i]|) if retn. */
   normalize(o: number, n: number, dv: number, ldo: number, r: number, inv: number, retn: boolean): void;
+  /** One recurrent token: S [dk,dv], z [dk] float64 updated (S ← γS + kᵀv, z ← γz + k);
+   *  o [dv] = qS, r[0] = q·z, then scaled as in normalize (inv = pointer to 1/sqrt(c), or 0). */
+  step(dk: number, dv: number, q: number, k: number, v: number, gamma: number, S: number, z: number, o: number, r: number, inv: number, retn: boolean): void;
   /** o[i, j] = act(g[i, j]) · o[i, j] for rows × cols, strides ldg, ldo. */
   gate(g: number, ldg: number, o: number, ldo: number, rows: number, cols: number, act: number): void;
 }
@@ -120,6 +123,24 @@ export function jsKernels(memory: WebAssembly.Memory): RuntimeKernels {
         if (retn) scale /= Math.max(1, Math.abs(rs));
         for (let c = 0; c < dv; c++) m[ix(o) + i * ldo + c] *= scale;
       }
+    },
+    step(dk, dv, q, k, v, gamma, S, z, o, r, inv, retn) {
+      const m = F(); const m64 = new Float64Array(memory.buffer);
+      const s0 = S >> 3, z0 = z >> 3;
+      for (let a = 0; a < dk; a++) {
+        const ka = m[ix(k) + a];
+        m64[z0 + a] = gamma * m64[z0 + a] + ka;
+        for (let c = 0; c < dv; c++) m64[s0 + a * dv + c] = gamma * m64[s0 + a * dv + c] + ka * m[ix(v) + c];
+      }
+      let rs = 0;
+      for (let c = 0; c < dv; c++) m[ix(o) + c] = 0;
+      for (let a = 0; a < dk; a++) {
+        const qa = m[ix(q) + a];
+        rs += qa * m64[z0 + a];
+        for (let c = 0; c < dv; c++) m[ix(o) + c] += qa * m64[s0 + a * dv + c];
+      }
+      m[ix(r)] = rs;
+      this.normalize(o, 1, dv, dv, r, inv, retn);
     },
     gate(g, ldg, o, ldo, rows, cols, act) {
       const m = F(); const f = ACT_FNS[act];

@@ -8,7 +8,7 @@
 import { Worker } from 'node:worker_threads';
 import * as Comlink from 'comlink/dist/esm/comlink.mjs';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
-import { errors } from '../../errors.js';
+import { errors, RetNetError } from '../../errors.js';
 import { Tensor } from '../../tensor.js';
 import type { BackendInfo, Executor, ForwardRequest, ModelSpec } from '../executor.js';
 import type { ForwardArgs, WireLinear, WireModel, WireNorm } from './compute.js';
@@ -57,6 +57,9 @@ interface Conn {
 }
 
 let nextId = 1;
+
+/** Largest [B·H, C, C] score tensor the tfjs backend builds (bytes). */
+export const MAX_SCORE_BYTES = 512 * 2 ** 20;
 
 export class TfjsExecutor implements Executor {
   readonly name = 'tfjs' as const;
@@ -149,8 +152,15 @@ export class TfjsExecutor implements Executor {
 
   private async execute(spec: ModelSpec, x: Tensor, req: ForwardRequest, mode: ForwardArgs['mode']): Promise<Tensor> {
     if (req.signal?.aborted) throw errors.aborted(req.signal.reason);
-    const conn = await this.connection();
     const [B, L, d] = x.shape;
+    // One chunk's score tensor is [B·H, C, C]: refuse, naming the size, before the engine
+    // runs out of memory (tfjs-backend-wasm's heap faults with 'memory access out of bounds').
+    const C0 = req.plan(L).form === 'recurrent' ? 1 : req.plan(L).chunkSize;
+    const scoreBytes = B * spec.dims.H * C0 * C0 * 4;
+    if (scoreBytes > MAX_SCORE_BYTES) {
+      throw errors.memory(`tfjs: ${C0} tokens per chunk need a [${B * spec.dims.H}, ${C0}, ${C0}] score tensor (${(scoreBytes / 2 ** 30).toFixed(2)} GiB), over the ${MAX_SCORE_BYTES / 2 ** 20} MiB limit; use more chunks or a smaller chunkSize`);
+    }
+    const conn = await this.connection();
     let id = conn.ids.get(spec);
     if (id === undefined) {
       id = nextId++;
@@ -167,7 +177,15 @@ export class TfjsExecutor implements Executor {
     };
     const progress = req.onProgress;
     const cb = progress ? Comlink.proxy((done: number) => progress(done, B * L)) : undefined;
-    const out = await this.call(conn, () => conn.remote.forward(id!, Comlink.transfer(args, [data.buffer]), cb), req.signal);
+    let out: Float32Array;
+    try {
+      out = await this.call(conn, () => conn.remote.forward(id!, Comlink.transfer(args, [data.buffer]), cb), req.signal);
+    } catch (e) {
+      // An engine fault (not our own validation error) may leave the engine unusable:
+      // end the worker so the next call starts a fresh one.
+      if (!(e instanceof RetNetError) && !conn.isDead) { conn.isDead = true; void conn.worker.terminate(); }
+      throw e instanceof RetNetError ? e : errors.worker(`the tfjs engine failed during the forward: ${(e as Error)?.message ?? String(e)}; its worker was restarted`, e);
+    }
     return new Tensor(out, [B, L, mode === 'retention' ? spec.dims.H * spec.dims.dv : d]);
   }
 

@@ -3,9 +3,11 @@ import { parseArgs } from 'node:util';
 import { RetNetLM } from '../../lm/retnet-lm.js';
 import { parseIntOption, parseNumberOption, processIO, runCommand, UsageError, type Command, type CommandIO } from '../lm-util.js';
 
-const usage = `usage: retnet generate [--model M.safetensors] --prompt TEXT [--max-bytes N] [--temperature T] [--seed S]
+const usage = `usage: retnet generate [--model M.safetensors] --prompt TEXT [--max-bytes N] [--temperature T] [--seed S] [--backend wasm|js]
   Consumes TEXT (chunkwise, float64), then produces N bytes (default 256) one at a time
   with the recurrent step: greedy at temperature 0 (default), else seeded sampling.
+  --backend: the step's arithmetic, wasm (default: WASM kernels, float32 activations,
+  float64 state) or js (float64 throughout).
   Prints the prompt and its continuation on stdout, the decode rate on stderr.`;
 
 export const generate: Command = {
@@ -18,7 +20,7 @@ export const generate: Command = {
         args: argv, allowPositionals: true, strict: true,
         options: {
           model: { type: 'string' }, prompt: { type: 'string' }, 'max-bytes': { type: 'string' },
-          temperature: { type: 'string' }, seed: { type: 'string' },
+          temperature: { type: 'string' }, seed: { type: 'string' }, backend: { type: 'string' },
         },
       });
       if (positionals.length) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
@@ -26,6 +28,8 @@ export const generate: Command = {
       const maxBytes = parseIntOption('max-bytes', values['max-bytes'], 0) ?? 256;
       const temperature = parseNumberOption('temperature', values.temperature, 0) ?? 0;
       const seed = parseIntOption('seed', values.seed, 0) ?? 0;
+      const backend = values.backend ?? 'wasm';
+      if (backend !== 'wasm' && backend !== 'js') throw new UsageError(`--backend must be wasm or js (got ${JSON.stringify(backend)})`);
       const lm = await RetNetLM.load(values.model);
       try {
         const prompt = new TextEncoder().encode(values.prompt);
@@ -33,13 +37,13 @@ export const generate: Command = {
         const pending: number[] = [];
         const flush = () => { if (pending.length) { io.stdout.write(Uint8Array.from(pending)); pending.length = 0; } };
         const r = await lm.generate({
-          prompt, maxBytes, temperature, seed,
+          prompt, maxBytes, temperature, seed, backend,
           onByte: (b) => { pending.push(b); if (b === 10 || pending.length >= 64) flush(); },
         });
         flush();
         io.stdout.write('\n');
         const rate = r.decodeSeconds > 0 ? Math.round(r.bytes.length / r.decodeSeconds) : 0;
-        io.stderr.write(`${r.bytes.length} bytes in ${r.decodeSeconds.toFixed(2)} s: ${rate} bytes/s decode (recurrent, float64); prompt ${prompt.length} bytes in ${r.prefillSeconds.toFixed(2)} s\n`);
+        io.stderr.write(`${r.bytes.length} bytes in ${r.decodeSeconds.toFixed(2)} s: ${rate} bytes/s decode (recurrent step, ${backend}); prompt ${prompt.length} bytes in ${r.prefillSeconds.toFixed(2)} s\n`);
       } finally {
         await lm.close();
       }

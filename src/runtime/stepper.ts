@@ -1,0 +1,101 @@
+// Token-by-token decoding on the WASM kernels, in the calling thread: one
+// recurrent step for a batch of B tokens (one per sequence, all at the same
+// absolute position) through every layer. The per-sequence state stays in
+// the caller's float64 arrays (the model's RecurrentState) and is copied in
+// and out around the step kernel, which updates it in float64.
+import { createMemory } from '../wasm/loader.js';
+import type { ModelSpec } from '../backends/executor.js';
+import type { LayerState } from '../backends/js.js';
+import { Arena } from './arena.js';
+import { bindWasmKernels } from './wasm-kernels.js';
+import { packModel, type Packed } from './pack.js';
+import { ACT_CODE } from './messages.js';
+import type { RuntimeKernels } from './kernels.js';
+
+const F4 = 4, F8 = 8;
+const ARENA_BASE = 1 << 20;
+
+export class WasmStepper {
+  private readonly K: RuntimeKernels;
+  private readonly A: Arena;
+  private readonly p: Packed;
+  private readonly acts: { msr: number; mlp: number };
+  readonly engine: string;
+
+  constructor(spec: ModelSpec, variant = process.env.RETNET_WASM_VARIANT ?? 'auto') {
+    const memory = createMemory(256);
+    this.K = bindWasmKernels(memory, variant);
+    this.engine = this.K.name;
+    this.A = new Arena(memory, ARENA_BASE, 2 ** 32 - 65536);
+    this.p = packModel(spec, this.K, this.A);
+    this.acts = { msr: ACT_CODE[spec.config.msrGateFn], mlp: ACT_CODE[spec.config.mlpGateFn] };
+  }
+
+  /**
+   * x [B, d] → y [B, d]; `states[l][b]` is layer l's state of sequence b
+   * (S [H, dk, dv], z [H, dk], float64), advanced in place; `pos` the tokens' position.
+   */
+  step(x: ArrayLike<number>, B: number, pos: number, states: LayerState[][], flags: { normalizeAttn: boolean; normalizeRetn: boolean }, mode: 'retnet' | 'msr' = 'retnet'): Float32Array {
+    const { K, A, p } = this;
+    const { d, H, dk, dv, Wp, maxHidden } = p.dims;
+    const half = dk / 2, SZ = H * dk * dv, ZZ = H * dk;
+    A.reset();
+    try {
+      const X = A.transient(B * d * F4, 'step'), h = A.transient(B * d * F4, 'step');
+      const P = A.transient(B * Wp * F4, 'step'), O = A.transient(B * H * dv * F4, 'step');
+      const R = A.transient(B * H * F4, 'step'), hid = A.transient(B * maxHidden * F4, 'step');
+      const hid2 = A.transient(B * maxHidden * F4, 'step');
+      const cos = A.transient(B * half * F4, 'step'), sin = A.transient(B * half * F4, 'step');
+      const inv = A.transient(H * F4, 'step');
+      const S = A.transient(B * SZ * F8, 'step'), Z = A.transient(B * ZZ * F8, 'step');
+      const gs = A.transient(Math.max(64, K.gemmScratchBytes()), 'step');
+      A.f32(X, B * d).set(x as ArrayLike<number>);
+      const layers = mode === 'msr' ? p.layers.slice(0, 1) : p.layers;
+      layers.forEach((Ly, l) => {
+        // pre-norm, fused q|k|v|g projection, rotary at `pos`
+        K.layerNorm(X, B, d, d, Ly.preNormW, Ly.preNormB, h, d);
+        K.gemm(h, B, d, d, Ly.qkvgW, Wp, Ly.qkvgB, P, Wp, 0, false, gs);
+        const c = A.f32(cos, B * half), s = A.f32(sin, B * half);
+        for (let i = 0; i < half; i++) {
+          const t = pos * Ly.theta[i];
+          const ct = Math.cos(t), st = Math.sin(t);
+          for (let b = 0; b < B; b++) { c[b * half + i] = ct; s[b * half + i] = st; }
+        }
+        K.rotary(P, B, H, dk, Wp, cos, sin);
+        K.rotary(P + d * F4, B, H, dk, Wp, cos, sin);
+        // the recurrent retention step per sequence and head, state in float64
+        const S64 = A.f64(S, B * SZ), Z64 = A.f64(Z, B * ZZ);
+        for (let b = 0; b < B; b++) { S64.set(states[l][b].S, b * SZ); Z64.set(states[l][b].z, b * ZZ); }
+        if (flags.normalizeAttn) {
+          const iv = A.f32(inv, H);
+          for (let hh = 0; hh < H; hh++) {
+            const g = Ly.gamma[hh];
+            iv[hh] = 1 / Math.sqrt(g === 1 ? pos + 1 : -Math.expm1((pos + 1) * Math.log(g)) / (1 - g));
+          }
+        }
+        for (let b = 0; b < B; b++) for (let hh = 0; hh < H; hh++) {
+          const q = P + (b * Wp + hh * dk) * F4;
+          K.step(dk, dv, q, q + d * F4, P + (b * Wp + 2 * d + hh * dv) * F4, Ly.gamma[hh],
+            S + (b * SZ + hh * dk * dv) * F8, Z + (b * ZZ + hh * dk) * F8,
+            O + (b * H * dv + hh * dv) * F4, R + (b * H + hh) * F4, flags.normalizeAttn ? inv + hh * F4 : 0, flags.normalizeRetn);
+        }
+        const S64b = A.f64(S, B * SZ), Z64b = A.f64(Z, B * ZZ);
+        for (let b = 0; b < B; b++) { states[l][b].S.set(S64b.subarray(b * SZ, (b + 1) * SZ)); states[l][b].z.set(Z64b.subarray(b * ZZ, (b + 1) * ZZ)); }
+        // group norm, gate, output projection (+ residual), MLP (+ residual)
+        K.layerNorm(O, B * H, dv, dv, Ly.normW, Ly.normB, O, dv);
+        K.gate(P + (2 * d + H * dv) * F4, Wp, O, H * dv, B, H * dv, this.acts.msr);
+        if (mode === 'msr') { K.gemm(O, B, H * dv, H * dv, Ly.oW, d, Ly.oB, X, d, 0, false, gs); return; }
+        K.gemm(O, B, H * dv, H * dv, Ly.oW, d, Ly.oB, X, d, 0, true, gs);
+        K.layerNorm(X, B, d, d, Ly.mlpNormW, Ly.mlpNormB, h, d);
+        let src = h, ld = d;
+        Ly.mlp.forEach((m, i) => {
+          if (i === Ly.mlp.length - 1) K.gemm(src, B, m.inDim, ld, m.W, m.outDim, m.b, X, d, 0, true, gs);
+          else { const dst = src === hid ? hid2 : hid; K.gemm(src, B, m.inDim, ld, m.W, m.outDim, m.b, dst, m.outDim, this.acts.mlp, false, gs); src = dst; ld = m.outDim; }
+        });
+      });
+      return Float32Array.from(A.f32(X, B * d));
+    } finally {
+      A.reset();
+    }
+  }
+}
