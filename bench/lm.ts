@@ -70,7 +70,7 @@ console.log(`head: ${rows} rows in ${headSec.toFixed(3)} s = ${Math.round(rows /
 // decode
 const g = await lm.generate({ prompt: text.subarray(0, 512), maxBytes: decodeBytes, temperature: 0 });
 const decodeRate = g.bytes.length / g.decodeSeconds;
-console.log(`decode: ${g.bytes.length} bytes in ${g.decodeSeconds.toFixed(2)} s = ${Math.round(decodeRate)} bytes/s (recurrent step, float64); prefill 512 bytes in ${g.prefillSeconds.toFixed(2)} s`);
+console.log(`decode: ${g.bytes.length} bytes in ${g.decodeSeconds.toFixed(2)} s = ${Math.round(decodeRate)} bytes/s (recurrent step, wasm kernels, float64 state); prefill 512 bytes in ${g.prefillSeconds.toFixed(2)} s`);
 await lm.close();
 
 const result = {

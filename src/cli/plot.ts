@@ -20,7 +20,7 @@ export async function driftSvg(rows: DriftRow[], L: number): Promise<string> {
   }));
   const x = { field: 'chunks', type: 'quantitative', scale: { type: 'log', base: 2 }, title: 'chunk count (numChunks; recurrent drawn at L)' };
   const y = { field: 'error', type: 'quantitative', scale: { type: 'log' }, title: `max|Δ| / max|ref|  (0 drawn at ${PLOT_FLOOR})`, axis: { format: '.0e' } };
-  const color = { field: 'series', type: 'nominal', title: 'backend / state precision' };
+  const color = { field: 'series', type: 'nominal', title: 'backend / state precision', legend: { labelLimit: 400, titleLimit: 400 } };
   const spec = {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     title: `RetNet chunk-count drift, L = ${L}: float32 forward vs float64 reference`,
