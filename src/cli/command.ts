@@ -66,19 +66,17 @@ export function backendName(name: string, v: string): BackendName {
 
 export const backendList = (name: string, v: string): BackendName[] => v.split(',').filter((s) => s !== '').map((s) => backendName(name, s.trim()));
 
-/** The library's error message, plus a hint where one helps. */
+/** The message of an error, for `retnet: <message>` on stderr. */
 export function errorMessage(e: unknown): string {
-  const msg = e instanceof Error ? e.message : String(e);
-  if (/WASM kernels are not built yet/.test(msg)) return `${msg} (use --backend js, or set RETNET_KERNELS=js to run the worker pool with scalar JS kernels)`;
-  return msg;
+  return e instanceof Error ? e.message : String(e);
 }
 
-/** A cli-progress bar on stderr when it is a TTY; otherwise a no-op. */
-export async function progressBar(label: string): Promise<{ update(done: number, total: number): void; stop(): void }> {
-  if (!process.stderr.isTTY) return { update() {}, stop() {} };
+/** A cli-progress bar on `stream` (stderr) when it is a TTY; otherwise a no-op. */
+export async function progressBar(label: string, stream: NodeJS.WritableStream & { isTTY?: boolean } = process.stderr): Promise<{ update(done: number, total: number): void; stop(): void }> {
+  if (!stream.isTTY) return { update() {}, stop() {} };
   const { default: cliProgress } = await import('cli-progress');
   const bar = new cliProgress.SingleBar({
-    stream: process.stderr,
+    stream,
     format: `${label} [{bar}] {percentage}% | {value}/{total} tokens | {speed} tokens/s | ETA {eta_formatted}`,
     hideCursor: true, etaBuffer: 50,
   }, cliProgress.Presets.shades_classic);

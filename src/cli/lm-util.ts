@@ -1,6 +1,9 @@
 // Shared pieces of the LM commands (score, generate): the command shape the
 // CLI registry expects, the I/O they write to, and option checks.
 import { BACKENDS, type BackendName } from '../options.js';
+import { UsageError, errorMessage, progressBar as cliProgressBar } from './command.js';
+
+export { UsageError };
 
 /** Where a command writes; defaults to the process's streams (tests pass their own). */
 export interface CommandIO {
@@ -19,8 +22,6 @@ export interface Command {
 
 export const processIO = (): CommandIO => ({ stdout: process.stdout, stderr: process.stderr, stdin: process.stdin });
 
-/** A usage problem: exit 2 with the usage text. */
-export class UsageError extends Error {}
 
 export function parseBackend(v: string | undefined): BackendName | undefined {
   if (v === undefined) return undefined;
@@ -52,23 +53,14 @@ export async function runCommand(io: CommandIO, usage: string, body: () => Promi
       io.stderr.write(`retnet: ${(e as Error).message}\n${usage}\n`);
       return 2;
     }
-    io.stderr.write(`retnet: ${e instanceof Error ? e.message : String(e)}\n`);
+    io.stderr.write(`retnet: ${errorMessage(e)}\n`);
     return 1;
   }
 }
 
-/** A progress bar on stderr, only on a TTY and only if cli-progress is installed. */
+/** The CLI's progress bar on the command's stderr (a no-op unless it is a TTY). */
 export async function progressBar(io: CommandIO, total: number): Promise<{ update(done: number): void; stop(): void }> {
-  const none = { update() {}, stop() {} };
-  if (!io.stderr.isTTY || total <= 0) return none;
-  try {
-    const name = 'cli-progress';
-    const mod = (await import(name)) as { default?: Record<string, any>; [k: string]: any };
-    const lib = mod.default ?? mod;
-    const bar = new lib.SingleBar({ stream: io.stderr, clearOnComplete: true, hideCursor: true }, lib.Presets?.shades_classic);
-    bar.start(total, 0);
-    return { update: (d) => bar.update(d), stop: () => bar.stop() };
-  } catch {
-    return none;
-  }
+  if (total <= 0) return { update() {}, stop() {} };
+  const bar = await cliProgressBar('score', io.stderr as NodeJS.WritableStream & { isTTY?: boolean });
+  return { update: (d) => bar.update(d, total), stop: () => bar.stop() };
 }
