@@ -72,5 +72,23 @@ test('retentionOutput (before the group norm): wasm = js, all normalisation sett
   await msr.close();
 });
 
+test('the pool with the scalar JS kernel twin (RETNET_KERNELS=js) = the pool with WASM kernels', async () => {
+  // Both float32; the JS twin sums in double precision inside each kernel, so 2e-5 (the float32 bound) applies.
+  const { WasmExecutor } = await import('../src/runtime/executor.js');
+  const spec = { config: model.config, dims: model.dims, layers: model.layers };
+  const x = Tensor.randn([2, 60, 32], { seed: 12 });
+  const req = { mode: 'retnet' as const, plan: () => ({ form: 'chunkwise' as const, chunkSize: 7 }), flags: { normalizeAttn: true, normalizeRetn: true }, stateDtype: 'float64' as const };
+  const exJs = await WasmExecutor.create({ kernels: 'js', workers: 2 });
+  const exWasm = await WasmExecutor.create({ kernels: 'wasm', workers: 2 });
+  try {
+    const a = await exJs.forward(spec, x, req);
+    const b = await exWasm.forward(spec, x, req);
+    if (exJs.info().engine !== 'js-scalar') throw new Error(`engine ${exJs.info().engine}`);
+    expectRel(a, b, 2e-5, 'js-kernel pool vs wasm-kernel pool');
+  } finally {
+    await exJs.close(); await exWasm.close();
+  }
+});
+
 test.after(async () => { await model.close(); });
 test.run();

@@ -8,13 +8,12 @@ import { errors, RetNetError } from '../errors.js';
 import { Tensor } from '../tensor.js';
 import type { BackendInfo, Executor, ForwardRequest, ModelSpec, RowSink, RowSource } from '../backends/executor.js';
 import { Arena, fmtBytes } from './arena.js';
-import { chunksOf, planWindows, slabChunks, type Slab } from './plan.js';
+import { planWindows, slabChunks, type Slab } from './plan.js';
 import { newSeqState, scanChunks, type SeqState } from './scan.js';
-import { ACT_CODE, ROW_BLOCK, type Dims, type LayerPtrs, type ScratchPtrs, type SlabTask, type WindowPtrs } from './messages.js';
+import { ACT_CODE, ROW_BLOCK, type ScratchPtrs, type SlabTask, type WindowPtrs } from './messages.js';
 import type { RuntimeKernels } from './kernels.js';
 import { createWorkerKernels } from './worker-kernels.js';
 import { packModel, type Packed } from './pack.js';
-import type { WArray } from '../model/weights.js';
 
 const F4 = 4;
 /** Below this offset the WASM module keeps its own data; the arena starts here. */
@@ -235,7 +234,6 @@ export class WasmExecutor implements Executor {
       done += w.rows;
       req.onProgress?.(done, total);
     }
-    void chunksOf;
   }
 
   private checkAbort(signal: AbortSignal | undefined): void {
