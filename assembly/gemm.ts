@@ -11,13 +11,13 @@
 // Pointers are byte offsets into the shared memory; sizes and strides are in elements.
 import { madd, loadN, storeN, actv, act32 } from './common';
 
-/** K block (elements): a 256×8 panel slice (8 KiB) stays in L1 across a row block. */
-const KC: i32 = 256;
+/** K block (elements): each block is summed from zero and then added to y, so the float32 error grows like KC + K/KC, not K; 64 keeps it at the level of a pairwise-ish sum with no measurable speed cost (64×8 panel slice, 2 KiB, stays in L1). */
+const KC: i32 = 64;
 /** Row block: MC×KC of x (64 KiB) stays in L2 while the panels go by. */
 const MC: i32 = 64;
 
 // mode bits for one K block of one tile
-const LOAD: i32 = 1; // start from y (partial sums of earlier K blocks, or y itself when accumulating)
+const LOAD: i32 = 1; // add y (partial sums of earlier K blocks, or y itself when accumulating) to this block's sum
 const FIN: i32 = 2;  // last K block: add bias, apply activation
 const ADDY: i32 = 4; // after the activation add the old y (accumulate with an activation; K is then not blocked)
 
@@ -48,6 +48,14 @@ export function f32_gemm_pack_8(N: i32, K: i32, w: usize, ldw: i32, packed: usiz
 
 // @ts-ignore: decorator
 @inline function finish(c0: v128, c1: v128, bias: usize, nr: i32, act: i32, mode: i32, yp: usize): void {
+  // The block's partial sum started from zero: adding it to y (earlier blocks'
+  // partial sums, or y itself when accumulating) sums K in two levels — within a
+  // KC block, then across blocks — so the float32 error grows like KC + K/KC
+  // instead of K.
+  if (mode & LOAD) {
+    c0 = f32x4.add(loadN(yp, nr), c0);
+    c1 = f32x4.add(loadN(yp + 16, nr - 4), c1);
+  }
   if (mode & FIN) {
     if (bias) {
       c0 = f32x4.add(c0, loadN(bias, nr));
@@ -69,12 +77,6 @@ function tile_4x8(kc: i32, x: usize, ldxb: usize, wp: usize, y: usize, ldyb: usi
                   nr: i32, bias: usize, act: i32, mode: i32): void {
   const y0 = y, y1 = y + ldyb, y2 = y1 + ldyb, y3 = y2 + ldyb;
   let c00 = f32x4.splat(0), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
-  if (mode & LOAD) {
-    c00 = loadN(y0, nr); c01 = loadN(y0 + 16, nr - 4);
-    c10 = loadN(y1, nr); c11 = loadN(y1 + 16, nr - 4);
-    c20 = loadN(y2, nr); c21 = loadN(y2 + 16, nr - 4);
-    c30 = loadN(y3, nr); c31 = loadN(y3 + 16, nr - 4);
-  }
   const x0 = x, x1 = x + ldxb, x2 = x1 + ldxb, x3 = x2 + ldxb;
   const kend = <usize>kc << 2;
   let kb: usize = 0;
@@ -127,12 +129,6 @@ function tile_4x8_packed(kc: i32, ap: usize, wp: usize, y: usize, ldyb: usize,
                          nr: i32, bias: usize, act: i32, mode: i32): void {
   const y0 = y, y1 = y + ldyb, y2 = y1 + ldyb, y3 = y2 + ldyb;
   let c00 = f32x4.splat(0), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
-  if (mode & LOAD) {
-    c00 = loadN(y0, nr); c01 = loadN(y0 + 16, nr - 4);
-    c10 = loadN(y1, nr); c11 = loadN(y1 + 16, nr - 4);
-    c20 = loadN(y2, nr); c21 = loadN(y2 + 16, nr - 4);
-    c30 = loadN(y3, nr); c31 = loadN(y3 + 16, nr - 4);
-  }
   const aend = ap + (<usize>kc << 4);
   for (; ap < aend; ap += 16) {
     const b0 = v128.load(wp), b1 = v128.load(wp, 16);
@@ -155,7 +151,6 @@ function tile_4x8_packed(kc: i32, ap: usize, wp: usize, y: usize, ldyb: usize,
 /** 1 row × 8 columns (the M remainder). */
 function tile_1x8(kc: i32, x: usize, wp: usize, y: usize, nr: i32, bias: usize, act: i32, mode: i32): void {
   let c0 = f32x4.splat(0), c1 = c0;
-  if (mode & LOAD) { c0 = loadN(y, nr); c1 = loadN(y + 16, nr - 4); }
   const kend = <usize>kc << 2;
   for (let kb: usize = 0; kb < kend; kb += 4) {
     const a = v128.load_splat<f32>(x + kb);
