@@ -12,6 +12,7 @@ import { DEFAULT_BACKEND, RetNet, type RecurrentState, type StreamOptions } from
 import { checkUnexpected, layersFromCheckpoint, type Checkpoint, type LoadOptions } from '../model/weights.js';
 import * as js from '../backends/js.js';
 import type { ChunkPlan } from '../options.js';
+import { WasmHead } from './wasm-head.js';
 import { Rng } from '../random.js';
 import { fileURLToPath } from 'node:url';
 
@@ -124,7 +125,7 @@ function headLogits(h: Float64Array, n: number, d: number, W: Float32Array, V: n
 }
 
 /** log-sum-exp of logits[off, off + V). */
-function logSumExp(z: Float64Array, off: number, V: number): number {
+function logSumExp(z: ArrayLike<number>, off: number, V: number): number {
   let m = -Infinity;
   for (let v = 0; v < V; v++) if (z[off + v] > m) m = z[off + v];
   let s = 0;
@@ -160,6 +161,7 @@ export class RetNetLM {
   readonly vocab: number;
   readonly d: number;
   /** scratch for the head: normed rows and logits, grown on demand */
+  private wasmHead: WasmHead | undefined;
   private hBuf = new Float64Array(0);
   private zBuf = new Float64Array(0);
 
@@ -213,16 +215,23 @@ export class RetNetLM {
   }
 
   /** Output rows [n, d] of positions start..start+n−1 of `seq` → its log-probs. */
-  private consumeRows(seq: SeqScore, start: number, rows: ArrayLike<number>, n: number): void {
+  private consumeRows(seq: SeqScore, start: number, rows: ArrayLike<number>, n: number, float32 = false): void {
     const L = seq.bytes.length, d = this.d, V = this.vocab;
     // The last position predicts nothing inside the text.
     const useful = Math.min(n, L - 1 - start);
     const BLOCK = 64;
+    // Float32 backends: LayerNorm + head on the WASM kernels; js: the float64 loops.
+    if (float32) this.wasmHead ??= new WasmHead(this.head, this.normWeight, this.normBias, d, V, BLOCK);
     for (let r0 = 0; r0 < useful; r0 += BLOCK) {
       const m = Math.min(BLOCK, useful - r0);
-      const { h, z } = this.scratch(m);
-      finalNorm(rows, r0 * d, m, d, this.normWeight, this.normBias, h);
-      headLogits(h, m, d, this.head, V, z);
+      let z: ArrayLike<number>;
+      if (float32) z = this.wasmHead!.logits(rows, r0 * d, m);
+      else {
+        const sc = this.scratch(m);
+        finalNorm(rows, r0 * d, m, d, this.normWeight, this.normBias, sc.h);
+        headLogits(sc.h, m, d, this.head, V, sc.z);
+        z = sc.z;
+      }
       for (let r = 0; r < m; r++) {
         const t = start + r0 + r;
         const lp = z[r * V + seq.bytes[t + 1]] - logSumExp(z, r * V, V);
@@ -255,7 +264,8 @@ export class RetNetLM {
     const single = !Array.isArray(bytes);
     const texts = (single ? [bytes] : bytes).map((b, i) => this.checkBytes(b, single ? 'bytes' : `bytes[${i}]`));
     const seqs = texts.map((t) => new SeqScore(t, options.perToken === true));
-    await this.run(seqs.filter((s) => s.bytes.length > 0), options, (s, start, rows, n) => this.consumeRows(s, start, rows, n));
+    const float32 = (options.backend ?? DEFAULT_BACKEND) !== 'js';
+    await this.run(seqs.filter((s) => s.bytes.length > 0), options, (s, start, rows, n) => this.consumeRows(s, start, rows, n, float32));
     const out = seqs.map((s) => s.result());
     return single ? out[0] : out;
   }

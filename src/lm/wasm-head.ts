@@ -1,0 +1,48 @@
+// The LM's final LayerNorm + head (logits = LN(x) · Wᵀ) on the WASM kernels in
+// the calling thread, for the float32 backends: one LayerNorm and one packed
+// GEMM per block of rows instead of a scalar JavaScript loop.
+import { createMemory } from '../wasm/loader.js';
+import { bindWasmKernels } from '../runtime/wasm-kernels.js';
+import { Arena } from '../runtime/arena.js';
+import type { RuntimeKernels } from '../runtime/kernels.js';
+
+const F4 = 4;
+
+export class WasmHead {
+  private readonly K: RuntimeKernels;
+  private readonly A: Arena;
+  private readonly W: number;   // packed head [V, d]
+  private readonly g: number; private readonly b: number; // final LayerNorm affine [d]
+  private readonly x: number; private readonly h: number; private readonly z: number; private readonly gs: number;
+  readonly maxRows: number;
+
+  constructor(head: Float32Array, normW: Float32Array, normB: Float32Array, private readonly d: number, private readonly V: number, maxRows = 256) {
+    const memory = createMemory(64);
+    this.K = bindWasmKernels(memory, process.env.RETNET_WASM_VARIANT ?? 'auto');
+    this.A = new Arena(memory, 1 << 20, 2 ** 31);
+    const A = this.A, K = this.K;
+    this.maxRows = maxRows;
+    this.W = A.persistent(K.packedSize(V, d) * F4, 'LM head');
+    this.g = A.persistent(d * F4, 'LM head'); A.f32(this.g, d).set(normW);
+    this.b = A.persistent(d * F4, 'LM head'); A.f32(this.b, d).set(normB);
+    this.x = A.persistent(maxRows * d * F4, 'LM head');
+    this.h = A.persistent(maxRows * d * F4, 'LM head');
+    this.z = A.persistent(maxRows * V * F4, 'LM head');
+    this.gs = A.persistent(Math.max(64, K.gemmScratchBytes()), 'LM head');
+    const raw = A.transient(V * d * F4, 'LM head staging');
+    A.f32(raw, V * d).set(head);
+    K.pack(raw, V, d, this.W);
+    A.reset();
+  }
+
+  /** Logits [m, V] (float32 view, valid until the next call) of rows [m, d] at `off` of `rows`. */
+  logits(rows: ArrayLike<number>, off: number, m: number): Float32Array {
+    const { A, K, d, V } = this;
+    if (m > this.maxRows) throw new Error(`WasmHead: ${m} rows > ${this.maxRows}`);
+    const xv = A.f32(this.x, m * d);
+    for (let i = 0; i < m * d; i++) xv[i] = rows[off + i];
+    K.layerNorm(this.x, m, d, d, this.g, this.b, this.h, d);
+    K.gemm(this.h, m, d, d, this.W, V, 0, this.z, V, 0, false, this.gs);
+    return A.f32(this.z, m * V);
+  }
+}
