@@ -3,6 +3,7 @@
 // pass reads as a list of kernel calls; all shapes are in the comments.
 import { workerData } from 'node:worker_threads';
 import { createWorkerKernels } from '../src/runtime/worker-kernels.js';
+import { invSqrtDecaySums, rotaryTables } from '../src/wasm/tables.js';
 import { ROW_BLOCK, type SlabTask, type SlabResult } from '../src/runtime/messages.js';
 
 const data = workerData as { memory: WebAssembly.Memory; kernels: 'wasm' | 'js'; variant: string };
@@ -10,26 +11,11 @@ const K = await createWorkerKernels(data.memory, data.kernels, data.variant);
 const memory = data.memory;
 const F4 = 4;
 
-/** Rotary tables cos/sin [len, dk/2] for absolute positions start..start+len, in float64 then rounded. */
-function rotaryTables(t: SlabTask): void {
+/** Rotary tables cos/sin [len, dk/2] for the slab's absolute positions (float64, rounded once). */
+function slabRotaryTables(t: SlabTask): void {
   const half = t.dims.dk / 2;
-  const cos = new Float32Array(memory.buffer, t.scratch.cos, t.len * half);
-  const sin = new Float32Array(memory.buffer, t.scratch.sin, t.len * half);
-  const th = t.layer.theta;
-  for (let r = 0; r < t.len; r++) {
-    const n = t.start + r;
-    for (let i = 0; i < half; i++) { const a = n * th[i]; cos[r * half + i] = Math.cos(a); sin[r * half + i] = Math.sin(a); }
-  }
-}
-
-/** 1/sqrt(c_n) for the rows of one chunk (absolute positions p0..p0+n), head h. */
-function invSqrtC(t: SlabTask, h: number, p0: number, n: number): void {
-  const inv = new Float32Array(memory.buffer, t.scratch.inv, n);
-  const g = t.layer.gamma[h];
-  for (let i = 0; i < n; i++) {
-    const c = g === 1 ? p0 + i + 1 : -Math.expm1((p0 + i + 1) * Math.log(g)) / (1 - g);
-    inv[i] = 1 / Math.sqrt(c);
-  }
+  rotaryTables(t.layer.angle, t.dims.dk, t.start, t.len,
+    new Float32Array(memory.buffer, t.scratch.cos, t.len * half), new Float32Array(memory.buffer, t.scratch.sin, t.len * half));
 }
 
 /** For each chunk of the slab: (chunk index in window, first row in window, first position, length). */
@@ -50,7 +36,7 @@ function phaseA(t: SlabTask): void {
     K.gemm(s.h, rb, d, d, Ly.qkvgW, Wp, Ly.qkvgB, win.P + row * Wp * F4, Wp, 0, false, s.gemm);
   }
   // rotary on q (cols [0, d)) and k (cols [d, 2d)) of P
-  rotaryTables(t);
+  slabRotaryTables(t);
   const P0 = win.P + t.row * Wp * F4;
   K.rotary(P0, t.len, H, dk, Wp, s.cos, s.sin);
   K.rotary(P0 + d * F4, t.len, H, dk, Wp, s.cos, s.sin);
@@ -83,7 +69,7 @@ function phaseC(t: SlabTask): void {
         const S = win.SIN + (c * H + h) * stride * F4;
         K.cross(q, n, dk, dv, Wp, pow, S, S + dk * dv * F4, o, H * dv, r);
       }
-      if (t.normalizeAttn) invSqrtC(t, h, pos, n);
+      if (t.normalizeAttn) invSqrtDecaySums(t.layer.gamma[h], pos, n, new Float32Array(memory.buffer, s.inv, n));
       if (t.normalizeAttn || t.normalizeRetn) K.normalize(o, n, dv, H * dv, r, t.normalizeAttn ? s.inv : 0, t.normalizeRetn);
     }
   }

@@ -1,7 +1,7 @@
 // The LM's final LayerNorm + head (logits = LN(x) · Wᵀ) on the WASM kernels in
 // the calling thread, for the float32 backends: one LayerNorm and one packed
 // GEMM per block of rows instead of a scalar JavaScript loop.
-import { createMemory } from '../wasm/loader.js';
+import { ARENA_BASE, createMemory } from '../wasm/loader.js';
 import { bindWasmKernels } from '../runtime/wasm-kernels.js';
 import { Arena } from '../runtime/arena.js';
 import type { RuntimeKernels } from '../runtime/kernels.js';
@@ -19,7 +19,7 @@ export class WasmHead {
   constructor(head: Float32Array, normW: Float32Array, normB: Float32Array, private readonly d: number, private readonly V: number, maxRows = 256) {
     const memory = createMemory(64);
     this.K = bindWasmKernels(memory, process.env.RETNET_WASM_VARIANT ?? 'auto');
-    this.A = new Arena(memory, 1 << 20, 2 ** 31);
+    this.A = new Arena(memory, ARENA_BASE, 2 ** 31);
     const A = this.A, K = this.K;
     this.maxRows = maxRows;
     this.W = A.persistent(K.packedSize(V, d) * F4, 'LM head');

@@ -84,6 +84,24 @@ function request(mode: ForwardRequest['mode'], r: ResolvedOptions, onProgress?: 
 
 export type StreamOptions = ForwardOptions & { onProgress?: ForwardRequest['onProgress'] };
 
+/** The shared body of every whole-tensor forward: validate, then hand the work
+ *  to the backend's executor, or run `jsSeq` (float64) on each sequence. */
+async function dispatch(
+  executors: ExecutorSet, spec: ModelSpec, mode: ForwardRequest['mode'], x: Tensor, dOut: number, options: StreamOptions,
+  jsSeq: (xs: Float64Array, L: number, plan: ReturnType<ResolvedOptions['plan']>, flags: RetentionFlags) => Float64Array,
+): Promise<Tensor> {
+  const r = resolveOptions(options, { backend: DEFAULT_BACKEND });
+  const d = spec.dims.d;
+  const { L } = checkInput(x, d);
+  throwIfAborted(r.signal);
+  if (r.backend !== 'js') {
+    const ex = await executors.get(r.backend, r.workers);
+    return ex.forward(spec, x, request(mode, r, options.onProgress));
+  }
+  const plan = r.plan(L);
+  return mapSequences(x, L, d, dOut, r, (xs) => jsSeq(xs, L, plan, flagsOf(r)));
+}
+
 /** Sequences of any lengths through a backend, streamed from `source` to `sink`. */
 async function streamThrough(
   executors: ExecutorSet, spec: ModelSpec, mode: 'retnet' | 'msr', d: number, source: RowSource, sink: RowSink, options: StreamOptions,
@@ -206,18 +224,12 @@ export class RetNet {
   get acts(): { msr: ActName; mlp: ActName } { return { msr: this.config.msrGateFn, mlp: this.config.mlpGateFn }; }
 
   /** x [B, L, d] → [B, L, d] (float64 on the js backend, float32 elsewhere). */
-  async forward(x: Tensor, options: ForwardOptions & { onProgress?: ForwardRequest['onProgress'] } = {}): Promise<Tensor> {
+  async forward(x: Tensor, options: StreamOptions = {}): Promise<Tensor> {
     if (this.closed) throw errors.closed();
-    const r = resolveOptions(options, { backend: DEFAULT_BACKEND });
-    const { L } = checkInput(x, this.dims.d);
-    throwIfAborted(r.signal);
-    if (r.backend !== 'js') {
-      const ex = await this.executors.get(r.backend, r.workers);
-      return ex.forward(this.spec, x, request('retnet', r, options.onProgress));
-    }
-    const plan = r.plan(L);
-    return mapSequences(x, L, this.dims.d, this.dims.d, r, (xs) => js.retnetForward(this.layers, this.dims, this.acts, xs, L, plan, flagsOf(r)));
+    return dispatch(this.executors, this.spec, 'retnet', x, this.dims.d, options,
+      (xs, L, plan, flags) => js.retnetForward(this.layers, this.dims, this.acts, xs, L, plan, flags));
   }
+
 
   /** Sequences of any lengths, streamed: rows are read from `source` and
    *  written to `sink` window by window, so memory stays bounded whatever the
@@ -315,37 +327,21 @@ export class MultiScaleRetention {
   }
 
   /** x [B, L, d] → y [B, L, d]. */
-  async forward(x: Tensor, options: ForwardOptions = {}): Promise<Tensor> {
+  async forward(x: Tensor, options: StreamOptions = {}): Promise<Tensor> {
     if (this.closed) throw errors.closed();
-    const r = resolveOptions(options, { backend: DEFAULT_BACKEND });
-    const { L } = checkInput(x, this.dims.d);
-    throwIfAborted(r.signal);
-    if (r.backend !== 'js') {
-      const ex = await this.executors.get(r.backend, r.workers);
-      return ex.forward(this.spec, x, request('msr', r));
-    }
-    const plan = r.plan(L);
-    return mapSequences(x, L, this.dims.d, this.dims.d, r, (xs) => js.msrForward(this.weights, this.dims, this.config.gateFn, xs, L, plan, flagsOf(r)));
+    return dispatch(this.executors, this.spec, 'msr', x, this.dims.d, options,
+      (xs, L, plan, flags) => js.msrForward(this.weights, this.dims, this.config.gateFn, xs, L, plan, flags));
   }
+
 
   /** DESIGN.md §1 step 5's output o [B, L, H·dv] (heads concatenated), before
    *  the group norm — where the normalisations and chunk-count drift show. */
-  async retentionOutput(x: Tensor, options: ForwardOptions = {}): Promise<Tensor> {
+  async retentionOutput(x: Tensor, options: StreamOptions = {}): Promise<Tensor> {
     if (this.closed) throw errors.closed();
-    const r = resolveOptions(options, { backend: DEFAULT_BACKEND });
-    const { L } = checkInput(x, this.dims.d);
-    throwIfAborted(r.signal);
-    const w = this.dims.H * this.dims.dv;
-    if (r.backend !== 'js') {
-      const ex = await this.executors.get(r.backend, r.workers);
-      return ex.forward(this.spec, x, request('retention', r));
-    }
-    const plan = r.plan(L);
-    return mapSequences(x, L, this.dims.d, w, r, (xs) => {
-      const p = js.projectMSR(this.weights, this.dims, xs, L, 0);
-      return js.retentionAllHeads(p, L, this.dims, this.weights.decay, plan, flagsOf(r));
-    });
+    return dispatch(this.executors, this.spec, 'retention', x, this.dims.H * this.dims.dv, options, (xs, L, plan, flags) =>
+      js.retentionAllHeads(js.projectMSR(this.weights, this.dims, xs, L, 0), L, this.dims, this.weights.decay, plan, flags));
   }
+
 
   /** See RetNet.forwardStream. */
   async forwardStream(source: RowSource, sink: RowSink, options: StreamOptions = {}): Promise<void> {

@@ -8,6 +8,8 @@ import { errors, RetNetError } from '../errors.js';
 import { Tensor } from '../tensor.js';
 import type { BackendInfo, Executor, ForwardRequest, ModelSpec, RowSink, RowSource } from '../backends/executor.js';
 import { Arena, fmtBytes } from './arena.js';
+import { ARENA_BASE } from '../wasm/loader.js';
+import { decayPowers } from '../wasm/tables.js';
 import { planWindows, slabChunks, type Slab } from './plan.js';
 import { newSeqState, scanChunks, type SeqState } from './scan.js';
 import { ACT_CODE, ROW_BLOCK, type ScratchPtrs, type SlabTask, type WindowPtrs } from './messages.js';
@@ -16,8 +18,6 @@ import { createWorkerKernels } from './worker-kernels.js';
 import { packModel, type Packed } from './pack.js';
 
 const F4 = 4;
-/** Below this offset the WASM module keeps its own data; the arena starts here. */
-export const ARENA_BASE = 1 << 20;
 /** wasm32 addresses 4 GiB; keep one page of headroom. */
 const MAX_MEMORY = 2 ** 32 - 65536;
 /** Default window budget in rows (tokens across the batch). */
@@ -162,7 +162,7 @@ export class WasmExecutor implements Executor {
     const layers = packed.layers.map((Ly) => {
       const pow = A.transient(H * powStride * F4, 'decay tables');
       const v = A.f32(pow, H * powStride);
-      for (let h = 0; h < H; h++) for (let i = 0; i <= Cmax; i++) v[h * powStride + i] = Math.pow(Ly.gamma[h], i);
+      for (let h = 0; h < H; h++) decayPowers(Ly.gamma[h], Cmax, v.subarray(h * powStride, (h + 1) * powStride));
       return { ...Ly, pow };
     });
     // Window buffers sized for the largest window.

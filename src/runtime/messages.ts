@@ -12,8 +12,8 @@ export interface LayerPtrs {
   mlpNormW: number; mlpNormB: number;
   /** MLP Linears: packed weight, bias (0 = none), widths */
   mlp: { W: number; b: number; inDim: number; outDim: number }[];
-  /** θ_i, i < dk/2, float64 in JS (for the rotary tables) */
-  theta: number[];
+  /** the checkpoint's angle buffer [dk] (each frequency twice), for the rotary tables */
+  angle: number[];
   /** γ_h as float64 */
   gamma: number[];
   /** per head: γ_h^i for i = 0..Cmax, float32 [H, Cmax + 1] (per forward) */

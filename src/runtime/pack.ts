@@ -34,8 +34,6 @@ export function packModel(spec: ModelSpec, K: RuntimeKernels, A: Arena): Packed 
     if (m.k.b) for (let i = 0; i < d; i++) bias[d + i] = m.k.b[i] * kScale;
     bias.set(m.v.b ?? [], 2 * d);
     bias.set(m.g.b ?? [], 2 * d + H * dv);
-    const theta: number[] = [];
-    for (let i = 0; i < dk / 2; i++) theta.push(m.angle[2 * i]);
     return {
       preNormW: vec(m.preNorm.weight, 'weights'), preNormB: vec(m.preNorm.bias, 'weights'),
       qkvgW: packedW([m.q.W, m.k.W, m.v.W, m.g.W], [1, kScale, 1, 1], Wp, d, `layer ${l} q/k/v/g weights`),
@@ -44,7 +42,7 @@ export function packModel(spec: ModelSpec, K: RuntimeKernels, A: Arena): Packed 
       normW: vec(m.norm.weight, 'weights'), normB: vec(m.norm.bias, 'weights'),
       mlpNormW: vec(lw.mlp.norm.weight, 'weights'), mlpNormB: vec(lw.mlp.norm.bias, 'weights'),
       mlp: lw.mlp.linears.map((li) => ({ W: packedW([li.W], [1], li.outDim, li.inDim, 'weights'), b: li.b ? vec(li.b, 'weights') : 0, inDim: li.inDim, outDim: li.outDim })),
-      theta, gamma: Array.from(m.decay, (x) => Math.exp(x)), pow: 0,
+      angle: Array.from(m.angle), gamma: Array.from(m.decay, (x) => Math.exp(x)), pow: 0,
     };
   });
   // Pass 2: stage each weight in transient memory and pack it.

@@ -3,7 +3,8 @@
 // absolute position) through every layer. The per-sequence state stays in
 // the caller's float64 arrays (the model's RecurrentState) and is copied in
 // and out around the step kernel, which updates it in float64.
-import { createMemory } from '../wasm/loader.js';
+import { ARENA_BASE, createMemory } from '../wasm/loader.js';
+import { invSqrtDecaySums, rotaryTables } from '../wasm/tables.js';
 import type { ModelSpec } from '../backends/executor.js';
 import type { LayerState } from '../backends/js.js';
 import { Arena } from './arena.js';
@@ -13,7 +14,6 @@ import { ACT_CODE } from './messages.js';
 import type { RuntimeKernels } from './kernels.js';
 
 const F4 = 4, F8 = 8;
-const ARENA_BASE = 1 << 20;
 
 export class WasmStepper {
   private readonly K: RuntimeKernels;
@@ -56,11 +56,8 @@ export class WasmStepper {
         K.layerNorm(X, B, d, d, Ly.preNormW, Ly.preNormB, h, d);
         K.gemm(h, B, d, d, Ly.qkvgW, Wp, Ly.qkvgB, P, Wp, 0, false, gs);
         const c = A.f32(cos, B * half), s = A.f32(sin, B * half);
-        for (let i = 0; i < half; i++) {
-          const t = pos * Ly.theta[i];
-          const ct = Math.cos(t), st = Math.sin(t);
-          for (let b = 0; b < B; b++) { c[b * half + i] = ct; s[b * half + i] = st; }
-        }
+        rotaryTables(Ly.angle, dk, pos, 1, c, s);
+        for (let b = 1; b < B; b++) { c.copyWithin(b * half, 0, half); s.copyWithin(b * half, 0, half); }
         K.rotary(P, B, H, dk, Wp, cos, sin);
         K.rotary(P + d * F4, B, H, dk, Wp, cos, sin);
         // the recurrent retention step per sequence and head, state in float64
@@ -68,10 +65,7 @@ export class WasmStepper {
         for (let b = 0; b < B; b++) { S64.set(states[l][b].S, b * SZ); Z64.set(states[l][b].z, b * ZZ); }
         if (flags.normalizeAttn) {
           const iv = A.f32(inv, H);
-          for (let hh = 0; hh < H; hh++) {
-            const g = Ly.gamma[hh];
-            iv[hh] = 1 / Math.sqrt(g === 1 ? pos + 1 : -Math.expm1((pos + 1) * Math.log(g)) / (1 - g));
-          }
+          for (let hh = 0; hh < H; hh++) invSqrtDecaySums(Ly.gamma[hh], pos, 1, iv.subarray(hh, hh + 1));
         }
         for (let b = 0; b < B; b++) for (let hh = 0; hh < H; hh++) {
           const q = P + (b * Wp + hh * dk) * F4;

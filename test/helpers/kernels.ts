@@ -2,7 +2,7 @@
 // module variants instantiated over it, an arena, a seeded PRNG, and a
 // comparison that names the index, the sizes, got and want.
 import { createMemory, loadKernelsSync, type Kernels, type Variant } from '../../src/wasm/loader.js';
-import { Arena } from '../../src/wasm/arena.js';
+import { Arena } from './arena.js';
 
 export const U = 2 ** -24; // unit roundoff of float32
 

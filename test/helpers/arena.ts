@@ -1,7 +1,7 @@
-// Bump allocator over the shared memory, above ARENA_BASE. Single owner (the
-// coordinator, or one worker over its own sub-range); mark()/reset() free in
-// LIFO order. Grows the memory on demand.
-import { ARENA_BASE } from './loader.js';
+// Test-only bump allocator over the shared memory, above ARENA_BASE: the kernel
+// tests allocate with alloc() and free in LIFO order with mark()/reset(). (The
+// library's allocator is src/runtime/arena.ts, owned by the coordinator.)
+import { ARENA_BASE } from '../../src/wasm/loader.js';
 
 export class Arena {
   private top: number;
