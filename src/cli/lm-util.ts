@@ -29,28 +29,14 @@ export function parseBackend(v: string | undefined): BackendName | undefined {
   return v as BackendName;
 }
 
-export function parseIntOption(name: string, v: string | undefined, min: number): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!/^-?\d+$/.test(v) || !Number.isSafeInteger(n) || n < min) throw new UsageError(`--${name} must be an integer ≥ ${min} (got ${JSON.stringify(v)})`);
-  return n;
-}
-
-export function parseNumberOption(name: string, v: string | undefined, min: number): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || n < min) throw new UsageError(`--${name} must be a number ≥ ${min} (got ${JSON.stringify(v)})`);
-  return n;
-}
-
 /** Run a command body with the CLI's exit-code conventions. */
 export async function runCommand(io: CommandIO, usage: string, body: () => Promise<void>): Promise<number> {
   try {
     await body();
     return 0;
   } catch (e) {
-    if (e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      io.stderr.write(`retnet: ${(e as Error).message}\n${usage}\n`);
+    if (e instanceof UsageError) {
+      io.stderr.write(`retnet: ${errorMessage(e)}\n${usage}\n`);
       return 2;
     }
     io.stderr.write(`retnet: ${errorMessage(e)}\n`);
