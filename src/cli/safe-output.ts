@@ -29,7 +29,8 @@
 //     the target's permission bits when it exists). Write to tempPath, then
 //     commit() (rename over target) or abort() (remove tempPath only). Live
 //     temporary files are also removed if the process exits or gets
-//     SIGINT/SIGTERM/SIGHUP before commit.
+//     SIGINT/SIGTERM/SIGHUP before commit (the signal is handled when the
+//     event loop next turns; then its default action ends the process).
 //   writeFileAtomic(target, data) → void
 //     create + writeFileSync(tempPath) + commit, abort on any error.
 import { accessSync, closeSync, constants, lstatSync, openSync, realpathSync, renameSync, statSync, unlinkSync, writeFileSync, type Stats } from 'node:fs';
@@ -121,24 +122,26 @@ export function checkOutputDir(dir: string, files: readonly string[], inputs: re
 
 const live = new Set<string>();
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+let watching = false;
 
 function removeLive(): void {
   for (const p of live) { try { unlinkSync(p); } catch { /* already gone */ } }
   live.clear();
 }
+// Installed with the first temporary file and kept until exit, so a signal
+// that arrives while the event loop is busy is never lost (it is handled at
+// the next turn, even after a commit): temporary files are removed, then the
+// signal's default action ends the process.
 function onSignal(sig: NodeJS.Signals): void {
   removeLive();
-  unwatch();
-  process.kill(process.pid, sig); // the default action, now that nothing listens
+  for (const s of SIGNALS) process.off(s, onSignal);
+  process.kill(process.pid, sig);
 }
 function watch(): void {
-  if (live.size !== 1) return;
+  if (watching) return;
+  watching = true;
   process.on('exit', removeLive);
   for (const s of SIGNALS) process.on(s, onSignal);
-}
-function unwatch(): void {
-  process.off('exit', removeLive);
-  for (const s of SIGNALS) process.off(s, onSignal);
 }
 
 export class AtomicOutput {
@@ -178,7 +181,6 @@ export class AtomicOutput {
   private finish(): void {
     this.done = true;
     live.delete(this.tempPath);
-    if (live.size === 0) unwatch();
   }
 }
 
