@@ -39,8 +39,12 @@ export function parse(cmd: Pick<Command, 'usage'>, argv: string[], options: Opti
     const name = argv[i].startsWith('--') ? argv[i].slice(2) : null;
     if (name && options[name]?.type === 'string' && /^-\d/.test(argv[i + 1] ?? '')) { args.push(`${argv[i]}=${argv[i + 1]}`); i++; } else args.push(argv[i]);
   }
+  const withHelp = { ...options, help: { type: 'boolean', short: 'h' } } as const;
+  // --help / -h wins over any other mistake on the line (an unknown option, a missing value)
+  const loose = parseArgs({ args, options: withHelp, strict: false, allowPositionals: true });
+  if (loose.values.help === true) { out.write(cmd.usage.trimEnd() + '\n'); return null; }
   try {
-    r = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals });
+    r = parseArgs({ args, options: withHelp, strict: true, allowPositionals });
   } catch (e) {
     throw new UsageError((e as Error).message.replace(/\. To specify a positional argument.*$/s, ''));
   }
