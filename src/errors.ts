@@ -28,26 +28,31 @@ export function escapeControl(s: string): string {
 /** Longest text (in UTF-16 units) quoted into a message before it is cut. */
 const MAX_QUOTE = 120;
 
-/** A string from a file (tensor name, dtype, metadata key…) for an error
- *  message: JSON-quoted, control characters escaped, cut after 120
- *  characters (a hostile name can be megabytes long). */
-export function quote(s: string): string {
-  if (s.length <= MAX_QUOTE) return escapeControl(JSON.stringify(s));
-  return `${escapeControl(JSON.stringify(s.slice(0, MAX_QUOTE)))}… (${s.length} characters)`;
+/** `s` (JSON-quoted unless `bare`), control characters escaped, cut after
+ *  120 characters: a hostile name can be megabytes long. */
+function shown(s: string, bare: boolean): string {
+  const head = s.length <= MAX_QUOTE ? s : s.slice(0, MAX_QUOTE);
+  const tail = s.length <= MAX_QUOTE ? '' : `… (${s.length} characters)`;
+  return escapeControl(bare ? head : JSON.stringify(head)) + tail;
 }
+
+/** A string from a file (tensor name, dtype, metadata key…) for an error
+ *  message: JSON-quoted, control characters escaped, cut if long. */
+export const quote = (s: string): string => shown(s, false);
 
 /** Any value from a file (a shape, offsets…) as short, escaped JSON text. */
 export function excerpt(v: unknown): string {
   let t: string;
   try { t = JSON.stringify(v) ?? String(v); } catch { t = String(v); }
-  return escapeControl(t.length <= MAX_QUOTE ? t : `${t.slice(0, MAX_QUOTE)}… (${t.length} characters)`);
+  return shown(t, true);
 }
 
-/** The first `max` names, quoted, and how many there are in all:
- *  `"a", "b", "c", … (500000 in all)`; `(none)` when empty. */
-export function listNames(names: readonly string[], max = 5): string {
+/** The first `max` names and how many there are in all:
+ *  `"a", "b", "c", … (500000 in all)`; `(none)` when empty. `bare`: names
+ *  unquoted (still escaped and cut). */
+export function listNames(names: readonly string[], max = 5, bare = false): string {
   if (names.length === 0) return '(none)';
-  const head = names.slice(0, max).map(quote).join(', ');
+  const head = names.slice(0, max).map((n) => shown(n, bare)).join(', ');
   return names.length > max ? `${head}, … (${names.length} in all)` : head;
 }
 

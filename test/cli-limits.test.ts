@@ -205,6 +205,21 @@ test('run: the --key error lists the first names and the count, not all of them'
   }
 });
 
+test('a checkpoint with many unexpected tensors: the first names and the count', async () => {
+  const { readSafetensors } = await import('../src/index.js');
+  const { tensors } = readSafetensors(TINY);
+  const all: Record<string, { shape: number[]; data: Float32Array }> = {};
+  for (const [k, t] of tensors) all[k] = { shape: t.shape, data: t.data as Float32Array };
+  for (let i = 0; i < 300; i++) all[`extra_${i}\u001b[1m`] = { shape: [1], data: new Float32Array(1) };
+  const p = join(TMP, 'many-extra.safetensors');
+  writeSafetensors(p, all);
+  try { await RetNet.load(p); assert.unreachable(); } catch (e) {
+    assert.instance(e, RetNetError);
+    assert.match((e as Error).message, /unexpected weights not used by the model: extra_0\\u001b\[1m, extra_1\\u001b\[1m, .*, … \(300 in all\)$/);
+    assert.ok((e as Error).message.length < 400, `${(e as Error).message.length} characters`);
+  }
+});
+
 test('info describes the shipped LM checkpoint', () => {
   const r = cli(['info', LM, '--json']);
   assert.is(r.code, 0, r.err);
