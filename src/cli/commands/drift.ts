@@ -8,7 +8,7 @@ import { MultiScaleRetention, RetNet, Tensor, maxAbs, maxAbsDiff, nmse, relMaxEr
 import { RetNetError } from '../../errors.js';
 import { UsageError, backendList, errorMessage, fmtE, modelConfig, parse, table, type Command } from '../command.js';
 import { intOption, workersOption } from '../numbers.js';
-import { checkOutputDir, writeFileAtomic } from '../safe-output.js';
+import { checkOutputDir, checkOutputTarget, writeFileAtomic } from '../safe-output.js';
 import { machine } from '../gen.js';
 import { MAX_PARALLEL_L } from './run.js';
 import { actOption } from './info.js';
@@ -71,7 +71,10 @@ const drift: Command = {
     const skipped: { backend: BackendName; reason: string }[] = [];
 
     // before the study: the output folder must be usable (and its files not the model or special files)
-    checkOutputDir(outDir, OUT_FILES, [{ label: '--model', path: v.model }]);
+    const inputs = [{ label: '--model', path: v.model }];
+    checkOutputDir(outDir, OUT_FILES, inputs);
+    // checked again when written (the folder may be new); a symlinked file is written through
+    const save = (name: string, data: string) => writeFileAtomic(checkOutputTarget(join(outDir, name), inputs, '--out-dir file'), data);
 
     const model = v.model ? await RetNet.load(v.model, acts) : RetNet.init(modelConfig(2, 64, 4));
     const msr = MultiScaleRetention.fromRetNet(model, 0);
@@ -144,14 +147,14 @@ const drift: Command = {
         const val = r[c];
         return val === undefined || val === null ? '' : typeof val === 'string' && /[",\n]/.test(val) ? `"${val.replace(/"/g, '""')}"` : String(val);
       }).join(','))].join('\n') + '\n';
-      writeFileAtomic(join(outDir, 'drift.csv'), csv);
+      save('drift.csv', csv);
       const meta = {
         study: 'retnet drift', date: new Date().toISOString(), machine: machine(), L, seed, input: `randn [1, ${L}, ${d}]`,
         model: v.model ?? { seeded: modelConfig(2, 64, 4) }, dims: model.dims, flags,
         reference: { backend: 'js', dtype: 'float64', chunkSize: refChunk, seconds: refSeconds, maxAbs: { retention: maxAbs(ref.retention), output: maxAbs(ref.output) } },
       };
-      writeFileAtomic(join(outDir, 'drift.json'), JSON.stringify({ ...meta, skipped, rows }, null, 2) + '\n');
-      writeFileAtomic(join(outDir, 'drift.svg'), await driftSvg(rows, L));
+      save('drift.json', JSON.stringify({ ...meta, skipped, rows }, null, 2) + '\n');
+      save('drift.svg', await driftSvg(rows, L));
 
       console.log(table(['backend', 'state', 'form', 'chunks', 'chunk size', 'target', 'max|Δ|', 'max|Δ|/max|ref|', 'NMSE', 'seconds'],
         rows.map((r) => [r.backend, r.stateDtype, r.form, r.numChunks ?? '-', r.chunkSize, r.target,
