@@ -4,7 +4,7 @@
 //   layers.{l}.1.net.0.{weight,bias}           the MLP's LayerNorm
 //   layers.{l}.1.net.{i}.1.{weight,bias}       its Linears, i = 1, 2, …
 import { defaultAngle, defaultDecay, type ActName, ACTIVATIONS } from '../reference/ops.js';
-import { errors, excerpt, listNames } from '../errors.js';
+import { errors, listNames } from '../errors.js';
 import { Rng } from '../random.js';
 import type { StData, StTensor } from '../safetensors.js';
 import { dimsOf, resolveConfig, type Dims, type RetNetConfig } from './config.js';
@@ -128,7 +128,7 @@ export function layersFromCheckpoint(ck: Checkpoint, prefix = '', overrides: Loa
     const v = (key === 'msr_gate_fn' ? overrides.msrGateFn : overrides.mlpGateFn) ?? meta[key];
     if (v === undefined) return 'gelu';
     if (typeof v === 'string' && (ACTIVATIONS as readonly string[]).includes(v)) return v as ActName;
-    throw errors.weights(`${ck.label}: ${key} = ${excerpt(v)} is not one of ${ACTIVATIONS.join(', ')}`);
+    throw errors.weights(`${ck.label}: ${key} = ${JSON.stringify(v)} is not one of ${ACTIVATIONS.join(', ')}`);
   };
   const config = inferred(ck.label, () => resolveConfig({
     numLayer, numHeads: H, dimModel: d, valueFactor,
