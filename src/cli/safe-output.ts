@@ -156,11 +156,13 @@ export class AtomicOutput {
     let mode = 0o666;
     try { const st = statSync(target); if (st.isFile()) mode = st.mode & 0o777; } catch { /* new file */ }
     const tempPath = join(dirname(target), `.${basename(target)}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
+    // handlers first: a signal that lands after the file exists then always finds it in `live`
+    // (JS signal handlers run at the next event-loop turn, never inside this synchronous block)
+    watch();
     let fd: number;
     try { fd = openSync(tempPath, 'wx', mode); } catch (e) { throw new Error(`cannot write ${target}: ${code(e)}`); }
-    closeSync(fd);
     live.add(tempPath);
-    watch();
+    closeSync(fd);
     return new AtomicOutput(target, tempPath);
   }
 
