@@ -44,7 +44,7 @@ function cli(args: string[], env: Record<string, string> = {}) {
 }
 
 test('--help, -h and `retnet help <command>` exit 0 with the usage on every command', async () => {
-  assert.equal(COMMANDS.map((c) => c.name).sort(), ['bench', 'demo', 'drift', 'generate', 'info', 'run', 'score']);
+  for (const name of ['bench', 'demo', 'drift', 'generate', 'info', 'run', 'score']) assert.ok(COMMANDS.some((c) => c.name === name), name);
   for (const c of COMMANDS) {
     for (const args of [[c.name, '--help'], [c.name, '-h'], ['help', c.name], [c.name, '--backend', 'js', '--help']]) {
       const r = await inproc(args);

@@ -52,6 +52,9 @@ export function parse(cmd: Pick<Command, 'usage'>, argv: string[], options: Opti
   return r;
 }
 
+/** Numeric flags: see src/cli/numbers.ts (the one parser); kept under these names for the commands that use them. */
+export { intOption as posInt, intListOption as intList } from './numbers.js';
+
 export function backendName(name: string, v: string): BackendName {
   if (!(BACKENDS as readonly string[]).includes(v)) throw new UsageError(`--${name} must be one of ${BACKENDS.join(', ')} (got ${JSON.stringify(v)})`);
   return v as BackendName;

@@ -2,6 +2,7 @@
 // CLI registry expects, the I/O they write to, and option checks.
 import { BACKENDS, type BackendName } from '../options.js';
 import { UsageError, errorMessage, progressBar as cliProgressBar } from './command.js';
+import { intOption, numberOption } from './numbers.js';
 
 export { UsageError };
 
@@ -28,6 +29,12 @@ export function parseBackend(v: string | undefined): BackendName | undefined {
   if (!(BACKENDS as readonly string[]).includes(v)) throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')} (got ${JSON.stringify(v)})`);
   return v as BackendName;
 }
+
+/** Integer flag ≥ min (the CLI's one number parser, src/cli/numbers.ts). */
+export const parseIntOption = (name: string, v: string | undefined, min: number): number | undefined => intOption(name, v, { min });
+
+/** Decimal flag ≥ min (the CLI's one number parser, src/cli/numbers.ts). */
+export const parseNumberOption = (name: string, v: string | undefined, min: number): number | undefined => numberOption(name, v, { min });
 
 /** Run a command body with the CLI's exit-code conventions. */
 export async function runCommand(io: CommandIO, usage: string, body: () => Promise<void>): Promise<number> {
