@@ -155,8 +155,8 @@ export class AtomicOutput {
   static create(target: string): AtomicOutput {
     let mode = 0o666;
     try { const st = statSync(target); if (st.isFile()) mode = st.mode & 0o777; } catch { /* new file */ }
-    // (the name is cut so that a target name near the 255-byte limit still leaves room)
-    const tempPath = join(dirname(target), `.${basename(target).slice(0, 100)}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
+    // (the name is cut so that a target name near the 255-byte limit still leaves room: 50 UTF-16 units ≤ 200 bytes)
+    const tempPath = join(dirname(target), `.${basename(target).slice(0, 50)}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
     // handlers first: a signal that lands after the file exists then always finds it in `live`
     // (JS signal handlers run at the next event-loop turn, never inside this synchronous block)
     watch();
