@@ -14,19 +14,64 @@ export type ErrorCode =
   | 'E_ENGINE'      // a requested compute engine is unavailable
   | 'E_CLOSED';     // the model was closed
 
+/** Characters that must not reach a terminal raw: C0 controls (incl. ESC,
+ *  NUL, CR, LF), DEL, C1 controls (0x9b is CSI on some terminals), the line and
+ *  paragraph separators and the bidi embedding/override/isolate marks. */
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+const hex4 = (c: string) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0');
+
+/** `s` with every unsafe character written as a \uXXXX escape (no quotes added). */
+export function escapeControl(s: string): string {
+  return s.replace(UNSAFE, hex4);
+}
+
+/** Longest text (in UTF-16 units) quoted into a message before it is cut. */
+const MAX_QUOTE = 120;
+
+/** `s` (JSON-quoted unless `bare`), control characters escaped, cut after
+ *  120 characters: a hostile name can be megabytes long. */
+function shown(s: string, bare: boolean): string {
+  const head = s.length <= MAX_QUOTE ? s : s.slice(0, MAX_QUOTE);
+  const tail = s.length <= MAX_QUOTE ? '' : `… (${s.length} characters)`;
+  return escapeControl(bare ? head : JSON.stringify(head)) + tail;
+}
+
+/** A string from a file (tensor name, dtype, metadata key…) for an error
+ *  message: JSON-quoted, control characters escaped, cut if long. */
+export const quote = (s: string): string => shown(s, false);
+
+/** Any value from a file (a shape, offsets…) as short, escaped JSON text. */
+export function excerpt(v: unknown): string {
+  let t: string;
+  try { t = JSON.stringify(v) ?? String(v); } catch { t = String(v); }
+  return shown(t, true);
+}
+
+/** The first `max` names and how many there are in all:
+ *  `"a", "b", "c", … (500000 in all)`; `(none)` when empty. `bare`: names
+ *  unquoted (still escaped and cut). */
+export function listNames(names: readonly string[], max = 5, bare = false): string {
+  if (names.length === 0) return '(none)';
+  const head = names.slice(0, max).map((n) => shown(n, bare)).join(', ');
+  return names.length > max ? `${head}, … (${names.length} in all)` : head;
+}
+
 export class RetNetError extends Error {
   readonly code: ErrorCode;
+  /** The message is passed through escapeControl: a hostile file's text
+   *  quoted into it (names, dtypes, parser messages) cannot carry escape
+   *  sequences, NULs or line breaks to a terminal or a log. */
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super(escapeControl(message), options);
     this.name = 'RetNetError';
     this.code = code;
   }
 }
 
 const show = (v: unknown): string => {
-  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'string') return quote(v);
   if (typeof v === 'number' || typeof v === 'boolean' || v === null || v === undefined) return String(v);
-  try { return JSON.stringify(v); } catch { return String(v); }
+  return excerpt(v);
 };
 
 export const errors = {
@@ -37,7 +82,7 @@ export const errors = {
   input: (message: string) => new RetNetError('E_INPUT', message),
   safetensors: (file: string, message: string) => new RetNetError('E_SAFETENSORS', `${file}: ${message}`),
   dtype: (file: string, name: string, dtype: string) =>
-    new RetNetError('E_DTYPE', `${file}: tensor ${show(name)} has dtype ${dtype}; supported: F32, F64, F16, BF16 (and I32, I64, U8 for integer data)`),
+    new RetNetError('E_DTYPE', `${file}: tensor ${quote(name)} has dtype ${/^\w{1,16}$/.test(dtype) ? dtype : quote(dtype)}; supported: F32, F64, F16, BF16 (and I32, I64, U8 for integer data)`),
   weights: (message: string) => new RetNetError('E_WEIGHTS', message),
   memory: (message: string) => new RetNetError('E_MEMORY', message),
   worker: (message: string, cause?: unknown) => new RetNetError('E_WORKER', message, { cause }),

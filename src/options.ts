@@ -44,6 +44,10 @@ export interface ResolvedOptions {
   signal: AbortSignal | undefined;
 }
 
+/** Most worker threads one pool may have: each costs a thread and its own
+ *  heap (~5 MB), and more threads than chunks or cores only add overhead. */
+export const MAX_WORKERS = 256;
+
 const isPosInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v > 0;
 
 export function resolveOptions(opts: ForwardOptions = {}, defaults: { backend: BackendName }): ResolvedOptions {
@@ -62,7 +66,7 @@ export function resolveOptions(opts: ForwardOptions = {}, defaults: { backend: B
   }
   const backend = opts.backend ?? defaults.backend;
   if (!BACKENDS.includes(backend)) throw errors.option('backend', `one of ${BACKENDS.map((b) => `'${b}'`).join(', ')}`, backend);
-  if (opts.workers !== undefined && !isPosInt(opts.workers)) throw errors.option('workers', 'a positive integer', opts.workers);
+  if (opts.workers !== undefined && !(isPosInt(opts.workers) && opts.workers <= MAX_WORKERS)) throw errors.option('workers', `a positive integer ≤ ${MAX_WORKERS}`, opts.workers);
   if (opts.windowRows !== undefined && !isPosInt(opts.windowRows)) throw errors.option('windowRows', 'a positive integer', opts.windowRows);
   const stateDtype = opts.stateDtype ?? 'float64';
   if (stateDtype !== 'float64' && stateDtype !== 'float32') throw errors.option('stateDtype', "'float64' or 'float32'", stateDtype);

@@ -6,7 +6,7 @@
 // anything is allocated, so a hostile header cannot make it allocate more than
 // the file holds, read out of range, or loop.
 import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
-import { errors } from './errors.js';
+import { errors, escapeControl, excerpt, listNames, quote } from './errors.js';
 
 export type StDType = 'F32' | 'F64' | 'F16' | 'BF16' | 'I32' | 'I64' | 'U8';
 export type StData = Float32Array | Float64Array | Int32Array | Uint8Array;
@@ -39,7 +39,7 @@ export function parseHeader(headerBytes: Uint8Array, fileSize: number, label: st
   try {
     json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(headerBytes));
   } catch (e) {
-    throw errors.safetensors(label, `header is not valid UTF-8 JSON (${(e as Error).message})`);
+    throw errors.safetensors(label, `header is not valid UTF-8 JSON (${escapeControl((e as Error).message.slice(0, 200))})`);
   }
   if (json === null || typeof json !== 'object' || Array.isArray(json)) throw errors.safetensors(label, 'header must be a JSON object');
   const tensors = new Map<string, StTensorInfo>();
@@ -49,30 +49,30 @@ export function parseHeader(headerBytes: Uint8Array, fileSize: number, label: st
       if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw errors.safetensors(label, '__metadata__ must be an object of strings');
       metadata = {};
       for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
-        if (typeof v !== 'string') throw errors.safetensors(label, `__metadata__.${k} must be a string`);
+        if (typeof v !== 'string') throw errors.safetensors(label, `__metadata__ entry ${quote(k)} must be a string`);
         metadata[k] = v;
       }
       continue;
     }
-    if (raw === null || typeof raw !== 'object') throw errors.safetensors(label, `entry ${JSON.stringify(name)} must be an object`);
+    if (raw === null || typeof raw !== 'object') throw errors.safetensors(label, `entry ${quote(name)} must be an object`);
     const { dtype, shape, data_offsets: offs } = raw as Record<string, unknown>;
-    if (typeof dtype !== 'string') throw errors.safetensors(label, `tensor ${JSON.stringify(name)} has no dtype`);
+    if (typeof dtype !== 'string') throw errors.safetensors(label, `tensor ${quote(name)} has no dtype`);
     if (!isDType(dtype)) throw errors.dtype(label, name, dtype);
     if (!Array.isArray(shape) || !shape.every((s) => Number.isSafeInteger(s) && s >= 0)) {
-      throw errors.safetensors(label, `tensor ${JSON.stringify(name)} has an invalid shape ${JSON.stringify(shape)}`);
+      throw errors.safetensors(label, `tensor ${quote(name)} has an invalid shape ${excerpt(shape)}`);
     }
     if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isSafeInteger(o) && o >= 0) || offs[0] > offs[1]) {
-      throw errors.safetensors(label, `tensor ${JSON.stringify(name)} has invalid data_offsets ${JSON.stringify(offs)}`);
+      throw errors.safetensors(label, `tensor ${quote(name)} has invalid data_offsets ${excerpt(offs)}`);
     }
     const [begin, end] = offs as [number, number];
     if (end > dataLen) {
-      throw errors.safetensors(label, `tensor ${JSON.stringify(name)} claims bytes [${begin}, ${end}) but the file holds only ${Math.max(0, dataLen)} data bytes (truncated or corrupt)`);
+      throw errors.safetensors(label, `tensor ${quote(name)} claims bytes [${begin}, ${end}) but the file holds only ${Math.max(0, dataLen)} data bytes (truncated or corrupt)`);
     }
     // numel·itemsize must equal the byte range. Products are plain doubles: a
     // hostile shape can only overshoot 2^53, never wrap around into a match.
     const bytes = (shape as number[]).reduce((a, s) => a * s, ITEM_SIZE[dtype]);
     if (bytes !== end - begin) {
-      throw errors.safetensors(label, `tensor ${JSON.stringify(name)}: shape [${(shape as number[]).join(', ')}] of ${dtype} needs ${bytes} bytes but data_offsets give ${end - begin}`);
+      throw errors.safetensors(label, `tensor ${quote(name)}: shape ${(shape as number[]).length <= 16 ? `[${(shape as number[]).join(', ')}]` : excerpt(shape)} of ${dtype} needs ${bytes} bytes but data_offsets give ${end - begin}`);
     }
     tensors.set(name, { name, dtype, shape: [...(shape as number[])], begin, end });
   }
@@ -92,7 +92,7 @@ function decode(dtype: StDType, bytes: Uint8Array, label: string, name: string):
       const out = new Int32Array(src.length);
       for (let i = 0; i < src.length; i++) {
         const v = src[i];
-        if (v > 2147483647n || v < -2147483648n) throw errors.safetensors(label, `tensor ${JSON.stringify(name)}: I64 value ${v} does not fit in 32 bits`);
+        if (v > 2147483647n || v < -2147483648n) throw errors.safetensors(label, `tensor ${quote(name)}: I64 value ${v} does not fit in 32 bits`);
         out[i] = Number(v);
       }
       return out;
@@ -163,7 +163,7 @@ export class SafetensorsFile {
 
   info(name: string): StTensorInfo {
     const t = this.tensors.get(name);
-    if (!t) throw errors.safetensors(this.path, `no tensor named ${JSON.stringify(name)} (has: ${[...this.tensors.keys()].slice(0, 20).join(', ')})`);
+    if (!t) throw errors.safetensors(this.path, `no tensor named ${quote(name)} (it has ${listNames([...this.tensors.keys()])})`);
     return t;
   }
 
@@ -179,7 +179,7 @@ export class SafetensorsFile {
     const item = ITEM_SIZE[t.dtype];
     const total = (t.end - t.begin) / item;
     if (!(Number.isSafeInteger(start) && Number.isSafeInteger(count) && start >= 0 && count >= 0 && start + count <= total)) {
-      throw errors.safetensors(this.path, `element range [${start}, ${start + count}) is outside tensor ${JSON.stringify(name)} of ${total} elements`);
+      throw errors.safetensors(this.path, `element range [${start}, ${start + count}) is outside tensor ${quote(name)} of ${total} elements`);
     }
     const bytes = new Uint8Array(count * item);
     if (this.fd === null) throw errors.safetensors(this.path, 'file is closed');
@@ -258,7 +258,7 @@ export class SafetensorsWriter {
   /** Write `data` as elements [start, start + data.length) of tensor `name`. */
   write(name: string, start: number, data: StData): void {
     const t = this.layout.get(name);
-    if (!t) throw errors.input(`SafetensorsWriter: no tensor named ${JSON.stringify(name)}`);
+    if (!t) throw errors.input(`SafetensorsWriter: no tensor named ${quote(name)}`);
     if (dtypeOf(data) !== t.spec.dtype) throw errors.input(`SafetensorsWriter: tensor ${name} is ${t.spec.dtype} but got ${dtypeOf(data)} data`);
     if (start < 0 || start + data.length > t.count) throw errors.input(`SafetensorsWriter: range [${start}, ${start + data.length}) outside ${name} (${t.count} elements)`);
     if (this.fd === null) throw errors.input('SafetensorsWriter: file is closed');

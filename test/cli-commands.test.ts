@@ -41,8 +41,8 @@ function expectFailure(r: ReturnType<typeof cli>, msg: RegExp, what: string) {
 test('--help: the global help and every command\'s', () => {
   const g = cli('--help');
   assert.is(g.code, 0);
-  for (const c of ['run', 'info', 'bench', 'drift']) assert.match(g.out, new RegExp(`^  ${c} `, 'm'));
-  for (const c of ['demo', 'run', 'info', 'bench', 'drift']) {
+  for (const c of ['run', 'info', 'bench', 'drift', 'score', 'generate']) assert.match(g.out, new RegExp(`^  ${c} `, 'm'));
+  for (const c of ['demo', 'run', 'info', 'bench', 'drift', 'score', 'generate']) {
     const r = cli(c, '--help');
     assert.is(r.code, 0, `${c} --help`);
     assert.match(r.out, /^usage: retnet/, `${c} --help usage line`);
@@ -113,7 +113,7 @@ test('run: the output read back equals model.forward (wasm chunkwise, js paralle
 test('run: picks tensors by --key, names them when ambiguous, checks widths', async () => {
   const out = join(TMP, 'y2.safetensors');
   const amb = cli('run', '--model', TINY, '--input', casesPath('retnet-tiny'), '--out', out);
-  expectFailure(amb, /has 12 tensors \(input, .*\); choose one with --key/, 'ambiguous input');
+  expectFailure(amb, /has 12 tensors \("input", .*, … \(12 in all\)\); choose one with --key/, 'ambiguous input');
   assert.ok(!existsSync(out), 'no partial output');
   assert.is(cli('run', '--model', TINY, '--input', casesPath('retnet-tiny'), '--key', 'input', '--out', out, '--backend', 'js').code, 0);
   expectFailure(cli('run', '--model', TINY, '--input', casesPath('retnet-tiny'), '--key', 'layer0.q', '--out', out), /shape \[.*\]; expected \[batch, length, 8\]/, 'wrong shape');

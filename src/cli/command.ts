@@ -3,6 +3,8 @@
 // and small helpers (number lists, backends, progress bars, tables).
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { BACKENDS, type BackendName } from '../options.js';
+import { escapeControl, RetNetError } from '../errors.js';
+import { resolveConfig } from '../model/config.js';
 
 export interface Command {
   /** the word after `retnet` */
@@ -24,10 +26,11 @@ type Options = NonNullable<ParseArgsConfig['options']>;
 
 /** parseArgs (strict, no positionals unless allowed) with `--help`/`-h`
  *  added; parse failures become UsageErrors. Returns null when --help was
- *  given (the usage has been printed). */
+ *  given (the usage has been printed on `out`, default stdout). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Parsed = { values: Record<string, any>; positionals: string[] };
-export function parse(cmd: Pick<Command, 'usage'>, argv: string[], options: Options, allowPositionals = false): Parsed | null {
+export function parse(cmd: Pick<Command, 'usage'>, argv: string[], options: Options, allowPositionals = false,
+  out: { write(s: string): unknown } = process.stdout): Parsed | null {
   let r: Parsed;
   // parseArgs takes `--chunks -1` for a missing value; accept negative numbers
   // after options that take a value, as `--chunks=-1` is accepted.
@@ -36,28 +39,21 @@ export function parse(cmd: Pick<Command, 'usage'>, argv: string[], options: Opti
     const name = argv[i].startsWith('--') ? argv[i].slice(2) : null;
     if (name && options[name]?.type === 'string' && /^-\d/.test(argv[i + 1] ?? '')) { args.push(`${argv[i]}=${argv[i + 1]}`); i++; } else args.push(argv[i]);
   }
+  const withHelp = { ...options, help: { type: 'boolean', short: 'h' } } as const;
+  // --help / -h wins over any other mistake on the line (an unknown option, a missing value)
+  const loose = parseArgs({ args, options: withHelp, strict: false, allowPositionals: true });
+  if (loose.values.help === true) { out.write(cmd.usage.trimEnd() + '\n'); return null; }
   try {
-    r = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals });
+    r = parseArgs({ args, options: withHelp, strict: true, allowPositionals });
   } catch (e) {
     throw new UsageError((e as Error).message.replace(/\. To specify a positional argument.*$/s, ''));
   }
-  if (r.values.help) { process.stdout.write(cmd.usage.trimEnd() + '\n'); return null; }
+  if (r.values.help) { out.write(cmd.usage.trimEnd() + '\n'); return null; }
   return r;
 }
 
-export function posInt(name: string, v: string | undefined, opts: { allowMinusOne?: boolean } = {}): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (Number.isInteger(n) && (n > 0 || (opts.allowMinusOne && n === -1))) return n;
-  throw new UsageError(`--${name} must be a positive integer${opts.allowMinusOne ? ' or -1' : ''} (got ${JSON.stringify(v)})`);
-}
-
-/** "1,2,4" → [1, 2, 4] (positive integers, or -1 where allowed). */
-export function intList(name: string, v: string, opts: { allowMinusOne?: boolean } = {}): number[] {
-  const parts = v.split(',').map((s) => s.trim()).filter((s) => s !== '');
-  if (parts.length === 0) throw new UsageError(`--${name} needs a comma-separated list (got ${JSON.stringify(v)})`);
-  return parts.map((p) => posInt(name, p, opts)!);
-}
+/** Numeric flags: see src/cli/numbers.ts (the one parser); kept under these names for the commands that use them. */
+export { intOption as posInt, intListOption as intList } from './numbers.js';
 
 export function backendName(name: string, v: string): BackendName {
   if (!(BACKENDS as readonly string[]).includes(v)) throw new UsageError(`--${name} must be one of ${BACKENDS.join(', ')} (got ${JSON.stringify(v)})`);
@@ -66,9 +62,10 @@ export function backendName(name: string, v: string): BackendName {
 
 export const backendList = (name: string, v: string): BackendName[] => v.split(',').filter((s) => s !== '').map((s) => backendName(name, s.trim()));
 
-/** The message of an error, for `retnet: <message>` on stderr. */
+/** The message of an error, for `retnet: <message>` on stderr, with control
+ *  characters escaped (messages can quote file names and file content). */
 export function errorMessage(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
+  return escapeControl(e instanceof Error ? e.message : String(e));
 }
 
 /** A cli-progress bar on `stream` (stderr) when it is a TTY; otherwise a no-op. */
@@ -103,3 +100,17 @@ export const fmtE = (v: number) => (Number.isFinite(v) ? v.toExponential(2) : St
 /** Parameters of `--layers/--dim/--heads` style seeded models. */
 export const modelConfig = (layers: number, dim: number, heads: number) =>
   ({ numLayer: layers, numHeads: heads, dimModel: dim, valueFactor: 2, msrGateFn: 'gelu', mlpGateFn: 'gelu', mlpMult: 4, mlpBias: true, dropout: 0.1, seed: 0 }) as const;
+
+/** modelConfig from command-line values, checked up front: a size the model
+ *  refuses (e.g. --dim 7 with --heads 8) is a UsageError naming the flags. */
+export function flagModelConfig(layers: number, dim: number, heads: number): ReturnType<typeof modelConfig> {
+  const cfg = modelConfig(layers, dim, heads);
+  try {
+    resolveConfig(cfg);
+  } catch (e) {
+    if (!(e instanceof RetNetError)) throw e;
+    const flags: Record<string, string> = { numLayer: '--layers', dimModel: '--dim', numHeads: '--heads' };
+    throw new UsageError(`--layers ${layers} --dim ${dim} --heads ${heads}: ${e.message.replace(/\bconfig\.(\w+)|\b(numLayer|dimModel|numHeads)\b/g, (m, a, b) => flags[a ?? b] ?? m)}`);
+  }
+  return cfg;
+}

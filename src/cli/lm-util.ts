@@ -2,6 +2,7 @@
 // CLI registry expects, the I/O they write to, and option checks.
 import { BACKENDS, type BackendName } from '../options.js';
 import { UsageError, errorMessage, progressBar as cliProgressBar } from './command.js';
+import { intOption, numberOption } from './numbers.js';
 
 export { UsageError };
 
@@ -29,19 +30,11 @@ export function parseBackend(v: string | undefined): BackendName | undefined {
   return v as BackendName;
 }
 
-export function parseIntOption(name: string, v: string | undefined, min: number): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!/^-?\d+$/.test(v) || !Number.isSafeInteger(n) || n < min) throw new UsageError(`--${name} must be an integer ≥ ${min} (got ${JSON.stringify(v)})`);
-  return n;
-}
+/** Integer flag ≥ min (the CLI's one number parser, src/cli/numbers.ts). */
+export const parseIntOption = (name: string, v: string | undefined, min: number): number | undefined => intOption(name, v, { min });
 
-export function parseNumberOption(name: string, v: string | undefined, min: number): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || n < min) throw new UsageError(`--${name} must be a number ≥ ${min} (got ${JSON.stringify(v)})`);
-  return n;
-}
+/** Decimal flag ≥ min (the CLI's one number parser, src/cli/numbers.ts). */
+export const parseNumberOption = (name: string, v: string | undefined, min: number): number | undefined => numberOption(name, v, { min });
 
 /** Run a command body with the CLI's exit-code conventions. */
 export async function runCommand(io: CommandIO, usage: string, body: () => Promise<void>): Promise<number> {
@@ -49,8 +42,8 @@ export async function runCommand(io: CommandIO, usage: string, body: () => Promi
     await body();
     return 0;
   } catch (e) {
-    if (e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      io.stderr.write(`retnet: ${(e as Error).message}\n${usage}\n`);
+    if (e instanceof UsageError) {
+      io.stderr.write(`retnet: ${errorMessage(e)}\n${usage}\n`);
       return 2;
     }
     io.stderr.write(`retnet: ${errorMessage(e)}\n`);

@@ -5,6 +5,7 @@
 import { fileURLToPath } from 'node:url';
 import { realpathSync } from 'node:fs';
 import { UsageError, errorMessage, type Command } from './command.js';
+import { quote } from '../errors.js';
 import demo from './commands/demo.js';
 import run from './commands/run.js';
 import info from './commands/info.js';
@@ -23,15 +24,25 @@ README's example in parallel and chunkwise form; --small for a quick one).
 commands:
 ${COMMANDS.map((c) => `  ${c.name.padEnd(9)} ${c.summary}`).join('\n')}
 
-Run \`retnet <command> --help\` for a command's options.
+Run \`retnet <command> --help\` or \`retnet help <command>\` for a command's options.
 Exit codes: 0 ok, 1 error, 2 bad command line.`;
 
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'help' && argv.length > 1) {
+    // `retnet help <command>`: that command's --help
+    const c = COMMANDS.find((k) => k.name === argv[1]);
+    if (!c || argv.length > 2) {
+      process.stderr.write(`retnet help: ${c ? 'give one command' : `unknown command ${quote(argv[1])}`}\nusage: retnet help <command>\ncommands: ${COMMANDS.map((k) => k.name).join(', ')}\n`);
+      return 2;
+    }
+    process.stdout.write(c.usage.trimEnd() + '\n');
+    return 0;
+  }
   if (argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') { process.stdout.write(USAGE + '\n'); return 0; }
   const named = argv.length > 0 && !argv[0].startsWith('-');
   const cmd = named ? COMMANDS.find((c) => c.name === argv[0]) : demo;
   if (!cmd) {
-    process.stderr.write(`retnet: unknown command ${JSON.stringify(argv[0])}\n${USAGE.split('\n')[0]}\ncommands: ${COMMANDS.map((c) => c.name).join(', ')}\n`);
+    process.stderr.write(`retnet: unknown command ${quote(argv[0])}\n${USAGE.split('\n')[0]}\ncommands: ${COMMANDS.map((c) => c.name).join(', ')}\n`);
     return 2;
   }
   try {

@@ -4,7 +4,7 @@
 //   layers.{l}.1.net.0.{weight,bias}           the MLP's LayerNorm
 //   layers.{l}.1.net.{i}.1.{weight,bias}       its Linears, i = 1, 2, …
 import { defaultAngle, defaultDecay, type ActName, ACTIVATIONS } from '../reference/ops.js';
-import { errors } from '../errors.js';
+import { errors, listNames } from '../errors.js';
 import { Rng } from '../random.js';
 import type { StData, StTensor } from '../safetensors.js';
 import { dimsOf, resolveConfig, type Dims, type RetNetConfig } from './config.js';
@@ -184,7 +184,7 @@ function floatData(data: StData, name: string, label: string): WArray {
 /** Fail with the full list of names the model did not use. */
 export function checkUnexpected(ck: Checkpoint, used: Set<string>): void {
   const extra = [...ck.tensors.keys()].filter((n) => !used.has(n));
-  if (extra.length) throw errors.weights(`${ck.label}: unexpected weights not used by the model: ${extra.join(', ')}`);
+  if (extra.length) throw errors.weights(`${ck.label}: unexpected weights not used by the model: ${listNames(extra, 5, true)}`);
 }
 
 /** The state_dict of a model, in the seed's names. */

@@ -1,9 +1,11 @@
 // `retnet bench`: forward throughput over backend × length × chunks × workers
 // on a seeded model; a table on stdout and JSON to a file.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { RetNet } from '../../index.js';
-import { backendList, errorMessage, intList, modelConfig, parse, posInt, table, type Command } from '../command.js';
+import { backendList, errorMessage, flagModelConfig, parse, table, type Command } from '../command.js';
+import { MAX_WORKERS, intListOption, intOption } from '../numbers.js';
+import { checkOutputTarget, writeFileAtomic } from '../safe-output.js';
 import { discardSink, generatedSource, machine } from '../gen.js';
 
 const usage = `usage: retnet bench [--backend wasm,tfjs,js] [--lengths 1024,8192] [--chunks 8,16] [--workers 1,2] [--batch B] [--layers N --dim D --heads H] [--repeat R] [--json OUT]
@@ -17,7 +19,7 @@ options:
   --backend LIST    backends (default wasm)
   --lengths LIST    sequence lengths (default 1024,8192)
   --chunks LIST     chunk counts; -1 = recurrent (default 8,16)
-  --workers LIST    worker threads, wasm only (default 1,2)
+  --workers LIST    worker threads, wasm only (default 1,2; each 1 to ${MAX_WORKERS})
   --batch B         sequences per forward (default 1)
   --layers N, --dim D, --heads H   model size (default 6, 512, 8: the seed's)
   --repeat R        timed runs per cell, best kept (default 1, after one warm-up at the smallest length)
@@ -41,13 +43,15 @@ const bench: Command = {
     if (!a) return 0;
     const v = a.values;
     const backends = backendList('backend', v.backend ?? 'wasm');
-    const lengths = intList('lengths', v.lengths ?? '1024,8192');
-    const chunksList = intList('chunks', v.chunks ?? '8,16', { allowMinusOne: true });
-    const workersList = intList('workers', v.workers ?? '1,2');
-    const B = posInt('batch', v.batch) ?? 1;
-    const cfg = modelConfig(posInt('layers', v.layers) ?? 6, posInt('dim', v.dim) ?? 512, posInt('heads', v.heads) ?? 8);
-    const repeat = posInt('repeat', v.repeat) ?? 1;
+    const lengths = intListOption('lengths', v.lengths ?? '1024,8192');
+    const chunksList = intListOption('chunks', v.chunks ?? '8,16', { allowMinusOne: true });
+    const workersList = intListOption('workers', v.workers ?? '1,2', { max: MAX_WORKERS });
+    const B = intOption('batch', v.batch) ?? 1;
+    const cfg = flagModelConfig(intOption('layers', v.layers) ?? 6, intOption('dim', v.dim) ?? 512, intOption('heads', v.heads) ?? 8);
+    const repeat = intOption('repeat', v.repeat) ?? 1;
     const out = v.json ?? 'bench/results/bench.json';
+    // before the benchmark: the JSON's folder must be usable and the file not a special one
+    const target = checkOutputTarget(out, [], '--json', { createDir: true });
     const rows: BenchRow[] = [];
     console.log(`bench: RetNet ${cfg.numLayer} layers, ${cfg.numHeads} heads, d=${cfg.dimModel}, value factor 2, MLP 4·d; batch ${B}; ${JSON.stringify(machine())}`);
     for (const backend of backends) {
@@ -84,8 +88,8 @@ const bench: Command = {
     console.log(table(['backend', 'engine', 'device', 'B', 'L', 'chunks', 'workers', 'seconds', 'tokens/s'],
       rows.map((r) => [r.backend, r.engine || '-', r.device || '-', r.B, r.L, r.chunks, r.workers ?? '-',
         r.error ? 'error' : Number(r.seconds.toFixed(3)), r.error ? r.error.slice(0, 60) : Math.round(r.tokensPerSec)])));
-    mkdirSync(dirname(out), { recursive: true });
-    writeFileSync(out, JSON.stringify({ suite: 'retnet bench', date: new Date().toISOString(), machine: machine(), model: cfg, batch: B, repeat, rows }, null, 2) + '\n');
+    mkdirSync(dirname(target), { recursive: true });
+    writeFileAtomic(target, JSON.stringify({ suite: 'retnet bench', date: new Date().toISOString(), machine: machine(), model: cfg, batch: B, repeat, rows }, null, 2) + '\n');
     console.log(`wrote ${out}`);
     return rows.some((r) => r.error) ? 1 : 0;
   },

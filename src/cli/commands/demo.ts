@@ -2,7 +2,8 @@
 // factor 2, gelu, MLP 4·d; input randint(0,100) [2, 1024, 512], seed 1) in
 // parallel and chunked (8 chunks) form, with their agreement and timing.
 import { RetNet, Tensor, maxAbsDiff, relMaxError } from '../../index.js';
-import { backendName, modelConfig, parse, posInt, type Command } from '../command.js';
+import { backendName, modelConfig, parse, type Command } from '../command.js';
+import { intOption, workersOption } from '../numbers.js';
 
 const usage = `usage: retnet [demo] [--small] [--backend wasm|js|tfjs] [--workers N] [--chunks K]
 
@@ -14,8 +15,8 @@ max relative difference) and the time and tokens/s of each.
 options:
   --small           a quick run: 2 layers, 4 heads, d=64, [2, 128, 64]
   --backend B       wasm (default; the chunk-parallel worker pool), js (float64 reference) or tfjs
-  --workers N       worker threads for the wasm backend (default: all cores)
-  --chunks K        chunk count of the chunkwise run (default 8)
+  --workers N       worker threads for the wasm backend (default: all cores; at most 256)
+  --chunks K        chunk count of the chunkwise run (default 8; -1 = the recurrent form)
   -h, --help        this text`;
 
 const demo: Command = {
@@ -28,8 +29,8 @@ const demo: Command = {
     });
     if (!a) return 0;
     const backend = backendName('backend', a.values.backend ?? 'wasm');
-    const workers = posInt('workers', a.values.workers);
-    const chunks = posInt('chunks', a.values.chunks) ?? 8;
+    const workers = workersOption('workers', a.values.workers);
+    const chunks = intOption('chunks', a.values.chunks, { allowMinusOne: true }) ?? 8;
     const small = a.values.small ?? false;
     const cfg = small ? modelConfig(2, 64, 4) : modelConfig(6, 512, 8);
     const [B, L] = small ? [2, 128] : [2, 1024];
@@ -47,7 +48,7 @@ const demo: Command = {
       // start the backend (worker pool) first, so neither timing includes it
       await model.forward(Tensor.randint(0, 100, [1, 8, cfg.dimModel], { seed: 2 }), { backend, workers });
       const p = await time('parallel', null);
-      const c = await time(`chunkwise (${chunks} chunks)`, chunks);
+      const c = await time(chunks === -1 ? 'recurrent (chunks -1)' : `chunkwise (${chunks} chunks)`, chunks);
       const engines = (await model.backendInfo()).map((i) => `${i.engine} on ${i.device}`).join('; ');
       console.log(`backend: ${backend}${engines ? ` (${engines})` : ' (float64 reference)'}`);
       console.log(`agreement: max|Δ| = ${maxAbsDiff(c, p).toExponential(2)}, max|Δ|/max|parallel| = ${relMaxError(c, p).toExponential(2)}`);

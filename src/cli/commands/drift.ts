@@ -1,10 +1,14 @@
 // `retnet drift`: the chunk-count stability study. The float32 forward at
 // chunk counts 1, 2, 4, …, L (and −1, recurrent; the parallel form where it
 // fits) per backend and state precision, against one float64 reference.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import { MultiScaleRetention, RetNet, Tensor, maxAbs, maxAbsDiff, nmse, relMaxError, type BackendName } from '../../index.js';
-import { backendList, errorMessage, fmtE, modelConfig, parse, posInt, table, type Command } from '../command.js';
+import { RetNetError } from '../../errors.js';
+import { UsageError, backendList, errorMessage, fmtE, modelConfig, parse, table, type Command } from '../command.js';
+import { intOption, workersOption } from '../numbers.js';
+import { checkOutputDir, checkOutputTarget, writeFileAtomic } from '../safe-output.js';
 import { machine } from '../gen.js';
 import { MAX_PARALLEL_L } from './run.js';
 import { actOption } from './info.js';
@@ -19,15 +23,17 @@ L×L matrix per head), for each backend and for stateDtype float32 and float64.
 The reference is the js backend (float64, exact in every form), computed once,
 chunkwise. Errors of the retention output (layer 0, before the group norm) and
 of the model's output: max abs, max abs / max|ref|, NMSE. Writes drift.csv,
-drift.json and drift.svg (log–log plot) to the output folder.
+drift.json and drift.svg (log–log plot) to the output folder (checked before
+the study starts; each file is replaced only when it is complete). A backend
+whose engine cannot start is reported once and skipped.
 
 options:
   --model M         checkpoint (default: a seeded random RetNet, 2 layers, d=64, 4 heads)
   --length L        sequence length (default 65536)
   --backends LIST   backends to study (default wasm,tfjs)
   --out-dir DIR     output folder (default bench/results/drift)
-  --workers N       worker threads (wasm)
-  --seed S          seed of the input sequence (randn, default 1)
+  --workers N       worker threads (wasm; 1 to 256)
+  --seed S          seed of the input sequence (randn, 0 to 4294967295, default 1)
   --normalize-attn, --normalize-retn   normalisations (both forms and the reference)
   --msr-gate-fn F, --mlp-gate-fn F     activations for --model
   -h, --help        this text`;
@@ -37,6 +43,11 @@ export interface DriftRow {
   numChunks: number | null; chunkSize: number; target: 'retention' | 'output';
   maxAbsError: number; relMaxError: number; nmse: number; seconds: number; error?: string;
 }
+
+/** The files drift writes into --out-dir. */
+const OUT_FILES = ['drift.csv', 'drift.json', 'drift.svg'];
+
+const fmtBytes = (n: number) => (n >= 2 ** 40 ? `${(n / 2 ** 40).toFixed(1)} TiB` : `${(n / 2 ** 30).toFixed(1)} GiB`);
 
 const drift: Command = {
   name: 'drift',
@@ -50,19 +61,46 @@ const drift: Command = {
     });
     if (!a) return 0;
     const v = a.values;
-    const L = posInt('length', v.length) ?? 65536;
+    const L = intOption('length', v.length) ?? 65536;
     const backends = backendList('backends', v.backends ?? 'wasm,tfjs');
     const outDir = v['out-dir'] ?? 'bench/results/drift';
-    const workers = posInt('workers', v.workers);
-    const seed = posInt('seed', v.seed) ?? 1;
+    const workers = workersOption('workers', v.workers);
+    const seed = intOption('seed', v.seed, { min: 0, max: 2 ** 32 - 1 }) ?? 1;
     const flags = { normalizeAttn: v['normalize-attn'] ?? false, normalizeRetn: v['normalize-retn'] ?? false };
     const acts = { msrGateFn: actOption('msr-gate-fn', v['msr-gate-fn']), mlpGateFn: actOption('mlp-gate-fn', v['mlp-gate-fn']) };
+    const skipped: { backend: BackendName; reason: string }[] = [];
+
+    // before the study: the output folder must be usable (and its files not the model or special files)
+    const inputs = [{ label: '--model', path: v.model }];
+    checkOutputDir(outDir, OUT_FILES, inputs);
+    // checked again when written (the folder may be new); a symlinked file is written through
+    const save = (name: string, data: string) => writeFileAtomic(checkOutputTarget(join(outDir, name), inputs, '--out-dir file'), data);
 
     const model = v.model ? await RetNet.load(v.model, acts) : RetNet.init(modelConfig(2, 64, 4));
     const msr = MultiScaleRetention.fromRetNet(model, 0);
     const log = (s: string) => process.stderr.write(s + '\n');
     try {
       const d = model.dims.d;
+      // the study holds the input (float32 [L, d]), the float64 references of
+      // the retention output ([L, H·dv]) and of the model output ([L, d]), and one result at a time
+      const hdv = model.dims.H * model.dims.dv;
+      const need = L * (4 * d + 8 * hdv + 8 * d + 8 * Math.max(hdv, d));
+      if (need > totalmem()) {
+        throw new UsageError(`--length ${L} needs about ${fmtBytes(need)} (the input and its float64 references are held in memory), more than this machine's ${fmtBytes(totalmem())}; choose a shorter --length`);
+      }
+      // a backend whose engine cannot start: reported once, then skipped
+      const usable: BackendName[] = [];
+      for (const backend of backends) {
+        try {
+          await model.forward(Tensor.randn([1, 2, d], { seed: 0, dtype: 'float32' }), { backend, workers, numChunks: 1 });
+          usable.push(backend);
+        } catch (e) {
+          if (!(e instanceof RetNetError && e.code === 'E_ENGINE')) throw e;
+          log(`drift: backend ${backend} skipped: ${errorMessage(e)}`);
+          skipped.push({ backend, reason: errorMessage(e) });
+        }
+      }
+      if (usable.length === 0) throw new Error(`none of the backends (${backends.join(', ')}) could start; see the messages above`);
       const x = Tensor.randn([1, L, d], { seed, dtype: 'float32' });
       // One float64 reference, chunkwise with a mid chunk size (~√L, a power of two).
       const refChunk = Math.min(L, 2 ** Math.round(Math.log2(Math.sqrt(L))));
@@ -77,11 +115,9 @@ const drift: Command = {
       for (let k = 1; k < L; k *= 2) if (Math.ceil(L / k) <= MAX_PARALLEL_L) counts.push(k);
       counts.push(L, -1);
       const rows: DriftRow[] = [];
-      const unavailable = new Set<BackendName>();
-      for (const backend of backends) {
+      for (const backend of usable) {
         for (const stateDtype of backend === 'js' ? (['float64'] as const) : (['float32', 'float64'] as const)) {
           for (const numChunks of counts) {
-            if (unavailable.has(backend)) break;
             const form = numChunks === null ? 'parallel' : numChunks === -1 ? 'recurrent' : 'chunkwise';
             const chunkSize = numChunks === null ? L : numChunks === -1 ? 1 : Math.ceil(L / numChunks);
             const opts = { backend, workers, stateDtype, numChunks, ...flags };
@@ -101,8 +137,6 @@ const drift: Command = {
             }
             const last = rows.slice(-2);
             log(`  ${backend} ${stateDtype} ${form}${numChunks !== null && numChunks > 0 ? ` ${numChunks} chunks` : ''}: ${last.map((r) => r.error ? `${r.target} error: ${r.error}` : `${r.target} rel ${fmtE(r.relMaxError)}`).join(', ')}`);
-            // an unavailable backend: report it once, not for every count and precision
-            if (last.every((r) => r.error && /not available|not built/.test(r.error))) unavailable.add(backend);
           }
         }
       }
@@ -113,14 +147,14 @@ const drift: Command = {
         const val = r[c];
         return val === undefined || val === null ? '' : typeof val === 'string' && /[",\n]/.test(val) ? `"${val.replace(/"/g, '""')}"` : String(val);
       }).join(','))].join('\n') + '\n';
-      writeFileSync(join(outDir, 'drift.csv'), csv);
+      save('drift.csv', csv);
       const meta = {
         study: 'retnet drift', date: new Date().toISOString(), machine: machine(), L, seed, input: `randn [1, ${L}, ${d}]`,
         model: v.model ?? { seeded: modelConfig(2, 64, 4) }, dims: model.dims, flags,
         reference: { backend: 'js', dtype: 'float64', chunkSize: refChunk, seconds: refSeconds, maxAbs: { retention: maxAbs(ref.retention), output: maxAbs(ref.output) } },
       };
-      writeFileSync(join(outDir, 'drift.json'), JSON.stringify({ ...meta, rows }, null, 2) + '\n');
-      writeFileSync(join(outDir, 'drift.svg'), await driftSvg(rows, L));
+      save('drift.json', JSON.stringify({ ...meta, skipped, rows }, null, 2) + '\n');
+      save('drift.svg', await driftSvg(rows, L));
 
       console.log(table(['backend', 'state', 'form', 'chunks', 'chunk size', 'target', 'max|Δ|', 'max|Δ|/max|ref|', 'NMSE', 'seconds'],
         rows.map((r) => [r.backend, r.stateDtype, r.form, r.numChunks ?? '-', r.chunkSize, r.target,

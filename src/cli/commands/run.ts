@@ -1,10 +1,11 @@
 // `retnet run`: a [B, L, d] tensor from a safetensors file through a
 // checkpoint, streamed: rows are read by range and written by range, so
 // memory stays bounded whatever L is.
-import { rmSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { RetNet, SafetensorsFile, SafetensorsWriter, type RowSink, type RowSource, type ForwardOptions } from '../../index.js';
-import { UsageError, backendName, parse, posInt, progressBar, type Command } from '../command.js';
+import { listNames, quote } from '../../errors.js';
+import { UsageError, backendName, parse, progressBar, type Command } from '../command.js';
+import { intOption, workersOption } from '../numbers.js';
+import { AtomicOutput, checkOutputTarget } from '../safe-output.js';
 import { actOption } from './info.js';
 
 /** Longest sequence the parallel form is run for: it materialises an L×L
@@ -21,12 +22,15 @@ options:
   --model M         checkpoint (the seed's PyTorch state_dict names)
   --input X         safetensors file with the input
   --key NAME        tensor of X to use (default: its only tensor)
-  --out Y           output file (overwritten)
+  --out Y           output file, replaced only when the run succeeds (written
+                    to a temporary file beside it, then renamed); refused when
+                    it is the input or the model (also through a link) or not
+                    a regular file
   --chunks N        N chunks of ceil(L/N) tokens; -1 = fully recurrent
   --chunk-size N    chunks of N tokens
                     (neither: the parallel form, refused for L > ${MAX_PARALLEL_L}: it needs an L×L matrix per head)
   --backend B       wasm (default), js (float64 reference) or tfjs
-  --workers N       worker threads (wasm)
+  --workers N       worker threads (wasm; 1 to 256)
   --normalize-attn  the paper's decay normalisation
   --normalize-retn  divide retention rows by max(1, |row sum|)
   --msr-gate-fn F   retention gate activation (default: from the checkpoint, else gelu)
@@ -48,64 +52,84 @@ const run: Command = {
     const v = a.values;
     for (const k of ['model', 'input', 'out'] as const) if (!v[k]) throw new UsageError(`--${k} is required`);
     if (v.chunks !== undefined && v['chunk-size'] !== undefined) throw new UsageError('give --chunks or --chunk-size, not both');
-    const numChunks = posInt('chunks', v.chunks, { allowMinusOne: true });
-    const chunkSize = posInt('chunk-size', v['chunk-size']);
+    const numChunks = intOption('chunks', v.chunks, { allowMinusOne: true });
+    const chunkSize = intOption('chunk-size', v['chunk-size']);
     const opts: ForwardOptions = {
-      backend: backendName('backend', v.backend ?? 'wasm'), workers: posInt('workers', v.workers),
+      backend: backendName('backend', v.backend ?? 'wasm'), workers: workersOption('workers', v.workers),
       normalizeAttn: v['normalize-attn'] ?? false, normalizeRetn: v['normalize-retn'] ?? false,
       ...(numChunks !== undefined ? { numChunks } : chunkSize !== undefined ? { chunkSize } : { numChunks: null }),
     };
     const msrGateFn = actOption('msr-gate-fn', v['msr-gate-fn']), mlpGateFn = actOption('mlp-gate-fn', v['mlp-gate-fn']);
     const outPath = v.out!;
-    if (resolve(outPath) === resolve(v.input!) || resolve(outPath) === resolve(v.model!)) throw new UsageError('--out must differ from --input and --model');
+    // before any work: --out must not be an input (also through a link) nor a special file
+    const target = checkOutputTarget(outPath, [{ label: '--input', path: v.input }, { label: '--model', path: v.model }]);
 
     const model = await RetNet.load(v.model!, { msrGateFn, mlpGateFn });
-    const input = SafetensorsFile.open(v.input!);
+    let input: SafetensorsFile | null = null;
+    let output: AtomicOutput | null = null;
     let writer: SafetensorsWriter | null = null;
     let bar: Awaited<ReturnType<typeof progressBar>> | null = null;
     try {
+      input = SafetensorsFile.open(v.input!);
       const names = [...input.tensors.keys()];
       let key = v.key;
       if (key === undefined) {
-        if (names.length !== 1) throw new Error(`${v.input}: has ${names.length} tensors (${names.join(', ') || 'none'}); choose one with --key`);
+        if (names.length !== 1) throw new Error(`${v.input}: has ${names.length} tensors (${listNames(names)}); choose one with --key`);
         key = names[0];
       }
-      if (!input.has(key)) throw new Error(`${v.input}: no tensor named ${JSON.stringify(key)} (has: ${names.join(', ')})`);
+      if (!input.has(key)) throw new Error(`${v.input}: no tensor named ${quote(key)} (it has ${listNames(names)})`);
       const t = input.info(key);
       const d = model.dims.d;
-      if (!['F32', 'F64', 'F16', 'BF16'].includes(t.dtype)) throw new Error(`${v.input}: tensor ${JSON.stringify(key)} has dtype ${t.dtype}; the input must be float (F32, F64, F16, BF16)`);
-      if (t.shape.length !== 3 || t.shape[2] !== d) throw new Error(`${v.input}: tensor ${JSON.stringify(key)} has shape [${t.shape.join(', ')}]; expected [batch, length, ${d}] (the model's d is ${d})`);
+      const shape = `[${t.shape.join(', ')}]`;
+      if (!['F32', 'F64', 'F16', 'BF16'].includes(t.dtype)) throw new Error(`${v.input}: tensor ${quote(key)} has dtype ${t.dtype}; the input must be float (F32, F64, F16, BF16)`);
+      if (t.shape.length !== 3 || t.shape[2] !== d) throw new Error(`${v.input}: tensor ${quote(key)} has shape ${t.shape.length <= 8 ? shape : `of ${t.shape.length} dimensions`}; expected [batch, length, ${d}] (the model's d is ${d})`);
       const [B, L] = t.shape;
-      if (B < 1 || L < 1) throw new Error(`${v.input}: tensor ${JSON.stringify(key)} is empty (shape [${t.shape.join(', ')}])`);
+      if (B < 1 || L < 1) throw new Error(`${v.input}: tensor ${quote(key)} is empty (shape ${shape})`);
       if (opts.numChunks === null && L > MAX_PARALLEL_L) {
         throw new Error(`L = ${L} is too long for the parallel form (it builds an L×L decay/score matrix per head: ${L}² × 8 bytes = ${((L * L * 8) / 2 ** 30).toFixed(1)} GiB each); use --chunk-size N or --chunks N (the results are the same), or --chunks -1 for the recurrent form`);
       }
+      const inp = input;
       const source: RowSource = {
         lengths: Array.from({ length: B }, () => L),
         read(seq, start, into) {
-          const got = input.readElements(key!, (seq * L + start) * d, into.length);
+          const got = inp.readElements(key!, (seq * L + start) * d, into.length);
           into.set(got as Float32Array | Float64Array);
         },
       };
-      writer = new SafetensorsWriter(outPath, [{ name: 'output', dtype: 'F32', shape: [B, L, d] }], {
+      output = AtomicOutput.create(target);
+      writer = new SafetensorsWriter(output.tempPath, [{ name: 'output', dtype: 'F32', shape: [B, L, d] }], {
         model: v.model!, input: v.input!, key, options: JSON.stringify({ ...opts, numChunks: opts.numChunks ?? null }),
       });
       const w = writer;
-      const sink: RowSink = { write(seq, start, rows) { w.write('output', (seq * L + start) * d, rows instanceof Float32Array ? rows : Float32Array.from(rows)); } };
+      // every output row is checked: a non-finite value fails the run (exit 1) instead of being written
+      const sink: RowSink = {
+        write(seq, start, rows) {
+          const f32 = rows instanceof Float32Array ? rows : Float32Array.from(rows);
+          for (let i = 0; i < f32.length; i++) {
+            if (!Number.isFinite(f32[i])) {
+              const row = start + Math.floor(i / d);
+              throw new Error(`the output has a non-finite value (${f32[i]}) at sequence ${seq}, position ${row}, channel ${i % d}; nothing was written to ${outPath} (check the model's weights and the input for huge or non-finite values)`);
+            }
+          }
+          w.write('output', (seq * L + start) * d, f32);
+        },
+      };
       bar = await progressBar('retnet run');
       const t0 = performance.now();
       await model.forwardStream(source, sink, { ...opts, onProgress: (done, total) => bar!.update(done, total) });
       bar.stop(); bar = null;
       writer.close(); writer = null;
+      output.commit(); output = null;
       const s = (performance.now() - t0) / 1000;
       if (process.stderr.isTTY) process.stderr.write(`retnet run: ${B}×${L} tokens in ${s.toFixed(2)} s (${Math.round((B * L) / s)} tokens/s) → ${outPath}\n`);
       return 0;
     } catch (e) {
       bar?.stop();
-      if (writer) { writer.close(); rmSync(outPath, { force: true }); }
+      writer?.close();
+      output?.abort(); // removes only the temporary file; --out is untouched
       throw e;
     } finally {
-      input.close();
+      input?.close();
       await model.close();
     }
   },

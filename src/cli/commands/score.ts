@@ -1,14 +1,19 @@
 // `retnet score`: bits per byte of files under a byte-level RetNet LM.
 import { closeSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
-import { parseArgs } from 'node:util';
-import { RetNetLM } from '../../lm/retnet-lm.js';
-import { parseBackend, parseIntOption, processIO, progressBar, runCommand, UsageError, type Command, type CommandIO } from '../lm-util.js';
+import { DEFAULT_LM_PATH, RetNetLM } from '../../lm/retnet-lm.js';
+import { parse } from '../command.js';
+import { intOption } from '../numbers.js';
+import { AtomicOutput, checkOutputTarget } from '../safe-output.js';
+import { parseBackend, processIO, progressBar, runCommand, UsageError, type Command, type CommandIO } from '../lm-util.js';
 
 const usage = `usage: retnet score [--model M.safetensors] [--backend js|wasm|tfjs] [--chunk-size N] [--jsonl OUT] [--per-token] FILE...
   Scores each FILE ('-' = stdin) under a byte-level RetNet language model (default: the
   shipped bytes-4x128) and prints bytes, total bits, bits/byte and tokens/s per file.
-  --jsonl OUT   one JSON record per file: {"file","bytes","bits","bits_per_byte"}
-  --per-token   with --jsonl, add "logprobs": ln p(byte t+1 | bytes 0..t) for each t`;
+  --jsonl OUT   one JSON record per file: {"file","bytes","bits","bits_per_byte"}; written
+                to a temporary file and renamed when every file is scored (a failed run
+                leaves OUT as it was); refused when OUT is one of the FILEs or the model
+  --per-token   with --jsonl, add "logprobs": ln p(byte t+1 | bytes 0..t) for each t
+  -h, --help    this text`;
 
 async function readStdin(stdin: NodeJS.ReadableStream): Promise<Uint8Array> {
   const parts: Buffer[] = [];
@@ -36,24 +41,28 @@ export const score: Command = {
   usage,
   run(argv: string[], io: CommandIO = processIO()): Promise<number> {
     return runCommand(io, usage, async () => {
-      const { values, positionals } = parseArgs({
-        args: argv, allowPositionals: true, strict: true,
-        options: {
-          model: { type: 'string' }, backend: { type: 'string' }, 'chunk-size': { type: 'string' },
-          jsonl: { type: 'string' }, 'per-token': { type: 'boolean' },
-        },
-      });
+      const a = parse({ usage }, argv, {
+        model: { type: 'string' }, backend: { type: 'string' }, 'chunk-size': { type: 'string' },
+        jsonl: { type: 'string' }, 'per-token': { type: 'boolean' },
+      }, true, io.stdout);
+      if (!a) return;
+      const { values, positionals } = a;
       if (positionals.length === 0) throw new UsageError('give at least one FILE (or - for stdin)');
       if (positionals.filter((f) => f === '-').length > 1) throw new UsageError("stdin ('-') can be given only once");
       const backend = parseBackend(values.backend);
-      const chunkSize = parseIntOption('chunk-size', values['chunk-size'], 1);
+      const chunkSize = intOption('chunk-size', values['chunk-size']);
       if (values['per-token'] && values.jsonl === undefined) throw new UsageError('--per-token needs --jsonl OUT');
+      // before any work: --jsonl must not be a scored file or the model (also through a link) nor a special file
+      const jsonlTarget = values.jsonl === undefined ? undefined
+        : checkOutputTarget(values.jsonl, [...positionals.map((f) => ({ label: 'FILE', path: f })), { label: '--model', path: values.model ?? DEFAULT_LM_PATH }], '--jsonl');
       for (const f of positionals) checkFile(f);
       const lm = await RetNetLM.load(values.model);
       let fd: number | undefined;
+      let jsonl: AtomicOutput | undefined;
       try {
-        if (values.jsonl !== undefined) {
-          try { fd = openSync(values.jsonl, 'w'); } catch (e) { throw new Error(`cannot write ${values.jsonl}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
+        if (jsonlTarget !== undefined) {
+          jsonl = AtomicOutput.create(jsonlTarget);
+          try { fd = openSync(jsonl.tempPath, 'w'); } catch (e) { throw new Error(`cannot write ${values.jsonl}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
         }
         let allBytes = 0, allBits = 0, allScored = 0, allSec = 0;
         for (const file of positionals) {
@@ -77,8 +86,11 @@ export const score: Command = {
         if (positionals.length > 1) {
           io.stdout.write(`total: ${allBytes} bytes, ${allBits.toFixed(1)} bits, ${(allScored ? allBits / allScored : 0).toFixed(4)} bits/byte, ${Math.round(allBytes / Math.max(allSec, 1e-9))} tokens/s\n`);
         }
+        if (fd !== undefined) { closeSync(fd); fd = undefined; }
+        jsonl?.commit();
       } finally {
         if (fd !== undefined) closeSync(fd);
+        jsonl?.abort(); // after a commit: nothing; after a failure: removes only the temporary file
         await lm.close();
       }
     });

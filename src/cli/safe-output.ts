@@ -1,0 +1,200 @@
+// Safe output files for every CLI command that writes (run --out, score
+// --jsonl, drift --out-dir, bench --json, …). Two rules:
+//   1. An output never aliases an input: real files are compared (device +
+//      inode after following links), so a symlink or a hard link to the
+//      input or the model is refused like the same path is.
+//   2. Nothing we did not create is ever deleted or truncated: output goes to
+//      a fresh temporary file beside the target and is renamed over it only
+//      on success; on failure only that temporary file is removed. A target
+//      that exists and is not a regular file (FIFO, device, directory, a
+//      symlink to one) is refused up front.
+//
+// API
+//   checkOutputTarget(out, inputs, flag = '--out', { createDir? }) → string
+//     Call before any work. `inputs`: the files the command reads, each
+//     { label, path } (label is the flag or 'FILE'; undefined paths and '-'
+//     are skipped). Throws a UsageError (exit 2) naming both paths when `out`
+//     is the same file as an input; when `out` exists but is not a regular
+//     file, is a dangling symlink, or its folder is missing / not writable.
+//     Returns the path to write: `out` with symlinks resolved (writing
+//     through a symlink replaces the file it points to, not the link).
+//     { createDir: true }: the folder may be missing if it can be created
+//     (mkdir -p dirname(result) before writing).
+//   checkOutputDir(dir, files, inputs, flag = '--out-dir') → void
+//     The same for a folder the command will create (mkdir -p) and fill with
+//     `files`: the folder, or its nearest existing ancestor, must be a
+//     writable directory, and each dir/file passes checkOutputTarget.
+//   AtomicOutput.create(target) → { tempPath, commit(), abort() }
+//     A new, empty temporary file beside `target` (created exclusively, with
+//     the target's permission bits when it exists). Write to tempPath, then
+//     commit() (rename over target) or abort() (remove tempPath only). Live
+//     temporary files are also removed if the process exits or gets
+//     SIGINT/SIGTERM/SIGHUP before commit (the signal is handled when the
+//     event loop next turns; then its default action ends the process).
+//   writeFileAtomic(target, data) → void
+//     create + writeFileSync(tempPath) + commit, abort on any error.
+import { accessSync, closeSync, constants, lstatSync, openSync, realpathSync, renameSync, statSync, unlinkSync, writeFileSync, type Stats } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import { UsageError } from './command.js';
+
+export interface NamedInput {
+  /** how the user named it: '--input', '--model', 'FILE' */
+  label: string;
+  /** undefined (not given) and '-' (stdin) are skipped */
+  path: string | URL | undefined;
+}
+
+const code = (e: unknown) => (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+
+/** What a non-regular file is, in words. */
+function kind(st: Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
+/** A directory must exist, be a directory and be writable (we create the temporary file in it). */
+function checkWritableDir(dir: string, what: string): void {
+  let st: Stats;
+  try { st = statSync(dir); } catch (e) { throw new UsageError(`${what}: folder ${dir} cannot be used (${code(e)})`); }
+  if (!st.isDirectory()) throw new UsageError(`${what}: ${dir} is ${kind(st)}, not a folder`);
+  try { accessSync(dir, constants.W_OK | constants.X_OK); } catch (e) { throw new UsageError(`${what}: cannot write in folder ${dir} (${code(e)})`); }
+}
+
+export function checkOutputTarget(out: string, inputs: readonly NamedInput[], flag = '--out', opts: { createDir?: boolean } = {}): string {
+  if (out === '') throw new UsageError(`${flag} needs a file name`);
+  const what = `${flag} ${out}`;
+  let target = resolve(out);
+  let lst: Stats | undefined;
+  try { lst = lstatSync(out); } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new UsageError(`${what}: cannot be used (${code(e)})`);
+  }
+  let st: Stats | undefined;
+  if (lst) {
+    try { st = statSync(out); } catch (e) {
+      throw new UsageError(`${what} is a symlink that leads nowhere (${code(e)}); give the real file name`);
+    }
+    if (!st.isFile()) throw new UsageError(`${what} exists and is ${kind(st)}; refusing to replace it (give a regular file name)`);
+    target = realpathSync(out);
+    for (const input of inputs) {
+      if (input.path === undefined || input.path === '-') continue;
+      const p = input.path instanceof URL ? fileURLToPath(input.path) : input.path;
+      let ist: Stats;
+      try { ist = statSync(p); } catch { continue; } // a missing input fails later, as an input
+      if (ist.dev === st.dev && ist.ino === st.ino) {
+        throw new UsageError(`${what} is the same file as ${input.label} ${p}${resolve(out) === resolve(p) ? '' : ' (through a link)'}; refusing to overwrite an input`);
+      }
+    }
+  }
+  if (opts.createDir) checkCreatableDir(dirname(target), what); else checkWritableDir(dirname(target), what);
+  return target;
+}
+
+/** A folder that exists (then it must be writable) or can be made with
+ *  mkdir -p (its nearest existing ancestor must be a writable folder).
+ *  Returns whether it exists. */
+function checkCreatableDir(dir: string, what: string): boolean {
+  let existing = resolve(dir);
+  for (;;) {
+    try { statSync(existing); break; } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new UsageError(`${what}: folder ${existing} cannot be used (${code(e)})`);
+    }
+    const up = dirname(existing);
+    if (up === existing) break;
+    existing = up;
+  }
+  const exists = existing === resolve(dir);
+  checkWritableDir(existing, exists ? what : `${what} (to be created in ${existing})`);
+  return exists;
+}
+
+export function checkOutputDir(dir: string, files: readonly string[], inputs: readonly NamedInput[], flag = '--out-dir'): void {
+  if (dir === '') throw new UsageError(`${flag} needs a folder name`);
+  if (checkCreatableDir(dir, `${flag} ${dir}`)) for (const f of files) checkOutputTarget(join(dir, f), inputs, `${flag} file`);
+}
+
+// ---------------------------------------------------------------- atomic files
+
+const live = new Set<string>();
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+let watching = false;
+
+function removeLive(): void {
+  for (const p of live) { try { unlinkSync(p); } catch { /* already gone */ } }
+  live.clear();
+}
+// Installed with the first temporary file and kept until exit, so a signal
+// that arrives while the event loop is busy is never lost (it is handled at
+// the next turn, even after a commit): temporary files are removed, then the
+// signal's default action ends the process.
+function onSignal(sig: NodeJS.Signals): void {
+  removeLive();
+  for (const s of SIGNALS) process.off(s, onSignal);
+  process.kill(process.pid, sig);
+}
+function watch(): void {
+  if (watching) return;
+  watching = true;
+  process.on('exit', removeLive);
+  for (const s of SIGNALS) process.on(s, onSignal);
+}
+
+export class AtomicOutput {
+  readonly target: string;
+  readonly tempPath: string;
+  private done = false;
+
+  private constructor(target: string, tempPath: string) { this.target = target; this.tempPath = tempPath; }
+
+  /** A fresh temporary file beside `target` (which should come from checkOutputTarget). */
+  static create(target: string): AtomicOutput {
+    let mode = 0o666;
+    try { const st = statSync(target); if (st.isFile()) mode = st.mode & 0o777; } catch { /* new file */ }
+    // (the name is cut so that a target name near the 255-byte limit still leaves room: 50 UTF-16 units ≤ 200 bytes)
+    const tempPath = join(dirname(target), `.${basename(target).slice(0, 50)}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
+    // handlers first: a signal that lands after the file exists then always finds it in `live`
+    // (JS signal handlers run at the next event-loop turn, never inside this synchronous block)
+    watch();
+    let fd: number;
+    try { fd = openSync(tempPath, 'wx', mode); } catch (e) { throw new Error(`cannot write ${target}: ${code(e)}`); }
+    live.add(tempPath);
+    closeSync(fd);
+    return new AtomicOutput(target, tempPath);
+  }
+
+  /** Rename the temporary file over the target. */
+  commit(): void {
+    if (this.done) return;
+    try { renameSync(this.tempPath, this.target); } catch (e) { this.abort(); throw new Error(`cannot write ${this.target}: ${code(e)}`); }
+    this.finish();
+  }
+
+  /** Remove the temporary file (and only it); the target is untouched. */
+  abort(): void {
+    if (this.done) return;
+    try { unlinkSync(this.tempPath); } catch { /* already gone */ }
+    this.finish();
+  }
+
+  private finish(): void {
+    this.done = true;
+    live.delete(this.tempPath);
+  }
+}
+
+/** Write a whole file atomically (temp beside it, then rename). */
+export function writeFileAtomic(target: string, data: string | Uint8Array): void {
+  const o = AtomicOutput.create(target);
+  try {
+    writeFileSync(o.tempPath, data);
+  } catch (e) {
+    o.abort();
+    throw new Error(`cannot write ${target}: ${code(e)}`);
+  }
+  o.commit();
+}

@@ -1,0 +1,234 @@
+// Data safety of the CLI's outputs (src/cli/safe-output.ts): no command
+// overwrites an input or the model (same path, symlink, hard link), special
+// files named as outputs survive (a FIFO, a symlink to /dev/null, a
+// directory), a failed run or score leaves the previous output byte-identical
+// and no temporary file behind, and drift / bench check their output places
+// before any work. Every case checks the inputs are byte-identical afterwards.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { ROOT, casesPath, fixturePath } from './helpers.js';
+import { canRun } from './helpers/skip.js';
+import { Tensor, readSafetensors, writeSafetensors } from '../src/index.js';
+import { score } from '../src/cli/commands/score.js';
+import type { CommandIO } from '../src/cli/lm-util.js';
+
+const MAIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
+const TMP = mkdtempSync(join(tmpdir(), 'retnet-safety-'));
+const MODEL = join(TMP, 'model.safetensors');
+const INPUT = join(TMP, 'input.safetensors');
+copyFileSync(fixturePath('retnet-tiny'), MODEL);
+copyFileSync(casesPath('retnet-tiny'), INPUT);
+
+const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
+const SHA = { model: sha(MODEL), input: sha(INPUT) };
+
+function cli(args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, [MAIN, ...args], { cwd: TMP, encoding: 'utf8', timeout: 60_000, env: { ...process.env, NO_COLOR: '1', ...env } });
+  return { code: r.status, signal: r.signal, out: r.stdout, err: r.stderr };
+}
+
+function inputsIntact(what: string) {
+  assert.is(sha(MODEL), SHA.model, `${what}: model byte-identical`);
+  assert.is(sha(INPUT), SHA.input, `${what}: input byte-identical`);
+}
+
+/** No temporary output file (…tmp) left in `dir`. */
+function noTemp(dir: string, what: string) {
+  const left = readdirSync(dir).filter((n) => n.endsWith('.tmp'));
+  assert.equal(left, [], `${what}: temporary files left`);
+}
+
+const run = (out: string, extra: string[] = []) => cli(['run', '--model', MODEL, '--input', INPUT, '--key', 'input', '--out', out, '--backend', 'js', ...extra]);
+
+test('run: --out naming the input or the model — same path, symlink, hard link — exit 2 naming both', () => {
+  symlinkSync(INPUT, join(TMP, 'input-link'));
+  linkSync(INPUT, join(TMP, 'input-hard'));
+  symlinkSync(MODEL, join(TMP, 'model-link'));
+  linkSync(MODEL, join(TMP, 'model-hard'));
+  mkdirSync(join(TMP, 'sub'));
+  for (const [out, flag, real] of [
+    [INPUT, '--input', INPUT], [join(TMP, 'input-link'), '--input', INPUT], [join(TMP, 'input-hard'), '--input', INPUT],
+    [MODEL, '--model', MODEL], [join(TMP, 'model-link'), '--model', MODEL], [join(TMP, 'model-hard'), '--model', MODEL],
+    [join(TMP, 'sub', '..', 'input.safetensors'), '--input', INPUT],
+  ]) {
+    const r = run(out);
+    assert.is(r.code, 2, `${out}: ${r.err}`);
+    assert.ok(r.err.includes(`--out ${out} is the same file as ${flag} ${real}`), `${out}: message names both paths: ${r.err}`);
+    assert.match(r.err, /^usage: retnet run/m);
+    inputsIntact(out);
+  }
+  assert.ok(lstatSync(join(TMP, 'input-link')).isSymbolicLink() && lstatSync(join(TMP, 'model-link')).isSymbolicLink(), 'links kept');
+  noTemp(TMP, 'aliasing');
+});
+
+test('run: special files named as --out are refused up front and survive', () => {
+  const devnull = join(TMP, 'devnull-link');
+  symlinkSync('/dev/null', devnull);
+  const dir = join(TMP, 'a-dir');
+  mkdirSync(dir); writeFileSync(join(dir, 'keep'), 'keep');
+  const cases: [string, RegExp][] = [[devnull, /is a character device/], [dir, /is a directory/]];
+  const fifo = join(TMP, 'a-fifo');
+  const mk = spawnSync('mkfifo', [fifo]);
+  if (canRun('run --out FIFO', mk.error || mk.status !== 0 ? 'mkfifo is not available' : null)) cases.push([fifo, /is a FIFO/]);
+  for (const [out, msg] of cases) {
+    const r = run(out);
+    assert.is(r.signal, null, `${out}: killed (a hang?)`);
+    assert.is(r.code, 2, `${out}: ${r.err}`);
+    assert.match(r.err, msg);
+    assert.match(r.err, /refusing to replace it/);
+    inputsIntact(out);
+  }
+  assert.ok(lstatSync(devnull).isSymbolicLink() && readlinkSync(devnull) === '/dev/null', 'the symlink is kept');
+  assert.ok(statSync('/dev/null').isCharacterDevice(), '/dev/null is still a character device');
+  assert.ok(statSync(dir).isDirectory() && readFileSync(join(dir, 'keep'), 'utf8') === 'keep', 'the directory and its content are kept');
+  if (cases.length === 3) assert.ok(statSync(fifo).isFIFO(), 'the FIFO is kept');
+  noTemp(TMP, 'special files');
+});
+
+test('run: a failed run leaves an existing --out byte-identical and no temporary file', () => {
+  const bad = join(TMP, 'nan-input.safetensors');
+  const x = Tensor.randn([1, 40, 8], { seed: 5, dtype: 'float32' });
+  (x.data as Float32Array)[8 * 30 + 2] = NaN; // found while streaming, after the output was opened
+  writeSafetensors(bad, { x: { shape: x.shape, data: x.data } });
+  const out = join(TMP, 'previous.safetensors');
+  writeFileSync(out, 'previous result');
+  for (const backend of ['js', 'wasm']) {
+    const r = cli(['run', '--model', MODEL, '--input', bad, '--out', out, '--backend', backend, '--chunks', '4', '--workers', '1']);
+    assert.is(r.code, 1, `${backend}: ${r.err}`);
+    assert.match(r.err, /non-finite value/);
+    assert.is(readFileSync(out, 'utf8'), 'previous result', `${backend}: --out untouched`);
+    noTemp(TMP, `failed run (${backend})`);
+  }
+  // a new --out is not created by a failed run
+  const fresh = join(TMP, 'fresh.safetensors');
+  assert.is(cli(['run', '--model', MODEL, '--input', bad, '--out', fresh, '--backend', 'js']).code, 1);
+  assert.not.ok(existsSync(fresh), 'no output file after a failure');
+  inputsIntact('failed run');
+});
+
+test('run: success replaces --out; through a symlink it writes the file the link points to', () => {
+  const real = join(TMP, 'real-out.safetensors');
+  writeFileSync(real, 'old');
+  const link = join(TMP, 'out-link');
+  symlinkSync(real, link);
+  const r = run(link);
+  assert.is(r.code, 0, r.err);
+  assert.ok(lstatSync(link).isSymbolicLink(), 'the link stays a link');
+  assert.equal(readSafetensors(real).tensors.get('output')!.shape, readSafetensors(INPUT).tensors.get('input')!.shape);
+  inputsIntact('run through a symlink');
+  noTemp(TMP, 'success');
+});
+
+test('run: interrupted (SIGINT) mid-run leaves no output and no temporary file', async () => {
+  const dir = mkdtempSync(join(TMP, 'sig-'));
+  const long = join(dir, 'long.safetensors');
+  writeSafetensors(long, { x: { shape: [1, 400_000, 8], data: Tensor.randn([1, 400_000, 8], { seed: 1, dtype: 'float32' }).data as Float32Array } });
+  const out = join(dir, 'y.safetensors');
+  // wasm: the forward runs on worker threads, so the main thread handles the signal at once
+  const child = spawn(process.execPath, [MAIN, 'run', '--model', MODEL, '--input', long, '--out', out, '--workers', '1', '--chunks', '-1'], { stdio: 'ignore' });
+  const exited = new Promise<NodeJS.Signals | null>((res) => child.on('exit', (_c, s) => res(s)));
+  // wait for the temporary output file to appear, then interrupt
+  const t0 = Date.now();
+  let sawTemp = false;
+  while (Date.now() - t0 < 30_000 && child.exitCode === null) {
+    if (readdirSync(dir).some((n) => n.endsWith('.tmp'))) { sawTemp = true; break; }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.ok(sawTemp, 'the run wrote to a temporary file beside --out');
+  child.kill('SIGINT');
+  assert.is(await exited, 'SIGINT', 'the process ends by the signal');
+  assert.not.ok(existsSync(out), 'no --out');
+  noTemp(dir, 'after SIGINT');
+});
+
+// ---------------------------------------------------------------- score --jsonl
+
+async function scoreIn(args: string[], stdin: Readable = Readable.from([])): Promise<{ code: number; err: string }> {
+  const err: Buffer[] = [];
+  const io: CommandIO = { stdout: { write: () => true }, stderr: { write: (s) => err.push(Buffer.from(s)), isTTY: false }, stdin };
+  const code = await score.run(args, io);
+  return { code, err: Buffer.concat(err).toString() };
+}
+
+test('score: --jsonl naming a scored file or the model (also through links) is refused; files intact', async () => {
+  const a = join(TMP, 'a.txt'), b = join(TMP, 'b.txt');
+  writeFileSync(a, 'def f(x):\n    return x\n'); writeFileSync(b, 'import os\n');
+  symlinkSync(b, join(TMP, 'b-link')); linkSync(a, join(TMP, 'a-hard'));
+  const lm = join(TMP, 'lm.safetensors');
+  copyFileSync(join(ROOT, 'src', 'assets', 'bytes-4x128.safetensors'), lm);
+  symlinkSync(lm, join(TMP, 'lm-link'));
+  const before = [sha(a), sha(b), sha(lm)];
+  for (const [jsonl, what] of [[a, 'FILE'], [join(TMP, 'b-link'), 'FILE'], [join(TMP, 'a-hard'), 'FILE'], [join(TMP, 'lm-link'), '--model']]) {
+    const r = await scoreIn(['--backend', 'js', '--model', lm, '--jsonl', jsonl, a, b]);
+    assert.is(r.code, 2, `${jsonl}: ${r.err}`);
+    assert.match(r.err, new RegExp(`--jsonl .* is the same file as ${what} `));
+  }
+  assert.equal([sha(a), sha(b), sha(lm)], before, 'scored files and model byte-identical');
+  noTemp(TMP, 'score aliasing');
+});
+
+test('score: a failure leaves no --jsonl (or the previous one, byte-identical) and no temporary file', async () => {
+  const a = join(TMP, 'a.txt');
+  const failing = () => new Readable({ read() { this.destroy(new Error('stdin broke')); } });
+  const fresh = join(TMP, 'fresh.jsonl');
+  let r = await scoreIn(['--backend', 'js', '--jsonl', fresh, a, '-'], failing());
+  assert.is(r.code, 1, r.err);
+  assert.match(r.err, /stdin broke/);
+  assert.not.ok(existsSync(fresh), 'no empty or partial --jsonl');
+  const prev = join(TMP, 'prev.jsonl');
+  writeFileSync(prev, '{"previous":true}\n');
+  r = await scoreIn(['--backend', 'js', '--jsonl', prev, a, '-'], failing());
+  assert.is(r.code, 1);
+  assert.is(readFileSync(prev, 'utf8'), '{"previous":true}\n', 'previous --jsonl untouched');
+  noTemp(TMP, 'failed score');
+  // and a success replaces it
+  r = await scoreIn(['--backend', 'js', '--jsonl', prev, a]);
+  assert.is(r.code, 0, r.err);
+  assert.is(JSON.parse(readFileSync(prev, 'utf8')).file, a);
+});
+
+// ---------------------------------------------------------------- drift, bench
+
+test('drift: an unusable --out-dir, or one whose files alias the model, is refused before the study', () => {
+  const file = join(TMP, 'plain-file');
+  writeFileSync(file, 'x');
+  let r = cli(['drift', '--length', '8', '--backends', 'js', '--out-dir', file]);
+  assert.is(r.code, 2, r.err);
+  assert.match(r.err, /--out-dir .*plain-file is not a folder|is a regular file|not a folder/);
+  assert.not.match(r.err, /reference/, 'refused before the study');
+  r = cli(['drift', '--length', '8', '--backends', 'js', '--out-dir', join(file, 'below')]);
+  assert.is(r.code, 2, r.err);
+  const dir = join(TMP, 'drift-alias');
+  mkdirSync(dir);
+  symlinkSync(MODEL, join(dir, 'drift.json'));
+  symlinkSync('/dev/null', join(dir, 'drift.svg'));
+  r = cli(['drift', '--model', MODEL, '--length', '8', '--backends', 'js', '--out-dir', dir]);
+  assert.is(r.code, 2, r.err);
+  assert.match(r.err, /drift\.json is the same file as --model/);
+  assert.not.match(r.err, /reference/);
+  rmSync(join(dir, 'drift.json'));
+  r = cli(['drift', '--model', MODEL, '--length', '8', '--backends', 'js', '--out-dir', dir]);
+  assert.is(r.code, 2, r.err);
+  assert.match(r.err, /drift\.svg exists and is a character device/);
+  assert.ok(statSync('/dev/null').isCharacterDevice());
+  inputsIntact('drift');
+});
+
+test('bench: --json naming a special file is refused before the benchmark', () => {
+  const link = join(TMP, 'bench-null');
+  symlinkSync('/dev/null', link);
+  const r = cli(['bench', '--lengths', '8', '--chunks', '1', '--layers', '1', '--dim', '8', '--heads', '2', '--json', link]);
+  assert.is(r.code, 2, r.err);
+  assert.match(r.err, /--json .* is a character device/);
+  assert.is(r.out, '', 'nothing measured');
+  assert.ok(statSync('/dev/null').isCharacterDevice());
+});
+
+test.after(() => rmSync(TMP, { recursive: true, force: true }));
+test.run();
