@@ -13,10 +13,18 @@ import { errors, RetNetError } from '../../errors.js';
 import { Tensor } from '../../tensor.js';
 import type { BackendInfo, Executor, ForwardRequest, ModelSpec } from '../executor.js';
 import type { ForwardArgs, WireLinear, WireModel, WireNorm } from './compute.js';
-import { DEFAULT_WINDOW_ELEMS, ENGINE_ENV, TFJS_ENGINES, installHint, type EngineFailure, type EngineInfo, type TfjsEngine } from './engines.js';
+import { DEFAULT_WINDOW_ELEMS, ENGINE_ENV, TFJS_ENGINES, installHint, type AdapterInfo, type EngineFailure, type EngineInfo, type TfjsEngine } from './engines.js';
 import type { TfjsWorkerApi } from '../../../workers/tfjs-worker.js';
 
-export { TFJS_ENGINES, ENGINE_ENV, type TfjsEngine } from './engines.js';
+export { TFJS_ENGINES, ENGINE_ENV, type TfjsEngine, type AdapterInfo } from './engines.js';
+
+/** backendInfo() of the tfjs backend: the engine, its device (webgpu: the adapter, named), and
+ *  the engines the automatic choice passed over, each with its reason. */
+export interface TfjsBackendInfo extends BackendInfo {
+  tfBackend?: string; tfjsVersion?: string;
+  skipped: { engine: TfjsEngine; reason: string }[];
+  adapter?: AdapterInfo;
+}
 
 export interface TfjsExecutorOptions {
   workers?: number;
@@ -218,7 +226,7 @@ export class TfjsExecutor implements Executor {
     return errors.worker(`the tfjs engine failed ${when}: ${msg}; its worker was restarted`, e);
   }
 
-  info(): BackendInfo {
+  info(): TfjsBackendInfo {
     const i = this.lastInfo;
     return {
       backend: 'tfjs', engine: i?.engine ?? 'not started', device: i?.device ?? 'unknown',
