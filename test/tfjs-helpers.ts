@@ -35,3 +35,16 @@ export function headsFirst(t: Tensor, H: number): Tensor {
   }
   return new Tensor(out, [B, H, L, dv]);
 }
+
+/** The WebGPU engine forced (a software adapter allowed), or null with the reason it cannot run
+ *  here: only "Dawn found no adapter" (no Vulkan driver outside CI) is a reason to skip; any
+ *  other failure (a package missing, a broken load) throws. Tests pass the reason to canRun. */
+export async function webgpuExecutor(opts: { windowElems?: number } = {}): Promise<{ ex: TfjsExecutor | null; missing: string | null }> {
+  try {
+    return { ex: await createTfjsExecutor({ engine: 'webgpu', ...opts }), missing: null };
+  } catch (e) {
+    const msg = (e as Error).message;
+    if (/Dawn found no WebGPU adapter/.test(msg)) return { ex: null, missing: `no WebGPU adapter (a Vulkan driver; CI installs Mesa's llvmpipe): ${msg}` };
+    throw e;
+  }
+}

@@ -23,7 +23,7 @@ test('asking for tfjs-node-gpu when it is not installed: E_ENGINE naming it and 
   try {
     await expectError(() => model.forward(x, { backend: 'tfjs' }), /tfjs-node-gpu.*npm install @tensorflow\/tfjs-node-gpu/, 'missing engine via env');
     process.env.RETNET_TFJS_ENGINE = 'cuda';
-    await expectError(() => model.forward(x, { backend: 'tfjs' }), /RETNET_TFJS_ENGINE must be one of tfjs-node-gpu, tfjs-node, wasm, cpu/, 'bad env value');
+    await expectError(() => model.forward(x, { backend: 'tfjs' }), /RETNET_TFJS_ENGINE must be one of tfjs-node-gpu, webgpu, tfjs-node, wasm, cpu/, 'bad env value');
   } finally {
     if (prev === undefined) delete process.env.RETNET_TFJS_ENGINE; else process.env.RETNET_TFJS_ENGINE = prev;
   }

@@ -1,5 +1,6 @@
 // The tfjs chunkwise forward (DESIGN.md §1), written against the tfjs-core API
-// so the same code runs on every engine (tfjs-node-gpu, tfjs-node, wasm, cpu).
+// so the same code runs on every engine (tfjs-node-gpu, webgpu, tfjs-node, wasm,
+// cpu). Reads from the device are async only (webgpu in Node has no dataSync).
 // It runs inside the tfjs worker; the main thread never imports it.
 //
 // Per layer, over a window of W whole chunks (T ≤ W·C tokens, B sequences):
@@ -15,6 +16,7 @@
 import type * as TF from '@tensorflow/tfjs';
 import type { ActName, RetentionFlags } from '../../reference/ops.js';
 import type { Dims } from '../../model/config.js';
+import { DEFAULT_WINDOW_ELEMS } from './engines.js';
 
 export type Tf = typeof TF;
 type T = TF.Tensor;
@@ -152,24 +154,15 @@ interface Window { T: number; N: number; C: number; pos0: number; len: number[];
 
 // ---------------------------------------------------------------- one MSR layer
 
-function msrLayer(tf: Tf, U: UpLayer, u: Uploaded, x: T, B: number, w: Window, flags: RetentionFlags, st: LayerState, retentionOnly = false): T {
-  const { d, H, dk, dv } = u.dims;
-  const { T: T_, N, C, pos0 } = w;
-  const BHN = B * H * N;
-  const g64 = U.gammas;
+/** Decay tables of a window in float64, uploaded as float32:
+ *   D [1, H, 1, C·C]: γ^(i−j) for j ≤ i;  ζ [1, H, N·C, 1]: γ^(n_c−1−j) (0 on padding);
+ *   ξ [1, H, N·C, 1]: γ^(i+1);  inv [1, H, N·C, 1]: 1/sqrt(c_pos) (normalizeAttn). */
+interface Tables { D: Float32Array; zeta: Float32Array; xi: Float32Array; inv: Float32Array | null }
 
-  const h = layerNorm(tf, x, U.preNorm);
-  const p = linear(tf, h, U.qkvg);
-  const [q0, k0, v0, g] = tf.split(p, [d, d, H * dv, H * dv], 1);
-  const q = toChunks(tf, rotary(tf, q0, B, T_, H, dk, U.angle, pos0), B, T_, H, dk, N, C);
-  const k = toChunks(tf, rotary(tf, k0, B, T_, H, dk, U.angle, pos0), B, T_, H, dk, N, C);
-  const v = toChunks(tf, v0, B, T_, H, dv, N, C);
-
-  // Decay tables in float64, uploaded as float32:
-  //   D [1, H, 1, C·C]: γ^(i−j) for j ≤ i;  ζ [1, H, N·C, 1]: γ^(n_c−1−j) (0 on padding);
-  //   ξ [1, H, N·C, 1]: γ^(i+1);  inv [1, H, N·C, 1]: 1/sqrt(c_pos) (normalizeAttn).
+function decayTables(g64: Float64Array, w: Window, normalizeAttn: boolean): Tables {
+  const H = g64.length, { N, C, pos0 } = w;
   const D = new Float32Array(H * C * C), zeta = new Float32Array(H * N * C), xi = new Float32Array(H * N * C);
-  const inv = flags.normalizeAttn ? new Float32Array(H * N * C) : null;
+  const inv = normalizeAttn ? new Float32Array(H * N * C) : null;
   for (let hh = 0; hh < H; hh++) {
     const gm = g64[hh];
     const pw = new Float64Array(C + 1);
@@ -190,67 +183,96 @@ function msrLayer(tf: Tf, U: UpLayer, u: Uploaded, x: T, B: number, w: Window, f
       }
     }
   }
+  return { D, zeta, xi, inv };
+}
+
+/** What the first half of a layer hands to the scan and the second half (a type, not an
+ *  interface, so tf.tidy accepts it as a TensorContainer). */
+type Intra = { q: T /* [BHN, C, dk] */; g: T /* [B·T, H·dv] */; r: T /* [BHN, C] */; I: T /* [BHN, C, dv] */; dS: T /* [BHN, dk, dv] */; dz: T /* [BHN, dk] */ };
+
+/** Projections, rotary, intra-chunk retention and the chunk summaries (call inside a tidy). */
+function intraChunk(tf: Tf, U: UpLayer, u: Uploaded, x: T, B: number, w: Window, tab: Tables): Intra {
+  const { d, H, dk, dv } = u.dims;
+  const { T: T_, N, C, pos0 } = w;
+  const BHN = B * H * N;
+  const h = layerNorm(tf, x, U.preNorm);
+  const p = linear(tf, h, U.qkvg);
+  const [q0, k0, v0, g] = tf.split(p, [d, d, H * dv, H * dv], 1);
+  const q = toChunks(tf, rotary(tf, q0, B, T_, H, dk, U.angle, pos0), B, T_, H, dk, N, C);
+  const k = toChunks(tf, rotary(tf, k0, B, T_, H, dk, U.angle, pos0), B, T_, H, dk, N, C);
+  const v = toChunks(tf, v0, B, T_, H, dv, N, C);
 
   // intra-chunk
   const A = tf.matMul(q as TF.Tensor3D, k as TF.Tensor3D, false, true)
-    .reshape([B, H, N, C * C]).mul(tf.tensor4d(D, [1, H, 1, C * C])).reshape([BHN, C, C]);
+    .reshape([B, H, N, C * C]).mul(tf.tensor4d(tab.D, [1, H, 1, C * C])).reshape([BHN, C, C]);
   const r = A.sum(2);                                        // [BHN, C]
   const I = tf.matMul(A as TF.Tensor3D, v as TF.Tensor3D);   // [BHN, C, dv]
 
   // summaries
-  const kz = k.reshape([B, H, N * C, dk]).mul(tf.tensor4d(zeta, [1, H, N * C, 1])).reshape([BHN, C, dk]);
+  const kz = k.reshape([B, H, N * C, dk]).mul(tf.tensor4d(tab.zeta, [1, H, N * C, 1])).reshape([BHN, C, dk]);
   const dS = tf.matMul(kz as TF.Tensor3D, v as TF.Tensor3D, true, false); // [BHN, dk, dv]
   const dz = kz.sum(1);                                                    // [BHN, dk]
+  return { q, g, r, I, dS, dz };
+}
 
-  // scan: incoming state of every chunk, and the state after the window
-  let Sin: T, zin: T;
-  if (st.kind === 'float64') {
-    const dSd = dS.dataSync(), dzd = dz.dataSync();
-    const Sf = new Float32Array(BHN * dk * dv), zf = new Float32Array(BHN * dk);
-    const SZ = dk * dv;
-    for (let bh = 0; bh < B * H; bh++) {
-      const gm = g64[bh % H];
-      const S = st.S.subarray(bh * SZ, (bh + 1) * SZ), z = st.z.subarray(bh * dk, (bh + 1) * dk);
-      for (let c = 0; c < N; c++) {
-        const i = bh * N + c;
-        Sf.set(S, i * SZ); zf.set(z, i * dk);
-        const gn = Math.pow(gm, w.len[c]);
-        for (let e = 0; e < SZ; e++) S[e] = gn * S[e] + dSd[i * SZ + e];
-        for (let e = 0; e < dk; e++) z[e] = gn * z[e] + dzd[i * dk + e];
-      }
+/** The float64 scan on the CPU: the incoming (S, z) of every chunk as float32 [BHN, dk, dv],
+ *  [BHN, dk]; st advances to the state after the window. */
+function scan64(st: { S: Float64Array; z: Float64Array }, dSd: Float32Array, dzd: Float32Array, g64: Float64Array, B: number, w: Window, dk: number, dv: number): { Sf: Float32Array; zf: Float32Array } {
+  const H = g64.length, N = w.N, BHN = B * H * N, SZ = dk * dv;
+  const Sf = new Float32Array(BHN * SZ), zf = new Float32Array(BHN * dk);
+  for (let bh = 0; bh < B * H; bh++) {
+    const gm = g64[bh % H];
+    const S = st.S.subarray(bh * SZ, (bh + 1) * SZ), z = st.z.subarray(bh * dk, (bh + 1) * dk);
+    for (let c = 0; c < N; c++) {
+      const i = bh * N + c;
+      Sf.set(S, i * SZ); zf.set(z, i * dk);
+      const gn = Math.pow(gm, w.len[c]);
+      for (let e = 0; e < SZ; e++) S[e] = gn * S[e] + dSd[i * SZ + e];
+      for (let e = 0; e < dk; e++) z[e] = gn * z[e] + dzd[i * dk + e];
     }
-    Sin = tf.tensor3d(Sf, [BHN, dk, dv]);
-    zin = tf.tensor3d(zf, [BHN, dk, 1]);
-  } else {
-    // Γ [H, N+1, N]: Γ[c, c'] = γ^(s_c − e_c') for c' < c (row N is the window's end);
-    // P [H, N+1]: γ^(s_c) for the state carried in.
-    const G = new Float32Array(H * (N + 1) * N), P = new Float32Array(H * (N + 1));
-    for (let hh = 0; hh < H; hh++) for (let c = 0; c <= N; c++) {
-      const s = c < N ? w.start[c] : T_;
-      P[hh * (N + 1) + c] = Math.pow(g64[hh], s);
-      for (let c2 = 0; c2 < c; c2++) G[(hh * (N + 1) + c) * N + c2] = Math.pow(g64[hh], s - (w.start[c2] + w.len[c2]));
-    }
-    const Gt = tf.tensor4d(G, [1, H, N + 1, N]).tile([B, 1, 1, 1]).reshape([B * H, N + 1, N]);
-    const Pt = tf.tensor4d(P, [1, H, N + 1, 1]).tile([B, 1, 1, 1]).reshape([B * H, N + 1, 1]);
-    const Sall = tf.matMul(Gt as TF.Tensor3D, dS.reshape([B * H, N, dk * dv]) as TF.Tensor3D)
-      .add(Pt.mul(st.S.reshape([B * H, 1, dk * dv])));         // [BH, N+1, dk·dv]
-    const zall = tf.matMul(Gt as TF.Tensor3D, dz.reshape([B * H, N, dk]) as TF.Tensor3D)
-      .add(Pt.mul(st.z.reshape([B * H, 1, dk])));              // [BH, N+1, dk]
-    Sin = Sall.slice([0, 0, 0], [B * H, N, dk * dv]).reshape([BHN, dk, dv]);
-    zin = zall.slice([0, 0, 0], [B * H, N, dk]).reshape([BHN, dk, 1]);
-    const Snext = tf.keep(Sall.slice([0, N, 0], [B * H, 1, dk * dv]).reshape([B * H, dk * dv]));
-    const znext = tf.keep(zall.slice([0, N, 0], [B * H, 1, dk]).reshape([B * H, dk]));
-    st.S.dispose(); st.z.dispose();
-    st.S = Snext; st.z = znext;
   }
+  return { Sf, zf };
+}
 
-  // cross-chunk, then the row normalisations
-  const qx = q.reshape([B, H, N * C, dk]).mul(tf.tensor4d(xi, [1, H, N * C, 1])).reshape([BHN, C, dk]);
-  let o = I.add(tf.matMul(qx as TF.Tensor3D, Sin as TF.Tensor3D)).reshape([B, H, N * C, dv]);
-  let rs = r.add(tf.matMul(qx as TF.Tensor3D, zin as TF.Tensor3D).reshape([BHN, C])).reshape([B, H, N * C, 1]);
-  if (inv) {
-    const it = tf.tensor4d(inv, [1, H, N * C, 1]);
-    o = o.mul(it); rs = rs.mul(it);
+/** The float32 scan on the device as one matMul (call inside a tidy): the incoming S [BHN, dk, dv]
+ *  and z [BHN, dk, 1] of every chunk; st's tensors are replaced by the state after the window. */
+function scan32(tf: Tf, st: { S: T; z: T }, dS: T, dz: T, g64: Float64Array, B: number, w: Window, dk: number, dv: number): { Sin: T; zin: T } {
+  const H = g64.length, { T: T_, N } = w, BHN = B * H * N;
+  // Γ [H, N+1, N]: Γ[c, c'] = γ^(s_c − e_c') for c' < c (row N is the window's end);
+  // P [H, N+1]: γ^(s_c) for the state carried in.
+  const G = new Float32Array(H * (N + 1) * N), P = new Float32Array(H * (N + 1));
+  for (let hh = 0; hh < H; hh++) for (let c = 0; c <= N; c++) {
+    const s = c < N ? w.start[c] : T_;
+    P[hh * (N + 1) + c] = Math.pow(g64[hh], s);
+    for (let c2 = 0; c2 < c; c2++) G[(hh * (N + 1) + c) * N + c2] = Math.pow(g64[hh], s - (w.start[c2] + w.len[c2]));
+  }
+  const Gt = tf.tensor4d(G, [1, H, N + 1, N]).tile([B, 1, 1, 1]).reshape([B * H, N + 1, N]);
+  const Pt = tf.tensor4d(P, [1, H, N + 1, 1]).tile([B, 1, 1, 1]).reshape([B * H, N + 1, 1]);
+  const Sall = tf.matMul(Gt as TF.Tensor3D, dS.reshape([B * H, N, dk * dv]) as TF.Tensor3D)
+    .add(Pt.mul(st.S.reshape([B * H, 1, dk * dv])));         // [BH, N+1, dk·dv]
+  const zall = tf.matMul(Gt as TF.Tensor3D, dz.reshape([B * H, N, dk]) as TF.Tensor3D)
+    .add(Pt.mul(st.z.reshape([B * H, 1, dk])));              // [BH, N+1, dk]
+  const Sin = Sall.slice([0, 0, 0], [B * H, N, dk * dv]).reshape([BHN, dk, dv]);
+  const zin = zall.slice([0, 0, 0], [B * H, N, dk]).reshape([BHN, dk, 1]);
+  const Snext = tf.keep(Sall.slice([0, N, 0], [B * H, 1, dk * dv]).reshape([B * H, dk * dv]));
+  const znext = tf.keep(zall.slice([0, N, 0], [B * H, 1, dk]).reshape([B * H, dk]));
+  st.S.dispose(); st.z.dispose();
+  st.S = Snext; st.z = znext;
+  return { Sin, zin };
+}
+
+/** Cross-chunk part, the row normalisations, group norm, gate and output projection
+ *  (call inside a tidy). retentionOnly: return o [B·T, H·dv] before the group norm. */
+function crossChunk(tf: Tf, U: UpLayer, u: Uploaded, it: Intra, Sin: T, zin: T, B: number, w: Window, tab: Tables, flags: RetentionFlags, retentionOnly: boolean): T {
+  const { H, dk, dv } = u.dims;
+  const { T: T_, N, C } = w;
+  const BHN = B * H * N;
+  const qx = it.q.reshape([B, H, N * C, dk]).mul(tf.tensor4d(tab.xi, [1, H, N * C, 1])).reshape([BHN, C, dk]);
+  let o = it.I.add(tf.matMul(qx as TF.Tensor3D, Sin as TF.Tensor3D)).reshape([B, H, N * C, dv]);
+  let rs = it.r.add(tf.matMul(qx as TF.Tensor3D, zin as TF.Tensor3D).reshape([BHN, C])).reshape([B, H, N * C, 1]);
+  if (tab.inv) {
+    const iv = tf.tensor4d(tab.inv, [1, H, N * C, 1]);
+    o = o.mul(iv); rs = rs.mul(iv);
   }
   if (flags.normalizeRetn) o = o.div(tf.maximum(rs.abs(), 1));
   if (N * C > T_) o = o.slice([0, 0, 0, 0], [B, H, T_, dv]);
@@ -258,7 +280,28 @@ function msrLayer(tf: Tf, U: UpLayer, u: Uploaded, x: T, B: number, w: Window, f
   if (retentionOnly) return o.transpose([0, 2, 1, 3]).reshape([B * T_, H * dv]);
   // group norm per head, gate, output projection
   const on = layerNorm(tf, o, U.norm).transpose([0, 2, 1, 3]).reshape([B * T_, H * dv]);
-  return linear(tf, act(tf, g, u.acts.msr).mul(on), U.o);
+  return linear(tf, act(tf, it.g, u.acts.msr).mul(on), U.o);
+}
+
+/** One MSR layer on a window: intra-chunk work and summaries, the scan (float64: summaries read
+ *  back with an async read, as webgpu in Node has no synchronous one), then the cross-chunk part.
+ *  Returns the layer output; every other tensor it makes is disposed. */
+async function msrLayer(tf: Tf, U: UpLayer, u: Uploaded, x: T, B: number, w: Window, flags: RetentionFlags, st: LayerState, retentionOnly = false): Promise<T> {
+  const { dk, dv } = u.dims;
+  const tab = decayTables(U.gammas, w, flags.normalizeAttn);
+  const it = tf.tidy<Intra>(() => intraChunk(tf, U, u, x, B, w, tab));
+  try {
+    if (st.kind === 'float64') {
+      const [dSd, dzd] = await Promise.all([it.dS.data() as Promise<Float32Array>, it.dz.data() as Promise<Float32Array>]);
+      const { Sf, zf } = scan64(st, dSd, dzd, U.gammas, B, w, dk, dv);
+      const BHN = B * u.dims.H * w.N;
+      return tf.tidy(() => crossChunk(tf, U, u, it, tf.tensor3d(Sf, [BHN, dk, dv]), tf.tensor3d(zf, [BHN, dk, 1]), B, w, tab, flags, retentionOnly));
+    }
+    return tf.tidy(() => {
+      const { Sin, zin } = scan32(tf, st, it.dS, it.dz, U.gammas, B, w, dk, dv);
+      return crossChunk(tf, U, u, it, Sin, zin, B, w, tab, flags, retentionOnly);
+    });
+  } finally { tf.dispose(it); }
 }
 
 function mlp(tf: Tf, U: UpLayer, u: Uploaded, x: T): T {
@@ -273,7 +316,7 @@ function mlp(tf: Tf, U: UpLayer, u: Uploaded, x: T): T {
 // ---------------------------------------------------------------- forward
 
 /** Chunks per window: bounded so the largest intermediates stay ≤ windowElems elements. */
-export function chunksPerWindow(u: Uploaded, B: number, L: number, C: number, stateDtype: 'float64' | 'float32', windowElems = 1 << 24): number {
+export function chunksPerWindow(u: Uploaded, B: number, L: number, C: number, stateDtype: 'float64' | 'float32', windowElems = DEFAULT_WINDOW_ELEMS): number {
   const { d, H, dk, dv, hidden } = u.dims;
   const widest = Math.max(2 * d + 2 * H * dv, ...hidden, d);
   const total = Math.ceil(L / C);
@@ -304,20 +347,22 @@ export async function forward(tf: Tf, u: Uploaded, a: ForwardArgs, onWindow?: (t
       for (let c = 0; c < N; c++) { win.start.push(c * C); win.len.push(Math.min(C, T_ - c * C)); }
       const xw = new Float32Array(B * T_ * d);
       for (let b = 0; b < B; b++) xw.set(a.x.subarray((b * L + s) * d, (b * L + s + T_) * d), b * T_ * d);
-      const y = tf.tidy(() => {
-        let x: T = tf.tensor2d(xw, [B * T_, d]);
-        layers.forEach((U, l) => {
-          const m = msrLayer(tf, U, u, x, B, win, a.flags, states[l], a.mode === 'retention');
-          if (a.mode !== 'retnet') { x = m; return; }
-          x = x.add(m);
-          x = x.add(mlp(tf, U, u, x));
-        });
-        return x;
-      });
+      let x: T = tf.tensor2d(xw, [B * T_, d]);
       try {
-        const yd = await y.data() as Float32Array;
+        for (let l = 0; l < layers.length; l++) {
+          const U = layers[l];
+          const m = await msrLayer(tf, U, u, x, B, win, a.flags, states[l], a.mode === 'retention');
+          const prev = x;
+          if (a.mode !== 'retnet') x = m;
+          else {
+            x = tf.tidy(() => { const x1 = prev.add(m); return x1.add(mlp(tf, U, u, x1)); });
+            m.dispose();
+          }
+          prev.dispose();
+        }
+        const yd = await x.data() as Float32Array;
         for (let b = 0; b < B; b++) out.set(yd.subarray(b * T_ * dOut, (b + 1) * T_ * dOut), (b * L + s) * dOut);
-      } finally { y.dispose(); }
+      } finally { x.dispose(); }
       await onWindow?.(B * (s + T_));
     }
   } finally {

@@ -3,8 +3,9 @@
 // each model's weights once (WeakMap keyed by the ModelSpec), and turns a dead
 // worker into an E_WORKER rejection followed by a fresh worker on the next call.
 //
-// Engine: RETNET_TFJS_ENGINE=tfjs-node-gpu|tfjs-node|wasm|cpu, or the `engine`
-// option of createTfjsExecutor; otherwise the first that loads in that order.
+// Engine: RETNET_TFJS_ENGINE=tfjs-node-gpu|webgpu|tfjs-node|wasm|cpu, or the `engine`
+// option of createTfjsExecutor; otherwise the first that loads in that order
+// ('webgpu' only on a real GPU adapter: a software one is used only when named).
 import { Worker } from 'node:worker_threads';
 import * as Comlink from 'comlink/dist/esm/comlink.mjs';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
@@ -12,10 +13,18 @@ import { errors, RetNetError } from '../../errors.js';
 import { Tensor } from '../../tensor.js';
 import type { BackendInfo, Executor, ForwardRequest, ModelSpec } from '../executor.js';
 import type { ForwardArgs, WireLinear, WireModel, WireNorm } from './compute.js';
-import { ENGINE_ENV, TFJS_ENGINES, installHint, type EngineFailure, type EngineInfo, type TfjsEngine } from './engines.js';
+import { DEFAULT_WINDOW_ELEMS, ENGINE_ENV, TFJS_ENGINES, installHint, type AdapterInfo, type EngineFailure, type EngineInfo, type TfjsEngine } from './engines.js';
 import type { TfjsWorkerApi } from '../../../workers/tfjs-worker.js';
 
-export { TFJS_ENGINES, ENGINE_ENV, type TfjsEngine } from './engines.js';
+export { TFJS_ENGINES, ENGINE_ENV, type TfjsEngine, type AdapterInfo } from './engines.js';
+
+/** backendInfo() of the tfjs backend: the engine, its device (webgpu: the adapter, named), and
+ *  the engines the automatic choice passed over, each with its reason. */
+export interface TfjsBackendInfo extends BackendInfo {
+  tfBackend?: string; tfjsVersion?: string;
+  skipped: { engine: TfjsEngine; reason: string }[];
+  adapter?: AdapterInfo;
+}
 
 export interface TfjsExecutorOptions {
   workers?: number;
@@ -37,8 +46,9 @@ function engineChoice(opt: TfjsExecutorOptions['engine']): TfjsEngine | 'auto' {
 function engineError(choice: TfjsEngine | 'auto', failures: EngineFailure[]): Error {
   if (choice !== 'auto') {
     const f = failures[0];
-    return errors.engine(`tfjs engine '${choice}' is not available: ${f?.reason ?? 'unknown reason'}; ${installHint(choice)}` +
-      (choice === 'tfjs-node-gpu' ? `; or pick another engine with ${ENGINE_ENV}=tfjs-node|wasm|cpu` : ''));
+    return errors.engine(`tfjs engine '${choice}' is not available: ${f?.reason ?? 'unknown reason'}` +
+      (f?.notInstalled === false && choice === 'webgpu' ? '' : `; ${installHint(choice)}`) +
+      (choice === 'tfjs-node-gpu' ? `; or pick another engine with ${ENGINE_ENV}=webgpu|tfjs-node|wasm|cpu` : ''));
   }
   return errors.engine(`no TensorFlow.js engine could be loaded (${failures.map((f) => `${f.engine}: ${f.reason}`).join('; ')}); ` +
     `${installHint('cpu')}, or ${installHint('tfjs-node-gpu')}`);
@@ -58,8 +68,13 @@ interface Conn {
 
 let nextId = 1;
 
-/** Largest [B·H, C, C] score tensor the tfjs backend builds (bytes). */
+/** Largest [B·H, C, C] score tensor the tfjs backend builds (bytes), unless the engine
+ *  reports a smaller bound (webgpu: the adapter's maxStorageBufferBindingSize / maxBufferSize). */
 export const MAX_SCORE_BYTES = 512 * 2 ** 20;
+
+/** A device failure the worker reports (webgpu: lost device, out of memory): the worker throws
+ *  an Error named 'EngineFault' (see src/backends/tfjs/webgpu.ts); comlink keeps the name. */
+const isEngineFault = (e: unknown): boolean => (e as Error)?.name === 'EngineFault';
 
 export class TfjsExecutor implements Executor {
   readonly name = 'tfjs' as const;
@@ -153,19 +168,36 @@ export class TfjsExecutor implements Executor {
   private async execute(spec: ModelSpec, x: Tensor, req: ForwardRequest, mode: ForwardArgs['mode']): Promise<Tensor> {
     if (req.signal?.aborted) throw errors.aborted(req.signal.reason);
     const [B, L, d] = x.shape;
+    const conn = await this.connection();
     // One chunk's score tensor is [B·H, C, C]: refuse, naming the size, before the engine
-    // runs out of memory (tfjs-backend-wasm's heap faults with 'memory access out of bounds').
+    // runs out of memory (tfjs-backend-wasm's heap faults with 'memory access out of bounds';
+    // a WebGPU buffer cannot exceed the adapter's limits, so there the other one-chunk
+    // tensors are checked against them too).
     const C0 = req.plan(L).form === 'recurrent' ? 1 : req.plan(L).chunkSize;
     const scoreBytes = B * spec.dims.H * C0 * C0 * 4;
-    if (scoreBytes > MAX_SCORE_BYTES) {
-      throw errors.memory(`tfjs: ${C0} tokens per chunk need a [${B * spec.dims.H}, ${C0}, ${C0}] score tensor (${(scoreBytes / 2 ** 30).toFixed(2)} GiB), over the ${MAX_SCORE_BYTES / 2 ** 20} MiB limit; use more chunks or a smaller chunkSize`);
+    const limit = Math.min(MAX_SCORE_BYTES, conn.info.maxTensorBytes ?? Infinity);
+    const what = limit < MAX_SCORE_BYTES ? `the ${fmtMiB(limit)} MiB limit (the WebGPU adapter's largest storage buffer)` : `the ${fmtMiB(limit)} MiB limit`;
+    if (scoreBytes > limit) {
+      throw errors.memory(`tfjs: ${C0} tokens per chunk need a [${B * spec.dims.H}, ${C0}, ${C0}] score tensor (${(scoreBytes / 2 ** 30).toFixed(2)} GiB), over ${what}; use more chunks or a smaller chunkSize`);
     }
-    const conn = await this.connection();
+    let windowElems = this.windowElems;
+    if (conn.info.maxTensorBytes !== undefined) {
+      const { d, H, dv, hidden } = spec.dims;
+      const widest = Math.max(2 * d + 2 * H * dv, ...hidden, d);
+      const rowBytes = B * Math.min(C0, L) * widest * 4; // [B·C, widest]: the widest projection of one chunk
+      if (rowBytes > limit) {
+        throw errors.memory(`tfjs: ${B}×${Math.min(C0, L)} tokens per chunk need a [${B * Math.min(C0, L)}, ${widest}] projection (${fmtMiB(rowBytes)} MiB), over ${what}; use a smaller batch, more chunks or a smaller chunkSize`);
+      }
+      // and no window may hold a bigger tensor than one buffer can
+      windowElems = Math.min(windowElems ?? DEFAULT_WINDOW_ELEMS, Math.floor(limit / 4));
+    }
     let id = conn.ids.get(spec);
     if (id === undefined) {
       id = nextId++;
       const wire = toWire(spec);
-      await this.call(conn, () => conn.remote.upload(id!, wire), req.signal);
+      try {
+        await this.call(conn, () => conn.remote.upload(id!, wire), req.signal);
+      } catch (e) { throw this.fault(conn, e, 'uploading the weights'); }
       conn.ids.set(spec, id);
       this.finalizer.register(spec, { conn, id });
     }
@@ -173,27 +205,33 @@ export class TfjsExecutor implements Executor {
     const data = x.data instanceof Float32Array ? x.data.slice() : Float32Array.from(x.data);
     const args: ForwardArgs = {
       x: data, B, L, mode, chunkSize: plan.form === 'recurrent' ? 1 : plan.chunkSize,
-      flags: { ...req.flags }, stateDtype: req.stateDtype, windowElems: this.windowElems,
+      flags: { ...req.flags }, stateDtype: req.stateDtype, windowElems,
     };
     const progress = req.onProgress;
     const cb = progress ? Comlink.proxy((done: number) => progress(done, B * L)) : undefined;
     let out: Float32Array;
     try {
       out = await this.call(conn, () => conn.remote.forward(id!, Comlink.transfer(args, [data.buffer]), cb), req.signal);
-    } catch (e) {
-      // An engine fault (not our own validation error) may leave the engine unusable:
-      // end the worker so the next call starts a fresh one.
-      if (!(e instanceof RetNetError) && !conn.isDead) { conn.isDead = true; void conn.worker.terminate(); }
-      throw e instanceof RetNetError ? e : errors.worker(`the tfjs engine failed during the forward: ${(e as Error)?.message ?? String(e)}; its worker was restarted`, e);
-    }
+    } catch (e) { throw this.fault(conn, e, 'during the forward'); }
     return new Tensor(out, [B, L, mode === 'retention' ? spec.dims.H * spec.dims.dv : d]);
   }
 
-  info(): BackendInfo {
+  /** An engine fault (not our own validation error) may leave the engine unusable: end the
+   *  worker so the next call starts a fresh one. A device failure becomes E_ENGINE with its reason. */
+  private fault(conn: Conn, e: unknown, when: string): unknown {
+    if (e instanceof RetNetError) return e;
+    if (!conn.isDead) { conn.isDead = true; void conn.worker.terminate(); }
+    const msg = (e as Error)?.message ?? String(e);
+    if (isEngineFault(e)) return errors.engine(`the tfjs engine '${conn.info.engine}' failed ${when}: ${msg}; its worker was restarted`, e);
+    return errors.worker(`the tfjs engine failed ${when}: ${msg}; its worker was restarted`, e);
+  }
+
+  info(): TfjsBackendInfo {
     const i = this.lastInfo;
     return {
       backend: 'tfjs', engine: i?.engine ?? 'not started', device: i?.device ?? 'unknown',
       tfBackend: i?.tfBackend, tfjsVersion: i?.version, skipped: i?.skipped ?? [],
+      ...(i?.adapter ? { adapter: i.adapter } : {}),
     };
   }
 
@@ -213,6 +251,13 @@ export class TfjsExecutor implements Executor {
     await conn.dead.catch(() => {});
   }
 
+  /** Debug (engine 'webgpu'): destroy the worker's GPU device, as a GPU reset would lose it.
+   *  Resolves to false when the engine has no such device. */
+  async debugLoseDevice(): Promise<boolean> {
+    const conn = await this.connection();
+    return this.call(conn, () => conn.remote.loseDevice());
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     const conn = this.conn ?? await this.starting?.catch(() => undefined);
@@ -230,6 +275,8 @@ export async function createTfjsExecutor(opts: TfjsExecutorOptions = {}): Promis
   await ex.start();
   return ex;
 }
+
+const fmtMiB = (bytes: number): string => String(Math.round(bytes / 2 ** 20 * 100) / 100);
 
 // ---------------------------------------------------------------- weights on the wire
 

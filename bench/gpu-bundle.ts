@@ -1,0 +1,161 @@
+// Stage a self-contained bundle that runs bench/gpu-check.sh on a Linux x86-64
+// machine with a GPU and its driver but no Node and no network:
+//   bin/node                 this Node binary (process.execPath)
+//   lib/                     (filled by bench/gpu-bundle.sh: Debian's libvulkan.so.1, when it could get it)
+//   app/                     package.json, dist/ (no .map/.d.ts/.wat), bench/gpu-check.sh, the golden fixtures,
+//                            node_modules/ with only the packages the check loads
+//   run-gpu-check.sh         the one command
+// Packages: the bare `import` statements of dist/src, dist/workers and the golden test, plus the
+// WebGPU engine's (`@tensorflow/tfjs`, `webgpu`, `@tensorflow/tfjs-backend-webgpu`), with their
+// dependencies. TensorFlow.js packages are copied as package.json + the CommonJS `main` file Node
+// loads (and what that file requires); `webgpu` as its index.js + the linux-x64 dawn.node only.
+//   node dist/bench/gpu-bundle.js STAGE_DIR      (called by bench/gpu-bundle.sh)
+import { builtinModules } from 'node:module';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const stage = process.argv[2];
+if (!stage) { console.error('usage: node dist/bench/gpu-bundle.js STAGE_DIR'); process.exit(2); }
+const app = join(stage, 'app');
+
+/** Packages loaded only on paths the check does not take (tfjs-core's fetch; comments in bundles). */
+const NOT_LOADED = new Set(['node-fetch', 'xor4096']);
+/** Packages the engine loads by dynamic import (workers/tfjs-worker.ts), and the CLI's progress bar. */
+const ENGINE_PACKAGES = ['@tensorflow/tfjs', 'webgpu', '@tensorflow/tfjs-backend-webgpu', 'cli-progress'];
+const GOLDEN_TEST = ['dist/test/webgpu-golden.test.js', 'dist/test/helpers.js', 'dist/test/tfjs-helpers.js', 'dist/test/helpers/skip.js'];
+const FIXTURES = ['retnet-tiny', 'retnet-small', 'retnet-seedlike', 'retnet-long'];
+
+const builtins = new Set(builtinModules);
+const isBare = (s: string) => !s.startsWith('.') && !s.startsWith('/') && !s.startsWith('node:') && !builtins.has(s.split('/')[0]!);
+const pkgName = (spec: string) => spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]!;
+
+function walk(dir: string, out: string[] = []): string[] {
+  for (const n of readdirSync(dir)) {
+    const p = join(dir, n);
+    if (statSync(p).isDirectory()) walk(p, out); else out.push(p);
+  }
+  return out;
+}
+
+function copy(from: string, to: string): number {
+  mkdirSync(dirname(to), { recursive: true });
+  copyFileSync(from, to);
+  return statSync(from).size;
+}
+
+/** Static imports (`import … from 'x'`, `export … from 'x'`, `import 'x'`) of a compiled file. */
+function staticImports(file: string): string[] {
+  const src = readFileSync(file, 'utf8');
+  return [...src.matchAll(/^\s*(?:import|export)\s+(?:[^'";]*?\s+from\s+)?['"]([^'"]+)['"]/gm)].map((m) => m[1]!).filter(isBare);
+}
+
+/** Node's lookup of a package from a directory inside the repository: nearest node_modules upward. */
+function resolvePkg(name: string, fromDir: string): string | undefined {
+  for (let d = fromDir; ; d = dirname(d)) {
+    const p = join(d, 'node_modules', name, 'package.json');
+    if (existsSync(p)) return dirname(p);
+    if (d === ROOT || dirname(d) === d) return undefined;
+  }
+}
+
+const done = new Map<string, { name: string; version: string; bytes: number }>();
+const leftOut: string[] = [];
+
+/** Copy one package (and its dependencies) into the bundle at the same relative path. */
+function addPackage(name: string, fromDir: string, why: string): void {
+  const dir = resolvePkg(name, fromDir);
+  if (!dir) { leftOut.push(`${name} (needed by ${why}; not installed)`); return; }
+  const rel = relative(ROOT, dir);
+  if (done.has(rel)) return;
+  const pj = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name: string; version: string; main?: string; dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> };
+  const entry = { name, version: pj.version, bytes: 0 };
+  done.set(rel, entry);
+  const put = (f: string) => { entry.bytes += copy(join(dir, f), join(app, rel, f)); };
+  put('package.json');
+  for (const f of readdirSync(dir)) if (/^licen[cs]e/i.test(f)) put(f);
+  let deps: string[];
+  if (name.startsWith('@tensorflow/')) {
+    // package.json's main (CommonJS, one file) is what Node loads for these packages
+    const main = pj.main ?? 'index.js';
+    put(main);
+    deps = [...readFileSync(join(dir, main), 'utf8').matchAll(/require\(['"]([^'"]+)['"]\)/g)].map((m) => m[1]!).filter(isBare).map(pkgName);
+  } else if (name === 'webgpu') {
+    put('index.js');
+    put(join('dist', 'linux-x64', 'dawn.node'));
+    deps = []; // index.js loads only Node built-ins and dawn.node
+  } else {
+    for (const f of walk(dir)) {
+      const r = relative(dir, f);
+      if (r.split('/').includes('node_modules') || /\.(map|d\.ts|d\.mts|d\.cts|md|markdown)$/i.test(r) || /^(test|tests|docs|\.github)\//.test(r)) continue;
+      put(r);
+    }
+    deps = [...Object.keys(pj.dependencies ?? {}), ...Object.keys(pj.optionalDependencies ?? {}).filter((d) => resolvePkg(d, dir))];
+  }
+  for (const d of new Set(deps)) {
+    if (NOT_LOADED.has(d) || d === name) continue;
+    addPackage(d, dir, name);
+  }
+}
+
+rmSync(stage, { recursive: true, force: true });
+mkdirSync(join(stage, 'bin'), { recursive: true });
+mkdirSync(join(stage, 'lib'), { recursive: true });
+
+// the project
+let projectBytes = copy(join(ROOT, 'package.json'), join(app, 'package.json'));
+const distFiles = walk(join(ROOT, 'dist')).filter((f) => !/\.(map|d\.ts|wat|tsbuildinfo|tar\.xz)$/.test(f));
+for (const f of distFiles) projectBytes += copy(f, join(app, relative(ROOT, f)));
+projectBytes += copy(join(ROOT, 'bench', 'gpu-check.sh'), join(app, 'bench', 'gpu-check.sh'));
+for (const n of FIXTURES) for (const s of ['.safetensors', '.cases.safetensors']) {
+  projectBytes += copy(join(ROOT, 'test', 'fixtures', n + s), join(app, 'test', 'fixtures', n + s));
+}
+
+// the packages
+const roots = new Set<string>();
+for (const f of [...walk(join(ROOT, 'dist', 'src')), ...walk(join(ROOT, 'dist', 'workers')), ...GOLDEN_TEST.map((g) => join(ROOT, g))]) {
+  if (f.endsWith('.js')) for (const s of staticImports(f)) roots.add(pkgName(s));
+}
+for (const p of ENGINE_PACKAGES) roots.add(p);
+for (const p of [...roots].sort()) addPackage(p, ROOT, 'dist/');
+
+// Node
+const nodeBytes = copy(process.execPath, join(stage, 'bin', 'node'));
+chmodSync(join(stage, 'bin', 'node'), 0o755);
+
+// the one command
+const run = `#!/bin/sh
+# Runs bench/gpu-check.sh from this bundle: its own Node, the system's Vulkan loader or the
+# bundled one (lib/), the NVIDIA driver's Vulkan ICD when it is installed. Arguments and
+# GPU_CHECK_* variables pass through (see app/bench/gpu-check.sh). Results: app/bench/results/.
+HERE=$(cd "$(dirname "$0")" && pwd)
+export PATH="$HERE/bin:$PATH" NODE="$HERE/bin/node"
+# GPU_CHECK_BUNDLED_VULKAN=1 uses the bundled loader even where the system has one (to test it).
+if { [ "\${GPU_CHECK_BUNDLED_VULKAN:-}" = 1 ] || ! /sbin/ldconfig -p 2>/dev/null | grep -q 'libvulkan\\.so\\.1 '; } && [ -e "$HERE/lib/libvulkan.so.1" ]; then
+  export LD_LIBRARY_PATH="$HERE/lib\${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  echo "using the bundled Vulkan loader ($HERE/lib/libvulkan.so.1)"
+fi
+if [ -z "\${VK_DRIVER_FILES:-}\${VK_ICD_FILENAMES:-}" ]; then
+  for f in /usr/share/vulkan/icd.d/nvidia_icd.json /etc/vulkan/icd.d/nvidia_icd.json /usr/share/vulkan/icd.d/nvidia_icd.x86_64.json /etc/vulkan/icd.d/nvidia_icd.x86_64.json; do
+    if [ -f "$f" ]; then export VK_DRIVER_FILES="$f" VK_ICD_FILENAMES="$f"; echo "Vulkan driver: $f"; break; fi
+  done
+fi
+cd "$HERE/app" && exec bash bench/gpu-check.sh "$@"
+`;
+writeFileSync(join(stage, 'run-gpu-check.sh'), run);
+chmodSync(join(stage, 'run-gpu-check.sh'), 0o755);
+
+const mib = (b: number) => (b / 2 ** 20).toFixed(1);
+const pkgs = [...done.entries()].sort((a, b) => b[1].bytes - a[1].bytes);
+const manifest = [
+  `retnet GPU-check bundle, staged ${new Date().toISOString()} from ${ROOT}`,
+  `node ${process.version} (${process.platform}-${process.arch}): ${mib(nodeBytes)} MiB`,
+  `project (dist, package.json, gpu-check.sh, fixtures): ${mib(projectBytes)} MiB`,
+  `packages (${pkgs.length}):`,
+  ...pkgs.map(([rel, p]) => `  ${p.name}@${p.version}  ${mib(p.bytes)} MiB  (${rel})`),
+  ...(leftOut.length ? ['left out:', ...leftOut.map((l) => `  ${l}`)] : []),
+];
+writeFileSync(join(stage, 'MANIFEST.txt'), manifest.join('\n') + '\n');
+console.log(manifest.join('\n'));
+if (leftOut.length) process.exitCode = 1;
