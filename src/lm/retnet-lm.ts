@@ -10,6 +10,7 @@ import { Tensor } from '../tensor.js';
 import { resolveOptions, throwIfAborted, type BackendName, type ForwardOptions } from '../options.js';
 import { DEFAULT_BACKEND, RetNet, type RecurrentState, type StreamOptions } from '../model/retnet.js';
 import { checkUnexpected, layersFromCheckpoint, type Checkpoint, type LoadOptions } from '../model/weights.js';
+import { checkWeightValues } from '../model/check.js';
 import * as js from '../backends/js.js';
 import type { ChunkPlan } from '../options.js';
 import { WasmHead } from './wasm-head.js';
@@ -151,6 +152,17 @@ class SeqScore {
 
 // ---------------------------------------------------------------- the model
 
+/** E_WEIGHTS for a NaN, ±Infinity or value beyond float32's range in the LM's own
+ *  tensors ([V, d] matrices or [d] vectors); for the embedding, name the row's byte. */
+function checkLMWeights(label: string, d: number, ws: Record<string, ArrayLike<number>>): void {
+  for (const [name, data] of Object.entries(ws)) {
+    const shape = data.length === d ? [d] : [data.length / d, d];
+    checkWeightValues(label, name, data, shape, name === 'embed.weight'
+      ? ([row]) => `embedding row ${row}, the vector of byte ${row} = 0x${row.toString(16).padStart(2, '0')}; any text containing that byte would score NaN`
+      : undefined);
+  }
+}
+
 export class RetNetLM {
   readonly model: RetNet;
   /** embed [V, d], head [V, d], final norm [d] (float32) */
@@ -170,6 +182,7 @@ export class RetNetLM {
     this.embed = w.embed; this.head = w.head; this.normWeight = w.normWeight; this.normBias = w.normBias;
     this.vocab = w.vocab;
     this.d = model.dims.d;
+    checkLMWeights('RetNetLM weights', this.d, { 'embed.weight': this.embed, 'head.weight': this.head, 'final_norm.weight': this.normWeight, 'final_norm.bias': this.normBias });
   }
 
   /** Load a byte-level LM checkpoint (default: the model shipped with the package). */
@@ -192,6 +205,7 @@ export class RetNetLM {
         throw errors.weights(`${ck.label}: weight ${name} has shape [${t.shape.join(', ')}], expected [${shape.join(', ')}]`);
       }
       if (!(t.data instanceof Float32Array || t.data instanceof Float64Array)) throw errors.weights(`${ck.label}: weight ${name} must be a floating-point tensor`);
+      checkLMWeights(ck.label, d, { [name]: t.data });
       used.add(name);
       return t.data instanceof Float32Array ? t.data : Float32Array.from(t.data);
     };

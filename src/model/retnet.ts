@@ -7,7 +7,7 @@ import { Tensor } from '../tensor.js';
 import { resolveOptions, throwIfAborted, type BackendName, type ForwardOptions, type ResolvedOptions } from '../options.js';
 import { dimsOf, resolveConfig, type Dims, type RetNetConfig } from './config.js';
 import {
-  checkUnexpected, configToMetadata, initLayers, initMSR, layersFromCheckpoint, layersToTensors,
+  checkLayers, checkMSR, checkUnexpected, configToMetadata, initLayers, initMSR, layersFromCheckpoint, layersToTensors,
   type Checkpoint, type LayerWeights, type LoadOptions, type MSRWeights,
 } from './weights.js';
 import * as js from '../backends/js.js';
@@ -16,24 +16,31 @@ import { WasmStepper } from '../runtime/stepper.js';
 import { createExecutor, hasExecutor, type BackendInfo, type Executor, type ForwardRequest, type ModelSpec, type RowSink, type RowSource } from '../backends/executor.js';
 import type { ActName, RetentionFlags } from '../reference/ops.js';
 import { Rng } from '../random.js';
+import { describeBad, firstBadValue } from './check.js';
 
 export const DEFAULT_BACKEND: BackendName = 'wasm';
 
-/** Check x is [B, L, d] with finite values; returns B, L. */
-export function checkInput(x: unknown, d: number, what = 'x'): { B: number; L: number } {
+/** Check x is [B, L, d] with finite values; returns B, L. The float32 backends
+ *  (every one but 'js') also refuse values beyond float32's range, which would
+ *  become ±Infinity there (the js backend computes in float64 and takes them). */
+export function checkInput(x: unknown, d: number, what = 'x', backend: BackendName = 'js'): { B: number; L: number } {
   if (!(x instanceof Tensor)) throw errors.input(`${what} must be a Tensor of shape [batch, length, ${d}]`);
   if (x.rank !== 3) throw errors.input(`${what} must have shape [batch, length, ${d}] (got [${x.shape.join(', ')}])`);
   const [B, L, w] = x.shape;
   if (w !== d) throw errors.input(`${what} has width ${w} but the model's dimModel is ${d} (shape [${x.shape.join(', ')}])`);
   if (B < 1 || L < 1) throw errors.input(`${what} must have batch ≥ 1 and length ≥ 1 (got [${x.shape.join(', ')}])`);
   const data = x.data;
-  for (let i = 0; i < data.length; i++) {
-    if (!Number.isFinite(data[i])) {
-      const b = Math.floor(i / (L * d)), t = Math.floor(i / d) % L, c = i % d;
-      throw errors.input(`${what} has a non-finite value ${data[i]} at [${b}, ${t}, ${c}]`);
-    }
+  const i = backend === 'js' ? firstNonFinite(data) : firstBadValue(data);
+  if (i >= 0) {
+    const b = Math.floor(i / (L * d)), t = Math.floor(i / d) % L, c = i % d;
+    throw errors.input(`${what} has ${describeBad(data[i], `[${b}, ${t}, ${c}]`, `in which the ${backend} backend computes; use backend 'js' (float64) or rescale the input`)}`);
   }
   return { B, L };
+}
+
+function firstNonFinite(a: ArrayLike<number>): number {
+  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) return i;
+  return -1;
 }
 
 const flagsOf = (o: { normalizeAttn: boolean; normalizeRetn: boolean }): RetentionFlags => ({ normalizeAttn: o.normalizeAttn, normalizeRetn: o.normalizeRetn });
@@ -92,7 +99,7 @@ async function dispatch(
 ): Promise<Tensor> {
   const r = resolveOptions(options, { backend: DEFAULT_BACKEND });
   const d = spec.dims.d;
-  const { L } = checkInput(x, d);
+  const { L } = checkInput(x, d, 'x', r.backend);
   throwIfAborted(r.signal);
   if (r.backend !== 'js') {
     const ex = await executors.get(r.backend, r.workers);
@@ -133,13 +140,13 @@ async function streamThrough(
 }
 
 /** Tensors [L_i, d] (or [1, L_i, d]) of different lengths → outputs of the same shapes. */
-async function ragged(xs: Tensor[], d: number, run: (source: RowSource, sink: RowSink) => Promise<void>): Promise<Tensor[]> {
+async function ragged(xs: Tensor[], d: number, backend: BackendName, run: (source: RowSource, sink: RowSink) => Promise<void>): Promise<Tensor[]> {
   if (!Array.isArray(xs) || xs.length === 0) throw errors.input('forwardRagged needs a non-empty array of Tensors');
   const seqs = xs.map((x, i) => {
     if (!(x instanceof Tensor) || !((x.rank === 2 && x.shape[1] === d) || (x.rank === 3 && x.shape[0] === 1 && x.shape[2] === d))) {
       throw errors.input(`sequence ${i} must be a Tensor [length, ${d}] or [1, length, ${d}] (got ${x instanceof Tensor ? `[${x.shape.join(', ')}]` : typeof x})`);
     }
-    checkInput(new Tensor(x.data, [1, x.size / d, d]), d, `sequence ${i}`);
+    checkInput(new Tensor(x.data, [1, x.size / d, d]), d, `sequence ${i}`, backend);
     return x;
   });
   const outs = seqs.map((x) => new Float32Array(x.size));
@@ -193,6 +200,7 @@ export class RetNet {
     this.config = resolveConfig(config);
     this.dims = dimsOf(this.config);
     if (layers.length !== this.config.numLayer) throw errors.weights(`config says ${this.config.numLayer} layers but ${layers.length} were given`);
+    checkLayers(layers, this.dims, 'RetNet weights');
     this.layers = layers;
     this.spec = { config: this.config, dims: this.dims, layers };
   }
@@ -242,7 +250,7 @@ export class RetNet {
 
   /** A ragged batch: sequences of different lengths in one call, no padding. */
   async forwardRagged(xs: Tensor[], options: StreamOptions = {}): Promise<Tensor[]> {
-    return ragged(xs, this.dims.d, (src, sink) => this.forwardStream(src, sink, options));
+    return ragged(xs, this.dims.d, options.backend ?? DEFAULT_BACKEND, (src, sink) => this.forwardStream(src, sink, options));
   }
 
   /** Engines and devices of the backends this model has used so far. */
@@ -308,6 +316,7 @@ export class MultiScaleRetention {
     this.config = config;
     const rc = resolveConfig({ numLayer: 1, dimModel: config.dimModel, numHeads: config.numHeads, valueFactor: config.valueFactor, msrGateFn: config.gateFn });
     this.dims = dimsOf(rc);
+    checkMSR(weights, this.dims, 'MultiScaleRetention weights');
     this.weights = weights;
     // A one-layer spec whose MLP is never run (mode 'msr').
     this.spec = { config: rc, dims: this.dims, layers: [{ msr: weights, mlp: { norm: weights.preNorm, linears: [] } }] };
@@ -351,7 +360,7 @@ export class MultiScaleRetention {
   }
 
   async forwardRagged(xs: Tensor[], options: StreamOptions = {}): Promise<Tensor[]> {
-    return ragged(xs, this.dims.d, (src, sink) => this.forwardStream(src, sink, options));
+    return ragged(xs, this.dims.d, options.backend ?? DEFAULT_BACKEND, (src, sink) => this.forwardStream(src, sink, options));
   }
 
   backendInfo(): Promise<BackendInfo[]> { return this.executors.info(); }
