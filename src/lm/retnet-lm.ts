@@ -176,6 +176,7 @@ export class RetNetLM {
   private wasmHead: WasmHead | undefined;
   private hBuf = new Float64Array(0);
   private zBuf = new Float64Array(0);
+  private closed = false;
 
   constructor(model: RetNet, w: { embed: Float32Array; head: Float32Array; normWeight: Float32Array; normBias: Float32Array; vocab: number }) {
     this.model = model;
@@ -267,6 +268,7 @@ export class RetNetLM {
   }
 
   private checkBytes(b: unknown, what: string): Uint8Array {
+    if (this.closed) throw errors.closed();
     if (!(b instanceof Uint8Array)) throw errors.input(`${what} must be a Uint8Array`);
     return b;
   }
@@ -275,6 +277,7 @@ export class RetNetLM {
   async score(bytes: Uint8Array, options?: ScoreOptions): Promise<ScoreResult>;
   async score(bytes: Uint8Array[], options?: ScoreOptions): Promise<ScoreResult[]>;
   async score(bytes: Uint8Array | Uint8Array[], options: ScoreOptions = {}): Promise<ScoreResult | ScoreResult[]> {
+    if (this.closed) throw errors.closed();
     const single = !Array.isArray(bytes);
     const texts = (single ? [bytes] : bytes).map((b, i) => this.checkBytes(b, single ? 'bytes' : `bytes[${i}]`));
     const seqs = texts.map((t) => new SeqScore(t, options.perToken === true));
@@ -316,6 +319,7 @@ export class RetNetLM {
         const x = new Float64Array(Math.min(W, L) * d);
         for (let start = 0; start < L; start += W) {
           throwIfAborted(r.signal);
+          if (this.closed) throw errors.closed();
           const n = Math.min(W, L - start);
           for (let t = 0; t < n; t++) {
             const e = s.bytes[start + t] * d;
@@ -352,6 +356,7 @@ export class RetNetLM {
 
   /** Feed one byte; returns ln p(next byte) over all 256 values and the advanced state (float64). */
   step(byte: number, state: RecurrentState = this.initState(), options: { backend?: 'js' | 'wasm' } = {}): LMStepResult {
+    if (this.closed) throw errors.closed();
     if (!Number.isInteger(byte) || byte < 0 || byte >= this.vocab) throw errors.input(`byte must be an integer in [0, ${this.vocab}) (got ${byte})`);
     const x = new Tensor(Float64Array.from(this.embed.subarray(byte * this.d, (byte + 1) * this.d)), [1, this.d]);
     const { y, state: st } = this.model.step(x, state, { backend: options.backend ?? 'js' });
@@ -399,8 +404,8 @@ export class RetNetLM {
   /** Backend for tests and tools. */
   get defaultBackend(): BackendName { return DEFAULT_BACKEND; }
 
-  /** Ends any worker threads. */
-  close(): Promise<void> { return this.model.close(); }
+  /** Ends any worker threads; every later call (any backend) is E_CLOSED. */
+  close(): Promise<void> { this.closed = true; return this.model.close(); }
 }
 
 export function argmax(p: ArrayLike<number>): number {

@@ -14,7 +14,7 @@ import * as js from '../backends/js.js';
 import '../backends/register.js';
 import { WasmStepper } from '../runtime/stepper.js';
 import { createExecutor, hasExecutor, type BackendInfo, type Executor, type ForwardRequest, type ModelSpec, type RowSink, type RowSource } from '../backends/executor.js';
-import type { ActName, RetentionFlags } from '../reference/ops.js';
+import { ACTIVATIONS, type ActName, type RetentionFlags } from '../reference/ops.js';
 import { Rng } from '../random.js';
 import { describeBad, firstBadValue } from './check.js';
 
@@ -303,6 +303,13 @@ export class RetNet {
 
 export interface MSRConfig { dimModel: number; numHeads: number; valueFactor: number; gateFn: ActName }
 
+/** An MSR config as a RetNet config (for the shared checks), errors named by the MSR's own keys. */
+function msrRetNetConfig(c: MSRConfig, numLayer: number): RetNetConfig {
+  if (c === null || typeof c !== 'object') throw errors.input('the MultiScaleRetention config must be an object');
+  if (!(ACTIVATIONS as readonly string[]).includes(c.gateFn)) throw errors.config('gateFn', `one of ${ACTIVATIONS.join(', ')}`, c.gateFn);
+  return resolveConfig({ numLayer, dimModel: c.dimModel, numHeads: c.numHeads, valueFactor: c.valueFactor, msrGateFn: c.gateFn });
+}
+
 /** One multi-scale retention layer, usable on its own (no residual, as in the seed). */
 export class MultiScaleRetention {
   readonly config: MSRConfig;
@@ -314,7 +321,7 @@ export class MultiScaleRetention {
 
   constructor(config: MSRConfig, weights: MSRWeights) {
     this.config = config;
-    const rc = resolveConfig({ numLayer: 1, dimModel: config.dimModel, numHeads: config.numHeads, valueFactor: config.valueFactor, msrGateFn: config.gateFn });
+    const rc = msrRetNetConfig(config, 1);
     this.dims = dimsOf(rc);
     checkMSR(weights, this.dims, 'MultiScaleRetention weights');
     this.weights = weights;
@@ -324,7 +331,7 @@ export class MultiScaleRetention {
 
   static init(config: Partial<MSRConfig> & { seed?: number } = {}): MultiScaleRetention {
     const c: MSRConfig = { dimModel: 512, numHeads: 8, valueFactor: 2, gateFn: 'gelu', ...config };
-    const dims = dimsOf(resolveConfig({ numLayer: 0, dimModel: c.dimModel, numHeads: c.numHeads, valueFactor: c.valueFactor, msrGateFn: c.gateFn }));
+    const dims = dimsOf(msrRetNetConfig(c, 0));
     return new MultiScaleRetention(c, initMSR(new Rng(config.seed ?? 0), dims));
   }
 

@@ -112,7 +112,12 @@ export function layersFromCheckpoint(ck: Checkpoint, prefix = '', overrides: Loa
 
   const d = get('layers.0.0.pre_norm.weight').shape[0];
   let H: number;
-  if (overrides.numHeads !== undefined) H = overrides.numHeads;
+  if (overrides.numHeads !== undefined) {
+    H = overrides.numHeads;
+    if (!(Number.isInteger(H) && H > 0 && d % H === 0 && (d / H) % 2 === 0)) {
+      throw errors.option('numHeads', `a positive integer dividing the checkpoint's dimModel ${d} into even head widths`, H);
+    }
+  }
   else if (has('layers.0.0.decay')) H = get('layers.0.0.decay').shape[0];
   else if (has('layers.0.0.angle')) H = d / shapeLast(get('layers.0.0.angle'));
   else if (Number.isInteger(meta.num_heads)) H = meta.num_heads as number;
@@ -125,15 +130,23 @@ export function layersFromCheckpoint(ck: Checkpoint, prefix = '', overrides: Loa
   if (hidden.length === 0) throw errors.weights(`${ck.label}: missing weight ${prefix}layers.0.1.net.1.1.weight (the MLP's first Linear)`);
   hidden = hidden.slice(0, -1);
   const mlpBias = has('layers.0.1.net.1.1.bias');
+  // Activations come from the caller's options or the metadata, not from shapes: a bad one is
+  // the option's fault (E_OPTION) or the metadata's (E_WEIGHTS), named as such.
   const act = (key: 'msr_gate_fn' | 'mlp_gate_fn'): ActName => {
-    const v = (key === 'msr_gate_fn' ? overrides.msrGateFn : overrides.mlpGateFn) ?? meta[key];
+    const opt = key === 'msr_gate_fn' ? 'msrGateFn' : 'mlpGateFn';
+    const isAct = (v: unknown) => typeof v === 'string' && (ACTIVATIONS as readonly string[]).includes(v);
+    if (overrides[opt] !== undefined) {
+      if (isAct(overrides[opt])) return overrides[opt]!;
+      throw errors.option(opt, `one of ${ACTIVATIONS.join(', ')}`, overrides[opt]);
+    }
+    const v = meta[key];
     if (v === undefined) return 'gelu';
-    if (typeof v === 'string' && (ACTIVATIONS as readonly string[]).includes(v)) return v as ActName;
-    throw errors.weights(`${ck.label}: ${key} = ${JSON.stringify(v)} is not one of ${ACTIVATIONS.join(', ')}`);
+    if (isAct(v)) return v as ActName;
+    throw errors.weights(`${ck.label}: __metadata__.config.${key} = ${JSON.stringify(v)} is not one of ${ACTIVATIONS.join(', ')}`);
   };
+  const msrGateFn = act('msr_gate_fn'), mlpGateFn = act('mlp_gate_fn');
   const config = inferred(ck.label, () => resolveConfig({
-    numLayer, numHeads: H, dimModel: d, valueFactor,
-    msrGateFn: act('msr_gate_fn'), mlpGateFn: act('mlp_gate_fn'),
+    numLayer, numHeads: H, dimModel: d, valueFactor, msrGateFn, mlpGateFn,
     mlpMult: hidden.length === 1 ? hidden[0] / d : 4, mlpHidden: hidden, mlpBias,
   }));
   const dims = dimsOf(config);

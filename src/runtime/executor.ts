@@ -238,6 +238,7 @@ export class WasmExecutor implements Executor {
 
   private checkAbort(signal: AbortSignal | undefined): void {
     if (signal?.aborted) throw errors.aborted(signal.reason);
+    if (this.closed) throw errors.closed();
   }
 
   /** Run one task per slab with at most `workers` in flight (one scratch slot each). */
@@ -258,6 +259,7 @@ export class WasmExecutor implements Executor {
     await Promise.all(Array.from({ length: Math.min(this.workers, slabs.length) }, (_, i) => lane(i)));
     if (failure !== null) {
       if (signal?.aborted) throw errors.aborted(signal.reason);
+      if (this.closed) throw errors.closed(); // close() ended the pool under this call
       if (failure instanceof RetNetError) throw failure;
       const msg = (failure as Error)?.message ?? String(failure);
       throw errors.worker(`a chunk worker failed during ${what}: ${msg}; the call was abandoned (the pool replaces dead workers, so the next call can proceed)`, failure);
