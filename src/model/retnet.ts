@@ -16,6 +16,7 @@ import { WasmStepper } from '../runtime/stepper.js';
 import { createExecutor, hasExecutor, type BackendInfo, type Executor, type ForwardRequest, type ModelSpec, type RowSink, type RowSource } from '../backends/executor.js';
 import { ACTIVATIONS, type ActName, type RetentionFlags } from '../reference/ops.js';
 import { Rng } from '../random.js';
+import { jsSequence, outWidth, type JsRun } from './js-run.js';
 import { describeBad, firstBadValue } from './check.js';
 
 export const DEFAULT_BACKEND: BackendName = 'wasm';
@@ -44,19 +45,6 @@ function firstNonFinite(a: ArrayLike<number>): number {
 }
 
 const flagsOf = (o: { normalizeAttn: boolean; normalizeRetn: boolean }): RetentionFlags => ({ normalizeAttn: o.normalizeAttn, normalizeRetn: o.normalizeRetn });
-
-/** Run `perSeq` on each sequence of a [B, L, d] input (float64 js path). */
-async function mapSequences(x: Tensor, L: number, d: number, dOut: number, r: ResolvedOptions, perSeq: (xs: Float64Array) => Float64Array): Promise<Tensor> {
-  const B = x.shape[0];
-  const out = new Float64Array(B * L * dOut);
-  for (let b = 0; b < B; b++) {
-    throwIfAborted(r.signal);
-    const xs = Float64Array.from(x.data.subarray(b * L * d, (b + 1) * L * d));
-    out.set(perSeq(xs), b * L * dOut);
-    await Promise.resolve();
-  }
-  return new Tensor(out, [B, L, dOut]);
-}
 
 /** Executors a model has started, one per backend, created on first use and
  *  ended by close(). */
@@ -91,51 +79,83 @@ function request(mode: ForwardRequest['mode'], r: ResolvedOptions, onProgress?: 
 
 export type StreamOptions = ForwardOptions & { onProgress?: ForwardRequest['onProgress'] };
 
+/** How the js path stops: the abort signal, or close() of the model. */
+const stopCheck = (r: ResolvedOptions, isClosed: () => boolean) => () => {
+  throwIfAborted(r.signal);
+  if (isClosed()) throw errors.closed();
+};
+
 /** The shared body of every whole-tensor forward: validate, then hand the work
- *  to the backend's executor, or run `jsSeq` (float64) on each sequence. */
+ *  to the backend's executor, or run the float64 reference window by window (js). */
 async function dispatch(
-  executors: ExecutorSet, spec: ModelSpec, mode: ForwardRequest['mode'], x: Tensor, dOut: number, options: StreamOptions,
-  jsSeq: (xs: Float64Array, L: number, plan: ReturnType<ResolvedOptions['plan']>, flags: RetentionFlags) => Float64Array,
+  executors: ExecutorSet, spec: ModelSpec, mode: ForwardRequest['mode'], x: Tensor, options: StreamOptions, isClosed: () => boolean,
 ): Promise<Tensor> {
   const r = resolveOptions(options, { backend: DEFAULT_BACKEND });
   const d = spec.dims.d;
-  const { L } = checkInput(x, d, 'x', r.backend);
+  const { B, L } = checkInput(x, d, 'x', r.backend);
   throwIfAborted(r.signal);
   if (r.backend !== 'js') {
     const ex = await executors.get(r.backend, r.workers);
     return ex.forward(spec, x, request(mode, r, options.onProgress));
   }
-  const plan = r.plan(L);
-  return mapSequences(x, L, d, dOut, r, (xs) => jsSeq(xs, L, plan, flagsOf(r)));
+  const dOut = outWidth(spec, mode);
+  const out = new Float64Array(B * L * dOut);
+  const run: JsRun = { spec, mode, plan: r.plan(L), flags: flagsOf(r), check: stopCheck(r, isClosed) };
+  let done = 0;
+  for (let b = 0; b < B; b++) {
+    await jsSequence(run, L,
+      (start, into) => { const o = (b * L + start) * d; for (let i = 0; i < into.length; i++) into[i] = x.data[o + i]; },
+      (start, y) => { out.set(y, (b * L + start) * dOut); done += y.length / dOut; options.onProgress?.(done, B * L); });
+  }
+  return new Tensor(out, [B, L, dOut]);
 }
+
+/** Elements (L·d over one sequence) the tfjs backend takes per streamed sequence: it
+ *  holds a whole sequence (input and output on both threads), unlike wasm and js. */
+export const TFJS_MAX_SEQUENCE_ELEMENTS = 2 ** 25;
 
 /** Sequences of any lengths through a backend, streamed from `source` to `sink`. */
 async function streamThrough(
-  executors: ExecutorSet, spec: ModelSpec, mode: 'retnet' | 'msr', d: number, source: RowSource, sink: RowSink, options: StreamOptions,
-  jsSeq: (xs: Float64Array, L: number, plan: ReturnType<ResolvedOptions['plan']>, flags: RetentionFlags) => Float64Array,
+  executors: ExecutorSet, spec: ModelSpec, mode: 'retnet' | 'msr', source: RowSource, sink: RowSink, options: StreamOptions, isClosed: () => boolean,
 ): Promise<void> {
   const r = resolveOptions(options, { backend: DEFAULT_BACKEND });
+  const d = spec.dims.d;
   if (!Array.isArray(source.lengths) || !source.lengths.every((L) => Number.isInteger(L) && L >= 1)) {
     throw errors.input(`source.lengths must be positive integers (got ${JSON.stringify(source.lengths)})`);
   }
   throwIfAborted(r.signal);
   const ex = r.backend === 'js' ? null : await executors.get(r.backend, r.workers);
   if (ex?.run) return ex.run(spec, source, sink, request(mode, r, options.onProgress));
-  // Per sequence: the js backend (float64), or an executor without streaming.
   const total = source.lengths.reduce((a, b) => a + b, 0);
   let done = 0;
+  const readChecked = (seq: number, start: number, into: Float32Array) => {
+    source.read(seq, start, into);
+    for (let i = 0; i < into.length; i++) if (!Number.isFinite(into[i])) throw errors.input(`sequence ${seq} has a non-finite value ${into[i]} at [${start + Math.floor(i / d)}, ${i % d}]`);
+  };
   for (let seq = 0; seq < source.lengths.length; seq++) {
     throwIfAborted(r.signal);
     const L = source.lengths[seq];
-    const buf = new Float32Array(L * d);
-    source.read(seq, 0, buf);
-    for (let i = 0; i < buf.length; i++) if (!Number.isFinite(buf[i])) throw errors.input(`sequence ${seq} has a non-finite value ${buf[i]} at [${Math.floor(i / d)}, ${i % d}]`);
-    let y: Float32Array;
-    if (ex) y = (await ex.forward(spec, new Tensor(buf, [1, L, d]), request(mode, r))).data as Float32Array;
-    else y = Float32Array.from(jsSeq(Float64Array.from(buf), L, r.plan(L), flagsOf(r)));
-    sink.write(seq, 0, y);
-    done += L;
-    options.onProgress?.(done, total);
+    if (ex) {
+      // An executor without streaming (tfjs) holds the whole sequence: bounded here, not by L.
+      if (L * d > TFJS_MAX_SEQUENCE_ELEMENTS) {
+        throw errors.memory(`sequence ${seq} has ${L} × ${d} = ${L * d} values; the ${r.backend} backend holds a whole sequence in memory (several float32 copies across its worker) and takes at most ${TFJS_MAX_SEQUENCE_ELEMENTS} (${TFJS_MAX_SEQUENCE_ELEMENTS / 2 ** 20}Mi) values per sequence; use backend 'wasm' or 'js', which stream in bounded memory, or split the sequence`);
+      }
+      const buf = new Float32Array(L * d);
+      readChecked(seq, 0, buf);
+      sink.write(seq, 0, (await ex.forward(spec, new Tensor(buf, [1, L, d]), request(mode, r))).data as Float32Array);
+      done += L;
+      options.onProgress?.(done, total);
+      continue;
+    }
+    // js: window by window (float64), rows read and written as they are needed.
+    let f32 = new Float32Array(0);
+    await jsSequence({ spec, mode, plan: r.plan(L), flags: flagsOf(r), check: stopCheck(r, isClosed) }, L,
+      (start, into) => {
+        if (f32.length !== into.length) f32 = new Float32Array(into.length);
+        readChecked(seq, start, f32);
+        into.set(f32);
+      },
+      (start, y) => { sink.write(seq, start, Float32Array.from(y)); done += y.length / d; options.onProgress?.(done, total); });
   }
 }
 
@@ -234,8 +254,7 @@ export class RetNet {
   /** x [B, L, d] → [B, L, d] (float64 on the js backend, float32 elsewhere). */
   async forward(x: Tensor, options: StreamOptions = {}): Promise<Tensor> {
     if (this.closed) throw errors.closed();
-    return dispatch(this.executors, this.spec, 'retnet', x, this.dims.d, options,
-      (xs, L, plan, flags) => js.retnetForward(this.layers, this.dims, this.acts, xs, L, plan, flags));
+    return dispatch(this.executors, this.spec, 'retnet', x, options, () => this.closed);
   }
 
 
@@ -244,8 +263,7 @@ export class RetNet {
    *  lengths (wasm backend; other backends run sequence by sequence). */
   async forwardStream(source: RowSource, sink: RowSink, options: StreamOptions = {}): Promise<void> {
     if (this.closed) throw errors.closed();
-    return streamThrough(this.executors, this.spec, 'retnet', this.dims.d, source, sink, options,
-      (xs, L, plan, flags) => js.retnetForward(this.layers, this.dims, this.acts, xs, L, plan, flags));
+    return streamThrough(this.executors, this.spec, 'retnet', source, sink, options, () => this.closed);
   }
 
   /** A ragged batch: sequences of different lengths in one call, no padding. */
@@ -345,8 +363,7 @@ export class MultiScaleRetention {
   /** x [B, L, d] → y [B, L, d]. */
   async forward(x: Tensor, options: StreamOptions = {}): Promise<Tensor> {
     if (this.closed) throw errors.closed();
-    return dispatch(this.executors, this.spec, 'msr', x, this.dims.d, options,
-      (xs, L, plan, flags) => js.msrForward(this.weights, this.dims, this.config.gateFn, xs, L, plan, flags));
+    return dispatch(this.executors, this.spec, 'msr', x, options, () => this.closed);
   }
 
 
@@ -354,16 +371,14 @@ export class MultiScaleRetention {
    *  the group norm — where the normalisations and chunk-count drift show. */
   async retentionOutput(x: Tensor, options: StreamOptions = {}): Promise<Tensor> {
     if (this.closed) throw errors.closed();
-    return dispatch(this.executors, this.spec, 'retention', x, this.dims.H * this.dims.dv, options, (xs, L, plan, flags) =>
-      js.retentionAllHeads(js.projectMSR(this.weights, this.dims, xs, L, 0), L, this.dims, this.weights.decay, plan, flags));
+    return dispatch(this.executors, this.spec, 'retention', x, options, () => this.closed);
   }
 
 
   /** See RetNet.forwardStream. */
   async forwardStream(source: RowSource, sink: RowSink, options: StreamOptions = {}): Promise<void> {
     if (this.closed) throw errors.closed();
-    return streamThrough(this.executors, this.spec, 'msr', this.dims.d, source, sink, options,
-      (xs, L, plan, flags) => js.msrForward(this.weights, this.dims, this.config.gateFn, xs, L, plan, flags));
+    return streamThrough(this.executors, this.spec, 'msr', source, sink, options, () => this.closed);
   }
 
   async forwardRagged(xs: Tensor[], options: StreamOptions = {}): Promise<Tensor[]> {

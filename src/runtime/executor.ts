@@ -69,11 +69,17 @@ export class WasmExecutor implements Executor {
   }
 
   private makePool(n: number): Piscina {
-    return new Piscina({
+    const pool = new Piscina({
       filename: new URL('../../workers/chunk-worker.js', import.meta.url).href,
       minThreads: n, maxThreads: n, idleTimeout: 2 ** 31 - 1,
       workerData: { memory: this.memory, kernels: this.opts.kernels, variant: this.opts.variant },
     });
+    // Piscina emits 'error' for a worker message it cannot match to a task — e.g. a
+    // reply to a task that destroy() (close() during a forward) already cancelled.
+    // Unheard, that event would end the process; every task's own failure still
+    // reaches its caller through the task's promise.
+    pool.on('error', () => {});
+    return pool;
   }
 
   info(): BackendInfo {
