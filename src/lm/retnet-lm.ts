@@ -12,7 +12,7 @@ import { DEFAULT_BACKEND, RetNet, type RecurrentState, type StreamOptions } from
 import { checkUnexpected, layersFromCheckpoint, type Checkpoint, type LoadOptions } from '../model/weights.js';
 import { checkWeightValues } from '../model/check.js';
 import * as js from '../backends/js.js';
-import type { ChunkPlan } from '../options.js';
+import { jsSequence } from '../model/js-run.js';
 import { WasmHead } from './wasm-head.js';
 import { Rng } from '../random.js';
 import { fileURLToPath } from 'node:url';
@@ -23,8 +23,6 @@ export const DEFAULT_LM_PATH = new URL('../../../src/assets/bytes-4x128.safetens
 const LN_EPS = 1e-5;
 /** Chunk size when neither chunkSize nor numChunks is given. */
 export const DEFAULT_LM_CHUNK = 256;
-/** Rows per window of the float64 js path (rounded up to whole chunks). */
-const JS_WINDOW_ROWS = 2048;
 
 export interface ScoreOptions extends Omit<ForwardOptions, 'attnMask'> {
   /** Keep every byte's log-prob (`logprobs` in the result). */
@@ -308,30 +306,22 @@ export class RetNetLM {
     const d = this.d;
     const total = seqs.reduce((a, s) => a + s.bytes.length, 0);
     if (r.backend === 'js') {
-      // Float64 reference, window by window with carried state.
+      // Float64 reference, window by window with carried state (src/model/js-run.ts).
       let done = 0;
-      const flags = { normalizeAttn: r.normalizeAttn, normalizeRetn: r.normalizeRetn };
+      const spec = { config: this.model.config, dims: this.model.dims, layers: this.model.layers };
+      const check = () => { throwIfAborted(r.signal); if (this.closed) throw errors.closed(); };
       for (const s of seqs) {
         const L = s.bytes.length;
-        const plan = r.plan(L);
-        const W = plan.form === 'parallel' ? L : Math.ceil(JS_WINDOW_ROWS / plan.chunkSize) * plan.chunkSize;
-        const states = this.model.layers.map(() => js.zeroLayerState(this.model.dims));
-        const x = new Float64Array(Math.min(W, L) * d);
-        for (let start = 0; start < L; start += W) {
-          throwIfAborted(r.signal);
-          if (this.closed) throw errors.closed();
-          const n = Math.min(W, L - start);
-          for (let t = 0; t < n; t++) {
-            const e = s.bytes[start + t] * d;
-            for (let i = 0; i < d; i++) x[t * d + i] = this.embed[e + i];
-          }
-          const wplan: ChunkPlan = plan.form === 'chunkwise' ? { form: 'chunkwise', chunkSize: Math.min(plan.chunkSize, n) } : plan;
-          const y = js.retnetForward(this.model.layers, this.model.dims, this.model.acts, n === x.length / d ? x : x.subarray(0, n * d), n, wplan, flags, states, start);
-          onRows(s, start, y, n);
-          done += n;
-          onProgress?.(done, total);
-          await new Promise<void>((res) => setImmediate(res));
-        }
+        await jsSequence({ spec, mode: 'retnet', plan: r.plan(L), flags: { normalizeAttn: r.normalizeAttn, normalizeRetn: r.normalizeRetn }, check }, L,
+          (start, into) => {
+            for (let t = 0; t < into.length / d; t++) into.set(this.embed.subarray(s.bytes[start + t] * d, (s.bytes[start + t] + 1) * d), t * d);
+          },
+          (start, y) => {
+            const n = y.length / d;
+            onRows(s, start, y, n);
+            done += n;
+            onProgress?.(done, total);
+          });
       }
       return;
     }

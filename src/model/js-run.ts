@@ -1,16 +1,33 @@
 // The js backend (float64 reference) over one sequence, window by window: the
 // chunkwise and recurrent forms carry each layer's state (S, z) from window to
-// window, so memory is bounded by the window (JS_WINDOW_ROWS rows, rounded up
-// to whole chunks) whatever L; the parallel form is one window, the whole
-// sequence. Between windows and between layers it yields to the event loop and
-// calls `check` (abort signal, close()), so a long forward stays cancellable.
+// window, so memory is bounded by the window whatever L; the parallel form is
+// one window, the whole sequence. A window holds about JS_WINDOW_WORK
+// multiply-adds per layer and at most JS_WINDOW_MAX_ROWS rows (whole chunks, at
+// least one). Between windows and between layers it yields to the event loop
+// and calls `check` (abort signal, close()), so a long forward stays
+// cancellable: the latency is one layer of one window (of one chunk when a
+// chunk alone is more work than that; of the whole sequence in the parallel form).
 import * as js from '../backends/js.js';
 import type { ModelSpec, ForwardRequest } from '../backends/executor.js';
 import type { ChunkPlan } from '../options.js';
 import type { RetentionFlags } from '../reference/ops.js';
 
-/** Rows per window of the js backend (rounded up to whole chunks). */
-export const JS_WINDOW_ROWS = 2048;
+/** Multiply-adds per layer per window of the js backend (≈ 20–50 ms of float64 work). */
+export const JS_WINDOW_WORK = 2 ** 23;
+
+/** At most this many rows per window (small models): keeps each window's arrays small. */
+export const JS_WINDOW_MAX_ROWS = 2048;
+
+/** Rows per window: whole chunks of C, about JS_WINDOW_WORK multiply-adds per layer. */
+export function windowRows(spec: ModelSpec, C: number): number {
+  const { d, H, dk, dv, hidden } = spec.dims;
+  const widths = [d, ...hidden, d];
+  let mlp = 0;
+  for (let i = 0; i + 1 < widths.length; i++) mlp += widths[i] * widths[i + 1];
+  const perRow = d * (2 * d + 3 * H * dv) + mlp + H * C * (dk + dv); // projections, output, MLP, intra-chunk retention
+  const chunks = Math.min(Math.floor(JS_WINDOW_WORK / perRow / C), Math.floor(JS_WINDOW_MAX_ROWS / C));
+  return Math.max(1, chunks) * C;
+}
 
 export interface JsRun {
   spec: ModelSpec;
@@ -36,7 +53,7 @@ export async function jsSequence(
   const { layers, dims, config } = r.spec;
   const { plan, flags } = r;
   const d = dims.d;
-  const W = plan.form === 'parallel' ? L : Math.ceil(JS_WINDOW_ROWS / plan.chunkSize) * plan.chunkSize;
+  const W = plan.form === 'parallel' ? L : windowRows(r.spec, plan.chunkSize);
   const used = r.mode === 'retnet' ? layers : layers.slice(0, 1);
   const states = plan.form === 'parallel' ? undefined : used.map(() => js.zeroLayerState(dims));
   const acts = { msr: config.msrGateFn, mlp: config.mlpGateFn };
