@@ -139,7 +139,7 @@ test('rows of ±1e38 (finite in float32): wasm and tfjs agree with the float64 r
     const y = await model.forward(x, { backend, numChunks: 2 });
     assert.ok(y.data.every(Number.isFinite), `${backend}: finite`);
     // Per row, scale-free: a huge row is compared on its own scale, so the small rows are not hidden by it.
-    // 2e-5: float32 forward vs float64 reference, the bound of the golden tests (DESIGN.md §5).
+    // 2e-5: float32 forward vs float64 reference, the bound of test/runtime-golden.test.ts.
     for (let t = 0; t < 6; t++) expectRel(y.data.subarray(t * 8, t * 8 + 8), ref.data.subarray(t * 8, t * 8 + 8), 2e-5, `${backend} row ${t}`);
   }
 });

@@ -1,4 +1,4 @@
-// The tfjs chunkwise forward (DESIGN.md §1), written against the tfjs-core API
+// The tfjs chunkwise forward (docs/DESIGN.md §1), written against the tfjs-core API
 // so the same code runs on every engine (tfjs-node-gpu, tfjs-node, wasm, cpu).
 // It runs inside the tfjs worker; the main thread never imports it.
 //
