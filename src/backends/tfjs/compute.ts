@@ -99,8 +99,8 @@ const LN_EPS = 1e-5;
 /** LayerNorm over the last axis (biased variance, eps inside the sqrt), robust
  *  to huge rows: float32 moments of a raw row overflow once |x| passes ~1e19,
  *  where the wasm kernels (float64 sums) still give the right answer. So each
- *  row is scaled by a power of two s ≈ 1/max|x| (exact; eps scaled by s² to
- *  match, floored at the least normal float32 so a constant row still gives
+ *  row is scaled by a power of two s ≈ 1/max|x| (exact where the engine's pow
+ *  is; eps scaled by s² to match, floored at the least normal float32 so a constant row still gives
  *  0·finite = 0) and shifted by its first entry (the variance is shift-free, and
  *  a constant row becomes exactly 0). Rows of ±1e38 then agree with wasm. */
 function layerNorm(tf: Tf, x: T, n: UpNorm): T {
