@@ -1,4 +1,4 @@
-// Retention pieces for one head on strided views (DESIGN.md §1, chunkwise form).
+// Retention pieces for one head on strided views (docs/DESIGN.md §1, chunkwise form).
 // The projection output [n, H·dk] is used in place: head h is the column offset
 // h·dk, so q = base + h·dk·4 with row stride ldq = H·dk. Sizes and strides in
 // elements; pointers are byte offsets.

@@ -10,6 +10,11 @@ export class Tensor {
   readonly shape: readonly number[];
 
   constructor(data: FloatArray, shape: readonly number[]) {
+    if (!(data instanceof Float32Array || data instanceof Float64Array)) {
+      const kind = Array.isArray(data) ? 'a plain Array' : ArrayBuffer.isView(data) ? `a ${(data as object).constructor.name}` : data === null ? 'null' : typeof data;
+      throw errors.input(`Tensor data must be a Float32Array or Float64Array (got ${kind}); convert with Float32Array.from(values)`);
+    }
+    if (!Array.isArray(shape)) throw errors.input('Tensor shape must be an array of non-negative integers');
     const size = shape.reduce((a, b) => a * b, 1);
     if (!shape.every((s) => Number.isInteger(s) && s >= 0)) throw errors.input(`Tensor shape must be non-negative integers (got [${shape.join(', ')}])`);
     if (size !== data.length) throw errors.input(`Tensor data has ${data.length} elements but shape [${shape.join(', ')}] needs ${size}`);

@@ -1,4 +1,4 @@
-// Piscina chunk worker: runs phase A or phase C of one slab (DESIGN.md §2)
+// Piscina chunk worker: runs phase A or phase C of one slab (docs/DESIGN.md §2)
 // over the shared WebAssembly.Memory it received in workerData. The forward
 // pass reads as a list of kernel calls; all shapes are in the comments.
 import { workerData } from 'node:worker_threads';

@@ -1,5 +1,5 @@
 // The `js` backend: float64 reference of MSR, MLP and RetNet in all three
-// forms (DESIGN.md §1). Clarity over speed; the ground truth for wasm and tfjs.
+// forms (docs/DESIGN.md §1). Clarity over speed; the ground truth for wasm and tfjs.
 import {
   applyActivation, layerNorm, linear, retentionChunkwise, retentionParallel, retentionRecurrent,
   retentionStep, rotary, type ActName, type RetentionFlags, type RetentionState, type Vec,

@@ -2,14 +2,34 @@
 // log–log, one line per backend/state precision, one panel per target.
 // Rendered to SVG in Node by vega 5 + vega-lite 5 (headless: renderer 'none'
 // plus toSVG(), no browser or canvas needed; vega-lite 6 needs Node 22).
+// vega and vega-lite are optional peer dependencies (39 of a plain install's
+// 50 MB, for this plot alone): absent, the plot is an E_ENGINE error that says
+// how to install them.
 import type { DriftRow } from './commands/drift.js';
+import { errors } from '../errors.js';
+
+/** The pinned versions the plot is made with (package.json peerDependencies). */
+export const VEGA_PACKAGES = { vega: '5.33.1', 'vega-lite': '5.23.0' } as const;
+
+type Loader = (name: string) => Promise<Record<string, unknown>>;
+
+async function loadVega(load: Loader): Promise<{ vega: typeof import('vega'); vl: typeof import('vega-lite') }> {
+  try {
+    return { vega: await load('vega') as unknown as typeof import('vega'), vl: await load('vega-lite') as unknown as typeof import('vega-lite') };
+  } catch (e) {
+    const code = (e as { code?: string })?.code;
+    if (code !== 'ERR_MODULE_NOT_FOUND' && code !== 'MODULE_NOT_FOUND') throw e;
+    const pins = Object.entries(VEGA_PACKAGES).map(([n, v]) => `${n}@${v}`).join(' ');
+    throw errors.engine(`the drift plot (drift.svg) needs the optional packages ${pins}, which are not installed: ` +
+      `npm install ${pins} (the 5.x lines render on Node 20; the table, drift.csv and drift.json do not need them)`, e);
+  }
+}
 
 /** Floor for log axes: exact agreement (0) is drawn at this value. */
 export const PLOT_FLOOR = 1e-17;
 
-export async function driftSvg(rows: DriftRow[], L: number): Promise<string> {
-  const vega = await import('vega');
-  const vl = await import('vega-lite');
+export async function driftSvg(rows: DriftRow[], L: number, load: Loader = (name) => import(name)): Promise<string> {
+  const { vega, vl } = await loadVega(load);
   const values = rows.filter((r) => !r.error).map((r) => ({
     series: `${r.backend} / state ${r.stateDtype}`,
     // the recurrent form is one token per chunk: drawn at x = L with its own marker

@@ -10,8 +10,9 @@ import { Tensor } from '../tensor.js';
 import { resolveOptions, throwIfAborted, type BackendName, type ForwardOptions } from '../options.js';
 import { DEFAULT_BACKEND, RetNet, type RecurrentState, type StreamOptions } from '../model/retnet.js';
 import { checkUnexpected, layersFromCheckpoint, type Checkpoint, type LoadOptions } from '../model/weights.js';
+import { checkWeightValues } from '../model/check.js';
 import * as js from '../backends/js.js';
-import type { ChunkPlan } from '../options.js';
+import { jsSequence } from '../model/js-run.js';
 import { WasmHead } from './wasm-head.js';
 import { Rng } from '../random.js';
 import { fileURLToPath } from 'node:url';
@@ -22,8 +23,6 @@ export const DEFAULT_LM_PATH = new URL('../../../src/assets/bytes-4x128.safetens
 const LN_EPS = 1e-5;
 /** Chunk size when neither chunkSize nor numChunks is given. */
 export const DEFAULT_LM_CHUNK = 256;
-/** Rows per window of the float64 js path (rounded up to whole chunks). */
-const JS_WINDOW_ROWS = 2048;
 
 export interface ScoreOptions extends Omit<ForwardOptions, 'attnMask'> {
   /** Keep every byte's log-prob (`logprobs` in the result). */
@@ -151,6 +150,17 @@ class SeqScore {
 
 // ---------------------------------------------------------------- the model
 
+/** E_WEIGHTS for a NaN, ±Infinity or value beyond float32's range in the LM's own
+ *  tensors ([V, d] matrices or [d] vectors); for the embedding, name the row's byte. */
+function checkLMWeights(label: string, d: number, ws: Record<string, ArrayLike<number>>): void {
+  for (const [name, data] of Object.entries(ws)) {
+    const shape = data.length === d ? [d] : [data.length / d, d];
+    checkWeightValues(label, name, data, shape, name === 'embed.weight'
+      ? ([row]) => `embedding row ${row}, the vector of byte ${row} = 0x${row.toString(16).padStart(2, '0')}; any text containing that byte would score NaN`
+      : undefined);
+  }
+}
+
 export class RetNetLM {
   readonly model: RetNet;
   /** embed [V, d], head [V, d], final norm [d] (float32) */
@@ -164,12 +174,14 @@ export class RetNetLM {
   private wasmHead: WasmHead | undefined;
   private hBuf = new Float64Array(0);
   private zBuf = new Float64Array(0);
+  private closed = false;
 
   constructor(model: RetNet, w: { embed: Float32Array; head: Float32Array; normWeight: Float32Array; normBias: Float32Array; vocab: number }) {
     this.model = model;
     this.embed = w.embed; this.head = w.head; this.normWeight = w.normWeight; this.normBias = w.normBias;
     this.vocab = w.vocab;
     this.d = model.dims.d;
+    checkLMWeights('RetNetLM weights', this.d, { 'embed.weight': this.embed, 'head.weight': this.head, 'final_norm.weight': this.normWeight, 'final_norm.bias': this.normBias });
   }
 
   /** Load a byte-level LM checkpoint (default: the model shipped with the package). */
@@ -192,6 +204,7 @@ export class RetNetLM {
         throw errors.weights(`${ck.label}: weight ${name} has shape [${t.shape.join(', ')}], expected [${shape.join(', ')}]`);
       }
       if (!(t.data instanceof Float32Array || t.data instanceof Float64Array)) throw errors.weights(`${ck.label}: weight ${name} must be a floating-point tensor`);
+      checkLMWeights(ck.label, d, { [name]: t.data });
       used.add(name);
       return t.data instanceof Float32Array ? t.data : Float32Array.from(t.data);
     };
@@ -253,6 +266,7 @@ export class RetNetLM {
   }
 
   private checkBytes(b: unknown, what: string): Uint8Array {
+    if (this.closed) throw errors.closed();
     if (!(b instanceof Uint8Array)) throw errors.input(`${what} must be a Uint8Array`);
     return b;
   }
@@ -261,6 +275,7 @@ export class RetNetLM {
   async score(bytes: Uint8Array, options?: ScoreOptions): Promise<ScoreResult>;
   async score(bytes: Uint8Array[], options?: ScoreOptions): Promise<ScoreResult[]>;
   async score(bytes: Uint8Array | Uint8Array[], options: ScoreOptions = {}): Promise<ScoreResult | ScoreResult[]> {
+    if (this.closed) throw errors.closed();
     const single = !Array.isArray(bytes);
     const texts = (single ? [bytes] : bytes).map((b, i) => this.checkBytes(b, single ? 'bytes' : `bytes[${i}]`));
     const seqs = texts.map((t) => new SeqScore(t, options.perToken === true));
@@ -291,29 +306,22 @@ export class RetNetLM {
     const d = this.d;
     const total = seqs.reduce((a, s) => a + s.bytes.length, 0);
     if (r.backend === 'js') {
-      // Float64 reference, window by window with carried state.
+      // Float64 reference, window by window with carried state (src/model/js-run.ts).
       let done = 0;
-      const flags = { normalizeAttn: r.normalizeAttn, normalizeRetn: r.normalizeRetn };
+      const spec = { config: this.model.config, dims: this.model.dims, layers: this.model.layers };
+      const check = () => { throwIfAborted(r.signal); if (this.closed) throw errors.closed(); };
       for (const s of seqs) {
         const L = s.bytes.length;
-        const plan = r.plan(L);
-        const W = plan.form === 'parallel' ? L : Math.ceil(JS_WINDOW_ROWS / plan.chunkSize) * plan.chunkSize;
-        const states = this.model.layers.map(() => js.zeroLayerState(this.model.dims));
-        const x = new Float64Array(Math.min(W, L) * d);
-        for (let start = 0; start < L; start += W) {
-          throwIfAborted(r.signal);
-          const n = Math.min(W, L - start);
-          for (let t = 0; t < n; t++) {
-            const e = s.bytes[start + t] * d;
-            for (let i = 0; i < d; i++) x[t * d + i] = this.embed[e + i];
-          }
-          const wplan: ChunkPlan = plan.form === 'chunkwise' ? { form: 'chunkwise', chunkSize: Math.min(plan.chunkSize, n) } : plan;
-          const y = js.retnetForward(this.model.layers, this.model.dims, this.model.acts, n === x.length / d ? x : x.subarray(0, n * d), n, wplan, flags, states, start);
-          onRows(s, start, y, n);
-          done += n;
-          onProgress?.(done, total);
-          await new Promise<void>((res) => setImmediate(res));
-        }
+        await jsSequence({ spec, mode: 'retnet', plan: r.plan(L), flags: { normalizeAttn: r.normalizeAttn, normalizeRetn: r.normalizeRetn }, check }, L,
+          (start, into) => {
+            for (let t = 0; t < into.length / d; t++) into.set(this.embed.subarray(s.bytes[start + t] * d, (s.bytes[start + t] + 1) * d), t * d);
+          },
+          (start, y) => {
+            const n = y.length / d;
+            onRows(s, start, y, n);
+            done += n;
+            onProgress?.(done, total);
+          });
       }
       return;
     }
@@ -338,6 +346,7 @@ export class RetNetLM {
 
   /** Feed one byte; returns ln p(next byte) over all 256 values and the advanced state (float64). */
   step(byte: number, state: RecurrentState = this.initState(), options: { backend?: 'js' | 'wasm' } = {}): LMStepResult {
+    if (this.closed) throw errors.closed();
     if (!Number.isInteger(byte) || byte < 0 || byte >= this.vocab) throw errors.input(`byte must be an integer in [0, ${this.vocab}) (got ${byte})`);
     const x = new Tensor(Float64Array.from(this.embed.subarray(byte * this.d, (byte + 1) * this.d)), [1, this.d]);
     const { y, state: st } = this.model.step(x, state, { backend: options.backend ?? 'js' });
@@ -385,8 +394,8 @@ export class RetNetLM {
   /** Backend for tests and tools. */
   get defaultBackend(): BackendName { return DEFAULT_BACKEND; }
 
-  /** Ends any worker threads. */
-  close(): Promise<void> { return this.model.close(); }
+  /** Ends any worker threads; every later call (any backend) is E_CLOSED. */
+  close(): Promise<void> { this.closed = true; return this.model.close(); }
 }
 
 export function argmax(p: ArrayLike<number>): number {

@@ -7,49 +7,44 @@ import { Tensor } from '../tensor.js';
 import { resolveOptions, throwIfAborted, type BackendName, type ForwardOptions, type ResolvedOptions } from '../options.js';
 import { dimsOf, resolveConfig, type Dims, type RetNetConfig } from './config.js';
 import {
-  checkUnexpected, configToMetadata, initLayers, initMSR, layersFromCheckpoint, layersToTensors,
+  checkLayers, checkMSR, checkUnexpected, configToMetadata, initLayers, initMSR, layersFromCheckpoint, layersToTensors,
   type Checkpoint, type LayerWeights, type LoadOptions, type MSRWeights,
 } from './weights.js';
 import * as js from '../backends/js.js';
 import '../backends/register.js';
 import { WasmStepper } from '../runtime/stepper.js';
 import { createExecutor, hasExecutor, type BackendInfo, type Executor, type ForwardRequest, type ModelSpec, type RowSink, type RowSource } from '../backends/executor.js';
-import type { ActName, RetentionFlags } from '../reference/ops.js';
+import { ACTIVATIONS, type ActName, type RetentionFlags } from '../reference/ops.js';
 import { Rng } from '../random.js';
+import { jsSequence, outWidth, type JsRun } from './js-run.js';
+import { describeBad, firstBadValue } from './check.js';
 
 export const DEFAULT_BACKEND: BackendName = 'wasm';
 
-/** Check x is [B, L, d] with finite values; returns B, L. */
-export function checkInput(x: unknown, d: number, what = 'x'): { B: number; L: number } {
+/** Check x is [B, L, d] with finite values; returns B, L. The float32 backends
+ *  (every one but 'js') also refuse values beyond float32's range, which would
+ *  become ±Infinity there (the js backend computes in float64 and takes them). */
+export function checkInput(x: unknown, d: number, what = 'x', backend: BackendName = 'js'): { B: number; L: number } {
   if (!(x instanceof Tensor)) throw errors.input(`${what} must be a Tensor of shape [batch, length, ${d}]`);
   if (x.rank !== 3) throw errors.input(`${what} must have shape [batch, length, ${d}] (got [${x.shape.join(', ')}])`);
   const [B, L, w] = x.shape;
   if (w !== d) throw errors.input(`${what} has width ${w} but the model's dimModel is ${d} (shape [${x.shape.join(', ')}])`);
   if (B < 1 || L < 1) throw errors.input(`${what} must have batch ≥ 1 and length ≥ 1 (got [${x.shape.join(', ')}])`);
   const data = x.data;
-  for (let i = 0; i < data.length; i++) {
-    if (!Number.isFinite(data[i])) {
-      const b = Math.floor(i / (L * d)), t = Math.floor(i / d) % L, c = i % d;
-      throw errors.input(`${what} has a non-finite value ${data[i]} at [${b}, ${t}, ${c}]`);
-    }
+  const i = backend === 'js' ? firstNonFinite(data) : firstBadValue(data);
+  if (i >= 0) {
+    const b = Math.floor(i / (L * d)), t = Math.floor(i / d) % L, c = i % d;
+    throw errors.input(`${what} has ${describeBad(data[i], `[${b}, ${t}, ${c}]`, `in which the ${backend} backend computes; use backend 'js' (float64) or rescale the input`)}`);
   }
   return { B, L };
 }
 
-const flagsOf = (o: { normalizeAttn: boolean; normalizeRetn: boolean }): RetentionFlags => ({ normalizeAttn: o.normalizeAttn, normalizeRetn: o.normalizeRetn });
-
-/** Run `perSeq` on each sequence of a [B, L, d] input (float64 js path). */
-async function mapSequences(x: Tensor, L: number, d: number, dOut: number, r: ResolvedOptions, perSeq: (xs: Float64Array) => Float64Array): Promise<Tensor> {
-  const B = x.shape[0];
-  const out = new Float64Array(B * L * dOut);
-  for (let b = 0; b < B; b++) {
-    throwIfAborted(r.signal);
-    const xs = Float64Array.from(x.data.subarray(b * L * d, (b + 1) * L * d));
-    out.set(perSeq(xs), b * L * dOut);
-    await Promise.resolve();
-  }
-  return new Tensor(out, [B, L, dOut]);
+function firstNonFinite(a: ArrayLike<number>): number {
+  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) return i;
+  return -1;
 }
+
+const flagsOf = (o: { normalizeAttn: boolean; normalizeRetn: boolean }): RetentionFlags => ({ normalizeAttn: o.normalizeAttn, normalizeRetn: o.normalizeRetn });
 
 /** Executors a model has started, one per backend, created on first use and
  *  ended by close(). */
@@ -84,62 +79,94 @@ function request(mode: ForwardRequest['mode'], r: ResolvedOptions, onProgress?: 
 
 export type StreamOptions = ForwardOptions & { onProgress?: ForwardRequest['onProgress'] };
 
+/** How the js path stops: the abort signal, or close() of the model. */
+const stopCheck = (r: ResolvedOptions, isClosed: () => boolean) => () => {
+  throwIfAborted(r.signal);
+  if (isClosed()) throw errors.closed();
+};
+
 /** The shared body of every whole-tensor forward: validate, then hand the work
- *  to the backend's executor, or run `jsSeq` (float64) on each sequence. */
+ *  to the backend's executor, or run the float64 reference window by window (js). */
 async function dispatch(
-  executors: ExecutorSet, spec: ModelSpec, mode: ForwardRequest['mode'], x: Tensor, dOut: number, options: StreamOptions,
-  jsSeq: (xs: Float64Array, L: number, plan: ReturnType<ResolvedOptions['plan']>, flags: RetentionFlags) => Float64Array,
+  executors: ExecutorSet, spec: ModelSpec, mode: ForwardRequest['mode'], x: Tensor, options: StreamOptions, isClosed: () => boolean,
 ): Promise<Tensor> {
   const r = resolveOptions(options, { backend: DEFAULT_BACKEND });
   const d = spec.dims.d;
-  const { L } = checkInput(x, d);
+  const { B, L } = checkInput(x, d, 'x', r.backend);
   throwIfAborted(r.signal);
   if (r.backend !== 'js') {
     const ex = await executors.get(r.backend, r.workers);
     return ex.forward(spec, x, request(mode, r, options.onProgress));
   }
-  const plan = r.plan(L);
-  return mapSequences(x, L, d, dOut, r, (xs) => jsSeq(xs, L, plan, flagsOf(r)));
+  const dOut = outWidth(spec, mode);
+  const out = new Float64Array(B * L * dOut);
+  const run: JsRun = { spec, mode, plan: r.plan(L), flags: flagsOf(r), check: stopCheck(r, isClosed) };
+  let done = 0;
+  for (let b = 0; b < B; b++) {
+    await jsSequence(run, L,
+      (start, into) => { const o = (b * L + start) * d; for (let i = 0; i < into.length; i++) into[i] = x.data[o + i]; },
+      (start, y) => { out.set(y, (b * L + start) * dOut); done += y.length / dOut; options.onProgress?.(done, B * L); });
+  }
+  return new Tensor(out, [B, L, dOut]);
 }
+
+/** Elements (L·d over one sequence) the tfjs backend takes per streamed sequence: it
+ *  holds a whole sequence (input and output on both threads), unlike wasm and js. */
+export const TFJS_MAX_SEQUENCE_ELEMENTS = 2 ** 25;
 
 /** Sequences of any lengths through a backend, streamed from `source` to `sink`. */
 async function streamThrough(
-  executors: ExecutorSet, spec: ModelSpec, mode: 'retnet' | 'msr', d: number, source: RowSource, sink: RowSink, options: StreamOptions,
-  jsSeq: (xs: Float64Array, L: number, plan: ReturnType<ResolvedOptions['plan']>, flags: RetentionFlags) => Float64Array,
+  executors: ExecutorSet, spec: ModelSpec, mode: 'retnet' | 'msr', source: RowSource, sink: RowSink, options: StreamOptions, isClosed: () => boolean,
 ): Promise<void> {
   const r = resolveOptions(options, { backend: DEFAULT_BACKEND });
+  const d = spec.dims.d;
   if (!Array.isArray(source.lengths) || !source.lengths.every((L) => Number.isInteger(L) && L >= 1)) {
     throw errors.input(`source.lengths must be positive integers (got ${JSON.stringify(source.lengths)})`);
   }
   throwIfAborted(r.signal);
   const ex = r.backend === 'js' ? null : await executors.get(r.backend, r.workers);
   if (ex?.run) return ex.run(spec, source, sink, request(mode, r, options.onProgress));
-  // Per sequence: the js backend (float64), or an executor without streaming.
   const total = source.lengths.reduce((a, b) => a + b, 0);
   let done = 0;
+  const readChecked = (seq: number, start: number, into: Float32Array) => {
+    source.read(seq, start, into);
+    for (let i = 0; i < into.length; i++) if (!Number.isFinite(into[i])) throw errors.input(`sequence ${seq} has a non-finite value ${into[i]} at [${start + Math.floor(i / d)}, ${i % d}]`);
+  };
   for (let seq = 0; seq < source.lengths.length; seq++) {
     throwIfAborted(r.signal);
     const L = source.lengths[seq];
-    const buf = new Float32Array(L * d);
-    source.read(seq, 0, buf);
-    for (let i = 0; i < buf.length; i++) if (!Number.isFinite(buf[i])) throw errors.input(`sequence ${seq} has a non-finite value ${buf[i]} at [${Math.floor(i / d)}, ${i % d}]`);
-    let y: Float32Array;
-    if (ex) y = (await ex.forward(spec, new Tensor(buf, [1, L, d]), request(mode, r))).data as Float32Array;
-    else y = Float32Array.from(jsSeq(Float64Array.from(buf), L, r.plan(L), flagsOf(r)));
-    sink.write(seq, 0, y);
-    done += L;
-    options.onProgress?.(done, total);
+    if (ex) {
+      // An executor without streaming (tfjs) holds the whole sequence: bounded here, not by L.
+      if (L * d > TFJS_MAX_SEQUENCE_ELEMENTS) {
+        throw errors.memory(`sequence ${seq} has ${L} × ${d} = ${L * d} values; the ${r.backend} backend holds a whole sequence in memory (several float32 copies across its worker) and takes at most ${TFJS_MAX_SEQUENCE_ELEMENTS} (${TFJS_MAX_SEQUENCE_ELEMENTS / 2 ** 20}Mi) values per sequence; use backend 'wasm' or 'js', which stream in bounded memory, or split the sequence`);
+      }
+      const buf = new Float32Array(L * d);
+      readChecked(seq, 0, buf);
+      sink.write(seq, 0, (await ex.forward(spec, new Tensor(buf, [1, L, d]), request(mode, r))).data as Float32Array);
+      done += L;
+      options.onProgress?.(done, total);
+      continue;
+    }
+    // js: window by window (float64), rows read and written as they are needed.
+    let f32 = new Float32Array(0);
+    await jsSequence({ spec, mode, plan: r.plan(L), flags: flagsOf(r), check: stopCheck(r, isClosed) }, L,
+      (start, into) => {
+        if (f32.length !== into.length) f32 = new Float32Array(into.length);
+        readChecked(seq, start, f32);
+        into.set(f32);
+      },
+      (start, y) => { sink.write(seq, start, Float32Array.from(y)); done += y.length / d; options.onProgress?.(done, total); });
   }
 }
 
 /** Tensors [L_i, d] (or [1, L_i, d]) of different lengths → outputs of the same shapes. */
-async function ragged(xs: Tensor[], d: number, run: (source: RowSource, sink: RowSink) => Promise<void>): Promise<Tensor[]> {
+async function ragged(xs: Tensor[], d: number, backend: BackendName, run: (source: RowSource, sink: RowSink) => Promise<void>): Promise<Tensor[]> {
   if (!Array.isArray(xs) || xs.length === 0) throw errors.input('forwardRagged needs a non-empty array of Tensors');
   const seqs = xs.map((x, i) => {
     if (!(x instanceof Tensor) || !((x.rank === 2 && x.shape[1] === d) || (x.rank === 3 && x.shape[0] === 1 && x.shape[2] === d))) {
       throw errors.input(`sequence ${i} must be a Tensor [length, ${d}] or [1, length, ${d}] (got ${x instanceof Tensor ? `[${x.shape.join(', ')}]` : typeof x})`);
     }
-    checkInput(new Tensor(x.data, [1, x.size / d, d]), d, `sequence ${i}`);
+    checkInput(new Tensor(x.data, [1, x.size / d, d]), d, `sequence ${i}`, backend);
     return x;
   });
   const outs = seqs.map((x) => new Float32Array(x.size));
@@ -193,6 +220,7 @@ export class RetNet {
     this.config = resolveConfig(config);
     this.dims = dimsOf(this.config);
     if (layers.length !== this.config.numLayer) throw errors.weights(`config says ${this.config.numLayer} layers but ${layers.length} were given`);
+    checkLayers(layers, this.dims, 'RetNet weights');
     this.layers = layers;
     this.spec = { config: this.config, dims: this.dims, layers };
   }
@@ -226,8 +254,7 @@ export class RetNet {
   /** x [B, L, d] → [B, L, d] (float64 on the js backend, float32 elsewhere). */
   async forward(x: Tensor, options: StreamOptions = {}): Promise<Tensor> {
     if (this.closed) throw errors.closed();
-    return dispatch(this.executors, this.spec, 'retnet', x, this.dims.d, options,
-      (xs, L, plan, flags) => js.retnetForward(this.layers, this.dims, this.acts, xs, L, plan, flags));
+    return dispatch(this.executors, this.spec, 'retnet', x, options, () => this.closed);
   }
 
 
@@ -236,13 +263,12 @@ export class RetNet {
    *  lengths (wasm backend; other backends run sequence by sequence). */
   async forwardStream(source: RowSource, sink: RowSink, options: StreamOptions = {}): Promise<void> {
     if (this.closed) throw errors.closed();
-    return streamThrough(this.executors, this.spec, 'retnet', this.dims.d, source, sink, options,
-      (xs, L, plan, flags) => js.retnetForward(this.layers, this.dims, this.acts, xs, L, plan, flags));
+    return streamThrough(this.executors, this.spec, 'retnet', source, sink, options, () => this.closed);
   }
 
   /** A ragged batch: sequences of different lengths in one call, no padding. */
   async forwardRagged(xs: Tensor[], options: StreamOptions = {}): Promise<Tensor[]> {
-    return ragged(xs, this.dims.d, (src, sink) => this.forwardStream(src, sink, options));
+    return ragged(xs, this.dims.d, options.backend ?? DEFAULT_BACKEND, (src, sink) => this.forwardStream(src, sink, options));
   }
 
   /** Engines and devices of the backends this model has used so far. */
@@ -295,6 +321,13 @@ export class RetNet {
 
 export interface MSRConfig { dimModel: number; numHeads: number; valueFactor: number; gateFn: ActName }
 
+/** An MSR config as a RetNet config (for the shared checks), errors named by the MSR's own keys. */
+function msrRetNetConfig(c: MSRConfig, numLayer: number): RetNetConfig {
+  if (c === null || typeof c !== 'object') throw errors.input('the MultiScaleRetention config must be an object');
+  if (!(ACTIVATIONS as readonly string[]).includes(c.gateFn)) throw errors.config('gateFn', `one of ${ACTIVATIONS.join(', ')}`, c.gateFn);
+  return resolveConfig({ numLayer, dimModel: c.dimModel, numHeads: c.numHeads, valueFactor: c.valueFactor, msrGateFn: c.gateFn });
+}
+
 /** One multi-scale retention layer, usable on its own (no residual, as in the seed). */
 export class MultiScaleRetention {
   readonly config: MSRConfig;
@@ -306,8 +339,9 @@ export class MultiScaleRetention {
 
   constructor(config: MSRConfig, weights: MSRWeights) {
     this.config = config;
-    const rc = resolveConfig({ numLayer: 1, dimModel: config.dimModel, numHeads: config.numHeads, valueFactor: config.valueFactor, msrGateFn: config.gateFn });
+    const rc = msrRetNetConfig(config, 1);
     this.dims = dimsOf(rc);
+    checkMSR(weights, this.dims, 'MultiScaleRetention weights');
     this.weights = weights;
     // A one-layer spec whose MLP is never run (mode 'msr').
     this.spec = { config: rc, dims: this.dims, layers: [{ msr: weights, mlp: { norm: weights.preNorm, linears: [] } }] };
@@ -315,7 +349,7 @@ export class MultiScaleRetention {
 
   static init(config: Partial<MSRConfig> & { seed?: number } = {}): MultiScaleRetention {
     const c: MSRConfig = { dimModel: 512, numHeads: 8, valueFactor: 2, gateFn: 'gelu', ...config };
-    const dims = dimsOf(resolveConfig({ numLayer: 0, dimModel: c.dimModel, numHeads: c.numHeads, valueFactor: c.valueFactor, msrGateFn: c.gateFn }));
+    const dims = dimsOf(msrRetNetConfig(c, 0));
     return new MultiScaleRetention(c, initMSR(new Rng(config.seed ?? 0), dims));
   }
 
@@ -329,29 +363,26 @@ export class MultiScaleRetention {
   /** x [B, L, d] → y [B, L, d]. */
   async forward(x: Tensor, options: StreamOptions = {}): Promise<Tensor> {
     if (this.closed) throw errors.closed();
-    return dispatch(this.executors, this.spec, 'msr', x, this.dims.d, options,
-      (xs, L, plan, flags) => js.msrForward(this.weights, this.dims, this.config.gateFn, xs, L, plan, flags));
+    return dispatch(this.executors, this.spec, 'msr', x, options, () => this.closed);
   }
 
 
-  /** DESIGN.md §1 step 5's output o [B, L, H·dv] (heads concatenated), before
+  /** docs/DESIGN.md §1 step 5's output o [B, L, H·dv] (heads concatenated), before
    *  the group norm — where the normalisations and chunk-count drift show. */
   async retentionOutput(x: Tensor, options: StreamOptions = {}): Promise<Tensor> {
     if (this.closed) throw errors.closed();
-    return dispatch(this.executors, this.spec, 'retention', x, this.dims.H * this.dims.dv, options, (xs, L, plan, flags) =>
-      js.retentionAllHeads(js.projectMSR(this.weights, this.dims, xs, L, 0), L, this.dims, this.weights.decay, plan, flags));
+    return dispatch(this.executors, this.spec, 'retention', x, options, () => this.closed);
   }
 
 
   /** See RetNet.forwardStream. */
   async forwardStream(source: RowSource, sink: RowSink, options: StreamOptions = {}): Promise<void> {
     if (this.closed) throw errors.closed();
-    return streamThrough(this.executors, this.spec, 'msr', this.dims.d, source, sink, options,
-      (xs, L, plan, flags) => js.msrForward(this.weights, this.dims, this.config.gateFn, xs, L, plan, flags));
+    return streamThrough(this.executors, this.spec, 'msr', source, sink, options, () => this.closed);
   }
 
   async forwardRagged(xs: Tensor[], options: StreamOptions = {}): Promise<Tensor[]> {
-    return ragged(xs, this.dims.d, (src, sink) => this.forwardStream(src, sink, options));
+    return ragged(xs, this.dims.d, options.backend ?? DEFAULT_BACKEND, (src, sink) => this.forwardStream(src, sink, options));
   }
 
   backendInfo(): Promise<BackendInfo[]> { return this.executors.info(); }
@@ -363,7 +394,7 @@ export class MultiScaleRetention {
 
 // ---------------------------------------------------------------- retention alone
 
-/** DESIGN.md §1 step 5 alone: q, k [B, H, L, dk], v [B, H, L, dv], decay [H] → o [B, H, L, dv]
+/** docs/DESIGN.md §1 step 5 alone: q, k [B, H, L, dk], v [B, H, L, dv], decay [H] → o [B, H, L, dv]
  *  (float64, js backend), before the group norm. */
 export function retention(
   q: Tensor, k: Tensor, v: Tensor, decay: ArrayLike<number>,

@@ -8,6 +8,7 @@ import { errors, listNames } from '../errors.js';
 import { Rng } from '../random.js';
 import type { StData, StTensor } from '../safetensors.js';
 import { dimsOf, resolveConfig, type Dims, type RetNetConfig } from './config.js';
+import { checkDecay, checkWeightValues, isChecked, markChecked } from './check.js';
 
 export type WArray = Float32Array | Float64Array;
 
@@ -111,7 +112,12 @@ export function layersFromCheckpoint(ck: Checkpoint, prefix = '', overrides: Loa
 
   const d = get('layers.0.0.pre_norm.weight').shape[0];
   let H: number;
-  if (overrides.numHeads !== undefined) H = overrides.numHeads;
+  if (overrides.numHeads !== undefined) {
+    H = overrides.numHeads;
+    if (!(Number.isInteger(H) && H > 0 && d % H === 0 && (d / H) % 2 === 0)) {
+      throw errors.option('numHeads', `a positive integer dividing the checkpoint's dimModel ${d} into even head widths`, H);
+    }
+  }
   else if (has('layers.0.0.decay')) H = get('layers.0.0.decay').shape[0];
   else if (has('layers.0.0.angle')) H = d / shapeLast(get('layers.0.0.angle'));
   else if (Number.isInteger(meta.num_heads)) H = meta.num_heads as number;
@@ -124,15 +130,23 @@ export function layersFromCheckpoint(ck: Checkpoint, prefix = '', overrides: Loa
   if (hidden.length === 0) throw errors.weights(`${ck.label}: missing weight ${prefix}layers.0.1.net.1.1.weight (the MLP's first Linear)`);
   hidden = hidden.slice(0, -1);
   const mlpBias = has('layers.0.1.net.1.1.bias');
+  // Activations come from the caller's options or the metadata, not from shapes: a bad one is
+  // the option's fault (E_OPTION) or the metadata's (E_WEIGHTS), named as such.
   const act = (key: 'msr_gate_fn' | 'mlp_gate_fn'): ActName => {
-    const v = (key === 'msr_gate_fn' ? overrides.msrGateFn : overrides.mlpGateFn) ?? meta[key];
+    const opt = key === 'msr_gate_fn' ? 'msrGateFn' : 'mlpGateFn';
+    const isAct = (v: unknown) => typeof v === 'string' && (ACTIVATIONS as readonly string[]).includes(v);
+    if (overrides[opt] !== undefined) {
+      if (isAct(overrides[opt])) return overrides[opt]!;
+      throw errors.option(opt, `one of ${ACTIVATIONS.join(', ')}`, overrides[opt]);
+    }
+    const v = meta[key];
     if (v === undefined) return 'gelu';
-    if (typeof v === 'string' && (ACTIVATIONS as readonly string[]).includes(v)) return v as ActName;
-    throw errors.weights(`${ck.label}: ${key} = ${JSON.stringify(v)} is not one of ${ACTIVATIONS.join(', ')}`);
+    if (isAct(v)) return v as ActName;
+    throw errors.weights(`${ck.label}: __metadata__.config.${key} = ${JSON.stringify(v)} is not one of ${ACTIVATIONS.join(', ')}`);
   };
+  const msrGateFn = act('msr_gate_fn'), mlpGateFn = act('mlp_gate_fn');
   const config = inferred(ck.label, () => resolveConfig({
-    numLayer, numHeads: H, dimModel: d, valueFactor,
-    msrGateFn: act('msr_gate_fn'), mlpGateFn: act('mlp_gate_fn'),
+    numLayer, numHeads: H, dimModel: d, valueFactor, msrGateFn, mlpGateFn,
     mlpMult: hidden.length === 1 ? hidden[0] / d : 4, mlpHidden: hidden, mlpBias,
   }));
   const dims = dimsOf(config);
@@ -163,6 +177,7 @@ export function layersFromCheckpoint(ck: Checkpoint, prefix = '', overrides: Loa
     for (let i = 0; i + 1 < widths.length; i++) linears.push(linear(`layers.${l}.1.net.${i + 1}.1`, widths[i + 1], widths[i], mlpBias));
     layers.push({ msr, mlp: { norm: norm(`layers.${l}.1.net.0`, d), linears } });
   }
+  checkLayers(layers, dims, ck.label, prefix);
   return { config, layers, used };
 }
 
@@ -187,28 +202,67 @@ export function checkUnexpected(ck: Checkpoint, used: Set<string>): void {
   if (extra.length) throw errors.weights(`${ck.label}: unexpected weights not used by the model: ${listNames(extra, 5, true)}`);
 }
 
-/** The state_dict of a model, in the seed's names. */
-export function layersToTensors(layers: LayerWeights[], dims: Dims): Record<string, { shape: number[]; data: WArray }> {
-  const out: Record<string, { shape: number[]; data: WArray }> = {};
-  const lin = (base: string, L: Linear) => {
-    out[`${base}.weight`] = { shape: [L.outDim, L.inDim], data: L.W };
-    if (L.b) out[`${base}.bias`] = { shape: [L.outDim], data: L.b };
-  };
-  const nrm = (base: string, n: LayerNormW) => {
-    out[`${base}.weight`] = { shape: [n.weight.length], data: n.weight };
-    out[`${base}.bias`] = { shape: [n.bias.length], data: n.bias };
-  };
-  layers.forEach((lw, l) => {
-    const m = `layers.${l}.0`;
-    for (const n of MSR_LINEARS) lin(`${m}.${n}_proj`, lw.msr[n]);
-    nrm(`${m}.pre_norm`, lw.msr.preNorm);
-    nrm(`${m}.norm`, lw.msr.norm);
-    out[`${m}.angle`] = { shape: [1, dims.dk], data: lw.msr.angle };
-    out[`${m}.decay`] = { shape: [dims.H], data: lw.msr.decay };
-    nrm(`layers.${l}.1.net.0`, lw.mlp.norm);
-    lw.mlp.linears.forEach((L, i) => lin(`layers.${l}.1.net.${i + 1}.1`, L));
-  });
+type Named = Record<string, { shape: number[]; data: WArray }>;
+
+/** One MSR's tensors in the seed's names under `base` (e.g. `layers.0.0.`). */
+export function msrToTensors(msr: MSRWeights, dims: Dims, base: string, out: Named = {}): Named {
+  for (const n of MSR_LINEARS) linearTensors(out, `${base}${n}_proj`, msr[n]);
+  normTensors(out, `${base}pre_norm`, msr.preNorm);
+  normTensors(out, `${base}norm`, msr.norm);
+  out[`${base}angle`] = { shape: [1, dims.dk], data: msr.angle };
+  out[`${base}decay`] = { shape: [dims.H], data: msr.decay };
   return out;
+}
+
+function linearTensors(out: Named, base: string, L: Linear): void {
+  out[`${base}.weight`] = { shape: [L.outDim, L.inDim], data: L.W };
+  if (L.b) out[`${base}.bias`] = { shape: [L.outDim], data: L.b };
+}
+
+function normTensors(out: Named, base: string, n: LayerNormW): void {
+  out[`${base}.weight`] = { shape: [n.weight.length], data: n.weight };
+  out[`${base}.bias`] = { shape: [n.bias.length], data: n.bias };
+}
+
+/** One layer's tensors in the seed's names: `${prefix}layers.${l}.…`. */
+function layerTensors(lw: LayerWeights, dims: Dims, l: number, prefix: string, out: Named): void {
+  msrToTensors(lw.msr, dims, `${prefix}layers.${l}.0.`, out);
+  normTensors(out, `${prefix}layers.${l}.1.net.0`, lw.mlp.norm);
+  lw.mlp.linears.forEach((L, i) => linearTensors(out, `${prefix}layers.${l}.1.net.${i + 1}.1`, L));
+}
+
+/** The state_dict of a model, in the seed's names. */
+export function layersToTensors(layers: LayerWeights[], dims: Dims, prefix = ''): Named {
+  const out: Named = {};
+  layers.forEach((lw, l) => layerTensors(lw, dims, l, prefix, out));
+  return out;
+}
+
+/** E_WEIGHTS for the first NaN, ±Infinity, value beyond float32's range or decay with γ ∉ (0, 1). */
+function checkTensors(t: Named, label: string): void {
+  for (const [name, { shape, data }] of Object.entries(t)) {
+    checkWeightValues(label, name, data, shape);
+    if (name.endsWith('.decay') || name === 'decay') checkDecay(label, name, data);
+  }
+}
+
+/** Check every layer's weights once (see check.ts); layers built or checked before are skipped. */
+export function checkLayers(layers: LayerWeights[], dims: Dims, label: string, prefix = ''): void {
+  layers.forEach((lw, l) => {
+    if (isChecked(lw)) return;
+    const t: Named = {};
+    layerTensors(lw, dims, l, prefix, t);
+    checkTensors(t, label);
+    markChecked(lw);
+    markChecked(lw.msr);
+  });
+}
+
+/** Check one MSR's weights (names as in the seed's MultiScaleRetention state_dict). */
+export function checkMSR(msr: MSRWeights, dims: Dims, label: string): void {
+  if (isChecked(msr)) return;
+  checkTensors(msrToTensors(msr, dims, ''), label);
+  markChecked(msr);
 }
 
 /** The seed-style snake_case config stored in `__metadata__.config`. */

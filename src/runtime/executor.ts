@@ -1,4 +1,4 @@
-// The chunk-parallel runtime (DESIGN.md §2): a coordinator that plans
+// The chunk-parallel runtime (docs/DESIGN.md §2): a coordinator that plans
 // windows of slabs, dispatches phase A and phase C tasks to a Piscina pool
 // of chunk workers over one shared WebAssembly.Memory, and runs the phase B
 // scan itself. Implements the `wasm` backend's Executor.
@@ -69,11 +69,17 @@ export class WasmExecutor implements Executor {
   }
 
   private makePool(n: number): Piscina {
-    return new Piscina({
+    const pool = new Piscina({
       filename: new URL('../../workers/chunk-worker.js', import.meta.url).href,
       minThreads: n, maxThreads: n, idleTimeout: 2 ** 31 - 1,
       workerData: { memory: this.memory, kernels: this.opts.kernels, variant: this.opts.variant },
     });
+    // Piscina emits 'error' for a worker message it cannot match to a task — e.g. a
+    // reply to a task that destroy() (close() during a forward) already cancelled.
+    // Unheard, that event would end the process; every task's own failure still
+    // reaches its caller through the task's promise.
+    pool.on('error', () => {});
+    return pool;
   }
 
   info(): BackendInfo {
@@ -238,6 +244,7 @@ export class WasmExecutor implements Executor {
 
   private checkAbort(signal: AbortSignal | undefined): void {
     if (signal?.aborted) throw errors.aborted(signal.reason);
+    if (this.closed) throw errors.closed();
   }
 
   /** Run one task per slab with at most `workers` in flight (one scratch slot each). */
@@ -258,6 +265,7 @@ export class WasmExecutor implements Executor {
     await Promise.all(Array.from({ length: Math.min(this.workers, slabs.length) }, (_, i) => lane(i)));
     if (failure !== null) {
       if (signal?.aborted) throw errors.aborted(signal.reason);
+      if (this.closed) throw errors.closed(); // close() ended the pool under this call
       if (failure instanceof RetNetError) throw failure;
       const msg = (failure as Error)?.message ?? String(failure);
       throw errors.worker(`a chunk worker failed during ${what}: ${msg}; the call was abandoned (the pool replaces dead workers, so the next call can proceed)`, failure);

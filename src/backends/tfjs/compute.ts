@@ -1,4 +1,4 @@
-// The tfjs chunkwise forward (DESIGN.md §1), written against the tfjs-core API
+// The tfjs chunkwise forward (docs/DESIGN.md §1), written against the tfjs-core API
 // so the same code runs on every engine (tfjs-node-gpu, webgpu, tfjs-node, wasm,
 // cpu). Reads from the device are async only (webgpu in Node has no dataSync).
 // It runs inside the tfjs worker; the main thread never imports it.
@@ -98,10 +98,21 @@ export function release(u: Uploaded): void { for (const t of u.tensors) t.dispos
 
 const LN_EPS = 1e-5;
 
-/** LayerNorm over the last axis (biased variance, eps inside the sqrt). */
+/** LayerNorm over the last axis (biased variance, eps inside the sqrt), robust
+ *  to huge rows: float32 moments of a raw row overflow once |x| passes ~1e19,
+ *  where the wasm kernels (float64 sums) still give the right answer. So each
+ *  row is scaled by a power of two s ≈ 1/max|x| (exact where the engine's pow
+ *  is; eps scaled by s² to match, floored at the least normal float32 so a constant row still gives
+ *  0·finite = 0) and shifted by its first entry (the variance is shift-free, and
+ *  a constant row becomes exactly 0). Rows of ±1e38 then agree with wasm. */
 function layerNorm(tf: Tf, x: T, n: UpNorm): T {
-  const { mean, variance } = tf.moments(x, -1, true);
-  return x.sub(mean).mul(tf.rsqrt(variance.add(LN_EPS))).mul(n.w).add(n.b);
+  const amax = tf.maximum(tf.max(tf.abs(x), -1, true), 1e-30);
+  const s = tf.pow(2, tf.clipByValue(tf.floor(tf.log(amax).div(-Math.LN2)), -126, 126)); // normal float32 powers of two
+  const xs = x.mul(s);
+  const xc = xs.sub(xs.slice(xs.shape.map(() => 0), [...xs.shape.slice(0, -1), 1]));
+  const { mean, variance } = tf.moments(xc, -1, true);
+  const eps = tf.maximum(s.square().mul(LN_EPS), 1.1754944e-38);
+  return xc.sub(mean).mul(tf.rsqrt(variance.add(eps))).mul(n.w).add(n.b);
 }
 
 function linear(tf: Tf, x: T, l: UpLinear): T {

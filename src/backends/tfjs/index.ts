@@ -6,7 +6,8 @@
 // Engine: RETNET_TFJS_ENGINE=tfjs-node-gpu|webgpu|tfjs-node|wasm|cpu, or the `engine`
 // option of createTfjsExecutor; otherwise the first that loads in that order
 // ('webgpu' only on a real GPU adapter: a software one is used only when named).
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from '../worker-argv.js';
 import * as Comlink from 'comlink/dist/esm/comlink.mjs';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { errors, RetNetError } from '../../errors.js';
@@ -105,9 +106,8 @@ export class TfjsExecutor implements Executor {
   }
 
   private async spawn(): Promise<Conn> {
-    // Flags that only make sense for the main script (--input-type, --eval) would stop the worker.
-    const execArgv = process.execArgv.filter((a) => !/^--(input-type|eval|print)\b/.test(a) && a !== '-e' && a !== '-p');
-    const worker = new Worker(WORKER_URL, { execArgv });
+    // Only the parent's flags a Worker accepts (see worker-argv.ts).
+    const worker = startWorker(WORKER_URL);
     worker.unref(); // only calls in flight keep the process alive (see call())
     const remote = Comlink.wrap<TfjsWorkerApi>(nodeEndpoint(worker as unknown as Parameters<typeof nodeEndpoint>[0]));
     let conn!: Conn;
@@ -149,6 +149,9 @@ export class TfjsExecutor implements Executor {
         }));
       }
       return await Promise.race(races);
+    } catch (e) {
+      // close() ended the worker under this call: say so, not "the worker exited".
+      throw this.closed && !(e instanceof RetNetError && e.code === 'E_ABORTED') ? errors.closed() : e;
     } finally {
       if (onAbort) signal?.removeEventListener('abort', onAbort);
       if (--conn.inFlight === 0 && !conn.isDead) conn.worker.unref();
