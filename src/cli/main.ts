@@ -12,8 +12,9 @@ import bench from './commands/bench.js';
 import drift from './commands/drift.js';
 import score from './commands/score.js';
 import generate from './commands/generate.js';
+import worker from './commands/worker.js';
 
-export const COMMANDS: Command[] = [demo, run, info, bench, drift, score, generate];
+export const COMMANDS: Command[] = [demo, run, info, bench, drift, score, generate, worker];
 
 const USAGE = `usage: retnet [<command>] [options]
 
