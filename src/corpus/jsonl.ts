@@ -14,7 +14,8 @@ export function recordToItem(value: unknown, source: string, line: number, f: Fi
   }
   const rec = value as Record<string, unknown>;
   const text = rec[f.textField];
-  if (text === undefined || text === null) return { skip: { source, line, reason: `no ${JSON.stringify(f.textField)} field` } };
+  if (text === undefined) return { skip: { source, line, reason: `no ${JSON.stringify(f.textField)} field` } };
+  if (text === null) return { skip: { source, line, reason: `field ${JSON.stringify(f.textField)} is null` } };
   let bytes: Uint8Array;
   if (typeof text === 'string') bytes = Buffer.from(text, 'utf8');
   else if (text instanceof Uint8Array) bytes = text;

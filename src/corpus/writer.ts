@@ -4,7 +4,7 @@
 // partial file to OUT (gzip-compressing it first for *.gz), so OUT only ever
 // exists complete. `--resume` keeps the complete lines of a partial file made
 // by the same run, so no document is written twice or lost.
-import { closeSync, createReadStream, createWriteStream, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { errors } from '../errors.js';
@@ -87,7 +87,7 @@ export class OrderedWriter {
       }
       const scan = await scanPartial(part);
       resumed = scan.totals;
-      try { fd = openSync(part, 'r+'); ftruncateSync(fd, scan.keepBytes); } catch (e) { return fail(e); }
+      try { truncateSync(part, scan.keepBytes); fd = openSync(part, 'a'); } catch (e) { return fail(e); }
     } else {
       try {
         writeFileSync(meta, JSON.stringify({ runId: options.runId }) + '\n');

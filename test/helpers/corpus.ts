@@ -2,7 +2,8 @@
 // documents score in seconds on a busy 2-core machine), a Redis server of the
 // test's own on a free loopback port, and CLI child processes.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -81,4 +82,32 @@ export function cliChild(args: string[]): Child {
       }
     },
   };
+}
+
+/** Deterministic text of n bytes (ASCII words and newlines). */
+export function textOf(n: number, seed: number): string {
+  const rng = new Rng(seed);
+  const words = ['the', 'retention', 'of', 'def', 'return', 'x', '=', 'import', 'os', '(', ')', 'corpus', 'score', '\n', 'a', 'for', 'in'];
+  let s = '';
+  while (s.length < n) s += words[Math.floor(rng.uniform() * words.length)] + ' ';
+  return s.slice(0, n);
+}
+
+export interface CorpusSpec { jsonl: number; gz: number; long: number[]; seed?: number }
+
+/** A corpus directory: a.jsonl (`jsonl` docs of 0–200 bytes, a bad line in the middle),
+ *  b.jsonl.gz (`gz` docs), long/NN.txt (one plain document per entry of `long`). Returns the document count. */
+export function writeCorpus(dir: string, spec: CorpusSpec): number {
+  const seed = spec.seed ?? 1;
+  const rng = new Rng(seed);
+  const line = (i: number) => JSON.stringify({ id: `d${i}`, text: textOf(i === 0 ? 0 : i === 1 ? 1 : 1 + Math.floor(rng.uniform() * 200), seed * 1000 + i) }) + '\n';
+  let a = '';
+  for (let i = 0; i < spec.jsonl; i++) { a += line(i); if (i === Math.floor(spec.jsonl / 2)) a += '{"id": "broken", "text": \n'; }
+  mkdirSync(join(dir, 'long'), { recursive: true });
+  writeFileSync(join(dir, 'a.jsonl'), a);
+  let b = '';
+  for (let i = 0; i < spec.gz; i++) b += line(spec.jsonl + i);
+  writeFileSync(join(dir, 'b.jsonl.gz'), gzipSync(b));
+  spec.long.forEach((n, k) => writeFileSync(join(dir, 'long', `${String(k).padStart(2, '0')}.txt`), textOf(n, seed * 7 + k)));
+  return spec.jsonl + spec.gz + spec.long.length;
 }

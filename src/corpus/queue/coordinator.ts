@@ -12,7 +12,7 @@ import { errors } from '../../errors.js';
 import type { ShardScoreOptions } from '../score-shard.js';
 import type { Shard } from '../shards.js';
 import type { OrderedWriter } from '../writer.js';
-import { checkResult, encodeShard, queueName, RUNS_KEY } from './jobs.js';
+import { checkResult, encodeShard, jobIdOf, queueName, RUNS_KEY } from './jobs.js';
 import { connectionOptions, redact, RedisLink, type RedisTarget } from './redis.js';
 
 export interface CoordinatorOptions {
@@ -68,7 +68,7 @@ export async function coordinate(shards: AsyncIterable<Shard>, writer: OrderedWr
     const jobOpts = { attempts, backoff: { type: 'fixed' as const, delay: 500 }, removeOnComplete: false, removeOnFail: false };
 
     const enqueue = async (s: Shard, again: boolean) => {
-      await link.guard(q.add('shard', encodeShard(s, o.runId, o.modelSha, o.score), { ...jobOpts, jobId: String(s.index) }));
+      await link.guard(q.add('shard', encodeShard(s, o.runId, o.modelSha, o.score), { ...jobOpts, jobId: jobIdOf(s.index) }));
       stats.enqueued++;
       if (again) { stats.reenqueued++; o.log(`coordinator: shard ${s.index}: its job vanished from the queue; enqueued again`); }
     };
@@ -81,11 +81,11 @@ export async function coordinate(shards: AsyncIterable<Shard>, writer: OrderedWr
         if (n.done) { exhausted = true; break; }
         const s = n.value;
         if (s.first + s.docs.length <= writer.nextDoc) { stats.alreadyWritten++; continue; }
-        const state = await link.guard(q.getJobState(String(s.index)));
+        const state = await link.guard(q.getJobState(jobIdOf(s.index)));
         if (state === 'unknown') await enqueue(s, false);
         else {
           stats.adopted++;
-          if (state === 'failed') { const job = await link.guard(q.getJob(String(s.index))); await link.guard(job!.retry('failed')); }
+          if (state === 'failed') { const job = await link.guard(q.getJob(jobIdOf(s.index))); await link.guard(job!.retry('failed')); }
         }
         inFlight.set(s.index, { shard: s, done: false });
       }
@@ -94,7 +94,7 @@ export async function coordinate(shards: AsyncIterable<Shard>, writer: OrderedWr
       let progressed = false;
       for (const [idx, f] of inFlight) {
         if (f.done) continue;
-        const id = String(idx);
+        const id = jobIdOf(idx);
         const state = await link.guard(q.getJobState(id));
         if (state === 'completed') {
           const job = await link.guard(q.getJob(id));

@@ -9,6 +9,8 @@ export const JOB_VERSION = 1;
 /** The Redis hash naming the runs that have shards to score: run id → queue name. */
 export const RUNS_KEY = 'retnet:runs';
 export const queueName = (runId: string) => `retnet-score-${runId}`;
+/** BullMQ job id of shard i (ids may not be '0'). */
+export const jobIdOf = (shard: number) => `shard-${shard}`;
 
 export interface ShardJob {
   v: number;

@@ -58,6 +58,7 @@ export class RedisLink {
   private timer: NodeJS.Timeout;
   private rejectLost!: (e: Error) => void;
   private everReady = false;
+  private closing = false;
 
   constructor(readonly target: RedisTarget, readonly timeoutMs: number, private log: (line: string) => void, who: string) {
     this.lost = new Promise<never>((_, rej) => { this.rejectLost = rej; });
@@ -69,6 +70,7 @@ export class RedisLink {
       this.downSince = null; this.everReady = true;
     });
     this.client.on('close', () => {
+      if (this.closing) return;
       if (this.downSince === null) {
         this.downSince = Date.now();
         if (this.everReady) this.log(`${who}: lost the connection to Redis at ${target.display}${this.lastError ? ` (${this.lastError})` : ''}; retrying for up to ${Math.round(timeoutMs / 1000)} s`);
@@ -95,6 +97,7 @@ export class RedisLink {
   guard<T>(p: Promise<T>): Promise<T> { return Promise.race([p, this.lost]); }
 
   close(): void {
+    this.closing = true;
     clearInterval(this.timer);
     this.client.disconnect();
   }

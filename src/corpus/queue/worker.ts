@@ -59,12 +59,12 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
     await prev;
     try {
       const n = Array.isArray(job.data?.ids) ? job.data.ids.length : '?';
-      o.log(`worker: ${job.queueName} shard ${job.id}: started (${n} documents)`);
+      o.log(`worker: ${job.queueName} ${job.id}: started (${n} documents)`);
       const t0 = performance.now();
       const out = await processShardJob(job.data, o.lm, o.modelSha, o.modelLabel);
       const bytes = out.reduce((a, r) => a + r.bytes, 0);
       const sec = (performance.now() - t0) / 1000;
-      o.log(`worker: ${job.queueName} shard ${job.id}: scored ${out.length} documents, ${bytes} bytes in ${sec.toFixed(2)} s`);
+      o.log(`worker: ${job.queueName} ${job.id}: scored ${out.length} documents, ${bytes} bytes in ${sec.toFixed(2)} s`);
       stats.scored++;
       return out;
     } finally { release(); }
@@ -77,7 +77,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
     w.on('error', () => { /* connection trouble: the link's watchdog reports it */ });
     w.on('failed', (job, err) => {
       stats.failed++;
-      o.log(`worker: ${job ? `${job.queueName} shard ${job.id}` : 'a job'} failed: ${err.message}`);
+      o.log(`worker: ${job ? `${job.queueName} ${job.id}` : 'a job'} failed: ${err.message}`);
     });
     workers.set(runId, w);
   };
