@@ -52,7 +52,12 @@ const isEntry = (() => {
   try { return realpathSync(process.argv[1] ?? '') === realpathSync(fileURLToPath(import.meta.url)); } catch { return false; }
 })();
 if (isEntry) {
-  main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (e) => {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+    // The command is over. A client library that keeps reconnecting to a dead
+    // server (BullMQ/ioredis after Redis was lost) must not keep the process alive.
+    setTimeout(() => process.exit(code), 2000).unref();
+  }, (e) => {
     process.stderr.write(`retnet: ${errorMessage(e)}\n`);
     process.exitCode = 1;
   });

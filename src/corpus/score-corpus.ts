@@ -77,6 +77,8 @@ export interface CorpusSummary {
   /** text bytes scored in this run / seconds */
   bytes_per_second: number;
   queue?: CoordinatorStats;
+  /** peak resident set size of this process so far */
+  peak_rss_bytes: number;
 }
 
 const modelFile = (model?: string) => (model === undefined ? fileURLToPath(DEFAULT_LM_PATH) : model);
@@ -149,6 +151,7 @@ export async function scoreCorpus(o: ScoreCorpusOptions): Promise<CorpusSummary>
       run_id: runId, out: resolve(o.out), documents: t.documents, skipped, bytes: t.bytes, bits: t.bits,
       bits_per_byte: t.scoredBytes > 0 ? t.bits / t.scoredBytes : 0, resumed_documents: w.resumed.documents, shards, seconds,
       bytes_per_second: (t.bytes - w.resumed.bytes) / Math.max(seconds, 1e-9), ...(queueStats ? { queue: queueStats } : {}),
+      peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
     };
   } finally {
     writer?.close();

@@ -45,10 +45,10 @@ export function freePort(): Promise<number> {
 export interface RedisServer { port: number; url: string; dir: string; proc: ChildProcess; stop(): Promise<void> }
 
 /** redis-server on 127.0.0.1 with a free port (or `port`) and a temporary directory (or `dir`). */
-export async function startRedis(opts: { port?: number; dir?: string; appendonly?: boolean } = {}): Promise<RedisServer> {
+export async function startRedis(opts: { port?: number; dir?: string; appendonly?: boolean; args?: string[] } = {}): Promise<RedisServer> {
   const port = opts.port ?? await freePort();
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'retnet-redis-'));
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', opts.appendonly ? 'yes' : 'no', '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', opts.appendonly ? 'yes' : 'no', '--dir', dir, ...(opts.args ?? [])], { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   proc.stdout!.on('data', (c: Buffer) => { log += c.toString(); });
   const t0 = Date.now();

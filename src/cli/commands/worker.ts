@@ -40,7 +40,7 @@ export const worker: Command = {
           queue: v.queue, model: v.model, runId: v['run-id'], lockDurationMs: parseIntOption('lock-duration', v['lock-duration'], 100),
           redisTimeoutMs: redisTimeoutMs(v['redis-timeout']), log: (line) => io.stderr.write(`retnet: ${line}\n`), signal: ac.signal,
         });
-        io.stderr.write(`retnet: worker: stopped after ${stats.scored} shards (${stats.failed} failed jobs)\n`);
+        io.stderr.write(`retnet: worker: stopped after ${stats.scored} shards (${stats.failed} failed jobs); peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(1)} MiB\n`);
       } finally {
         process.off('SIGINT', onSignal); process.off('SIGTERM', onSignal);
       }

@@ -125,7 +125,8 @@ export async function coordinate(shards: AsyncIterable<Shard>, writer: OrderedWr
     await link.guard(q.obliterate({ force: true }));
     return stats;
   } finally {
-    if (queue) await queue.disconnect().catch(() => {});
+    // BullMQ's disconnect waits for its client's 'end'; never let a dead Redis hold the exit
+    if (queue) await Promise.race([queue.disconnect().catch(() => {}), sleep(1000)]);
     link.close();
   }
 }

@@ -98,7 +98,8 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
     await link.guard(Promise.all([...workers.values()].map((w) => w.close())));
     return stats;
   } catch (e) {
-    await Promise.all([...workers.values()].map((w) => w.disconnect().catch(() => {})));
+    // BullMQ's disconnect waits for its clients' 'end'; never let a dead Redis hold the exit
+    await Promise.race([Promise.all([...workers.values()].map((w) => w.disconnect().catch(() => {}))), new Promise((r) => setTimeout(r, 1000))]);
     if ((e as { code?: string }).code === 'E_QUEUE') throw e;
     throw errors.queue(`worker: ${(e as Error).message}`, e);
   } finally {
