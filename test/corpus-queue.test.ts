@@ -59,8 +59,18 @@ test('queue: 500 documents (0 B – 256 KiB) with two workers equal the one-mach
   try {
     const w1 = worker(redis.url), w2 = worker(redis.url);
     const out = join(dir, 'd1.jsonl'), sj = join(dir, 'd1.json');
-    const c = coordinator(redis.url, out, c1, ['--shard-bytes', '8192', '--max-in-flight', '4', '--summary-json', sj]);
+    const c = coordinator(redis.url, out, c1, ['--shard-bytes', '8192', '--max-in-flight', '4', '--summary-json', sj, '--run-id', 'dist1']);
+    // the shards in Redis never exceed --max-in-flight
+    const q = new Queue(queueName('dist1'), { connection: { host: '127.0.0.1', port: redis.port, maxRetriesPerRequest: null } });
+    let most = 0, polls = 0;
+    while (c.proc.exitCode === null) {
+      const k = await q.getJobCounts('waiting', 'active', 'completed', 'delayed', 'prioritized', 'failed');
+      most = Math.max(most, Object.values(k).reduce((a, b) => a + b, 0)); polls++;
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    await q.close();
     assert.is(await c.done, 0, c.err());
+    assert.ok(most >= 1 && most <= 4, `at most 4 jobs in Redis at once (saw ${most} in ${polls} polls)`);
     const s = JSON.parse(readFileSync(sj, 'utf8'));
     assert.is(s.documents, n1); assert.is(s.skipped, 1);
     assert.ok(readFileSync(out).equals(await reference(c1, 8192)), 'distributed output differs from the one-machine output');
@@ -88,6 +98,28 @@ test('queue: a worker SIGKILLed mid-shard: the run completes, every document onc
     assert.is(await c.done, 0, c.err());
     assert.ok(readFileSync(out).equals(await reference(c2, 2000)));
     assert.match(b.err(), new RegExp(`${victim}: scored`), 'B scored the killed worker\'s shard');
+    assert.is(await stop(b), 0);
+  } finally { await redis.stop(); }
+});
+
+test('queue: SIGTERM on a worker mid-shard: it finishes that shard, takes no more, exits 0', async () => {
+  if (!canRun('queue: worker SIGTERM mid-shard', missing)) return;
+  const redis = await startRedis();
+  try {
+    const a = worker(redis.url);
+    const out = join(dir, 'd2t.jsonl');
+    const c = coordinator(redis.url, out, c2);
+    await a.waitFor(/(shard-\d+): started \(1 documents\)/);
+    a.proc.kill('SIGTERM');
+    assert.is(await a.done, 0, a.err());
+    const victim = /(shard-\d+): started \(1 documents\)/.exec(a.err())![1];
+    assert.match(a.err(), /SIGTERM: finishing the current shard/);
+    assert.match(a.err(), new RegExp(`${victim}: scored`), 'the current shard was finished');
+    assert.is((a.err().match(/: started/g) ?? []).length, (a.err().match(/: scored/g) ?? []).length, 'no shard left half-done');
+    const b = worker(redis.url);
+    assert.is(await c.done, 0, c.err());
+    assert.not.match(b.err(), new RegExp(`${victim}: started`), 'the finished shard is not scored again');
+    assert.ok(readFileSync(out).equals(await reference(c2, 2000)));
     assert.is(await stop(b), 0);
   } finally { await redis.stop(); }
 });
