@@ -39,7 +39,10 @@ async function reference(corpus: string, shardBytes: number): Promise<Buffer> {
   return readFileSync(refs.get(key)!);
 }
 
-const worker = (url: string, extra: string[] = []) => cliChild(['worker', '--queue', url, '--model', model, '--lock-duration', '1500', ...extra]);
+// A short BullMQ lock only where a worker is killed (its shard is taken over 1.5 s later); elsewhere
+// 10 s, so a busy machine's slow lock renewal does not make BullMQ run a shard twice (which is
+// allowed — at-least-once — but would spoil the counts of shards scored).
+const worker = (url: string, extra: string[] = [], lockMs = 10_000) => cliChild(['worker', '--queue', url, '--model', model, '--lock-duration', String(lockMs), ...extra]);
 const coordinator = (url: string, out: string, corpus: string, extra: string[] = []) =>
   cliChild(['score', '--queue', url, '--model', model, '--out', out, '--shard-bytes', '2000', ...extra, corpus]);
 const scoredShards = (w: Child) => (w.err().match(/: scored \d+ documents/g) ?? []).length;
@@ -85,7 +88,7 @@ test('queue: a worker SIGKILLed mid-shard: the run completes, every document onc
   if (!canRun('queue: worker killed mid-shard', missing)) return;
   const redis = await startRedis();
   try {
-    const a = worker(redis.url);
+    const a = worker(redis.url, [], 1500);
     const out = join(dir, 'd2.jsonl');
     const c = coordinator(redis.url, out, c2);
     // kill A as soon as it starts a one-document (32 KiB) shard
@@ -94,7 +97,7 @@ test('queue: a worker SIGKILLed mid-shard: the run completes, every document onc
     await a.done;
     const victim = /(shard-\d+): started \(1 documents\)/.exec(a.err())![1];
     assert.not.match(a.err(), new RegExp(`${victim}: scored`), 'the shard was still being scored when A died');
-    const b = worker(redis.url);
+    const b = worker(redis.url, [], 1500);
     assert.is(await c.done, 0, c.err());
     assert.ok(readFileSync(out).equals(await reference(c2, 2000)));
     assert.match(b.err(), new RegExp(`${victim}: scored`), 'B scored the killed worker\'s shard');
