@@ -16,6 +16,7 @@ import { DEFAULT_LM_PATH, scoreCorpus } from '../src/index.js';
 import { fileSha256 } from '../src/corpus/digest.js';
 import { encodeShard, jobIdOf, queueName } from '../src/corpus/queue/jobs.js';
 import { canRun } from './helpers/skip.js';
+import { ROOT } from './helpers.js';
 import { cliChild, freePort, redisMissing, startRedis, writeCorpus, writeSmallLM, type Child } from './helpers/corpus.js';
 
 const missing = redisMissing();
@@ -242,6 +243,25 @@ test('queue: a malformed job pushed by hand fails with its reason; the worker ke
     assert.is(await stop(w), 0);
     assert.not.match(w.err(), /s3cret-pw/);
   } finally { await q.close(); await redis.stop(); }
+});
+
+test('queue: rediss:// (TLS) works end to end', async () => {
+  if (!canRun('queue: rediss:// (TLS)', missing)) return;
+  const tls = join(ROOT, 'test', 'fixtures', 'corpus', 'tls');
+  const tlsPort = await freePort();
+  const redis = await startRedis({ args: ['--port', '0', '--tls-port', String(tlsPort), '--tls-cert-file', join(tls, 'server.pem'), '--tls-key-file', join(tls, 'server.key'), '--tls-ca-cert-file', join(tls, 'ca.pem'), '--tls-auth-clients', 'no'] });
+  try {
+    const url = `rediss://127.0.0.1:${tlsPort}`, env = { NODE_EXTRA_CA_CERTS: join(tls, 'ca.pem') };
+    const corpus = join(ROOT, 'test', 'fixtures', 'corpus', 'docs.jsonl.zst');
+    const w = cliChild(['worker', '--queue', url, '--model', model], env);
+    const out = join(dir, 'tls.jsonl'), ref = join(dir, 'tls.ref.jsonl');
+    const c = cliChild(['score', '--queue', url, '--model', model, '--out', out, '--shard-bytes', '300', corpus], env);
+    assert.is(await c.done, 0, c.err());
+    await scoreCorpus({ inputs: [corpus], out: ref, model, shardBytes: 300 });
+    assert.ok(readFileSync(out).equals(readFileSync(ref)));
+    assert.match(w.err(), new RegExp(`connected to rediss://127\\.0\\.0\\.1:${tlsPort}`));
+    assert.is(await stop(w), 0);
+  } finally { await redis.stop(); }
 });
 
 test('queue: the shipped model path resolves (worker default)', () => {

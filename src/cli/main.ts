@@ -54,9 +54,10 @@ const isEntry = (() => {
 if (isEntry) {
   main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
-    // The command is over. A client library that keeps reconnecting to a dead
+    // A queue command is over: a Redis client that keeps reconnecting to a dead
     // server (BullMQ/ioredis after Redis was lost) must not keep the process alive.
-    setTimeout(() => process.exit(code), 2000).unref();
+    const args = process.argv.slice(2);
+    if (args[0] === 'worker' || (args[0] === 'score' && args.some((a) => a === '--queue' || a.startsWith('--queue=')))) setTimeout(() => process.exit(code), 2000).unref();
   }, (e) => {
     process.stderr.write(`retnet: ${errorMessage(e)}\n`);
     process.exitCode = 1;

@@ -65,8 +65,8 @@ export async function startRedis(opts: { port?: number; dir?: string; appendonly
 export interface Child { proc: ChildProcess; out: () => string; err: () => string; done: Promise<number | null>; waitFor(re: RegExp, ms?: number): Promise<void> }
 
 /** `node dist/src/cli/main.js ...args` as a child process, stderr/stdout collected. */
-export function cliChild(args: string[]): Child {
-  const proc = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+export function cliChild(args: string[], env: Record<string, string> = {}): Child {
+  const proc = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1', ...env } });
   let out = '', err = '';
   proc.stdout!.on('data', (c: Buffer) => { out += c.toString(); });
   proc.stderr!.on('data', (c: Buffer) => { err += c.toString(); });
