@@ -12,6 +12,8 @@ export type ErrorCode =
   | 'E_WORKER'      // a worker thread failed or died
   | 'E_ABORTED'     // the caller aborted
   | 'E_ENGINE'      // a requested compute engine is unavailable
+  | 'E_CORPUS'      // a corpus input or output is unusable (bad line with --strict, missing column, …)
+  | 'E_QUEUE'       // the job queue (Redis/BullMQ) is unreachable or a shard failed on it
   | 'E_CLOSED';     // the model was closed
 
 /** Characters that must not reach a terminal raw: C0 controls (incl. ESC,
@@ -88,5 +90,7 @@ export const errors = {
   worker: (message: string, cause?: unknown) => new RetNetError('E_WORKER', message, { cause }),
   aborted: (reason?: unknown) => new RetNetError('E_ABORTED', `operation aborted${reason !== undefined ? `: ${String(reason instanceof Error ? reason.message : reason)}` : ''}`),
   engine: (message: string, cause?: unknown) => new RetNetError('E_ENGINE', message, { cause }),
+  corpus: (message: string, cause?: unknown) => new RetNetError('E_CORPUS', message, { cause }),
+  queue: (message: string, cause?: unknown) => new RetNetError('E_QUEUE', message, { cause }),
   closed: () => new RetNetError('E_CLOSED', 'the model was closed; create or load a new one'),
 };

@@ -13,8 +13,9 @@ import bench from './commands/bench.js';
 import drift from './commands/drift.js';
 import score from './commands/score.js';
 import generate from './commands/generate.js';
+import worker from './commands/worker.js';
 
-export const COMMANDS: Command[] = [demo, run, info, bench, drift, score, generate];
+export const COMMANDS: Command[] = [demo, run, info, bench, drift, score, generate, worker];
 
 const USAGE = `usage: retnet [<command>] [options]
 
@@ -62,7 +63,13 @@ const isEntry = (() => {
   try { return realpathSync(process.argv[1] ?? '') === realpathSync(fileURLToPath(import.meta.url)); } catch { return false; }
 })();
 if (isEntry) {
-  main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (e) => {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+    // A queue command is over: a Redis client that keeps reconnecting to a dead
+    // server (BullMQ/ioredis after Redis was lost) must not keep the process alive.
+    const args = process.argv.slice(2);
+    if (args[0] === 'worker' || (args[0] === 'score' && args.some((a) => a === '--queue' || a.startsWith('--queue=')))) setTimeout(() => process.exit(code), 2000).unref();
+  }, (e) => {
     process.stderr.write(`retnet: ${errorMessage(e)}\n`);
     process.exitCode = 1;
   });

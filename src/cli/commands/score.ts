@@ -1,19 +1,41 @@
 // `retnet score`: bits per byte of files under a byte-level RetNet LM.
 import { closeSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { DEFAULT_LM_PATH, RetNetLM } from '../../lm/retnet-lm.js';
+import { scoreCorpus } from '../../corpus/score-corpus.js';
 import { parse } from '../command.js';
+import { corpusOptionSpec, runCorpusMode, wantsCorpusMode } from '../corpus-cli.js';
 import { intOption } from '../numbers.js';
 import { AtomicOutput, checkOutputTarget } from '../safe-output.js';
 import { parseBackend, processIO, progressBar, runCommand, UsageError, type Command, type CommandIO } from '../lm-util.js';
 
 const usage = `usage: retnet score [--model M.safetensors] [--backend js|wasm|tfjs] [--chunk-size N] [--jsonl OUT] [--per-token] FILE...
+       retnet score --out SCORES.jsonl[.gz] [corpus options] INPUT...
   Scores each FILE ('-' = stdin) under a byte-level RetNet language model (default: the
   shipped bytes-4x128) and prints bytes, total bits, bits/byte and tokens/s per file.
   --jsonl OUT   one JSON record per file: {"file","bytes","bits","bits_per_byte"}; written
                 to a temporary file and renamed when every file is scored (a failed run
                 leaves OUT as it was); refused when OUT is one of the FILEs or the model
-  --per-token   with --jsonl, add "logprobs": ln p(byte t+1 | bytes 0..t) for each t
-  -h, --help    this text`;
+  --per-token   with --jsonl or --out, add "logprobs": ln p(byte t+1 | bytes 0..t) for each t
+
+  Corpus mode (--out): INPUTs are files, directories (walked recursively, sorted),
+  *.jsonl / *.jsonl.gz / *.jsonl.zst / *.json.gz (one JSON document per line) and
+  *.parquet; any other file is one document. One record per document, in input order:
+  {"id","source","bytes","bits","bits_per_byte"}; a summary on stderr.
+  --out FILE            output (.jsonl or .jsonl.gz), written as FILE.partial and renamed when complete
+  --resume              continue an interrupted run from FILE.partial (same inputs, model, options)
+  --text-field NAME     JSONL/Parquet field with the text (default text)
+  --id-field NAME       field with the id (default id; missing → FILE:LINE)
+  --include GLOB        files to take from directories (default every regular file)
+  --strict              a bad JSONL line / Parquet row is an error (default: reported and skipped)
+  --summary-json FILE   the summary as JSON
+  --shard-bytes N       text bytes per shard / ragged batch (default 4194304)
+  --queue redis://[user:pass@]host:port[/db]   (or rediss://) coordinate \`retnet worker\`s
+                        through BullMQ on that Redis instead of scoring here
+  --run-id ID           the queue run (default: a digest of inputs, model and options);
+                        the same run id resumes: finished shards are not scored again
+  --max-in-flight N     shards on the queue at once (default 8)
+  --redis-timeout SEC   give up when Redis is unreachable this long (default 30)
+  -h, --help            this text`;
 
 async function readStdin(stdin: NodeJS.ReadableStream): Promise<Uint8Array> {
   const parts: Buffer[] = [];
@@ -26,7 +48,7 @@ function checkFile(file: string): void {
   if (file === '-') return;
   let st;
   try { st = statSync(file); } catch (e) { throw new Error(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
-  if (st.isDirectory()) throw new Error(`${file}: is a directory (give the files in it)`);
+  if (st.isDirectory()) throw new Error(`${file}: is a directory (give the files in it, or score it as a corpus with --out)`);
   if (!st.isFile()) throw new Error(`${file}: not a regular file`);
 }
 
@@ -44,9 +66,11 @@ export const score: Command = {
       const a = parse({ usage }, argv, {
         model: { type: 'string' }, backend: { type: 'string' }, 'chunk-size': { type: 'string' },
         jsonl: { type: 'string' }, 'per-token': { type: 'boolean' },
+        ...corpusOptionSpec,
       }, true, io.stdout);
       if (!a) return;
       const { values, positionals } = a;
+      if (wantsCorpusMode(values)) return runCorpusMode(values, positionals, io, scoreCorpus);
       if (positionals.length === 0) throw new UsageError('give at least one FILE (or - for stdin)');
       if (positionals.filter((f) => f === '-').length > 1) throw new UsageError("stdin ('-') can be given only once");
       const backend = parseBackend(values.backend);

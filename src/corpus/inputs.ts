@@ -1,0 +1,88 @@
+// Command-line inputs → the ordered list of files to read: directories are
+// walked recursively in sorted order (filtered by an --include glob), and
+// each file gets its format from its name.
+import { readdirSync, statSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { errors } from '../errors.js';
+
+export type InputFormat = 'plain' | 'jsonl' | 'parquet';
+export type Compression = 'none' | 'gzip' | 'zstd';
+
+export interface InputFile {
+  /** as given (or as found under a given directory); '-' is stdin */
+  path: string;
+  format: InputFormat;
+  compression: Compression;
+  /** size and mtime on disk (0 for stdin): part of the run id */
+  size: number;
+  mtimeMs: number;
+}
+
+/** Format of a file from its name: *.jsonl[.gz|.zst], *.json.gz, *.parquet; anything else is one plain document. */
+export function formatOf(path: string): { format: InputFormat; compression: Compression } {
+  const p = path.toLowerCase();
+  if (p.endsWith('.parquet')) return { format: 'parquet', compression: 'none' };
+  if (p.endsWith('.jsonl')) return { format: 'jsonl', compression: 'none' };
+  if (p.endsWith('.jsonl.gz') || p.endsWith('.json.gz')) return { format: 'jsonl', compression: 'gzip' };
+  if (p.endsWith('.jsonl.zst') || p.endsWith('.json.zst')) return { format: 'jsonl', compression: 'zstd' };
+  return { format: 'plain', compression: 'none' };
+}
+
+/** A glob (`*`, `?`, `**`, `[...]`) → RegExp. Without a '/', it matches the file's
+ *  name; with one, its path relative to the walked directory. */
+export function globMatcher(glob: string): (relPath: string) => boolean {
+  let re = '';
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i];
+    if (c === '*') {
+      if (glob[i + 1] === '*') { re += glob[i + 2] === '/' ? '(?:.*/)?' : '.*'; i += glob[i + 2] === '/' ? 2 : 1; } else re += '[^/]*';
+    } else if (c === '?') re += '[^/]';
+    else if (c === '[') {
+      const end = glob.indexOf(']', i + 1);
+      if (end < 0) re += '\\[';
+      else { re += '[' + glob.slice(i + 1, end).replace(/^!/, '^').replace(/\\/g, '\\\\') + ']'; i = end; }
+    } else re += c.replace(/[.+^${}()|\\]/g, '\\$&');
+  }
+  const rx = new RegExp(`^${re}$`);
+  const byName = !glob.includes('/');
+  return (rel) => rx.test(byName ? rel.slice(rel.lastIndexOf('/') + 1) : rel);
+}
+
+function statOrThrow(p: string) {
+  try { return statSync(p); } catch (e) { throw errors.corpus(`cannot read ${p}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
+}
+
+function walk(dir: string, root: string, match: (rel: string) => boolean, exclude: Set<string>, out: InputFile[]): void {
+  let entries;
+  try { entries = readdirSync(dir, { withFileTypes: true }); } catch (e) { throw errors.corpus(`cannot read directory ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const e of entries) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) { walk(p, root, match, exclude, out); continue; }
+    // regular files, and symbolic links to regular files (links to directories are not followed)
+    if (!e.isFile() && !e.isSymbolicLink()) continue;
+    if (exclude.has(resolve(p))) continue;
+    const rel = relative(root, p).split('\\').join('/');
+    if (!match(rel)) continue;
+    let st;
+    try { st = statSync(p); } catch { continue; }
+    if (!st.isFile()) continue;
+    out.push({ path: p, ...formatOf(p), size: st.size, mtimeMs: st.mtimeMs });
+  }
+}
+
+/** Expand the inputs (files, directories, '-') into the files to read, in order. */
+export function expandInputs(inputs: string[], options: { include?: string; exclude?: string[] } = {}): InputFile[] {
+  if (inputs.filter((p) => p === '-').length > 1) throw errors.corpus("stdin ('-') can be given only once");
+  const match = options.include === undefined ? () => true : globMatcher(options.include);
+  const exclude = new Set((options.exclude ?? []).map((p) => resolve(p)));
+  const out: InputFile[] = [];
+  for (const p of inputs) {
+    if (p === '-') { out.push({ path: '-', format: 'plain', compression: 'none', size: 0, mtimeMs: 0 }); continue; }
+    const st = statOrThrow(p);
+    if (st.isDirectory()) walk(p, p, match, exclude, out);
+    else if (st.isFile()) out.push({ path: p, ...formatOf(p), size: st.size, mtimeMs: st.mtimeMs });
+    else throw errors.corpus(`${p}: not a regular file or directory`);
+  }
+  return out;
+}

@@ -1,0 +1,34 @@
+// Parquet → documents with hyparquet (+ hyparquet-compressors for zstd,
+// gzip, brotli, lz4), one row group at a time so memory stays bounded by the
+// largest row group, not the file.
+import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, parquetSchema } from 'hyparquet';
+import { compressors } from 'hyparquet-compressors';
+import { errors } from '../errors.js';
+import { recordToItem, type FieldNames } from './jsonl.js';
+import type { CorpusItem } from './types.js';
+
+/** The items of a Parquet file, row by row (row numbers from 1); `onRaw(n)` advances progress. */
+export async function* readParquet(path: string, f: FieldNames, onRaw?: (n: number) => void): AsyncGenerator<CorpusItem> {
+  let file, metadata;
+  try {
+    file = await asyncBufferFromFile(path);
+    metadata = await parquetMetadataAsync(file);
+  } catch (e) { throw errors.corpus(`${path}: not a readable Parquet file (${(e as Error).message})`); }
+  const top = parquetSchema(metadata).children.map((c) => c.element.name);
+  if (!top.includes(f.textField)) {
+    throw errors.corpus(`${path}: no column ${JSON.stringify(f.textField)} (columns: ${top.join(', ')}); name the text column with --text-field`);
+  }
+  const columns = top.includes(f.idField) ? [f.textField, f.idField] : [f.textField];
+  const sizePerRow = file.byteLength / Math.max(1, Number(metadata.num_rows));
+  let rowStart = 0;
+  for (const rg of metadata.row_groups) {
+    const n = Number(rg.num_rows);
+    let rows;
+    try {
+      rows = await parquetReadObjects({ file, metadata, columns, rowStart, rowEnd: rowStart + n, compressors, rowFormat: 'object' });
+    } catch (e) { throw errors.corpus(`${path}: rows ${rowStart + 1}–${rowStart + n}: ${(e as Error).message}`); }
+    for (let i = 0; i < rows.length; i++) yield recordToItem(rows[i], path, rowStart + i + 1, f);
+    onRaw?.(Math.round(n * sizePerRow));
+    rowStart += n;
+  }
+}

@@ -1,0 +1,104 @@
+// Redis connection settings from a redis:// or rediss:// URL, a form of the
+// URL safe to print (credentials never appear in logs or errors), and a
+// watchdog that turns "Redis unreachable for longer than --redis-timeout"
+// into one clear error instead of a hang.
+import { Redis, type RedisOptions } from 'ioredis';
+import { errors } from '../../errors.js';
+
+export interface RedisTarget {
+  options: RedisOptions;
+  /** the URL without credentials, for messages */
+  display: string;
+}
+
+/** Parse `redis://[user:pass@]host:port[/db]` (or rediss:// for TLS). The error never echoes the URL. */
+export function parseRedisUrl(url: string): RedisTarget {
+  let u: URL;
+  try { u = new URL(url); } catch { throw errors.option('queue', 'a redis://[user:pass@]host:port[/db] or rediss:// URL', '(unparseable URL)'); }
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw errors.option('queue', 'a redis:// or rediss:// URL', `${u.protocol}//…`);
+  const port = u.port === '' ? 6379 : Number(u.port);
+  const dbText = u.pathname.replace(/^\//, '');
+  const db = dbText === '' ? 0 : Number(dbText);
+  if (!Number.isInteger(db) || db < 0) throw errors.option('queue', 'a URL whose path is a database number', `/${dbText}`);
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  const options: RedisOptions = { host, port, db };
+  if (u.username) options.username = decodeURIComponent(u.username);
+  if (u.password) options.password = decodeURIComponent(u.password);
+  if (u.protocol === 'rediss:') options.tls = { servername: host };
+  const cred = u.username || u.password ? '***@' : '';
+  return { options, display: `${u.protocol}//${cred}${u.host}${db ? `/${db}` : ''}` };
+}
+
+/** Remove anything credential-like from a message (belt and braces: ioredis messages carry host:port only). */
+export function redact(message: string, target: RedisTarget): string {
+  let m = message;
+  for (const secret of [target.options.password, target.options.username]) if (secret) m = m.split(secret).join('***');
+  return m.replace(/(rediss?:\/\/)[^@\s/]*@/g, '$1***@');
+}
+
+/** ioredis options for every connection we and BullMQ open: retry forever with
+ *  a capped backoff (the watchdog, not ioredis, decides when to give up). */
+export function connectionOptions(target: RedisTarget): RedisOptions {
+  return {
+    ...target.options,
+    maxRetriesPerRequest: null,
+    enableReadyCheck: true,
+    connectTimeout: 5000,
+    retryStrategy: (times: number) => Math.min(100 * times, 1000),
+  };
+}
+
+/** One client of our own plus a watchdog over its connection. */
+export class RedisLink {
+  readonly client: Redis;
+  /** rejects once Redis has been unreachable for longer than the timeout */
+  readonly lost: Promise<never>;
+  private downSince: number | null = null;
+  private lastError = '';
+  private timer: NodeJS.Timeout;
+  private rejectLost!: (e: Error) => void;
+  private everReady = false;
+  private closing = false;
+
+  constructor(readonly target: RedisTarget, readonly timeoutMs: number, private log: (line: string) => void, who: string) {
+    this.lost = new Promise<never>((_, rej) => { this.rejectLost = rej; });
+    this.lost.catch(() => {}); // observed through guard()
+    this.client = new Redis({ ...connectionOptions(target), lazyConnect: true });
+    this.client.on('error', (e: Error) => { this.lastError = redact((e as NodeJS.ErrnoException).code ?? e.message, target); });
+    this.client.on('ready', () => {
+      if (this.downSince !== null && this.everReady) this.log(`${who}: Redis at ${target.display} is back`);
+      this.downSince = null; this.everReady = true;
+    });
+    this.client.on('close', () => {
+      if (this.closing) return;
+      if (this.downSince === null) {
+        this.downSince = Date.now();
+        if (this.everReady) this.log(`${who}: lost the connection to Redis at ${target.display}${this.lastError ? ` (${this.lastError})` : ''}; retrying for up to ${Math.round(timeoutMs / 1000)} s`);
+      }
+    });
+    this.downSince = Date.now();
+    this.timer = setInterval(() => {
+      if (this.downSince !== null && Date.now() - this.downSince > timeoutMs) {
+        clearInterval(this.timer);
+        const what = this.everReady ? 'lost the connection to Redis at' : 'cannot reach Redis at';
+        this.rejectLost(errors.queue(`${what} ${target.display}${this.lastError ? ` (${this.lastError})` : ''} and could not connect within ${(timeoutMs / 1000).toFixed(0)} s (--redis-timeout)`));
+      }
+    }, Math.min(250, timeoutMs / 4));
+    this.client.connect().catch(() => {});
+  }
+
+  /** Wait for the first connection (or the timeout). */
+  async ready(): Promise<void> {
+    if (this.client.status === 'ready') return;
+    await this.guard(new Promise<void>((res) => this.client.once('ready', () => res())));
+  }
+
+  /** `p`, or the connection-lost error, whichever comes first. */
+  guard<T>(p: Promise<T>): Promise<T> { return Promise.race([p, this.lost]); }
+
+  close(): void {
+    this.closing = true;
+    clearInterval(this.timer);
+    this.client.disconnect();
+  }
+}

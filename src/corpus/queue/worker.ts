@@ -1,0 +1,108 @@
+// A queue worker: finds the runs that have shards to score (the RUNS_KEY
+// hash), takes their jobs and scores them with the local LM's worker pool,
+// one shard at a time. The processor is a pure function of the job's data
+// (and the local model): it checks the payload and the model digest first,
+// and fails a bad job with its reason (never retried) while it keeps running.
+// SIGINT/SIGTERM (the caller's `signal`): stop taking jobs and finish the
+// current shard; a worker killed outright leaves its shard to BullMQ's
+// stalled-job check, which hands it to another worker.
+import { UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import type { RetNetLM } from '../../lm/retnet-lm.js';
+import { errors } from '../../errors.js';
+import { scoreDocs } from '../score-shard.js';
+import type { DocRecord } from '../types.js';
+import { decodeShard, queueName, RUNS_KEY } from './jobs.js';
+import { connectionOptions, RedisLink, type RedisTarget } from './redis.js';
+
+export interface WorkerOptions {
+  target: RedisTarget;
+  lm: RetNetLM;
+  /** SHA-256 of the model file `lm` was loaded from */
+  modelSha: string;
+  /** this worker's model file, for messages */
+  modelLabel: string;
+  /** only this run's jobs (default: every run registered on the Redis) */
+  runId?: string;
+  /** BullMQ lock duration: how long a killed worker's shard waits before another takes it (default 30 s) */
+  lockDurationMs?: number;
+  redisTimeoutMs: number;
+  /** how often the list of runs is read (default 500 ms) */
+  discoverMs?: number;
+  log: (line: string) => void;
+  /** abort = stop taking jobs, finish the current one, return */
+  signal?: AbortSignal;
+}
+
+export interface WorkerStats { scored: number; failed: number }
+
+/** The processor: job data (+ the local model) → records, or a failure with its reason. */
+export async function processShardJob(data: unknown, lm: RetNetLM, modelSha: string, modelLabel: string): Promise<DocRecord[]> {
+  const d = decodeShard(data);
+  if ('error' in d) throw new UnrecoverableError(`malformed job: ${d.error}`);
+  if (d.job.model !== modelSha) {
+    throw new UnrecoverableError(`model mismatch: the job was made for a model with SHA-256 ${d.job.model.slice(0, 16)}…, this worker's --model ${modelLabel} has ${modelSha.slice(0, 16)}…; start the worker with the coordinator's model`);
+  }
+  return scoreDocs(lm, d.docs, d.job.options);
+}
+
+export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
+  const stats: WorkerStats = { scored: 0, failed: 0 };
+  const link = new RedisLink(o.target, o.redisTimeoutMs, o.log, 'worker');
+  const workers = new Map<string, Worker>();
+  let busy: Promise<unknown> = Promise.resolve();
+  const lockDuration = o.lockDurationMs ?? 30_000;
+  const processor = async (job: Job) => {
+    // one shard at a time on this machine's pool, whatever run it belongs to
+    const prev = busy;
+    let release!: () => void;
+    busy = new Promise<void>((r) => { release = r; });
+    await prev;
+    try {
+      const n = Array.isArray(job.data?.ids) ? job.data.ids.length : '?';
+      o.log(`worker: ${job.queueName} ${job.id}: started (${n} documents)`);
+      const t0 = performance.now();
+      const out = await processShardJob(job.data, o.lm, o.modelSha, o.modelLabel);
+      const bytes = out.reduce((a, r) => a + r.bytes, 0);
+      const sec = (performance.now() - t0) / 1000;
+      o.log(`worker: ${job.queueName} ${job.id}: scored ${out.length} documents, ${bytes} bytes in ${sec.toFixed(2)} s`);
+      stats.scored++;
+      return out;
+    } finally { release(); }
+  };
+  const add = (runId: string) => {
+    const w = new Worker(queueName(runId), processor, {
+      connection: connectionOptions(o.target) as ConnectionOptions, concurrency: 1,
+      lockDuration, stalledInterval: Math.max(500, Math.floor(lockDuration / 2)), maxStalledCount: 3,
+    });
+    w.on('error', () => { /* connection trouble: the link's watchdog reports it */ });
+    w.on('failed', (job, err) => {
+      stats.failed++;
+      o.log(`worker: ${job ? `${job.queueName} ${job.id}` : 'a job'} failed: ${err.message}`);
+    });
+    workers.set(runId, w);
+  };
+  const stopping = new Promise<void>((res) => {
+    if (o.signal?.aborted) res();
+    o.signal?.addEventListener('abort', () => res(), { once: true });
+  });
+  try {
+    await Promise.race([link.ready(), stopping]);
+    o.log(`worker: connected to ${o.target.display}; model ${o.modelLabel} (SHA-256 ${o.modelSha.slice(0, 16)}…)`);
+    while (!o.signal?.aborted) {
+      const runs = o.runId !== undefined ? [o.runId] : Object.keys(await link.guard(link.client.hgetall(RUNS_KEY)));
+      for (const r of runs) if (!workers.has(r)) add(r);
+      for (const [r, w] of workers) if (!runs.includes(r)) { workers.delete(r); void w.close(); }
+      await link.guard(Promise.race([new Promise((res) => setTimeout(res, o.discoverMs ?? 500)), stopping]));
+    }
+    o.log('worker: stopping: no new shards; finishing the current one');
+    await link.guard(Promise.all([...workers.values()].map((w) => w.close())));
+    return stats;
+  } catch (e) {
+    // BullMQ's disconnect waits for its clients' 'end'; never let a dead Redis hold the exit
+    await Promise.race([Promise.all([...workers.values()].map((w) => w.disconnect().catch(() => {}))), new Promise((r) => setTimeout(r, 1000))]);
+    if ((e as { code?: string }).code === 'E_QUEUE') throw e;
+    throw errors.queue(`worker: ${(e as Error).message}`, e);
+  } finally {
+    link.close();
+  }
+}

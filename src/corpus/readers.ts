@@ -1,0 +1,55 @@
+// Inputs → one ordered stream of documents (and skipped lines): plain files
+// are one document each, JSONL and Parquet one per line/row.
+import { errors } from '../errors.js';
+import { openBytes } from './compression.js';
+import { expandInputs, type InputFile } from './inputs.js';
+import { readJsonl, type FieldNames } from './jsonl.js';
+import { readParquet } from './parquet.js';
+import type { CorpusItem, ReadOptions } from './types.js';
+
+export interface ReadProgress {
+  /** bytes read from disk so far (compressed size for .gz/.zst) */
+  rawBytes: number;
+  /** total size on disk of the inputs (0 when unknown, e.g. stdin) */
+  totalRawBytes: number;
+}
+
+async function readWhole(file: InputFile, onRaw: (n: number) => void, stdin?: NodeJS.ReadableStream): Promise<Uint8Array> {
+  const parts: Buffer[] = [];
+  try {
+    for await (const c of openBytes(file.path, file.compression, onRaw, stdin)) parts.push(c as Buffer);
+  } catch (e) { throw errors.corpus(`cannot read ${file.path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
+  return Buffer.concat(parts);
+}
+
+/** Every item of the files, in order. A bad line is a skipped item, or an error with `strict`. */
+export async function* readFiles(files: InputFile[], options: ReadOptions = {}, progress?: ReadProgress): AsyncGenerator<CorpusItem> {
+  const f: FieldNames = { textField: options.textField ?? 'text', idField: options.idField ?? 'id' };
+  const onRaw = (n: number) => { if (progress) progress.rawBytes += n; };
+  for (const file of files) {
+    let items: AsyncIterable<CorpusItem>;
+    if (file.format === 'parquet') items = readParquet(file.path, f, onRaw);
+    else if (file.format === 'jsonl') items = readJsonl(openBytes(file.path, file.compression, onRaw, options.stdin), file.path, f);
+    else {
+      const name = file.path === '-' ? '-' : file.path;
+      const bytes = await readWhole(file, onRaw, options.stdin);
+      items = (async function* () { yield { doc: { id: name, source: name, bytes } }; })();
+    }
+    try {
+      for await (const it of items) {
+        if (it.skip && options.strict) throw errors.corpus(`${it.skip.source}:${it.skip.line}: ${it.skip.reason} (--strict)`);
+        yield it;
+      }
+    } catch (e) {
+      if ((e as { code?: string }).code === 'E_CORPUS') throw e;
+      throw errors.corpus(`${file.path}: ${(e as Error).message}`, e);
+    }
+  }
+}
+
+/** expandInputs + readFiles. */
+export function readCorpus(inputs: string[], options: ReadOptions = {}, progress?: ReadProgress): AsyncGenerator<CorpusItem> {
+  const files = expandInputs(inputs, options);
+  if (progress) progress.totalRawBytes = files.reduce((a, x) => a + x.size, 0);
+  return readFiles(files, options, progress);
+}

@@ -1,0 +1,25 @@
+// Scoring one shard: a ragged batch through the LM's worker pool (one
+// streamed pass over all documents, so many short documents keep every
+// worker busy) → one output record per document. A pure function of the
+// documents, the model and the options; the local run and the queue worker
+// both call it, so their outputs agree byte for byte.
+import type { RetNetLM } from '../lm/retnet-lm.js';
+import type { BackendName } from '../options.js';
+import type { CorpusDoc, DocRecord } from './types.js';
+
+export interface ShardScoreOptions {
+  backend?: BackendName;
+  chunkSize?: number;
+  perToken?: boolean;
+}
+
+export async function scoreDocs(lm: RetNetLM, docs: Pick<CorpusDoc, 'id' | 'source' | 'bytes'>[], options: ShardScoreOptions, onProgress?: (done: number, total: number) => void, signal?: AbortSignal): Promise<DocRecord[]> {
+  const results = await lm.score(docs.map((d) => d.bytes), {
+    backend: options.backend, chunkSize: options.chunkSize, perToken: options.perToken === true, onProgress, signal,
+  });
+  return results.map((r, i) => {
+    const rec: DocRecord = { id: docs[i].id, source: docs[i].source, bytes: r.bytes, bits: r.bits, bits_per_byte: r.bitsPerByte };
+    if (r.logprobs) rec.logprobs = Array.from(r.logprobs);
+    return rec;
+  });
+}

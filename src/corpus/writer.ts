@@ -1,0 +1,144 @@
+// The ordered, atomic, resumable output: records go to OUT.partial (plain
+// JSONL) strictly in document order, whatever order shards finish in; a
+// sidecar OUT.partial.json names the run. `finish()` fsyncs and renames the
+// partial file to OUT (gzip-compressing it first for *.gz), so OUT only ever
+// exists complete. `--resume` keeps the complete lines of a partial file made
+// by the same run, so no document is written twice or lost.
+import { closeSync, createReadStream, createWriteStream, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import { errors } from '../errors.js';
+import type { DocRecord } from './types.js';
+
+export const partialPath = (out: string) => `${out}.partial`;
+export const partialMetaPath = (out: string) => `${out}.partial.json`;
+
+/** Totals over records: what the summary reports. */
+export interface Totals { documents: number; bytes: number; bits: number; scoredBytes: number }
+export const zeroTotals = (): Totals => ({ documents: 0, bytes: 0, bits: 0, scoredBytes: 0 });
+export function addRecord(t: Totals, r: Pick<DocRecord, 'bytes' | 'bits'>): void {
+  t.documents++; t.bytes += r.bytes; t.bits += r.bits; t.scoredBytes += Math.max(0, r.bytes - 1);
+}
+
+/** A record read back from a partial file, checked to have the fields a finished run writes. */
+function parseRecordLine(line: string): DocRecord | null {
+  try {
+    const r = JSON.parse(line) as DocRecord;
+    if (typeof r?.id !== 'string' || typeof r.source !== 'string' || !Number.isInteger(r.bytes) || typeof r.bits !== 'number') return null;
+    return r;
+  } catch { return null; }
+}
+
+/** Scan a partial file: its complete, valid lines (the prefix kept on resume). */
+async function scanPartial(path: string): Promise<{ keepBytes: number; totals: Totals }> {
+  const totals = zeroTotals();
+  let keepBytes = 0, offset = 0, carry: Buffer = Buffer.alloc(0);
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
+    let buf: Buffer = carry.length ? Buffer.concat([carry, chunk as Buffer]) : (chunk as Buffer);
+    let start = 0;
+    for (let nl = buf.indexOf(10, start); nl >= 0; nl = buf.indexOf(10, start)) {
+      const rec = parseRecordLine(buf.toString('utf8', start, nl));
+      if (!rec) return { keepBytes, totals };
+      addRecord(totals, rec);
+      keepBytes = offset + nl + 1;
+      start = nl + 1;
+    }
+    offset += start;
+    carry = buf.subarray(start);
+    buf = carry;
+  }
+  return { keepBytes, totals };
+}
+
+export interface OpenWriterOptions {
+  /** names the run; a partial file of another run is never resumed */
+  runId: string;
+  /** keep a partial file of the same run (otherwise start afresh) */
+  resume: boolean;
+}
+
+export class OrderedWriter {
+  /** documents already written (by an earlier, interrupted run) when opened */
+  readonly resumed: Totals;
+  /** totals of every record in the file, resumed ones included */
+  readonly totals: Totals;
+  private fd: number;
+  private next: number;
+  /** results that arrived before an earlier shard's: first document → records */
+  private held = new Map<number, DocRecord[]>();
+
+  private constructor(readonly out: string, fd: number, resumed: Totals) {
+    this.fd = fd;
+    this.resumed = { ...resumed };
+    this.totals = { ...resumed };
+    this.next = resumed.documents;
+  }
+
+  static async open(out: string, options: OpenWriterOptions): Promise<OrderedWriter> {
+    const part = partialPath(out), meta = partialMetaPath(out);
+    let resumed = zeroTotals();
+    let fd: number;
+    const fail = (e: unknown): never => { throw errors.corpus(`cannot write ${part}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); };
+    if (options.resume && existsSync(part) && existsSync(meta)) {
+      let runId: unknown;
+      try { runId = JSON.parse(readFileSync(meta, 'utf8')).runId; } catch { runId = undefined; }
+      if (runId !== options.runId) {
+        throw errors.corpus(`cannot resume: ${part} was written by run ${JSON.stringify(runId)}, this is run ${JSON.stringify(options.runId)} (inputs, model or options differ); remove it or run without --resume`);
+      }
+      const scan = await scanPartial(part);
+      resumed = scan.totals;
+      try { truncateSync(part, scan.keepBytes); fd = openSync(part, 'a'); } catch (e) { return fail(e); }
+    } else {
+      try {
+        writeFileSync(meta, JSON.stringify({ runId: options.runId }) + '\n');
+        fd = openSync(part, 'w');
+      } catch (e) { return fail(e); }
+    }
+    return new OrderedWriter(out, fd!, resumed);
+  }
+
+  /** The ordinal of the next document to write (= documents in the file). */
+  get nextDoc(): number { return this.next; }
+  /** Shards of results held back, waiting for an earlier shard. */
+  get heldShards(): number { return this.held.size; }
+
+  /** Records of documents first, first+1, …: written now if they are next, else held.
+   *  Documents already written (resume, a shard scored twice) are dropped. */
+  put(first: number, records: DocRecord[]): void {
+    if (first + records.length <= this.next) return;
+    if (first > this.next) { if (!this.held.has(first)) this.held.set(first, records); return; }
+    this.write(records.slice(this.next - first));
+    for (let h = this.held.get(this.next); h !== undefined; h = this.held.get(this.next)) {
+      this.held.delete(this.next);
+      this.write(h);
+    }
+  }
+
+  private write(records: DocRecord[]): void {
+    if (records.length === 0) return;
+    const text = records.map((r) => JSON.stringify(r)).join('\n') + '\n';
+    try { writeSync(this.fd, text); } catch (e) { throw errors.corpus(`cannot write ${partialPath(this.out)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
+    for (const r of records) addRecord(this.totals, r);
+    this.next += records.length;
+  }
+
+  /** Every document written: fsync, (gzip,) rename to OUT, remove the sidecar. */
+  async finish(): Promise<void> {
+    if (this.held.size > 0) throw errors.corpus(`internal: ${this.held.size} shard(s) of results never became contiguous (next document ${this.next})`);
+    const part = partialPath(this.out);
+    fsyncSync(this.fd); closeSync(this.fd); this.fd = -1;
+    if (/\.gz$/i.test(this.out)) {
+      const gz = `${part}.gz`;
+      await pipeline(createReadStream(part), createGzip(), createWriteStream(gz));
+      const f = openSync(gz, 'r'); fsyncSync(f); closeSync(f);
+      renameSync(gz, this.out);
+      rmSync(part);
+    } else renameSync(part, this.out);
+    rmSync(partialMetaPath(this.out), { force: true });
+  }
+
+  /** Stop without finishing: the partial file stays for --resume. */
+  close(): void {
+    if (this.fd >= 0) { try { fsyncSync(this.fd); } catch { /* best effort */ } closeSync(this.fd); this.fd = -1; }
+  }
+}
