@@ -126,7 +126,9 @@ test('score --out: bad input is a clear, specific error', async () => {
   r = await cli(['score', '--model', model, '--out', join(dir, 'nt.jsonl'), '--text-field', 'body', join(FIX, 'notext.parquet')]);
   assert.is(r.code, 0, r.err);
   r = await cli(['score', '--model', model, '--out', bad, bad]);
-  assert.is(r.code, 1); assert.match(r.err, /refusing to overwrite an input/);
+  assert.is(r.code, 2); assert.match(r.err, /refusing to overwrite an input/); // the CLI's shared rule: exit 2 (issue #10)
+  r = await cli(['score', '--model', model, '--out', model, bad]);
+  assert.is(r.code, 2); assert.match(r.err, /same file as --model/);
   const gz = join(dir, 'broken.jsonl.gz'); writeFileSync(gz, 'not gzip at all');
   r = await cli(['score', '--model', model, '--out', join(dir, 'g.jsonl'), gz]);
   assert.is(r.code, 1); assert.match(r.err, /^retnet: .*broken\.jsonl\.gz: incorrect header check\n$/);
