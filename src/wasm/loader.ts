@@ -50,6 +50,8 @@ export interface KernelExports {
   /** x = act(x) in place. */
   f32_act__wasmsimd(rows: number, cols: number, x: Ptr, ldx: number, act: number): void;
   f32_act__scalar(rows: number, cols: number, x: Ptr, ldx: number, act: number): void;
+  /** The former f32_act__wasmsimd: transcendental activations on two f64x2 halves (benchmark comparator). */
+  f32_act__f64x2(rows: number, cols: number, x: Ptr, ldx: number, act: number): void;
   /** o = act(g) ⊙ o. */
   f32_gate__wasmsimd(rows: number, cols: number, g: Ptr, ldg: number, o: Ptr, ldo: number, act: number): void;
   f32_gate__scalar(rows: number, cols: number, g: Ptr, ldg: number, o: Ptr, ldo: number, act: number): void;
