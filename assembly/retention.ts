@@ -57,7 +57,7 @@ import { madd, hsum, loadN, storeN } from './common';
 // o[i,:] = Σ_{j≤i} A[i,j] v_j,  r[i] = Σ_{j≤i} A[i,j],  A[i,j] = (q_i·k_j) pow[i−j]  (o, r overwritten)
 // scratch // [n, n] f32: the one score tile (lower triangle used), n·n·4 bytes
 
-export function f32_retention_intra__wasmsimd(n: i32, dk: i32, dv: i32, q: usize, ldq: i32, k: usize, ldk: i32,
+export function f32_retention_intra_rows__wasmsimd(n: i32, dk: i32, dv: i32, q: usize, ldq: i32, k: usize, ldk: i32,
                                               v: usize, ldv: i32, pow: usize, o: usize, ldo: i32, r: usize, scratch: usize): void {
   for (let i = 0; i < n; i++) {
     const qi = q + (<usize>i * <usize>ldq << 2);
@@ -75,6 +75,161 @@ export function f32_retention_intra__wasmsimd(n: i32, dk: i32, dv: i32, q: usize
     const ai = scratch + (<usize>i * <usize>n << 2);
     zero(dv, oi);
     for (let j = 0; j <= i; j++) axpy_simd(dv, load<f32>(ai + (<usize>j << 2)), v + (<usize>j * <usize>ldv << 2), oi);
+  }
+}
+
+// Blocked form (f32_retention_intra__wasmsimd), in three passes over the chunk:
+//  1. scores A[i, j] = (q_i·k_j)·pow[i−j] for j ≤ i in 2×4 tiles: 8 f32x4 accumulators run over dk
+//     four terms at a time (lanes = partial sums over t), one 4×4 transpose-add per row yields
+//     A[i, j0..j0+3]; tiles above the diagonal are skipped, the few diagonal entries are single dots.
+//     Entries j ∈ (i, roundup4(i+1)) ∩ [0, n) are written 0 so pass 3's 4-row tiles may read them.
+//  2. r[i] = Σ_{j≤i} A[i, j]: f32x4 lanes, summed in blocks of JC columns, then across blocks.
+//  3. o = A v in 4×8 register tiles like the GEMM (v read in place, 8-column panels), j summed in
+//     blocks of JC from zero and added to o, so a row's float32 error grows like JC + n/JC, not n.
+
+const JC: i32 = 64;
+
+// [Σa0, Σa1, Σa2, Σa3]: four lane-sums in one vector (a 4×4 transpose-add).
+// @ts-ignore: decorator
+@inline function sum4(a0: v128, a1: v128, a2: v128, a3: v128): v128 {
+  const s01 = f32x4.add(v128.shuffle<f32>(a0, a1, 0, 1, 4, 5), v128.shuffle<f32>(a0, a1, 2, 3, 6, 7));
+  const s23 = f32x4.add(v128.shuffle<f32>(a2, a3, 0, 1, 4, 5), v128.shuffle<f32>(a2, a3, 2, 3, 6, 7));
+  return f32x4.add(v128.shuffle<f32>(s01, s23, 0, 2, 4, 6), v128.shuffle<f32>(s01, s23, 1, 3, 5, 7));
+}
+
+// pow[i−j0], pow[i−j0−1], pow[i−j0−2], pow[i−j0−3]   (i − j0 ≥ 3)
+// @ts-ignore: decorator
+@inline function decay4(pow: usize, d: i32): v128 {
+  const v = v128.load(pow + (<usize>(d - 3) << 2));
+  return v128.shuffle<f32>(v, v, 3, 2, 1, 0);
+}
+
+/** Scores for rows q0 (and q1 when two) against k rows j0..j0+3, stored at a0 (a1). */
+// @ts-ignore: decorator
+@inline function scores_2x4(dk: i32, q0: usize, q1: usize, kj: usize, ldkb: usize, pow: usize, d0: i32,
+                            a0: usize, a1: usize, two: bool): void {
+  const k0 = kj, k1 = kj + ldkb, k2 = k1 + ldkb, k3 = k2 + ldkb;
+  let c00 = f32x4.splat(0), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+  const dk4 = dk & ~3;
+  let t = 0;
+  for (; t < dk4; t += 4) {
+    const o = <usize>t << 2;
+    const x0 = v128.load(q0 + o);
+    const b0 = v128.load(k0 + o), b1 = v128.load(k1 + o), b2 = v128.load(k2 + o), b3 = v128.load(k3 + o);
+    c00 = madd(x0, b0, c00); c01 = madd(x0, b1, c01); c02 = madd(x0, b2, c02); c03 = madd(x0, b3, c03);
+    if (two) {
+      const x1 = v128.load(q1 + o);
+      c10 = madd(x1, b0, c10); c11 = madd(x1, b1, c11); c12 = madd(x1, b2, c12); c13 = madd(x1, b3, c13);
+    }
+  }
+  if (t < dk) {
+    const o = <usize>t << 2, m = dk - t;
+    const x0 = loadN(q0 + o, m);
+    const b0 = loadN(k0 + o, m), b1 = loadN(k1 + o, m), b2 = loadN(k2 + o, m), b3 = loadN(k3 + o, m);
+    c00 = madd(x0, b0, c00); c01 = madd(x0, b1, c01); c02 = madd(x0, b2, c02); c03 = madd(x0, b3, c03);
+    if (two) {
+      const x1 = loadN(q1 + o, m);
+      c10 = madd(x1, b0, c10); c11 = madd(x1, b1, c11); c12 = madd(x1, b2, c12); c13 = madd(x1, b3, c13);
+    }
+  }
+  v128.store(a0, f32x4.mul(sum4(c00, c01, c02, c03), decay4(pow, d0)));
+  if (two) v128.store(a1, f32x4.mul(sum4(c10, c11, c12, c13), decay4(pow, d0 + 1)));
+}
+
+/** A[i, jFrom..i] as single dots, then zeros up to min(n, roundup4(i+1)). */
+// @ts-ignore: decorator
+@inline function scores_diag(i: i32, jFrom: i32, n: i32, dk: i32, qi: usize, k: usize, ldkb: usize, pow: usize, ai: usize): void {
+  for (let j = jFrom; j <= i; j++) {
+    store<f32>(ai + (<usize>j << 2), dot_simd(qi, k + <usize>j * ldkb, dk) * load<f32>(pow + (<usize>(i - j) << 2)));
+  }
+  const jz = min(n, (i + 4) & ~3);
+  for (let j = i + 1; j < jz; j++) store<f32>(ai + (<usize>j << 2), 0);
+}
+
+/** o rows i0..i0+3 (rows < 4 when few), columns c0..c0+nr−1 (nr ≤ 8) += Σ_{j ∈ [j0, j1)} A[i, j] v[j, c]. */
+// @ts-ignore: decorator
+@inline function av_4x8(j0: i32, j1: i32, a: usize, ldab: usize, v: usize, ldvb: usize, y: usize, ldyb: usize,
+                        nr: i32, rows: i32, first: bool): void {
+  let c00 = f32x4.splat(0), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+  // fewer than 4 rows (the last tile): the missing rows re-read the last real one, results dropped
+  const a0 = a, a1 = rows > 1 ? a0 + ldab : a0, a2 = rows > 2 ? a1 + ldab : a1, a3 = rows > 3 ? a2 + ldab : a2;
+  let vp = v + <usize>j0 * ldvb;
+  const full = nr == 8;
+  for (let jb = <usize>j0 << 2, je = <usize>j1 << 2; jb < je; jb += 4) {
+    let b0: v128, b1: v128;
+    if (full) { b0 = v128.load(vp); b1 = v128.load(vp, 16); } else { b0 = loadN(vp, nr); b1 = loadN(vp + 16, nr - 4); }
+    let x = v128.load_splat<f32>(a0 + jb);
+    c00 = madd(x, b0, c00); c01 = madd(x, b1, c01);
+    x = v128.load_splat<f32>(a1 + jb);
+    c10 = madd(x, b0, c10); c11 = madd(x, b1, c11);
+    x = v128.load_splat<f32>(a2 + jb);
+    c20 = madd(x, b0, c20); c21 = madd(x, b1, c21);
+    x = v128.load_splat<f32>(a3 + jb);
+    c30 = madd(x, b0, c30); c31 = madd(x, b1, c31);
+    vp += ldvb;
+  }
+  add_row(y, c00, c01, nr, first);
+  if (rows > 1) add_row(y + ldyb, c10, c11, nr, first);
+  if (rows > 2) add_row(y + 2 * ldyb, c20, c21, nr, first);
+  if (rows > 3) add_row(y + 3 * ldyb, c30, c31, nr, first);
+}
+
+// @ts-ignore: decorator
+@inline function add_row(y: usize, c0: v128, c1: v128, nr: i32, first: bool): void {
+  if (!first) { c0 = f32x4.add(loadN(y, nr), c0); c1 = f32x4.add(loadN(y + 16, nr - 4), c1); }
+  storeN(y, c0, nr);
+  storeN(y + 16, c1, nr - 4);
+}
+
+export function f32_retention_intra__wasmsimd(n: i32, dk: i32, dv: i32, q: usize, ldq: i32, k: usize, ldk: i32,
+                                              v: usize, ldv: i32, pow: usize, o: usize, ldo: i32, r: usize, scratch: usize): void {
+  if (n <= 0) return;
+  const ldqb = <usize>ldq << 2, ldkb = <usize>ldk << 2, ldvb = <usize>ldv << 2, ldob = <usize>ldo << 2, ldab = <usize>n << 2;
+  // 1. scores, two rows at a time
+  for (let i0 = 0; i0 < n; i0 += 2) {
+    const two = i0 + 1 < n;
+    const q0 = q + <usize>i0 * ldqb, a0 = scratch + <usize>i0 * ldab;
+    let j0 = 0;
+    if (two) {
+      for (; j0 + 3 <= i0; j0 += 4) scores_2x4(dk, q0, q0 + ldqb, k + <usize>j0 * ldkb, ldkb, pow, i0 - j0, a0 + (<usize>j0 << 2), a0 + ldab + (<usize>j0 << 2), true);
+      scores_diag(i0, j0, n, dk, q0, k, ldkb, pow, a0);
+      scores_diag(i0 + 1, j0, n, dk, q0 + ldqb, k, ldkb, pow, a0 + ldab);
+    } else {
+      for (; j0 + 3 <= i0; j0 += 4) scores_2x4(dk, q0, q0, k + <usize>j0 * ldkb, ldkb, pow, i0 - j0, a0 + (<usize>j0 << 2), a0, false);
+      scores_diag(i0, j0, n, dk, q0, k, ldkb, pow, a0);
+    }
+  }
+  // 2. row sums, in blocks of JC columns
+  for (let i = 0; i < n; i++) {
+    const ai = scratch + <usize>i * ldab;
+    const m = i + 1, m4 = m & ~3;
+    let tot = f32x4.splat(0);
+    let j = 0;
+    while (j < m4) {
+      const je = min(m4, j + JC);
+      let blk = f32x4.splat(0);
+      for (; j < je; j += 4) blk = f32x4.add(blk, v128.load(ai + (<usize>j << 2)));
+      tot = f32x4.add(tot, blk);
+    }
+    let s = hsum(tot);
+    let tail: f32 = 0;
+    for (; j < m; j++) tail += load<f32>(ai + (<usize>j << 2));
+    store<f32>(r + (<usize>i << 2), s + tail);
+  }
+  // 3. o = A v, 4×8 tiles, j in blocks of JC
+  for (let i0 = 0; i0 < n; i0 += 4) {
+    const rows = min(4, n - i0);
+    const jEnd = min(n, i0 + 4);
+    const ai = scratch + <usize>i0 * ldab;
+    const oi = o + <usize>i0 * ldob;
+    for (let c0 = 0; c0 < dv; c0 += 8) {
+      const nr = min(8, dv - c0);
+      const vc = v + (<usize>c0 << 2), oc = oi + (<usize>c0 << 2);
+      for (let jb = 0; jb < jEnd; jb += JC) {
+        const je = min(jEnd, jb + JC);
+        av_4x8(jb, je, ai, ldab, vc, ldvb, oc, ldob, nr, rows, jb == 0);
+      }
+    }
   }
 }
 
