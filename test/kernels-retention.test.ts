@@ -41,7 +41,7 @@ for (const variant of VARIANTS) for (const fn of INTRA_FNS) {
     const k = kernels(variant);
     const intra = k[fn];
     const r = rng(21);
-    for (const n of [1, 2, 3, 5, 7, 8, 9, 64, 67]) for (const dk of [2, 5, 6, 64]) for (const dv of [2, 5, 9, 64]) {
+    for (const n of [1, 2, 3, 5, 7, 8, 9, 64, 67, 150]) for (const dk of [2, 5, 6, 64]) for (const dv of [2, 5, 9, 64]) { // n = 150: the packed path when dk + 8⌈dv/8⌉ ≤ 86
       const mark = arena.mark();
       const gamma = GAMMAS[r.int(2)];
       const q = headView(r, n, dk, r.int(3)), kk = headView(r, n, dk, r.int(3)), v = headView(r, n, dv, r.int(3));
