@@ -217,8 +217,12 @@ const LOG2EF: f32 = 1.44269504088896341;
  *  no cancellation at k = 0). lo (|lo| ≤ 0.05) is a low-order part of the argument added to r. */
 // @ts-ignore: decorator
 @inline function exp_core(x: v128, lo: v128, want_m1: bool): v128 {
-  x = f32x4.min(f32x4.max(x, f32x4.splat(-87.0)), f32x4.splat(88.0));
-  const k = f32x4.nearest(f32x4.mul(x, f32x4.splat(LOG2EF)));
+  // pmin/pmax: one instruction each (NaN still propagates: the comparisons fail and keep x)
+  x = f32x4.pmin(f32x4.pmax(x, f32x4.splat(-87.0)), f32x4.splat(88.0));
+  // k = nearest(x·log2e) by the 1.5·2²³ trick: the sum's low mantissa bits are k as an integer
+  const magic = f32x4.splat(12582912.0);
+  const t = f32x4.add(f32x4.mul(x, f32x4.splat(LOG2EF)), magic);
+  const k = f32x4.sub(t, magic);
   const r = f32x4.add(f32x4.sub(f32x4.sub(x, f32x4.mul(k, f32x4.splat(LN2F_HI))), f32x4.mul(k, f32x4.splat(LN2F_LO))), lo);
   let p = f32x4.splat(1.0 / 5040.0);
   p = madd(p, r, f32x4.splat(1.0 / 720.0));
@@ -228,7 +232,7 @@ const LOG2EF: f32 = 1.44269504088896341;
   p = madd(p, r, f32x4.splat(0.5));
   p = madd(p, r, f32x4.splat(1.0));
   const rp = f32x4.mul(r, p); // e^r − 1
-  const s = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(k), i32x4.splat(127)), 23); // 2^k
+  const s = i32x4.shl(i32x4.add(i32x4.sub(t, magic), i32x4.splat(127)), 23); // 2^k (t − magic as integers = k)
   return want_m1 ? madd(s, rp, f32x4.sub(s, f32x4.splat(1.0))) : madd(s, rp, s);
 }
 
@@ -281,9 +285,9 @@ export function actv(v: v128, code: i32): v128 { return actv_inline(v, code); }
       return v128.bitselect(f32x4.sub(v, he), he, f32x4.ge(v, f32x4.splat(0)));
     }
     case 2: return f32x4.div(v, f32x4.add(one, exp_f32x4(f32x4.neg(v))));
-    case 3: return f32x4.max(v, f32x4.splat(0));
+    case 3: return f32x4.pmax(v, f32x4.splat(0));
     case 4: {
-      const neg = f32x4.mul(f32x4.splat(<f32>(SELU_SCALE * SELU_ALPHA)), expm1_f32x4(f32x4.min(v, f32x4.splat(0))));
+      const neg = f32x4.mul(f32x4.splat(<f32>(SELU_SCALE * SELU_ALPHA)), expm1_f32x4(f32x4.pmin(v, f32x4.splat(0))));
       return v128.bitselect(f32x4.mul(f32x4.splat(<f32>SELU_SCALE), v), neg, f32x4.gt(v, f32x4.splat(0)));
     }
     case 5: return f32x4.div(one, f32x4.add(one, exp_f32x4(f32x4.neg(v))));
