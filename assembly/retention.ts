@@ -90,7 +90,7 @@ export function f32_retention_intra_rows__wasmsimd(n: i32, dk: i32, dv: i32, q: 
 //  3. o = A v in 4×8 register tiles like the GEMM (8-column panels of v), j summed in
 //     blocks of JC from zero and added to o, so a row's float32 error grows like JC + n/JC, not n.
 
-const JC: i32 = 64;
+const JC: i32 = 32;
 /** Rows of A held at once (RB × n floats at the start of the scratch). */
 const RB: i32 = 64;
 
@@ -304,21 +304,21 @@ export function f32_retention_intra__scalar(n: i32, dk: i32, dv: i32, q: usize, 
 export function f32_retention_summary__wasmsimd(n: i32, dk: i32, dv: i32, k: usize, ldk: i32, v: usize, ldv: i32,
                                                 pow: usize, S: usize, z: usize): void {
   const ldkb = <usize>ldk << 2, ldvb = <usize>ldv << 2, ldsb = <usize>dv << 2;
-  for (let a0 = 0; a0 < dk; a0 += 4) {
-    const ar = min(4, dk - a0);
-    // z[a0..a0+ar) = Σ_j ζ_j k[j, a]
-    let zs = f32x4.splat(0);
-    let kp = k + (<usize>a0 << 2);
-    for (let jb = 0; jb < n; jb += JC) {
+  // block-major: one block's k and v rows (JC of them) serve every tile while in cache
+  for (let jb = 0; jb < n || jb == 0; jb += JC) {
+    const je = min(n, jb + JC), first = jb == 0;
+    for (let a0 = 0; a0 < dk; a0 += 4) {
+      const ar = min(4, dk - a0);
+      // z[a0..a0+ar) (=|+=) Σ_{j in block} ζ_j k[j, a]
       let zb = f32x4.splat(0);
-      for (let j = jb, je = min(n, jb + JC); j < je; j++) { zb = madd(loadN(kp, ar), v128.load_splat<f32>(pow + (<usize>(n - 1 - j) << 2)), zb); kp += ldkb; }
-      zs = f32x4.add(zs, zb);
-    }
-    storeN(z + (<usize>a0 << 2), zs, ar);
-    for (let c0 = 0; c0 < dv; c0 += 8) {
-      const nr = min(8, dv - c0);
-      const sp = S + <usize>a0 * ldsb + (<usize>c0 << 2);
-      for (let jb = 0; jb < n || jb == 0; jb += JC) summary_4x8(jb, min(n, jb + JC), n, ar, nr, k + (<usize>a0 << 2), ldkb, v + (<usize>c0 << 2), ldvb, pow, sp, ldsb, jb == 0);
+      let kp = k + <usize>jb * ldkb + (<usize>a0 << 2);
+      for (let j = jb; j < je; j++) { zb = madd(loadN(kp, ar), v128.load_splat<f32>(pow + (<usize>(n - 1 - j) << 2)), zb); kp += ldkb; }
+      const zp = z + (<usize>a0 << 2);
+      storeN(zp, first ? zb : f32x4.add(loadN(zp, ar), zb), ar);
+      for (let c0 = 0; c0 < dv; c0 += 8) {
+        summary_4x8(jb, je, n, ar, min(8, dv - c0), k + (<usize>a0 << 2), ldkb, v + (<usize>c0 << 2), ldvb, pow,
+                    S + <usize>a0 * ldsb + (<usize>c0 << 2), ldsb, first);
+      }
     }
   }
 }
