@@ -201,8 +201,102 @@ export function act64(x: f64, code: i32): f64 {
   }
 }
 
-/** Activation on four f32 lanes: relu in f32x4; the transcendental ones as two f64x2 halves. */
-export function actv(v: v128, code: i32): v128 {
+// ------------------------------------------------------------ f32x4 SIMD math
+// The activations on four f32 lanes, no f64 and no table. Measured against
+// float64 over a dense grid incl. the tails (test/kernels-activations.test.ts,
+// README "Kernels"): see the bound there.
+
+// ln2 split so that k·LN2F_HI is exact in f32 for |k| ≤ 2^8 (9 significant bits)
+const LN2F_HI: f32 = 0.693359375;
+const LN2F_LO: f32 = -2.12194440e-4;
+const LOG2EF: f32 = 1.44269504088896341;
+
+/** e^{x+lo} (want_m1 false) or e^x − 1 (true; lo = 0) on four f32 lanes, x clamped to [−87, 88] (2^k stays normal):
+ *  x = k·ln2 + r (Cody–Waite), |r| ≤ ln2/2, e^r − 1 = r·P(r) with P the degree-6 Taylor polynomial
+ *  (truncation ≤ 5e-9 relative); e^x = 2^k + 2^k·rP, e^x − 1 = (2^k − 1) + 2^k·rP (2^k − 1 exact,
+ *  no cancellation at k = 0). lo (|lo| ≤ 0.05) is a low-order part of the argument added to r. */
+// @ts-ignore: decorator
+@inline function exp_core(x: v128, lo: v128, want_m1: bool): v128 {
+  // pmin/pmax: one instruction each (NaN still propagates: the comparisons fail and keep x)
+  x = f32x4.pmin(f32x4.pmax(x, f32x4.splat(-87.0)), f32x4.splat(88.0));
+  // k = nearest(x·log2e) by the 1.5·2²³ trick: the sum's low mantissa bits are k as an integer
+  const magic = f32x4.splat(12582912.0);
+  const t = f32x4.add(f32x4.mul(x, f32x4.splat(LOG2EF)), magic);
+  const k = f32x4.sub(t, magic);
+  const r = f32x4.add(f32x4.sub(f32x4.sub(x, f32x4.mul(k, f32x4.splat(LN2F_HI))), f32x4.mul(k, f32x4.splat(LN2F_LO))), lo);
+  let p = f32x4.splat(1.0 / 5040.0);
+  p = madd(p, r, f32x4.splat(1.0 / 720.0));
+  p = madd(p, r, f32x4.splat(1.0 / 120.0));
+  p = madd(p, r, f32x4.splat(1.0 / 24.0));
+  p = madd(p, r, f32x4.splat(1.0 / 6.0));
+  p = madd(p, r, f32x4.splat(0.5));
+  p = madd(p, r, f32x4.splat(1.0));
+  const rp = f32x4.mul(r, p); // e^r − 1
+  const s = i32x4.shl(i32x4.add(i32x4.sub(t, magic), i32x4.splat(127)), 23); // 2^k (t − magic as integers = k)
+  return want_m1 ? madd(s, rp, f32x4.sub(s, f32x4.splat(1.0))) : madd(s, rp, s);
+}
+
+/** e^x on four f32 lanes (x clamped to [−87, 88]). */
+// @ts-ignore: decorator
+@inline export function exp_f32x4(x: v128): v128 { return exp_core(x, f32x4.splat(0), false); }
+
+/** e^x − 1 on four f32 lanes (x clamped to [−87, 88]); no cancellation near 0. */
+// @ts-ignore: decorator
+@inline export function expm1_f32x4(x: v128): v128 { return exp_core(x, f32x4.splat(0), true); }
+
+/** erfc(|x|/√2) on four f32 lanes: e^{−x²/2}·R(t), t = 1/(1 + z/2), z = |x|/√2, R a degree-10
+ *  polynomial fitted for this project (least squares toward minimax on z ∈ [0, 9.5]; relative error
+ *  5e-9 in f64, about 2.5e-7 when evaluated in f32). Relative accuracy holds in the tail, where
+ *  1 − erf would cancel: x² is split exactly (x = xh + xl, xh with 12 significant bits, so xh² is
+ *  exact) and −x²/2 = −xh²/2 − xl·(x + xh)/2 goes to exp as a hi + lo pair. */
+// @ts-ignore: decorator
+@inline export function erfc_half_f32x4(x: v128): v128 {
+  const ax = f32x4.abs(x);
+  const z = f32x4.mul(ax, f32x4.splat(0.7071067811865476));
+  const t = f32x4.div(f32x4.splat(2.0), f32x4.add(f32x4.splat(2.0), z));
+  let p = f32x4.splat(0.02920815276192475);
+  p = madd(p, t, f32x4.splat(-0.21822504358044806));
+  p = madd(p, t, f32x4.splat(0.661440390222427));
+  p = madd(p, t, f32x4.splat(-0.9962617238316809));
+  p = madd(p, t, f32x4.splat(0.7110419274779171));
+  p = madd(p, t, f32x4.splat(-0.26811864908971317));
+  p = madd(p, t, f32x4.splat(0.291861451103059));
+  p = madd(p, t, f32x4.splat(0.22163358533934852));
+  p = madd(p, t, f32x4.splat(0.28559513687530724));
+  p = madd(p, t, f32x4.splat(0.28181499399390514));
+  p = madd(p, t, f32x4.splat(9.77381311609605e-06));
+  const xh = v128.and(ax, i32x4.splat(0xfffff000));
+  const xl = f32x4.sub(ax, xh);
+  const hi = f32x4.mul(f32x4.mul(xh, xh), f32x4.splat(-0.5));
+  const lo = f32x4.mul(f32x4.mul(xl, f32x4.add(ax, xh)), f32x4.splat(-0.5));
+  return f32x4.mul(exp_core(hi, lo, false), p);
+}
+
+/** Activation on four f32 lanes, not inlined (the GEMM epilogue: two calls per tile row). */
+export function actv(v: v128, code: i32): v128 { return actv_inline(v, code); }
+
+/** Activation on four f32 lanes, all in f32x4 (codes as act64); inlined into the elementwise loops. */
+// @ts-ignore: decorator
+@inline export function actv_inline(v: v128, code: i32): v128 {
+  const one = f32x4.splat(1.0);
+  switch (code) {
+    case 1: { // 0.5·x·(1 + erf(x/√2)) = x − h·erfc(|x|/√2) for x ≥ 0, h·erfc(|x|/√2) below, h = x/2
+      const he = f32x4.mul(f32x4.mul(f32x4.splat(0.5), v), erfc_half_f32x4(v));
+      return v128.bitselect(f32x4.sub(v, he), he, f32x4.ge(v, f32x4.splat(0)));
+    }
+    case 2: return f32x4.div(v, f32x4.add(one, exp_f32x4(f32x4.neg(v))));
+    case 3: return f32x4.pmax(v, f32x4.splat(0));
+    case 4: {
+      const neg = f32x4.mul(f32x4.splat(<f32>(SELU_SCALE * SELU_ALPHA)), expm1_f32x4(f32x4.pmin(v, f32x4.splat(0))));
+      return v128.bitselect(f32x4.mul(f32x4.splat(<f32>SELU_SCALE), v), neg, f32x4.gt(v, f32x4.splat(0)));
+    }
+    case 5: return f32x4.div(one, f32x4.add(one, exp_f32x4(f32x4.neg(v))));
+    default: return v;
+  }
+}
+
+/** The former activation path: four f32 lanes as two f64x2 halves (kept as the f64 twin for tests and benches). */
+export function actv64(v: v128, code: i32): v128 {
   if (code == 0) return v;
   if (code == 3) return f32x4.max(v, f32x4.splat(0));
   const lo = act_f64x2(f64x2.promote_low_f32x4(v), code);

@@ -9,7 +9,7 @@
 //   scratch // f32_gemm_scratch_size() bytes, or 0: x is then read in place (slower)
 //
 // Pointers are byte offsets into the shared memory; sizes and strides are in elements.
-import { madd, loadN, storeN, actv, act32 } from './common';
+import { madd, loadN, storeN, actv, actv_inline, act32 } from './common';
 
 /** K block (elements): each block is summed from zero and then added to y, so the float32 error grows like KC + K/KC, not K; 64 keeps it at the level of a pairwise-ish sum with no measurable speed cost (64×8 panel slice, 2 KiB, stays in L1). */
 const KC: i32 = 64;
@@ -61,15 +61,35 @@ export function f32_gemm_pack_8(N: i32, K: i32, w: usize, ldw: i32, packed: usiz
       c0 = f32x4.add(c0, loadN(bias, nr));
       c1 = f32x4.add(c1, loadN(bias + 16, nr - 4));
     }
-    c0 = actv(c0, act);
-    c1 = actv(c1, act);
     if (mode & ADDY) {
+      c0 = actv(c0, act);
+      c1 = actv(c1, act);
       c0 = f32x4.add(loadN(yp, nr), c0);
       c1 = f32x4.add(loadN(yp + 16, nr - 4), c1);
     }
   }
   storeN(yp, c0, nr);
   storeN(yp + 16, c1, nr - 4);
+}
+
+/** The activation of a finished tile, in place on y (rows × nr, just stored, in L1): one call per
+ *  tile with the activation inlined, rather than a call per row half (when not accumulating). */
+function act_tile(y: usize, ldyb: usize, rows: i32, nr: i32, act: i32): void {
+  for (let i = 0; i < rows; i++) {
+    if (nr == 8) {
+      v128.store(y, actv_inline(v128.load(y), act));
+      v128.store(y, actv_inline(v128.load(y, 16), act), 16);
+    } else {
+      storeN(y, actv_inline(loadN(y, nr), act), nr);
+      if (nr > 4) storeN(y + 16, actv_inline(loadN(y + 16, nr - 4), act), nr - 4);
+    }
+    y += ldyb;
+  }
+}
+
+// @ts-ignore: decorator
+@inline function act_after(y: usize, ldyb: usize, rows: i32, nr: i32, act: i32, mode: i32): void {
+  if ((mode & FIN) && !(mode & ADDY) && act != 0) act_tile(y, ldyb, rows, nr, act);
 }
 
 /** 4 rows × 8 columns, kc steps of K: 8 v128 accumulators, 2 for the panel row, 1 for x. */
@@ -96,6 +116,7 @@ function tile_4x8(kc: i32, x: usize, ldxb: usize, wp: usize, y: usize, ldyb: usi
   finish(c10, c11, bias, nr, act, mode, y1);
   finish(c20, c21, bias, nr, act, mode, y2);
   finish(c30, c31, bias, nr, act, mode, y3);
+  act_after(y0, ldyb, 4, nr, act, mode);
 }
 
 /** Packs rows [0, 4·groups) × k [0, kc) of x into ap[g][k][4] (4×4 transposes in SIMD). */
@@ -146,6 +167,7 @@ function tile_4x8_packed(kc: i32, ap: usize, wp: usize, y: usize, ldyb: usize,
   finish(c10, c11, bias, nr, act, mode, y1);
   finish(c20, c21, bias, nr, act, mode, y2);
   finish(c30, c31, bias, nr, act, mode, y3);
+  act_after(y0, ldyb, 4, nr, act, mode);
 }
 
 /** 1 row × 8 columns (the M remainder). */
@@ -159,6 +181,7 @@ function tile_1x8(kc: i32, x: usize, wp: usize, y: usize, nr: i32, bias: usize, 
     wp += 32;
   }
   finish(c0, c1, bias, nr, act, mode, y);
+  act_after(y, 0, 1, nr, act, mode);
 }
 
 /** SIMD GEMM, 4×8 register tile. See the file header for the arguments. */

@@ -12,6 +12,7 @@ import { ARENA_BASE } from '../wasm/loader.js';
 import { decayPowers } from '../wasm/tables.js';
 import { planWindows, slabChunks, type Slab } from './plan.js';
 import { newSeqState, scanChunks, type SeqState } from './scan.js';
+import { sectionStart, sectionEnd, profileBuffer } from './profile.js';
 import { ACT_CODE, ROW_BLOCK, type ScratchPtrs, type SlabTask, type WindowPtrs } from './messages.js';
 import type { RuntimeKernels } from './kernels.js';
 import { createWorkerKernels } from './worker-kernels.js';
@@ -72,7 +73,7 @@ export class WasmExecutor implements Executor {
     const pool = new Piscina({
       filename: new URL('../../workers/chunk-worker.js', import.meta.url).href,
       minThreads: n, maxThreads: n, idleTimeout: 2 ** 31 - 1,
-      workerData: { memory: this.memory, kernels: this.opts.kernels, variant: this.opts.variant },
+      workerData: { memory: this.memory, kernels: this.opts.kernels, variant: this.opts.variant, profile: profileBuffer() },
     });
     // Piscina emits 'error' for a worker message it cannot match to a task — e.g. a
     // reply to a task that destroy() (close() during a forward) already cancelled.
@@ -221,6 +222,7 @@ export class WasmExecutor implements Executor {
         const mk = (kind: 'A' | 'C') => (s: Slab, slot: number): SlabTask => ({ ...base, kind, scratch: scratch[slot], row: s.row, start: s.start, len: s.len, C: s.C, chunk0: s.chunk0 });
         await this.phase(w.slabs, mk('A'), req.signal, `phase A of layer ${l}`);
         // phase B: the scan, in sequence order
+        const tB = sectionStart();
         const sum = A.f32(win.SUM, nChunks * H * stride), sin = A.f32(win.SIN, nChunks * H * stride);
         for (const s of w.slabs) {
           const st = states.get(s.seq)!;
@@ -229,6 +231,7 @@ export class WasmExecutor implements Executor {
           const g = layers[l].gamma;
           scanChunks(sum, sin, st.layers[l], s.chunk0, lens, H, stride, (h, n) => Math.pow(g[h], n));
         }
+        sectionEnd('scan', tB);
         this.checkAbort(req.signal);
         await this.phase(w.slabs, mk('C'), req.signal, `phase C of layer ${l}`);
       }

@@ -50,6 +50,8 @@ export interface KernelExports {
   /** x = act(x) in place. */
   f32_act__wasmsimd(rows: number, cols: number, x: Ptr, ldx: number, act: number): void;
   f32_act__scalar(rows: number, cols: number, x: Ptr, ldx: number, act: number): void;
+  /** The former f32_act__wasmsimd: transcendental activations on two f64x2 halves (benchmark comparator). */
+  f32_act__f64x2(rows: number, cols: number, x: Ptr, ldx: number, act: number): void;
   /** o = act(g) ⊙ o. */
   f32_gate__wasmsimd(rows: number, cols: number, g: Ptr, ldg: number, o: Ptr, ldo: number, act: number): void;
   f32_gate__scalar(rows: number, cols: number, g: Ptr, ldg: number, o: Ptr, ldo: number, act: number): void;
@@ -62,6 +64,8 @@ export interface KernelExports {
   /** o [n,dv], r [n] overwritten with the intra-chunk retention; pow [n+1] = γ^d; scratch n·n·4 bytes. */
   f32_retention_intra__wasmsimd(n: number, dk: number, dv: number, q: Ptr, ldq: number, k: Ptr, ldk: number, v: Ptr, ldv: number, pow: Ptr, o: Ptr, ldo: number, r: Ptr, scratch: Ptr): void;
   f32_retention_intra__scalar(n: number, dk: number, dv: number, q: Ptr, ldq: number, k: Ptr, ldk: number, v: Ptr, ldv: number, pow: Ptr, o: Ptr, ldo: number, r: Ptr, scratch: Ptr): void;
+  /** The former row-at-a-time SIMD intra kernel (dot per score, axpy per row), kept as the benchmark comparator. */
+  f32_retention_intra_rows__wasmsimd(n: number, dk: number, dv: number, q: Ptr, ldq: number, k: Ptr, ldk: number, v: Ptr, ldv: number, pow: Ptr, o: Ptr, ldo: number, r: Ptr, scratch: Ptr): void;
   /** S [dk,dv] = Σ ζ_j k_jᵀ v_j, z [dk] = Σ ζ_j k_j (f32, overwritten), ζ_j = pow[n−1−j]. */
   f32_retention_summary__wasmsimd(n: number, dk: number, dv: number, k: Ptr, ldk: number, v: Ptr, ldv: number, pow: Ptr, S: Ptr, z: Ptr): void;
   f32_retention_summary__scalar(n: number, dk: number, dv: number, k: Ptr, ldk: number, v: Ptr, ldv: number, pow: Ptr, S: Ptr, z: Ptr): void;

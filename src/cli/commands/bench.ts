@@ -7,8 +7,9 @@ import { backendList, errorMessage, flagModelConfig, parse, table, type Command 
 import { MAX_WORKERS, intListOption, intOption } from '../numbers.js';
 import { checkOutputTarget, writeFileAtomic } from '../safe-output.js';
 import { discardSink, generatedSource, machine } from '../gen.js';
+import { collectProfile, resetProfile, splitPhases, PHASES } from '../../runtime/profile.js';
 
-const usage = `usage: retnet bench [--backend wasm,tfjs,js] [--lengths 1024,8192] [--chunks 8,16] [--workers 1,2] [--batch B] [--layers N --dim D --heads H] [--repeat R] [--json OUT]
+const usage = `usage: retnet bench [--backend wasm,tfjs,js] [--lengths 1024,8192] [--chunks 8,16] [--workers 1,2] [--batch B] [--layers N --dim D --heads H] [--repeat R] [--profile] [--json OUT]
 
 Forward throughput (tokens/s) of a seeded random RetNet for every
 combination of backend, length, chunk count and worker count. Inputs are
@@ -23,12 +24,18 @@ options:
   --batch B         sequences per forward (default 1)
   --layers N, --dim D, --heads H   model size (default 6, 512, 8: the seed's)
   --repeat R        timed runs per cell, best kept (default 1, after one warm-up at the smallest length)
+  --profile         per-phase profile of every wasm cell (GEMMs, intra-chunk
+                    retention, activations, norms, rotary, scan, dispatch/idle):
+                    a timing wrapper around the workers' kernels (RETNET_PROFILE=1),
+                    so profiled times run slightly slower than unprofiled ones
   --json OUT        JSON output path
   -h, --help        this text`;
 
 export interface BenchRow {
   backend: string; engine: string; device: string; B: number; L: number; chunks: number; workers: number | null;
   seconds: number; tokensPerSec: number; error?: string;
+  /** --profile: worker-milliseconds per phase of the best run (they sum to workers × seconds × 1000) */
+  profile?: Record<string, number>;
 }
 
 const bench: Command = {
@@ -38,7 +45,7 @@ const bench: Command = {
   async run(argv) {
     const a = parse({ usage }, argv, {
       backend: { type: 'string' }, lengths: { type: 'string' }, chunks: { type: 'string' }, workers: { type: 'string' }, batch: { type: 'string' },
-      layers: { type: 'string' }, dim: { type: 'string' }, heads: { type: 'string' }, repeat: { type: 'string' }, json: { type: 'string' },
+      layers: { type: 'string' }, dim: { type: 'string' }, heads: { type: 'string' }, repeat: { type: 'string' }, json: { type: 'string' }, profile: { type: 'boolean' },
     });
     if (!a) return 0;
     const v = a.values;
@@ -52,6 +59,8 @@ const bench: Command = {
     const out = v.json ?? 'bench/results/bench.json';
     // before the benchmark: the JSON's folder must be usable and the file not a special one
     const target = checkOutputTarget(out, [], '--json', { createDir: true });
+    const profile = v.profile ?? false;
+    if (profile) process.env.RETNET_PROFILE = '1'; // read by each worker pool as it starts
     const rows: BenchRow[] = [];
     console.log(`bench: RetNet ${cfg.numLayer} layers, ${cfg.numHeads} heads, d=${cfg.dimModel}, value factor 2, MLP 4·d; batch ${B}; ${JSON.stringify(machine())}`);
     for (const backend of backends) {
@@ -67,9 +76,14 @@ const bench: Command = {
               if (!warm) { await model.forwardStream(generatedSource(1, Math.min(...lengths), cfg.dimModel), discardSink(), { ...opts, numChunks: chunks }); warm = true; }
               let best = Infinity;
               for (let r = 0; r < repeat; r++) {
+                if (profile) resetProfile();
                 const t0 = performance.now();
                 await model.forwardStream(generatedSource(B, L, cfg.dimModel), discardSink(), { ...opts, numChunks: chunks });
-                best = Math.min(best, (performance.now() - t0) / 1000);
+                const sec = (performance.now() - t0) / 1000;
+                if (sec < best && profile && backend === 'wasm' && workers) {
+                  row.profile = splitPhases(collectProfile(), sec * 1000, workers);
+                }
+                best = Math.min(best, sec);
               }
               const inf = (await model.backendInfo())[0];
               engine = row.engine = inf?.engine ?? 'js-float64'; device = row.device = inf?.device ?? 'CPU, main thread';
@@ -88,10 +102,23 @@ const bench: Command = {
     console.log(table(['backend', 'engine', 'device', 'B', 'L', 'chunks', 'workers', 'seconds', 'tokens/s'],
       rows.map((r) => [r.backend, r.engine || '-', r.device || '-', r.B, r.L, r.chunks, r.workers ?? '-',
         r.error ? 'error' : Number(r.seconds.toFixed(3)), r.error ? r.error.slice(0, 60) : Math.round(r.tokensPerSec)])));
+    if (profile) printProfiles(rows);
     mkdirSync(dirname(target), { recursive: true });
     writeFileAtomic(target, JSON.stringify({ suite: 'retnet bench', date: new Date().toISOString(), machine: machine(), model: cfg, batch: B, repeat, rows }, null, 2) + '\n');
     console.log(`wrote ${out}`);
     return rows.some((r) => r.error) ? 1 : 0;
   },
 };
+/** One line per profiled cell: each phase's share of workers × wall time. */
+function printProfiles(rows: BenchRow[]): void {
+  const cols = [...PHASES.filter((p) => rows.some((r) => (r.profile?.[p] ?? 0) > 0)), 'dispatch/idle'];
+  const prof = rows.filter((r) => r.profile);
+  if (!prof.length) return;
+  console.log('\nprofile: share of workers × wall time per phase (worker-ms in JSON; gemm+act = GEMMs with an activation epilogue)');
+  console.log(table(['L', 'chunks', 'workers', ...cols], prof.map((r) => {
+    const total = (r.workers ?? 1) * r.seconds * 1000;
+    return [r.L, r.chunks, r.workers ?? '-', ...cols.map((c) => `${((100 * (r.profile![c] ?? 0)) / total).toFixed(1)}%`)];
+  })));
+}
+
 export default bench;

@@ -1,0 +1,111 @@
+// Per-phase profile of the chunkwise engine (`retnet bench --profile`).
+//
+// Off unless RETNET_PROFILE=1 when the worker pool starts: then the pool gets
+// a SharedArrayBuffer of counters in its workerData, each chunk worker wraps its
+// RuntimeKernels object in a timing wrapper (any engine: WASM, the JS twin, or
+// another library behind the same contract) that adds into its own slot, and
+// the coordinator times its scan. When off nothing is wrapped and the hooks
+// cost one boolean test per layer. (Piscina workers block in Atomics.wait
+// between tasks, so counters in shared memory rather than messages.)
+import type { RuntimeKernels } from './kernels.js';
+
+/** Buckets a kernel call is charged to. */
+export const PHASES = ['gemm', 'gemm+act', 'intra', 'state', 'activations', 'norms', 'rotary', 'recurrent', 'scan'] as const;
+export type Phase = (typeof PHASES)[number];
+export type PhaseTimes = Record<Phase, number>; // milliseconds
+
+export const profiling = (): boolean => process.env.RETNET_PROFILE === '1';
+
+const zero = (): PhaseTimes => Object.fromEntries(PHASES.map((p) => [p, 0])) as PhaseTimes;
+
+// Counter buffer: Int32 slot allocator at byte 0; slot s (one per worker thread) is
+// SLOT float64s at float64 index (s + 1)·SLOT: the phases in PHASES order, then the call count.
+const SLOT = 16, MAX_SLOTS = 64;
+let buffer: SharedArrayBuffer | undefined;
+
+/** The process's counter buffer when profiling (created on first use), else undefined: goes into workerData. */
+export function profileBuffer(): SharedArrayBuffer | undefined {
+  if (!profiling()) return undefined;
+  buffer ??= new SharedArrayBuffer((MAX_SLOTS + 1) * SLOT * 8);
+  return buffer;
+}
+
+/** Which bucket each contract entry goes to (gemm splits on its activation argument). */
+const BUCKET: Partial<Record<keyof RuntimeKernels, Phase>> = {
+  intra: 'intra', summary: 'state', cross: 'state', normalize: 'norms', layerNorm: 'norms',
+  rotary: 'rotary', gate: 'activations', step: 'recurrent',
+};
+
+/** K itself when buf is undefined (profiling off); else a wrapper timing every call into this thread's slot. */
+export function maybeProfiled(K: RuntimeKernels, buf: SharedArrayBuffer | undefined): RuntimeKernels {
+  if (!buf) return K;
+  const s = Atomics.add(new Int32Array(buf, 0, 1), 0, 1);
+  if (s >= MAX_SLOTS) return K;
+  const t = new Float64Array(buf, (s + 1) * SLOT * 8, SLOT);
+  const CALLS = PHASES.length;
+  const W: Record<string, unknown> = { ...K, name: K.name };
+  for (const [key, phase] of Object.entries(BUCKET) as [keyof RuntimeKernels, Phase][]) {
+    const f = (K[key] as (...a: number[]) => void).bind(K);
+    const i = PHASES.indexOf(phase);
+    W[key] = (...a: number[]) => { const t0 = performance.now(); f(...a); t[i] += performance.now() - t0; t[CALLS]++; };
+  }
+  const gemm = K.gemm.bind(K);
+  const iG = PHASES.indexOf('gemm'), iGA = PHASES.indexOf('gemm+act');
+  W.gemm = (...a: Parameters<RuntimeKernels['gemm']>) => {
+    const t0 = performance.now();
+    gemm(...a);
+    t[a[9] ? iGA : iG] += performance.now() - t0; t[CALLS]++;
+  };
+  return W as unknown as RuntimeKernels;
+}
+
+// ------------------------------------------------------------ coordinator side
+const main = zero();
+
+/** Start time for a coordinator section, or 0 when off. */
+export const sectionStart = (): number => (profiling() ? performance.now() : 0);
+/** Charge the coordinator section started at t0 (no-op when t0 is 0). */
+export function sectionEnd(phase: Phase, t0: number): void { if (t0) main[phase] += performance.now() - t0; }
+
+/** Zero the coordinator's and every worker's totals (call while no forward runs). */
+export function resetProfile(): void {
+  Object.assign(main, zero());
+  if (buffer) new Float64Array(buffer, SLOT * 8).fill(0);
+}
+
+export interface ProfileReport {
+  /** per worker thread: milliseconds per phase inside kernel calls */
+  workers: { slot: number; times: PhaseTimes; calls: number }[];
+  /** the coordinator (main thread): the scan */
+  coordinator: PhaseTimes;
+}
+
+/** Every worker slot's totals since the last reset (slots that ran nothing are left out). */
+export function collectProfile(): ProfileReport {
+  const workers: ProfileReport['workers'] = [];
+  if (buffer) {
+    const used = Math.min(MAX_SLOTS, Atomics.load(new Int32Array(buffer, 0, 1), 0));
+    for (let s = 0; s < used; s++) {
+      const t = new Float64Array(buffer, (s + 1) * SLOT * 8, SLOT);
+      const calls = t[PHASES.length];
+      if (calls > 0) workers.push({ slot: s, times: Object.fromEntries(PHASES.map((p, i) => [p, t[i]])) as PhaseTimes, calls });
+    }
+  }
+  return { workers, coordinator: { ...main } };
+}
+
+/**
+ * Split `workers × wallMs` worker-milliseconds into phases: the kernel time of
+ * each phase summed over workers, the scan (workers wait on it, so charged
+ * × workers), and the rest as dispatch/idle (task messages, tables, waiting
+ * at the phase barriers, JS between kernel calls).
+ */
+export function splitPhases(rep: ProfileReport, wallMs: number, workers: number): Record<Phase | 'dispatch/idle', number> {
+  const out = zero() as Record<Phase | 'dispatch/idle', number>;
+  for (const w of rep.workers) for (const p of PHASES) out[p] += w.times[p];
+  out.scan = rep.coordinator.scan * workers;
+  let used = 0;
+  for (const p of PHASES) used += out[p];
+  out['dispatch/idle'] = Math.max(0, workers * wallMs - used);
+  return out;
+}
