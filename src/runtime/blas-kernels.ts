@@ -22,7 +22,7 @@ export const GEMM_MIN_ROWS = 16;
 /** Chunk length from which the intra-chunk retention runs as BLAS GEMMs (measured: bench/blas-crossover.ts). */
 export const INTRA_MIN_ROWS = 64;
 /** Row block of the BLAS intra-chunk retention: block b only multiplies columns [0, end of block b). */
-export const INTRA_BLOCK = 128;
+export const INTRA_BLOCK = 64;
 
 const ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112;
 const F4 = 4;
@@ -125,8 +125,12 @@ export function loadBlas(path: string | undefined = process.env.RETNET_BLAS || u
   throw errors.engine(`no CBLAS library could be loaded for the BLAS engine; tried: ${tried.join('; ')}. To use it, ${BLAS_INSTALL_HINT}; or use kernels: 'wasm'`);
 }
 
+/** Where BLAS takes over (defaults: the measured crossovers above; benchmarks and tests move them). */
+export interface BlasTuning { gemmMinRows: number; intraMinRows: number; intraBlock: number }
+
 /** The CBLAS engine over a shared memory: BLAS for the GEMMs, WASM (`variant`) for the rest. */
-export function bindBlasKernels(memory: WebAssembly.Memory, variant: string, path?: string): RuntimeKernels {
+export function bindBlasKernels(memory: WebAssembly.Memory, variant: string, path?: string,
+  tune: BlasTuning = { gemmMinRows: GEMM_MIN_ROWS, intraMinRows: INTRA_MIN_ROWS, intraBlock: INTRA_BLOCK }): RuntimeKernels {
   const blas = loadBlas(path);
   const wk = loadKernelsSync({ memory, variant: variant as VariantRequest });
   const W = wasmContract(wk);
@@ -144,7 +148,7 @@ export function bindBlasKernels(memory: WebAssembly.Memory, variant: string, pat
     },
     // y[M,N] (=|+=) act(x[M,K]·Wᵀ + b); W raw [N, K] at wp
     gemm(x, M, K, ldx, wp, N, b, y, ldy, act, accumulate, scratch) {
-      if (M < GEMM_MIN_ROWS || (accumulate && act !== 0)) {
+      if (M < tune.gemmMinRows || (accumulate && act !== 0)) {
         W.gemm(x, M, K, ldx, wp + raw(N, K) * F4, N, b, y, ldy, act, accumulate, scratch);
         return;
       }
@@ -159,8 +163,8 @@ export function bindBlasKernels(memory: WebAssembly.Memory, variant: string, pat
     // per row block [i0, i1): A = q[i0:i1] k[0:i1]ᵀ (BLAS), A ⊙= decay mask (WASM), r = A·1, o = A v (BLAS)
     // tile // [n, n] scratch: A block [R, i1] at tile, the mask table [2n] and ones [n] after it
     intra(q, k, v, n, dk, dv, ldq, ldk, ldv, pow, o, ldo, r, tile) {
-      if (n < INTRA_MIN_ROWS) { W.intra(q, k, v, n, dk, dv, ldq, ldk, ldv, pow, o, ldo, r, tile); return; }
-      const R = Math.min(INTRA_BLOCK, n >> 1);
+      if (n < Math.max(8, tune.intraMinRows)) { W.intra(q, k, v, n, dk, dv, ldq, ldk, ldv, pow, o, ldo, r, tile); return; }
+      const R = Math.min(tune.intraBlock, n >> 1);
       const A = tile, mask = tile + R * n * F4, ones = mask + 2 * n * F4; // R·n + 3n ≤ n² for n ≥ 8
       const m = F();
       // mask[t] = pow[n−1−t] for t < n, 0 after: row i of a block uses mask[n−1−i .. n−1−i+i1)
