@@ -1,5 +1,5 @@
-// The CBLAS engine (src/runtime/blas-kernels.ts): its GEMM and intra-chunk
-// retention equal the float64-accumulating scalar JS twin on odd sizes, on
+// The CBLAS engine (src/runtime/blas-kernels.ts): its GEMM, intra-chunk
+// retention, chunk summary and cross term equal the float64-accumulating scalar JS twin on odd sizes, on
 // both sides of the BLAS/WASM crossovers; engine selection ('auto' | 'wasm' |
 // 'blas', RETNET_KERNELS, RETNET_BLAS) and its errors. Runtime-level golden,
 // form-agreement and bitwise-identity tests on this engine are in
@@ -49,7 +49,7 @@ for (const [label, tune] of [['always BLAS', ALWAYS], ['default crossovers', und
     }
   });
 
-  const t2 = `blas intra-chunk retention (${label}) = JS twin, chunk lengths across the crossover and block edges`;
+  const t2 = `blas intra-chunk retention, chunk summary and cross term (${label}) = JS twin, chunk lengths across the crossover and block edges`;
   test(t2, () => {
     if (!canRun(t2, missing)) return;
     const K: RuntimeKernels = bindBlasKernels(memory, 'auto', undefined, tune);
@@ -69,6 +69,17 @@ for (const [label, tune] of [['always BLAS', ALWAYS], ['default crossovers', und
       const eo = relErr(getF32(ob, n * (dv + 2)), getF32(oj, n * (dv + 2)));
       const er = relErr(getF32(rb, n), getF32(rj, n));
       assert.ok(eo <= 1e-5 && er <= 1e-5, `intra n=${n} dk=${dk} dv=${dv}: rel err o ${eo.toExponential(2)}, r ${er.toExponential(2)} > 1e-5`);
+      // chunk summary S = Σ ζ_j k_jᵀ v_j, z = Σ ζ_j k_j (same float32 bound: sums over n terms)
+      const Sb = arena.alloc((dk * dv + dk) * 4), Sj = arena.alloc((dk * dv + dk) * 4);
+      K.summary(k, v, n, dk, dv, ld, ld, pow, Sb, Sb + dk * dv * 4);
+      js.summary(k, v, n, dk, dv, ld, ld, pow, Sj, Sj + dk * dv * 4);
+      const eS = relErr(getF32(Sb, dk * dv), getF32(Sj, dk * dv)), ez = relErr(getF32(Sb + dk * dv * 4, dk), getF32(Sj + dk * dv * 4, dk));
+      assert.ok(eS <= 1e-5 && ez <= 1e-5, `summary n=${n} dk=${dk} dv=${dv}: rel err S ${eS.toExponential(2)}, z ${ez.toExponential(2)} > 1e-5`);
+      // cross term o += ξ_i q_i S, r += ξ_i q_i·z on top of the intra output (sums over dk terms)
+      K.cross(q, n, dk, dv, ld, pow, Sj, Sj + dk * dv * 4, ob, dv + 2, rb);
+      js.cross(q, n, dk, dv, ld, pow, Sj, Sj + dk * dv * 4, oj, dv + 2, rj);
+      const co = relErr(getF32(ob, n * (dv + 2)), getF32(oj, n * (dv + 2))), cr = relErr(getF32(rb, n), getF32(rj, n));
+      assert.ok(co <= 1e-5 && cr <= 1e-5, `cross n=${n} dk=${dk} dv=${dv}: rel err o ${co.toExponential(2)}, r ${cr.toExponential(2)} > 1e-5`);
       arena.reset(mark);
     }
   });

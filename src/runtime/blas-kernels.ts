@@ -51,6 +51,8 @@ export interface BlasLibrary {
   sgemv: Sgemv;
   /** the address of a shared memory's first byte */
   baseOf(memory: WebAssembly.Memory): number;
+  /** the address of an ArrayBuffer's first byte (off-heap: V8 never moves it) */
+  addressOf(buf: ArrayBuffer): number;
 }
 
 // koffi is a native addon: load it lazily (require, so the ESM graph stays free of it).
@@ -118,7 +120,8 @@ export function loadBlas(path: string | undefined = process.env.RETNET_BLAS || u
       if (b === undefined) { b = Number(memset(new Uint8Array(memory.buffer, 0, 1), 0, 0)); bases.set(memory, b); }
       return b;
     };
-    const out: BlasLibrary = { path: name, label, sgemm: sgemm as Sgemm, sgemv: sgemv as Sgemv, baseOf };
+    const addressOf = (buf: ArrayBuffer) => Number(memset(new Uint8Array(buf, 0, 1), 0, 0));
+    const out: BlasLibrary = { path: name, label, sgemm: sgemm as Sgemm, sgemv: sgemv as Sgemv, baseOf, addressOf };
     loaded.set(key, out);
     return out;
   }
@@ -137,6 +140,16 @@ export function bindBlasKernels(memory: WebAssembly.Memory, variant: string, pat
   const base = blas.baseOf(memory);
   const { sgemm, sgemv } = blas;
   const F = () => new Float32Array(memory.buffer);
+  // This thread's own scratch outside the shared memory (the contract gives summary and
+  // cross none): ζ- or ξ-scaled copies of k or q [n, dk] that BLAS then multiplies.
+  let priv = new Float32Array(0), privAt = 0;
+  const scratch = (floats: number) => {
+    if (priv.length < floats) {
+      priv = new Float32Array(new ArrayBuffer(Math.max(floats, 1 << 16) * F4)); // ≥ 256 KiB: off-heap, fixed address
+      privAt = blas.addressOf(priv.buffer);
+    }
+    return priv;
+  };
   const raw = (N: number, K: number) => (N * K + 15) & ~15; // floats of the raw copy, panels 64-byte aligned after it
   return {
     ...W,
@@ -158,6 +171,30 @@ export function bindBlasKernels(memory: WebAssembly.Memory, variant: string, pat
       } else if (b) wk.f32_add__wasmsimd(M, N, b, 0, y, ldy); // lda 0: the bias row added to every row
       sgemm(ROW_MAJOR, NO_TRANS, TRANS, M, N, K, 1, base + x, ldx, base + wp, K, accumulate || b ? 1 : 0, base + y, ldy);
       if (act !== 0) wk.f32_act__wasmsimd(M, N, y, ldy, act);
+    },
+    // S[dk,dv] = kζᵀ v with kζ[j,:] = pow[n−1−j] k_j (scaled in JS, BLAS GEMM); z[dk] = Σ_j kζ[j,:]
+    summary(k, v, n, dk, dv, ldk, ldv, pow, S, z) {
+      if (n < Math.max(8, tune.intraMinRows)) { W.summary(k, v, n, dk, dv, ldk, ldv, pow, S, z); return; }
+      const m = F(), kz = scratch(n * dk + dk), k0 = k >> 2, pw = pow >> 2, zz = n * dk;
+      for (let a = 0; a < dk; a++) kz[zz + a] = 0;
+      for (let j = 0; j < n; j++) {
+        const ze = m[pw + n - 1 - j], src = k0 + j * ldk, dst = j * dk;
+        for (let a = 0; a < dk; a++) { const t = Math.fround(ze * m[src + a]); kz[dst + a] = t; kz[zz + a] += t; }
+      }
+      m.set(kz.subarray(zz, zz + dk), z >> 2);
+      sgemm(ROW_MAJOR, TRANS, NO_TRANS, dk, dv, n, 1, privAt, dk, base + v, ldv, 0, base + S, dv);
+    },
+    // o[i,:] += qξ_i S and r[i] += qξ_i·z with qξ_i = pow[i+1] q_i (scaled in JS, BLAS GEMM with beta 1)
+    cross(q, n, dk, dv, ldq, pow, S, z, o, ldo, r) {
+      if (n < Math.max(8, tune.intraMinRows)) { W.cross(q, n, dk, dv, ldq, pow, S, z, o, ldo, r); return; }
+      const m = F(), qx = scratch(n * dk), q0 = q >> 2, pw = pow >> 2, z0 = z >> 2, r0 = r >> 2;
+      for (let i = 0; i < n; i++) {
+        const xi = m[pw + i + 1], src = q0 + i * ldq, dst = i * dk;
+        let rs = 0;
+        for (let a = 0; a < dk; a++) { const t = Math.fround(xi * m[src + a]); qx[dst + a] = t; rs += t * m[z0 + a]; }
+        m[r0 + i] += rs;
+      }
+      sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, n, dv, dk, 1, privAt, dk, base + S, dv, 1, base + o, ldo);
     },
     // o[i,:] = Σ_{j≤i} A[i,j] v_j, r[i] = Σ_{j≤i} A[i,j], A[i,j] = (q_i·k_j) pow[i−j];
     // per row block [i0, i1): A = q[i0:i1] k[0:i1]ᵀ (BLAS), A ⊙= decay mask (WASM), r = A·1, o = A v (BLAS)
