@@ -2,7 +2,7 @@
 // exports, usage errors (exit 2), option parsing over node:util parseArgs,
 // and small helpers (number lists, backends, progress bars, tables).
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { BACKENDS, type BackendName } from '../options.js';
+import { BACKENDS, KERNELS, type BackendName, type KernelsName } from '../options.js';
 
 export interface Command {
   /** the word after `retnet` */
@@ -103,3 +103,10 @@ export const fmtE = (v: number) => (Number.isFinite(v) ? v.toExponential(2) : St
 /** Parameters of `--layers/--dim/--heads` style seeded models. */
 export const modelConfig = (layers: number, dim: number, heads: number) =>
   ({ numLayer: layers, numHeads: heads, dimModel: dim, valueFactor: 2, msrGateFn: 'gelu', mlpGateFn: 'gelu', mlpMult: 4, mlpBias: true, dropout: 0.1, seed: 0 }) as const;
+
+/** --kernels: the wasm backend's kernel engine (auto, wasm or blas). */
+export function kernelsName(name: string, v: string | undefined): KernelsName | undefined {
+  if (v === undefined) return undefined;
+  if (!(KERNELS as readonly string[]).includes(v)) throw new UsageError(`--${name} must be one of ${KERNELS.join(', ')} (got ${JSON.stringify(v)})`);
+  return v as KernelsName;
+}
