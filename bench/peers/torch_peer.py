@@ -9,10 +9,13 @@ intra-chunk retention batched over heads and chunks, and the cross-chunk
 state from one matmul with the chunk-decay matrix.
 
   /usr/bin/python3 bench/peers/torch_peer.py --model M.safetensors --input X.f32 \
-      --length L --chunk 512 --threads 2 --reps 3 [--check Y.f32] [--onnx out.onnx]
+      --length L --chunk 512 --threads 2 --reps 3 [--check Y.f32] [--onnx out.onnx] [--serve]
 
 Prints one JSON line: times (s), median, tokens/s, the check against the
 project's output, and the ONNX export (when asked). Exit 1 on a failed check.
+With --serve: after the warm-up, check and export it prints {"ready": ...}
+and then times one forward per "run" line on stdin ({"t": seconds}) until
+"quit" or end of input, so a driver can interleave the peers' runs.
 """
 import argparse
 import json
@@ -154,6 +157,7 @@ def main():
     ap.add_argument('--check', help="raw float32 [1, L, d]: the project's output for this input")
     ap.add_argument('--check-tol', type=float, default=1e-4)
     ap.add_argument('--onnx', help='also export the model for this length to ONNX here')
+    ap.add_argument('--serve', action='store_true', help='time one forward per "run" line on stdin')
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.set_num_interop_threads(1)
@@ -177,18 +181,27 @@ def main():
                 print(json.dumps(result))
                 sys.exit(1)
         times = []
-        for _ in range(a.reps):
+        for _ in range(0 if a.serve else a.reps):
             t0 = time.perf_counter()
             model(x)
             times.append(time.perf_counter() - t0)
-    med = sorted(times)[len(times) // 2]
-    result.update({'times': times, 'median': med, 'tokensPerSec': L / med})
+    if times:
+        med = sorted(times)[len(times) // 2]
+        result.update({'times': times, 'median': med, 'tokensPerSec': L / med})
     if a.onnx:
         t0 = time.perf_counter()
         with torch.no_grad():
             torch.onnx.export(model, (x,), a.onnx, input_names=['x'], output_names=['y'], opset_version=17,
                               do_constant_folding=True)
         result['onnx'] = {'path': a.onnx, 'exportSeconds': time.perf_counter() - t0, 'opset': 17}
+    if a.serve:
+        print(json.dumps({'ready': True, **result}), flush=True)
+        with torch.inference_mode():
+            while sys.stdin.readline().strip() == 'run':
+                t0 = time.perf_counter()
+                model(x)
+                print(json.dumps({'t': time.perf_counter() - t0}), flush=True)
+        return
     print(json.dumps(result))
 
 

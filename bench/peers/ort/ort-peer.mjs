@@ -3,15 +3,17 @@
 // (WASM SIMD) with N threads, checks it against the project's output, and
 // times it (warm-up, then --reps runs; median).
 //   node bench/peers/ort/ort-peer.mjs --engine node|web --onnx M.onnx --input X.f32 \
-//        --length L --dim d --threads 2 --reps 3 [--check Y.f32]
-// Prints one JSON line; exit 1 on a failed check. Installed apart from the
+//        --length L --dim d --threads 2 --reps 3 [--check Y.f32] [--serve]
+// Prints one JSON line; exit 1 on a failed check. With --serve: after the
+// warm-up and check it prints {"ready": ...}, then times one run per "run"
+// line on stdin ({"t": seconds}) until "quit" or end of input. Installed apart from the
 // package (bench/peers/ort/package.json): never a dependency of retnet.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
 const { values: a } = parseArgs({ options: {
   engine: { type: 'string' }, onnx: { type: 'string' }, input: { type: 'string' }, length: { type: 'string' },
-  dim: { type: 'string' }, threads: { type: 'string' }, reps: { type: 'string' }, check: { type: 'string' }, 'check-tol': { type: 'string' },
+  dim: { type: 'string' }, serve: { type: 'boolean' }, threads: { type: 'string' }, reps: { type: 'string' }, check: { type: 'string' }, 'check-tol': { type: 'string' },
 } });
 const L = Number(a.length), d = Number(a.dim), threads = Number(a.threads ?? 2), reps = Number(a.reps ?? 3);
 const tol = Number(a['check-tol'] ?? 1e-4);
@@ -43,6 +45,17 @@ if (a.check) {
   const rel = Number.isFinite(e) ? e / m : Infinity;
   result.check = { relErr: rel, tol, ok: rel <= tol };
   if (!(rel <= tol)) { console.log(JSON.stringify(result)); process.exit(1); }
+}
+if (a.serve) {
+  console.log(JSON.stringify({ ready: true, ...result }));
+  const { createInterface } = await import('node:readline');
+  for await (const line of createInterface({ input: process.stdin })) {
+    if (line.trim() !== 'run') break;
+    const t = performance.now();
+    await session.run(feeds);
+    console.log(JSON.stringify({ t: (performance.now() - t) / 1000 }));
+  }
+  process.exit(0);
 }
 const times = [];
 for (let r = 0; r < reps; r++) {
