@@ -1,6 +1,9 @@
 // Where the CBLAS engine should take over from the WASM kernels, one thread:
 // (1) the projection/MLP GEMM y = x·Wᵀ + b on the seed model's shapes, by rows M;
-// (2) the intra-chunk retention by chunk length n (seed head: dk 64, dv 128).
+// (2) the intra-chunk retention by chunk length n (seed head: dk 64, dv 128);
+// (3) a coarse split: CPU time of each kernel call of one chunk (512 tokens) of
+//     one seed-model layer, as the chunk worker issues them, on both engines
+//     (process CPU time, so other load on the machine inflates it less than wall time).
 // BLAS per call repacks W, so it loses at few rows; the crossovers chosen in
 // src/runtime/blas-kernels.ts (GEMM_MIN_ROWS, INTRA_MIN_ROWS) come from this run.
 //   node dist/bench/blas-crossover.js [--reps N]
@@ -12,7 +15,7 @@ import { Arena } from '../src/runtime/arena.js';
 import { bindBlasKernels, loadBlas } from '../src/runtime/blas-kernels.js';
 import { bindWasmKernels } from '../src/runtime/wasm-kernels.js';
 import type { RuntimeKernels } from '../src/runtime/kernels.js';
-import { ARENA_BASE, createMemory } from '../src/wasm/loader.js';
+import { ARENA_BASE, createMemory, loadKernelsSync } from '../src/wasm/loader.js';
 import { machine } from '../src/cli/gen.js';
 
 const { values: a } = parseArgs({ options: { reps: { type: 'string' }, out: { type: 'string' } } });
@@ -77,6 +80,53 @@ for (const [dk, dv] of [[64, 128], [16, 32]]) {
     console.log(`intra n=${n} dk=${dk} dv=${dv}: wasm ${row.wasmMs} ms, blas ${row.blasMs} ms (blas/wasm ${(tw / tb).toFixed(2)}×)`);
   }
 }
+// (3) one chunk-layer of the seed model (d 512, 8 heads, dk 64, dv 128, MLP 2048, gelu), row blocks of 256
+const split: Record<string, Record<string, number>> = {};
+const act = loadKernelsSync({ memory, variant: 'auto' });
+{
+  const d = 512, H = 8, dk = 64, dv = 128, Wp = 2 * d + 2 * H * dv, hid = 2048, n = 512, RB = 256, GELU = 1, runs = Math.max(3, reps);
+  for (const [name, K] of [['blas', blas], ['wasm', wasm]] as const) {
+    A.reset();
+    const [W1, W2, W3, W4] = ([[Wp, d], [d, H * dv], [hid, d], [d, hid]] as const).map(([N, Kd]) => A.persistent(K.packedSize(N, Kd) * F4, 'w'));
+    const bias = A.persistent(Wp * F4, 'b'), ones = A.persistent(hid * F4, 'g');
+    fill(bias, Wp, 0.05); A.f32(ones, hid).fill(1);
+    ([[W1, Wp, d], [W2, d, H * dv], [W3, hid, d], [W4, d, hid]] as const).forEach(([w, N, Kd]) => { const t = A.transient(N * Kd * F4, 't'); fill(t, N * Kd, 0.05); K.pack(t, N, Kd, w); A.reset(); });
+    const X = A.transient(n * d * F4, 'x'), P = A.transient(n * Wp * F4, 'p'), O = A.transient(n * H * dv * F4, 'o'), R = A.transient(H * n * F4, 'r');
+    const h = A.transient(RB * d * F4, 'h'), hd = A.transient(RB * hid * F4, 'h'), tile = A.transient(n * n * F4, 't'), gs = A.transient(Math.max(64, K.gemmScratchBytes()), 'g');
+    const cs = A.transient(n * dk / 2 * F4, 'c'), sn = A.transient(n * dk / 2 * F4, 's'), pow = A.transient((n + 1) * F4, 'p'), S = A.transient((dk * dv + dk) * F4, 'S');
+    fill(cs, n * dk / 2, 0.7); fill(sn, n * dk / 2, 0.7); fill(S, dk * dv + dk, 0.05);
+    const pv = A.f32(pow, n + 1); for (let i = 0; i <= n; i++) pv[i] = 0.97 ** i;
+    const t: Record<string, number> = {};
+    const tm = (k: string, f: () => void) => { const c = process.cpuUsage(); f(); const e = process.cpuUsage(c); t[k] = (t[k] ?? 0) + (e.user + e.system) / 1000; };
+    for (let run = 0; run <= runs; run++) {
+      if (run === 1) for (const k in t) t[k] = 0; // run 0 warms up
+      fill(X, n * d);
+      for (let r0 = 0; r0 < n; r0 += RB) {
+        tm('layerNorm', () => K.layerNorm(X + r0 * d * F4, RB, d, d, ones, bias, h, d));
+        tm('gemm q|k|v|g', () => K.gemm(h, RB, d, d, W1, Wp, bias, P + r0 * Wp * F4, Wp, 0, false, gs));
+      }
+      tm('rotary', () => { K.rotary(P, n, H, dk, Wp, cs, sn); K.rotary(P + d * F4, n, H, dk, Wp, cs, sn); });
+      for (let hh = 0; hh < H; hh++) {
+        const q = P + hh * dk * F4, k = q + d * F4, v = P + (2 * d + hh * dv) * F4;
+        tm('intra-chunk', () => K.intra(q, k, v, n, dk, dv, Wp, Wp, Wp, pow, O + hh * dv * F4, H * dv, R + hh * n * F4, tile));
+        tm('summary + cross', () => { K.summary(k, v, n, dk, dv, Wp, Wp, pow, S, S + dk * dv * F4); K.cross(q, n, dk, dv, Wp, pow, S, S + dk * dv * F4, O + hh * dv * F4, H * dv, R + hh * n * F4); });
+      }
+      tm('layerNorm', () => K.layerNorm(O, n * H, dv, dv, ones, bias, O, dv));
+      tm('gate (gelu)', () => K.gate(P + (2 * d + H * dv) * F4, Wp, O, H * dv, n, H * dv, GELU));
+      tm('gemm out', () => K.gemm(O, n, H * dv, H * dv, W2, d, bias, X, d, 0, true, gs));
+      for (let r0 = 0; r0 < n; r0 += RB) {
+        tm('layerNorm', () => K.layerNorm(X + r0 * d * F4, RB, d, d, ones, bias, h, d));
+        tm('gemm mlp1 (no act)', () => K.gemm(h, RB, d, d, W3, hid, bias, hd, hid, 0, false, gs));
+        tm('gelu on mlp1', () => act.f32_act__wasmsimd(RB, hid, hd, hid, GELU)); // both engines' GELU: the WASM kernel (fused into the WASM GEMM's epilogue, after BLAS's GEMM)
+        tm('gemm mlp2', () => K.gemm(hd, RB, hid, hid, W4, d, bias, X + r0 * d * F4, d, 0, true, gs));
+      }
+    }
+    const ms = Object.fromEntries(Object.entries(t).map(([k, v]) => [k, +(v / runs).toFixed(2)]));
+    ms.total = +Object.values(ms).reduce((x, y) => x + y, 0).toFixed(1);
+    split[name] = ms;
+    console.log(`split, ${name} engine, CPU ms per chunk (512 tokens) and layer: ${Object.entries(ms).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  }
+}
 mkdirSync('bench/results', { recursive: true });
-writeFileSync(out, JSON.stringify({ machine: machine(), params, gemm: gemmRows, intra: intraRows }, null, 2));
+writeFileSync(out, JSON.stringify({ machine: machine(), params, gemm: gemmRows, intra: intraRows, split }, null, 2));
 console.log(`wrote ${out}`);
