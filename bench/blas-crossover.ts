@@ -4,7 +4,7 @@
 // (3) a coarse split: CPU time of each kernel call of one chunk (512 tokens) of
 //     one seed-model layer, as the chunk worker issues them, on both engines
 //     (process CPU time, so other load on the machine inflates it less than wall time).
-// BLAS per call repacks W, so it loses at few rows; the crossovers chosen in
+// Times are process CPU time (robust to other load). BLAS per call repacks W, so it loses at few rows; the crossovers chosen in
 // src/runtime/blas-kernels.ts (GEMM_MIN_ROWS, INTRA_MIN_ROWS) come from this run.
 //   node dist/bench/blas-crossover.js [--reps N]
 // Prints its parameters and the machine; writes bench/results/blas-crossover.json.
@@ -28,17 +28,21 @@ const wasm = bindWasmKernels(memory, 'auto');
 const blas = bindBlasKernels(memory, 'auto', undefined, { gemmMinRows: 0, intraMinRows: 0, intraBlock: 64 });
 const fill = (off: number, n: number, s = 1) => { const v = A.f32(off, n); for (let i = 0; i < n; i++) v[i] = s * (Math.sin(i * 12.9898) * 0.5); };
 
-/** Median seconds of fn over `reps` timed runs of enough calls to last ≥ 20 ms. */
+/** This process's CPU seconds (user + system) since `from`: robust to other load on a shared
+ *  machine, and exact for these single-thread calls (OpenBLAS runs one thread, in the caller). */
+const cpu = (from?: NodeJS.CpuUsage) => { const u = process.cpuUsage(from); return (u.user + u.system) / 1e6; };
+
+/** Median CPU seconds per call of fn over `reps` timed runs of enough calls to last ≥ 20 ms. */
 function time(fn: () => void): number {
   fn();
   let calls = 1;
-  for (;;) { const t = performance.now(); for (let i = 0; i < calls; i++) fn(); if (performance.now() - t > 20) break; calls *= 2; }
+  for (;;) { const t = process.cpuUsage(); for (let i = 0; i < calls; i++) fn(); if (cpu(t) > 0.02) break; calls *= 2; }
   const ts: number[] = [];
-  for (let r = 0; r < reps; r++) { const t = performance.now(); for (let i = 0; i < calls; i++) fn(); ts.push((performance.now() - t) / calls / 1000); }
+  for (let r = 0; r < reps; r++) { const t = process.cpuUsage(); for (let i = 0; i < calls; i++) fn(); ts.push(cpu(t) / calls); }
   return ts.sort((x, y) => x - y)[reps >> 1];
 }
 
-const params = { reps, blas: loadBlas().label, wasm: wasm.name, load: loadavg().map((x) => +x.toFixed(2)), date: new Date().toISOString() };
+const params = { reps, clock: 'process CPU time (user + system)', blas: loadBlas().label, wasm: wasm.name, load: loadavg().map((x) => +x.toFixed(2)), date: new Date().toISOString() };
 console.log('BLAS/WASM crossover, one thread');
 console.log('machine:', JSON.stringify(machine()));
 console.log('parameters:', JSON.stringify(params));
@@ -64,7 +68,7 @@ for (const [K, N] of [[512, 3072], [1024, 512], [512, 2048], [2048, 512]]) {
   }
 }
 
-const intraRows: { n: number; dk: number; dv: number; wasmMs: number; blasMs: number }[] = [];
+const intraRows: { n: number; dk: number; dv: number; wasmMs: number; blasMs: number; summaryCrossWasmMs: number; summaryCrossBlasMs: number }[] = [];
 for (const [dk, dv] of [[64, 128], [16, 32]]) {
   for (const n of [16, 32, 48, 64, 96, 128, 256, 512]) {
     A.reset();
@@ -74,10 +78,12 @@ for (const [dk, dv] of [[64, 128], [16, 32]]) {
     const pv = A.f32(pow, n + 1); for (let i = 0; i <= n; i++) pv[i] = Math.pow(0.97, i);
     const ld = 2 * dk + dv, q = P, k = P + dk * F4, v = P + 2 * dk * F4;
     const run = (K: RuntimeKernels) => () => K.intra(q, k, v, n, dk, dv, ld, ld, ld, pow, o, dv, r, tile);
-    const tw = time(run(wasm)), tb = time(run(blas));
-    const row = { n, dk, dv, wasmMs: +(tw * 1e3).toFixed(4), blasMs: +(tb * 1e3).toFixed(4) };
+    const S = A.transient((dk * dv + dk) * F4, 'S');
+    const sc = (K: RuntimeKernels) => () => { K.summary(k, v, n, dk, dv, ld, ld, pow, S, S + dk * dv * F4); K.cross(q, n, dk, dv, ld, pow, S, S + dk * dv * F4, o, dv, r); };
+    const tw = time(run(wasm)), tb = time(run(blas)), sw = time(sc(wasm)), sb = time(sc(blas));
+    const row = { n, dk, dv, wasmMs: +(tw * 1e3).toFixed(4), blasMs: +(tb * 1e3).toFixed(4), summaryCrossWasmMs: +(sw * 1e3).toFixed(4), summaryCrossBlasMs: +(sb * 1e3).toFixed(4) };
     intraRows.push(row);
-    console.log(`intra n=${n} dk=${dk} dv=${dv}: wasm ${row.wasmMs} ms, blas ${row.blasMs} ms (blas/wasm ${(tw / tb).toFixed(2)}×)`);
+    console.log(`intra n=${n} dk=${dk} dv=${dv}: wasm ${row.wasmMs} ms, blas ${row.blasMs} ms (blas/wasm ${(tw / tb).toFixed(2)}×); summary + cross: wasm ${row.summaryCrossWasmMs} ms, blas ${row.summaryCrossBlasMs} ms (${(sw / sb).toFixed(2)}×)`);
   }
 }
 // (3) one chunk-layer of the seed model (d 512, 8 heads, dk 64, dv 128, MLP 2048, gelu), row blocks of 256
