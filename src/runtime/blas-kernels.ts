@@ -18,10 +18,10 @@ import { loadKernelsSync, type VariantRequest } from '../wasm/loader.js';
 import { wasmContract } from './wasm-kernels.js';
 
 /** Rows from which a projection/MLP GEMM goes to BLAS (bench/blas-crossover.ts, CPU time, seed shapes:
- *  BLAS/WASM 0.62–0.91× at 4 rows, 0.98–1.56× at 8, 1.25–1.87× at 12, 2.4–3.3× at 256). */
+ *  BLAS/WASM 0.72–1.01× at 4 rows, 1.12–1.84× at 8, 1.62–1.84× at 12, 2.1–4.2× at 256). */
 export const GEMM_MIN_ROWS = 12;
 /** Chunk length from which the intra-chunk retention, chunk summary and cross term run on BLAS
- *  (same bench: intra 0.45–0.76× at 16 tokens, 1.14–1.88× at 32, 4.2–5.8× at 512; summary + cross ≥ 1.03× from 16). */
+ *  (same bench: intra 0.45–0.76× at 16 tokens, 1.14–1.89× at 32, 4.2–5.8× at 512; summary + cross ≥ 1.03× from 16). */
 export const INTRA_MIN_ROWS = 32;
 /** Row block of the BLAS intra-chunk retention: block b only multiplies columns [0, end of block b). */
 export const INTRA_BLOCK = 64;
