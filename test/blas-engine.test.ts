@@ -121,6 +121,21 @@ test("kernels: 'blas' with no loadable library (RETNET_BLAS at a missing path) i
   }
 });
 
+const t4 = 'closing a BLAS pool while its workers still load the native addon does not abort the process (30 pools, closed after 0–150 ms)';
+test(t4, async () => {
+  if (!canRun(t4, missing)) return;
+  // A worker terminated while koffi initialises aborts the whole process (FATAL napi_throw); the
+  // executor waits for every live worker to finish binding before ending a pool. Before that
+  // wait, such a loop aborted intermittently (once within 16 pools, other runs not in 80): a
+  // probabilistic guard, not a proof.
+  const { WasmExecutor } = await import('../src/runtime/executor.js');
+  for (let i = 0; i < 30; i++) {
+    const ex = await WasmExecutor.create({ kernels: 'blas', workers: 3 });
+    await new Promise((r) => setTimeout(r, (i * 37) % 150));
+    await ex.close();
+  }
+});
+
 test('bad kernels option and RETNET_KERNELS values are E_OPTION', async () => {
   const model = RetNet.init({ numLayer: 1, numHeads: 2, dimModel: 16, valueFactor: 2, mlpMult: 2, seed: 1 });
   const x = Tensor.randn([1, 4, 16], { seed: 2 });

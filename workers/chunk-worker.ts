@@ -6,8 +6,8 @@ import { createWorkerKernels, type EngineName } from '../src/runtime/worker-kern
 import { invSqrtDecaySums, rotaryTables } from '../src/wasm/tables.js';
 import { ROW_BLOCK, type SlabTask, type SlabResult } from '../src/runtime/messages.js';
 
-const data = workerData as { memory: WebAssembly.Memory; kernels: EngineName; variant: string; blasPath?: string };
-const K = await createWorkerKernels(data.memory, data.kernels, data.variant, data.blasPath);
+const data = workerData as { memory: WebAssembly.Memory; kernels: EngineName; variant: string; blasPath?: string; ready: Int32Array };
+const K = await createWorkerKernels(data.memory, data.kernels, data.variant, data.blasPath, data.ready);
 const memory = data.memory;
 const F4 = 4;
 

@@ -25,6 +25,8 @@ const MAX_MEMORY = 2 ** 32 - 65536;
 export const DEFAULT_WINDOW_ROWS = 8192;
 /** Budget for the per-window chunk summaries and incoming states. */
 const SUMMARY_BYTES = 256 * 2 ** 20;
+/** Slots of the shared worker-ready table (indexed by threadId modulo this). */
+export const READY_SLOTS = 4096;
 
 
 export interface WasmExecutorOptions {
@@ -72,12 +74,26 @@ export class WasmExecutor implements Executor {
     return new WasmExecutor(memory, kernels, engine, { ...opts, variant });
   }
 
+  /** Shared with the workers: slot threadId % READY_SLOTS is 1 once that thread has bound its kernels. */
+  private ready = new Int32Array(new SharedArrayBuffer(READY_SLOTS * 4));
+
   private makePool(n: number): Piscina {
+    this.ready = new Int32Array(new SharedArrayBuffer(READY_SLOTS * 4));
     return new Piscina({
       filename: new URL('../../workers/chunk-worker.js', import.meta.url).href,
       minThreads: n, maxThreads: n, idleTimeout: 2 ** 31 - 1,
-      workerData: { memory: this.memory, kernels: this.engine.which, variant: this.opts.variant, blasPath: this.engine.blasPath },
+      workerData: { memory: this.memory, kernels: this.engine.which, variant: this.opts.variant, blasPath: this.engine.blasPath, ready: this.ready },
     });
+  }
+
+  /** Ends the pool once no worker is still starting: a worker terminated while it loads a native
+   *  addon (koffi, for the BLAS engine) aborts the whole process, so wait (≤ 30 s) for every
+   *  live worker to have bound its kernels first. */
+  private async destroyPool(): Promise<void> {
+    const t0 = Date.now();
+    const starting = () => this.pool.threads.some((w) => Atomics.load(this.ready, w.threadId % READY_SLOTS) === 0);
+    while (starting() && Date.now() - t0 < 30_000) await new Promise((r) => setTimeout(r, 5));
+    await this.pool.destroy();
   }
 
   info(): BackendInfo {
@@ -94,7 +110,7 @@ export class WasmExecutor implements Executor {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.pool.destroy();
+    await this.destroyPool();
   }
 
   /** Serialise calls: one forward at a time owns the arena. */
@@ -124,7 +140,7 @@ export class WasmExecutor implements Executor {
     if (this.closed) return Promise.reject(errors.closed());
     return this.exclusive(async () => {
       if (req.workers !== undefined && req.workers !== this.workers) {
-        await this.pool.destroy();
+        await this.destroyPool();
         this.workers = req.workers;
         this.pool = this.makePool(this.workers);
       }
