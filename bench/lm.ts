@@ -5,7 +5,8 @@
 //
 //   npm run bench:lm [-- --bytes N] [--backend wasm|js] [--chunk-size C] [--workers W] [--decode N]
 //
-// Which kernels the wasm backend runs: RETNET_KERNELS=js → scalar JS, else WASM SIMD.
+// Which kernels the wasm backend runs: RETNET_KERNELS=auto (default: BLAS when a CBLAS
+// library loads, else WASM) | wasm | blas | js (scalar JS); the engine that ran is printed.
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
@@ -44,7 +45,7 @@ function corpus(n: number): Uint8Array {
 
 const text = corpus(nBytes);
 const lm = await RetNetLM.load();
-const kernels = backend === 'wasm' ? (process.env.RETNET_KERNELS === 'js' ? 'scalar JS kernels (RETNET_KERNELS=js)' : 'WASM SIMD kernels') : 'float64 reference';
+const kernels = backend === 'wasm' ? `RETNET_KERNELS=${process.env.RETNET_KERNELS || 'auto'}` : 'float64 reference';
 const params = { bytes: nBytes, backend, kernels, chunkSize, workers: workers ?? availableParallelism(), decodeBytes, model: 'bytes-4x128 (4 layers, d=128, 4 heads)', node: process.version };
 console.log('params', params);
 

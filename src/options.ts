@@ -3,6 +3,12 @@
 import { errors } from './errors.js';
 
 export type BackendName = 'js' | 'wasm' | 'tfjs';
+/** The wasm backend's kernel engine: 'blas' runs the big GEMMs on a native CBLAS library
+ *  (OpenBLAS by default; RETNET_BLAS=/path picks another), 'wasm' everything on the WASM kernels,
+ *  'auto' BLAS when a library loads, else WASM. ('js', the scalar twin, is a debugging value of RETNET_KERNELS.) */
+export type KernelsName = 'auto' | 'wasm' | 'blas';
+export type KernelsRequest = KernelsName | 'js';
+export const KERNELS: readonly KernelsName[] = ['auto', 'wasm', 'blas'];
 export const BACKENDS: readonly BackendName[] = ['js', 'wasm', 'tfjs'];
 
 export interface ForwardOptions {
@@ -21,6 +27,9 @@ export interface ForwardOptions {
   backend?: BackendName;
   /** Worker threads for the chunk-parallel runtime (wasm). */
   workers?: number;
+  /** Kernel engine of the chunk workers (wasm backend): 'auto' (default, or RETNET_KERNELS),
+   *  'wasm' or 'blas' (E_ENGINE when no CBLAS library loads). */
+  kernels?: KernelsName;
   /** Precision of the cross-chunk state scan (wasm, tfjs). js is float64 throughout. */
   stateDtype?: 'float64' | 'float32';
   /** Tokens per window of the streaming runtime (wasm); bounds memory, never changes results. */
@@ -39,6 +48,7 @@ export interface ResolvedOptions {
   normalizeRetn: boolean;
   backend: BackendName;
   workers: number | undefined;
+  kernels: KernelsRequest;
   windowRows: number | undefined;
   stateDtype: 'float64' | 'float32';
   signal: AbortSignal | undefined;
@@ -67,6 +77,8 @@ export function resolveOptions(opts: ForwardOptions = {}, defaults: { backend: B
   const backend = opts.backend ?? defaults.backend;
   if (!BACKENDS.includes(backend)) throw errors.option('backend', `one of ${BACKENDS.map((b) => `'${b}'`).join(', ')}`, backend);
   if (opts.workers !== undefined && !(isPosInt(opts.workers) && opts.workers <= MAX_WORKERS)) throw errors.option('workers', `a positive integer ≤ ${MAX_WORKERS}`, opts.workers);
+  if (opts.kernels !== undefined && !KERNELS.includes(opts.kernels)) throw errors.option('kernels', "'auto', 'wasm' or 'blas'", opts.kernels);
+  const kernels = opts.kernels ?? kernelsFromEnv();
   if (opts.windowRows !== undefined && !isPosInt(opts.windowRows)) throw errors.option('windowRows', 'a positive integer', opts.windowRows);
   const stateDtype = opts.stateDtype ?? 'float64';
   if (stateDtype !== 'float64' && stateDtype !== 'float32') throw errors.option('stateDtype', "'float64' or 'float32'", stateDtype);
@@ -82,8 +94,16 @@ export function resolveOptions(opts: ForwardOptions = {}, defaults: { backend: B
   };
   return {
     plan, normalizeAttn: opts.normalizeAttn ?? false, normalizeRetn: opts.normalizeRetn ?? false,
-    backend, workers: opts.workers, windowRows: opts.windowRows, stateDtype, signal: opts.signal,
+    backend, workers: opts.workers, kernels, windowRows: opts.windowRows, stateDtype, signal: opts.signal,
   };
+}
+
+/** RETNET_KERNELS: 'auto' | 'wasm' | 'blas' | 'js' (the scalar twin, debugging); unset → 'auto'. */
+export function kernelsFromEnv(): KernelsRequest {
+  const v = process.env.RETNET_KERNELS;
+  if (v === undefined || v === '') return 'auto';
+  if (v === 'auto' || v === 'wasm' || v === 'blas' || v === 'js') return v;
+  throw errors.option('kernels', "'auto', 'wasm' or 'blas' (from the environment variable RETNET_KERNELS)", v);
 }
 
 /** Throw the abort reason as a RetNetError if the signal has fired. */

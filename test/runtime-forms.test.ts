@@ -4,6 +4,8 @@
 import { test } from 'uvu';
 import { MultiScaleRetention, RetNet, Tensor } from '../src/index.js';
 import { expectRel } from './helpers.js';
+import { ENGINES, engineMissing } from './helpers/engines.js';
+import { canRun } from './helpers/skip.js';
 
 const FLAGS = [
   { normalizeAttn: false, normalizeRetn: false },
@@ -18,24 +20,33 @@ function sameBits(a: Tensor, b: Tensor, what: string): void {
   for (let i = 0; i < ua.length; i++) if (ua[i] !== ub[i]) throw new Error(`${what}: first differing element ${i}: ${a.data[i]} vs ${b.data[i]}`);
 }
 
-test('bitwise identical for workers = 1, 2, 3 and window sizes', async () => {
-  const x = Tensor.randn([2, 700, 32], { seed: 1 });
-  const opts = { backend: 'wasm', chunkSize: 37, normalizeRetn: true, normalizeAttn: true } as const;
-  const ref = await model.forward(x, { ...opts, workers: 1 });
-  for (const workers of [2, 3]) sameBits(await model.forward(x, { ...opts, workers }), ref, `workers=${workers}`);
-  for (const windowRows of [1, 300, 1000, 5000]) sameBits(await model.forward(x, { ...opts, workers: 2, windowRows }), ref, `windowRows=${windowRows}`);
-});
-
-test('parallel = chunkwise = recurrent on wasm, all normalisation settings (float32: 2e-5·max|ref|)', async () => {
-  // float32 sums over ≤ L=150 terms of the retention and d-wide projections: ~1e-6 relative; 2e-5 leaves margin.
-  const x = Tensor.randn([2, 150, 32], { seed: 2 });
-  for (const flags of FLAGS) {
-    const ref = await model.forward(x, { ...flags, backend: 'js' });
-    for (const f of [{ numChunks: null }, { chunkSize: 1 }, { chunkSize: 3 }, { chunkSize: 7 }, { chunkSize: 37 }, { chunkSize: 150 }, { chunkSize: 155 }, { numChunks: -1 }]) {
-      expectRel(await model.forward(x, { ...flags, ...f, backend: 'wasm' }), ref, 2e-5, `wasm ${JSON.stringify(flags)} ${JSON.stringify(f)}`);
+for (const kernels of ENGINES) {
+  const idTitle = `bitwise identical for workers = 1, 2, 3 and window sizes (${kernels} kernels)`;
+  test(idTitle, async () => {
+    if (!canRun(idTitle, engineMissing(kernels))) return;
+    // chunkSize 20 (WASM intra-chunk kernels on either engine) and 100 (BLAS's when kernels = blas); slabs of 240 and 200 rows
+    for (const chunkSize of [20, 100]) {
+      const x = Tensor.randn([2, 700, 32], { seed: 1 });
+      const opts = { backend: 'wasm', kernels, chunkSize, normalizeRetn: true, normalizeAttn: true } as const;
+      const ref = await model.forward(x, { ...opts, workers: 1 });
+      for (const workers of [2, 3]) sameBits(await model.forward(x, { ...opts, workers }), ref, `${kernels} C=${chunkSize} workers=${workers}`);
+      for (const windowRows of [1, 300, 1000, 5000]) sameBits(await model.forward(x, { ...opts, workers: 2, windowRows }), ref, `${kernels} C=${chunkSize} windowRows=${windowRows}`);
     }
-  }
-});
+  });
+
+  const formTitle = `parallel = chunkwise = recurrent on wasm (${kernels} kernels), all normalisation settings (float32: 2e-5·max|ref|)`;
+  test(formTitle, async () => {
+    if (!canRun(formTitle, engineMissing(kernels))) return;
+    // float32 sums over ≤ L=150 terms of the retention and d-wide projections: ~1e-6 relative; 2e-5 leaves margin.
+    const x = Tensor.randn([2, 150, 32], { seed: 2 });
+    for (const flags of FLAGS) {
+      const ref = await model.forward(x, { ...flags, backend: 'js' });
+      for (const f of [{ numChunks: null }, { chunkSize: 1 }, { chunkSize: 3 }, { chunkSize: 7 }, { chunkSize: 37 }, { chunkSize: 64 }, { chunkSize: 150 }, { chunkSize: 155 }, { numChunks: -1 }]) {
+        expectRel(await model.forward(x, { ...flags, ...f, backend: 'wasm', kernels }), ref, 2e-5, `wasm/${kernels} ${JSON.stringify(flags)} ${JSON.stringify(f)}`);
+      }
+    }
+  });
+}
 
 test('ragged batch: sequences of different lengths in one call equal separate calls', async () => {
   const xs = [5, 300, 1, 77].map((L, i) => Tensor.randn([L, 32], { seed: 20 + i }));

@@ -5,11 +5,15 @@
 import { test } from 'uvu';
 import { FIXTURE_NAMES, expectRel, loadCases, loadFixtureModel } from './helpers.js';
 import type { ForwardOptions } from '../src/options.js';
+import { ENGINES, engineMissing } from './helpers/engines.js';
+import { canRun } from './helpers/skip.js';
 
 const TOL = 2e-5;
 
-for (const name of FIXTURE_NAMES) {
-  test(`${name}: wasm runtime, chunk counts dividing L or not, 1 and 2 workers`, async () => {
+for (const kernels of ENGINES) for (const name of FIXTURE_NAMES) {
+  const title = `${name}: wasm runtime on ${kernels} kernels, chunk counts dividing L or not, 1 and 2 workers`;
+  test(title, async () => {
+    if (!canRun(title, engineMissing(kernels))) return;
     const model = await loadFixtureModel(name);
     const fx = loadCases(name);
     const x = fx.get('input');
@@ -21,8 +25,8 @@ for (const name of FIXTURE_NAMES) {
       for (const c of fx.cases) {
         const flags = { normalizeAttn: c.normalize_attn, normalizeRetn: c.normalize_retn };
         for (const f of forms) {
-          const y = await model.forward(x, { ...f, ...flags, backend: 'wasm', workers });
-          expectRel(y, fx.get(c.output), TOL, `${name} ${c.output} ${JSON.stringify(f)} workers=${workers}`);
+          const y = await model.forward(x, { ...f, ...flags, backend: 'wasm', kernels, workers });
+          expectRel(y, fx.get(c.output), TOL, `${name} ${kernels} ${c.output} ${JSON.stringify(f)} workers=${workers}`);
         }
       }
     }

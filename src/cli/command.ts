@@ -2,7 +2,7 @@
 // exports, usage errors (exit 2), option parsing over node:util parseArgs,
 // and small helpers (number lists, backends, progress bars, tables).
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { BACKENDS, type BackendName } from '../options.js';
+import { BACKENDS, KERNELS, type BackendName, type KernelsName } from '../options.js';
 import { escapeControl, RetNetError } from '../errors.js';
 import { resolveConfig } from '../model/config.js';
 
@@ -113,4 +113,11 @@ export function flagModelConfig(layers: number, dim: number, heads: number): Ret
     throw new UsageError(`--layers ${layers} --dim ${dim} --heads ${heads}: ${e.message.replace(/\bconfig\.(\w+)|\b(numLayer|dimModel|numHeads)\b/g, (m, a, b) => flags[a ?? b] ?? m)}`);
   }
   return cfg;
+}
+
+/** --kernels: the wasm backend's kernel engine (auto, wasm or blas). */
+export function kernelsName(name: string, v: string | undefined): KernelsName | undefined {
+  if (v === undefined) return undefined;
+  if (!(KERNELS as readonly string[]).includes(v)) throw new UsageError(`--${name} must be one of ${KERNELS.join(', ')} (got ${JSON.stringify(v)})`);
+  return v as KernelsName;
 }

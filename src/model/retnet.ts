@@ -4,7 +4,7 @@
 import { errors } from '../errors.js';
 import { readSafetensors, writeSafetensors } from '../safetensors.js';
 import { Tensor } from '../tensor.js';
-import { resolveOptions, throwIfAborted, type BackendName, type ForwardOptions, type ResolvedOptions } from '../options.js';
+import { kernelsFromEnv, resolveOptions, throwIfAborted, type BackendName, type KernelsRequest, type ForwardOptions, type ResolvedOptions } from '../options.js';
 import { dimsOf, resolveConfig, type Dims, type RetNetConfig } from './config.js';
 import {
   checkLayers, checkMSR, checkUnexpected, configToMetadata, initLayers, initMSR, layersFromCheckpoint, layersToTensors,
@@ -49,15 +49,17 @@ const flagsOf = (o: { normalizeAttn: boolean; normalizeRetn: boolean }): Retenti
 /** Executors a model has started, one per backend, created on first use and
  *  ended by close(). */
 class ExecutorSet {
-  private readonly running = new Map<BackendName, Promise<Executor>>();
+  private readonly running = new Map<string, Promise<Executor>>();
 
-  get(name: BackendName, workers: number | undefined): Promise<Executor> {
-    let e = this.running.get(name);
+  /** One executor per backend (for wasm: per kernel engine requested). */
+  get(name: BackendName, workers: number | undefined, kernels: KernelsRequest = kernelsFromEnv()): Promise<Executor> {
+    const key = name === 'wasm' ? `${name}:${kernels}` : name;
+    let e = this.running.get(key);
     if (!e) {
       if (!hasExecutor(name)) throw errors.engine(`backend '${name}' is not available in this build; use backend: 'js'`);
-      e = createExecutor(name, { workers });
-      e.catch(() => this.running.delete(name));
-      this.running.set(name, e);
+      e = createExecutor(name, { workers, kernels });
+      e.catch(() => this.running.delete(key));
+      this.running.set(key, e);
     }
     return e;
   }
@@ -95,7 +97,7 @@ async function dispatch(
   const { B, L } = checkInput(x, d, 'x', r.backend);
   throwIfAborted(r.signal);
   if (r.backend !== 'js') {
-    const ex = await executors.get(r.backend, r.workers);
+    const ex = await executors.get(r.backend, r.workers, r.kernels);
     return ex.forward(spec, x, request(mode, r, options.onProgress));
   }
   const dOut = outWidth(spec, mode);
@@ -124,7 +126,7 @@ async function streamThrough(
     throw errors.input(`source.lengths must be positive integers (got ${JSON.stringify(source.lengths)})`);
   }
   throwIfAborted(r.signal);
-  const ex = r.backend === 'js' ? null : await executors.get(r.backend, r.workers);
+  const ex = r.backend === 'js' ? null : await executors.get(r.backend, r.workers, r.kernels);
   if (ex?.run) return ex.run(spec, source, sink, request(mode, r, options.onProgress));
   const total = source.lengths.reduce((a, b) => a + b, 0);
   let done = 0;

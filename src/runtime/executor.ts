@@ -15,7 +15,8 @@ import { newSeqState, scanChunks, type SeqState } from './scan.js';
 import { sectionStart, sectionEnd, profileBuffer } from './profile.js';
 import { ACT_CODE, ROW_BLOCK, type ScratchPtrs, type SlabTask, type WindowPtrs } from './messages.js';
 import type { RuntimeKernels } from './kernels.js';
-import { createWorkerKernels } from './worker-kernels.js';
+import { createWorkerKernels, type EngineName } from './worker-kernels.js';
+import { kernelsFromEnv, type KernelsRequest } from '../options.js';
 import { packModel, type Packed } from './pack.js';
 
 const F4 = 4;
@@ -25,12 +26,15 @@ const MAX_MEMORY = 2 ** 32 - 65536;
 export const DEFAULT_WINDOW_ROWS = 8192;
 /** Budget for the per-window chunk summaries and incoming states. */
 const SUMMARY_BYTES = 256 * 2 ** 20;
+/** Slots of the shared worker-ready table (indexed by threadId modulo this). */
+export const READY_SLOTS = 4096;
 
 
 export interface WasmExecutorOptions {
   workers?: number;
-  /** 'wasm' (default) or the scalar JS twin, for testing the orchestration */
-  kernels?: 'wasm' | 'js';
+  /** Which engine runs the chunk kernels: 'auto' (default: BLAS when a CBLAS library loads,
+   *  else WASM), 'wasm', 'blas' (E_ENGINE when none loads), or the scalar JS twin 'js' (debugging). */
+  kernels?: KernelsRequest;
   /** WASM variant: 'auto' | 'relaxed' | 'simd' */
   variant?: string;
   /** Rows (tokens) per window; default 8192. */
@@ -46,15 +50,17 @@ export class WasmExecutor implements Executor {
   private pool: Piscina;
   private workers: number;
   private readonly opts: WasmExecutorOptions;
+  private readonly engine: { which: EngineName; blasPath?: string; note?: string };
   private readonly packed = new WeakMap<ModelSpec, Packed>();
   private lock: Promise<void> = Promise.resolve();
   private closed = false;
   /** test hook: the next dispatched task makes its worker exit */
   private crashNext = false;
 
-  private constructor(memory: WebAssembly.Memory, kernels: RuntimeKernels, opts: WasmExecutorOptions) {
+  private constructor(memory: WebAssembly.Memory, kernels: RuntimeKernels, engine: WasmExecutor['engine'], opts: WasmExecutorOptions) {
     this.memory = memory;
     this.kernels = kernels;
+    this.engine = engine;
     this.opts = opts;
     this.arena = new Arena(memory, ARENA_BASE, MAX_MEMORY);
     this.workers = opts.workers ?? availableParallelism();
@@ -63,17 +69,21 @@ export class WasmExecutor implements Executor {
 
   static async create(opts: WasmExecutorOptions = {}): Promise<WasmExecutor> {
     const memory = new WebAssembly.Memory({ initial: 256, maximum: 65536, shared: true });
-    const which = opts.kernels ?? (process.env.RETNET_KERNELS === 'js' ? 'js' : 'wasm');
     const variant = opts.variant ?? process.env.RETNET_WASM_VARIANT ?? 'auto';
-    const kernels = await createWorkerKernels(memory, which, variant);
-    return new WasmExecutor(memory, kernels, { ...opts, kernels: which, variant });
+    const engine = await chooseEngine(opts.kernels ?? kernelsFromEnv());
+    const kernels = await createWorkerKernels(memory, engine.which, variant, engine.blasPath);
+    return new WasmExecutor(memory, kernels, engine, { ...opts, variant });
   }
 
+  /** Shared with the workers: slot threadId % READY_SLOTS is 1 once that thread has bound its kernels. */
+  private ready = new Int32Array(new SharedArrayBuffer(READY_SLOTS * 4));
+
   private makePool(n: number): Piscina {
+    this.ready = new Int32Array(new SharedArrayBuffer(READY_SLOTS * 4));
     const pool = new Piscina({
       filename: new URL('../../workers/chunk-worker.js', import.meta.url).href,
       minThreads: n, maxThreads: n, idleTimeout: 2 ** 31 - 1,
-      workerData: { memory: this.memory, kernels: this.opts.kernels, variant: this.opts.variant, profile: profileBuffer() },
+      workerData: { memory: this.memory, kernels: this.engine.which, variant: this.opts.variant, blasPath: this.engine.blasPath, ready: this.ready, profile: profileBuffer() },
     });
     // Piscina emits 'error' for a worker message it cannot match to a task — e.g. a
     // reply to a task that destroy() (close() during a forward) already cancelled.
@@ -83,8 +93,22 @@ export class WasmExecutor implements Executor {
     return pool;
   }
 
+  /** Ends the pool once no worker is still starting: a worker terminated while it loads a native
+   *  addon (koffi, for the BLAS engine) aborts the whole process, so wait (≤ 30 s) for every
+   *  live worker to have bound its kernels first. */
+  private async destroyPool(): Promise<void> {
+    const t0 = Date.now();
+    const starting = () => this.pool.threads.some((w) => Atomics.load(this.ready, w.threadId % READY_SLOTS) === 0);
+    while (starting() && Date.now() - t0 < 30_000) await new Promise((r) => setTimeout(r, 5));
+    await this.pool.destroy();
+  }
+
   info(): BackendInfo {
-    return { backend: 'wasm', engine: this.kernels.name, device: `CPU, ${this.workers} worker thread${this.workers === 1 ? '' : 's'}` };
+    return {
+      backend: 'wasm', engine: this.kernels.name, kernels: this.engine.which,
+      device: `CPU, ${this.workers} worker thread${this.workers === 1 ? '' : 's'}`,
+      ...(this.engine.note ? { note: this.engine.note } : {}),
+    };
   }
 
   /** Test hook: the next task makes its worker thread exit mid-task. */
@@ -93,7 +117,7 @@ export class WasmExecutor implements Executor {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.pool.destroy();
+    await this.destroyPool();
   }
 
   /** Serialise calls: one forward at a time owns the arena. */
@@ -123,7 +147,7 @@ export class WasmExecutor implements Executor {
     if (this.closed) return Promise.reject(errors.closed());
     return this.exclusive(async () => {
       if (req.workers !== undefined && req.workers !== this.workers) {
-        await this.pool.destroy();
+        await this.destroyPool();
         this.workers = req.workers;
         this.pool = this.makePool(this.workers);
       }
@@ -276,6 +300,18 @@ export class WasmExecutor implements Executor {
   }
 }
 
-export async function createWasmExecutor(opts: { workers?: number }): Promise<WasmExecutor> {
+export async function createWasmExecutor(opts: { workers?: number; kernels?: KernelsRequest }): Promise<WasmExecutor> {
   return WasmExecutor.create(opts);
+}
+
+/** Resolve a kernels request to an engine: 'auto' falls back to WASM (with a note) when no BLAS loads. */
+async function chooseEngine(req: KernelsRequest): Promise<{ which: EngineName; blasPath?: string; note?: string }> {
+  if (req === 'js' || req === 'wasm') return { which: req };
+  const { loadBlas } = await import('./blas-kernels.js');
+  try {
+    return { which: 'blas', blasPath: loadBlas().path };
+  } catch (e) {
+    if (req === 'blas') throw e;
+    return { which: 'wasm', note: `BLAS engine unavailable: ${(e as Error).message}` };
+  }
 }

@@ -1,12 +1,16 @@
 // Adapter from the AssemblyScript module's exports (src/wasm/loader.ts) to
 // the RuntimeKernels contract the chunk worker programs against.
-import { loadKernelsSync, type VariantRequest } from '../wasm/loader.js';
+import { loadKernelsSync, type Kernels, type VariantRequest } from '../wasm/loader.js';
 import type { RuntimeKernels } from './kernels.js';
 
 const LN_EPS = 1e-5;
 
 export function bindWasmKernels(memory: WebAssembly.Memory, variant: string): RuntimeKernels {
-  const k = loadKernelsSync({ memory, variant: variant as VariantRequest });
+  return wasmContract(loadKernelsSync({ memory, variant: variant as VariantRequest }));
+}
+
+/** The contract over an instantiated module. */
+export function wasmContract(k: Kernels): RuntimeKernels {
   return {
     name: `wasm-${k.variant === 'relaxed' ? 'relaxed-simd' : 'simd'}`,
     layerNorm: (x, rows, n, ldx, gamma, beta, y, ldy) => k.f32_layernorm__wasmsimd(rows, n, x, ldx, gamma, beta, y, ldy, LN_EPS),

@@ -3,13 +3,13 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { RetNet } from '../../index.js';
-import { backendList, errorMessage, flagModelConfig, parse, table, type Command } from '../command.js';
+import { backendList, errorMessage, flagModelConfig, kernelsName, parse, table, type Command } from '../command.js';
 import { MAX_WORKERS, intListOption, intOption } from '../numbers.js';
 import { checkOutputTarget, writeFileAtomic } from '../safe-output.js';
 import { discardSink, generatedSource, machine } from '../gen.js';
 import { collectProfile, resetProfile, splitPhases, PHASES } from '../../runtime/profile.js';
 
-const usage = `usage: retnet bench [--backend wasm,tfjs,js] [--lengths 1024,8192] [--chunks 8,16] [--workers 1,2] [--batch B] [--layers N --dim D --heads H] [--repeat R] [--profile] [--json OUT]
+const usage = `usage: retnet bench [--backend wasm,tfjs,js] [--lengths 1024,8192] [--chunks 8,16] [--workers 1,2] [--kernels auto,wasm,blas] [--batch B] [--layers N --dim D --heads H] [--repeat R] [--profile] [--json OUT]
 
 Forward throughput (tokens/s) of a seeded random RetNet for every
 combination of backend, length, chunk count and worker count. Inputs are
@@ -21,6 +21,7 @@ options:
   --lengths LIST    sequence lengths (default 1024,8192)
   --chunks LIST     chunk counts; -1 = recurrent (default 8,16)
   --workers LIST    worker threads, wasm only (default 1,2; each 1 to ${MAX_WORKERS})
+  --kernels LIST    kernel engines, wasm only: auto, wasm, blas (default auto)
   --batch B         sequences per forward (default 1)
   --layers N, --dim D, --heads H   model size (default 6, 512, 8: the seed's)
   --repeat R        timed runs per cell, best kept (default 1, after one warm-up at the smallest length)
@@ -44,7 +45,7 @@ const bench: Command = {
   usage,
   async run(argv) {
     const a = parse({ usage }, argv, {
-      backend: { type: 'string' }, lengths: { type: 'string' }, chunks: { type: 'string' }, workers: { type: 'string' }, batch: { type: 'string' },
+      backend: { type: 'string' }, lengths: { type: 'string' }, chunks: { type: 'string' }, workers: { type: 'string' }, kernels: { type: 'string' }, batch: { type: 'string' },
       layers: { type: 'string' }, dim: { type: 'string' }, heads: { type: 'string' }, repeat: { type: 'string' }, json: { type: 'string' }, profile: { type: 'boolean' },
     });
     if (!a) return 0;
@@ -53,6 +54,7 @@ const bench: Command = {
     const lengths = intListOption('lengths', v.lengths ?? '1024,8192');
     const chunksList = intListOption('chunks', v.chunks ?? '8,16', { allowMinusOne: true });
     const workersList = intListOption('workers', v.workers ?? '1,2', { max: MAX_WORKERS });
+    const kernelsList = String(v.kernels ?? 'auto').split(',').map((k) => kernelsName('kernels', k.trim())!);
     const B = intOption('batch', v.batch) ?? 1;
     const cfg = flagModelConfig(intOption('layers', v.layers) ?? 6, intOption('dim', v.dim) ?? 512, intOption('heads', v.heads) ?? 8);
     const repeat = intOption('repeat', v.repeat) ?? 1;
@@ -64,11 +66,11 @@ const bench: Command = {
     const rows: BenchRow[] = [];
     console.log(`bench: RetNet ${cfg.numLayer} layers, ${cfg.numHeads} heads, d=${cfg.dimModel}, value factor 2, MLP 4·d; batch ${B}; ${JSON.stringify(machine())}`);
     for (const backend of backends) {
-      for (const workers of backend === 'wasm' ? workersList : [null]) {
+      for (const kernels of backend === 'wasm' ? kernelsList : [undefined]) for (const workers of backend === 'wasm' ? workersList : [null]) {
         // a fresh model per worker count: the pool is sized when first used
         const model = RetNet.init(cfg);
         try {
-          const opts = { backend, workers: workers ?? undefined };
+          const opts = { backend, kernels, workers: workers ?? undefined };
           let engine = '', device = '', warm = false;
           for (const L of lengths) for (const chunks of chunksList) {
             const row: BenchRow = { backend, engine, device, B, L, chunks, workers, seconds: NaN, tokensPerSec: NaN };

@@ -2,10 +2,10 @@
 // factor 2, gelu, MLP 4·d; input randint(0,100) [2, 1024, 512], seed 1) in
 // parallel and chunked (8 chunks) form, with their agreement and timing.
 import { RetNet, Tensor, maxAbsDiff, relMaxError } from '../../index.js';
-import { backendName, modelConfig, parse, type Command } from '../command.js';
+import { backendName, kernelsName, modelConfig, parse, type Command } from '../command.js';
 import { intOption, workersOption } from '../numbers.js';
 
-const usage = `usage: retnet [demo] [--small] [--backend wasm|js|tfjs] [--workers N] [--chunks K]
+const usage = `usage: retnet [demo] [--small] [--backend wasm|js|tfjs] [--kernels auto|wasm|blas] [--workers N] [--chunks K]
 
 The main job: the seed README's example (6 layers, 8 heads, d=512, value
 factor 2, gelu, MLP 4·d, input randint(0,100) of shape [2, 1024, 512], seed 1)
@@ -15,6 +15,8 @@ max relative difference) and the time and tokens/s of each.
 options:
   --small           a quick run: 2 layers, 4 heads, d=64, [2, 128, 64]
   --backend B       wasm (default; the chunk-parallel worker pool), js (float64 reference) or tfjs
+  --kernels K       the wasm backend's kernel engine: auto (default: blas when a CBLAS library
+                    such as OpenBLAS loads, else wasm), wasm, or blas (native GEMMs; an error if none loads)
   --workers N       worker threads for the wasm backend (default: all cores; at most 256)
   --chunks K        chunk count of the chunkwise run (default 8; -1 = the recurrent form)
   -h, --help        this text`;
@@ -25,11 +27,12 @@ const demo: Command = {
   usage,
   async run(argv) {
     const a = parse({ usage }, argv, {
-      small: { type: 'boolean' }, backend: { type: 'string' }, workers: { type: 'string' }, chunks: { type: 'string' },
+      small: { type: 'boolean' }, backend: { type: 'string' }, kernels: { type: 'string' }, workers: { type: 'string' }, chunks: { type: 'string' },
     });
     if (!a) return 0;
     const backend = backendName('backend', a.values.backend ?? 'wasm');
     const workers = workersOption('workers', a.values.workers);
+    const kernels = kernelsName('kernels', a.values.kernels);
     const chunks = intOption('chunks', a.values.chunks, { allowMinusOne: true }) ?? 8;
     const small = a.values.small ?? false;
     const cfg = small ? modelConfig(2, 64, 4) : modelConfig(6, 512, 8);
@@ -40,13 +43,13 @@ const demo: Command = {
       console.log(`RetNet: ${cfg.numLayer} layers, ${cfg.numHeads} heads, d=${cfg.dimModel}, value factor ${cfg.valueFactor}, gelu, MLP ${cfg.mlpMult}·d; input randint(0,100) [${B}, ${L}, ${cfg.dimModel}] (seed 1)`);
       const time = async (label: string, numChunks: number | null) => {
         const t0 = performance.now();
-        const y = await model.forward(x, { attnMask: 'causal', numChunks, backend, workers });
+        const y = await model.forward(x, { attnMask: 'causal', numChunks, backend, kernels, workers });
         const s = (performance.now() - t0) / 1000;
         console.log(`  ${label.padEnd(22)} ${s.toFixed(3)} s  ${Math.round((B * L) / s).toLocaleString('en-US')} tokens/s`);
         return y;
       };
       // start the backend (worker pool) first, so neither timing includes it
-      await model.forward(Tensor.randint(0, 100, [1, 8, cfg.dimModel], { seed: 2 }), { backend, workers });
+      await model.forward(Tensor.randint(0, 100, [1, 8, cfg.dimModel], { seed: 2 }), { backend, kernels, workers });
       const p = await time('parallel', null);
       const c = await time(chunks === -1 ? 'recurrent (chunks -1)' : `chunkwise (${chunks} chunks)`, chunks);
       const engines = (await model.backendInfo()).map((i) => `${i.engine} on ${i.device}`).join('; ');

@@ -3,7 +3,7 @@
 // memory stays bounded whatever L is.
 import { RetNet, SafetensorsFile, SafetensorsWriter, type RowSink, type RowSource, type ForwardOptions } from '../../index.js';
 import { listNames, quote } from '../../errors.js';
-import { UsageError, backendName, parse, progressBar, type Command } from '../command.js';
+import { UsageError, backendName, kernelsName, parse, progressBar, type Command } from '../command.js';
 import { intOption, workersOption } from '../numbers.js';
 import { AtomicOutput, checkOutputTarget } from '../safe-output.js';
 import { actOption } from './info.js';
@@ -12,7 +12,7 @@ import { actOption } from './info.js';
  *  decay/score matrix per head (16384² float64 = 2 GiB). */
 export const MAX_PARALLEL_L = 16384;
 
-const usage = `usage: retnet run --model M.safetensors --input X.safetensors --out Y.safetensors [--key NAME] [--chunk-size N | --chunks N] [--backend wasm|js|tfjs] [--workers N] [--normalize-attn] [--normalize-retn] [--msr-gate-fn F --mlp-gate-fn F]
+const usage = `usage: retnet run --model M.safetensors --input X.safetensors --out Y.safetensors [--key NAME] [--chunk-size N | --chunks N] [--backend wasm|js|tfjs] [--kernels auto|wasm|blas] [--workers N] [--normalize-attn] [--normalize-retn] [--msr-gate-fn F --mlp-gate-fn F]
 
 Runs the RetNet in M over the [B, L, d] tensor of X and writes the output as
 tensor "output" ([B, L, d], F32) of Y. The input is read and the output
@@ -30,6 +30,7 @@ options:
   --chunk-size N    chunks of N tokens
                     (neither: the parallel form, refused for L > ${MAX_PARALLEL_L}: it needs an L×L matrix per head)
   --backend B       wasm (default), js (float64 reference) or tfjs
+  --kernels K       kernel engine (wasm): auto (default: blas when a CBLAS library loads), wasm or blas
   --workers N       worker threads (wasm; 1 to 256)
   --normalize-attn  the paper's decay normalisation
   --normalize-retn  divide retention rows by max(1, |row sum|)
@@ -44,7 +45,7 @@ const run: Command = {
   async run(argv) {
     const a = parse({ usage }, argv, {
       model: { type: 'string' }, input: { type: 'string' }, key: { type: 'string' }, out: { type: 'string' },
-      chunks: { type: 'string' }, 'chunk-size': { type: 'string' }, backend: { type: 'string' }, workers: { type: 'string' },
+      chunks: { type: 'string' }, 'chunk-size': { type: 'string' }, backend: { type: 'string' }, kernels: { type: 'string' }, workers: { type: 'string' },
       'normalize-attn': { type: 'boolean' }, 'normalize-retn': { type: 'boolean' },
       'msr-gate-fn': { type: 'string' }, 'mlp-gate-fn': { type: 'string' },
     });
@@ -55,7 +56,7 @@ const run: Command = {
     const numChunks = intOption('chunks', v.chunks, { allowMinusOne: true });
     const chunkSize = intOption('chunk-size', v['chunk-size']);
     const opts: ForwardOptions = {
-      backend: backendName('backend', v.backend ?? 'wasm'), workers: workersOption('workers', v.workers),
+      backend: backendName('backend', v.backend ?? 'wasm'), workers: workersOption('workers', v.workers), kernels: kernelsName('kernels', v.kernels),
       normalizeAttn: v['normalize-attn'] ?? false, normalizeRetn: v['normalize-retn'] ?? false,
       ...(numChunks !== undefined ? { numChunks } : chunkSize !== undefined ? { chunkSize } : { numChunks: null }),
     };

@@ -1,0 +1,226 @@
+// Side-by-side peer benchmark, one run, one process tree:
+//   the project (wasm backend on the BLAS and on the WASM kernel engine),
+//   PyTorch (bench/peers/torch_peer.py: the same model in float32 PyTorch,
+//   loading the same safetensors weights, checked against the project's
+//   output before timing), and onnxruntime-node / onnxruntime-web on that
+//   PyTorch model exported to ONNX (bench/peers/ort: a bench-only install).
+// Seed default model (6 layers, 8 heads, d=512, value factor 2, gelu, MLP 2048),
+// B=1, chunks of 512, 2 threads/workers each; one warm-up run each, then
+// --reps rounds of timed runs, interleaved (each round runs every participant
+// once, so load changes on a shared machine touch all alike); the median per
+// participant. A peer that is not installed is reported as skipped. Prints
+// tokens/s and every ratio; writes bench/results/peers.json.
+//
+//   npm run bench:peers                     L = 4096 and 16384, 3 reps
+//   node dist/bench/peers/peers.js --quick  L = 4096, 1 rep (checks the set-up works)
+//   options: --lengths 4096,16384 --reps N --threads N --chunk N --only project,torch,ort-node,ort-web --out FILE
+//   PyTorch: /usr/bin/python3 (Debian python3-torch), or RETNET_PEERS_PYTHON.
+//   ONNX Runtime: cd bench/peers/ort && ONNXRUNTIME_NODE_INSTALL=skip npm install
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { RetNet, Tensor, type KernelsName } from '../../src/index.js';
+import { machine } from '../../src/cli/gen.js';
+
+const { values: a } = parseArgs({ options: {
+  quick: { type: 'boolean' }, lengths: { type: 'string' }, reps: { type: 'string' }, threads: { type: 'string' },
+  chunk: { type: 'string' }, only: { type: 'string' }, out: { type: 'string' }, keep: { type: 'boolean' },
+} });
+const quick = a.quick ?? false;
+const lengths = (a.lengths ?? (quick ? '4096' : '4096,16384')).split(',').map(Number);
+const reps = Number(a.reps ?? (quick ? 1 : 3));
+const threads = Number(a.threads ?? 2);
+const chunk = Number(a.chunk ?? 512);
+const only = new Set((a.only ?? 'project,torch,ort-node,ort-web').split(','));
+const out = a.out ?? 'bench/results/peers.json';
+const PEERS_DIR = fileURLToPath(new URL('../../../bench/peers/', import.meta.url));
+const PYTHON = process.env.RETNET_PEERS_PYTHON ?? '/usr/bin/python3';
+const cfg = { numLayer: 6, numHeads: 8, dimModel: 512, valueFactor: 2, msrGateFn: 'gelu', mlpGateFn: 'gelu', mlpMult: 4, mlpBias: true, seed: 0 } as const;
+const d = cfg.dimModel;
+for (const L of lengths) if (!(Number.isInteger(L) && L > 0 && L % chunk === 0)) throw new Error(`--lengths: ${L} must be a positive multiple of the chunk ${chunk}`);
+
+interface Entry { name: string; status: 'ok' | 'skipped' | 'failed'; reason?: string; tokensPerSec?: number; median?: number; times?: number[]; engine?: string; check?: unknown; [k: string]: unknown }
+const load0 = loadavg();
+const params = { model: cfg, B: 1, lengths, chunk, threads, reps, warmup: 1, date: new Date().toISOString(), loadavgAtStart: load0.map((x) => +x.toFixed(2)) };
+console.log('retnet peer benchmark (side by side, one run)');
+console.log('machine:', JSON.stringify(machine()));
+console.log('parameters:', JSON.stringify(params));
+
+const work = mkdtempSync(join(tmpdir(), 'retnet-peers-'));
+const modelPath = join(work, 'model.safetensors');
+{ const m = RetNet.init(cfg); m.save(modelPath); await m.close(); }
+
+const median = (t: number[]) => [...t].sort((p, q) => p - q)[t.length >> 1];
+/** max|Δ| / max|ref| of the increments y − x (the residual would hide errors in the model's output). */
+function incrementErr(y: Float32Array, ref: Float32Array, x: Float32Array): number {
+  let e = 0, m = 0;
+  for (let i = 0; i < ref.length; i++) { const r = ref[i] - x[i]; e = Math.max(e, Math.abs(y[i] - x[i] - r)); m = Math.max(m, Math.abs(r)); }
+  return Number.isFinite(e) ? e / m : Infinity;
+}
+
+/** A participant: set up (warm-up run and check done), then one timed run per call. */
+interface Participant { entry: Entry; runOnce(): Promise<number>; close(): Promise<void> }
+
+/** A peer process in --serve mode: its first JSON line is {ready, ...}, then one {t} per "run" line. */
+function servePeer(cmd: string, args: string[]): Promise<{ ok: true; json: Record<string, unknown>; run(): Promise<number>; close(): Promise<void> } | { ok: false; err: string; json?: Record<string, unknown> }> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stderr = '';
+    const waiting: ((v: Record<string, unknown> | null) => void)[] = [];
+    let buf = '';
+    child.stderr.on('data', (c: Buffer) => { stderr = (stderr + c.toString()).slice(-4000); });
+    child.stdout.on('data', (c: Buffer) => {
+      buf += c.toString();
+      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+        const line = buf.slice(0, i).trim(); buf = buf.slice(i + 1);
+        let json: Record<string, unknown> | null = null;
+        try { json = JSON.parse(line); } catch { continue; } // not a result line
+        waiting.shift()?.(json);
+      }
+    });
+    const tail = () => stderr.trim().split('\n').filter((l) => !/Warning|warn\(|_C\._jit/.test(l)).slice(-3).join(' | ');
+    child.on('exit', (code) => { while (waiting.length) waiting.shift()!(null); if (code) lastExit = `exit ${code}: ${tail()}`; });
+    child.on('error', (e) => { lastExit = e.message; while (waiting.length) waiting.shift()!(null); });
+    let lastExit = '';
+    const next = () => new Promise<Record<string, unknown> | null>((r) => waiting.push(r));
+    next().then((first) => {
+      if (!first || !first.ready) { resolve({ ok: false, err: lastExit || `no ready line (${tail()})`, json: first ?? undefined }); child.kill(); return; }
+      resolve({
+        ok: true, json: first,
+        async run() { const p = next(); child.stdin.write('run\n'); const r = await p; if (!r || typeof r.t !== 'number') throw new Error(`peer stopped: ${lastExit || tail()}`); return r.t; },
+        async close() { child.stdin.end('quit\n'); await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r))); },
+      });
+    });
+  });
+}
+
+const results: { L: number; loadavg: number[]; entries: Entry[]; ratios: Record<string, number> }[] = [];
+const ortInstalled = (pkg: string) => existsSync(join(PEERS_DIR, 'ort', 'node_modules', pkg, 'package.json'));
+const ORT_HINT = 'not installed: cd bench/peers/ort && ONNXRUNTIME_NODE_INSTALL=skip npm install';
+const fmtTimes = (t: number[]) => t.map((v) => v.toFixed(2)).join(', ');
+
+for (const L of lengths) {
+  console.log(`\n== L = ${L} (B = 1, chunks of ${chunk}, ${threads} threads/workers) ==`);
+  const entries: Entry[] = [];
+  const live: Participant[] = [];
+  const xT = Tensor.randn([1, L, d], { seed: 1 });
+  const x = Float32Array.from(xT.data);
+  const xPath = join(work, `x-${L}.f32`), yPath = join(work, `y-${L}.f32`);
+  writeFileSync(xPath, new Uint8Array(x.buffer));
+  let ref: Float32Array | null = null;
+  try {
+    // -- the project, each kernel engine in its own model (own pool), same weights file
+    for (const kernels of ['blas', 'wasm'] as KernelsName[]) {
+      const name = `retnet (${kernels})`;
+      if (!only.has('project')) { entries.push({ name, status: 'skipped', reason: 'not selected (--only)' }); continue; }
+      const model = await RetNet.load(modelPath);
+      try {
+        const opts = { backend: 'wasm', kernels, chunkSize: chunk, workers: threads } as const;
+        const input = new Tensor(x, [1, L, d]);
+        const y = await model.forward(input, opts); // warm-up, and the output the peers are checked against
+        const engine = (await model.backendInfo())[0]?.engine;
+        const yf = Float32Array.from(y.data);
+        let check: unknown;
+        if (ref === null) { ref = yf; writeFileSync(yPath, new Uint8Array(ref.buffer)); check = 'reference for the peers'; }
+        else check = { relErr: incrementErr(yf, ref, x), against: entries.find((e) => e.status === 'ok')?.name };
+        const entry: Entry = { name, status: 'ok', engine, check };
+        entries.push(entry);
+        live.push({ entry, async runOnce() { const t = performance.now(); await model.forward(input, opts); return (performance.now() - t) / 1000; }, close: () => model.close() });
+        console.log(`${name}: ready, engine ${engine}`);
+      } catch (e) {
+        await model.close();
+        const reason = (e as Error).message;
+        entries.push({ name, status: kernels === 'blas' && /E_ENGINE|CBLAS/.test(`${(e as { code?: string }).code} ${reason}`) ? 'skipped' : 'failed', reason });
+        console.log(`${name}: ${entries[entries.length - 1].status}: ${reason}`);
+      }
+    }
+
+    // -- PyTorch (which also exports the ONNX model the ONNX Runtime peers run)
+    const wantOrt = only.has('ort-node') || only.has('ort-web');
+    const onnxPath = join(work, `model-${L}.onnx`);
+    let onnxOk = false;
+    if (!only.has('torch') && !wantOrt) entries.push({ name: 'pytorch', status: 'skipped', reason: 'not selected (--only)' });
+    else if (!ref) entries.push({ name: 'pytorch', status: 'skipped', reason: 'no project output to check against' });
+    else if (!existsSync(PYTHON)) entries.push({ name: 'pytorch', status: 'skipped', reason: `${PYTHON} not found (Debian: apt-get install -y python3-torch)` });
+    else {
+      console.log(`pytorch: starting ${PYTHON} bench/peers/torch_peer.py (warm-up, check${wantOrt ? ', ONNX export' : ''}) …`);
+      const r = await servePeer(PYTHON, [join(PEERS_DIR, 'torch_peer.py'), '--serve', '--model', modelPath, '--input', xPath, '--length', String(L), '--chunk', String(chunk),
+        '--threads', String(threads), '--check', yPath, ...(wantOrt ? ['--onnx', onnxPath] : [])]);
+      if (r.ok) {
+        onnxOk = !!r.json.onnx && existsSync(onnxPath);
+        const { ready: _r, ...meta } = r.json;
+        if (only.has('torch')) {
+          const entry: Entry = { name: `pytorch ${r.json.torch}`, status: 'ok', ...meta };
+          entries.push(entry);
+          live.push({ entry, runOnce: r.run, close: r.close });
+          console.log(`${entry.name}: ready, check ${JSON.stringify(r.json.check)}`);
+        } else await r.close();
+      } else {
+        const missingTorch = /No module named 'torch'/.test(r.err);
+        entries.push({ name: 'pytorch', status: missingTorch ? 'skipped' : 'failed', reason: missingTorch ? 'python3-torch not installed (apt-get install -y python3-torch)' : r.err, ...(r.json ?? {}) });
+        console.log(`pytorch: ${entries[entries.length - 1].status}: ${r.err}`);
+      }
+    }
+
+    // -- ONNX Runtime, node (native) and web (WASM)
+    for (const [key, engine, pkg] of [['ort-node', 'node', 'onnxruntime-node'], ['ort-web', 'web', 'onnxruntime-web']] as const) {
+      if (!only.has(key)) { entries.push({ name: pkg, status: 'skipped', reason: 'not selected (--only)' }); continue; }
+      if (!ortInstalled(pkg)) { entries.push({ name: pkg, status: 'skipped', reason: ORT_HINT }); console.log(`${pkg}: skipped (${ORT_HINT})`); continue; }
+      if (!onnxOk) { entries.push({ name: pkg, status: 'skipped', reason: 'no ONNX export (the PyTorch peer did not run or failed)' }); continue; }
+      console.log(`${pkg}: starting (warm-up, check) …`);
+      const r = await servePeer(process.execPath, [join(PEERS_DIR, 'ort', 'ort-peer.mjs'), '--serve', '--engine', engine, '--onnx', onnxPath, '--input', xPath,
+        '--length', String(L), '--dim', String(d), '--threads', String(threads), '--check', yPath]);
+      if (r.ok) {
+        const { ready: _r, ...meta } = r.json;
+        const entry: Entry = { name: `${pkg} ${r.json.version}`, status: 'ok', ...meta };
+        entries.push(entry);
+        live.push({ entry, runOnce: r.run, close: r.close });
+        console.log(`${entry.name}: ready, check ${JSON.stringify(r.json.check)}`);
+      } else {
+        entries.push({ name: pkg, status: 'failed', reason: r.err, ...(r.json ?? {}) });
+        console.log(`${pkg}: failed: ${r.err}`);
+      }
+    }
+
+    // -- timed runs, interleaved: round r runs every participant once (starting one further each
+    //    round), so a change in the machine's load touches all of them alike
+    for (let r = 0; r < reps; r++) {
+      for (let i = 0; i < live.length; i++) {
+        const p = live[(i + r) % live.length];
+        try {
+          const t = await p.runOnce();
+          (p.entry.times ??= []).push(t);
+          console.log(`  round ${r + 1}/${reps}: ${p.entry.name} ${t.toFixed(2)} s (${(L / t).toFixed(0)} tokens/s)`);
+        } catch (e) {
+          p.entry.status = 'failed'; p.entry.reason = (e as Error).message;
+        }
+      }
+    }
+  } finally {
+    await Promise.allSettled(live.map((p) => p.close()));
+  }
+  for (const e of entries) if (e.status === 'ok' && e.times?.length) { e.median = median(e.times); e.tokensPerSec = L / e.median; }
+
+  // -- every ratio between the measured entries (row ÷ column, tokens/s)
+  const ok = entries.filter((e) => e.status === 'ok' && e.tokensPerSec);
+  const ratios: Record<string, number> = {};
+  for (const p of ok) for (const q of ok) if (p !== q) ratios[`${p.name} / ${q.name}`] = p.tokensPerSec! / q.tokensPerSec!;
+  const la = loadavg().map((v) => +v.toFixed(2));
+  console.log(`\nL = ${L}: tokens/s, median of ${reps} (load average now ${la.join(' ')})`);
+  for (const e of entries) console.log(`  ${e.name.padEnd(28)} ${e.status === 'ok' && e.tokensPerSec ? `${e.tokensPerSec.toFixed(0).padStart(7)}   (${fmtTimes(e.times!)} s)` : `${e.status}: ${e.reason}`}`);
+  if (ok.length > 1) {
+    console.log('  ratios (row ÷ column):');
+    console.log(`  ${''.padEnd(28)} ${ok.map((q) => q.name.slice(0, 18).padStart(19)).join('')}`);
+    for (const p of ok) console.log(`  ${p.name.padEnd(28)} ${ok.map((q) => (p === q ? '—' : `${ratios[`${p.name} / ${q.name}`].toFixed(2)}×`).padStart(19)).join('')}`);
+  }
+  results.push({ L, loadavg: la, entries, ratios });
+}
+
+mkdirSync('bench/results', { recursive: true });
+writeFileSync(out, JSON.stringify({ machine: machine(), params, loadavgAtEnd: loadavg().map((x) => +x.toFixed(2)), results }, null, 2));
+console.log(`\nwrote ${out}`);
+if (!a.keep) rmSync(work, { recursive: true, force: true });
+else console.log(`kept ${work}`);

@@ -1,0 +1,221 @@
+// The CBLAS engine: the RuntimeKernels contract with its big GEMMs on a
+// native CBLAS library (OpenBLAS by default; RETNET_BLAS=/path picks another)
+// loaded at run time through koffi, and everything else on the WASM kernels
+// in the same thread. cblas_sgemm reads and writes the one shared
+// WebAssembly.Memory in place: a pointer is the memory's base address plus a
+// byte offset (the base is the same in every worker and stays put across
+// memory.grow, since a shared memory reserves its maximum up front).
+//
+// Packed weight layout (pack/packedSize): [ W raw [N, K] | WASM 8-column panels ].
+// GEMMs with at least GEMM_MIN_ROWS rows run on BLAS over the raw copy; smaller
+// ones (where BLAS's per-call repacking of W loses) on the WASM GEMM over the panels.
+// Which path runs depends only on the call's sizes, never on the worker or window,
+// so outputs stay bitwise identical for any worker count and window size.
+import { createRequire } from 'node:module';
+import { errors } from '../errors.js';
+import type { RuntimeKernels } from './kernels.js';
+import { loadKernelsSync, type VariantRequest } from '../wasm/loader.js';
+import { wasmContract } from './wasm-kernels.js';
+
+/** Rows from which a projection/MLP GEMM goes to BLAS (bench/blas-crossover.ts, CPU time, seed shapes:
+ *  BLAS/WASM 0.72–1.01× at 4 rows, 1.12–1.84× at 8, 1.62–1.84× at 12, 2.1–4.2× at 256). */
+export const GEMM_MIN_ROWS = 12;
+/** Chunk length from which the intra-chunk retention, chunk summary and cross term run on BLAS
+ *  (same bench: intra 0.45–0.76× at 16 tokens, 1.14–1.89× at 32, 4.2–5.8× at 512; summary + cross ≥ 1.03× from 16). */
+export const INTRA_MIN_ROWS = 32;
+/** Row block of the BLAS intra-chunk retention: block b only multiplies columns [0, end of block b). */
+export const INTRA_BLOCK = 64;
+
+const ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112;
+const F4 = 4;
+
+/** Library names tried in order when RETNET_BLAS is not set. */
+export const BLAS_CANDIDATES: readonly string[] = process.platform === 'darwin'
+  ? ['libopenblas.dylib', '/opt/homebrew/opt/openblas/lib/libopenblas.dylib', '/usr/local/opt/openblas/lib/libopenblas.dylib',
+    '/System/Library/Frameworks/Accelerate.framework/Accelerate']
+  : process.platform === 'win32'
+    ? ['libopenblas.dll', 'openblas.dll', 'mkl_rt.dll']
+    : ['libopenblas.so.0', 'libopenblas.so', 'libopenblasp.so.0', 'libmkl_rt.so', 'libmkl_rt.so.2', 'libblis.so.4', 'libblis.so'];
+
+export const BLAS_INSTALL_HINT = 'install OpenBLAS (Debian/Ubuntu: apt-get install -y libopenblas0-pthread; macOS: brew install openblas) or set RETNET_BLAS=/path/to/a/cblas/library';
+
+type Sgemm = (order: number, ta: number, tb: number, M: number, N: number, K: number, alpha: number,
+  a: number, lda: number, b: number, ldb: number, beta: number, c: number, ldc: number) => void;
+type Sgemv = (order: number, ta: number, M: number, N: number, alpha: number, a: number, lda: number,
+  x: number, incx: number, beta: number, y: number, incy: number) => void;
+
+export interface BlasLibrary {
+  /** what was loaded: the path or name given to the loader */
+  path: string;
+  /** e.g. 'openblas 0.3.21' */
+  label: string;
+  sgemm: Sgemm;
+  sgemv: Sgemv;
+  /** the address of a shared memory's first byte */
+  baseOf(memory: WebAssembly.Memory): number;
+  /** the address of an ArrayBuffer's first byte (off-heap: V8 never moves it) */
+  addressOf(buf: ArrayBuffer): number;
+}
+
+// koffi is a native addon: load it lazily (require, so the ESM graph stays free of it).
+const require = createRequire(import.meta.url);
+type Koffi = typeof import('koffi');
+type KLib = ReturnType<Koffi['load']>;
+
+function tryFunc(lib: KLib, decl: string): ((...a: unknown[]) => unknown) | null {
+  try { return lib.func(decl) as (...a: unknown[]) => unknown; } catch { return null; }
+}
+
+/** One BLAS thread per caller (the pool is the parallelism), and the library's name + version. */
+function configure(lib: KLib, path: string): string {
+  const oset = tryFunc(lib, 'void openblas_set_num_threads(int)');
+  if (oset) {
+    oset(1);
+    const cfg = tryFunc(lib, 'const char *openblas_get_config()')?.() as string | undefined;
+    const m = /OpenBLAS\s+([\d.]+)/i.exec(cfg ?? '');
+    return `openblas ${m ? m[1] : 'unknown version'}`;
+  }
+  const mset = tryFunc(lib, 'int MKL_Set_Num_Threads_Local(int)') ?? tryFunc(lib, 'void MKL_Set_Num_Threads(int)');
+  if (mset) {
+    mset(1);
+    const ver = tryFunc(lib, 'int MKL_Get_Version_String(_Out_ char *buf, int len)');
+    if (ver) { const buf = Buffer.alloc(256); ver(buf, 256); return `mkl ${buf.toString('latin1').replace(/\0.*$/s, '').trim()}`; }
+    return 'mkl';
+  }
+  const bset = tryFunc(lib, 'void bli_thread_set_num_threads(int64_t)');
+  if (bset) {
+    bset(1);
+    const v = tryFunc(lib, 'const char *bli_info_get_version_str()')?.() as string | undefined;
+    return `blis ${v ?? 'unknown version'}`;
+  }
+  // Accelerate and others: no portable thread setter (Accelerate honours VECLIB_MAXIMUM_THREADS).
+  return path.includes('Accelerate') ? 'accelerate' : `cblas (${path})`;
+}
+
+const loaded = new Map<string, BlasLibrary>();
+
+/** Loads a CBLAS library: `path` (RETNET_BLAS) or the first of BLAS_CANDIDATES that loads.
+ *  Throws E_ENGINE naming every attempt and the install command. */
+export function loadBlas(path: string | undefined = process.env.RETNET_BLAS || undefined): BlasLibrary {
+  const key = path ?? '';
+  const have = loaded.get(key);
+  if (have) return have;
+  let koffi: Koffi;
+  try { koffi = require('koffi') as Koffi; } catch (e) {
+    throw errors.engine(`the BLAS engine needs the 'koffi' package, which did not load (${(e as Error).message}); reinstall retnet's dependencies`, e);
+  }
+  const tried: string[] = [];
+  for (const name of path ? [path] : BLAS_CANDIDATES) {
+    let lib: KLib;
+    try { lib = koffi.load(name); } catch (e) { tried.push(`${name} (${(e as Error).message.split('\n')[0]})`); continue; }
+    const sgemm = tryFunc(lib, 'void cblas_sgemm(int, int, int, int, int, int, float, uintptr_t, int, uintptr_t, int, float, uintptr_t, int)');
+    const sgemv = tryFunc(lib, 'void cblas_sgemv(int, int, int, int, float, uintptr_t, int, uintptr_t, int, float, uintptr_t, int)');
+    if (!sgemm || !sgemv) { tried.push(`${name} (loaded, but exports no cblas_sgemm/cblas_sgemv)`); continue; }
+    const label = configure(lib, name);
+    // memset(p, 0, 0) writes nothing and returns p: koffi passes a typed array's own
+    // storage (no copy), so this is the address of the memory's first byte.
+    const libc = koffi.load(process.platform === 'win32' ? 'msvcrt.dll' : process.platform === 'darwin' ? 'libSystem.B.dylib' : 'libc.so.6');
+    const memset = libc.func('uintptr_t memset(void *, int, size_t)') as (p: Uint8Array, c: number, n: number) => number | bigint;
+    const bases = new WeakMap<WebAssembly.Memory, number>();
+    const baseOf = (memory: WebAssembly.Memory) => {
+      let b = bases.get(memory);
+      if (b === undefined) { b = Number(memset(new Uint8Array(memory.buffer, 0, 1), 0, 0)); bases.set(memory, b); }
+      return b;
+    };
+    const addressOf = (buf: ArrayBuffer) => Number(memset(new Uint8Array(buf, 0, 1), 0, 0));
+    const out: BlasLibrary = { path: name, label, sgemm: sgemm as Sgemm, sgemv: sgemv as Sgemv, baseOf, addressOf };
+    loaded.set(key, out);
+    return out;
+  }
+  throw errors.engine(`no CBLAS library could be loaded for the BLAS engine; tried: ${tried.join('; ')}. To use it, ${BLAS_INSTALL_HINT}; or use kernels: 'wasm'`);
+}
+
+/** Where BLAS takes over (defaults: the measured crossovers above; benchmarks and tests move them). */
+export interface BlasTuning { gemmMinRows: number; intraMinRows: number; intraBlock: number }
+
+/** The CBLAS engine over a shared memory: BLAS for the GEMMs, WASM (`variant`) for the rest. */
+export function bindBlasKernels(memory: WebAssembly.Memory, variant: string, path?: string,
+  tune: BlasTuning = { gemmMinRows: GEMM_MIN_ROWS, intraMinRows: INTRA_MIN_ROWS, intraBlock: INTRA_BLOCK }): RuntimeKernels {
+  const blas = loadBlas(path);
+  const wk = loadKernelsSync({ memory, variant: variant as VariantRequest });
+  const W = wasmContract(wk);
+  const base = blas.baseOf(memory);
+  const { sgemm, sgemv } = blas;
+  const F = () => new Float32Array(memory.buffer);
+  // This thread's own scratch outside the shared memory (the contract gives summary and
+  // cross none): ζ- or ξ-scaled copies of k or q [n, dk] that BLAS then multiplies.
+  let priv = new Float32Array(0), privAt = 0;
+  const scratch = (floats: number) => {
+    if (priv.length < floats) {
+      priv = new Float32Array(new ArrayBuffer(Math.max(floats, 1 << 16) * F4)); // ≥ 256 KiB: off-heap, fixed address
+      privAt = blas.addressOf(priv.buffer);
+    }
+    return priv;
+  };
+  const raw = (N: number, K: number) => (N * K + 15) & ~15; // floats of the raw copy, panels 64-byte aligned after it
+  return {
+    ...W,
+    name: `${blas.label} + ${W.name}`,
+    packedSize: (N, K) => raw(N, K) + W.packedSize(N, K),
+    pack(w, N, K, out) {
+      F().copyWithin(out / F4, w / F4, w / F4 + N * K);
+      W.pack(w, N, K, out + raw(N, K) * F4);
+    },
+    // y[M,N] (=|+=) act(x[M,K]·Wᵀ + b); W raw [N, K] at wp
+    gemm(x, M, K, ldx, wp, N, b, y, ldy, act, accumulate, scratch) {
+      if (M < tune.gemmMinRows || (accumulate && act !== 0)) {
+        W.gemm(x, M, K, ldx, wp + raw(N, K) * F4, N, b, y, ldy, act, accumulate, scratch);
+        return;
+      }
+      // y ← b (or y += b), then y += x·Wᵀ on BLAS, then the activation in place
+      if (!accumulate) {
+        if (b) { const m = F(); for (let i = 0; i < M; i++) m.copyWithin((y >> 2) + i * ldy, b >> 2, (b >> 2) + N); }
+      } else if (b) wk.f32_add__wasmsimd(M, N, b, 0, y, ldy); // lda 0: the bias row added to every row
+      sgemm(ROW_MAJOR, NO_TRANS, TRANS, M, N, K, 1, base + x, ldx, base + wp, K, accumulate || b ? 1 : 0, base + y, ldy);
+      if (act !== 0) wk.f32_act__wasmsimd(M, N, y, ldy, act);
+    },
+    // S[dk,dv] = kζᵀ v with kζ[j,:] = pow[n−1−j] k_j (scaled in JS, BLAS GEMM); z[dk] = Σ_j kζ[j,:]
+    summary(k, v, n, dk, dv, ldk, ldv, pow, S, z) {
+      if (n < Math.max(8, tune.intraMinRows)) { W.summary(k, v, n, dk, dv, ldk, ldv, pow, S, z); return; }
+      const m = F(), kz = scratch(n * dk + dk), k0 = k >> 2, pw = pow >> 2, zz = n * dk;
+      for (let a = 0; a < dk; a++) kz[zz + a] = 0;
+      for (let j = 0; j < n; j++) {
+        const ze = m[pw + n - 1 - j], src = k0 + j * ldk, dst = j * dk;
+        for (let a = 0; a < dk; a++) { const t = Math.fround(ze * m[src + a]); kz[dst + a] = t; kz[zz + a] += t; }
+      }
+      m.set(kz.subarray(zz, zz + dk), z >> 2);
+      sgemm(ROW_MAJOR, TRANS, NO_TRANS, dk, dv, n, 1, privAt, dk, base + v, ldv, 0, base + S, dv);
+    },
+    // o[i,:] += qξ_i S and r[i] += qξ_i·z with qξ_i = pow[i+1] q_i (scaled in JS, BLAS GEMM with beta 1)
+    cross(q, n, dk, dv, ldq, pow, S, z, o, ldo, r) {
+      if (n < Math.max(8, tune.intraMinRows)) { W.cross(q, n, dk, dv, ldq, pow, S, z, o, ldo, r); return; }
+      const m = F(), qx = scratch(n * dk), q0 = q >> 2, pw = pow >> 2, z0 = z >> 2, r0 = r >> 2;
+      for (let i = 0; i < n; i++) {
+        const xi = m[pw + i + 1], src = q0 + i * ldq, dst = i * dk;
+        let rs = 0;
+        for (let a = 0; a < dk; a++) { const t = Math.fround(xi * m[src + a]); qx[dst + a] = t; rs += t * m[z0 + a]; }
+        m[r0 + i] += rs;
+      }
+      sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, n, dv, dk, 1, privAt, dk, base + S, dv, 1, base + o, ldo);
+    },
+    // o[i,:] = Σ_{j≤i} A[i,j] v_j, r[i] = Σ_{j≤i} A[i,j], A[i,j] = (q_i·k_j) pow[i−j];
+    // per row block [i0, i1): A = q[i0:i1] k[0:i1]ᵀ (BLAS), A ⊙= decay mask (WASM), r = A·1, o = A v (BLAS)
+    // tile // [n, n] scratch: A block [R, i1] at tile, the mask table [2n] and ones [n] after it
+    intra(q, k, v, n, dk, dv, ldq, ldk, ldv, pow, o, ldo, r, tile) {
+      if (n < Math.max(8, tune.intraMinRows)) { W.intra(q, k, v, n, dk, dv, ldq, ldk, ldv, pow, o, ldo, r, tile); return; }
+      const R = Math.min(tune.intraBlock, n >> 1);
+      const A = tile, mask = tile + R * n * F4, ones = mask + 2 * n * F4; // R·n + 3n ≤ n² for n ≥ 8
+      const m = F();
+      // mask[t] = pow[n−1−t] for t < n, 0 after: row i of a block uses mask[n−1−i .. n−1−i+i1)
+      const mk = mask >> 2, pw = pow >> 2;
+      for (let t = 0; t < n; t++) { m[mk + t] = m[pw + n - 1 - t]; m[mk + n + t] = 0; m[(ones >> 2) + t] = 1; }
+      for (let i0 = 0; i0 < n; i0 += R) {
+        const i1 = Math.min(n, i0 + R), rows = i1 - i0;
+        sgemm(ROW_MAJOR, NO_TRANS, TRANS, rows, i1, dk, 1, base + q + i0 * ldq * F4, ldq, base + k, ldk, 0, base + A, i1);
+        for (let i = i0; i < i1; i++) W.gate(mask + (n - 1 - i) * F4, 0, A + (i - i0) * i1 * F4, 0, 1, i1, 0);
+        sgemv(ROW_MAJOR, NO_TRANS, rows, i1, 1, base + A, i1, base + ones, 1, 0, base + r + i0 * F4, 1);
+        sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, rows, dv, i1, 1, base + A, i1, base + v, ldv, 0, base + o + i0 * ldo * F4, ldo);
+      }
+    },
+  };
+}

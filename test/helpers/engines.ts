@@ -1,0 +1,13 @@
+// The kernel engines of the wasm backend's worker pool, for tests that run on
+// each: 'wasm' always, 'blas' where a CBLAS library loads (skipped otherwise,
+// and a failure in CI, which installs OpenBLAS).
+import type { KernelsName } from '../../src/options.js';
+import { loadBlas } from '../../src/runtime/blas-kernels.js';
+
+export const ENGINES: readonly KernelsName[] = ['wasm', 'blas'];
+
+/** null when `kernels` can run here, else the reason (for canRun). */
+export function engineMissing(kernels: KernelsName): string | null {
+  if (kernels !== 'blas') return null;
+  try { loadBlas(); return null; } catch (e) { return (e as Error).message; }
+}
