@@ -131,7 +131,7 @@ console.log(`model FLOPs/token at chunk ${C}: ${(fpt.total / 1e6).toFixed(2)} M 
 
 async function runForward(model: RetNet, B: number, len: number, numChunks: number | null): Promise<number> {
   const t0 = performance.now();
-  await model.forwardStream(generatedSource(B, len, d), discardSink(), { backend: 'wasm', workers, numChunks });
+  await model.forwardStream(generatedSource(B, len, d), discardSink(), { backend: 'wasm', kernels: 'wasm', workers, numChunks });
   return (performance.now() - t0) / 1000;
 }
 

@@ -18,6 +18,7 @@ const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
 
 function sources(dir: string, out: string[] = []): string[] {
   for (const name of readdirSync(dir)) {
+    if (name === 'node_modules') continue; // e.g. bench/peers/ort's bench-only install
     const p = join(dir, name);
     if (statSync(p).isDirectory()) sources(p, out);
     else if (/\.(ts|md|mjs)$/.test(name)) out.push(p);
