@@ -23,9 +23,9 @@ const missing = redisMissing();
 const dir = mkdtempSync(join(tmpdir(), 'retnet-corpus-queue-'));
 const model = join(dir, 'lm.safetensors');
 writeSmallLM(model);
-// a 500-document corpus: 496 JSONL documents of 0–200 bytes (one bad line), four long plain ones up to 256 KiB
+// a 501-document corpus: 496 JSONL documents of 0–200 bytes (one bad line), five long plain ones up to 1 MiB
 const c1 = join(dir, 'c1');
-const n1 = writeCorpus(c1, { jsonl: 300, gz: 196, long: [4096, 16384, 65536, 262144], seed: 1 });
+const n1 = writeCorpus(c1, { jsonl: 300, gz: 196, long: [4096, 16384, 65536, 262144, 1048576], seed: 1 });
 // a smaller corpus for the failure tests: long documents of 32 KiB take a noticeable time to score
 const c2 = join(dir, 'c2');
 writeCorpus(c2, { jsonl: 150, gz: 50, long: [32768, 32768], seed: 2 });
