@@ -66,8 +66,8 @@ test('js windows give the float64 reference: windowed chunkwise equals one-windo
   await model.close();
 });
 
-function peak(L: number, backend: string, d: number, chunk: number): number {
-  const r = spawnSync(process.execPath, [join(ROOT, 'test', 'fixtures', 'stream-rss.mjs'), join(ROOT, 'dist', 'src', 'index.js'), String(L), backend, String(d), String(chunk)], { encoding: 'utf8', timeout: 600_000 });
+function peak(L: number, backend: string, d: number, chunk: number, nodeFlags: string[] = []): number {
+  const r = spawnSync(process.execPath, [...nodeFlags, join(ROOT, 'test', 'fixtures', 'stream-rss.mjs'), join(ROOT, 'dist', 'src', 'index.js'), String(L), backend, String(d), String(chunk)], { encoding: 'utf8', timeout: 600_000 });
   if (r.status !== 0) throw new Error(`child for L=${L} failed (${r.status}): ${r.stderr}`);
   const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
   console.log(`  ${backend} d=${d} L=${L}: peak RSS ${(out.maxRSS / 2 ** 20).toFixed(1)} MiB`);
@@ -76,8 +76,12 @@ function peak(L: number, backend: string, d: number, chunk: number): number {
 
 test('js backend, streamed: peak RSS flat from 16,384 to 1,048,576 tokens (d = 8)', () => {
   const MiB = 2 ** 20;
-  const small = peak(16_384, 'js', 8, 16);
-  const big = peak(1_048_576, 'js', 8, 16);
+  // a 48 MB old space: holding the 1M-token input or output (64 MiB each in float64) cannot
+  // fit, and V8 then collects at the same heap size in both runs — without the cap, when it
+  // collects varied from run to run (measured +3 to +35 MiB between the two lengths)
+  const flags = ['--max-old-space-size=48', '--max-semi-space-size=1'];
+  const small = peak(16_384, 'js', 8, 16, flags);
+  const big = peak(1_048_576, 'js', 8, 16, flags);
   // Holding the sequence would cost ≥ 1M × 8 × (4 + 8 + 8) bytes ≈ 160 MiB; a window is a few thousand rows.
   assert.ok(big < small + 32 * MiB, `peak RSS grew from ${(small / MiB).toFixed(1)} to ${(big / MiB).toFixed(1)} MiB (bound +32 MiB)`);
 });
