@@ -11,13 +11,22 @@
 // participant. A peer that is not installed is reported as skipped. Prints
 // tokens/s and every ratio; writes bench/results/peers.json.
 //
+// Isolation: the peers stay loaded between their runs, and an idle peer is not
+// necessarily quiet (thread pools that spin-wait after a run). On a 2-core
+// machine that steals the next participant's cores, so by default every other
+// peer process is stopped (SIGSTOP) while one participant runs and continued
+// (SIGCONT) before its own turn; the project's own worker pools block when idle.
+// Each run records the CPU seconds the other participants used meanwhile
+// (/proc on Linux; the project via process.cpuUsage()) as `backgroundCpu`.
+// `--shared` turns the stopping off, to show what it changes.
+//
 //   npm run bench:peers                     L = 4096 and 16384, 3 reps
 //   node dist/bench/peers/peers.js --quick  L = 4096, 1 rep (checks the set-up works)
 //   options: --lengths 4096,16384 --reps N --threads N --chunk N --only project,torch,ort-node,ort-web --out FILE
 //   PyTorch: /usr/bin/python3 (Debian python3-torch), or RETNET_PEERS_PYTHON.
 //   ONNX Runtime: cd bench/peers/ort && ONNXRUNTIME_NODE_INSTALL=skip npm install
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,7 +36,7 @@ import { machine } from '../../src/cli/gen.js';
 
 const { values: a } = parseArgs({ options: {
   quick: { type: 'boolean' }, lengths: { type: 'string' }, reps: { type: 'string' }, threads: { type: 'string' },
-  chunk: { type: 'string' }, only: { type: 'string' }, out: { type: 'string' }, keep: { type: 'boolean' },
+  chunk: { type: 'string' }, only: { type: 'string' }, out: { type: 'string' }, keep: { type: 'boolean' }, shared: { type: 'boolean' },
 } });
 const quick = a.quick ?? false;
 const lengths = (a.lengths ?? (quick ? '4096' : '4096,16384')).split(',').map(Number);
@@ -36,6 +45,7 @@ const threads = Number(a.threads ?? 2);
 const chunk = Number(a.chunk ?? 512);
 const only = new Set((a.only ?? 'project,torch,ort-node,ort-web').split(','));
 const out = a.out ?? 'bench/results/peers.json';
+const isolate = !(a.shared ?? false);
 const PEERS_DIR = fileURLToPath(new URL('../../../bench/peers/', import.meta.url));
 const PYTHON = process.env.RETNET_PEERS_PYTHON ?? '/usr/bin/python3';
 const cfg = { numLayer: 6, numHeads: 8, dimModel: 512, valueFactor: 2, msrGateFn: 'gelu', mlpGateFn: 'gelu', mlpMult: 4, mlpBias: true, seed: 0 } as const;
@@ -44,7 +54,7 @@ for (const L of lengths) if (!(Number.isInteger(L) && L > 0 && L % chunk === 0))
 
 interface Entry { name: string; status: 'ok' | 'skipped' | 'failed'; reason?: string; tokensPerSec?: number; median?: number; times?: number[]; engine?: string; check?: unknown; [k: string]: unknown }
 const load0 = loadavg();
-const params = { model: cfg, B: 1, lengths, chunk, threads, reps, warmup: 1, date: new Date().toISOString(), loadavgAtStart: load0.map((x) => +x.toFixed(2)) };
+const params = { model: cfg, B: 1, lengths, chunk, threads, reps, warmup: 1, isolate, date: new Date().toISOString(), loadavgAtStart: load0.map((x) => +x.toFixed(2)) };
 console.log('retnet peer benchmark (side by side, one run)');
 console.log('machine:', JSON.stringify(machine()));
 console.log('parameters:', JSON.stringify(params));
@@ -62,10 +72,36 @@ function incrementErr(y: Float32Array, ref: Float32Array, x: Float32Array): numb
 }
 
 /** A participant: set up (warm-up run and check done), then one timed run per call. */
-interface Participant { entry: Entry; runOnce(): Promise<number>; close(): Promise<void> }
+interface Participant { entry: Entry; runOnce(): Promise<number>; close(): Promise<void>; pid?: number }
+
+/** CPU seconds (user + system, all threads) a process has used: /proc/PID/stat fields 14 and 15
+ *  in clock ticks (100 per second on Linux); null where /proc is not there. */
+function procCpu(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from 3 on (the name may hold spaces)
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch { return null; }
+}
+const selfCpu = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6; };
+/** CPU seconds used so far by every participant but `p`: the peers' processes, and this process
+ *  (the project's models; it cannot be split from `p` when `p` is one of them, so it is left out then). */
+function othersCpu(live: Participant[], p: Participant): number | null {
+  let s = p.pid === undefined ? 0 : selfCpu();
+  for (const q of live) {
+    if (q === p || q.pid === undefined) continue;
+    const c = procCpu(q.pid);
+    if (c === null) return null;
+    s += c;
+  }
+  return s;
+}
+const signal = (live: Participant[], sig: 'SIGSTOP' | 'SIGCONT', except?: Participant) => {
+  for (const q of live) if (q !== except && q.pid !== undefined) { try { process.kill(q.pid, sig); } catch { /* gone */ } }
+};
 
 /** A peer process in --serve mode: its first JSON line is {ready, ...}, then one {t} per "run" line. */
-function servePeer(cmd: string, args: string[]): Promise<{ ok: true; json: Record<string, unknown>; run(): Promise<number>; close(): Promise<void> } | { ok: false; err: string; json?: Record<string, unknown> }> {
+function servePeer(cmd: string, args: string[]): Promise<{ ok: true; json: Record<string, unknown>; pid: number; run(): Promise<number>; close(): Promise<void> } | { ok: false; err: string; json?: Record<string, unknown> }> {
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     let stderr = '';
@@ -89,7 +125,7 @@ function servePeer(cmd: string, args: string[]): Promise<{ ok: true; json: Recor
     next().then((first) => {
       if (!first || !first.ready) { resolve({ ok: false, err: lastExit || `no ready line (${tail()})`, json: first ?? undefined }); child.kill(); return; }
       resolve({
-        ok: true, json: first,
+        ok: true, json: first, pid: child.pid!,
         async run() { const p = next(); child.stdin.write('run\n'); const r = await p; if (!r || typeof r.t !== 'number') throw new Error(`peer stopped: ${lastExit || tail()}`); return r.t; },
         async close() { child.stdin.end('quit\n'); await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r))); },
       });
@@ -155,7 +191,7 @@ for (const L of lengths) {
         if (only.has('torch')) {
           const entry: Entry = { name: `pytorch ${r.json.torch}`, status: 'ok', ...meta };
           entries.push(entry);
-          live.push({ entry, runOnce: r.run, close: r.close });
+          live.push({ entry, runOnce: r.run, close: r.close, pid: r.pid });
           console.log(`${entry.name}: ready, check ${JSON.stringify(r.json.check)}`);
         } else await r.close();
       } else {
@@ -177,7 +213,7 @@ for (const L of lengths) {
         const { ready: _r, ...meta } = r.json;
         const entry: Entry = { name: `${pkg} ${r.json.version}`, status: 'ok', ...meta };
         entries.push(entry);
-        live.push({ entry, runOnce: r.run, close: r.close });
+        live.push({ entry, runOnce: r.run, close: r.close, pid: r.pid });
         console.log(`${entry.name}: ready, check ${JSON.stringify(r.json.check)}`);
       } else {
         entries.push({ name: pkg, status: 'failed', reason: r.err, ...(r.json ?? {}) });
@@ -190,16 +226,22 @@ for (const L of lengths) {
     for (let r = 0; r < reps; r++) {
       for (let i = 0; i < live.length; i++) {
         const p = live[(i + r) % live.length];
+        if (isolate) { signal(live, 'SIGSTOP', p); signal([p], 'SIGCONT'); }
         try {
+          const c0 = othersCpu(live, p);
           const t = await p.runOnce();
+          const c1 = othersCpu(live, p);
+          const bg = c0 === null || c1 === null ? null : +(c1 - c0).toFixed(2);
           (p.entry.times ??= []).push(t);
-          console.log(`  round ${r + 1}/${reps}: ${p.entry.name} ${t.toFixed(2)} s (${(L / t).toFixed(0)} tokens/s)`);
+          ((p.entry.backgroundCpu ??= []) as (number | null)[]).push(bg);
+          console.log(`  round ${r + 1}/${reps}: ${p.entry.name} ${t.toFixed(2)} s (${(L / t).toFixed(0)} tokens/s; others used ${bg ?? '?'} CPU s meanwhile)`);
         } catch (e) {
           p.entry.status = 'failed'; p.entry.reason = (e as Error).message;
         }
       }
     }
   } finally {
+    signal(live, 'SIGCONT');
     await Promise.allSettled(live.map((p) => p.close()));
   }
   for (const e of entries) if (e.status === 'ok' && e.times?.length) { e.median = median(e.times); e.tokensPerSec = L / e.median; }
