@@ -1,11 +1,12 @@
-// Piscina chunk worker: runs phase A or phase C of one slab (docs/DESIGN.md §2)
+// Piscina chunk worker: runs phase A or phase C of one slab, or C of one layer
+// and A of the next (docs/DESIGN.md §2)
 // over the shared WebAssembly.Memory it received in workerData. The forward
 // pass reads as a list of kernel calls; all shapes are in the comments.
 import { workerData } from 'node:worker_threads';
 import { createWorkerKernels, type EngineName } from '../src/runtime/worker-kernels.js';
 import { maybeProfiled } from '../src/runtime/profile.js';
 import { invSqrtDecaySums, rotaryTables } from '../src/wasm/tables.js';
-import { ROW_BLOCK, type SlabTask, type SlabResult } from '../src/runtime/messages.js';
+import { ROW_BLOCK, type LayerPtrs, type SlabTask, type SlabResult } from '../src/runtime/messages.js';
 
 const data = workerData as { memory: WebAssembly.Memory; kernels: EngineName; variant: string; blasPath?: string; ready: Int32Array; profile?: SharedArrayBuffer };
 // timing wrapper only under RETNET_PROFILE=1
@@ -14,9 +15,9 @@ const memory = data.memory;
 const F4 = 4;
 
 /** Rotary tables cos/sin [len, dk/2] for the slab's absolute positions (float64, rounded once). */
-function slabRotaryTables(t: SlabTask): void {
+function slabRotaryTables(t: SlabTask, Ly: LayerPtrs): void {
   const half = t.dims.dk / 2;
-  rotaryTables(t.layer.angle, t.dims.dk, t.start, t.len,
+  rotaryTables(Ly.angle, t.dims.dk, t.start, t.len,
     new Float32Array(memory.buffer, t.scratch.cos, t.len * half), new Float32Array(memory.buffer, t.scratch.sin, t.len * half));
 }
 
@@ -26,9 +27,9 @@ function* chunksOfSlab(t: SlabTask): Generator<[number, number, number, number]>
   for (let off = 0; off < t.len; off += t.C, c++) yield [c, t.row + off, t.start + off, Math.min(t.C, t.len - off)];
 }
 
-function phaseA(t: SlabTask): void {
+function phaseA(t: SlabTask, Ly: LayerPtrs): void {
   const { d, H, dk, dv, Wp } = t.dims;
-  const { win, layer: Ly, scratch: s } = t;
+  const { win, scratch: s } = t;
   const stride = dk * dv + dk;
   // pre-norm + fused projections, in row blocks: X[rows, d] → h[rb, d] → P[rows, Wp]
   for (let r0 = 0; r0 < t.len; r0 += ROW_BLOCK) {
@@ -38,7 +39,7 @@ function phaseA(t: SlabTask): void {
     K.gemm(s.h, rb, d, d, Ly.qkvgW, Wp, Ly.qkvgB, win.P + row * Wp * F4, Wp, 0, false, s.gemm);
   }
   // rotary on q (cols [0, d)) and k (cols [d, 2d)) of P
-  slabRotaryTables(t);
+  slabRotaryTables(t, Ly);
   const P0 = win.P + t.row * Wp * F4;
   K.rotary(P0, t.len, H, dk, Wp, s.cos, s.sin);
   K.rotary(P0 + d * F4, t.len, H, dk, Wp, s.cos, s.sin);
@@ -111,6 +112,10 @@ function phaseC(t: SlabTask): void {
 export default function run(task: SlabTask): SlabResult {
   const t0 = performance.now();
   if (task.crash) process.exit(70); // test hook: die mid-task
-  if (task.kind === 'A') phaseA(task); else phaseC(task);
+  if (task.kind === 'A') phaseA(task, task.layer);
+  else {
+    phaseC(task);
+    if (task.kind === 'CA') phaseA(task, task.next!); // the slab's next layer starts at once: its rows are all it needs
+  }
   return { ok: true, ms: performance.now() - t0 };
 }

@@ -238,27 +238,22 @@ export class WasmExecutor implements Executor {
           if (!Number.isFinite(rows[i])) throw errors.input(`sequence ${s.seq} has a non-finite value ${rows[i]} at [${s.start + Math.floor(i / d)}, ${i % d}]`);
         }
       }
-      for (let l = 0; l < numLayer; l++) {
-        const base = {
-          mode: req.mode, layer: layers[l], dims: packed.dims, acts, win,
-          normalizeAttn: req.flags.normalizeAttn, normalizeRetn: req.flags.normalizeRetn,
-        };
-        const mk = (kind: 'A' | 'C') => (s: Slab, slot: number): SlabTask => ({ ...base, kind, scratch: scratch[slot], row: s.row, start: s.start, len: s.len, C: s.C, chunk0: s.chunk0 });
-        await this.phase(w.slabs, mk('A'), req.signal, `phase A of layer ${l}`);
-        // phase B: the scan, in sequence order
+      const base = { mode: req.mode, dims: packed.dims, acts, win, normalizeAttn: req.flags.normalizeAttn, normalizeRetn: req.flags.normalizeRetn };
+      const mk = (kind: SlabTask['kind'], l: number, s: Slab, slot: number): SlabTask => ({
+        ...base, kind, layer: layers[l], ...(kind === 'CA' ? { next: layers[l + 1] } : {}),
+        scratch: scratch[slot], row: s.row, start: s.start, len: s.len, C: s.C, chunk0: s.chunk0,
+      });
+      // phase B of layer l for one slab: the scan over its chunks, in sequence order
+      const sum = A.f32(win.SUM, nChunks * H * stride), sin = A.f32(win.SIN, nChunks * H * stride);
+      const scan = (l: number, s: Slab) => {
         const tB = sectionStart();
-        const sum = A.f32(win.SUM, nChunks * H * stride), sin = A.f32(win.SIN, nChunks * H * stride);
-        for (const s of w.slabs) {
-          const st = states.get(s.seq)!;
-          const lens: number[] = [];
-          for (let off = 0; off < s.len; off += s.C) lens.push(Math.min(s.C, s.len - off));
-          const g = layers[l].gamma;
-          scanChunks(sum, sin, st.layers[l], s.chunk0, lens, H, stride, (h, n) => Math.pow(g[h], n));
-        }
+        const lens: number[] = [];
+        for (let off = 0; off < s.len; off += s.C) lens.push(Math.min(s.C, s.len - off));
+        const g = layers[l].gamma;
+        scanChunks(sum, sin, states.get(s.seq)!.layers[l], s.chunk0, lens, H, stride, (h, n) => Math.pow(g[h], n));
         sectionEnd('scan', tB);
-        this.checkAbort(req.signal);
-        await this.phase(w.slabs, mk('C'), req.signal, `phase C of layer ${l}`);
-      }
+      };
+      await this.pipeline(w.slabs, numLayer, mk, scan, req.signal);
       for (const s of w.slabs) {
         if (req.mode === 'retention') sink.write(s.seq, s.start, A.f32(win.O + s.row * H * dv * F4, s.len * H * dv));
         else sink.write(s.seq, s.start, A.f32(win.X + s.row * d * F4, s.len * d));
@@ -274,29 +269,75 @@ export class WasmExecutor implements Executor {
     if (this.closed) throw errors.closed();
   }
 
-  /** Run one task per slab with at most `workers` in flight (one scratch slot each). */
-  private async phase(slabs: Slab[], mk: (s: Slab, slot: number) => SlabTask, signal: AbortSignal | undefined, what: string): Promise<void> {
-    let next = 0;
-    let failure: unknown = null;
-    const lane = async (slot: number) => {
-      while (failure === null && next < slabs.length) {
-        const task = mk(slabs[next++], slot);
-        if (this.crashNext) { this.crashNext = false; task.crash = true; }
-        try {
-          await this.pool.run(task, signal ? { signal } : {});
-        } catch (e) {
-          failure ??= e;
+  /**
+   * All layers of one window as a dataflow over its slabs, with no barrier between phases:
+   *   A(0,s) → scan(0,s) → [C(0,s) + A(1,s)] → scan(1,s) → … → C(last,s)
+   * where scan(l,s) (phase B, here on the coordinator) also waits for scan(l,s−1) when slab
+   * s−1 belongs to the same sequence (the carried state). C of one layer and A of the next
+   * run as one task: together they need only the slab's own rows. At most `workers` tasks
+   * are in flight, each with its own scratch slot; ready tasks go lowest layer first.
+   * Every task's arithmetic is fixed by its slab and layer, and each sequence's scan runs
+   * in order, so the schedule cannot change a bit of the output.
+   */
+  private pipeline(slabs: Slab[], numLayer: number, mk: (kind: SlabTask['kind'], l: number, s: Slab, slot: number) => SlabTask,
+    scan: (l: number, s: Slab) => void, signal: AbortSignal | undefined): Promise<void> {
+    const n = slabs.length;
+    const aDone = new Array<number>(n).fill(-1);   // highest layer whose phase A is done, per slab
+    const scanned = new Array<number>(n).fill(-1); // highest layer scanned, per slab
+    const ready: { kind: SlabTask['kind']; l: number; i: number }[] = slabs.map((_, i) => ({ kind: 'A', l: 0, i }));
+    const slots = Array.from({ length: this.workers }, (_, k) => this.workers - 1 - k);
+    let inflight = 0, finished = 0, failure: unknown = null, where = '';
+    return new Promise<void>((resolve, reject) => {
+      const settle = () => {
+        if (inflight > 0) return;
+        if (failure !== null) reject(this.taskFailure(failure, signal, where));
+        else if (finished === n) resolve();
+      };
+      const scans = () => {
+        for (let i = 0; i < n; i++) {
+          const l = scanned[i] + 1;
+          if (l >= numLayer || aDone[i] < l) continue;
+          if (i > 0 && slabs[i - 1].seq === slabs[i].seq && scanned[i - 1] < l) continue;
+          scan(l, slabs[i]);
+          scanned[i] = l;
+          ready.push({ kind: l + 1 < numLayer ? 'CA' : 'C', l, i });
         }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(this.workers, slabs.length) }, (_, i) => lane(i)));
-    if (failure !== null) {
-      if (signal?.aborted) throw errors.aborted(signal.reason);
-      if (this.closed) throw errors.closed(); // close() ended the pool under this call
-      if (failure instanceof RetNetError) throw failure;
-      const msg = (failure as Error)?.message ?? String(failure);
-      throw errors.worker(`a chunk worker failed during ${what}: ${msg}; the call was abandoned (the pool replaces dead workers, so the next call can proceed)`, failure);
-    }
+      };
+      const dispatch = () => {
+        while (failure === null && slots.length > 0 && ready.length > 0) {
+          if (signal?.aborted || this.closed) { failure = signal?.reason ?? errors.closed(); break; }
+          let b = 0;
+          for (let j = 1; j < ready.length; j++) if (ready[j].l < ready[b].l || (ready[j].l === ready[b].l && ready[j].i < ready[b].i)) b = j;
+          const r = ready.splice(b, 1)[0];
+          const slot = slots.pop()!;
+          const task = mk(r.kind, r.l, slabs[r.i], slot);
+          if (this.crashNext) { this.crashNext = false; task.crash = true; }
+          inflight++;
+          this.pool.run(task, signal ? { signal } : {}).then(() => {
+            inflight--; slots.push(slot);
+            if (r.kind === 'A') aDone[r.i] = r.l;
+            else if (r.kind === 'CA') aDone[r.i] = r.l + 1;
+            else finished++;
+            try { scans(); } catch (e) { failure ??= e; }
+            dispatch(); settle();
+          }, (e: unknown) => {
+            inflight--; slots.push(slot);
+            if (failure === null) { failure = e; where = `${r.kind === 'A' ? 'phase A' : 'phase C'} of layer ${r.l}`; }
+            settle();
+          });
+        }
+      };
+      dispatch(); settle();
+    });
+  }
+
+  /** The error a failed task becomes for the caller. */
+  private taskFailure(failure: unknown, signal: AbortSignal | undefined, what: string): unknown {
+    if (signal?.aborted) return errors.aborted(signal.reason);
+    if (this.closed) return errors.closed(); // close() ended the pool under this call
+    if (failure instanceof RetNetError) return failure;
+    const msg = (failure as Error)?.message ?? String(failure);
+    return errors.worker(`a chunk worker failed during ${what}: ${msg}; the call was abandoned (the pool replaces dead workers, so the next call can proceed)`, failure);
   }
 }
 

@@ -52,9 +52,12 @@ export interface ScratchPtrs {
 }
 
 export interface SlabTask {
-  kind: 'A' | 'C';
+  /** 'A': phase A of `layer`; 'C': phase C of `layer`; 'CA': phase C of `layer`, then phase A of `next` */
+  kind: 'A' | 'C' | 'CA';
   mode: 'retnet' | 'msr' | 'retention';
   layer: LayerPtrs;
+  /** the following layer, for 'CA' */
+  next?: LayerPtrs;
   dims: Dims;
   acts: { msr: number; mlp: number };
   win: WindowPtrs;
