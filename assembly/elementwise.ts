@@ -1,6 +1,6 @@
 // Row-wise LayerNorm and elementwise kernels. All take (rows, cols) and row
 // strides in elements; pointers are byte offsets.
-import { loadN, storeN, actv_inline, actv64, act32, madd } from './common';
+import { loadN, storeN, hsum, actv_inline, actv64, act32, madd } from './common';
 
 // ------------------------------------------------------------------ LayerNorm
 //   x     // [rows, n] row stride ldx
@@ -152,6 +152,74 @@ export function f32_add__scalar(rows: i32, cols: i32, a: usize, lda: i32, y: usi
     const ar = a + (<usize>r * <usize>lda << 2);
     const yr = y + (<usize>r * <usize>ldy << 2);
     for (let i = 0; i < cols; i++) { const b = <usize>i << 2; store<f32>(yr + b, load<f32>(yr + b) + load<f32>(ar + b)); }
+  }
+}
+
+// -------------------------------------------------------------- row scaling
+//   x // [rows, cols] row stride ldx;  y // [rows, cols] row stride ldy (may be x)
+//   s // row i's scale at s + i·sinc floats (sinc may be negative: a table read backwards)
+//   y[i,:] = s_i · x[i,:]      (the CBLAS engine's decay-scaled copies of k and q)
+
+export function f32_scale_rows__wasmsimd(rows: i32, cols: i32, x: usize, ldx: i32, s: usize, sinc: i32, y: usize, ldy: i32): void {
+  for (let r = 0; r < rows; r++) {
+    const xr = x + (<usize>r * <usize>ldx << 2);
+    const yr = y + (<usize>r * <usize>ldy << 2);
+    const c = load<f32>(s + <usize>(r * sinc << 2)), cv = f32x4.splat(c);
+    let i = 0;
+    for (; i + 4 <= cols; i += 4) { const b = <usize>i << 2; v128.store(yr + b, f32x4.mul(v128.load(xr + b), cv)); }
+    for (; i < cols; i++) { const b = <usize>i << 2; store<f32>(yr + b, load<f32>(xr + b) * c); }
+  }
+}
+
+export function f32_scale_rows__scalar(rows: i32, cols: i32, x: usize, ldx: i32, s: usize, sinc: i32, y: usize, ldy: i32): void {
+  for (let r = 0; r < rows; r++) {
+    const xr = x + (<usize>r * <usize>ldx << 2);
+    const yr = y + (<usize>r * <usize>ldy << 2);
+    const c = load<f32>(s + <usize>(r * sinc << 2));
+    for (let i = 0; i < cols; i++) { const b = <usize>i << 2; store<f32>(yr + b, load<f32>(xr + b) * c); }
+  }
+}
+
+// -------------------------------------------------------- masked row sums
+//   a // [rows, cols] row stride lda, in place
+//   m // row i's mask at m + i·ldm floats (ldm may be negative: the decay table slid one to the left per row)
+//   a[i,:] ⊙= m_i;  r[i] = Σ_c a[i,c]
+//   SIMD: four lane sums (column c in lane c mod 4), then lanes (0+1)+(2+3); scalar: in column order.
+
+export function f32_mask_rowsum__wasmsimd(rows: i32, cols: i32, m: usize, ldm: i32, a: usize, lda: i32, r: usize): void {
+  for (let i = 0; i < rows; i++) {
+    const ar = a + (<usize>i * <usize>lda << 2);
+    const mr = m + <usize>(i * ldm << 2);
+    let acc = f32x4.splat(0);
+    let c = 0;
+    for (; c + 4 <= cols; c += 4) {
+      const b = <usize>c << 2;
+      const t = f32x4.mul(v128.load(ar + b), v128.load(mr + b));
+      v128.store(ar + b, t);
+      acc = f32x4.add(acc, t);
+    }
+    if (c < cols) {
+      const b = <usize>c << 2, n = cols - c;
+      const t = f32x4.mul(loadN(ar + b, n), loadN(mr + b, n)); // lanes ≥ n are 0·0
+      storeN(ar + b, t, n);
+      acc = f32x4.add(acc, t);
+    }
+    store<f32>(r + (<usize>i << 2), hsum(acc));
+  }
+}
+
+export function f32_mask_rowsum__scalar(rows: i32, cols: i32, m: usize, ldm: i32, a: usize, lda: i32, r: usize): void {
+  for (let i = 0; i < rows; i++) {
+    const ar = a + (<usize>i * <usize>lda << 2);
+    const mr = m + <usize>(i * ldm << 2);
+    let acc: f32 = 0;
+    for (let c = 0; c < cols; c++) {
+      const b = <usize>c << 2;
+      const t = load<f32>(ar + b) * load<f32>(mr + b);
+      store<f32>(ar + b, t);
+      acc += t;
+    }
+    store<f32>(r + (<usize>i << 2), acc);
   }
 }
 

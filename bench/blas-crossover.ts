@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { Arena } from '../src/runtime/arena.js';
 import { bindBlasKernels, loadBlas } from '../src/runtime/blas-kernels.js';
 import { bindWasmKernels } from '../src/runtime/wasm-kernels.js';
-import type { RuntimeKernels } from '../src/runtime/kernels.js';
+import { tileFloats, type RuntimeKernels } from '../src/runtime/kernels.js';
 import { ARENA_BASE, createMemory, loadKernelsSync } from '../src/wasm/loader.js';
 import { machine } from '../src/cli/gen.js';
 
@@ -73,13 +73,13 @@ for (const [dk, dv] of [[64, 128], [16, 32]]) {
   for (const n of [16, 32, 48, 64, 96, 128, 256, 512]) {
     A.reset();
     const P = A.transient(n * (2 * dk + dv) * F4, 'qkv'), pow = A.transient((n + 1) * F4, 'pow');
-    const o = A.transient(n * dv * F4, 'o'), r = A.transient(n * F4, 'r'), tile = A.transient(n * n * F4, 'tile');
+    const o = A.transient(n * dv * F4, 'o'), r = A.transient(n * F4, 'r'), tile = A.transient(tileFloats(n, dk) * F4, 'tile');
     fill(P, n * (2 * dk + dv), 0.3);
     const pv = A.f32(pow, n + 1); for (let i = 0; i <= n; i++) pv[i] = Math.pow(0.97, i);
     const ld = 2 * dk + dv, q = P, k = P + dk * F4, v = P + 2 * dk * F4;
     const run = (K: RuntimeKernels) => () => K.intra(q, k, v, n, dk, dv, ld, ld, ld, pow, o, dv, r, tile);
     const S = A.transient((dk * dv + dk) * F4, 'S');
-    const sc = (K: RuntimeKernels) => () => { K.summary(k, v, n, dk, dv, ld, ld, pow, S, S + dk * dv * F4); K.cross(q, n, dk, dv, ld, pow, S, S + dk * dv * F4, o, dv, r); };
+    const sc = (K: RuntimeKernels) => () => { K.summary(k, v, n, dk, dv, ld, ld, pow, S, S + dk * dv * F4, tile); K.cross(q, n, dk, dv, ld, pow, S, S + dk * dv * F4, o, dv, r, tile); };
     const tw = time(run(wasm)), tb = time(run(blas)), sw = time(sc(wasm)), sb = time(sc(blas));
     const row = { n, dk, dv, wasmMs: +(tw * 1e3).toFixed(4), blasMs: +(tb * 1e3).toFixed(4), summaryCrossWasmMs: +(sw * 1e3).toFixed(4), summaryCrossBlasMs: +(sb * 1e3).toFixed(4) };
     intraRows.push(row);
@@ -98,7 +98,7 @@ const act = loadKernelsSync({ memory, variant: 'auto' });
     fill(bias, Wp, 0.05); A.f32(ones, hid).fill(1);
     ([[W1, Wp, d], [W2, d, H * dv], [W3, hid, d], [W4, d, hid]] as const).forEach(([w, N, Kd]) => { const t = A.transient(N * Kd * F4, 't'); fill(t, N * Kd, 0.05); K.pack(t, N, Kd, w); A.reset(); });
     const X = A.transient(n * d * F4, 'x'), P = A.transient(n * Wp * F4, 'p'), O = A.transient(n * H * dv * F4, 'o'), R = A.transient(H * n * F4, 'r');
-    const h = A.transient(RB * d * F4, 'h'), hd = A.transient(RB * hid * F4, 'h'), tile = A.transient(n * n * F4, 't'), gs = A.transient(Math.max(64, K.gemmScratchBytes()), 'g');
+    const h = A.transient(RB * d * F4, 'h'), hd = A.transient(RB * hid * F4, 'h'), tile = A.transient(tileFloats(n, dk) * F4, 't'), gs = A.transient(Math.max(64, K.gemmScratchBytes()), 'g');
     const cs = A.transient(n * dk / 2 * F4, 'c'), sn = A.transient(n * dk / 2 * F4, 's'), pow = A.transient((n + 1) * F4, 'p'), S = A.transient((dk * dv + dk) * F4, 'S');
     fill(cs, n * dk / 2, 0.7); fill(sn, n * dk / 2, 0.7); fill(S, dk * dv + dk, 0.05);
     const pv = A.f32(pow, n + 1); for (let i = 0; i <= n; i++) pv[i] = 0.97 ** i;
@@ -115,7 +115,7 @@ const act = loadKernelsSync({ memory, variant: 'auto' });
       for (let hh = 0; hh < H; hh++) {
         const q = P + hh * dk * F4, k = q + d * F4, v = P + (2 * d + hh * dv) * F4;
         tm('intra-chunk', () => K.intra(q, k, v, n, dk, dv, Wp, Wp, Wp, pow, O + hh * dv * F4, H * dv, R + hh * n * F4, tile));
-        tm('summary + cross', () => { K.summary(k, v, n, dk, dv, Wp, Wp, pow, S, S + dk * dv * F4); K.cross(q, n, dk, dv, Wp, pow, S, S + dk * dv * F4, O + hh * dv * F4, H * dv, R + hh * n * F4); });
+        tm('summary + cross', () => { K.summary(k, v, n, dk, dv, Wp, Wp, pow, S, S + dk * dv * F4, tile); K.cross(q, n, dk, dv, Wp, pow, S, S + dk * dv * F4, O + hh * dv * F4, H * dv, R + hh * n * F4, tile); });
       }
       tm('layerNorm', () => K.layerNorm(O, n * H, dv, dv, ones, bias, O, dv));
       tm('gate (gelu)', () => K.gate(P + (2 * d + H * dv) * F4, Wp, O, H * dv, n, H * dv, GELU));

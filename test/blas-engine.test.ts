@@ -8,7 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { RetNet, RetNetError, Tensor } from '../src/index.js';
 import { bindBlasKernels, type BlasTuning } from '../src/runtime/blas-kernels.js';
-import { jsKernels, type RuntimeKernels } from '../src/runtime/kernels.js';
+import { jsKernels, tileFloats, type RuntimeKernels } from '../src/runtime/kernels.js';
 import { memory, arena, rng, putF32, getF32 } from './helpers/kernels.js';
 import { engineMissing } from './helpers/engines.js';
 import { canRun } from './helpers/skip.js';
@@ -60,7 +60,7 @@ for (const [label, tune] of [['always BLAS', ALWAYS], ['default crossovers', und
       const P = putF32(r.uniform(n * ld));
       const pow = putF32(Array.from({ length: n + 1 }, (_, i) => Math.fround(0.95 ** i)));
       const ob = arena.alloc(n * (dv + 2) * 4), oj = arena.alloc(n * (dv + 2) * 4);
-      const rb = arena.alloc(n * 4), rj = arena.alloc(n * 4), tile = arena.alloc(n * n * 4);
+      const rb = arena.alloc(n * 4), rj = arena.alloc(n * 4), tile = arena.alloc(tileFloats(n, dk) * 4);
       new Float32Array(memory.buffer, ob, n * (dv + 2)).fill(7); new Float32Array(memory.buffer, oj, n * (dv + 2)).fill(7);
       const q = P, k = P + dk * 4, v = P + 2 * dk * 4;
       K.intra(q, k, v, n, dk, dv, ld, ld, ld, pow, ob, dv + 2, rb, tile);
@@ -71,13 +71,13 @@ for (const [label, tune] of [['always BLAS', ALWAYS], ['default crossovers', und
       assert.ok(eo <= 1e-5 && er <= 1e-5, `intra n=${n} dk=${dk} dv=${dv}: rel err o ${eo.toExponential(2)}, r ${er.toExponential(2)} > 1e-5`);
       // chunk summary S = Σ ζ_j k_jᵀ v_j, z = Σ ζ_j k_j (same float32 bound: sums over n terms)
       const Sb = arena.alloc((dk * dv + dk) * 4), Sj = arena.alloc((dk * dv + dk) * 4);
-      K.summary(k, v, n, dk, dv, ld, ld, pow, Sb, Sb + dk * dv * 4);
-      js.summary(k, v, n, dk, dv, ld, ld, pow, Sj, Sj + dk * dv * 4);
+      K.summary(k, v, n, dk, dv, ld, ld, pow, Sb, Sb + dk * dv * 4, tile);
+      js.summary(k, v, n, dk, dv, ld, ld, pow, Sj, Sj + dk * dv * 4, tile);
       const eS = relErr(getF32(Sb, dk * dv), getF32(Sj, dk * dv)), ez = relErr(getF32(Sb + dk * dv * 4, dk), getF32(Sj + dk * dv * 4, dk));
       assert.ok(eS <= 1e-5 && ez <= 1e-5, `summary n=${n} dk=${dk} dv=${dv}: rel err S ${eS.toExponential(2)}, z ${ez.toExponential(2)} > 1e-5`);
       // cross term o += ξ_i q_i S, r += ξ_i q_i·z on top of the intra output (sums over dk terms)
-      K.cross(q, n, dk, dv, ld, pow, Sj, Sj + dk * dv * 4, ob, dv + 2, rb);
-      js.cross(q, n, dk, dv, ld, pow, Sj, Sj + dk * dv * 4, oj, dv + 2, rj);
+      K.cross(q, n, dk, dv, ld, pow, Sj, Sj + dk * dv * 4, ob, dv + 2, rb, tile);
+      js.cross(q, n, dk, dv, ld, pow, Sj, Sj + dk * dv * 4, oj, dv + 2, rj, tile);
       const co = relErr(getF32(ob, n * (dv + 2)), getF32(oj, n * (dv + 2))), cr = relErr(getF32(rb, n), getF32(rj, n));
       assert.ok(co <= 1e-5 && cr <= 1e-5, `cross n=${n} dk=${dk} dv=${dv}: rel err o ${co.toExponential(2)}, r ${cr.toExponential(2)} > 1e-5`);
       arena.reset(mark);

@@ -86,6 +86,63 @@ for (const variant of VARIANTS) {
   }
 }
 
+// Row scaling and masked row sums (the CBLAS engine's decay scalings and intra-chunk mask),
+// with negative table strides as the engine uses them. Scaling: one f32 product per element,
+// elementwise tolerance. Row sums of `cols` f32 products: |Σ| error ≤ cols·u·Σ|terms| (float32
+// accumulation over cols terms, any order), so the bound is (cols + 1)·2⁻²⁴·Σ|terms|, scale-free.
+for (const variant of VARIANTS) {
+  for (const tw of ['wasmsimd', 'scalar'] as const) {
+    test(`f32_scale_rows__${tw} (${variant}) = reference, forward and backward tables, in place`, () => {
+      const k = kernels(variant);
+      const scale = tw === 'wasmsimd' ? k.f32_scale_rows__wasmsimd : k.f32_scale_rows__scalar;
+      const r = rng(11);
+      for (const rows of [1, 3, 8]) for (const cols of [1, 3, 4, 7, 64, 65]) for (const sinc of [1, -1, 2]) for (const inPlace of [false, true]) {
+        const mark = arena.mark();
+        const ldx = cols + r.int(3), ldy = inPlace ? ldx : cols + r.int(3);
+        const X = r.uniform(rows * ldx, -3, 3), T = r.uniform(2 * rows + 2, 0.01, 1);
+        const xp = putF32(X), tp = putF32(T);
+        const s0 = sinc < 0 ? tp + (rows - 1) * 4 : tp; // backwards: row i reads T[rows − 1 − i]
+        const yp = inPlace ? xp : putF32(new Float64Array(rows * ldy));
+        scale(rows, cols, xp, ldx, s0, sinc, yp, ldy);
+        const Tf = Float32Array.from(T), Xf = Float32Array.from(X);
+        const want = new Float64Array(rows * cols);
+        for (let i = 0; i < rows; i++) for (let c = 0; c < cols; c++) want[i * cols + c] = Xf[i * ldx + c] * Tf[(s0 - tp) / 4 + i * sinc];
+        expectClose(`scale_rows ${tw} ${variant}`, unstride(getF32(yp, rows * ldy), rows, cols, ldy), want, elementwiseTol(want), `rows=${rows} cols=${cols} sinc=${sinc} inPlace=${inPlace}`);
+        arena.reset(mark);
+      }
+    });
+
+    test(`f32_mask_rowsum__${tw} (${variant}) = reference, sliding mask (ldm = −1) and plain`, () => {
+      const k = kernels(variant);
+      const mrs = tw === 'wasmsimd' ? k.f32_mask_rowsum__wasmsimd : k.f32_mask_rowsum__scalar;
+      const r = rng(13);
+      let checked = 0;
+      for (const rows of [1, 2, 5, 64]) for (const cols of [1, 3, 4, 5, 8, 67, 512]) for (const ldm of [-1, 0, cols + 1]) {
+        const mark = arena.mark();
+        const lda = cols + r.int(3);
+        const A = r.uniform(rows * lda, -2, 2);
+        const span = rows + cols + Math.max(0, ldm) * rows;
+        const M = r.uniform(span, 0, 1);
+        const ap = putF32(A), mp = putF32(M), rp = putF32(new Float64Array(rows));
+        const m0 = ldm < 0 ? mp + (rows - 1) * 4 : mp; // row i's mask starts rows − 1 − i floats in
+        mrs(rows, cols, m0, ldm, ap, lda, rp);
+        const Af = Float32Array.from(A), Mf = Float32Array.from(M);
+        const gotA = unstride(getF32(ap, rows * lda), rows, cols, lda), gotR = getF32(rp, rows);
+        const wantA = new Float64Array(rows * cols), wantR = new Float64Array(rows), absR = new Float64Array(rows);
+        for (let i = 0; i < rows; i++) for (let c = 0; c < cols; c++) {
+          const t = Math.fround(Af[i * lda + c] * Mf[(m0 - mp) / 4 + i * ldm + c]);
+          wantA[i * cols + c] = t; wantR[i] += t; absR[i] += Math.abs(t);
+        }
+        expectClose(`mask ${tw} ${variant}`, gotA, wantA, () => 0, `rows=${rows} cols=${cols} ldm=${ldm}`); // one f32 product: exact
+        expectClose(`rowsum ${tw} ${variant}`, gotR, wantR, (i) => (cols + 1) * 2 ** -24 * absR[i], `rows=${rows} cols=${cols} ldm=${ldm}`);
+        checked++;
+        arena.reset(mark);
+      }
+      assert.ok(checked === 4 * 7 * 3);
+    });
+  }
+}
+
 test('activation codes 0..5 are none, gelu, silu, relu, selu, sigmoid', () => {
   const k = kernels('simd');
   assert.is(k.act64(-1, 3), 0);

@@ -52,7 +52,7 @@ function phaseA(t: SlabTask, Ly: LayerPtrs): void {
       const pow = Ly.pow + h * win.powStride * F4;
       K.intra(q, k, v, n, dk, dv, Wp, Wp, Wp, pow, win.O + (row * H * dv + h * dv) * F4, H * dv, win.R + (h * win.T + row) * F4, s.tile);
       const S = win.SUM + (c * H + h) * stride * F4;
-      K.summary(k, v, n, dk, dv, Wp, Wp, pow, S, S + dk * dv * F4);
+      K.summary(k, v, n, dk, dv, Wp, Wp, pow, S, S + dk * dv * F4, s.tile);
     }
   }
 }
@@ -70,7 +70,7 @@ function phaseC(t: SlabTask): void {
       const pow = Ly.pow + h * win.powStride * F4;
       if (pos > 0) {
         const S = win.SIN + (c * H + h) * stride * F4;
-        K.cross(q, n, dk, dv, Wp, pow, S, S + dk * dv * F4, o, H * dv, r);
+        K.cross(q, n, dk, dv, Wp, pow, S, S + dk * dv * F4, o, H * dv, r, s.tile);
       }
       if (t.normalizeAttn) invSqrtDecaySums(t.layer.gamma[h], pos, n, new Float32Array(memory.buffer, s.inv, n));
       if (t.normalizeAttn || t.normalizeRetn) K.normalize(o, n, dv, H * dv, r, t.normalizeAttn ? s.inv : 0, t.normalizeRetn);

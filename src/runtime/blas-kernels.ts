@@ -142,16 +142,6 @@ export function bindBlasKernels(memory: WebAssembly.Memory, variant: string, pat
   const base = blas.baseOf(memory);
   const { sgemm, sgemv } = blas;
   const F = () => new Float32Array(memory.buffer);
-  // This thread's own scratch outside the shared memory (the contract gives summary and
-  // cross none): ζ- or ξ-scaled copies of k or q [n, dk] that BLAS then multiplies.
-  let priv = new Float32Array(0), privAt = 0;
-  const scratch = (floats: number) => {
-    if (priv.length < floats) {
-      priv = new Float32Array(new ArrayBuffer(Math.max(floats, 1 << 16) * F4)); // ≥ 256 KiB: off-heap, fixed address
-      privAt = blas.addressOf(priv.buffer);
-    }
-    return priv;
-  };
   const raw = (N: number, K: number) => (N * K + 15) & ~15; // floats of the raw copy, panels 64-byte aligned after it
   return {
     ...W,
@@ -174,46 +164,39 @@ export function bindBlasKernels(memory: WebAssembly.Memory, variant: string, pat
       sgemm(ROW_MAJOR, NO_TRANS, TRANS, M, N, K, 1, base + x, ldx, base + wp, K, accumulate || b ? 1 : 0, base + y, ldy);
       if (act !== 0) wk.f32_act__wasmsimd(M, N, y, ldy, act);
     },
-    // S[dk,dv] = kζᵀ v with kζ[j,:] = pow[n−1−j] k_j (scaled in JS, BLAS GEMM); z[dk] = Σ_j kζ[j,:]
-    summary(k, v, n, dk, dv, ldk, ldv, pow, S, z) {
-      if (n < Math.max(8, tune.intraMinRows)) { W.summary(k, v, n, dk, dv, ldk, ldv, pow, S, z); return; }
-      const m = F(), kz = scratch(n * dk + dk), k0 = k >> 2, pw = pow >> 2, zz = n * dk;
-      for (let a = 0; a < dk; a++) kz[zz + a] = 0;
-      for (let j = 0; j < n; j++) {
-        const ze = m[pw + n - 1 - j], src = k0 + j * ldk, dst = j * dk;
-        for (let a = 0; a < dk; a++) { const t = Math.fround(ze * m[src + a]); kz[dst + a] = t; kz[zz + a] += t; }
-      }
-      m.set(kz.subarray(zz, zz + dk), z >> 2);
-      sgemm(ROW_MAJOR, TRANS, NO_TRANS, dk, dv, n, 1, privAt, dk, base + v, ldv, 0, base + S, dv);
+    // S[dk,dv] = kζᵀ v and z[dk] = kζᵀ·1 (BLAS), kζ[j,:] = pow[n−1−j] k_j (WASM row scaling into the tile)
+    // tile // [n, dk] kζ, then ones [n]
+    summary(k, v, n, dk, dv, ldk, ldv, pow, S, z, tile) {
+      if (n < Math.max(8, tune.intraMinRows)) { W.summary(k, v, n, dk, dv, ldk, ldv, pow, S, z, tile); return; }
+      const kz = tile, ones = tile + n * dk * F4;
+      wk.f32_scale_rows__wasmsimd(n, dk, k, ldk, pow + (n - 1) * F4, -1, kz, dk);
+      F().fill(1, ones >> 2, (ones >> 2) + n);
+      sgemm(ROW_MAJOR, TRANS, NO_TRANS, dk, dv, n, 1, base + kz, dk, base + v, ldv, 0, base + S, dv);
+      sgemv(ROW_MAJOR, TRANS, n, dk, 1, base + kz, dk, base + ones, 1, 0, base + z, 1);
     },
-    // o[i,:] += qξ_i S and r[i] += qξ_i·z with qξ_i = pow[i+1] q_i (scaled in JS, BLAS GEMM with beta 1)
-    cross(q, n, dk, dv, ldq, pow, S, z, o, ldo, r) {
-      if (n < Math.max(8, tune.intraMinRows)) { W.cross(q, n, dk, dv, ldq, pow, S, z, o, ldo, r); return; }
-      const m = F(), qx = scratch(n * dk), q0 = q >> 2, pw = pow >> 2, z0 = z >> 2, r0 = r >> 2;
-      for (let i = 0; i < n; i++) {
-        const xi = m[pw + i + 1], src = q0 + i * ldq, dst = i * dk;
-        let rs = 0;
-        for (let a = 0; a < dk; a++) { const t = Math.fround(xi * m[src + a]); qx[dst + a] = t; rs += t * m[z0 + a]; }
-        m[r0 + i] += rs;
-      }
-      sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, n, dv, dk, 1, privAt, dk, base + S, dv, 1, base + o, ldo);
+    // o[i,:] += qξ_i S and r[i] += qξ_i·z (BLAS, beta 1), qξ_i = pow[i+1] q_i (WASM row scaling into the tile)
+    // tile // [n, dk] qξ
+    cross(q, n, dk, dv, ldq, pow, S, z, o, ldo, r, tile) {
+      if (n < Math.max(8, tune.intraMinRows)) { W.cross(q, n, dk, dv, ldq, pow, S, z, o, ldo, r, tile); return; }
+      wk.f32_scale_rows__wasmsimd(n, dk, q, ldq, pow + F4, 1, tile, dk);
+      sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, n, dv, dk, 1, base + tile, dk, base + S, dv, 1, base + o, ldo);
+      sgemv(ROW_MAJOR, NO_TRANS, n, dk, 1, base + tile, dk, base + z, 1, 1, base + r, 1);
     },
     // o[i,:] = Σ_{j≤i} A[i,j] v_j, r[i] = Σ_{j≤i} A[i,j], A[i,j] = (q_i·k_j) pow[i−j];
-    // per row block [i0, i1): A = q[i0:i1] k[0:i1]ᵀ (BLAS), A ⊙= decay mask (WASM), r = A·1, o = A v (BLAS)
-    // tile // [n, n] scratch: A block [R, i1] at tile, the mask table [2n] and ones [n] after it
+    // per row block [i0, i1): A = q[i0:i1] k[0:i1]ᵀ (BLAS), A ⊙= decay mask and r = A·1 (one WASM pass), o = A v (BLAS)
+    // tile // [n, n] scratch: A block [R, i1] at tile, the mask table [2n] after it
     intra(q, k, v, n, dk, dv, ldq, ldk, ldv, pow, o, ldo, r, tile) {
       if (n < Math.max(8, tune.intraMinRows)) { W.intra(q, k, v, n, dk, dv, ldq, ldk, ldv, pow, o, ldo, r, tile); return; }
       const R = Math.min(tune.intraBlock, n >> 1);
-      const A = tile, mask = tile + R * n * F4, ones = mask + 2 * n * F4; // R·n + 3n ≤ n² for n ≥ 8
+      const A = tile, mask = tile + R * n * F4; // R·n + 2n ≤ n² for n ≥ 8
       const m = F();
       // mask[t] = pow[n−1−t] for t < n, 0 after: row i of a block uses mask[n−1−i .. n−1−i+i1)
       const mk = mask >> 2, pw = pow >> 2;
-      for (let t = 0; t < n; t++) { m[mk + t] = m[pw + n - 1 - t]; m[mk + n + t] = 0; m[(ones >> 2) + t] = 1; }
+      for (let t = 0; t < n; t++) { m[mk + t] = m[pw + n - 1 - t]; m[mk + n + t] = 0; }
       for (let i0 = 0; i0 < n; i0 += R) {
         const i1 = Math.min(n, i0 + R), rows = i1 - i0;
         sgemm(ROW_MAJOR, NO_TRANS, TRANS, rows, i1, dk, 1, base + q + i0 * ldq * F4, ldq, base + k, ldk, 0, base + A, i1);
-        for (let i = i0; i < i1; i++) W.gate(mask + (n - 1 - i) * F4, 0, A + (i - i0) * i1 * F4, 0, 1, i1, 0);
-        sgemv(ROW_MAJOR, NO_TRANS, rows, i1, 1, base + A, i1, base + ones, 1, 0, base + r + i0 * F4, 1);
+        wk.f32_mask_rowsum__wasmsimd(rows, i1, mask + (n - 1 - i0) * F4, -1, A, i1, r + i0 * F4); // row i: mask[n−1−i ..]
         sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, rows, dv, i1, 1, base + A, i1, base + v, ldv, 0, base + o + i0 * ldo * F4, ldo);
       }
     },

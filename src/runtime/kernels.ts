@@ -5,6 +5,10 @@
 // runtime's orchestration independently of the WASM build).
 import { activation, erf } from '../reference/ops.js';
 
+/** Floats of a task's tile scratch for chunks of up to C tokens: the intra-chunk score tile (C²),
+ *  or a scaled copy of k or q plus a ones vector (C·(dk + 1)) for summary and cross. */
+export const tileFloats = (C: number, dk: number): number => Math.max(C * C, C * (dk + 1));
+
 export interface RuntimeKernels {
   readonly name: string;
   /** y[r,:] = LN(x[r,:]) over n features, affine, eps 1e-5. */
@@ -21,10 +25,10 @@ export interface RuntimeKernels {
   rotary(x: number, rows: number, heads: number, dk: number, ld: number, cos: number, sin: number): void;
   /** o[i,:] = Σ_{j≤i} (q_i·k_j) pow[i−j] v_j ; r[i] = Σ_{j≤i} (q_i·k_j) pow[i−j]. */
   intra(q: number, k: number, v: number, n: number, dk: number, dv: number, ldq: number, ldk: number, ldv: number, pow: number, o: number, ldo: number, r: number, tile: number): void;
-  /** S[dk,dv] = Σ_j pow[n−1−j] k_jᵀ v_j ; z[dk] = Σ_j pow[n−1−j] k_j. */
-  summary(k: number, v: number, n: number, dk: number, dv: number, ldk: number, ldv: number, pow: number, S: number, z: number): void;
-  /** o[i,:] += pow[i+1] q_i S ; r[i] += pow[i+1] q_i·z. */
-  cross(q: number, n: number, dk: number, dv: number, ldq: number, pow: number, S: number, z: number, o: number, ldo: number, r: number): void;
+  /** S[dk,dv] = Σ_j pow[n−1−j] k_jᵀ v_j ; z[dk] = Σ_j pow[n−1−j] k_j. `tile`: scratch of ≥ n·(dk + 1) floats (TILE_FLOATS). */
+  summary(k: number, v: number, n: number, dk: number, dv: number, ldk: number, ldv: number, pow: number, S: number, z: number, tile: number): void;
+  /** o[i,:] += pow[i+1] q_i S ; r[i] += pow[i+1] q_i·z. `tile`: scratch as for summary. */
+  cross(q: number, n: number, dk: number, dv: number, ldq: number, pow: number, S: number, z: number, o: number, ldo: number, r: number, tile: number): void;
   /** Row i of o and r[i] times inv[i] (inv = 0: skip), then o row / max(1,|r[i]|) if retn. */
   normalize(o: number, n: number, dv: number, ldo: number, r: number, inv: number, retn: boolean): void;
   /** One recurrent token: S [dk,dv], z [dk] float64 updated (S ← γS + kᵀv, z ← γz + k);

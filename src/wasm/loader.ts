@@ -58,6 +58,12 @@ export interface KernelExports {
   /** y += a. */
   f32_add__wasmsimd(rows: number, cols: number, a: Ptr, lda: number, y: Ptr, ldy: number): void;
   f32_add__scalar(rows: number, cols: number, a: Ptr, lda: number, y: Ptr, ldy: number): void;
+  /** y[i,:] = s[i·sinc] · x[i,:] (sinc in floats, may be negative); y may equal x. */
+  f32_scale_rows__wasmsimd(rows: number, cols: number, x: Ptr, ldx: number, s: Ptr, sinc: number, y: Ptr, ldy: number): void;
+  f32_scale_rows__scalar(rows: number, cols: number, x: Ptr, ldx: number, s: Ptr, sinc: number, y: Ptr, ldy: number): void;
+  /** a[i,:] ⊙= m[i·ldm + :] (ldm in floats, may be negative), then r[i] = Σ_c a[i,c]. */
+  f32_mask_rowsum__wasmsimd(rows: number, cols: number, m: Ptr, ldm: number, a: Ptr, lda: number, r: Ptr): void;
+  f32_mask_rowsum__scalar(rows: number, cols: number, m: Ptr, ldm: number, a: Ptr, lda: number, r: Ptr): void;
   /** x [rows, heads·dk] (row stride ldx) rotated in place; cos, sin [rows, dk/2] contiguous. */
   f32_rotary__wasmsimd(rows: number, heads: number, dk: number, x: Ptr, ldx: number, cos: Ptr, sin: Ptr): void;
   f32_rotary__scalar(rows: number, heads: number, dk: number, x: Ptr, ldx: number, cos: Ptr, sin: Ptr): void;
