@@ -22,6 +22,7 @@ import { parseArgs } from 'node:util';
 import { RetNet, Tensor } from '../src/index.js';
 import { discardSink, generatedSource, machine } from '../src/cli/gen.js';
 import { collectProfile, resetProfile, splitPhases } from '../src/runtime/profile.js';
+import { flopsPerToken as necessaryFlops } from './flops.js';
 
 const { values: a } = parseArgs({ options: { repeat: { type: 'string' }, quick: { type: 'boolean' }, out: { type: 'string' } } });
 const quick = a.quick ?? false;
@@ -58,13 +59,8 @@ function time(fn: () => void, seconds = kernelSeconds): { mean: number; best: nu
   return { mean: total / runs, best, cpu: (cpuSeconds() - c0) / runs, runs };
 }
 
-/** Necessary FLOPs per token (multiply-add = 2) for chunk size C. */
-function flopsPerToken(C: number): Record<string, number> {
-  const linear = 2 * (d * Wp + H * dv * d + d * hidden + hidden * d);
-  const intra = 2 * H * ((C + 1) / 2) * (dk + dv); // row i of a chunk has i + 1 terms: mean (C + 1)/2
-  const state = 2 * 2 * H * dk * dv; // summary kᵀv and cross q·S
-  return { linear: linear * cfg.numLayer, intra: intra * cfg.numLayer, state: state * cfg.numLayer, total: (linear + intra + state) * cfg.numLayer };
-}
+/** Necessary FLOPs per token for chunk size C (bench/flops.ts). */
+const flopsPerToken = (C: number) => necessaryFlops(cfg, C);
 
 // ---------------------------------------------------------------- kernels
 const memory = createMemory(2048);

@@ -20,6 +20,11 @@
 // (/proc on Linux; the project via process.cpuUsage()) as `backgroundCpu`.
 // `--shared` turns the stopping off, to show what it changes.
 //
+// The native bound: single-thread cblas_sgemm GFLOP/s on the fused projection shape,
+// measured before and after the runs (the higher counts), × threads ÷ the model's necessary
+// FLOPs per token (bench/flops.ts) — what no engine on these cores can beat without doing
+// less arithmetic; every participant is also given as a fraction of it.
+//
 //   npm run bench:peers                     L = 4096 and 16384, 3 reps
 //   node dist/bench/peers/peers.js --quick  L = 4096, 1 rep (checks the set-up works)
 //   options: --lengths 4096,16384 --reps N --threads N --chunk N --only project,torch,ort-node,ort-web --out FILE
@@ -33,6 +38,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { RetNet, Tensor, type KernelsName } from '../../src/index.js';
 import { machine } from '../../src/cli/gen.js';
+import { loadBlas } from '../../src/runtime/blas-kernels.js';
+import { createMemory } from '../../src/wasm/loader.js';
+import { flopsPerToken } from '../flops.js';
 
 const { values: a } = parseArgs({ options: {
   quick: { type: 'boolean' }, lengths: { type: 'string' }, reps: { type: 'string' }, threads: { type: 'string' },
@@ -62,6 +70,24 @@ console.log('parameters:', JSON.stringify(params));
 const work = mkdtempSync(join(tmpdir(), 'retnet-peers-'));
 const modelPath = join(work, 'model.safetensors');
 { const m = RetNet.init(cfg); m.save(modelPath); await m.close(); }
+
+/** What bounds a native engine here: single-thread cblas_sgemm GFLOP/s on the fused projection shape
+ *  (x [256, d] · [Wq; Wk; Wv; Wg]ᵀ), mean over ≥ 1 s of calls; null when no CBLAS library loads. */
+function blasGemmRate(): { gflops: number; library: string } | null {
+  let blas: ReturnType<typeof loadBlas>;
+  try { blas = loadBlas(); } catch { return null; }
+  const M = 256, K = d, N = 2 * d + 2 * cfg.numHeads * (d / cfg.numHeads) * cfg.valueFactor;
+  const memory = createMemory(Math.ceil(((M + N) * K + M * N) * 4 / 65536) + 1);
+  const f = new Float32Array(memory.buffer);
+  for (let i = 0; i < (M + N) * K; i++) f[i] = Math.sin(i * 0.7) * 0.1;
+  const base = blas.baseOf(memory), x = base, w = base + M * K * 4, y = w + N * K * 4;
+  const call = () => blas.sgemm(101, 111, 112, M, N, K, 1, x, K, w, K, 0, y, N);
+  call();
+  let runs = 0; const t0 = performance.now();
+  while (performance.now() - t0 < 1000 || runs < 5) { call(); runs++; }
+  const s = (performance.now() - t0) / 1000 / runs;
+  return { gflops: +(2 * M * N * K / s / 1e9).toFixed(2), library: blas.label };
+}
 
 const median = (t: number[]) => [...t].sort((p, q) => p - q)[t.length >> 1];
 /** max|Δ| / max|ref| of the increments y − x (the residual would hide errors in the model's output). */
@@ -133,7 +159,9 @@ function servePeer(cmd: string, args: string[]): Promise<{ ok: true; json: Recor
   });
 }
 
-const results: { L: number; loadavg: number[]; entries: Entry[]; ratios: Record<string, number> }[] = [];
+const results: { L: number; loadavg: number[]; entries: Entry[]; ratios: Record<string, number>; bound?: Record<string, unknown> }[] = [];
+const gemmBefore = blasGemmRate();
+if (gemmBefore) console.log(`${gemmBefore.library} sgemm 256×${d}·(${2 * d + 2 * cfg.numHeads * (d / cfg.numHeads) * cfg.valueFactor}×${d})ᵀ, one thread: ${gemmBefore.gflops} GFLOP/s`);
 const ortInstalled = (pkg: string) => existsSync(join(PEERS_DIR, 'ort', 'node_modules', pkg, 'package.json'));
 const ORT_HINT = 'not installed: cd bench/peers/ort && ONNXRUNTIME_NODE_INSTALL=skip npm install';
 const fmtTimes = (t: number[]) => t.map((v) => v.toFixed(2)).join(', ');
@@ -261,8 +289,24 @@ for (const L of lengths) {
   results.push({ L, loadavg: la, entries, ratios });
 }
 
+// The native bound: `threads` cores at the single-thread sgemm rate (the higher of the two
+// measurements, so a busy moment cannot flatter the fractions) over the necessary FLOPs per token.
+const gemmAfter = blasGemmRate();
+const gemm = gemmBefore && gemmAfter ? Math.max(gemmBefore.gflops, gemmAfter.gflops) : null;
+if (gemm) {
+  console.log(`\nnative bound: ${threads} × ${gemm} GFLOP/s (sgemm, one thread; before ${gemmBefore!.gflops}, after ${gemmAfter!.gflops}) ÷ necessary FLOPs per token (bench/flops.ts)`);
+  for (const r of results) {
+    const fpt = flopsPerToken(cfg, chunk);
+    const tokens = threads * gemm * 1e9 / fpt.total;
+    const share: Record<string, number> = {};
+    for (const e of r.entries) if (e.tokensPerSec) share[e.name] = +(e.tokensPerSec / tokens).toFixed(3);
+    r.bound = { gemmGflopsPerThread: gemm, gemmBefore: gemmBefore!.gflops, gemmAfter: gemmAfter!.gflops, mflopsPerToken: +(fpt.total / 1e6).toFixed(2), tokensPerSec: Math.round(tokens), fraction: share };
+    console.log(`  L = ${r.L}: ${(fpt.total / 1e6).toFixed(2)} MFLOP/token → bound ${Math.round(tokens)} tokens/s; fraction of it: ${Object.entries(share).map(([k, v]) => `${k} ${(v * 100).toFixed(1)}%`).join(', ')}`);
+  }
+}
+
 mkdirSync('bench/results', { recursive: true });
-writeFileSync(out, JSON.stringify({ machine: machine(), params, loadavgAtEnd: loadavg().map((x) => +x.toFixed(2)), results }, null, 2));
+writeFileSync(out, JSON.stringify({ machine: machine(), params, gemm: { before: gemmBefore, after: gemmAfter }, loadavgAtEnd: loadavg().map((x) => +x.toFixed(2)), results }, null, 2));
 console.log(`\nwrote ${out}`);
 if (!a.keep) rmSync(work, { recursive: true, force: true });
 else console.log(`kept ${work}`);
