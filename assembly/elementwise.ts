@@ -77,14 +77,42 @@ export function f32_layernorm__scalar(rows: i32, n: i32, x: usize, ldx: i32, gam
 // ---------------------------------------------------------------- activation
 //   x // [rows, cols] row stride ldx, in place: x = act(x)
 
+// One activation over the rows, two vectors per step (the transcendental activations are long
+// dependency chains: two independent ones keep both FMA pipes busy). `code` is a constant at
+// every call site below, so each copy of this loop carries one activation only.
 // @ts-ignore: decorator
-@inline function act_rows(rows: i32, cols: i32, x: usize, ldx: i32, act: i32, wide: bool): void {
-  if (act == 0) return;
+@inline function act_rows_f32x4(rows: i32, cols: i32, x: usize, ldx: i32, code: i32): void {
   for (let r = 0; r < rows; r++) {
     const xr = x + (<usize>r * <usize>ldx << 2);
     let i = 0;
-    for (; i + 4 <= cols; i += 4) { const p = xr + (<usize>i << 2); const v = v128.load(p); v128.store(p, wide ? actv64(v, act) : actv_inline(v, act)); }
-    if (i < cols) { const p = xr + (<usize>i << 2), m = cols - i; const v = loadN(p, m); storeN(p, wide ? actv64(v, act) : actv_inline(v, act), m); }
+    for (; i + 8 <= cols; i += 8) {
+      const p = xr + (<usize>i << 2);
+      const a = actv_inline(v128.load(p), code), b = actv_inline(v128.load(p, 16), code);
+      v128.store(p, a); v128.store(p, b, 16);
+    }
+    for (; i + 4 <= cols; i += 4) { const p = xr + (<usize>i << 2); v128.store(p, actv_inline(v128.load(p), code)); }
+    if (i < cols) { const p = xr + (<usize>i << 2), m = cols - i; storeN(p, actv_inline(loadN(p, m), code), m); }
+  }
+}
+
+// @ts-ignore: decorator
+@inline function act_rows(rows: i32, cols: i32, x: usize, ldx: i32, act: i32, wide: bool): void {
+  if (act == 0) return;
+  if (!wide) {
+    switch (act) {
+      case 1: act_rows_f32x4(rows, cols, x, ldx, 1); return;
+      case 2: act_rows_f32x4(rows, cols, x, ldx, 2); return;
+      case 3: act_rows_f32x4(rows, cols, x, ldx, 3); return;
+      case 4: act_rows_f32x4(rows, cols, x, ldx, 4); return;
+      case 5: act_rows_f32x4(rows, cols, x, ldx, 5); return;
+      default: return;
+    }
+  }
+  for (let r = 0; r < rows; r++) {
+    const xr = x + (<usize>r * <usize>ldx << 2);
+    let i = 0;
+    for (; i + 4 <= cols; i += 4) { const p = xr + (<usize>i << 2); const v = v128.load(p); v128.store(p, actv64(v, act)); }
+    if (i < cols) { const p = xr + (<usize>i << 2), m = cols - i; const v = loadN(p, m); storeN(p, actv64(v, act), m); }
   }
 }
 
@@ -104,19 +132,38 @@ export function f32_act__scalar(rows: i32, cols: i32, x: usize, ldx: i32, act: i
 // ---------------------------------------------------------------------- gate
 //   g // [rows, cols] row stride ldg;  o // [rows, cols] row stride ldo;  o = act(g) ⊙ o
 
-export function f32_gate__wasmsimd(rows: i32, cols: i32, g: usize, ldg: i32, o: usize, ldo: i32, act: i32): void {
+// @ts-ignore: decorator
+@inline function gate_rows_f32x4(rows: i32, cols: i32, g: usize, ldg: i32, o: usize, ldo: i32, code: i32): void {
   for (let r = 0; r < rows; r++) {
     const gr = g + (<usize>r * <usize>ldg << 2);
     const or = o + (<usize>r * <usize>ldo << 2);
     let i = 0;
+    for (; i + 8 <= cols; i += 8) { // two vectors per step, as act_rows_f32x4
+      const b = <usize>i << 2;
+      const x = actv_inline(v128.load(gr + b), code), y = actv_inline(v128.load(gr + b, 16), code);
+      v128.store(or + b, f32x4.mul(x, v128.load(or + b)));
+      v128.store(or + b, f32x4.mul(y, v128.load(or + b, 16)), 16);
+    }
     for (; i + 4 <= cols; i += 4) {
       const b = <usize>i << 2;
-      v128.store(or + b, f32x4.mul(actv_inline(v128.load(gr + b), act), v128.load(or + b)));
+      v128.store(or + b, f32x4.mul(actv_inline(v128.load(gr + b), code), v128.load(or + b)));
     }
     if (i < cols) {
       const b = <usize>i << 2, m = cols - i;
-      storeN(or + b, f32x4.mul(actv_inline(loadN(gr + b, m), act), loadN(or + b, m)), m);
+      storeN(or + b, f32x4.mul(actv_inline(loadN(gr + b, m), code), loadN(or + b, m)), m);
     }
+  }
+}
+
+export function f32_gate__wasmsimd(rows: i32, cols: i32, g: usize, ldg: i32, o: usize, ldo: i32, act: i32): void {
+  switch (act) { // a constant code per copy of the loop
+    case 0: gate_rows_f32x4(rows, cols, g, ldg, o, ldo, 0); return;
+    case 1: gate_rows_f32x4(rows, cols, g, ldg, o, ldo, 1); return;
+    case 2: gate_rows_f32x4(rows, cols, g, ldg, o, ldo, 2); return;
+    case 3: gate_rows_f32x4(rows, cols, g, ldg, o, ldo, 3); return;
+    case 4: gate_rows_f32x4(rows, cols, g, ldg, o, ldo, 4); return;
+    case 5: gate_rows_f32x4(rows, cols, g, ldg, o, ldo, 5); return;
+    default: gate_rows_f32x4(rows, cols, g, ldg, o, ldo, 0); return;
   }
 }
 
