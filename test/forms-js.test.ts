@@ -5,17 +5,12 @@
 // class (a missing z, a skipped division) shows at 1e-3 and above.
 import { test } from 'uvu';
 import { MultiScaleRetention, RetNet, Tensor } from '../src/index.js';
-import { expectRel } from './helpers.js';
+import { expectRel, formsModel, NORM_FLAGS } from './helpers.js';
 
 const TOL = 1e-11;
-const FLAGS = [
-  { normalizeAttn: false, normalizeRetn: false },
-  { normalizeAttn: false, normalizeRetn: true },
-  { normalizeAttn: true, normalizeRetn: false },
-  { normalizeAttn: true, normalizeRetn: true },
-];
+const FLAGS = NORM_FLAGS;
 
-const model = RetNet.init({ numLayer: 2, numHeads: 3, dimModel: 12, valueFactor: 2, msrGateFn: 'silu', mlpGateFn: 'gelu', mlpMult: 2, seed: 5 });
+const model = formsModel();
 
 for (const L of [1, 2, 13, 100]) {
   test(`RetNet L=${L}, B=2: parallel = chunkwise (1, 3, 7, L/4, L, L+5) = recurrent = step`, async () => {

@@ -65,3 +65,14 @@ export async function expectError(fn: () => unknown, pattern: RegExp, what: stri
   }
   throw new Error(`${what}: expected an error matching ${pattern}, but nothing was thrown`);
 }
+
+/** The four normalisation settings every form-agreement test runs. */
+export const NORM_FLAGS = [
+  { normalizeAttn: false, normalizeRetn: false },
+  { normalizeAttn: false, normalizeRetn: true },
+  { normalizeAttn: true, normalizeRetn: false },
+  { normalizeAttn: true, normalizeRetn: true },
+] as const;
+
+/** The small random model the js, tfjs and WebGPU form-agreement tests share (3 heads, d = 12, silu gate, gelu MLP). */
+export const formsModel = (): RetNet => RetNet.init({ numLayer: 2, numHeads: 3, dimModel: 12, valueFactor: 2, msrGateFn: 'silu', mlpGateFn: 'gelu', mlpMult: 2, seed: 5 });

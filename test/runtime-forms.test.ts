@@ -3,16 +3,11 @@
 // float32 state option.
 import { test } from 'uvu';
 import { MultiScaleRetention, RetNet, Tensor } from '../src/index.js';
-import { expectRel } from './helpers.js';
+import { expectRel, NORM_FLAGS } from './helpers.js';
 import { ENGINES, engineMissing } from './helpers/engines.js';
 import { canRun } from './helpers/skip.js';
 
-const FLAGS = [
-  { normalizeAttn: false, normalizeRetn: false },
-  { normalizeAttn: false, normalizeRetn: true },
-  { normalizeAttn: true, normalizeRetn: false },
-  { normalizeAttn: true, normalizeRetn: true },
-];
+const FLAGS = NORM_FLAGS;
 const model = RetNet.init({ numLayer: 2, numHeads: 4, dimModel: 32, valueFactor: 2, mlpMult: 2, seed: 11 });
 
 function sameBits(a: Tensor, b: Tensor, what: string): void {

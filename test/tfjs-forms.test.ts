@@ -10,18 +10,13 @@
 // at 1e-3 and above.
 import { test } from 'uvu';
 import { RetNet, Tensor } from '../src/index.js';
-import { expectRel } from './helpers.js';
+import { expectRel, formsModel, NORM_FLAGS } from './helpers.js';
 import { executor, req, specOf } from './tfjs-helpers.js';
 
 const TOL = 2e-5;
-const FLAGS = [
-  { normalizeAttn: false, normalizeRetn: false },
-  { normalizeAttn: false, normalizeRetn: true },
-  { normalizeAttn: true, normalizeRetn: false },
-  { normalizeAttn: true, normalizeRetn: true },
-];
+const FLAGS = NORM_FLAGS;
 
-const model = RetNet.init({ numLayer: 2, numHeads: 3, dimModel: 12, valueFactor: 2, msrGateFn: 'silu', mlpGateFn: 'gelu', mlpMult: 2, seed: 5 });
+const model = formsModel();
 
 test('tfjs (wasm): parallel = chunkwise (1, 3, 7, L/4, L, L+5, 4 chunks) = recurrent, both state dtypes, = js float64', async () => {
   const ex = await executor('wasm');

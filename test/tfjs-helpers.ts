@@ -25,6 +25,21 @@ export function req(opts: ForwardOptions, mode: 'retnet' | 'msr' = 'retnet'): Fo
 
 export const executor = (engine: TfjsEngine): Promise<TfjsExecutor> => createTfjsExecutor({ engine });
 
+/** Every tensor disposed: after one forward (which uploads the weights), forwards and MSR calls
+ *  over several plans and flags must leave the engine's numTensors at that baseline. */
+export async function expectNoTensorLeak(ex: TfjsExecutor, model: RetNet, x: Tensor): Promise<void> {
+  const spec = specOf(model);
+  await ex.forward(spec, x, req({ numChunks: 3 }));
+  const base = (await ex.debugMemory()).numTensors;
+  for (const o of [{ numChunks: null }, { chunkSize: 7, normalizeRetn: true }, { numChunks: -1, normalizeAttn: true },
+    { chunkSize: 4, stateDtype: 'float32' as const, normalizeAttn: true, normalizeRetn: true }]) {
+    await ex.forward(spec, x, req(o));
+    await ex.debugRetention(spec, x, req(o, 'msr'));
+    const now = (await ex.debugMemory()).numTensors;
+    if (now !== base) throw new Error(`numTensors ${now} after ${JSON.stringify(o)}, baseline ${base}`);
+  }
+}
+
 /** [B, L, H·dv] → [B, H, L, dv] */
 export function headsFirst(t: Tensor, H: number): Tensor {
   const [B, L, w] = t.shape;

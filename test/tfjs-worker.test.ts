@@ -8,7 +8,7 @@ import { RetNet, Tensor } from '../src/index.js';
 import { RetNetError } from '../src/errors.js';
 import { createTfjsExecutor } from '../src/backends/tfjs/index.js';
 import { ROOT, expectError, expectRel } from './helpers.js';
-import { executor, req, specOf } from './tfjs-helpers.js';
+import { executor, expectNoTensorLeak, req, specOf } from './tfjs-helpers.js';
 
 const model = RetNet.init({ numLayer: 2, numHeads: 2, dimModel: 8, valueFactor: 2, mlpMult: 2, seed: 3 });
 const x = Tensor.randn([2, 30, 8], { seed: 4 });
@@ -40,16 +40,7 @@ test('the engine in use is reported by info()', async () => {
 test('every tensor is disposed: numTensors returns to its baseline after forwards', async () => {
   const ex = await executor('wasm');
   try {
-    const spec = specOf(model);
-    await ex.forward(spec, x, req({ numChunks: 3 }));          // uploads the weights
-    const base = (await ex.debugMemory()).numTensors;
-    for (const o of [{ numChunks: null }, { chunkSize: 7, normalizeRetn: true }, { numChunks: -1, normalizeAttn: true },
-      { chunkSize: 4, stateDtype: 'float32' as const, normalizeAttn: true, normalizeRetn: true }]) {
-      await ex.forward(spec, x, req(o));
-      await ex.debugRetention(spec, x, req(o, 'msr'));
-      const now = (await ex.debugMemory()).numTensors;
-      if (now !== base) throw new Error(`numTensors ${now} after ${JSON.stringify(o)}, baseline ${base}`);
-    }
+    await expectNoTensorLeak(ex, model, x);
   } finally { await ex.close(); }
 });
 

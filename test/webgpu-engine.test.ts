@@ -12,7 +12,7 @@ import { RetNetError } from '../src/errors.js';
 import { createTfjsExecutor, MAX_SCORE_BYTES } from '../src/backends/tfjs/index.js';
 import { ROOT, expectError, expectRel } from './helpers.js';
 import { canRun } from './helpers/skip.js';
-import { req, specOf, webgpuExecutor } from './tfjs-helpers.js';
+import { expectNoTensorLeak, req, specOf, webgpuExecutor } from './tfjs-helpers.js';
 
 const model = RetNet.init({ numLayer: 2, numHeads: 2, dimModel: 8, valueFactor: 2, mlpMult: 2, seed: 3 });
 const x = Tensor.randn([2, 30, 8], { seed: 4 });
@@ -97,16 +97,7 @@ test('every tensor is disposed on WebGPU: numTensors returns to its baseline', a
   const { ex, missing } = await webgpuExecutor();
   if (!canRun('tfjs/webgpu numTensors', missing) || !ex) return;
   try {
-    const spec = specOf(model);
-    await ex.forward(spec, x, req({ numChunks: 3 }));          // uploads the weights
-    const base = (await ex.debugMemory()).numTensors;
-    for (const o of [{ numChunks: null }, { chunkSize: 7, normalizeRetn: true }, { numChunks: -1, normalizeAttn: true },
-      { chunkSize: 4, stateDtype: 'float32' as const, normalizeAttn: true, normalizeRetn: true }]) {
-      await ex.forward(spec, x, req(o));
-      await ex.debugRetention(spec, x, req(o, 'msr'));
-      const now = (await ex.debugMemory()).numTensors;
-      if (now !== base) throw new Error(`numTensors ${now} after ${JSON.stringify(o)}, baseline ${base}`);
-    }
+    await expectNoTensorLeak(ex, model, x);
   } finally { await ex.close(); }
 });
 

@@ -12,19 +12,14 @@
 import { test } from 'uvu';
 import { RetNet, Tensor } from '../src/index.js';
 import { createTfjsExecutor } from '../src/backends/tfjs/index.js';
-import { expectRel } from './helpers.js';
+import { expectRel, formsModel, NORM_FLAGS } from './helpers.js';
 import { canRun } from './helpers/skip.js';
 import { req, specOf, webgpuExecutor } from './tfjs-helpers.js';
 
 const TOL = 2e-5;
-const FLAGS = [
-  { normalizeAttn: false, normalizeRetn: false },
-  { normalizeAttn: false, normalizeRetn: true },
-  { normalizeAttn: true, normalizeRetn: false },
-  { normalizeAttn: true, normalizeRetn: true },
-];
+const FLAGS = NORM_FLAGS;
 
-const model = RetNet.init({ numLayer: 2, numHeads: 3, dimModel: 12, valueFactor: 2, msrGateFn: 'silu', mlpGateFn: 'gelu', mlpMult: 2, seed: 5 });
+const model = formsModel();
 
 test('tfjs/webgpu: parallel = chunkwise (1, 7, L+5) = recurrent, both state dtypes, = js float64; small windows agree', async () => {
   const { ex, missing } = await webgpuExecutor();
