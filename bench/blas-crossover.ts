@@ -50,7 +50,7 @@ console.log('parameters:', JSON.stringify(params));
 const gemmRows: { K: number; N: number; M: number; wasmGflops: number; blasGflops: number }[] = [];
 for (const [K, N] of [[512, 3072], [1024, 512], [512, 2048], [2048, 512]]) {
   A.reset();
-  const Mmax = 256;
+  const Mmax = 512;
   const w = A.persistent(N * K * F4, 'w');
   fill(w, N * K, 0.05);
   const pw = A.persistent(wasm.packedSize(N, K) * F4, 'w'), pb = A.persistent(blas.packedSize(N, K) * F4, 'w');
@@ -58,7 +58,7 @@ for (const [K, N] of [[512, 3072], [1024, 512], [512, 2048], [2048, 512]]) {
   const x = A.transient(Mmax * K * F4, 'x'), y = A.transient(Mmax * N * F4, 'y'), b = A.transient(N * F4, 'b');
   const s = A.transient(Math.max(64, wasm.gemmScratchBytes()), 's');
   fill(x, Mmax * K); fill(b, N);
-  for (const M of [1, 2, 4, 8, 12, 16, 24, 32, 64, 256]) {
+  for (const M of [1, 2, 4, 8, 12, 16, 24, 32, 64, 256, 512]) {
     const flop = 2 * M * N * K;
     const tw = time(() => wasm.gemm(x, M, K, K, pw, N, b, y, N, 0, false, s));
     const tb = time(() => blas.gemm(x, M, K, K, pb, N, b, y, N, 0, false, s));

@@ -71,8 +71,10 @@ export interface SlabTask {
 
 export interface SlabResult { ok: true; ms: number }
 
-/** Row-block size for LayerNorm + GEMM inside a slab (bounds scratch). */
-export const ROW_BLOCK = 256;
+/** Row-block size for LayerNorm + GEMM inside a slab (bounds scratch: [RB, d] + 2·[RB, hidden] per task).
+ *  512 rather than 256: OpenBLAS repacks W on every call, and on the seed shapes its single-thread
+ *  sgemm ran 5–7% faster at M = 512 than at 256 (2026-11-29); the WASM GEMM does not care. */
+export const ROW_BLOCK = 512;
 
 /** Activation codes shared with the WASM kernels. */
 export const ACT_CODE = { none: 0, gelu: 1, silu: 2, relu: 3, selu: 4, sigmoid: 5 } as const;
