@@ -53,8 +53,6 @@ export interface BlasLibrary {
   sgemv: Sgemv;
   /** the address of a shared memory's first byte */
   baseOf(memory: WebAssembly.Memory): number;
-  /** the address of an ArrayBuffer's first byte (off-heap: V8 never moves it) */
-  addressOf(buf: ArrayBuffer): number;
 }
 
 // koffi is a native addon: load it lazily (require, so the ESM graph stays free of it).
@@ -122,8 +120,7 @@ export function loadBlas(path: string | undefined = process.env.RETNET_BLAS || u
       if (b === undefined) { b = Number(memset(new Uint8Array(memory.buffer, 0, 1), 0, 0)); bases.set(memory, b); }
       return b;
     };
-    const addressOf = (buf: ArrayBuffer) => Number(memset(new Uint8Array(buf, 0, 1), 0, 0));
-    const out: BlasLibrary = { path: name, label, sgemm: sgemm as Sgemm, sgemv: sgemv as Sgemv, baseOf, addressOf };
+    const out: BlasLibrary = { path: name, label, sgemm: sgemm as Sgemm, sgemv: sgemv as Sgemv, baseOf };
     loaded.set(key, out);
     return out;
   }

@@ -275,7 +275,8 @@ export class WasmExecutor implements Executor {
    * where scan(l,s) (phase B, here on the coordinator) also waits for scan(l,s−1) when slab
    * s−1 belongs to the same sequence (the carried state). C of one layer and A of the next
    * run as one task: together they need only the slab's own rows. At most `workers` tasks
-   * are in flight, each with its own scratch slot; ready tasks go lowest layer first.
+   * are in flight, each with its own scratch slot; ready tasks go lowest layer first
+   * (first come first served within a layer).
    * Every task's arithmetic is fixed by its slab and layer, and each sequence's scan runs
    * in order, so the schedule cannot change a bit of the output.
    */
@@ -284,7 +285,16 @@ export class WasmExecutor implements Executor {
     const n = slabs.length;
     const aDone = new Array<number>(n).fill(-1);   // highest layer whose phase A is done, per slab
     const scanned = new Array<number>(n).fill(-1); // highest layer scanned, per slab
-    const ready: { kind: SlabTask['kind']; l: number; i: number }[] = slabs.map((_, i) => ({ kind: 'A', l: 0, i }));
+    // ready tasks, one FIFO per layer (taken lowest layer first): O(layers) per task however many slabs
+    type Ready = { kind: SlabTask['kind']; l: number; i: number };
+    const ready: Ready[][] = Array.from({ length: numLayer }, () => []);
+    const heads = new Array<number>(numLayer).fill(0);
+    ready[0] = slabs.map((_, i) => ({ kind: 'A', l: 0, i }));
+    let waiting = n;
+    const take = (): Ready | undefined => {
+      for (let l = 0; l < numLayer; l++) if (heads[l] < ready[l].length) { waiting--; return ready[l][heads[l]++]; }
+      return undefined;
+    };
     const slots = Array.from({ length: this.workers }, (_, k) => this.workers - 1 - k);
     let inflight = 0, finished = 0, failure: unknown = null, where = '';
     return new Promise<void>((resolve, reject) => {
@@ -293,22 +303,24 @@ export class WasmExecutor implements Executor {
         if (failure !== null) reject(this.taskFailure(failure, signal, where));
         else if (finished === n) resolve();
       };
-      const scans = () => {
-        for (let i = 0; i < n; i++) {
-          const l = scanned[i] + 1;
-          if (l >= numLayer || aDone[i] < l) continue;
-          if (i > 0 && slabs[i - 1].seq === slabs[i].seq && scanned[i - 1] < l) continue;
-          scan(l, slabs[i]);
-          scanned[i] = l;
-          ready.push({ kind: l + 1 < numLayer ? 'CA' : 'C', l, i });
+      // Slab i's phase A just finished: scan it, then the following slabs of its sequence
+      // that were waiting only for it, each at the layer it is ready for.
+      const scans = (i: number) => {
+        for (let j = i; j < n; j++) {
+          const l = scanned[j] + 1;
+          if (l >= numLayer || aDone[j] < l) return;
+          if (j > 0 && slabs[j - 1].seq === slabs[j].seq && scanned[j - 1] < l) return;
+          scan(l, slabs[j]);
+          scanned[j] = l;
+          ready[l].push({ kind: l + 1 < numLayer ? 'CA' : 'C', l, i: j });
+          waiting++;
+          if (j + 1 >= n || slabs[j + 1].seq !== slabs[j].seq) return;
         }
       };
       const dispatch = () => {
-        while (failure === null && slots.length > 0 && ready.length > 0) {
+        while (failure === null && slots.length > 0 && waiting > 0) {
           if (signal?.aborted || this.closed) { failure = signal?.reason ?? errors.closed(); break; }
-          let b = 0;
-          for (let j = 1; j < ready.length; j++) if (ready[j].l < ready[b].l || (ready[j].l === ready[b].l && ready[j].i < ready[b].i)) b = j;
-          const r = ready.splice(b, 1)[0];
+          const r = take()!;
           const slot = slots.pop()!;
           const task = mk(r.kind, r.l, slabs[r.i], slot);
           if (this.crashNext) { this.crashNext = false; task.crash = true; }
@@ -318,7 +330,7 @@ export class WasmExecutor implements Executor {
             if (r.kind === 'A') aDone[r.i] = r.l;
             else if (r.kind === 'CA') aDone[r.i] = r.l + 1;
             else finished++;
-            try { scans(); } catch (e) { failure ??= e; }
+            if (r.kind !== 'C') { try { scans(r.i); } catch (e) { failure ??= e; } }
             dispatch(); settle();
           }, (e: unknown) => {
             inflight--; slots.push(slot);
