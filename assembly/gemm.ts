@@ -9,17 +9,13 @@
 //   scratch // f32_gemm_scratch_size() bytes, or 0: x is then read in place (slower)
 //
 // Pointers are byte offsets into the shared memory; sizes and strides are in elements.
-import { madd, loadN, storeN, actv, actv_inline, act32 } from './common';
+import { madd, act32 } from './common';
+import { panel_tile_4x8, store_4x4_transposed, finish, act_after, EPI_GEMM, LOAD, FIN, ADDY } from './tiles';
 
 /** K block (elements): each block is summed from zero and then added to y, so the float32 error grows like KC + K/KC, not K; 64 keeps it at the level of a pairwise-ish sum with no measurable speed cost (64×8 panel slice, 2 KiB, stays in L1). */
 const KC: i32 = 64;
 /** Row block: MC×KC of x (64 KiB) stays in L2 while the panels go by. */
 const MC: i32 = 64;
-
-// mode bits for one K block of one tile
-const LOAD: i32 = 1; // add y (partial sums of earlier K blocks, or y itself when accumulating) to this block's sum
-const FIN: i32 = 2;  // last K block: add bias, apply activation
-const ADDY: i32 = 4; // after the activation add the old y (accumulate with an activation; K is then not blocked)
 
 /** Bytes of per-call scratch the SIMD GEMM uses to pack x (one MC×KC block). */
 export function f32_gemm_scratch_size(): i32 { return MC * KC * 4; }
@@ -44,52 +40,6 @@ export function f32_gemm_pack_8(N: i32, K: i32, w: usize, ldw: i32, packed: usiz
       }
     }
   }
-}
-
-// @ts-ignore: decorator
-@inline function finish(c0: v128, c1: v128, bias: usize, nr: i32, act: i32, mode: i32, yp: usize): void {
-  // The block's partial sum started from zero: adding it to y (earlier blocks'
-  // partial sums, or y itself when accumulating) sums K in two levels — within a
-  // KC block, then across blocks — so the float32 error grows like KC + K/KC
-  // instead of K.
-  if (mode & LOAD) {
-    c0 = f32x4.add(loadN(yp, nr), c0);
-    c1 = f32x4.add(loadN(yp + 16, nr - 4), c1);
-  }
-  if (mode & FIN) {
-    if (bias) {
-      c0 = f32x4.add(c0, loadN(bias, nr));
-      c1 = f32x4.add(c1, loadN(bias + 16, nr - 4));
-    }
-    if (mode & ADDY) {
-      c0 = actv(c0, act);
-      c1 = actv(c1, act);
-      c0 = f32x4.add(loadN(yp, nr), c0);
-      c1 = f32x4.add(loadN(yp + 16, nr - 4), c1);
-    }
-  }
-  storeN(yp, c0, nr);
-  storeN(yp + 16, c1, nr - 4);
-}
-
-/** The activation of a finished tile, in place on y (rows × nr, just stored, in L1): one call per
- *  tile with the activation inlined, rather than a call per row half (when not accumulating). */
-function act_tile(y: usize, ldyb: usize, rows: i32, nr: i32, act: i32): void {
-  for (let i = 0; i < rows; i++) {
-    if (nr == 8) {
-      v128.store(y, actv_inline(v128.load(y), act));
-      v128.store(y, actv_inline(v128.load(y, 16), act), 16);
-    } else {
-      storeN(y, actv_inline(loadN(y, nr), act), nr);
-      if (nr > 4) storeN(y + 16, actv_inline(loadN(y + 16, nr - 4), act), nr - 4);
-    }
-    y += ldyb;
-  }
-}
-
-// @ts-ignore: decorator
-@inline function act_after(y: usize, ldyb: usize, rows: i32, nr: i32, act: i32, mode: i32): void {
-  if ((mode & FIN) && !(mode & ADDY) && act != 0) act_tile(y, ldyb, rows, nr, act);
 }
 
 /** 4 rows × 8 columns, kc steps of K: 8 v128 accumulators, 2 for the panel row, 1 for x. */
@@ -128,12 +78,7 @@ function pack_x_4(groups: i32, kc: i32, x: usize, ldxb: usize, ap: usize): void 
     for (; k < kc4; k += 4) {
       const o = <usize>k << 2;
       const v0 = v128.load(r0 + o), v1 = v128.load(r1 + o), v2 = v128.load(r2 + o), v3 = v128.load(r3 + o);
-      const t0 = v128.shuffle<f32>(v0, v1, 0, 4, 1, 5), t1 = v128.shuffle<f32>(v2, v3, 0, 4, 1, 5);
-      const t2 = v128.shuffle<f32>(v0, v1, 2, 6, 3, 7), t3 = v128.shuffle<f32>(v2, v3, 2, 6, 3, 7);
-      v128.store(ap, v128.shuffle<f32>(t0, t1, 0, 1, 4, 5));
-      v128.store(ap, v128.shuffle<f32>(t0, t1, 2, 3, 6, 7), 16);
-      v128.store(ap, v128.shuffle<f32>(t2, t3, 0, 1, 4, 5), 32);
-      v128.store(ap, v128.shuffle<f32>(t2, t3, 2, 3, 6, 7), 48);
+      store_4x4_transposed(v0, v1, v2, v3, ap);
       ap += 64;
     }
     for (; k < kc; k++) {
@@ -145,29 +90,10 @@ function pack_x_4(groups: i32, kc: i32, x: usize, ldxb: usize, ap: usize): void 
   }
 }
 
-/** 4×8 tile over packed x (ap[k][4]): every load has a constant offset from one pointer. */
+/** 4×8 tile over packed x (ap[k][4]): every load has a constant offset from one pointer (tiles.ts). */
 function tile_4x8_packed(kc: i32, ap: usize, wp: usize, y: usize, ldyb: usize,
                          nr: i32, bias: usize, act: i32, mode: i32): void {
-  const y0 = y, y1 = y + ldyb, y2 = y1 + ldyb, y3 = y2 + ldyb;
-  let c00 = f32x4.splat(0), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
-  const aend = ap + (<usize>kc << 4);
-  for (; ap < aend; ap += 16) {
-    const b0 = v128.load(wp), b1 = v128.load(wp, 16);
-    let a = v128.load_splat<f32>(ap);
-    c00 = madd(a, b0, c00); c01 = madd(a, b1, c01);
-    a = v128.load_splat<f32>(ap, 4);
-    c10 = madd(a, b0, c10); c11 = madd(a, b1, c11);
-    a = v128.load_splat<f32>(ap, 8);
-    c20 = madd(a, b0, c20); c21 = madd(a, b1, c21);
-    a = v128.load_splat<f32>(ap, 12);
-    c30 = madd(a, b0, c30); c31 = madd(a, b1, c31);
-    wp += 32;
-  }
-  finish(c00, c01, bias, nr, act, mode, y0);
-  finish(c10, c11, bias, nr, act, mode, y1);
-  finish(c20, c21, bias, nr, act, mode, y2);
-  finish(c30, c31, bias, nr, act, mode, y3);
-  act_after(y0, ldyb, 4, nr, act, mode);
+  panel_tile_4x8(kc, ap, wp, y, ldyb, nr, 4, EPI_GEMM, bias, act, mode, 0);
 }
 
 /** 1 row × 8 columns (the M remainder). */

@@ -10,6 +10,7 @@
 //   pow    // [n+1]     pow[d] = γ^d as f32 (JS computes it in f64)
 //   S      // [dk, dv]  contiguous; z // [dk]
 import { madd, hsum, loadN, storeN } from './common';
+import { panel_tile_4x8, store_4x4_transposed, EPI_ADD, EPI_SCALED, LOAD } from './tiles';
 
 // @ts-ignore: decorator
 @inline function dot_simd(a: usize, b: usize, n: i32): f32 {
@@ -53,46 +54,66 @@ import { madd, hsum, loadN, storeN } from './common';
 // @ts-ignore: decorator
 @inline function zero(n: i32, y: usize): void { memory.fill(y, 0, <usize>n << 2); }
 
+// ------------------------------------------------------------------ scratch
+// Bytes of scratch f32_retention_intra / _summary / _cross (SIMD and scalar) need for chunks of up to
+// n tokens: the largest of
+//   intra:   A in 4-row groups for a block of min(RB, n4) rows, [n4][4] each  min(RB, n4)·n4
+//            + k copied contiguous                                            n·dk (rounded up to 4)
+//            + v in 8-column panels                                           n·8⌈dv/8⌉
+//   summary: ζk in 4-column groups + v in panels (less than intra's)          n·4⌈dk/4⌉ + n·8⌈dv/8⌉
+//   cross:   S in 8-column panels + one 4-row group of q                      dk·8⌈dv/8⌉ + 16⌈dk/4⌉
+// (n4 = n rounded up to 4). src/runtime/kernels.ts mirrors this (tileFloats) and a test holds them equal.
+export function f32_retention_scratch_size(n: i32, dk: i32, dv: i32): i32 {
+  const n4 = (n + 3) & ~3, dv8 = (dv + 7) & ~7, dk4 = (dk + 3) & ~3;
+  const intra = min(RB, n4) * n4 + ((n * dk + 3) & ~3) + n * dv8;
+  const cross = dk * dv8 + 4 * dk4;
+  return max(intra, cross) << 2;
+}
+
 // ---------------------------------------------------------------- intra-chunk
 // o[i,:] = Σ_{j≤i} A[i,j] v_j,  r[i] = Σ_{j≤i} A[i,j],  A[i,j] = (q_i·k_j) pow[i−j]  (o, r overwritten)
-// scratch // [n, n] f32: the one score tile (lower triangle used), n·n·4 bytes
+// scratch: f32_retention_scratch_size(n, dk, dv) bytes (the row kernel and the scalar twin use n floats: one row of A)
 
+// The former kernel, one row of A at a time (kept as the baseline of the tests and benchmarks).
 export function f32_retention_intra_rows__wasmsimd(n: i32, dk: i32, dv: i32, q: usize, ldq: i32, k: usize, ldk: i32,
                                               v: usize, ldv: i32, pow: usize, o: usize, ldo: i32, r: usize, scratch: usize): void {
   for (let i = 0; i < n; i++) {
     const qi = q + (<usize>i * <usize>ldq << 2);
-    const ai = scratch + (<usize>i * <usize>n << 2);
     let rs: f32 = 0;
     for (let j = 0; j <= i; j++) {
       const s = dot_simd(qi, k + (<usize>j * <usize>ldk << 2), dk) * load<f32>(pow + (<usize>(i - j) << 2));
-      store<f32>(ai + (<usize>j << 2), s);
+      store<f32>(scratch + (<usize>j << 2), s);
       rs += s;
     }
     store<f32>(r + (<usize>i << 2), rs);
-  }
-  for (let i = 0; i < n; i++) {
     const oi = o + (<usize>i * <usize>ldo << 2);
-    const ai = scratch + (<usize>i * <usize>n << 2);
     zero(dv, oi);
-    for (let j = 0; j <= i; j++) axpy_simd(dv, load<f32>(ai + (<usize>j << 2)), v + (<usize>j * <usize>ldv << 2), oi);
+    for (let j = 0; j <= i; j++) axpy_simd(dv, load<f32>(scratch + (<usize>j << 2)), v + (<usize>j * <usize>ldv << 2), oi);
   }
 }
 
-// Blocked form (f32_retention_intra__wasmsimd). When the scratch has room (n ≥ RB + dk + 8·⌈dv/8⌉)
-// k is first copied to [n, dk] contiguous and v to 8-column panels [⌈dv/8⌉, n, 8] (zero-padded):
-// the projection rows are Wp floats apart, a multiple of 4 KiB for the seed model, so every row
-// of a strided view falls into the same L1 sets. Then, per block of RB rows, three passes:
-//  1. scores A[i, j] = (q_i·k_j)·pow[i−j] for j ≤ i in 2×4 tiles: 8 f32x4 accumulators run over dk
-//     four terms at a time (lanes = partial sums over t), one 4×4 transpose-add per row yields
-//     A[i, j0..j0+3]; tiles above the diagonal are skipped, the few diagonal entries are single dots.
-//     Entries j ∈ (i, roundup4(i+1)) ∩ [0, n) are written 0 so pass 3's 4-row tiles may read them.
-//  2. r[i] = Σ_{j≤i} A[i, j]: f32x4 lanes, summed in blocks of JC columns, then across blocks.
-//  3. o = A v in 4×8 register tiles like the GEMM (8-column panels of v), j summed in
-//     blocks of JC from zero and added to o, so a row's float32 error grows like JC + n/JC, not n.
+// Blocked form. k is first copied to [n, dk] contiguous and v to 8-column panels [⌈dv/8⌉, n, 8]
+// (zero-padded): the projection rows are Wp floats apart, a multiple of 4 KiB for the seed model,
+// so every row of a strided view would fall into the same L1 sets. A is held in groups of 4 rows,
+// column-major within a group (Ap[g][j][r], the packed-x layout of the GEMM), for a block of RB
+// rows at a time. Per block, three passes:
+//  1. scores, 4 rows × 4 columns at a time: two 2×4 passes of 8 f32x4 accumulators over dk, four
+//     terms at a time (lanes = partial sums over t); a transpose-add per pair of rows gives
+//     [A[i,j], A[i+1,j], A[i,j+1], A[i+1,j+1]]-style vectors, two shuffles make the columns, and
+//     each column is multiplied by its decays pow[i−j..i−j+3] (one contiguous load). The diagonal
+//     4×4 block is masked (exact zeros above the diagonal, whatever q·k is).
+//  2. r: per group, the columns summed as vectors (lanes = rows) in blocks of JC, then across blocks.
+//  3. o = A v in 4×8 register tiles exactly like the packed GEMM (a 4-row column of A is one
+//     splat-load each, v's panel row two loads), j summed in blocks of JC from zero and added to o,
+//     so a row's float32 error grows like JC + n/JC, not n; j in ranges of JR so one panel's
+//     slice stays in L1 while every group of the block passes over it.
+// Error of A: dk/4 terms per lane + the transpose-add (2) + the decay (1) roundings.
 
 const JC: i32 = 32;
-/** Rows of A held at once (RB × n floats at the start of the scratch). */
+/** Rows of A held at once (RB/4 groups of [n4][4] floats at the start of the scratch). */
 const RB: i32 = 64;
+/** Columns j of one pass of the A·v tiles over a block (JR·32 bytes of a v panel). */
+const JR: i32 = 256;
 
 // [Σa0, Σa1, Σa2, Σa3]: four lane-sums in one vector (a 4×4 transpose-add).
 // @ts-ignore: decorator
@@ -102,145 +123,130 @@ const RB: i32 = 64;
   return f32x4.add(v128.shuffle<f32>(s01, s23, 0, 2, 4, 6), v128.shuffle<f32>(s01, s23, 1, 3, 5, 7));
 }
 
-// pow[i−j0], pow[i−j0−1], pow[i−j0−2], pow[i−j0−3]   (i − j0 ≥ 3)
+/** Rows a, b against k rows k0..k0+3: stores [a·k0, b·k0, a·k1, b·k1] at out, [a·k2, b·k2, a·k3, b·k3] at out + 16. */
 // @ts-ignore: decorator
-@inline function decay4(pow: usize, d: i32): v128 {
-  const v = v128.load(pow + (<usize>(d - 3) << 2));
-  return v128.shuffle<f32>(v, v, 3, 2, 1, 0);
-}
-
-/** Scores for rows q0 (and q1 when two) against k rows j0..j0+3, stored at a0 (a1). */
-// @ts-ignore: decorator
-@inline function scores_2x4(dk: i32, q0: usize, q1: usize, kj: usize, ldkb: usize, pow: usize, d0: i32,
-                            a0: usize, a1: usize, two: bool): void {
-  const k0 = kj, k1 = kj + ldkb, k2 = k1 + ldkb, k3 = k2 + ldkb;
+@inline function dots_2x4(dk: i32, qa: usize, qb: usize, k0: usize, ldkb: usize, out: usize): void {
+  const k1 = k0 + ldkb, k2 = k1 + ldkb, k3 = k2 + ldkb;
   let c00 = f32x4.splat(0), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00, c13 = c00;
   const dk4 = dk & ~3;
   let t = 0;
   for (; t < dk4; t += 4) {
     const o = <usize>t << 2;
-    const x0 = v128.load(q0 + o);
+    const x0 = v128.load(qa + o), x1 = v128.load(qb + o);
     const b0 = v128.load(k0 + o), b1 = v128.load(k1 + o), b2 = v128.load(k2 + o), b3 = v128.load(k3 + o);
     c00 = madd(x0, b0, c00); c01 = madd(x0, b1, c01); c02 = madd(x0, b2, c02); c03 = madd(x0, b3, c03);
-    if (two) {
-      const x1 = v128.load(q1 + o);
-      c10 = madd(x1, b0, c10); c11 = madd(x1, b1, c11); c12 = madd(x1, b2, c12); c13 = madd(x1, b3, c13);
-    }
+    c10 = madd(x1, b0, c10); c11 = madd(x1, b1, c11); c12 = madd(x1, b2, c12); c13 = madd(x1, b3, c13);
   }
   if (t < dk) {
     const o = <usize>t << 2, m = dk - t;
-    const x0 = loadN(q0 + o, m);
+    const x0 = loadN(qa + o, m), x1 = loadN(qb + o, m);
     const b0 = loadN(k0 + o, m), b1 = loadN(k1 + o, m), b2 = loadN(k2 + o, m), b3 = loadN(k3 + o, m);
     c00 = madd(x0, b0, c00); c01 = madd(x0, b1, c01); c02 = madd(x0, b2, c02); c03 = madd(x0, b3, c03);
-    if (two) {
-      const x1 = loadN(q1 + o, m);
-      c10 = madd(x1, b0, c10); c11 = madd(x1, b1, c11); c12 = madd(x1, b2, c12); c13 = madd(x1, b3, c13);
+    c10 = madd(x1, b0, c10); c11 = madd(x1, b1, c11); c12 = madd(x1, b2, c12); c13 = madd(x1, b3, c13);
+  }
+  v128.store(out, sum4(c00, c10, c01, c11));
+  v128.store(out, sum4(c02, c12, c03, c13), 16);
+}
+
+/** A for rows i..i+3 (q row pointers q0..q3) × columns j..j+3 (k rows from kj), d = i − j, stored
+ *  column-major at ap (ap[c][r] = A[i+r, j+c]); diag: j = i, entries above the diagonal set to 0. */
+// @ts-ignore: decorator
+@inline function scores_4x4(dk: i32, q0: usize, q1: usize, q2: usize, q3: usize, kj: usize, ldkb: usize,
+                            pow: usize, d: i32, diag: bool, ap: usize): void {
+  dots_2x4(dk, q0, q1, kj, ldkb, ap);
+  dots_2x4(dk, q2, q3, kj, ldkb, ap + 32);
+  const x = v128.load(ap), y = v128.load(ap, 16), x2 = v128.load(ap, 32), y2 = v128.load(ap, 48);
+  let c0 = v128.shuffle<f32>(x, x2, 0, 1, 4, 5), c1 = v128.shuffle<f32>(x, x2, 2, 3, 6, 7);
+  let c2 = v128.shuffle<f32>(y, y2, 0, 1, 4, 5), c3 = v128.shuffle<f32>(y, y2, 2, 3, 6, 7);
+  if (!diag) {
+    // column c, row r: pow[d + r − c]
+    c0 = f32x4.mul(c0, v128.load(pow + (<usize>d << 2)));
+    c1 = f32x4.mul(c1, v128.load(pow + (<usize>(d - 1) << 2)));
+    c2 = f32x4.mul(c2, v128.load(pow + (<usize>(d - 2) << 2)));
+    c3 = f32x4.mul(c3, v128.load(pow + (<usize>(d - 3) << 2)));
+  } else {
+    const p = v128.load(pow), z = f32x4.splat(0);
+    c0 = f32x4.mul(c0, p);
+    c1 = v128.and(f32x4.mul(c1, v128.shuffle<f32>(z, p, 0, 4, 5, 6)), i32x4(0, -1, -1, -1));
+    c2 = v128.and(f32x4.mul(c2, v128.shuffle<f32>(z, p, 0, 0, 4, 5)), i32x4(0, 0, -1, -1));
+    c3 = v128.and(f32x4.mul(c3, v128.shuffle<f32>(z, p, 0, 0, 0, 4)), i32x4(0, 0, 0, -1));
+  }
+  v128.store(ap, c0); v128.store(ap, c1, 16); v128.store(ap, c2, 32); v128.store(ap, c3, 48);
+}
+
+/** The last diagonal block when fewer than 4 rows are left (rows i0..n−1): single dots, zeros elsewhere. */
+function scores_tail(dk: i32, n: i32, i0: i32, q0: usize, ldqb: usize, kk: usize, ldkb: usize, pow: usize, ap: usize): void {
+  for (let c = 0; c < 4; c++) {
+    for (let rr = 0; rr < 4; rr++) {
+      let s: f32 = 0;
+      if (c <= rr && i0 + rr < n) s = dot_simd(q0 + <usize>rr * ldqb, kk + <usize>(i0 + c) * ldkb, dk) * load<f32>(pow + (<usize>(rr - c) << 2));
+      store<f32>(ap + (<usize>(c * 4 + rr) << 2), s);
     }
   }
-  v128.store(a0, f32x4.mul(sum4(c00, c01, c02, c03), decay4(pow, d0)));
-  if (two) v128.store(a1, f32x4.mul(sum4(c10, c11, c12, c13), decay4(pow, d0 + 1)));
 }
 
-/** A[i, jFrom..i] as single dots, then zeros up to min(n, roundup4(i+1)). */
+/** y rows (≤ 4) × columns (nr ≤ 8) (=|+=, += when !first) Σ_{j<kc} ap[j][r]·vp[j][c] (ap: [kc][4], vp: [kc][8]):
+ *  the packed GEMM's tile (tiles.ts). */
 // @ts-ignore: decorator
-@inline function scores_diag(i: i32, jFrom: i32, n: i32, dk: i32, qi: usize, k: usize, ldkb: usize, pow: usize, ai: usize): void {
-  for (let j = jFrom; j <= i; j++) {
-    store<f32>(ai + (<usize>j << 2), dot_simd(qi, k + <usize>j * ldkb, dk) * load<f32>(pow + (<usize>(i - j) << 2)));
-  }
-  const jz = min(n, (i + 4) & ~3);
-  for (let j = i + 1; j < jz; j++) store<f32>(ai + (<usize>j << 2), 0);
-}
-
-/** o rows i0..i0+3 (rows < 4 when few), columns c0..c0+nr−1 (nr ≤ 8) += Σ_{j ∈ [j0, j1)} A[i, j] v[j, c]. */
-// @ts-ignore: decorator
-@inline function av_4x8(j0: i32, j1: i32, a: usize, ldab: usize, v: usize, ldvb: usize, y: usize, ldyb: usize,
-                        nr: i32, rows: i32, first: bool, fullLoad: bool): void {
-  let c00 = f32x4.splat(0), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
-  // fewer than 4 rows (the last tile): the missing rows re-read the last real one, results dropped
-  const a0 = a, a1 = rows > 1 ? a0 + ldab : a0, a2 = rows > 2 ? a1 + ldab : a1, a3 = rows > 3 ? a2 + ldab : a2;
-  let vp = v + <usize>j0 * ldvb;
-  const full = fullLoad || nr == 8;
-  for (let jb = <usize>j0 << 2, je = <usize>j1 << 2; jb < je; jb += 4) {
-    let b0: v128, b1: v128;
-    if (full) { b0 = v128.load(vp); b1 = v128.load(vp, 16); } else { b0 = loadN(vp, nr); b1 = loadN(vp + 16, nr - 4); }
-    let x = v128.load_splat<f32>(a0 + jb);
-    c00 = madd(x, b0, c00); c01 = madd(x, b1, c01);
-    x = v128.load_splat<f32>(a1 + jb);
-    c10 = madd(x, b0, c10); c11 = madd(x, b1, c11);
-    x = v128.load_splat<f32>(a2 + jb);
-    c20 = madd(x, b0, c20); c21 = madd(x, b1, c21);
-    x = v128.load_splat<f32>(a3 + jb);
-    c30 = madd(x, b0, c30); c31 = madd(x, b1, c31);
-    vp += ldvb;
-  }
-  add_row(y, c00, c01, nr, first);
-  if (rows > 1) add_row(y + ldyb, c10, c11, nr, first);
-  if (rows > 2) add_row(y + 2 * ldyb, c20, c21, nr, first);
-  if (rows > 3) add_row(y + 3 * ldyb, c30, c31, nr, first);
-}
-
-// @ts-ignore: decorator
-@inline function add_row(y: usize, c0: v128, c1: v128, nr: i32, first: bool): void {
-  if (!first) { c0 = f32x4.add(loadN(y, nr), c0); c1 = f32x4.add(loadN(y + 16, nr - 4), c1); }
-  storeN(y, c0, nr);
-  storeN(y + 16, c1, nr - 4);
+@inline function tile_4x8(kc: i32, ap: usize, vp: usize, y: usize, ldyb: usize, nr: i32, rows: i32, first: bool): void {
+  panel_tile_4x8(kc, ap, vp, y, ldyb, nr, rows, EPI_ADD, 0, 0, first ? 0 : LOAD, 0);
 }
 
 export function f32_retention_intra__wasmsimd(n: i32, dk: i32, dv: i32, q: usize, ldq: i32, k: usize, ldk: i32,
                                               v: usize, ldv: i32, pow: usize, o: usize, ldo: i32, r: usize, scratch: usize): void {
   if (n <= 0) return;
-  const panels = (dv + 7) >> 3;
-  const packed = n >= RB + dk + 8 * panels;
-  const ldqb = <usize>ldq << 2, ldob = <usize>ldo << 2, ldab = <usize>n << 2;
-  let kk = k, ldkb = <usize>ldk << 2, vv = v, ldvb = <usize>ldv << 2, panelb: usize = 32; // panel p starts at vv + p·panelb
-  if (packed) {
-    kk = scratch + <usize>RB * ldab;
-    vv = kk + (<usize>n * <usize>dk << 2);
-    copy_rows(n, dk, k, ldkb, kk);
-    pack_panels(n, dv, v, ldvb, vv);
-    ldkb = <usize>dk << 2; ldvb = 32; panelb = <usize>n << 5;
-  }
+  const panels = (dv + 7) >> 3, n4 = (n + 3) & ~3;
+  const ldqb = <usize>ldq << 2, ldob = <usize>ldo << 2, ldkb = <usize>dk << 2;
+  const groupb = <usize>n4 << 4;                         // one group of A: [n4][4] floats
+  const kk = scratch + <usize>(min(RB, n4) >> 2) * groupb; // k: [n, dk]
+  const vv = kk + (<usize>((n * dk + 3) & ~3) << 2);      // v: [panels][n][8]
+  const panelb = <usize>n << 5;
+  copy_rows(n, dk, k, <usize>ldk << 2, kk);
+  pack_panels(n, dv, v, <usize>ldv << 2, vv);
   for (let b0 = 0; b0 < n; b0 += RB) {
     const bEnd = min(n, b0 + RB);
-    const A = scratch - <usize>b0 * ldab; // row i of A at A + i·ldab (only rows of this block are live)
-    // 1. scores, two rows at a time
-    for (let i0 = b0; i0 < bEnd; i0 += 2) {
-      const two = i0 + 1 < bEnd;
-      const q0 = q + <usize>i0 * ldqb, a0 = A + <usize>i0 * ldab;
-      let j0 = 0;
-      for (; j0 + 3 <= i0; j0 += 4) {
-        scores_2x4(dk, q0, two ? q0 + ldqb : q0, kk + <usize>j0 * ldkb, ldkb, pow, i0 - j0, a0 + (<usize>j0 << 2), a0 + ldab + (<usize>j0 << 2), two);
+    // 1. scores: group of rows i0..i0+3 against columns j < i0 in full 4×4 blocks, then its diagonal block
+    for (let i0 = b0; i0 < bEnd; i0 += 4) {
+      const ag = scratch + <usize>((i0 - b0) >> 2) * groupb;
+      const q0 = q + <usize>i0 * ldqb;
+      if (i0 + 4 <= n) {
+        const q1 = q0 + ldqb, q2 = q1 + ldqb, q3 = q2 + ldqb;
+        for (let j0 = 0; j0 < i0; j0 += 4) scores_4x4(dk, q0, q1, q2, q3, kk + <usize>j0 * ldkb, ldkb, pow, i0 - j0, false, ag + (<usize>j0 << 4));
+        scores_4x4(dk, q0, q1, q2, q3, kk + <usize>i0 * ldkb, ldkb, pow, 0, true, ag + (<usize>i0 << 4));
+      } else {
+        // fewer than 4 rows left: the missing rows re-read row n−1 (their lanes are never used)
+        const last = q + <usize>(n - 1) * ldqb;
+        const q1 = min(q0 + ldqb, last), q2 = min(q0 + 2 * ldqb, last), q3 = last;
+        for (let j0 = 0; j0 < i0; j0 += 4) scores_4x4(dk, q0, q1, q2, q3, kk + <usize>j0 * ldkb, ldkb, pow, i0 - j0, false, ag + (<usize>j0 << 4));
+        scores_tail(dk, n, i0, q0, ldqb, kk, ldkb, pow, ag + (<usize>i0 << 4));
       }
-      scores_diag(i0, j0, n, dk, q0, kk, ldkb, pow, a0);
-      if (two) scores_diag(i0 + 1, j0, n, dk, q0 + ldqb, kk, ldkb, pow, a0 + ldab);
     }
-    // 2. row sums, in blocks of JC columns
-    for (let i = b0; i < bEnd; i++) {
-      const ai = A + <usize>i * ldab;
-      const m = i + 1, m4 = m & ~3;
+    // 2. row sums
+    for (let i0 = b0; i0 < bEnd; i0 += 4) {
+      const ag = scratch + <usize>((i0 - b0) >> 2) * groupb;
+      const m = min(n, i0 + 4);
       let tot = f32x4.splat(0);
-      let j = 0;
-      while (j < m4) {
-        const je = min(m4, j + JC);
+      for (let j = 0; j < m;) {
+        const je = min(m, j + JC);
         let blk = f32x4.splat(0);
-        for (; j < je; j += 4) blk = f32x4.add(blk, v128.load(ai + (<usize>j << 2)));
+        for (; j < je; j++) blk = f32x4.add(blk, v128.load(ag + (<usize>j << 4)));
         tot = f32x4.add(tot, blk);
       }
-      let tail: f32 = 0;
-      for (; j < m; j++) tail += load<f32>(ai + (<usize>j << 2));
-      store<f32>(r + (<usize>i << 2), hsum(tot) + tail);
+      storeN(r + (<usize>i0 << 2), tot, min(4, n - i0));
     }
-    // 3. o = A v, 4×8 tiles, j in blocks of JC; panel-major so one v panel serves the whole block
-    for (let p = 0; p < panels; p++) {
-      const nr = min(8, dv - p * 8);
-      const vc = vv + <usize>p * panelb;
-      for (let i0 = b0; i0 < bEnd; i0 += 4) {
-        const rows = min(4, bEnd - i0);
-        const jEnd = min(n, i0 + 4);
-        const ai = A + <usize>i0 * ldab;
-        const oc = o + <usize>i0 * ldob + (<usize>p << 5);
-        for (let jb = 0; jb < jEnd; jb += JC) {
-          av_4x8(jb, min(jEnd, jb + JC), ai, ldab, vc, ldvb, oc, ldob, nr, rows, jb == 0, packed);
+    // 3. o = A v
+    const bjEnd = min(n, bEnd + 3);
+    for (let jr = 0; jr < bjEnd; jr += JR) {
+      for (let p = 0; p < panels; p++) {
+        const nr = min(8, dv - p * 8);
+        const vc = vv + <usize>p * panelb;
+        for (let i0 = b0; i0 < bEnd; i0 += 4) {
+          const jEnd = min(min(n, i0 + 4), jr + JR);
+          const ag = scratch + <usize>((i0 - b0) >> 2) * groupb;
+          const oc = o + <usize>i0 * ldob + (<usize>p << 5);
+          for (let jb = jr; jb < jEnd; jb += JC) {
+            tile_4x8(min(jEnd, jb + JC) - jb, ag + (<usize>jb << 4), vc + (<usize>jb << 5), oc, ldob, nr, min(4, bEnd - i0), jb == 0);
+          }
         }
       }
     }
@@ -272,24 +278,20 @@ export function f32_retention_intra__scalar(n: i32, dk: i32, dv: i32, q: usize, 
                                             v: usize, ldv: i32, pow: usize, o: usize, ldo: i32, r: usize, scratch: usize): void {
   for (let i = 0; i < n; i++) {
     const qi = q + (<usize>i * <usize>ldq << 2);
-    const ai = scratch + (<usize>i * <usize>n << 2);
     let rs: f32 = 0;
     for (let j = 0; j <= i; j++) {
       const kj = k + (<usize>j * <usize>ldk << 2);
       let d: f32 = 0;
       for (let t = 0; t < dk; t++) d += load<f32>(qi + (<usize>t << 2)) * load<f32>(kj + (<usize>t << 2));
       const s = d * load<f32>(pow + (<usize>(i - j) << 2));
-      store<f32>(ai + (<usize>j << 2), s);
+      store<f32>(scratch + (<usize>j << 2), s);
       rs += s;
     }
     store<f32>(r + (<usize>i << 2), rs);
-  }
-  for (let i = 0; i < n; i++) {
     const oi = o + (<usize>i * <usize>ldo << 2);
-    const ai = scratch + (<usize>i * <usize>n << 2);
     for (let c = 0; c < dv; c++) {
       let acc: f32 = 0;
-      for (let j = 0; j <= i; j++) acc += load<f32>(ai + (<usize>j << 2)) * load<f32>(v + ((<usize>j * <usize>ldv + c) << 2));
+      for (let j = 0; j <= i; j++) acc += load<f32>(scratch + (<usize>j << 2)) * load<f32>(v + ((<usize>j * <usize>ldv + c) << 2));
       store<f32>(oi + (<usize>c << 2), acc);
     }
   }
@@ -298,59 +300,45 @@ export function f32_retention_intra__scalar(n: i32, dk: i32, dv: i32, q: usize, 
 // ------------------------------------------------------------- chunk summary
 // S[a,:] = Σ_j ζ_j k_j[a] v_j,  z[a] = Σ_j ζ_j k_j[a],  ζ_j = pow[n−1−j]   (S, z overwritten, f32)
 
-// S in 4×8 register tiles (a × c) over j: ζ_j·k[j, a..a+3] is one load and a multiply, its four
-// lanes splatted by shuffles; v[j, c..c+7] two loads; 8 multiply-adds. j is summed in blocks of
-// JC from zero, each block then added to S (and z likewise): error ∝ JC + n/JC instead of n.
+// A GEMM with K = the chunk's tokens: ζ_j·k[j, a..a+3] is packed per 4-column group (Zp[g][j][4],
+// one vector multiply per row and group) and v in 8-column panels, then S in the 4×8 tiles of
+// the intra kernel's A·v; j summed in blocks of JC from zero, each block added to S (and z
+// likewise, as vectors over Zp): error ∝ JC + n/JC instead of n.
 export function f32_retention_summary__wasmsimd(n: i32, dk: i32, dv: i32, k: usize, ldk: i32, v: usize, ldv: i32,
-                                                pow: usize, S: usize, z: usize): void {
-  const ldkb = <usize>ldk << 2, ldvb = <usize>ldv << 2, ldsb = <usize>dv << 2;
-  // block-major: one block's k and v rows (JC of them) serve every tile while in cache
-  for (let jb = 0; jb < n || jb == 0; jb += JC) {
-    const je = min(n, jb + JC), first = jb == 0;
-    for (let a0 = 0; a0 < dk; a0 += 4) {
-      const ar = min(4, dk - a0);
-      // z[a0..a0+ar) (=|+=) Σ_{j in block} ζ_j k[j, a]
+                                                pow: usize, S: usize, z: usize, scratch: usize): void {
+  if (n <= 0) { memory.fill(S, 0, <usize>(dk * dv) << 2); memory.fill(z, 0, <usize>dk << 2); return; }
+  const ldkb = <usize>ldk << 2, ldsb = <usize>dv << 2;
+  const groups = (dk + 3) >> 2, panels = (dv + 7) >> 3;
+  const groupb = <usize>n << 4, panelb = <usize>n << 5;
+  const zp = scratch, vv = scratch + <usize>groups * groupb;
+  for (let j = 0; j < n; j++) {
+    const zeta = v128.load_splat<f32>(pow + (<usize>(n - 1 - j) << 2));
+    const kj = k + <usize>j * ldkb;
+    for (let g = 0; g < groups; g++) {
+      v128.store(zp + <usize>g * groupb + (<usize>j << 4), f32x4.mul(loadN(kj + (<usize>g << 4), min(4, dk - g * 4)), zeta));
+    }
+  }
+  pack_panels(n, dv, v, <usize>ldv << 2, vv);
+  // block-major: one block of Zp and of the panels serves every tile while in cache
+  for (let jb = 0; jb < n; jb += JC) {
+    const kc = min(n, jb + JC) - jb, first = jb == 0;
+    for (let g = 0; g < groups; g++) {
+      const ar = min(4, dk - g * 4);
+      const ag = zp + <usize>g * groupb + (<usize>jb << 4);
       let zb = f32x4.splat(0);
-      let kp = k + <usize>jb * ldkb + (<usize>a0 << 2);
-      for (let j = jb; j < je; j++) { zb = madd(loadN(kp, ar), v128.load_splat<f32>(pow + (<usize>(n - 1 - j) << 2)), zb); kp += ldkb; }
-      const zp = z + (<usize>a0 << 2);
-      storeN(zp, first ? zb : f32x4.add(loadN(zp, ar), zb), ar);
-      for (let c0 = 0; c0 < dv; c0 += 8) {
-        summary_4x8(jb, je, n, ar, min(8, dv - c0), k + (<usize>a0 << 2), ldkb, v + (<usize>c0 << 2), ldvb, pow,
-                    S + <usize>a0 * ldsb + (<usize>c0 << 2), ldsb, first);
+      for (let j = 0; j < kc; j++) zb = f32x4.add(zb, v128.load(ag + (<usize>j << 4)));
+      const zg = z + (<usize>g << 4);
+      storeN(zg, first ? zb : f32x4.add(loadN(zg, ar), zb), ar);
+      const sg = S + <usize>(g * 4) * ldsb;
+      for (let p = 0; p < panels; p++) {
+        tile_4x8(kc, ag, vv + <usize>p * panelb + (<usize>jb << 5), sg + (<usize>p << 5), ldsb, min(8, dv - p * 8), ar, first);
       }
     }
   }
 }
 
-/** S tile rows a0..a0+ar−1, columns c0..c0+nr−1 (=|+=) Σ_{j ∈ [j0, j1)} ζ_j k[j, a] v[j, c]. */
-// @ts-ignore: decorator
-@inline function summary_4x8(j0: i32, j1: i32, n: i32, ar: i32, nr: i32, k: usize, ldkb: usize, v: usize, ldvb: usize,
-                             pow: usize, sp: usize, ldsb: usize, first: bool): void {
-  let c00 = f32x4.splat(0), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
-  let kp = k + <usize>j0 * ldkb, vp = v + <usize>j0 * ldvb;
-  for (let j = j0; j < j1; j++) {
-    const kz = f32x4.mul(loadN(kp, ar), v128.load_splat<f32>(pow + (<usize>(n - 1 - j) << 2)));
-    let b0: v128, b1: v128;
-    if (nr == 8) { b0 = v128.load(vp); b1 = v128.load(vp, 16); } else { b0 = loadN(vp, nr); b1 = loadN(vp + 16, nr - 4); }
-    let x = v128.shuffle<f32>(kz, kz, 0, 0, 0, 0);
-    c00 = madd(x, b0, c00); c01 = madd(x, b1, c01);
-    x = v128.shuffle<f32>(kz, kz, 1, 1, 1, 1);
-    c10 = madd(x, b0, c10); c11 = madd(x, b1, c11);
-    x = v128.shuffle<f32>(kz, kz, 2, 2, 2, 2);
-    c20 = madd(x, b0, c20); c21 = madd(x, b1, c21);
-    x = v128.shuffle<f32>(kz, kz, 3, 3, 3, 3);
-    c30 = madd(x, b0, c30); c31 = madd(x, b1, c31);
-    kp += ldkb; vp += ldvb;
-  }
-  add_row(sp, c00, c01, nr, first);
-  if (ar > 1) add_row(sp + ldsb, c10, c11, nr, first);
-  if (ar > 2) add_row(sp + 2 * ldsb, c20, c21, nr, first);
-  if (ar > 3) add_row(sp + 3 * ldsb, c30, c31, nr, first);
-}
-
 export function f32_retention_summary__scalar(n: i32, dk: i32, dv: i32, k: usize, ldk: i32, v: usize, ldv: i32,
-                                              pow: usize, S: usize, z: usize): void {
+                                              pow: usize, S: usize, z: usize, scratch: usize): void {
   for (let a = 0; a < dk; a++) {
     let za: f32 = 0;
     for (let j = 0; j < n; j++) za += load<f32>(k + ((<usize>j * <usize>ldk + a) << 2)) * load<f32>(pow + (<usize>(n - 1 - j) << 2));
@@ -369,56 +357,42 @@ export function f32_retention_summary__scalar(n: i32, dk: i32, dv: i32, k: usize
 // ---------------------------------------------------------------- cross term
 // o[i,:] += (q_i ξ_i) S,  r[i] += (q_i ξ_i)·z,  ξ_i = pow[i+1]   (S [dk,dv], z [dk] f32)
 
-// o += diag(ξ) Q S in 4×8 register tiles (i × c) over a (q[i, a] splat loads, S[a, c..c+7] two
-// loads), the tile times ξ_i added to o; r[i] += ξ_i (q_i·z).
+// o += diag(ξ) Q S as a GEMM with K = dk: S in 8-column panels (Sp[p][a][8]), each group of 4 q
+// rows transposed into Qp[a][4], the 4×8 tiles of the intra kernel with ξ_i applied on the way
+// into o; r[i] += ξ_i (q_i·z) as vectors over Qp (lanes = rows).
 export function f32_retention_cross__wasmsimd(n: i32, dk: i32, dv: i32, q: usize, ldq: i32, pow: usize,
-                                              S: usize, z: usize, o: usize, ldo: i32, r: usize): void {
-  const ldqb = <usize>ldq << 2, ldob = <usize>ldo << 2, ldsb = <usize>dv << 2;
-  for (let i = 0; i < n; i++) {
-    const rp = r + (<usize>i << 2);
-    store<f32>(rp, load<f32>(rp) + load<f32>(pow + (<usize>(i + 1) << 2)) * dot_simd(q + <usize>i * ldqb, z, dk));
-  }
+                                              S: usize, z: usize, o: usize, ldo: i32, r: usize, scratch: usize): void {
+  if (n <= 0) return;
+  const ldqb = <usize>ldq << 2, ldob = <usize>ldo << 2;
+  const panels = (dv + 7) >> 3, panelb = <usize>dk << 5;
+  const sp = scratch, qp = scratch + <usize>panels * panelb;
+  pack_panels(dk, dv, S, <usize>dv << 2, sp);
+  const last = q + <usize>(n - 1) * ldqb;
   for (let i0 = 0; i0 < n; i0 += 4) {
     const rows = min(4, n - i0);
     const q0 = q + <usize>i0 * ldqb;
-    const q1 = rows > 1 ? q0 + ldqb : q0, q2 = rows > 2 ? q1 + ldqb : q1, q3 = rows > 3 ? q2 + ldqb : q2;
+    pack_rows_4(dk, q0, min(q0 + ldqb, last), min(q0 + 2 * ldqb, last), min(q0 + 3 * ldqb, last), qp);
+    let acc = f32x4.splat(0);
+    for (let a = 0; a < dk; a++) acc = madd(v128.load(qp + (<usize>a << 4)), v128.load_splat<f32>(z + (<usize>a << 2)), acc);
+    const xi = pow + (<usize>(i0 + 1) << 2), rp = r + (<usize>i0 << 2);
+    storeN(rp, madd(loadN(xi, rows), acc, loadN(rp, rows)), rows);
     const o0 = o + <usize>i0 * ldob;
-    for (let c0 = 0; c0 < dv; c0 += 8) {
-      const nr = min(8, dv - c0);
-      let c00 = f32x4.splat(0), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
-      let sp = S + (<usize>c0 << 2);
-      for (let ab: usize = 0, ae = <usize>dk << 2; ab < ae; ab += 4) {
-        let b0: v128, b1: v128;
-        if (nr == 8) { b0 = v128.load(sp); b1 = v128.load(sp, 16); } else { b0 = loadN(sp, nr); b1 = loadN(sp + 16, nr - 4); }
-        let x = v128.load_splat<f32>(q0 + ab);
-        c00 = madd(x, b0, c00); c01 = madd(x, b1, c01);
-        x = v128.load_splat<f32>(q1 + ab);
-        c10 = madd(x, b0, c10); c11 = madd(x, b1, c11);
-        x = v128.load_splat<f32>(q2 + ab);
-        c20 = madd(x, b0, c20); c21 = madd(x, b1, c21);
-        x = v128.load_splat<f32>(q3 + ab);
-        c30 = madd(x, b0, c30); c31 = madd(x, b1, c31);
-        sp += ldsb;
-      }
-      const oc = o0 + (<usize>c0 << 2);
-      cross_row(oc, c00, c01, pow, i0, nr);
-      if (rows > 1) cross_row(oc + ldob, c10, c11, pow, i0 + 1, nr);
-      if (rows > 2) cross_row(oc + 2 * ldob, c20, c21, pow, i0 + 2, nr);
-      if (rows > 3) cross_row(oc + 3 * ldob, c30, c31, pow, i0 + 3, nr);
-    }
+    for (let p = 0; p < panels; p++) panel_tile_4x8(dk, qp, sp + <usize>p * panelb, o0 + (<usize>p << 5), ldob, min(8, dv - p * 8), rows, EPI_SCALED, 0, 0, 0, xi);
   }
 }
 
-// o[i, c..c+nr) += ξ_i · (c0 | c1)
-// @ts-ignore: decorator
-@inline function cross_row(op: usize, c0: v128, c1: v128, pow: usize, i: i32, nr: i32): void {
-  const xi = v128.load_splat<f32>(pow + (<usize>(i + 1) << 2));
-  storeN(op, madd(xi, c0, loadN(op, nr)), nr);
-  storeN(op + 16, madd(xi, c1, loadN(op + 16, nr - 4)), nr - 4);
+/** dst [⌈m/4⌉·4][4] ← four rows r0..r3 of m floats, transposed (dst[a][i] = r_i[a]; zero past m). */
+function pack_rows_4(m: i32, r0: usize, r1: usize, r2: usize, r3: usize, dst: usize): void {
+  for (let a = 0; a < m; a += 4) {
+    const o = <usize>a << 2, w = min(4, m - a);
+    const v0 = loadN(r0 + o, w), v1 = loadN(r1 + o, w), v2 = loadN(r2 + o, w), v3 = loadN(r3 + o, w);
+    store_4x4_transposed(v0, v1, v2, v3, dst);
+    dst += 64;
+  }
 }
 
 export function f32_retention_cross__scalar(n: i32, dk: i32, dv: i32, q: usize, ldq: i32, pow: usize,
-                                            S: usize, z: usize, o: usize, ldo: i32, r: usize): void {
+                                            S: usize, z: usize, o: usize, ldo: i32, r: usize, scratch: usize): void {
   for (let i = 0; i < n; i++) {
     const xi = load<f32>(pow + (<usize>(i + 1) << 2));
     const qi = q + (<usize>i * <usize>ldq << 2);

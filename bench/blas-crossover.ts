@@ -73,7 +73,7 @@ for (const [dk, dv] of [[64, 128], [16, 32]]) {
   for (const n of [16, 32, 48, 64, 96, 128, 256, 512]) {
     A.reset();
     const P = A.transient(n * (2 * dk + dv) * F4, 'qkv'), pow = A.transient((n + 1) * F4, 'pow');
-    const o = A.transient(n * dv * F4, 'o'), r = A.transient(n * F4, 'r'), tile = A.transient(tileFloats(n, dk) * F4, 'tile');
+    const o = A.transient(n * dv * F4, 'o'), r = A.transient(n * F4, 'r'), tile = A.transient(tileFloats(n, dk, dv) * F4, 'tile');
     fill(P, n * (2 * dk + dv), 0.3);
     const pv = A.f32(pow, n + 1); for (let i = 0; i <= n; i++) pv[i] = Math.pow(0.97, i);
     const ld = 2 * dk + dv, q = P, k = P + dk * F4, v = P + 2 * dk * F4;
@@ -98,7 +98,7 @@ const act = loadKernelsSync({ memory, variant: 'auto' });
     fill(bias, Wp, 0.05); A.f32(ones, hid).fill(1);
     ([[W1, Wp, d], [W2, d, H * dv], [W3, hid, d], [W4, d, hid]] as const).forEach(([w, N, Kd]) => { const t = A.transient(N * Kd * F4, 't'); fill(t, N * Kd, 0.05); K.pack(t, N, Kd, w); A.reset(); });
     const X = A.transient(n * d * F4, 'x'), P = A.transient(n * Wp * F4, 'p'), O = A.transient(n * H * dv * F4, 'o'), R = A.transient(H * n * F4, 'r');
-    const h = A.transient(RB * d * F4, 'h'), hd = A.transient(RB * hid * F4, 'h'), tile = A.transient(tileFloats(n, dk) * F4, 't'), gs = A.transient(Math.max(64, K.gemmScratchBytes()), 'g');
+    const h = A.transient(RB * d * F4, 'h'), hd = A.transient(RB * hid * F4, 'h'), tile = A.transient(tileFloats(n, dk, dv) * F4, 't'), gs = A.transient(Math.max(64, K.gemmScratchBytes()), 'g');
     const cs = A.transient(n * dk / 2 * F4, 'c'), sn = A.transient(n * dk / 2 * F4, 's'), pow = A.transient((n + 1) * F4, 'p'), S = A.transient((dk * dv + dk) * F4, 'S');
     fill(cs, n * dk / 2, 0.7); fill(sn, n * dk / 2, 0.7); fill(S, dk * dv + dk, 0.05);
     const pv = A.f32(pow, n + 1); for (let i = 0; i <= n; i++) pv[i] = 0.97 ** i;

@@ -41,13 +41,13 @@ for (const C of [512, 1024]) {
   const P = alloc(C * Wp * 4); fill(P, C * Wp, 3, 0.3);
   const q = P, kk = P + 512 * 4, v = P + 1024 * 4;
   const pw = alloc((C + 1) * 4); const pv = new Float32Array(memory.buffer, pw, C + 1); for (let i = 0; i <= C; i++) pv[i] = Math.pow(1 - 1 / 512, i);
-  const o = alloc(C * 1024 * 4), r = alloc(C * 4), tile = alloc(C * C * 4), S = alloc((dk * dv + dk) * 4);
+  const o = alloc(C * 1024 * 4), r = alloc(C * 4), tile = alloc(k.f32_retention_scratch_size(C, dk, dv)), S = alloc((dk * dv + dk) * 4);
   const intraFlops = 2 * (C * (C + 1) / 2) * (dk + dv), stateFlops = 2 * C * dk * dv;
   const row: Record<string, number> = { C };
   row.intraBlockedMs = best(() => k.f32_retention_intra__wasmsimd(C, dk, dv, q, Wp, kk, Wp, v, Wp, pw, o, 1024, r, tile), C === 512 ? 30 : 10);
   row.intraRowsMs = best(() => k.f32_retention_intra_rows__wasmsimd(C, dk, dv, q, Wp, kk, Wp, v, Wp, pw, o, 1024, r, tile), C === 512 ? 30 : 10);
-  row.summaryMs = best(() => k.f32_retention_summary__wasmsimd(C, dk, dv, kk, Wp, v, Wp, pw, S, S + dk * dv * 4));
-  row.crossMs = best(() => k.f32_retention_cross__wasmsimd(C, dk, dv, q, Wp, pw, S, S + dk * dv * 4, o, 1024, r));
+  row.summaryMs = best(() => k.f32_retention_summary__wasmsimd(C, dk, dv, kk, Wp, v, Wp, pw, S, S + dk * dv * 4, tile));
+  row.crossMs = best(() => k.f32_retention_cross__wasmsimd(C, dk, dv, q, Wp, pw, S, S + dk * dv * 4, o, 1024, r, tile));
   const gf = (f: number, ms: number) => +(f / ms / 1e6).toFixed(1);
   Object.assign(row, { intraBlockedGflops: gf(intraFlops, row.intraBlockedMs), intraRowsGflops: gf(intraFlops, row.intraRowsMs), summaryGflops: gf(stateFlops, row.summaryMs), crossGflops: gf(stateFlops, row.crossMs) });
   retention.push(row);

@@ -112,7 +112,7 @@ const acts: Record<string, Record<string, { ms: number; msCpu: number }>> = {};
 // intra-chunk retention, one head, C × C
 const intra: Record<string, { ms: number; gflops: number; msCpu: number }> = {};
 {
-  const q = alloc(C * dk * 4), k = alloc(C * dk * 4), v = alloc(C * dv * 4), pw = alloc((C + 1) * 4), o = alloc(C * dv * 4), r = alloc(C * 4), tile = alloc(C * C * 4);
+  const q = alloc(C * dk * 4), k = alloc(C * dk * 4), v = alloc(C * dv * 4), pw = alloc((C + 1) * 4), o = alloc(C * dv * 4), r = alloc(C * 4), tile = alloc(kern.relaxed.f32_retention_scratch_size(C, dk, dv));
   fill(q, C * dk, 4); fill(k, C * dk, 5, 0.125); fill(v, C * dv, 6);
   const pv = new Float32Array(memory.buffer, pw, C + 1); for (let i = 0; i <= C; i++) pv[i] = Math.pow(1 - 1 / 512, i);
   const flops = 2 * (C * (C + 1) / 2) * (dk + dv);

@@ -60,7 +60,7 @@ for (const [label, tune] of [['always BLAS', ALWAYS], ['default crossovers', und
       const P = putF32(r.uniform(n * ld));
       const pow = putF32(Array.from({ length: n + 1 }, (_, i) => Math.fround(0.95 ** i)));
       const ob = arena.alloc(n * (dv + 2) * 4), oj = arena.alloc(n * (dv + 2) * 4);
-      const rb = arena.alloc(n * 4), rj = arena.alloc(n * 4), tile = arena.alloc(tileFloats(n, dk) * 4);
+      const rb = arena.alloc(n * 4), rj = arena.alloc(n * 4), tile = arena.alloc(tileFloats(n, dk, dv) * 4);
       new Float32Array(memory.buffer, ob, n * (dv + 2)).fill(7); new Float32Array(memory.buffer, oj, n * (dv + 2)).fill(7);
       const q = P, k = P + dk * 4, v = P + 2 * dk * 4;
       K.intra(q, k, v, n, dk, dv, ld, ld, ld, pow, ob, dv + 2, rb, tile);

@@ -9,6 +9,7 @@ import {
 } from '../src/reference/ops.js';
 import type { Kernels, Variant } from '../src/wasm/loader.js';
 import { decayPowers, invSqrtDecaySums } from '../src/wasm/tables.js';
+import { wasmRetentionScratchFloats } from '../src/runtime/kernels.js';
 import { VARIANTS, kernels, arena, rng, putF32, putF64, getF32, getF64, unstride, expectClose, elementwiseTol, U } from './helpers/kernels.js';
 
 const H = 3, HEAD = 1; // views: head 1 of a [n, 3·dk] projection output, plus row padding
@@ -27,6 +28,21 @@ function powTable(gamma: number, n: number): Float64Array {
 }
 const abs = (a: Float64Array) => a.map(Math.abs);
 
+/** `bytes` of scratch followed by 64 canary bytes; check() throws if a kernel wrote past the scratch. */
+function withCanary(bytes: number) {
+  const ptr = arena.alloc(bytes + 64);
+  const tail = () => new Uint8Array(arena.memory.buffer, ptr + bytes, 64);
+  tail().fill(0xa5);
+  return { ptr, check(where: string) { if (tail().some((b) => b !== 0xa5)) throw new Error(`${where}: wrote past its ${bytes} bytes of scratch`); } };
+}
+
+test('f32_retention_scratch_size = wasmRetentionScratchFloats (the runtime\'s tile sizing) × 4', () => {
+  const k = kernels('simd');
+  for (const n of [1, 2, 3, 4, 5, 63, 64, 65, 67, 512, 1000]) for (const dk of [1, 2, 5, 64]) for (const dv of [1, 5, 8, 9, 128]) {
+    assert.is(k.f32_retention_scratch_size(n, dk, dv), 4 * wasmRetentionScratchFloats(n, dk, dv), `n=${n} dk=${dk} dv=${dv}`);
+  }
+});
+
 /** Strided [n, H·dk + pad] buffer with head HEAD at column offset HEAD·dk; returns the dense head too. */
 function headView(r: ReturnType<typeof rng>, n: number, d: number, pad: number) {
   const ld = H * d + pad;
@@ -41,14 +57,16 @@ for (const variant of VARIANTS) for (const fn of INTRA_FNS) {
     const k = kernels(variant);
     const intra = k[fn];
     const r = rng(21);
-    for (const n of [1, 2, 3, 5, 7, 8, 9, 64, 67, 150]) for (const dk of [2, 5, 6, 64]) for (const dv of [2, 5, 9, 64]) { // n = 150: the packed path when dk + 8⌈dv/8⌉ ≤ 86
+    // n = 67, 150: several 64-row blocks with a partial last 4-row group; n = 301: A·v in 256-column ranges
+    for (const n of [1, 2, 3, 5, 7, 8, 9, 64, 67, 150, 301]) for (const dk of [2, 5, 6, 64]) for (const dv of [2, 5, 9, 64]) {
       const mark = arena.mark();
       const gamma = GAMMAS[r.int(2)];
       const q = headView(r, n, dk, r.int(3)), kk = headView(r, n, dk, r.int(3)), v = headView(r, n, dv, r.int(3));
       const ldo = dv + r.int(3);
       const qb = putF32(q.full), kb = putF32(kk.full), vb = putF32(v.full), pw = putF32(powTable(gamma, n));
-      const ob = putF32(new Float64Array(n * ldo).fill(7)), rb = putF32(new Float64Array(n)), scratch = arena.alloc(n * n * 4);
-      intra(n, dk, dv, q.ptr(qb), q.ld, kk.ptr(kb), kk.ld, v.ptr(vb), v.ld, pw, ob, ldo, rb, scratch);
+      const ob = putF32(new Float64Array(n * ldo).fill(7)), rb = putF32(new Float64Array(n)), scratch = withCanary(k.f32_retention_scratch_size(n, dk, dv));
+      intra(n, dk, dv, q.ptr(qb), q.ld, kk.ptr(kb), kk.ld, v.ptr(vb), v.ld, pw, ob, ldo, rb, scratch.ptr);
+      scratch.check(`intra ${fn} n=${n} dk=${dk} dv=${dv}`);
       const want = intraChunk(q.dense, kk.dense, v.dense, n, dk, dv, gamma);
       const bound = intraChunk(abs(q.dense), abs(kk.dense), abs(v.dense), n, dk, dv, gamma);
       // dk-term dot (dk roundings), × pow (its own f32 rounding + 1), n-term row sum (n roundings):
@@ -78,7 +96,7 @@ for (const variant of VARIANTS) {
     const mark = arena.mark();
     const view = (d: number, pad: number) => { const ld = H * d + pad; const full = r.uniform(n * ld, 0, 1); return { full, ld, dense: unstride(full, n, d, ld, HEAD * d), ptr: (b: number) => b + HEAD * d * 4 }; };
     const q = view(dk, 1), kk = view(dk, 2), v = view(dv, 0);
-    const qb = putF32(q.full), kb = putF32(kk.full), vb = putF32(v.full), pw = putF32(powTable(gamma, n)), scratch = arena.alloc(n * n * 4);
+    const qb = putF32(q.full), kb = putF32(kk.full), vb = putF32(v.full), pw = putF32(powTable(gamma, n)), scratch = arena.alloc(k.f32_retention_scratch_size(n, dk, dv));
     const want = intraChunk(q.dense, kk.dense, v.dense, n, dk, dv, gamma);
     const bound = intraChunk(abs(q.dense), abs(kk.dense), abs(v.dense), n, dk, dv, gamma);
     const run = (fn: 'f32_retention_intra__wasmsimd' | 'f32_retention_intra_rows__wasmsimd') => {
@@ -103,13 +121,15 @@ for (const variant of VARIANTS) for (const tw of TWINS) {
     const k = kernels(variant);
     const summary = pick<Kernels['f32_retention_summary__scalar']>(k, 'summary', tw);
     const r = rng(22);
-    for (const n of [1, 3, 7, 64]) for (const dk of [2, 6, 64]) for (const dv of [2, 5, 64]) {
+    for (const n of [1, 3, 7, 64, 67]) for (const dk of [2, 6, 64]) for (const dv of [2, 5, 64]) {
       const mark = arena.mark();
       const gamma = GAMMAS[r.int(2)];
       const kk = headView(r, n, dk, r.int(3)), v = headView(r, n, dv, r.int(3));
       const kb = putF32(kk.full), vb = putF32(v.full), pw = putF32(powTable(gamma, n));
       const Sb = putF32(new Float64Array(dk * dv).fill(3)), zb = putF32(new Float64Array(dk).fill(3));
-      summary(n, dk, dv, kk.ptr(kb), kk.ld, v.ptr(vb), v.ld, pw, Sb, zb);
+      const scratch = withCanary(k.f32_retention_scratch_size(n, dk, dv));
+      summary(n, dk, dv, kk.ptr(kb), kk.ld, v.ptr(vb), v.ld, pw, Sb, zb, scratch.ptr);
+      scratch.check(`summary ${tw} n=${n} dk=${dk} dv=${dv}`);
       const want = chunkSummary(kk.dense, v.dense, n, dk, dv, gamma);
       const bound = chunkSummary(abs(kk.dense), abs(v.dense), n, dk, dv, gamma);
       const c = (n + 3) * U; // two products (ζ·k, ·v) and an n-term sum, with ζ rounded to f32
@@ -124,14 +144,16 @@ for (const variant of VARIANTS) for (const tw of TWINS) {
     const k = kernels(variant);
     const cross = pick<Kernels['f32_retention_cross__scalar']>(k, 'cross', tw);
     const r = rng(23);
-    for (const n of [1, 3, 7, 64]) for (const dk of [2, 6, 64]) for (const dv of [2, 5, 64]) {
+    for (const n of [1, 3, 7, 64, 67]) for (const dk of [2, 6, 64]) for (const dv of [2, 5, 64]) {
       const mark = arena.mark();
       const gamma = GAMMAS[r.int(2)];
       const q = headView(r, n, dk, r.int(3));
       const ldo = dv + r.int(3);
       const S = r.uniform(dk * dv, -4, 4), z = r.uniform(dk, -4, 4), O = r.uniform(n * ldo), R = r.uniform(n);
       const qb = putF32(q.full), pw = putF32(powTable(gamma, n)), Sb = putF32(S), zb = putF32(z), ob = putF32(O), rb = putF32(R);
-      cross(n, dk, dv, q.ptr(qb), q.ld, pw, Sb, zb, ob, ldo, rb);
+      const scratch = withCanary(k.f32_retention_scratch_size(n, dk, dv));
+      cross(n, dk, dv, q.ptr(qb), q.ld, pw, Sb, zb, ob, ldo, rb, scratch.ptr);
+      scratch.check(`cross ${tw} n=${n} dk=${dk} dv=${dv}`);
       const wo = unstride(O, n, dv, ldo), wr = R.slice();
       crossChunk(q.dense, n, dk, dv, gamma, { S, z }, wo, wr);
       const bo = abs(unstride(O, n, dv, ldo)), br = abs(R);
@@ -202,7 +224,7 @@ function chunkwiseWithKernels(k: Kernels, tw: Twin, q: Float64Array, kk: Float64
   const summary = pick<Kernels['f32_retention_summary__scalar']>(k, 'summary', tw);
   const mark = arena.mark();
   const qb = putF32(q), kb = putF32(kk), vb = putF32(v), ob = arena.alloc(L * dv * 4), rb = arena.alloc(L * 4);
-  const pw = putF32(decayPowers(gamma, C)), scratch = arena.alloc(C * C * 4);
+  const pw = putF32(decayPowers(gamma, C)), scratch = arena.alloc(k.f32_retention_scratch_size(C, dk, dv));
   const inv = putF32(invSqrtDecaySums(gamma, 0, L)); // the tables as the runtime will build them
   const Sb = arena.alloc(dk * dv * 4), zb = arena.alloc(dk * 4), dSb = arena.alloc(dk * dv * 4), dzb = arena.alloc(dk * 4);
   const S = new Float64Array(dk * dv), z = new Float64Array(dk); // the carry, float64 in JS
@@ -212,9 +234,9 @@ function chunkwiseWithKernels(k: Kernels, tw: Twin, q: Float64Array, kk: Float64
     intra(n, dk, dv, qs, dk, ks, dk, vs, dv, pw, os, dv, rs, scratch);
     new Float32Array(arena.memory.buffer, Sb, dk * dv).set(S);
     new Float32Array(arena.memory.buffer, zb, dk).set(z);
-    cross(n, dk, dv, qs, dk, pw, Sb, zb, os, dv, rs);
+    cross(n, dk, dv, qs, dk, pw, Sb, zb, os, dv, rs, scratch);
     norm(n, dv, os, dv, rs, flags.normalizeAttn ? inv + s * 4 : 0, flags.normalizeRetn ? 1 : 0);
-    summary(n, dk, dv, ks, dk, vs, dv, pw, dSb, dzb);
+    summary(n, dk, dv, ks, dk, vs, dv, pw, dSb, dzb, scratch);
     const g = Math.pow(gamma, n), dS = getF32(dSb, dk * dv), dz = getF32(dzb, dk);
     for (let i = 0; i < S.length; i++) S[i] = g * S[i] + dS[i];
     for (let i = 0; i < z.length; i++) z[i] = g * z[i] + dz[i];

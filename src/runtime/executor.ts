@@ -184,7 +184,7 @@ export class WasmExecutor implements Executor {
     const slots = this.workers;
 
     // Memory check before allocating: the score tile is C×C per concurrent task (tileFloats).
-    const tileBytes = tileFloats(Cmax, dk) * F4 * slots;
+    const tileBytes = tileFloats(Cmax, dk, dv) * F4 * slots;
     if (tileBytes > 2 ** 31) {
       throw errors.memory(`the ${Cmax === Math.max(...lengths) ? 'parallel form' : 'chunk size'} with ${Cmax} tokens per chunk needs ${fmtBytes(tileBytes)} of score tiles (${Cmax}² floats × ${slots} workers), over the 2 GiB limit; use numChunks or chunkSize`);
     }
@@ -218,7 +218,7 @@ export class WasmExecutor implements Executor {
       cos: A.transient(slabRowsMax * (dk / 2) * F4, 'scratch'),
       sin: A.transient(slabRowsMax * (dk / 2) * F4, 'scratch'),
       inv: A.transient(Cmax * F4, 'scratch'),
-      tile: A.transient(tileFloats(Cmax, dk) * F4, 'score tile'),
+      tile: A.transient(tileFloats(Cmax, dk, dv) * F4, 'score tile'),
       gemm: A.transient(Math.max(64, this.kernels.gemmScratchBytes()), 'GEMM scratch'),
     }));
 

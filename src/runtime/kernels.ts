@@ -5,9 +5,18 @@
 // runtime's orchestration independently of the WASM build).
 import { activation, erf } from '../reference/ops.js';
 
-/** Floats of a task's tile scratch for chunks of up to C tokens: the intra-chunk score tile (C²),
- *  or a scaled copy of k or q plus a ones vector (C·(dk + 1)) for summary and cross. */
-export const tileFloats = (C: number, dk: number): number => Math.max(C * C, C * (dk + 1));
+/** Floats of the WASM retention kernels' scratch for chunks of up to C tokens (intra, summary and
+ *  cross; mirrors f32_retention_scratch_size in assembly/retention.ts, a test holds them equal). */
+export function wasmRetentionScratchFloats(C: number, dk: number, dv: number): number {
+  const C4 = (C + 3) & ~3, dv8 = (dv + 7) & ~7, dk4 = (dk + 3) & ~3;
+  return Math.max(Math.min(64, C4) * C4 + ((C * dk + 3) & ~3) + C * dv8, dk * dv8 + 4 * dk4);
+}
+
+/** Floats of a task's tile scratch for chunks of up to C tokens, enough for either engine: the
+ *  CBLAS engine's score tile (C²) or its scaled copy of k or q plus a ones vector (C·(dk + 1)) for
+ *  summary and cross; the WASM kernels' packed A, k and v (wasmRetentionScratchFloats). */
+export const tileFloats = (C: number, dk: number, dv: number): number =>
+  Math.max(C * C, C * (dk + 1), wasmRetentionScratchFloats(C, dk, dv));
 
 export interface RuntimeKernels {
   readonly name: string;

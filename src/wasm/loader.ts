@@ -67,17 +67,19 @@ export interface KernelExports {
   /** x [rows, heads·dk] (row stride ldx) rotated in place; cos, sin [rows, dk/2] contiguous. */
   f32_rotary__wasmsimd(rows: number, heads: number, dk: number, x: Ptr, ldx: number, cos: Ptr, sin: Ptr): void;
   f32_rotary__scalar(rows: number, heads: number, dk: number, x: Ptr, ldx: number, cos: Ptr, sin: Ptr): void;
-  /** o [n,dv], r [n] overwritten with the intra-chunk retention; pow [n+1] = γ^d; scratch n·n·4 bytes. */
+  /** Bytes of scratch the intra/summary/cross kernels need for chunks of up to n tokens (the SIMD ones; the scalar twins and the row kernel use less). */
+  f32_retention_scratch_size(n: number, dk: number, dv: number): number;
+  /** o [n,dv], r [n] overwritten with the intra-chunk retention; pow [n+1] = γ^d; scratch f32_retention_scratch_size(n, dk, dv) bytes. */
   f32_retention_intra__wasmsimd(n: number, dk: number, dv: number, q: Ptr, ldq: number, k: Ptr, ldk: number, v: Ptr, ldv: number, pow: Ptr, o: Ptr, ldo: number, r: Ptr, scratch: Ptr): void;
   f32_retention_intra__scalar(n: number, dk: number, dv: number, q: Ptr, ldq: number, k: Ptr, ldk: number, v: Ptr, ldv: number, pow: Ptr, o: Ptr, ldo: number, r: Ptr, scratch: Ptr): void;
   /** The former row-at-a-time SIMD intra kernel (dot per score, axpy per row), kept as the benchmark comparator. */
   f32_retention_intra_rows__wasmsimd(n: number, dk: number, dv: number, q: Ptr, ldq: number, k: Ptr, ldk: number, v: Ptr, ldv: number, pow: Ptr, o: Ptr, ldo: number, r: Ptr, scratch: Ptr): void;
-  /** S [dk,dv] = Σ ζ_j k_jᵀ v_j, z [dk] = Σ ζ_j k_j (f32, overwritten), ζ_j = pow[n−1−j]. */
-  f32_retention_summary__wasmsimd(n: number, dk: number, dv: number, k: Ptr, ldk: number, v: Ptr, ldv: number, pow: Ptr, S: Ptr, z: Ptr): void;
-  f32_retention_summary__scalar(n: number, dk: number, dv: number, k: Ptr, ldk: number, v: Ptr, ldv: number, pow: Ptr, S: Ptr, z: Ptr): void;
-  /** o[i,:] += (q_i ξ_i) S, r[i] += (q_i ξ_i)·z, ξ_i = pow[i+1]; S, z f32. */
-  f32_retention_cross__wasmsimd(n: number, dk: number, dv: number, q: Ptr, ldq: number, pow: Ptr, S: Ptr, z: Ptr, o: Ptr, ldo: number, r: Ptr): void;
-  f32_retention_cross__scalar(n: number, dk: number, dv: number, q: Ptr, ldq: number, pow: Ptr, S: Ptr, z: Ptr, o: Ptr, ldo: number, r: Ptr): void;
+  /** S [dk,dv] = Σ ζ_j k_jᵀ v_j, z [dk] = Σ ζ_j k_j (f32, overwritten), ζ_j = pow[n−1−j]; scratch as for intra. */
+  f32_retention_summary__wasmsimd(n: number, dk: number, dv: number, k: Ptr, ldk: number, v: Ptr, ldv: number, pow: Ptr, S: Ptr, z: Ptr, scratch: Ptr): void;
+  f32_retention_summary__scalar(n: number, dk: number, dv: number, k: Ptr, ldk: number, v: Ptr, ldv: number, pow: Ptr, S: Ptr, z: Ptr, scratch: Ptr): void;
+  /** o[i,:] += (q_i ξ_i) S, r[i] += (q_i ξ_i)·z, ξ_i = pow[i+1]; S, z f32; scratch as for intra. */
+  f32_retention_cross__wasmsimd(n: number, dk: number, dv: number, q: Ptr, ldq: number, pow: Ptr, S: Ptr, z: Ptr, o: Ptr, ldo: number, r: Ptr, scratch: Ptr): void;
+  f32_retention_cross__scalar(n: number, dk: number, dv: number, q: Ptr, ldq: number, pow: Ptr, S: Ptr, z: Ptr, o: Ptr, ldo: number, r: Ptr, scratch: Ptr): void;
   /** Rows scaled by invSqrtC[i] (0 = off; r too), then by 1/max(1,|r_i|) when normRetn. */
   f32_retention_normalize__wasmsimd(n: number, dv: number, o: Ptr, ldo: number, r: Ptr, invSqrtC: Ptr, normRetn: number): void;
   f32_retention_normalize__scalar(n: number, dv: number, o: Ptr, ldo: number, r: Ptr, invSqrtC: Ptr, normRetn: number): void;
