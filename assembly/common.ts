@@ -303,3 +303,45 @@ export function actv64(v: v128, code: i32): v128 {
   const hi = act_f64x2(f64x2.promote_low_f32x4(v128.shuffle<f32>(v, v, 2, 3, 0, 1)), code);
   return v128.shuffle<f32>(f32x4.demote_f64x2_zero(lo), f32x4.demote_f64x2_zero(hi), 0, 1, 4, 5);
 }
+
+// ---------------------------------------------------------------- activation rows
+//   x // [rows, cols] row stride ldx, in place: x = act(x)   (f32_act, and the GEMM's activation epilogue)
+
+// One activation over the rows, two vectors per step (the transcendental activations are long
+// dependency chains: two independent ones keep both FMA pipes busy). `code` is a constant at
+// every call site below, so each copy of this loop carries one activation only.
+// @ts-ignore: decorator
+@inline function act_rows_f32x4(rows: i32, cols: i32, x: usize, ldx: i32, code: i32): void {
+  for (let r = 0; r < rows; r++) {
+    const xr = x + (<usize>r * <usize>ldx << 2);
+    let i = 0;
+    for (; i + 8 <= cols; i += 8) {
+      const p = xr + (<usize>i << 2);
+      const a = actv_inline(v128.load(p), code), b = actv_inline(v128.load(p, 16), code);
+      v128.store(p, a); v128.store(p, b, 16);
+    }
+    for (; i + 4 <= cols; i += 4) { const p = xr + (<usize>i << 2); v128.store(p, actv_inline(v128.load(p), code)); }
+    if (i < cols) { const p = xr + (<usize>i << 2), m = cols - i; storeN(p, actv_inline(loadN(p, m), code), m); }
+  }
+}
+
+// @ts-ignore: decorator
+@inline export function act_rows(rows: i32, cols: i32, x: usize, ldx: i32, act: i32, wide: bool): void {
+  if (act == 0) return;
+  if (!wide) {
+    switch (act) {
+      case 1: act_rows_f32x4(rows, cols, x, ldx, 1); return;
+      case 2: act_rows_f32x4(rows, cols, x, ldx, 2); return;
+      case 3: act_rows_f32x4(rows, cols, x, ldx, 3); return;
+      case 4: act_rows_f32x4(rows, cols, x, ldx, 4); return;
+      case 5: act_rows_f32x4(rows, cols, x, ldx, 5); return;
+      default: return;
+    }
+  }
+  for (let r = 0; r < rows; r++) {
+    const xr = x + (<usize>r * <usize>ldx << 2);
+    let i = 0;
+    for (; i + 4 <= cols; i += 4) { const p = xr + (<usize>i << 2); const v = v128.load(p); v128.store(p, actv64(v, act)); }
+    if (i < cols) { const p = xr + (<usize>i << 2), m = cols - i; const v = loadN(p, m); storeN(p, actv64(v, act), m); }
+  }
+}

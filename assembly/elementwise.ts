@@ -1,6 +1,6 @@
 // Row-wise LayerNorm and elementwise kernels. All take (rows, cols) and row
 // strides in elements; pointers are byte offsets.
-import { loadN, storeN, hsum, actv_inline, actv64, act32, madd } from './common';
+import { loadN, storeN, hsum, actv_inline, actv64, act32, madd, act_rows } from './common';
 
 // ------------------------------------------------------------------ LayerNorm
 //   x     // [rows, n] row stride ldx
@@ -76,45 +76,6 @@ export function f32_layernorm__scalar(rows: i32, n: i32, x: usize, ldx: i32, gam
 
 // ---------------------------------------------------------------- activation
 //   x // [rows, cols] row stride ldx, in place: x = act(x)
-
-// One activation over the rows, two vectors per step (the transcendental activations are long
-// dependency chains: two independent ones keep both FMA pipes busy). `code` is a constant at
-// every call site below, so each copy of this loop carries one activation only.
-// @ts-ignore: decorator
-@inline function act_rows_f32x4(rows: i32, cols: i32, x: usize, ldx: i32, code: i32): void {
-  for (let r = 0; r < rows; r++) {
-    const xr = x + (<usize>r * <usize>ldx << 2);
-    let i = 0;
-    for (; i + 8 <= cols; i += 8) {
-      const p = xr + (<usize>i << 2);
-      const a = actv_inline(v128.load(p), code), b = actv_inline(v128.load(p, 16), code);
-      v128.store(p, a); v128.store(p, b, 16);
-    }
-    for (; i + 4 <= cols; i += 4) { const p = xr + (<usize>i << 2); v128.store(p, actv_inline(v128.load(p), code)); }
-    if (i < cols) { const p = xr + (<usize>i << 2), m = cols - i; storeN(p, actv_inline(loadN(p, m), code), m); }
-  }
-}
-
-// @ts-ignore: decorator
-@inline function act_rows(rows: i32, cols: i32, x: usize, ldx: i32, act: i32, wide: bool): void {
-  if (act == 0) return;
-  if (!wide) {
-    switch (act) {
-      case 1: act_rows_f32x4(rows, cols, x, ldx, 1); return;
-      case 2: act_rows_f32x4(rows, cols, x, ldx, 2); return;
-      case 3: act_rows_f32x4(rows, cols, x, ldx, 3); return;
-      case 4: act_rows_f32x4(rows, cols, x, ldx, 4); return;
-      case 5: act_rows_f32x4(rows, cols, x, ldx, 5); return;
-      default: return;
-    }
-  }
-  for (let r = 0; r < rows; r++) {
-    const xr = x + (<usize>r * <usize>ldx << 2);
-    let i = 0;
-    for (; i + 4 <= cols; i += 4) { const p = xr + (<usize>i << 2); const v = v128.load(p); v128.store(p, actv64(v, act)); }
-    if (i < cols) { const p = xr + (<usize>i << 2), m = cols - i; const v = loadN(p, m); storeN(p, actv64(v, act), m); }
-  }
-}
 
 export function f32_act__wasmsimd(rows: i32, cols: i32, x: usize, ldx: i32, act: i32): void { act_rows(rows, cols, x, ldx, act, false); }
 

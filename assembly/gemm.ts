@@ -9,8 +9,8 @@
 //   scratch // f32_gemm_scratch_size() bytes, or 0: x is then read in place (slower)
 //
 // Pointers are byte offsets into the shared memory; sizes and strides are in elements.
-import { madd, act32 } from './common';
-import { panel_tile_4x8, store_4x4_transposed, finish, act_after, EPI_GEMM, LOAD, FIN, ADDY } from './tiles';
+import { madd, act32, act_rows } from './common';
+import { panel_tile_4x8, store_4x4_transposed, finish, EPI_GEMM, LOAD, FIN, ADDY } from './tiles';
 
 /** K block (elements): each block is summed from zero and then added to y, so the float32 error grows like KC + K/KC, not K; 64 keeps it at the level of a pairwise-ish sum with no measurable speed cost (64×8 panel slice, 2 KiB, stays in L1). */
 const KC: i32 = 64;
@@ -66,7 +66,6 @@ function tile_4x8(kc: i32, x: usize, ldxb: usize, wp: usize, y: usize, ldyb: usi
   finish(c10, c11, bias, nr, act, mode, y1);
   finish(c20, c21, bias, nr, act, mode, y2);
   finish(c30, c31, bias, nr, act, mode, y3);
-  act_after(y0, ldyb, 4, nr, act, mode);
 }
 
 /** Packs rows [0, 4·groups) × k [0, kc) of x into ap[g][k][4] (4×4 transposes in SIMD). */
@@ -107,7 +106,6 @@ function tile_1x8(kc: i32, x: usize, wp: usize, y: usize, nr: i32, bias: usize, 
     wp += 32;
   }
   finish(c0, c1, bias, nr, act, mode, y);
-  act_after(y, 0, 1, nr, act, mode);
 }
 
 /** SIMD GEMM, 4×8 register tile. See the file header for the arguments. */
@@ -118,6 +116,7 @@ export function f32_gemm_4x8__wasmsimd(M: i32, N: i32, K: i32, x: usize, ldx: i3
   const ldxb = <usize>ldx << 2, ldyb = <usize>ldy << 2;
   const addy = accumulate != 0 && act != 0;
   const kcMax = addy ? max(K, 1) : KC; // y holds partial sums between K blocks, so no blocking when y must stay intact
+  const deferAct = act != 0 && !addy, tileAct = deferAct ? 0 : act;
   const panels = (N + 7) >> 3;
   let k0 = 0;
   do {
@@ -141,20 +140,24 @@ export function f32_gemm_4x8__wasmsimd(M: i32, N: i32, K: i32, x: usize, ldx: i3
         if (packA) {
           let ap = scratch;
           for (; i + 4 <= mEnd; i += 4) {
-            tile_4x8_packed(kc, ap, wp, yp, ldyb, nr, bp, act, mode);
+            tile_4x8_packed(kc, ap, wp, yp, ldyb, nr, bp, tileAct, mode);
             ap += <usize>kc << 4; xp += ldxb << 2; yp += ldyb << 2;
           }
         } else {
           for (; i + 4 <= mEnd; i += 4) {
-            tile_4x8(kc, xp, ldxb, wp, yp, ldyb, nr, bp, act, mode);
+            tile_4x8(kc, xp, ldxb, wp, yp, ldyb, nr, bp, tileAct, mode);
             xp += ldxb << 2; yp += ldyb << 2;
           }
         }
         for (; i < mEnd; i++) {
-          tile_1x8(kc, xp, wp, yp, nr, bp, act, mode);
+          tile_1x8(kc, xp, wp, yp, nr, bp, tileAct, mode);
           xp += ldxb; yp += ldyb;
         }
       }
+      // the activation over the finished row block (≤ MC × N, just written, in L2) in the
+      // activation's own two-vectors-per-step loop (one copy per activation): 512×512·(2048×512)ᵀ with
+      // gelu ran at 35.2 GFLOP/s this way against 31.6 with the activation per 4×8 tile (38.5 without)
+      if (deferAct && (mode & FIN)) act_rows(mEnd - m0, N, y + <usize>m0 * ldyb, ldy, act, false);
     }
     k0 += kc;
   } while (k0 < K);

@@ -4,7 +4,7 @@
 //   ap // [kc][4]  the left operand, 4 rows transposed (the GEMM's packed x; A, ζk or q groups)
 //   wp // [kc][8]  the right operand, one 8-column panel (the GEMM's packed W; v or S panels)
 // Each step: two panel loads, four splat loads at constant offsets from one pointer, 8 multiply-adds.
-import { madd, loadN, storeN, actv, actv_inline } from './common';
+import { madd, loadN, storeN, actv } from './common';
 
 // mode bits of the GEMM epilogue for one K block of one tile
 export const LOAD: i32 = 1; // add y (partial sums of earlier K blocks, or y itself when accumulating) to this block's sum
@@ -39,7 +39,6 @@ export const EPI_GEMM: i32 = 0, EPI_ADD: i32 = 1, EPI_SCALED: i32 = 2;
     finish(c10, c11, bias, nr, act, mode, y1);
     finish(c20, c21, bias, nr, act, mode, y2);
     finish(c30, c31, bias, nr, act, mode, y3);
-    act_after(y, ldyb, 4, nr, act, mode);
   } else if (epi == EPI_SCALED) {
     scaled_add_row(y, c00, c01, xi, nr);
     if (rows > 1) scaled_add_row(y1, c10, c11, xi + 4, nr);
@@ -106,23 +105,4 @@ export const EPI_GEMM: i32 = 0, EPI_ADD: i32 = 1, EPI_SCALED: i32 = 2;
   storeN(yp + 16, c1, nr - 4);
 }
 
-/** The activation of a finished tile, in place on y (rows × nr, just stored, in L1): one call per
- *  tile with the activation inlined, rather than a call per row half (when not accumulating). */
-function act_tile(y: usize, ldyb: usize, rows: i32, nr: i32, act: i32): void {
-  for (let i = 0; i < rows; i++) {
-    if (nr == 8) {
-      v128.store(y, actv_inline(v128.load(y), act));
-      v128.store(y, actv_inline(v128.load(y, 16), act), 16);
-    } else {
-      storeN(y, actv_inline(loadN(y, nr), act), nr);
-      if (nr > 4) storeN(y + 16, actv_inline(loadN(y + 16, nr - 4), act), nr - 4);
-    }
-    y += ldyb;
-  }
-}
-
-// @ts-ignore: decorator
-@inline export function act_after(y: usize, ldyb: usize, rows: i32, nr: i32, act: i32, mode: i32): void {
-  if ((mode & FIN) && !(mode & ADDY) && act != 0) act_tile(y, ldyb, rows, nr, act);
-}
 

@@ -1,6 +1,7 @@
 // Single-thread kernel timings in process CPU time (best of N repetitions), for a
 // shared machine where wall-clock figures swing with the load: the GEMM on the
-// fused projection shape, the intra-chunk kernel (blocked vs the former
+// fused projection shape and on the MLP's first Linear with and without gelu,
+// the intra-chunk kernel (blocked vs the former
 // row-at-a-time one) with q/k/v read strided from a [C, 3072] projection as in
 // the chunk worker, the chunk summary and cross term (C = 512 and 1024), and
 // the activations (f32x4 vs the former f64x2 path) on 256×2048, each call on fresh data.
@@ -35,6 +36,17 @@ const M = 256, Wp = 3072, K = 512, dk = 64, dv = 128;
   const ms = best(() => k.f32_gemm_4x8__wasmsimd(M, Wp, K, xp, K, pp, 0, yp, Wp, 0, 0, sp));
   out.gemm = { M, N: Wp, K, ms, gflops: +(2 * M * Wp * K / ms / 1e6).toFixed(1) };
   console.log(`GEMM ${M}×${K}·(${Wp}×${K})ᵀ: ${ms.toFixed(2)} ms, ${(2 * M * Wp * K / ms / 1e6).toFixed(1)} GFLOP/s`);
+}
+{
+  // the MLP's first Linear (512 rows of a row block, d=512 → 2,048) with and without its gelu epilogue
+  const M2 = 512, N2 = 2048, K2 = 512;
+  const xp = alloc(M2 * K2 * 4), wp = alloc(N2 * K2 * 4), pp = alloc(k.f32_gemm_packed_size(N2, K2)), yp = alloc(M2 * N2 * 4), sp = alloc(k.f32_gemm_scratch_size());
+  fill(xp, M2 * K2, 1); fill(wp, N2 * K2, 2, 0.05); k.f32_gemm_pack_8(N2, K2, wp, K2, pp);
+  const gf = (ms: number) => +(2 * M2 * N2 * K2 / ms / 1e6).toFixed(1);
+  const plain = best(() => k.f32_gemm_4x8__wasmsimd(M2, N2, K2, xp, K2, pp, 0, yp, N2, 0, 0, sp), 15);
+  const gelu = best(() => k.f32_gemm_4x8__wasmsimd(M2, N2, K2, xp, K2, pp, 0, yp, N2, 1, 0, sp), 15);
+  out.gemmGelu = { M: M2, N: N2, K: K2, plainMs: plain, geluMs: gelu, plainGflops: gf(plain), geluGflops: gf(gelu) };
+  console.log(`GEMM ${M2}×${K2}·(${N2}×${K2})ᵀ: ${gf(plain)} GFLOP/s, with the gelu epilogue ${gf(gelu)} GFLOP/s`);
 }
 const retention: Record<string, unknown>[] = [];
 for (const C of [512, 1024]) {
