@@ -189,7 +189,13 @@ function scores_tail(dk: i32, n: i32, i0: i32, q0: usize, ldqb: usize, kk: usize
  *  the packed GEMM's tile (tiles.ts). */
 // @ts-ignore: decorator
 @inline function tile_4x8(kc: i32, ap: usize, vp: usize, y: usize, ldyb: usize, nr: i32, rows: i32, first: bool): void {
-  panel_tile_4x8(kc, ap, vp, y, ldyb, nr, rows, EPI_ADD, 0, 0, first ? 0 : LOAD, 0);
+  // full tiles with constant epilogue flags (see the GEMM's tile_4x8_packed)
+  if (nr == 8 && rows == 4) {
+    if (first) panel_tile_4x8(kc, ap, vp, y, ldyb, 8, 4, EPI_ADD, 0, 0, 0, 0);
+    else panel_tile_4x8(kc, ap, vp, y, ldyb, 8, 4, EPI_ADD, 0, 0, LOAD, 0);
+  } else {
+    panel_tile_4x8(kc, ap, vp, y, ldyb, nr, rows, EPI_ADD, 0, 0, first ? 0 : LOAD, 0);
+  }
 }
 
 export function f32_retention_intra__wasmsimd(n: i32, dk: i32, dv: i32, q: usize, ldq: i32, k: usize, ldk: i32,
@@ -377,7 +383,11 @@ export function f32_retention_cross__wasmsimd(n: i32, dk: i32, dv: i32, q: usize
     const xi = pow + (<usize>(i0 + 1) << 2), rp = r + (<usize>i0 << 2);
     storeN(rp, madd(loadN(xi, rows), acc, loadN(rp, rows)), rows);
     const o0 = o + <usize>i0 * ldob;
-    for (let p = 0; p < panels; p++) panel_tile_4x8(dk, qp, sp + <usize>p * panelb, o0 + (<usize>p << 5), ldob, min(8, dv - p * 8), rows, EPI_SCALED, 0, 0, 0, xi);
+    for (let p = 0; p < panels; p++) {
+      const nr = min(8, dv - p * 8), sp_ = sp + <usize>p * panelb, op = o0 + (<usize>p << 5);
+      if (nr == 8 && rows == 4) panel_tile_4x8(dk, qp, sp_, op, ldob, 8, 4, EPI_SCALED, 0, 0, 0, xi);
+      else panel_tile_4x8(dk, qp, sp_, op, ldob, nr, rows, EPI_SCALED, 0, 0, 0, xi);
+    }
   }
 }
 
