@@ -87,7 +87,7 @@ for (const variant of VARIANTS) for (const fn of INTRA_FNS) {
 // grows like dk/4 + 32 + n/32 roundings instead of dk + n: checked at n = 1024 on positive data (no
 // cancellation, the worst case for long sums) with that tighter bound, (dk/4 + 32 + n/32 + 8)·2⁻²⁴·Σ|terms|,
 // and against the row-at-a-time kernel on the same inputs: the blocked error must be under half of
-// its error (measured 4.8 vs 30.9 units of 2⁻²⁴·Σ|terms|, relaxed module).
+// its error (measured 4.6–4.9 vs 28.9–30.9 units of 2⁻²⁴·Σ|terms|, both modules).
 for (const variant of VARIANTS) {
   test(`f32_retention_intra__wasmsimd (${variant}) at n = 1024: within (dk/4 + 32 + n/32 + 8)·2⁻²⁴·Σ|terms| and under half the row kernel's error`, () => {
     const k = kernels(variant);
