@@ -5,6 +5,8 @@ import { spawnSync } from 'node:child_process';
 import { RetNet, RetNetError, Tensor } from '../src/index.js';
 import type { WasmExecutor } from '../src/runtime/executor.js';
 import { ROOT, expectError } from './helpers.js';
+import { canRun } from './helpers/skip.js';
+import { engineMissing } from './helpers/engines.js';
 
 const model = RetNet.init({ numLayer: 2, numHeads: 4, dimModel: 64, seed: 5 });
 const x = Tensor.randn([2, 2000, 64], { seed: 6 });
@@ -47,14 +49,29 @@ test('non-finite streamed input is an error naming the position', async () => {
   await expectError(() => model.forwardRagged(xs, { backend: 'wasm', chunkSize: 4 }), /non-finite value NaN at \[0, 3, 5\]/, 'NaN');
 });
 
-test('a parallel form whose L² score tiles would not fit is refused, naming the memory', async () => {
+test('a parallel form whose L² score tiles would not fit is refused on the CBLAS engine, naming the memory', async () => {
+  if (!canRun('parallel form refused on the CBLAS engine (L² score tiles)', engineMissing('blas'))) return;
   const small = RetNet.init({ numLayer: 1, numHeads: 2, dimModel: 8, seed: 1 });
   const long = Tensor.randn([1, 40_000, 8], { seed: 2 });
-  const e = await expectError(() => small.forward(long, { backend: 'wasm', workers: 2 }), /parallel form with 40000 tokens per chunk needs 11\.92 GiB of score tiles .* use numChunks or chunkSize/, 'L² too big');
+  const e = await expectError(() => small.forward(long, { backend: 'wasm', kernels: 'blas', workers: 2 }), /parallel form with 40000 tokens per chunk needs 11\.92 GiB of score tiles .* use numChunks or chunkSize/, 'L² too big');
   if ((e as RetNetError).code !== 'E_MEMORY') throw new Error(`code ${(e as RetNetError).code}`);
   // the same input chunkwise runs
-  const y = await small.forward(long, { backend: 'wasm', workers: 2, chunkSize: 512 });
+  const y = await small.forward(long, { backend: 'wasm', kernels: 'blas', workers: 2, chunkSize: 512 });
   if (y.shape.join() !== '1,40000,8') throw new Error(`shape ${y.shape}`);
+  await small.close();
+});
+
+// The WASM kernels hold A 64 rows at a time (f32_retention_scratch_size), so the same parallel form
+// needs (64 + dk + 8⌈dv/8⌉)·L floats per worker, not L²: it runs, and agrees with the chunkwise form
+// (float32 sums over up to L terms in blocks of 32 on both sides: 1e-5 of the largest output).
+test('the same parallel form runs on the WASM engine (no L² tile) and agrees with chunks of 512', async () => {
+  const small = RetNet.init({ numLayer: 1, numHeads: 2, dimModel: 8, seed: 1 });
+  const long = Tensor.randn([1, 40_000, 8], { seed: 2 });
+  const par = await small.forward(long, { backend: 'wasm', kernels: 'wasm', workers: 2 });
+  const chk = await small.forward(long, { backend: 'wasm', kernels: 'wasm', workers: 2, chunkSize: 512 });
+  let maxRef = 0, maxDiff = 0;
+  for (let i = 0; i < chk.size; i++) { maxRef = Math.max(maxRef, Math.abs(chk.data[i])); maxDiff = Math.max(maxDiff, Math.abs(par.data[i] - chk.data[i])); }
+  if (!(maxDiff <= 1e-5 * maxRef)) throw new Error(`parallel vs chunkwise: max|Δ| ${maxDiff} > 1e-5 · ${maxRef}`);
   await small.close();
 });
 

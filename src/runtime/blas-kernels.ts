@@ -13,7 +13,7 @@
 // so outputs stay bitwise identical for any worker count and window size.
 import { createRequire } from 'node:module';
 import { errors } from '../errors.js';
-import type { RuntimeKernels } from './kernels.js';
+import { tileFloats, type RuntimeKernels } from './kernels.js';
 import { loadKernelsSync, type VariantRequest } from '../wasm/loader.js';
 import { wasmContract } from './wasm-kernels.js';
 
@@ -143,6 +143,7 @@ export function bindBlasKernels(memory: WebAssembly.Memory, variant: string, pat
   return {
     ...W,
     name: `${blas.label} + ${W.name}`,
+    tileFloats, // the C×C score tile of the BLAS intra-chunk GEMMs (or the WASM kernels' scratch, if larger)
     packedSize: (N, K) => raw(N, K) + W.packedSize(N, K),
     pack(w, N, K, out) {
       F().copyWithin(out / F4, w / F4, w / F4 + N * K);

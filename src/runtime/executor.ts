@@ -14,7 +14,7 @@ import { planWindows, slabChunks, type Slab } from './plan.js';
 import { newSeqState, scanChunks, type SeqState } from './scan.js';
 import { sectionStart, sectionEnd, profileBuffer } from './profile.js';
 import { ACT_CODE, ROW_BLOCK, type ScratchPtrs, type SlabTask, type WindowPtrs } from './messages.js';
-import { tileFloats, type RuntimeKernels } from './kernels.js';
+import type { RuntimeKernels } from './kernels.js';
 import { createWorkerKernels, type EngineName } from './worker-kernels.js';
 import { kernelsFromEnv, type KernelsRequest } from '../options.js';
 import { packModel, type Packed } from './pack.js';
@@ -183,10 +183,12 @@ export class WasmExecutor implements Executor {
     const slabRowsMax = Math.max(...lengths.map((L) => Math.min(L, slabChunks(chunkSize(L)) * chunkSize(L))));
     const slots = this.workers;
 
-    // Memory check before allocating: the score tile is C×C per concurrent task (tileFloats).
-    const tileBytes = tileFloats(Cmax, dk, dv) * F4 * slots;
+    // Memory check before allocating: one tile scratch per concurrent task, C×C floats on the CBLAS
+    // engine (its score tile), about (64 + dk + dv)·C on the WASM engine (RuntimeKernels.tileFloats).
+    const tileF = Math.max(16, this.kernels.tileFloats(Cmax, dk, dv));
+    const tileBytes = tileF * F4 * slots;
     if (tileBytes > 2 ** 31) {
-      throw errors.memory(`the ${Cmax === Math.max(...lengths) ? 'parallel form' : 'chunk size'} with ${Cmax} tokens per chunk needs ${fmtBytes(tileBytes)} of score tiles (${Cmax}² floats × ${slots} workers), over the 2 GiB limit; use numChunks or chunkSize`);
+      throw errors.memory(`the ${Cmax === Math.max(...lengths) ? 'parallel form' : 'chunk size'} with ${Cmax} tokens per chunk needs ${fmtBytes(tileBytes)} of score tiles (${tileF} floats × ${slots} workers on the ${this.kernels.name} engine), over the 2 GiB limit; use numChunks or chunkSize`);
     }
     // Decay powers γ_h^i, i = 0..Cmax, per layer and head (float64 → float32).
     const powStride = Cmax + 1;
@@ -218,7 +220,7 @@ export class WasmExecutor implements Executor {
       cos: A.transient(slabRowsMax * (dk / 2) * F4, 'scratch'),
       sin: A.transient(slabRowsMax * (dk / 2) * F4, 'scratch'),
       inv: A.transient(Cmax * F4, 'scratch'),
-      tile: A.transient(tileFloats(Cmax, dk, dv) * F4, 'score tile'),
+      tile: A.transient(tileF * F4, 'score tile'),
       gemm: A.transient(Math.max(64, this.kernels.gemmScratchBytes()), 'GEMM scratch'),
     }));
 

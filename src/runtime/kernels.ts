@@ -12,9 +12,10 @@ export function wasmRetentionScratchFloats(C: number, dk: number, dv: number): n
   return Math.max(Math.min(64, C4) * C4 + ((C * dk + 3) & ~3) + C * dv8, dk * dv8 + 4 * dk4);
 }
 
-/** Floats of a task's tile scratch for chunks of up to C tokens, enough for either engine: the
- *  CBLAS engine's score tile (C²) or its scaled copy of k or q plus a ones vector (C·(dk + 1)) for
- *  summary and cross; the WASM kernels' packed A, k and v (wasmRetentionScratchFloats). */
+/** Floats of a task's tile scratch for chunks of up to C tokens on the CBLAS engine (its
+ *  RuntimeKernels.tileFloats): its score tile (C²) or its scaled copy of k or q plus a ones vector
+ *  (C·(dk + 1)) for summary and cross, or the WASM kernels' packed A, k and v for the chunks it
+ *  leaves to them (wasmRetentionScratchFloats), whichever is largest. */
 export const tileFloats = (C: number, dk: number, dv: number): number =>
   Math.max(C * C, C * (dk + 1), wasmRetentionScratchFloats(C, dk, dv));
 
@@ -28,6 +29,8 @@ export interface RuntimeKernels {
   pack(w: number, N: number, K: number, out: number): void;
   /** Bytes of per-call scratch the GEMM wants (one buffer per concurrent caller). */
   gemmScratchBytes(): number;
+  /** Floats of one task's `tile` scratch (intra, summary, cross) for chunks of up to C tokens. */
+  tileFloats(C: number, dk: number, dv: number): number;
   /** y[M,N] (=|+=) act(x[M,K]·Wᵀ + b); b = 0 for none; scratch from gemmScratchBytes(). */
   gemm(x: number, M: number, K: number, ldx: number, wPacked: number, N: number, b: number, y: number, ldy: number, act: number, accumulate: boolean, scratch: number): void;
   /** In place rotary on x[rows, heads·dk] (row stride ld) with tables cos, sin [rows, dk/2]. */
@@ -68,6 +71,7 @@ export function jsKernels(memory: WebAssembly.Memory): RuntimeKernels {
     },
     packedSize: (N, K) => N * K,
     gemmScratchBytes: () => 0,
+    tileFloats: () => 0, // the twin needs no scratch
     pack(w, N, K, out) { const m = F(); m.copyWithin(ix(out), ix(w), ix(w) + N * K); },
     gemm(x, M, K, ldx, w, N, b, y, ldy, act, accumulate) {
       const m = F(); const f = ACT_FNS[act];

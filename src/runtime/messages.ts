@@ -47,7 +47,7 @@ export interface ScratchPtrs {
   cos: number;    // [rows, dk/2]
   sin: number;    // [rows, dk/2]
   inv: number;    // [C]             1/sqrt(c_n) per row
-  tile: number;   // [C, C]          score tile for the intra-chunk kernel; scaled k or q for summary/cross (tileFloats)
+  tile: number;   // scratch of the intra-chunk, summary and cross kernels (RuntimeKernels.tileFloats: C×C on the CBLAS engine)
   gemm: number;   // GEMM packing scratch (gemmScratchBytes)
 }
 

@@ -1,7 +1,7 @@
 // Adapter from the AssemblyScript module's exports (src/wasm/loader.ts) to
 // the RuntimeKernels contract the chunk worker programs against.
 import { loadKernelsSync, type Kernels, type VariantRequest } from '../wasm/loader.js';
-import type { RuntimeKernels } from './kernels.js';
+import { wasmRetentionScratchFloats, type RuntimeKernels } from './kernels.js';
 
 const LN_EPS = 1e-5;
 
@@ -17,6 +17,7 @@ export function wasmContract(k: Kernels): RuntimeKernels {
     packedSize: (N, K) => k.f32_gemm_packed_size(N, K) / 4,
     pack: (w, N, K, out) => k.f32_gemm_pack_8(N, K, w, K, out),
     gemmScratchBytes: () => k.f32_gemm_scratch_size(),
+    tileFloats: wasmRetentionScratchFloats, // no C×C score tile: A is held 64 rows at a time
     gemm: (x, M, K, ldx, wp, N, b, y, ldy, act, acc, scratch) => k.f32_gemm_4x8__wasmsimd(M, N, K, x, ldx, wp, b, y, ldy, act, acc ? 1 : 0, scratch),
     rotary: (x, rows, heads, dk, ld, cos, sin) => k.f32_rotary__wasmsimd(rows, heads, dk, x, ld, cos, sin),
     intra: (q, kk, v, n, dk, dv, ldq, ldk, ldv, pow, o, ldo, r, tile) => k.f32_retention_intra__wasmsimd(n, dk, dv, q, ldq, kk, ldk, v, ldv, pow, o, ldo, r, tile),
