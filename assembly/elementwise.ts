@@ -192,19 +192,28 @@ export function f32_scale_rows__scalar(rows: i32, cols: i32, x: usize, ldx: i32,
 //   a // [rows, cols] row stride lda, in place
 //   m // row i's mask at m + i·ldm floats (ldm may be negative: the decay table slid one to the left per row)
 //   a[i,:] ⊙= m_i;  r[i] = Σ_c a[i,c]
-//   SIMD: four lane sums (column c in lane c mod 4), then lanes (0+1)+(2+3); scalar: in column order.
+//   SIMD: four lane sums (column c in lane c mod 4) in blocks of 32 columns, then lanes (0+1)+(2+3);
+//   scalar: in column order.
 
 export function f32_mask_rowsum__wasmsimd(rows: i32, cols: i32, m: usize, ldm: i32, a: usize, lda: i32, r: usize): void {
   for (let i = 0; i < rows; i++) {
     const ar = a + (<usize>i * <usize>lda << 2);
     const mr = m + <usize>(i * ldm << 2);
+    // lanes summed in blocks of 32 columns from zero, then across blocks: a row's float32 error
+    // grows like 8 + cols/32 (+ the final 4-lane sum) instead of cols/4
     let acc = f32x4.splat(0);
     let c = 0;
-    for (; c + 4 <= cols; c += 4) {
-      const b = <usize>c << 2;
-      const t = f32x4.mul(v128.load(ar + b), v128.load(mr + b));
-      v128.store(ar + b, t);
-      acc = f32x4.add(acc, t);
+    const c4 = cols & ~3;
+    while (c < c4) {
+      const ce = min(c4, c + 32);
+      let blk = f32x4.splat(0);
+      for (; c < ce; c += 4) {
+        const b = <usize>c << 2;
+        const t = f32x4.mul(v128.load(ar + b), v128.load(mr + b));
+        v128.store(ar + b, t);
+        blk = f32x4.add(blk, t);
+      }
+      acc = f32x4.add(acc, blk);
     }
     if (c < cols) {
       const b = <usize>c << 2, n = cols - c;

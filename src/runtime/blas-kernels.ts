@@ -25,6 +25,12 @@ export const GEMM_MIN_ROWS = 12;
 export const INTRA_MIN_ROWS = 32;
 /** Row block of the BLAS intra-chunk retention: block b only multiplies columns [0, end of block b). */
 export const INTRA_BLOCK = 64;
+/** A·v of the BLAS intra-chunk retention in K blocks of this many tokens, each sgemm adding into o
+ *  (β = 1): OpenBLAS sums a whole K block per output element in one float32 chain, so one sgemm over
+ *  the chunk's j has an error ∝ min(n, its K block) — 16.9·2⁻²⁴·Σ|terms| at n = 512 on positive
+ *  data against 6.7 in blocks of 64 (∝ 64 + n/64), at 0.81 vs 0.87 ms (n = 512), +3% at n = 4,096,
+ *  +7% at 2,048 (seed head, CPU time; a scratch timing). */
+export const INTRA_AV_BLOCK = 64;
 
 const ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112;
 const F4 = 4;
@@ -128,7 +134,7 @@ export function loadBlas(path: string | undefined = process.env.RETNET_BLAS || u
 }
 
 /** Where BLAS takes over (defaults: the measured crossovers above; benchmarks and tests move them). */
-export interface BlasTuning { gemmMinRows: number; intraMinRows: number; intraBlock: number }
+export interface BlasTuning { gemmMinRows: number; intraMinRows: number; intraBlock: number; /** default INTRA_AV_BLOCK */ intraAvBlock?: number }
 
 /** The CBLAS engine over a shared memory: BLAS for the GEMMs, WASM (`variant`) for the rest. */
 export function bindBlasKernels(memory: WebAssembly.Memory, variant: string, path?: string,
@@ -185,7 +191,7 @@ export function bindBlasKernels(memory: WebAssembly.Memory, variant: string, pat
     // tile // [n, n] scratch: A block [R, i1] at tile, the mask table [2n] after it
     intra(q, k, v, n, dk, dv, ldq, ldk, ldv, pow, o, ldo, r, tile) {
       if (n < Math.max(8, tune.intraMinRows)) { W.intra(q, k, v, n, dk, dv, ldq, ldk, ldv, pow, o, ldo, r, tile); return; }
-      const R = Math.min(tune.intraBlock, n >> 1);
+      const R = Math.min(tune.intraBlock, n >> 1), avBlock = tune.intraAvBlock ?? INTRA_AV_BLOCK;
       const A = tile, mask = tile + R * n * F4; // R·n + 2n ≤ n² for n ≥ 8
       const m = F();
       // mask[t] = pow[n−1−t] for t < n, 0 after: row i of a block uses mask[n−1−i .. n−1−i+i1)
@@ -195,7 +201,10 @@ export function bindBlasKernels(memory: WebAssembly.Memory, variant: string, pat
         const i1 = Math.min(n, i0 + R), rows = i1 - i0;
         sgemm(ROW_MAJOR, NO_TRANS, TRANS, rows, i1, dk, 1, base + q + i0 * ldq * F4, ldq, base + k, ldk, 0, base + A, i1);
         wk.f32_mask_rowsum__wasmsimd(rows, i1, mask + (n - 1 - i0) * F4, -1, A, i1, r + i0 * F4); // row i: mask[n−1−i ..]
-        sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, rows, dv, i1, 1, base + A, i1, base + v, ldv, 0, base + o + i0 * ldo * F4, ldo);
+        for (let j0 = 0; j0 < i1; j0 += avBlock) {
+          const kb = Math.min(avBlock, i1 - j0);
+          sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, rows, dv, kb, 1, base + A + j0 * F4, i1, base + v + j0 * ldv * F4, ldv, j0 === 0 ? 0 : 1, base + o + i0 * ldo * F4, ldo);
+        }
       }
     },
   };
