@@ -214,18 +214,12 @@ export function f32_retention_intra__wasmsimd(n: i32, dk: i32, dv: i32, q: usize
     // 1. scores: group of rows i0..i0+3 against columns j < i0 in full 4×4 blocks, then its diagonal block
     for (let i0 = b0; i0 < bEnd; i0 += 4) {
       const ag = scratch + <usize>((i0 - b0) >> 2) * groupb;
-      const q0 = q + <usize>i0 * ldqb;
-      if (i0 + 4 <= n) {
-        const q1 = q0 + ldqb, q2 = q1 + ldqb, q3 = q2 + ldqb;
-        for (let j0 = 0; j0 < i0; j0 += 4) scores_4x4(dk, q0, q1, q2, q3, kk + <usize>j0 * ldkb, ldkb, pow, i0 - j0, false, ag + (<usize>j0 << 4));
-        scores_4x4(dk, q0, q1, q2, q3, kk + <usize>i0 * ldkb, ldkb, pow, 0, true, ag + (<usize>i0 << 4));
-      } else {
-        // fewer than 4 rows left: the missing rows re-read row n−1 (their lanes are never used)
-        const last = q + <usize>(n - 1) * ldqb;
-        const q1 = min(q0 + ldqb, last), q2 = min(q0 + 2 * ldqb, last), q3 = last;
-        for (let j0 = 0; j0 < i0; j0 += 4) scores_4x4(dk, q0, q1, q2, q3, kk + <usize>j0 * ldkb, ldkb, pow, i0 - j0, false, ag + (<usize>j0 << 4));
-        scores_tail(dk, n, i0, q0, ldqb, kk, ldkb, pow, ag + (<usize>i0 << 4));
-      }
+      // in the last group, rows past n re-read row n−1 (their lanes are never used)
+      const q0 = q + <usize>i0 * ldqb, last = q + <usize>(n - 1) * ldqb;
+      const q1 = min(q0 + ldqb, last), q2 = min(q0 + 2 * ldqb, last), q3 = min(q0 + 3 * ldqb, last);
+      for (let j0 = 0; j0 < i0; j0 += 4) scores_4x4(dk, q0, q1, q2, q3, kk + <usize>j0 * ldkb, ldkb, pow, i0 - j0, false, ag + (<usize>j0 << 4));
+      if (i0 + 4 <= n) scores_4x4(dk, q0, q1, q2, q3, kk + <usize>i0 * ldkb, ldkb, pow, 0, true, ag + (<usize>i0 << 4));
+      else scores_tail(dk, n, i0, q0, ldqb, kk, ldkb, pow, ag + (<usize>i0 << 4));
     }
     // 2. row sums
     for (let i0 = b0; i0 < bEnd; i0 += 4) {

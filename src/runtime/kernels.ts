@@ -36,10 +36,10 @@ export interface RuntimeKernels {
   /** In place rotary on x[rows, heads·dk] (row stride ld) with tables cos, sin [rows, dk/2]. */
   rotary(x: number, rows: number, heads: number, dk: number, ld: number, cos: number, sin: number): void;
   /** o[i,:] = Σ_{j≤i} (q_i·k_j) pow[i−j] v_j ; r[i] = Σ_{j≤i} (q_i·k_j) pow[i−j]. */
-  intra(q: number, k: number, v: number, n: number, dk: number, dv: number, ldq: number, ldk: number, ldv: number, pow: number, o: number, ldo: number, r: number, tile: number): void;
-  /** S[dk,dv] = Σ_j pow[n−1−j] k_jᵀ v_j ; z[dk] = Σ_j pow[n−1−j] k_j. `tile`: scratch of ≥ n·(dk + 1) floats (TILE_FLOATS). */
+  intra(q: number, k: number, v: number, n: number, dk: number, dv: number, ldq: number, ldk: number, ldv: number, pow: number, o: number, ldo: number, r: number, tile: number): void; // tile: as for summary
+  /** S[dk,dv] = Σ_j pow[n−1−j] k_jᵀ v_j ; z[dk] = Σ_j pow[n−1−j] k_j. `tile`: tileFloats(n, dk, dv) floats of scratch. */
   summary(k: number, v: number, n: number, dk: number, dv: number, ldk: number, ldv: number, pow: number, S: number, z: number, tile: number): void;
-  /** o[i,:] += pow[i+1] q_i S ; r[i] += pow[i+1] q_i·z. `tile`: scratch as for summary. */
+  /** o[i,:] += pow[i+1] q_i S ; r[i] += pow[i+1] q_i·z. `tile`: as for summary. */
   cross(q: number, n: number, dk: number, dv: number, ldq: number, pow: number, S: number, z: number, o: number, ldo: number, r: number, tile: number): void;
   /** Row i of o and r[i] times inv[i] (inv = 0: skip), then o row / max(1,|r[i]|) if retn. */
   normalize(o: number, n: number, dv: number, ldo: number, r: number, inv: number, retn: boolean): void;
