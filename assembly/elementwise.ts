@@ -74,6 +74,57 @@ export function f32_layernorm__scalar(rows: i32, n: i32, x: usize, ldx: i32, gam
   }
 }
 
+// ------------------------------------------------------------------ RMSNorm
+//   x     // [rows, n] row stride ldx
+//   gamma // [n]
+//   y     // [rows, n] row stride ldy; y == x (in place) is allowed
+// y = x · 1/sqrt(mean(x²) + eps) · gamma. The sum of squares is taken in f64; the output pass is f32.
+
+export function f32_rmsnorm__wasmsimd(rows: i32, n: i32, x: usize, ldx: i32, gamma: usize, y: usize, ldy: i32, eps: f64): void {
+  const n4 = n & ~3;
+  for (let r = 0; r < rows; r++) {
+    const xr = x + (<usize>r * <usize>ldx << 2);
+    const yr = y + (<usize>r * <usize>ldy << 2);
+    let s0 = f64x2.splat(0), s1 = s0;
+    let i = 0;
+    for (; i < n4; i += 4) {
+      const v = v128.load(xr + (<usize>i << 2));
+      const a = f64x2.promote_low_f32x4(v);
+      const b = f64x2.promote_low_f32x4(v128.shuffle<f32>(v, v, 2, 3, 0, 1));
+      s0 = f64x2.add(s0, f64x2.mul(a, a));
+      s1 = f64x2.add(s1, f64x2.mul(b, b));
+    }
+    s0 = f64x2.add(s0, s1);
+    let ss = f64x2.extract_lane(s0, 0) + f64x2.extract_lane(s0, 1);
+    for (; i < n; i++) { const t = <f64>load<f32>(xr + (<usize>i << 2)); ss += t * t; }
+    const inv = <f32>(1.0 / sqrt<f64>(ss / <f64>n + eps));
+    const invf = f32x4.splat(inv);
+    i = 0;
+    for (; i < n4; i += 4) {
+      const o = <usize>i << 2;
+      v128.store(yr + o, f32x4.mul(f32x4.mul(v128.load(xr + o), invf), v128.load(gamma + o)));
+    }
+    for (; i < n; i++) {
+      const o = <usize>i << 2;
+      store<f32>(yr + o, load<f32>(xr + o) * inv * load<f32>(gamma + o));
+    }
+  }
+}
+
+export function f32_rmsnorm__scalar(rows: i32, n: i32, x: usize, ldx: i32, gamma: usize, y: usize, ldy: i32, eps: f64): void {
+  for (let r = 0; r < rows; r++) {
+    const xr = x + (<usize>r * <usize>ldx << 2);
+    const yr = y + (<usize>r * <usize>ldy << 2);
+    let ss: f64 = 0;
+    for (let i = 0; i < n; i++) { const t = <f64>load<f32>(xr + (<usize>i << 2)); ss += t * t; }
+    const inv = <f32>(1.0 / sqrt<f64>(ss / <f64>n + eps));
+    for (let i = 0; i < n; i++) {
+      const o = <usize>i << 2;
+      store<f32>(yr + o, load<f32>(xr + o) * inv * load<f32>(gamma + o));
+    }
+  }
+}
+
 // ---------------------------------------------------------------- activation
 //   x // [rows, cols] row stride ldx, in place: x = act(x)
 

@@ -8,6 +8,7 @@ export type ErrorCode =
   | 'E_SAFETENSORS' // a safetensors file is malformed, truncated or hostile
   | 'E_DTYPE'       // a tensor's dtype is not supported
   | 'E_WEIGHTS'     // weights are missing, unexpected or of the wrong shape
+  | 'E_CONFIG'      // a model folder's config.json asks for something this runtime cannot honour
   | 'E_MEMORY'      // the request would need more memory than allowed
   | 'E_WORKER'      // a worker thread failed or died
   | 'E_ABORTED'     // the caller aborted
@@ -86,6 +87,8 @@ export const errors = {
   dtype: (file: string, name: string, dtype: string) =>
     new RetNetError('E_DTYPE', `${file}: tensor ${quote(name)} has dtype ${/^\w{1,16}$/.test(dtype) ? dtype : quote(dtype)}; supported: F32, F64, F16, BF16 (and I32, I64, U8 for integer data)`),
   weights: (message: string) => new RetNetError('E_WEIGHTS', message),
+  modelConfig: (file: string, key: string, want: string, got: unknown) =>
+    new RetNetError('E_CONFIG', `${file}: ${quote(key)} must be ${want} (got ${show(got)})`),
   memory: (message: string) => new RetNetError('E_MEMORY', message),
   worker: (message: string, cause?: unknown) => new RetNetError('E_WORKER', message, { cause }),
   aborted: (reason?: unknown) => new RetNetError('E_ABORTED', `operation aborted${reason !== undefined ? `: ${String(reason instanceof Error ? reason.message : reason)}` : ''}`),

@@ -26,10 +26,10 @@ let tableCacheBytes = 0;
 function slabRotaryTables(t: SlabTask, Ly: LayerPtrs): void {
   const n = t.len * (t.dims.dk / 2);
   const cos = new Float32Array(memory.buffer, t.scratch.cos, n), sin = new Float32Array(memory.buffer, t.scratch.sin, n);
-  const key = `${t.start}|${t.len}|${t.dims.dk}|${Ly.angle.join(',')}`;
+  const key = `${t.start}|${t.len}|${t.dims.dk}|${t.dims.angleF32 ? 'f32' : 'f64'}|${Ly.angle.join(',')}`;
   const hit = tableCache.get(key);
   if (hit) { cos.set(hit.cos); sin.set(hit.sin); return; }
-  rotaryTables(Ly.angle, t.dims.dk, t.start, t.len, cos, sin);
+  rotaryTables(Ly.angle, t.dims.dk, t.start, t.len, cos, sin, t.dims.angleF32);
   if (8 * n > TABLE_CACHE_BYTES) return;
   // evict the oldest entries until this one fits, reusing an evicted entry's arrays when
   // they have this length (no garbage: RSS stays flat however long the stream)
@@ -51,28 +51,34 @@ function* chunksOfSlab(t: SlabTask): Generator<[number, number, number, number]>
   for (let off = 0; off < t.len; off += t.C, c++) yield [c, t.row + off, t.start + off, Math.min(t.C, t.len - off)];
 }
 
+/** The family's block norm (LayerNorm, or RMSNorm with the bias pointer unused) of rows of n features. */
+function blockNorm(t: SlabTask, x: number, rows: number, n: number, ldx: number, w: number, b: number, y: number, ldy: number, rms: boolean): void {
+  if (rms) K.rmsNorm(x, rows, n, ldx, w, t.dims.eps, y, ldy);
+  else K.layerNorm(x, rows, n, ldx, w, b, y, ldy);
+}
+
 function phaseA(t: SlabTask, Ly: LayerPtrs): void {
-  const { d, H, dk, dv, Wp } = t.dims;
+  const { d, H, dk, dv, dqk, Wp } = t.dims;
   const { win, scratch: s } = t;
   const stride = dk * dv + dk;
   // pre-norm + fused projections, in row blocks: X[rows, d] → h[rb, d] → P[rows, Wp]
   for (let r0 = 0; r0 < t.len; r0 += ROW_BLOCK) {
     const rb = Math.min(ROW_BLOCK, t.len - r0);
     const row = t.row + r0;
-    K.layerNorm(win.X + row * d * F4, rb, d, d, Ly.preNormW, Ly.preNormB, s.h, d);
+    blockNorm(t, win.X + row * d * F4, rb, d, d, Ly.preNormW, Ly.preNormB, s.h, d, t.dims.normRms);
     K.gemm(s.h, rb, d, d, Ly.qkvgW, Wp, Ly.qkvgB, win.P + row * Wp * F4, Wp, 0, false, s.gemm);
   }
-  // rotary on q (cols [0, d)) and k (cols [d, 2d)) of P
+  // rotary on q (cols [0, dqk)) and k (cols [dqk, 2·dqk)) of P
   slabRotaryTables(t, Ly);
   const P0 = win.P + t.row * Wp * F4;
   K.rotary(P0, t.len, H, dk, Wp, s.cos, s.sin);
-  K.rotary(P0 + d * F4, t.len, H, dk, Wp, s.cos, s.sin);
+  K.rotary(P0 + dqk * F4, t.len, H, dk, Wp, s.cos, s.sin);
   // intra-chunk retention and chunk summaries, per chunk and head
   for (const [c, row, , n] of chunksOfSlab(t)) {
     for (let h = 0; h < H; h++) {
       const q = win.P + (row * Wp + h * dk) * F4;
-      const k = q + d * F4;
-      const v = win.P + (row * Wp + 2 * d + h * dv) * F4;
+      const k = q + dqk * F4;
+      const v = win.P + (row * Wp + 2 * dqk + h * dv) * F4;
       const pow = Ly.pow + h * win.powStride * F4;
       K.intra(q, k, v, n, dk, dv, Wp, Wp, Wp, pow, win.O + (row * H * dv + h * dv) * F4, H * dv, win.R + (h * win.T + row) * F4, s.tile);
       const S = win.SUM + (c * H + h) * stride * F4;
@@ -82,7 +88,7 @@ function phaseA(t: SlabTask, Ly: LayerPtrs): void {
 }
 
 function phaseC(t: SlabTask): void {
-  const { d, H, dk, dv, Wp } = t.dims;
+  const { d, H, dk, dv, dqk, Wp } = t.dims;
   const { win, layer: Ly, scratch: s } = t;
   const stride = dk * dv + dk;
   // cross term from the incoming state, then the row normalisations
@@ -102,10 +108,10 @@ function phaseC(t: SlabTask): void {
   }
   const O0 = win.O + t.row * H * dv * F4;
   if (t.mode === 'retention') return; // the caller wants o itself
-  // group norm per head: O viewed as [len·H, dv], shared affine, in place
-  K.layerNorm(O0, t.len * H, dv, dv, Ly.normW, Ly.normB, O0, dv);
-  // gate: O ← act(g) ⊙ O, g = P[:, 2d + H·dv : 2d + 2·H·dv]
-  K.gate(win.P + (t.row * Wp + 2 * d + H * dv) * F4, Wp, O0, H * dv, t.len, H * dv, t.acts.msr);
+  // group norm per head: O viewed as [len·H, dv], shared weights, in place
+  blockNorm(t, O0, t.len * H, dv, dv, Ly.normW, Ly.normB, O0, dv, t.dims.groupRms);
+  // gate: O ← act(g) ⊙ O, g = P[:, 2·dqk + H·dv : 2·dqk + 2·H·dv]
+  K.gate(win.P + (t.row * Wp + 2 * dqk + H * dv) * F4, Wp, O0, H * dv, t.len, H * dv, t.acts.msr);
   const X0 = win.X + t.row * d * F4;
   if (t.mode === 'msr') {
     // y = O Woᵀ + bo replaces x (no residual)
@@ -118,7 +124,16 @@ function phaseC(t: SlabTask): void {
   for (let r0 = 0; r0 < t.len; r0 += ROW_BLOCK) {
     const rb = Math.min(ROW_BLOCK, t.len - r0);
     const xr = X0 + r0 * d * F4;
-    K.layerNorm(xr, rb, d, d, Ly.mlpNormW, Ly.mlpNormB, s.h, d);
+    blockNorm(t, xr, rb, d, d, Ly.mlpNormW, Ly.mlpNormB, s.h, d, t.dims.normRms);
+    if (t.dims.swiglu) {
+      // hidden [rb, 2I] = h·[Wgate; Wup]ᵀ; its up half ← act(gate half) ⊙ up half; x += up half · Wdownᵀ
+      const [gu, down] = Ly.mlp;
+      const I = gu.outDim / 2;
+      K.gemm(s.h, rb, d, d, gu.W, gu.outDim, gu.b, s.hidden, gu.outDim, 0, false, s.gemm);
+      K.gate(s.hidden, gu.outDim, s.hidden + I * F4, gu.outDim, rb, I, t.acts.mlp);
+      K.gemm(s.hidden + I * F4, rb, I, gu.outDim, down.W, down.outDim, down.b, xr, d, 0, true, s.gemm);
+      continue;
+    }
     let src = s.h, srcLd = d;
     Ly.mlp.forEach((m, i) => {
       const last = i === Ly.mlp.length - 1;

@@ -1,7 +1,7 @@
 // The `js` backend: float64 reference of MSR, MLP and RetNet in all three
 // forms (docs/DESIGN.md §1). Clarity over speed; the ground truth for wasm and tfjs.
 import {
-  applyActivation, layerNorm, linear, retentionChunkwise, retentionParallel, retentionRecurrent,
+  activation, applyActivation, layerNorm, linear, rmsNorm, retentionChunkwise, retentionParallel, retentionRecurrent,
   retentionStep, rotary, type ActName, type RetentionFlags, type RetentionState, type Vec,
 } from '../reference/ops.js';
 import type { Dims } from '../model/config.js';
@@ -12,17 +12,24 @@ import type { ChunkPlan } from '../options.js';
  *  q, k [L, H·dk], v, g [L, H·dv] (g before its activation). */
 export interface Projected { q: Vec; k: Vec; v: Vec; g: Vec }
 
+/** The family's norm (dims.arch.norm or .groupNorm) over rows of n features. */
+export function normRows(kind: 'layernorm' | 'rmsnorm', x: Vec, rows: number, n: number, w: { weight: ArrayLike<number>; bias: ArrayLike<number> }, dims: Dims): Vec {
+  return kind === 'rmsnorm' ? rmsNorm(x, rows, n, w.weight, dims.normEps) : layerNorm(x, rows, n, w.weight, w.bias, dims.normEps);
+}
+
 export function projectMSR(w: MSRWeights, dims: Dims, x: Vec, L: number, pos0: number): Projected {
-  const { d, H, dk, dv } = dims;
-  const h = layerNorm(x, L, d, w.preNorm.weight, w.preNorm.bias);
-  const q = linear(h, L, d, w.q.W, w.q.b, d);
-  const k = linear(h, L, d, w.k.W, w.k.b, d);
+  const { d, H, dk, dv, dqk, arch } = dims;
+  const h = normRows(arch.norm, x, L, d, w.preNorm, dims);
+  const q = linear(h, L, d, w.q.W, w.q.b, dqk);
+  const k = linear(h, L, d, w.k.W, w.k.b, dqk);
   const scale = 1 / Math.sqrt(dk);
-  for (let i = 0; i < k.length; i++) k[i] *= scale;
+  const scaled = arch.scaled === 'q' ? q : k;
+  for (let i = 0; i < scaled.length; i++) scaled[i] *= scale;
   const v = linear(h, L, d, w.v.W, w.v.b, H * dv);
   const g = linear(h, L, d, w.g.W, w.g.b, H * dv);
-  rotary(q, L, H, dk, w.angle, pos0);
-  rotary(k, L, H, dk, w.angle, pos0);
+  const f32 = arch.angleProduct === 'float32';
+  rotary(q, L, H, dk, w.angle, pos0, f32);
+  rotary(k, L, H, dk, w.angle, pos0, f32);
   return { q, k, v, g };
 }
 
@@ -82,7 +89,7 @@ export function retentionAllHeads(
 /** Step 6: group norm per head (shared affine), gate, output projection. o [L, H·dv] → y [L, d]. */
 export function msrOutput(w: MSRWeights, dims: Dims, o: Vec, g: Vec, L: number, gateFn: ActName): Vec {
   const { d, H, dv } = dims;
-  const normed = layerNorm(o, L * H, dv, w.norm.weight, w.norm.bias);
+  const normed = normRows(dims.arch.groupNorm, o, L * H, dv, w.norm, dims);
   const gate = applyActivation(g, gateFn);
   for (let i = 0; i < normed.length; i++) normed[i] *= gate[i];
   return linear(normed, L, H * dv, w.o.W, w.o.b, d);
@@ -100,7 +107,17 @@ export function msrForward(
 
 /** MLP on x [L, d] → [L, d] (no residual; no activation after the last Linear). */
 export function mlpForward(w: MLPWeights, dims: Dims, act: ActName, x: Vec, L: number): Vec {
-  let h = layerNorm(x, L, dims.d, w.norm.weight, w.norm.bias);
+  let h = normRows(dims.arch.norm, x, L, dims.d, w.norm, dims);
+  if (dims.arch.mlp === 'swiglu') {
+    // linears[0] = [gate; up] [2I, d], linears[1] = down [d, I]: down(act(gate·h) ⊙ up·h)
+    const [gu, down] = w.linears;
+    const I = gu.outDim / 2;
+    const z = linear(h, L, gu.inDim, gu.W, gu.b, gu.outDim);
+    const f = activation(act);
+    const m = new Float64Array(L * I);
+    for (let r = 0; r < L; r++) for (let j = 0; j < I; j++) m[r * I + j] = f(z[r * 2 * I + j]) * z[r * 2 * I + I + j];
+    return linear(m, L, I, down.W, down.b, down.outDim);
+  }
   w.linears.forEach((lin, i) => {
     h = linear(h, L, lin.inDim, lin.W, lin.b, lin.outDim);
     if (i + 1 < w.linears.length) h = applyActivation(h, act);

@@ -1,5 +1,8 @@
-// A byte-level RetNet language model: embedding → RetNet → final LayerNorm →
-// head (no bias) → log-softmax over 256 bytes. Scoring streams through
+// A RetNet language model: embedding → RetNet → final norm → head (no bias) →
+// log-softmax over the vocabulary. Two families load into it: the package's
+// byte-level LM (seed layout, LayerNorm, 256 byte ids) and fla-hub RetNets
+// (a Hugging Face folder: RMSNorm, a tokenizer.json; src/model/fla.ts).
+// Scoring streams through
 // RetNet.forwardStream (or, on the float64 js backend, a windowed loop over
 // the reference with carried state), so memory stays flat in the text length:
 // embedding rows are made on demand and each arriving block of output rows is
@@ -16,11 +19,16 @@ import { jsSequence } from '../model/js-run.js';
 import { WasmHead } from './wasm-head.js';
 import { Rng } from '../random.js';
 import { fileURLToPath } from 'node:url';
+import { existsSync, statSync } from 'node:fs';
+import { loadFlaFolder, resolveModelDir, type FlaModel } from '../model/fla.js';
+import { ByteTokenizer, loadTokenizer, type Tokenizer } from '../tokenizer/index.js';
 
 /** The model shipped with the package (src/assets, next to dist/). */
 export const DEFAULT_LM_PATH = new URL('../../../src/assets/bytes-4x128.safetensors', import.meta.url);
 
 const LN_EPS = 1e-5;
+/** Rows per block of the final norm + head. */
+const HEAD_BLOCK = 64;
 /** Chunk size when neither chunkSize nor numChunks is given. */
 export const DEFAULT_LM_CHUNK = 256;
 
@@ -31,16 +39,30 @@ export interface ScoreOptions extends Omit<ForwardOptions, 'attnMask'> {
   onProgress?: (done: number, total: number) => void;
 }
 
+/** What `score` takes: text (a string, or its UTF-8 bytes as a Uint8Array) or token ids
+ *  (Int32Array or number[], scored exactly as given: no BOS is added). */
+export type ScoreInput = string | Uint8Array | Int32Array | number[];
+
 export interface ScoreResult {
-  /** length of the sequence in bytes */
-  bytes: number;
-  /** −Σ log2 p over the scored bytes (every byte but the first) */
+  /** token ids in the sequence (with the BOS the tokenizer added to text); the byte LM: = bytes */
+  tokens: number;
+  /** −Σ ln p over the predicted tokens (every token but the first), in nats */
+  nll: number;
+  /** exp(nll / (tokens − 1)); 1 when fewer than 2 tokens */
+  perplexity: number;
+  /** text only: UTF-8 length of the text in bytes */
+  bytes?: number;
+  /** nll in bits (nll / ln 2) */
   bits: number;
-  /** bits / (bytes − 1); 0 when fewer than 2 bytes */
-  bitsPerByte: number;
-  /** entry t = ln p(byte t+1 | bytes 0..t), length bytes − 1 (with perToken) */
+  /** text only: bits per byte of the predicted text — bits / bytes when the tokenizer adds a BOS (every
+   *  byte is predicted), bits / (bytes − 1) for the byte LM (its first byte is context only); 0 when nothing is predicted */
+  bitsPerByte?: number;
+  /** entry t = ln p(ids[t+1] | ids[0..t]), length tokens − 1 (with perToken) */
   logprobs?: Float64Array;
 }
+
+/** A byte-LM result for Uint8Array input: bytes, bits and bitsPerByte always present. */
+export type ByteScoreResult = ScoreResult & { bytes: number; bitsPerByte: number };
 
 export interface GenerateOptions {
   prompt: Uint8Array;
@@ -68,10 +90,51 @@ export interface GenerateResult {
 
 export interface LMStepResult { logprobs: Float64Array; state: RecurrentState }
 
+/** Options of text generation (`generate(prompt, options)`, `stream(prompt, options)`). */
+export interface TextGenerateOptions {
+  /** tokens to produce at most (default 64) */
+  maxNewTokens?: number;
+  /** 0 → greedy (default); otherwise sample from softmax(logits / T) */
+  temperature?: number;
+  /** sample only among the k most likely tokens (0 = all; default 0) */
+  topK?: number;
+  /** sample only from the smallest set of tokens whose probability reaches p (1 = all; default 1) */
+  topP?: number;
+  /** sampling seed (default 0) */
+  seed?: number;
+  /** stop when the generated text contains one of these (the stop text is not returned); EOS always stops */
+  stop?: string[];
+  signal?: AbortSignal;
+  /** the recurrent step: 'wasm' (default; float32 activations, float64 state) or 'js' (float64) */
+  backend?: 'js' | 'wasm';
+}
+
+export interface TextGenerateResult {
+  /** the generated text (without the prompt, without a stop string) */
+  text: string;
+  /** the generated token ids (including the EOS or the tokens of a stop string, if one ended it) */
+  ids: Int32Array;
+  /** why it ended */
+  stopReason: 'length' | 'eos' | 'stop';
+  prefillSeconds: number;
+  decodeSeconds: number;
+}
+
 // ---------------------------------------------------------------- head kernels
 
-/** Final LayerNorm of `n` rows of x [n, d] (float32 or float64) into out [n, d] float64. */
-function finalNorm(x: ArrayLike<number>, xOff: number, n: number, d: number, w: Float32Array, b: Float32Array, out: Float64Array): void {
+/** Final norm of `n` rows of x [n, d] (float32 or float64) into out [n, d] float64: LayerNorm (eps 1e-5),
+ *  or RMSNorm when `rmsEps` is given. */
+function finalNorm(x: ArrayLike<number>, xOff: number, n: number, d: number, w: Float32Array, b: Float32Array, out: Float64Array, rmsEps?: number): void {
+  if (rmsEps !== undefined) {
+    for (let r = 0; r < n; r++) {
+      const o = xOff + r * d;
+      let ss = 0;
+      for (let i = 0; i < d; i++) ss += x[o + i] * x[o + i];
+      const inv = 1 / Math.sqrt(ss / d + rmsEps);
+      for (let i = 0; i < d; i++) out[r * d + i] = x[o + i] * inv * w[i];
+    }
+    return;
+  }
   for (let r = 0; r < n; r++) {
     const o = xOff + r * d;
     let mean = 0;
@@ -132,17 +195,24 @@ function logSumExp(z: ArrayLike<number>, off: number, V: number): number {
   return m + Math.log(s);
 }
 
-/** Per-sequence accumulator of log-probs. */
+/** Per-sequence accumulator of log-probs. `textBytes`: the UTF-8 length of the text the ids came
+ *  from (null for ids given as such); `bosAdded`: whether ids[0] is a BOS the tokenizer put there. */
 class SeqScore {
   nll = 0; // −Σ ln p
   readonly logprobs: Float64Array | null;
-  constructor(readonly bytes: Uint8Array, perToken: boolean) {
-    this.logprobs = perToken ? new Float64Array(Math.max(0, bytes.length - 1)) : null;
+  constructor(readonly ids: ArrayLike<number>, perToken: boolean, readonly textBytes: number | null, readonly bosAdded: boolean) {
+    this.logprobs = perToken ? new Float64Array(Math.max(0, ids.length - 1)) : null;
   }
+  get length(): number { return this.ids.length; }
   result(): ScoreResult {
-    const scored = Math.max(0, this.bytes.length - 1);
+    const scored = Math.max(0, this.ids.length - 1);
     const bits = this.nll / Math.LN2;
-    const r: ScoreResult = { bytes: this.bytes.length, bits, bitsPerByte: scored > 0 ? bits / scored : 0 };
+    const r: ScoreResult = { tokens: this.ids.length, nll: this.nll, perplexity: scored > 0 ? Math.exp(this.nll / scored) : 1, bits };
+    if (this.textBytes !== null) {
+      const predicted = this.bosAdded ? this.textBytes : Math.max(0, this.textBytes - 1);
+      r.bytes = this.textBytes;
+      r.bitsPerByte = predicted > 0 && scored > 0 ? bits / predicted : 0;
+    }
     if (this.logprobs) r.logprobs = this.logprobs;
     return r;
   }
@@ -151,15 +221,27 @@ class SeqScore {
 // ---------------------------------------------------------------- the model
 
 /** E_WEIGHTS for a NaN, ±Infinity or value beyond float32's range in the LM's own
- *  tensors ([V, d] matrices or [d] vectors); for the embedding, name the row's byte. */
-function checkLMWeights(label: string, d: number, ws: Record<string, ArrayLike<number>>): void {
+ *  tensors ([V, d] matrices or [d] vectors); for the byte LM's embedding, name the row's byte. */
+function checkLMWeights(label: string, d: number, ws: Record<string, ArrayLike<number>>, bytes = true): void {
   for (const [name, data] of Object.entries(ws)) {
     const shape = data.length === d ? [d] : [data.length / d, d];
-    checkWeightValues(label, name, data, shape, name === 'embed.weight'
+    checkWeightValues(label, name, data, shape, name === 'embed.weight' && bytes
       ? ([row]) => `embedding row ${row}, the vector of byte ${row} = 0x${row.toString(16).padStart(2, '0')}; any text containing that byte would score NaN`
       : undefined);
   }
 }
+
+/** The LM's own tensors and its text side. */
+export interface LMParts {
+  embed: Float32Array; head: Float32Array; normWeight: Float32Array; normBias: Float32Array; vocab: number;
+  /** the final norm: LayerNorm (eps 1e-5, the byte LM) or RMSNorm with this eps (fla) */
+  normKind?: 'layernorm' | 'rmsnorm'; normEps?: number;
+  tokenizer?: Tokenizer;
+  /** what the model is, for `info` and messages */
+  source?: { kind: 'bytes' | 'fla'; path: string; fla?: FlaModel };
+}
+
+const isModelFolderSpec = (p: string): boolean => (existsSync(p) ? statSync(p).isDirectory() : /^[\w.-]+\/[\w.-]+$/.test(p) && !p.endsWith('.safetensors'));
 
 export class RetNetLM {
   readonly model: RetNet;
@@ -170,26 +252,52 @@ export class RetNetLM {
   readonly normBias: Float32Array;
   readonly vocab: number;
   readonly d: number;
+  /** text ↔ ids: bytes for the byte LM, the model folder's tokenizer.json for fla models */
+  readonly tokenizer: Tokenizer;
+  readonly normKind: 'layernorm' | 'rmsnorm';
+  readonly normEps: number;
+  readonly source: NonNullable<LMParts['source']>;
   /** scratch for the head: normed rows and logits, grown on demand */
   private wasmHead: WasmHead | undefined;
   private hBuf = new Float64Array(0);
   private zBuf = new Float64Array(0);
   private closed = false;
 
-  constructor(model: RetNet, w: { embed: Float32Array; head: Float32Array; normWeight: Float32Array; normBias: Float32Array; vocab: number }) {
+  constructor(model: RetNet, w: LMParts) {
     this.model = model;
     this.embed = w.embed; this.head = w.head; this.normWeight = w.normWeight; this.normBias = w.normBias;
     this.vocab = w.vocab;
     this.d = model.dims.d;
-    checkLMWeights('RetNetLM weights', this.d, { 'embed.weight': this.embed, 'head.weight': this.head, 'final_norm.weight': this.normWeight, 'final_norm.bias': this.normBias });
+    this.normKind = w.normKind ?? 'layernorm';
+    this.normEps = w.normEps ?? LN_EPS;
+    this.tokenizer = w.tokenizer ?? new ByteTokenizer();
+    this.source = w.source ?? { kind: 'bytes', path: '(in memory)' };
+    if (this.tokenizer.vocabSize > this.vocab) throw errors.weights(`the tokenizer has ${this.tokenizer.vocabSize} ids but the model's vocabulary has ${this.vocab}`);
+    checkLMWeights('RetNetLM weights', this.d, { 'embed.weight': this.embed, 'head.weight': this.head, 'final_norm.weight': this.normWeight, 'final_norm.bias': this.normBias }, this.tokenizer.kind === 'bytes');
   }
 
-  /** Load a byte-level LM checkpoint (default: the model shipped with the package). */
+  /** Load a language model: a byte-LM safetensors file (default: the model shipped with the package),
+   *  or a fla-family Hugging Face folder (`DIR`, or `ORG/NAME` in the local hub cache). */
   static async load(path?: string | URL, options: LoadOptions = {}): Promise<RetNetLM> {
     const p = path === undefined ? DEFAULT_LM_PATH : path;
     const file = p instanceof URL ? fileURLToPath(p) : p;
+    if (isModelFolderSpec(file)) return RetNetLM.loadFolder(file);
     const { tensors, metadata } = readSafetensors(file);
     return RetNetLM.fromCheckpoint({ tensors, metadata, label: file }, options);
+  }
+
+  /** A fla-family model folder (config.json, safetensors, tokenizer.json). Without tokenizer.json the
+   *  model still scores token ids; text needs one. */
+  static async loadFolder(spec: string): Promise<RetNetLM> {
+    const dir = resolveModelDir(spec);
+    const fm = loadFlaFolder(dir);
+    const tokenizer = fm.files.tokenizerPath ? await loadTokenizer(fm.files.tokenizerPath, { bosId: fm.fla.bosId, eosId: fm.fla.eosId }) : undefined;
+    const model = new RetNet(fm.config, fm.layers);
+    return new RetNetLM(model, {
+      embed: fm.embed, head: fm.head, normWeight: fm.finalNorm, normBias: new Float32Array(fm.fla.d), vocab: fm.fla.vocab,
+      normKind: 'rmsnorm', normEps: fm.fla.eps, tokenizer: tokenizer ?? new NoTokenizer(fm.fla.vocab, dir),
+      source: { kind: 'fla', path: dir, fla: fm },
+    });
   }
 
   static fromCheckpoint(ck: Checkpoint, options: LoadOptions = {}): RetNetLM {
@@ -218,7 +326,7 @@ export class RetNetLM {
     };
     if (ck.tensors.has('head.bias')) throw errors.weights(`${ck.label}: head.bias is not supported (the head has no bias)`);
     checkUnexpected(ck, used);
-    return new RetNetLM(new RetNet(config, layers), w);
+    return new RetNetLM(new RetNet(config, layers), { ...w, source: { kind: 'bytes', path: ck.label } });
   }
 
   private scratch(rows: number): { h: Float64Array; z: Float64Array } {
@@ -229,35 +337,58 @@ export class RetNetLM {
 
   /** Output rows [n, d] of positions start..start+n−1 of `seq` → its log-probs. */
   private consumeRows(seq: SeqScore, start: number, rows: ArrayLike<number>, n: number, float32 = false): void {
-    const L = seq.bytes.length, d = this.d, V = this.vocab;
+    const L = seq.length, V = this.vocab;
     // The last position predicts nothing inside the text.
     const useful = Math.min(n, L - 1 - start);
-    const BLOCK = 64;
-    // Float32 backends: LayerNorm + head on the WASM kernels; js: the float64 loops.
-    if (float32) this.wasmHead ??= new WasmHead(this.head, this.normWeight, this.normBias, d, V, BLOCK);
-    for (let r0 = 0; r0 < useful; r0 += BLOCK) {
-      const m = Math.min(BLOCK, useful - r0);
-      let z: ArrayLike<number>;
-      if (float32) z = this.wasmHead!.logits(rows, r0 * d, m);
-      else {
-        const sc = this.scratch(m);
-        finalNorm(rows, r0 * d, m, d, this.normWeight, this.normBias, sc.h);
-        headLogits(sc.h, m, d, this.head, V, sc.z);
-        z = sc.z;
-      }
+    for (let r0 = 0; r0 < useful; r0 += HEAD_BLOCK) {
+      const m = Math.min(HEAD_BLOCK, useful - r0);
+      const z = this.headBlock(rows, r0, m, float32);
       for (let r = 0; r < m; r++) {
         const t = start + r0 + r;
-        const lp = z[r * V + seq.bytes[t + 1]] - logSumExp(z, r * V, V);
+        const lp = z[r * V + seq.ids[t + 1]] - logSumExp(z, r * V, V);
         seq.nll -= lp;
         if (seq.logprobs) seq.logprobs[t] = lp;
       }
     }
   }
 
+  /** Logits [m, V] of output rows r0..r0+m−1 (m ≤ HEAD_BLOCK) of `rows` [n, d]: final norm + head on the
+   *  WASM kernels (float32 backends) or in float64 loops (js). Valid until the next call. */
+  private headBlock(rows: ArrayLike<number>, r0: number, m: number, float32: boolean): ArrayLike<number> {
+    const d = this.d, V = this.vocab;
+    if (float32) {
+      this.wasmHead ??= new WasmHead(this.head, this.normWeight, this.normBias, d, V, HEAD_BLOCK, this.rmsEps);
+      return this.wasmHead.logits(rows, r0 * d, m);
+    }
+    const sc = this.scratch(m);
+    finalNorm(rows, r0 * d, m, d, this.normWeight, this.normBias, sc.h, this.rmsEps);
+    headLogits(sc.h, m, d, this.head, V, sc.z);
+    return sc.z;
+  }
+
+  /** Logits [T, V] at every position of one text or sequence of ids (text is tokenized with the BOS):
+   *  float64 on the js backend, float32 arithmetic widened on the others. */
+  async logits(input: string | Uint8Array | Int32Array | number[], options: Omit<ScoreOptions, 'perToken'> = {}): Promise<{ ids: Int32Array; logits: Float64Array }> {
+    if (this.closed) throw errors.closed();
+    const seq = this.toSeq(input, 'input', false);
+    const T = seq.length, V = this.vocab;
+    if (T * V > 2 ** 28) throw errors.memory(`logits of ${T} tokens × ${V} ids would be ${T * V} float64 values; score the text instead, or pass fewer tokens`);
+    const out = new Float64Array(T * V);
+    const float32 = (options.backend ?? DEFAULT_BACKEND) !== 'js';
+    await this.run(T > 0 ? [seq] : [], options, (_s, start, rows, n) => {
+      for (let r0 = 0; r0 < n; r0 += HEAD_BLOCK) {
+        const m = Math.min(HEAD_BLOCK, n - r0);
+        const z = this.headBlock(rows, r0, m, float32);
+        for (let i = 0; i < m * V; i++) out[(start + r0) * V + i] = z[i];
+      }
+    });
+    return { ids: Int32Array.from(seq.ids), logits: out };
+  }
+
   /** Log-softmax of one output row. */
   private rowLogprobs(row: ArrayLike<number>, off = 0): Float64Array {
     const { h, z } = this.scratch(1);
-    finalNorm(row, off, 1, this.d, this.normWeight, this.normBias, h);
+    finalNorm(row, off, 1, this.d, this.normWeight, this.normBias, h, this.rmsEps);
     headLogits(h, 1, this.d, this.head, this.vocab, z);
     const lse = logSumExp(z, 0, this.vocab);
     const out = new Float64Array(this.vocab);
@@ -265,22 +396,52 @@ export class RetNetLM {
     return out;
   }
 
+  private get rmsEps(): number | undefined { return this.normKind === 'rmsnorm' ? this.normEps : undefined; }
+
   private checkBytes(b: unknown, what: string): Uint8Array {
     if (this.closed) throw errors.closed();
     if (!(b instanceof Uint8Array)) throw errors.input(`${what} must be a Uint8Array`);
     return b;
   }
 
-  /** Score one text or a ragged batch (one streamed pass over all of them). */
-  async score(bytes: Uint8Array, options?: ScoreOptions): Promise<ScoreResult>;
-  async score(bytes: Uint8Array[], options?: ScoreOptions): Promise<ScoreResult[]>;
-  async score(bytes: Uint8Array | Uint8Array[], options: ScoreOptions = {}): Promise<ScoreResult | ScoreResult[]> {
+  /** One input of `score` as ids, with what bits per byte needs. */
+  private toSeq(x: unknown, what: string, perToken: boolean): SeqScore {
+    if (typeof x === 'string') {
+      const ids = this.tokenizer.encode(x);
+      return new SeqScore(ids, perToken, this.tokenizer.byteLength(x), this.tokenizer.bosId !== null && ids.length > 0 && ids[0] === this.tokenizer.bosId);
+    }
+    if (x instanceof Uint8Array) {
+      if (this.tokenizer.kind === 'bytes') return new SeqScore(x, perToken, x.length, false);
+      let text: string;
+      try { text = new TextDecoder('utf-8', { fatal: true }).decode(x); } catch {
+        throw errors.input(`${what} is not valid UTF-8 (a Uint8Array is taken as the UTF-8 bytes of a text; pass token ids as an Int32Array)`);
+      }
+      return this.toSeq(text, what, perToken);
+    }
+    if (x instanceof Int32Array || Array.isArray(x)) {
+      for (let i = 0; i < x.length; i++) {
+        const id = x[i];
+        if (!Number.isInteger(id) || id < 0 || id >= this.vocab) throw errors.input(`${what}[${i}] = ${String(id)} is not a token id in [0, ${this.vocab})`);
+      }
+      return new SeqScore(x instanceof Int32Array ? x : Int32Array.from(x), perToken, null, false);
+    }
+    throw errors.input(`${what} must be a string (text), a Uint8Array (UTF-8 text) or token ids (Int32Array or number[])`);
+  }
+
+  /** Score one text or sequence of ids, or a ragged batch of them (one streamed pass over all).
+   *  Text is tokenized (with the tokenizer's BOS); ids are scored exactly as given. */
+  async score(input: Uint8Array, options?: ScoreOptions): Promise<ByteScoreResult>;
+  async score(input: string | Int32Array | number[], options?: ScoreOptions): Promise<ScoreResult>;
+  async score(input: Uint8Array[], options?: ScoreOptions): Promise<ByteScoreResult[]>;
+  async score(input: ScoreInput[], options?: ScoreOptions): Promise<ScoreResult[]>;
+  async score(input: ScoreInput | ScoreInput[], options: ScoreOptions = {}): Promise<ScoreResult | ScoreResult[]> {
     if (this.closed) throw errors.closed();
-    const single = !Array.isArray(bytes);
-    const texts = (single ? [bytes] : bytes).map((b, i) => this.checkBytes(b, single ? 'bytes' : `bytes[${i}]`));
-    const seqs = texts.map((t) => new SeqScore(t, options.perToken === true));
+    // number[] is one sequence of ids; an array of anything else is a batch
+    const single = !Array.isArray(input) || input.every((v) => typeof v === 'number');
+    const items = (single ? [input] : input) as ScoreInput[];
+    const seqs = items.map((x, i) => this.toSeq(x, single ? 'input' : `input[${i}]`, options.perToken === true));
     const float32 = (options.backend ?? DEFAULT_BACKEND) !== 'js';
-    await this.run(seqs.filter((s) => s.bytes.length > 0), options, (s, start, rows, n) => this.consumeRows(s, start, rows, n, float32));
+    await this.run(seqs.filter((s) => s.length > 0), options, (s, start, rows, n) => this.consumeRows(s, start, rows, n, float32));
     const out = seqs.map((s) => s.result());
     return single ? out[0] : out;
   }
@@ -290,7 +451,7 @@ export class RetNetLM {
     const bytes = this.checkBytes(context, 'context');
     if (bytes.length === 0) throw errors.input('context must hold at least one byte');
     let out: Float64Array | null = null;
-    await this.run([new SeqScore(bytes, false)], options, (s, start, rows, n) => {
+    await this.run([new SeqScore(bytes, false, null, false)], options, (s, start, rows, n) => {
       if (start + n === bytes.length) out = this.rowLogprobs(rows, (n - 1) * this.d);
     });
     return out!;
@@ -304,17 +465,20 @@ export class RetNetLM {
     if (opts.chunkSize === undefined && opts.numChunks === undefined) opts.chunkSize = DEFAULT_LM_CHUNK;
     const r = resolveOptions(opts, { backend: DEFAULT_BACKEND });
     const d = this.d;
-    const total = seqs.reduce((a, s) => a + s.bytes.length, 0);
+    if (!this.model.dims.arch.retentionNorms) {
+      if (opts.normalizeAttn || opts.normalizeRetn) throw errors.option(opts.normalizeAttn ? 'normalizeAttn' : 'normalizeRetn', `false for a ${this.model.dims.arch.name}-family model (it has no retention normalisations)`, true);
+    }
+    const total = seqs.reduce((a, s) => a + s.length, 0);
     if (r.backend === 'js') {
       // Float64 reference, window by window with carried state (src/model/js-run.ts).
       let done = 0;
       const spec = { config: this.model.config, dims: this.model.dims, layers: this.model.layers };
       const check = () => { throwIfAborted(r.signal); if (this.closed) throw errors.closed(); };
       for (const s of seqs) {
-        const L = s.bytes.length;
+        const L = s.length;
         await jsSequence({ spec, mode: 'retnet', plan: r.plan(L), flags: { normalizeAttn: r.normalizeAttn, normalizeRetn: r.normalizeRetn }, check }, L,
           (start, into) => {
-            for (let t = 0; t < into.length / d; t++) into.set(this.embed.subarray(s.bytes[start + t] * d, (s.bytes[start + t] + 1) * d), t * d);
+            for (let t = 0; t < into.length / d; t++) into.set(this.embed.subarray(s.ids[start + t] * d, (s.ids[start + t] + 1) * d), t * d);
           },
           (start, y) => {
             const n = y.length / d;
@@ -328,9 +492,9 @@ export class RetNetLM {
     const streamOpts: StreamOptions = { ...opts, onProgress };
     await this.model.forwardStream(
       {
-        lengths: seqs.map((s) => s.bytes.length),
+        lengths: seqs.map((s) => s.length),
         read: (seq, start, into) => {
-          const b = seqs[seq].bytes, n = into.length / d;
+          const b = seqs[seq].ids, n = into.length / d;
           for (let t = 0; t < n; t++) into.set(this.embed.subarray(b[start + t] * d, (b[start + t] + 1) * d), t * d);
         },
       },
@@ -353,29 +517,106 @@ export class RetNetLM {
     return { logprobs: this.rowLogprobs(y.data), state: st };
   }
 
-  /** Consume `prompt` chunkwise (float64) into a fresh state; returns the state and ln p(next byte). */
-  prefill(prompt: Uint8Array, chunkSize = DEFAULT_LM_CHUNK): LMStepResult {
-    const bytes = this.checkBytes(prompt, 'prompt');
-    if (bytes.length === 0) throw errors.input('prompt must hold at least one byte');
+  /** Consume `prompt` (bytes of the byte LM, or token ids) into a fresh state; returns the state and
+   *  ln p(next token). 'js': float64 chunkwise; 'wasm': the float32 recurrent step, token by token. */
+  prefill(prompt: Uint8Array | Int32Array | number[], chunkSize = DEFAULT_LM_CHUNK, backend: 'js' | 'wasm' = 'js'): LMStepResult {
+    if (this.closed) throw errors.closed();
+    if (!(prompt instanceof Uint8Array || prompt instanceof Int32Array || Array.isArray(prompt))) throw errors.input('prompt must be a Uint8Array or token ids');
+    const ids = prompt;
+    if (ids.length === 0) throw errors.input('prompt must hold at least one token');
+    for (let i = 0; i < ids.length; i++) if (!Number.isInteger(ids[i]) || ids[i] < 0 || ids[i] >= this.vocab) throw errors.input(`prompt[${i}] = ${String(ids[i])} is not a token id in [0, ${this.vocab})`);
     if (!Number.isInteger(chunkSize) || chunkSize < 1) throw errors.option('chunkSize', 'a positive integer', chunkSize);
-    const d = this.d, L = bytes.length;
+    if (backend === 'wasm') {
+      let r: LMStepResult | undefined;
+      for (let i = 0; i < ids.length; i++) r = this.step(ids[i], r?.state, { backend: 'wasm' });
+      return r!;
+    }
+    const d = this.d, L = ids.length;
     const state = this.initState();
     const x = new Float64Array(L * d);
-    for (let t = 0; t < L; t++) x.set(this.embed.subarray(bytes[t] * d, (bytes[t] + 1) * d), t * d);
+    for (let t = 0; t < L; t++) x.set(this.embed.subarray(ids[t] * d, (ids[t] + 1) * d), t * d);
     const y = js.retnetForward(this.model.layers, this.model.dims, this.model.acts, x, L,
       { form: 'chunkwise', chunkSize: Math.min(chunkSize, L) }, { normalizeAttn: false, normalizeRetn: false }, state.layers.map((l) => l[0]), 0);
     state.pos = L;
     return { logprobs: this.rowLogprobs(y, (L - 1) * d), state };
   }
 
+  /** Text generation: `generate(prompt, options)` with a string prompt (tokenized with the BOS) or token
+   *  ids, returning text. The byte LM's older form `generate({ prompt: Uint8Array, maxBytes, … })`
+   *  returning bytes still works. */
+  async generate(prompt: string | Int32Array | number[], options?: TextGenerateOptions): Promise<TextGenerateResult>;
+  async generate(options: GenerateOptions): Promise<GenerateResult>;
+  async generate(a: string | Int32Array | number[] | GenerateOptions, options: TextGenerateOptions = {}): Promise<TextGenerateResult | GenerateResult> {
+    if (typeof a === 'string' || a instanceof Int32Array || Array.isArray(a)) {
+      let text = '';
+      const ids: number[] = [];
+      const t0 = performance.now();
+      let t1 = t0;
+      let stopReason: TextGenerateResult['stopReason'] = 'length';
+      for await (const ev of this.tokens(a, options, () => { t1 = performance.now(); })) {
+        ids.push(ev.id);
+        text = ev.text;
+        if (ev.stop) { stopReason = ev.stop; break; }
+      }
+      const t2 = performance.now();
+      return { text, ids: Int32Array.from(ids), stopReason, prefillSeconds: (t1 - t0) / 1000, decodeSeconds: (t2 - t1) / 1000 };
+    }
+    return this.generateBytes(a);
+  }
+
+  /** The generated text as it arrives (pieces that concatenate to `generate(...).text`). */
+  async *stream(prompt: string | Int32Array | number[], options: TextGenerateOptions = {}): AsyncIterable<string> {
+    let sent = 0;
+    for await (const ev of this.tokens(prompt, options)) {
+      // hold back what could still become the start of a stop string
+      const safe = ev.stop ? ev.text.length : ev.text.length - holdBack(ev.text, options.stop ?? []);
+      if (safe > sent) { yield ev.text.slice(sent, safe); sent = safe; }
+      if (ev.stop) return;
+    }
+  }
+
+  /** Token by token: the id, the text so far (stop string cut off), and why it stopped, if it did. */
+  private async *tokens(prompt: string | Int32Array | number[], options: TextGenerateOptions, prefilled?: () => void):
+    AsyncGenerator<{ id: number; text: string; stop?: TextGenerateResult['stopReason'] }> {
+    const { maxNewTokens = 64, temperature = 0, topK = 0, topP = 1, seed = 0, stop = [], signal, backend = 'wasm' } = options;
+    if (backend !== 'js' && backend !== 'wasm') throw errors.option('backend', "'js' or 'wasm'", backend);
+    if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) throw errors.option('maxNewTokens', 'a non-negative integer', maxNewTokens);
+    if (typeof temperature !== 'number' || !(temperature >= 0) || !Number.isFinite(temperature)) throw errors.option('temperature', 'a finite number ≥ 0', temperature);
+    if (!Number.isInteger(topK) || topK < 0) throw errors.option('topK', 'a non-negative integer', topK);
+    if (typeof topP !== 'number' || !(topP > 0 && topP <= 1)) throw errors.option('topP', 'a number in (0, 1]', topP);
+    if (!Array.isArray(stop) || !stop.every((x) => typeof x === 'string' && x.length > 0)) throw errors.option('stop', 'an array of non-empty strings', stop);
+    const ids = typeof prompt === 'string' ? this.tokenizer.encode(prompt) : prompt;
+    throwIfAborted(signal);
+    let { logprobs, state } = this.prefill(ids, DEFAULT_LM_CHUNK, backend);
+    prefilled?.();
+    const rng = new Rng(seed);
+    const dec = this.tokenizer.streamDecoder();
+    let text = '';
+    const eos = this.tokenizer.eosId;
+    for (let i = 0; i < maxNewTokens; i++) {
+      throwIfAborted(signal);
+      if (this.closed) throw errors.closed();
+      const id = temperature === 0 ? argmax(logprobs) : sample(logprobs, temperature, rng, topK, topP);
+      if (id === eos) { text += dec.flush(); yield { id, text, stop: 'eos' }; return; }
+      text += dec.push(id);
+      const hit = firstStop(text, stop);
+      if (hit >= 0) { yield { id, text: text.slice(0, hit), stop: 'stop' }; return; }
+      const last = i + 1 === maxNewTokens;
+      if (last) { text += dec.flush(); yield { id, text, stop: 'length' }; return; }
+      yield { id, text };
+      ({ logprobs, state } = this.step(id, state, { backend }));
+      if ((i & 15) === 15) await new Promise<void>((res) => setImmediate(res));
+    }
+  }
+
   /** Produce bytes one at a time with the recurrent step (greedy at temperature 0, else seeded sampling). */
-  async generate(options: GenerateOptions): Promise<GenerateResult> {
-    const { prompt, maxBytes = 256, temperature = 0, seed = 0, chunkSize = DEFAULT_LM_CHUNK, onByte, signal, backend = 'wasm' } = options;
+  private async generateBytes(options: GenerateOptions): Promise<GenerateResult> {
+    const { prompt, maxBytes = 256, temperature = 0, seed = 0, chunkSize = DEFAULT_LM_CHUNK, onByte, signal, backend = 'wasm' } = options ?? ({} as GenerateOptions);
     if (backend !== 'js' && backend !== 'wasm') throw errors.option('backend', "'js' or 'wasm'", backend);
     if (!Number.isInteger(maxBytes) || maxBytes < 0) throw errors.option('maxBytes', 'a non-negative integer', maxBytes);
     if (typeof temperature !== 'number' || !(temperature >= 0) || !Number.isFinite(temperature)) throw errors.option('temperature', 'a finite number ≥ 0', temperature);
     const t0 = performance.now();
-    let { logprobs, state } = this.prefill(prompt, chunkSize);
+    let { logprobs, state } = this.prefill(this.checkBytes(prompt, 'prompt'), chunkSize);
     const t1 = performance.now();
     const rng = new Rng(seed);
     const out = new Uint8Array(maxBytes);
@@ -404,14 +645,58 @@ export function argmax(p: ArrayLike<number>): number {
   return best;
 }
 
-function sample(logprobs: Float64Array, temperature: number, rng: Rng): number {
+/** Index of the first occurrence of any stop string in `text`, or −1. */
+function firstStop(text: string, stop: string[]): number {
+  let best = -1;
+  for (const s of stop) { const i = text.indexOf(s); if (i >= 0 && (best < 0 || i < best)) best = i; }
+  return best;
+}
+
+/** Characters at the end of `text` that are a proper prefix of some stop string (held back while streaming). */
+function holdBack(text: string, stop: string[]): number {
+  let n = 0;
+  for (const s of stop) for (let k = Math.min(s.length - 1, text.length); k > n; k--) if (text.endsWith(s.slice(0, k))) { n = k; break; }
+  return n;
+}
+
+/** A token from softmax(logprobs / T), restricted to the top k (k > 0) and to the smallest most-likely set of mass ≥ p. */
+function sample(logprobs: Float64Array, temperature: number, rng: Rng, topK = 0, topP = 1): number {
   const V = logprobs.length;
+  let cand: number[] | null = null;
+  if ((topK > 0 && topK < V) || topP < 1) {
+    cand = Array.from({ length: V }, (_, i) => i).sort((a, b) => logprobs[b] - logprobs[a] || a - b);
+    if (topK > 0 && topK < V) cand.length = topK;
+  }
+  const idx = cand ?? null;
+  const n = idx ? idx.length : V;
+  const at = (j: number) => (idx ? idx[j] : j);
   let m = -Infinity;
-  for (let v = 0; v < V; v++) if (logprobs[v] / temperature > m) m = logprobs[v] / temperature;
-  const w = new Float64Array(V);
+  for (let j = 0; j < n; j++) if (logprobs[at(j)] / temperature > m) m = logprobs[at(j)] / temperature;
+  const w = new Float64Array(n);
   let s = 0;
-  for (let v = 0; v < V; v++) { w[v] = Math.exp(logprobs[v] / temperature - m); s += w[v]; }
+  for (let j = 0; j < n; j++) { w[j] = Math.exp(logprobs[at(j)] / temperature - m); s += w[j]; }
+  let count = n;
+  if (topP < 1) {
+    // candidates are sorted most likely first: keep the shortest prefix whose mass reaches topP
+    let acc = 0;
+    for (let j = 0; j < n; j++) { acc += w[j] / s; if (acc >= topP) { count = j + 1; break; } }
+    s = 0;
+    for (let j = 0; j < count; j++) s += w[j];
+  }
   let u = rng.uniform() * s;
-  for (let v = 0; v < V; v++) { u -= w[v]; if (u < 0) return v; }
-  return V - 1;
+  for (let j = 0; j < count; j++) { u -= w[j]; if (u < 0) return at(j); }
+  return at(count - 1);
+}
+
+/** The tokenizer of a model folder without tokenizer.json: ids only. */
+class NoTokenizer implements Tokenizer {
+  readonly kind = 'hf' as const;
+  readonly bosId = null;
+  readonly eosId = null;
+  constructor(readonly vocabSize: number, private readonly dir: string) {}
+  private refuse(): never { throw errors.input(`${this.dir} has no tokenizer.json: this model scores and generates token ids only (pass an Int32Array)`); }
+  encode(): Int32Array { return this.refuse(); }
+  decode(): string { return this.refuse(); }
+  streamDecoder(): never { return this.refuse(); }
+  byteLength(text: string): number { return Buffer.byteLength(text, 'utf8'); }
 }

@@ -1,4 +1,4 @@
-// The LM's final LayerNorm + head (logits = LN(x) · Wᵀ) on the WASM kernels in
+// The LM's final norm + head (logits = norm(x) · Wᵀ; LayerNorm, or RMSNorm in the fla family) on the WASM kernels in
 // the calling thread, for the float32 backends: one LayerNorm and one packed
 // GEMM per block of rows instead of a scalar JavaScript loop.
 import { ARENA_BASE, createMemory } from '../wasm/loader.js';
@@ -16,7 +16,9 @@ export class WasmHead {
   private readonly x: number; private readonly h: number; private readonly z: number; private readonly gs: number;
   readonly maxRows: number;
 
-  constructor(head: Float32Array, normW: Float32Array, normB: Float32Array, private readonly d: number, private readonly V: number, maxRows = 256) {
+  /** `rmsEps`: the final norm is RMSNorm with that eps (the fla family); undefined: LayerNorm (eps 1e-5). */
+  constructor(head: Float32Array, normW: Float32Array, normB: Float32Array, private readonly d: number, private readonly V: number, maxRows = 256,
+    private readonly rmsEps?: number) {
     const memory = createMemory(64);
     this.K = bindWasmKernels(memory, process.env.RETNET_WASM_VARIANT ?? 'auto');
     this.A = new Arena(memory, ARENA_BASE, 2 ** 31);
@@ -41,7 +43,8 @@ export class WasmHead {
     if (m > this.maxRows) throw new Error(`WasmHead: ${m} rows > ${this.maxRows}`);
     const xv = A.f32(this.x, m * d);
     for (let i = 0; i < m * d; i++) xv[i] = rows[off + i];
-    K.layerNorm(this.x, m, d, d, this.g, this.b, this.h, d);
+    if (this.rmsEps !== undefined) K.rmsNorm(this.x, m, d, d, this.g, this.rmsEps, this.h, d);
+    else K.layerNorm(this.x, m, d, d, this.g, this.b, this.h, d);
     K.gemm(this.h, m, d, d, this.W, V, 0, this.z, V, 0, false, this.gs);
     return A.f32(this.z, m * V);
   }

@@ -2,6 +2,7 @@
 // with validation and the derived widths.
 import { ACTIVATIONS, type ActName } from '../reference/ops.js';
 import { errors } from '../errors.js';
+import { ARCH, ARCH_NAMES, SEED_NORM_EPS, type ArchName, type ArchTable } from './arch.js';
 
 export interface RetNetConfig {
   numLayer: number;
@@ -18,6 +19,12 @@ export interface RetNetConfig {
   mlpBias: boolean;
   /** accepted for compatibility with the seed; this is an inference runtime, so it has no effect */
   dropout: number;
+  /** architecture family (src/model/arch.ts; default 'seed') */
+  arch?: ArchName;
+  /** eps of the block norms and the group norm (default 1e-5, the seed's LayerNorm) */
+  normEps?: number;
+  /** total query/key width H·dk (default dimModel; fla: dimModel·expand_k) */
+  keyDim?: number;
 }
 
 export const DEFAULT_CONFIG: RetNetConfig = {
@@ -31,8 +38,17 @@ export interface Dims {
   H: number;      // heads
   dk: number;     // key width per head
   dv: number;     // value width per head
-  hidden: number[]; // MLP hidden widths
+  hidden: number[]; // MLP hidden widths (swiglu: the intermediate width I)
+  dqk: number;    // total query/key width H·dk
+  /** the family's table (src/model/arch.ts) and its norm eps: how each piece of the block is computed */
+  arch: ArchTable;
+  normEps: number;
 }
+
+/** The architecture table of a config. */
+export const archOf = (c: Pick<RetNetConfig, 'arch'>): ArchTable => ARCH[c.arch ?? 'seed'];
+/** The norm eps of a config. */
+export const normEpsOf = (c: Pick<RetNetConfig, 'normEps'>): number => c.normEps ?? SEED_NORM_EPS;
 
 const posInt = (v: unknown): v is number => Number.isInteger(v) && (v as number) > 0;
 
@@ -48,17 +64,22 @@ export function resolveConfig(partial: Partial<RetNetConfig>): RetNetConfig {
   if (!(typeof c.mlpMult === 'number' && c.mlpMult > 0)) bad('mlpMult', 'a positive number');
   if (c.mlpHidden !== undefined && !(Array.isArray(c.mlpHidden) && c.mlpHidden.every(posInt))) bad('mlpHidden', 'an array of positive integers');
   if (typeof c.mlpBias !== 'boolean') bad('mlpBias', 'a boolean');
+  if (c.arch !== undefined && !ARCH_NAMES.includes(c.arch)) bad('arch', `one of ${ARCH_NAMES.join(', ')}`);
+  if (c.normEps !== undefined && !(typeof c.normEps === 'number' && c.normEps > 0 && Number.isFinite(c.normEps))) bad('normEps', 'a positive finite number');
+  if (c.keyDim !== undefined && !posInt(c.keyDim)) bad('keyDim', 'a positive integer');
   dimsOf(c); // width checks
   return c;
 }
 
 export function dimsOf(c: RetNetConfig): Dims {
   const d = c.dimModel, H = c.numHeads;
-  if (d % H !== 0) throw errors.config('dimModel', `divisible by numHeads=${H}`, d);
-  const dk = d / H;
-  if (dk % 2 !== 0) throw errors.config('dimModel', `such that dimModel/numHeads is even (rotary pairs); dimModel/numHeads = ${dk}`, d);
+  const dqk = c.keyDim ?? d;
+  const qkName = c.keyDim === undefined ? 'dimModel' : 'keyDim';
+  if (dqk % H !== 0) throw errors.config(qkName, `divisible by numHeads=${H}`, dqk);
+  const dk = dqk / H;
+  if (dk % 2 !== 0) throw errors.config(qkName, `such that ${qkName}/numHeads is even (rotary pairs); ${qkName}/numHeads = ${dk}`, dqk);
   const dvTotal = d * c.valueFactor;
   if (!Number.isInteger(dvTotal) || dvTotal % H !== 0) throw errors.config('valueFactor', `such that dimModel·valueFactor is divisible by numHeads=${H}`, c.valueFactor);
   const hidden = c.mlpHidden ?? [Math.round(c.mlpMult * d)];
-  return { d, H, dk, dv: dvTotal / H, hidden };
+  return { d, H, dk, dv: dvTotal / H, hidden, dqk, arch: archOf(c), normEps: normEpsOf(c) };
 }

@@ -104,17 +104,30 @@ export function layerNorm(x: Vec, rows: number, n: number, gamma: Weights, beta:
   return y;
 }
 
+/** Row-wise RMSNorm over n features: x · 1/sqrt(mean(x²) + eps) · gamma (no mean, no bias). */
+export function rmsNorm(x: Vec, rows: number, n: number, gamma: Weights, eps: number): Vec {
+  const y = new Float64Array(rows * n);
+  for (let r = 0; r < rows; r++) {
+    let ss = 0;
+    for (let i = 0; i < n; i++) { const t = x[r * n + i]; ss += t * t; }
+    const inv = 1 / Math.sqrt(ss / n + eps);
+    for (let i = 0; i < n; i++) y[r * n + i] = x[r * n + i] * inv * gamma[i];
+  }
+  return y;
+}
+
 // ---------------------------------------------------------------- rotary
 
 /** In place on x[rows, heads·dk]: row r has absolute position pos0 + r.
  *  θ_i = angle[2i] (the buffer repeats each frequency twice).
  *  out[2i] = x[2i]·cos − x[2i+1]·sin, out[2i+1] = x[2i+1]·cos + x[2i]·sin. */
-export function rotary(x: Vec, rows: number, heads: number, dk: number, angle: Weights, pos0: number): void {
+export function rotary(x: Vec, rows: number, heads: number, dk: number, angle: Weights, pos0: number, f32Product = false): void {
   const width = heads * dk;
   for (let r = 0; r < rows; r++) {
     const n = pos0 + r;
     for (let i = 0; i < dk / 2; i++) {
-      const t = n * angle[2 * i];
+      // f32Product: t·θ rounded to float32 first, as a model trained with float32 angles saw it
+      const t = f32Product ? Math.fround(n * angle[2 * i]) : n * angle[2 * i];
       const c = Math.cos(t), s = Math.sin(t);
       for (let h = 0; h < heads; h++) {
         const o = r * width + h * dk + 2 * i;

@@ -23,6 +23,8 @@ export interface RuntimeKernels {
   readonly name: string;
   /** y[r,:] = LN(x[r,:]) over n features, affine, eps 1e-5. */
   layerNorm(x: number, rows: number, n: number, ldx: number, gamma: number, beta: number, y: number, ldy: number): void;
+  /** y[r,:] = x[r,:] · rsqrt(mean(x[r,:]²) + eps) · gamma over n features (no mean, no bias). */
+  rmsNorm(x: number, rows: number, n: number, ldx: number, gamma: number, eps: number, y: number, ldy: number): void;
   /** Floats the packed form of a [N, K] weight occupies. */
   packedSize(N: number, K: number): number;
   /** Pack W [N, K] (float32 at w) into `out` for gemm. */
@@ -67,6 +69,15 @@ export function jsKernels(memory: WebAssembly.Memory): RuntimeKernels {
         let v = 0; for (let i = 0; i < n; i++) { const t = m[xo + i] - mean; v += t * t; } v /= n;
         const inv = 1 / Math.sqrt(v + 1e-5);
         for (let i = 0; i < n; i++) m[yo + i] = (m[xo + i] - mean) * inv * m[ix(gamma) + i] + m[ix(beta) + i];
+      }
+    },
+    rmsNorm(x, rows, n, ldx, gamma, eps, y, ldy) {
+      const m = F();
+      for (let r = 0; r < rows; r++) {
+        const xo = ix(x) + r * ldx, yo = ix(y) + r * ldy;
+        let ss = 0; for (let i = 0; i < n; i++) ss += m[xo + i] * m[xo + i];
+        const inv = 1 / Math.sqrt(ss / n + eps);
+        for (let i = 0; i < n; i++) m[yo + i] = m[xo + i] * inv * m[ix(gamma) + i];
       }
     },
     packedSize: (N, K) => N * K,

@@ -5,7 +5,7 @@
 /** Per-layer packed weights and tables (persistent region). */
 export interface LayerPtrs {
   preNormW: number; preNormB: number;
-  /** packed [Wq; Wk·dk^-½; Wv; Wg] → N = 2d + 2·H·dv */
+  /** packed [Wq; Wk·dk^-½; Wv; Wg] → N = 2·dqk + 2·H·dv */
   qkvgW: number; qkvgB: number;
   oW: number; oB: number;
   normW: number; normB: number;
@@ -22,15 +22,23 @@ export interface LayerPtrs {
 
 export interface Dims {
   d: number; H: number; dk: number; dv: number;
-  /** projection row width 2d + 2·H·dv */
+  /** total query/key width H·dk (= d in the seed family) */
+  dqk: number;
+  /** projection row width 2·dqk + 2·H·dv: q | k | v | g */
   Wp: number;
   maxHidden: number;
+  /** the family's table, flattened for the worker (src/model/arch.ts) */
+  normRms: boolean;      // block norms: RMSNorm (else LayerNorm)
+  groupRms: boolean;     // per-head group norm: RMSNorm (else LayerNorm)
+  eps: number;           // eps of both
+  swiglu: boolean;       // MLP: down(act(gate) ⊙ up) with gate|up as one Linear (else sequential)
+  angleF32: boolean;     // rotary angles t·θ rounded to float32 before cos/sin
 }
 
 /** Window buffers (transient region), T = rows in the window. */
 export interface WindowPtrs {
   X: number;      // [T, d]       residual stream
-  P: number;      // [T, Wp]      q | k | v | g
+  P: number;      // [T, Wp]      q | k | v | g  (widths dqk, dqk, H·dv, H·dv)
   O: number;      // [T, H·dv]    retention output → normed → gated
   R: number;      // [H, T]       retention row sums, per head contiguous
   SUM: number;    // [chunks, H, dk·dv + dk]  chunk summaries ΔS | Δz

@@ -1,5 +1,6 @@
 // Weights into the shared memory: copied into the arena's persistent region
-// and packed once per model for the GEMM (k's dk^-1/2 folded into its rows).
+// and packed once per model for the GEMM (k's dk^-1/2 folded into its rows:
+// q·(k·s) = (q·s)·k, so this serves the families that scale q as well).
 import type { ModelSpec } from '../backends/executor.js';
 import type { WArray } from '../model/weights.js';
 import type { Arena } from './arena.js';
@@ -12,8 +13,8 @@ export interface Packed { layers: LayerPtrs[]; dims: Dims; gammas: number[][] }
 
 /** Copy weights into the persistent region and pack them for the GEMM. */
 export function packModel(spec: ModelSpec, K: RuntimeKernels, A: Arena): Packed {
-  const { d, H, dk, dv, hidden } = spec.dims;
-  const Wp = 2 * d + 2 * H * dv;
+  const { d, H, dk, dv, dqk, arch, normEps } = spec.dims;
+  const Wp = 2 * dqk + 2 * H * dv;
   const vec = (src: ArrayLike<number>, what: string) => {
     const off = A.persistent(src.length * F4, what);
     A.f32(off, src.length).set(src);
@@ -31,9 +32,9 @@ export function packModel(spec: ModelSpec, K: RuntimeKernels, A: Arena): Packed 
     const m = lw.msr;
     const bias = new Float32Array(Wp);
     bias.set(m.q.b ?? [], 0);
-    if (m.k.b) for (let i = 0; i < d; i++) bias[d + i] = m.k.b[i] * kScale;
-    bias.set(m.v.b ?? [], 2 * d);
-    bias.set(m.g.b ?? [], 2 * d + H * dv);
+    if (m.k.b) for (let i = 0; i < dqk; i++) bias[dqk + i] = m.k.b[i] * kScale;
+    bias.set(m.v.b ?? [], 2 * dqk);
+    bias.set(m.g.b ?? [], 2 * dqk + H * dv);
     return {
       preNormW: vec(m.preNorm.weight, 'weights'), preNormB: vec(m.preNorm.bias, 'weights'),
       qkvgW: packedW([m.q.W, m.k.W, m.v.W, m.g.W], [1, kScale, 1, 1], Wp, d, `layer ${l} q/k/v/g weights`),
@@ -58,7 +59,16 @@ export function packModel(spec: ModelSpec, K: RuntimeKernels, A: Arena): Packed 
     K.pack(tmp, j.N, j.K, j.out);
     A.reset();
   }
-  const p: Packed = { layers, dims: { d, H, dk, dv, Wp, maxHidden: Math.max(1, ...hidden) }, gammas: layers.map((l) => l.gamma) };
+  // widest MLP intermediate (every Linear but the last writes one; swiglu's first is gate|up, 2I wide)
+  const maxHidden = Math.max(1, ...spec.layers.flatMap((lw) => lw.mlp.linears.slice(0, -1).map((li) => li.outDim)));
+  const p: Packed = {
+    layers, gammas: layers.map((l) => l.gamma),
+    dims: {
+      d, H, dk, dv, dqk, Wp, maxHidden,
+      normRms: arch.norm === 'rmsnorm', groupRms: arch.groupNorm === 'rmsnorm', eps: normEps,
+      swiglu: arch.mlp === 'swiglu', angleF32: arch.angleProduct === 'float32',
+    },
+  };
   return p;
 }
 

@@ -32,7 +32,7 @@ export function profileBuffer(): SharedArrayBuffer | undefined {
 
 /** Which bucket each contract entry goes to (gemm splits on its activation argument). */
 const BUCKET: Partial<Record<keyof RuntimeKernels, Phase>> = {
-  intra: 'intra', summary: 'state', cross: 'state', normalize: 'norms', layerNorm: 'norms',
+  intra: 'intra', summary: 'state', cross: 'state', normalize: 'norms', layerNorm: 'norms', rmsNorm: 'norms',
   rotary: 'rotary', gate: 'activations', step: 'recurrent',
 };
 

@@ -37,7 +37,9 @@ export class WasmStepper {
    */
   step(x: ArrayLike<number>, B: number, pos: number, states: LayerState[][], flags: { normalizeAttn: boolean; normalizeRetn: boolean }, mode: 'retnet' | 'msr' = 'retnet'): Float32Array {
     const { K, A, p } = this;
-    const { d, H, dk, dv, Wp, maxHidden } = p.dims;
+    const { d, H, dk, dv, dqk, Wp, maxHidden, normRms, groupRms, eps, swiglu, angleF32 } = p.dims;
+    const norm = (x: number, rows: number, n: number, w: number, b: number, y: number, rms: boolean) =>
+      (rms ? K.rmsNorm(x, rows, n, n, w, eps, y, n) : K.layerNorm(x, rows, n, n, w, b, y, n));
     const half = dk / 2, SZ = H * dk * dv, ZZ = H * dk;
     A.reset();
     try {
@@ -53,13 +55,13 @@ export class WasmStepper {
       const layers = mode === 'msr' ? p.layers.slice(0, 1) : p.layers;
       layers.forEach((Ly, l) => {
         // pre-norm, fused q|k|v|g projection, rotary at `pos`
-        K.layerNorm(X, B, d, d, Ly.preNormW, Ly.preNormB, h, d);
+        norm(X, B, d, Ly.preNormW, Ly.preNormB, h, normRms);
         K.gemm(h, B, d, d, Ly.qkvgW, Wp, Ly.qkvgB, P, Wp, 0, false, gs);
         const c = A.f32(cos, B * half), s = A.f32(sin, B * half);
-        rotaryTables(Ly.angle, dk, pos, 1, c, s);
+        rotaryTables(Ly.angle, dk, pos, 1, c, s, angleF32);
         for (let b = 1; b < B; b++) { c.copyWithin(b * half, 0, half); s.copyWithin(b * half, 0, half); }
         K.rotary(P, B, H, dk, Wp, cos, sin);
-        K.rotary(P + d * F4, B, H, dk, Wp, cos, sin);
+        K.rotary(P + dqk * F4, B, H, dk, Wp, cos, sin);
         // the recurrent retention step per sequence and head, state in float64
         const S64 = A.f64(S, B * SZ), Z64 = A.f64(Z, B * ZZ);
         for (let b = 0; b < B; b++) { S64.set(states[l][b].S, b * SZ); Z64.set(states[l][b].z, b * ZZ); }
@@ -69,18 +71,26 @@ export class WasmStepper {
         }
         for (let b = 0; b < B; b++) for (let hh = 0; hh < H; hh++) {
           const q = P + (b * Wp + hh * dk) * F4;
-          K.step(dk, dv, q, q + d * F4, P + (b * Wp + 2 * d + hh * dv) * F4, Ly.gamma[hh],
+          K.step(dk, dv, q, q + dqk * F4, P + (b * Wp + 2 * dqk + hh * dv) * F4, Ly.gamma[hh],
             S + (b * SZ + hh * dk * dv) * F8, Z + (b * ZZ + hh * dk) * F8,
             O + (b * H * dv + hh * dv) * F4, R + (b * H + hh) * F4, flags.normalizeAttn ? inv + hh * F4 : 0, flags.normalizeRetn);
         }
         const S64b = A.f64(S, B * SZ), Z64b = A.f64(Z, B * ZZ);
         for (let b = 0; b < B; b++) { states[l][b].S.set(S64b.subarray(b * SZ, (b + 1) * SZ)); states[l][b].z.set(Z64b.subarray(b * ZZ, (b + 1) * ZZ)); }
         // group norm, gate, output projection (+ residual), MLP (+ residual)
-        K.layerNorm(O, B * H, dv, dv, Ly.normW, Ly.normB, O, dv);
-        K.gate(P + (2 * d + H * dv) * F4, Wp, O, H * dv, B, H * dv, this.acts.msr);
+        norm(O, B * H, dv, Ly.normW, Ly.normB, O, groupRms);
+        K.gate(P + (2 * dqk + H * dv) * F4, Wp, O, H * dv, B, H * dv, this.acts.msr);
         if (mode === 'msr') { K.gemm(O, B, H * dv, H * dv, Ly.oW, d, Ly.oB, X, d, 0, false, gs); return; }
         K.gemm(O, B, H * dv, H * dv, Ly.oW, d, Ly.oB, X, d, 0, true, gs);
-        K.layerNorm(X, B, d, d, Ly.mlpNormW, Ly.mlpNormB, h, d);
+        norm(X, B, d, Ly.mlpNormW, Ly.mlpNormB, h, normRms);
+        if (swiglu) {
+          const [gu, down] = Ly.mlp;
+          const I = gu.outDim / 2;
+          K.gemm(h, B, d, d, gu.W, gu.outDim, gu.b, hid, gu.outDim, 0, false, gs);
+          K.gate(hid, gu.outDim, hid + I * F4, gu.outDim, B, I, this.acts.mlp);
+          K.gemm(hid + I * F4, B, I, gu.outDim, down.W, down.outDim, down.b, X, d, 0, true, gs);
+          return;
+        }
         let src = h, ld = d;
         Ly.mlp.forEach((m, i) => {
           if (i === Ly.mlp.length - 1) K.gemm(src, B, m.inDim, ld, m.W, m.outDim, m.b, X, d, 0, true, gs);

@@ -14,6 +14,7 @@ export function wasmContract(k: Kernels): RuntimeKernels {
   return {
     name: `wasm-${k.variant === 'relaxed' ? 'relaxed-simd' : 'simd'}`,
     layerNorm: (x, rows, n, ldx, gamma, beta, y, ldy) => k.f32_layernorm__wasmsimd(rows, n, x, ldx, gamma, beta, y, ldy, LN_EPS),
+    rmsNorm: (x, rows, n, ldx, gamma, eps, y, ldy) => k.f32_rmsnorm__wasmsimd(rows, n, x, ldx, gamma, y, ldy, eps),
     packedSize: (N, K) => k.f32_gemm_packed_size(N, K) / 4,
     pack: (w, N, K, out) => k.f32_gemm_pack_8(N, K, w, K, out),
     gemmScratchBytes: () => k.f32_gemm_scratch_size(),

@@ -47,6 +47,8 @@ export interface KernelExports {
   /** y[r,:] = LayerNorm(x[r,:]) · gamma + beta; y may equal x. */
   f32_layernorm__wasmsimd(rows: number, n: number, x: Ptr, ldx: number, gamma: Ptr, beta: Ptr, y: Ptr, ldy: number, eps: number): void;
   f32_layernorm__scalar(rows: number, n: number, x: Ptr, ldx: number, gamma: Ptr, beta: Ptr, y: Ptr, ldy: number, eps: number): void;
+  f32_rmsnorm__wasmsimd(rows: number, n: number, x: Ptr, ldx: number, gamma: Ptr, y: Ptr, ldy: number, eps: number): void;
+  f32_rmsnorm__scalar(rows: number, n: number, x: Ptr, ldx: number, gamma: Ptr, y: Ptr, ldy: number, eps: number): void;
   /** x = act(x) in place. */
   f32_act__wasmsimd(rows: number, cols: number, x: Ptr, ldx: number, act: number): void;
   f32_act__scalar(rows: number, cols: number, x: Ptr, ldx: number, act: number): void;

@@ -21,11 +21,13 @@ export function invSqrtDecaySums(gamma: number, pos0: number, n: number, out: Fl
 
 /** cos/sin tables [rows, dk/2] for absolute positions pos0..pos0+rows−1; angle [dk] repeats each frequency twice. */
 export function rotaryTables(angle: ArrayLike<number>, dk: number, pos0: number, rows: number,
-                             cos: Float32Array = new Float32Array(rows * (dk / 2)), sin: Float32Array = new Float32Array(rows * (dk / 2))): { cos: Float32Array; sin: Float32Array } {
+                             cos: Float32Array = new Float32Array(rows * (dk / 2)), sin: Float32Array = new Float32Array(rows * (dk / 2)),
+                             f32Product = false): { cos: Float32Array; sin: Float32Array } {
   const half = dk / 2;
   for (let r = 0; r < rows; r++) {
     for (let i = 0; i < half; i++) {
-      const t = (pos0 + r) * angle[2 * i];
+      // f32Product: the angle t·θ rounded to float32 first (families trained with float32 angles)
+      const t = f32Product ? Math.fround((pos0 + r) * angle[2 * i]) : (pos0 + r) * angle[2 * i];
       cos[r * half + i] = Math.cos(t);
       sin[r * half + i] = Math.sin(t);
     }

@@ -1,0 +1,358 @@
+// The fla family (fla-org/flash-linear-attention's RetNet, as published on the
+// Hugging Face hub by fla-hub): a model folder — config.json, weights as one
+// model.safetensors or shards listed in model.safetensors.index.json, and a
+// tokenizer.json — read into the runtime's weight layout (src/model/arch.ts
+// says what differs from the seed family and how it is carried):
+//
+//   model.embeddings.weight                      [V, d]
+//   model.layers.{l}.attn_norm.weight            [d]            RMSNorm
+//   model.layers.{l}.attn.q_proj.weight          [H·dk, d]      rows permuted to interleaved rotary pairs
+//   model.layers.{l}.attn.k_proj.weight          [Hkv·dk, d]    same; repeated to H heads (head i uses kv head ⌊i/(H/Hkv)⌋)
+//   model.layers.{l}.attn.v_proj.weight          [Hkv·dv, d]    repeated likewise
+//   model.layers.{l}.attn.g_proj.weight          [H·dv, d]
+//   model.layers.{l}.attn.o_proj.weight          [d, H·dv]
+//   model.layers.{l}.attn.g_norm_swish_gate.weight | .g_norm.weight   [dv]   per-head RMSNorm, shared
+//   model.layers.{l}.mlp_norm.weight             [d]
+//   model.layers.{l}.mlp.gate_proj.weight        [I, d]  (+ up_proj [I, d]); or legacy fused [2I, d] = gate | up
+//   model.layers.{l}.mlp.down_proj.weight        [d, I]
+//   model.norm.weight                            [d]
+//   lm_head.weight                               [V, d]  (absent when tie_word_embeddings)
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { errors, listNames, quote } from '../errors.js';
+import { SafetensorsFile, type StTensorInfo } from '../safetensors.js';
+import type { ActName } from '../reference/ops.js';
+import { flaAngle, flaDecay, halfToInterleaved, permuteHeadRows } from './arch.js';
+import { checkWeightValues, markChecked } from './check.js';
+import { dimsOf, resolveConfig, type RetNetConfig } from './config.js';
+import type { LayerWeights, Linear, MSRWeights } from './weights.js';
+
+/** Config keys fla's RetNetConfig knows that change nothing at inference (training, caching, kernels, fused losses). */
+const INERT_KEYS = new Set([
+  'architectures', 'attn_mode', 'bos_token_id', 'eos_token_id', 'pad_token_id', 'fuse_cross_entropy', 'fuse_linear_cross_entropy',
+  'fuse_norm', 'fuse_swiglu', 'initializer_range', 'max_position_embeddings', 'model_type', 'torch_dtype', 'transformers_version',
+  'use_cache', 'use_l2warp', 'conv_size', 'tie_word_embeddings', 'vocab_size', 'hidden_size', 'num_hidden_layers', 'num_heads',
+  'num_kv_heads', 'expand_k', 'expand_v', 'hidden_ratio', 'intermediate_size', 'hidden_act', 'norm_eps', 'elementwise_affine',
+  'use_output_gate', 'feature_map', 'use_short_conv', 'attn', 'attnres_block_size', 'rope_theta', 'dtype',
+  // written by transformers' PretrainedConfig.to_dict
+  'return_dict', 'output_hidden_states', 'output_attentions', 'torchscript', 'use_bfloat16', 'tf_legacy_loss', 'pruned_heads',
+  'chunk_size_feed_forward', 'is_encoder_decoder', 'is_decoder', 'cross_attention_hidden_size', 'add_cross_attention',
+  'tie_encoder_decoder', 'problem_type', 'id2label', 'label2id', 'task_specific_params', 'tokenizer_class', 'prefix',
+  'sep_token_id', 'decoder_start_token_id', '_name_or_path', '_attn_implementation_autoset', 'finetuning_task',
+]);
+
+/** What a fla-family config says, validated. */
+export interface FlaConfig {
+  d: number; layers: number; H: number; Hkv: number; dk: number; dv: number;
+  vocab: number; eps: number; tied: boolean; act: ActName;
+  /** fuse_norm ∧ use_output_gate ∧ swish: the gate norm is stored as attn.g_norm_swish_gate */
+  fusedGateNorm: boolean;
+  intermediate: number | null;
+  bosId: number | null; eosId: number | null;
+  raw: Record<string, unknown>;
+}
+
+const HF_ACTS: Record<string, ActName> = { swish: 'silu', silu: 'silu', gelu: 'gelu', relu: 'relu', sigmoid: 'sigmoid' };
+
+/** Parse and check config.json of a fla-family model: every key we cannot honour is E_CONFIG, naming it. */
+export function parseFlaConfig(raw: unknown, label: string): FlaConfig {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw errors.modelConfig(label, '(top level)', 'a JSON object', raw);
+  const c = raw as Record<string, unknown>;
+  const bad = (key: string, want: string): never => { throw errors.modelConfig(label, key, want, c[key]); };
+  if (c.model_type !== 'retnet') bad('model_type', "'retnet' (the fla RetNet; other model types are not supported)");
+  // Keys whose non-default values change the architecture in ways this runtime does not implement.
+  if (c.feature_map != null) bad('feature_map', 'null (feature maps on q/k are not supported)');
+  if (c.use_short_conv != null && c.use_short_conv !== false) bad('use_short_conv', 'false (short convolutions are not supported)');
+  if (c.attn != null) bad('attn', 'null (hybrid attention layers are not supported)');
+  if (c.attnres_block_size != null) bad('attnres_block_size', 'null (attention-residual blocks are not supported)');
+  if (c.use_output_gate != null && c.use_output_gate !== true) bad('use_output_gate', 'true (models without the output gate are not supported)');
+  if (c.elementwise_affine != null && c.elementwise_affine !== true) bad('elementwise_affine', 'true (norms without weights are not supported)');
+  if (c.rope_theta != null && c.rope_theta !== 10000) bad('rope_theta', '10000 (fla RetNet rotary base)');
+  const int = (key: string, dflt?: number): number => {
+    const v = c[key] ?? dflt;
+    if (!(Number.isInteger(v) && (v as number) > 0)) bad(key, 'a positive integer');
+    return v as number;
+  };
+  const d = int('hidden_size', 2048), layers = int('num_hidden_layers', 24), H = int('num_heads', 8), vocab = int('vocab_size', 32000);
+  const Hkv = c.num_kv_heads == null ? H : int('num_kv_heads');
+  if (H % Hkv !== 0) bad('num_kv_heads', `a divisor of num_heads=${H}`);
+  const num = (key: string, dflt: number): number => {
+    const v = c[key] ?? dflt;
+    if (!(typeof v === 'number' && Number.isFinite(v) && v > 0)) bad(key, 'a positive number');
+    return v as number;
+  };
+  const keyDim = d * num('expand_k', 1), valueDim = d * num('expand_v', 2);
+  if (!Number.isInteger(keyDim)) bad('expand_k', `such that hidden_size·expand_k is an integer (${keyDim})`);
+  if (!Number.isInteger(valueDim)) bad('expand_v', `such that hidden_size·expand_v is an integer (${valueDim})`);
+  if (keyDim % H !== 0 || (keyDim / H) % 2 !== 0) bad('expand_k', `such that hidden_size·expand_k = ${keyDim} splits into ${H} heads of even width`);
+  if (valueDim % H !== 0) bad('expand_v', `such that hidden_size·expand_v = ${valueDim} splits into ${H} heads`);
+  const eps = num('norm_eps', 1e-6);
+  const actName = c.hidden_act ?? 'swish';
+  const act = typeof actName === 'string' ? HF_ACTS[actName] : undefined;
+  if (!act) bad('hidden_act', `one of ${Object.keys(HF_ACTS).join(', ')}`);
+  const bool = (key: string, dflt: boolean): boolean => {
+    const v = c[key] ?? dflt;
+    if (typeof v !== 'boolean') bad(key, 'a boolean');
+    return v as boolean;
+  };
+  const tied = bool('tie_word_embeddings', false);
+  const fuseNorm = bool('fuse_norm', true);
+  const intermediate = c.intermediate_size == null ? null : int('intermediate_size');
+  const optId = (key: string, dflt: number): number | null => {
+    const v = key in c ? c[key] : dflt;
+    if (v === null) return null;
+    if (!(Number.isInteger(v) && (v as number) >= 0 && (v as number) < vocab)) bad(key, `null or a token id in [0, ${vocab})`);
+    return v as number;
+  };
+  return {
+    d, layers, H, Hkv, dk: keyDim / H, dv: valueDim / H, vocab, eps, tied, act: act!,
+    fusedGateNorm: fuseNorm && actName === 'swish', intermediate, bosId: optId('bos_token_id', 1), eosId: optId('eos_token_id', 2), raw: c,
+  };
+}
+
+/** Keys of a config this loader neither uses nor knows to be inert: reported by `info`, never an error
+ *  (a newer fla may add training-only keys). */
+export const unknownConfigKeys = (raw: Record<string, unknown>): string[] => Object.keys(raw).filter((k) => !INERT_KEYS.has(k));
+
+// ---------------------------------------------------------------- model folders
+
+/** Where a model folder's files are. */
+export interface ModelFiles {
+  dir: string;
+  configPath: string;
+  /** safetensors files, in the order of the index (or the single file) */
+  weightFiles: string[];
+  /** tensor name → file, when sharded */
+  weightMap: Map<string, string> | null;
+  tokenizerPath: string | null;
+}
+
+/** The local Hugging Face hub cache (HF_HUB_CACHE, HF_HOME/hub, or ~/.cache/huggingface/hub). */
+export function hubCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.HF_HUB_CACHE) return env.HF_HUB_CACHE;
+  if (env.HF_HOME) return join(env.HF_HOME, 'hub');
+  return join(homedir(), '.cache', 'huggingface', 'hub');
+}
+
+/** A model folder from `DIR` or `ORG/NAME` (a snapshot in the local hub cache, as `huggingface-cli download` leaves it;
+ *  never fetched: there is no network at run time). */
+export function resolveModelDir(spec: string, env: NodeJS.ProcessEnv = process.env): string {
+  if (typeof spec !== 'string' || spec === '') throw errors.option('model', 'a model folder or ORG/NAME in the local Hugging Face cache', spec);
+  if (existsSync(spec)) {
+    if (!statSync(spec).isDirectory()) throw errors.weights(`${spec}: not a folder (a Hugging Face model folder holds config.json and *.safetensors)`);
+    return resolve(spec);
+  }
+  if (/^[\w.-]+\/[\w.-]+$/.test(spec)) {
+    const cache = hubCacheDir(env);
+    const repo = join(cache, `models--${spec.replace('/', '--')}`);
+    if (existsSync(repo)) {
+      let rev: string | null = null;
+      try { rev = readFileSync(join(repo, 'refs', 'main'), 'utf8').trim(); } catch { /* no refs/main: take the only snapshot */ }
+      const snaps = join(repo, 'snapshots');
+      const list = existsSync(snaps) ? readdirSync(snaps) : [];
+      const pick = rev && list.includes(rev) ? rev : list.length === 1 ? list[0] : null;
+      if (pick) return join(snaps, pick);
+      throw errors.weights(`${spec}: ${repo} has ${list.length} snapshots and no refs/main naming one; pass the snapshot folder itself`);
+    }
+    throw errors.weights(`${spec}: no such folder, and not in the Hugging Face cache (${cache}); download it first, e.g. \`huggingface-cli download ${spec}\` (retnet never downloads)`);
+  }
+  throw errors.weights(`${spec}: no such file or folder`);
+}
+
+/** The files of a model folder (config, weights — single or sharded — and tokenizer). */
+export function modelFiles(dir: string): ModelFiles {
+  const configPath = join(dir, 'config.json');
+  if (!existsSync(configPath)) throw errors.weights(`${dir}: no config.json (not a Hugging Face model folder)`);
+  const index = join(dir, 'model.safetensors.index.json');
+  const single = join(dir, 'model.safetensors');
+  let weightFiles: string[];
+  let weightMap: Map<string, string> | null = null;
+  if (existsSync(index)) {
+    let j: unknown;
+    try { j = JSON.parse(readFileSync(index, 'utf8')); } catch (e) { throw errors.weights(`${index}: not valid JSON (${(e as Error).message})`); }
+    const wm = (j as { weight_map?: unknown })?.weight_map;
+    if (!wm || typeof wm !== 'object' || Array.isArray(wm)) throw errors.weights(`${index}: no weight_map object`);
+    weightMap = new Map();
+    const files: string[] = [];
+    for (const [name, file] of Object.entries(wm as Record<string, unknown>)) {
+      if (typeof file !== 'string' || file.includes('/') || file.includes('\\') || file.startsWith('.')) throw errors.weights(`${index}: weight_map[${quote(name)}] must be a file name in the folder (got ${quote(String(file))})`);
+      const p = join(dir, file);
+      if (!files.includes(p)) files.push(p);
+      weightMap.set(name, p);
+    }
+    const missing = files.filter((f) => !existsSync(f));
+    if (missing.length) throw errors.weights(`${dir}: missing shard${missing.length > 1 ? 's' : ''} ${listNames(missing.map((f) => f.slice(dir.length + 1)), 5, true)} listed in model.safetensors.index.json`);
+    weightFiles = files;
+  } else if (existsSync(single)) {
+    weightFiles = [single];
+  } else {
+    throw errors.weights(`${dir}: no model.safetensors and no model.safetensors.index.json`);
+  }
+  const tok = join(dir, 'tokenizer.json');
+  return { dir, configPath, weightFiles, weightMap, tokenizerPath: existsSync(tok) ? tok : null };
+}
+
+// ---------------------------------------------------------------- weights
+
+/** Tensors across the shards, read on demand as float32 (BF16/F16 widened) or float64. */
+class ShardSet {
+  private readonly files: SafetensorsFile[] = [];
+  private readonly where = new Map<string, SafetensorsFile>();
+  readonly used = new Set<string>();
+
+  constructor(readonly mf: ModelFiles) {
+    try {
+      for (const p of mf.weightFiles) {
+        const f = SafetensorsFile.open(p);
+        this.files.push(f);
+        for (const name of f.tensors.keys()) {
+          if (this.where.has(name)) throw errors.weights(`${mf.dir}: tensor ${quote(name)} is in two files (${this.where.get(name)!.path}, ${p})`);
+          const want = mf.weightMap?.get(name);
+          if (mf.weightMap && want !== p) throw errors.weights(`${p}: holds ${quote(name)}, which model.safetensors.index.json ${want ? `puts in ${want}` : 'does not list'}`);
+          this.where.set(name, f);
+        }
+      }
+      if (mf.weightMap) {
+        const absent = [...mf.weightMap.keys()].filter((n) => !this.where.has(n));
+        if (absent.length) throw errors.weights(`${mf.dir}: tensors listed in model.safetensors.index.json but in no shard: ${listNames(absent, 5, true)}`);
+      }
+    } catch (e) { this.close(); throw e; }
+  }
+
+  has(name: string): boolean { return this.where.has(name); }
+  names(): string[] { return [...this.where.keys()]; }
+  info(name: string): StTensorInfo | undefined { return this.where.get(name)?.tensors.get(name); }
+
+  /** The tensor as float32, checked against `shape` and for values float32 cannot hold. */
+  take(name: string, shape: number[]): Float32Array {
+    const f = this.where.get(name);
+    if (!f) throw errors.weights(`${this.mf.dir}: missing weight ${name}`);
+    const t = f.tensors.get(name)!;
+    if (t.shape.length !== shape.length || t.shape.some((s, i) => s !== shape[i])) {
+      throw errors.weights(`${f.path}: weight ${name} has shape [${t.shape.join(', ')}], expected [${shape.join(', ')}]`);
+    }
+    if (!['F32', 'F64', 'F16', 'BF16'].includes(t.dtype)) throw errors.weights(`${f.path}: weight ${name} has dtype ${t.dtype}; a weight must be F32, F64, F16 or BF16`);
+    const data = f.read(name).data;
+    checkWeightValues(f.path, name, data, shape);
+    this.used.add(name);
+    return data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>);
+  }
+
+  close(): void { for (const f of this.files) f.close(); }
+}
+
+/** Rows [heads·w, n] of W for Hkv kv heads repeated to H heads: head i takes kv head ⌊i/(H/Hkv)⌋. */
+function repeatKv(W: Float32Array, Hkv: number, H: number, w: number, n: number): Float32Array {
+  if (Hkv === H) return W;
+  const g = H / Hkv, out = new Float32Array(H * w * n);
+  for (let i = 0; i < H; i++) {
+    const src = Math.floor(i / g) * w * n;
+    out.set(W.subarray(src, src + w * n), i * w * n);
+  }
+  return out;
+}
+
+const lin = (W: Float32Array, outDim: number, inDim: number): Linear => ({ W, b: null, inDim, outDim });
+
+export interface FlaModel {
+  config: RetNetConfig;
+  fla: FlaConfig;
+  layers: LayerWeights[];
+  embed: Float32Array;   // [V, d]
+  head: Float32Array;    // [V, d] (the embedding itself when tied)
+  finalNorm: Float32Array; // [d]
+  files: ModelFiles;
+  /** dtypes of the stored weights, with counts */
+  dtypes: Record<string, number>;
+  parameters: number;
+  legacyMlp: boolean;
+}
+
+/** Read a fla-family model folder into the runtime's layout. */
+export function loadFlaFolder(dir: string): FlaModel {
+  const mf = modelFiles(dir);
+  let raw: unknown;
+  try { raw = JSON.parse(readFileSync(mf.configPath, 'utf8')); } catch (e) { throw errors.weights(`${mf.configPath}: not valid JSON (${(e as Error).message})`); }
+  const fc = parseFlaConfig(raw, mf.configPath);
+  const { d, H, Hkv, dk, dv, vocab } = fc;
+  const st = new ShardSet(mf);
+  try {
+    const P = 'model.';
+    // the MLP's width and layout from layer 0's tensors (checked against config.intermediate_size)
+    const gate0 = st.info(`${P}layers.0.mlp.gate_proj.weight`);
+    if (!gate0) throw errors.weights(`${mf.dir}: missing weight ${P}layers.0.mlp.gate_proj.weight`);
+    const legacy = !st.has(`${P}layers.0.mlp.up_proj.weight`);
+    const I = legacy ? gate0.shape[0] / 2 : gate0.shape[0];
+    if (!Number.isInteger(I) || I < 1) throw errors.weights(`${mf.dir}: ${P}layers.0.mlp.gate_proj.weight has shape [${gate0.shape.join(', ')}]; without up_proj it must be [2·I, ${d}]`);
+    if (fc.intermediate !== null && fc.intermediate !== I) throw errors.weights(`${mf.dir}: config.json says intermediate_size ${fc.intermediate} but ${P}layers.0.mlp.gate_proj.weight gives ${I}`);
+    if (st.has(`${P}layers.${fc.layers}.attn_norm.weight`)) throw errors.weights(`${mf.dir}: weights for more than num_hidden_layers=${fc.layers} layers`);
+    const config: RetNetConfig = resolveConfig({
+      arch: 'fla', numLayer: fc.layers, numHeads: H, dimModel: d, keyDim: H * dk, valueFactor: (H * dv) / d,
+      msrGateFn: fc.act, mlpGateFn: fc.act, mlpMult: I / d, mlpHidden: [I], mlpBias: false, dropout: 0, normEps: fc.eps,
+    });
+    const dims = dimsOf(config);
+    const perm = halfToInterleaved(dk);
+    const angle = flaAngle(dk), decay = flaDecay(H);
+    const zeros = (n: number) => new Float32Array(n);
+    const layers: LayerWeights[] = [];
+    for (let l = 0; l < fc.layers; l++) {
+      const a = `${P}layers.${l}.attn.`;
+      const q = permuteHeadRows(st.take(`${a}q_proj.weight`, [H * dk, d]), H, dk, d, perm);
+      const k = repeatKv(permuteHeadRows(st.take(`${a}k_proj.weight`, [Hkv * dk, d]), Hkv, dk, d, perm), Hkv, H, dk, d);
+      const v = repeatKv(st.take(`${a}v_proj.weight`, [Hkv * dv, d]), Hkv, H, dv, d);
+      const g = st.take(`${a}g_proj.weight`, [H * dv, d]);
+      const o = st.take(`${a}o_proj.weight`, [d, H * dv]);
+      const gnName = fc.fusedGateNorm ? `${a}g_norm_swish_gate.weight` : `${a}g_norm.weight`;
+      if (!st.has(gnName)) {
+        const other = fc.fusedGateNorm ? `${a}g_norm.weight` : `${a}g_norm_swish_gate.weight`;
+        throw errors.weights(`${mf.dir}: missing weight ${gnName}${st.has(other) ? ` (the folder has ${other}: config.json's fuse_norm/hidden_act do not match the weights)` : ''}`);
+      }
+      const msr: MSRWeights = {
+        preNorm: { weight: st.take(`${P}layers.${l}.attn_norm.weight`, [d]), bias: zeros(d) },
+        q: lin(q, H * dk, d), k: lin(k, H * dk, d), v: lin(v, H * dv, d), g: lin(g, H * dv, d), o: lin(o, d, H * dv),
+        norm: { weight: st.take(gnName, [dv]), bias: zeros(dv) },
+        angle, decay,
+      };
+      const m = `${P}layers.${l}.mlp.`;
+      let gu: Float32Array;
+      if (legacy) {
+        if (st.has(`${m}up_proj.weight`)) throw errors.weights(`${mf.dir}: layer ${l} has ${m}up_proj.weight but layer 0 has the fused gate_proj without it`);
+        gu = st.take(`${m}gate_proj.weight`, [2 * I, d]); // rows [0, I) gate, [I, 2I) up: already the runtime's layout
+      } else {
+        gu = new Float32Array(2 * I * d);
+        gu.set(st.take(`${m}gate_proj.weight`, [I, d]), 0);
+        gu.set(st.take(`${m}up_proj.weight`, [I, d]), I * d);
+      }
+      const down = st.take(`${m}down_proj.weight`, [d, I]);
+      const lw: LayerWeights = {
+        msr,
+        mlp: { norm: { weight: st.take(`${P}layers.${l}.mlp_norm.weight`, [d]), bias: zeros(d) }, linears: [lin(gu, 2 * I, d), lin(down, d, I)] },
+      };
+      markChecked(lw); markChecked(msr); // values checked as read (ShardSet.take)
+      layers.push(lw);
+    }
+    const embed = st.take(`${P}embeddings.weight`, [vocab, d]);
+    let head: Float32Array;
+    if (fc.tied) {
+      if (st.has('lm_head.weight')) throw errors.weights(`${mf.dir}: tie_word_embeddings is true but the folder has lm_head.weight`);
+      head = embed;
+    } else {
+      head = st.take('lm_head.weight', [vocab, d]);
+    }
+    const finalNorm = st.take(`${P}norm.weight`, [d]);
+    const extra = st.names().filter((n) => !st.used.has(n));
+    if (extra.length) throw errors.weights(`${mf.dir}: unexpected weights not used by the model: ${listNames(extra, 5, true)}`);
+    const dtypes: Record<string, number> = {};
+    let parameters = 0;
+    for (const n of st.names()) {
+      const t = st.info(n)!;
+      dtypes[t.dtype] = (dtypes[t.dtype] ?? 0) + 1;
+      parameters += t.shape.reduce((a, b) => a * b, 1);
+    }
+    void dims;
+    return { config, fla: fc, layers, embed, head, finalNorm, files: mf, dtypes, parameters, legacyMlp: legacy };
+  } finally {
+    st.close();
+  }
+}

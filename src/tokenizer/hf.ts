@@ -1,0 +1,289 @@
+// A Hugging Face tokenizer.json (e.g. Mistral's 32k SentencePiece BPE with byte
+// fallback, as the fla-hub RetNets ship it), run by @huggingface/tokenizers.
+//
+// Text is text: a literal "<s>" or "</s>" in the input is encoded as its
+// characters, never as the special token (SentencePiece's behaviour, and
+// mistral-tokenizer-js's); only `addBos` puts BOS in. The added tokens are
+// therefore kept out of the library's added-token splitter; they still name
+// ids for BOS/EOS and decode as nothing (they are special).
+import { readFileSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
+import { RetNetError, errors, quote } from '../errors.js';
+import { checkId, checkIds, checkText, utf8ByteLength } from './bytes.js';
+import type { EncodeOptions, StreamDecoder, Tokenizer, TokenizerOptions } from './types.js';
+
+/** A tokenizer file that is missing, unreadable or malformed. There is no
+ *  tokenizer error code yet: E_WEIGHTS ("model files missing or unusable"). */
+const tokenizerError = (file: string, message: string, cause?: unknown) =>
+  new RetNetError('E_WEIGHTS', `tokenizer ${quote(file)}: ${message}`, cause === undefined ? undefined : { cause });
+
+const MAX_VOCAB = 1 << 24;
+
+type Json = Record<string, unknown>;
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+interface AddedToken { id: number; content: string; special: boolean }
+
+/** The parts of the library's tokenizer that encode/decode below call. */
+interface HfParts {
+  normalizer: ((text: string) => string) | null;
+  pre_tokenizer: ((text: string, opts: { section_index: number }) => string[]) | null;
+  model: ((pieces: string[]) => string[]) & { tokens_to_ids: Map<string, number>; unk_token_id?: number; end_of_word_suffix?: string };
+  decoder: ((tokens: string[]) => string) | null;
+}
+
+/** A special token's content → id, from tokenizer_config.json's `bos_token`
+ *  style entries ("<s>" or { content: "<s>" }). */
+function configTokenName(v: unknown): string | null {
+  if (typeof v === 'string') return v;
+  if (isObject(v) && typeof v.content === 'string') return v.content;
+  return null;
+}
+
+export class HfTokenizerImpl implements Tokenizer {
+  readonly kind = 'hf' as const;
+  readonly vocabSize: number;
+  readonly bosId: number | null;
+  readonly eosId: number | null;
+  /** token string by id ('' for an id no token has) */
+  private readonly pieces: string[];
+  /** ids that decode as nothing (the added special tokens) */
+  private readonly special: Uint8Array;
+  private readonly hf: HfParts;
+  /** "\n" can be cut out before BPE: no merge involves it (see encodeText). */
+  private readonly splitLines: boolean;
+
+  constructor(json: unknown, source: string, opts: TokenizerOptions = {}, config: unknown = null) {
+    if (!isObject(json)) throw tokenizerError(source, 'not a tokenizer.json: the top level is not a JSON object');
+    const model = json.model;
+    if (!isObject(model)) throw tokenizerError(source, 'not a tokenizer.json: no "model" object');
+    if (typeof model.type === 'string' && !['BPE', 'WordPiece', 'Unigram'].includes(model.type)) {
+      throw tokenizerError(source, `model type ${quote(model.type)} is not supported (BPE, WordPiece, Unigram)`);
+    }
+    const vocabEntries: [string, number][] = [];
+    if (isObject(model.vocab)) {
+      for (const [tok, id] of Object.entries(model.vocab)) vocabEntries.push([tok, id as number]);
+    } else if (Array.isArray(model.vocab)) { // Unigram: [[piece, score], …], id = row
+      model.vocab.forEach((e, i) => vocabEntries.push([Array.isArray(e) ? e[0] : e, i]));
+    } else {
+      throw tokenizerError(source, 'model.vocab is missing or not an object');
+    }
+    if (vocabEntries.length === 0) throw tokenizerError(source, 'model.vocab is empty');
+    if (model.type === 'BPE' && !Array.isArray(model.merges)) throw tokenizerError(source, 'model.merges (a BPE model) is missing or not an array');
+    const added: AddedToken[] = [];
+    if (json.added_tokens !== undefined && json.added_tokens !== null) {
+      if (!Array.isArray(json.added_tokens)) throw tokenizerError(source, 'added_tokens is not an array');
+      for (const t of json.added_tokens) {
+        if (!isObject(t) || typeof t.content !== 'string' || typeof t.id !== 'number') {
+          throw tokenizerError(source, 'an added_tokens entry lacks a string "content" or a numeric "id"');
+        }
+        added.push({ id: t.id, content: t.content, special: t.special === true });
+      }
+    }
+    let size = 0;
+    for (const [tok, id] of [...vocabEntries, ...added.map((a) => [a.content, a.id] as const)]) {
+      if (typeof tok !== 'string' || !Number.isInteger(id) || id < 0 || id >= MAX_VOCAB) {
+        throw tokenizerError(source, `token ${quote(String(tok))} has id ${String(id)}; ids must be integers in [0, ${MAX_VOCAB})`);
+      }
+      size = Math.max(size, id + 1);
+    }
+    this.vocabSize = size;
+    this.pieces = new Array<string>(size).fill('');
+    for (const [tok, id] of vocabEntries) this.pieces[id] = tok;
+    this.special = new Uint8Array(size);
+    for (const a of added) { this.pieces[a.id] = a.content; if (a.special) this.special[a.id] = 1; }
+
+    // The library's tokenizer without added tokens (text is text, see top).
+    const stripped: Json = { normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null, ...json, added_tokens: [] };
+    try {
+      this.hf = new HfTokenizer(stripped, { clean_up_tokenization_spaces: false }) as unknown as HfParts;
+    } catch (e) {
+      throw tokenizerError(source, `@huggingface/tokenizers refused it: ${e instanceof Error ? e.message : String(e)}`, e);
+    }
+    this.splitLines = model.type === 'BPE' && !this.pieces.some((p) => p.includes('\n'))
+      && (model.merges as unknown[]).every((m) => !(Array.isArray(m) ? m.join(' ') : String(m)).includes('\n'));
+
+    const idOf = (name: string | null): number | null => {
+      if (name === null) return null;
+      const a = added.find((t) => t.content === name);
+      if (a) return a.id;
+      const v = this.hf.model.tokens_to_ids.get(name);
+      return v === undefined ? null : v;
+    };
+    const cfg = isObject(config) ? config : {};
+    this.bosId = opts.bosId !== undefined ? this.checkOption('bosId', opts.bosId)
+      : templateBos(json.post_processor, idOf) ?? (cfg.add_bos_token === true ? idOf(configTokenName(cfg.bos_token)) : null);
+    this.eosId = opts.eosId !== undefined ? this.checkOption('eosId', opts.eosId)
+      : idOf(configTokenName(cfg.eos_token)) ?? firstKnown(added, ['</s>', '<|endoftext|>', '<|end_of_text|>', '<eos>']);
+  }
+
+  private checkOption(name: string, v: number | null): number | null {
+    if (v === null) return null;
+    if (!Number.isInteger(v) || v < 0 || v >= this.vocabSize) throw errors.option(name, `null or an integer in [0, ${this.vocabSize})`, v);
+    return v;
+  }
+
+  encode(text: string, opts: EncodeOptions = {}): Int32Array {
+    checkText(text);
+    const ids = this.encodeText(text);
+    const bos = (opts.addBos ?? true) && this.bosId !== null;
+    const out = new Int32Array(ids.length + (bos ? 1 : 0));
+    if (bos) out[0] = this.bosId!;
+    out.set(ids, bos ? 1 : 0);
+    return out;
+  }
+
+  /** normalizer → pre-tokenizer → model, as the library's encode does with no
+   *  added tokens. With no pre-tokenizer a BPE model sees the whole text as
+   *  one word; when no merge and no token involves "\n" (Mistral: a newline is
+   *  always the byte token <0x0A>), every "\n" is cut out as a word of its own
+   *  first: the same ids (no merge crosses it), the library's per-word cache
+   *  works on lines, and a long document costs linear memory per line. */
+  private encodeText(text: string): number[] {
+    if (text.length === 0) return [];
+    const hf = this.hf;
+    const norm = hf.normalizer ? hf.normalizer(text) : text;
+    if (norm.length === 0) return [];
+    let words = hf.pre_tokenizer ? hf.pre_tokenizer(norm, { section_index: 0 }) : [norm];
+    if (this.splitLines) words = words.flatMap((w) => (w.includes('\n') ? w.split(/(\n)/).filter((s) => s.length > 0) : [w]));
+    const toks = hf.model(words);
+    const map = hf.model.tokens_to_ids, unk = hf.model.unk_token_id;
+    const ids = new Array<number>(toks.length);
+    for (let i = 0; i < toks.length; i++) {
+      const id = map.get(toks[i]!) ?? unk;
+      if (id === undefined) throw errors.input(`text has a piece ${quote(toks[i]!)} that the tokenizer cannot encode (no unknown token)`);
+      ids[i] = id;
+    }
+    return ids;
+  }
+
+  decode(ids: ArrayLike<number>): string {
+    checkIds(ids, this.vocabSize);
+    return this.decodeRange(ids, 0, ids.length);
+  }
+
+  /** Text of ids[from, to): special tokens left out, then the tokenizer.json's decoder. */
+  decodeRange(ids: ArrayLike<number>, from: number, to: number): string {
+    const toks: string[] = [];
+    for (let i = from; i < to; i++) { const id = ids[i]!; if (this.special[id] === 0) toks.push(this.pieces[id]!); }
+    if (toks.length === 0) return '';
+    let text = this.hf.decoder ? this.hf.decoder(toks) : toks.join('');
+    const eow = this.hf.model.end_of_word_suffix;
+    if (this.hf.decoder && eow) text = text.replaceAll(eow, ' ');
+    return text;
+  }
+
+  streamDecoder(): StreamDecoder { return new WindowStreamDecoder(this); }
+
+  byteLength(text: string): number {
+    checkText(text);
+    return utf8ByteLength(text);
+  }
+}
+
+/** BOS: the special token that the post-processor's single-sequence template
+ *  puts before the text ("<s> $A" → <s>); also inside a Sequence post-processor. */
+function templateBos(pp: unknown, idOf: (name: string | null) => number | null): number | null {
+  if (!isObject(pp)) return null;
+  if (pp.type === 'Sequence' && Array.isArray(pp.processors)) {
+    for (const p of pp.processors) { const b = templateBos(p, idOf); if (b !== null) return b; }
+    return null;
+  }
+  if (pp.type === 'TemplateProcessing' && Array.isArray(pp.single)) {
+    for (const item of pp.single) {
+      if (!isObject(item)) return null;
+      if ('Sequence' in item) return null;
+      const st = item.SpecialToken;
+      if (isObject(st) && typeof st.id === 'string') {
+        const spec = isObject(pp.special_tokens) ? pp.special_tokens[st.id] : undefined;
+        if (isObject(spec) && Array.isArray(spec.ids) && Number.isInteger(spec.ids[0])) return spec.ids[0] as number;
+        return idOf(st.id);
+      }
+    }
+    return null;
+  }
+  if ((pp.type === 'RobertaProcessing' || pp.type === 'BertProcessing') && Array.isArray(pp.cls) && Number.isInteger(pp.cls[1])) {
+    return pp.cls[1] as number;
+  }
+  return null;
+}
+
+function firstKnown(added: AddedToken[], names: string[]): number | null {
+  for (const n of names) { const a = added.find((t) => t.content === n); if (a) return a.id; }
+  return null;
+}
+
+/** Streaming by windows (the text-generation-inference way): the delta of a
+ *  push is decode(ids[prefix:]) minus decode(ids[prefix:read]), given out only
+ *  when it does not end in U+FFFD (an incomplete UTF-8 sequence from byte
+ *  tokens). Both windows start at the same token, so a leading-space strip
+ *  applies to both alike, and from the stream's second emission on the window
+ *  starts at a token that rendered text, so the strip never reaches past it. */
+class WindowStreamDecoder implements StreamDecoder {
+  private ids: number[] = [];
+  private prefix = 0;
+  private read = 0;
+  constructor(private readonly tok: HfTokenizerImpl) {}
+
+  push(id: number): string {
+    checkId(id, this.tok.vocabSize);
+    this.ids.push(id);
+    const prev = this.tok.decodeRange(this.ids, this.prefix, this.read);
+    const next = this.tok.decodeRange(this.ids, this.prefix, this.ids.length);
+    if (next.length <= prev.length || next.endsWith('\uFFFD') || !next.startsWith(prev)) return '';
+    this.prefix = this.read;
+    this.read = this.ids.length;
+    if (this.prefix > 64) { this.ids = this.ids.slice(this.prefix); this.read -= this.prefix; this.prefix = 0; }
+    return next.slice(prev.length);
+  }
+
+  flush(): string {
+    const prev = this.tok.decodeRange(this.ids, this.prefix, this.read);
+    const next = this.tok.decodeRange(this.ids, this.prefix, this.ids.length);
+    this.ids = []; this.prefix = 0; this.read = 0;
+    return next.startsWith(prev) ? next.slice(prev.length) : '';
+  }
+}
+
+/** Reads and parses a JSON file; a missing file or bad JSON → a tokenizer error. */
+function readJson(file: string): unknown {
+  let text: string;
+  try { text = readFileSync(file, 'utf8'); } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw tokenizerError(file, code === 'ENOENT' ? 'no such file' : `cannot be read (${code ?? String(e)})`, e);
+  }
+  try { return JSON.parse(text); } catch (e) {
+    throw tokenizerError(file, `not valid JSON (${e instanceof Error ? e.message : String(e)})`, e);
+  }
+}
+
+/** Loads a Hugging Face tokenizer: `path` is a tokenizer.json or a folder
+ *  holding one (a tokenizer_config.json beside it is read for its
+ *  bos_token/eos_token names when present). Reads only local files. */
+export async function loadTokenizer(path: string, opts: TokenizerOptions = {}): Promise<Tokenizer> {
+  if (typeof path !== 'string' || path.length === 0) throw errors.option('tokenizer', 'a path to tokenizer.json or to a folder holding one', path);
+  let file = path;
+  let isDir = false;
+  try { isDir = statSync(path).isDirectory(); } catch (e) {
+    throw tokenizerError(path, (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or folder' : `cannot be read (${String(e)})`, e);
+  }
+  if (isDir) {
+    file = join(path, 'tokenizer.json');
+    try { statSync(file); } catch (e) {
+      throw tokenizerError(path, 'the folder has no tokenizer.json', e);
+    }
+  }
+  const json = readJson(file);
+  let config: unknown = null;
+  const cfgFile = join(dirname(file), 'tokenizer_config.json');
+  try { statSync(cfgFile); config = readJson(cfgFile); } catch (e) {
+    if (e instanceof RetNetError) throw e;
+  }
+  return new HfTokenizerImpl(json, file, opts, config);
+}
+
+/** A tokenizer from an already parsed tokenizer.json object (`source` names it in errors). */
+export function tokenizerFromJson(json: unknown, opts: TokenizerOptions = {}, source = 'tokenizer.json', config: unknown = null): Tokenizer {
+  return new HfTokenizerImpl(json, source, opts, config);
+}

@@ -1,0 +1,51 @@
+// The tokenizer layer: text ↔ token ids for the language models. Two kinds:
+// 'bytes' (ids are the UTF-8 bytes, the byte LM) and 'hf' (a Hugging Face
+// tokenizer.json, e.g. the fla-hub RetNets' Mistral 32k SentencePiece BPE).
+
+export type TokenizerKind = 'bytes' | 'hf';
+
+export interface EncodeOptions {
+  /** Prepend the BOS token. Default: true when the tokenizer has one
+   *  (`bosId !== null`); ignored when it has none. */
+  addBos?: boolean;
+}
+
+/** Token-by-token decoding for generation: the text that each new token
+ *  completes. The concatenated deltas (plus `flush()`) equal
+ *  `decode(all ids)`: a UTF-8 character split over byte-fallback tokens comes
+ *  out whole once its last byte arrives, and the one leading space that
+ *  SentencePiece decoding strips is stripped once, at the start of the stream. */
+export interface StreamDecoder {
+  /** The text that token `id` adds ('' while a character is incomplete or
+   *  the token renders as nothing, e.g. a special token). */
+  push(id: number): string;
+  /** The end of the stream: text still held back (an incomplete UTF-8
+   *  sequence comes out as U+FFFD). The decoder starts a new stream afterwards. */
+  flush(): string;
+}
+
+export interface Tokenizer {
+  readonly kind: TokenizerKind;
+  /** Number of ids: every id is in [0, vocabSize). */
+  readonly vocabSize: number;
+  readonly bosId: number | null;
+  readonly eosId: number | null;
+  /** Token ids of `text` (BOS first when `addBos`, see EncodeOptions). */
+  encode(text: string, opts?: EncodeOptions): Int32Array;
+  /** Text of `ids`; special tokens (BOS, EOS, …) render as nothing, bytes
+   *  that are not valid UTF-8 as U+FFFD. Throws E_INPUT on an id outside
+   *  [0, vocabSize). */
+  decode(ids: ArrayLike<number>): string;
+  /** A new streaming decoder (see StreamDecoder). */
+  streamDecoder(): StreamDecoder;
+  /** UTF-8 length of `text` in bytes: the denominator of bits per byte
+   *  (a lone surrogate counts 3, as U+FFFD, like TextEncoder). */
+  byteLength(text: string): number;
+}
+
+/** Options of loadTokenizer: the model's config.json overrides the
+ *  tokenizer's own BOS/EOS (`bos_token_id`, `eos_token_id`); null = none. */
+export interface TokenizerOptions {
+  bosId?: number | null;
+  eosId?: number | null;
+}
