@@ -1,0 +1,380 @@
+// The tokenizer layer: the Hugging Face tokenizer.json path (Mistral's 32k
+// SentencePiece BPE with byte fallback, run by @huggingface/tokenizers) against
+// mistral-tokenizer-js on a fixed text set; decode round trips; streaming
+// decode; the byte tokenizer; bad tokenizer files.
+//
+// The text set exists on a fresh clone after `npm ci` (no ../shared): lines of
+// files in packages pinned by package-lock (TypeScript's lib .d.ts and its
+// translated diagnostic messages in 13 languages, package READMEs) plus seeded
+// synthetic lines over many scripts, emoji (ZWJ sequences, flags, skin tones),
+// combining marks, control characters, tabs, CR, CRLF, runs of spaces,
+// leading/trailing spaces and code.
+//
+// Decided differences from mistral-tokenizer-js (handled in the wrapper, and
+// asserted below):
+// - The empty string with BOS: mistral-tokenizer-js returns [] (an early
+//   return), we return [<s>] as SentencePiece, HF tokenizers and transformers
+//   do; a generation prompt of "" then still has BOS to start from. Without
+//   BOS both give [].
+// Agreements that a careless wrapper would break (also asserted):
+// - Text is text: a literal "<s>" or "</s>" in the input is encoded as its
+//   characters (mistral-tokenizer-js, SentencePiece), not as the special token.
+// - U+2581 "▁" in the input is SentencePiece's space mark: it encodes like a
+//   space and decodes as " " (so those lines are left out of the round trip).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { RetNetError } from '../src/errors.js';
+import { ByteTokenizer, loadTokenizer, tokenizerFromJson, utf8ByteLength, type Tokenizer } from '../src/tokenizer/index.js';
+import { buildMistralTokenizerJson, loadMistralTokenizerJs, writeMistralTokenizerJson } from './helpers/mistral-tokenizer-json.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..'); // dist/test → repo root
+const nm = join(root, 'node_modules');
+const dir = mkdtempSync(join(tmpdir(), 'retnet-tok-'));
+
+// ---------------------------------------------------------------- text set
+
+/** mulberry32: a small seeded generator, so the synthetic lines are fixed. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Code point ranges of scripts and symbol blocks (no surrogates, no U+2581). */
+const SCRIPTS: [number, number][] = [
+  [0x61, 0x7a], [0x41, 0x5a], [0x30, 0x39], [0xc0, 0x17f], // Latin, digits, Latin-1/Extended-A
+  [0x391, 0x3c9], [0x410, 0x44f], [0x5d0, 0x5ea], [0x621, 0x64a], // Greek, Cyrillic, Hebrew, Arabic
+  [0x905, 0x939], [0x93e, 0x94d], [0xe01, 0xe3a], [0x10a0, 0x10ff], // Devanagari letters + signs, Thai, Georgian
+  [0x3041, 0x3096], [0x30a1, 0x30fa], [0x4e00, 0x9fff], [0xac00, 0xd7a3], // kana, CJK, Hangul
+  [0x20000, 0x2a6df], [0x1d400, 0x1d7ff], [0x2200, 0x22ff], [0x2500, 0x257f], // CJK ext. B, math letters/symbols, box drawing
+  [0x1f300, 0x1f5ff], [0x1f600, 0x1f64f], [0x1f900, 0x1f9ff], [0x0e00, 0x0e7f], // emoji, Thai block (incl. unassigned)
+];
+const COMBINING = [0x300, 0x301, 0x302, 0x303, 0x308, 0x30a, 0x327, 0x328, 0x20dd, 0x93c, 0x94d, 0x64b, 0x651];
+const EMOJI_SEQ = ['👨‍👩‍👧‍👦', '🏳️‍🌈', '👩🏽‍💻', '🧑🏿‍🤝‍🧑🏻', '❤️‍🔥', '🇯🇵', '🇺🇳', '👍🏾', '1️⃣', '🏴‍☠️', '🫶🏼', '🐈‍⬛'];
+const SPACES = [' ', '  ', '   ', '    ', '        ', '\t', '\t\t', '\r', '\r\n', '\n', '\n\n', '\u00a0', '\u3000', '\u200b', '\u2009'];
+const CODE = [
+  'for (let i = 0; i < n; i++) { s += a[i] * b[i]; }', 'def f(x):\n    return x ** 2  # square',
+  'SELECT id, name FROM users WHERE age >= 18;', '#include <stdio.h>\nint main(void) { return 0; }',
+  'const re = /^\\s*([A-Za-z_$][\\w$]*)\\s*=/gu;', '{"key": [1, 2.5e-3, null, true], "\\u00e9": "\\n"}',
+  '<s>not a special token</s>', '</s><s><unk>', 'if x != y && !(z || w) { return Err(e)?; }', '$ npm ci && npm test 2>&1 | tee log.txt',
+];
+
+function synthetic(count: number, seed: number): string[] {
+  const r = rng(seed);
+  const pick = <T>(a: readonly T[]): T => a[Math.floor(r() * a.length)]!;
+  const word = (): string => {
+    const [lo, hi] = pick(SCRIPTS);
+    let w = '';
+    const n = 1 + Math.floor(r() * 8);
+    for (let i = 0; i < n; i++) {
+      w += String.fromCodePoint(lo + Math.floor(r() * (hi - lo + 1)));
+      if (r() < 0.08) w += String.fromCodePoint(pick(COMBINING));
+    }
+    return w;
+  };
+  const out: string[] = [];
+  for (let k = 0; k < count; k++) {
+    let s = r() < 0.2 ? pick(SPACES) : '';
+    const parts = 1 + Math.floor(r() * 12);
+    for (let p = 0; p < parts; p++) {
+      const u = r();
+      if (u < 0.55) s += word();
+      else if (u < 0.65) s += pick(EMOJI_SEQ);
+      else if (u < 0.75) s += pick(CODE);
+      else if (u < 0.8) s += String.fromCharCode(Math.floor(r() * 32)); // C0 controls incl. NUL, tab, CR, LF
+      else if (u < 0.85) s += pick(['.', ',', '!', '?', '…', '“', '”', '«', '»', '—', '¿', '।', '。', '、', '،']);
+      else s += String.fromCodePoint(0x21 + Math.floor(r() * 0x5e)); // ASCII punctuation/letters
+      s += r() < 0.7 ? ' ' : pick(SPACES);
+    }
+    if (r() < 0.3) s = s.trimEnd();
+    out.push(s);
+  }
+  return out;
+}
+
+const readIf = (p: string): string => { try { return readFileSync(p, 'utf8'); } catch { return ''; } };
+
+function buildTextSet(): string[] {
+  const seen = new Set<string>();
+  const lines: string[] = [];
+  // "" is left out: it is the one decided difference, tested on its own below
+  const add = (s: string) => { if (s.length > 0 && !seen.has(s)) { seen.add(s); lines.push(s); } };
+  // code: TypeScript's lib .d.ts, lines as they are (indentation, trailing spaces)
+  for (const f of ['lib.es5.d.ts', 'lib.dom.d.ts']) {
+    let n = 0;
+    for (const l of readIf(join(nm, 'typescript', 'lib', f)).split('\n')) { if (n >= 3500) break; if (!seen.has(l)) { add(l); n++; } }
+  }
+  // prose in 13 languages: TypeScript's translated diagnostic messages
+  const tsLib = join(nm, 'typescript', 'lib');
+  for (const loc of readdirSync(tsLib).filter((d) => /^[a-z]{2}(-[a-z]{2})?$/.test(d)).sort()) {
+    const text = readIf(join(tsLib, loc, 'diagnosticMessages.generated.json'));
+    if (!text) continue;
+    Object.values(JSON.parse(text) as Record<string, string>).slice(0, 250).forEach(add);
+  }
+  // Markdown: package READMEs
+  for (const p of ['typescript/README.md', 'uvu/readme.md', 'fast-check/README.md', '@huggingface/tokenizers/README.md',
+    'assemblyscript/README.md', 'bullmq/README.md', 'ioredis/README.md', 'piscina/README.md', 'hyparquet/README.md',
+    'vega-lite/README.md', 'comlink/README.md', 'koffi/README.md', 'benchmark/README.md']) {
+    readIf(join(nm, p)).split('\n').forEach(add);
+  }
+  // whole multi-line texts (CRLF files, paragraphs)
+  add(readIf(join(nm, 'uvu', 'readme.md')).slice(0, 4000));
+  add(readIf(join(nm, 'typescript', 'lib', 'lib.es5.d.ts')).slice(0, 4000).replaceAll('\n', '\r\n'));
+  synthetic(2500, 20261205).forEach(add);
+  return lines;
+}
+
+const lines = buildTextSet();
+const tokFile = join(dir, 'model', 'tokenizer.json');
+const state: { tok: Tokenizer | null; encoded: Int32Array[] } = { tok: null, encoded: [] };
+const getTok = async (): Promise<Tokenizer> => {
+  if (!state.tok) { await writeMistralTokenizerJson(tokFile); state.tok = await loadTokenizer(join(dir, 'model')); }
+  return state.tok;
+};
+
+// ---------------------------------------------------------------- HF tokenizer
+
+test('the Mistral tokenizer.json loads: 32000 ids, BOS <s> = 1, EOS </s> = 2', async () => {
+  const tok = await getTok();
+  assert.is(tok.kind, 'hf');
+  assert.is(tok.vocabSize, 32000);
+  assert.is(tok.bosId, 1);
+  assert.is(tok.eosId, 2);
+  assert.equal([...tok.encode('Hello world')], [1, 22557, 1526]);
+  assert.equal([...tok.encode('Hello world', { addBos: false })], [22557, 1526]);
+  // loadTokenizer takes the file itself too
+  const again = await loadTokenizer(tokFile);
+  assert.equal([...again.encode('Hello world')], [1, 22557, 1526]);
+});
+
+test(`identical ids to mistral-tokenizer-js on ${lines.length} lines (with and without BOS)`, async () => {
+  assert.ok(lines.length >= 10_000, `text set has ${lines.length} lines`);
+  const tok = await getTok();
+  const m = await loadMistralTokenizerJs();
+  const bad: string[] = [];
+  let tokens = 0;
+  for (const s of lines) {
+    const ours = tok.encode(s);
+    state.encoded.push(ours);
+    tokens += ours.length;
+    const ref = m.encode(s); // BOS first by default, like ours
+    if (ours.length !== ref.length || ours.some((v, i) => v !== ref[i])) {
+      bad.push(`${JSON.stringify(s.slice(0, 80))}: ours ${JSON.stringify([...ours].slice(0, 20))} ref ${JSON.stringify(ref.slice(0, 20))}`);
+    }
+  }
+  // without BOS on a sample: the same ids less the first
+  for (let i = 0; i < lines.length; i += 7) {
+    const s = lines[i]!;
+    const ours = [...tok.encode(s, { addBos: false })];
+    const ref = m.encode(s, false);
+    if (JSON.stringify(ours) !== JSON.stringify(ref)) bad.push(`(no BOS) ${JSON.stringify(s.slice(0, 80))}: ours ${JSON.stringify(ours.slice(0, 20))} ref ${JSON.stringify(ref.slice(0, 20))}`);
+  }
+  if (bad.length > 0) console.log(`${bad.length} mismatches, first ones:\n${bad.slice(0, 8).join('\n')}`);
+  assert.is(bad.length, 0, `${bad.length} of ${lines.length} lines differ`);
+  assert.ok(tokens > 100_000, `${tokens} tokens`);
+});
+
+test('the decided differences and agreements with mistral-tokenizer-js', async () => {
+  const tok = await getTok();
+  const m = await loadMistralTokenizerJs();
+  // "" with BOS: [<s>] here, [] there (see the top of the file); without BOS both []
+  assert.equal([...tok.encode('')], [1]);
+  assert.equal(m.encode(''), []);
+  assert.equal([...tok.encode('', { addBos: false })], []);
+  assert.is(tok.decode(tok.encode('')), '');
+  // a literal <s> / </s> is text
+  const lit = '<s>[INST] hi [/INST]</s>';
+  assert.equal([...tok.encode(lit)], m.encode(lit));
+  assert.ok(![...tok.encode(lit)].slice(1).some((id) => id === 1 || id === 2));
+  assert.is(tok.decode(tok.encode(lit)), lit);
+  // U+2581 encodes like a space and decodes as one
+  assert.equal([...tok.encode('a▁b')], [...tok.encode('a b')]);
+  assert.equal([...tok.encode('a▁b')], m.encode('a▁b'));
+  assert.is(tok.decode(tok.encode('a▁b')), 'a b');
+});
+
+test(`decode(encode(text)) = text on the same ${lines.length} lines`, async () => {
+  const tok = await getTok();
+  const bad: string[] = [];
+  let skipped = 0;
+  lines.forEach((s, i) => {
+    if (s.includes('▁')) { skipped++; return; }
+    const ids = state.encoded[i] ?? tok.encode(s);
+    const back = tok.decode(ids);
+    if (back !== s) bad.push(`${JSON.stringify(s.slice(0, 60))} → ${JSON.stringify(back.slice(0, 60))}`);
+    const noBos = tok.decode(tok.encode(s, { addBos: false }));
+    if (noBos !== s) bad.push(`(no BOS) ${JSON.stringify(s.slice(0, 60))} → ${JSON.stringify(noBos.slice(0, 60))}`);
+  });
+  if (bad.length > 0) console.log(bad.slice(0, 8).join('\n'));
+  assert.is(bad.length, 0, `${bad.length} lines do not round trip`);
+  assert.ok(skipped < 50, `${skipped} lines hold U+2581`);
+  // a long multi-line document (the "\n" cut in encode) round trips and matches
+  const doc = lines.slice(0, 3000).join('\n');
+  const ids = tok.encode(doc);
+  assert.is(tok.decode(ids), doc);
+  const m = await loadMistralTokenizerJs();
+  const short = lines.slice(0, 200).join('\n');
+  assert.equal([...tok.encode(short)], m.encode(short));
+});
+
+test('streaming decode: the concatenated deltas equal decode(all ids)', async () => {
+  const tok = await getTok();
+  const check = (ids: ArrayLike<number>, what: string) => {
+    const sd = tok.streamDecoder();
+    let text = '';
+    for (let i = 0; i < ids.length; i++) text += sd.push(ids[i]!);
+    text += sd.flush();
+    const want = tok.decode(ids);
+    if (text !== want) assert.unreachable(`${what}: streamed ${JSON.stringify(text.slice(0, 80))} ≠ decoded ${JSON.stringify(want.slice(0, 80))}`);
+  };
+  // every line of the set (byte-fallback characters split over tokens, leading space, BOS)
+  for (let i = 0; i < lines.length; i++) check(state.encoded[i] ?? tok.encode(lines[i]!), `line ${i}`);
+  // the lines as one stream, with EOS + BOS between documents
+  const joined: number[] = [];
+  for (let i = 0; i < 500; i++) joined.push(...(state.encoded[i] ?? tok.encode(lines[i]!)), 2);
+  check(joined, 'joined documents');
+  // random id sequences: byte tokens (3..258, many invalid UTF-8 runs), specials, space pieces, anything
+  const r = rng(7);
+  for (let k = 0; k < 2000; k++) {
+    const ids: number[] = [];
+    const n = 1 + Math.floor(r() * 24);
+    for (let i = 0; i < n; i++) {
+      const u = r();
+      ids.push(u < 0.45 ? 3 + Math.floor(r() * 256) : u < 0.55 ? Math.floor(r() * 3) : u < 0.65 ? [259, 260, 28705, 28723][Math.floor(r() * 4)]! : Math.floor(r() * 32000));
+    }
+    check(ids, `random ids ${JSON.stringify(ids)}`);
+  }
+  // a character split over byte tokens comes out whole, once complete
+  const sd = tok.streamDecoder();
+  const llama = [...tok.encode('🦙!', { addBos: false })]; // ▁ <0xF0> <0x9F> <0xA6> <0x99> !
+  assert.is(llama.length, 6);
+  const deltas = llama.map((id) => sd.push(id));
+  assert.equal(deltas, ['', '', '', '', '🦙', '!']);
+  assert.is(sd.flush(), '');
+  // an unfinished character at the end of the stream: U+FFFD from flush
+  const sd2 = tok.streamDecoder();
+  assert.is(sd2.push(22557), 'Hello');
+  assert.is(sd2.push(3 + 0xf0), '');
+  assert.is(sd2.flush(), '\ufffd');
+  assert.throws(() => sd2.push(32000), (e: unknown) => e instanceof RetNetError && e.code === 'E_INPUT');
+});
+
+test('decode: special tokens render as nothing, invalid bytes as U+FFFD, ids are checked', async () => {
+  const tok = await getTok();
+  assert.is(tok.decode([]), '');
+  assert.is(tok.decode([1, 2, 0]), '');
+  assert.is(tok.decode([1, 22557, 2, 1, 1526]), 'Hello world');
+  assert.is(tok.decode(Int32Array.from([3 + 0xe4, 3 + 0xb8, 3 + 0xad])), '中');
+  assert.is(tok.decode([3 + 0xe4, 3 + 0xb8]), '\ufffd');
+  assert.is(tok.decode([3 + 0xff, 22557]), '\ufffd Hello');
+  for (const bad of [[-1], [32000], [1.5], [NaN]]) {
+    assert.throws(() => tok.decode(bad), (e: unknown) => e instanceof RetNetError && e.code === 'E_INPUT' && /outside the vocabulary/.test(e.message));
+  }
+  assert.throws(() => tok.encode(42 as unknown as string), (e: unknown) => e instanceof RetNetError && e.code === 'E_INPUT');
+  assert.is(tok.byteLength('aé中🦙'), 1 + 2 + 3 + 4);
+  assert.is(tok.byteLength('\ud800'), 3);
+});
+
+test('BOS/EOS: overridden by options (the model config), or from tokenizer_config.json', async () => {
+  const json = await buildMistralTokenizerJson();
+  const t = tokenizerFromJson(json, { bosId: 2, eosId: null });
+  assert.is(t.bosId, 2);
+  assert.is(t.eosId, null);
+  assert.equal([...t.encode('Hello')], [2, 22557]);
+  const none = tokenizerFromJson(json, { bosId: null });
+  assert.equal([...none.encode('Hello')], [22557]);
+  assert.equal([...none.encode('Hello', { addBos: true })], [22557]);
+  for (const bad of [-1, 32000, 1.5, '1']) {
+    assert.throws(() => tokenizerFromJson(json, { bosId: bad as number }), (e: unknown) => e instanceof RetNetError && e.code === 'E_OPTION' && /options\.bosId/.test(e.message));
+  }
+  // no post-processor: BOS from tokenizer_config.json when it asks for one; EOS from its eos_token
+  const bare = { ...json, post_processor: null };
+  assert.is(tokenizerFromJson(bare).bosId, null);
+  const cfg = { add_bos_token: true, bos_token: { content: '<s>' }, eos_token: '<unk>' };
+  const withCfg = tokenizerFromJson(bare, {}, 'x', cfg);
+  assert.is(withCfg.bosId, 1);
+  assert.is(withCfg.eosId, 0);
+  const folder = join(dir, 'cfg');
+  mkdirSync(folder);
+  writeFileSync(join(folder, 'tokenizer.json'), JSON.stringify(bare));
+  writeFileSync(join(folder, 'tokenizer_config.json'), JSON.stringify(cfg));
+  const loaded = await loadTokenizer(folder);
+  assert.is(loaded.bosId, 1);
+  assert.is(loaded.eosId, 0);
+});
+
+test('a missing or malformed tokenizer.json is refused with a clear error', async () => {
+  const json = await buildMistralTokenizerJson();
+  const refused = async (p: string, re: RegExp) => {
+    try { await loadTokenizer(p); } catch (e) {
+      assert.ok(e instanceof RetNetError, String(e));
+      assert.is((e as RetNetError).code, 'E_WEIGHTS');
+      assert.match((e as RetNetError).message, re);
+      return;
+    }
+    assert.unreachable(`${p} was accepted`);
+  };
+  const put = (name: string, text: string) => { const p = join(dir, name); writeFileSync(p, text); return p; };
+  await refused(join(dir, 'nope.json'), /nope\.json.*no such file/);
+  const empty = join(dir, 'empty-folder');
+  mkdirSync(empty);
+  await refused(empty, /has no tokenizer\.json/);
+  await refused(put('trunc.json', JSON.stringify(json).slice(0, 5000)), /trunc\.json.*not valid JSON/);
+  await refused(put('array.json', '[1, 2]'), /not a tokenizer\.json: the top level is not a JSON object/);
+  await refused(put('nomodel.json', '{"added_tokens": []}'), /no "model" object/);
+  await refused(put('novocab.json', '{"model": {"type": "BPE", "merges": []}}'), /model\.vocab is missing/);
+  await refused(put('nomerges.json', '{"model": {"type": "BPE", "vocab": {"a": 0}}}'), /model\.merges .* is missing/);
+  await refused(put('badid.json', '{"model": {"type": "BPE", "vocab": {"a": -3}, "merges": []}}'), /token "a" has id -3/);
+  await refused(put('type.json', '{"model": {"type": "Magic", "vocab": {"a": 0}}}'), /model type "Magic" is not supported/);
+  await refused(put('added.json', JSON.stringify({ ...json, added_tokens: [{ id: 'x' }] })), /added_tokens entry/);
+  await refused(put('norm.json', JSON.stringify({ ...json, normalizer: { type: 'Nope' } })), /@huggingface\/tokenizers refused it: Unknown Normalizer type: Nope/);
+  assert.not.throws(() => tokenizerFromJson(json));
+  try { await loadTokenizer(''); assert.unreachable('"" accepted'); } catch (e) { assert.is((e as RetNetError).code, 'E_OPTION'); }
+});
+
+// ---------------------------------------------------------------- byte tokenizer
+
+test('ByteTokenizer: ids are the UTF-8 bytes, round trips, U+FFFD for invalid UTF-8, streaming', () => {
+  const bt = new ByteTokenizer();
+  assert.is(bt.kind, 'bytes');
+  assert.is(bt.vocabSize, 256);
+  assert.is(bt.bosId, null);
+  assert.is(bt.eosId, null);
+  assert.equal([...bt.encode('aé🦙', { addBos: true })], [0x61, 0xc3, 0xa9, 0xf0, 0x9f, 0xa6, 0x99]);
+  let streamedAll = '';
+  for (let i = 0; i < lines.length; i += 3) {
+    const s = lines[i]!;
+    const ids = bt.encode(s);
+    assert.is(ids.length, utf8ByteLength(s));
+    assert.is(bt.byteLength(s), ids.length);
+    if (bt.decode(ids) !== s) assert.unreachable(`line ${i} does not round trip`);
+    const sd = bt.streamDecoder();
+    let t = '';
+    for (const id of ids) t += sd.push(id);
+    t += sd.flush();
+    if (t !== s) assert.unreachable(`line ${i} does not stream back`);
+    streamedAll += t;
+  }
+  assert.ok(streamedAll.length > 0);
+  assert.is(bt.decode([0x61, 0xff, 0x62]), 'a\ufffdb');
+  assert.is(bt.decode([0xe4, 0xb8]), '\ufffd');
+  const sd = bt.streamDecoder();
+  assert.is(sd.push(0xe4) + sd.push(0xb8), '');
+  assert.is(sd.push(0xad), '中');
+  assert.is(sd.push(0xf0), '');
+  assert.is(sd.flush(), '\ufffd');
+  assert.is(sd.push(0x41), 'A'); // a new stream after flush
+  assert.throws(() => bt.decode([256]), (e: unknown) => e instanceof RetNetError && e.code === 'E_INPUT');
+  assert.throws(() => sd.push(-1), (e: unknown) => e instanceof RetNetError && e.code === 'E_INPUT');
+});
+
+test.run();
