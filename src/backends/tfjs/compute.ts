@@ -4,7 +4,7 @@
 // It runs inside the tfjs worker; the main thread never imports it.
 //
 // Per layer, over a window of W whole chunks (T ≤ W·C tokens, B sequences):
-//   pre-norm + one fused q|k|v|g projection     x [B·T, d] → [B·T, 2d + 2·H·dv]
+//   pre-norm + one fused q|k|v|g projection     x [B·T, d] → [B·T, 2·dqk + 2·H·dv]
 //   rotary (cos/sin in float64 from absolute positions, uploaded as float32)
 //   chunks: q, k [B·H·N, C, dk], v [B·H·N, C, dv] (ragged last chunk zero-padded)
 //   intra:  A = (q kᵀ) ⊙ D   [B·H·N, C, C];  I = A v;  r = Σ_j A
@@ -69,6 +69,7 @@ export function upload(tf: Tf, m: WireModel): Uploaded {
     b: l.b ? keep(tf.tensor1d(l.b)) : null,
   });
   const { d, dk } = m.dims;
+  // k carries dk^-½ in every family: q·(k·s) = (q·s)·k (src/model/arch.ts)
   const layers = m.layers.map((lw): UpLayer => {
     const s = lw.msr;
     // Fuse q|k|v|g: rows stacked [2d + 2·H·dv, d]; k scaled in float64, rounded once.
@@ -115,6 +116,22 @@ function layerNorm(tf: Tf, x: T, n: UpNorm): T {
   return xc.sub(mean).mul(tf.rsqrt(variance.add(eps))).mul(n.w).add(n.b);
 }
 
+/** RMSNorm over the last axis: x · rsqrt(mean(x²) + eps) · w, with the row scaled by a power of two
+ *  first (as layerNorm does) so that float32 squares of huge rows do not overflow. */
+function rmsNorm(tf: Tf, x: T, n: UpNorm, eps: number): T {
+  const amax = tf.maximum(tf.max(tf.abs(x), -1, true), 1e-30);
+  const s = tf.pow(2, tf.clipByValue(tf.floor(tf.log(amax).div(-Math.LN2)), -126, 126));
+  const xs = x.mul(s);
+  const ms = xs.square().mean(-1, true);
+  const e = tf.maximum(s.square().mul(eps), 1.1754944e-38);
+  return xs.mul(tf.rsqrt(ms.add(e))).mul(n.w);
+}
+
+/** The family's norm (dims.arch): LayerNorm (eps 1e-5) or RMSNorm (dims.normEps). */
+function norm(tf: Tf, x: T, n: UpNorm, dims: Dims, kind: 'layernorm' | 'rmsnorm'): T {
+  return kind === 'rmsnorm' ? rmsNorm(tf, x, n, dims.normEps) : layerNorm(tf, x, n);
+}
+
 function linear(tf: Tf, x: T, l: UpLinear): T {
   const y = tf.matMul(x as TF.Tensor2D, l.Wt as TF.Tensor2D);
   return l.b ? y.add(l.b) : y;
@@ -131,11 +148,11 @@ function act(tf: Tf, x: T, name: ActName): T {
 }
 
 /** Rotary on x [B·T, H·dk] at absolute positions pos0 … pos0+T−1. cos/sin in float64. */
-function rotary(tf: Tf, x: T, B: number, T_: number, H: number, dk: number, angle: Float64Array, pos0: number): T {
+function rotary(tf: Tf, x: T, B: number, T_: number, H: number, dk: number, angle: Float64Array, pos0: number, f32Product = false): T {
   const half = dk / 2;
   const cos = new Float32Array(T_ * half), sin = new Float32Array(T_ * half);
   for (let t = 0; t < T_; t++) for (let i = 0; i < half; i++) {
-    const a = (pos0 + t) * angle[2 * i];
+    const a = f32Product ? Math.fround((pos0 + t) * angle[2 * i]) : (pos0 + t) * angle[2 * i];
     cos[t * half + i] = Math.cos(a); sin[t * half + i] = Math.sin(a);
   }
   const c = tf.tensor4d(cos, [1, T_, 1, half]), s = tf.tensor4d(sin, [1, T_, 1, half]);
@@ -203,14 +220,15 @@ type Intra = { q: T /* [BHN, C, dk] */; g: T /* [B·T, H·dv] */; r: T /* [BHN, 
 
 /** Projections, rotary, intra-chunk retention and the chunk summaries (call inside a tidy). */
 function intraChunk(tf: Tf, U: UpLayer, u: Uploaded, x: T, B: number, w: Window, tab: Tables): Intra {
-  const { d, H, dk, dv } = u.dims;
+  const { H, dk, dv, dqk } = u.dims;
   const { T: T_, N, C, pos0 } = w;
   const BHN = B * H * N;
-  const h = layerNorm(tf, x, U.preNorm);
+  const h = norm(tf, x, U.preNorm, u.dims, u.dims.arch.norm);
   const p = linear(tf, h, U.qkvg);
-  const [q0, k0, v0, g] = tf.split(p, [d, d, H * dv, H * dv], 1);
-  const q = toChunks(tf, rotary(tf, q0, B, T_, H, dk, U.angle, pos0), B, T_, H, dk, N, C);
-  const k = toChunks(tf, rotary(tf, k0, B, T_, H, dk, U.angle, pos0), B, T_, H, dk, N, C);
+  const [q0, k0, v0, g] = tf.split(p, [dqk, dqk, H * dv, H * dv], 1);
+  const f32 = u.dims.arch.angleProduct === 'float32';
+  const q = toChunks(tf, rotary(tf, q0, B, T_, H, dk, U.angle, pos0, f32), B, T_, H, dk, N, C);
+  const k = toChunks(tf, rotary(tf, k0, B, T_, H, dk, U.angle, pos0, f32), B, T_, H, dk, N, C);
   const v = toChunks(tf, v0, B, T_, H, dv, N, C);
 
   // intra-chunk
@@ -290,7 +308,7 @@ function crossChunk(tf: Tf, U: UpLayer, u: Uploaded, it: Intra, Sin: T, zin: T, 
 
   if (retentionOnly) return o.transpose([0, 2, 1, 3]).reshape([B * T_, H * dv]);
   // group norm per head, gate, output projection
-  const on = layerNorm(tf, o, U.norm).transpose([0, 2, 1, 3]).reshape([B * T_, H * dv]);
+  const on = norm(tf, o, U.norm, u.dims, u.dims.arch.groupNorm).transpose([0, 2, 1, 3]).reshape([B * T_, H * dv]);
   return linear(tf, act(tf, it.g, u.acts.msr).mul(on), U.o);
 }
 
@@ -316,7 +334,14 @@ async function msrLayer(tf: Tf, U: UpLayer, u: Uploaded, x: T, B: number, w: Win
 }
 
 function mlp(tf: Tf, U: UpLayer, u: Uploaded, x: T): T {
-  let h = layerNorm(tf, x, U.mlpNorm);
+  let h = norm(tf, x, U.mlpNorm, u.dims, u.dims.arch.norm);
+  if (u.dims.arch.mlp === 'swiglu') {
+    // [gate | up] in one Linear: down(act(gate) ⊙ up)
+    const z = linear(tf, h, U.mlp[0]);
+    const I = z.shape[1]! / 2;
+    const [gate, up] = tf.split(z, [I, I], 1);
+    return linear(tf, act(tf, gate, u.acts.mlp).mul(up), U.mlp[1]);
+  }
   U.mlp.forEach((l, i) => {
     h = linear(tf, h, l);
     if (i + 1 < U.mlp.length) h = act(tf, h, u.acts.mlp);
@@ -328,8 +353,8 @@ function mlp(tf: Tf, U: UpLayer, u: Uploaded, x: T): T {
 
 /** Chunks per window: bounded so the largest intermediates stay ≤ windowElems elements. */
 export function chunksPerWindow(u: Uploaded, B: number, L: number, C: number, stateDtype: 'float64' | 'float32', windowElems = DEFAULT_WINDOW_ELEMS): number {
-  const { d, H, dk, dv, hidden } = u.dims;
-  const widest = Math.max(2 * d + 2 * H * dv, ...hidden, d);
+  const { d, H, dk, dv, dqk, hidden } = u.dims;
+  const widest = Math.max(2 * dqk + 2 * H * dv, ...hidden.map((w) => (u.dims.arch.mlp === 'swiglu' ? 2 * w : w)), d);
   const total = Math.ceil(L / C);
   const cap = stateDtype === 'float32' ? 64 : 512; // the float32 scan's Γ matMul is O(N²·dk·dv)
   const n = Math.min(total, cap,

@@ -185,8 +185,8 @@ export class TfjsExecutor implements Executor {
     }
     let windowElems = this.windowElems;
     if (conn.info.maxTensorBytes !== undefined) {
-      const { d, H, dv, hidden } = spec.dims;
-      const widest = Math.max(2 * d + 2 * H * dv, ...hidden, d);
+      const { d, H, dv, dqk, hidden, arch } = spec.dims;
+      const widest = Math.max(2 * dqk + 2 * H * dv, ...hidden.map((w) => (arch.mlp === 'swiglu' ? 2 * w : w)), d);
       const rowBytes = B * Math.min(C0, L) * widest * 4; // [B·C, widest]: the widest projection of one chunk
       if (rowBytes > limit) {
         throw errors.memory(`tfjs: ${B}×${Math.min(C0, L)} tokens per chunk need a [${B * Math.min(C0, L)}, ${widest}] projection (${fmtMiB(rowBytes)} MiB), over ${what}; use a smaller batch, more chunks or a smaller chunkSize`);
