@@ -107,29 +107,32 @@ function buildTextSet(): string[] {
   const seen = new Set<string>();
   const lines: string[] = [];
   // "" is left out: it is the one decided difference, tested on its own below
-  const add = (s: string) => { if (s.length > 0 && !seen.has(s)) { seen.add(s); lines.push(s); } };
+  const add = (s: string): boolean => {
+    if (s.length === 0 || seen.has(s)) return false;
+    seen.add(s); lines.push(s); return true;
+  };
   // code: TypeScript's lib .d.ts, lines as they are (indentation, trailing spaces)
   for (const f of ['lib.es5.d.ts', 'lib.dom.d.ts']) {
     let n = 0;
-    for (const l of readIf(join(nm, 'typescript', 'lib', f)).split('\n')) { if (n >= 3500) break; if (!seen.has(l)) { add(l); n++; } }
+    for (const l of readIf(join(nm, 'typescript', 'lib', f)).split('\n')) { if (n >= 3500) break; if (add(l)) n++; }
   }
   // prose in 13 languages: TypeScript's translated diagnostic messages
   const tsLib = join(nm, 'typescript', 'lib');
   for (const loc of readdirSync(tsLib).filter((d) => /^[a-z]{2}(-[a-z]{2})?$/.test(d)).sort()) {
     const text = readIf(join(tsLib, loc, 'diagnosticMessages.generated.json'));
     if (!text) continue;
-    Object.values(JSON.parse(text) as Record<string, string>).slice(0, 250).forEach(add);
+    for (const m of Object.values(JSON.parse(text) as Record<string, string>).slice(0, 250)) add(m);
   }
   // Markdown: package READMEs
   for (const p of ['typescript/README.md', 'uvu/readme.md', 'fast-check/README.md', '@huggingface/tokenizers/README.md',
     'assemblyscript/README.md', 'bullmq/README.md', 'ioredis/README.md', 'piscina/README.md', 'hyparquet/README.md',
     'vega-lite/README.md', 'comlink/README.md', 'koffi/README.md', 'benchmark/README.md']) {
-    readIf(join(nm, p)).split('\n').forEach(add);
+    for (const l of readIf(join(nm, p)).split('\n')) add(l);
   }
   // whole multi-line texts (CRLF files, paragraphs)
   add(readIf(join(nm, 'uvu', 'readme.md')).slice(0, 4000));
   add(readIf(join(nm, 'typescript', 'lib', 'lib.es5.d.ts')).slice(0, 4000).replaceAll('\n', '\r\n'));
-  synthetic(2500, 20261205).forEach(add);
+  for (const l of synthetic(2500, 20261205)) add(l);
   return lines;
 }
 
