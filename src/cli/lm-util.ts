@@ -3,6 +3,8 @@
 import { BACKENDS, type BackendName } from '../options.js';
 import { UsageError, errorMessage, progressBar as cliProgressBar } from './command.js';
 import { intOption, numberOption } from './numbers.js';
+import { RetNetLM } from '../lm/retnet-lm.js';
+import { RetNetError } from '../errors.js';
 
 export { UsageError };
 
@@ -36,12 +38,35 @@ export const parseIntOption = (name: string, v: string | undefined, min: number)
 /** Decimal flag ≥ min (the CLI's one number parser, src/cli/numbers.ts). */
 export const parseNumberOption = (name: string, v: string | undefined, min: number): number | undefined => numberOption(name, v, { min });
 
+/** A model that cannot be used as given (a model folder's config, weights or shards): exit 2, like a usage error. */
+export class ModelRefused extends Error {
+  constructor(message: string) { super(message); this.name = 'ModelRefused'; }
+}
+
+/** `--model`: a byte-LM .safetensors file (default: the shipped one) or a fla-family Hugging Face folder
+ *  (DIR, or ORG/NAME in the local hub cache). A folder's refusals (E_CONFIG, E_WEIGHTS, E_SAFETENSORS,
+ *  E_DTYPE) exit 2 with the loader's message. */
+export async function loadLM(spec: string | undefined): Promise<RetNetLM> {
+  try {
+    return await RetNetLM.load(spec);
+  } catch (e) {
+    if (spec !== undefined && RetNetLM.isFolderSpec(spec) && e instanceof RetNetError && ['E_CONFIG', 'E_WEIGHTS', 'E_SAFETENSORS', 'E_DTYPE'].includes(e.code)) {
+      throw new ModelRefused(`${e.code}: ${e.message}`);
+    }
+    throw e;
+  }
+}
+
 /** Run a command body with the CLI's exit-code conventions. */
 export async function runCommand(io: CommandIO, usage: string, body: () => Promise<void>): Promise<number> {
   try {
     await body();
     return 0;
   } catch (e) {
+    if (e instanceof ModelRefused) {
+      io.stderr.write(`retnet: ${errorMessage(e)}\n`);
+      return 2;
+    }
     if (e instanceof UsageError) {
       io.stderr.write(`retnet: ${errorMessage(e)}\n${usage}\n`);
       return 2;

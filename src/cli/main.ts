@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { realpathSync } from 'node:fs';
 import { UsageError, errorMessage, type Command } from './command.js';
 import { quote } from '../errors.js';
+import { ModelRefused } from './lm-util.js';
 import demo from './commands/demo.js';
 import run from './commands/run.js';
 import info from './commands/info.js';
@@ -51,6 +52,10 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof UsageError) {
       process.stderr.write(`retnet ${cmd.name}: ${e.message}\n${cmd.usage.split('\n')[0]}\n`);
+      return 2;
+    }
+    if (e instanceof ModelRefused) {
+      process.stderr.write(`retnet ${cmd.name}: ${errorMessage(e)}\n`);
       return 2;
     }
     process.stderr.write(`retnet: ${errorMessage(e)}\n`);

@@ -286,6 +286,9 @@ export class RetNetLM {
     return RetNetLM.fromCheckpoint({ tensors, metadata, label: file }, options);
   }
 
+  /** Whether `load(spec)` takes `spec` as a model folder (an existing directory, or ORG/NAME). */
+  static isFolderSpec(spec: string): boolean { return isModelFolderSpec(spec); }
+
   /** A fla-family model folder (config.json, safetensors, tokenizer.json). Without tokenizer.json the
    *  model still scores token ids; text needs one. */
   static async loadFolder(spec: string): Promise<RetNetLM> {

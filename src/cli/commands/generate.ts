@@ -1,12 +1,15 @@
 // `retnet generate`: continue a prompt byte by byte with the recurrent step.
-import { RetNetLM } from '../../lm/retnet-lm.js';
 import { parse } from '../command.js';
 import { intOption, numberOption } from '../numbers.js';
-import { processIO, runCommand, UsageError, type Command, type CommandIO } from '../lm-util.js';
+import { loadLM, processIO, runCommand, UsageError, type Command, type CommandIO } from '../lm-util.js';
 
-const usage = `usage: retnet generate [--model M.safetensors] --prompt TEXT [--max-bytes N] [--temperature T] [--seed S] [--backend wasm|js]
-  Consumes TEXT (chunkwise, float64), then produces N bytes (default 256) one at a time
-  with the recurrent step: greedy at temperature 0 (default), else seeded sampling.
+const usage = `usage: retnet generate [--model M.safetensors|DIR|ORG/NAME] --prompt TEXT [--max-bytes N | --max-new-tokens N]
+                       [--temperature T] [--top-k K] [--top-p P] [--stop TEXT]... [--seed S] [--backend wasm|js]
+  Consumes TEXT, then produces tokens one at a time with the recurrent step: greedy at
+  temperature 0 (default), else seeded sampling (optionally among the top K tokens / the
+  smallest set of probability P). The byte LM (default model) produces --max-bytes bytes
+  (default 256); a tokenized model (a fla-hub folder) --max-new-tokens tokens (default 64),
+  and stops early at its EOS token or at any --stop text (not printed).
   --backend: the step's arithmetic, wasm (default: WASM kernels, float32 activations,
   float64 state) or js (float64 throughout).
   Prints the prompt and its continuation on stdout, the decode rate on stderr.
@@ -14,13 +17,14 @@ const usage = `usage: retnet generate [--model M.safetensors] --prompt TEXT [--m
 
 export const generate: Command = {
   name: 'generate',
-  summary: 'continue a prompt with a byte-level RetNet language model (recurrent decoding)',
+  summary: 'continue a prompt with a RetNet language model (recurrent decoding)',
   usage,
   run(argv: string[], io: CommandIO = processIO()): Promise<number> {
     return runCommand(io, usage, async () => {
       const a = parse({ usage }, argv, {
         model: { type: 'string' }, prompt: { type: 'string' }, 'max-bytes': { type: 'string' },
         temperature: { type: 'string' }, seed: { type: 'string' }, backend: { type: 'string' },
+        'max-new-tokens': { type: 'string' }, 'top-k': { type: 'string' }, 'top-p': { type: 'string' }, stop: { type: 'string', multiple: true },
       }, true, io.stdout);
       if (!a) return;
       const { values, positionals } = a;
@@ -31,8 +35,26 @@ export const generate: Command = {
       const seed = intOption('seed', values.seed, { min: 0, max: 2 ** 32 - 1 }) ?? 0;
       const backend = values.backend ?? 'wasm';
       if (backend !== 'wasm' && backend !== 'js') throw new UsageError(`--backend must be wasm or js (got ${JSON.stringify(backend)})`);
-      const lm = await RetNetLM.load(values.model);
+      const topK = intOption('top-k', values['top-k'], { min: 0 }) ?? 0;
+      const topP = numberOption('top-p', values['top-p'], { min: 0 }) ?? 1;
+      if (!(topP > 0 && topP <= 1)) throw new UsageError(`--top-p must be in (0, 1] (got ${values['top-p']})`);
+      const stop = (values.stop as string[] | undefined) ?? [];
+      if (stop.some((x) => x === '')) throw new UsageError('--stop TEXT must not be empty');
+      const lm = await loadLM(values.model);
       try {
+        if (lm.tokenizer.kind !== 'bytes') {
+          if (values['max-bytes'] !== undefined) throw new UsageError('--max-bytes is for the byte LM; a tokenized model takes --max-new-tokens');
+          const maxNewTokens = intOption('max-new-tokens', values['max-new-tokens'], { min: 0 }) ?? 64;
+          io.stdout.write(values.prompt);
+          const t0 = performance.now();
+          for await (const piece of lm.stream(values.prompt, { maxNewTokens, temperature, topK, topP, seed, stop, backend })) { io.stdout.write(piece); }
+          io.stdout.write('\n');
+          io.stderr.write(`generated in ${((performance.now() - t0) / 1000).toFixed(2)} s (recurrent step, ${backend})\n`);
+          return;
+        }
+        if (values['max-new-tokens'] !== undefined || topK !== 0 || topP !== 1 || stop.length) {
+          throw new UsageError('--max-new-tokens, --top-k, --top-p and --stop are for tokenized models (a fla-hub folder); the byte LM takes --max-bytes and --temperature');
+        }
         const prompt = new TextEncoder().encode(values.prompt);
         io.stdout.write(prompt);
         const pending: number[] = [];

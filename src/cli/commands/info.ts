@@ -3,8 +3,18 @@ import { RetNet, RetNetLM, SafetensorsFile } from '../../index.js';
 import { layersToTensors } from '../../model/weights.js';
 import { ACTIVATIONS, type ActName } from '../../reference/ops.js';
 import { UsageError, parse, type Command } from '../command.js';
+import { ModelRefused } from '../lm-util.js';
+import { RetNetError } from '../../errors.js';
+import { modelFiles, parseFlaConfig, resolveModelDir, unknownConfigKeys } from '../../model/fla.js';
+import { loadTokenizer } from '../../tokenizer/index.js';
+import { readFileSync } from 'node:fs';
 
-const usage = `usage: retnet info M.safetensors [--msr-gate-fn F] [--mlp-gate-fn F] [--json]
+const usage = `usage: retnet info M.safetensors|DIR|ORG/NAME [--msr-gate-fn F] [--mlp-gate-fn F] [--json]
+
+A Hugging Face model folder of the fla family (DIR, or ORG/NAME in the local
+Hugging Face cache) is described from its config.json, the safetensors headers
+and tokenizer.json, without reading the weights: architecture, parameters,
+dtypes and tokenizer.
 
 Loads a checkpoint (the seed's PyTorch state_dict names) and prints the
 architecture read from it: layers, heads, d, dk, dv, MLP widths, activations
@@ -34,6 +44,12 @@ const info: Command = {
     if (!a) return 0;
     if (a.positionals.length !== 1) throw new UsageError(a.positionals.length === 0 ? 'give one checkpoint file' : `give one checkpoint file (got ${a.positionals.length})`);
     const path = a.positionals[0];
+    if (RetNetLM.isFolderSpec(path)) {
+      try { return await folderInfo(path, a.values.json === true); } catch (e) {
+        if (e instanceof RetNetError && ['E_CONFIG', 'E_WEIGHTS', 'E_SAFETENSORS'].includes(e.code)) throw new ModelRefused(`${e.code}: ${e.message}`);
+        throw e;
+      }
+    }
     const acts = { msrGateFn: actOption('msr-gate-fn', a.values['msr-gate-fn']), mlpGateFn: actOption('mlp-gate-fn', a.values['mlp-gate-fn']) };
     const f = SafetensorsFile.open(path);
     const dtypes = [...new Set([...f.tensors.values()].map((t) => t.dtype))];
@@ -72,4 +88,59 @@ const info: Command = {
     return 0;
   },
 };
+
+/** `info` of a fla-family folder: config.json + safetensors headers + tokenizer.json. */
+async function folderInfo(spec: string, json: boolean): Promise<number> {
+  const dir = resolveModelDir(spec);
+  const mf = modelFiles(dir);
+  let raw: unknown;
+  try { raw = JSON.parse(readFileSync(mf.configPath, 'utf8')); } catch (e) { throw new RetNetError('E_CONFIG', `${mf.configPath}: not valid JSON (${(e as Error).message})`); }
+  const c = parseFlaConfig(raw, mf.configPath);
+  const dtypes: Record<string, number> = {};
+  let parameters = 0, tensors = 0, bytes = 0;
+  let I: number | null = null, hasUp = false;
+  for (const p of mf.weightFiles) {
+    const f = SafetensorsFile.open(p);
+    try {
+      for (const [name, t] of f.tensors) {
+        tensors++;
+        dtypes[t.dtype] = (dtypes[t.dtype] ?? 0) + 1;
+        parameters += t.shape.reduce((x, y) => x * y, 1);
+        bytes += t.end - t.begin;
+        if (name === 'model.layers.0.mlp.gate_proj.weight') I = t.shape[0];
+        if (name === 'model.layers.0.mlp.up_proj.weight') hasUp = true;
+      }
+    } finally { f.close(); }
+  }
+  const legacy = I !== null && !hasUp; // the fused [2I, d] gate_proj of 2024 checkpoints
+  if (legacy && I !== null) I /= 2;
+  const tok = mf.tokenizerPath ? await loadTokenizer(mf.tokenizerPath, { bosId: c.bosId, eosId: c.eosId }) : null;
+  const out = {
+    folder: dir, kind: 'language model (fla RetNet)', dtypes, tensors, parameters, weightBytes: bytes, shards: mf.weightFiles.length,
+    layers: c.layers, heads: c.H, kvHeads: c.Hkv, d: c.d, dk: c.dk, dv: c.dv, intermediate: I, vocab: c.vocab, normEps: c.eps,
+    tiedEmbeddings: c.tied, activation: c.act,
+    tokenizer: tok ? { file: mf.tokenizerPath, vocab: tok.vocabSize, bos: tok.bosId, eos: tok.eosId } : null,
+    unknownConfigKeys: unknownConfigKeys(c.raw),
+  };
+  if (json) { console.log(JSON.stringify(out, null, 2)); return 0; }
+  const fmt = (n: number) => n.toLocaleString('en-US');
+  console.log([
+    `folder       ${dir}`,
+    `kind         fla RetNet language model: embedding [${c.vocab}, ${c.d}] → ${c.layers} × (RMSNorm → retention → RMSNorm → SwiGLU MLP) → RMSNorm → head${c.tied ? ' (tied to the embedding)' : ''}`,
+    `weights      ${fmt(tensors)} tensors in ${mf.weightFiles.length} file${mf.weightFiles.length > 1 ? 's' : ''}, ${Object.entries(dtypes).map(([k, v]) => `${k} ×${v}`).join(', ')}, ${(bytes / 2 ** 30).toFixed(2)} GiB`,
+    `parameters   ${fmt(parameters)}`,
+    `layers       ${c.layers}`,
+    `heads        ${c.H}${c.Hkv !== c.H ? ` (${c.Hkv} key/value heads)` : ''}`,
+    `d            ${c.d}`,
+    `dk           ${c.dk} per head (${c.dk * c.H} total)`,
+    `dv           ${c.dv} per head (${c.dv * c.H} total)`,
+    `MLP          SwiGLU, intermediate ${I ?? '?'}${legacy ? ' (fused gate_proj)' : ''}`,
+    `norm eps     ${c.eps}`,
+    `activation   ${c.act}`,
+    `tokenizer    ${tok ? `${mf.tokenizerPath}: ${fmt(tok.vocabSize)} ids, BOS ${tok.bosId}, EOS ${tok.eosId}` : 'none (no tokenizer.json: token ids only)'}`,
+    ...(out.unknownConfigKeys.length ? [`config keys  not known to this loader (ignored): ${out.unknownConfigKeys.join(', ')}`] : []),
+  ].join('\n'));
+  return 0;
+}
+
 export default info;

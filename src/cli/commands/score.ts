@@ -6,16 +6,19 @@ import { parse } from '../command.js';
 import { corpusOptionSpec, runCorpusMode, wantsCorpusMode } from '../corpus-cli.js';
 import { intOption } from '../numbers.js';
 import { AtomicOutput, checkOutputTarget } from '../safe-output.js';
-import { parseBackend, processIO, progressBar, runCommand, UsageError, type Command, type CommandIO } from '../lm-util.js';
+import { loadLM, parseBackend, processIO, progressBar, runCommand, UsageError, type Command, type CommandIO } from '../lm-util.js';
 
-const usage = `usage: retnet score [--model M.safetensors] [--backend js|wasm|tfjs] [--chunk-size N] [--jsonl OUT] [--per-token] FILE...
+const usage = `usage: retnet score [--model M.safetensors|DIR|ORG/NAME] [--backend js|wasm|tfjs] [--chunk-size N] [--jsonl OUT] [--per-token] FILE...
        retnet score --out SCORES.jsonl[.gz] [corpus options] INPUT...
-  Scores each FILE ('-' = stdin) under a byte-level RetNet language model (default: the
-  shipped bytes-4x128) and prints bytes, total bits, bits/byte and tokens/s per file.
+  Scores each FILE ('-' = stdin) under a RetNet language model and prints bytes, total bits,
+  bits/byte and tokens/s per file (a tokenized model: also tokens and perplexity).
+  --model       the shipped byte-level bytes-4x128 (default), a byte-LM .safetensors, or a
+                fla-hub RetNet: a Hugging Face folder (config.json, *.safetensors,
+                tokenizer.json) or ORG/NAME already in the local Hugging Face cache
   --jsonl OUT   one JSON record per file: {"file","bytes","bits","bits_per_byte"}; written
                 to a temporary file and renamed when every file is scored (a failed run
                 leaves OUT as it was); refused when OUT is one of the FILEs or the model
-  --per-token   with --jsonl or --out, add "logprobs": ln p(byte t+1 | bytes 0..t) for each t
+  --per-token   with --jsonl or --out, add "logprobs": ln p(token t+1 | tokens 0..t) for each t
 
   Corpus mode (--out): INPUTs are files, directories (walked recursively, sorted),
   *.jsonl / *.jsonl.gz / *.jsonl.zst / *.json.gz (one JSON document per line) and
@@ -59,7 +62,7 @@ function readInput(file: string, io: CommandIO): Promise<Uint8Array> | Uint8Arra
 
 export const score: Command = {
   name: 'score',
-  summary: 'bits per byte of files under a byte-level RetNet language model',
+  summary: 'bits per byte (and perplexity) of files or corpora under a RetNet language model',
   usage,
   run(argv: string[], io: CommandIO = processIO()): Promise<number> {
     return runCommand(io, usage, async () => {
@@ -80,7 +83,8 @@ export const score: Command = {
       const jsonlTarget = values.jsonl === undefined ? undefined
         : checkOutputTarget(values.jsonl, [...positionals.map((f) => ({ label: 'FILE', path: f })), { label: '--model', path: values.model ?? DEFAULT_LM_PATH }], '--jsonl');
       for (const f of positionals) checkFile(f);
-      const lm = await RetNetLM.load(values.model);
+      const lm = await loadLM(values.model);
+      const tokens = lm.tokenizer.kind !== 'bytes'; // a tokenized model: tokens, nll and perplexity as well
       let fd: number | undefined;
       let jsonl: AtomicOutput | undefined;
       try {
@@ -99,13 +103,15 @@ export const score: Command = {
           } finally { bar.stop(); }
           const sec = (performance.now() - t0) / 1000;
           const name = file === '-' ? '(stdin)' : file;
-          io.stdout.write(`${name}: ${r.bytes} bytes, ${r.bits.toFixed(1)} bits, ${r.bitsPerByte.toFixed(4)} bits/byte, ${Math.round(r.bytes / Math.max(sec, 1e-9))} tokens/s\n`);
+          if (tokens) io.stdout.write(`${name}: ${r.bytes} bytes, ${r.tokens} tokens, ${r.bits.toFixed(1)} bits, ${r.bitsPerByte.toFixed(4)} bits/byte, perplexity ${r.perplexity.toFixed(3)}, ${Math.round(r.tokens / Math.max(sec, 1e-9))} tokens/s\n`);
+          else io.stdout.write(`${name}: ${r.bytes} bytes, ${r.bits.toFixed(1)} bits, ${r.bitsPerByte.toFixed(4)} bits/byte, ${Math.round(r.bytes / Math.max(sec, 1e-9))} tokens/s\n`);
           if (fd !== undefined) {
             const rec: Record<string, unknown> = { file: name, bytes: r.bytes, bits: r.bits, bits_per_byte: r.bitsPerByte };
+            if (tokens) Object.assign(rec, { tokens: r.tokens, nll: r.nll, ppl: r.perplexity });
             if (r.logprobs) rec.logprobs = Array.from(r.logprobs);
             writeSync(fd, JSON.stringify(rec) + '\n');
           }
-          allBytes += r.bytes; allBits += r.bits; allScored += Math.max(0, r.bytes - 1); allSec += sec;
+          allBytes += r.bytes; allBits += r.bits; allScored += tokens ? r.bytes : Math.max(0, r.bytes - 1); allSec += sec;
         }
         if (positionals.length > 1) {
           io.stdout.write(`total: ${allBytes} bytes, ${allBits.toFixed(1)} bits, ${(allScored ? allBits / allScored : 0).toFixed(4)} bits/byte, ${Math.round(allBytes / Math.max(allSec, 1e-9))} tokens/s\n`);

@@ -1,0 +1,206 @@
+// Loading fla-family model folders: where they come from (a folder, ORG/NAME in the local
+// Hugging Face cache), what is refused (each unsupported config key, another model_type, a
+// missing shard, a tensor of the wrong shape — one clear error each, exit 2 on the CLI), and
+// text in and out through a real tokenizer (Mistral's 32k, rebuilt from mistral-tokenizer-js)
+// on a small random model: score, logits, generate, stream, and the CLI's score/generate/info.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { RetNetLM } from '../src/index.js';
+import { resolveModelDir } from '../src/model/fla.js';
+import { readSafetensors, writeSafetensors } from '../src/safetensors.js';
+import { score } from '../src/cli/commands/score.js';
+import { generate } from '../src/cli/commands/generate.js';
+import { main } from '../src/cli/main.js';
+import type { Command, CommandIO } from '../src/cli/lm-util.js';
+import { FIXTURES } from './helpers.js';
+import { makeTinyFlaFolder } from './helpers/fla-folder.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'retnet-fla-load-'));
+const fixture = (name: string) => join(FIXTURES, 'fla', name);
+const copy = (name: string, as: string) => { const d = join(tmp, as); cpSync(fixture(name), d, { recursive: true }); return d; };
+const editConfig = (dir: string, edit: (c: Record<string, unknown>) => void) => {
+  const p = join(dir, 'config.json');
+  const c = JSON.parse(readFileSync(p, 'utf8'));
+  edit(c);
+  writeFileSync(p, JSON.stringify(c));
+};
+
+async function refusal(dir: string): Promise<{ code: string; message: string }> {
+  try { await (await RetNetLM.load(dir)).close(); } catch (e) { return { code: (e as { code: string }).code, message: (e as Error).message }; }
+  throw new Error(`${dir}: loaded, expected a refusal`);
+}
+
+/** `retnet info DIR` and `retnet score --model DIR FILE` through main(): both exit 2 with the message. */
+async function cliExit(dir: string): Promise<{ codes: number[]; err: string }> {
+  const errs: string[] = [];
+  const orig = process.stderr.write.bind(process.stderr);
+  const file = join(tmp, 'text.txt');
+  writeFileSync(file, 'hello');
+  (process.stderr as { write: unknown }).write = (s: string) => { errs.push(String(s)); return true; };
+  const origLog = console.log; console.log = () => {};
+  try {
+    const codes = [await main(['info', dir]), await main(['score', '--model', dir, file])];
+    return { codes, err: errs.join('') };
+  } finally { (process.stderr as { write: unknown }).write = orig; console.log = origLog; }
+}
+
+test('refused config keys: each one named, E_CONFIG, and exit 2 on the CLI (info, score)', async () => {
+  const cases: [string, (c: Record<string, unknown>) => void][] = [
+    ['feature_map', (c) => { c.feature_map = 'relu'; }],
+    ['use_short_conv', (c) => { c.use_short_conv = true; }],
+    ['attn', (c) => { c.attn = { layers: [1], num_heads: 4 }; }],
+    ['attnres_block_size', (c) => { c.attnres_block_size = 4; }],
+    ['model_type', (c) => { c.model_type = 'llama'; }],
+    ['use_output_gate', (c) => { c.use_output_gate = false; }],
+    ['num_kv_heads', (c) => { c.num_kv_heads = 3; }],
+  ];
+  for (const [key, edit] of cases) {
+    const dir = copy('f32', `cfg-${key}`);
+    editConfig(dir, edit);
+    const r = await refusal(dir);
+    assert.is(r.code, 'E_CONFIG', key);
+    assert.ok(r.message.includes(`"${key}"`), `${key}: ${r.message}`);
+    const c = await cliExit(dir);
+    assert.equal(c.codes, [2, 2], `${key}: exit codes ${c.codes}; ${c.err}`);
+    assert.ok(c.err.includes(`"${key}"`) && !/\n\s+at /.test(c.err), `${key}: ${c.err}`);
+  }
+});
+
+test('a missing shard, a wrong shape, a missing tensor and an unexpected tensor are refused by name (E_WEIGHTS, exit 2)', async () => {
+  const shard = copy('bf16-sharded', 'no-shard');
+  const index = JSON.parse(readFileSync(join(shard, 'model.safetensors.index.json'), 'utf8')) as { weight_map: Record<string, string> };
+  const victim = Object.values(index.weight_map)[0];
+  rmSync(join(shard, victim));
+  let r = await refusal(shard);
+  assert.is(r.code, 'E_WEIGHTS');
+  assert.match(r.message, new RegExp(`missing shard.*${victim.replace(/\./g, '\\.')}`));
+
+  const st = readSafetensors(join(fixture('f32'), 'model.safetensors')).tensors;
+  const write = (as: string, edit: (t: Record<string, { shape: number[]; data: Float32Array }>) => void) => {
+    const dir = copy('f32', as);
+    const t: Record<string, { shape: number[]; data: Float32Array }> = {};
+    for (const [n, v] of st) t[n] = { shape: [...v.shape], data: v.data as Float32Array };
+    edit(t);
+    writeSafetensors(join(dir, 'model.safetensors'), t);
+    return dir;
+  };
+  const shape = write('shape', (t) => { const v = t['model.layers.1.attn.o_proj.weight']; t['model.layers.1.attn.o_proj.weight'] = { shape: [v.shape[1], v.shape[0]], data: v.data }; });
+  r = await refusal(shape);
+  assert.is(r.code, 'E_WEIGHTS');
+  assert.match(r.message, /model\.layers\.1\.attn\.o_proj\.weight has shape \[128, 64\], expected \[64, 128\]/);
+  const missing = write('missing', (t) => { delete t['model.layers.1.mlp.up_proj.weight']; });
+  r = await refusal(missing);
+  assert.match(r.message, /missing weight model\.layers\.1\.mlp\.up_proj\.weight/);
+  const extra = write('extra', (t) => { t['model.layers.0.attn.q_conv1d.weight'] = { shape: [4], data: new Float32Array(4) }; });
+  r = await refusal(extra);
+  assert.match(r.message, /unexpected weights not used by the model: model\.layers\.0\.attn\.q_conv1d\.weight/);
+  for (const dir of [shard, shape, missing, extra]) {
+    const c = await cliExit(dir);
+    assert.equal(c.codes, [dir === shard ? 2 : 0, 2], `${dir}: ${c.codes} ${c.err}`); // info reads headers only: a bad shape is not its business
+  }
+});
+
+test('ORG/NAME resolves to the snapshot in the local Hugging Face cache (refs/main), never downloads', () => {
+  const cache = join(tmp, 'hub');
+  const snap = join(cache, 'models--fla-hub--tiny', 'snapshots', 'abc123');
+  mkdirSync(join(cache, 'models--fla-hub--tiny', 'refs'), { recursive: true });
+  cpSync(fixture('f32'), snap, { recursive: true });
+  writeFileSync(join(cache, 'models--fla-hub--tiny', 'refs', 'main'), 'abc123\n');
+  assert.is(resolveModelDir('fla-hub/tiny', { HF_HUB_CACHE: cache }), snap);
+  assert.is(resolveModelDir('fla-hub/tiny', { HF_HOME: tmp }), snap); // HF_HOME/hub
+  try { resolveModelDir('fla-hub/absent', { HF_HUB_CACHE: cache }); assert.unreachable(); } catch (e) {
+    assert.match((e as Error).message, /not in the Hugging Face cache.*huggingface-cli download fla-hub\/absent/);
+  }
+});
+
+// ---------------------------------------------------------------- text through a real tokenizer
+
+const tiny = await makeTinyFlaFolder(join(tmp, 'tiny-mistral'));
+const lm = await RetNetLM.load(tiny);
+const TEXT = 'Retention networks keep a decayed state: héllo wörld, 你好, 🙂.\n';
+
+test('text: BOS added, bits per byte over every byte, perplexity = exp(nll / predicted tokens); ids score as given', async () => {
+  const ids = lm.tokenizer.encode(TEXT);
+  assert.is(ids[0], 1, 'BOS first');
+  const r = await lm.score(TEXT, { backend: 'wasm', perToken: true });
+  assert.is(r.tokens, ids.length);
+  assert.is(r.bytes, Buffer.byteLength(TEXT));
+  assert.ok(Math.abs(r.bitsPerByte! - r.nll / Math.LN2 / Buffer.byteLength(TEXT)) < 1e-12 * r.bitsPerByte!);
+  assert.ok(Math.abs(r.perplexity - Math.exp(r.nll / (ids.length - 1))) < 1e-9 * r.perplexity);
+  const byIds = await lm.score(ids, { backend: 'wasm', perToken: true });
+  assert.equal(Array.from(byIds.logprobs!), Array.from(r.logprobs!), 'text and its ids score alike');
+  const bytes = await lm.score(new TextEncoder().encode(TEXT), { backend: 'wasm' });
+  assert.is(bytes.nll, r.nll, 'a Uint8Array is the UTF-8 of a text');
+  try { await lm.score(Uint8Array.of(0xff, 0x41)); assert.unreachable(); } catch (e) { assert.match((e as Error).message, /not valid UTF-8/); }
+  try { await lm.score([5, 40000]); assert.unreachable(); } catch (e) { assert.match((e as Error).message, /input\[1\] = 40000 is not a token id in \[0, 32000\)/); }
+  // js (float64) and wasm agree on this model to float32 accuracy (d = 32, V = 32,000: the logits' dot products are short)
+  const js = await lm.score(TEXT, { backend: 'js' });
+  assert.ok(Math.abs(js.nll - r.nll) <= 1e-5 * Math.abs(js.nll), `nll js ${js.nll} wasm ${r.nll}`);
+});
+
+test('generate: greedy continuation = argmax of logits() step by step; stream pieces concatenate to the text; stop strings and maxNewTokens', async () => {
+  const g = await lm.generate('The state', { maxNewTokens: 12, backend: 'js' });
+  assert.is(g.ids.length, 12);
+  assert.ok(['length', 'eos'].includes(g.stopReason));
+  // the same ids by re-running the whole forward each step (parallel form, float64)
+  const ids = Array.from(lm.tokenizer.encode('The state'));
+  for (let i = 0; i < g.ids.length; i++) {
+    const { logits } = await lm.logits(Int32Array.from(ids), { backend: 'js', numChunks: null });
+    const V = lm.vocab, row = logits.subarray((ids.length - 1) * V, ids.length * V);
+    let best = 0; for (let v = 1; v < V; v++) if (row[v] > row[best]) best = v;
+    assert.is(g.ids[i], best, `token ${i}`);
+    ids.push(best);
+  }
+  assert.is(g.text, lm.tokenizer.decode(g.ids));
+  const pieces: string[] = [];
+  for await (const p of lm.stream('The state', { maxNewTokens: 12, backend: 'js' })) pieces.push(p);
+  assert.is(pieces.join(''), g.text);
+  // sampling is seeded: same seed, same text
+  const s1 = await lm.generate('The state', { maxNewTokens: 8, temperature: 1, topK: 50, topP: 0.9, seed: 3 });
+  const s2 = await lm.generate('The state', { maxNewTokens: 8, temperature: 1, topK: 50, topP: 0.9, seed: 3 });
+  assert.is(s1.text, s2.text);
+  if (g.text.length > 3) {
+    const stopAt = g.text.slice(2, 4);
+    const st = await lm.generate('The state', { maxNewTokens: 12, backend: 'js', stop: [stopAt] });
+    assert.is(st.stopReason, 'stop');
+    assert.is(st.text, g.text.slice(0, g.text.indexOf(stopAt)));
+  }
+  for (const bad of [{ topP: 0 }, { topK: -1 }, { maxNewTokens: 1.5 }, { stop: [''] }]) {
+    try { await lm.generate('x', bad as object); assert.unreachable(JSON.stringify(bad)); } catch (e) { assert.is((e as { code?: string }).code, 'E_OPTION', JSON.stringify(bad)); }
+  }
+});
+
+const registry = new Map<string, Command>([[score.name, score], [generate.name, generate]]);
+async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: Buffer[] = [], err: Buffer[] = [];
+  const io: CommandIO = { stdout: { write: (s) => out.push(Buffer.from(s)) }, stderr: { write: (s) => err.push(Buffer.from(s)), isTTY: false }, stdin: Readable.from([]) };
+  const code = await registry.get(args[0])!.run(args.slice(1), io);
+  return { code, out: Buffer.concat(out).toString(), err: Buffer.concat(err).toString() };
+}
+
+test('CLI: score --model DIR prints tokens and perplexity, --jsonl records gain tokens/nll/ppl; generate --model DIR prints text', async () => {
+  const file = join(tmp, 'doc.txt');
+  writeFileSync(file, TEXT);
+  const jsonl = join(tmp, 'scores.jsonl');
+  const r = await cli(['score', '--model', tiny, '--jsonl', jsonl, file]);
+  assert.is(r.code, 0, r.err);
+  const want = await lm.score(TEXT);
+  assert.match(r.out, new RegExp(`doc\\.txt: ${want.bytes} bytes, ${want.tokens} tokens, [\\d.]+ bits, ${want.bitsPerByte!.toFixed(4)} bits/byte, perplexity ${want.perplexity.toFixed(3)}, \\d+ tokens/s`));
+  const rec = JSON.parse(readFileSync(jsonl, 'utf8').trim());
+  assert.is(rec.tokens, want.tokens);
+  assert.ok(Math.abs(rec.ppl - want.perplexity) < 1e-9 * want.perplexity);
+  const g = await cli(['generate', '--model', tiny, '--prompt', 'The state', '--max-new-tokens', '12', '--backend', 'js']);
+  assert.is(g.code, 0, g.err);
+  const want2 = await lm.generate('The state', { maxNewTokens: 12, backend: 'js' });
+  assert.is(g.out, `The state${want2.text}\n`);
+  const bad = await cli(['generate', '--model', tiny, '--prompt', 'x', '--max-bytes', '3']);
+  assert.is(bad.code, 2);
+  assert.match(bad.err, /--max-new-tokens/);
+});
+
+test.after(async () => { await lm.close(); rmSync(tmp, { recursive: true, force: true }); });
+test.run();
