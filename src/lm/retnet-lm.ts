@@ -439,8 +439,8 @@ export class RetNetLM {
   async score(input: ScoreInput[], options?: ScoreOptions): Promise<ScoreResult[]>;
   async score(input: ScoreInput | ScoreInput[], options: ScoreOptions = {}): Promise<ScoreResult | ScoreResult[]> {
     if (this.closed) throw errors.closed();
-    // number[] is one sequence of ids; an array of anything else is a batch
-    const single = !Array.isArray(input) || input.every((v) => typeof v === 'number');
+    // a non-empty number[] is one sequence of ids; any other array (also []) is a batch
+    const single = !Array.isArray(input) || (input.length > 0 && input.every((v) => typeof v === 'number'));
     const items = (single ? [input] : input) as ScoreInput[];
     const seqs = items.map((x, i) => this.toSeq(x, single ? 'input' : `input[${i}]`, options.perToken === true));
     const float32 = (options.backend ?? DEFAULT_BACKEND) !== 'js';
