@@ -526,7 +526,7 @@ export class RetNetLM {
     if (this.closed) throw errors.closed();
     if (!(prompt instanceof Uint8Array || prompt instanceof Int32Array || Array.isArray(prompt))) throw errors.input('prompt must be a Uint8Array or token ids');
     const ids = prompt;
-    if (ids.length === 0) throw errors.input('prompt must hold at least one token');
+    if (ids.length === 0) throw errors.input(`prompt must hold at least one ${this.tokenizer.kind === 'bytes' ? 'byte' : 'token'}`);
     for (let i = 0; i < ids.length; i++) if (!Number.isInteger(ids[i]) || ids[i] < 0 || ids[i] >= this.vocab) throw errors.input(`prompt[${i}] = ${String(ids[i])} is not a token id in [0, ${this.vocab})`);
     if (!Number.isInteger(chunkSize) || chunkSize < 1) throw errors.option('chunkSize', 'a positive integer', chunkSize);
     if (backend === 'wasm') {
