@@ -94,7 +94,7 @@ function boundLinear(label: string, L: BoundLinear, bIn: number): number {
   const out = L.inDim * bIn * w.v + b;
   if (!(out <= F32_MAX)) {
     const idx = indexOf(w.i, [L.outDim, L.inDim]);
-    throw errors.weights(`${label}: weight ${L.name} has the value ${L.W[w.i]} at [${idx.join(', ')}], which can overflow float32 arithmetic: ` +
+    throw errors.weights(`${label}: weight ${L.name} has the value ${Number(L.W[w.i].toPrecision(7))} at [${idx.join(', ')}], which can overflow float32 arithmetic: ` +
       `on a worst-case input (|x| ≤ ${bIn.toPrecision(3)}) the layer's output reaches ${out.toPrecision(3)}, beyond float32's range (±3.4028235e38) ` +
       'in which the wasm and tfjs backends compute (rule: fan-in · max|input| · max|weight| + max|bias| ≤ 3.4e38)');
   }
