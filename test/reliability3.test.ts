@@ -6,7 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createWriteStream, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, createWriteStream, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createGzip } from 'node:zlib';
@@ -24,6 +24,8 @@ writeSmallLM(model);
 const modelB = join(dir, 'b.st');
 writeSmallLM(modelB, 32, 11);
 
+/** A model of the test's own: on the old code items 1 and 2 wrote into the model they were given. */
+function ownModel(name: string): string { const p = join(dir, name); copyFileSync(model, p); return p; }
 const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
 function cli(args: string[], env: Record<string, string> = {}) {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', ...env }, timeout: 120_000 });
@@ -34,6 +36,7 @@ const jsonl = (n: number, seed: number) => Array.from({ length: n }, (_, i) => J
 
 test('item 1: --summary-json over a file inside an input directory (or the model) is refused; nothing changes', () => {
   // before: only inputs named on the command line were checked; dd2/x.jsonl was replaced by the summary (exit 0)
+  const model = ownModel('m1.st');
   const dd = join(dir, 'dd2');
   mkdirSync(dd);
   writeFileSync(join(dd, 'x.jsonl'), jsonl(5, 1));
@@ -60,6 +63,7 @@ test('item 1: --summary-json over a file inside an input directory (or the model
 
 test('item 2: a stale OUT.partial (or sidecar) that is a symlink is refused, never written through', () => {
   // before: `ln -s m.st p.jsonl.partial; score --out p.jsonl` wrote score records into the model (exit 0)
+  const model = ownModel('m2.st');
   const input = join(dir, 'in2.jsonl');
   writeFileSync(input, jsonl(4, 2));
   const mb = sha(model);
