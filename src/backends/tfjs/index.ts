@@ -16,6 +16,7 @@ import type { BackendInfo, Executor, ForwardRequest, ModelSpec } from '../execut
 import type { ForwardArgs, WireLinear, WireModel, WireNorm } from './compute.js';
 import { DEFAULT_WINDOW_ELEMS, ENGINE_ENV, TFJS_ENGINES, installHint, type AdapterInfo, type EngineFailure, type EngineInfo, type TfjsEngine } from './engines.js';
 import type { TfjsWorkerApi } from '../../../workers/tfjs-worker.js';
+import { envValue } from '../../env.js';
 
 export { TFJS_ENGINES, ENGINE_ENV, type TfjsEngine, type AdapterInfo } from './engines.js';
 
@@ -38,7 +39,7 @@ export interface TfjsExecutorOptions {
 const WORKER_URL = new URL('../../../workers/tfjs-worker.js', import.meta.url);
 
 function engineChoice(opt: TfjsExecutorOptions['engine']): TfjsEngine | 'auto' {
-  const raw = opt ?? process.env[ENGINE_ENV] ?? 'auto';
+  const raw = opt ?? envValue(ENGINE_ENV) ?? 'auto';
   if (raw === 'auto' || (TFJS_ENGINES as readonly string[]).includes(raw)) return raw as TfjsEngine | 'auto';
   const where = opt !== undefined ? 'options.engine' : `environment variable ${ENGINE_ENV}`;
   throw errors.engine(`${where} must be one of ${TFJS_ENGINES.join(', ')} or auto (got ${JSON.stringify(raw)})`);
