@@ -56,6 +56,7 @@ async function corpusBar(io: CommandIO): Promise<{ update(p: CorpusProgress): vo
 export function summaryLine(s: CorpusSummary): string {
   const q = s.queue ? `; queue: ${s.queue.enqueued} jobs enqueued (${s.queue.reenqueued} again), ${s.queue.adopted} adopted from an earlier coordinator, ${s.queue.alreadyWritten} shards already written` : '';
   return `${s.documents} documents (${s.skipped} skipped, ${s.resumed_documents} resumed), ${s.bytes} bytes, ${s.bits_per_byte.toFixed(4)} bits/byte, `
+    + (s.tokens !== undefined ? `${s.tokens} tokens, perplexity ${s.perplexity!.toFixed(3)}, ` : '')
     + `${Math.round(s.bytes_per_second)} bytes/s in ${s.seconds.toFixed(1)} s, ${s.shards} shards${q} → ${s.out}`;
 }
 

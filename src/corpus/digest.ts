@@ -2,12 +2,21 @@
 // and the default run id: a digest of the inputs, the model and the options.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import type { InputFile } from './inputs.js';
 
 export async function fileSha256(path: string): Promise<string> {
   const h = createHash('sha256');
   for await (const c of createReadStream(path)) h.update(c as Buffer);
+  return h.digest('hex');
+}
+
+/** SHA-256 naming a model: of the file, or for a model folder (a list of its files) of each file's
+ *  name and SHA-256 in order — any changed byte of config, weights or tokenizer changes it. */
+export async function modelSha256(files: string | string[]): Promise<string> {
+  if (typeof files === 'string') return fileSha256(files);
+  const h = createHash('sha256');
+  for (const f of files) h.update(`${basename(f)}\0${await fileSha256(f)}\n`);
   return h.digest('hex');
 }
 

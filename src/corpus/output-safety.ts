@@ -26,8 +26,8 @@ export interface OutputCheck {
   others?: { label: string; path: string }[];
   /** every input file the run reads */
   inputs: InputFile[];
-  /** the model file */
-  model: string;
+  /** the model's files (one for a .safetensors model; config, weights and tokenizer of a folder) */
+  model: string | string[];
 }
 
 /** Throws E_CORPUS when an output exists and is not a regular file (a temporary
@@ -42,7 +42,7 @@ export function refuseOutputsOverInputs(c: OutputCheck): void {
     targets.push({ label, p, st });
   }
   if (targets.length === 0) return;
-  const reads = [...c.inputs.filter((f) => f.path !== '-').map((f) => ({ what: 'the input', path: f.path })), { what: 'the model', path: c.model }];
+  const reads = [...c.inputs.filter((f) => f.path !== '-').map((f) => ({ what: 'the input', path: f.path })), ...(Array.isArray(c.model) ? c.model : [c.model]).map((path) => ({ what: 'the model', path }))];
   for (const r of reads) {
     const st = statIfExists(r.path);
     if (!st) continue;

@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { errors } from '../errors.js';
 import { DEFAULT_LM_PATH, RetNetLM } from '../lm/retnet-lm.js';
 import type { BackendName } from '../options.js';
-import { fileSha256, inputIdentity, RUN_ID_RE, runIdOf, sortedDefined } from './digest.js';
+import { inputIdentity, modelSha256, RUN_ID_RE, runIdOf, sortedDefined } from './digest.js';
+import { modelFiles, modelFolderFiles, resolveModelDir } from '../model/fla.js';
 import { expandInputs } from './inputs.js';
 import { DEFAULT_MAX_DOC_BYTES } from './jsonl.js';
 import { refuseOutputsOverInputs } from './output-safety.js';
@@ -76,6 +77,9 @@ export interface CorpusSummary {
   bytes: number;
   bits: number;
   bits_per_byte: number;
+  /** tokenized models: tokens over all documents, and the corpus perplexity exp(Σ nll / Σ (tokens − 1)) */
+  tokens?: number;
+  perplexity?: number;
   /** documents found in OUT.partial (resume) and not scored again */
   resumed_documents: number;
   shards: number;
@@ -88,6 +92,8 @@ export interface CorpusSummary {
 }
 
 const modelFile = (model?: string) => (model === undefined ? fileURLToPath(DEFAULT_LM_PATH) : model);
+/** The files a model is read from: the .safetensors file, or every file of a model folder (DIR or ORG/NAME). */
+const modelReads = (model: string): string | string[] => (RetNetLM.isFolderSpec(model) ? modelFolderFiles(modelFiles(resolveModelDir(model))) : model);
 
 /** Score a corpus into `out`, in input order; returns the summary. */
 export async function scoreCorpus(o: ScoreCorpusOptions): Promise<CorpusSummary> {
@@ -102,9 +108,10 @@ export async function scoreCorpus(o: ScoreCorpusOptions): Promise<CorpusSummary>
   const temporaries = [partialPath(o.out), partialMetaPath(o.out), `${partialPath(o.out)}.gz`];
   const files = expandInputs(o.inputs, { include: o.include, exclude: [o.out, ...temporaries] });
   const model = modelFile(o.model);
-  refuseOutputsOverInputs({ out: o.out, temporaries, others: o.otherOutputs, inputs: files, model });
+  const reads = modelReads(model);
+  refuseOutputsOverInputs({ out: o.out, temporaries, others: o.otherOutputs, inputs: files, model: reads });
   let modelSha: string;
-  try { modelSha = await fileSha256(model); } catch (e) { throw errors.weights(`cannot read ${model}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
+  try { modelSha = await modelSha256(reads); } catch (e) { throw errors.weights(`cannot read ${model}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
   const score: ShardScoreOptions = { backend: o.backend, chunkSize: o.chunkSize, perToken: o.perToken === true };
   const runOptions = {
     textField: o.textField ?? 'text', idField: o.idField ?? 'id', include: o.include, strict: o.strict === true, shardBytes, maxDocBytes, ...score,
@@ -160,7 +167,9 @@ export async function scoreCorpus(o: ScoreCorpusOptions): Promise<CorpusSummary>
     const t = w.totals;
     return {
       run_id: runId, out: resolve(o.out), documents: t.documents, skipped, bytes: t.bytes, bits: t.bits,
-      bits_per_byte: t.scoredBytes > 0 ? t.bits / t.scoredBytes : 0, resumed_documents: w.resumed.documents, shards, seconds,
+      bits_per_byte: t.scoredBytes > 0 ? t.bits / t.scoredBytes : 0,
+      ...(t.tokens > 0 ? { tokens: t.tokens, perplexity: t.predicted > 0 ? Math.exp(t.nll / t.predicted) : 1 } : {}),
+      resumed_documents: w.resumed.documents, shards, seconds,
       bytes_per_second: (t.bytes - w.resumed.bytes) / Math.max(seconds, 1e-9), ...(queueStats ? { queue: queueStats } : {}),
       peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
     };
@@ -186,7 +195,7 @@ export async function corpusWorker(o: CorpusWorkerOptions): Promise<WorkerStats>
   const target = parseRedisUrl(o.queue);
   const model = modelFile(o.model);
   let modelSha: string;
-  try { modelSha = await fileSha256(model); } catch (e) { throw errors.weights(`cannot read ${model}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
+  try { modelSha = await modelSha256(modelReads(model)); } catch (e) { throw errors.weights(`cannot read ${model}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
   const lm = await RetNetLM.load(model);
   try {
     return await runWorker({

@@ -23,7 +23,8 @@ export async function scoreDocs(lm: RetNetLM, docs: Pick<CorpusDoc, 'id' | 'sour
     if (!Number.isFinite(r.bits) || (r.logprobs && !r.logprobs.every(Number.isFinite))) {
       throw errors.input(`document ${JSON.stringify(docs[i].id)} (${docs[i].source}): the model's score is ${r.bits} (not finite): its weights overflow float32 arithmetic on this text`);
     }
-    const rec: DocRecord = { id: docs[i].id, source: docs[i].source, bytes: r.bytes, bits: r.bits, bits_per_byte: r.bitsPerByte };
+    const rec: DocRecord = { id: docs[i].id, source: docs[i].source, bytes: r.bytes!, bits: r.bits, bits_per_byte: r.bitsPerByte! };
+    if (lm.tokenizer.kind !== 'bytes') Object.assign(rec, { tokens: r.tokens, nll: r.nll, ppl: r.perplexity });
     if (r.logprobs) rec.logprobs = Array.from(r.logprobs);
     return rec;
   });

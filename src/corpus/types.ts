@@ -26,6 +26,10 @@ export interface DocRecord {
   bytes: number;
   bits: number;
   bits_per_byte: number;
+  /** tokenized models (fla-hub): token count with the BOS, −Σ ln p in nats, perplexity exp(nll / (tokens − 1)) */
+  tokens?: number;
+  nll?: number;
+  ppl?: number;
   logprobs?: number[];
 }
 

@@ -14,10 +14,21 @@ export const partialPath = (out: string) => `${out}.partial`;
 export const partialMetaPath = (out: string) => `${out}.partial.json`;
 
 /** Totals over records: what the summary reports. */
-export interface Totals { documents: number; bytes: number; bits: number; scoredBytes: number }
-export const zeroTotals = (): Totals => ({ documents: 0, bytes: 0, bits: 0, scoredBytes: 0 });
-export function addRecord(t: Totals, r: Pick<DocRecord, 'bytes' | 'bits'>): void {
-  t.documents++; t.bytes += r.bytes; t.bits += r.bits; t.scoredBytes += Math.max(0, r.bytes - 1);
+export interface Totals {
+  documents: number; bytes: number; bits: number;
+  /** bytes the model predicted: every byte under a tokenizer with a BOS (records with tokens), bytes − 1 per document for the byte LM */
+  scoredBytes: number;
+  /** tokenized models: tokens, −Σ ln p (nats) and predicted tokens over all documents */
+  tokens: number; nll: number; predicted: number;
+}
+export const zeroTotals = (): Totals => ({ documents: 0, bytes: 0, bits: 0, scoredBytes: 0, tokens: 0, nll: 0, predicted: 0 });
+export function addRecord(t: Totals, r: Pick<DocRecord, 'bytes' | 'bits' | 'tokens' | 'nll'>): void {
+  t.documents++; t.bytes += r.bytes; t.bits += r.bits;
+  if (typeof r.tokens === 'number' && typeof r.nll === 'number') {
+    t.scoredBytes += r.bytes; t.tokens += r.tokens; t.nll += r.nll; t.predicted += Math.max(0, r.tokens - 1);
+  } else {
+    t.scoredBytes += Math.max(0, r.bytes - 1);
+  }
 }
 
 /** A record read back from a partial file, checked to have the fields a finished run writes. */
