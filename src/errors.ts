@@ -2,6 +2,7 @@
 // `code`, made by one of the factories below, so messages stay uniform and
 // callers can branch on the code.
 
+/** The `code` of a {@link RetNetError}: what kind of problem it is. */
 export type ErrorCode =
   | 'E_OPTION'      // an option has a wrong type or value
   | 'E_INPUT'       // an input tensor has a wrong shape or non-finite values
@@ -59,7 +60,9 @@ export function listNames(names: readonly string[], max = 5, bare = false): stri
   return names.length > max ? `${head}, … (${names.length} in all)` : head;
 }
 
+/** Every error the library throws on bad input or a failed run, with a stable `code` and a message that names the problem. */
 export class RetNetError extends Error {
+  /** what kind of problem (branch on this, not on the message) */
   readonly code: ErrorCode;
   /** The message is passed through escapeControl: a hostile file's text
    *  quoted into it (names, dtypes, parser messages) cannot carry escape

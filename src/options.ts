@@ -3,6 +3,7 @@
 import { errors } from './errors.js';
 import { envValue } from './env.js';
 
+/** Where the arithmetic runs: 'wasm' (worker pool, default), 'js' (float64 reference), 'tfjs' (TensorFlow.js: GPU or CPU). */
 export type BackendName = 'js' | 'wasm' | 'tfjs';
 /** The wasm backend's kernel engine: 'blas' runs the big GEMMs on a native CBLAS library
  *  (OpenBLAS by default; RETNET_BLAS=/path picks another), 'wasm' everything on the WASM kernels,
@@ -12,6 +13,7 @@ export type KernelsRequest = KernelsName | 'js';
 export const KERNELS: readonly KernelsName[] = ['auto', 'wasm', 'blas'];
 export const BACKENDS: readonly BackendName[] = ['js', 'wasm', 'tfjs'];
 
+/** Options of a forward call; each says which backends honour it. */
 export interface ForwardOptions {
   /** Only causal retention exists; accepted for the seed's vocabulary. All backends. */
   attnMask?: 'causal';

@@ -8,6 +8,7 @@
 import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { errors, escapeControl, excerpt, listNames, quote } from './errors.js';
 
+/** The safetensors dtypes this reader knows. */
 export type StDType = 'F32' | 'F64' | 'F16' | 'BF16' | 'I32' | 'I64' | 'U8';
 export type StData = Float32Array | Float64Array | Int32Array | Uint8Array;
 
@@ -20,7 +21,15 @@ export interface StTensorInfo {
   end: number;
 }
 
-export interface StTensor { dtype: StDType; shape: number[]; data: StData }
+/** A tensor read from or written to a safetensors file. */
+export interface StTensor {
+  /** dtype in the file */
+  dtype: StDType;
+  /** shape */
+  shape: number[];
+  /** elements, row-major (F16/BF16 widened to Float32Array) */
+  data: StData;
+}
 
 /** Bytes per element of each dtype this reader understands. */
 const ITEM_SIZE: Record<StDType, number> = { F32: 4, F64: 8, F16: 2, BF16: 2, I32: 4, I64: 8, U8: 1 };
@@ -123,9 +132,13 @@ export function halfToFloat(h: number): number {
 
 /** An open safetensors file: header validated up front, tensors read on demand. */
 export class SafetensorsFile {
+  /** the file's path */
   readonly path: string;
+  /** every tensor's name, dtype, shape and byte range */
   readonly tensors: Map<string, StTensorInfo>;
+  /** the header's `__metadata__` */
   readonly metadata: Record<string, string>;
+  /** file size in bytes */
   readonly size: number;
   private fd: number | null;
   private readonly dataStart: number;
@@ -135,6 +148,7 @@ export class SafetensorsFile {
     this.tensors = header.tensors; this.metadata = header.metadata; this.dataStart = header.dataStart;
   }
 
+  /** Open a file and validate its header against the file size (untrusted input). */
   static open(path: string): SafetensorsFile {
     let fd: number;
     try { fd = openSync(path, 'r'); } catch (e) {
@@ -159,8 +173,10 @@ export class SafetensorsFile {
     }
   }
 
+  /** Whether the file has this tensor. */
   has(name: string): boolean { return this.tensors.has(name); }
 
+  /** Dtype, shape and byte range of one tensor (E_SAFETENSORS if absent). */
   info(name: string): StTensorInfo {
     const t = this.tensors.get(name);
     if (!t) throw errors.safetensors(this.path, `no tensor named ${quote(name)} (it has ${listNames([...this.tensors.keys()])})`);
@@ -187,6 +203,7 @@ export class SafetensorsFile {
     return decode(t.dtype, bytes, this.path, name);
   }
 
+  /** Close the file. */
   close(): void {
     if (this.fd !== null) { closeSync(this.fd); this.fd = null; }
   }
@@ -202,7 +219,12 @@ function readExact(fd: number, into: Uint8Array, position: number, label: string
 }
 
 /** Read every tensor of a file. */
-export function readSafetensors(path: string): { tensors: Map<string, StTensor>; metadata: Record<string, string> } {
+export function readSafetensors(path: string): {
+  /** every tensor, by name */
+  tensors: Map<string, StTensor>;
+  /** the header's `__metadata__` */
+  metadata: Record<string, string>;
+} {
   const f = SafetensorsFile.open(path);
   try {
     const tensors = new Map<string, StTensor>();
@@ -228,6 +250,7 @@ export class SafetensorsWriter {
   private fd: number | null;
   private readonly layout = new Map<string, { spec: StTensorSpec; begin: number; count: number }>();
   private readonly dataStart: number;
+  /** the output path */
   readonly path: string;
 
   constructor(path: string, specs: readonly StTensorSpec[], metadata: Record<string, string> = {}) {
@@ -266,6 +289,7 @@ export class SafetensorsWriter {
     writeAll(this.fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength), this.dataStart + t.begin + start * item);
   }
 
+  /** Close the file (every tensor must have been written). */
   close(): void {
     if (this.fd !== null) { closeSync(this.fd); this.fd = null; }
   }

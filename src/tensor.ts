@@ -2,11 +2,16 @@
 import { Rng } from './random.js';
 import { errors } from './errors.js';
 
+/** Element type of a {@link Tensor}. */
 export type DType = 'float32' | 'float64';
+/** The typed arrays a {@link Tensor} holds. */
 export type FloatArray = Float32Array | Float64Array;
 
+/** A dense row-major tensor: a Float32Array or Float64Array and a shape. */
 export class Tensor {
+  /** the elements, row-major */
   readonly data: FloatArray;
+  /** the shape (frozen) */
   readonly shape: readonly number[];
 
   constructor(data: FloatArray, shape: readonly number[]) {
@@ -22,10 +27,14 @@ export class Tensor {
     this.shape = Object.freeze([...shape]);
   }
 
+  /** 'float32' or 'float64', from the array type */
   get dtype(): DType { return this.data instanceof Float64Array ? 'float64' : 'float32'; }
+  /** number of elements */
   get size(): number { return this.data.length; }
+  /** number of dimensions */
   get rank(): number { return this.shape.length; }
 
+  /** A tensor of zeros. */
   static zeros(shape: readonly number[], dtype: DType = 'float32'): Tensor {
     const n = shape.reduce((a, b) => a * b, 1);
     return new Tensor(dtype === 'float64' ? new Float64Array(n) : new Float32Array(n), shape);
@@ -47,7 +56,9 @@ export class Tensor {
     return t;
   }
 
+  /** A float64 copy. */
   toFloat64(): Tensor { return new Tensor(Float64Array.from(this.data), this.shape); }
+  /** A float32 copy (rounded). */
   toFloat32(): Tensor { return new Tensor(Float32Array.from(this.data), this.shape); }
 
   /** Rows [start, end) along axis `axis` of a copy. */
@@ -71,12 +82,14 @@ export class Tensor {
 type Numeric = ArrayLike<number> | Tensor;
 const arr = (x: Numeric): ArrayLike<number> => (x instanceof Tensor ? x.data : x);
 
+/** max |x| over all elements (NaN if any element is NaN). */
 export function maxAbs(x: Numeric): number {
   const a = arr(x); let m = 0;
   for (let i = 0; i < a.length; i++) { const v = Math.abs(a[i]); if (v > m || Number.isNaN(v)) m = v; }
   return m;
 }
 
+/** max |x − ref| over all elements. */
 export function maxAbsDiff(x: Numeric, ref: Numeric): number {
   const a = arr(x), b = arr(ref);
   if (a.length !== b.length) throw errors.input(`cannot compare arrays of ${a.length} and ${b.length} elements`);

@@ -26,19 +26,23 @@ function sources(dir: string, out: string[] = []): string[] {
   return out;
 }
 
-test('docs/DESIGN.md is in the repository and every citation of it names a section it has', () => {
-  const design = readFileSync(join(ROOT, 'docs', 'DESIGN.md'), 'utf8');
+test('docs/architecture.md is in the repository and every citation of it (or of its old name docs/DESIGN.md) names a section it has', () => {
+  const design = readFileSync(join(ROOT, 'docs', 'architecture.md'), 'utf8');
   const sections = new Set([...design.matchAll(/^## (\d+)\./gm)].map((m) => m[1]));
   assert.ok(sections.size >= 6, `sections found: ${[...sections].join(', ')}`);
-  const files = [join(ROOT, 'README.md'), ...['src', 'workers', 'assembly', 'test', 'bench'].flatMap((d) => sources(join(ROOT, d)))];
+  assert.ok(readFileSync(join(ROOT, 'docs', 'DESIGN.md'), 'utf8').includes('architecture.md'), 'docs/DESIGN.md points at architecture.md');
+  const docs = readdirSync(join(ROOT, 'docs')).filter((n) => n.endsWith('.md')).map((n) => join(ROOT, 'docs', n));
+  const files = [join(ROOT, 'README.md'), ...docs, ...['src', 'workers', 'assembly', 'test', 'bench'].flatMap((d) => sources(join(ROOT, d)))];
   let cites = 0;
   for (const f of files) {
     const text = readFileSync(f, 'utf8');
-    for (const m of text.matchAll(/(\S*)DESIGN\.md\)?(?:\s*§\s*(\d+))?/g)) {
+    for (const m of text.matchAll(/(\S*)(?:DESIGN|architecture)\.md\)?(?:\s*§\s*(\d+))?/g)) {
       if (f.endsWith('packaging.test.ts')) continue;
       cites++;
-      assert.ok(/(^|[[(`/])docs\/$/.test(m[1]) || m[1] === 'docs/', `${relative(ROOT, f)}: "${m[0]}" does not point at docs/DESIGN.md`);
-      if (m[2]) assert.ok(sections.has(m[2]), `${relative(ROOT, f)}: cites §${m[2]}, which docs/DESIGN.md lacks`);
+      const inDocs = f.startsWith(join(ROOT, 'docs') + '/');
+      assert.ok(/(^|[[(`/])docs\/$/.test(m[1]) || m[1] === 'docs/' || (inDocs && /(^|[[(`])$/.test(m[1])),
+        `${relative(ROOT, f)}: "${m[0]}" does not point at docs/architecture.md`);
+      if (m[2]) assert.ok(sections.has(m[2]), `${relative(ROOT, f)}: cites §${m[2]}, which docs/architecture.md lacks`);
     }
   }
   assert.ok(cites > 5, `citations checked: ${cites}`);
@@ -53,11 +57,12 @@ test('npm pack: LICENSE and docs in, no .wat or source maps, every relative impo
   assert.is(r.status, 0, `npm pack: ${r.stderr}`);
   const files: string[] = JSON.parse(r.stdout)[0].files.map((f: { path: string }) => f.path);
   const shipped = new Set(files);
-  for (const need of ['LICENSE', 'README.md', 'docs/DESIGN.md', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/cli/main.js',
+  for (const need of ['LICENSE', 'README.md', 'docs/architecture.md', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/cli/main.js',
     'dist/workers/chunk-worker.js', 'dist/workers/tfjs-worker.js', 'dist/wasm/retnet.simd.wasm', 'dist/wasm/retnet.relaxed.wasm', 'src/assets/bytes-4x128.safetensors']) {
     assert.ok(shipped.has(need), `tarball lacks ${need}`);
   }
   assert.equal(files.filter((f) => /\.(wat|map)$/.test(f)), [], 'no .wat files or source maps');
+  assert.equal(files.filter((f) => f.startsWith('docs/api/')), [], 'the generated API reference (npm run docs) is not shipped');
   for (const f of files.filter((p) => p.endsWith('.js'))) {
     const text = readFileSync(join(ROOT, f), 'utf8');
     assert.not.match(text, /sourceMappingURL/, `${f}: points at a source map`);

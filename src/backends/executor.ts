@@ -33,7 +33,9 @@ export interface ForwardRequest {
   onProgress?: (tokensDone: number, tokensTotal: number) => void;
 }
 
+/** What ran a forward: backend, engine and device (from {@link RetNet.backendInfo}). */
 export interface BackendInfo {
+  /** the backend */
   backend: BackendName;
   /** e.g. 'wasm-relaxed-simd', 'tfjs-node-gpu' */
   engine: string;
@@ -50,17 +52,21 @@ export interface RowSource {
   /** fill `into` ([rows, d] float32) with rows [start, start + rows) of sequence `seq` */
   read(seq: number, start: number, into: Float32Array): void;
 }
+/** Where {@link RetNet.forwardStream} puts output rows as they are finished. */
 export interface RowSink {
   /** rows [start, start + rows.length/d) of sequence `seq` are final; copy them out before returning */
   write(seq: number, start: number, rows: Float32Array): void;
 }
 
+/** A backend's implementation of the forward pass (what `backend` selects). */
 export interface Executor {
+  /** the backend it implements */
   readonly name: BackendName;
   /** x [B, L, d] (float32 or float64) → [B, L, d] float32. */
   forward(spec: ModelSpec, x: Tensor, req: ForwardRequest): Promise<Tensor>;
   /** Sequences of any lengths, streamed (optional: executors without it get per-sequence forwards). */
   run?(spec: ModelSpec, source: RowSource, sink: RowSink, req: ForwardRequest): Promise<void>;
+  /** engine and device */
   info(): BackendInfo;
   /** Release threads and device memory; the executor is unusable afterwards. Idempotent. */
   close(): Promise<void>;

@@ -8,13 +8,17 @@ import { errors } from '../errors.js';
 export type InputFormat = 'plain' | 'jsonl' | 'parquet';
 export type Compression = 'none' | 'gzip' | 'zstd';
 
+/** One input file, as found by {@link expandInputs}. */
 export interface InputFile {
   /** as given (or as found under a given directory); '-' is stdin */
   path: string;
+  /** how it is read */
   format: InputFormat;
+  /** how it is compressed */
   compression: Compression;
   /** size and mtime on disk (0 for stdin): part of the run id */
   size: number;
+  /** modification time in ms (0 for stdin) */
   mtimeMs: number;
 }
 

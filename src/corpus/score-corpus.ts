@@ -21,8 +21,10 @@ import { DEFAULT_SHARD_BYTES, planShards } from './shards.js';
 import type { ReadOptions, SkippedItem } from './types.js';
 import { OrderedWriter, partialMetaPath, partialPath, type RunIdentity } from './writer.js';
 
+/** How long Redis may be unreachable before a queue run gives up (30 s). */
 export const DEFAULT_REDIS_TIMEOUT_MS = 30_000;
 
+/** Progress of a corpus run, passed to `onProgress`. */
 export interface CorpusProgress {
   /** documents written (resumed ones included) */
   documents: number;
@@ -30,20 +32,27 @@ export interface CorpusProgress {
   bytes: number;
   /** text bytes scored in this run, and its seconds so far */
   bytesThisRun: number;
+  /** seconds since the run started */
   seconds: number;
   /** input read so far / in all, on disk (for an ETA; 0 total when unknown) */
   rawBytes: number;
+  /** input bytes in all (0 when unknown) */
   totalRawBytes: number;
 }
 
+/** Options of {@link scoreCorpus} (the reader options included). */
 export interface ScoreCorpusOptions extends ReadOptions {
+  /** files, directories, JSONL or Parquet files, '-' for stdin */
   inputs: string[];
   /** output path (.jsonl, or .jsonl.gz) */
   out: string;
   /** model file (default: the shipped bytes-4x128) */
   model?: string;
+  /** backend (default wasm) */
   backend?: BackendName;
+  /** chunk size of the forward (default 256) */
   chunkSize?: number;
+  /** add every token's log-prob to each record (`logprobs`) */
   perToken?: boolean;
   /** text bytes per shard (default 4 MiB) */
   shardBytes?: number;
@@ -55,37 +64,58 @@ export interface ScoreCorpusOptions extends ReadOptions {
   runId?: string;
   /** shards in flight on the queue at most (default 8) */
   maxInFlight?: number;
+  /** queue: give up when Redis is unreachable this long (default 30 s) */
   redisTimeoutMs?: number;
   /** BullMQ attempts per shard job (default 5) */
   attempts?: number;
   /** queue: the coordinator lock's lifetime (default 6 s) and how often a wait is reported (default 30 s) */
   lockTtlMs?: number;
+  /** queue: how often a waiting coordinator says what it waits for */
   waitReportMs?: number;
   /** other files the caller will write (e.g. --summary-json): checked like `out` against every file read */
-  otherOutputs?: { label: string; path: string }[];
+  otherOutputs?: {
+    /** name in messages, e.g. --summary-json */
+    label: string;
+    /** its path */
+    path: string;
+  }[];
+  /** called as documents are written */
   onProgress?: (p: CorpusProgress) => void;
   /** skipped lines and queue events, one line each (default: none) */
   log?: (line: string) => void;
+  /** abort the run (the partial output stays, for --resume) */
   signal?: AbortSignal;
 }
 
+/** The summary of a corpus run (also what `--summary-json` writes). */
 export interface CorpusSummary {
+  /** the run id */
   run_id: string;
+  /** the output path */
   out: string;
+  /** documents in the output, resumed ones included */
   documents: number;
+  /** bad records skipped */
   skipped: number;
+  /** text bytes of those documents */
   bytes: number;
+  /** total bits */
   bits: number;
+  /** bits per byte over the corpus */
   bits_per_byte: number;
   /** tokenized models: tokens over all documents, and the corpus perplexity exp(Σ nll / Σ (tokens − 1)) */
   tokens?: number;
+  /** the corpus perplexity (tokenized models) */
   perplexity?: number;
   /** documents found in OUT.partial (resume) and not scored again */
   resumed_documents: number;
+  /** shards scored in this run */
   shards: number;
+  /** wall time of this run */
   seconds: number;
   /** text bytes scored in this run / seconds */
   bytes_per_second: number;
+  /** queue runs: what the coordinator did */
   queue?: CoordinatorStats;
   /** peak resident set size of this process so far */
   peak_rss_bytes: number;
@@ -95,7 +125,19 @@ const modelFile = (model?: string) => (model === undefined ? fileURLToPath(DEFAU
 /** The files a model is read from: the .safetensors file, or every file of a model folder (DIR or ORG/NAME). */
 const modelReads = (model: string): string | string[] => (RetNetLM.isFolderSpec(model) ? modelFolderFiles(modelFiles(resolveModelDir(model))) : model);
 
-/** Score a corpus into `out`, in input order; returns the summary. */
+/**
+ * Score a corpus into `out`, in input order: one JSONL record per document (`id`, `source`, `bytes`,
+ * `bits`, `bits_per_byte`; `tokens`, `nll`, `ppl` for tokenized models), written to `out`.partial and
+ * renamed when complete. With `queue`, shards go to `retnet worker`s through BullMQ on Redis.
+ * Returns the summary.
+ *
+ * @example
+ * ```ts
+ * import { scoreCorpus } from 'retnet';
+ * const summary = await scoreCorpus({ inputs: ['corpus.jsonl'], out: 'scores.jsonl' });
+ * console.log(summary.documents);
+ * ```
+ */
 export async function scoreCorpus(o: ScoreCorpusOptions): Promise<CorpusSummary> {
   const t0 = performance.now();
   const log = o.log ?? (() => {});
@@ -179,14 +221,21 @@ export async function scoreCorpus(o: ScoreCorpusOptions): Promise<CorpusSummary>
   }
 }
 
+/** Options of {@link corpusWorker}. */
 export interface CorpusWorkerOptions {
   /** redis://… */
   queue: string;
+  /** the model: the coordinator's (default: the shipped byte LM) */
   model?: string;
+  /** only this run's shards (default: every run on the Redis) */
   runId?: string;
+  /** how long a killed worker's shard waits before another worker takes it (default 30 s) */
   lockDurationMs?: number;
+  /** give up when Redis is unreachable this long (default 30 s) */
   redisTimeoutMs?: number;
+  /** one line per event (default: none) */
   log?: (line: string) => void;
+  /** stop taking shards; the current one is finished */
   signal?: AbortSignal;
 }
 

@@ -5,20 +5,24 @@
 // or restarted run cuts the same shards with the same indices.
 import type { CorpusDoc, CorpusItem, SkippedItem } from './types.js';
 
+/** A run of whole documents scored as one ragged batch (one queue job). */
 export interface Shard {
   /** 0, 1, 2, … in input order */
   index: number;
   /** ordinal of the shard's first document among all documents */
   first: number;
+  /** the documents, in input order */
   docs: CorpusDoc[];
   /** total text bytes */
   bytes: number;
 }
 
+/** Text bytes per shard by default (4 MiB). */
 export const DEFAULT_SHARD_BYTES = 4 << 20;
 /** Upper bound on documents per shard (bounds per-shard bookkeeping for tiny documents). */
 export const MAX_SHARD_DOCS = 16384;
 
+/** Cut a stream of documents into shards of about `shardBytes` text bytes (a longer document is a shard of its own); skipped items go to `onSkip`. */
 export async function* planShards(items: AsyncIterable<CorpusItem>, shardBytes: number, onSkip?: (s: SkippedItem) => void): AsyncGenerator<Shard> {
   let index = 0, first = 0, docs: CorpusDoc[] = [], bytes = 0;
   const cut = (): Shard => {

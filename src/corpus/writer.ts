@@ -113,6 +113,7 @@ export interface OpenWriterOptions {
   resume: boolean;
 }
 
+/** Writes records in input order to OUT.partial, whatever order shards finish in, and renames it to OUT when complete; records already written are dropped (exactly-once output). */
 export class OrderedWriter {
   /** documents already written (by an earlier, interrupted run) when opened */
   readonly resumed: Totals;
@@ -123,13 +124,19 @@ export class OrderedWriter {
   /** results that arrived before an earlier shard's: first document → records */
   private held = new Map<number, DocRecord[]>();
 
-  private constructor(readonly out: string, fd: number, resumed: Totals) {
+  private constructor(
+    /** the output path */
+    readonly out: string,
+    fd: number,
+    resumed: Totals,
+  ) {
     this.fd = fd;
     this.resumed = { ...resumed };
     this.totals = { ...resumed };
     this.next = resumed.documents;
   }
 
+  /** Open OUT.partial: a new one, or (resume) the one of the same run. */
   static async open(out: string, options: OpenWriterOptions): Promise<OrderedWriter> {
     const part = partialPath(out), meta = partialMetaPath(out);
     let resumed = zeroTotals();

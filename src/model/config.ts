@@ -4,18 +4,25 @@ import { ACTIVATIONS, type ActName } from '../reference/ops.js';
 import { errors } from '../errors.js';
 import { ARCH, ARCH_NAMES, SEED_NORM_EPS, type ArchName, type ArchTable } from './arch.js';
 
+/** The architecture of a {@link RetNet}, in the seed's vocabulary. */
 export interface RetNetConfig {
+  /** number of layers (retention + MLP blocks) */
   numLayer: number;
+  /** retention heads H */
   numHeads: number;
+  /** model width d */
   dimModel: number;
   /** dv = dimModel·valueFactor/numHeads */
   valueFactor: number;
+  /** activation of the retention gate */
   msrGateFn: ActName;
+  /** activation inside the MLP */
   mlpGateFn: ActName;
   /** hidden width = mlpMult·dimModel unless mlpHidden is given */
   mlpMult: number;
   /** explicit hidden widths of the MLP (one Linear more than entries) */
   mlpHidden?: number[];
+  /** biases on the MLP's Linears */
   mlpBias: boolean;
   /** accepted for compatibility with the seed; this is an inference runtime, so it has no effect */
   dropout: number;
@@ -27,6 +34,7 @@ export interface RetNetConfig {
   keyDim?: number;
 }
 
+/** The seed's default model: 6 layers, 8 heads, d = 512, value factor 2, gelu, MLP 4·d. */
 export const DEFAULT_CONFIG: RetNetConfig = {
   numLayer: 6, numHeads: 8, dimModel: 512, valueFactor: 2,
   msrGateFn: 'gelu', mlpGateFn: 'gelu', mlpMult: 4, mlpBias: true, dropout: 0.1,
@@ -34,14 +42,21 @@ export const DEFAULT_CONFIG: RetNetConfig = {
 
 /** Widths derived from a config. */
 export interface Dims {
-  d: number;      // model width
-  H: number;      // heads
-  dk: number;     // key width per head
-  dv: number;     // value width per head
-  hidden: number[]; // MLP hidden widths (swiglu: the intermediate width I)
-  dqk: number;    // total query/key width H·dk
+  /** model width */
+  d: number;
+  /** heads */
+  H: number;
+  /** key width per head */
+  dk: number;
+  /** value width per head */
+  dv: number;
+  /** MLP hidden widths (swiglu: the intermediate width I) */
+  hidden: number[];
+  /** total query/key width H·dk */
+  dqk: number;
   /** the family's table (src/model/arch.ts) and its norm eps: how each piece of the block is computed */
   arch: ArchTable;
+  /** the norms' eps */
   normEps: number;
 }
 

@@ -79,7 +79,11 @@ function request(mode: ForwardRequest['mode'], r: ResolvedOptions, onProgress?: 
   return { mode, plan: r.plan, flags: flagsOf(r), stateDtype: r.stateDtype, signal: r.signal, workers: r.workers, windowRows: r.windowRows, onProgress };
 }
 
-export type StreamOptions = ForwardOptions & { onProgress?: ForwardRequest['onProgress'] };
+/** Options of a forward call: {@link ForwardOptions} plus a progress callback. */
+export type StreamOptions = ForwardOptions & {
+  /** called as rows are finished (streamed and ragged calls) */
+  onProgress?: ForwardRequest['onProgress'];
+};
 
 /** How the js path stops: the abort signal, or close() of the model. */
 const stopCheck = (r: ResolvedOptions, isClosed: () => boolean) => () => {
@@ -185,13 +189,17 @@ async function ragged(xs: Tensor[], d: number, backend: BackendName, run: (sourc
 export interface RecurrentState {
   /** absolute position of the next token */
   pos: number;
+  /** sequences in the batch (B) */
   batch: number;
   /** layers[l][b] */
   layers: js.LayerState[][];
 }
 
+/** Options of {@link RetNet.step}. */
 export interface StepOptions {
+  /** the paper's decay normalisation (docs/architecture.md §1); seed family only */
   normalizeAttn?: boolean;
+  /** divide retention rows by max(1, |row sum|); seed family only */
   normalizeRetn?: boolean;
   /** 'js' (default): float64 throughout. 'wasm': the WASM kernels in the calling thread, float32
    *  activations with the state updated in float64 — much faster for decoding. */
@@ -209,9 +217,29 @@ function checkStepInput(x: unknown, d: number, batch: number | undefined): numbe
 
 // ---------------------------------------------------------------- RetNet
 
+/**
+ * A RetNet: a stack of multi-scale retention and MLP blocks with residuals. Runs the
+ * parallel, chunkwise and recurrent forms (all equal up to rounding) on the `wasm`
+ * (default), `js` (float64 reference) or `tfjs` backend. Call {@link RetNet.close}
+ * when done: it ends the worker pool.
+ *
+ * @example
+ * ```ts
+ * import { RetNet, Tensor, relMaxError } from 'retnet';
+ * const model = RetNet.init({ numLayer: 2, numHeads: 4, dimModel: 64, seed: 0 });
+ * const x = Tensor.randn([1, 512, 64], { seed: 1 });
+ * const parallel = await model.forward(x, { numChunks: null });
+ * const chunked = await model.forward(x, { numChunks: 8 });
+ * console.log(relMaxError(chunked, parallel)); // float32: within 2e-5
+ * await model.close();
+ * ```
+ */
 export class RetNet {
+  /** the configuration (read from the checkpoint or given to init) */
   readonly config: RetNetConfig;
+  /** widths derived from the configuration */
   readonly dims: Dims;
+  /** the weights of each layer */
   readonly layers: LayerWeights[];
   private closed = false;
   private readonly executors = new ExecutorSet();
@@ -240,6 +268,7 @@ export class RetNet {
     return RetNet.fromCheckpoint({ tensors, metadata, label: path }, options);
   }
 
+  /** A model from tensors already read (e.g. by readSafetensors), with the seed's weight names. */
   static fromCheckpoint(ck: Checkpoint, options: LoadOptions = {}): RetNet {
     const { config, layers, used } = layersFromCheckpoint(ck, '', options);
     checkUnexpected(ck, used);
@@ -251,7 +280,13 @@ export class RetNet {
     writeSafetensors(path, layersToTensors(this.layers, this.dims), { config: configToMetadata(this.config, this.dims) });
   }
 
-  get acts(): { msr: ActName; mlp: ActName } { return { msr: this.config.msrGateFn, mlp: this.config.mlpGateFn }; }
+  /** the activations of the retention gate (`msr`) and of the MLP (`mlp`) */
+  get acts(): {
+    /** retention gate */
+    msr: ActName;
+    /** MLP */
+    mlp: ActName;
+  } { return { msr: this.config.msrGateFn, mlp: this.config.mlpGateFn }; }
 
   /** x [B, L, d] → [B, L, d] (float64 on the js backend, float32 elsewhere). */
   async forward(x: Tensor, options: StreamOptions = {}): Promise<Tensor> {
@@ -286,7 +321,12 @@ export class RetNet {
   }
 
   /** One token per sequence: x [B, d] → y [B, d], advancing `state` (created if omitted) in place. */
-  step(x: Tensor, state?: RecurrentState, options: StepOptions = {}): { y: Tensor; state: RecurrentState } {
+  step(x: Tensor, state?: RecurrentState, options: StepOptions = {}): {
+    /** output [B, d] */
+    y: Tensor;
+    /** the advanced state (the same object when given) */
+    state: RecurrentState;
+  } {
     if (this.closed) throw errors.closed();
     const B = checkStepInput(x, this.dims.d, state?.batch);
     const st = state ?? this.initState(B);
@@ -321,10 +361,22 @@ export class RetNet {
 
 // ---------------------------------------------------------------- MultiScaleRetention
 
+/** Configuration of a standalone {@link MultiScaleRetention} layer. */
 export interface MSRConfig {
-  dimModel: number; numHeads: number; valueFactor: number; gateFn: ActName;
-  /** family, norm eps and total key width (RetNetConfig's fields of the same names; default: the seed's) */
-  arch?: RetNetConfig['arch']; normEps?: number; keyDim?: number;
+  /** model width d */
+  dimModel: number;
+  /** heads H */
+  numHeads: number;
+  /** dv = dimModel·valueFactor/numHeads */
+  valueFactor: number;
+  /** the gate's activation */
+  gateFn: ActName;
+  /** architecture family (default: the seed's) */
+  arch?: RetNetConfig['arch'];
+  /** norm eps (default: the family's) */
+  normEps?: number;
+  /** total key width H·dk (default: dimModel) */
+  keyDim?: number;
 }
 
 /** An MSR config as a RetNet config (for the shared checks), errors named by the MSR's own keys. */
@@ -339,8 +391,11 @@ function msrRetNetConfig(c: MSRConfig, numLayer: number): RetNetConfig {
 
 /** One multi-scale retention layer, usable on its own (no residual, as in the seed). */
 export class MultiScaleRetention {
+  /** the configuration */
   readonly config: MSRConfig;
+  /** widths derived from the configuration */
   readonly dims: Dims;
+  /** the layer's weights */
   readonly weights: MSRWeights;
   private closed = false;
   private readonly executors = new ExecutorSet();
@@ -356,6 +411,7 @@ export class MultiScaleRetention {
     this.spec = { config: rc, dims: this.dims, layers: [{ msr: weights, mlp: { norm: weights.preNorm, linears: [] } }] };
   }
 
+  /** A layer with seeded random weights (the seed's initialisation). */
   static init(config: Partial<MSRConfig> & { seed?: number } = {}): MultiScaleRetention {
     const c: MSRConfig = { dimModel: 512, numHeads: 8, valueFactor: 2, gateFn: 'gelu', ...config };
     const dims = dimsOf(msrRetNetConfig(c, 0));
@@ -392,14 +448,18 @@ export class MultiScaleRetention {
     return streamThrough(this.executors, this.spec, 'msr', source, sink, options, () => this.closed);
   }
 
+  /** See {@link RetNet.forwardRagged}. */
   async forwardRagged(xs: Tensor[], options: StreamOptions = {}): Promise<Tensor[]> {
     return ragged(xs, this.dims.d, options.backend ?? DEFAULT_BACKEND, (src, sink) => this.forwardStream(src, sink, options));
   }
 
+  /** See {@link RetNet.backendInfo}. */
   backendInfo(): Promise<BackendInfo[]> { return this.executors.info(); }
 
+  /** See {@link RetNet.executor}. */
   executor(name: BackendName): Promise<Executor> { return this.executors.get(name, undefined); }
 
+  /** See {@link RetNet.close}. */
   async close(): Promise<void> { this.closed = true; await this.executors.close(); }
 }
 

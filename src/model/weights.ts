@@ -93,7 +93,15 @@ export function metadataConfig(ck: Checkpoint): Record<string, unknown> {
 /** What a checkpoint's shapes cannot say: activations (default gelu, or the
  *  checkpoint's __metadata__.config), and the head count when there is no
  *  decay/angle buffer. Given here, they win over the metadata. */
-export interface LoadOptions { msrGateFn?: ActName; mlpGateFn?: ActName; numHeads?: number }
+/** Options of {@link RetNet.load}: what a checkpoint may not record. */
+export interface LoadOptions {
+  /** retention gate activation when the checkpoint does not record it (default gelu) */
+  msrGateFn?: ActName;
+  /** MLP activation when the checkpoint does not record it (default gelu) */
+  mlpGateFn?: ActName;
+  /** heads, when the checkpoint's shapes leave it open */
+  numHeads?: number;
+}
 
 export function layersFromCheckpoint(ck: Checkpoint, prefix = '', overrides: LoadOptions = {}): { config: RetNetConfig; layers: LayerWeights[]; used: Set<string> } {
   const meta = metadataConfig(ck);

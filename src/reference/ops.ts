@@ -50,6 +50,7 @@ export function erf(x: number): number {
   return s * (1 - erfc);
 }
 
+/** Activation functions: gelu (exact, erf form), silu, relu, selu, sigmoid. */
 export type ActName = 'gelu' | 'silu' | 'relu' | 'selu' | 'sigmoid';
 export const ACTIVATIONS: readonly ActName[] = ['gelu', 'silu', 'relu', 'selu', 'sigmoid'];
 

@@ -17,19 +17,27 @@ import type { OrderedWriter } from '../writer.js';
 import { checkResult, encodeShard, jobIdOf, queueName, RUNS_KEY } from './jobs.js';
 import { connectionOptions, redact, RedisLink, type RedisTarget } from './redis.js';
 
+/** Options of {@link coordinate}. */
 export interface CoordinatorOptions {
+  /** the Redis to use */
   target: RedisTarget;
+  /** the run id (names the queue) */
   runId: string;
+  /** the model's SHA-256 (every job carries it; workers check theirs) */
   modelSha: string;
+  /** how workers score (chunk size, per-token output) */
   score: ShardScoreOptions;
   /** shards in flight at most (default 8) */
   maxInFlight?: number;
+  /** give up when Redis is unreachable this long */
   redisTimeoutMs: number;
   /** how often job states are polled (default 100 ms) */
   pollMs?: number;
   /** BullMQ attempts per job (default 5: a worker killed or stalled more often than that fails the run) */
   attempts?: number;
+  /** one line per event */
   log: (line: string) => void;
+  /** abort the run */
   signal?: AbortSignal;
   /** digest of the model, inputs and options: a job or a coordinator of the same run id with another one is not this run's */
   fingerprint?: string;
@@ -41,6 +49,7 @@ export interface CoordinatorOptions {
   onShardDone?: (shard: Shard) => void;
 }
 
+/** What a coordinator did. */
 export interface CoordinatorStats {
   /** jobs this coordinator put on the queue */
   enqueued: number;
@@ -67,6 +76,7 @@ const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call
 const UNREGISTER = `local v = redis.call('HGET', KEYS[1], ARGV[1])
 if v == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end return 0`;
 
+/** Put shards on the queue (at most `maxInFlight` at a time) and hand the results to the writer in order. */
 export async function coordinate(shards: AsyncIterable<Shard>, writer: OrderedWriter, o: CoordinatorOptions): Promise<CoordinatorStats> {
   const stats: CoordinatorStats = { enqueued: 0, reenqueued: 0, adopted: 0, alreadyWritten: 0 };
   const maxInFlight = o.maxInFlight ?? 8, pollMs = o.pollMs ?? 100, attempts = o.attempts ?? 5;

@@ -15,8 +15,11 @@ import type { DocRecord } from '../types.js';
 import { decodeShard, queueName, RUNS_KEY } from './jobs.js';
 import { connectionOptions, RedisLink, type RedisTarget } from './redis.js';
 
+/** Options of {@link runWorker}. */
 export interface WorkerOptions {
+  /** the Redis to take jobs from */
   target: RedisTarget;
+  /** the model that scores */
   lm: RetNetLM;
   /** SHA-256 of the model file `lm` was loaded from */
   modelSha: string;
@@ -26,15 +29,23 @@ export interface WorkerOptions {
   runId?: string;
   /** BullMQ lock duration: how long a killed worker's shard waits before another takes it (default 30 s) */
   lockDurationMs?: number;
+  /** give up when Redis is unreachable this long */
   redisTimeoutMs: number;
   /** how often the list of runs is read (default 500 ms) */
   discoverMs?: number;
+  /** one line per event */
   log: (line: string) => void;
   /** abort = stop taking jobs, finish the current one, return */
   signal?: AbortSignal;
 }
 
-export interface WorkerStats { scored: number; failed: number }
+/** What a worker did. */
+export interface WorkerStats {
+  /** shards scored */
+  scored: number;
+  /** jobs failed (model mismatch, malformed, non-finite scores) */
+  failed: number;
+}
 
 /** The processor: job data (+ the local model) → records, or a failure with its reason. */
 export async function processShardJob(data: unknown, lm: RetNetLM, modelSha: string, modelLabel: string): Promise<DocRecord[]> {
@@ -85,6 +96,7 @@ function validRuns(hash: Record<string, string>, warned: Set<string>, log: (line
   return ok;
 }
 
+/** Take shard jobs from the queue and score them until `signal` aborts or Redis is lost. */
 export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
   const stats: WorkerStats = { scored: 0, failed: 0 };
   const link = new RedisLink(o.target, o.redisTimeoutMs, o.log, 'worker');
