@@ -1,7 +1,7 @@
 // The CLI side of corpus scoring (`retnet score --out …`, `retnet worker`):
 // option parsing into the library's options, the progress bar (documents,
 // bytes, bytes/s, ETA) and the summary lines. The work is in src/corpus.
-import type { CorpusProgress, CorpusSummary, ScoreCorpusOptions } from '../corpus/score-corpus.js';
+import { corpusSummaryJson, type CorpusProgress, type CorpusSummary, type ScoreCorpusOptions } from '../corpus/score-corpus.js';
 import { parseBackend, parseIntOption, parseNumberOption, UsageError, type CommandIO } from './lm-util.js';
 import { checkOutputTarget, writeFileAtomic } from './safe-output.js';
 
@@ -55,9 +55,9 @@ async function corpusBar(io: CommandIO): Promise<{ update(p: CorpusProgress): vo
 
 export function summaryLine(s: CorpusSummary): string {
   const q = s.queue ? `; queue: ${s.queue.enqueued} jobs enqueued (${s.queue.reenqueued} again), ${s.queue.adopted} adopted from an earlier coordinator, ${s.queue.alreadyWritten} shards already written` : '';
-  return `${s.documents} documents (${s.skipped} skipped, ${s.resumed_documents} resumed), ${s.bytes} bytes, ${s.bits_per_byte.toFixed(4)} bits/byte, `
+  return `${s.documents} documents (${s.skipped} skipped, ${s.resumedDocuments} resumed), ${s.bytes} bytes, ${s.bitsPerByte.toFixed(4)} bits/byte, `
     + (s.tokens !== undefined ? `${s.tokens} tokens, perplexity ${s.perplexity!.toFixed(3)}, ` : '')
-    + `${Math.round(s.bytes_per_second)} bytes/s in ${s.seconds.toFixed(1)} s, ${s.shards} shards${q} → ${s.out}`;
+    + `${Math.round(s.bytesPerSecond)} bytes/s in ${s.seconds.toFixed(1)} s, ${s.shards} shards${q} → ${s.out}`;
 }
 
 /** `retnet score --out …`: options → scoreCorpus → summary on stderr (and --summary-json). */
@@ -91,5 +91,5 @@ export async function runCorpusMode(values: Record<string, string | boolean | un
     s = await scoreCorpus({ ...opts, otherOutputs: summaryTarget === undefined ? [] : [{ label: '--summary-json', path: summaryTarget }], onProgress: (p) => bar.update(p) });
   } finally { bar.stop(); }
   io.stderr.write(`retnet: ${summaryLine(s)}\n`);
-  if (summaryTarget !== undefined) writeFileAtomic(summaryTarget, JSON.stringify(s, null, 2) + '\n');
+  if (summaryTarget !== undefined) writeFileAtomic(summaryTarget, JSON.stringify(corpusSummaryJson(s), null, 2) + '\n');
 }

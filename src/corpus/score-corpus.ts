@@ -69,26 +69,42 @@ export interface ScoreCorpusOptions extends ReadOptions {
   signal?: AbortSignal;
 }
 
+/** What scoreCorpus() returns (camelCase, like lm.score()). The `--summary-json`
+ *  file of `retnet score` holds the same values under their documented
+ *  snake_case names: see {@link corpusSummaryJson}. */
 export interface CorpusSummary {
-  run_id: string;
+  runId: string;
+  /** absolute path of the output file */
   out: string;
   documents: number;
   skipped: number;
   bytes: number;
   bits: number;
-  bits_per_byte: number;
+  bitsPerByte: number;
   /** tokenized models: tokens over all documents, and the corpus perplexity exp(Σ nll / Σ (tokens − 1)) */
   tokens?: number;
   perplexity?: number;
   /** documents found in OUT.partial (resume) and not scored again */
-  resumed_documents: number;
+  resumedDocuments: number;
   shards: number;
   seconds: number;
   /** text bytes scored in this run / seconds */
-  bytes_per_second: number;
+  bytesPerSecond: number;
   queue?: CoordinatorStats;
   /** peak resident set size of this process so far */
-  peak_rss_bytes: number;
+  peakRssBytes: number;
+}
+
+/** The summary as `retnet score --summary-json` writes it: the documented
+ *  snake_case field names (run_id, bits_per_byte, resumed_documents,
+ *  bytes_per_second, peak_rss_bytes; `queue` as it is). */
+export function corpusSummaryJson(s: CorpusSummary): Record<string, unknown> {
+  return {
+    run_id: s.runId, out: s.out, documents: s.documents, skipped: s.skipped, bytes: s.bytes, bits: s.bits, bits_per_byte: s.bitsPerByte,
+    ...(s.tokens !== undefined ? { tokens: s.tokens, perplexity: s.perplexity } : {}),
+    resumed_documents: s.resumedDocuments, shards: s.shards, seconds: s.seconds, bytes_per_second: s.bytesPerSecond,
+    ...(s.queue ? { queue: s.queue } : {}), peak_rss_bytes: s.peakRssBytes,
+  };
 }
 
 const modelFile = (model?: string) => (model === undefined ? fileURLToPath(DEFAULT_LM_PATH) : model);
@@ -166,12 +182,12 @@ export async function scoreCorpus(o: ScoreCorpusOptions): Promise<CorpusSummary>
     const seconds = (performance.now() - t0) / 1000;
     const t = w.totals;
     return {
-      run_id: runId, out: resolve(o.out), documents: t.documents, skipped, bytes: t.bytes, bits: t.bits,
-      bits_per_byte: t.scoredBytes > 0 ? t.bits / t.scoredBytes : 0,
+      runId, out: resolve(o.out), documents: t.documents, skipped, bytes: t.bytes, bits: t.bits,
+      bitsPerByte: t.scoredBytes > 0 ? t.bits / t.scoredBytes : 0,
       ...(t.tokens > 0 ? { tokens: t.tokens, perplexity: t.predicted > 0 ? Math.exp(t.nll / t.predicted) : 1 } : {}),
-      resumed_documents: w.resumed.documents, shards, seconds,
-      bytes_per_second: (t.bytes - w.resumed.bytes) / Math.max(seconds, 1e-9), ...(queueStats ? { queue: queueStats } : {}),
-      peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
+      resumedDocuments: w.resumed.documents, shards, seconds,
+      bytesPerSecond: (t.bytes - w.resumed.bytes) / Math.max(seconds, 1e-9), ...(queueStats ? { queue: queueStats } : {}),
+      peakRssBytes: process.resourceUsage().maxRSS * 1024,
     };
   } finally {
     writer?.close();
