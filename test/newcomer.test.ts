@@ -5,11 +5,17 @@
 // the package entry without the corpus/queue layer, one casing in JS results.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
 import { readFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { scoreCorpus } from '../src/index.js';
 import { writeSmallLM } from './helpers/corpus.js';
+import { ROOT } from './helpers.js';
+
+/** The corpus/queue layer's packages (as in bench/import-cost.ts): none may load with the package entry. */
+const HEAVY = ['bullmq', 'ioredis', 'hyparquet', 'hyparquet-compressors', 'fzstd', 'cli-progress'];
 
 const dir = mkdtempSync(join(tmpdir(), 'retnet-newcomer-'));
 const model = join(dir, 'lm.safetensors');
@@ -38,6 +44,41 @@ test('item 10: scoreCorpus() returns camelCase; --summary-json keeps the documen
   assert.is(j.bits_per_byte, s.bitsPerByte);
   const rec = JSON.parse(readFileSync(join(dir, 'case.out2.jsonl'), 'utf8').split('\n')[0]);
   assert.equal(Object.keys(rec), ['id', 'source', 'bytes', 'bits', 'bits_per_byte'], 'JSONL records keep their snake_case names');
+});
+
+test('item 9: importing the package entry loads no corpus/queue package; the library works with them missing', () => {
+  // 1. the modules a cold import loads (ESM load hook + the require cache): none of the corpus/queue layer's packages
+  const r = spawnSync(process.execPath, [join(ROOT, 'dist', 'bench', 'import-cost.js'), '--runs', '1'], { encoding: 'utf8', timeout: 120_000 });
+  assert.is(r.status, 0, r.stderr);
+  const cost = JSON.parse(r.stdout);
+  assert.ok(cost.modules > 10, `modules seen: ${cost.modules}`);
+  assert.equal(cost.heavyLoaded, [], `loaded with the entry: ${cost.packages.join(', ')}`);
+  // 2. with those packages unresolvable, a forward and an LM score still run; the corpus
+  //    layer asks for them only when used (a .zst input here), and then names the package
+  const hook = pathToFileURL(join(ROOT, 'dist', 'test', 'helpers', 'hide-packages.js')).href;
+  const zst = join(dir, 'hidden.jsonl.zst');
+  writeFileSync(zst, Buffer.from('28b52ffd2000010000', 'hex')); // an empty zstd frame
+  const script = `
+    const { RetNet, RetNetLM, Tensor, scoreCorpus } = await import(${JSON.stringify(pathToFileURL(join(ROOT, 'dist', 'src', 'index.js')).href)});
+    const m = RetNet.init({ numLayer: 1, numHeads: 2, dimModel: 8, seed: 1 });
+    const y = await m.forward(Tensor.randn([1, 4, 8], { seed: 1 }), { numChunks: 2, workers: 1 });
+    await m.close();
+    const lm = await RetNetLM.load(${JSON.stringify(model)});
+    const s = await lm.score(new TextEncoder().encode('hello'), { backend: 'js' });
+    await lm.close();
+    let corpusError = '';
+    try { await scoreCorpus({ inputs: [${JSON.stringify(zst)}], out: ${JSON.stringify(join(dir, 'hidden.out.jsonl'))}, model: ${JSON.stringify(model)}, backend: 'js' }); } catch (e) { corpusError = e.message; }
+    console.log(JSON.stringify({ shape: y.shape, bpb: s.bitsPerByte, corpusError }));`;
+  const file = join(dir, 'hidden-import.mjs');
+  writeFileSync(file, script); // a file, not -e: worker threads inherit the flags, and --input-type breaks them
+  const c = spawnSync(process.execPath, [`--import=${hook}`, file], {
+    encoding: 'utf8', timeout: 120_000, env: { ...process.env, RETNET_HIDE_PACKAGES: HEAVY.join(',') },
+  });
+  assert.is(c.status, 0, c.stderr);
+  const o = JSON.parse(c.stdout.trim().split('\n').pop()!);
+  assert.equal(o.shape, [1, 4, 8]);
+  assert.ok(o.bpb > 0);
+  assert.match(o.corpusError, /fzstd/, 'the hook hides what it should: the zstd reader cannot load fzstd');
 });
 
 test.run();

@@ -1,7 +1,8 @@
 // scoreCorpus: the library entry behind `retnet score --out` — inputs →
 // documents → shards → scores (here, or on queue workers) → the ordered,
 // atomic output file, with a summary. corpusWorker: the entry behind
-// `retnet worker`.
+// `retnet worker`. The queue layer (BullMQ, ioredis) is imported when a queue
+// run or a worker starts, never with the library.
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { errors } from '../errors.js';
@@ -12,9 +13,9 @@ import { modelFiles, modelFolderFiles, resolveModelDir } from '../model/fla.js';
 import { expandInputs } from './inputs.js';
 import { DEFAULT_MAX_DOC_BYTES } from './jsonl.js';
 import { refuseOutputsOverInputs } from './output-safety.js';
-import { coordinate, type CoordinatorStats } from './queue/coordinator.js';
-import { parseRedisUrl } from './queue/redis.js';
-import { runWorker, type WorkerStats } from './queue/worker.js';
+import type { CoordinatorStats } from './queue/coordinator.js';
+import { parseRedisUrl } from './queue/redis-url.js';
+import type { WorkerStats } from './queue/worker.js';
 import { readFiles, type ReadProgress } from './readers.js';
 import { scoreDocs, type ShardScoreOptions } from './score-shard.js';
 import { DEFAULT_SHARD_BYTES, planShards } from './shards.js';
@@ -170,6 +171,7 @@ export async function scoreCorpus(o: ScoreCorpusOptions): Promise<CorpusSummary>
         report();
       }
     } else {
+      const { coordinate } = await import('./queue/coordinator.js'); // BullMQ + ioredis: loaded only for a queue run
       queueStats = await coordinate(counted, w, {
         target, runId, modelSha, score, fingerprint: runIdOf(files, modelSha, runOptions), lockTtlMs: o.lockTtlMs, waitReportMs: o.waitReportMs, maxInFlight: o.maxInFlight, redisTimeoutMs: o.redisTimeoutMs ?? DEFAULT_REDIS_TIMEOUT_MS,
         attempts: o.attempts, log, signal: o.signal, onShardDone: report,
@@ -212,6 +214,7 @@ export async function corpusWorker(o: CorpusWorkerOptions): Promise<WorkerStats>
   const model = modelFile(o.model);
   let modelSha: string;
   try { modelSha = await modelSha256(modelReads(model)); } catch (e) { throw errors.weights(`cannot read ${model}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
+  const { runWorker } = await import('./queue/worker.js'); // BullMQ + ioredis: loaded only here
   const lm = await RetNetLM.load(model);
   try {
     return await runWorker({
