@@ -6,7 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -79,6 +79,25 @@ test('item 9: importing the package entry loads no corpus/queue package; the lib
   assert.equal(o.shape, [1, 4, 8]);
   assert.ok(o.bpb > 0);
   assert.match(o.corpusError, /fzstd/, 'the hook hides what it should: the zstd reader cannot load fzstd');
+});
+
+test('items 2 and 3: prepare builds (git installs, npm pack) once; retnet/tfjs exports createTfjsExecutor; backendInfo() is a Promise', async () => {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+  assert.match(pkg.scripts.prepare, /tools\/build\.mjs/);
+  assert.is(pkg.scripts.prepack, undefined, 'npm pack runs prepare: no second build in prepack');
+  assert.ok(existsSync(join(ROOT, 'tools', 'build.mjs')));
+  assert.equal(pkg.exports['./tfjs'], { types: './dist/src/tfjs.d.ts', default: './dist/src/tfjs.js' });
+  // the package's own name resolves through "exports" (self-reference), as it does for a user
+  const tfjs = await import('retnet/tfjs' as string);
+  assert.type(tfjs.createTfjsExecutor, 'function');
+  const { RetNet, Tensor } = await import('retnet' as string);
+  const m = RetNet.init({ numLayer: 1, numHeads: 2, dimModel: 8, seed: 1 });
+  try {
+    await m.forward(Tensor.randn([1, 4, 8], { seed: 1 }), { backend: 'js' });
+    const info = m.backendInfo();
+    assert.instance(info, Promise);
+    assert.ok(Array.isArray(await info));
+  } finally { await m.close(); }
 });
 
 test.run();
