@@ -6,11 +6,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { scoreCorpus } from '../src/index.js';
+import { scoreCorpus, type CorpusProgress } from '../src/index.js';
 import { writeSmallLM } from './helpers/corpus.js';
 import { ROOT } from './helpers.js';
 
@@ -98,6 +98,76 @@ test('items 2 and 3: prepare builds (git installs, npm pack) once; retnet/tfjs e
     assert.instance(info, Promise);
     assert.ok(Array.isArray(await info));
   } finally { await m.close(); }
+});
+
+/** `retnet score ...args` in this process, stdout and stderr collected. */
+async function scoreCli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const { score } = await import('../src/cli/commands/score.js');
+  const out: string[] = [], err: string[] = [];
+  const code = await score.run(args, {
+    stdout: { write: (t) => out.push(String(t)) }, stderr: { write: (t) => err.push(String(t)), isTTY: false }, stdin: process.stdin,
+  });
+  return { code, out: out.join(''), err: err.join('') };
+}
+
+test('item 4: a JSONL INPUT without --out is a corpus: per-document records on stdout, summary on stderr', async () => {
+  const corpus = writeJsonl(join(dir, 'twenty.jsonl'), 20);
+  const out = join(dir, 'twenty.out.jsonl');
+  const withOut = await scoreCli(['--model', model, '--out', out, corpus]);
+  assert.is(withOut.code, 0, withOut.err);
+  const r = await scoreCli(['--model', model, corpus]);
+  assert.is(r.code, 0, r.err);
+  assert.is(r.out, readFileSync(out, 'utf8'), 'stdout holds the records --out writes');
+  assert.is(r.out.trim().split('\n').length, 20);
+  assert.match(r.err, /^retnet: 20 documents \(0 skipped, 0 resumed\), .* bits\/byte, .* → stdout\n$/);
+  // a directory too; and a plain file next to a corpus INPUT is one more document of the corpus
+  const plain = join(dir, 'plain.txt');
+  writeFileSync(plain, 'one plain document');
+  const mixed = await scoreCli(['--model', model, corpus, plain]);
+  assert.is(mixed.code, 0, mixed.err);
+  const recs = mixed.out.trim().split('\n').map((l) => JSON.parse(l));
+  assert.is(recs.length, 21);
+  assert.equal([recs[0].id, recs[20].id, recs[20].bytes], ['d0', plain, 18]);
+  // options that need an output file, and --jsonl with a corpus: usage errors
+  let u = await scoreCli(['--model', model, '--resume', corpus]);
+  assert.is(u.code, 2); assert.match(u.err, /--resume needs --out FILE/);
+  u = await scoreCli(['--model', model, '--jsonl', join(dir, 'x.jsonl'), corpus]);
+  assert.is(u.code, 2); assert.match(u.err, /--jsonl is for plain FILEs; .*twenty\.jsonl is a corpus/);
+  u = await scoreCli(['--model', model, '--text-field', 'body', plain]);
+  assert.is(u.code, 2); assert.match(u.err, /--text-field needs a corpus/);
+});
+
+test('item 5: progress counts documents and bytes within one shard', async () => {
+  const corpus = writeJsonl(join(dir, 'sixty.jsonl'), 60, 200);
+  for (const backend of ['js', 'wasm'] as const) {
+    const seen: CorpusProgress[] = [];
+    const s = await scoreCorpus({ inputs: [corpus], out: join(dir, `sixty.${backend}.jsonl`), model, backend, shardBytes: 1 << 30, onProgress: (p) => seen.push({ ...p }) });
+    assert.is(s.shards, 1, 'one shard');
+    const inside = seen.filter((p) => p.documents === 0);
+    assert.ok(inside.some((p) => p.documentsScored > 0 && p.documentsScored < 60), `${backend}: documents counted before the shard ends: ${inside.map((p) => p.documentsScored).join(',')}`);
+    assert.ok(inside.some((p) => p.bytes > 0 && p.bytes < s.bytes), `${backend}: bytes counted before the shard ends`);
+    assert.ok(inside.some((p) => p.fraction > 0 && p.fraction < 1), `${backend}: the fraction moves inside the shard: ${inside.map((p) => p.fraction.toFixed(2)).join(',')}`);
+    for (let i = 1; i < seen.length; i++) {
+      assert.ok(seen[i].documentsScored >= seen[i - 1].documentsScored && seen[i].fraction >= seen[i - 1].fraction - 1e-12, `${backend}: monotone`);
+    }
+    const last = seen[seen.length - 1];
+    assert.equal([last.documents, last.documentsScored, last.bytes, last.fraction], [60, 60, s.bytes, 1]);
+  }
+});
+
+test('item 7: a failed corpus run (empty corpus, Redis unreachable) leaves no FILE.partial or .partial.json', async () => {
+  const work = mkdtempSync(join(tmpdir(), 'retnet-newcomer-fail-'));
+  const empty = join(work, 'empty.jsonl');
+  writeFileSync(empty, '');
+  const out = join(work, 'out.jsonl');
+  let r = await scoreCli(['--model', model, '--out', out, empty]);
+  assert.is(r.code, 1); assert.match(r.err, /empty corpus/);
+  assert.equal(readdirSync(work).sort(), ['empty.jsonl']);
+  const corpus = writeJsonl(join(work, 'c.jsonl'), 3);
+  r = await scoreCli(['--model', model, '--out', out, '--queue', 'redis://127.0.0.1:1', '--redis-timeout', '0.5', corpus]);
+  assert.is(r.code, 1); assert.match(r.err, /cannot reach Redis/);
+  assert.equal(readdirSync(work).sort(), ['c.jsonl', 'empty.jsonl']);
+  rmSync(work, { recursive: true, force: true });
 });
 
 test.run();

@@ -27,20 +27,28 @@ export const DEFAULT_REDIS_TIMEOUT_MS = 30_000;
 export interface CorpusProgress {
   /** documents written (resumed ones included) */
   documents: number;
-  /** text bytes written */
+  /** documents scored so far: those written, and those of the shard in progress whose score is done */
+  documentsScored: number;
+  /** text bytes scored so far (written, and the shard in progress' share) */
   bytes: number;
   /** text bytes scored in this run, and its seconds so far */
   bytesThisRun: number;
   seconds: number;
-  /** input read so far / in all, on disk (for an ETA; 0 total when unknown) */
+  /** input read so far / in all, on disk (0 total when unknown) */
   rawBytes: number;
   totalRawBytes: number;
+  /** an estimate of the share of the run done, 0 to 1: the input read so far × the share of the text read
+   *  so far that is scored (so a corpus read in one shard still moves from 0 to 1 while it is scored) */
+  fraction: number;
 }
 
 export interface ScoreCorpusOptions extends ReadOptions {
   inputs: string[];
-  /** output path (.jsonl, or .jsonl.gz) */
-  out: string;
+  /** output path (.jsonl, or .jsonl.gz); without it, give `sink` */
+  out?: string;
+  /** no `out`: the records' JSONL lines, in input order, go to this function as they are
+   *  scored (no file, so no resume and no queue); e.g. \`(t) => process.stdout.write(t)\` */
+  sink?: (jsonl: string) => void;
   /** model file (default: the shipped bytes-4x128) */
   model?: string;
   backend?: BackendName;
@@ -75,7 +83,7 @@ export interface ScoreCorpusOptions extends ReadOptions {
  *  snake_case names: see {@link corpusSummaryJson}. */
 export interface CorpusSummary {
   runId: string;
-  /** absolute path of the output file */
+  /** absolute path of the output file ('-' with a sink) */
   out: string;
   documents: number;
   skipped: number;
@@ -112,7 +120,7 @@ const modelFile = (model?: string) => (model === undefined ? fileURLToPath(DEFAU
 /** The files a model is read from: the .safetensors file, or every file of a model folder (DIR or ORG/NAME). */
 const modelReads = (model: string): string | string[] => (RetNetLM.isFolderSpec(model) ? modelFolderFiles(modelFiles(resolveModelDir(model))) : model);
 
-/** Score a corpus into `out`, in input order; returns the summary. */
+/** Score a corpus into `out` (or `sink`), in input order; returns the summary. */
 export async function scoreCorpus(o: ScoreCorpusOptions): Promise<CorpusSummary> {
   const t0 = performance.now();
   const log = o.log ?? (() => {});
@@ -121,9 +129,11 @@ export async function scoreCorpus(o: ScoreCorpusOptions): Promise<CorpusSummary>
   const maxDocBytes = o.maxDocBytes ?? DEFAULT_MAX_DOC_BYTES;
   // (a JSONL line is one Buffer of at most this size; Node's Buffer limit is 4 GiB, a string's 512 MiB)
   if (!Number.isSafeInteger(maxDocBytes) || maxDocBytes < 1 || maxDocBytes > 2 ** 31) throw errors.option('maxDocBytes', 'an integer from 1 to 2^31', maxDocBytes);
+  if ((o.out === undefined) === (o.sink === undefined)) throw errors.option('out', 'an output path, or else a sink (one of the two)', o.out);
+  if (o.out === undefined && (o.queue !== undefined || o.resume)) throw errors.option(o.queue !== undefined ? 'queue' : 'resume', 'used with an output file (out), not a sink', o.queue ?? o.resume);
   const target = o.queue !== undefined ? parseRedisUrl(o.queue) : undefined;
-  const temporaries = [partialPath(o.out), partialMetaPath(o.out), `${partialPath(o.out)}.gz`];
-  const files = expandInputs(o.inputs, { include: o.include, exclude: [o.out, ...temporaries] });
+  const temporaries = o.out === undefined ? [] : [partialPath(o.out), partialMetaPath(o.out), `${partialPath(o.out)}.gz`];
+  const files = expandInputs(o.inputs, { include: o.include, exclude: o.out === undefined ? [] : [o.out, ...temporaries] });
   const model = modelFile(o.model);
   const reads = modelReads(model);
   refuseOutputsOverInputs({ out: o.out, temporaries, others: o.otherOutputs, inputs: files, model: reads });
@@ -140,9 +150,9 @@ export async function scoreCorpus(o: ScoreCorpusOptions): Promise<CorpusSummary>
   const lm = target === undefined ? await RetNetLM.load(model) : undefined;
   let writer: OrderedWriter | undefined;
   try {
-    writer = await OrderedWriter.open(o.out, { identity, resume: o.resume === true || target !== undefined });
+    writer = o.out === undefined ? OrderedWriter.toSink(o.sink!) : await OrderedWriter.open(o.out, { identity, resume: o.resume === true || target !== undefined });
     const w = writer;
-    if (w.resumed.documents > 0) log(`resuming run ${runId}: ${w.resumed.documents} documents already in ${partialPath(o.out)}`);
+    if (w.resumed.documents > 0) log(`resuming run ${runId}: ${w.resumed.documents} documents already in ${partialPath(o.out!)}`);
     const progress: ReadProgress = { rawBytes: 0, totalRawBytes: files.reduce((a, f) => a + f.size, 0) };
     let skipped = 0, shown = 0, shards = 0;
     const onSkip = (s: SkippedItem) => {
@@ -151,22 +161,32 @@ export async function scoreCorpus(o: ScoreCorpusOptions): Promise<CorpusSummary>
       else if (shown === 20) log('(more skipped lines are not shown; the summary counts them)');
       shown++;
     };
-    const report = () => o.onProgress?.({
-      documents: w.totals.documents, bytes: w.totals.bytes, bytesThisRun: w.totals.bytes - w.resumed.bytes,
-      seconds: (performance.now() - t0) / 1000, rawBytes: progress.rawBytes, totalRawBytes: progress.totalRawBytes,
-    });
-    const counted = (async function* () { for await (const s of planShards(readFiles(files, { ...o, maxDocBytes }, progress), shardBytes, onSkip)) { shards++; yield s; } })();
+    let textRead = 0; // text bytes of the shards planned so far
+    /** progress with `docs`/`bytes` more than the written ones scored in the shard in progress */
+    const report = (docs = 0, bytes = 0) => {
+      if (!o.onProgress) return;
+      const scored = w.totals.bytes + bytes;
+      const readShare = progress.totalRawBytes > 0 ? Math.min(1, progress.rawBytes / progress.totalRawBytes) : 0;
+      o.onProgress({
+        documents: w.totals.documents, documentsScored: w.totals.documents + docs, bytes: scored, bytesThisRun: scored - w.resumed.bytes,
+        seconds: (performance.now() - t0) / 1000, rawBytes: progress.rawBytes, totalRawBytes: progress.totalRawBytes,
+        fraction: readShare * (textRead > 0 ? Math.min(1, scored / textRead) : 0),
+      });
+    };
+    const counted = (async function* () { for await (const s of planShards(readFiles(files, { ...o, maxDocBytes }, progress), shardBytes, onSkip)) { shards++; textRead += s.bytes; yield s; } })();
     let queueStats: CoordinatorStats | undefined;
     if (target === undefined) {
       for await (const s of counted) {
         if (o.signal?.aborted) throw errors.aborted(o.signal.reason);
         const from = Math.max(0, w.nextDoc - s.first);
         if (from >= s.docs.length) continue;
-        const before = w.totals.bytes;
-        const recs = await scoreDocs(lm!, s.docs.slice(from), score, (done) => o.onProgress?.({
-          documents: w.totals.documents, bytes: before + done, bytesThisRun: before + done - w.resumed.bytes,
-          seconds: (performance.now() - t0) / 1000, rawBytes: progress.rawBytes, totalRawBytes: progress.totalRawBytes,
-        }), o.signal);
+        // within the shard: documents whose score is done, and the share of its text (tokens done / tokens)
+        const docs = s.docs.slice(from), docBytes = docs.reduce((a, d) => a + d.bytes.length, 0);
+        let docsDone = 0, share = 0;
+        const recs = await scoreDocs(lm!, docs, score, {
+          onProgress: (done, total) => { share = total > 0 ? done / total : 1; report(docsDone, Math.round(share * docBytes)); },
+          onScored: () => { docsDone++; report(docsDone, Math.round(share * docBytes)); },
+        }, o.signal);
         w.put(s.first + from, recs);
         report();
       }
@@ -174,7 +194,7 @@ export async function scoreCorpus(o: ScoreCorpusOptions): Promise<CorpusSummary>
       const { coordinate } = await import('./queue/coordinator.js'); // BullMQ + ioredis: loaded only for a queue run
       queueStats = await coordinate(counted, w, {
         target, runId, modelSha, score, fingerprint: runIdOf(files, modelSha, runOptions), lockTtlMs: o.lockTtlMs, waitReportMs: o.waitReportMs, maxInFlight: o.maxInFlight, redisTimeoutMs: o.redisTimeoutMs ?? DEFAULT_REDIS_TIMEOUT_MS,
-        attempts: o.attempts, log, signal: o.signal, onShardDone: report,
+        attempts: o.attempts, log, signal: o.signal, onShardDone: () => report(),
       });
     }
     if (w.totals.documents === 0) {
@@ -184,7 +204,7 @@ export async function scoreCorpus(o: ScoreCorpusOptions): Promise<CorpusSummary>
     const seconds = (performance.now() - t0) / 1000;
     const t = w.totals;
     return {
-      runId, out: resolve(o.out), documents: t.documents, skipped, bytes: t.bytes, bits: t.bits,
+      runId, out: o.out === undefined ? '-' : resolve(o.out), documents: t.documents, skipped, bytes: t.bytes, bits: t.bits,
       bitsPerByte: t.scoredBytes > 0 ? t.bits / t.scoredBytes : 0,
       ...(t.tokens > 0 ? { tokens: t.tokens, perplexity: t.predicted > 0 ? Math.exp(t.nll / t.predicted) : 1 } : {}),
       resumedDocuments: w.resumed.documents, shards, seconds,
