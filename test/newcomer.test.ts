@@ -170,4 +170,78 @@ test('item 7: a failed corpus run (empty corpus, Redis unreachable) leaves no FI
   rmSync(work, { recursive: true, force: true });
 });
 
+/** The CLI as a child process in `cwd`, with `hide` unresolvable (test/helpers/hide-packages). */
+function cliIn(cwd: string, args: string[], hide: string[] = []) {
+  const hook = pathToFileURL(join(ROOT, 'dist', 'test', 'helpers', 'hide-packages.js')).href;
+  const r = spawnSync(process.execPath, [...(hide.length ? [`--import=${hook}`] : []), join(ROOT, 'dist', 'src', 'cli', 'main.js'), ...args], {
+    cwd, encoding: 'utf8', timeout: 300_000, env: { ...process.env, NO_COLOR: '1', RETNET_HIDE_PACKAGES: hide.join(',') },
+  });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+/** Every path under `root` (relative), sorted. */
+function snapshot(root: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => { for (const e of readdirSync(d, { withFileTypes: true })) { const p = join(d, e.name); out.push(p.slice(root.length + 1)); if (e.isDirectory()) walk(p); } };
+  walk(root);
+  return out.sort();
+}
+
+const TFJS = ['@tensorflow/tfjs', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-backend-webgpu', '@tensorflow/tfjs-backend-wasm', 'webgpu'];
+const SMALL = ['--layers', '1', '--dim', '16', '--heads', '2'];
+
+test('items 6 and 7: drift without vega/vega-lite (and without tfjs) exits 0 with its CSV/JSON and a note, in a temp folder it names; bench writes nothing; the cwd is untouched', () => {
+  const cwd = mkdtempSync(join(tmpdir(), 'retnet-newcomer-cwd-'));
+  writeFileSync(join(cwd, 'mine.txt'), 'a file of the user');
+  const before = snapshot(cwd);
+  const d = cliIn(cwd, ['drift', '--length', '16', '--workers', '1'], ['vega', 'vega-lite', ...TFJS]);
+  assert.is(d.code, 0, d.err);
+  assert.match(d.err, /drift: L = 16, backends wasm; output folder /, 'defaults: wasm only when tfjs is not installed');
+  const where = /output folder (\S+)/.exec(d.err)![1];
+  assert.ok(where.startsWith(tmpdir()), `under the OS temp dir: ${where}`);
+  assert.equal(readdirSync(where).sort(), ['drift.csv', 'drift.json']);
+  assert.match(d.err, /drift: note: drift\.svg skipped: .*vega@5\.33\.1 vega-lite@5\.23\.0.*not installed/);
+  assert.match(d.out, new RegExp(`wrote ${join(where, 'drift.csv').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}, drift\.json\n`));
+  const j = JSON.parse(readFileSync(join(where, 'drift.json'), 'utf8'));
+  assert.ok(j.rows.length > 0 && j.rows.every((r: { error?: string }) => !r.error));
+  assert.match(j.plot, /drift\.svg skipped/);
+  rmSync(where, { recursive: true, force: true });
+  // --no-plot: no SVG, with the plotting packages installed
+  const np = cliIn(cwd, ['drift', '--length', '8', '--backends', 'js', '--no-plot', '--out-dir', join(dir, 'np')]);
+  assert.is(np.code, 0, np.err);
+  assert.equal(readdirSync(join(dir, 'np')).sort(), ['drift.csv', 'drift.json']);
+  assert.match(np.err, /drift: note: drift\.svg not drawn \(--no-plot\)/);
+  // bench without --json: the results on stdout, nothing written
+  const b = cliIn(cwd, ['bench', '--lengths', '16', '--chunks', '2', '--workers', '1', ...SMALL]);
+  assert.is(b.code, 0, b.err);
+  assert.match(b.out, /results not saved: add --json FILE/);
+  assert.equal(snapshot(cwd), before, 'nothing written into the current directory');
+  rmSync(cwd, { recursive: true, force: true });
+});
+
+test('items 5 and 8: bench prints each cell as it finishes; a backend that cannot start is one clean row with the reason, exit 0, advice for WebGPU', () => {
+  const cwd = mkdtempSync(join(tmpdir(), 'retnet-newcomer-bench-'));
+  const json = join(cwd, 'b.json');
+  const r = cliIn(cwd, ['bench', '--backend', 'wasm,tfjs', '--lengths', '16,32', '--chunks', '2', '--workers', '1', ...SMALL, '--json', json], TFJS);
+  assert.is(r.code, 0, r.err);
+  assert.match(r.err, /^bench: wasm workers=1 L=16 chunks=2: \d+ tokens\/s/m);
+  assert.match(r.err, /^bench: wasm workers=1 L=32 chunks=2: \d+ tokens\/s/m);
+  assert.match(r.err, /^bench: tfjs: not available, skipped: no TensorFlow\.js engine could be loaded/m);
+  const lines = r.out.split('\n');
+  const header = lines.find((l) => l.startsWith('backend'))!;
+  const tfjsRows = lines.filter((l) => l.startsWith('tfjs '));
+  assert.is(tfjsRows.length, 1, 'one row for the backend');
+  const col = header.indexOf('tokens/s');
+  assert.is(tfjsRows[0].slice(col, col + 8).trim(), '-', `no error text in the tokens/s column: ${tfjsRows[0]}`);
+  assert.match(tfjsRows[0], /not available: no TensorFlow\.js engine could be loaded$/);
+  assert.match(r.out, /^tfjs: .*use WebGPU: `npm install webgpu @tensorflow\/tfjs @tensorflow\/tfjs-backend-webgpu`.*@tensorflow\/tfjs-node-gpu is the CUDA option/m);
+  const j = JSON.parse(readFileSync(json, 'utf8'));
+  assert.is(j.rows.filter((x: { backend: string }) => x.backend === 'wasm').length, 2);
+  assert.match(j.rows.find((x: { backend: string }) => x.backend === 'tfjs').unavailable, /no TensorFlow\.js engine/);
+  // only an unavailable backend: nothing measured, exit 1
+  const none = cliIn(cwd, ['bench', '--backend', 'tfjs', '--lengths', '16', '--chunks', '2', ...SMALL], TFJS);
+  assert.is(none.code, 1, none.err);
+  rmSync(cwd, { recursive: true, force: true });
+});
+
 test.run();
