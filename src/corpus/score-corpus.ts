@@ -130,7 +130,7 @@ export async function scoreCorpus(o: ScoreCorpusOptions): Promise<CorpusSummary>
   // (a JSONL line is one Buffer of at most this size; Node's Buffer limit is 4 GiB, a string's 512 MiB)
   if (!Number.isSafeInteger(maxDocBytes) || maxDocBytes < 1 || maxDocBytes > 2 ** 31) throw errors.option('maxDocBytes', 'an integer from 1 to 2^31', maxDocBytes);
   if ((o.out === undefined) === (o.sink === undefined)) throw errors.option('out', 'an output path, or else a sink (one of the two)', o.out);
-  if (o.out === undefined && (o.queue !== undefined || o.resume)) throw errors.option(o.queue !== undefined ? 'queue' : 'resume', 'used with an output file (out), not a sink', o.queue ?? o.resume);
+  if (o.out === undefined && (o.queue !== undefined || o.resume)) throw errors.option(o.queue !== undefined ? 'queue' : 'resume', 'used with an output file (out), not a sink', o.queue !== undefined ? '(a queue URL)' : o.resume);
   const target = o.queue !== undefined ? parseRedisUrl(o.queue) : undefined;
   const temporaries = o.out === undefined ? [] : [partialPath(o.out), partialMetaPath(o.out), `${partialPath(o.out)}.gz`];
   const files = expandInputs(o.inputs, { include: o.include, exclude: o.out === undefined ? [] : [o.out, ...temporaries] });
