@@ -45,7 +45,7 @@ const dir = mkdtempSync(join(tmpdir(), 'retnet-bench-corpus-'));
 const shortPath = join(dir, 'short.jsonl'), longPath = join(dir, 'long.jsonl');
 const nShort = writeJsonl(shortPath, nBytes, 1024), nLong = writeJsonl(longPath, nBytes, 256 << 10);
 
-const fmt = (s: CorpusSummary) => ({ documents: s.documents, bytes: s.bytes, seconds: +s.seconds.toFixed(2), docsPerSec: +(s.documents / s.seconds).toFixed(1), bytesPerSec: Math.round(s.bytes_per_second) });
+const fmt = (s: CorpusSummary) => ({ documents: s.documents, bytes: s.bytes, seconds: +s.seconds.toFixed(2), docsPerSec: +(s.documents / s.seconds).toFixed(1), bytesPerSec: Math.round(s.bytesPerSecond) });
 async function local(input: string, out: string, sb = shardBytes) { return scoreCorpus({ inputs: [input], out, shardBytes: sb }); }
 
 // 1. one machine

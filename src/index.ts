@@ -10,12 +10,14 @@ export type { LoadOptions } from './model/weights.js';
 export type { RowSource, RowSink, BackendInfo, Executor } from './backends/executor.js';
 export type { StreamOptions } from './model/retnet.js';
 export { RetNetLM, DEFAULT_LM_PATH, type ScoreOptions, type ScoreResult, type GenerateOptions, type GenerateResult, type LMStepResult } from './lm/retnet-lm.js';
-export { scoreCorpus, corpusWorker, DEFAULT_REDIS_TIMEOUT_MS, type ScoreCorpusOptions, type CorpusSummary, type CorpusProgress, type CorpusWorkerOptions } from './corpus/score-corpus.js';
+export { scoreCorpus, corpusWorker, corpusSummaryJson, DEFAULT_REDIS_TIMEOUT_MS, type ScoreCorpusOptions, type CorpusSummary, type CorpusProgress, type CorpusWorkerOptions } from './corpus/score-corpus.js';
 export { readCorpus, readFiles } from './corpus/readers.js';
 export { expandInputs, type InputFile } from './corpus/inputs.js';
 export { planShards, DEFAULT_SHARD_BYTES, type Shard } from './corpus/shards.js';
 export { OrderedWriter } from './corpus/writer.js';
-export { processShardJob, runWorker, type WorkerOptions, type WorkerStats } from './corpus/queue/worker.js';
-export { coordinate, type CoordinatorOptions, type CoordinatorStats } from './corpus/queue/coordinator.js';
-export { parseRedisUrl, type RedisTarget } from './corpus/queue/redis.js';
+// the queue layer (BullMQ, ioredis) and the Parquet/zstd readers load on first use, not with this entry
+export { processShardJob, runWorker, coordinate } from './corpus/queue/lazy.js';
+export type { WorkerOptions, WorkerStats } from './corpus/queue/worker.js';
+export type { CoordinatorOptions, CoordinatorStats } from './corpus/queue/coordinator.js';
+export { parseRedisUrl, type RedisTarget } from './corpus/queue/redis-url.js';
 export type { CorpusDoc, CorpusItem, DocRecord, SkippedItem, ReadOptions } from './corpus/types.js';

@@ -4,7 +4,7 @@
 // input (directory, unreadable file, non-LM checkpoint, usage errors).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -71,8 +71,11 @@ test('score: stdin as -, jsonl without logprobs', async () => {
 });
 
 test('score: bad input is a clear error, exit 1 (or 2 for usage)', async () => {
-  let r = await cli(['score', dir]);
-  assert.is(r.code, 1); assert.match(r.err, /^retnet: .*: is a directory/);
+  // a directory is a corpus (issue 20 item 4): an empty one is an error, and leaves no file behind
+  const empty = join(dir, 'empty-dir');
+  mkdirSync(empty, { recursive: true });
+  let r = await cli(['score', empty]);
+  assert.is(r.code, 1); assert.match(r.err, /^retnet: empty corpus: no documents in .*empty-dir/);
   r = await cli(['score', join(dir, 'missing.py')]);
   assert.is(r.code, 1); assert.match(r.err, /^retnet: cannot read .*missing\.py: ENOENT/);
   if (process.getuid?.() !== 0) { // root reads anything: chmod cannot make a file unreadable

@@ -1,9 +1,11 @@
 // The CLI side of corpus scoring (`retnet score --out …`, `retnet worker`):
 // option parsing into the library's options, the progress bar (documents,
 // bytes, bytes/s, ETA) and the summary lines. The work is in src/corpus.
-import type { CorpusProgress, CorpusSummary, ScoreCorpusOptions } from '../corpus/score-corpus.js';
+import { corpusSummaryJson, type CorpusProgress, type CorpusSummary, type ScoreCorpusOptions } from '../corpus/score-corpus.js';
 import { parseBackend, parseIntOption, parseNumberOption, UsageError, type CommandIO } from './lm-util.js';
 import { checkOutputTarget, writeFileAtomic } from './safe-output.js';
+import { statSync } from 'node:fs';
+import { formatOf } from '../corpus/inputs.js';
 
 export const corpusOptionSpec = {
   out: { type: 'string' }, resume: { type: 'boolean' }, 'text-field': { type: 'string' }, 'id-field': { type: 'string' },
@@ -12,13 +14,27 @@ export const corpusOptionSpec = {
   'max-doc-bytes': { type: 'string' },
 } as const;
 
-const CORPUS_ONLY = Object.keys(corpusOptionSpec).filter((k) => k !== 'out');
+/** Options that need an output file (--out). */
+const OUT_ONLY = ['resume', 'queue', 'run-id', 'max-in-flight', 'redis-timeout'];
+/** Options of corpus mode (with --out or a corpus INPUT). */
+const CORPUS_ONLY = Object.keys(corpusOptionSpec).filter((k) => k !== 'out' && !OUT_ONLY.includes(k));
 
-/** Corpus mode is `--out`; the other corpus options need it. */
-export function wantsCorpusMode(values: Record<string, unknown>): boolean {
+/** A corpus INPUT: a directory, or a file whose name says JSONL or Parquet (*.jsonl[.gz|.zst], *.json.gz|.zst, *.parquet). */
+export function isCorpusInput(p: string): boolean {
+  if (p === '-') return false;
+  if (formatOf(p).format !== 'plain') return true;
+  try { return statSync(p).isDirectory(); } catch { return false; }
+}
+
+/** Corpus mode: `--out`, or any INPUT that is a corpus (a directory, JSONL or Parquet): then
+ *  every INPUT is read as a corpus (a plain file is one document). The queue and --resume need --out. */
+export function wantsCorpusMode(values: Record<string, unknown>, inputs: string[] = []): boolean {
   if (values.out !== undefined) return true;
-  const stray = CORPUS_ONLY.find((k) => values[k] !== undefined);
-  if (stray) throw new UsageError(`--${stray} needs --out FILE (corpus mode)`);
+  const stray = OUT_ONLY.find((k) => values[k] !== undefined);
+  if (stray) throw new UsageError(`--${stray} needs --out FILE (an output file to resume)`);
+  if (inputs.some(isCorpusInput)) return true;
+  const other = CORPUS_ONLY.find((k) => values[k] !== undefined);
+  if (other) throw new UsageError(`--${other} needs a corpus: --out FILE, or a directory / JSONL / Parquet INPUT`);
   return false;
 }
 
@@ -42,10 +58,10 @@ async function corpusBar(io: CommandIO): Promise<{ update(p: CorpusProgress): vo
   let started = false;
   return {
     update(p) {
-      const total = Math.max(1, p.totalRawBytes), frac = Math.min(1, p.rawBytes / total);
+      const frac = p.fraction;
       const speed = p.bytesThisRun / Math.max(p.seconds, 1e-9);
       const eta = frac > 0 ? (p.seconds * (1 - frac)) / frac : Infinity;
-      const payload = { docs: p.documents, text: fmtBytes(p.bytes), speed: fmtBytes(Math.round(speed)), etaText: fmtTime(eta) };
+      const payload = { docs: p.documentsScored, text: fmtBytes(p.bytes), speed: fmtBytes(Math.round(speed)), etaText: fmtTime(eta) };
       const v = Math.round(frac * 1000);
       if (!started) { bar.start(1000, v, payload); started = true; } else bar.update(v, payload);
     },
@@ -55,22 +71,26 @@ async function corpusBar(io: CommandIO): Promise<{ update(p: CorpusProgress): vo
 
 export function summaryLine(s: CorpusSummary): string {
   const q = s.queue ? `; queue: ${s.queue.enqueued} jobs enqueued (${s.queue.reenqueued} again), ${s.queue.adopted} adopted from an earlier coordinator, ${s.queue.alreadyWritten} shards already written` : '';
-  return `${s.documents} documents (${s.skipped} skipped, ${s.resumed_documents} resumed), ${s.bytes} bytes, ${s.bits_per_byte.toFixed(4)} bits/byte, `
+  return `${s.documents} documents (${s.skipped} skipped, ${s.resumedDocuments} resumed), ${s.bytes} bytes, ${s.bitsPerByte.toFixed(4)} bits/byte, `
     + (s.tokens !== undefined ? `${s.tokens} tokens, perplexity ${s.perplexity!.toFixed(3)}, ` : '')
-    + `${Math.round(s.bytes_per_second)} bytes/s in ${s.seconds.toFixed(1)} s, ${s.shards} shards${q} → ${s.out}`;
+    + `${Math.round(s.bytesPerSecond)} bytes/s in ${s.seconds.toFixed(1)} s, ${s.shards} shards${q} → ${s.out === '-' ? 'stdout' : s.out}`;
 }
 
-/** `retnet score --out …`: options → scoreCorpus → summary on stderr (and --summary-json). */
+/** `retnet score --out …` (or a corpus INPUT without --out: the records on stdout): options →
+ *  scoreCorpus → summary on stderr (and --summary-json). */
 export async function runCorpusMode(values: Record<string, string | boolean | undefined>, inputs: string[], io: CommandIO,
   scoreCorpus: (o: ScoreCorpusOptions) => Promise<CorpusSummary>): Promise<void> {
   if (inputs.length === 0) throw new UsageError('give at least one INPUT (file, directory, JSONL, Parquet, or -)');
-  if (values.jsonl !== undefined) throw new UsageError('--jsonl and --out cannot be combined (--out writes one record per document)');
+  if (values.jsonl !== undefined) {
+    throw new UsageError(values.out !== undefined ? '--jsonl and --out cannot be combined (--out writes one record per document)'
+      : `--jsonl is for plain FILEs; ${inputs.find(isCorpusInput)} is a corpus (directory, JSONL or Parquet): use --out FILE, or no --out for the records on stdout`);
+  }
   const str = (k: string) => values[k] as string | undefined;
   const queue = str('queue');
   if (queue === undefined) for (const k of ['run-id', 'max-in-flight', 'redis-timeout']) if (values[k] !== undefined) throw new UsageError(`--${k} needs --queue`);
   if (queue !== undefined && !/^rediss?:\/\//.test(queue)) throw new UsageError('--queue must be a redis:// or rediss:// URL');
   const opts: ScoreCorpusOptions = {
-    inputs, out: str('out')!, model: str('model'), backend: parseBackend(str('backend')), chunkSize: parseIntOption('chunk-size', str('chunk-size'), 1),
+    inputs, out: str('out'), model: str('model'), backend: parseBackend(str('backend')), chunkSize: parseIntOption('chunk-size', str('chunk-size'), 1),
     perToken: values['per-token'] === true, textField: str('text-field'), idField: str('id-field'), include: str('include'),
     strict: values.strict === true, maxDocBytes: parseIntOption('max-doc-bytes', str('max-doc-bytes'), 1), resume: values.resume === true, shardBytes: parseIntOption('shard-bytes', str('shard-bytes'), 1),
     queue, runId: str('run-id'), maxInFlight: parseIntOption('max-in-flight', str('max-in-flight'), 1), redisTimeoutMs: redisTimeoutMs(str('redis-timeout')),
@@ -81,15 +101,16 @@ export async function runCorpusMode(values: Record<string, string | boolean | un
   // partial files) against every file it will read, those inside directories too.
   // Like every command's output, an --out that is a symlink writes the file it points to.
   const named = [{ label: '--model', path: opts.model }, ...inputs.map((p) => ({ label: 'INPUT', path: p }))];
-  opts.out = checkOutputTarget(opts.out, named, '--out');
+  if (opts.out !== undefined) opts.out = checkOutputTarget(opts.out, named, '--out');
+  else opts.sink = (jsonl) => io.stdout.write(jsonl); // the same records as --out would write, on stdout
   const summaryJson = str('summary-json');
   const summaryTarget = summaryJson === undefined ? undefined
-    : checkOutputTarget(summaryJson, [...named, { label: '--out', path: opts.out }], '--summary-json');
+    : checkOutputTarget(summaryJson, [...named, ...(opts.out !== undefined ? [{ label: '--out', path: opts.out }] : [])], '--summary-json');
   const bar = await corpusBar(io);
   let s: CorpusSummary;
   try {
     s = await scoreCorpus({ ...opts, otherOutputs: summaryTarget === undefined ? [] : [{ label: '--summary-json', path: summaryTarget }], onProgress: (p) => bar.update(p) });
   } finally { bar.stop(); }
   io.stderr.write(`retnet: ${summaryLine(s)}\n`);
-  if (summaryTarget !== undefined) writeFileAtomic(summaryTarget, JSON.stringify(s, null, 2) + '\n');
+  if (summaryTarget !== undefined) writeFileAtomic(summaryTarget, JSON.stringify(corpusSummaryJson(s), null, 2) + '\n');
 }

@@ -18,8 +18,8 @@ function statIfExists(p: string, follow = true): Stats | null {
 }
 
 export interface OutputCheck {
-  /** --out */
-  out: string;
+  /** --out (undefined: records go to a sink, no file) */
+  out?: string;
   /** the writer's temporary files (checked without following links) */
   temporaries: string[];
   /** other outputs (--summary-json): flag → path */
@@ -34,7 +34,7 @@ export interface OutputCheck {
  *  one: or is a symbolic link), or is the same file as an input or the model. */
 export function refuseOutputsOverInputs(c: OutputCheck): void {
   const targets: { label: string; p: string; st: Stats }[] = [];
-  for (const [label, p, follow] of [['--out', c.out, true], ...c.temporaries.map((t) => ['--out', t, false]), ...(c.others ?? []).map((o) => [o.label, o.path, true])] as [string, string, boolean][]) {
+  for (const [label, p, follow] of [...(c.out !== undefined ? [['--out', c.out, true]] : []), ...c.temporaries.map((t) => ['--out', t, false]), ...(c.others ?? []).map((o) => [o.label, o.path, true])] as [string, string, boolean][]) {
     const st = statIfExists(p, follow);
     if (st === null) continue;
     if (!follow && st.isSymbolicLink()) throw errors.corpus(`${label} ${c.out}: ${p} exists and is a symbolic link; refusing to write through it (remove it)`);

@@ -1,14 +1,15 @@
 // Parquet → documents with hyparquet (+ hyparquet-compressors for zstd,
 // gzip, brotli, lz4), one row group at a time so memory stays bounded by the
-// largest row group, not the file.
-import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, parquetSchema } from 'hyparquet';
-import { compressors } from 'hyparquet-compressors';
+// largest row group, not the file. Both are loaded on the first Parquet file
+// (importing the library does not load them).
 import { errors } from '../errors.js';
 import { recordToItem, type FieldNames } from './jsonl.js';
 import type { CorpusItem } from './types.js';
 
 /** The items of a Parquet file, row by row (row numbers from 1); `onRaw(n)` advances progress. */
 export async function* readParquet(path: string, f: FieldNames, onRaw?: (n: number) => void): AsyncGenerator<CorpusItem> {
+  const { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, parquetSchema } = await import('hyparquet');
+  const { compressors } = await import('hyparquet-compressors');
   let file, metadata;
   try {
     file = await asyncBufferFromFile(path);

@@ -1,7 +1,8 @@
 // scoreCorpus: the library entry behind `retnet score --out` — inputs →
 // documents → shards → scores (here, or on queue workers) → the ordered,
 // atomic output file, with a summary. corpusWorker: the entry behind
-// `retnet worker`.
+// `retnet worker`. The queue layer (BullMQ, ioredis) is imported when a queue
+// run or a worker starts, never with the library.
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { errors } from '../errors.js';
@@ -12,9 +13,9 @@ import { modelFiles, modelFolderFiles, resolveModelDir } from '../model/fla.js';
 import { expandInputs } from './inputs.js';
 import { DEFAULT_MAX_DOC_BYTES } from './jsonl.js';
 import { refuseOutputsOverInputs } from './output-safety.js';
-import { coordinate, type CoordinatorStats } from './queue/coordinator.js';
-import { parseRedisUrl } from './queue/redis.js';
-import { runWorker, type WorkerStats } from './queue/worker.js';
+import type { CoordinatorStats } from './queue/coordinator.js';
+import { parseRedisUrl } from './queue/redis-url.js';
+import type { WorkerStats } from './queue/worker.js';
 import { readFiles, type ReadProgress } from './readers.js';
 import { scoreDocs, type ShardScoreOptions } from './score-shard.js';
 import { DEFAULT_SHARD_BYTES, planShards } from './shards.js';
@@ -28,24 +29,32 @@ export const DEFAULT_REDIS_TIMEOUT_MS = 30_000;
 export interface CorpusProgress {
   /** documents written (resumed ones included) */
   documents: number;
-  /** text bytes written */
+  /** documents scored so far: those written, and those of the shard in progress whose score is done */
+  documentsScored: number;
+  /** text bytes scored so far (written, and the shard in progress' share) */
   bytes: number;
   /** text bytes scored in this run, and its seconds so far */
   bytesThisRun: number;
   /** seconds since the run started */
   seconds: number;
-  /** input read so far / in all, on disk (for an ETA; 0 total when unknown) */
+  /** input read so far / in all, on disk (0 total when unknown) */
   rawBytes: number;
   /** input bytes in all (0 when unknown) */
   totalRawBytes: number;
+  /** an estimate of the share of the run done, 0 to 1: the input read so far × the share of the text read
+   *  so far that is scored (so a corpus read in one shard still moves from 0 to 1 while it is scored) */
+  fraction: number;
 }
 
 /** Options of {@link scoreCorpus} (the reader options included). */
 export interface ScoreCorpusOptions extends ReadOptions {
   /** files, directories, JSONL or Parquet files, '-' for stdin */
   inputs: string[];
-  /** output path (.jsonl, or .jsonl.gz) */
-  out: string;
+  /** output path (.jsonl, or .jsonl.gz); without it, give `sink` */
+  out?: string;
+  /** no `out`: the records' JSONL lines, in input order, go to this function as they are
+   *  scored (no file, so no resume and no queue); e.g. \`(t) => process.stdout.write(t)\` */
+  sink?: (jsonl: string) => void;
   /** model file (default: the shipped bytes-4x128) */
   model?: string;
   /** backend (default wasm) */
@@ -87,11 +96,13 @@ export interface ScoreCorpusOptions extends ReadOptions {
   signal?: AbortSignal;
 }
 
-/** The summary of a corpus run (also what `--summary-json` writes). */
+/** What scoreCorpus() returns (camelCase, like lm.score()). The `--summary-json`
+ *  file of `retnet score` holds the same values under their documented
+ *  snake_case names: see {@link corpusSummaryJson}. */
 export interface CorpusSummary {
   /** the run id */
-  run_id: string;
-  /** the output path */
+  runId: string;
+  /** absolute path of the output file ('-' with a sink) */
   out: string;
   /** documents in the output, resumed ones included */
   documents: number;
@@ -102,23 +113,35 @@ export interface CorpusSummary {
   /** total bits */
   bits: number;
   /** bits per byte over the corpus */
-  bits_per_byte: number;
+  bitsPerByte: number;
   /** tokenized models: tokens over all documents, and the corpus perplexity exp(Σ nll / Σ (tokens − 1)) */
   tokens?: number;
   /** the corpus perplexity (tokenized models) */
   perplexity?: number;
   /** documents found in OUT.partial (resume) and not scored again */
-  resumed_documents: number;
+  resumedDocuments: number;
   /** shards scored in this run */
   shards: number;
   /** wall time of this run */
   seconds: number;
   /** text bytes scored in this run / seconds */
-  bytes_per_second: number;
+  bytesPerSecond: number;
   /** queue runs: what the coordinator did */
   queue?: CoordinatorStats;
   /** peak resident set size of this process so far */
-  peak_rss_bytes: number;
+  peakRssBytes: number;
+}
+
+/** The summary as `retnet score --summary-json` writes it: the documented
+ *  snake_case field names (run_id, bits_per_byte, resumed_documents,
+ *  bytes_per_second, peak_rss_bytes; `queue` as it is). */
+export function corpusSummaryJson(s: CorpusSummary): Record<string, unknown> {
+  return {
+    run_id: s.runId, out: s.out, documents: s.documents, skipped: s.skipped, bytes: s.bytes, bits: s.bits, bits_per_byte: s.bitsPerByte,
+    ...(s.tokens !== undefined ? { tokens: s.tokens, perplexity: s.perplexity } : {}),
+    resumed_documents: s.resumedDocuments, shards: s.shards, seconds: s.seconds, bytes_per_second: s.bytesPerSecond,
+    ...(s.queue ? { queue: s.queue } : {}), peak_rss_bytes: s.peakRssBytes,
+  };
 }
 
 const modelFile = (model?: string) => (model === undefined ? fileURLToPath(DEFAULT_LM_PATH) : model);
@@ -128,14 +151,14 @@ const modelReads = (model: string): string | string[] => (RetNetLM.isFolderSpec(
 /**
  * Score a corpus into `out`, in input order: one JSONL record per document (`id`, `source`, `bytes`,
  * `bits`, `bits_per_byte`; `tokens`, `nll`, `ppl` for tokenized models), written to `out`.partial and
- * renamed when complete. With `queue`, shards go to `retnet worker`s through BullMQ on Redis.
+ * renamed when complete (or to `sink`, without resume or queue). With `queue`, shards go to `retnet worker`s through BullMQ on Redis.
  * Returns the summary.
  *
  * @example
  * ```ts
  * import { scoreCorpus } from 'retnet';
  * const summary = await scoreCorpus({ inputs: ['corpus.jsonl'], out: 'scores.jsonl' });
- * console.log(summary.documents);
+ * console.log(summary.documents, summary.bitsPerByte);
  * ```
  */
 export async function scoreCorpus(o: ScoreCorpusOptions): Promise<CorpusSummary> {
@@ -146,9 +169,11 @@ export async function scoreCorpus(o: ScoreCorpusOptions): Promise<CorpusSummary>
   const maxDocBytes = o.maxDocBytes ?? DEFAULT_MAX_DOC_BYTES;
   // (a JSONL line is one Buffer of at most this size; Node's Buffer limit is 4 GiB, a string's 512 MiB)
   if (!Number.isSafeInteger(maxDocBytes) || maxDocBytes < 1 || maxDocBytes > 2 ** 31) throw errors.option('maxDocBytes', 'an integer from 1 to 2^31', maxDocBytes);
+  if ((o.out === undefined) === (o.sink === undefined)) throw errors.option('out', 'an output path, or else a sink (one of the two)', o.out);
+  if (o.out === undefined && (o.queue !== undefined || o.resume)) throw errors.option(o.queue !== undefined ? 'queue' : 'resume', 'used with an output file (out), not a sink', o.queue !== undefined ? '(a queue URL)' : o.resume);
   const target = o.queue !== undefined ? parseRedisUrl(o.queue) : undefined;
-  const temporaries = [partialPath(o.out), partialMetaPath(o.out), `${partialPath(o.out)}.gz`];
-  const files = expandInputs(o.inputs, { include: o.include, exclude: [o.out, ...temporaries] });
+  const temporaries = o.out === undefined ? [] : [partialPath(o.out), partialMetaPath(o.out), `${partialPath(o.out)}.gz`];
+  const files = expandInputs(o.inputs, { include: o.include, exclude: o.out === undefined ? [] : [o.out, ...temporaries] });
   const model = modelFile(o.model);
   const reads = modelReads(model);
   refuseOutputsOverInputs({ out: o.out, temporaries, others: o.otherOutputs, inputs: files, model: reads });
@@ -165,9 +190,9 @@ export async function scoreCorpus(o: ScoreCorpusOptions): Promise<CorpusSummary>
   const lm = target === undefined ? await RetNetLM.load(model) : undefined;
   let writer: OrderedWriter | undefined;
   try {
-    writer = await OrderedWriter.open(o.out, { identity, resume: o.resume === true || target !== undefined });
+    writer = o.out === undefined ? OrderedWriter.toSink(o.sink!) : await OrderedWriter.open(o.out, { identity, resume: o.resume === true || target !== undefined });
     const w = writer;
-    if (w.resumed.documents > 0) log(`resuming run ${runId}: ${w.resumed.documents} documents already in ${partialPath(o.out)}`);
+    if (w.resumed.documents > 0) log(`resuming run ${runId}: ${w.resumed.documents} documents already in ${partialPath(o.out!)}`);
     const progress: ReadProgress = { rawBytes: 0, totalRawBytes: files.reduce((a, f) => a + f.size, 0) };
     let skipped = 0, shown = 0, shards = 0;
     const onSkip = (s: SkippedItem) => {
@@ -176,29 +201,40 @@ export async function scoreCorpus(o: ScoreCorpusOptions): Promise<CorpusSummary>
       else if (shown === 20) log('(more skipped lines are not shown; the summary counts them)');
       shown++;
     };
-    const report = () => o.onProgress?.({
-      documents: w.totals.documents, bytes: w.totals.bytes, bytesThisRun: w.totals.bytes - w.resumed.bytes,
-      seconds: (performance.now() - t0) / 1000, rawBytes: progress.rawBytes, totalRawBytes: progress.totalRawBytes,
-    });
-    const counted = (async function* () { for await (const s of planShards(readFiles(files, { ...o, maxDocBytes }, progress), shardBytes, onSkip)) { shards++; yield s; } })();
+    let textRead = 0; // text bytes of the shards planned so far
+    /** progress with `docs`/`bytes` more than the written ones scored in the shard in progress */
+    const report = (docs = 0, bytes = 0) => {
+      if (!o.onProgress) return;
+      const scored = w.totals.bytes + bytes;
+      const readShare = progress.totalRawBytes > 0 ? Math.min(1, progress.rawBytes / progress.totalRawBytes) : 0;
+      o.onProgress({
+        documents: w.totals.documents, documentsScored: w.totals.documents + docs, bytes: scored, bytesThisRun: scored - w.resumed.bytes,
+        seconds: (performance.now() - t0) / 1000, rawBytes: progress.rawBytes, totalRawBytes: progress.totalRawBytes,
+        fraction: readShare * (textRead > 0 ? Math.min(1, scored / textRead) : 0),
+      });
+    };
+    const counted = (async function* () { for await (const s of planShards(readFiles(files, { ...o, maxDocBytes }, progress), shardBytes, onSkip)) { shards++; textRead += s.bytes; yield s; } })();
     let queueStats: CoordinatorStats | undefined;
     if (target === undefined) {
       for await (const s of counted) {
         if (o.signal?.aborted) throw errors.aborted(o.signal.reason);
         const from = Math.max(0, w.nextDoc - s.first);
         if (from >= s.docs.length) continue;
-        const before = w.totals.bytes;
-        const recs = await scoreDocs(lm!, s.docs.slice(from), score, (done) => o.onProgress?.({
-          documents: w.totals.documents, bytes: before + done, bytesThisRun: before + done - w.resumed.bytes,
-          seconds: (performance.now() - t0) / 1000, rawBytes: progress.rawBytes, totalRawBytes: progress.totalRawBytes,
-        }), o.signal);
+        // within the shard: documents whose score is done, and the share of its text (tokens done / tokens)
+        const docs = s.docs.slice(from), docBytes = docs.reduce((a, d) => a + d.bytes.length, 0);
+        let docsDone = 0, share = 0;
+        const recs = await scoreDocs(lm!, docs, score, {
+          onProgress: (done, total) => { share = total > 0 ? done / total : 1; report(docsDone, Math.round(share * docBytes)); },
+          onScored: () => { docsDone++; report(docsDone, Math.round(share * docBytes)); },
+        }, o.signal);
         w.put(s.first + from, recs);
         report();
       }
     } else {
+      const { coordinate } = await import('./queue/coordinator.js'); // BullMQ + ioredis: loaded only for a queue run
       queueStats = await coordinate(counted, w, {
         target, runId, modelSha, score, fingerprint: runIdOf(files, modelSha, runOptions), lockTtlMs: o.lockTtlMs, waitReportMs: o.waitReportMs, maxInFlight: o.maxInFlight, redisTimeoutMs: o.redisTimeoutMs ?? DEFAULT_REDIS_TIMEOUT_MS,
-        attempts: o.attempts, log, signal: o.signal, onShardDone: report,
+        attempts: o.attempts, log, signal: o.signal, onShardDone: () => report(),
       });
     }
     if (w.totals.documents === 0) {
@@ -208,12 +244,12 @@ export async function scoreCorpus(o: ScoreCorpusOptions): Promise<CorpusSummary>
     const seconds = (performance.now() - t0) / 1000;
     const t = w.totals;
     return {
-      run_id: runId, out: resolve(o.out), documents: t.documents, skipped, bytes: t.bytes, bits: t.bits,
-      bits_per_byte: t.scoredBytes > 0 ? t.bits / t.scoredBytes : 0,
+      runId, out: o.out === undefined ? '-' : resolve(o.out), documents: t.documents, skipped, bytes: t.bytes, bits: t.bits,
+      bitsPerByte: t.scoredBytes > 0 ? t.bits / t.scoredBytes : 0,
       ...(t.tokens > 0 ? { tokens: t.tokens, perplexity: t.predicted > 0 ? Math.exp(t.nll / t.predicted) : 1 } : {}),
-      resumed_documents: w.resumed.documents, shards, seconds,
-      bytes_per_second: (t.bytes - w.resumed.bytes) / Math.max(seconds, 1e-9), ...(queueStats ? { queue: queueStats } : {}),
-      peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
+      resumedDocuments: w.resumed.documents, shards, seconds,
+      bytesPerSecond: (t.bytes - w.resumed.bytes) / Math.max(seconds, 1e-9), ...(queueStats ? { queue: queueStats } : {}),
+      peakRssBytes: process.resourceUsage().maxRSS * 1024,
     };
   } finally {
     writer?.close();
@@ -245,6 +281,7 @@ export async function corpusWorker(o: CorpusWorkerOptions): Promise<WorkerStats>
   const model = modelFile(o.model);
   let modelSha: string;
   try { modelSha = await modelSha256(modelReads(model)); } catch (e) { throw errors.weights(`cannot read ${model}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
+  const { runWorker } = await import('./queue/worker.js'); // BullMQ + ioredis: loaded only here
   const lm = await RetNetLM.load(model);
   try {
     return await runWorker({

@@ -14,9 +14,16 @@ export interface ShardScoreOptions {
   perToken?: boolean;
 }
 
-export async function scoreDocs(lm: RetNetLM, docs: Pick<CorpusDoc, 'id' | 'source' | 'bytes'>[], options: ShardScoreOptions, onProgress?: (done: number, total: number) => void, signal?: AbortSignal): Promise<DocRecord[]> {
+/** Progress within a shard: tokens done of all (`onProgress`), and each document as its score is done (`onScored`). */
+export interface ShardProgress {
+  onProgress?: (done: number, total: number) => void;
+  onScored?: (index: number) => void;
+}
+
+export async function scoreDocs(lm: RetNetLM, docs: Pick<CorpusDoc, 'id' | 'source' | 'bytes'>[], options: ShardScoreOptions, progress?: ShardProgress | ((done: number, total: number) => void), signal?: AbortSignal): Promise<DocRecord[]> {
+  const p: ShardProgress = typeof progress === 'function' ? { onProgress: progress } : progress ?? {};
   const results = await lm.score(docs.map((d) => d.bytes), {
-    backend: options.backend, chunkSize: options.chunkSize, perToken: options.perToken === true, onProgress, signal,
+    backend: options.backend, chunkSize: options.chunkSize, perToken: options.perToken === true, onProgress: p.onProgress, onScored: p.onScored, signal,
   });
   return results.map((r, i) => {
     // a non-finite score (weights that overflow float32 on this text) is an error naming the document, never "bits": null

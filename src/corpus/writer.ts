@@ -120,9 +120,12 @@ export class OrderedWriter {
   /** totals of every record in the file, resumed ones included */
   readonly totals: Totals;
   private fd: number;
+  /** the sink of a writer without a file (toSink) */
+  private emit?: (jsonl: string) => void;
   private next: number;
   /** results that arrived before an earlier shard's: first document → records */
   private held = new Map<number, DocRecord[]>();
+  private finished = false;
 
   private constructor(
     /** the output path */
@@ -134,6 +137,13 @@ export class OrderedWriter {
     this.resumed = { ...resumed };
     this.totals = { ...resumed };
     this.next = resumed.documents;
+  }
+
+  /** A writer without a file: the records' JSONL lines go to `emit`, in document order (no partial files, no resume). */
+  static toSink(emit: (jsonl: string) => void): OrderedWriter {
+    const w = new OrderedWriter('-', -1, zeroTotals());
+    w.emit = emit;
+    return w;
   }
 
   /** Open OUT.partial: a new one, or (resume) the one of the same run. */
@@ -189,7 +199,8 @@ export class OrderedWriter {
   private write(records: DocRecord[]): void {
     if (records.length === 0) return;
     const text = records.map((r) => JSON.stringify(r)).join('\n') + '\n';
-    try { writeSync(this.fd, text); } catch (e) { throw errors.corpus(`cannot write ${partialPath(this.out)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
+    if (this.emit) this.emit(text);
+    else try { writeSync(this.fd, text); } catch (e) { throw errors.corpus(`cannot write ${partialPath(this.out)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
     for (const r of records) addRecord(this.totals, r);
     this.next += records.length;
   }
@@ -197,6 +208,7 @@ export class OrderedWriter {
   /** Every document written: fsync, (gzip,) rename to OUT, remove the sidecar. */
   async finish(): Promise<void> {
     if (this.held.size > 0) throw errors.corpus(`internal: ${this.held.size} shard(s) of results never became contiguous (next document ${this.next})`);
+    if (this.emit) return;
     const part = partialPath(this.out);
     fsyncSync(this.fd); closeSync(this.fd); this.fd = -1;
     if (/\.gz$/i.test(this.out)) {
@@ -207,10 +219,17 @@ export class OrderedWriter {
       rmSync(part);
     } else renameSync(part, this.out);
     rmSync(partialMetaPath(this.out), { force: true });
+    this.finished = true;
   }
 
-  /** Stop without finishing: the partial file stays for --resume. */
+  /** Stop without finishing: the partial file stays for --resume, unless it holds no
+   *  record (a run that failed before its first document: an empty corpus, Redis
+   *  unreachable), when it and its sidecar are removed — nothing to resume. */
   close(): void {
     if (this.fd >= 0) { try { fsyncSync(this.fd); } catch { /* best effort */ } closeSync(this.fd); this.fd = -1; }
+    if (!this.emit && this.next === 0 && !this.finished) {
+      rmSync(partialPath(this.out), { force: true });
+      rmSync(partialMetaPath(this.out), { force: true });
+    }
   }
 }

@@ -38,6 +38,8 @@ export interface ScoreOptions extends Omit<ForwardOptions, 'attnMask'> {
   perToken?: boolean;
   /** Bytes scored so far (of all sequences), for progress bars. */
   onProgress?: (done: number, total: number) => void;
+  /** A ragged batch: called with an input's index as soon as its score is done (in completion order: shorter inputs first). */
+  onScored?: (index: number) => void;
 }
 
 /** What `score` takes: text (a string, or its UTF-8 bytes as a Uint8Array) or token ids
@@ -508,7 +510,12 @@ export class RetNetLM {
     const items = (single ? [input] : input) as ScoreInput[];
     const seqs = items.map((x, i) => this.toSeq(x, single ? 'input' : `input[${i}]`, options.perToken === true));
     const float32 = (options.backend ?? DEFAULT_BACKEND) !== 'js';
-    await this.run(seqs.filter((s) => s.length > 0), options, (s, start, rows, n) => this.consumeRows(s, start, rows, n, float32));
+    const onScored = options.onScored, index = new Map(seqs.map((s, i) => [s, i]));
+    if (onScored) seqs.forEach((s, i) => { if (s.length === 0) onScored(i); });
+    await this.run(seqs.filter((s) => s.length > 0), options, (s, start, rows, n) => {
+      this.consumeRows(s, start, rows, n, float32);
+      if (onScored && start + n === s.length) onScored(index.get(s)!);
+    });
     const out = seqs.map((s) => s.result());
     return single ? out[0] : out;
   }
@@ -527,7 +534,7 @@ export class RetNetLM {
   /** The streamed forward: `onRows(seq, start, rows, n)` gets every output row block, in order per sequence. */
   private async run(seqs: SeqScore[], options: ScoreOptions, onRows: (s: SeqScore, start: number, rows: ArrayLike<number>, n: number) => void): Promise<void> {
     if (seqs.length === 0) return;
-    const { perToken: _p, onProgress, ...fwd } = options;
+    const { perToken: _p, onProgress, onScored: _s, ...fwd } = options;
     const opts: ForwardOptions = { ...fwd };
     if (opts.chunkSize === undefined && opts.numChunks === undefined) opts.chunkSize = DEFAULT_LM_CHUNK;
     const r = resolveOptions(opts, { backend: DEFAULT_BACKEND });

@@ -308,7 +308,11 @@ export class RetNet {
     return ragged(xs, this.dims.d, options.backend ?? DEFAULT_BACKEND, (src, sink) => this.forwardStream(src, sink, options));
   }
 
-  /** Engines and devices of the backends this model has used so far. */
+  /** Engines and devices of the backends this model has used so far: a Promise (the worker
+   *  pools are asked), resolving to one entry per backend started, none before the first forward.
+   *  @example
+   *  const [info] = await model.backendInfo(); // e.g. { backend: 'wasm', engine: 'wasm-relaxed-simd', device: 'CPU, 2 workers' }
+   */
   backendInfo(): Promise<BackendInfo[]> { return this.executors.info(); }
 
   /** The running executor of a backend (for tests and tools). */
@@ -453,7 +457,7 @@ export class MultiScaleRetention {
     return ragged(xs, this.dims.d, options.backend ?? DEFAULT_BACKEND, (src, sink) => this.forwardStream(src, sink, options));
   }
 
-  /** See {@link RetNet.backendInfo}. */
+  /** Engines and devices of the backends this layer has used so far (a Promise, like RetNet.backendInfo). */
   backendInfo(): Promise<BackendInfo[]> { return this.executors.info(); }
 
   /** See {@link RetNet.executor}. */

@@ -35,6 +35,12 @@ export function installHint(engine: TfjsEngine): string {
   }
 }
 
+/** Where a GPU comes from: WebGPU (from the registry, no CUDA), and tfjs-node-gpu only as the CUDA option. */
+export function gpuAdvice(): string {
+  return 'for a GPU, use WebGPU: `npm install webgpu @tensorflow/tfjs @tensorflow/tfjs-backend-webgpu` (prebuilt Dawn; Vulkan on Linux, ' +
+    'Metal on macOS, D3D12 on Windows); on Linux x86-64 with CUDA 11.2 and cuDNN 8.1 only, @tensorflow/tfjs-node-gpu is the CUDA option';
+}
+
 /** What the worker reports after loading an engine. */
 export interface EngineInfo {
   engine: TfjsEngine;

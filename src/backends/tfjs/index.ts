@@ -14,7 +14,7 @@ import { errors, RetNetError } from '../../errors.js';
 import { Tensor } from '../../tensor.js';
 import type { BackendInfo, Executor, ForwardRequest, ModelSpec } from '../executor.js';
 import type { ForwardArgs, WireLinear, WireModel, WireNorm } from './compute.js';
-import { DEFAULT_WINDOW_ELEMS, ENGINE_ENV, TFJS_ENGINES, installHint, type AdapterInfo, type EngineFailure, type EngineInfo, type TfjsEngine } from './engines.js';
+import { DEFAULT_WINDOW_ELEMS, ENGINE_ENV, TFJS_ENGINES, gpuAdvice, installHint, type AdapterInfo, type EngineFailure, type EngineInfo, type TfjsEngine } from './engines.js';
 import type { TfjsWorkerApi } from '../../../workers/tfjs-worker.js';
 import { envValue } from '../../env.js';
 
@@ -53,7 +53,7 @@ function engineError(choice: TfjsEngine | 'auto', failures: EngineFailure[]): Er
       (choice === 'tfjs-node-gpu' ? `; or pick another engine with ${ENGINE_ENV}=webgpu|tfjs-node|wasm|cpu` : ''));
   }
   return errors.engine(`no TensorFlow.js engine could be loaded (${failures.map((f) => `${f.engine}: ${f.reason}`).join('; ')}); ` +
-    `${installHint('cpu')}, or ${installHint('tfjs-node-gpu')}`);
+    `for the CPU, ${installHint('cpu')}; ${gpuAdvice()}`);
 }
 
 /** One live worker and what was uploaded to it. */

@@ -1,8 +1,11 @@
 // `retnet bench`: forward throughput over backend × length × chunks × workers
-// on a seeded model; a table on stdout and JSON to a file.
+// on a seeded model; each cell on stderr as it finishes, a table on stdout,
+// JSON to a file with --json.
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { RetNet } from '../../index.js';
+import { RetNetError } from '../../errors.js';
+import { gpuAdvice } from '../../backends/tfjs/engines.js';
 import { backendList, errorMessage, flagModelConfig, kernelsName, parse, table, type Command } from '../command.js';
 import { MAX_WORKERS, intListOption, intOption } from '../numbers.js';
 import { checkOutputTarget, writeFileAtomic } from '../safe-output.js';
@@ -14,7 +17,12 @@ const usage = `usage: retnet bench [--backend wasm,tfjs,js] [--lengths 1024,8192
 Forward throughput (tokens/s) of a seeded random RetNet for every
 combination of backend, length, chunk count and worker count. Inputs are
 generated and streamed (model.forwardStream), so long lengths cost no input
-memory. Prints a table; writes JSON (default bench/results/bench.json).
+memory. Prints each cell on stderr as it finishes, then a table on stdout;
+writes JSON only with --json. A backend whose engine cannot start (e.g. tfjs
+not installed) is one row of the table with the reason, and is not measured.
+Exit codes: 0 when at least one cell was measured and every failure is a
+backend that could not start; 1 when nothing was measured or a measurement
+failed; 2 bad command line.
 
 options:
   --backend LIST    backends (default wasm)
@@ -29,12 +37,14 @@ options:
                     retention, activations, norms, rotary, scan, dispatch/idle):
                     a timing wrapper around the workers' kernels (RETNET_PROFILE=1),
                     so profiled times run slightly slower than unprofiled ones
-  --json OUT        JSON output path
+  --json OUT        write the results as JSON to OUT (default: not saved)
   -h, --help        this text`;
 
 export interface BenchRow {
   backend: string; engine: string; device: string; B: number; L: number; chunks: number; workers: number | null;
   seconds: number; tokensPerSec: number; error?: string;
+  /** the backend could not start (its engine is missing): one row for the backend, nothing measured */
+  unavailable?: string;
   /** --profile: worker-milliseconds per phase of the best run (they sum to workers × seconds × 1000) */
   profile?: Record<string, number>;
 }
@@ -58,21 +68,25 @@ const bench: Command = {
     const B = intOption('batch', v.batch) ?? 1;
     const cfg = flagModelConfig(intOption('layers', v.layers) ?? 6, intOption('dim', v.dim) ?? 512, intOption('heads', v.heads) ?? 8);
     const repeat = intOption('repeat', v.repeat) ?? 1;
-    const out = v.json ?? 'bench/results/bench.json';
+    const out: string | undefined = v.json;
     // before the benchmark: the JSON's folder must be usable and the file not a special one
-    const target = checkOutputTarget(out, [], '--json', { createDir: true });
+    const target = out === undefined ? undefined : checkOutputTarget(out, [], '--json', { createDir: true });
     const profile = v.profile ?? false;
     if (profile) process.env.RETNET_PROFILE = '1'; // read by each worker pool as it starts
     const rows: BenchRow[] = [];
     console.log(`bench: RetNet ${cfg.numLayer} layers, ${cfg.numHeads} heads, d=${cfg.dimModel}, value factor 2, MLP 4·d; batch ${B}; ${JSON.stringify(machine())}`);
+    const cell = (r: BenchRow) => `${r.backend}${r.workers !== null ? ` workers=${r.workers}` : ''} L=${r.L} chunks=${r.chunks}`;
     for (const backend of backends) {
+      let unavailable: string | undefined;
       for (const kernels of backend === 'wasm' ? kernelsList : [undefined]) for (const workers of backend === 'wasm' ? workersList : [null]) {
+        if (unavailable !== undefined) continue;
         // a fresh model per worker count: the pool is sized when first used
         const model = RetNet.init(cfg);
         try {
           const opts = { backend, kernels, workers: workers ?? undefined };
           let engine = '', device = '', warm = false;
           for (const L of lengths) for (const chunks of chunksList) {
+            if (unavailable !== undefined) continue;
             const row: BenchRow = { backend, engine, device, B, L, chunks, workers, seconds: NaN, tokensPerSec: NaN };
             try {
               if (!warm) { await model.forwardStream(generatedSource(1, Math.min(...lengths), cfg.dimModel), discardSink(), { ...opts, numChunks: chunks }); warm = true; }
@@ -91,26 +105,45 @@ const bench: Command = {
               engine = row.engine = inf?.engine ?? 'js-float64'; device = row.device = inf?.device ?? 'CPU, main thread';
               row.seconds = best; row.tokensPerSec = (B * L) / best;
             } catch (e) {
+              if (!warm && e instanceof RetNetError && e.code === 'E_ENGINE') {
+                // the backend cannot start: one row with the reason, its other cells not tried
+                unavailable = errorMessage(e);
+                rows.push({ backend, engine: '-', device: '-', B, L: NaN, chunks: NaN, workers: null, seconds: NaN, tokensPerSec: NaN, unavailable });
+                process.stderr.write(`bench: ${backend}: not available, skipped: ${unavailable}\n`);
+                continue;
+              }
               row.error = errorMessage(e);
             }
             rows.push(row);
-            process.stderr.write(row.error ? `  ${backend} L=${L} chunks=${chunks}: ${row.error}\n` : '');
+            process.stderr.write(row.error ? `bench: ${cell(row)}: error: ${row.error}\n`
+              : `bench: ${cell(row)}: ${Math.round(row.tokensPerSec)} tokens/s (${row.seconds.toFixed(3)} s, ${row.engine})\n`);
           }
         } finally {
           await model.close();
         }
       }
     }
-    console.log(table(['backend', 'engine', 'device', 'B', 'L', 'chunks', 'workers', 'seconds', 'tokens/s'],
-      rows.map((r) => [r.backend, r.engine || '-', r.device || '-', r.B, r.L, r.chunks, r.workers ?? '-',
-        r.error ? 'error' : Number(r.seconds.toFixed(3)), r.error ? r.error.slice(0, 60) : Math.round(r.tokensPerSec)])));
-    if (profile) printProfiles(rows);
-    mkdirSync(dirname(target), { recursive: true });
-    writeFileAtomic(target, JSON.stringify({ suite: 'retnet bench', date: new Date().toISOString(), machine: machine(), model: cfg, batch: B, repeat, rows }, null, 2) + '\n');
-    console.log(`wrote ${out}`);
-    return rows.some((r) => r.error) ? 1 : 0;
+    const measured = rows.filter((r) => r.unavailable === undefined);
+    console.log(table(['backend', 'engine', 'device', 'B', 'L', 'chunks', 'workers', 'seconds', 'tokens/s', 'note'],
+      rows.map((r) => r.unavailable !== undefined
+        ? [r.backend, '-', '-', '-', '-', '-', '-', '-', '-', `not available: ${firstClause(r.unavailable)}`]
+        : [r.backend, r.engine || '-', r.device || '-', r.B, r.L, r.chunks, r.workers ?? '-',
+          r.error ? '-' : Number(r.seconds.toFixed(3)), r.error ? '-' : Math.round(r.tokensPerSec), r.error ? `error: ${r.error.slice(0, 80)}` : ''])));
+    if (rows.some((r) => r.unavailable !== undefined && r.backend === 'tfjs')) console.log(`tfjs: for the CPU, npm install @tensorflow/tfjs; ${gpuAdvice()} (the full reason is on stderr)`);
+    if (profile) printProfiles(measured);
+    if (target !== undefined) {
+      mkdirSync(dirname(target), { recursive: true });
+      writeFileAtomic(target, JSON.stringify({ suite: 'retnet bench', date: new Date().toISOString(), machine: machine(), model: cfg, batch: B, repeat, rows }, null, 2) + '\n');
+      console.log(`wrote ${out}`);
+    } else console.log('(results not saved: add --json FILE to write them)');
+    const ok = measured.some((r) => !r.error);
+    return ok && !measured.some((r) => r.error) ? 0 : 1;
   },
 };
+
+/** The reason of an engine error up to its first ' (' or '; ' (the details are on stderr, the advice below the table). */
+const firstClause = (m: string) => m.split(/ \(|; /)[0];
+
 /** One line per profiled cell: each phase's share of workers × wall time. */
 function printProfiles(rows: BenchRow[]): void {
   const cols = [...PHASES.filter((p) => rows.some((r) => (r.profile?.[p] ?? 0) > 0)), 'dispatch/idle'];

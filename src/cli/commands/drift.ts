@@ -1,8 +1,8 @@
 // `retnet drift`: the chunk-count stability study. The float32 forward at
 // chunk counts 1, 2, 4, …, L (and −1, recurrent; the parallel form where it
 // fits) per backend and state precision, against one float64 reference.
-import { mkdirSync } from 'node:fs';
-import { totalmem } from 'node:os';
+import { mkdirSync, mkdtempSync, readdirSync, rmdirSync } from 'node:fs';
+import { tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { MultiScaleRetention, RetNet, Tensor, maxAbs, maxAbsDiff, nmse, relMaxError, type BackendName } from '../../index.js';
 import { RetNetError } from '../../errors.js';
@@ -27,7 +27,7 @@ function embedRandomIds(lm: RetNetLM, L: number, seed: number): Tensor {
   return new Tensor(x, [1, L, d]);
 }
 
-const usage = `usage: retnet drift [--model M] [--length L] [--backends wasm,tfjs] [--out-dir DIR] [--workers N] [--normalize-attn] [--normalize-retn]
+const usage = `usage: retnet drift [--model M] [--length L] [--backends wasm,tfjs] [--out-dir DIR] [--no-plot] [--workers N] [--normalize-attn] [--normalize-retn]
 
 How the float32 forward's error against a float64 reference changes with the
 chunk count: numChunks 1, 2, 4, …, L and -1 (recurrent), plus the parallel form
@@ -37,16 +37,21 @@ The reference is the js backend (float64, exact in every form), computed once,
 chunkwise. Errors of the retention output (layer 0, before the group norm) and
 of the model's output: max abs, max abs / max|ref|, NMSE. Writes drift.csv,
 drift.json and drift.svg (log–log plot) to the output folder (checked before
-the study starts; each file is replaced only when it is complete). A backend
-whose engine cannot start is reported once and skipped.
+the study starts; each file is replaced only when it is complete) and prints
+where. A backend whose engine cannot start is reported once and skipped. The
+plot needs the optional packages vega and vega-lite: without them (or with
+--no-plot) drift.svg is skipped with a note, and the CSV and JSON are written.
+Exit codes: 0 when at least one form of one backend was measured, 1 when none
+was, 2 bad command line.
 
 options:
   --model M         checkpoint (default: a seeded random RetNet, 2 layers, d=64, 4 heads), or
                     a fla-hub RetNet folder (DIR or ORG/NAME in the local Hugging Face cache),
                     fed the embeddings of seeded random token ids
-  --length L        sequence length (default 65536)
-  --backends LIST   backends to study (default wasm,tfjs)
-  --out-dir DIR     output folder (default bench/results/drift)
+  --length L        sequence length (default 8192; the study at 65536 takes minutes)
+  --backends LIST   backends to study (default wasm, and tfjs when @tensorflow/tfjs is installed)
+  --out-dir DIR     output folder (default: a new folder retnet-drift-XXXXXX under the OS temp dir)
+  --no-plot         do not draw drift.svg
   --workers N       worker threads (wasm; 1 to 256)
   --seed S          seed of the input sequence (randn, 0 to 4294967295, default 1)
   --normalize-attn, --normalize-retn   normalisations (both forms and the reference)
@@ -57,6 +62,14 @@ export interface DriftRow {
   backend: BackendName; stateDtype: 'float32' | 'float64'; form: 'parallel' | 'chunkwise' | 'recurrent';
   numChunks: number | null; chunkSize: number; target: 'retention' | 'output';
   maxAbsError: number; relMaxError: number; nmse: number; seconds: number; error?: string;
+}
+
+/** Sequence length of the study when --length is not given. */
+export const DEFAULT_DRIFT_LENGTH = 8192;
+
+/** The backends studied when --backends is not given: wasm, and tfjs when TensorFlow.js is installed. */
+function defaultBackends(): BackendName[] {
+  try { import.meta.resolve('@tensorflow/tfjs'); return ['wasm', 'tfjs']; } catch { return ['wasm']; }
 }
 
 /** The files drift writes into --out-dir. */
@@ -72,13 +85,13 @@ const drift: Command = {
     const a = parse({ usage }, argv, {
       model: { type: 'string' }, length: { type: 'string' }, backends: { type: 'string' }, 'out-dir': { type: 'string' },
       workers: { type: 'string' }, seed: { type: 'string' }, 'normalize-attn': { type: 'boolean' }, 'normalize-retn': { type: 'boolean' },
-      'msr-gate-fn': { type: 'string' }, 'mlp-gate-fn': { type: 'string' },
+      'msr-gate-fn': { type: 'string' }, 'mlp-gate-fn': { type: 'string' }, 'no-plot': { type: 'boolean' },
     });
     if (!a) return 0;
     const v = a.values;
-    const L = intOption('length', v.length) ?? 65536;
-    const backends = backendList('backends', v.backends ?? 'wasm,tfjs');
-    const outDir = v['out-dir'] ?? 'bench/results/drift';
+    const L = intOption('length', v.length) ?? DEFAULT_DRIFT_LENGTH;
+    const backends = v.backends !== undefined ? backendList('backends', v.backends) : defaultBackends();
+    const plot = v['no-plot'] !== true;
     const workers = workersOption('workers', v.workers);
     const seed = intOption('seed', v.seed, { min: 0, max: 2 ** 32 - 1 }) ?? 1;
     const flags = { normalizeAttn: v['normalize-attn'] ?? false, normalizeRetn: v['normalize-retn'] ?? false };
@@ -87,101 +100,125 @@ const drift: Command = {
 
     // before the study: the output folder must be usable (and its files not the model or special files)
     const inputs = [{ label: '--model', path: v.model }];
-    checkOutputDir(outDir, OUT_FILES, inputs);
-    // checked again when written (the folder may be new); a symlinked file is written through
-    const save = (name: string, data: string) => writeFileAtomic(checkOutputTarget(join(outDir, name), inputs, '--out-dir file'), data);
-
-    // a fla-family folder (DIR or ORG/NAME): its RetNet, fed the embeddings of seeded random token ids
-    const lm = v.model !== undefined && RetNetLM.isFolderSpec(v.model) ? await loadLM(v.model) : null;
-    const model = lm ? lm.model : v.model ? await RetNet.load(v.model, acts) : RetNet.init(modelConfig(2, 64, 4));
-    const msr = MultiScaleRetention.fromRetNet(model, 0);
-    const log = (s: string) => process.stderr.write(s + '\n');
+    const files = plot ? OUT_FILES : OUT_FILES.filter((f) => f !== 'drift.svg');
+    // no --out-dir: a fresh folder under the OS temp dir, never the current directory (removed again if nothing is written)
+    const outDir = v['out-dir'] ?? mkdtempSync(join(tmpdir(), 'retnet-drift-'));
+    const ownDir = v['out-dir'] === undefined;
+    if (!ownDir) checkOutputDir(outDir, files, inputs);
+    process.stderr.write(`drift: L = ${L}, backends ${backends.join(', ')}; output folder ${outDir}\n`);
     try {
-      const d = model.dims.d;
-      // the study holds the input (float32 [L, d]), the float64 references of
-      // the retention output ([L, H·dv]) and of the model output ([L, d]), and one result at a time
-      const hdv = model.dims.H * model.dims.dv;
-      const need = L * (4 * d + 8 * hdv + 8 * d + 8 * Math.max(hdv, d));
-      if (need > totalmem()) {
-        throw new UsageError(`--length ${L} needs about ${fmtBytes(need)} (the input and its float64 references are held in memory), more than this machine's ${fmtBytes(totalmem())}; choose a shorter --length`);
-      }
-      // a backend whose engine cannot start: reported once, then skipped
-      const usable: BackendName[] = [];
-      for (const backend of backends) {
-        try {
-          await model.forward(Tensor.randn([1, 2, d], { seed: 0, dtype: 'float32' }), { backend, workers, numChunks: 1 });
-          usable.push(backend);
-        } catch (e) {
-          if (!(e instanceof RetNetError && e.code === 'E_ENGINE')) throw e;
-          log(`drift: backend ${backend} skipped: ${errorMessage(e)}`);
-          skipped.push({ backend, reason: errorMessage(e) });
-        }
-      }
-      if (usable.length === 0) throw new Error(`none of the backends (${backends.join(', ')}) could start; see the messages above`);
-      const x = lm ? embedRandomIds(lm, L, seed) : Tensor.randn([1, L, d], { seed, dtype: 'float32' });
-      // One float64 reference, chunkwise with a mid chunk size (~√L, a power of two).
-      const refChunk = Math.min(L, 2 ** Math.round(Math.log2(Math.sqrt(L))));
-      let t0 = performance.now();
-      const refOpts = { backend: 'js' as const, chunkSize: refChunk, ...flags };
-      const ref = { retention: await msr.retentionOutput(x, refOpts), output: await model.forward(x, refOpts) };
-      const refSeconds = (performance.now() - t0) / 1000;
-      log(`drift: reference (js float64, chunk size ${refChunk}) in ${refSeconds.toFixed(2)} s`);
+      return await study(outDir);
+    } finally {
+      if (ownDir) { try { if (readdirSync(outDir).length === 0) rmdirSync(outDir); } catch { /* best effort */ } }
+    }
 
-      const counts: (number | null)[] = [];
-      if (L <= MAX_PARALLEL_L) counts.push(null);
-      for (let k = 1; k < L; k *= 2) if (Math.ceil(L / k) <= MAX_PARALLEL_L) counts.push(k);
-      counts.push(L, -1);
-      const rows: DriftRow[] = [];
-      for (const backend of usable) {
-        for (const stateDtype of backend === 'js' ? (['float64'] as const) : (['float32', 'float64'] as const)) {
-          for (const numChunks of counts) {
-            const form = numChunks === null ? 'parallel' : numChunks === -1 ? 'recurrent' : 'chunkwise';
-            const chunkSize = numChunks === null ? L : numChunks === -1 ? 1 : Math.ceil(L / numChunks);
-            const opts = { backend, workers, stateDtype, numChunks, ...flags };
-            for (const target of ['retention', 'output'] as const) {
-              const row: DriftRow = { backend, stateDtype, form, numChunks, chunkSize, target, maxAbsError: NaN, relMaxError: NaN, nmse: NaN, seconds: NaN };
-              try {
-                t0 = performance.now();
-                const y = target === 'retention' ? await msr.retentionOutput(x, opts) : await model.forward(x, opts);
-                row.seconds = (performance.now() - t0) / 1000;
-                row.maxAbsError = maxAbsDiff(y, ref[target]);
-                row.relMaxError = relMaxError(y, ref[target]);
-                row.nmse = nmse(y, ref[target]);
-              } catch (e) {
-                row.error = errorMessage(e);
-              }
-              rows.push(row);
-            }
-            const last = rows.slice(-2);
-            log(`  ${backend} ${stateDtype} ${form}${numChunks !== null && numChunks > 0 ? ` ${numChunks} chunks` : ''}: ${last.map((r) => r.error ? `${r.target} error: ${r.error}` : `${r.target} rel ${fmtE(r.relMaxError)}`).join(', ')}`);
+    // the study itself (outDir is usable): returns the exit code
+    async function study(outDir: string): Promise<number> {
+      // checked again when written (the folder may be new); a symlinked file is written through
+      const save = (name: string, data: string) => writeFileAtomic(checkOutputTarget(join(outDir, name), inputs, '--out-dir file'), data);
+
+      // a fla-family folder (DIR or ORG/NAME): its RetNet, fed the embeddings of seeded random token ids
+      const lm = v.model !== undefined && RetNetLM.isFolderSpec(v.model) ? await loadLM(v.model) : null;
+      const model = lm ? lm.model : v.model ? await RetNet.load(v.model, acts) : RetNet.init(modelConfig(2, 64, 4));
+      const msr = MultiScaleRetention.fromRetNet(model, 0);
+      const log = (s: string) => process.stderr.write(s + '\n');
+      try {
+        const d = model.dims.d;
+        // the study holds the input (float32 [L, d]), the float64 references of
+        // the retention output ([L, H·dv]) and of the model output ([L, d]), and one result at a time
+        const hdv = model.dims.H * model.dims.dv;
+        const need = L * (4 * d + 8 * hdv + 8 * d + 8 * Math.max(hdv, d));
+        if (need > totalmem()) {
+          throw new UsageError(`--length ${L} needs about ${fmtBytes(need)} (the input and its float64 references are held in memory), more than this machine's ${fmtBytes(totalmem())}; choose a shorter --length`);
+        }
+        // a backend whose engine cannot start: reported once, then skipped
+        const usable: BackendName[] = [];
+        for (const backend of backends) {
+          try {
+            await model.forward(Tensor.randn([1, 2, d], { seed: 0, dtype: 'float32' }), { backend, workers, numChunks: 1 });
+            usable.push(backend);
+          } catch (e) {
+            if (!(e instanceof RetNetError && e.code === 'E_ENGINE')) throw e;
+            log(`drift: backend ${backend} skipped: ${errorMessage(e)}`);
+            skipped.push({ backend, reason: errorMessage(e) });
           }
         }
+        if (usable.length === 0) throw new Error(`none of the backends (${backends.join(', ')}) could start; see the messages above`);
+        const x = lm ? embedRandomIds(lm, L, seed) : Tensor.randn([1, L, d], { seed, dtype: 'float32' });
+        // One float64 reference, chunkwise with a mid chunk size (~√L, a power of two).
+        const refChunk = Math.min(L, 2 ** Math.round(Math.log2(Math.sqrt(L))));
+        let t0 = performance.now();
+        const refOpts = { backend: 'js' as const, chunkSize: refChunk, ...flags };
+        const ref = { retention: await msr.retentionOutput(x, refOpts), output: await model.forward(x, refOpts) };
+        const refSeconds = (performance.now() - t0) / 1000;
+        log(`drift: reference (js float64, chunk size ${refChunk}) in ${refSeconds.toFixed(2)} s`);
+
+        const counts: (number | null)[] = [];
+        if (L <= MAX_PARALLEL_L) counts.push(null);
+        for (let k = 1; k < L; k *= 2) if (Math.ceil(L / k) <= MAX_PARALLEL_L) counts.push(k);
+        counts.push(L, -1);
+        const rows: DriftRow[] = [];
+        for (const backend of usable) {
+          for (const stateDtype of backend === 'js' ? (['float64'] as const) : (['float32', 'float64'] as const)) {
+            for (const numChunks of counts) {
+              const form = numChunks === null ? 'parallel' : numChunks === -1 ? 'recurrent' : 'chunkwise';
+              const chunkSize = numChunks === null ? L : numChunks === -1 ? 1 : Math.ceil(L / numChunks);
+              const opts = { backend, workers, stateDtype, numChunks, ...flags };
+              for (const target of ['retention', 'output'] as const) {
+                const row: DriftRow = { backend, stateDtype, form, numChunks, chunkSize, target, maxAbsError: NaN, relMaxError: NaN, nmse: NaN, seconds: NaN };
+                try {
+                  t0 = performance.now();
+                  const y = target === 'retention' ? await msr.retentionOutput(x, opts) : await model.forward(x, opts);
+                  row.seconds = (performance.now() - t0) / 1000;
+                  row.maxAbsError = maxAbsDiff(y, ref[target]);
+                  row.relMaxError = relMaxError(y, ref[target]);
+                  row.nmse = nmse(y, ref[target]);
+                } catch (e) {
+                  row.error = errorMessage(e);
+                }
+                rows.push(row);
+              }
+              const last = rows.slice(-2);
+              log(`  ${backend} ${stateDtype} ${form}${numChunks !== null && numChunks > 0 ? ` ${numChunks} chunks` : ''}: ${last.map((r) => r.error ? `${r.target} error: ${r.error}` : `${r.target} rel ${fmtE(r.relMaxError)}`).join(', ')}`);
+            }
+          }
+        }
+
+        mkdirSync(outDir, { recursive: true });
+        const cols = ['backend', 'stateDtype', 'form', 'numChunks', 'chunkSize', 'target', 'maxAbsError', 'relMaxError', 'nmse', 'seconds', 'error'] as const;
+        const csv = [cols.join(','), ...rows.map((r) => cols.map((c) => {
+          const val = r[c];
+          return val === undefined || val === null ? '' : typeof val === 'string' && /[",\n]/.test(val) ? `"${val.replace(/"/g, '""')}"` : String(val);
+        }).join(','))].join('\n') + '\n';
+        save('drift.csv', csv);
+        const meta = {
+          study: 'retnet drift', date: new Date().toISOString(), machine: machine(), L, seed,
+          input: lm ? `embeddings of ${L} seeded random token ids (BOS first) [1, ${L}, ${d}]` : `randn [1, ${L}, ${d}]`,
+          model: v.model ?? { seeded: modelConfig(2, 64, 4) }, dims: model.dims, flags,
+          reference: { backend: 'js', dtype: 'float64', chunkSize: refChunk, seconds: refSeconds, maxAbs: { retention: maxAbs(ref.retention), output: maxAbs(ref.output) } },
+        };
+        // the plot first (its absence is recorded in drift.json): optional packages, optional output
+        let svg: string | null = null, plotNote: string;
+        if (!plot) plotNote = 'drift.svg not drawn (--no-plot)';
+        else {
+          try { svg = await driftSvg(rows, L); plotNote = ''; } catch (e) {
+            if (!(e instanceof RetNetError && e.code === 'E_ENGINE')) throw e;
+            plotNote = `drift.svg skipped: ${errorMessage(e)}`;
+          }
+        }
+        save('drift.json', JSON.stringify({ ...meta, skipped, ...(svg === null ? { plot: plotNote } : {}), rows }, null, 2) + '\n');
+        if (svg !== null) save('drift.svg', svg);
+
+        console.log(table(['backend', 'state', 'form', 'chunks', 'chunk size', 'target', 'max|Δ|', 'max|Δ|/max|ref|', 'NMSE', 'seconds'],
+          rows.map((r) => [r.backend, r.stateDtype, r.form, r.numChunks ?? '-', r.chunkSize, r.target,
+            r.error ? 'error' : fmtE(r.maxAbsError), r.error ? r.error.slice(0, 50) : fmtE(r.relMaxError), r.error ? '' : fmtE(r.nmse), r.error ? '' : r.seconds.toFixed(3)])));
+        console.log(`wrote ${join(outDir, 'drift.csv')}, drift.json${svg !== null ? ', drift.svg' : ''}`);
+        if (svg === null) log(`drift: note: ${plotNote}`);
+        return rows.some((r) => !r.error) ? 0 : 1;
+      } finally {
+        await msr.close();
+        await (lm ?? model).close();
       }
-
-      mkdirSync(outDir, { recursive: true });
-      const cols = ['backend', 'stateDtype', 'form', 'numChunks', 'chunkSize', 'target', 'maxAbsError', 'relMaxError', 'nmse', 'seconds', 'error'] as const;
-      const csv = [cols.join(','), ...rows.map((r) => cols.map((c) => {
-        const val = r[c];
-        return val === undefined || val === null ? '' : typeof val === 'string' && /[",\n]/.test(val) ? `"${val.replace(/"/g, '""')}"` : String(val);
-      }).join(','))].join('\n') + '\n';
-      save('drift.csv', csv);
-      const meta = {
-        study: 'retnet drift', date: new Date().toISOString(), machine: machine(), L, seed,
-        input: lm ? `embeddings of ${L} seeded random token ids (BOS first) [1, ${L}, ${d}]` : `randn [1, ${L}, ${d}]`,
-        model: v.model ?? { seeded: modelConfig(2, 64, 4) }, dims: model.dims, flags,
-        reference: { backend: 'js', dtype: 'float64', chunkSize: refChunk, seconds: refSeconds, maxAbs: { retention: maxAbs(ref.retention), output: maxAbs(ref.output) } },
-      };
-      save('drift.json', JSON.stringify({ ...meta, skipped, rows }, null, 2) + '\n');
-      save('drift.svg', await driftSvg(rows, L));
-
-      console.log(table(['backend', 'state', 'form', 'chunks', 'chunk size', 'target', 'max|Δ|', 'max|Δ|/max|ref|', 'NMSE', 'seconds'],
-        rows.map((r) => [r.backend, r.stateDtype, r.form, r.numChunks ?? '-', r.chunkSize, r.target,
-          r.error ? 'error' : fmtE(r.maxAbsError), r.error ? r.error.slice(0, 50) : fmtE(r.relMaxError), r.error ? '' : fmtE(r.nmse), r.error ? '' : r.seconds.toFixed(3)])));
-      console.log(`wrote ${join(outDir, 'drift.csv')}, drift.json, drift.svg`);
-      return rows.some((r) => !r.error) ? 0 : 1;
-    } finally {
-      await msr.close();
-      await (lm ?? model).close();
     }
   },
 };

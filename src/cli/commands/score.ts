@@ -10,7 +10,7 @@ import { AtomicOutput, checkOutputTarget } from '../safe-output.js';
 import { loadLM, parseBackend, processIO, progressBar, runCommand, UsageError, type Command, type CommandIO } from '../lm-util.js';
 
 const usage = `usage: retnet score [--model M.safetensors|DIR|ORG/NAME] [--backend js|wasm|tfjs] [--chunk-size N] [--jsonl OUT] [--per-token] FILE...
-       retnet score --out SCORES.jsonl[.gz] [corpus options] INPUT...
+       retnet score [--out SCORES.jsonl[.gz]] [corpus options] INPUT...
   Scores each FILE ('-' = stdin) under a RetNet language model and prints bytes, total bits,
   bits/byte and tokens/s per file (a tokenized model: also tokens and perplexity).
   --model       the shipped byte-level bytes-4x128 (default), a byte-LM .safetensors, or a
@@ -19,29 +19,34 @@ const usage = `usage: retnet score [--model M.safetensors|DIR|ORG/NAME] [--backe
   --jsonl OUT   one JSON record per file: {"file","bytes","bits","bits_per_byte"}; written
                 to a temporary file and renamed when every file is scored (a failed run
                 leaves OUT as it was); refused when OUT is one of the FILEs or the model
-  --per-token   with --jsonl or --out, add "logprobs": ln p(token t+1 | tokens 0..t) for each t
+  --per-token   with --jsonl, --out or a corpus, add "logprobs": ln p(token t+1 | tokens 0..t) for each t
 
-  Corpus mode (--out): INPUTs are files, directories (walked recursively, sorted),
-  *.jsonl / *.jsonl.gz / *.jsonl.zst / *.json.gz (one JSON document per line) and
-  *.parquet; any other file is one document. One record per document, in input order:
-  {"id","source","bytes","bits","bits_per_byte"}; a summary on stderr.
+  Corpus mode: with --out, or when any INPUT is a corpus: a directory (walked recursively,
+  sorted), *.jsonl / *.jsonl.gz / *.jsonl.zst / *.json.gz (one JSON document per line) or
+  *.parquet. Then every INPUT is read as a corpus: JSONL and Parquet give one document per
+  line/row, any other file (plain text, '-') is one document. One record per document, in
+  input order: {"id","source","bytes","bits","bits_per_byte"}; a summary on stderr.
+  Without --out the records go to stdout as they are scored (the same lines --out writes).
   --out FILE            output (.jsonl or .jsonl.gz), written as FILE.partial and renamed when complete
-  --resume              continue an interrupted run from FILE.partial (same inputs, model, options)
+  --resume              continue an interrupted run from FILE.partial (same inputs, model, options; needs --out)
   --text-field NAME     JSONL/Parquet field with the text (default text)
   --id-field NAME       field with the id (default id; missing → FILE:LINE)
   --include GLOB        files to take from directories (default every regular file)
   --strict              a bad JSONL line / Parquet row is an error (default: reported and skipped)
   --max-doc-bytes N     longest JSONL line / document, in bytes (default 67108864 = 64 MiB);
                         a longer one is a bad record
-  --summary-json FILE   the summary as JSON
+  --summary-json FILE   the summary as JSON (snake_case fields: run_id, bits_per_byte, …)
   --shard-bytes N       text bytes per shard / ragged batch (default 4194304)
   --queue redis://[user:pass@]host:port[/db]   (or rediss://) coordinate \`retnet worker\`s
-                        through BullMQ on that Redis instead of scoring here
+                        through BullMQ on that Redis instead of scoring here (needs --out)
   --run-id ID           the queue run (default: a digest of inputs, model and options);
                         the same run id resumes: finished shards are not scored again
   --max-in-flight N     shards on the queue at once (default 8)
   --redis-timeout SEC   give up when Redis is unreachable this long (default 30)
-  -h, --help            this text`;
+  -h, --help            this text
+
+  Exit codes: 0 ok, 1 error (nothing written to --out; a failed run before its first record
+  leaves no FILE.partial), 2 bad command line.`;
 
 async function readStdin(stdin: NodeJS.ReadableStream): Promise<Uint8Array> {
   const parts: Buffer[] = [];
@@ -81,7 +86,7 @@ export const score: Command = {
       }, true, io.stdout);
       if (!a) return;
       const { values, positionals } = a;
-      if (wantsCorpusMode(values)) return runCorpusMode(values, positionals, io, scoreCorpus);
+      if (wantsCorpusMode(values, positionals)) return runCorpusMode(values, positionals, io, scoreCorpus);
       if (positionals.length === 0) throw new UsageError('give at least one FILE (or - for stdin)');
       if (positionals.filter((f) => f === '-').length > 1) throw new UsageError("stdin ('-') can be given only once");
       const backend = parseBackend(values.backend);
