@@ -4,7 +4,9 @@
 import type { RedisOptions } from 'ioredis';
 import { errors } from '../../errors.js';
 
+/** A parsed redis:// or rediss:// URL. */
 export interface RedisTarget {
+  /** ioredis connection options */
   options: RedisOptions;
   /** the URL without credentials, for messages */
   display: string;
