@@ -222,6 +222,7 @@ export class WasmExecutor implements Executor {
       inv: A.transient(Cmax * F4, 'scratch'),
       tile: A.transient(tileF * F4, 'score tile'),
       gemm: A.transient(Math.max(64, this.kernels.gemmScratchBytes()), 'GEMM scratch'),
+      wide: packed.bf16Scratch ? A.transient(packed.bf16Scratch, 'BF16 weight widening') : 0,
     }));
 
     const states = new Map<number, SeqState>();
