@@ -1,6 +1,7 @@
 // Forward options: types, per-option documentation of which backend honours
 // them, and validation with uniform error messages.
 import { errors } from './errors.js';
+import { envValue } from './env.js';
 
 export type BackendName = 'js' | 'wasm' | 'tfjs';
 /** The wasm backend's kernel engine: 'blas' runs the big GEMMs on a native CBLAS library
@@ -100,8 +101,8 @@ export function resolveOptions(opts: ForwardOptions = {}, defaults: { backend: B
 
 /** RETNET_KERNELS: 'auto' | 'wasm' | 'blas' | 'js' (the scalar twin, debugging); unset → 'auto'. */
 export function kernelsFromEnv(): KernelsRequest {
-  const v = process.env.RETNET_KERNELS;
-  if (v === undefined || v === '') return 'auto';
+  const v = envValue('RETNET_KERNELS');
+  if (v === undefined) return 'auto';
   if (v === 'auto' || v === 'wasm' || v === 'blas' || v === 'js') return v;
   throw errors.option('kernels', "'auto', 'wasm' or 'blas' (from the environment variable RETNET_KERNELS)", v);
 }

@@ -164,7 +164,7 @@ test('score --out: killed (SIGKILL) mid-run, --resume completes without rescorin
   assert.ok(written < n);
   // another run's options do not resume this partial file
   let r = await cli(['score', '--out', out, '--resume', '--model', model, '--shard-bytes', '3000', c]);
-  assert.is(r.code, 1); assert.match(r.err, /cannot resume: .*c2\.jsonl\.partial was written by run "[0-9a-f]+", this is run "[0-9a-f]+" \(inputs, model or options differ\)/);
+  assert.is(r.code, 1); assert.match(r.err, /cannot resume: .*c2\.jsonl\.partial was written by another run \(run id "[0-9a-f]+" ≠ "[0-9a-f]+"; options .*shardBytes.*\)/);
   r = await cli(['score', '--out', out, '--resume', '--summary-json', join(dir, 'c2.sum.json'), ...base]);
   assert.is(r.code, 0, r.err);
   const s = JSON.parse(readFileSync(join(dir, 'c2.sum.json'), 'utf8'));

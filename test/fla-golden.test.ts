@@ -16,6 +16,7 @@ import { RetNetLM, type ScoreOptions } from '../src/index.js';
 import { FIXTURES } from './helpers.js';
 import { canRun } from './helpers/skip.js';
 import { engineMissing } from './helpers/engines.js';
+import { webgpuExecutor } from './tfjs-helpers.js';
 
 const MODELS = ['f32', 'bf16-sharded', 'legacy-mlp', 'tied', 'gqa', 'small-o'] as const;
 const dirOf = (name: string) => join(FIXTURES, 'fla', name);
@@ -118,6 +119,27 @@ test('tfjs (cpu and wasm engines): chunkwise (16) and parallel logits within 3e-
     }
   }
   delete process.env.RETNET_TFJS_ENGINE;
+});
+
+test('tfjs on WebGPU (Dawn; llvmpipe in CI): chunkwise (16) logits within 3e-5 of the golden, three fla fixtures', async () => {
+  const name = 'tfjs/webgpu fla golden';
+  const probe = await webgpuExecutor();
+  if (!canRun(name, probe.missing)) return;
+  await probe.ex!.close();
+  process.env.RETNET_TFJS_ENGINE = 'webgpu';
+  try {
+    // llvmpipe compiles every shader with LLVM: three models (F32, BF16 shards, grouped kv heads) keep it short
+    for (const m of ['f32', 'bf16-sharded', 'gqa'] as const) {
+      const lm = await RetNetLM.load(dirOf(m));
+      try {
+        const e = await logitError(lm, m, { backend: 'tfjs', chunkSize: 16 });
+        const info = await lm.model.backendInfo();
+        assert.ok(info.some((i) => i.engine === 'webgpu'), `engine: ${JSON.stringify(info)}`);
+        console.log(`  ${m} on ${info.map((i) => i.device).join(', ')}: ${e.toExponential(2)}`);
+        assert.ok(e <= 3e-5, `${m} tfjs/webgpu: ${e}`);
+      } finally { await lm.close(); }
+    }
+  } finally { delete process.env.RETNET_TFJS_ENGINE; }
 });
 
 test('recurrent step (js float64 and wasm): token by token, the next-token log-probs match the golden logits', async () => {

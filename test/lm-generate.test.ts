@@ -78,7 +78,9 @@ test('bad arguments', async () => {
   await expectError(() => lm.generate({ prompt, temperature: -1 }), /temperature/, 'temperature');
   await expectError(() => lm.generate({ prompt, maxBytes: 1.5 }), /maxBytes/, 'maxBytes');
   assert.throws(() => lm.step(256), /byte must be an integer in \[0, 256\)/);
-  await expectError(() => lm.score('text' as unknown as Uint8Array), /must be a Uint8Array/, 'not bytes');
+  // text is taken since the tokenizer layer (the byte LM's tokens are its UTF-8 bytes); other types are refused
+  assert.is((await lm.score('text')).bits, (await lm.score(new TextEncoder().encode('text'))).bits);
+  await expectError(() => lm.score(42 as unknown as Uint8Array), /must be a string \(text\), a Uint8Array \(UTF-8 text\) or token ids/, 'not text');
 });
 
 test.after(() => lm.close());

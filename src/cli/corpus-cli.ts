@@ -9,6 +9,7 @@ export const corpusOptionSpec = {
   out: { type: 'string' }, resume: { type: 'boolean' }, 'text-field': { type: 'string' }, 'id-field': { type: 'string' },
   include: { type: 'string' }, strict: { type: 'boolean' }, 'summary-json': { type: 'string' }, 'shard-bytes': { type: 'string' },
   queue: { type: 'string' }, 'run-id': { type: 'string' }, 'max-in-flight': { type: 'string' }, 'redis-timeout': { type: 'string' },
+  'max-doc-bytes': { type: 'string' },
 } as const;
 
 const CORPUS_ONLY = Object.keys(corpusOptionSpec).filter((k) => k !== 'out');
@@ -55,6 +56,7 @@ async function corpusBar(io: CommandIO): Promise<{ update(p: CorpusProgress): vo
 export function summaryLine(s: CorpusSummary): string {
   const q = s.queue ? `; queue: ${s.queue.enqueued} jobs enqueued (${s.queue.reenqueued} again), ${s.queue.adopted} adopted from an earlier coordinator, ${s.queue.alreadyWritten} shards already written` : '';
   return `${s.documents} documents (${s.skipped} skipped, ${s.resumed_documents} resumed), ${s.bytes} bytes, ${s.bits_per_byte.toFixed(4)} bits/byte, `
+    + (s.tokens !== undefined ? `${s.tokens} tokens, perplexity ${s.perplexity!.toFixed(3)}, ` : '')
     + `${Math.round(s.bytes_per_second)} bytes/s in ${s.seconds.toFixed(1)} s, ${s.shards} shards${q} → ${s.out}`;
 }
 
@@ -70,21 +72,23 @@ export async function runCorpusMode(values: Record<string, string | boolean | un
   const opts: ScoreCorpusOptions = {
     inputs, out: str('out')!, model: str('model'), backend: parseBackend(str('backend')), chunkSize: parseIntOption('chunk-size', str('chunk-size'), 1),
     perToken: values['per-token'] === true, textField: str('text-field'), idField: str('id-field'), include: str('include'),
-    strict: values.strict === true, resume: values.resume === true, shardBytes: parseIntOption('shard-bytes', str('shard-bytes'), 1),
+    strict: values.strict === true, maxDocBytes: parseIntOption('max-doc-bytes', str('max-doc-bytes'), 1), resume: values.resume === true, shardBytes: parseIntOption('shard-bytes', str('shard-bytes'), 1),
     queue, runId: str('run-id'), maxInFlight: parseIntOption('max-in-flight', str('max-in-flight'), 1), redisTimeoutMs: redisTimeoutMs(str('redis-timeout')),
     stdin: io.stdin, log: (line) => io.stderr.write(`retnet: ${line}\n`),
   };
   // the shared CLI rule (src/cli/safe-output.ts) up front: --out and --summary-json never
-  // alias the model or a named input file (files inside directories: scoreCorpus checks them)
+  // alias the model or a named input file; scoreCorpus then checks both (and the
+  // partial files) against every file it will read, those inside directories too.
+  // Like every command's output, an --out that is a symlink writes the file it points to.
   const named = [{ label: '--model', path: opts.model }, ...inputs.map((p) => ({ label: 'INPUT', path: p }))];
-  checkOutputTarget(opts.out, named, '--out');
+  opts.out = checkOutputTarget(opts.out, named, '--out');
   const summaryJson = str('summary-json');
   const summaryTarget = summaryJson === undefined ? undefined
     : checkOutputTarget(summaryJson, [...named, { label: '--out', path: opts.out }], '--summary-json');
   const bar = await corpusBar(io);
   let s: CorpusSummary;
   try {
-    s = await scoreCorpus({ ...opts, onProgress: (p) => bar.update(p) });
+    s = await scoreCorpus({ ...opts, otherOutputs: summaryTarget === undefined ? [] : [{ label: '--summary-json', path: summaryTarget }], onProgress: (p) => bar.update(p) });
   } finally { bar.stop(); }
   io.stderr.write(`retnet: ${summaryLine(s)}\n`);
   if (summaryTarget !== undefined) writeFileAtomic(summaryTarget, JSON.stringify(s, null, 2) + '\n');

@@ -55,6 +55,8 @@ function kind(st: Stats): string {
   if (st.isCharacterDevice()) return 'a character device';
   if (st.isBlockDevice()) return 'a block device';
   if (st.isSocket()) return 'a socket';
+  if (st.isFile()) return 'a regular file';
+  if (st.isSymbolicLink()) return 'a symbolic link';
   return 'not a regular file';
 }
 

@@ -3,7 +3,7 @@
 import { errors } from '../errors.js';
 import { openBytes } from './compression.js';
 import { expandInputs, type InputFile } from './inputs.js';
-import { readJsonl, type FieldNames } from './jsonl.js';
+import { DEFAULT_MAX_DOC_BYTES, readJsonl, type FieldNames } from './jsonl.js';
 import { readParquet } from './parquet.js';
 import type { CorpusItem, ReadOptions } from './types.js';
 
@@ -14,17 +14,25 @@ export interface ReadProgress {
   totalRawBytes: number;
 }
 
-async function readWhole(file: InputFile, onRaw: (n: number) => void, stdin?: NodeJS.ReadableStream): Promise<Uint8Array> {
+/** The file's bytes, or null when it holds more than `max` bytes (reading stops there). */
+async function readWhole(file: InputFile, onRaw: (n: number) => void, max: number, stdin?: NodeJS.ReadableStream): Promise<Uint8Array | null> {
   const parts: Buffer[] = [];
+  let n = 0;
+  const s = openBytes(file.path, file.compression, onRaw, stdin);
   try {
-    for await (const c of openBytes(file.path, file.compression, onRaw, stdin)) parts.push(c as Buffer);
-  } catch (e) { throw errors.corpus(`cannot read ${file.path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
+    for await (const c of s) {
+      n += (c as Buffer).length;
+      if (n > max) return null;
+      parts.push(c as Buffer);
+    }
+  } catch (e) { throw errors.corpus(`cannot read ${file.path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); } finally { if (file.path !== '-') s.destroy(); }
   return Buffer.concat(parts);
 }
 
 /** Every item of the files, in order. A bad line is a skipped item, or an error with `strict`. */
 export async function* readFiles(files: InputFile[], options: ReadOptions = {}, progress?: ReadProgress): AsyncGenerator<CorpusItem> {
-  const f: FieldNames = { textField: options.textField ?? 'text', idField: options.idField ?? 'id' };
+  const maxDocBytes = options.maxDocBytes ?? DEFAULT_MAX_DOC_BYTES;
+  const f: FieldNames = { textField: options.textField ?? 'text', idField: options.idField ?? 'id', maxDocBytes };
   const onRaw = (n: number) => { if (progress) progress.rawBytes += n; };
   for (const file of files) {
     let items: AsyncIterable<CorpusItem>;
@@ -32,8 +40,10 @@ export async function* readFiles(files: InputFile[], options: ReadOptions = {}, 
     else if (file.format === 'jsonl') items = readJsonl(openBytes(file.path, file.compression, onRaw, options.stdin), file.path, f);
     else {
       const name = file.path === '-' ? '-' : file.path;
-      const bytes = await readWhole(file, onRaw, options.stdin);
-      items = (async function* () { yield { doc: { id: name, source: name, bytes } }; })();
+      const bytes = await readWhole(file, onRaw, maxDocBytes, options.stdin);
+      items = (async function* () {
+        yield bytes === null ? { skip: { source: name, line: 1, reason: `document longer than ${maxDocBytes} bytes (--max-doc-bytes)` } } : { doc: { id: name, source: name, bytes } };
+      })();
     }
     try {
       for await (const it of items) {

@@ -7,9 +7,11 @@ import { fileURLToPath } from 'node:url';
 import { errors } from '../errors.js';
 import { DEFAULT_LM_PATH, RetNetLM } from '../lm/retnet-lm.js';
 import type { BackendName } from '../options.js';
-import { fileSha256, runIdOf } from './digest.js';
+import { inputIdentity, modelSha256, RUN_ID_RE, runIdOf, sortedDefined } from './digest.js';
+import { modelFiles, modelFolderFiles, resolveModelDir } from '../model/fla.js';
 import { expandInputs } from './inputs.js';
-import { refuseOutputOverInputs } from './output-safety.js';
+import { DEFAULT_MAX_DOC_BYTES } from './jsonl.js';
+import { refuseOutputsOverInputs } from './output-safety.js';
 import { coordinate, type CoordinatorStats } from './queue/coordinator.js';
 import { parseRedisUrl } from './queue/redis.js';
 import { runWorker, type WorkerStats } from './queue/worker.js';
@@ -17,7 +19,7 @@ import { readFiles, type ReadProgress } from './readers.js';
 import { scoreDocs, type ShardScoreOptions } from './score-shard.js';
 import { DEFAULT_SHARD_BYTES, planShards } from './shards.js';
 import type { ReadOptions, SkippedItem } from './types.js';
-import { OrderedWriter, partialMetaPath, partialPath } from './writer.js';
+import { OrderedWriter, partialMetaPath, partialPath, type RunIdentity } from './writer.js';
 
 export const DEFAULT_REDIS_TIMEOUT_MS = 30_000;
 
@@ -56,6 +58,11 @@ export interface ScoreCorpusOptions extends ReadOptions {
   redisTimeoutMs?: number;
   /** BullMQ attempts per shard job (default 5) */
   attempts?: number;
+  /** queue: the coordinator lock's lifetime (default 6 s) and how often a wait is reported (default 30 s) */
+  lockTtlMs?: number;
+  waitReportMs?: number;
+  /** other files the caller will write (e.g. --summary-json): checked like `out` against every file read */
+  otherOutputs?: { label: string; path: string }[];
   onProgress?: (p: CorpusProgress) => void;
   /** skipped lines and queue events, one line each (default: none) */
   log?: (line: string) => void;
@@ -70,6 +77,9 @@ export interface CorpusSummary {
   bytes: number;
   bits: number;
   bits_per_byte: number;
+  /** tokenized models: tokens over all documents, and the corpus perplexity exp(Σ nll / Σ (tokens − 1)) */
+  tokens?: number;
+  perplexity?: number;
   /** documents found in OUT.partial (resume) and not scored again */
   resumed_documents: number;
   shards: number;
@@ -82,6 +92,8 @@ export interface CorpusSummary {
 }
 
 const modelFile = (model?: string) => (model === undefined ? fileURLToPath(DEFAULT_LM_PATH) : model);
+/** The files a model is read from: the .safetensors file, or every file of a model folder (DIR or ORG/NAME). */
+const modelReads = (model: string): string | string[] => (RetNetLM.isFolderSpec(model) ? modelFolderFiles(modelFiles(resolveModelDir(model))) : model);
 
 /** Score a corpus into `out`, in input order; returns the summary. */
 export async function scoreCorpus(o: ScoreCorpusOptions): Promise<CorpusSummary> {
@@ -89,23 +101,29 @@ export async function scoreCorpus(o: ScoreCorpusOptions): Promise<CorpusSummary>
   const log = o.log ?? (() => {});
   const shardBytes = o.shardBytes ?? DEFAULT_SHARD_BYTES;
   if (!Number.isSafeInteger(shardBytes) || shardBytes < 1) throw errors.option('shardBytes', 'a positive integer', shardBytes);
+  const maxDocBytes = o.maxDocBytes ?? DEFAULT_MAX_DOC_BYTES;
+  // (a JSONL line is one Buffer of at most this size; Node's Buffer limit is 4 GiB, a string's 512 MiB)
+  if (!Number.isSafeInteger(maxDocBytes) || maxDocBytes < 1 || maxDocBytes > 2 ** 31) throw errors.option('maxDocBytes', 'an integer from 1 to 2^31', maxDocBytes);
   const target = o.queue !== undefined ? parseRedisUrl(o.queue) : undefined;
   const temporaries = [partialPath(o.out), partialMetaPath(o.out), `${partialPath(o.out)}.gz`];
   const files = expandInputs(o.inputs, { include: o.include, exclude: [o.out, ...temporaries] });
-  refuseOutputOverInputs(o.out, temporaries, files);
   const model = modelFile(o.model);
+  const reads = modelReads(model);
+  refuseOutputsOverInputs({ out: o.out, temporaries, others: o.otherOutputs, inputs: files, model: reads });
   let modelSha: string;
-  try { modelSha = await fileSha256(model); } catch (e) { throw errors.weights(`cannot read ${model}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
+  try { modelSha = await modelSha256(reads); } catch (e) { throw errors.weights(`cannot read ${model}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
   const score: ShardScoreOptions = { backend: o.backend, chunkSize: o.chunkSize, perToken: o.perToken === true };
-  const runId = o.runId ?? runIdOf(files, modelSha, {
-    textField: o.textField ?? 'text', idField: o.idField ?? 'id', include: o.include, strict: o.strict === true, shardBytes, ...score,
-  });
-  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(runId)) throw errors.option('runId', 'letters, digits, _ . - (at most 64)', runId);
+  const runOptions = {
+    textField: o.textField ?? 'text', idField: o.idField ?? 'id', include: o.include, strict: o.strict === true, shardBytes, maxDocBytes, ...score,
+  };
+  const runId = o.runId ?? runIdOf(files, modelSha, runOptions);
+  if (!RUN_ID_RE.test(runId)) throw errors.option('runId', 'letters, digits, _ . - (at most 64)', runId);
+  const identity: RunIdentity = { runId, model: modelSha, inputs: inputIdentity(files), options: sortedDefined(runOptions) };
   // Local mode loads the model before touching the output; the queue mode only needs its digest.
   const lm = target === undefined ? await RetNetLM.load(model) : undefined;
   let writer: OrderedWriter | undefined;
   try {
-    writer = await OrderedWriter.open(o.out, { runId, resume: o.resume === true || target !== undefined });
+    writer = await OrderedWriter.open(o.out, { identity, resume: o.resume === true || target !== undefined });
     const w = writer;
     if (w.resumed.documents > 0) log(`resuming run ${runId}: ${w.resumed.documents} documents already in ${partialPath(o.out)}`);
     const progress: ReadProgress = { rawBytes: 0, totalRawBytes: files.reduce((a, f) => a + f.size, 0) };
@@ -120,7 +138,7 @@ export async function scoreCorpus(o: ScoreCorpusOptions): Promise<CorpusSummary>
       documents: w.totals.documents, bytes: w.totals.bytes, bytesThisRun: w.totals.bytes - w.resumed.bytes,
       seconds: (performance.now() - t0) / 1000, rawBytes: progress.rawBytes, totalRawBytes: progress.totalRawBytes,
     });
-    const counted = (async function* () { for await (const s of planShards(readFiles(files, o, progress), shardBytes, onSkip)) { shards++; yield s; } })();
+    const counted = (async function* () { for await (const s of planShards(readFiles(files, { ...o, maxDocBytes }, progress), shardBytes, onSkip)) { shards++; yield s; } })();
     let queueStats: CoordinatorStats | undefined;
     if (target === undefined) {
       for await (const s of counted) {
@@ -137,7 +155,7 @@ export async function scoreCorpus(o: ScoreCorpusOptions): Promise<CorpusSummary>
       }
     } else {
       queueStats = await coordinate(counted, w, {
-        target, runId, modelSha, score, maxInFlight: o.maxInFlight, redisTimeoutMs: o.redisTimeoutMs ?? DEFAULT_REDIS_TIMEOUT_MS,
+        target, runId, modelSha, score, fingerprint: runIdOf(files, modelSha, runOptions), lockTtlMs: o.lockTtlMs, waitReportMs: o.waitReportMs, maxInFlight: o.maxInFlight, redisTimeoutMs: o.redisTimeoutMs ?? DEFAULT_REDIS_TIMEOUT_MS,
         attempts: o.attempts, log, signal: o.signal, onShardDone: report,
       });
     }
@@ -149,7 +167,9 @@ export async function scoreCorpus(o: ScoreCorpusOptions): Promise<CorpusSummary>
     const t = w.totals;
     return {
       run_id: runId, out: resolve(o.out), documents: t.documents, skipped, bytes: t.bytes, bits: t.bits,
-      bits_per_byte: t.scoredBytes > 0 ? t.bits / t.scoredBytes : 0, resumed_documents: w.resumed.documents, shards, seconds,
+      bits_per_byte: t.scoredBytes > 0 ? t.bits / t.scoredBytes : 0,
+      ...(t.tokens > 0 ? { tokens: t.tokens, perplexity: t.predicted > 0 ? Math.exp(t.nll / t.predicted) : 1 } : {}),
+      resumed_documents: w.resumed.documents, shards, seconds,
       bytes_per_second: (t.bytes - w.resumed.bytes) / Math.max(seconds, 1e-9), ...(queueStats ? { queue: queueStats } : {}),
       peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
     };
@@ -175,7 +195,7 @@ export async function corpusWorker(o: CorpusWorkerOptions): Promise<WorkerStats>
   const target = parseRedisUrl(o.queue);
   const model = modelFile(o.model);
   let modelSha: string;
-  try { modelSha = await fileSha256(model); } catch (e) { throw errors.weights(`cannot read ${model}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
+  try { modelSha = await modelSha256(modelReads(model)); } catch (e) { throw errors.weights(`cannot read ${model}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
   const lm = await RetNetLM.load(model);
   try {
     return await runWorker({

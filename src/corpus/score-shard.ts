@@ -3,6 +3,7 @@
 // worker busy) → one output record per document. A pure function of the
 // documents, the model and the options; the local run and the queue worker
 // both call it, so their outputs agree byte for byte.
+import { errors } from '../errors.js';
 import type { RetNetLM } from '../lm/retnet-lm.js';
 import type { BackendName } from '../options.js';
 import type { CorpusDoc, DocRecord } from './types.js';
@@ -18,7 +19,12 @@ export async function scoreDocs(lm: RetNetLM, docs: Pick<CorpusDoc, 'id' | 'sour
     backend: options.backend, chunkSize: options.chunkSize, perToken: options.perToken === true, onProgress, signal,
   });
   return results.map((r, i) => {
-    const rec: DocRecord = { id: docs[i].id, source: docs[i].source, bytes: r.bytes, bits: r.bits, bits_per_byte: r.bitsPerByte };
+    // a non-finite score (weights that overflow float32 on this text) is an error naming the document, never "bits": null
+    if (!Number.isFinite(r.bits) || (r.logprobs && !r.logprobs.every(Number.isFinite))) {
+      throw errors.input(`document ${JSON.stringify(docs[i].id)} (${docs[i].source}): the model's score is ${r.bits} (not finite): its weights overflow float32 arithmetic on this text`);
+    }
+    const rec: DocRecord = { id: docs[i].id, source: docs[i].source, bytes: r.bytes!, bits: r.bits, bits_per_byte: r.bitsPerByte! };
+    if (lm.tokenizer.kind !== 'bytes') Object.assign(rec, { tokens: r.tokens, nll: r.nll, ppl: r.perplexity });
     if (r.logprobs) rec.logprobs = Array.from(r.logprobs);
     return rec;
   });

@@ -26,6 +26,10 @@ export interface DocRecord {
   bytes: number;
   bits: number;
   bits_per_byte: number;
+  /** tokenized models (fla-hub): token count with the BOS, −Σ ln p in nats, perplexity exp(nll / (tokens − 1)) */
+  tokens?: number;
+  nll?: number;
+  ppl?: number;
   logprobs?: number[];
 }
 
@@ -38,6 +42,8 @@ export interface ReadOptions {
   include?: string;
   /** a bad line is an error instead of a skipped line */
   strict?: boolean;
+  /** longest JSONL line / plain document / Parquet text, in bytes (default 64 MiB): a longer one is a bad record */
+  maxDocBytes?: number;
   /** where '-' reads from (default process.stdin) */
   stdin?: NodeJS.ReadableStream;
   /** paths a directory walk must not pick up (the output and its temporary files) */

@@ -4,7 +4,7 @@
 // partial file to OUT (gzip-compressing it first for *.gz), so OUT only ever
 // exists complete. `--resume` keeps the complete lines of a partial file made
 // by the same run, so no document is written twice or lost.
-import { closeSync, createReadStream, createWriteStream, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, createReadStream, createWriteStream, fsyncSync, ftruncateSync, lstatSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { errors } from '../errors.js';
@@ -14,10 +14,21 @@ export const partialPath = (out: string) => `${out}.partial`;
 export const partialMetaPath = (out: string) => `${out}.partial.json`;
 
 /** Totals over records: what the summary reports. */
-export interface Totals { documents: number; bytes: number; bits: number; scoredBytes: number }
-export const zeroTotals = (): Totals => ({ documents: 0, bytes: 0, bits: 0, scoredBytes: 0 });
-export function addRecord(t: Totals, r: Pick<DocRecord, 'bytes' | 'bits'>): void {
-  t.documents++; t.bytes += r.bytes; t.bits += r.bits; t.scoredBytes += Math.max(0, r.bytes - 1);
+export interface Totals {
+  documents: number; bytes: number; bits: number;
+  /** bytes the model predicted: every byte under a tokenizer with a BOS (records with tokens), bytes − 1 per document for the byte LM */
+  scoredBytes: number;
+  /** tokenized models: tokens, −Σ ln p (nats) and predicted tokens over all documents */
+  tokens: number; nll: number; predicted: number;
+}
+export const zeroTotals = (): Totals => ({ documents: 0, bytes: 0, bits: 0, scoredBytes: 0, tokens: 0, nll: 0, predicted: 0 });
+export function addRecord(t: Totals, r: Pick<DocRecord, 'bytes' | 'bits' | 'tokens' | 'nll'>): void {
+  t.documents++; t.bytes += r.bytes; t.bits += r.bits;
+  if (typeof r.tokens === 'number' && typeof r.nll === 'number') {
+    t.scoredBytes += r.bytes; t.tokens += r.tokens; t.nll += r.nll; t.predicted += Math.max(0, r.tokens - 1);
+  } else {
+    t.scoredBytes += Math.max(0, r.bytes - 1);
+  }
 }
 
 /** A record read back from a partial file, checked to have the fields a finished run writes. */
@@ -50,9 +61,54 @@ async function scanPartial(path: string): Promise<{ keepBytes: number; totals: T
   return { keepBytes, totals };
 }
 
-export interface OpenWriterOptions {
-  /** names the run; a partial file of another run is never resumed */
+/** What a run is: its id, and what its output depends on. A partial file is
+ *  resumed only when every field matches (whatever the run id says). */
+export interface RunIdentity {
   runId: string;
+  /** SHA-256 of the model file */
+  model: string;
+  /** every input file read, in order: [absolute path, size, mtime in ms] */
+  inputs: [string, number, number][];
+  /** the options that change the records */
+  options: Record<string, unknown>;
+}
+
+const lstatIfExists = (p: string): Stats | null => {
+  try { return lstatSync(p); } catch (e) { if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null; throw e; }
+};
+
+/** A new, empty file at `path`, never written through a link: an existing
+ *  regular file (a stale partial of ours) is removed first, anything else is
+ *  refused; the file is then created with O_EXCL | O_NOFOLLOW. */
+function freshFile(path: string): number {
+  const st = lstatIfExists(path);
+  if (st !== null) {
+    if (!st.isFile()) throw errors.corpus(`${path} exists and is ${st.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'}; refusing to write through it (remove it)`);
+    unlinkSync(path);
+  }
+  return openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o666);
+}
+
+/** An existing partial file opened for appending, refused unless it is a regular file (no link followed). */
+function openExisting(path: string): number {
+  const st = lstatIfExists(path);
+  if (st === null || !st.isFile()) throw errors.corpus(`${path} is ${st === null ? 'missing' : st.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'}; refusing to resume through it (remove it)`);
+  return openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_NOFOLLOW);
+}
+
+/** Which fields of two identities differ, in words ('' when none). */
+function identityDiff(old: Partial<RunIdentity>, now: RunIdentity): string {
+  const diff: string[] = [];
+  if (old.runId !== now.runId) diff.push(`run id ${JSON.stringify(old.runId ?? null)} ≠ ${JSON.stringify(now.runId)}`);
+  if (old.model !== now.model) diff.push(`model SHA-256 ${String(old.model ?? 'unknown').slice(0, 16)}… ≠ ${now.model.slice(0, 16)}…`);
+  if (JSON.stringify(old.inputs) !== JSON.stringify(now.inputs)) diff.push('the input files (paths, sizes or mtimes) differ');
+  if (JSON.stringify(old.options) !== JSON.stringify(now.options)) diff.push(`options ${JSON.stringify(old.options ?? null)} ≠ ${JSON.stringify(now.options)}`);
+  return diff.join('; ');
+}
+
+export interface OpenWriterOptions {
+  /** names the run; a partial file of another run (or another model, inputs or options) is never resumed */
+  identity: RunIdentity;
   /** keep a partial file of the same run (otherwise start afresh) */
   resume: boolean;
 }
@@ -79,20 +135,29 @@ export class OrderedWriter {
     let resumed = zeroTotals();
     let fd: number;
     const fail = (e: unknown): never => { throw errors.corpus(`cannot write ${part}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); };
-    if (options.resume && existsSync(part) && existsSync(meta)) {
-      let runId: unknown;
-      try { runId = JSON.parse(readFileSync(meta, 'utf8')).runId; } catch { runId = undefined; }
-      if (runId !== options.runId) {
-        throw errors.corpus(`cannot resume: ${part} was written by run ${JSON.stringify(runId)}, this is run ${JSON.stringify(options.runId)} (inputs, model or options differ); remove it or run without --resume`);
+    const id = options.identity;
+    let partSt: Stats | null, metaSt: Stats | null;
+    try { partSt = lstatIfExists(part); metaSt = lstatIfExists(meta); } catch (e) { return fail(e); }
+    for (const [p, st] of [[part, partSt], [meta, metaSt]] as const) {
+      if (st !== null && !st.isFile()) throw errors.corpus(`${p} exists and is ${st.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'}; refusing to write through it (remove it)`);
+    }
+    if (options.resume && partSt !== null && metaSt !== null) {
+      let old: Partial<RunIdentity>;
+      try { old = JSON.parse(readFileSync(meta, 'utf8')) as Partial<RunIdentity>; } catch { old = {}; }
+      if (typeof old !== 'object' || old === null) old = {};
+      const diff = identityDiff(old, id);
+      if (diff !== '') {
+        throw errors.corpus(`cannot resume: ${part} was written by another run (${diff}); remove it or run without --resume`);
       }
       const scan = await scanPartial(part);
       resumed = scan.totals;
-      try { truncateSync(part, scan.keepBytes); fd = openSync(part, 'a'); } catch (e) { return fail(e); }
+      try { fd = openExisting(part); ftruncateSync(fd, scan.keepBytes); } catch (e) { if ((e as { code?: string }).code === 'E_CORPUS') throw e; return fail(e); }
     } else {
       try {
-        writeFileSync(meta, JSON.stringify({ runId: options.runId }) + '\n');
-        fd = openSync(part, 'w');
-      } catch (e) { return fail(e); }
+        const m = freshFile(meta);
+        try { writeSync(m, JSON.stringify(id) + '\n'); fsyncSync(m); } finally { closeSync(m); }
+        fd = freshFile(part);
+      } catch (e) { if ((e as { code?: string }).code === 'E_CORPUS') throw e; return fail(e); }
     }
     return new OrderedWriter(out, fd!, resumed);
   }
@@ -129,7 +194,7 @@ export class OrderedWriter {
     fsyncSync(this.fd); closeSync(this.fd); this.fd = -1;
     if (/\.gz$/i.test(this.out)) {
       const gz = `${part}.gz`;
-      await pipeline(createReadStream(part), createGzip(), createWriteStream(gz));
+      await pipeline(createReadStream(part), createGzip(), createWriteStream('', { fd: freshFile(gz) }));
       const f = openSync(gz, 'r'); fsyncSync(f); closeSync(f);
       renameSync(gz, this.out);
       rmSync(part);

@@ -207,7 +207,7 @@ function headLogitsAny(h: Float64Array, n: number, d: number, W: LMMatrix, V: nu
 }
 
 /** Row `id` of an embedding table into `into` at `off` (BF16 widened exactly). */
-function embedRow(E: LMMatrix, d: number, id: number, into: Float32Array | Float64Array, off: number): void {
+export function embedRow(E: LMMatrix, d: number, id: number, into: Float32Array | Float64Array, off: number): void {
   if (E instanceof Bf16Matrix) E.rowsInto(id, 1, into, off);
   else into.set(E.subarray(id * d, (id + 1) * d), off);
 }
@@ -466,8 +466,8 @@ export class RetNetLM {
   async score(input: ScoreInput[], options?: ScoreOptions): Promise<ScoreResult[]>;
   async score(input: ScoreInput | ScoreInput[], options: ScoreOptions = {}): Promise<ScoreResult | ScoreResult[]> {
     if (this.closed) throw errors.closed();
-    // number[] is one sequence of ids; an array of anything else is a batch
-    const single = !Array.isArray(input) || input.every((v) => typeof v === 'number');
+    // a non-empty number[] is one sequence of ids; any other array (also []) is a batch
+    const single = !Array.isArray(input) || (input.length > 0 && input.every((v) => typeof v === 'number'));
     const items = (single ? [input] : input) as ScoreInput[];
     const seqs = items.map((x, i) => this.toSeq(x, single ? 'input' : `input[${i}]`, options.perToken === true));
     const float32 = (options.backend ?? DEFAULT_BACKEND) !== 'js';
@@ -555,7 +555,7 @@ export class RetNetLM {
     if (this.closed) throw errors.closed();
     if (!(prompt instanceof Uint8Array || prompt instanceof Int32Array || Array.isArray(prompt))) throw errors.input('prompt must be a Uint8Array or token ids');
     const ids = prompt;
-    if (ids.length === 0) throw errors.input('prompt must hold at least one token');
+    if (ids.length === 0) throw errors.input(`prompt must hold at least one ${this.tokenizer.kind === 'bytes' ? 'byte' : 'token'}`);
     for (let i = 0; i < ids.length; i++) if (!Number.isInteger(ids[i]) || ids[i] < 0 || ids[i] >= this.vocab) throw errors.input(`prompt[${i}] = ${String(ids[i])} is not a token id in [0, ${this.vocab})`);
     if (!Number.isInteger(chunkSize) || chunkSize < 1) throw errors.option('chunkSize', 'a positive integer', chunkSize);
     if (backend === 'wasm') {

@@ -7,6 +7,7 @@ import { Arena } from '../runtime/arena.js';
 import type { RuntimeKernels } from '../runtime/kernels.js';
 import { Bf16Matrix } from '../model/bf16.js';
 import { packBf16Weight } from '../runtime/pack.js';
+import { envValue } from '../env.js';
 
 const F4 = 4;
 
@@ -24,7 +25,7 @@ export class WasmHead {
   constructor(head: Float32Array | Bf16Matrix, normW: Float32Array, normB: Float32Array, private readonly d: number, private readonly V: number, maxRows = 256,
     private readonly rmsEps?: number) {
     const memory = createMemory(64);
-    this.K = bindWasmKernels(memory, process.env.RETNET_WASM_VARIANT ?? 'auto');
+    this.K = bindWasmKernels(memory, envValue('RETNET_WASM_VARIANT') ?? 'auto');
     this.A = new Arena(memory, ARENA_BASE, 2 ** 31);
     const A = this.A, K = this.K;
     this.maxRows = maxRows;

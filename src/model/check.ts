@@ -65,3 +65,49 @@ export function checkDecay(label: string, name: string, decay: ArrayLike<number>
 const checked = new WeakSet<object>();
 export const markChecked = <T extends object>(o: T): T => { checked.add(o); return o; };
 export const isChecked = (o: object): boolean => checked.has(o);
+
+// ---------------------------------------------------------------- overflow bound
+//
+// Finite weights can still overflow float32 arithmetic (one weight of 4.9e36
+// in an MLP gives Infinity, then NaN scores). The rule, checked for every
+// layer (the first one included) when a model is built: the worst-case
+// magnitude of each linear layer's output must stay within float32's range,
+//   fanIn · B_in · max|W| + max|b| ≤ 3.4028235e38,
+// where B_in bounds the layer's input. The inputs of q, k, v, g and the MLP's
+// first matrix are LayerNorm outputs, |x_i| ≤ sqrt(d) · max|γ| + max|β| (a
+// normalized element is at most sqrt(d − 1) in size); each later MLP matrix
+// takes the previous one's bound (the gate activations gelu, silu/swish and
+// relu never grow a value: |act(y)| ≤ |y|). The retention output projection
+// is not bounded this way (its input comes from the GroupNorm'd retention).
+
+const maxAbs = (a: ArrayLike<number>): { v: number; i: number } => {
+  let v = 0, at = -1;
+  for (let i = 0; i < a.length; i++) { const m = Math.abs(a[i]); if (m > v) { v = m; at = i; } }
+  return { v, i: at };
+};
+
+export interface BoundLinear { name: string; W: ArrayLike<number>; b: ArrayLike<number> | null; inDim: number; outDim: number }
+
+/** E_WEIGHTS when a linear layer fed by an input bounded by `bIn` can produce a value beyond float32's range; returns its output bound. */
+function boundLinear(label: string, L: BoundLinear, bIn: number): number {
+  const w = maxAbs(L.W), b = L.b ? maxAbs(L.b).v : 0;
+  const out = L.inDim * bIn * w.v + b;
+  if (!(out <= F32_MAX)) {
+    const idx = indexOf(w.i, [L.outDim, L.inDim]);
+    throw errors.weights(`${label}: weight ${L.name} has the value ${Number(L.W[w.i].toPrecision(7))} at [${idx.join(', ')}], which can overflow float32 arithmetic: ` +
+      `on a worst-case input (|x| ≤ ${bIn.toPrecision(3)}) the layer's output reaches ${out.toPrecision(3)}, beyond float32's range (±3.4028235e38) ` +
+      'in which the wasm and tfjs backends compute (rule: fan-in · max|input| · max|weight| + max|bias| ≤ 3.4e38)');
+  }
+  return out;
+}
+
+/** Bound of a LayerNorm's output over `d` features. */
+export const layerNormBound = (d: number, gain: ArrayLike<number>, bias: ArrayLike<number>): number => Math.sqrt(d) * maxAbs(gain).v + maxAbs(bias).v;
+
+/** The overflow rule above for one layer: `msr` (q, k, v, g after the pre-norm) and `mlp` (its linears in order after its norm). */
+export function checkOverflowBound(label: string, d: number, msrNormBound: number, msr: BoundLinear[], mlpNormBound: number, mlp: BoundLinear[]): void {
+  for (const L of msr) boundLinear(label, L, msrNormBound);
+  let b = mlpNormBound;
+  for (const L of mlp) b = boundLinear(label, L, b);
+  void d;
+}

@@ -150,6 +150,8 @@ export const unknownConfigKeys = (raw: Record<string, unknown>): string[] => Obj
 /** Where a model folder's files are. */
 export interface ModelFiles {
   dir: string;
+  /** model.safetensors.index.json, when sharded */
+  indexPath: string | null;
   configPath: string;
   /** safetensors files, in the order of the index (or the single file) */
   weightFiles: string[];
@@ -220,7 +222,12 @@ export function modelFiles(dir: string): ModelFiles {
     throw errors.weights(`${dir}: no model.safetensors and no model.safetensors.index.json`);
   }
   const tok = join(dir, 'tokenizer.json');
-  return { dir, configPath, weightFiles, weightMap, tokenizerPath: existsSync(tok) ? tok : null };
+  return { dir, configPath, indexPath: weightMap ? index : null, weightFiles, weightMap, tokenizerPath: existsSync(tok) ? tok : null };
+}
+
+/** Every file of a model folder that scoring reads: config, index, weights, tokenizer. */
+export function modelFolderFiles(mf: ModelFiles): string[] {
+  return [mf.configPath, ...(mf.indexPath ? [mf.indexPath] : []), ...mf.weightFiles, ...(mf.tokenizerPath ? [mf.tokenizerPath] : [])];
 }
 
 // ---------------------------------------------------------------- weights

@@ -321,13 +321,20 @@ export class RetNet {
 
 // ---------------------------------------------------------------- MultiScaleRetention
 
-export interface MSRConfig { dimModel: number; numHeads: number; valueFactor: number; gateFn: ActName }
+export interface MSRConfig {
+  dimModel: number; numHeads: number; valueFactor: number; gateFn: ActName;
+  /** family, norm eps and total key width (RetNetConfig's fields of the same names; default: the seed's) */
+  arch?: RetNetConfig['arch']; normEps?: number; keyDim?: number;
+}
 
 /** An MSR config as a RetNet config (for the shared checks), errors named by the MSR's own keys. */
 function msrRetNetConfig(c: MSRConfig, numLayer: number): RetNetConfig {
   if (c === null || typeof c !== 'object') throw errors.input('the MultiScaleRetention config must be an object');
   if (!(ACTIVATIONS as readonly string[]).includes(c.gateFn)) throw errors.config('gateFn', `one of ${ACTIVATIONS.join(', ')}`, c.gateFn);
-  return resolveConfig({ numLayer, dimModel: c.dimModel, numHeads: c.numHeads, valueFactor: c.valueFactor, msrGateFn: c.gateFn });
+  return resolveConfig({
+    numLayer, dimModel: c.dimModel, numHeads: c.numHeads, valueFactor: c.valueFactor, msrGateFn: c.gateFn,
+    ...(c.arch !== undefined ? { arch: c.arch } : {}), ...(c.normEps !== undefined ? { normEps: c.normEps } : {}), ...(c.keyDim !== undefined ? { keyDim: c.keyDim } : {}),
+  });
 }
 
 /** One multi-scale retention layer, usable on its own (no residual, as in the seed). */
@@ -359,7 +366,9 @@ export class MultiScaleRetention {
   static fromRetNet(model: RetNet, index = 0): MultiScaleRetention {
     const c = model.config;
     if (!(index >= 0 && index < c.numLayer)) throw errors.option('index', `a layer index in [0, ${c.numLayer})`, index);
-    return new MultiScaleRetention({ dimModel: c.dimModel, numHeads: c.numHeads, valueFactor: c.valueFactor, gateFn: c.msrGateFn }, model.layers[index].msr);
+    return new MultiScaleRetention({
+      dimModel: c.dimModel, numHeads: c.numHeads, valueFactor: c.valueFactor, gateFn: c.msrGateFn, arch: c.arch, normEps: c.normEps, keyDim: c.keyDim,
+    }, model.layers[index].msr);
   }
 
   /** x [B, L, d] → y [B, L, d]. */

@@ -8,7 +8,7 @@ import { errors, listNames } from '../errors.js';
 import { Rng } from '../random.js';
 import type { StData, StTensor } from '../safetensors.js';
 import { dimsOf, resolveConfig, type Dims, type RetNetConfig } from './config.js';
-import { checkDecay, checkWeightValues, isChecked, markChecked } from './check.js';
+import { checkDecay, checkOverflowBound, checkWeightValues, isChecked, layerNormBound, markChecked } from './check.js';
 import { floatsOf, type Bf16Matrix } from './bf16.js';
 
 export type WArray = Float32Array | Float64Array;
@@ -256,6 +256,13 @@ export function checkLayers(layers: LayerWeights[], dims: Dims, label: string, p
     const t: Named = {};
     layerTensors(lw, dims, l, prefix, t);
     checkTensors(t, label);
+    const base = `${prefix}layers.${l}.`;
+    const m = lw.msr;
+    checkOverflowBound(label, dims.d,
+      layerNormBound(dims.d, m.preNorm.weight, m.preNorm.bias),
+      (['q', 'k', 'v', 'g'] as const).map((n) => ({ name: `${base}0.${n}_proj.weight`, ...m[n], W: floatsOf(m[n].W) })),
+      layerNormBound(dims.d, lw.mlp.norm.weight, lw.mlp.norm.bias),
+      lw.mlp.linears.map((L, i) => ({ name: `${base}1.net.${i + 1}.1.weight`, ...L, W: floatsOf(L.W) })));
     markChecked(lw);
     markChecked(lw.msr);
   });

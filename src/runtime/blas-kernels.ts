@@ -16,6 +16,7 @@ import { errors } from '../errors.js';
 import { tileFloats, type RuntimeKernels } from './kernels.js';
 import { loadKernelsSync, type VariantRequest } from '../wasm/loader.js';
 import { BF16_BLOCK_COLS, wasmContract } from './wasm-kernels.js';
+import { envValue } from '../env.js';
 
 /** Rows from which a projection/MLP GEMM goes to BLAS (bench/blas-crossover.ts, CPU time, seed shapes:
  *  BLAS/WASM 0.72–1.01× at 4 rows, 1.12–1.84× at 8, 1.62–1.84× at 12, 2.1–4.2× at 256). */
@@ -100,7 +101,7 @@ const loaded = new Map<string, BlasLibrary>();
 
 /** Loads a CBLAS library: `path` (RETNET_BLAS) or the first of BLAS_CANDIDATES that loads.
  *  Throws E_ENGINE naming every attempt and the install command. */
-export function loadBlas(path: string | undefined = process.env.RETNET_BLAS || undefined): BlasLibrary {
+export function loadBlas(path: string | undefined = envValue('RETNET_BLAS')): BlasLibrary {
   const key = path ?? '';
   const have = loaded.get(key);
   if (have) return have;

@@ -18,6 +18,7 @@ import type { RuntimeKernels } from './kernels.js';
 import { createWorkerKernels, type EngineName } from './worker-kernels.js';
 import { kernelsFromEnv, type KernelsRequest } from '../options.js';
 import { packModel, type Packed } from './pack.js';
+import { envValue } from '../env.js';
 
 const F4 = 4;
 /** wasm32 addresses 4 GiB; keep one page of headroom. */
@@ -75,7 +76,7 @@ export class WasmExecutor implements Executor {
 
   static async create(opts: WasmExecutorOptions = {}): Promise<WasmExecutor> {
     const memory = new WebAssembly.Memory({ initial: 256, maximum: 65536, shared: true });
-    const variant = opts.variant ?? process.env.RETNET_WASM_VARIANT ?? 'auto';
+    const variant = opts.variant ?? envValue('RETNET_WASM_VARIANT') ?? 'auto';
     const engine = await chooseEngine(opts.kernels ?? kernelsFromEnv());
     const kernels = await createWorkerKernels(memory, engine.which, variant, engine.blasPath);
     return new WasmExecutor(memory, kernels, engine, { ...opts, variant });

@@ -12,6 +12,7 @@ import { bindWasmKernels } from './wasm-kernels.js';
 import { packModel, type Packed } from './pack.js';
 import { ACT_CODE } from './messages.js';
 import type { RuntimeKernels } from './kernels.js';
+import { envValue } from '../env.js';
 
 const F4 = 4, F8 = 8;
 
@@ -22,7 +23,7 @@ export class WasmStepper {
   private readonly acts: { msr: number; mlp: number };
   readonly engine: string;
 
-  constructor(spec: ModelSpec, variant = process.env.RETNET_WASM_VARIANT ?? 'auto') {
+  constructor(spec: ModelSpec, variant = envValue('RETNET_WASM_VARIANT') ?? 'auto') {
     const memory = createMemory(256);
     this.K = bindWasmKernels(memory, variant);
     this.engine = this.K.name;

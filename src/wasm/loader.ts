@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { isMainThread } from 'node:worker_threads';
 import v8 from 'node:v8';
+import { envValue } from '../env.js';
 
 if (isMainThread) v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
 
@@ -130,7 +131,7 @@ export function relaxedSimdSupported(): boolean {
 
 /** Resolves 'auto' and RETNET_WASM_VARIANT: 'simd' forces the plain module. */
 export function resolveVariant(req: VariantRequest = 'auto'): Variant {
-  const env = process.env.RETNET_WASM_VARIANT;
+  const env = envValue('RETNET_WASM_VARIANT');
   if (env === 'simd') return 'simd';
   if (req === 'simd') return 'simd';
   if (req === 'relaxed' || env === 'relaxed') {

@@ -18,6 +18,7 @@ import { DEFAULT_WINDOW_ELEMS, ENGINE_ENV, TFJS_ENGINES, installHint, type Adapt
 import type { TfjsWorkerApi } from '../../../workers/tfjs-worker.js';
 import { Bf16Matrix } from '../../model/bf16.js';
 import type { LinearW } from '../../model/weights.js';
+import { envValue } from '../../env.js';
 
 export { TFJS_ENGINES, ENGINE_ENV, type TfjsEngine, type AdapterInfo } from './engines.js';
 
@@ -40,7 +41,7 @@ export interface TfjsExecutorOptions {
 const WORKER_URL = new URL('../../../workers/tfjs-worker.js', import.meta.url);
 
 function engineChoice(opt: TfjsExecutorOptions['engine']): TfjsEngine | 'auto' {
-  const raw = opt ?? process.env[ENGINE_ENV] ?? 'auto';
+  const raw = opt ?? envValue(ENGINE_ENV) ?? 'auto';
   if (raw === 'auto' || (TFJS_ENGINES as readonly string[]).includes(raw)) return raw as TfjsEngine | 'auto';
   const where = opt !== undefined ? 'options.engine' : `environment variable ${ENGINE_ENV}`;
   throw errors.engine(`${where} must be one of ${TFJS_ENGINES.join(', ')} or auto (got ${JSON.stringify(raw)})`);

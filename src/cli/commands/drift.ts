@@ -13,6 +13,19 @@ import { machine } from '../gen.js';
 import { MAX_PARALLEL_L } from './run.js';
 import { actOption } from './info.js';
 import { driftSvg } from '../plot.js';
+import { RetNetLM, embedRow } from '../../lm/retnet-lm.js';
+import { loadLM } from '../lm-util.js';
+import { Rng } from '../../random.js';
+
+/** x [1, L, d]: the embedding rows of L seeded random token ids, the first one the model's BOS (if any). */
+function embedRandomIds(lm: RetNetLM, L: number, seed: number): Tensor {
+  const d = lm.d, rng = new Rng(seed), x = new Float32Array(L * d);
+  for (let t = 0; t < L; t++) {
+    const id = t === 0 && lm.tokenizer.bosId !== null ? lm.tokenizer.bosId : Math.floor(rng.uniform() * lm.vocab);
+    embedRow(lm.embed, d, id, x, t * d);
+  }
+  return new Tensor(x, [1, L, d]);
+}
 
 const usage = `usage: retnet drift [--model M] [--length L] [--backends wasm,tfjs] [--out-dir DIR] [--workers N] [--normalize-attn] [--normalize-retn]
 
@@ -28,7 +41,9 @@ the study starts; each file is replaced only when it is complete). A backend
 whose engine cannot start is reported once and skipped.
 
 options:
-  --model M         checkpoint (default: a seeded random RetNet, 2 layers, d=64, 4 heads)
+  --model M         checkpoint (default: a seeded random RetNet, 2 layers, d=64, 4 heads), or
+                    a fla-hub RetNet folder (DIR or ORG/NAME in the local Hugging Face cache),
+                    fed the embeddings of seeded random token ids
   --length L        sequence length (default 65536)
   --backends LIST   backends to study (default wasm,tfjs)
   --out-dir DIR     output folder (default bench/results/drift)
@@ -76,7 +91,9 @@ const drift: Command = {
     // checked again when written (the folder may be new); a symlinked file is written through
     const save = (name: string, data: string) => writeFileAtomic(checkOutputTarget(join(outDir, name), inputs, '--out-dir file'), data);
 
-    const model = v.model ? await RetNet.load(v.model, acts) : RetNet.init(modelConfig(2, 64, 4));
+    // a fla-family folder (DIR or ORG/NAME): its RetNet, fed the embeddings of seeded random token ids
+    const lm = v.model !== undefined && RetNetLM.isFolderSpec(v.model) ? await loadLM(v.model) : null;
+    const model = lm ? lm.model : v.model ? await RetNet.load(v.model, acts) : RetNet.init(modelConfig(2, 64, 4));
     const msr = MultiScaleRetention.fromRetNet(model, 0);
     const log = (s: string) => process.stderr.write(s + '\n');
     try {
@@ -101,7 +118,7 @@ const drift: Command = {
         }
       }
       if (usable.length === 0) throw new Error(`none of the backends (${backends.join(', ')}) could start; see the messages above`);
-      const x = Tensor.randn([1, L, d], { seed, dtype: 'float32' });
+      const x = lm ? embedRandomIds(lm, L, seed) : Tensor.randn([1, L, d], { seed, dtype: 'float32' });
       // One float64 reference, chunkwise with a mid chunk size (~√L, a power of two).
       const refChunk = Math.min(L, 2 ** Math.round(Math.log2(Math.sqrt(L))));
       let t0 = performance.now();
@@ -149,7 +166,8 @@ const drift: Command = {
       }).join(','))].join('\n') + '\n';
       save('drift.csv', csv);
       const meta = {
-        study: 'retnet drift', date: new Date().toISOString(), machine: machine(), L, seed, input: `randn [1, ${L}, ${d}]`,
+        study: 'retnet drift', date: new Date().toISOString(), machine: machine(), L, seed,
+        input: lm ? `embeddings of ${L} seeded random token ids (BOS first) [1, ${L}, ${d}]` : `randn [1, ${L}, ${d}]`,
         model: v.model ?? { seeded: modelConfig(2, 64, 4) }, dims: model.dims, flags,
         reference: { backend: 'js', dtype: 'float64', chunkSize: refChunk, seconds: refSeconds, maxAbs: { retention: maxAbs(ref.retention), output: maxAbs(ref.output) } },
       };
@@ -163,7 +181,7 @@ const drift: Command = {
       return rows.some((r) => !r.error) ? 0 : 1;
     } finally {
       await msr.close();
-      await model.close();
+      await (lm ?? model).close();
     }
   },
 };

@@ -3,6 +3,7 @@ import { closeSync, openSync, readFileSync, statSync, writeSync } from 'node:fs'
 import { DEFAULT_LM_PATH, RetNetLM } from '../../lm/retnet-lm.js';
 import { scoreCorpus } from '../../corpus/score-corpus.js';
 import { parse } from '../command.js';
+import { errors } from '../../errors.js';
 import { corpusOptionSpec, runCorpusMode, wantsCorpusMode } from '../corpus-cli.js';
 import { intOption } from '../numbers.js';
 import { AtomicOutput, checkOutputTarget } from '../safe-output.js';
@@ -30,6 +31,8 @@ const usage = `usage: retnet score [--model M.safetensors|DIR|ORG/NAME] [--backe
   --id-field NAME       field with the id (default id; missing → FILE:LINE)
   --include GLOB        files to take from directories (default every regular file)
   --strict              a bad JSONL line / Parquet row is an error (default: reported and skipped)
+  --max-doc-bytes N     longest JSONL line / document, in bytes (default 67108864 = 64 MiB);
+                        a longer one is a bad record
   --summary-json FILE   the summary as JSON
   --shard-bytes N       text bytes per shard / ragged batch (default 4194304)
   --queue redis://[user:pass@]host:port[/db]   (or rediss://) coordinate \`retnet worker\`s
@@ -58,6 +61,11 @@ function checkFile(file: string): void {
 function readInput(file: string, io: CommandIO): Promise<Uint8Array> | Uint8Array {
   if (file === '-') return readStdin(io.stdin);
   try { return readFileSync(file); } catch (e) { throw new Error(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
+}
+
+/** A score that is not a finite number (weights that overflow float32 on this text): exit 1, never a "NaN bits/byte" line. */
+function nonFinite(name: string, bits: number): Error {
+  return errors.input(`${name}: the model's score is ${bits} (not finite): its weights overflow float32 arithmetic on this text; nothing is written`);
 }
 
 export const score: Command = {
@@ -103,6 +111,7 @@ export const score: Command = {
           } finally { bar.stop(); }
           const sec = (performance.now() - t0) / 1000;
           const name = file === '-' ? '(stdin)' : file;
+          if (!Number.isFinite(r.bits)) throw nonFinite(name, r.bits);
           if (tokens) io.stdout.write(`${name}: ${r.bytes} bytes, ${r.tokens} tokens, ${r.bits.toFixed(1)} bits, ${r.bitsPerByte.toFixed(4)} bits/byte, perplexity ${r.perplexity.toFixed(3)}, ${Math.round(r.tokens / Math.max(sec, 1e-9))} tokens/s\n`);
           else io.stdout.write(`${name}: ${r.bytes} bytes, ${r.bits.toFixed(1)} bits, ${r.bitsPerByte.toFixed(4)} bits/byte, ${Math.round(r.bytes / Math.max(sec, 1e-9))} tokens/s\n`);
           if (fd !== undefined) {

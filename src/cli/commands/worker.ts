@@ -4,10 +4,10 @@ import { parseIntOption, processIO, runCommand, UsageError, type Command, type C
 import { parse } from '../command.js';
 import { redisTimeoutMs } from '../corpus-cli.js';
 
-const usage = `usage: retnet worker --queue redis://[user:pass@]host:port[/db] [--model M.safetensors] [--run-id ID] [--lock-duration MS] [--redis-timeout SEC]
+const usage = `usage: retnet worker --queue redis://[user:pass@]host:port[/db] [--model M.safetensors|DIR|ORG/NAME] [--run-id ID] [--lock-duration MS] [--redis-timeout SEC]
   Takes shards of \`retnet score --out … --queue …\` runs from the queue (every run on that
   Redis, or only --run-id's) and scores them with this machine's worker pool, one at a time.
-  The model must be the coordinator's (its SHA-256 is checked on every job).
+  The model must be the coordinator's (its SHA-256 — of every file of a model folder — is checked on every job).
   --lock-duration MS   how long a shard of a killed worker waits before another worker
                        takes it (BullMQ lock; default 30000)
   --redis-timeout SEC  exit 1 when Redis is unreachable this long (default 30)

@@ -8,7 +8,8 @@
 // stalled-job check, which hands it to another worker.
 import { UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { RetNetLM } from '../../lm/retnet-lm.js';
-import { errors } from '../../errors.js';
+import { errors, quote } from '../../errors.js';
+import { RUN_ID_RE } from '../digest.js';
 import { scoreDocs } from '../score-shard.js';
 import type { DocRecord } from '../types.js';
 import { decodeShard, queueName, RUNS_KEY } from './jobs.js';
@@ -37,12 +38,51 @@ export interface WorkerStats { scored: number; failed: number }
 
 /** The processor: job data (+ the local model) → records, or a failure with its reason. */
 export async function processShardJob(data: unknown, lm: RetNetLM, modelSha: string, modelLabel: string): Promise<DocRecord[]> {
+  if (typeof data === 'object' && data !== null && BAD_DATA in data) throw new UnrecoverableError(`malformed job: ${String((data as Record<string, unknown>)[BAD_DATA])}`);
   const d = decodeShard(data);
   if ('error' in d) throw new UnrecoverableError(`malformed job: ${d.error}`);
   if (d.job.model !== modelSha) {
     throw new UnrecoverableError(`model mismatch: the job was made for a model with SHA-256 ${d.job.model.slice(0, 16)}…, this worker's --model ${modelLabel} has ${modelSha.slice(0, 16)}…; start the worker with the coordinator's model`);
   }
-  return scoreDocs(lm, d.docs, d.job.options);
+  try {
+    return await scoreDocs(lm, d.docs, d.job.options);
+  } catch (e) {
+    // a non-finite score comes out the same on every worker: failed, not retried
+    if ((e as { code?: string }).code === 'E_INPUT') throw new UnrecoverableError((e as Error).message);
+    throw e;
+  }
+}
+
+/** A BullMQ Worker that fails a job whose stored data is not JSON (BullMQ itself
+ *  throws while it builds the job, leaving it active until it stalls, forever):
+ *  the job is built with a marker instead, and the processor fails it, not retried. */
+const BAD_DATA = '__retnetBadData';
+class CheckedWorker extends Worker {
+  protected override createJob(data: Parameters<Worker['createJob']>[0], jobId: string): Job {
+    try { JSON.parse(data.data || '{}'); } catch (e) {
+      data = { ...data, data: JSON.stringify({ [BAD_DATA]: `data is not JSON (${(e as Error).message})` }) };
+    }
+    try { JSON.parse(data.opts as unknown as string || '{}'); } catch { data = { ...data, opts: '{}' as never }; }
+    return super.createJob(data, jobId);
+  }
+}
+
+/** Entries of the runs hash that name a usable run: [run id, queue]; the others are reported once and skipped. */
+function validRuns(hash: Record<string, string>, warned: Set<string>, log: (line: string) => void): string[] {
+  const ok: string[] = [];
+  for (const [id, value] of Object.entries(hash)) {
+    let why = '';
+    if (!RUN_ID_RE.test(id)) why = 'not a run id (letters, digits, _ . -, at most 64)';
+    else {
+      let v: unknown;
+      try { v = JSON.parse(value); } catch { v = undefined; }
+      if (typeof v !== 'object' || v === null || (v as { queue?: unknown }).queue !== queueName(id)) why = `its value is not {"queue":"${queueName(id)}",…}`;
+    }
+    if (why === '') { ok.push(id); continue; }
+    const key = `${id}\u0000${value}`;
+    if (!warned.has(key)) { warned.add(key); log(`worker: skipping the entry ${quote(id)} of ${RUNS_KEY}: ${why}`); }
+  }
+  return ok;
 }
 
 export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
@@ -51,6 +91,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
   const workers = new Map<string, Worker>();
   let busy: Promise<unknown> = Promise.resolve();
   const lockDuration = o.lockDurationMs ?? 30_000;
+  const warned = new Set<string>();
   const processor = async (job: Job) => {
     // one shard at a time on this machine's pool, whatever run it belongs to
     const prev = busy;
@@ -70,7 +111,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
     } finally { release(); }
   };
   const add = (runId: string) => {
-    const w = new Worker(queueName(runId), processor, {
+    const w = new CheckedWorker(queueName(runId), processor, {
       connection: connectionOptions(o.target) as ConnectionOptions, concurrency: 1,
       lockDuration, stalledInterval: Math.max(500, Math.floor(lockDuration / 2)), maxStalledCount: 3,
     });
@@ -89,7 +130,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
     await Promise.race([link.ready(), stopping]);
     o.log(`worker: connected to ${o.target.display}; model ${o.modelLabel} (SHA-256 ${o.modelSha.slice(0, 16)}…)`);
     while (!o.signal?.aborted) {
-      const runs = o.runId !== undefined ? [o.runId] : Object.keys(await link.guard(link.client.hgetall(RUNS_KEY)));
+      const runs = o.runId !== undefined ? [o.runId] : validRuns(await link.guard(link.client.hgetall(RUNS_KEY)), warned, o.log);
       for (const r of runs) if (!workers.has(r)) add(r);
       for (const [r, w] of workers) if (!runs.includes(r)) { workers.delete(r); void w.close(); }
       await link.guard(Promise.race([new Promise((res) => setTimeout(res, o.discoverMs ?? 500)), stopping]));
