@@ -5,6 +5,7 @@
 export * from './gemm';
 export * from './elementwise';
 export * from './retention';
+export * from './convert';
 export { exp64, erf64, act64 } from './common';
 
 /** End of the module's static data (bytes); JS asserts it is ≤ ARENA_BASE. */

@@ -203,6 +203,16 @@ export class SafetensorsFile {
     return decode(t.dtype, bytes, this.path, name);
   }
 
+  /** The BF16 bits of a BF16 tensor, as stored (no widening). */
+  readBf16Bits(name: string): Uint16Array {
+    const t = this.info(name);
+    if (t.dtype !== 'BF16') throw errors.safetensors(this.path, `tensor ${quote(name)} is ${t.dtype}, not BF16`);
+    const bytes = new Uint8Array(t.end - t.begin);
+    if (this.fd === null) throw errors.safetensors(this.path, 'file is closed');
+    readExact(this.fd, bytes, this.dataStart + t.begin, this.path);
+    return new Uint16Array(bytes.buffer, 0, bytes.length / 2);
+  }
+
   /** Close the file. */
   close(): void {
     if (this.fd !== null) { closeSync(this.fd); this.fd = null; }

@@ -80,7 +80,7 @@ test('RetNet and MultiScaleRetention constructors check user weights; MSR names 
   await expectWeights(() => new RetNet(model.config, layers), /^RetNet weights: weight layers\.1\.1\.net\.1\.1\.bias has a non-finite value NaN at \[5\]$/, 'RetNet ctor');
   const msr = MultiScaleRetention.fromRetNet(model, 0);
   const ws = structuredClone(msr.weights);
-  ws.g.W[9] = Infinity;
+  (ws.g.W as Float32Array)[9] = Infinity;
   await expectWeights(() => new MultiScaleRetention(msr.config, ws), /^MultiScaleRetention weights: weight g_proj\.weight has a non-finite value Infinity at \[1, 1\]$/, 'MSR ctor');
   const ws2 = structuredClone(msr.weights);
   ws2.decay[0] = 0.5;

@@ -45,6 +45,12 @@ function slabRotaryTables(t: SlabTask, Ly: LayerPtrs): void {
   tableCacheBytes += 8 * n;
 }
 
+/** y (=|+=) act(x·Wᵀ + b) on a packed weight: float32 panels, or BF16 widened per call into the task's `wide` scratch. */
+function gemmW(t: SlabTask, bf16: boolean, x: number, M: number, Kd: number, ldx: number, W: number, N: number, b: number, y: number, ldy: number, act: number, acc: boolean): void {
+  if (bf16) K.gemmBf16(x, M, Kd, ldx, W, N, b, y, ldy, act, acc, t.scratch.gemm, t.scratch.wide);
+  else K.gemm(x, M, Kd, ldx, W, N, b, y, ldy, act, acc, t.scratch.gemm);
+}
+
 /** For each chunk of the slab: (chunk index in window, first row in window, first position, length). */
 function* chunksOfSlab(t: SlabTask): Generator<[number, number, number, number]> {
   let c = t.chunk0;
@@ -66,7 +72,7 @@ function phaseA(t: SlabTask, Ly: LayerPtrs): void {
     const rb = Math.min(ROW_BLOCK, t.len - r0);
     const row = t.row + r0;
     blockNorm(t, win.X + row * d * F4, rb, d, d, Ly.preNormW, Ly.preNormB, s.h, d, t.dims.normRms);
-    K.gemm(s.h, rb, d, d, Ly.qkvgW, Wp, Ly.qkvgB, win.P + row * Wp * F4, Wp, 0, false, s.gemm);
+    gemmW(t, Ly.qkvgBf16, s.h, rb, d, d, Ly.qkvgW, Wp, Ly.qkvgB, win.P + row * Wp * F4, Wp, 0, false);
   }
   // rotary on q (cols [0, dqk)) and k (cols [dqk, 2·dqk)) of P
   slabRotaryTables(t, Ly);
@@ -115,11 +121,11 @@ function phaseC(t: SlabTask): void {
   const X0 = win.X + t.row * d * F4;
   if (t.mode === 'msr') {
     // y = O Woᵀ + bo replaces x (no residual)
-    K.gemm(O0, t.len, H * dv, H * dv, Ly.oW, d, Ly.oB, X0, d, 0, false, s.gemm);
+    gemmW(t, Ly.oBf16, O0, t.len, H * dv, H * dv, Ly.oW, d, Ly.oB, X0, d, 0, false);
     return;
   }
   // x += O Woᵀ + bo
-  K.gemm(O0, t.len, H * dv, H * dv, Ly.oW, d, Ly.oB, X0, d, 0, true, s.gemm);
+  gemmW(t, Ly.oBf16, O0, t.len, H * dv, H * dv, Ly.oW, d, Ly.oB, X0, d, 0, true);
   // x += MLP(x), in row blocks: LN → Linear+act → … → Linear (accumulated into x)
   for (let r0 = 0; r0 < t.len; r0 += ROW_BLOCK) {
     const rb = Math.min(ROW_BLOCK, t.len - r0);
@@ -129,19 +135,19 @@ function phaseC(t: SlabTask): void {
       // hidden [rb, 2I] = h·[Wgate; Wup]ᵀ; its up half ← act(gate half) ⊙ up half; x += up half · Wdownᵀ
       const [gu, down] = Ly.mlp;
       const I = gu.outDim / 2;
-      K.gemm(s.h, rb, d, d, gu.W, gu.outDim, gu.b, s.hidden, gu.outDim, 0, false, s.gemm);
+      gemmW(t, gu.bf16, s.h, rb, d, d, gu.W, gu.outDim, gu.b, s.hidden, gu.outDim, 0, false);
       K.gate(s.hidden, gu.outDim, s.hidden + I * F4, gu.outDim, rb, I, t.acts.mlp);
-      K.gemm(s.hidden + I * F4, rb, I, gu.outDim, down.W, down.outDim, down.b, xr, d, 0, true, s.gemm);
+      gemmW(t, down.bf16, s.hidden + I * F4, rb, I, gu.outDim, down.W, down.outDim, down.b, xr, d, 0, true);
       continue;
     }
     let src = s.h, srcLd = d;
     Ly.mlp.forEach((m, i) => {
       const last = i === Ly.mlp.length - 1;
       if (last) {
-        K.gemm(src, rb, m.inDim, srcLd, m.W, m.outDim, m.b, xr, d, 0, true, s.gemm);
+        gemmW(t, m.bf16, src, rb, m.inDim, srcLd, m.W, m.outDim, m.b, xr, d, 0, true);
       } else {
         const dst = src === s.hidden ? s.hidden2 : s.hidden;
-        K.gemm(src, rb, m.inDim, srcLd, m.W, m.outDim, m.b, dst, m.outDim, t.acts.mlp, false, s.gemm);
+        gemmW(t, m.bf16, src, rb, m.inDim, srcLd, m.W, m.outDim, m.b, dst, m.outDim, t.acts.mlp, false);
         src = dst; srcLd = m.outDim;
       }
     });

@@ -5,6 +5,7 @@ import {
   retentionStep, rotary, type ActName, type RetentionFlags, type RetentionState, type Vec,
 } from '../reference/ops.js';
 import type { Dims } from '../model/config.js';
+import { floatsOf } from '../model/bf16.js';
 import type { LayerWeights, MLPWeights, MSRWeights } from '../model/weights.js';
 import type { ChunkPlan } from '../options.js';
 
@@ -20,13 +21,13 @@ export function normRows(kind: 'layernorm' | 'rmsnorm', x: Vec, rows: number, n:
 export function projectMSR(w: MSRWeights, dims: Dims, x: Vec, L: number, pos0: number): Projected {
   const { d, H, dk, dv, dqk, arch } = dims;
   const h = normRows(arch.norm, x, L, d, w.preNorm, dims);
-  const q = linear(h, L, d, w.q.W, w.q.b, dqk);
-  const k = linear(h, L, d, w.k.W, w.k.b, dqk);
+  const q = linear(h, L, d, floatsOf(w.q.W), w.q.b, dqk);
+  const k = linear(h, L, d, floatsOf(w.k.W), w.k.b, dqk);
   const scale = 1 / Math.sqrt(dk);
   const scaled = arch.scaled === 'q' ? q : k;
   for (let i = 0; i < scaled.length; i++) scaled[i] *= scale;
-  const v = linear(h, L, d, w.v.W, w.v.b, H * dv);
-  const g = linear(h, L, d, w.g.W, w.g.b, H * dv);
+  const v = linear(h, L, d, floatsOf(w.v.W), w.v.b, H * dv);
+  const g = linear(h, L, d, floatsOf(w.g.W), w.g.b, H * dv);
   const f32 = arch.angleProduct === 'float32';
   rotary(q, L, H, dk, w.angle, pos0, f32);
   rotary(k, L, H, dk, w.angle, pos0, f32);
@@ -92,7 +93,7 @@ export function msrOutput(w: MSRWeights, dims: Dims, o: Vec, g: Vec, L: number, 
   const normed = normRows(dims.arch.groupNorm, o, L * H, dv, w.norm, dims);
   const gate = applyActivation(g, gateFn);
   for (let i = 0; i < normed.length; i++) normed[i] *= gate[i];
-  return linear(normed, L, H * dv, w.o.W, w.o.b, d);
+  return linear(normed, L, H * dv, floatsOf(w.o.W), w.o.b, d);
 }
 
 /** MSR on one sequence x [L, d] → y [L, d] (no residual). */
@@ -112,14 +113,14 @@ export function mlpForward(w: MLPWeights, dims: Dims, act: ActName, x: Vec, L: n
     // linears[0] = [gate; up] [2I, d], linears[1] = down [d, I]: down(act(gate·h) ⊙ up·h)
     const [gu, down] = w.linears;
     const I = gu.outDim / 2;
-    const z = linear(h, L, gu.inDim, gu.W, gu.b, gu.outDim);
+    const z = linear(h, L, gu.inDim, floatsOf(gu.W), gu.b, gu.outDim);
     const f = activation(act);
     const m = new Float64Array(L * I);
     for (let r = 0; r < L; r++) for (let j = 0; j < I; j++) m[r * I + j] = f(z[r * 2 * I + j]) * z[r * 2 * I + I + j];
-    return linear(m, L, I, down.W, down.b, down.outDim);
+    return linear(m, L, I, floatsOf(down.W), down.b, down.outDim);
   }
   w.linears.forEach((lin, i) => {
-    h = linear(h, L, lin.inDim, lin.W, lin.b, lin.outDim);
+    h = linear(h, L, lin.inDim, floatsOf(lin.W), lin.b, lin.outDim);
     if (i + 1 < w.linears.length) h = applyActivation(h, act);
   });
   return h;

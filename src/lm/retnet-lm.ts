@@ -20,7 +20,13 @@ import { WasmHead } from './wasm-head.js';
 import { Rng } from '../random.js';
 import { fileURLToPath } from 'node:url';
 import { existsSync, statSync } from 'node:fs';
-import { loadFlaFolder, resolveModelDir, type FlaModel } from '../model/fla.js';
+import { loadFlaFolder, resolveModelDir, type FlaLoadOptions, type FlaModel } from '../model/fla.js';
+import { Bf16Matrix } from '../model/bf16.js';
+
+/** A [V, d] table of the LM (embedding, head): float32, or BF16 as stored (rows widened on use, exactly). */
+export type LMMatrix = Float32Array | Bf16Matrix;
+/** Vocabulary rows of a BF16 head widened per block of the float64 head (headLogitsAny). */
+const HEAD_VOCAB_BLOCK = 1024;
 import { ByteTokenizer, loadTokenizer, type Tokenizer } from '../tokenizer/index.js';
 
 /** The model shipped with the package (src/assets, next to dist/). */
@@ -166,11 +172,11 @@ function finalNorm(x: ArrayLike<number>, xOff: number, n: number, d: number, w: 
 /** logits [n, V] = h [n, d] · Wᵀ (W [V, d] float32), register-blocked 4 rows × 2
  *  vocab entries: each pass over d loads 4 + 2 values for 8 multiply-adds.
  *  (Measured in scalar V8 code: 4×2 ≈ 3 GFLOP/s, 4×1 ≈ 2.6, 1×1 ≈ 1.) */
-function headLogits(h: Float64Array, n: number, d: number, W: Float32Array, V: number, out: Float64Array): void {
+function headLogits(h: Float64Array, n: number, d: number, W: Float32Array, V: number, out: Float64Array, ldo = V, oOff = 0): void {
   let r = 0;
   for (; r + 4 <= n; r += 4) {
     const h0 = r * d, h1 = h0 + d, h2 = h1 + d, h3 = h2 + d;
-    const o0 = r * V, o1 = o0 + V, o2 = o1 + V, o3 = o2 + V;
+    const o0 = oOff + r * ldo, o1 = o0 + ldo, o2 = o1 + ldo, o3 = o2 + ldo;
     let v = 0;
     for (; v + 2 <= V; v += 2) {
       const wa = v * d, wb = wa + d;
@@ -197,9 +203,29 @@ function headLogits(h: Float64Array, n: number, d: number, W: Float32Array, V: n
       const wo = v * d;
       let a = 0;
       for (let i = 0; i < d; i++) a += h[ho + i] * W[wo + i];
-      out[r * V + v] = a;
+      out[oOff + r * ldo + v] = a;
     }
   }
+}
+
+let headWide = new Float32Array(0);
+/** headLogits over a float32 or BF16 head: a BF16 head is widened HEAD_VOCAB_BLOCK rows at a time (exact,
+ *  so the logits are those of the widened head). */
+function headLogitsAny(h: Float64Array, n: number, d: number, W: LMMatrix, V: number, out: Float64Array): void {
+  if (!(W instanceof Bf16Matrix)) { headLogits(h, n, d, W, V, out); return; }
+  const bits = W.bits();
+  if (headWide.length < HEAD_VOCAB_BLOCK * d) headWide = new Float32Array(HEAD_VOCAB_BLOCK * d);
+  for (let v0 = 0; v0 < V; v0 += HEAD_VOCAB_BLOCK) {
+    const vb = Math.min(HEAD_VOCAB_BLOCK, V - v0);
+    W.rowsInto(v0, vb, headWide, 0, bits);
+    headLogits(h, n, d, headWide, vb, out, V, v0);
+  }
+}
+
+/** Row `id` of an embedding table into `into` at `off` (BF16 widened exactly). */
+export function embedRow(E: LMMatrix, d: number, id: number, into: Float32Array | Float64Array, off: number): void {
+  if (E instanceof Bf16Matrix) E.rowsInto(id, 1, into, off);
+  else into.set(E.subarray(id * d, (id + 1) * d), off);
 }
 
 /** log-sum-exp of logits[off, off + V). */
@@ -238,8 +264,9 @@ class SeqScore {
 
 /** E_WEIGHTS for a NaN, ±Infinity or value beyond float32's range in the LM's own
  *  tensors ([V, d] matrices or [d] vectors); for the byte LM's embedding, name the row's byte. */
-function checkLMWeights(label: string, d: number, ws: Record<string, ArrayLike<number>>, bytes = true): void {
+function checkLMWeights(label: string, d: number, ws: Record<string, ArrayLike<number> | Bf16Matrix>, bytes = true): void {
   for (const [name, data] of Object.entries(ws)) {
+    if (data instanceof Bf16Matrix) continue; // BF16 tables are checked as loaded (src/model/fla.ts)
     const shape = data.length === d ? [d] : [data.length / d, d];
     checkWeightValues(label, name, data, shape, name === 'embed.weight' && bytes
       ? ([row]) => `embedding row ${row}, the vector of byte ${row} = 0x${row.toString(16).padStart(2, '0')}; any text containing that byte would score NaN`
@@ -249,7 +276,7 @@ function checkLMWeights(label: string, d: number, ws: Record<string, ArrayLike<n
 
 /** The LM's own tensors and its text side. */
 export interface LMParts {
-  embed: Float32Array; head: Float32Array; normWeight: Float32Array; normBias: Float32Array; vocab: number;
+  embed: LMMatrix; head: LMMatrix; normWeight: Float32Array; normBias: Float32Array; vocab: number;
   /** the final norm: LayerNorm (eps 1e-5, the byte LM) or RMSNorm with this eps (fla) */
   normKind?: 'layernorm' | 'rmsnorm'; normEps?: number;
   tokenizer?: Tokenizer;
@@ -283,10 +310,10 @@ const isModelFolderSpec = (p: string): boolean => (existsSync(p) ? statSync(p).i
 export class RetNetLM {
   /** the RetNet under the embedding and head */
   readonly model: RetNet;
-  /** embed [V, d], head [V, d], final norm [d] (float32) */
-  readonly embed: Float32Array;
-  /** the output head [V, d] */
-  readonly head: Float32Array;
+  /** embed [V, d] (float32, or BF16 as stored) */
+  readonly embed: LMMatrix;
+  /** the output head [V, d] (float32, or BF16 as stored; the embedding itself when tied) */
+  readonly head: LMMatrix;
   /** final norm weight [d] */
   readonly normWeight: Float32Array;
   /** final norm bias [d] (zeros for RMSNorm) */
@@ -344,9 +371,9 @@ export class RetNetLM {
 
   /** A fla-family model folder (config.json, safetensors, tokenizer.json). Without tokenizer.json the
    *  model still scores token ids; text needs one. */
-  static async loadFolder(spec: string): Promise<RetNetLM> {
+  static async loadFolder(spec: string, options: FlaLoadOptions = {}): Promise<RetNetLM> {
     const dir = resolveModelDir(spec);
-    const fm = loadFlaFolder(dir);
+    const fm = loadFlaFolder(dir, options);
     const tokenizer = fm.files.tokenizerPath ? await loadTokenizer(fm.files.tokenizerPath, { bosId: fm.fla.bosId, eosId: fm.fla.eosId }) : undefined;
     const model = new RetNet(fm.config, fm.layers);
     return new RetNetLM(model, {
@@ -419,7 +446,7 @@ export class RetNetLM {
     }
     const sc = this.scratch(m);
     finalNorm(rows, r0 * d, m, d, this.normWeight, this.normBias, sc.h, this.rmsEps);
-    headLogits(sc.h, m, d, this.head, V, sc.z);
+    headLogitsAny(sc.h, m, d, this.head, V, sc.z);
     return sc.z;
   }
 
@@ -451,7 +478,7 @@ export class RetNetLM {
   private rowLogprobs(row: ArrayLike<number>, off = 0): Float64Array {
     const { h, z } = this.scratch(1);
     finalNorm(row, off, 1, this.d, this.normWeight, this.normBias, h, this.rmsEps);
-    headLogits(h, 1, this.d, this.head, this.vocab, z);
+    headLogitsAny(h, 1, this.d, this.head, this.vocab, z);
     const lse = logSumExp(z, 0, this.vocab);
     const out = new Float64Array(this.vocab);
     for (let v = 0; v < this.vocab; v++) out[v] = z[v] - lse;
@@ -552,7 +579,7 @@ export class RetNetLM {
         const L = s.length;
         await jsSequence({ spec, mode: 'retnet', plan: r.plan(L), flags: { normalizeAttn: r.normalizeAttn, normalizeRetn: r.normalizeRetn }, check }, L,
           (start, into) => {
-            for (let t = 0; t < into.length / d; t++) into.set(this.embed.subarray(s.ids[start + t] * d, (s.ids[start + t] + 1) * d), t * d);
+            for (let t = 0; t < into.length / d; t++) embedRow(this.embed, d, s.ids[start + t], into, t * d);
           },
           (start, y) => {
             const n = y.length / d;
@@ -569,7 +596,7 @@ export class RetNetLM {
         lengths: seqs.map((s) => s.length),
         read: (seq, start, into) => {
           const b = seqs[seq].ids, n = into.length / d;
-          for (let t = 0; t < n; t++) into.set(this.embed.subarray(b[start + t] * d, (b[start + t] + 1) * d), t * d);
+          for (let t = 0; t < n; t++) embedRow(this.embed, d, b[start + t], into, t * d);
         },
       },
       { write: (seq, start, rows) => onRows(seqs[seq], start, rows, rows.length / d) },
@@ -586,7 +613,9 @@ export class RetNetLM {
   step(byte: number, state: RecurrentState = this.initState(), options: { backend?: 'js' | 'wasm' } = {}): LMStepResult {
     if (this.closed) throw errors.closed();
     if (!Number.isInteger(byte) || byte < 0 || byte >= this.vocab) throw errors.input(`byte must be an integer in [0, ${this.vocab}) (got ${byte})`);
-    const x = new Tensor(Float64Array.from(this.embed.subarray(byte * this.d, (byte + 1) * this.d)), [1, this.d]);
+    const e = new Float64Array(this.d);
+    embedRow(this.embed, this.d, byte, e, 0);
+    const x = new Tensor(e, [1, this.d]);
     const { y, state: st } = this.model.step(x, state, { backend: options.backend ?? 'js' });
     return { logprobs: this.rowLogprobs(y.data), state: st };
   }
@@ -608,7 +637,7 @@ export class RetNetLM {
     const d = this.d, L = ids.length;
     const state = this.initState();
     const x = new Float64Array(L * d);
-    for (let t = 0; t < L; t++) x.set(this.embed.subarray(ids[t] * d, (ids[t] + 1) * d), t * d);
+    for (let t = 0; t < L; t++) embedRow(this.embed, d, ids[t], x, t * d);
     const y = js.retnetForward(this.model.layers, this.model.dims, this.model.acts, x, L,
       { form: 'chunkwise', chunkSize: Math.min(chunkSize, L) }, { normalizeAttn: false, normalizeRetn: false }, state.layers.map((l) => l[0]), 0);
     state.pos = L;

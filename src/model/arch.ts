@@ -55,7 +55,7 @@ export function halfToInterleaved(dk: number): Int32Array {
 }
 
 /** Rows of W [heads·dk, inDim] permuted within each head by `src` (new row j = old row src[j]). */
-export function permuteHeadRows<T extends Float32Array | Float64Array>(W: T, heads: number, dk: number, inDim: number, src: Int32Array): T {
+export function permuteHeadRows<T extends Float32Array | Float64Array | Uint16Array>(W: T, heads: number, dk: number, inDim: number, src: Int32Array): T {
   const out = new (W.constructor as { new(n: number): T })(W.length);
   for (let h = 0; h < heads; h++) {
     for (let j = 0; j < dk; j++) {

@@ -27,6 +27,36 @@ import { flaAngle, flaDecay, halfToInterleaved, permuteHeadRows } from './arch.j
 import { checkWeightValues, markChecked } from './check.js';
 import { dimsOf, resolveConfig, type RetNetConfig } from './config.js';
 import type { LayerWeights, Linear, MSRWeights } from './weights.js';
+import { Bf16Matrix, firstBadBf16, widenBf16 } from './bf16.js';
+
+/** How BF16 weights are held: 'resident' (Uint16Array in memory), 'file' (the layers' weights read from the
+ *  safetensors files whenever a backend packs or widens them: the runtime's packed copy is then the only one
+ *  in memory), or 'auto' (default): 'file' when the layers' BF16 weights exceed BF16_RESIDENT_MAX_BYTES. */
+export type Bf16Storage = 'auto' | 'resident' | 'file';
+export const BF16_RESIDENT_MAX_BYTES = 256 * 2 ** 20;
+export interface FlaLoadOptions { bf16?: Bf16Storage }
+
+/** A 2-D weight as loaded: float32, or BF16 kept as stored. */
+type W2 = Float32Array | Bf16Matrix;
+
+/** `f` applied to the values (or the BF16 bits, on each read when file-backed) of a [rows, cols] weight. */
+function mapW(w: W2, rows: number, cols: number, f: <T extends Float32Array | Uint16Array>(a: T) => T): W2 {
+  if (!(w instanceof Bf16Matrix)) return f(w);
+  return w.resident ? new Bf16Matrix(rows, cols, f(w.bits())) : new Bf16Matrix(rows, cols, () => f(w.bits()));
+}
+
+/** Rows of `a` then rows of `b` (BF16 stays BF16 only when both are). */
+function stackW(a: W2, b: W2, cols: number): W2 {
+  if (a instanceof Bf16Matrix && b instanceof Bf16Matrix) {
+    const rows = a.rows + b.rows;
+    const cat = () => { const o = new Uint16Array(rows * cols); o.set(a.bits(), 0); o.set(b.bits(), a.length); return o; };
+    return a.resident && b.resident ? new Bf16Matrix(rows, cols, cat()) : new Bf16Matrix(rows, cols, cat);
+  }
+  const fa = a instanceof Bf16Matrix ? a.toFloat32() : a, fb = b instanceof Bf16Matrix ? b.toFloat32() : b;
+  const o = new Float32Array(fa.length + fb.length);
+  o.set(fa, 0); o.set(fb, fa.length);
+  return o;
+}
 
 /** Config keys fla's RetNetConfig knows that change nothing at inference (training, caching, kernels, fused losses). */
 const INERT_KEYS = new Set([
@@ -246,13 +276,39 @@ class ShardSet {
     return data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>);
   }
 
+  /** A 2-D weight: BF16 tensors stay BF16 (`bf16File`: read from the file on each use, else resident),
+   *  checked for NaN/±Infinity now; other dtypes as take(). */
+  takeW(name: string, shape: [number, number], bf16File: boolean): W2 {
+    const f = this.where.get(name);
+    const t = f?.tensors.get(name);
+    if (!f || !t || t.dtype !== 'BF16') return this.take(name, shape);
+    if (t.shape.length !== 2 || t.shape[0] !== shape[0] || t.shape[1] !== shape[1]) return this.take(name, shape); // take() names the mismatch
+    const bits = f.readBf16Bits(name);
+    const bad = firstBadBf16(bits);
+    if (bad >= 0) checkWeightValues(f.path, name, widenBf16(bits.subarray(bad, bad + 1)), [1]) ;
+    this.used.add(name);
+    if (!bf16File) return new Bf16Matrix(shape[0], shape[1], bits);
+    const path = f.path;
+    return new Bf16Matrix(shape[0], shape[1], () => {
+      const sf = SafetensorsFile.open(path);
+      try { return sf.readBf16Bits(name); } finally { sf.close(); }
+    });
+  }
+
+  /** Bytes of BF16 tensors among `names`. */
+  bf16Bytes(pred: (name: string) => boolean): number {
+    let n = 0;
+    for (const [name, f] of this.where) { const t = f.tensors.get(name)!; if (t.dtype === 'BF16' && pred(name)) n += t.end - t.begin; }
+    return n;
+  }
+
   close(): void { for (const f of this.files) f.close(); }
 }
 
 /** Rows [heads·w, n] of W for Hkv kv heads repeated to H heads: head i takes kv head ⌊i/(H/Hkv)⌋. */
-function repeatKv(W: Float32Array, Hkv: number, H: number, w: number, n: number): Float32Array {
+function repeatKv<T extends Float32Array | Uint16Array>(W: T, Hkv: number, H: number, w: number, n: number): T {
   if (Hkv === H) return W;
-  const g = H / Hkv, out = new Float32Array(H * w * n);
+  const g = H / Hkv, out = new (W.constructor as { new(n: number): T })(H * w * n);
   for (let i = 0; i < H; i++) {
     const src = Math.floor(i / g) * w * n;
     out.set(W.subarray(src, src + w * n), i * w * n);
@@ -260,14 +316,14 @@ function repeatKv(W: Float32Array, Hkv: number, H: number, w: number, n: number)
   return out;
 }
 
-const lin = (W: Float32Array, outDim: number, inDim: number): Linear => ({ W, b: null, inDim, outDim });
+const lin = (W: W2, outDim: number, inDim: number): Linear => ({ W, b: null, inDim, outDim });
 
 export interface FlaModel {
   config: RetNetConfig;
   fla: FlaConfig;
   layers: LayerWeights[];
-  embed: Float32Array;   // [V, d]
-  head: Float32Array;    // [V, d] (the embedding itself when tied)
+  embed: Float32Array | Bf16Matrix;   // [V, d] (BF16 kept as stored, resident)
+  head: Float32Array | Bf16Matrix;    // [V, d] (the embedding itself when tied)
   finalNorm: Float32Array; // [d]
   files: ModelFiles;
   /** dtypes of the stored weights, with counts */
@@ -277,7 +333,9 @@ export interface FlaModel {
 }
 
 /** Read a fla-family model folder into the runtime's layout. */
-export function loadFlaFolder(dir: string): FlaModel {
+export function loadFlaFolder(dir: string, options: FlaLoadOptions = {}): FlaModel {
+  const storage = options.bf16 ?? 'auto';
+  if (!['auto', 'resident', 'file'].includes(storage)) throw errors.option('bf16', "'auto', 'resident' or 'file'", storage);
   const mf = modelFiles(dir);
   let raw: unknown;
   try { raw = JSON.parse(readFileSync(mf.configPath, 'utf8')); } catch (e) { throw errors.weights(`${mf.configPath}: not valid JSON (${(e as Error).message})`); }
@@ -300,16 +358,17 @@ export function loadFlaFolder(dir: string): FlaModel {
     });
     const dims = dimsOf(config);
     const perm = halfToInterleaved(dk);
+    const bf16File = storage === 'file' || (storage === 'auto' && st.bf16Bytes((n) => n.startsWith(`${P}layers.`)) > BF16_RESIDENT_MAX_BYTES);
     const angle = flaAngle(dk), decay = flaDecay(H);
     const zeros = (n: number) => new Float32Array(n);
     const layers: LayerWeights[] = [];
     for (let l = 0; l < fc.layers; l++) {
       const a = `${P}layers.${l}.attn.`;
-      const q = permuteHeadRows(st.take(`${a}q_proj.weight`, [H * dk, d]), H, dk, d, perm);
-      const k = repeatKv(permuteHeadRows(st.take(`${a}k_proj.weight`, [Hkv * dk, d]), Hkv, dk, d, perm), Hkv, H, dk, d);
-      const v = repeatKv(st.take(`${a}v_proj.weight`, [Hkv * dv, d]), Hkv, H, dv, d);
-      const g = st.take(`${a}g_proj.weight`, [H * dv, d]);
-      const o = st.take(`${a}o_proj.weight`, [d, H * dv]);
+      const q = mapW(st.takeW(`${a}q_proj.weight`, [H * dk, d], bf16File), H * dk, d, (w) => permuteHeadRows(w, H, dk, d, perm));
+      const k = mapW(st.takeW(`${a}k_proj.weight`, [Hkv * dk, d], bf16File), H * dk, d, (w) => repeatKv(permuteHeadRows(w, Hkv, dk, d, perm), Hkv, H, dk, d));
+      const v = mapW(st.takeW(`${a}v_proj.weight`, [Hkv * dv, d], bf16File), H * dv, d, (w) => repeatKv(w, Hkv, H, dv, d));
+      const g = st.takeW(`${a}g_proj.weight`, [H * dv, d], bf16File);
+      const o = st.takeW(`${a}o_proj.weight`, [d, H * dv], bf16File);
       const gnName = fc.fusedGateNorm ? `${a}g_norm_swish_gate.weight` : `${a}g_norm.weight`;
       if (!st.has(gnName)) {
         const other = fc.fusedGateNorm ? `${a}g_norm.weight` : `${a}g_norm_swish_gate.weight`;
@@ -322,16 +381,14 @@ export function loadFlaFolder(dir: string): FlaModel {
         angle, decay,
       };
       const m = `${P}layers.${l}.mlp.`;
-      let gu: Float32Array;
+      let gu: W2;
       if (legacy) {
         if (st.has(`${m}up_proj.weight`)) throw errors.weights(`${mf.dir}: layer ${l} has ${m}up_proj.weight but layer 0 has the fused gate_proj without it`);
-        gu = st.take(`${m}gate_proj.weight`, [2 * I, d]); // rows [0, I) gate, [I, 2I) up: already the runtime's layout
+        gu = st.takeW(`${m}gate_proj.weight`, [2 * I, d], bf16File); // rows [0, I) gate, [I, 2I) up: already the runtime's layout
       } else {
-        gu = new Float32Array(2 * I * d);
-        gu.set(st.take(`${m}gate_proj.weight`, [I, d]), 0);
-        gu.set(st.take(`${m}up_proj.weight`, [I, d]), I * d);
+        gu = stackW(st.takeW(`${m}gate_proj.weight`, [I, d], bf16File), st.takeW(`${m}up_proj.weight`, [I, d], bf16File), d);
       }
-      const down = st.take(`${m}down_proj.weight`, [d, I]);
+      const down = st.takeW(`${m}down_proj.weight`, [d, I], bf16File);
       const lw: LayerWeights = {
         msr,
         mlp: { norm: { weight: st.take(`${P}layers.${l}.mlp_norm.weight`, [d]), bias: zeros(d) }, linears: [lin(gu, 2 * I, d), lin(down, d, I)] },
@@ -339,13 +396,13 @@ export function loadFlaFolder(dir: string): FlaModel {
       markChecked(lw); markChecked(msr); // values checked as read (ShardSet.take)
       layers.push(lw);
     }
-    const embed = st.take(`${P}embeddings.weight`, [vocab, d]);
-    let head: Float32Array;
+    const embed = st.takeW(`${P}embeddings.weight`, [vocab, d], false);
+    let head: Float32Array | Bf16Matrix;
     if (fc.tied) {
       if (st.has('lm_head.weight')) throw errors.weights(`${mf.dir}: tie_word_embeddings is true but the folder has lm_head.weight`);
       head = embed;
     } else {
-      head = st.take('lm_head.weight', [vocab, d]);
+      head = st.takeW('lm_head.weight', [vocab, d], false);
     }
     const finalNorm = st.take(`${P}norm.weight`, [d]);
     const extra = st.names().filter((n) => !st.used.has(n));

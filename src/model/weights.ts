@@ -9,10 +9,13 @@ import { Rng } from '../random.js';
 import type { StData, StTensor } from '../safetensors.js';
 import { dimsOf, resolveConfig, type Dims, type RetNetConfig } from './config.js';
 import { checkDecay, checkOverflowBound, checkWeightValues, isChecked, layerNormBound, markChecked } from './check.js';
+import { floatsOf, type Bf16Matrix } from './bf16.js';
 
 export type WArray = Float32Array | Float64Array;
 
-export interface Linear { W: WArray /* [out, in] */; b: WArray | null /* [out] */; inDim: number; outDim: number }
+/** A Linear's weight: float32/float64, or BF16 kept as stored (src/model/bf16.ts; widened exactly on use). */
+export type LinearW = WArray | Bf16Matrix;
+export interface Linear { W: LinearW /* [out, in] */; b: WArray | null /* [out] */; inDim: number; outDim: number }
 export interface LayerNormW { weight: WArray /* [n] */; bias: WArray /* [n] */ }
 export interface MSRWeights {
   preNorm: LayerNormW;            // [d]
@@ -223,7 +226,7 @@ export function msrToTensors(msr: MSRWeights, dims: Dims, base: string, out: Nam
 }
 
 function linearTensors(out: Named, base: string, L: Linear): void {
-  out[`${base}.weight`] = { shape: [L.outDim, L.inDim], data: L.W };
+  out[`${base}.weight`] = { shape: [L.outDim, L.inDim], data: floatsOf(L.W) };
   if (L.b) out[`${base}.bias`] = { shape: [L.outDim], data: L.b };
 }
 
@@ -265,9 +268,9 @@ export function checkLayers(layers: LayerWeights[], dims: Dims, label: string, p
     const m = lw.msr;
     checkOverflowBound(label, dims.d,
       layerNormBound(dims.d, m.preNorm.weight, m.preNorm.bias),
-      (['q', 'k', 'v', 'g'] as const).map((n) => ({ name: `${base}0.${n}_proj.weight`, ...m[n] })),
+      (['q', 'k', 'v', 'g'] as const).map((n) => ({ name: `${base}0.${n}_proj.weight`, ...m[n], W: floatsOf(m[n].W) })),
       layerNormBound(dims.d, lw.mlp.norm.weight, lw.mlp.norm.bias),
-      lw.mlp.linears.map((L, i) => ({ name: `${base}1.net.${i + 1}.1.weight`, ...L })));
+      lw.mlp.linears.map((L, i) => ({ name: `${base}1.net.${i + 1}.1.weight`, ...L, W: floatsOf(L.W) })));
     markChecked(lw);
     markChecked(lw.msr);
   });

@@ -15,7 +15,7 @@ import { createRequire } from 'node:module';
 import { errors } from '../errors.js';
 import { tileFloats, type RuntimeKernels } from './kernels.js';
 import { loadKernelsSync, type VariantRequest } from '../wasm/loader.js';
-import { wasmContract } from './wasm-kernels.js';
+import { BF16_BLOCK_COLS, wasmContract } from './wasm-kernels.js';
 import { envValue } from '../env.js';
 
 /** Rows from which a projection/MLP GEMM goes to BLAS (bench/blas-crossover.ts, CPU time, seed shapes:
@@ -147,6 +147,14 @@ export function bindBlasKernels(memory: WebAssembly.Memory, variant: string, pat
   const { sgemm, sgemv } = blas;
   const F = () => new Float32Array(memory.buffer);
   const raw = (N: number, K: number) => (N * K + 15) & ~15; // floats of the raw copy, panels 64-byte aligned after it
+  // y ← b (or y += b), then y += x·Wᵀ on BLAS (W raw [N, K] at w), then the activation in place
+  const blasGemm = (x: number, M: number, K: number, ldx: number, w: number, N: number, b: number, y: number, ldy: number, act: number, accumulate: boolean) => {
+    if (!accumulate) {
+      if (b) { const m = F(); for (let i = 0; i < M; i++) m.copyWithin((y >> 2) + i * ldy, b >> 2, (b >> 2) + N); }
+    } else if (b) wk.f32_add__wasmsimd(M, N, b, 0, y, ldy); // lda 0: the bias row added to every row
+    sgemm(ROW_MAJOR, NO_TRANS, TRANS, M, N, K, 1, base + x, ldx, base + w, K, accumulate || b ? 1 : 0, base + y, ldy);
+    if (act !== 0) wk.f32_act__wasmsimd(M, N, y, ldy, act);
+  };
   return {
     ...W,
     name: `${blas.label} + ${W.name}`,
@@ -162,12 +170,26 @@ export function bindBlasKernels(memory: WebAssembly.Memory, variant: string, pat
         W.gemm(x, M, K, ldx, wp + raw(N, K) * F4, N, b, y, ldy, act, accumulate, scratch);
         return;
       }
-      // y ← b (or y += b), then y += x·Wᵀ on BLAS, then the activation in place
-      if (!accumulate) {
-        if (b) { const m = F(); for (let i = 0; i < M; i++) m.copyWithin((y >> 2) + i * ldy, b >> 2, (b >> 2) + N); }
-      } else if (b) wk.f32_add__wasmsimd(M, N, b, 0, y, ldy); // lda 0: the bias row added to every row
-      sgemm(ROW_MAJOR, NO_TRANS, TRANS, M, N, K, 1, base + x, ldx, base + wp, K, accumulate || b ? 1 : 0, base + y, ldy);
-      if (act !== 0) wk.f32_act__wasmsimd(M, N, y, ldy, act);
+      blasGemm(x, M, K, ldx, wp, N, b, y, ldy, act, accumulate);
+    },
+    // BF16 weights raw [N, K] (no panels: half the float32 raw copy alone). Where the float32 path takes
+    // BLAS, the whole weight is widened into `wide` and goes to the same sgemm call; where it takes the
+    // WASM GEMM, blocks of rows are widened and packed into panels in `wide` — the same operands either way.
+    packedBf16Bytes: (N, K) => ((N * K * 2 + 63) & ~63),
+    packBf16: (w, N, K, out) => wk.f32_narrow_bf16__wasmsimd(N * K, w, out) === 0,
+    bf16ScratchBytes: (N, K) => Math.max(N * K, Math.min(N, BF16_BLOCK_COLS) * K + W.packedSize(Math.min(N, BF16_BLOCK_COLS), K)) * F4,
+    gemmBf16(x, M, K, ldx, wp, N, b, y, ldy, act, accumulate, scratch, wide) {
+      if (M < tune.gemmMinRows || (accumulate && act !== 0)) {
+        for (let n0 = 0; n0 < N; n0 += BF16_BLOCK_COLS) {
+          const nb = Math.min(BF16_BLOCK_COLS, N - n0), panels = wide + nb * K * F4;
+          wk.f32_widen_bf16__wasmsimd(nb * K, wp + n0 * K * 2, wide);
+          W.pack(wide, nb, K, panels);
+          W.gemm(x, M, K, ldx, panels, nb, b ? b + n0 * F4 : 0, y + n0 * F4, ldy, act, accumulate, scratch);
+        }
+        return;
+      }
+      wk.f32_widen_bf16__wasmsimd(N * K, wp, wide);
+      blasGemm(x, M, K, ldx, wide, N, b, y, ldy, act, accumulate);
     },
     // S[dk,dv] = kζᵀ v and z[dk] = kζᵀ·1 (BLAS), kζ[j,:] = pow[n−1−j] k_j (WASM row scaling into the tile)
     // tile // [n, dk] kζ, then ones [n]

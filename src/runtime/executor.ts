@@ -27,6 +27,12 @@ const MAX_MEMORY = 2 ** 32 - 65536;
 export const DEFAULT_WINDOW_ROWS = 8192;
 /** Budget for the per-window chunk summaries and incoming states. */
 const SUMMARY_BYTES = 256 * 2 ** 20;
+/** Budget for all window buffers (activations, projections, retention output, row sums, summaries and
+ *  incoming states) when no window size is asked for: DEFAULT_WINDOW_ROWS unless that would exceed it
+ *  (wide models: the fla 1.3B needs ~74 KiB per row plus ~33 KiB of summaries per row at chunks of 256,
+ *  so 3,584 rows instead of 7,936 — 0.38 GiB instead of 0.8 of peak RSS). The window size never changes a
+ *  bit of the output. */
+export const DEFAULT_WINDOW_BYTES = 384 * 2 ** 20;
 /** Slots of the shared worker-ready table (indexed by threadId modulo this). */
 export const READY_SLOTS = 4096;
 
@@ -201,7 +207,9 @@ export class WasmExecutor implements Executor {
     });
     // Window buffers sized for the largest window.
     const maxChunksPerWindow = Math.max(slabChunks(1), Math.floor(SUMMARY_BYTES / (2 * H * stride * F4)));
-    const windowRows = Math.max(req.windowRows ?? this.opts.windowRows ?? DEFAULT_WINDOW_ROWS, slabRowsMax);
+    const perRow = F4 * (d + Wp + H * dv + H) + (2 * H * stride * F4) / Cmax;
+    const defaultRows = Math.min(DEFAULT_WINDOW_ROWS, Math.floor(DEFAULT_WINDOW_BYTES / perRow));
+    const windowRows = Math.max(req.windowRows ?? this.opts.windowRows ?? defaultRows, slabRowsMax);
     const windows = [...planWindows(lengths, chunkSize, windowRows, maxChunksPerWindow)];
     const T = Math.max(...windows.map((w) => w.rows));
     const nChunks = Math.max(...windows.map((w) => w.chunks));
@@ -223,6 +231,7 @@ export class WasmExecutor implements Executor {
       inv: A.transient(Cmax * F4, 'scratch'),
       tile: A.transient(tileF * F4, 'score tile'),
       gemm: A.transient(Math.max(64, this.kernels.gemmScratchBytes()), 'GEMM scratch'),
+      wide: packed.bf16Scratch ? A.transient(packed.bf16Scratch, 'BF16 weight widening') : 0,
     }));
 
     const states = new Map<number, SeqState>();

@@ -33,6 +33,19 @@ export interface RuntimeKernels {
   gemmScratchBytes(): number;
   /** Floats of one task's `tile` scratch (intra, summary, cross) for chunks of up to C tokens. */
   tileFloats(C: number, dk: number, dv: number): number;
+  /** Bytes the BF16 form of a [N, K] weight occupies (packBf16). Rows [n0, n0 + nb) of W, n0 a multiple
+   *  of 8, pack to the bytes from 2·n0·K on, so a weight can be packed in row blocks. */
+  packedBf16Bytes(N: number, K: number): number;
+  /** Pack W [N, K] (float32 at w, every value a BF16 value) into BF16 at `out` for gemmBf16; `tmp`:
+   *  packedSize(N, K) floats of scratch. Returns false if some value was not a BF16 value (not exact). */
+  packBf16(w: number, N: number, K: number, out: number, tmp: number): boolean;
+  /** Bytes of per-call scratch (`wide`) gemmBf16 needs for a [N, K] weight. */
+  bf16ScratchBytes(N: number, K: number): number;
+  /** As gemm, on a weight packed by packBf16: widened (exactly) into `wide` and multiplied by the
+   *  engine's float32 GEMM, so the result is bit-identical to gemm on the float32 weight. */
+  gemmBf16(x: number, M: number, K: number, ldx: number, wBf16: number, N: number, b: number, y: number, ldy: number, act: number, accumulate: boolean, scratch: number, wide: number): void;
+  /** dst [n] float32 = src [n] BF16 (exact). */
+  widenBf16(src: number, n: number, dst: number): void;
   /** y[M,N] (=|+=) act(x[M,K]·Wᵀ + b); b = 0 for none; scratch from gemmScratchBytes(). */
   gemm(x: number, M: number, K: number, ldx: number, wPacked: number, N: number, b: number, y: number, ldy: number, act: number, accumulate: boolean, scratch: number): void;
   /** In place rotary on x[rows, heads·dk] (row stride ld) with tables cos, sin [rows, dk/2]. */
@@ -84,6 +97,22 @@ export function jsKernels(memory: WebAssembly.Memory): RuntimeKernels {
     gemmScratchBytes: () => 0,
     tileFloats: () => 0, // the twin needs no scratch
     pack(w, N, K, out) { const m = F(); m.copyWithin(ix(out), ix(w), ix(w) + N * K); },
+    packedBf16Bytes: (N, K) => N * K * 2,
+    packBf16(w, N, K, out) {
+      const u32 = new Uint32Array(memory.buffer), u16 = new Uint16Array(memory.buffer);
+      let lost = 0;
+      for (let i = 0; i < N * K; i++) { const v = u32[ix(w) + i]; lost |= v & 0xffff; u16[(out >> 1) + i] = v >>> 16; }
+      return lost === 0;
+    },
+    bf16ScratchBytes: (N, K) => N * K * 4,
+    widenBf16(src, n, dst) {
+      const u32 = new Uint32Array(memory.buffer), u16 = new Uint16Array(memory.buffer);
+      for (let i = 0; i < n; i++) u32[ix(dst) + i] = u16[(src >> 1) + i] << 16;
+    },
+    gemmBf16(x, M, K, ldx, w, N, b, y, ldy, act, accumulate, scratch, wide) {
+      this.widenBf16(w, N * K, wide);
+      this.gemm(x, M, K, ldx, wide, N, b, y, ldy, act, accumulate, scratch);
+    },
     gemm(x, M, K, ldx, w, N, b, y, ldy, act, accumulate) {
       const m = F(); const f = ACT_FNS[act];
       for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) {

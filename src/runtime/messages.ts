@@ -8,10 +8,12 @@ export interface LayerPtrs {
   /** packed [Wq; Wk·dk^-½; Wv; Wg] → N = 2·dqk + 2·H·dv */
   qkvgW: number; qkvgB: number;
   oW: number; oB: number;
+  /** weights kept as BF16 (RuntimeKernels.packBf16; gemmBf16 widens them per call) rather than float32 panels */
+  qkvgBf16: boolean; oBf16: boolean;
   normW: number; normB: number;
   mlpNormW: number; mlpNormB: number;
   /** MLP Linears: packed weight, bias (0 = none), widths */
-  mlp: { W: number; b: number; inDim: number; outDim: number }[];
+  mlp: { W: number; b: number; inDim: number; outDim: number; bf16: boolean }[];
   /** the checkpoint's angle buffer [dk] (each frequency twice), for the rotary tables */
   angle: number[];
   /** γ_h as float64 */
@@ -57,6 +59,7 @@ export interface ScratchPtrs {
   inv: number;    // [C]             1/sqrt(c_n) per row
   tile: number;   // scratch of the intra-chunk, summary and cross kernels (RuntimeKernels.tileFloats: C×C on the CBLAS engine)
   gemm: number;   // GEMM packing scratch (gemmScratchBytes)
+  wide: number;   // BF16 weights widened for one GEMM call (RuntimeKernels.bf16ScratchBytes of the largest weight; 0 when none is BF16)
 }
 
 export interface SlabTask {

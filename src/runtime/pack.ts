@@ -1,15 +1,33 @@
 // Weights into the shared memory: copied into the arena's persistent region
 // and packed once per model for the GEMM (k's dk^-1/2 folded into its rows:
 // q·(k·s) = (q·s)·k, so this serves the families that scale q as well).
+//
+// BF16 weights (src/model/bf16.ts) stay BF16: each is widened into transient
+// staging a block of rows at a time, packed by the engine (RuntimeKernels.packBf16)
+// and narrowed back — exact, since every value came from BF16 — so the persistent
+// region holds half the bytes of float32 panels and the GEMM widens per call
+// (gemmBf16) to the same float32 operands as a float32 model's. A weight whose
+// rows get a scale (k's dk^-1/2) stays BF16 only when the scale is a power of two
+// (exact on BF16 values); otherwise it is packed as float32, as before.
 import type { ModelSpec } from '../backends/executor.js';
-import type { WArray } from '../model/weights.js';
+import { errors } from '../errors.js';
+import { Bf16Matrix, floatsOf, isBf16 } from '../model/bf16.js';
+import type { LinearW } from '../model/weights.js';
 import type { Arena } from './arena.js';
 import type { RuntimeKernels } from './kernels.js';
 import type { Dims, LayerPtrs } from './messages.js';
 
 const F4 = 4;
+/** Rows of a BF16 weight staged (widened, packed, narrowed) at a time: a multiple of 8 (panel width). */
+const PACK_ROWS = 256;
 
-export interface Packed { layers: LayerPtrs[]; dims: Dims; gammas: number[][] }
+export interface Packed {
+  layers: LayerPtrs[]; dims: Dims; gammas: number[][];
+  /** bytes of `wide` scratch one GEMM call on the largest BF16 weight needs (0: no BF16 weights) */
+  bf16Scratch: number;
+}
+
+const isPow2 = (s: number) => s > 0 && 2 ** Math.round(Math.log2(s)) === s;
 
 /** Copy weights into the persistent region and pack them for the GEMM. */
 export function packModel(spec: ModelSpec, K: RuntimeKernels, A: Arena): Packed {
@@ -21,11 +39,15 @@ export function packModel(spec: ModelSpec, K: RuntimeKernels, A: Arena): Packed 
     return off;
   };
   // Pass 1: allocate every persistent buffer (packed sizes known up front).
-  const jobs: { rows: WArray[]; scale: number[]; N: number; K: number; out: number }[] = [];
-  const packedW = (rows: WArray[], scale: number[], N: number, Kd: number, what: string) => {
-    const out = A.persistent(K.packedSize(N, Kd) * F4, what);
-    jobs.push({ rows, scale, N, K: Kd, out });
-    return out;
+  type Job = { rows: LinearW[]; scale: number[]; N: number; K: number; out: number; bf16: boolean; what: string };
+  const jobs: Job[] = [];
+  let bf16Scratch = 0;
+  const packedW = (rows: LinearW[], scale: number[], N: number, Kd: number, what: string): { W: number; bf16: boolean } => {
+    const bf16 = rows.every(isBf16) && scale.every(isPow2);
+    const out = A.persistent(bf16 ? K.packedBf16Bytes(N, Kd) : K.packedSize(N, Kd) * F4, what);
+    if (bf16) bf16Scratch = Math.max(bf16Scratch, K.bf16ScratchBytes(N, Kd));
+    jobs.push({ rows, scale, N, K: Kd, out, bf16, what });
+    return { W: out, bf16 };
   };
   const kScale = 1 / Math.sqrt(dk);
   const layers: LayerPtrs[] = spec.layers.map((lw, l) => {
@@ -35,24 +57,30 @@ export function packModel(spec: ModelSpec, K: RuntimeKernels, A: Arena): Packed 
     if (m.k.b) for (let i = 0; i < dqk; i++) bias[dqk + i] = m.k.b[i] * kScale;
     bias.set(m.v.b ?? [], 2 * dqk);
     bias.set(m.g.b ?? [], 2 * dqk + H * dv);
+    const qkvg = packedW([m.q.W, m.k.W, m.v.W, m.g.W], [1, kScale, 1, 1], Wp, d, `layer ${l} q/k/v/g weights`);
+    const o = packedW([m.o.W], [1], d, H * dv, 'weights');
     return {
       preNormW: vec(m.preNorm.weight, 'weights'), preNormB: vec(m.preNorm.bias, 'weights'),
-      qkvgW: packedW([m.q.W, m.k.W, m.v.W, m.g.W], [1, kScale, 1, 1], Wp, d, `layer ${l} q/k/v/g weights`),
+      qkvgW: qkvg.W, qkvgBf16: qkvg.bf16,
       qkvgB: vec(bias, 'weights'),
-      oW: packedW([m.o.W], [1], d, H * dv, 'weights'), oB: m.o.b ? vec(m.o.b, 'weights') : 0,
+      oW: o.W, oBf16: o.bf16, oB: m.o.b ? vec(m.o.b, 'weights') : 0,
       normW: vec(m.norm.weight, 'weights'), normB: vec(m.norm.bias, 'weights'),
       mlpNormW: vec(lw.mlp.norm.weight, 'weights'), mlpNormB: vec(lw.mlp.norm.bias, 'weights'),
-      mlp: lw.mlp.linears.map((li) => ({ W: packedW([li.W], [1], li.outDim, li.inDim, 'weights'), b: li.b ? vec(li.b, 'weights') : 0, inDim: li.inDim, outDim: li.outDim })),
+      mlp: lw.mlp.linears.map((li) => {
+        const p = packedW([li.W], [1], li.outDim, li.inDim, 'weights');
+        return { W: p.W, bf16: p.bf16, b: li.b ? vec(li.b, 'weights') : 0, inDim: li.inDim, outDim: li.outDim };
+      }),
       angle: Array.from(m.angle), gamma: Array.from(m.decay, (x) => Math.exp(x)), pow: 0,
     };
   });
   // Pass 2: stage each weight in transient memory and pack it.
   for (const j of jobs) {
+    if (j.bf16) { packBf16Weight(j, K, A); continue; }
     const tmp = A.transient(j.N * j.K * F4, 'weight staging');
     const view = A.f32(tmp, j.N * j.K);
     let o = 0;
-    j.rows.forEach((w, i) => {
-      const s = j.scale[i];
+    j.rows.forEach((w0, i) => {
+      const w = floatsOf(w0), s = j.scale[i];
       if (s === 1) view.set(w, o); else for (let e = 0; e < w.length; e++) view[o + e] = w[e] * s;
       o += w.length;
     });
@@ -62,7 +90,7 @@ export function packModel(spec: ModelSpec, K: RuntimeKernels, A: Arena): Packed 
   // widest MLP intermediate (every Linear but the last writes one; swiglu's first is gate|up, 2I wide)
   const maxHidden = Math.max(1, ...spec.layers.flatMap((lw) => lw.mlp.linears.slice(0, -1).map((li) => li.outDim)));
   const p: Packed = {
-    layers, gammas: layers.map((l) => l.gamma),
+    layers, gammas: layers.map((l) => l.gamma), bf16Scratch,
     dims: {
       d, H, dk, dv, dqk, Wp, maxHidden,
       normRms: arch.norm === 'rmsnorm', groupRms: arch.groupNorm === 'rmsnorm', eps: normEps,
@@ -72,3 +100,38 @@ export function packModel(spec: ModelSpec, K: RuntimeKernels, A: Arena): Packed 
   return p;
 }
 
+/** One BF16 weight (rows of several matrices stacked, each part scaled by a power of two) packed
+ *  PACK_ROWS rows at a time: BF16 bits → staging, widened, scaled, packed and narrowed by the engine. */
+export function packBf16Weight(j: { rows: LinearW[]; scale: number[]; N: number; K: number; out: number; what: string }, K: RuntimeKernels, A: Arena): void {
+  const Kd = j.K;
+  const parts = j.rows.map((w, i) => ({ bits: (w as Bf16Matrix).bits(), rows: (w as Bf16Matrix).rows, scale: j.scale[i] }));
+  const nbMax = Math.min(PACK_ROWS, j.N);
+  const u16 = A.transient(nbMax * Kd * 2, 'weight staging');
+  const f32 = A.transient(K.packedSize(nbMax, Kd) * F4, 'weight staging');
+  const tmp = A.transient(K.packedSize(nbMax, Kd) * F4, 'weight staging');
+  for (let n0 = 0; n0 < j.N; n0 += PACK_ROWS) {
+    const nb = Math.min(PACK_ROWS, j.N - n0);
+    const stage = new Uint16Array(A.memory.buffer, u16, nb * Kd);
+    const scaled: [number, number, number][] = []; // (first row in block, rows, scale)
+    // rows [n0, n0 + nb) of the stacked parts
+    let r = n0, base = 0;
+    for (const p of parts) {
+      const lo = Math.max(r, base), hi = Math.min(n0 + nb, base + p.rows);
+      if (lo < hi) {
+        stage.set(p.bits.subarray((lo - base) * Kd, (hi - base) * Kd), (lo - n0) * Kd);
+        if (p.scale !== 1) scaled.push([lo - n0, hi - lo, p.scale]);
+        r = hi;
+      }
+      base += p.rows;
+    }
+    K.widenBf16(u16, nb * Kd, f32);
+    if (scaled.length) {
+      const v = A.f32(f32, nb * Kd);
+      for (const [r0, n, s] of scaled) for (let e = r0 * Kd; e < (r0 + n) * Kd; e++) v[e] = v[e] * s;
+    }
+    if (!K.packBf16(f32, nb, Kd, j.out + n0 * Kd * 2, tmp)) {
+      throw errors.weights(`${j.what}: a BF16 value times its scale is not a BF16 value (a subnormal weight); it cannot be packed exactly as BF16`);
+    }
+  }
+  A.reset();
+}

@@ -56,6 +56,12 @@ export function maybeProfiled(K: RuntimeKernels, buf: SharedArrayBuffer | undefi
     gemm(...a);
     t[a[9] ? iGA : iG] += performance.now() - t0; t[CALLS]++;
   };
+  const gemmBf16 = K.gemmBf16.bind(K); // BF16 weights: the widening counts as GEMM time
+  W.gemmBf16 = (...a: Parameters<RuntimeKernels['gemmBf16']>) => {
+    const t0 = performance.now();
+    gemmBf16(...a);
+    t[a[9] ? iGA : iG] += performance.now() - t0; t[CALLS]++;
+  };
   return W as unknown as RuntimeKernels;
 }
 

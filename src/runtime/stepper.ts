@@ -52,12 +52,16 @@ export class WasmStepper {
       const inv = A.transient(H * F4, 'step');
       const S = A.transient(B * SZ * F8, 'step'), Z = A.transient(B * ZZ * F8, 'step');
       const gs = A.transient(Math.max(64, K.gemmScratchBytes()), 'step');
+      const wide = p.bf16Scratch ? A.transient(p.bf16Scratch, 'step') : 0;
+      // float32 panels, or BF16 widened per call (RuntimeKernels.gemmBf16)
+      const gemm = (bf16: boolean, x: number, M: number, Kd: number, ldx: number, W: number, N: number, b: number, y: number, ldy: number, act: number, acc: boolean) =>
+        (bf16 ? K.gemmBf16(x, M, Kd, ldx, W, N, b, y, ldy, act, acc, gs, wide) : K.gemm(x, M, Kd, ldx, W, N, b, y, ldy, act, acc, gs));
       A.f32(X, B * d).set(x as ArrayLike<number>);
       const layers = mode === 'msr' ? p.layers.slice(0, 1) : p.layers;
       layers.forEach((Ly, l) => {
         // pre-norm, fused q|k|v|g projection, rotary at `pos`
         norm(X, B, d, Ly.preNormW, Ly.preNormB, h, normRms);
-        K.gemm(h, B, d, d, Ly.qkvgW, Wp, Ly.qkvgB, P, Wp, 0, false, gs);
+        gemm(Ly.qkvgBf16, h, B, d, d, Ly.qkvgW, Wp, Ly.qkvgB, P, Wp, 0, false);
         const c = A.f32(cos, B * half), s = A.f32(sin, B * half);
         rotaryTables(Ly.angle, dk, pos, 1, c, s, angleF32);
         for (let b = 1; b < B; b++) { c.copyWithin(b * half, 0, half); s.copyWithin(b * half, 0, half); }
@@ -81,21 +85,21 @@ export class WasmStepper {
         // group norm, gate, output projection (+ residual), MLP (+ residual)
         norm(O, B * H, dv, Ly.normW, Ly.normB, O, groupRms);
         K.gate(P + (2 * dqk + H * dv) * F4, Wp, O, H * dv, B, H * dv, this.acts.msr);
-        if (mode === 'msr') { K.gemm(O, B, H * dv, H * dv, Ly.oW, d, Ly.oB, X, d, 0, false, gs); return; }
-        K.gemm(O, B, H * dv, H * dv, Ly.oW, d, Ly.oB, X, d, 0, true, gs);
+        if (mode === 'msr') { gemm(Ly.oBf16, O, B, H * dv, H * dv, Ly.oW, d, Ly.oB, X, d, 0, false); return; }
+        gemm(Ly.oBf16, O, B, H * dv, H * dv, Ly.oW, d, Ly.oB, X, d, 0, true);
         norm(X, B, d, Ly.mlpNormW, Ly.mlpNormB, h, normRms);
         if (swiglu) {
           const [gu, down] = Ly.mlp;
           const I = gu.outDim / 2;
-          K.gemm(h, B, d, d, gu.W, gu.outDim, gu.b, hid, gu.outDim, 0, false, gs);
+          gemm(gu.bf16, h, B, d, d, gu.W, gu.outDim, gu.b, hid, gu.outDim, 0, false);
           K.gate(hid, gu.outDim, hid + I * F4, gu.outDim, B, I, this.acts.mlp);
-          K.gemm(hid + I * F4, B, I, gu.outDim, down.W, down.outDim, down.b, X, d, 0, true, gs);
+          gemm(down.bf16, hid + I * F4, B, I, gu.outDim, down.W, down.outDim, down.b, X, d, 0, true);
           return;
         }
         let src = h, ld = d;
         Ly.mlp.forEach((m, i) => {
-          if (i === Ly.mlp.length - 1) K.gemm(src, B, m.inDim, ld, m.W, m.outDim, m.b, X, d, 0, true, gs);
-          else { const dst = src === hid ? hid2 : hid; K.gemm(src, B, m.inDim, ld, m.W, m.outDim, m.b, dst, m.outDim, this.acts.mlp, false, gs); src = dst; ld = m.outDim; }
+          if (i === Ly.mlp.length - 1) gemm(m.bf16, src, B, m.inDim, ld, m.W, m.outDim, m.b, X, d, 0, true);
+          else { const dst = src === hid ? hid2 : hid; gemm(m.bf16, src, B, m.inDim, ld, m.W, m.outDim, m.b, dst, m.outDim, this.acts.mlp, false); src = dst; ld = m.outDim; }
         });
       });
       return Float32Array.from(A.f32(X, B * d));

@@ -4,6 +4,10 @@ import { loadKernelsSync, type Kernels, type VariantRequest } from '../wasm/load
 import { wasmRetentionScratchFloats, type RuntimeKernels } from './kernels.js';
 
 const LN_EPS = 1e-5;
+/** Columns of a BF16 weight widened per GEMM call (gemmBf16): 256 columns × K floats (2 MiB at K = 2,048)
+ *  stay in L2/L3 while the GEMM runs over them; each column's dot products are the same as over
+ *  the whole weight (8-column panels, the same K blocks), so the result is bit-identical. */
+export const BF16_BLOCK_COLS = 256;
 
 export function bindWasmKernels(memory: WebAssembly.Memory, variant: string): RuntimeKernels {
   return wasmContract(loadKernelsSync({ memory, variant: variant as VariantRequest }));
@@ -11,6 +15,7 @@ export function bindWasmKernels(memory: WebAssembly.Memory, variant: string): Ru
 
 /** The contract over an instantiated module. */
 export function wasmContract(k: Kernels): RuntimeKernels {
+  const packedBytes = (N: number, K: number) => k.f32_gemm_packed_size(N, K);
   return {
     name: `wasm-${k.variant === 'relaxed' ? 'relaxed-simd' : 'simd'}`,
     layerNorm: (x, rows, n, ldx, gamma, beta, y, ldy) => k.f32_layernorm__wasmsimd(rows, n, x, ldx, gamma, beta, y, ldy, LN_EPS),
@@ -18,6 +23,22 @@ export function wasmContract(k: Kernels): RuntimeKernels {
     packedSize: (N, K) => k.f32_gemm_packed_size(N, K) / 4,
     pack: (w, N, K, out) => k.f32_gemm_pack_8(N, K, w, K, out),
     gemmScratchBytes: () => k.f32_gemm_scratch_size(),
+    // BF16 weights in the GEMM's 8-column panel order, as BF16 (half the float32 panels)
+    packedBf16Bytes: (N, K) => packedBytes(N, K) / 2,
+    packBf16: (w, N, K, out, tmp) => {
+      k.f32_gemm_pack_8(N, K, w, K, tmp);
+      return k.f32_narrow_bf16__wasmsimd(packedBytes(N, K) / 4, tmp, out) === 0;
+    },
+    bf16ScratchBytes: (N, K) => packedBytes(Math.min(N, BF16_BLOCK_COLS), K),
+    widenBf16: (src, n, dst) => k.f32_widen_bf16__wasmsimd(n, src, dst),
+    // blocks of BF16_BLOCK_COLS columns: widen their panels into `wide`, then the float32 GEMM on them
+    gemmBf16: (x, M, K, ldx, w, N, b, y, ldy, act, acc, scratch, wide) => {
+      for (let n0 = 0; n0 < N; n0 += BF16_BLOCK_COLS) {
+        const nb = Math.min(BF16_BLOCK_COLS, N - n0);
+        k.f32_widen_bf16__wasmsimd(packedBytes(nb, K) / 4, w + n0 * K * 2, wide);
+        k.f32_gemm_4x8__wasmsimd(M, nb, K, x, ldx, wide, b ? b + n0 * 4 : 0, y + n0 * 4, ldy, act, acc ? 1 : 0, scratch);
+      }
+    },
     tileFloats: wasmRetentionScratchFloats, // no C×C score tile: A is held 64 rows at a time
     gemm: (x, M, K, ldx, wp, N, b, y, ldy, act, acc, scratch) => k.f32_gemm_4x8__wasmsimd(M, N, K, x, ldx, wp, b, y, ldy, act, acc ? 1 : 0, scratch),
     rotary: (x, rows, heads, dk, ld, cos, sin) => k.f32_rotary__wasmsimd(rows, heads, dk, x, ld, cos, sin),

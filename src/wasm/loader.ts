@@ -89,6 +89,12 @@ export interface KernelExports {
   /** One token: S [dk,dv] f64 and z [dk] f64 updated in place; o [dv] f32; r [1] f32 (nullable); invSqrtC [1] f32 (nullable). */
   f32_retention_step__wasmsimd(dk: number, dv: number, q: Ptr, k: Ptr, v: Ptr, gamma: number, S: Ptr, z: Ptr, o: Ptr, r: Ptr, invSqrtC: Ptr, normRetn: number): void;
   f32_retention_step__scalar(dk: number, dv: number, q: Ptr, k: Ptr, v: Ptr, gamma: number, S: Ptr, z: Ptr, o: Ptr, r: Ptr, invSqrtC: Ptr, normRetn: number): void;
+  /** dst [n] f32 = src [n] BF16 (u16) << 16: exact widening. */
+  f32_widen_bf16__wasmsimd(n: number, src: Ptr, dst: Ptr): void;
+  f32_widen_bf16__scalar(n: number, src: Ptr, dst: Ptr): void;
+  /** dst [n] BF16 = top half of src [n] f32 (truncation); 1 if some value was not a BF16 value (inexact), else 0. */
+  f32_narrow_bf16__wasmsimd(n: number, src: Ptr, dst: Ptr): number;
+  f32_narrow_bf16__scalar(n: number, src: Ptr, dst: Ptr): number;
 }
 
 export type Kernels = KernelExports & {

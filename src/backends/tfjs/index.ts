@@ -16,6 +16,8 @@ import type { BackendInfo, Executor, ForwardRequest, ModelSpec } from '../execut
 import type { ForwardArgs, WireLinear, WireModel, WireNorm } from './compute.js';
 import { DEFAULT_WINDOW_ELEMS, ENGINE_ENV, TFJS_ENGINES, gpuAdvice, installHint, type AdapterInfo, type EngineFailure, type EngineInfo, type TfjsEngine } from './engines.js';
 import type { TfjsWorkerApi } from '../../../workers/tfjs-worker.js';
+import { Bf16Matrix } from '../../model/bf16.js';
+import type { LinearW } from '../../model/weights.js';
 import { envValue } from '../../env.js';
 
 export { TFJS_ENGINES, ENGINE_ENV, type TfjsEngine, type AdapterInfo } from './engines.js';
@@ -285,11 +287,20 @@ const fmtMiB = (bytes: number): string => String(Math.round(bytes / 2 ** 20 * 10
 // ---------------------------------------------------------------- weights on the wire
 
 const f32 = (a: ArrayLike<number>): Float32Array => Float32Array.from(a);
-const wLin = (l: { W: ArrayLike<number>; b: ArrayLike<number> | null; inDim: number; outDim: number }): WireLinear =>
-  ({ W: f32(l.W), b: l.b ? f32(l.b) : null, inDim: l.inDim, outDim: l.outDim });
+// BF16 weights are widened here (exact): the tfjs worker holds float32 copies of every weight,
+// so models beyond TFJS_MAX_WEIGHT_FLOATS are refused (toWire) rather than run out of memory.
+const wLin = (l: { W: LinearW; b: ArrayLike<number> | null; inDim: number; outDim: number }): WireLinear =>
+  ({ W: l.W instanceof Bf16Matrix ? l.W.toFloat32() : f32(l.W), b: l.b ? f32(l.b) : null, inDim: l.inDim, outDim: l.outDim });
 const wNorm = (n: { weight: ArrayLike<number>; bias: ArrayLike<number> }): WireNorm => ({ weight: f32(n.weight), bias: f32(n.bias) });
 
+/** Weight values (float32 on the wire and in the worker) the tfjs backend takes: 2^28 (1 GiB as float32). */
+export const TFJS_MAX_WEIGHT_FLOATS = 2 ** 28;
+
 function toWire(spec: ModelSpec): WireModel {
+  const n = spec.layers.reduce((a, lw) => a + [lw.msr.q, lw.msr.k, lw.msr.v, lw.msr.g, lw.msr.o, ...lw.mlp.linears].reduce((b, l) => b + l.W.length, 0), 0);
+  if (n > TFJS_MAX_WEIGHT_FLOATS) {
+    throw errors.memory(`the model has ${n} weight values; the tfjs backend keeps float32 copies of all of them (${(4 * n / 2 ** 30).toFixed(2)} GiB, several times over across its worker) and takes at most ${TFJS_MAX_WEIGHT_FLOATS}; use backend 'wasm', which keeps BF16 weights as BF16`);
+  }
   return {
     dims: spec.dims,
     acts: { msr: spec.config.msrGateFn, mlp: spec.config.mlpGateFn },

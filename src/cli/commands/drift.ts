@@ -13,7 +13,7 @@ import { machine } from '../gen.js';
 import { MAX_PARALLEL_L } from './run.js';
 import { actOption } from './info.js';
 import { driftSvg } from '../plot.js';
-import { RetNetLM } from '../../lm/retnet-lm.js';
+import { RetNetLM, embedRow } from '../../lm/retnet-lm.js';
 import { loadLM } from '../lm-util.js';
 import { Rng } from '../../random.js';
 
@@ -22,7 +22,7 @@ function embedRandomIds(lm: RetNetLM, L: number, seed: number): Tensor {
   const d = lm.d, rng = new Rng(seed), x = new Float32Array(L * d);
   for (let t = 0; t < L; t++) {
     const id = t === 0 && lm.tokenizer.bosId !== null ? lm.tokenizer.bosId : Math.floor(rng.uniform() * lm.vocab);
-    x.set(lm.embed.subarray(id * d, (id + 1) * d), t * d);
+    embedRow(lm.embed, d, id, x, t * d);
   }
   return new Tensor(x, [1, L, d]);
 }

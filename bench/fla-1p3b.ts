@@ -1,0 +1,163 @@
+// The fla-hub 1.3B shape (random BF16 weights, bench/make-fla-shape.mjs) scored on the wasm backend,
+// both kernel engines: one B = 1 document of random token ids per run, each run in its own child
+// process so that its peak RSS (process.resourceUsage().maxRSS) is its own. Reports tokens/s,
+// peak RSS, RSS against the weight file's size, and the BF16 widening's GEMM overhead
+// (gemmBf16 vs gemm on the same float32-widened weight, one thread, the model's four weight shapes).
+// Writes bench/results/fla-1p3b.json.
+//
+//   npm run bench:fla [-- --dir DIR] [--lengths 16384,65536] [--engines wasm,blas] [--chunk-size 256] [--skip "wasm:65536"]
+//
+// Without --dir the model is written to a temporary folder (2.70 GB) and removed afterwards.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { RetNetLM } from '../src/index.js';
+import type { KernelsName } from '../src/options.js';
+import { createMemory, ARENA_BASE } from '../src/wasm/loader.js';
+import { Arena } from '../src/runtime/arena.js';
+import { bindWasmKernels } from '../src/runtime/wasm-kernels.js';
+import type { RuntimeKernels } from '../src/runtime/kernels.js';
+
+const ROOT = new URL('../../', import.meta.url).pathname;
+const { values } = parseArgs({
+  options: {
+    dir: { type: 'string' }, lengths: { type: 'string', default: '16384,65536' }, engines: { type: 'string', default: 'wasm,blas' },
+    'chunk-size': { type: 'string', default: '256' }, skip: { type: 'string', default: '' }, out: { type: 'string', default: join(ROOT, 'bench/results/fla-1p3b.json') },
+    child: { type: 'boolean', default: false }, engine: { type: 'string' }, tokens: { type: 'string' }, gemm: { type: 'boolean', default: false },
+  },
+});
+const chunkSize = Number(values['chunk-size']);
+
+/** Random ids in [3, 32000), seeded (xorshift32). */
+function randomIds(n: number, seed = 12345): Int32Array {
+  let s = seed >>> 0;
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; out[i] = 3 + (s % 31997); }
+  return out;
+}
+
+const mib = (b: number) => Math.round(b / 2 ** 20 * 10) / 10;
+
+// ---------------------------------------------------------------- child: one scoring run
+async function child(): Promise<void> {
+  const dir = values.dir!, kernels = values.engine as KernelsName, n = Number(values.tokens);
+  const t0 = performance.now();
+  const lm = await RetNetLM.loadFolder(dir);
+  const t1 = performance.now();
+  const rssLoaded = process.memoryUsage().rss;
+  // a short warm-up call packs the weights into the shared memory and starts the workers
+  await lm.score(randomIds(64, 7), { backend: 'wasm', kernels, chunkSize });
+  const t2 = performance.now();
+  const rssPacked = process.memoryUsage().rss;
+  const r = await lm.score(randomIds(n), { backend: 'wasm', kernels, chunkSize });
+  const t3 = performance.now();
+  const info = await lm.model.backendInfo();
+  const out = {
+    engine: kernels, engineLabel: info.map((i) => i.engine).join(', '), tokens: n, chunkSize,
+    loadSeconds: (t1 - t0) / 1000, packSeconds: (t2 - t1) / 1000, scoreSeconds: (t3 - t2) / 1000,
+    tokensPerSecond: n / ((t3 - t2) / 1000), nll: r.nll, perplexity: r.perplexity,
+    rssAfterLoadMiB: mib(rssLoaded), rssAfterPackMiB: mib(rssPacked), rssEndMiB: mib(process.memoryUsage().rss),
+    peakRssBytes: process.resourceUsage().maxRSS * 1024,
+  };
+  await lm.close();
+  console.log(`RESULT ${JSON.stringify(out)}`);
+}
+
+// ---------------------------------------------------------------- child: GEMM overhead of the BF16 widening
+function timeIt(f: () => void, minMs = 1500): number {
+  f();
+  let n = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < minMs) { f(); n++; }
+  return (performance.now() - t0) / n;
+}
+
+async function gemmOverhead(): Promise<void> {
+  const shapes: [string, number, number][] = [['q|k|v|g', 12288, 2048], ['o', 2048, 4096], ['gate|up', 5632, 2048], ['down', 2048, 2816]];
+  const engines: [string, (m: WebAssembly.Memory) => Promise<RuntimeKernels>][] = [['wasm', async (m) => bindWasmKernels(m, 'auto')]];
+  try {
+    const { bindBlasKernels } = await import('../src/runtime/blas-kernels.js');
+    engines.push(['blas', async (m) => bindBlasKernels(m, 'auto')]);
+  } catch { /* no BLAS */ }
+  const rows: unknown[] = [];
+  for (const [ename, bind] of engines) {
+    for (const [name, N, K] of shapes) for (const M of [256, 512]) {
+      const memory = createMemory(256);
+      const Kn = await bind(memory);
+      const A = new Arena(memory, ARENA_BASE, 2 ** 32 - 65536);
+      const wF = A.persistent(Kn.packedSize(N, K) * 4, 'w'), wB = A.persistent(Kn.packedBf16Bytes(N, K), 'w');
+      const wide = A.persistent(Kn.bf16ScratchBytes(N, K), 'w'), gs = A.persistent(Math.max(64, Kn.gemmScratchBytes()), 'w');
+      const x = A.persistent(M * K * 4, 'x'), y = A.persistent(M * N * 4, 'y'), raw = A.persistent(N * K * 4, 'raw'), tmp = A.persistent(Kn.packedSize(N, K) * 4, 'tmp');
+      const rv = new Uint32Array(memory.buffer, raw, N * K);
+      let s = 99;
+      for (let i = 0; i < rv.length; i++) { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; rv[i] = ((s & 0x7fff) | 0x3c00) << 16 & 0xbfff0000; }
+      A.f32(x, M * K).fill(0.01);
+      Kn.pack(raw, N, K, wF);
+      if (!Kn.packBf16(raw, N, K, wB, tmp)) throw new Error('not exact');
+      const f32ms = timeIt(() => Kn.gemm(x, M, K, K, wF, N, 0, y, N, 0, false, gs));
+      const bfms = timeIt(() => Kn.gemmBf16(x, M, K, K, wB, N, 0, y, N, 0, false, gs, wide));
+      rows.push({ engine: ename, weight: name, N, K, M, f32Ms: +f32ms.toFixed(2), bf16Ms: +bfms.toFixed(2), overheadPercent: +((bfms / f32ms - 1) * 100).toFixed(1), f32Gflops: +(2 * M * N * K / f32ms / 1e6).toFixed(1) });
+      console.error(JSON.stringify(rows[rows.length - 1]));
+    }
+  }
+  console.log(`RESULT ${JSON.stringify(rows)}`);
+}
+
+// ---------------------------------------------------------------- parent
+function runChild(args: string[]): unknown {
+  const r = spawnSync(process.execPath, [new URL(import.meta.url).pathname, '--child', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26 });
+  const line = r.stdout.split('\n').find((l) => l.startsWith('RESULT '));
+  if (r.status !== 0 || !line) throw new Error(`child ${args.join(' ')} failed (status ${r.status}): ${r.stdout.slice(-2000)}`);
+  return JSON.parse(line.slice(7));
+}
+
+async function parent(): Promise<void> {
+  let dir = values.dir, made: string | null = null;
+  if (!dir) {
+    made = mkdtempSync(join(tmpdir(), 'fla-1p3b-'));
+    dir = made;
+    const r = spawnSync(process.execPath, [join(ROOT, 'bench/make-fla-shape.mjs'), dir], { stdio: 'inherit' });
+    if (r.status !== 0) throw new Error('make-fla-shape failed');
+  }
+  const weightBytes = readdirSync(dir).filter((f) => f.endsWith('.safetensors')).reduce((a, f) => a + statSync(join(dir!, f)).size, 0);
+  const lengths = values.lengths.split(',').map(Number), engines = values.engines.split(',') as KernelsName[];
+  const skip = new Set(values.skip.split(',').filter(Boolean));
+  const layers = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).num_hidden_layers;
+  const params = { dir: made ? '(temporary)' : dir, layers, weightBytes, lengths, engines, chunkSize, skip: [...skip] };
+  console.log(`fla-1p3b: ${JSON.stringify(params)}`);
+  console.log(`machine: ${cpus()[0]?.model} × ${cpus().length}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}`);
+  const runs: Record<string, unknown>[] = [];
+  const machine = { cpu: cpus()[0]?.model, cores: cpus().length, memGiB: +(totalmem() / 2 ** 30).toFixed(1), node: process.version };
+  const save = (extra: Record<string, unknown> = {}) => {
+    mkdirSync(join(values.out, '..'), { recursive: true });
+    writeFileSync(values.out, JSON.stringify({ date: new Date().toISOString(), machine, params, runs, ...extra }, null, 2) + '\n');
+  };
+  try {
+    // shortest length first on every engine, so that a long run cut short still leaves the others
+    for (const n of lengths) for (const engine of engines) {
+      if (skip.has(`${engine}:${n}`)) { console.log(`${engine} ${n}: skipped`); continue; }
+      const r = runChild(['--dir', dir, '--engine', engine, '--tokens', String(n), '--chunk-size', String(chunkSize)]) as Record<string, number>;
+      r.peakRssMiB = mib(r.peakRssBytes);
+      r.peakRssOverWeights = +(r.peakRssBytes / weightBytes).toFixed(3);
+      runs.push(r);
+      save();
+      console.log(`${engine} ${n} tokens: ${r.tokensPerSecond.toFixed(1)} tok/s, score ${r.scoreSeconds.toFixed(1)} s (load ${r.loadSeconds.toFixed(1)} s, pack ${r.packSeconds.toFixed(1)} s), peak RSS ${r.peakRssMiB} MiB = ${r.peakRssOverWeights}× the weights, ppl ${r.perplexity.toFixed(1)}`);
+    }
+    const growth: Record<string, number> = {};
+    for (const engine of engines) {
+      const byLen = (n: number) => runs.find((r) => r.engine === engine && r.tokens === n) as Record<string, number> | undefined;
+      const a = byLen(Math.min(...lengths)), b = byLen(Math.max(...lengths));
+      if (a && b && a !== b) { growth[engine] = mib(b.peakRssBytes - a.peakRssBytes); console.log(`${engine}: peak RSS at ${b.tokens} − at ${a.tokens} = ${growth[engine]} MiB`); }
+    }
+    const gemm = values.gemm ? runChild(['--gemm']) : null;
+    save({ peakRssGrowthMiB: growth, gemmOverhead: gemm });
+    console.log(`wrote ${values.out}`);
+  } finally {
+    if (made) rmSync(made, { recursive: true, force: true });
+  }
+}
+
+if (values.child) await (values.gemm ? gemmOverhead() : child());
+else await parent();

@@ -1,0 +1,67 @@
+// Weights stored as BF16 (bfloat16, the top 16 bits of a float32) kept as BF16: a [rows, cols]
+// matrix of BF16 bits, either resident (a Uint16Array) or read from its file on demand (a large
+// model's layers: the only resident copy is then the runtime's packed one in the shared WASM memory).
+// Widening is exact (bits << 16), so any consumer may widen on use; nothing here rounds.
+
+/** A [rows, cols] row-major matrix of BF16 values. */
+export class Bf16Matrix {
+  readonly length: number;
+  private readonly src: Uint16Array | (() => Uint16Array);
+
+  /** `src`: the bits (resident), or a function returning them (read on each use, e.g. from the file). */
+  constructor(readonly rows: number, readonly cols: number, src: Uint16Array | (() => Uint16Array)) {
+    this.length = rows * cols;
+    if (src instanceof Uint16Array && src.length !== this.length) throw new Error(`Bf16Matrix: ${src.length} values for [${rows}, ${cols}]`);
+    this.src = src;
+  }
+
+  /** Whether the bits are held in memory (else read on each `bits()`). */
+  get resident(): boolean { return this.src instanceof Uint16Array; }
+
+  /** The BF16 bits [rows, cols] (a fresh array when file-backed: do not keep it). */
+  bits(): Uint16Array {
+    if (this.src instanceof Uint16Array) return this.src;
+    const b = this.src();
+    if (b.length !== this.length) throw new Error(`Bf16Matrix: the reader returned ${b.length} values for [${this.rows}, ${this.cols}]`);
+    return b;
+  }
+
+  /** Widened exactly to float32 (a new array). */
+  toFloat32(): Float32Array { return widenBf16(this.bits()); }
+
+  /** Rows [r0, r0 + n) widened into `into` at `off` (float32 or float64; exact either way). */
+  rowsInto(r0: number, n: number, into: Float32Array | Float64Array, off = 0, bits = this.bits()): void {
+    const t = bf16Table(), c = this.cols, s = r0 * c;
+    for (let i = 0; i < n * c; i++) into[off + i] = t[bits[s + i]];
+  }
+}
+
+export const isBf16 = (w: unknown): w is Bf16Matrix => w instanceof Bf16Matrix;
+
+let table: Float32Array | null = null;
+/** All 65,536 BF16 values as float32 (256 KiB): index by the bits. */
+export function bf16Table(): Float32Array {
+  if (table) return table;
+  const u = new Uint32Array(65536);
+  for (let i = 0; i < 65536; i++) u[i] = i << 16;
+  table = new Float32Array(u.buffer);
+  return table;
+}
+
+/** Float32 of BF16 bits (exact). */
+export function widenBf16(bits: Uint16Array): Float32Array {
+  const out = new Uint32Array(bits.length);
+  for (let i = 0; i < bits.length; i++) out[i] = bits[i] << 16;
+  return new Float32Array(out.buffer);
+}
+
+/** The values as a float array: BF16 widened on use (exact), float arrays as they are. */
+export function floatsOf<T extends Float32Array | Float64Array>(w: T | Bf16Matrix): T | Float32Array {
+  return w instanceof Bf16Matrix ? w.toFloat32() : w;
+}
+
+/** Index of the first BF16 value that is NaN or ±Infinity (exponent bits all ones), −1 if none. */
+export function firstBadBf16(bits: Uint16Array): number {
+  for (let i = 0; i < bits.length; i++) if ((bits[i] & 0x7f80) === 0x7f80) return i;
+  return -1;
+}

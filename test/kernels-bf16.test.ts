@@ -1,0 +1,60 @@
+// BF16 widening and narrowing kernels: SIMD = scalar = reference (bits << 16; top 16 bits),
+// exactly, over every length remainder, every BF16 bit pattern (NaNs, infinities, subnormals,
+// ±0), unaligned offsets; and the narrowing kernel's inexact flag.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { VARIANTS, kernels, arena, memory, rng } from './helpers/kernels.js';
+
+function alloc(bytes: number): number {
+  return arena.alloc(bytes);
+}
+
+for (const variant of VARIANTS) {
+  test(`f32_widen_bf16__wasmsimd = f32_widen_bf16__scalar = bits << 16 (${variant}), all 65,536 patterns and n = 0..37`, () => {
+    const k = kernels(variant);
+    const r = rng(3);
+    for (const n of [...Array.from({ length: 38 }, (_, i) => i), 65536, 65536 + 5]) for (const shift of [0, 2]) {
+      const mark = arena.mark();
+      const src = alloc(n * 2 + 16) + shift, a = alloc(n * 4 + 16) + 2 * shift, b = alloc(n * 4 + 16);
+      const s = new Uint16Array(memory.buffer, src, n);
+      for (let i = 0; i < n; i++) s[i] = n >= 65536 ? i & 0xffff : r.int(65536);
+      k.f32_widen_bf16__wasmsimd(n, src, a);
+      k.f32_widen_bf16__scalar(n, src, b);
+      const ua = new Uint32Array(memory.buffer.slice(a, a + n * 4)), ub = new Uint32Array(memory.buffer.slice(b, b + n * 4));
+      for (let i = 0; i < n; i++) {
+        const want = (s[i] << 16) >>> 0;
+        if (ua[i] !== want || ub[i] !== want) throw new Error(`widen ${variant} n=${n} shift=${shift} at ${i}: simd 0x${ua[i].toString(16)} scalar 0x${ub[i].toString(16)} want 0x${want.toString(16)}`);
+      }
+      arena.reset(mark);
+    }
+  });
+
+  test(`f32_narrow_bf16__wasmsimd = f32_narrow_bf16__scalar = top 16 bits (${variant}); flag set iff a low half is nonzero`, () => {
+    const k = kernels(variant);
+    const r = rng(5);
+    for (const n of [...Array.from({ length: 38 }, (_, i) => i), 1000]) for (const inexactAt of [-1, 0, n - 1, n >> 1]) {
+      if (inexactAt >= n) continue;
+      const mark = arena.mark();
+      const src = alloc(n * 4 + 16), a = alloc(n * 2 + 16), b = alloc(n * 2 + 16);
+      const s = new Uint32Array(memory.buffer, src, n);
+      for (let i = 0; i < n; i++) s[i] = (r.int(65536) << 16) >>> 0;
+      if (inexactAt >= 0) s[inexactAt] |= 1 + r.int(0xffff);
+      const fa = k.f32_narrow_bf16__wasmsimd(n, src, a), fb = k.f32_narrow_bf16__scalar(n, src, b);
+      assert.is(fa, inexactAt >= 0 ? 1 : 0, `simd flag n=${n} inexactAt=${inexactAt}`);
+      assert.is(fb, fa, `scalar flag n=${n}`);
+      const ua = new Uint16Array(memory.buffer, a, n), ub = new Uint16Array(memory.buffer, b, n);
+      for (let i = 0; i < n; i++) {
+        const want = s[i] >>> 16;
+        if (ua[i] !== want || ub[i] !== want) throw new Error(`narrow ${variant} n=${n} at ${i}: simd ${ua[i]} scalar ${ub[i]} want ${want}`);
+      }
+      // round trip: narrow(widen(x)) = x
+      const back = alloc(n * 4 + 16);
+      k.f32_widen_bf16__wasmsimd(n, a, back);
+      const ok = new Uint32Array(memory.buffer, back, n);
+      for (let i = 0; i < n; i++) if (ok[i] !== ((s[i] >>> 16) << 16) >>> 0) throw new Error(`round trip n=${n} at ${i}`);
+      arena.reset(mark);
+    }
+  });
+}
+
+test.run();
