@@ -3,9 +3,13 @@
 // process so that its peak RSS (process.resourceUsage().maxRSS) is its own. Reports tokens/s,
 // peak RSS, RSS against the weight file's size, and the BF16 widening's GEMM overhead
 // (gemmBf16 vs gemm on the same float32-widened weight, one thread, the model's four weight shapes).
-// Writes bench/results/fla-1p3b.json.
+// Engine `torch` runs the PyTorch peer in the same loop (bench/peers/torch_fla_peer.py: the
+// float32 chunkwise PyTorch transcription, checked against the fla goldens first; same threads
+// (2), same chunk size, the same number of tokens), so project and PyTorch are measured side by
+// side in one run. Writes bench/results/fla-1p3b.json.
 //
-//   npm run bench:fla [-- --dir DIR] [--lengths 16384,65536] [--engines wasm,blas] [--chunk-size 256] [--skip "wasm:65536"]
+//   npm run bench:fla [-- --dir DIR] [--lengths 16384,65536] [--engines wasm,blas,torch] [--chunk-size 256] [--skip "wasm:65536"]
+//   PyTorch: /usr/bin/python3 (Debian python3-torch) or RETNET_PEERS_PYTHON.
 //
 // Without --dir the model is written to a temporary folder (2.70 GB) and removed afterwards.
 import { spawnSync } from 'node:child_process';
@@ -106,6 +110,27 @@ async function gemmOverhead(): Promise<void> {
 }
 
 // ---------------------------------------------------------------- parent
+const PYTHON = process.env.RETNET_PEERS_PYTHON ?? '/usr/bin/python3';
+const PEER = join(ROOT, 'bench/peers/torch_fla_peer.py');
+let torchChecked = false;
+
+/** The PyTorch peer on the same folder: its golden check once, then one timed run of n tokens. */
+function runTorch(dir: string, n: number): Record<string, number | string> {
+  if (!torchChecked) {
+    const c = spawnSync(PYTHON, [PEER, '--check', join(ROOT, 'test/fixtures/fla')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    if (c.status !== 0) throw new Error(`the PyTorch peer failed its golden check: ${c.stdout}`);
+    console.log(`torch peer golden check: ${c.stdout.trim()}`);
+    torchChecked = true;
+  }
+  const r = spawnSync(PYTHON, [PEER, '--model', dir, '--length', String(n), '--chunk', String(chunkSize), '--threads', '2'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
+  if (r.status !== 0) throw new Error(`torch peer failed (status ${r.status}): ${r.stdout.slice(-2000)}`);
+  const j = JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, number | string>;
+  return {
+    engine: 'torch', engineLabel: `PyTorch ${j.torch} float32, ${j.threads} threads`, tokens: n, chunkSize, loadSeconds: j.load_s, scoreSeconds: j.median_s,
+    tokensPerSecond: j.tokens_per_s, nll: j.nll, perplexity: Math.exp((j.nll as number) / (n - 1)), peakRssBytes: j.maxrss_bytes,
+  };
+}
+
 function runChild(args: string[]): unknown {
   const r = spawnSync(process.execPath, [new URL(import.meta.url).pathname, '--child', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26 });
   const line = r.stdout.split('\n').find((l) => l.startsWith('RESULT '));
@@ -138,12 +163,13 @@ async function parent(): Promise<void> {
     // shortest length first on every engine, so that a long run cut short still leaves the others
     for (const n of lengths) for (const engine of engines) {
       if (skip.has(`${engine}:${n}`)) { console.log(`${engine} ${n}: skipped`); continue; }
-      const r = runChild(['--dir', dir, '--engine', engine, '--tokens', String(n), '--chunk-size', String(chunkSize)]) as Record<string, number>;
+      const r = ((engine as string) === 'torch' ? runTorch(dir, n)
+        : runChild(['--dir', dir, '--engine', engine, '--tokens', String(n), '--chunk-size', String(chunkSize)])) as Record<string, number>;
       r.peakRssMiB = mib(r.peakRssBytes);
       r.peakRssOverWeights = +(r.peakRssBytes / weightBytes).toFixed(3);
       runs.push(r);
       save();
-      console.log(`${engine} ${n} tokens: ${r.tokensPerSecond.toFixed(1)} tok/s, score ${r.scoreSeconds.toFixed(1)} s (load ${r.loadSeconds.toFixed(1)} s, pack ${r.packSeconds.toFixed(1)} s), peak RSS ${r.peakRssMiB} MiB = ${r.peakRssOverWeights}× the weights, ppl ${r.perplexity.toFixed(1)}`);
+      console.log(`${engine} ${n} tokens: ${r.tokensPerSecond.toFixed(1)} tok/s, score ${r.scoreSeconds.toFixed(1)} s (load ${r.loadSeconds.toFixed(1)} s${r.packSeconds !== undefined ? `, pack ${r.packSeconds.toFixed(1)} s` : ''}), peak RSS ${r.peakRssMiB} MiB = ${r.peakRssOverWeights}× the weights, ppl ${r.perplexity.toFixed(1)}`);
     }
     const growth: Record<string, number> = {};
     for (const engine of engines) {
