@@ -2,15 +2,15 @@
 //
 // A fenced block whose info string has the word `runnable` (```sh runnable,
 // ```ts runnable) in README.md or docs/*.md is extracted and run here:
-//   - sh blocks run with bash (-e -o pipefail) in a scratch project that depends
-//     on this package (node_modules/retnet → the checkout, node_modules/.bin/retnet
+//   - sh blocks run with bash (-e -o pipefail) in a fresh project with this package
+//     installed from its `npm pack` tarball (node_modules/retnet, node_modules/.bin/retnet
 //     → its CLI, as `npm install` would link them), the blocks of one file in
 //     order in one folder (a later block may use an earlier one's files). A line
 //     whose comment says `# (download)` fetches something from the network and
 //     is left out.
 //   - ts blocks are compiled together with `tsc --strict` against the built
-//     package (its dist/ types, resolved as 'retnet' through that node_modules
-//     link), then each compiled block is run with node.
+//     package as installed (its dist/ types, resolved as 'retnet' in that
+//     project's node_modules), then each compiled block is run with node.
 // The fla-hub quickstarts name `fla-hub/retnet-1.3B-100B`, a 2.7 GB download: here
 // that name is replaced by a small local stand-in folder in the same format
 // (test/helpers/fla-folder.ts: a random 2-layer fla RetNet with the real Mistral
@@ -90,14 +90,18 @@ test('README: at most 300 lines, each quickstart at most 25 lines', () => {
 test('every runnable block runs: sh blocks in a scratch project, ts blocks compiled with tsc --strict and run', async () => {
   const tmp = mkdtempSync(join(tmpdir(), 'retnet-docs-'));
   try {
-    // a project that depends on retnet, as `npm install <tarball>` leaves it
+    // a fresh project with retnet installed from the tarball `npm pack` makes of this checkout, as the
+    // README's install section does it (dependencies from the npm cache that `npm ci` filled, else the registry)
     const proj = join(tmp, 'project');
-    mkdirSync(join(proj, 'node_modules', '.bin'), { recursive: true });
-    symlinkSync(ROOT, join(proj, 'node_modules', 'retnet'));
-    const bin = join(proj, 'node_modules', '.bin', 'retnet');
-    writeFileSync(bin, `#!/bin/sh\nexec "${process.execPath}" "${join(ROOT, 'dist', 'src', 'cli', 'main.js')}" "$@"\n`);
-    chmodSync(bin, 0o755);
+    mkdirSync(proj);
     writeFileSync(join(proj, 'package.json'), JSON.stringify({ name: 'docs-snippets', private: true, type: 'module' }));
+    const packed = await run('npm', ['pack', '--silent', '--pack-destination', tmp], ROOT, 300_000);
+    assert.is(packed.code, 0, `npm pack:\n${packed.out}`);
+    const tgz = packed.out.trim().split('\n').filter((l) => l.endsWith('.tgz')).pop();
+    assert.ok(tgz, `npm pack printed no tarball name:\n${packed.out}`);
+    const inst = await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', join(tmp, tgz!)], proj, 600_000);
+    assert.is(inst.code, 0, `npm install ${tgz}:\n${inst.out}`);
+    console.log(`installed ${tgz} into a fresh project: npm pack ${packed.ms} ms, npm install ${inst.ms} ms`);
     // the stand-in for fla-hub/retnet-1.3B-100B (see the comment at the top)
     const fla = join(tmp, 'fla-standin');
     await makeTinyFlaFolder(fla);
