@@ -17,10 +17,8 @@ export interface Command {
   run(argv: string[]): Promise<number>;
 }
 
-/** A bad command line: printed with the command's usage line, exit code 2. */
-export class UsageError extends Error {
-  constructor(message: string) { super(message); this.name = 'UsageError'; }
-}
+export { UsageError } from './usage-error.js';
+import { UsageError } from './usage-error.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 

@@ -6,7 +6,7 @@
 // surrounding spaces, empty strings, Infinity/NaN, integers beyond 2^53 and
 // anything outside the flag's range.
 import { MAX_WORKERS } from '../options.js';
-import { UsageError } from './command.js';
+import { UsageError } from './usage-error.js';
 
 export { MAX_WORKERS };
 

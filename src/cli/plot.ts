@@ -5,7 +5,7 @@
 // vega and vega-lite are optional peer dependencies (39 of a plain install's
 // 50 MB, for this plot alone): absent, the plot is an E_ENGINE error that says
 // how to install them.
-import type { DriftRow } from './commands/drift.js';
+import type { DriftRow } from './drift-row.js';
 import { errors } from '../errors.js';
 
 /** The pinned versions the plot is made with (package.json peerDependencies). */

@@ -58,11 +58,8 @@ options:
   --msr-gate-fn F, --mlp-gate-fn F     activations for --model
   -h, --help        this text`;
 
-export interface DriftRow {
-  backend: BackendName; stateDtype: 'float32' | 'float64'; form: 'parallel' | 'chunkwise' | 'recurrent';
-  numChunks: number | null; chunkSize: number; target: 'retention' | 'output';
-  maxAbsError: number; relMaxError: number; nmse: number; seconds: number; error?: string;
-}
+export type { DriftRow } from '../drift-row.js';
+import type { DriftRow } from '../drift-row.js';
 
 /** Sequence length of the study when --length is not given. */
 export const DEFAULT_DRIFT_LENGTH = 8192;
