@@ -9,7 +9,11 @@ export type { ActName } from './reference/ops.js';
 export type { LoadOptions } from './model/weights.js';
 export type { RowSource, RowSink, BackendInfo, Executor } from './backends/executor.js';
 export type { StreamOptions } from './model/retnet.js';
-export { RetNetLM, DEFAULT_LM_PATH, type ScoreOptions, type ScoreResult, type GenerateOptions, type GenerateResult, type LMStepResult } from './lm/retnet-lm.js';
+export {
+  RetNetLM, DEFAULT_LM_PATH, type ScoreOptions, type ScoreResult, type GenerateOptions, type GenerateResult, type LMStepResult,
+  type ScoreInput, type ByteScoreResult, type TextGenerateOptions, type TextGenerateResult,
+} from './lm/retnet-lm.js';
+export { ByteTokenizer, loadTokenizer, type Tokenizer, type StreamDecoder, type EncodeOptions, type TokenizerOptions, type TokenizerKind } from './tokenizer/index.js';
 export { scoreCorpus, corpusWorker, corpusSummaryJson, DEFAULT_REDIS_TIMEOUT_MS, type ScoreCorpusOptions, type CorpusSummary, type CorpusProgress, type CorpusWorkerOptions } from './corpus/score-corpus.js';
 export { readCorpus, readFiles } from './corpus/readers.js';
 export { expandInputs, type InputFile } from './corpus/inputs.js';

@@ -72,7 +72,12 @@ export interface ScoreResult {
 }
 
 /** A byte-LM result for Uint8Array input: bytes, bits and bitsPerByte always present. */
-export type ByteScoreResult = ScoreResult & { bytes: number; bitsPerByte: number };
+export type ByteScoreResult = ScoreResult & {
+  /** length of the text in bytes */
+  bytes: number;
+  /** bits per predicted byte */
+  bitsPerByte: number;
+};
 
 /** Options of the byte LM's byte-level `generate({ prompt, … })`. */
 export interface GenerateOptions {
@@ -126,11 +131,13 @@ export interface TextGenerateOptions {
   seed?: number;
   /** stop when the generated text contains one of these (the stop text is not returned); EOS always stops */
   stop?: string[];
+  /** cancels the generation (E_ABORTED) */
   signal?: AbortSignal;
   /** the recurrent step: 'wasm' (default; float32 activations, float64 state) or 'js' (float64) */
   backend?: 'js' | 'wasm';
 }
 
+/** What `generate(prompt, options)` returns. */
 export interface TextGenerateResult {
   /** the generated text (without the prompt, without a stop string) */
   text: string;
@@ -138,7 +145,9 @@ export interface TextGenerateResult {
   ids: Int32Array;
   /** why it ended */
   stopReason: 'length' | 'eos' | 'stop';
+  /** seconds spent consuming the prompt */
   prefillSeconds: number;
+  /** seconds spent producing the new tokens */
   decodeSeconds: number;
 }
 

@@ -29,10 +29,15 @@ export function checkText(text: unknown): asserts text is string {
   if (typeof text !== 'string') throw errors.input(`text to encode must be a string (got ${text === null ? 'null' : typeof text})`);
 }
 
+/** The byte LM's tokenizer: ids are the UTF-8 bytes of the text (256 ids, no BOS or EOS). */
 export class ByteTokenizer implements Tokenizer {
+  /** always 'bytes' */
   readonly kind = 'bytes' as const;
+  /** 256 */
   readonly vocabSize = 256;
+  /** none */
   readonly bosId = null;
+  /** none */
   readonly eosId = null;
 
   encode(text: string, _opts?: EncodeOptions): Int32Array {

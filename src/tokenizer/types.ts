@@ -2,8 +2,10 @@
 // 'bytes' (ids are the UTF-8 bytes, the byte LM) and 'hf' (a Hugging Face
 // tokenizer.json, e.g. the fla-hub RetNets' Mistral 32k SentencePiece BPE).
 
+/** 'bytes': ids are UTF-8 bytes (the byte LM); 'hf': a Hugging Face tokenizer.json. */
 export type TokenizerKind = 'bytes' | 'hf';
 
+/** Options of Tokenizer.encode. */
 export interface EncodeOptions {
   /** Prepend the BOS token. Default: true when the tokenizer has one
    *  (`bosId !== null`); ignored when it has none. */
@@ -24,11 +26,15 @@ export interface StreamDecoder {
   flush(): string;
 }
 
+/** Text ↔ token ids for a language model. */
 export interface Tokenizer {
+  /** which kind of tokenizer */
   readonly kind: TokenizerKind;
   /** Number of ids: every id is in [0, vocabSize). */
   readonly vocabSize: number;
+  /** the beginning-of-sequence id added to text (null: none) */
   readonly bosId: number | null;
+  /** the end-of-sequence id that ends generation (null: none) */
   readonly eosId: number | null;
   /** Token ids of `text` (BOS first when `addBos`, see EncodeOptions). */
   encode(text: string, opts?: EncodeOptions): Int32Array;
@@ -46,6 +52,8 @@ export interface Tokenizer {
 /** Options of loadTokenizer: the model's config.json overrides the
  *  tokenizer's own BOS/EOS (`bos_token_id`, `eos_token_id`); null = none. */
 export interface TokenizerOptions {
+  /** the BOS id to use (null: none) */
   bosId?: number | null;
+  /** the EOS id to use (null: none) */
   eosId?: number | null;
 }
