@@ -11,7 +11,6 @@
 // ones (where BLAS's per-call repacking of W loses) on the WASM GEMM over the panels.
 // Which path runs depends only on the call's sizes, never on the worker or window,
 // so outputs stay bitwise identical for any worker count and window size.
-import { createRequire } from 'node:module';
 import { errors } from '../errors.js';
 import { tileFloats, type RuntimeKernels } from './kernels.js';
 import { loadKernelsSync, type VariantRequest } from '../wasm/loader.js';
@@ -62,10 +61,7 @@ export interface BlasLibrary {
   baseOf(memory: WebAssembly.Memory): number;
 }
 
-// koffi is a native addon: load it lazily (require, so the ESM graph stays free of it).
-const require = createRequire(import.meta.url);
-type Koffi = typeof import('koffi');
-type KLib = ReturnType<Koffi['load']>;
+import { loadFirst, loadLibc, memoryBase, requireKoffi, type KLib } from './native-lib.js';
 
 function tryFunc(lib: KLib, decl: string): ((...a: unknown[]) => unknown) | null {
   try { return lib.func(decl) as (...a: unknown[]) => unknown; } catch { return null; }
@@ -105,32 +101,16 @@ export function loadBlas(path: string | undefined = envValue('RETNET_BLAS')): Bl
   const key = path ?? '';
   const have = loaded.get(key);
   if (have) return have;
-  let koffi: Koffi;
-  try { koffi = require('koffi') as Koffi; } catch (e) {
-    throw errors.engine(`the BLAS engine needs the 'koffi' package, which did not load (${(e as Error).message}); reinstall retnet's dependencies`, e);
-  }
-  const tried: string[] = [];
-  for (const name of path ? [path] : BLAS_CANDIDATES) {
-    let lib: KLib;
-    try { lib = koffi.load(name); } catch (e) { tried.push(`${name} (${(e as Error).message.split('\n')[0]})`); continue; }
+  const koffi = requireKoffi('the BLAS engine');
+  const r = loadFirst(koffi, path ? [path] : BLAS_CANDIDATES, (lib, name): BlasLibrary | string => {
     const sgemm = tryFunc(lib, 'void cblas_sgemm(int, int, int, int, int, int, float, uintptr_t, int, uintptr_t, int, float, uintptr_t, int)');
     const sgemv = tryFunc(lib, 'void cblas_sgemv(int, int, int, int, float, uintptr_t, int, uintptr_t, int, float, uintptr_t, int)');
-    if (!sgemm || !sgemv) { tried.push(`${name} (loaded, but exports no cblas_sgemm/cblas_sgemv)`); continue; }
+    if (!sgemm || !sgemv) return 'exports no cblas_sgemm/cblas_sgemv';
     const label = configure(lib, name);
-    // memset(p, 0, 0) writes nothing and returns p: koffi passes a typed array's own
-    // storage (no copy), so this is the address of the memory's first byte.
-    const libc = koffi.load(process.platform === 'win32' ? 'msvcrt.dll' : process.platform === 'darwin' ? 'libSystem.B.dylib' : 'libc.so.6');
-    const memset = libc.func('uintptr_t memset(void *, int, size_t)') as (p: Uint8Array, c: number, n: number) => number | bigint;
-    const bases = new WeakMap<WebAssembly.Memory, number>();
-    const baseOf = (memory: WebAssembly.Memory) => {
-      let b = bases.get(memory);
-      if (b === undefined) { b = Number(memset(new Uint8Array(memory.buffer, 0, 1), 0, 0)); bases.set(memory, b); }
-      return b;
-    };
-    const out: BlasLibrary = { path: name, label, sgemm: sgemm as Sgemm, sgemv: sgemv as Sgemv, baseOf };
-    loaded.set(key, out);
-    return out;
-  }
+    return { path: name, label, sgemm: sgemm as Sgemm, sgemv: sgemv as Sgemv, baseOf: memoryBase(loadLibc(koffi)) };
+  });
+  if ('value' in r) { loaded.set(key, r.value); return r.value; }
+  const tried = r.tried;
   throw errors.engine(`no CBLAS library could be loaded for the BLAS engine; tried: ${tried.join('; ')}. To use it, ${BLAS_INSTALL_HINT}; or use kernels: 'wasm'`);
 }
 

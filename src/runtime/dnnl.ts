@@ -29,7 +29,6 @@
 //   resolved through libdnnl's own handle, so it reaches the libgomp oneDNN is linked to.
 //   (OMP_NUM_THREADS, read once when libgomp loads, also works but a Worker's process.env is a
 //   copy and never reaches libgomp.) TBB builds: not limited from here (reported as 'tbb').
-import { createRequire } from 'node:module';
 import { errors } from '../errors.js';
 
 /** Library names tried in order when RETNET_DNNL is not set. */
@@ -130,9 +129,7 @@ const ISA: Record<number, string> = {
 };
 const RUNTIMES: Record<number, string> = { 0: 'none', 1: 'seq', 2: 'omp', 4: 'tbb', 8: 'threadpool' };
 
-const require = createRequire(import.meta.url);
-type Koffi = typeof import('koffi');
-type KLib = ReturnType<Koffi['load']>;
+import { loadFirst, loadLibc, memoryBase, requireKoffi, type Koffi, type KLib } from './native-lib.js';
 type Fn = (...a: unknown[]) => unknown;
 
 interface Api {
@@ -158,19 +155,10 @@ function load(path: string | undefined): Loaded {
   const key = path ?? '';
   const have = loaded.get(key);
   if (have) return have;
-  let koffi: Koffi;
-  try { koffi = require('koffi') as Koffi; } catch (e) {
-    throw errors.engine(`oneDNN is bound through the 'koffi' package, which did not load (${(e as Error).message}); reinstall retnet's dependencies`, e);
-  }
-  const tried: string[] = [];
-  for (const name of path ? [path] : DNNL_CANDIDATES) {
-    let lib: KLib;
-    try { lib = koffi.load(name); } catch (e) { tried.push(`${name} (${(e as Error).message.split('\n')[0]})`); continue; }
-    let out: Loaded;
-    try { out = bind(koffi, lib, name); } catch (e) { tried.push(`${name} (loaded, but ${(e as Error).message})`); continue; }
-    loaded.set(key, out);
-    return out;
-  }
+  const koffi = requireKoffi('oneDNN (bound through koffi)');
+  const r = loadFirst(koffi, path ? [path] : DNNL_CANDIDATES, (lib, name) => bind(koffi, lib, name));
+  if ('value' in r) { loaded.set(key, r.value); return r.value; }
+  const tried = r.tried;
   throw errors.engine(`no oneDNN library could be loaded; tried: ${tried.join('; ')}. To use it, ${DNNL_INSTALL_HINT}`);
 }
 
@@ -185,7 +173,7 @@ function bind(koffi: Koffi, lib: KLib, name: string): Loaded {
   const v = koffi.decode(versionFn(), V as never) as { major: number; minor: number; patch: number; hash: string | null; cpu_runtime: number };
   if (v.major !== 2) throw new Error(`oneDNN ${v.major}.${v.minor}.${v.patch} is not supported (this binding uses the 2.x C API)`);
   const isaCode = num(f('int dnnl_get_effective_cpu_isa()')());
-  const libc = koffi.load(process.platform === 'win32' ? 'msvcrt.dll' : process.platform === 'darwin' ? 'libSystem.B.dylib' : 'libc.so.6');
+  const libc = loadLibc(koffi);
   const api: Api = {
     koffi,
     status2str: f('const char *dnnl_status2str(int)') as (s: number) => string,
@@ -227,8 +215,7 @@ function bind(koffi: Koffi, lib: KLib, name: string): Loaded {
   const ompGet = cpuRuntime === 'omp' ? opt('int omp_get_max_threads()') : null;
   const isa = ISA[isaCode] ?? `isa 0x${isaCode.toString(16)}`;
   const version = `${v.major}.${v.minor}.${v.patch}`;
-  const memset = libc.func('uintptr_t memset(void *, int, size_t)') as (p: Uint8Array, c: number, n: number) => number | bigint;
-  const bases = new WeakMap<WebAssembly.Memory, number>();
+  const baseOf = memoryBase(libc);
   const out: DnnlLibrary = {
     path: name, version, hash: v.hash ?? 'N/A', cpuRuntime, isa,
     label: `onednn ${version} (${isa}, ${cpuRuntime})`,
@@ -240,12 +227,7 @@ function bind(koffi: Koffi, lib: KLib, name: string): Loaded {
       return true;
     },
     threads: () => cpuRuntime === 'seq' ? 1 : ompGet ? num(ompGet()) : null,
-    baseOf(memory) {
-      // memset(p, 0, 0) writes nothing and returns p: the address of the memory's first byte
-      let b = bases.get(memory);
-      if (b === undefined) { b = num(memset(new Uint8Array(memory.buffer, 0, 1), 0, 0)); bases.set(memory, b); }
-      return b;
-    },
+    baseOf,
   };
   out.setThreads(1);
   return { lib: out, api };
