@@ -197,6 +197,12 @@ test('CLI: score --model DIR prints tokens and perplexity, --jsonl records gain 
   assert.is(g.code, 0, g.err);
   const want2 = await lm.generate('The state', { maxNewTokens: 12, backend: 'js' });
   assert.is(g.out, `The state${want2.text}\n`);
+  // --jsonl onto a file of the model folder is refused before anything is written
+  const tok = join(tiny, 'tokenizer.json'), before = readFileSync(tok);
+  const alias = await cli(['score', '--model', tiny, '--jsonl', tok, file]);
+  assert.ok(alias.code !== 0, 'refused');
+  assert.match(alias.err, /tokenizer\.json/);
+  assert.ok(readFileSync(tok).equals(before), 'tokenizer.json untouched');
   const bad = await cli(['generate', '--model', tiny, '--prompt', 'x', '--max-bytes', '3']);
   assert.is(bad.code, 2);
   assert.match(bad.err, /--max-new-tokens/);

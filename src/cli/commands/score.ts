@@ -1,6 +1,8 @@
 // `retnet score`: bits per byte of files under a byte-level RetNet LM.
 import { closeSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { DEFAULT_LM_PATH, RetNetLM } from '../../lm/retnet-lm.js';
+import { modelFiles, modelFolderFiles, resolveModelDir } from '../../model/fla.js';
+import { fileURLToPath } from 'node:url';
 import { scoreCorpus } from '../../corpus/score-corpus.js';
 import { parse } from '../command.js';
 import { errors } from '../../errors.js';
@@ -73,6 +75,13 @@ function nonFinite(name: string, bits: number): Error {
   return errors.input(`${name}: the model's score is ${bits} (not finite): its weights overflow float32 arithmetic on this text; nothing is written`);
 }
 
+/** The files of --model: the .safetensors file (default: the shipped one), or every file of a model folder. */
+function modelPaths(model: string | undefined): string[] {
+  if (model === undefined) return [fileURLToPath(DEFAULT_LM_PATH)];
+  if (!RetNetLM.isFolderSpec(model)) return [model];
+  try { return modelFolderFiles(modelFiles(resolveModelDir(model))); } catch { return [model]; } // a bad folder is refused when loaded
+}
+
 export const score: Command = {
   name: 'score',
   summary: 'bits per byte (and perplexity) of files or corpora under a RetNet language model',
@@ -94,7 +103,7 @@ export const score: Command = {
       if (values['per-token'] && values.jsonl === undefined) throw new UsageError('--per-token needs --jsonl OUT');
       // before any work: --jsonl must not be a scored file or the model (also through a link) nor a special file
       const jsonlTarget = values.jsonl === undefined ? undefined
-        : checkOutputTarget(values.jsonl, [...positionals.map((f) => ({ label: 'FILE', path: f })), { label: '--model', path: values.model ?? DEFAULT_LM_PATH }], '--jsonl');
+        : checkOutputTarget(values.jsonl, [...positionals.map((f) => ({ label: 'FILE', path: f })), ...modelPaths(values.model).map((path) => ({ label: '--model', path }))], '--jsonl');
       for (const f of positionals) checkFile(f);
       const lm = await loadLM(values.model);
       const tokens = lm.tokenizer.kind !== 'bytes'; // a tokenized model: tokens, nll and perplexity as well
