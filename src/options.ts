@@ -7,10 +7,19 @@ import { envValue } from './env.js';
 export type BackendName = 'js' | 'wasm' | 'tfjs';
 /** The wasm backend's kernel engine: 'blas' runs the big GEMMs on a native CBLAS library
  *  (OpenBLAS by default; RETNET_BLAS=/path picks another), 'wasm' everything on the WASM kernels,
- *  'auto' BLAS when a library loads, else WASM. ('js', the scalar twin, is a debugging value of RETNET_KERNELS.) */
-export type KernelsName = 'auto' | 'wasm' | 'blas';
+ *  'dnnl' the GEMMs on oneDNN with bfloat16 operands (precision 'bf16' only; RETNET_DNNL=/path picks the
+ *  library), 'auto' BLAS when a library loads, else WASM — and at precision 'bf16', oneDNN first where
+ *  the CPU has bfloat16 dot products (AVX512-BF16 or AMX). ('js', the scalar twin, is a debugging value
+ *  of RETNET_KERNELS.) */
+export type KernelsName = 'auto' | 'wasm' | 'blas' | 'dnnl';
 export type KernelsRequest = KernelsName | 'js';
-export const KERNELS: readonly KernelsName[] = ['auto', 'wasm', 'blas'];
+export const KERNELS: readonly KernelsName[] = ['auto', 'wasm', 'blas', 'dnnl'];
+/** Operand precision of the big matrix products (wasm backend): 'f32' (default, exact as always) or
+ *  'bf16' — bfloat16 operands (activations rounded to nearest even on the way in, weights as stored
+ *  when BF16, else rounded), float32 accumulation. Norms, rotary, retention and the cross-chunk state
+ *  are float32/float64 at either precision. */
+export type Precision = 'f32' | 'bf16';
+export const PRECISIONS: readonly Precision[] = ['f32', 'bf16'];
 export const BACKENDS: readonly BackendName[] = ['js', 'wasm', 'tfjs'];
 
 /** Options of a forward call; each says which backends honour it. */
@@ -33,6 +42,9 @@ export interface ForwardOptions {
   /** Kernel engine of the chunk workers (wasm backend): 'auto' (default, or RETNET_KERNELS),
    *  'wasm' or 'blas' (E_ENGINE when no CBLAS library loads). */
   kernels?: KernelsName;
+  /** Operand precision of the big matrix products: 'f32' (default, or RETNET_PRECISION) or 'bf16'
+   *  (see Precision). wasm only: 'bf16' on js (float64) or tfjs is an E_OPTION error. */
+  precision?: Precision;
   /** Precision of the cross-chunk state scan (wasm, tfjs). js is float64 throughout. */
   stateDtype?: 'float64' | 'float32';
   /** Tokens per window of the streaming runtime (wasm); bounds memory, never changes results. */
@@ -52,6 +64,7 @@ export interface ResolvedOptions {
   backend: BackendName;
   workers: number | undefined;
   kernels: KernelsRequest;
+  precision: Precision;
   windowRows: number | undefined;
   stateDtype: 'float64' | 'float32';
   signal: AbortSignal | undefined;
@@ -80,8 +93,14 @@ export function resolveOptions(opts: ForwardOptions = {}, defaults: { backend: B
   const backend = opts.backend ?? defaults.backend;
   if (!BACKENDS.includes(backend)) throw errors.option('backend', `one of ${BACKENDS.map((b) => `'${b}'`).join(', ')}`, backend);
   if (opts.workers !== undefined && !(isPosInt(opts.workers) && opts.workers <= MAX_WORKERS)) throw errors.option('workers', `a positive integer ≤ ${MAX_WORKERS}`, opts.workers);
-  if (opts.kernels !== undefined && !KERNELS.includes(opts.kernels)) throw errors.option('kernels', "'auto', 'wasm' or 'blas'", opts.kernels);
+  if (opts.kernels !== undefined && !KERNELS.includes(opts.kernels)) throw errors.option('kernels', "'auto', 'wasm', 'blas' or 'dnnl'", opts.kernels);
   const kernels = opts.kernels ?? kernelsFromEnv();
+  if (opts.precision !== undefined && !PRECISIONS.includes(opts.precision)) throw errors.option('precision', "'f32' or 'bf16'", opts.precision);
+  const precision = opts.precision ?? precisionFromEnv();
+  if (precision === 'bf16' && backend !== 'wasm') {
+    throw errors.option('precision', `'f32' on the ${backend} backend (bfloat16 products run on the wasm backend only${backend === 'js' ? '; js is the float64 reference' : ''})`, precision);
+  }
+  if (kernels === 'dnnl' && precision !== 'bf16') throw errors.option('kernels', "'auto', 'wasm' or 'blas' at precision 'f32' (the dnnl engine runs precision 'bf16')", kernels);
   if (opts.windowRows !== undefined && !isPosInt(opts.windowRows)) throw errors.option('windowRows', 'a positive integer', opts.windowRows);
   const stateDtype = opts.stateDtype ?? 'float64';
   if (stateDtype !== 'float64' && stateDtype !== 'float32') throw errors.option('stateDtype', "'float64' or 'float32'", stateDtype);
@@ -97,16 +116,24 @@ export function resolveOptions(opts: ForwardOptions = {}, defaults: { backend: B
   };
   return {
     plan, normalizeAttn: opts.normalizeAttn ?? false, normalizeRetn: opts.normalizeRetn ?? false,
-    backend, workers: opts.workers, kernels, windowRows: opts.windowRows, stateDtype, signal: opts.signal,
+    backend, workers: opts.workers, kernels, precision, windowRows: opts.windowRows, stateDtype, signal: opts.signal,
   };
 }
 
-/** RETNET_KERNELS: 'auto' | 'wasm' | 'blas' | 'js' (the scalar twin, debugging); unset → 'auto'. */
+/** RETNET_KERNELS: 'auto' | 'wasm' | 'blas' | 'dnnl' | 'js' (the scalar twin, debugging); unset → 'auto'. */
 export function kernelsFromEnv(): KernelsRequest {
   const v = envValue('RETNET_KERNELS');
   if (v === undefined) return 'auto';
-  if (v === 'auto' || v === 'wasm' || v === 'blas' || v === 'js') return v;
-  throw errors.option('kernels', "'auto', 'wasm' or 'blas' (from the environment variable RETNET_KERNELS)", v);
+  if (v === 'auto' || v === 'wasm' || v === 'blas' || v === 'dnnl' || v === 'js') return v;
+  throw errors.option('kernels', "'auto', 'wasm', 'blas' or 'dnnl' (from the environment variable RETNET_KERNELS)", v);
+}
+
+/** RETNET_PRECISION: 'f32' | 'bf16'; unset → 'f32'. */
+export function precisionFromEnv(): Precision {
+  const v = envValue('RETNET_PRECISION');
+  if (v === undefined) return 'f32';
+  if (v === 'f32' || v === 'bf16') return v;
+  throw errors.option('precision', "'f32' or 'bf16' (from the environment variable RETNET_PRECISION)", v);
 }
 
 /** Throw the abort reason as a RetNetError if the signal has fired. */

@@ -3,14 +3,14 @@
 // over the shared WebAssembly.Memory it received in workerData. The forward
 // pass reads as a list of kernel calls; all shapes are in the comments.
 import { workerData } from 'node:worker_threads';
-import { createWorkerKernels, type EngineName } from '../src/runtime/worker-kernels.js';
+import { createWorkerKernels, type EngineSpec } from '../src/runtime/worker-kernels.js';
 import { maybeProfiled } from '../src/runtime/profile.js';
 import { invSqrtDecaySums, rotaryTables } from '../src/wasm/tables.js';
 import { ROW_BLOCK, type LayerPtrs, type SlabTask, type SlabResult } from '../src/runtime/messages.js';
 
-const data = workerData as { memory: WebAssembly.Memory; kernels: EngineName; variant: string; blasPath?: string; ready: Int32Array; profile?: SharedArrayBuffer };
+const data = workerData as { memory: WebAssembly.Memory; engine: EngineSpec; variant: string; ready: Int32Array; profile?: SharedArrayBuffer };
 // timing wrapper only under RETNET_PROFILE=1
-const K = maybeProfiled(await createWorkerKernels(data.memory, data.kernels, data.variant, data.blasPath, data.ready), data.profile);
+const K = maybeProfiled(await createWorkerKernels(data.memory, data.engine, data.variant, data.ready), data.profile);
 const memory = data.memory;
 const F4 = 4;
 

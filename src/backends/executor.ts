@@ -4,7 +4,7 @@
 import type { Tensor } from '../tensor.js';
 import type { Dims, RetNetConfig } from '../model/config.js';
 import type { LayerWeights } from '../model/weights.js';
-import type { BackendName, ChunkPlan, KernelsRequest } from '../options.js';
+import type { BackendName, ChunkPlan, KernelsRequest, Precision } from '../options.js';
 import type { RetentionFlags } from '../reference/ops.js';
 
 /** What to run. The same object identity is passed on every call for one
@@ -74,14 +74,14 @@ export interface Executor {
 
 /** Factories registered by backend modules (keeps the model layer free of
  *  imports of heavy optional dependencies). */
-export type ExecutorFactory = (opts: { workers?: number; kernels?: KernelsRequest }) => Promise<Executor>;
+export type ExecutorFactory = (opts: { workers?: number; kernels?: KernelsRequest; precision?: Precision }) => Promise<Executor>;
 const factories = new Map<BackendName, () => Promise<ExecutorFactory>>();
 
 export function registerExecutor(name: BackendName, load: () => Promise<ExecutorFactory>): void {
   factories.set(name, load);
 }
 
-export async function createExecutor(name: BackendName, opts: { workers?: number; kernels?: KernelsRequest }): Promise<Executor> {
+export async function createExecutor(name: BackendName, opts: { workers?: number; kernels?: KernelsRequest; precision?: Precision }): Promise<Executor> {
   const load = factories.get(name);
   if (!load) throw new Error(`no executor registered for backend '${name}'`);
   return (await load())(opts);

@@ -4,7 +4,7 @@
 import { errors } from '../errors.js';
 import { readSafetensors, writeSafetensors } from '../safetensors.js';
 import { Tensor } from '../tensor.js';
-import { kernelsFromEnv, resolveOptions, throwIfAborted, type BackendName, type KernelsRequest, type ForwardOptions, type ResolvedOptions } from '../options.js';
+import { kernelsFromEnv, resolveOptions, throwIfAborted, type BackendName, type KernelsRequest, type Precision, type ForwardOptions, type ResolvedOptions } from '../options.js';
 import { dimsOf, resolveConfig, type Dims, type RetNetConfig } from './config.js';
 import {
   checkLayers, checkMSR, checkUnexpected, configToMetadata, initLayers, initMSR, layersFromCheckpoint, layersToTensors,
@@ -52,12 +52,12 @@ class ExecutorSet {
   private readonly running = new Map<string, Promise<Executor>>();
 
   /** One executor per backend (for wasm: per kernel engine requested). */
-  get(name: BackendName, workers: number | undefined, kernels: KernelsRequest = kernelsFromEnv()): Promise<Executor> {
-    const key = name === 'wasm' ? `${name}:${kernels}` : name;
+  get(name: BackendName, workers: number | undefined, kernels: KernelsRequest = kernelsFromEnv(), precision: Precision = 'f32'): Promise<Executor> {
+    const key = name === 'wasm' ? `${name}:${kernels}:${precision}` : name;
     let e = this.running.get(key);
     if (!e) {
       if (!hasExecutor(name)) throw errors.engine(`backend '${name}' is not available in this build; use backend: 'js'`);
-      e = createExecutor(name, { workers, kernels });
+      e = createExecutor(name, { workers, kernels, precision });
       e.catch(() => this.running.delete(key));
       this.running.set(key, e);
     }
@@ -101,7 +101,7 @@ async function dispatch(
   const { B, L } = checkInput(x, d, 'x', r.backend);
   throwIfAborted(r.signal);
   if (r.backend !== 'js') {
-    const ex = await executors.get(r.backend, r.workers, r.kernels);
+    const ex = await executors.get(r.backend, r.workers, r.kernels, r.precision);
     return ex.forward(spec, x, request(mode, r, options.onProgress));
   }
   const dOut = outWidth(spec, mode);
@@ -130,7 +130,7 @@ async function streamThrough(
     throw errors.input(`source.lengths must be positive integers (got ${JSON.stringify(source.lengths)})`);
   }
   throwIfAborted(r.signal);
-  const ex = r.backend === 'js' ? null : await executors.get(r.backend, r.workers, r.kernels);
+  const ex = r.backend === 'js' ? null : await executors.get(r.backend, r.workers, r.kernels, r.precision);
   if (ex?.run) return ex.run(spec, source, sink, request(mode, r, options.onProgress));
   const total = source.lengths.reduce((a, b) => a + b, 0);
   let done = 0;

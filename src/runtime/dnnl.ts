@@ -89,6 +89,8 @@ export interface DnnlMatmulOptions {
   threads?: number;
   /** library path (default RETNET_DNNL, then DNNL_CANDIDATES) */
   path?: string;
+  /** only packedBytes is wanted (no weights memory is created; run() is unusable) */
+  sizeOnly?: boolean;
 }
 
 export interface DnnlMatmul {
@@ -104,8 +106,10 @@ export interface DnnlMatmul {
   /** the implementation oneDNN dispatched to for `M` rows (creates that primitive if needed), e.g. 'brg:avx512_core_bf16' */
   impl(M?: number, accumulate?: boolean): string;
   /** dst[M, N] (= or +=) src[M, K]·Wᵀ. src, dst: byte addresses of float32 rows with leading dimensions
-   *  ldSrc ≥ K, ldDst ≥ N (elements). Synchronous. */
-  run(src: number, M: number, ldSrc: number, dst: number, ldDst: number, accumulate?: boolean): void;
+   *  ldSrc ≥ K, ldDst ≥ N (elements). `weightsAt`: the byte address of another W of the same N, K and
+   *  dtype, already reordered there (packedBytes long, 64-byte aligned), used from this call on
+   *  instead of the current one — so one matmul serves every weight of a shape. Synchronous. */
+  run(src: number, M: number, ldSrc: number, dst: number, ldDst: number, accumulate?: boolean, weightsAt?: number): void;
   /** frees every primitive, memory object and the oneDNN-owned W; the object is unusable after */
   destroy(): void;
 }
@@ -168,7 +172,7 @@ function bind(koffi: Koffi, lib: KLib, name: string): Loaded {
   // koffi type names are registered once per process: reuse on a second library
   let V: unknown;
   try { V = koffi.struct('retnet_dnnl_version_t', { major: 'int', minor: 'int', patch: 'int', hash: 'const char *', cpu_runtime: 'unsigned int', gpu_runtime: 'unsigned int' }); }
-  catch { V = koffi.resolve('retnet_dnnl_version_t'); }
+  catch { V = (koffi as unknown as { type: (n: string) => unknown }).type('retnet_dnnl_version_t'); }
   const versionFn = lib.func('const retnet_dnnl_version_t *dnnl_version()') as () => unknown;
   const v = koffi.decode(versionFn(), V as never) as { major: number; minor: number; patch: number; hash: string | null; cpu_runtime: number };
   if (v.major !== 2) throw new Error(`oneDNN ${v.major}.${v.minor}.${v.patch} is not supported (this binding uses the 2.x C API)`);
@@ -282,6 +286,39 @@ interface Entry {
   ownPrims: number[]; ownMems: number[];
 }
 
+/** Dense staging scratch (bytes, 64-byte aligned by oneDNN), grown on demand. One pair per thread and
+ *  library, shared by every matmul of that thread: calls are synchronous, so two never overlap. */
+class Scratch {
+  mem = 0; addr = 0; bytes = 0;
+  constructor(private readonly api: Api) {}
+  ensure(bytes: number): number {
+    if (bytes > this.bytes) {
+      const { api } = this;
+      const size = Math.max(bytes, Math.min(2 * this.bytes, 1 << 30));
+      const md = Buffer.alloc(MD_BYTES);
+      status(api, 'memory_desc_init_by_strides', api.mdByStrides(md, 2, dims(1, size), DT_U8, dims(size, 1)));
+      const m = check(api)('memory_create', (o) => api.memCreate(o, md, api.engine, MEMORY_ALLOCATE));
+      if (this.mem) api.memDestroy(this.mem);
+      this.mem = m; this.bytes = size;
+      this.addr = check(api)('memory_get_data_handle', (o) => api.memGetHandle(m, o));
+    }
+    return this.addr;
+  }
+}
+const scratches = new WeakMap<Api, { src: Scratch; dst: Scratch }>();
+function threadScratch(api: Api): { src: Scratch; dst: Scratch } {
+  let s = scratches.get(api);
+  if (!s) { s = { src: new Scratch(api), dst: new Scratch(api) }; scratches.set(api, s); }
+  return s;
+}
+
+/** Bytes W [N, K] occupies once reordered into the layout oneDNN's matmul picks (what
+ *  createDnnlMatmul's `packedAt` must hold), for `dtype` operands. */
+export function dnnlWeightsBytes(N: number, K: number, dtype: DnnlDtype, path?: string): number {
+  const mm = createDnnlMatmul({ N, K, dtype, path, sizeOnly: true });
+  try { return mm.packedBytes; } finally { mm.destroy(); }
+}
+
 /** A oneDNN matmul dst[M, N] (= | +=) src[M, K]·Wᵀ over float32 rows at byte addresses, W reordered once.
  *  One per thread: the primitives, scratch and stream are not shared between threads (the reordered W may be, via packedAt). */
 export function createDnnlMatmul(opts: DnnlMatmulOptions): DnnlMatmul {
@@ -358,11 +395,13 @@ export function createDnnlMatmul(opts: DnnlMatmulOptions): DnnlMatmul {
   const wMdPtr = num(api.pdQueryMd(refPd, Q_WEIGHTS_MD, 0)), wMd = mdView(wMdPtr);
   const packedBytes = num(api.mdSize(wMdPtr));
   let wMem: number;
-  if (opts.packedAt !== undefined) wMem = memory(wMd, opts.packedAt);
+  if (opts.sizeOnly) wMem = memory(wMd, 0);
+  else if (opts.packedAt !== undefined) wMem = memory(wMd, opts.packedAt);
   else if (opts.weights === undefined) throw errors.engine('dnnl matmul: give weights, or packedAt with weights already reordered there');
   else wMem = memory(wMd, MEMORY_ALLOCATE);
   const packedAddress = handleOf(wMem);
-  if (opts.weights !== undefined) {
+  let wAt = packedAddress; // where wMem points now (run's weightsAt moves it)
+  if (opts.weights !== undefined && !opts.sizeOnly) {
     const w = opts.weights;
     const wt: DnnlDtype = typeof w === 'number' ? (opts.weightsType ?? dtype) : w instanceof Uint16Array ? 'bf16' : 'f32';
     if (typeof w !== 'number' && w.length !== N * K) throw errors.engine(`dnnl matmul: weights hold ${w.length} values, want N·K = ${N * K}`);
@@ -385,19 +424,7 @@ export function createDnnlMatmul(opts: DnnlMatmulOptions): DnnlMatmul {
   // another weights layout): 'fixed' stages through dense scratches — the bf16 src conversion writes a
   // dense copy anyway; a strided f32 src is copied; a strided dst is computed densely and copied out
   // (and, to accumulate, copied in first). Copies are reorder primitives: O(M·(K+N)) against O(M·N·K).
-  class Scratch {
-    mem = 0; addr = 0; bytes = 0;
-    ensure(bytes: number): number {
-      if (bytes > this.bytes) {
-        const size = Math.max(bytes, Math.min(2 * this.bytes, 1 << 30));
-        const m = memory(mdStrided(1, size, size, DT_U8), MEMORY_ALLOCATE); // bytes, 64-byte aligned by oneDNN
-        if (this.mem) forget(this.mem);
-        this.mem = m; this.addr = handleOf(m); this.bytes = size;
-      }
-      return this.addr;
-    }
-  }
-  const srcScratch = new Scratch(), dstScratch = new Scratch();
+  const { src: srcScratch, dst: dstScratch } = threadScratch(api);
   const cache = new Map<string, Entry>();
   let runtimePrims: [number, string][] | null = null;
   const primFor = (M: number, acc: boolean): { prim: number; impl: string } => {
@@ -482,8 +509,14 @@ export function createDnnlMatmul(opts: DnnlMatmulOptions): DnnlMatmul {
       if (!alive) throw errors.engine('dnnl matmul: used after destroy()');
       return entry(M, K, N, accumulate).impl;
     },
-    run(src, M, ldSrc, dst, ldDst, accumulate = false) {
+    run(src, M, ldSrc, dst, ldDst, accumulate = false, weightsAt) {
       if (!alive) throw errors.engine('dnnl matmul: used after destroy()');
+      if (opts.sizeOnly) throw errors.engine('dnnl matmul: created with sizeOnly');
+      if (weightsAt !== undefined && weightsAt !== wAt) {
+        if (weightsAt % 64 !== 0) throw errors.engine(`dnnl matmul: weightsAt ${weightsAt} is not 64-byte aligned`);
+        st('memory_set_data_handle(weights)', api.memSetHandle(wMem, weightsAt));
+        wAt = weightsAt;
+      }
       if (M === 0) return;
       if (!(Number.isInteger(M) && M > 0 && ldSrc >= K && ldDst >= N)) {
         throw errors.engine(`dnnl matmul: bad sizes M=${M}, ldSrc=${ldSrc} (K=${K}), ldDst=${ldDst} (N=${N})`);

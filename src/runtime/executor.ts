@@ -15,8 +15,8 @@ import { newSeqState, scanChunks, type SeqState } from './scan.js';
 import { sectionStart, sectionEnd, profileBuffer } from './profile.js';
 import { ACT_CODE, ROW_BLOCK, type ScratchPtrs, type SlabTask, type WindowPtrs } from './messages.js';
 import type { RuntimeKernels } from './kernels.js';
-import { createWorkerKernels, type EngineName } from './worker-kernels.js';
-import { kernelsFromEnv, type KernelsRequest } from '../options.js';
+import { createWorkerKernels, type EngineSpec } from './worker-kernels.js';
+import { kernelsFromEnv, precisionFromEnv, type KernelsRequest, type Precision } from '../options.js';
 import { packModel, type Packed } from './pack.js';
 import { envValue } from '../env.js';
 
@@ -40,8 +40,12 @@ export const READY_SLOTS = 4096;
 export interface WasmExecutorOptions {
   workers?: number;
   /** Which engine runs the chunk kernels: 'auto' (default: BLAS when a CBLAS library loads,
-   *  else WASM), 'wasm', 'blas' (E_ENGINE when none loads), or the scalar JS twin 'js' (debugging). */
+   *  else WASM; at precision 'bf16' oneDNN first where the CPU has bfloat16 dot products), 'wasm',
+   *  'blas' (E_ENGINE when none loads), 'dnnl' (precision 'bf16'; E_ENGINE when oneDNN does not load),
+   *  or the scalar JS twin 'js' (debugging). */
   kernels?: KernelsRequest;
+  /** GEMM operand precision (default 'f32'; see options.ts Precision) */
+  precision?: Precision;
   /** WASM variant: 'auto' | 'relaxed' | 'simd' */
   variant?: string;
   /** Rows (tokens) per window; default 8192. */
@@ -57,7 +61,7 @@ export class WasmExecutor implements Executor {
   private pool: Piscina;
   private workers: number;
   private readonly opts: WasmExecutorOptions;
-  private readonly engine: { which: EngineName; blasPath?: string; note?: string };
+  private readonly engine: EngineSpec & { note?: string; dispatch?: string };
   private readonly packed = new WeakMap<ModelSpec, Packed>();
   private lock: Promise<void> = Promise.resolve();
   private closed = false;
@@ -77,8 +81,8 @@ export class WasmExecutor implements Executor {
   static async create(opts: WasmExecutorOptions = {}): Promise<WasmExecutor> {
     const memory = new WebAssembly.Memory({ initial: 256, maximum: 65536, shared: true });
     const variant = opts.variant ?? envValue('RETNET_WASM_VARIANT') ?? 'auto';
-    const engine = await chooseEngine(opts.kernels ?? kernelsFromEnv());
-    const kernels = await createWorkerKernels(memory, engine.which, variant, engine.blasPath);
+    const engine = await chooseEngine(opts.kernels ?? kernelsFromEnv(), opts.precision ?? precisionFromEnv());
+    const kernels = await createWorkerKernels(memory, engine, variant);
     return new WasmExecutor(memory, kernels, engine, { ...opts, variant });
   }
 
@@ -90,7 +94,7 @@ export class WasmExecutor implements Executor {
     const pool = new Piscina({
       filename: new URL('../../workers/chunk-worker.js', import.meta.url).href,
       minThreads: n, maxThreads: n, idleTimeout: 2 ** 31 - 1,
-      workerData: { memory: this.memory, kernels: this.engine.which, variant: this.opts.variant, blasPath: this.engine.blasPath, ready: this.ready, profile: profileBuffer() },
+      workerData: { memory: this.memory, engine: { which: this.engine.which, blasPath: this.engine.blasPath, dnnlPath: this.engine.dnnlPath, precision: this.engine.precision }, variant: this.opts.variant, ready: this.ready, profile: profileBuffer() },
     });
     // Piscina emits 'error' for a worker message it cannot match to a task — e.g. a
     // reply to a task that destroy() (close() during a forward) already cancelled.
@@ -112,8 +116,9 @@ export class WasmExecutor implements Executor {
 
   info(): BackendInfo {
     return {
-      backend: 'wasm', engine: this.kernels.name, kernels: this.engine.which,
+      backend: 'wasm', engine: this.kernels.name, kernels: this.engine.which, precision: this.engine.precision ?? 'f32',
       device: `CPU, ${this.workers} worker thread${this.workers === 1 ? '' : 's'}`,
+      ...(this.engine.dispatch ? { dispatch: this.engine.dispatch } : {}),
       ...(this.engine.note ? { note: this.engine.note } : {}),
     };
   }
@@ -365,18 +370,45 @@ export class WasmExecutor implements Executor {
   }
 }
 
-export async function createWasmExecutor(opts: { workers?: number; kernels?: KernelsRequest }): Promise<WasmExecutor> {
+export async function createWasmExecutor(opts: { workers?: number; kernels?: KernelsRequest; precision?: Precision }): Promise<WasmExecutor> {
   return WasmExecutor.create(opts);
 }
 
-/** Resolve a kernels request to an engine: 'auto' falls back to WASM (with a note) when no BLAS loads. */
-async function chooseEngine(req: KernelsRequest): Promise<{ which: EngineName; blasPath?: string; note?: string }> {
-  if (req === 'js' || req === 'wasm') return { which: req };
+/** Resolve a kernels request to an engine: 'auto' falls back to WASM (with a note) when no BLAS loads.
+ *  At precision 'bf16', 'auto' takes oneDNN where it loads and the CPU has bfloat16 dot products
+ *  (its bf16 matmul is emulated, slower than the float32 GEMM, elsewhere), else the rounding fallback
+ *  on the engine 'auto' would pick at 'f32' (with a note saying why). */
+async function chooseEngine(req: KernelsRequest, precision: Precision): Promise<EngineSpec & { note?: string; dispatch?: string }> {
+  if (req === 'dnnl' && precision !== 'bf16') throw errors.option('kernels', "'auto', 'wasm' or 'blas' at precision 'f32' (the dnnl engine runs precision 'bf16')", req);
+  let dnnlNote: string | undefined;
+  if (precision === 'bf16' && (req === 'auto' || req === 'dnnl')) {
+    const { loadDnnl } = await import('./dnnl.js');
+    let lib: ReturnType<typeof loadDnnl> | null = null;
+    try { lib = loadDnnl(envValue('RETNET_DNNL')); } catch (e) {
+      if (req === 'dnnl') throw e;
+      dnnlNote = `oneDNN unavailable: ${(e as Error).message}`;
+    }
+    if (lib && (lib.hasBf16Hardware || req === 'dnnl')) {
+      const { dnnlImplFor } = await import('./dnnl-kernels.js');
+      const base = await chooseEngine('auto', 'f32');
+      return {
+        which: 'dnnl', dnnlPath: lib.path, precision, ...(base.which === 'blas' ? { blasPath: base.blasPath } : {}),
+        dispatch: `${lib.label}: ${dnnlImplFor(256, 256, 256, lib.path)}`,
+        ...(lib.hasBf16Hardware ? {} : { note: `this CPU has no bfloat16 dot products (oneDNN dispatches to ${lib.isa}); the dnnl engine emulates them` }),
+      };
+    }
+    if (lib) dnnlNote = `oneDNN dispatches to ${lib.isa} here, which has no bfloat16 dot products: bfloat16 operands are widened to float32`;
+  }
+  const withNote = (e: EngineSpec & { note?: string }) => {
+    const notes = [e.note, dnnlNote].filter(Boolean);
+    return { ...e, ...(precision === 'bf16' ? { precision } : {}), ...(notes.length ? { note: notes.join('; ') } : {}) };
+  };
+  if (req === 'js' || req === 'wasm') return withNote({ which: req });
   const { loadBlas } = await import('./blas-kernels.js');
   try {
-    return { which: 'blas', blasPath: loadBlas().path };
+    return withNote({ which: 'blas', blasPath: loadBlas().path });
   } catch (e) {
     if (req === 'blas') throw e;
-    return { which: 'wasm', note: `BLAS engine unavailable: ${(e as Error).message}` };
+    return withNote({ which: 'wasm', note: `BLAS engine unavailable: ${(e as Error).message}` });
   }
 }

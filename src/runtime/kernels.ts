@@ -46,6 +46,14 @@ export interface RuntimeKernels {
   gemmBf16(x: number, M: number, K: number, ldx: number, wBf16: number, N: number, b: number, y: number, ldy: number, act: number, accumulate: boolean, scratch: number, wide: number): void;
   /** dst [n] float32 = src [n] BF16 (exact). */
   widenBf16(src: number, n: number, dst: number): void;
+  /** Engines whose packed layout cannot be written in row blocks (oneDNN's blocked weights): pack the
+   *  whole W [N, K], float32 ('f32') or BF16 bits ('bf16') at `w`, into `out`, which is packedSize(N, K)
+   *  floats for a float32 weight and packedBf16Bytes(N, K) bytes for a BF16 one. packModel uses it
+   *  instead of pack/packBf16 where present. */
+  packWhole?(w: number, dtype: 'f32' | 'bf16', N: number, K: number, out: number): void;
+  /** Operand precision of gemm/gemmBf16: 'f32' (absent: the same), or 'bf16' — x rounded to bfloat16
+   *  (round to nearest even) and W taken as bfloat16, products accumulated in float32. */
+  readonly precision?: 'f32' | 'bf16';
   /** y[M,N] (=|+=) act(x[M,K]·Wᵀ + b); b = 0 for none; scratch from gemmScratchBytes(). */
   gemm(x: number, M: number, K: number, ldx: number, wPacked: number, N: number, b: number, y: number, ldy: number, act: number, accumulate: boolean, scratch: number): void;
   /** In place rotary on x[rows, heads·dk] (row stride ld) with tables cos, sin [rows, dk/2]. */
@@ -65,7 +73,8 @@ export interface RuntimeKernels {
   gate(g: number, ldg: number, o: number, ldo: number, rows: number, cols: number, act: number): void;
 }
 
-const ACT_FNS = [(x: number) => x, activation('gelu'), activation('silu'), activation('relu'), activation('selu'), activation('sigmoid')];
+/** The activation codes' functions (ACT_CODE order), float64. */
+export const ACT_FNS: readonly ((x: number) => number)[] = [(x: number) => x, activation('gelu'), activation('silu'), activation('relu'), activation('selu'), activation('sigmoid')];
 void erf;
 
 /** Scalar JS twin of the kernel contract over a shared memory. */

@@ -75,7 +75,8 @@ export function packModel(spec: ModelSpec, K: RuntimeKernels, A: Arena): Packed 
   });
   // Pass 2: stage each weight in transient memory and pack it.
   for (const j of jobs) {
-    if (j.bf16) { packBf16Weight(j, K, A); continue; }
+    if (K.packWhole && j.bf16 && j.scale.every((x) => x === 1)) { packBf16Whole(j, K, A); continue; }
+    if (j.bf16 && !K.packWhole) { packBf16Weight(j, K, A); continue; }
     const tmp = A.transient(j.N * j.K * F4, 'weight staging');
     const view = A.f32(tmp, j.N * j.K);
     let o = 0;
@@ -84,7 +85,8 @@ export function packModel(spec: ModelSpec, K: RuntimeKernels, A: Arena): Packed 
       if (s === 1) view.set(w, o); else for (let e = 0; e < w.length; e++) view[o + e] = w[e] * s;
       o += w.length;
     });
-    K.pack(tmp, j.N, j.K, j.out);
+    // a BF16 weight scaled by a power of two is staged widened (exact) and packed as float32 values
+    if (K.packWhole) K.packWhole(tmp, 'f32', j.N, j.K, j.out); else K.pack(tmp, j.N, j.K, j.out);
     A.reset();
   }
   // widest MLP intermediate (every Linear but the last writes one; swiglu's first is gate|up, 2I wide)
@@ -98,6 +100,17 @@ export function packModel(spec: ModelSpec, K: RuntimeKernels, A: Arena): Packed 
     },
   };
   return p;
+}
+
+/** One BF16 weight (rows of several matrices stacked, no scales) staged whole as BF16 bits and packed by
+ *  an engine with packWhole (oneDNN's layout is not written in row blocks). */
+function packBf16Whole(j: { rows: LinearW[]; N: number; K: number; out: number }, K: RuntimeKernels, A: Arena): void {
+  const u16 = A.transient(j.N * j.K * 2, 'weight staging');
+  const stage = new Uint16Array(A.memory.buffer, u16, j.N * j.K);
+  let o = 0;
+  for (const w of j.rows) { const b = (w as Bf16Matrix).bits(); stage.set(b, o); o += b.length; }
+  K.packWhole!(u16, 'bf16', j.N, j.K, j.out);
+  A.reset();
 }
 
 /** One BF16 weight (rows of several matrices stacked, each part scaled by a power of two) packed

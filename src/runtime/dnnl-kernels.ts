@@ -1,0 +1,123 @@
+// The kernels of precision 'bf16' (ForwardOptions.precision):
+//
+// - bindDnnlKernels: the 'dnnl' engine. Every GEMM is a oneDNN matmul with bfloat16 operands and
+//   float32 accumulation (src rows rounded to nearest even by oneDNN's reorder on the way in), on
+//   weights reordered once, at pack time, into the blocked layout oneDNN picks, in the shared
+//   memory (one copy, read by every worker). Everything else (norms, rotary, retention, gates) is
+//   the base engine's (CBLAS + WASM, or WASM), float32 as at precision 'f32'.
+// - bf16Rounding: the fallback on the 'wasm' and 'blas' engines (no oneDNN, or a CPU without
+//   bfloat16 dot products): the same operands — x rounded to bfloat16 in place before each GEMM,
+//   float32 weights rounded to bfloat16 when packed, BF16 weights as stored — multiplied by the
+//   engine's float32 GEMM, which is exact on them (a product of two bfloat16 values is exact in
+//   float32), so the two differ only in float32 accumulation order.
+//
+// Rounding x in place is safe because every GEMM input of the chunk worker (the normed rows, the
+// gated retention output, the MLP's hidden rows) is read by GEMMs only.
+import { errors } from '../errors.js';
+import { createDnnlMatmul, loadDnnl, type DnnlLibrary, type DnnlMatmul } from './dnnl.js';
+import { ACT_FNS, type RuntimeKernels } from './kernels.js';
+
+const F4 = 4;
+
+/** Round `rows` rows of `cols` float32 values (row stride ld, byte offset x) to bfloat16 in place:
+ *  round to nearest even; ±Inf stay; a NaN stays a (quiet) NaN; values past the largest bfloat16 become ±Inf. */
+export function roundRowsBf16(memory: WebAssembly.Memory, x: number, rows: number, cols: number, ld: number): void {
+  const u = new Uint32Array(memory.buffer);
+  for (let r = 0; r < rows; r++) {
+    const o = (x >> 2) + r * ld;
+    for (let i = o; i < o + cols; i++) {
+      const v = u[i]!;
+      u[i] = (v & 0x7fffffff) > 0x7f800000 ? (v | 0x400000) & 0xffff0000 : (v + 0x7fff + ((v >>> 16) & 1)) & 0xffff0000;
+    }
+  }
+}
+
+/** The fallback: `base` with bfloat16 operands (see the file comment). Weights packed from float32 are
+ *  rounded in their staging copy; BF16 weights are already bfloat16. */
+export function bf16Rounding(base: RuntimeKernels, memory: WebAssembly.Memory): RuntimeKernels {
+  return {
+    ...base,
+    name: `${base.name}, bf16 operands widened to float32`,
+    precision: 'bf16',
+    pack(w, N, K, out) { roundRowsBf16(memory, w, N, K, K); base.pack(w, N, K, out); },
+    gemm(x, M, K, ldx, w, N, b, y, ldy, act, acc, scratch) {
+      roundRowsBf16(memory, x, M, K, ldx);
+      base.gemm(x, M, K, ldx, w, N, b, y, ldy, act, acc, scratch);
+    },
+    gemmBf16(x, M, K, ldx, w, N, b, y, ldy, act, acc, scratch, wide) {
+      roundRowsBf16(memory, x, M, K, ldx);
+      base.gemmBf16(x, M, K, ldx, w, N, b, y, ldy, act, acc, scratch, wide);
+    },
+  };
+}
+
+/** The 'dnnl' engine over `base` (see the file comment). `path`: the oneDNN library (RETNET_DNNL). */
+export function bindDnnlKernels(memory: WebAssembly.Memory, base: RuntimeKernels, path?: string): RuntimeKernels & { library: DnnlLibrary } {
+  const lib = loadDnnl(path);
+  const at = (off: number) => lib.baseOf(memory) + off;
+  // one matmul per weight shape: its weights memory is pointed at each call's W (run's weightsAt)
+  const byShape = new Map<string, DnnlMatmul>();
+  const matmul = (N: number, K: number, W: number): DnnlMatmul => {
+    const key = `${N}x${K}`;
+    let m = byShape.get(key);
+    if (!m) { m = createDnnlMatmul({ N, K, dtype: 'bf16', packedAt: at(W), path }); byShape.set(key, m); }
+    return m;
+  };
+  const sizes = new Map<string, number>();
+  const packedBytes = (N: number, K: number): number => {
+    const key = `${N}x${K}`;
+    let b = sizes.get(key);
+    if (b === undefined) {
+      const m = createDnnlMatmul({ N, K, dtype: 'bf16', path, sizeOnly: true });
+      b = m.packedBytes; m.destroy();
+      sizes.set(key, b);
+    }
+    return b;
+  };
+  const gemm = (x: number, M: number, K: number, ldx: number, W: number, N: number, b: number, y: number, ldy: number, act: number, acc: boolean): void => {
+    const m = matmul(N, K, W);
+    if (b === 0 && act === 0) { m.run(at(x), M, ldx, at(y), ldy, acc, at(W)); return; }
+    // a bias or an activation: the product into y, then y = [old y +] act(y + b), float32 per element
+    const F = new Float32Array(memory.buffer);
+    const y0 = y >> 2, b0 = b >> 2, f = ACT_FNS[act];
+    if (!f) throw errors.engine(`dnnl engine: unknown activation code ${act}`);
+    let old: Float32Array | null = null;
+    if (acc) {
+      old = new Float32Array(M * N);
+      for (let r = 0; r < M; r++) old.set(F.subarray(y0 + r * ldy, y0 + r * ldy + N), r * N);
+    }
+    m.run(at(x), M, ldx, at(y), ldy, false, at(W));
+    for (let r = 0; r < M; r++) {
+      for (let j = 0; j < N; j++) {
+        const i = y0 + r * ldy + j;
+        const v = f(b ? F[i]! + F[b0 + j]! : F[i]!);
+        F[i] = old ? old[r * N + j]! + v : v;
+      }
+    }
+  };
+  const packWhole = (w: number, dtype: 'f32' | 'bf16', N: number, K: number, out: number): void => {
+    createDnnlMatmul({ N, K, dtype: 'bf16', weights: at(w), weightsType: dtype, packedAt: at(out), path }).destroy();
+  };
+  return {
+    ...base,
+    name: `${lib.label}, bf16 operands`,
+    precision: 'bf16',
+    library: lib,
+    packedSize: (N, K) => Math.ceil(packedBytes(N, K) / F4),
+    packedBf16Bytes: (N, K) => packedBytes(N, K),
+    bf16ScratchBytes: () => 0,
+    gemmScratchBytes: () => 64,
+    pack(w, N, K, out) { packWhole(w, 'f32', N, K, out); },
+    packBf16() { throw errors.engine('dnnl engine: weights are packed whole (packWhole), not in row blocks'); },
+    packWhole,
+    gemm(x, M, K, ldx, w, N, b, y, ldy, act, acc) { gemm(x, M, K, ldx, w, N, b, y, ldy, act, acc); },
+    gemmBf16(x, M, K, ldx, w, N, b, y, ldy, act, acc) { gemm(x, M, K, ldx, w, N, b, y, ldy, act, acc); },
+  };
+}
+
+/** Which implementation oneDNN runs for a bf16 matmul of this shape and row count (for backendInfo). */
+export function dnnlImplFor(N: number, K: number, M: number, path?: string): string {
+  const w = new Float32Array(N * K);
+  const m = createDnnlMatmul({ N, K, dtype: 'bf16', weights: w, path });
+  try { return m.impl(M); } finally { m.destroy(); }
+}
