@@ -6,9 +6,11 @@
 // Engine `torch` runs the PyTorch peer in the same loop (bench/peers/torch_fla_peer.py: the
 // float32 chunkwise PyTorch transcription, checked against the fla goldens first; same threads
 // (2), same chunk size, the same number of tokens), so project and PyTorch are measured side by
-// side in one run. Writes bench/results/fla-1p3b.json.
+// side in one run; `torch-bf16` is the same peer in bfloat16 (--dtype bfloat16). Precision
+// 'bf16' of this project: engine `dnnl` (oneDNN's bf16 matmul), or `wasm-bf16` / `blas-bf16`
+// (the rounding fallback on those engines). Writes bench/results/fla-1p3b.json.
 //
-//   npm run bench:fla [-- --dir DIR] [--lengths 16384,65536] [--engines wasm,blas,torch] [--chunk-size 256] [--skip "wasm:65536"]
+//   npm run bench:fla [-- --dir DIR] [--lengths 16384,65536] [--engines wasm,blas,dnnl,torch,torch-bf16] [--chunk-size 256] [--skip "wasm:65536"]
 //   PyTorch: /usr/bin/python3 (Debian python3-torch) or RETNET_PEERS_PYTHON.
 //
 // Without --dir the model is written to a temporary folder (2.70 GB) and removed afterwards.
@@ -18,7 +20,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { RetNetLM } from '../src/index.js';
-import type { KernelsName } from '../src/options.js';
+import type { KernelsName, Precision } from '../src/options.js';
 import { createMemory, ARENA_BASE } from '../src/wasm/loader.js';
 import { Arena } from '../src/runtime/arena.js';
 import { bindWasmKernels } from '../src/runtime/wasm-kernels.js';
@@ -44,22 +46,32 @@ function randomIds(n: number, seed = 12345): Int32Array {
 
 const mib = (b: number) => Math.round(b / 2 ** 20 * 10) / 10;
 
+/** A bench engine name → the kernels and precision options: 'wasm' | 'blas' (f32), 'dnnl' (bf16),
+ *  'wasm-bf16' | 'blas-bf16' (bf16, the rounding fallback). */
+function engineOf(name: string): [KernelsName, Precision] {
+  if (name === 'wasm' || name === 'blas') return [name, 'f32'];
+  if (name === 'dnnl') return ['dnnl', 'bf16'];
+  if (name === 'wasm-bf16' || name === 'blas-bf16') return [name.slice(0, 4) as KernelsName, 'bf16'];
+  throw new Error(`unknown engine ${name}: wasm, blas, dnnl, wasm-bf16, blas-bf16, torch, torch-bf16`);
+}
+
 // ---------------------------------------------------------------- child: one scoring run
 async function child(): Promise<void> {
-  const dir = values.dir!, kernels = values.engine as KernelsName, n = Number(values.tokens);
+  const dir = values.dir!, n = Number(values.tokens);
+  const [kernels, precision] = engineOf(values.engine!);
   const t0 = performance.now();
   const lm = await RetNetLM.loadFolder(dir);
   const t1 = performance.now();
   const rssLoaded = process.memoryUsage().rss;
   // a short warm-up call packs the weights into the shared memory and starts the workers
-  await lm.score(randomIds(64, 7), { backend: 'wasm', kernels, chunkSize });
+  await lm.score(randomIds(64, 7), { backend: 'wasm', kernels, precision, chunkSize });
   const t2 = performance.now();
   const rssPacked = process.memoryUsage().rss;
-  const r = await lm.score(randomIds(n), { backend: 'wasm', kernels, chunkSize });
+  const r = await lm.score(randomIds(n), { backend: 'wasm', kernels, precision, chunkSize });
   const t3 = performance.now();
   const info = await lm.model.backendInfo();
   const out = {
-    engine: kernels, engineLabel: info.map((i) => i.engine).join(', '), tokens: n, chunkSize,
+    engine: values.engine, precision, engineLabel: info.map((i) => i.engine).join(', '), ...(info[0]?.dispatch ? { dispatch: info[0].dispatch } : {}), tokens: n, chunkSize,
     loadSeconds: (t1 - t0) / 1000, packSeconds: (t2 - t1) / 1000, scoreSeconds: (t3 - t2) / 1000,
     tokensPerSecond: n / ((t3 - t2) / 1000), nll: r.nll, perplexity: r.perplexity,
     rssAfterLoadMiB: mib(rssLoaded), rssAfterPackMiB: mib(rssPacked), rssEndMiB: mib(process.memoryUsage().rss),
@@ -112,21 +124,22 @@ async function gemmOverhead(): Promise<void> {
 // ---------------------------------------------------------------- parent
 const PYTHON = process.env.RETNET_PEERS_PYTHON ?? '/usr/bin/python3';
 const PEER = join(ROOT, 'bench/peers/torch_fla_peer.py');
-let torchChecked = false;
+const torchChecked = new Set<string>();
 
 /** The PyTorch peer on the same folder: its golden check once, then one timed run of n tokens. */
-function runTorch(dir: string, n: number): Record<string, number | string> {
-  if (!torchChecked) {
-    const c = spawnSync(PYTHON, [PEER, '--check', join(ROOT, 'test/fixtures/fla')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+function runTorch(dir: string, n: number, dtype: 'float32' | 'bfloat16'): Record<string, number | string> {
+  if (!torchChecked.has(dtype)) {
+    const c = spawnSync(PYTHON, [PEER, '--check', join(ROOT, 'test/fixtures/fla'), '--dtype', dtype], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
     if (c.status !== 0) throw new Error(`the PyTorch peer failed its golden check: ${c.stdout}`);
     console.log(`torch peer golden check: ${c.stdout.trim()}`);
-    torchChecked = true;
+    torchChecked.add(dtype);
   }
-  const r = spawnSync(PYTHON, [PEER, '--model', dir, '--length', String(n), '--chunk', String(chunkSize), '--threads', '2'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
+  const r = spawnSync(PYTHON, [PEER, '--model', dir, '--length', String(n), '--chunk', String(chunkSize), '--threads', '2', '--dtype', dtype], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
   if (r.status !== 0) throw new Error(`torch peer failed (status ${r.status}): ${r.stdout.slice(-2000)}`);
   const j = JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, number | string>;
   return {
-    engine: 'torch', engineLabel: `PyTorch ${j.torch} float32, ${j.threads} threads`, tokens: n, chunkSize, loadSeconds: j.load_s, scoreSeconds: j.median_s,
+    engine: dtype === 'float32' ? 'torch' : 'torch-bf16', precision: dtype === 'float32' ? 'f32' : 'bf16',
+    engineLabel: `PyTorch ${j.torch} ${dtype}, ${j.threads} threads`, tokens: n, chunkSize, loadSeconds: j.load_s, scoreSeconds: j.median_s,
     tokensPerSecond: j.tokens_per_s, nll: j.nll, perplexity: Math.exp((j.nll as number) / (n - 1)), peakRssBytes: j.maxrss_bytes,
   };
 }
@@ -147,7 +160,8 @@ async function parent(): Promise<void> {
     if (r.status !== 0) throw new Error('make-fla-shape failed');
   }
   const weightBytes = readdirSync(dir).filter((f) => f.endsWith('.safetensors')).reduce((a, f) => a + statSync(join(dir!, f)).size, 0);
-  const lengths = values.lengths.split(',').map(Number), engines = values.engines.split(',') as KernelsName[];
+  const lengths = values.lengths.split(',').map(Number), engines = values.engines.split(',');
+  for (const e of engines) if (!e.startsWith('torch')) engineOf(e);
   const skip = new Set(values.skip.split(',').filter(Boolean));
   const layers = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).num_hidden_layers;
   const params = { dir: made ? '(temporary)' : dir, layers, weightBytes, lengths, engines, chunkSize, skip: [...skip] };
@@ -163,7 +177,7 @@ async function parent(): Promise<void> {
     // shortest length first on every engine, so that a long run cut short still leaves the others
     for (const n of lengths) for (const engine of engines) {
       if (skip.has(`${engine}:${n}`)) { console.log(`${engine} ${n}: skipped`); continue; }
-      const r = ((engine as string) === 'torch' ? runTorch(dir, n)
+      const r = (engine === 'torch' || engine === 'torch-bf16' ? runTorch(dir, n, engine === 'torch' ? 'float32' : 'bfloat16')
         : runChild(['--dir', dir, '--engine', engine, '--tokens', String(n), '--chunk-size', String(chunkSize)])) as Record<string, number>;
       r.peakRssMiB = mib(r.peakRssBytes);
       r.peakRssOverWeights = +(r.peakRssBytes / weightBytes).toFixed(3);

@@ -25,6 +25,11 @@ import { engineMissing } from './helpers/engines.js';
 import { dnnlMissing, loadDnnl, toBf16 } from '../src/runtime/dnnl.js';
 import { roundRowsBf16 } from '../src/runtime/dnnl-kernels.js';
 import type { KernelsName } from '../src/options.js';
+import { score as scoreCommand } from '../src/cli/commands/score.js';
+import { Readable } from 'node:stream';
+import { makeTinyFlaFolder } from './helpers/fla-folder.js';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 
 const U = 2 ** -9;
 const bound = (layers: number) => 8 * U * layers;
@@ -223,6 +228,31 @@ test('roundRowsBf16 (the fallback\'s in-place rounding) = round to nearest even 
     }
     assert.is(f[r * ld + cols], Math.fround(42.4242), 'padding untouched');
   }
+});
+
+async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [], err: string[] = [];
+  const code = await scoreCommand.run(args, {
+    stdout: { write: (t: string) => { out.push(t); } }, stderr: { write: (t: string) => { err.push(t); }, isTTY: false }, stdin: Readable.from([]),
+  });
+  return { code, out: out.join(''), err: err.join('') };
+}
+
+test('retnet score --precision bf16 scores a file (perplexity differs from f32 by a bf16-sized amount); a bad --precision is a usage error (exit 2)', async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'retnet-precision-'));
+  const doc = join(tmp, 'doc.txt');
+  writeFileSync(doc, 'The quick brown fox jumps over the lazy dog. '.repeat(8));
+  const model = await makeTinyFlaFolder(join(tmp, 'model'));
+  const ppl = (o: string) => Number(/perplexity ([0-9.]+)/.exec(o)![1]);
+  const f = await cli(['--model', model, doc]);
+  const b = await cli(['--model', model, '--precision', 'bf16', doc]);
+  assert.is(f.code, 0, f.err); assert.is(b.code, 0, b.err);
+  const rel = Math.abs(ppl(b.out) - ppl(f.out)) / ppl(f.out);
+  console.log(`  perplexity f32 ${ppl(f.out)}, bf16 ${ppl(b.out)} (relative ${rel.toExponential(2)})`);
+  assert.ok(rel > 0 && rel < 0.05, String(rel));
+  const bad = await cli(['--model', model, '--precision', 'fp16', doc]);
+  assert.is(bad.code, 2);
+  assert.match(bad.err, /--precision must be one of f32, bf16/);
 });
 
 test.after(async () => { for (const lm of lms.values()) await lm.close(); });

@@ -1,6 +1,6 @@
 // Shared pieces of the LM commands (score, generate): the command shape the
 // CLI registry expects, the I/O they write to, and option checks.
-import { BACKENDS, type BackendName } from '../options.js';
+import { BACKENDS, PRECISIONS, type BackendName, type Precision } from '../options.js';
 import { UsageError, errorMessage, progressBar as cliProgressBar } from './command.js';
 import { intOption, numberOption } from './numbers.js';
 import { RetNetLM } from '../lm/retnet-lm.js';
@@ -30,6 +30,13 @@ export function parseBackend(v: string | undefined): BackendName | undefined {
   if (v === undefined) return undefined;
   if (!(BACKENDS as readonly string[]).includes(v)) throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')} (got ${JSON.stringify(v)})`);
   return v as BackendName;
+}
+
+/** --precision f32|bf16 (absent: the library's default, RETNET_PRECISION else f32). */
+export function parsePrecision(v: string | undefined): Precision | undefined {
+  if (v === undefined) return undefined;
+  if (!(PRECISIONS as readonly string[]).includes(v)) throw new UsageError(`--precision must be one of ${PRECISIONS.join(', ')} (got ${JSON.stringify(v)})`);
+  return v as Precision;
 }
 
 /** Integer flag ≥ min (the CLI's one number parser, src/cli/numbers.ts). */

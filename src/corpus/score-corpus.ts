@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { errors } from '../errors.js';
 import { DEFAULT_LM_PATH, RetNetLM } from '../lm/retnet-lm.js';
-import type { BackendName } from '../options.js';
+import { PRECISIONS, precisionFromEnv, type BackendName, type Precision } from '../options.js';
 import { inputIdentity, modelSha256, RUN_ID_RE, runIdOf, sortedDefined } from './digest.js';
 import { modelFiles, modelFolderFiles, resolveModelDir } from '../model/fla.js';
 import { expandInputs } from './inputs.js';
@@ -61,6 +61,8 @@ export interface ScoreCorpusOptions extends ReadOptions {
   backend?: BackendName;
   /** chunk size of the forward (default 256) */
   chunkSize?: number;
+  /** operand precision of the big products (default RETNET_PRECISION, else 'f32'); part of the run's identity when 'bf16' */
+  precision?: Precision;
   /** add every token's log-prob to each record (`logprobs`) */
   perToken?: boolean;
   /** text bytes per shard (default 4 MiB) */
@@ -179,7 +181,9 @@ export async function scoreCorpus(o: ScoreCorpusOptions): Promise<CorpusSummary>
   refuseOutputsOverInputs({ out: o.out, temporaries, others: o.otherOutputs, inputs: files, model: reads });
   let modelSha: string;
   try { modelSha = await modelSha256(reads); } catch (e) { throw errors.weights(`cannot read ${model}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
-  const score: ShardScoreOptions = { backend: o.backend, chunkSize: o.chunkSize, perToken: o.perToken === true };
+  const precision = o.precision ?? precisionFromEnv();
+  if (!PRECISIONS.includes(precision)) throw errors.option('precision', "'f32' or 'bf16'", precision);
+  const score: ShardScoreOptions = { backend: o.backend, chunkSize: o.chunkSize, perToken: o.perToken === true, ...(precision === 'bf16' ? { precision } : {}) };
   const runOptions = {
     textField: o.textField ?? 'text', idField: o.idField ?? 'id', include: o.include, strict: o.strict === true, shardBytes, maxDocBytes, ...score,
   };

@@ -5,13 +5,15 @@
 // both call it, so their outputs agree byte for byte.
 import { errors } from '../errors.js';
 import type { RetNetLM } from '../lm/retnet-lm.js';
-import type { BackendName } from '../options.js';
+import type { BackendName, Precision } from '../options.js';
 import type { CorpusDoc, DocRecord } from './types.js';
 
 export interface ShardScoreOptions {
   backend?: BackendName;
   chunkSize?: number;
   perToken?: boolean;
+  /** 'bf16': bfloat16 operands of the big products (absent: 'f32' — the job decides, never the scoring process's RETNET_PRECISION) */
+  precision?: Precision;
 }
 
 /** Progress within a shard: tokens done of all (`onProgress`), and each document as its score is done (`onScored`). */
@@ -23,7 +25,7 @@ export interface ShardProgress {
 export async function scoreDocs(lm: RetNetLM, docs: Pick<CorpusDoc, 'id' | 'source' | 'bytes'>[], options: ShardScoreOptions, progress?: ShardProgress | ((done: number, total: number) => void), signal?: AbortSignal): Promise<DocRecord[]> {
   const p: ShardProgress = typeof progress === 'function' ? { onProgress: progress } : progress ?? {};
   const results = await lm.score(docs.map((d) => d.bytes), {
-    backend: options.backend, chunkSize: options.chunkSize, perToken: options.perToken === true, onProgress: p.onProgress, onScored: p.onScored, signal,
+    backend: options.backend, chunkSize: options.chunkSize, precision: options.precision ?? 'f32', perToken: options.perToken === true, onProgress: p.onProgress, onScored: p.onScored, signal,
   });
   return results.map((r, i) => {
     // a non-finite score (weights that overflow float32 on this text) is an error naming the document, never "bits": null

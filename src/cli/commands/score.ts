@@ -9,9 +9,9 @@ import { errors } from '../../errors.js';
 import { corpusOptionSpec, runCorpusMode, wantsCorpusMode } from '../corpus-cli.js';
 import { intOption } from '../numbers.js';
 import { AtomicOutput, checkOutputTarget } from '../safe-output.js';
-import { loadLM, parseBackend, processIO, progressBar, runCommand, UsageError, type Command, type CommandIO } from '../lm-util.js';
+import { loadLM, parseBackend, parsePrecision, processIO, progressBar, runCommand, UsageError, type Command, type CommandIO } from '../lm-util.js';
 
-const usage = `usage: retnet score [--model M.safetensors|DIR|ORG/NAME] [--backend js|wasm|tfjs] [--chunk-size N] [--jsonl OUT] [--per-token] FILE...
+const usage = `usage: retnet score [--model M.safetensors|DIR|ORG/NAME] [--backend js|wasm|tfjs] [--chunk-size N] [--precision f32|bf16] [--jsonl OUT] [--per-token] FILE...
        retnet score [--out SCORES.jsonl[.gz]] [corpus options] INPUT...
   Scores each FILE ('-' = stdin) under a RetNet language model and prints bytes, total bits,
   bits/byte and tokens/s per file (a tokenized model: also tokens and perplexity).
@@ -22,6 +22,9 @@ const usage = `usage: retnet score [--model M.safetensors|DIR|ORG/NAME] [--backe
                 to a temporary file and renamed when every file is scored (a failed run
                 leaves OUT as it was); refused when OUT is one of the FILEs or the model
   --per-token   with --jsonl, --out or a corpus, add "logprobs": ln p(token t+1 | tokens 0..t) for each t
+  --precision P f32 (default, or RETNET_PRECISION) or bf16: bfloat16 operands of the big matrix
+                products, float32 accumulation (wasm backend; oneDNN where the CPU has bfloat16
+                dot products, else rounded operands on the usual engine); see docs/engines.md
 
   Corpus mode: with --out, or when any INPUT is a corpus: a directory (walked recursively,
   sorted), *.jsonl / *.jsonl.gz / *.jsonl.zst / *.json.gz (one JSON document per line) or
@@ -89,7 +92,7 @@ export const score: Command = {
   run(argv: string[], io: CommandIO = processIO()): Promise<number> {
     return runCommand(io, usage, async () => {
       const a = parse({ usage }, argv, {
-        model: { type: 'string' }, backend: { type: 'string' }, 'chunk-size': { type: 'string' },
+        model: { type: 'string' }, backend: { type: 'string' }, 'chunk-size': { type: 'string' }, precision: { type: 'string' },
         jsonl: { type: 'string' }, 'per-token': { type: 'boolean' },
         ...corpusOptionSpec,
       }, true, io.stdout);
@@ -100,6 +103,7 @@ export const score: Command = {
       if (positionals.filter((f) => f === '-').length > 1) throw new UsageError("stdin ('-') can be given only once");
       const backend = parseBackend(values.backend);
       const chunkSize = intOption('chunk-size', values['chunk-size']);
+      const precision = parsePrecision(values.precision as string | undefined);
       if (values['per-token'] && values.jsonl === undefined) throw new UsageError('--per-token needs --jsonl OUT');
       // before any work: --jsonl must not be a scored file or the model (also through a link) nor a special file
       const jsonlTarget = values.jsonl === undefined ? undefined
@@ -121,7 +125,7 @@ export const score: Command = {
           const t0 = performance.now();
           let r;
           try {
-            r = await lm.score(bytes, { backend, chunkSize, perToken: values['per-token'] === true, onProgress: (d) => bar.update(d) });
+            r = await lm.score(bytes, { backend, chunkSize, precision, perToken: values['per-token'] === true, onProgress: (d) => bar.update(d) });
           } finally { bar.stop(); }
           const sec = (performance.now() - t0) / 1000;
           const name = file === '-' ? '(stdin)' : file;

@@ -50,6 +50,7 @@ export function decodeShard(data: unknown): { job: ShardJob; docs: CorpusDoc[] }
   if (o.backend !== undefined && !['js', 'wasm', 'tfjs'].includes(o.backend)) return { error: `options.backend ${JSON.stringify(o.backend)} is not js, wasm or tfjs` };
   if (o.chunkSize !== undefined && !(isNat(o.chunkSize) && o.chunkSize > 0)) return { error: 'options.chunkSize is not a positive integer' };
   if (o.perToken !== undefined && typeof o.perToken !== 'boolean') return { error: 'options.perToken is not a boolean' };
+  if (o.precision !== undefined && o.precision !== 'f32' && o.precision !== 'bf16') return { error: `options.precision ${JSON.stringify(o.precision)} is not f32 or bf16` };
   const n = Array.isArray(j.ids) ? j.ids.length : -1;
   if (n < 1 || !j.ids!.every(isStr)) return { error: 'ids is not a non-empty list of strings' };
   if (!Array.isArray(j.sources) || j.sources.length !== n || !j.sources.every(isStr)) return { error: 'sources is not a list of strings as long as ids' };
