@@ -7,15 +7,6 @@
 // per chunk and head: [S (dk·dv) | z (dk)]. The carried state is float64 by
 // default; stateDtype 'float32' rounds it after every update (drift studies).
 
-export interface SeqState {
-  /** per layer: [H, dk·dv + dk], the state after the last processed chunk */
-  layers: (Float64Array | Float32Array)[];
-}
-
-export function newSeqState(numLayer: number, H: number, stride: number, dtype: 'float64' | 'float32'): SeqState {
-  return { layers: Array.from({ length: numLayer }, () => (dtype === 'float64' ? new Float64Array(H * stride) : new Float32Array(H * stride))) };
-}
-
 /**
  * Scan the chunks [c0, c0 + count) of one sequence run.
  * @param summaries  f32 view [chunks, H, stride] of ΔS|Δz (indexed from the window's chunk 0)
