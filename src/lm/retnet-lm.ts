@@ -11,6 +11,7 @@ import { errors } from '../errors.js';
 import { readSafetensors, type StTensor } from '../safetensors.js';
 import { Tensor } from '../tensor.js';
 import { resolveOptions, throwIfAborted, type BackendName, type ForwardOptions } from '../options.js';
+import { envValue } from '../env.js';
 import { DEFAULT_BACKEND, RetNet, type RecurrentState, type StreamOptions } from '../model/retnet.js';
 import { checkUnexpected, layersFromCheckpoint, type Checkpoint, type LoadOptions } from '../model/weights.js';
 import { checkWeightValues } from '../model/check.js';
@@ -33,6 +34,8 @@ import { ByteTokenizer, loadTokenizer, type Tokenizer } from '../tokenizer/index
 export const DEFAULT_LM_PATH = new URL('../../../src/assets/bytes-4x128.safetensors', import.meta.url);
 
 const LN_EPS = 1e-5;
+/** The final norm + head over rows r0..r0+m−1 of a block of output rows → logits [m, V] (valid until the next call). */
+type HeadFn = (rows: ArrayLike<number>, r0: number, m: number) => ArrayLike<number>;
 /** Rows per block of the final norm + head. */
 const HEAD_BLOCK = 64;
 /** Chunk size when neither chunkSize nor numChunks is given. */
@@ -341,6 +344,8 @@ export class RetNetLM {
   readonly source: NonNullable<LMParts['source']>;
   /** scratch for the head: normed rows and logits, grown on demand */
   private wasmHead: WasmHead | undefined;
+  /** precision 'bf16' heads: on oneDNN ('dnnl') or rounded operands on the WASM GEMM ('round') */
+  private readonly bf16Heads = new Map<'dnnl' | 'round', WasmHead>();
   private hBuf = new Float64Array(0);
   private zBuf = new Float64Array(0);
   private closed = false;
@@ -428,14 +433,51 @@ export class RetNetLM {
     return { h: this.hBuf, z: this.zBuf };
   }
 
+  /** The head for the float64 loops: a file-backed BF16 head (large models) is read once, here, and kept. */
+  private residentHead(): LMMatrix {
+    const W = this.head;
+    if (!(W instanceof Bf16Matrix) || W.resident) return W;
+    this.headResident ??= new Bf16Matrix(W.rows, W.cols, W.bits());
+    return this.headResident;
+  }
+  private headResident: Bf16Matrix | undefined;
+
+  /** The final norm + head a forward with these options uses: float64 loops (js), the WASM GEMM
+   *  (float32), or a bfloat16 head (precision 'bf16': oneDNN where the body's engine is oneDNN — the
+   *  same rule as the pool's 'auto' — else rounded operands on the WASM GEMM). Checks the options. */
+  private async headFor(options: ScoreOptions): Promise<HeadFn> {
+    const { perToken: _p, onProgress: _o, onScored: _s, ...fwd } = options;
+    const r = resolveOptions(fwd, { backend: DEFAULT_BACKEND });
+    if (r.backend === 'js') return (rows, r0, m) => this.headBlock(rows, r0, m, false);
+    if (r.precision !== 'bf16') return (rows, r0, m) => this.headBlock(rows, r0, m, true);
+    const { loadDnnl, createDnnlMatmul } = await import('../runtime/dnnl.js');
+    const { roundRowsBf16 } = await import('../runtime/dnnl-kernels.js');
+    let lib: ReturnType<typeof loadDnnl> | null = null;
+    if (r.kernels === 'auto' || r.kernels === 'dnnl') {
+      try {
+        const l = loadDnnl(envValue('RETNET_DNNL'));
+        if (l.hasBf16Hardware || r.kernels === 'dnnl') lib = l;
+      } catch (e) { if (r.kernels === 'dnnl') throw e; }
+    }
+    const key = lib ? 'dnnl' : 'round';
+    let h = this.bf16Heads.get(key);
+    if (!h) {
+      const dnnl = lib ? { lib, create: (N: number, K: number, w: Uint16Array | Float32Array, threads: number) => createDnnlMatmul({ N, K, dtype: 'bf16', weights: w, threads, path: lib!.path }) } : null;
+      h = new WasmHead(this.head, this.normWeight, this.normBias, this.d, this.vocab, HEAD_BLOCK, this.rmsEps, 'bf16', { dnnl, round: roundRowsBf16 });
+      this.bf16Heads.set(key, h);
+    }
+    const head = h;
+    return (rows, r0, m) => head.logits(rows, r0 * this.d, m);
+  }
+
   /** Output rows [n, d] of positions start..start+n−1 of `seq` → its log-probs. */
-  private consumeRows(seq: SeqScore, start: number, rows: ArrayLike<number>, n: number, float32 = false): void {
+  private consumeRows(seq: SeqScore, start: number, rows: ArrayLike<number>, n: number, head: HeadFn): void {
     const L = seq.length, V = this.vocab;
     // The last position predicts nothing inside the text.
     const useful = Math.min(n, L - 1 - start);
     for (let r0 = 0; r0 < useful; r0 += HEAD_BLOCK) {
       const m = Math.min(HEAD_BLOCK, useful - r0);
-      const z = this.headBlock(rows, r0, m, float32);
+      const z = head(rows, r0, m);
       for (let r = 0; r < m; r++) {
         const t = start + r0 + r;
         const lp = z[r * V + seq.ids[t + 1]] - logSumExp(z, r * V, V);
@@ -455,7 +497,7 @@ export class RetNetLM {
     }
     const sc = this.scratch(m);
     finalNorm(rows, r0 * d, m, d, this.normWeight, this.normBias, sc.h, this.rmsEps);
-    headLogitsAny(sc.h, m, d, this.head, V, sc.z);
+    headLogitsAny(sc.h, m, d, this.residentHead(), V, sc.z);
     return sc.z;
   }
 
@@ -472,11 +514,11 @@ export class RetNetLM {
     const T = seq.length, V = this.vocab;
     if (T * V > 2 ** 28) throw errors.memory(`logits of ${T} tokens × ${V} ids would be ${T * V} float64 values; score the text instead, or pass fewer tokens`);
     const out = new Float64Array(T * V);
-    const float32 = (options.backend ?? DEFAULT_BACKEND) !== 'js';
+    const head = await this.headFor(options);
     await this.run(T > 0 ? [seq] : [], options, (_s, start, rows, n) => {
       for (let r0 = 0; r0 < n; r0 += HEAD_BLOCK) {
         const m = Math.min(HEAD_BLOCK, n - r0);
-        const z = this.headBlock(rows, r0, m, float32);
+        const z = head(rows, r0, m);
         for (let i = 0; i < m * V; i++) out[(start + r0) * V + i] = z[i];
       }
     });
@@ -487,7 +529,7 @@ export class RetNetLM {
   private rowLogprobs(row: ArrayLike<number>, off = 0): Float64Array {
     const { h, z } = this.scratch(1);
     finalNorm(row, off, 1, this.d, this.normWeight, this.normBias, h, this.rmsEps);
-    headLogitsAny(h, 1, this.d, this.head, this.vocab, z);
+    headLogitsAny(h, 1, this.d, this.residentHead(), this.vocab, z);
     const lse = logSumExp(z, 0, this.vocab);
     const out = new Float64Array(this.vocab);
     for (let v = 0; v < this.vocab; v++) out[v] = z[v] - lse;
@@ -545,11 +587,11 @@ export class RetNetLM {
     const single = !Array.isArray(input) || (input.length > 0 && input.every((v) => typeof v === 'number'));
     const items = (single ? [input] : input) as ScoreInput[];
     const seqs = items.map((x, i) => this.toSeq(x, single ? 'input' : `input[${i}]`, options.perToken === true));
-    const float32 = (options.backend ?? DEFAULT_BACKEND) !== 'js';
+    const head = await this.headFor(options);
     const onScored = options.onScored, index = new Map(seqs.map((s, i) => [s, i]));
     if (onScored) seqs.forEach((s, i) => { if (s.length === 0) onScored(i); });
     await this.run(seqs.filter((s) => s.length > 0), options, (s, start, rows, n) => {
-      this.consumeRows(s, start, rows, n, float32);
+      this.consumeRows(s, start, rows, n, head);
       if (onScored && start + n === s.length) onScored(index.get(s)!);
     });
     const out = seqs.map((s) => s.result());
@@ -755,7 +797,12 @@ export class RetNetLM {
   get defaultBackend(): BackendName { return DEFAULT_BACKEND; }
 
   /** Ends any worker threads; every later call (any backend) is E_CLOSED. */
-  close(): Promise<void> { this.closed = true; return this.model.close(); }
+  close(): Promise<void> {
+    this.closed = true;
+    for (const h of this.bf16Heads.values()) h.close();
+    this.bf16Heads.clear();
+    return this.model.close();
+  }
 }
 
 export function argmax(p: ArrayLike<number>): number {

@@ -1,6 +1,11 @@
 // The LM's final norm + head (logits = norm(x) · Wᵀ; LayerNorm, or RMSNorm in the fla family) on the WASM kernels in
 // the calling thread, for the float32 backends: one LayerNorm and one packed
 // GEMM per block of rows instead of a scalar JavaScript loop.
+//
+// At precision 'bf16' the head is a bfloat16 product like the model's others: on oneDNN where the
+// CPU has bfloat16 dot products (its bf16 matmul over a copy of W reordered once, run on every core
+// — the pool's workers are idle while the coordinator turns a window's rows into log-probs), else
+// the normed rows rounded to bfloat16 (and a float32 head rounded when packed) on the WASM GEMM.
 import { ARENA_BASE, createMemory } from '../wasm/loader.js';
 import { bindWasmKernels } from '../runtime/wasm-kernels.js';
 import { Arena } from '../runtime/arena.js';
@@ -8,6 +13,9 @@ import type { RuntimeKernels } from '../runtime/kernels.js';
 import { Bf16Matrix } from '../model/bf16.js';
 import { packBf16Weight } from '../runtime/pack.js';
 import { envValue } from '../env.js';
+import { availableParallelism } from 'node:os';
+import type { Precision } from '../options.js';
+import type { DnnlLibrary, DnnlMatmul } from '../runtime/dnnl.js';
 
 const F4 = 4;
 
@@ -20,17 +28,37 @@ export class WasmHead {
   private readonly g: number; private readonly b: number; // final LayerNorm affine [d]
   private readonly x: number; private readonly h: number; private readonly z: number; private readonly gs: number;
   readonly maxRows: number;
+  /** precision 'bf16' on oneDNN: the matmul and its library (else the WASM GEMM) */
+  private readonly dnnl: { mm: DnnlMatmul; lib: DnnlLibrary; threads: number } | null = null;
+  private readonly roundBf16: ((x: number, rows: number, cols: number, ld: number) => void) | null = null;
+  /** what computes the head, e.g. 'wasm-relaxed-simd' or 'onednn 2.6.3 (avx512_core_bf16, omp), 2 threads' */
+  readonly engine: string;
 
   /** `rmsEps`: the final norm is RMSNorm with that eps (the fla family); undefined: LayerNorm (eps 1e-5). */
   constructor(head: Float32Array | Bf16Matrix, normW: Float32Array, normB: Float32Array, private readonly d: number, private readonly V: number, maxRows = 256,
-    private readonly rmsEps?: number) {
+    private readonly rmsEps?: number, precision: Precision = 'f32',
+    bf16Tools?: { dnnl: { lib: DnnlLibrary; create: (N: number, K: number, w: Uint16Array | Float32Array, threads: number) => DnnlMatmul } | null; round: (m: WebAssembly.Memory, x: number, rows: number, cols: number, ld: number) => void }) {
     const memory = createMemory(64);
     this.K = bindWasmKernels(memory, envValue('RETNET_WASM_VARIANT') ?? 'auto');
     this.A = new Arena(memory, ARENA_BASE, 2 ** 31);
     const A = this.A, K = this.K;
     this.maxRows = maxRows;
     this.bf16 = head instanceof Bf16Matrix;
-    this.W = A.persistent(this.bf16 ? K.packedBf16Bytes(V, d) : K.packedSize(V, d) * F4, 'LM head');
+    if (precision === 'bf16') {
+      if (!bf16Tools) throw new Error('WasmHead: precision bf16 needs bf16Tools');
+      if (bf16Tools.dnnl) {
+        const threads = availableParallelism();
+        const mm = bf16Tools.dnnl.create(V, d, head instanceof Bf16Matrix ? head.bits() : head, threads);
+        this.dnnl = { mm, lib: bf16Tools.dnnl.lib, threads };
+      } else {
+        const round = bf16Tools.round;
+        this.roundBf16 = (x, rows, cols, ld) => round(A.memory, x, rows, cols, ld);
+      }
+    }
+    this.engine = this.dnnl ? `${this.dnnl.lib.label}, ${this.dnnl.threads} thread${this.dnnl.threads === 1 ? '' : 's'}` : K.name;
+    // oneDNN holds its own reordered copy of W: the WASM side keeps no weights then
+    const wBytes = this.dnnl ? 0 : this.bf16 ? K.packedBf16Bytes(V, d) : K.packedSize(V, d) * F4;
+    this.W = A.persistent(Math.max(64, wBytes), 'LM head');
     this.wide = this.bf16 ? A.persistent(K.bf16ScratchBytes(V, d), 'LM head') : 0;
     this.g = A.persistent(d * F4, 'LM head'); A.f32(this.g, d).set(normW);
     this.b = A.persistent(d * F4, 'LM head'); A.f32(this.b, d).set(normB);
@@ -38,15 +66,19 @@ export class WasmHead {
     this.h = A.persistent(maxRows * d * F4, 'LM head');
     this.z = A.persistent(maxRows * V * F4, 'LM head');
     this.gs = A.persistent(Math.max(64, K.gemmScratchBytes()), 'LM head');
-    if (head instanceof Bf16Matrix) {
+    if (this.dnnl) { /* W lives in oneDNN */ } else if (head instanceof Bf16Matrix) {
       packBf16Weight({ rows: [head], scale: [1], N: V, K: d, out: this.W, what: 'LM head' }, K, A);
     } else {
       const raw = A.transient(V * d * F4, 'LM head staging');
       A.f32(raw, V * d).set(head);
+      this.roundBf16?.(raw, V, d, d);
       K.pack(raw, V, d, this.W);
       A.reset();
     }
   }
+
+  /** Frees oneDNN's copy of W (precision 'bf16' on oneDNN); the head is unusable after. */
+  close(): void { this.dnnl?.mm.destroy(); }
 
   /** Logits [m, V] (float32 view, valid until the next call) of rows [m, d] at `off` of `rows`. */
   logits(rows: ArrayLike<number>, off: number, m: number): Float32Array {
@@ -56,6 +88,14 @@ export class WasmHead {
     for (let i = 0; i < m * d; i++) xv[i] = rows[off + i];
     if (this.rmsEps !== undefined) K.rmsNorm(this.x, m, d, d, this.g, this.rmsEps, this.h, d);
     else K.layerNorm(this.x, m, d, d, this.g, this.b, this.h, d);
+    if (this.dnnl) {
+      const { mm, lib, threads } = this.dnnl, base = lib.baseOf(A.memory);
+      // this thread's oneDNN threads: all cores for the head, then back to 1 (primitives are made with it)
+      lib.setThreads(threads);
+      try { mm.run(base + this.h, m, d, base + this.z, V); } finally { lib.setThreads(1); }
+      return A.f32(this.z, m * V);
+    }
+    this.roundBf16?.(this.h, m, d, d);
     if (this.bf16) K.gemmBf16(this.h, m, d, d, this.W, V, 0, this.z, V, 0, false, this.gs, this.wide);
     else K.gemm(this.h, m, d, d, this.W, V, 0, this.z, V, 0, false, this.gs);
     return A.f32(this.z, m * V);

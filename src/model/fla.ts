@@ -402,7 +402,9 @@ export function loadFlaFolder(dir: string, options: FlaLoadOptions = {}): FlaMod
       if (st.has('lm_head.weight')) throw errors.weights(`${mf.dir}: tie_word_embeddings is true but the folder has lm_head.weight`);
       head = embed;
     } else {
-      head = st.takeW('lm_head.weight', [vocab, d], false);
+      // read from the file like the layers of a large model: WasmHead and oneDNN keep packed copies, and
+      // the float64 head (js backend, decoding) makes a resident one only when first used
+      head = st.takeW('lm_head.weight', [vocab, d], bf16File);
     }
     const finalNorm = st.take(`${P}norm.weight`, [d]);
     const extra = st.names().filter((n) => !st.used.has(n));
