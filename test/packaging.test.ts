@@ -81,7 +81,7 @@ test('vega and vega-lite: optional peers, pinned; the drift plot names them when
     assert.equal(pkg.peerDependenciesMeta[name], { optional: true }, `${name} optional`);
     assert.is(pkg.devDependencies[name], version, `${name} dev dependency for the tests`);
   }
-  const row = { backend: 'wasm', stateDtype: 'float32', form: 'chunkwise', numChunks: 2, chunkSize: 8, target: 'output', maxAbsError: 1e-7, relMaxError: 1e-7, nmse: 1e-14, seconds: 0.1 } as never;
+  const row = { backend: 'wasm', precision: 'f32', stateDtype: 'float32', form: 'chunkwise', numChunks: 2, chunkSize: 8, target: 'output', maxAbsError: 1e-7, relMaxError: 1e-7, nmse: 1e-14, seconds: 0.1 } as never;
   const missing = async (name: string) => { throw Object.assign(new Error(`Cannot find package '${name}'`), { code: 'ERR_MODULE_NOT_FOUND' }); };
   try {
     await driftSvg([row], 16, missing);

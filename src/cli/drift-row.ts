@@ -1,8 +1,11 @@
 // One row of the drift study (retnet drift's table, CSV and JSON; the plot reads it too).
-import type { BackendName } from '../options.js';
+import type { BackendName, Precision } from '../options.js';
 
 export interface DriftRow {
-  backend: BackendName; stateDtype: 'float32' | 'float64'; form: 'parallel' | 'chunkwise' | 'recurrent';
+  backend: BackendName; stateDtype: 'float32' | 'float64';
+  /** operand precision of the big matrix products ('bf16' on the wasm backend only) */
+  precision: Precision;
+  form: 'parallel' | 'chunkwise' | 'recurrent';
   numChunks: number | null; chunkSize: number; target: 'retention' | 'output';
   maxAbsError: number; relMaxError: number; nmse: number; seconds: number; error?: string;
 }

@@ -31,7 +31,7 @@ export const PLOT_FLOOR = 1e-17;
 export async function driftSvg(rows: DriftRow[], L: number, load: Loader = (name) => import(name)): Promise<string> {
   const { vega, vl } = await loadVega(load);
   const values = rows.filter((r) => !r.error).map((r) => ({
-    series: `${r.backend} / state ${r.stateDtype}`,
+    series: `${r.backend}${r.precision === 'bf16' ? ' bf16' : ''} / state ${r.stateDtype}`,
     // the recurrent form is one token per chunk: drawn at x = L with its own marker
     chunks: r.form === 'parallel' ? 1 : r.form === 'recurrent' ? L : r.numChunks,
     form: r.form,

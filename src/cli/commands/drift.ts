@@ -5,6 +5,7 @@ import { mkdirSync, mkdtempSync, readdirSync, rmdirSync } from 'node:fs';
 import { tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { MultiScaleRetention, RetNet, Tensor, maxAbs, maxAbsDiff, nmse, relMaxError, type BackendName } from '../../index.js';
+import type { Precision } from '../../options.js';
 import { RetNetError } from '../../errors.js';
 import { UsageError, backendList, errorMessage, fmtE, modelConfig, parse, table, type Command } from '../command.js';
 import { intOption, workersOption } from '../numbers.js';
@@ -27,12 +28,14 @@ function embedRandomIds(lm: RetNetLM, L: number, seed: number): Tensor {
   return new Tensor(x, [1, L, d]);
 }
 
-const usage = `usage: retnet drift [--model M] [--length L] [--backends wasm,tfjs] [--out-dir DIR] [--no-plot] [--workers N] [--normalize-attn] [--normalize-retn]
+const usage = `usage: retnet drift [--model M] [--length L] [--backends wasm,tfjs] [--precisions f32,bf16] [--out-dir DIR] [--no-plot] [--workers N] [--normalize-attn] [--normalize-retn]
 
 How the float32 forward's error against a float64 reference changes with the
 chunk count: numChunks 1, 2, 4, …, L and -1 (recurrent), plus the parallel form
 when L ≤ ${MAX_PARALLEL_L} (chunks longer than that are skipped: they need an
-L×L matrix per head), for each backend and for stateDtype float32 and float64.
+L×L matrix per head), for each backend and for stateDtype float32 and float64, and on
+the wasm backend for each operand precision asked for (f32; bf16: bfloat16 operands
+of the big matrix products).
 The reference is the js backend (float64, exact in every form), computed once,
 chunkwise. Errors of the retention output (layer 0, before the group norm) and
 of the model's output: max abs, max abs / max|ref|, NMSE. Writes drift.csv,
@@ -50,6 +53,7 @@ options:
                     fed the embeddings of seeded random token ids
   --length L        sequence length (default 8192; the study at 65536 takes minutes)
   --backends LIST   backends to study (default wasm, and tfjs when @tensorflow/tfjs is installed)
+  --precisions LIST operand precisions on the wasm backend: f32, bf16 (default f32,bf16)
   --out-dir DIR     output folder (default: a new folder retnet-drift-XXXXXX under the OS temp dir)
   --no-plot         do not draw drift.svg
   --workers N       worker threads (wasm; 1 to 256)
@@ -82,13 +86,15 @@ const drift: Command = {
     const a = parse({ usage }, argv, {
       model: { type: 'string' }, length: { type: 'string' }, backends: { type: 'string' }, 'out-dir': { type: 'string' },
       workers: { type: 'string' }, seed: { type: 'string' }, 'normalize-attn': { type: 'boolean' }, 'normalize-retn': { type: 'boolean' },
-      'msr-gate-fn': { type: 'string' }, 'mlp-gate-fn': { type: 'string' }, 'no-plot': { type: 'boolean' },
+      'msr-gate-fn': { type: 'string' }, 'mlp-gate-fn': { type: 'string' }, 'no-plot': { type: 'boolean' }, precisions: { type: 'string' },
     });
     if (!a) return 0;
     const v = a.values;
     const L = intOption('length', v.length) ?? DEFAULT_DRIFT_LENGTH;
     const backends = v.backends !== undefined ? backendList('backends', v.backends) : defaultBackends();
     const plot = v['no-plot'] !== true;
+    const precisions = (v.precisions ?? 'f32,bf16').split(',').map((p: string) => p.trim());
+    for (const p of precisions) if (p !== 'f32' && p !== 'bf16') throw new UsageError(`--precisions must list f32 and/or bf16 (got ${JSON.stringify(p)})`);
     const workers = workersOption('workers', v.workers);
     const seed = intOption('seed', v.seed, { min: 0, max: 2 ** 32 - 1 }) ?? 1;
     const flags = { normalizeAttn: v['normalize-attn'] ?? false, normalizeRetn: v['normalize-retn'] ?? false };
@@ -155,14 +161,14 @@ const drift: Command = {
         for (let k = 1; k < L; k *= 2) if (Math.ceil(L / k) <= MAX_PARALLEL_L) counts.push(k);
         counts.push(L, -1);
         const rows: DriftRow[] = [];
-        for (const backend of usable) {
+        for (const backend of usable) for (const precision of (backend === 'wasm' ? precisions : ['f32']) as Precision[]) {
           for (const stateDtype of backend === 'js' ? (['float64'] as const) : (['float32', 'float64'] as const)) {
             for (const numChunks of counts) {
               const form = numChunks === null ? 'parallel' : numChunks === -1 ? 'recurrent' : 'chunkwise';
               const chunkSize = numChunks === null ? L : numChunks === -1 ? 1 : Math.ceil(L / numChunks);
-              const opts = { backend, workers, stateDtype, numChunks, ...flags };
+              const opts = { backend, workers, stateDtype, numChunks, ...(precision === 'bf16' ? { precision } : {}), ...flags };
               for (const target of ['retention', 'output'] as const) {
-                const row: DriftRow = { backend, stateDtype, form, numChunks, chunkSize, target, maxAbsError: NaN, relMaxError: NaN, nmse: NaN, seconds: NaN };
+                const row: DriftRow = { backend, stateDtype, precision, form, numChunks, chunkSize, target, maxAbsError: NaN, relMaxError: NaN, nmse: NaN, seconds: NaN };
                 try {
                   t0 = performance.now();
                   const y = target === 'retention' ? await msr.retentionOutput(x, opts) : await model.forward(x, opts);
@@ -176,13 +182,13 @@ const drift: Command = {
                 rows.push(row);
               }
               const last = rows.slice(-2);
-              log(`  ${backend} ${stateDtype} ${form}${numChunks !== null && numChunks > 0 ? ` ${numChunks} chunks` : ''}: ${last.map((r) => r.error ? `${r.target} error: ${r.error}` : `${r.target} rel ${fmtE(r.relMaxError)}`).join(', ')}`);
+              log(`  ${backend}${precision === 'bf16' ? ' bf16' : ''} ${stateDtype} ${form}${numChunks !== null && numChunks > 0 ? ` ${numChunks} chunks` : ''}: ${last.map((r) => r.error ? `${r.target} error: ${r.error}` : `${r.target} rel ${fmtE(r.relMaxError)}`).join(', ')}`);
             }
           }
         }
 
         mkdirSync(outDir, { recursive: true });
-        const cols = ['backend', 'stateDtype', 'form', 'numChunks', 'chunkSize', 'target', 'maxAbsError', 'relMaxError', 'nmse', 'seconds', 'error'] as const;
+        const cols = ['backend', 'precision', 'stateDtype', 'form', 'numChunks', 'chunkSize', 'target', 'maxAbsError', 'relMaxError', 'nmse', 'seconds', 'error'] as const;
         const csv = [cols.join(','), ...rows.map((r) => cols.map((c) => {
           const val = r[c];
           return val === undefined || val === null ? '' : typeof val === 'string' && /[",\n]/.test(val) ? `"${val.replace(/"/g, '""')}"` : String(val);
@@ -206,8 +212,8 @@ const drift: Command = {
         save('drift.json', JSON.stringify({ ...meta, skipped, ...(svg === null ? { plot: plotNote } : {}), rows }, null, 2) + '\n');
         if (svg !== null) save('drift.svg', svg);
 
-        console.log(table(['backend', 'state', 'form', 'chunks', 'chunk size', 'target', 'max|Δ|', 'max|Δ|/max|ref|', 'NMSE', 'seconds'],
-          rows.map((r) => [r.backend, r.stateDtype, r.form, r.numChunks ?? '-', r.chunkSize, r.target,
+        console.log(table(['backend', 'precision', 'state', 'form', 'chunks', 'chunk size', 'target', 'max|Δ|', 'max|Δ|/max|ref|', 'NMSE', 'seconds'],
+          rows.map((r) => [r.backend, r.precision, r.stateDtype, r.form, r.numChunks ?? '-', r.chunkSize, r.target,
             r.error ? 'error' : fmtE(r.maxAbsError), r.error ? r.error.slice(0, 50) : fmtE(r.relMaxError), r.error ? '' : fmtE(r.nmse), r.error ? '' : r.seconds.toFixed(3)])));
         console.log(`wrote ${join(outDir, 'drift.csv')}, drift.json${svg !== null ? ', drift.svg' : ''}`);
         if (svg === null) log(`drift: note: ${plotNote}`);
