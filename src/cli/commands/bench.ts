@@ -6,13 +6,14 @@ import { dirname } from 'node:path';
 import { RetNet } from '../../index.js';
 import { RetNetError } from '../../errors.js';
 import { gpuAdvice } from '../../backends/tfjs/engines.js';
+import { parsePrecision } from '../lm-util.js';
 import { backendList, errorMessage, flagModelConfig, kernelsName, parse, table, type Command } from '../command.js';
 import { MAX_WORKERS, intListOption, intOption } from '../numbers.js';
 import { checkOutputTarget, writeFileAtomic } from '../safe-output.js';
 import { discardSink, generatedSource, machine } from '../gen.js';
 import { collectProfile, resetProfile, splitPhases, PHASES } from '../../runtime/profile.js';
 
-const usage = `usage: retnet bench [--backend wasm,tfjs,js] [--lengths 1024,8192] [--chunks 8,16] [--workers 1,2] [--kernels auto,wasm,blas] [--batch B] [--layers N --dim D --heads H] [--repeat R] [--profile] [--json OUT]
+const usage = `usage: retnet bench [--backend wasm,tfjs,js] [--lengths 1024,8192] [--chunks 8,16] [--workers 1,2] [--kernels auto,wasm,blas,dnnl] [--precision f32|bf16] [--batch B] [--layers N --dim D --heads H] [--repeat R] [--profile] [--json OUT]
 
 Forward throughput (tokens/s) of a seeded random RetNet for every
 combination of backend, length, chunk count and worker count. Inputs are
@@ -29,7 +30,8 @@ options:
   --lengths LIST    sequence lengths (default 1024,8192)
   --chunks LIST     chunk counts; -1 = recurrent (default 8,16)
   --workers LIST    worker threads, wasm only (default 1,2; each 1 to ${MAX_WORKERS})
-  --kernels LIST    kernel engines, wasm only: auto, wasm, blas (default auto)
+  --kernels LIST    kernel engines, wasm only: auto, wasm, blas, dnnl (default auto; dnnl needs --precision bf16)
+  --precision P     f32 (default, or RETNET_PRECISION) or bf16: operand precision of the big matrix products (wasm)
   --batch B         sequences per forward (default 1)
   --layers N, --dim D, --heads H   model size (default 6, 512, 8: the seed's)
   --repeat R        timed runs per cell, best kept (default 1, after one warm-up at the smallest length)
@@ -55,7 +57,7 @@ const bench: Command = {
   usage,
   async run(argv) {
     const a = parse({ usage }, argv, {
-      backend: { type: 'string' }, lengths: { type: 'string' }, chunks: { type: 'string' }, workers: { type: 'string' }, kernels: { type: 'string' }, batch: { type: 'string' },
+      backend: { type: 'string' }, lengths: { type: 'string' }, chunks: { type: 'string' }, workers: { type: 'string' }, kernels: { type: 'string' }, batch: { type: 'string' }, precision: { type: 'string' },
       layers: { type: 'string' }, dim: { type: 'string' }, heads: { type: 'string' }, repeat: { type: 'string' }, json: { type: 'string' }, profile: { type: 'boolean' },
     });
     if (!a) return 0;
@@ -66,6 +68,7 @@ const bench: Command = {
     const workersList = intListOption('workers', v.workers ?? '1,2', { max: MAX_WORKERS });
     const kernelsList = String(v.kernels ?? 'auto').split(',').map((k) => kernelsName('kernels', k.trim())!);
     const B = intOption('batch', v.batch) ?? 1;
+    const precision = parsePrecision(v.precision);
     const cfg = flagModelConfig(intOption('layers', v.layers) ?? 6, intOption('dim', v.dim) ?? 512, intOption('heads', v.heads) ?? 8);
     const repeat = intOption('repeat', v.repeat) ?? 1;
     const out: string | undefined = v.json;
@@ -83,7 +86,7 @@ const bench: Command = {
         // a fresh model per worker count: the pool is sized when first used
         const model = RetNet.init(cfg);
         try {
-          const opts = { backend, kernels, workers: workers ?? undefined };
+          const opts = { backend, kernels, workers: workers ?? undefined, ...(precision ? { precision } : {}) };
           let engine = '', device = '', warm = false;
           for (const L of lengths) for (const chunks of chunksList) {
             if (unavailable !== undefined) continue;

@@ -1,0 +1,86 @@
+// Decoding speed of a model folder (e.g. the fla 1.3B shape from bench/make-fla-shape.mjs) against the
+// memory-bandwidth bound: B = 1, greedy, `generate`'s recurrent step (its decodeSeconds), next to the
+// machine's read bandwidth measured in the same run. Every decoded token reads every weight of the
+// layers and the head once, so tokens/s ≤ bandwidth ÷ those bytes (the embedding contributes one row).
+//
+// Bandwidth: memcmp (Buffer.compare) of two equal 512 MiB buffers per thread — a pure streaming read
+// of 1 GiB per thread, the best of 3 — on 1 thread and on `--threads` worker threads at once.
+//
+//   node dist/bench/decode.js --dir DIR [--tokens 16] [--threads 2] [--out bench/results/decode-1p3b.json]
+import { Worker } from 'node:worker_threads';
+import { readdirSync, readFileSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { RetNetLM } from '../src/index.js';
+
+const ROOT = new URL('../../', import.meta.url).pathname;
+const { values } = parseArgs({
+  options: {
+    dir: { type: 'string' }, tokens: { type: 'string', default: '16' }, threads: { type: 'string', default: '2' },
+    out: { type: 'string', default: join(ROOT, 'bench/results/decode-1p3b.json') },
+  },
+});
+if (!values.dir) { console.error('usage: node dist/bench/decode.js --dir DIR [--tokens 16] [--threads 2] [--out FILE]'); process.exit(2); }
+
+const HALF = 512 * 2 ** 20;
+const readerSrc = `
+const { parentPort, workerData } = require('node:worker_threads');
+const a = Buffer.alloc(${HALF}, 7), b = Buffer.alloc(${HALF}, 7);
+parentPort.postMessage('ready');
+parentPort.on('message', () => {
+  const t0 = process.hrtime.bigint();
+  if (Buffer.compare(a, b) !== 0) throw new Error('buffers differ');
+  parentPort.postMessage(Number(process.hrtime.bigint() - t0) / 1e9);
+});`;
+
+/** GB/s (1e9 bytes) of n threads streaming 1 GiB each at the same time, best of 3. */
+async function bandwidth(n: number): Promise<number> {
+  const ws = Array.from({ length: n }, () => new Worker(readerSrc, { eval: true }));
+  await Promise.all(ws.map((w) => new Promise((r) => w.once('message', r))));
+  let best = 0;
+  for (let rep = 0; rep < 3; rep++) {
+    const t0 = performance.now();
+    await Promise.all(ws.map((w) => new Promise((r) => { w.once('message', r); w.postMessage('go'); })));
+    const s = (performance.now() - t0) / 1000;
+    best = Math.max(best, (n * 2 * HALF) / s / 1e9);
+  }
+  await Promise.all(ws.map((w) => w.terminate()));
+  return best;
+}
+
+const dir = values.dir, nTok = Number(values.tokens), threads = Number(values.threads);
+const bw1 = await bandwidth(1), bwN = await bandwidth(threads);
+console.log(`read bandwidth: ${bw1.toFixed(1)} GB/s on 1 thread, ${bwN.toFixed(1)} GB/s on ${threads}`);
+
+const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+const fileBytes = readdirSync(dir).filter((f) => f.endsWith('.safetensors')).reduce((a, f) => a + statSync(join(dir, f)).size, 0);
+const embedBytes = cfg.vocab_size * cfg.hidden_size * 2; // BF16
+const perToken = fileBytes - (cfg.tie_word_embeddings ? 0 : embedBytes);
+const t0 = performance.now();
+const lm = await RetNetLM.loadFolder(dir);
+const loadSeconds = (performance.now() - t0) / 1000;
+const prompt = Int32Array.from({ length: 8 }, (_, i) => (i === 0 ? 1 : 100 + 37 * i));
+// one short call first: the stepper packs its copy of the weights
+await lm.generate(prompt.subarray(0, 1), { maxNewTokens: 1 });
+const r = await lm.generate(prompt, { maxNewTokens: nTok, temperature: 0 });
+const tokens = r.ids.length;
+const tps = tokens / r.decodeSeconds;
+const bound1 = bw1 * 1e9 / perToken, boundN = bwN * 1e9 / perToken;
+const out = {
+  date: new Date().toISOString(),
+  machine: { cpu: cpus()[0]?.model, cores: cpus().length, memGiB: +(totalmem() / 2 ** 30).toFixed(1), node: process.version },
+  params: { dir, layers: cfg.num_hidden_layers, tokens: nTok, promptTokens: prompt.length, threads },
+  bandwidthGBps: { oneThread: +bw1.toFixed(2), threads: +bwN.toFixed(2) },
+  bytesPerToken: perToken,
+  loadSeconds, prefillSeconds: r.prefillSeconds, decodeSeconds: r.decodeSeconds, decodedTokens: tokens,
+  tokensPerSecond: +tps.toFixed(3),
+  boundTokensPerSecond: { oneThread: +bound1.toFixed(3), threads: +boundN.toFixed(3) },
+  fractionOfBound: { oneThread: +(tps / bound1).toFixed(3), threads: +(tps / boundN).toFixed(3) },
+  peakRssBytes: process.resourceUsage().maxRSS * 1024,
+};
+await lm.close();
+console.log(`decode: ${tokens} tokens in ${r.decodeSeconds.toFixed(2)} s = ${tps.toFixed(2)} tok/s; bound ${boundN.toFixed(2)} tok/s at ${bwN.toFixed(1)} GB/s ÷ ${(perToken / 1e9).toFixed(2)} GB per token (${(100 * tps / boundN).toFixed(0)}%; one thread's bound ${bound1.toFixed(2)})`);
+mkdirSync(dirname(values.out), { recursive: true });
+writeFileSync(values.out, JSON.stringify(out, null, 2) + '\n');
+console.log(`wrote ${values.out}`);
