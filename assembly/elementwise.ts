@@ -1,6 +1,6 @@
 // Row-wise LayerNorm and elementwise kernels. All take (rows, cols) and row
 // strides in elements; pointers are byte offsets.
-import { loadN, storeN, hsum, actv_inline, actv64, act32, madd, act_rows } from './common';
+import { loadN, storeN, hsum, actv_inline, actv64, act32, madd, act_rows, exp_f64x2 } from './common';
 
 // ------------------------------------------------------------------ LayerNorm
 //   x     // [rows, n] row stride ldx
@@ -122,6 +122,47 @@ export function f32_rmsnorm__scalar(rows: i32, n: i32, x: usize, ldx: i32, gamma
       const o = <usize>i << 2;
       store<f32>(yr + o, load<f32>(xr + o) * inv * load<f32>(gamma + o));
     }
+  }
+}
+
+// ---------------------------------------------------------------- log-sum-exp
+//   z   // [rows, n] float32, row stride ldz (logits)
+//   out // [rows] float64: log Σ_j exp(z[r, j]) = max + log Σ exp(z − max), the sum on f64 lanes
+// (exp_f64x2: relative error < 1e-13, arguments clamped at −700, where e^x < 1e-304 adds nothing);
+// a NaN or +∞ logit gives NaN, every logit −∞ gives NaN, as the scalar formula does.
+
+export function f64_logsumexp__wasmsimd(rows: i32, n: i32, z: usize, ldz: i32, out: usize): void {
+  const n4 = n & ~3;
+  for (let r = 0; r < rows; r++) {
+    const zr = z + (<usize>r * <usize>ldz << 2);
+    let mv = f32x4.splat(-Infinity);
+    let i = 0;
+    for (; i < n4; i += 4) mv = f32x4.max(mv, v128.load(zr + (<usize>i << 2)));
+    let m = max(max(f32x4.extract_lane(mv, 0), f32x4.extract_lane(mv, 1)), max(f32x4.extract_lane(mv, 2), f32x4.extract_lane(mv, 3)));
+    for (; i < n; i++) m = max(m, load<f32>(zr + (<usize>i << 2)));
+    const m64 = <f64>m, mm = f64x2.splat(m64);
+    let s0 = f64x2.splat(0), s1 = s0;
+    i = 0;
+    for (; i < n4; i += 4) {
+      const v = v128.load(zr + (<usize>i << 2));
+      s0 = f64x2.add(s0, exp_f64x2(f64x2.sub(f64x2.promote_low_f32x4(v), mm)));
+      s1 = f64x2.add(s1, exp_f64x2(f64x2.sub(f64x2.promote_low_f32x4(v128.shuffle<f32>(v, v, 2, 3, 0, 1)), mm)));
+    }
+    s0 = f64x2.add(s0, s1);
+    let s = f64x2.extract_lane(s0, 0) + f64x2.extract_lane(s0, 1);
+    for (; i < n; i++) s += Math.exp(<f64>load<f32>(zr + (<usize>i << 2)) - m64);
+    store<f64>(out + (<usize>r << 3), m64 + Math.log(s));
+  }
+}
+
+export function f64_logsumexp__scalar(rows: i32, n: i32, z: usize, ldz: i32, out: usize): void {
+  for (let r = 0; r < rows; r++) {
+    const zr = z + (<usize>r * <usize>ldz << 2);
+    let m: f64 = -Infinity;
+    for (let i = 0; i < n; i++) { const v = <f64>load<f32>(zr + (<usize>i << 2)); if (v > m || isNaN(v)) m = v; }
+    let s: f64 = 0;
+    for (let i = 0; i < n; i++) s += Math.exp(<f64>load<f32>(zr + (<usize>i << 2)) - m);
+    store<f64>(out + (<usize>r << 3), m + Math.log(s));
   }
 }
 

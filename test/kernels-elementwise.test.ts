@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { layerNorm, activation, erf } from '../src/reference/ops.js';
-import { VARIANTS, kernels, arena, rng, putF32, getF32, unstride, expectClose, elementwiseTol, ACT_NAMES } from './helpers/kernels.js';
+import { VARIANTS, kernels, arena, rng, putF32, getF32, getF64, unstride, expectClose, elementwiseTol, ACT_NAMES } from './helpers/kernels.js';
 
 test('erf64 and gelu in f64 match the reference erf (|err| ≤ 1e-7 for gelu, ≤ 1e-13 for erf)', () => {
   const k = kernels('simd');
@@ -18,6 +18,54 @@ test('erf64 and gelu in f64 match the reference erf (|err| ≤ 1e-7 for gelu, �
     if (!(e <= 1e-14)) throw new Error(`exp64(${x}) = ${k.exp64(x)}, want ${Math.exp(x)}`);
   }
 });
+
+// log Σ exp of float32 logits: the SIMD kernel's exponentials on f64 lanes (relative error < 1e-13 each)
+// and the scalar twin's Math.exp against a float64 two-pass reference on the same float32 values:
+// |Δ| ≤ 1e-12 · max(1, |ref|) (the sum's relative error, carried through the log as an absolute one).
+for (const variant of VARIANTS) {
+  for (const tw of ['wasmsimd', 'scalar'] as const) {
+    test(`f64_logsumexp__${tw} (${variant}) = float64 reference: row lengths 1…32,003, strided, −∞ logits, NaN and +∞ rows`, () => {
+      const k = kernels(variant);
+      const lse = tw === 'wasmsimd' ? k.f64_logsumexp__wasmsimd : k.f64_logsumexp__scalar;
+      const r = rng(11);
+      const ref = (z: Float64Array, n: number, ld: number, row: number) => {
+        let m = -Infinity;
+        for (let i = 0; i < n; i++) { const v = z[row * ld + i]; if (v > m || Number.isNaN(v)) m = v; }
+        let s = 0;
+        for (let i = 0; i < n; i++) s += Math.exp(z[row * ld + i] - m);
+        return m + Math.log(s);
+      };
+      for (const n of [1, 2, 3, 4, 5, 7, 8, 64, 1001, 32003]) for (const rows of [1, 3]) {
+        const mark = arena.mark();
+        const ld = n + r.int(5);
+        const z = Float64Array.from(r.uniform(rows * ld, -30, 30), (v) => Math.fround(v));
+        if (n > 4) { z[1] = -Infinity; z[(rows - 1) * ld + n - 1] = 88; } // a −∞ logit; a large one
+        const zp = putF32(z), out = putF32(new Float64Array(2 * rows)); // rows float64 = 2·rows float32 slots
+        lse(rows, n, zp, ld, out);
+        const got = getF64(out, rows);
+        for (let row = 0; row < rows; row++) {
+          const want = ref(z, n, ld, row);
+          if (!(Math.abs(got[row] - want) <= 1e-12 * Math.max(1, Math.abs(want)))) throw new Error(`${tw} ${variant} n=${n} row ${row}: ${got[row]}, want ${want}`);
+        }
+        arena.reset(mark);
+      }
+      // a NaN or +∞ logit makes the row NaN, as does a row of −∞ only
+      for (const special of [NaN, Infinity]) {
+        const mark = arena.mark();
+        const z = new Float64Array(9).fill(0.5); z[6] = special;
+        const zp = putF32(z), out = putF32(new Float64Array(2));
+        lse(1, 9, zp, 9, out);
+        assert.ok(Number.isNaN(getF64(out, 1)[0]), `${special}`);
+        arena.reset(mark);
+      }
+      const mark = arena.mark();
+      const zp = putF32(new Float64Array(6).fill(-Infinity)), out = putF32(new Float64Array(2));
+      lse(1, 6, zp, 6, out);
+      assert.ok(Number.isNaN(getF64(out, 1)[0]), 'all −∞');
+      arena.reset(mark);
+    });
+  }
+}
 
 for (const variant of VARIANTS) {
   for (const tw of ['wasmsimd', 'scalar'] as const) {

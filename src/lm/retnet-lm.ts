@@ -35,7 +35,12 @@ export const DEFAULT_LM_PATH = new URL('../../../src/assets/bytes-4x128.safetens
 
 const LN_EPS = 1e-5;
 /** The final norm + head over rows r0..r0+m−1 of a block of output rows → logits [m, V] (valid until the next call). */
-type HeadFn = (rows: ArrayLike<number>, r0: number, m: number) => ArrayLike<number>;
+type HeadFn = (rows: ArrayLike<number>, r0: number, m: number) => {
+  /** logits [m, V] */
+  z: ArrayLike<number>;
+  /** log Σ exp of each of the m rows (computed on demand) */
+  lse: () => ArrayLike<number>;
+};
 /** Rows per block of the final norm + head. */
 const HEAD_BLOCK = 64;
 /** Chunk size when neither chunkSize nor numChunks is given. */
@@ -448,8 +453,19 @@ export class RetNetLM {
   private async headFor(options: ScoreOptions): Promise<HeadFn> {
     const { perToken: _p, onProgress: _o, onScored: _s, ...fwd } = options;
     const r = resolveOptions(fwd, { backend: DEFAULT_BACKEND });
-    if (r.backend === 'js') return (rows, r0, m) => this.headBlock(rows, r0, m, false);
-    if (r.precision !== 'bf16') return (rows, r0, m) => this.headBlock(rows, r0, m, true);
+    const V = this.vocab;
+    if (r.backend === 'js') {
+      return (rows, r0, m) => {
+        const z = this.headBlock(rows, r0, m, false);
+        return { z, lse: () => Float64Array.from({ length: m }, (_, i) => logSumExp(z, i * V, V)) };
+      };
+    }
+    if (r.precision !== 'bf16') {
+      return (rows, r0, m) => {
+        const z = this.headBlock(rows, r0, m, true);
+        return { z, lse: () => this.wasmHead!.logSumExp(m) };
+      };
+    }
     const { loadDnnl, createDnnlMatmul } = await import('../runtime/dnnl.js');
     const { roundRowsBf16 } = await import('../runtime/dnnl-kernels.js');
     let lib: ReturnType<typeof loadDnnl> | null = null;
@@ -467,7 +483,7 @@ export class RetNetLM {
       this.bf16Heads.set(key, h);
     }
     const head = h;
-    return (rows, r0, m) => head.logits(rows, r0 * this.d, m);
+    return (rows, r0, m) => ({ z: head.logits(rows, r0 * this.d, m), lse: () => head.logSumExp(m) });
   }
 
   /** Output rows [n, d] of positions start..start+n−1 of `seq` → its log-probs. */
@@ -477,10 +493,11 @@ export class RetNetLM {
     const useful = Math.min(n, L - 1 - start);
     for (let r0 = 0; r0 < useful; r0 += HEAD_BLOCK) {
       const m = Math.min(HEAD_BLOCK, useful - r0);
-      const z = head(rows, r0, m);
+      const { z, lse: lseOf } = head(rows, r0, m);
+      const lse = lseOf();
       for (let r = 0; r < m; r++) {
         const t = start + r0 + r;
-        const lp = z[r * V + seq.ids[t + 1]] - logSumExp(z, r * V, V);
+        const lp = z[r * V + seq.ids[t + 1]] - lse[r];
         seq.nll -= lp;
         if (seq.logprobs) seq.logprobs[t] = lp;
       }
@@ -518,7 +535,7 @@ export class RetNetLM {
     await this.run(T > 0 ? [seq] : [], options, (_s, start, rows, n) => {
       for (let r0 = 0; r0 < n; r0 += HEAD_BLOCK) {
         const m = Math.min(HEAD_BLOCK, n - r0);
-        const z = head(rows, r0, m);
+        const { z } = head(rows, r0, m);
         for (let i = 0; i < m * V; i++) out[(start + r0) * V + i] = z[i];
       }
     });

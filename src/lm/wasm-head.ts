@@ -7,7 +7,8 @@
 // — the pool's workers are idle while the coordinator turns a window's rows into log-probs), else
 // the normed rows rounded to bfloat16 (and a float32 head rounded when packed) on the WASM GEMM.
 import { ARENA_BASE, createMemory } from '../wasm/loader.js';
-import { bindWasmKernels } from '../runtime/wasm-kernels.js';
+import { wasmContract } from '../runtime/wasm-kernels.js';
+import { loadKernelsSync, type Kernels, type VariantRequest } from '../wasm/loader.js';
 import { Arena } from '../runtime/arena.js';
 import type { RuntimeKernels } from '../runtime/kernels.js';
 import { Bf16Matrix } from '../model/bf16.js';
@@ -21,12 +22,14 @@ const F4 = 4;
 
 export class WasmHead {
   private readonly K: RuntimeKernels;
+  private readonly k: Kernels;
   private readonly A: Arena;
   private readonly W: number;   // packed head [V, d]: float32 panels, or BF16 (a BF16 head stays BF16: gemmBf16 widens per block)
   private readonly bf16: boolean;
   private readonly wide: number; // gemmBf16 scratch (0 for a float32 head)
   private readonly g: number; private readonly b: number; // final LayerNorm affine [d]
   private readonly x: number; private readonly h: number; private readonly z: number; private readonly gs: number;
+  private readonly lse: number;
   readonly maxRows: number;
   /** precision 'bf16' on oneDNN: the matmul and its library (else the WASM GEMM) */
   private readonly dnnl: { mm: DnnlMatmul; lib: DnnlLibrary; threads: number } | null = null;
@@ -39,7 +42,8 @@ export class WasmHead {
     private readonly rmsEps?: number, precision: Precision = 'f32',
     bf16Tools?: { dnnl: { lib: DnnlLibrary; create: (N: number, K: number, w: Uint16Array | Float32Array, threads: number) => DnnlMatmul } | null; round: (m: WebAssembly.Memory, x: number, rows: number, cols: number, ld: number) => void }) {
     const memory = createMemory(64);
-    this.K = bindWasmKernels(memory, envValue('RETNET_WASM_VARIANT') ?? 'auto');
+    this.k = loadKernelsSync({ memory, variant: (envValue('RETNET_WASM_VARIANT') ?? 'auto') as VariantRequest });
+    this.K = wasmContract(this.k);
     this.A = new Arena(memory, ARENA_BASE, 2 ** 31);
     const A = this.A, K = this.K;
     this.maxRows = maxRows;
@@ -65,6 +69,7 @@ export class WasmHead {
     this.x = A.persistent(maxRows * d * F4, 'LM head');
     this.h = A.persistent(maxRows * d * F4, 'LM head');
     this.z = A.persistent(maxRows * V * F4, 'LM head');
+    this.lse = A.persistent(maxRows * 8, 'LM head');
     this.gs = A.persistent(Math.max(64, K.gemmScratchBytes()), 'LM head');
     if (this.dnnl) { /* W lives in oneDNN */ } else if (head instanceof Bf16Matrix) {
       packBf16Weight({ rows: [head], scale: [1], N: V, K: d, out: this.W, what: 'LM head' }, K, A);
@@ -75,6 +80,13 @@ export class WasmHead {
       K.pack(raw, V, d, this.W);
       A.reset();
     }
+  }
+
+  /** log Σ_v exp(logit) of each of the m rows the last logits() call returned (float64, valid until the
+   *  next call): the WASM SIMD kernel f64_logsumexp (max, then the exponentials on f64 lanes). */
+  logSumExp(m: number): Float64Array {
+    this.k.f64_logsumexp__wasmsimd(m, this.V, this.z, this.V, this.lse);
+    return this.A.f64(this.lse, m);
   }
 
   /** Frees oneDNN's copy of W (precision 'bf16' on oneDNN); the head is unusable after. */
