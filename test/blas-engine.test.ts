@@ -178,7 +178,7 @@ test('bad kernels option and RETNET_KERNELS values are E_OPTION', async () => {
   try {
     const e1 = await model.forward(x, { backend: 'wasm', kernels: 'cuda' as never }).then(() => null, (e) => e);
     assert.is(e1?.code, 'E_OPTION');
-    assert.match(e1.message, "options.kernels must be 'auto', 'wasm' or 'blas'");
+    assert.match(e1.message, "options.kernels must be 'auto', 'wasm', 'blas' or 'dnnl'");
     process.env.RETNET_KERNELS = 'fast';
     const e2 = await model.forward(x, { backend: 'wasm' }).then(() => null, (e) => e);
     assert.is(e2?.code, 'E_OPTION');

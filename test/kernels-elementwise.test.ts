@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { layerNorm, activation, erf } from '../src/reference/ops.js';
-import { VARIANTS, kernels, arena, rng, putF32, getF32, getF64, unstride, expectClose, elementwiseTol, ACT_NAMES } from './helpers/kernels.js';
+import { VARIANTS, kernels, arena, rng, putF32, putF64, getF32, getF64, unstride, expectClose, elementwiseTol, ACT_NAMES } from './helpers/kernels.js';
 
 test('erf64 and gelu in f64 match the reference erf (|err| ≤ 1e-7 for gelu, ≤ 1e-13 for erf)', () => {
   const k = kernels('simd');
@@ -18,6 +18,30 @@ test('erf64 and gelu in f64 match the reference erf (|err| ≤ 1e-7 for gelu, �
     if (!(e <= 1e-14)) throw new Error(`exp64(${x}) = ${k.exp64(x)}, want ${Math.exp(x)}`);
   }
 });
+
+// The scan step: bit for bit the JavaScript scan's float64 arithmetic (a product, then a sum).
+for (const variant of VARIANTS) {
+  for (const tw of ['wasmsimd', 'scalar'] as const) {
+    test(`f64_scan_step__${tw} (${variant}) = the JavaScript scan, bit for bit (state, incoming), lengths 1…1,031`, () => {
+      const k = kernels(variant);
+      const step = tw === 'wasmsimd' ? k.f64_scan_step__wasmsimd : k.f64_scan_step__scalar;
+      const r = rng(5);
+      for (const n of [1, 2, 3, 4, 5, 7, 8, 9, 64, 1031]) {
+        const mark = arena.mark();
+        const S = r.uniform(n, -1e3, 1e3), D = Float64Array.from(r.uniform(n, -2, 2), (v) => Math.fround(v));
+        const g = 0.96875 ** 37;
+        const sp = putF64(S), dp = putF32(D), ip = putF32(new Float64Array(n));
+        step(n, g, sp, dp, ip);
+        const gotS = getF64(sp, n), gotI = getF32(ip, n);
+        for (let e = 0; e < n; e++) {
+          assert.is(gotI[e], Math.fround(S[e]), `incoming[${e}] n=${n}`);
+          assert.is(gotS[e], g * S[e] + D[e], `state[${e}] n=${n}`);
+        }
+        arena.reset(mark);
+      }
+    });
+  }
+}
 
 // log Σ exp of float32 logits: the SIMD kernel's exponentials on f64 lanes (relative error < 1e-13 each)
 // and the scalar twin's Math.exp against a float64 two-pass reference on the same float32 values:

@@ -243,13 +243,22 @@ export class WasmExecutor implements Executor {
     // scanned at that layer, and put back on a free list once its last chunk has been. So a window of
     // many short documents holds only the states its in-flight slabs need, and only the sequence that
     // continues into the next window keeps one per layer (the fla 1.3B's is 8.4 MB per layer in float64).
-    type State = Float64Array | Float32Array;
+    // float64 states live in the shared memory (the scan step is a WASM SIMD kernel on the coordinator);
+    // stateDtype float32 keeps JavaScript arrays and the JavaScript scan.
+    type State = number | Float32Array; // a byte offset of float64s, or float32 values
     const states = new Map<number, (State | undefined)[]>();
     const freeStates: State[] = [];
+    const f64State = req.stateDtype === 'float64';
     const newState = (): State => {
       const b = freeStates.pop();
-      if (b) return b.fill(0);
-      return req.stateDtype === 'float64' ? new Float64Array(H * stride) : new Float32Array(H * stride);
+      if (b !== undefined) {
+        if (typeof b === 'number') A.f64(b, H * stride).fill(0); else b.fill(0);
+        return b;
+      }
+      if (!f64State) return new Float32Array(H * stride);
+      const off = A.transient(H * stride * 8, 'carried states');
+      A.f64(off, H * stride).fill(0);
+      return off;
     };
     const total = lengths.reduce((a, b) => a + b, 0);
     let done = 0;
@@ -284,7 +293,15 @@ export class WasmExecutor implements Executor {
           if (s.start !== 0) throw new Error(`internal: no carried state for sequence ${s.seq} at layer ${l}`);
           st = per[l] = newState();
         }
-        scanChunks(sum, sin, st, s.chunk0, lens, H, stride, (h, n) => Math.pow(g[h], n));
+        if (typeof st !== 'number') scanChunks(sum, sin, st, s.chunk0, lens, H, stride, (h, n) => Math.pow(g[h], n));
+        else {
+          for (let i = 0; i < lens.length; i++) {
+            const base = (s.chunk0 + i) * H * stride;
+            for (let h = 0; h < H; h++) {
+              this.kernels.scanStep(stride, Math.pow(g[h], lens[i]), st + h * stride * 8, win.SUM + (base + h * stride) * F4, win.SIN + (base + h * stride) * F4);
+            }
+          }
+        }
         if (s.start + s.len === lengths[s.seq]) { per[l] = undefined; freeStates.push(st); }
         sectionEnd('scan', tB);
       };

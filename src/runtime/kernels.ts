@@ -69,6 +69,9 @@ export interface RuntimeKernels {
   /** One recurrent token: S [dk,dv], z [dk] float64 updated (S ← γS + kᵀv, z ← γz + k);
    *  o [dv] = qS, r[0] = q·z, then scaled as in normalize (inv = pointer to 1/sqrt(c), or 0). */
   step(dk: number, dv: number, q: number, k: number, v: number, gamma: number, S: number, z: number, o: number, r: number, inv: number, retn: boolean): void;
+  /** The cross-chunk scan's step over n values: incoming[e] = float32(state[e]), then
+   *  state[e] = g·state[e] + delta[e] (state float64 at a byte offset, delta and incoming float32). */
+  scanStep(n: number, g: number, state: number, delta: number, incoming: number): void;
   /** o[i, j] = act(g[i, j]) · o[i, j] for rows × cols, strides ldg, ldo. */
   gate(g: number, ldg: number, o: number, ldo: number, rows: number, cols: number, act: number): void;
 }
@@ -207,6 +210,14 @@ export function jsKernels(memory: WebAssembly.Memory): RuntimeKernels {
       }
       m[ix(r)] = rs;
       this.normalize(o, 1, dv, dv, r, inv, retn);
+    },
+    scanStep(n, g, state, delta, incoming) {
+      const m = F(); const m64 = new Float64Array(memory.buffer);
+      for (let e = 0; e < n; e++) {
+        const v = m64[(state >> 3) + e];
+        m[ix(incoming) + e] = v;
+        m64[(state >> 3) + e] = g * v + m[ix(delta) + e];
+      }
     },
     gate(g, ldg, o, ldo, rows, cols, act) {
       const m = F(); const f = ACT_FNS[act];

@@ -48,5 +48,6 @@ export function wasmContract(k: Kernels): RuntimeKernels {
     normalize: (o, n, dv, ldo, r, inv, retn) => k.f32_retention_normalize__wasmsimd(n, dv, o, ldo, r, inv, retn ? 1 : 0),
     step: (dk, dv, q, kk, v, gamma, S, z, o, r, inv, retn) => k.f32_retention_step__wasmsimd(dk, dv, q, kk, v, gamma, S, z, o, r, inv, retn ? 1 : 0),
     gate: (g, ldg, o, ldo, rows, cols, act) => k.f32_gate__wasmsimd(rows, cols, g, ldg, o, ldo, act),
+    scanStep: (n, g, state, delta, incoming) => k.f64_scan_step__wasmsimd(n, g, state, delta, incoming),
   };
 }

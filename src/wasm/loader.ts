@@ -50,6 +50,9 @@ export interface KernelExports {
   f32_layernorm__scalar(rows: number, n: number, x: Ptr, ldx: number, gamma: Ptr, beta: Ptr, y: Ptr, ldy: number, eps: number): void;
   f32_rmsnorm__wasmsimd(rows: number, n: number, x: Ptr, ldx: number, gamma: Ptr, y: Ptr, ldy: number, eps: number): void;
   f32_rmsnorm__scalar(rows: number, n: number, x: Ptr, ldx: number, gamma: Ptr, y: Ptr, ldy: number, eps: number): void;
+  /** incoming[e] = f32(state[e]); state[e] = g·state[e] + delta[e] for e < n (state float64, delta and incoming float32). */
+  f64_scan_step__wasmsimd(n: number, g: number, state: Ptr, delta: Ptr, incoming: Ptr): void;
+  f64_scan_step__scalar(n: number, g: number, state: Ptr, delta: Ptr, incoming: Ptr): void;
   /** out[r] (float64) = log Σ_j exp(z[r, j]) over rows of n float32 values (row stride ldz). */
   f64_logsumexp__wasmsimd(rows: number, n: number, z: Ptr, ldz: number, out: Ptr): void;
   f64_logsumexp__scalar(rows: number, n: number, z: Ptr, ldz: number, out: Ptr): void;
