@@ -1,5 +1,6 @@
 // Side-by-side peer benchmark, one run, one process tree:
-//   the project (wasm backend on the BLAS and on the WASM kernel engine),
+//   the project (wasm backend on the BLAS and on the WASM kernel engine, and at precision bf16 on
+//   oneDNN where it loads — its check against the float32 output shows bfloat16-sized errors),
 //   PyTorch (bench/peers/torch_peer.py: the same model in float32 PyTorch,
 //   loading the same safetensors weights, checked against the project's
 //   output before timing), and onnxruntime-node / onnxruntime-web on that
@@ -177,12 +178,12 @@ for (const L of lengths) {
   let ref: Float32Array | null = null;
   try {
     // -- the project, each kernel engine in its own model (own pool), same weights file
-    for (const kernels of ['blas', 'wasm'] as KernelsName[]) {
-      const name = `retnet (${kernels})`;
+    for (const [kernels, precision] of [['blas', 'f32'], ['wasm', 'f32'], ['dnnl', 'bf16']] as [KernelsName, 'f32' | 'bf16'][]) {
+      const name = precision === 'bf16' ? `retnet (${kernels}, bf16)` : `retnet (${kernels})`;
       if (!only.has('project')) { entries.push({ name, status: 'skipped', reason: 'not selected (--only)' }); continue; }
       const model = await RetNet.load(modelPath);
       try {
-        const opts = { backend: 'wasm', kernels, chunkSize: chunk, workers: threads } as const;
+        const opts = { backend: 'wasm', kernels, precision, chunkSize: chunk, workers: threads } as const;
         const input = new Tensor(x, [1, L, d]);
         const y = await model.forward(input, opts); // warm-up, and the output the peers are checked against
         const engine = (await model.backendInfo())[0]?.engine;
@@ -197,7 +198,7 @@ for (const L of lengths) {
       } catch (e) {
         await model.close();
         const reason = (e as Error).message;
-        entries.push({ name, status: kernels === 'blas' && /E_ENGINE|CBLAS/.test(`${(e as { code?: string }).code} ${reason}`) ? 'skipped' : 'failed', reason });
+        entries.push({ name, status: kernels !== 'wasm' && /E_ENGINE|CBLAS|oneDNN/.test(`${(e as { code?: string }).code} ${reason}`) ? 'skipped' : 'failed', reason });
         console.log(`${name}: ${entries[entries.length - 1].status}: ${reason}`);
       }
     }
