@@ -1,5 +1,5 @@
 // Piscina chunk worker: runs phase A or phase C of one slab, or C of one layer
-// and A of the next (docs/DESIGN.md §2)
+// and A of the next (docs/architecture.md §2)
 // over the shared WebAssembly.Memory it received in workerData. The forward
 // pass reads as a list of kernel calls; all shapes are in the comments.
 import { workerData } from 'node:worker_threads';

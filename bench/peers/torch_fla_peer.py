@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """PyTorch fla RetNet, chunkwise, float32 or bfloat16: the PyTorch peer for `npm run bench:fla`.
 
-The model of fla-org/flash-linear-attention's RetNet (DESIGN.md section 7) as a
+The model of fla-org/flash-linear-attention's RetNet (docs/architecture.md section 7) as a
 PyTorch user without fla's Triton kernels would run it on a CPU: weights of a
 Hugging Face folder widened to float32 (BF16 exactly), projections over the
 whole sequence, retention chunkwise (intra-chunk A = (q kT) * D batched over

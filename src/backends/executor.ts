@@ -17,7 +17,7 @@ export interface ModelSpec {
 
 export interface ForwardRequest {
   /** 'retnet': numLayer × (x += MSR(x); x += MLP(x)). 'msr': y = MSR(x) of layers[0], no residual, no MLP.
-   *  'retention': layers[0]'s retention output o [L, H·dv] (docs/DESIGN.md §1 step 5, before the group norm). */
+   *  'retention': layers[0]'s retention output o [L, H·dv] (docs/architecture.md §1 step 5, before the group norm). */
   mode: 'retnet' | 'msr' | 'retention';
   /** Chunking for a sequence of length L. */
   plan: (L: number) => ChunkPlan;

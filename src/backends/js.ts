@@ -1,5 +1,5 @@
 // The `js` backend: float64 reference of MSR, MLP and RetNet in all three
-// forms (docs/DESIGN.md §1). Clarity over speed; the ground truth for wasm and tfjs.
+// forms (docs/architecture.md §1). Clarity over speed; the ground truth for wasm and tfjs.
 import {
   activation, applyActivation, layerNorm, linear, rmsNorm, retentionChunkwise, retentionParallel, retentionRecurrent,
   retentionStep, rotary, type ActName, type RetentionFlags, type RetentionState, type Vec,

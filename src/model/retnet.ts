@@ -438,7 +438,7 @@ export class MultiScaleRetention {
   }
 
 
-  /** docs/DESIGN.md §1 step 5's output o [B, L, H·dv] (heads concatenated), before
+  /** docs/architecture.md §1 step 5's output o [B, L, H·dv] (heads concatenated), before
    *  the group norm — where the normalisations and chunk-count drift show. */
   async retentionOutput(x: Tensor, options: StreamOptions = {}): Promise<Tensor> {
     if (this.closed) throw errors.closed();
@@ -469,7 +469,7 @@ export class MultiScaleRetention {
 
 // ---------------------------------------------------------------- retention alone
 
-/** docs/DESIGN.md §1 step 5 alone: q, k [B, H, L, dk], v [B, H, L, dv], decay [H] → o [B, H, L, dv]
+/** docs/architecture.md §1 step 5 alone: q, k [B, H, L, dk], v [B, H, L, dv], decay [H] → o [B, H, L, dv]
  *  (float64, js backend), before the group norm. */
 export function retention(
   q: Tensor, k: Tensor, v: Tensor, decay: ArrayLike<number>,

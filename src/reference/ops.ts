@@ -1,5 +1,5 @@
 // Float64 reference kernels: the ground truth every other backend is checked
-// against (docs/DESIGN.md §1). Written for clarity, not speed. Every array is
+// against (docs/architecture.md §1). Written for clarity, not speed. Every array is
 // row-major; the shape of each buffer is given in a comment next to it.
 //
 // Conventions shared with the WASM kernels and the tfjs backend:

@@ -1,4 +1,4 @@
-// The chunk-parallel runtime (docs/DESIGN.md §2): a coordinator that plans
+// The chunk-parallel runtime (docs/architecture.md §2): a coordinator that plans
 // windows of slabs, dispatches phase A and phase C tasks to a Piscina pool
 // of chunk workers over one shared WebAssembly.Memory, and runs the phase B
 // scan itself. Implements the `wasm` backend's Executor.

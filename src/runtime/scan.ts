@@ -1,6 +1,6 @@
 // Phase B: the coordinator's cross-chunk scan. For each chunk in sequence
 // order it records the incoming state (S, z) for the chunk's cross term, then
-// carries it: S ← γ^n S + ΔS, z ← γ^n z + Δz (docs/DESIGN.md §1, chunkwise form).
+// carries it: S ← γ^n S + ΔS, z ← γ^n z + Δz (docs/architecture.md §1, chunkwise form).
 // Cost per chunk: H·(dk·dv + dk) multiply-adds, tiny next to phases A and C.
 //
 // Summaries and incoming states live in the shared memory as float32,

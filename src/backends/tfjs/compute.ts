@@ -1,4 +1,4 @@
-// The tfjs chunkwise forward (docs/DESIGN.md §1), written against the tfjs-core API
+// The tfjs chunkwise forward (docs/architecture.md §1), written against the tfjs-core API
 // so the same code runs on every engine (tfjs-node-gpu, webgpu, tfjs-node, wasm,
 // cpu). Reads from the device are async only (webgpu in Node has no dataSync).
 // It runs inside the tfjs worker; the main thread never imports it.
