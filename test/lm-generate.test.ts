@@ -4,9 +4,10 @@
 // log-probs to ~1e-12. Sampling is reproducible from its seed.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { RetNetLM } from '../src/index.js';
+import { RetNet, RetNetLM } from '../src/index.js';
 import { argmax } from '../src/lm/retnet-lm.js';
 import { expectError } from './helpers.js';
+import { markChecked } from '../src/model/check.js';
 
 const lm = await RetNetLM.load();
 const prompt = new TextEncoder().encode('def main(');
@@ -84,4 +85,19 @@ test('bad arguments', async () => {
 });
 
 test.after(() => lm.close());
+test('generate refuses a NaN next-token distribution (finite weights that overflow float32): E_INPUT naming the position, never an arbitrary token', async () => {
+  const lm = await RetNetLM.load();
+  // the byte LM with its first MLP's output layer set to ±3e38: finite, but the float32 step overflows to
+  // ±Infinity. The seed family's load refuses such weights (the overflow bound); the fla loader does not
+  // apply that bound yet, so its layers arrive marked checked — as these are here.
+  const layers = lm.model.layers.map((lw, l) => l > 0 ? lw : markChecked({
+    ...lw, mlp: { ...lw.mlp, linears: lw.mlp.linears.map((li, i) => i < lw.mlp.linears.length - 1 ? li : { ...li, W: Float32Array.from(li.W as Float32Array, (v) => (v >= 0 ? 3e38 : -3e38)) }) },
+  }));
+  const bad = new RetNetLM(new RetNet(lm.model.config, layers), { embed: lm.embed, head: lm.head, normWeight: lm.normWeight, normBias: lm.normBias, vocab: lm.vocab });
+  const err = await expectError(() => bad.generate('hello', { maxNewTokens: 3, backend: 'wasm' }), /next-token distribution after 5 tokens is not a number/, 'wasm step');
+  assert.is((err as { code?: string }).code, 'E_INPUT');
+  await bad.close();
+  await lm.close();
+});
+
 test.run();

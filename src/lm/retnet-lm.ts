@@ -774,6 +774,10 @@ export class RetNetLM {
     for (let i = 0; i < maxNewTokens; i++) {
       throwIfAborted(signal);
       if (this.closed) throw errors.closed();
+      // a NaN would make argmax/sample pick an arbitrary token: weights that overflow float32 on this text
+      for (let v = 0; v < logprobs.length; v++) {
+        if (Number.isNaN(logprobs[v])) throw errors.input(`the model's next-token distribution after ${ids.length + i} tokens is not a number (NaN at id ${v}): its weights overflow the arithmetic on this prompt`);
+      }
       const id = temperature === 0 ? argmax(logprobs) : sample(logprobs, temperature, rng, topK, topP);
       if (id === eos) { text += dec.flush(); yield { id, text, stop: 'eos' }; return; }
       text += dec.push(id);
