@@ -12,6 +12,9 @@
 //
 //   npm run bench:fla [-- --dir DIR] [--lengths 16384,65536] [--engines wasm,blas,dnnl,torch,torch-bf16] [--chunk-size 256] [--skip "wasm:65536"]
 //   PyTorch: /usr/bin/python3 (Debian python3-torch) or RETNET_PEERS_PYTHON.
+//   --same-process: each engine scores every length in one process, shortest first, with the peak RSS
+//   read after each — the growth with length without process-to-process variance (the allocator's
+//   heap after loading and packing differs between processes by tens of MiB).
 //
 // Without --dir the model is written to a temporary folder (2.70 GB) and removed afterwards.
 import { spawnSync } from 'node:child_process';
@@ -31,7 +34,7 @@ const { values } = parseArgs({
   options: {
     dir: { type: 'string' }, lengths: { type: 'string', default: '16384,65536' }, engines: { type: 'string', default: 'wasm,blas' },
     'chunk-size': { type: 'string', default: '256' }, skip: { type: 'string', default: '' }, out: { type: 'string', default: join(ROOT, 'bench/results/fla-1p3b.json') },
-    child: { type: 'boolean', default: false }, engine: { type: 'string' }, tokens: { type: 'string' }, gemm: { type: 'boolean', default: false },
+    child: { type: 'boolean', default: false }, 'same-process': { type: 'boolean', default: false }, engine: { type: 'string' }, tokens: { type: 'string' }, gemm: { type: 'boolean', default: false },
   },
 });
 const chunkSize = Number(values['chunk-size']);
@@ -57,7 +60,7 @@ function engineOf(name: string): [KernelsName, Precision] {
 
 // ---------------------------------------------------------------- child: one scoring run
 async function child(): Promise<void> {
-  const dir = values.dir!, n = Number(values.tokens);
+  const dir = values.dir!, lengths = values.tokens!.split(',').map(Number);
   const [kernels, precision] = engineOf(values.engine!);
   const t0 = performance.now();
   const lm = await RetNetLM.loadFolder(dir);
@@ -67,18 +70,25 @@ async function child(): Promise<void> {
   await lm.score(randomIds(64, 7), { backend: 'wasm', kernels, precision, chunkSize });
   const t2 = performance.now();
   const rssPacked = process.memoryUsage().rss;
-  const r = await lm.score(randomIds(n), { backend: 'wasm', kernels, precision, chunkSize });
-  const t3 = performance.now();
-  const info = await lm.model.backendInfo();
-  const out = {
-    engine: values.engine, precision, engineLabel: info.map((i) => i.engine).join(', '), ...(info[0]?.dispatch ? { dispatch: info[0].dispatch } : {}), tokens: n, chunkSize,
-    loadSeconds: (t1 - t0) / 1000, packSeconds: (t2 - t1) / 1000, scoreSeconds: (t3 - t2) / 1000,
-    tokensPerSecond: n / ((t3 - t2) / 1000), nll: r.nll, perplexity: r.perplexity,
-    rssAfterLoadMiB: mib(rssLoaded), rssAfterPackMiB: mib(rssPacked), rssEndMiB: mib(process.memoryUsage().rss),
-    peakRssBytes: process.resourceUsage().maxRSS * 1024,
-  };
+  // several lengths: scored one after the other in this process, the peak RSS read after each (so a
+  // longer document's growth over a shorter one is measured without process-to-process variance)
+  let tPrev = t2;
+  for (const n of lengths) {
+    const r = await lm.score(randomIds(n), { backend: 'wasm', kernels, precision, chunkSize });
+    const t3 = performance.now();
+    const info = await lm.model.backendInfo();
+    const out = {
+      engine: values.engine, precision, engineLabel: info.map((i) => i.engine).join(', '), ...(info[0]?.dispatch ? { dispatch: info[0].dispatch } : {}), tokens: n, chunkSize,
+      ...(lengths.length > 1 ? { sameProcessAs: lengths } : {}),
+      loadSeconds: (t1 - t0) / 1000, packSeconds: (t2 - t1) / 1000, scoreSeconds: (t3 - tPrev) / 1000,
+      tokensPerSecond: n / ((t3 - tPrev) / 1000), nll: r.nll, perplexity: r.perplexity,
+      rssAfterLoadMiB: mib(rssLoaded), rssAfterPackMiB: mib(rssPacked), rssEndMiB: mib(process.memoryUsage().rss),
+      peakRssBytes: process.resourceUsage().maxRSS * 1024,
+    };
+    console.log(`RESULT ${JSON.stringify(out)}`);
+    tPrev = performance.now();
+  }
   await lm.close();
-  console.log(`RESULT ${JSON.stringify(out)}`);
 }
 
 // ---------------------------------------------------------------- child: GEMM overhead of the BF16 widening
@@ -144,12 +154,13 @@ function runTorch(dir: string, n: number, dtype: 'float32' | 'bfloat16'): Record
   };
 }
 
-function runChild(args: string[]): unknown {
+function runChildAll(args: string[]): unknown[] {
   const r = spawnSync(process.execPath, [new URL(import.meta.url).pathname, '--child', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26 });
-  const line = r.stdout.split('\n').find((l) => l.startsWith('RESULT '));
-  if (r.status !== 0 || !line) throw new Error(`child ${args.join(' ')} failed (status ${r.status}): ${r.stdout.slice(-2000)}`);
-  return JSON.parse(line.slice(7));
+  const lines = r.stdout.split('\n').filter((l) => l.startsWith('RESULT '));
+  if (r.status !== 0 || lines.length === 0) throw new Error(`child ${args.join(' ')} failed (status ${r.status}): ${r.stdout.slice(-2000)}`);
+  return lines.map((l) => JSON.parse(l.slice(7)));
 }
+const runChild = (args: string[]): unknown => runChildAll(args)[0];
 
 async function parent(): Promise<void> {
   let dir = values.dir, made: string | null = null;
@@ -174,16 +185,27 @@ async function parent(): Promise<void> {
     writeFileSync(values.out, JSON.stringify({ date: new Date().toISOString(), machine, params, runs, ...extra }, null, 2) + '\n');
   };
   try {
-    // shortest length first on every engine, so that a long run cut short still leaves the others
-    for (const n of lengths) for (const engine of engines) {
-      if (skip.has(`${engine}:${n}`)) { console.log(`${engine} ${n}: skipped`); continue; }
-      const r = (engine === 'torch' || engine === 'torch-bf16' ? runTorch(dir, n, engine === 'torch' ? 'float32' : 'bfloat16')
-        : runChild(['--dir', dir, '--engine', engine, '--tokens', String(n), '--chunk-size', String(chunkSize)])) as Record<string, number>;
+    const record = (engine: string, r: Record<string, number>) => {
       r.peakRssMiB = mib(r.peakRssBytes);
       r.peakRssOverWeights = +(r.peakRssBytes / weightBytes).toFixed(3);
       runs.push(r);
       save();
-      console.log(`${engine} ${n} tokens: ${r.tokensPerSecond.toFixed(1)} tok/s, score ${r.scoreSeconds.toFixed(1)} s (load ${r.loadSeconds.toFixed(1)} s${r.packSeconds !== undefined ? `, pack ${r.packSeconds.toFixed(1)} s` : ''}), peak RSS ${r.peakRssMiB} MiB = ${r.peakRssOverWeights}× the weights, ppl ${r.perplexity.toFixed(1)}`);
+      console.log(`${engine} ${r.tokens} tokens: ${r.tokensPerSecond.toFixed(1)} tok/s, score ${r.scoreSeconds.toFixed(1)} s (load ${r.loadSeconds.toFixed(1)} s${r.packSeconds !== undefined ? `, pack ${r.packSeconds.toFixed(1)} s` : ''}), peak RSS ${r.peakRssMiB} MiB = ${r.peakRssOverWeights}× the weights, ppl ${r.perplexity.toFixed(1)}`);
+    };
+    if (values['same-process']) {
+      // every length in one process per engine, shortest first: the peak RSS after each
+      for (const engine of engines) {
+        if (engine.startsWith('torch')) throw new Error('--same-process is for this project\'s engines');
+        for (const r of runChildAll(['--dir', dir, '--engine', engine, '--tokens', lengths.join(','), '--chunk-size', String(chunkSize)])) record(engine, r as Record<string, number>);
+      }
+    } else {
+      // shortest length first on every engine, so that a long run cut short still leaves the others
+      for (const n of lengths) for (const engine of engines) {
+        if (skip.has(`${engine}:${n}`)) { console.log(`${engine} ${n}: skipped`); continue; }
+        const r = (engine === 'torch' || engine === 'torch-bf16' ? runTorch(dir, n, engine === 'torch' ? 'float32' : 'bfloat16')
+          : runChild(['--dir', dir, '--engine', engine, '--tokens', String(n), '--chunk-size', String(chunkSize)])) as Record<string, number>;
+        record(engine, r);
+      }
     }
     const growth: Record<string, number> = {};
     for (const engine of engines) {
