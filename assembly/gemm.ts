@@ -173,6 +173,46 @@ export function f32_gemm_4x8__wasmsimd(M: i32, N: i32, K: i32, x: usize, ldx: i3
   } while (k0 < K);
 }
 
+/** One row: y[1, N] (=|+=) act(x[1, K] · Wᵀ + b) on W packed as BF16 8-column panels (f32_gemm_pack_8's
+ *  order narrowed to BF16: 16 bytes per panel and k). The arithmetic of f32_gemm_4x8__wasmsimd with M = 1
+ *  on the widened panels — tile_1x8 per K block of KC, the same madd, finish and deferred activation —
+ *  so the result is bit for bit that of gemmBf16, but each weight is read once, as 2 bytes, and widened
+ *  in registers (a decoding step is a matrix-vector product bound by reading the weights). */
+export function f32_gemv_bf16__wasmsimd(N: i32, K: i32, x: usize, packed: usize, bias: usize, y: usize, act: i32, accumulate: i32): void {
+  if (N <= 0) return;
+  if (K < 0) K = 0;
+  const addy = accumulate != 0 && act != 0;
+  const kcMax = addy ? max(K, 1) : KC;
+  const deferAct = act != 0 && !addy, tileAct = deferAct ? 0 : act;
+  const panels = (N + 7) >> 3;
+  const zero = i32x4.splat(0);
+  let k0 = 0;
+  do {
+    const kc = min(kcMax, K - k0);
+    let mode = 0;
+    if (k0 > 0 || (accumulate != 0 && !addy)) mode |= LOAD;
+    if (k0 + kc >= K) mode |= FIN;
+    if (addy) mode |= ADDY;
+    const xp = x + (<usize>k0 << 2), kend = <usize>kc << 2;
+    for (let p = 0; p < panels; p++) {
+      const nr = min(8, N - p * 8);
+      let wp = packed + ((<usize>p * <usize>K + <usize>k0) << 4);
+      let c0 = f32x4.splat(0), c1 = c0;
+      for (let kb: usize = 0; kb < kend; kb += 4) {
+        const a = v128.load_splat<f32>(xp + kb);
+        const w = v128.load(wp);
+        // BF16 j → float32 bits j << 16: each 32-bit lane gets a zero low half and the BF16 high half
+        c0 = madd(a, v128.shuffle<u16>(zero, w, 0, 8, 0, 9, 0, 10, 0, 11), c0);
+        c1 = madd(a, v128.shuffle<u16>(zero, w, 0, 12, 0, 13, 0, 14, 0, 15), c1);
+        wp += 16;
+      }
+      finish(c0, c1, bias ? bias + (<usize>p << 5) : 0, nr, tileAct, mode, y + (<usize>p << 5));
+    }
+    if (deferAct && (mode & FIN)) act_rows(1, N, y, N, act, false);
+    k0 += kc;
+  } while (k0 < K);
+}
+
 /** Scalar twin of f32_gemm_4x8__wasmsimd: same arguments, same packed W, plain f32 mul + add. */
 export function f32_gemm__scalar(M: i32, N: i32, K: i32, x: usize, ldx: i32, packed: usize,
                                  bias: usize, y: usize, ldy: i32, act: i32, accumulate: i32, scratch: usize): void {

@@ -57,4 +57,41 @@ for (const variant of VARIANTS) {
   });
 }
 
+// The one-row GEMM on BF16 panels (a decoding step) against the path it replaces — widen the panels,
+// then f32_gemm_4x8__wasmsimd with M = 1 — bit for bit: N and K off the panel width and the K block,
+// bias or none, every activation, accumulate or not.
+for (const variant of VARIANTS) {
+  test(`f32_gemv_bf16__wasmsimd = widen + f32_gemm_4x8__wasmsimd (M = 1), bit for bit (${variant})`, () => {
+    const k = kernels(variant);
+    const r = rng(9);
+    for (const [N, K] of [[1, 1], [7, 5], [8, 64], [13, 65], [40, 130], [256, 200], [33, 1031]]) {
+      for (const act of [0, 1, 2, 5]) for (const acc of [0, 1]) for (const withBias of [false, true]) {
+        const mark = arena.mark();
+        const packedF = k.f32_gemm_packed_size(N, K);
+        const w = alloc(N * K * 4), pf = alloc(packedF), pb = alloc(packedF / 2), wide = alloc(packedF);
+        const x = alloc(K * 4 + 16), b = withBias ? alloc(N * 4 + 32) : 0, y1 = alloc(N * 4 + 32), y2 = alloc(N * 4 + 32);
+        const wf = new Float32Array(memory.buffer, w, N * K);
+        for (let i = 0; i < N * K; i++) wf[i] = Math.fround((r.next() - 0.5) * 1.5);
+        const wu = new Uint32Array(memory.buffer, w, N * K);
+        for (let i = 0; i < N * K; i++) wu[i] &= 0xffff0000; // BF16 values
+        k.f32_gemm_pack_8(N, K, w, K, pf);
+        assert.is(k.f32_narrow_bf16__wasmsimd(packedF / 4, pf, pb), 0);
+        const xv = new Float32Array(memory.buffer, x, K);
+        for (let i = 0; i < K; i++) xv[i] = Math.fround(r.next() * 4 - 2);
+        if (b) { const bv = new Float32Array(memory.buffer, b, N); for (let i = 0; i < N; i++) bv[i] = Math.fround(r.next() - 0.5); }
+        const y1v = new Float32Array(memory.buffer, y1, N), y2v = new Float32Array(memory.buffer, y2, N);
+        for (let i = 0; i < N; i++) y1v[i] = y2v[i] = Math.fround(r.next() * 2 - 1);
+        k.f32_widen_bf16__wasmsimd(packedF / 4, pb, wide);
+        k.f32_gemm_4x8__wasmsimd(1, N, K, x, K, wide, b, y1, N, act, acc, 0);
+        k.f32_gemv_bf16__wasmsimd(N, K, x, pb, b, y2, act, acc);
+        const u1 = new Uint32Array(memory.buffer, y1, N), u2 = new Uint32Array(memory.buffer, y2, N);
+        for (let i = 0; i < N; i++) {
+          if (u1[i] !== u2[i]) throw new Error(`${variant} N=${N} K=${K} act=${act} acc=${acc} bias=${withBias} at ${i}: gemv ${y2v[i]} vs gemm ${y1v[i]}`);
+        }
+        arena.reset(mark);
+      }
+    }
+  });
+}
+
 test.run();

@@ -33,6 +33,8 @@ export function wasmContract(k: Kernels): RuntimeKernels {
     widenBf16: (src, n, dst) => k.f32_widen_bf16__wasmsimd(n, src, dst),
     // blocks of BF16_BLOCK_COLS columns: widen their panels into `wide`, then the float32 GEMM on them
     gemmBf16: (x, M, K, ldx, w, N, b, y, ldy, act, acc, scratch, wide) => {
+      // one row (a decoding step): the weights read once as BF16, widened in registers — the same sums
+      if (M === 1) { k.f32_gemv_bf16__wasmsimd(N, K, x, w, b, y, act, acc ? 1 : 0); return; }
       for (let n0 = 0; n0 < N; n0 += BF16_BLOCK_COLS) {
         const nb = Math.min(BF16_BLOCK_COLS, N - n0);
         k.f32_widen_bf16__wasmsimd(packedBytes(nb, K) / 4, w + n0 * K * 2, wide);

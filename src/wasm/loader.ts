@@ -44,6 +44,8 @@ export interface KernelExports {
   f32_gemm_scratch_size(): number;
   /** y[M,N] (=|+=) act(x[M,K] · Wᵀ + bias); bias 0 = none; accumulate 0|1; scratch 0 = read x in place (slower). */
   f32_gemm_4x8__wasmsimd(M: number, N: number, K: number, x: Ptr, ldx: number, packed: Ptr, bias: Ptr, y: Ptr, ldy: number, act: number, accumulate: number, scratch: Ptr): void;
+  /** y[1, N] (=|+=) act(x · Wᵀ + bias) on BF16 8-column panels: bit for bit f32_gemm_4x8__wasmsimd (M = 1) on the widened panels. */
+  f32_gemv_bf16__wasmsimd(N: number, K: number, x: Ptr, packed: Ptr, bias: Ptr, y: Ptr, act: number, accumulate: number): void;
   f32_gemm__scalar(M: number, N: number, K: number, x: Ptr, ldx: number, packed: Ptr, bias: Ptr, y: Ptr, ldy: number, act: number, accumulate: number, scratch: Ptr): void;
   /** y[r,:] = LayerNorm(x[r,:]) · gamma + beta; y may equal x. */
   f32_layernorm__wasmsimd(rows: number, n: number, x: Ptr, ldx: number, gamma: Ptr, beta: Ptr, y: Ptr, ldy: number, eps: number): void;
