@@ -70,7 +70,7 @@ test('refused config keys: each one named, E_CONFIG, and exit 2 on the CLI (info
   }
 });
 
-test('a missing shard, a wrong shape, a missing tensor and an unexpected tensor are refused by name (E_WEIGHTS, exit 2)', async () => {
+test('a missing shard, a wrong shape, a missing tensor, an unexpected tensor and weights that overflow float32 are refused by name (E_WEIGHTS, exit 2)', async () => {
   const shard = copy('bf16-sharded', 'no-shard');
   const index = JSON.parse(readFileSync(join(shard, 'model.safetensors.index.json'), 'utf8')) as { weight_map: Record<string, string> };
   const victim = Object.values(index.weight_map)[0];
@@ -98,6 +98,12 @@ test('a missing shard, a wrong shape, a missing tensor and an unexpected tensor 
   const extra = write('extra', (t) => { t['model.layers.0.attn.q_conv1d.weight'] = { shape: [4], data: new Float32Array(4) }; });
   r = await refusal(extra);
   assert.match(r.message, /unexpected weights not used by the model: model\.layers\.0\.attn\.q_conv1d\.weight/);
+  // finite weights that overflow float32: an mlp_norm gain of 1e20 bounds gate and up by 64·(8·1e20)·max|W|,
+  // and down's input (swish(gate)·up) by the square of that: beyond 3.4e38 through down_proj
+  const overflow = write('overflow', (t) => { t['model.layers.1.mlp_norm.weight'].data = Float32Array.from(t['model.layers.1.mlp_norm.weight'].data, (v, i) => (i === 3 ? 1e20 : v)); });
+  r = await refusal(overflow);
+  assert.is(r.code, 'E_WEIGHTS');
+  assert.match(r.message, /weight model\.layers\.1\.mlp\.down_proj\.weight has max \|value\| .* can overflow float32 arithmetic/);
   for (const dir of [shard, shape, missing, extra]) {
     const c = await cliExit(dir);
     assert.equal(c.codes, [dir === shard ? 2 : 0, 2], `${dir}: ${c.codes} ${c.err}`); // info reads headers only: a bad shape is not its business

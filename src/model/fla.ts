@@ -24,7 +24,7 @@ import { errors, listNames, quote } from '../errors.js';
 import { SafetensorsFile, type StTensorInfo } from '../safetensors.js';
 import type { ActName } from '../reference/ops.js';
 import { flaAngle, flaDecay, halfToInterleaved, permuteHeadRows } from './arch.js';
-import { checkWeightValues, markChecked } from './check.js';
+import { checkWeightValues, F32_MAX, markChecked } from './check.js';
 import { dimsOf, resolveConfig, type RetNetConfig } from './config.js';
 import type { LayerWeights, Linear, MSRWeights } from './weights.js';
 import { Bf16Matrix, firstBadBf16, widenBf16 } from './bf16.js';
@@ -237,6 +237,8 @@ class ShardSet {
   private readonly files: SafetensorsFile[] = [];
   private readonly where = new Map<string, SafetensorsFile>();
   readonly used = new Set<string>();
+  /** max |value| of each tensor taken (for the overflow bound) */
+  private readonly maxAbs = new Map<string, number>();
 
   constructor(readonly mf: ModelFiles) {
     try {
@@ -273,8 +275,21 @@ class ShardSet {
     const data = f.read(name).data;
     checkWeightValues(f.path, name, data, shape);
     this.used.add(name);
-    return data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>);
+    const out = data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>);
+    let m = 0;
+    for (let i = 0; i < out.length; i++) { const v = Math.abs(out[i]); if (v > m) m = v; }
+    this.maxAbs.set(name, m);
+    return out;
   }
+
+  /** max |value| of a tensor already taken. */
+  maxAbsOf(name: string): number {
+    const m = this.maxAbs.get(name);
+    if (m === undefined) throw new Error(`internal: ${name} not taken`);
+    return m;
+  }
+  /** The file a tensor is in. */
+  pathOf(name: string): string { return this.where.get(name)?.path ?? this.mf.dir; }
 
   /** A 2-D weight: BF16 tensors stay BF16 (`bf16File`: read from the file on each use, else resident),
    *  checked for NaN/±Infinity now; other dtypes as take(). */
@@ -287,6 +302,10 @@ class ShardSet {
     const bad = firstBadBf16(bits);
     if (bad >= 0) checkWeightValues(f.path, name, widenBf16(bits.subarray(bad, bad + 1)), [1]) ;
     this.used.add(name);
+    // finite BF16 magnitudes order as their bits without the sign
+    let mb = 0;
+    for (let i = 0; i < bits.length; i++) { const u = bits[i] & 0x7fff; if (u > mb) mb = u; }
+    this.maxAbs.set(name, widenBf16(Uint16Array.of(mb))[0]);
     if (!bf16File) return new Bf16Matrix(shape[0], shape[1], bits);
     const path = f.path;
     return new Bf16Matrix(shape[0], shape[1], () => {
@@ -330,6 +349,27 @@ export interface FlaModel {
   dtypes: Record<string, number>;
   parameters: number;
   legacyMlp: boolean;
+}
+
+/** The seed family's overflow rule (src/model/check.ts: fan-in · max|input| · max|W| ≤ 3.4e38 per
+ *  product) for one fla layer: q/k/v/g read an RMSNorm output, |x_i| ≤ sqrt(d)·max|w|; so do the
+ *  MLP's gate and up (bound B each); down reads swish(gate)·up, at most B² (|swish(y)| ≤ |y|). The
+ *  output projection is not bounded this way (its input is the per-head RMSNorm'd retention). */
+function flaOverflowBound(st: ShardSet, d: number, I: number, qkvg: string[], attnNorm: string, mlpNorm: string, gateUp: string[], down: string): void {
+  const check = (name: string, fanIn: number, bIn: number): number => {
+    const w = st.maxAbsOf(name), out = fanIn * bIn * w;
+    if (!(out <= F32_MAX)) {
+      throw errors.weights(`${st.pathOf(name)}: weight ${name} has max |value| ${Number(w.toPrecision(7))}, which can overflow float32 arithmetic: ` +
+        `on a worst-case input (|x| ≤ ${bIn.toPrecision(3)}) the layer's output reaches ${out.toPrecision(3)}, beyond float32's range (±3.4028235e38) ` +
+        'in which the wasm and tfjs backends compute (rule: fan-in · max|input| · max|weight| ≤ 3.4e38)');
+    }
+    return out;
+  };
+  const bAttn = Math.sqrt(d) * st.maxAbsOf(attnNorm);
+  for (const n of qkvg) check(n, d, bAttn);
+  const bMlp = Math.sqrt(d) * st.maxAbsOf(mlpNorm);
+  const B = Math.max(...gateUp.map((n) => check(n, d, bMlp)));
+  check(down, I, B * B);
 }
 
 /** Read a fla-family model folder into the runtime's layout. */
@@ -393,7 +433,9 @@ export function loadFlaFolder(dir: string, options: FlaLoadOptions = {}): FlaMod
         msr,
         mlp: { norm: { weight: st.take(`${P}layers.${l}.mlp_norm.weight`, [d]), bias: zeros(d) }, linears: [lin(gu, 2 * I, d), lin(down, d, I)] },
       };
-      markChecked(lw); markChecked(msr); // values checked as read (ShardSet.take)
+      flaOverflowBound(st, d, I, [`${a}q_proj.weight`, `${a}k_proj.weight`, `${a}v_proj.weight`, `${a}g_proj.weight`], `${P}layers.${l}.attn_norm.weight`,
+        `${P}layers.${l}.mlp_norm.weight`, legacy ? [`${m}gate_proj.weight`] : [`${m}gate_proj.weight`, `${m}up_proj.weight`], `${m}down_proj.weight`);
+      markChecked(lw); markChecked(msr); // values checked as read (ShardSet.take), the overflow bound just above
       layers.push(lw);
     }
     const embed = st.takeW(`${P}embeddings.weight`, [vocab, d], false);
