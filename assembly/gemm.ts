@@ -173,6 +173,8 @@ export function f32_gemm_4x8__wasmsimd(M: i32, N: i32, K: i32, x: usize, ldx: i3
   } while (k0 < K);
 }
 
+const HI16 = i32x4.splat(0xffff0000);
+
 /** One row: y[1, N] (=|+=) act(x[1, K] · Wᵀ + b) on W packed as BF16 8-column panels (f32_gemm_pack_8's
  *  order narrowed to BF16: 16 bytes per panel and k). The arithmetic of f32_gemm_4x8__wasmsimd with M = 1
  *  on the widened panels — tile_1x8 per K block of KC, the same madd, finish and deferred activation —
@@ -185,7 +187,7 @@ export function f32_gemv_bf16__wasmsimd(N: i32, K: i32, x: usize, packed: usize,
   const kcMax = addy ? max(K, 1) : KC;
   const deferAct = act != 0 && !addy, tileAct = deferAct ? 0 : act;
   const panels = (N + 7) >> 3;
-  const zero = i32x4.splat(0);
+  const pstride = <usize>K << 4; // bytes from one panel to the next
   let k0 = 0;
   do {
     const kc = min(kcMax, K - k0);
@@ -194,19 +196,40 @@ export function f32_gemv_bf16__wasmsimd(N: i32, K: i32, x: usize, packed: usize,
     if (k0 + kc >= K) mode |= FIN;
     if (addy) mode |= ADDY;
     const xp = x + (<usize>k0 << 2), kend = <usize>kc << 2;
-    for (let p = 0; p < panels; p++) {
+    // A 32-bit lane j of a panel row holds BF16 columns 2j (low half) and 2j+1 (high half): `<< 16`
+    // gives the even columns as float32, `& 0xffff0000` the odd ones, so the sums run over (even, odd)
+    // column sets and are put back in column order once per K block — each column's sum is unchanged.
+    // Four panels at a time: eight independent accumulator chains.
+    let p = 0;
+    for (; p + 4 <= panels && (p + 4) * 8 <= N; p += 4) {
+      let wp = packed + ((<usize>p * <usize>K + <usize>k0) << 4);
+      let e0 = f32x4.splat(0), o0 = e0, e1 = e0, o1 = e0, e2 = e0, o2 = e0, e3 = e0, o3 = e0;
+      for (let kb: usize = 0; kb < kend; kb += 4) {
+        const a = v128.load_splat<f32>(xp + kb);
+        const w0 = v128.load(wp), w1 = v128.load(wp + pstride), w2 = v128.load(wp + 2 * pstride), w3 = v128.load(wp + 3 * pstride);
+        e0 = madd(a, i32x4.shl(w0, 16), e0); o0 = madd(a, v128.and(w0, HI16), o0);
+        e1 = madd(a, i32x4.shl(w1, 16), e1); o1 = madd(a, v128.and(w1, HI16), o1);
+        e2 = madd(a, i32x4.shl(w2, 16), e2); o2 = madd(a, v128.and(w2, HI16), o2);
+        e3 = madd(a, i32x4.shl(w3, 16), e3); o3 = madd(a, v128.and(w3, HI16), o3);
+        wp += 16;
+      }
+      const yp = y + (<usize>p << 5);
+      finish(v128.shuffle<f32>(e0, o0, 0, 4, 1, 5), v128.shuffle<f32>(e0, o0, 2, 6, 3, 7), bias ? bias + (<usize>p << 5) : 0, 8, tileAct, mode, yp);
+      finish(v128.shuffle<f32>(e1, o1, 0, 4, 1, 5), v128.shuffle<f32>(e1, o1, 2, 6, 3, 7), bias ? bias + (<usize>p << 5) + 32 : 0, 8, tileAct, mode, yp + 32);
+      finish(v128.shuffle<f32>(e2, o2, 0, 4, 1, 5), v128.shuffle<f32>(e2, o2, 2, 6, 3, 7), bias ? bias + (<usize>p << 5) + 64 : 0, 8, tileAct, mode, yp + 64);
+      finish(v128.shuffle<f32>(e3, o3, 0, 4, 1, 5), v128.shuffle<f32>(e3, o3, 2, 6, 3, 7), bias ? bias + (<usize>p << 5) + 96 : 0, 8, tileAct, mode, yp + 96);
+    }
+    for (; p < panels; p++) {
       const nr = min(8, N - p * 8);
       let wp = packed + ((<usize>p * <usize>K + <usize>k0) << 4);
-      let c0 = f32x4.splat(0), c1 = c0;
+      let e = f32x4.splat(0), o = e;
       for (let kb: usize = 0; kb < kend; kb += 4) {
         const a = v128.load_splat<f32>(xp + kb);
         const w = v128.load(wp);
-        // BF16 j → float32 bits j << 16: each 32-bit lane gets a zero low half and the BF16 high half
-        c0 = madd(a, v128.shuffle<u16>(zero, w, 0, 8, 0, 9, 0, 10, 0, 11), c0);
-        c1 = madd(a, v128.shuffle<u16>(zero, w, 0, 12, 0, 13, 0, 14, 0, 15), c1);
+        e = madd(a, i32x4.shl(w, 16), e); o = madd(a, v128.and(w, HI16), o);
         wp += 16;
       }
-      finish(c0, c1, bias ? bias + (<usize>p << 5) : 0, nr, tileAct, mode, y + (<usize>p << 5));
+      finish(v128.shuffle<f32>(e, o, 0, 4, 1, 5), v128.shuffle<f32>(e, o, 2, 6, 3, 7), bias ? bias + (<usize>p << 5) : 0, nr, tileAct, mode, y + (<usize>p << 5));
     }
     if (deferAct && (mode & FIN)) act_rows(1, N, y, N, act, false);
     k0 += kc;
