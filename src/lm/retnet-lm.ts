@@ -543,6 +543,17 @@ export class RetNetLM {
   }
 
   /** Log-softmax of one output row. */
+  /** Log-softmax of one output row through the float32 head (WasmHead: WASM GEMM on the packed head,
+   *  the WASM log-sum-exp) — the float32 step's head, as scoring's float32 backends use. */
+  private rowLogprobs32(row: ArrayLike<number>): Float64Array {
+    const d = this.d, V = this.vocab;
+    this.wasmHead ??= new WasmHead(this.head, this.normWeight, this.normBias, d, V, HEAD_BLOCK, this.rmsEps);
+    const z = this.wasmHead.logits(row, 0, 1), lse = this.wasmHead.logSumExp(1)[0];
+    const out = new Float64Array(V);
+    for (let v = 0; v < V; v++) out[v] = z[v] - lse;
+    return out;
+  }
+
   private rowLogprobs(row: ArrayLike<number>, off = 0): Float64Array {
     const { h, z } = this.scratch(1);
     finalNorm(row, off, 1, this.d, this.normWeight, this.normBias, h, this.rmsEps);
@@ -677,15 +688,17 @@ export class RetNetLM {
   /** A zero recurrent state (float64, position 0). */
   initState(): RecurrentState { return this.model.initState(1); }
 
-  /** Feed one byte; returns ln p(next byte) over all 256 values and the advanced state (float64). */
+  /** Feed one token (a byte of the byte LM); returns ln p(next token) over the vocabulary and the advanced state
+   *  (float64). backend 'js' (default): float64 throughout; 'wasm': the float32 step and the float32 head. */
   step(byte: number, state: RecurrentState = this.initState(), options: { backend?: 'js' | 'wasm' } = {}): LMStepResult {
     if (this.closed) throw errors.closed();
     if (!Number.isInteger(byte) || byte < 0 || byte >= this.vocab) throw errors.input(`byte must be an integer in [0, ${this.vocab}) (got ${byte})`);
     const e = new Float64Array(this.d);
     embedRow(this.embed, this.d, byte, e, 0);
     const x = new Tensor(e, [1, this.d]);
-    const { y, state: st } = this.model.step(x, state, { backend: options.backend ?? 'js' });
-    return { logprobs: this.rowLogprobs(y.data), state: st };
+    const backend = options.backend ?? 'js';
+    const { y, state: st } = this.model.step(x, state, { backend });
+    return { logprobs: backend === 'wasm' ? this.rowLogprobs32(y.data) : this.rowLogprobs(y.data), state: st };
   }
 
   /** Consume `prompt` (bytes of the byte LM, or token ids) into a fresh state; returns the state and
