@@ -213,6 +213,13 @@ export class SafetensorsFile {
     return new Uint16Array(bytes.buffer, 0, bytes.length / 2);
   }
 
+  /** Where a tensor's element `start` lies in the file (a byte offset), for reading parts of it later
+   *  without parsing the header again. */
+  byteOffset(name: string, start = 0): number {
+    const t = this.info(name);
+    return this.dataStart + t.begin + start * ITEM_SIZE[t.dtype];
+  }
+
   /** Close the file. */
   close(): void {
     if (this.fd !== null) { closeSync(this.fd); this.fd = null; }

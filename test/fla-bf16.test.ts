@@ -48,6 +48,7 @@ test('the fixture loads as BF16 (resident and file-backed), its f32 twin as floa
   assert.ok((resident.model.layers[0].msr.q.W as Bf16Matrix).resident);
   assert.ok(!(fromFile.model.layers[0].mlp.linears[0].W as Bf16Matrix).resident);
   assert.ok(fromFile.head instanceof Bf16Matrix && !fromFile.head.resident, "a file-backed model reads its head from the file too");
+  assert.ok(fromFile.embed instanceof Bf16Matrix && !fromFile.embed.resident, "and its embedding rows, as tokens need them");
   assert.ok(resident.head instanceof Bf16Matrix && resident.embed instanceof Bf16Matrix);
   assert.ok(ref.model.layers[0].msr.q.W instanceof Float32Array);
 });

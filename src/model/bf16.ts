@@ -8,8 +8,10 @@ export class Bf16Matrix {
   readonly length: number;
   private readonly src: Uint16Array | (() => Uint16Array);
 
-  /** `src`: the bits (resident), or a function returning them (read on each use, e.g. from the file). */
-  constructor(readonly rows: number, readonly cols: number, src: Uint16Array | (() => Uint16Array)) {
+  /** `src`: the bits (resident), or a function returning them (read on each use, e.g. from the file);
+   *  `rowReader`: for a file-backed matrix, rows [r0, r0 + n) alone (rowsInto reads only those). */
+  constructor(readonly rows: number, readonly cols: number, src: Uint16Array | (() => Uint16Array),
+    private readonly rowReader?: (r0: number, n: number) => Uint16Array) {
     this.length = rows * cols;
     if (src instanceof Uint16Array && src.length !== this.length) throw new Error(`Bf16Matrix: ${src.length} values for [${rows}, ${cols}]`);
     this.src = src;
@@ -29,10 +31,18 @@ export class Bf16Matrix {
   /** Widened exactly to float32 (a new array). */
   toFloat32(): Float32Array { return widenBf16(this.bits()); }
 
-  /** Rows [r0, r0 + n) widened into `into` at `off` (float32 or float64; exact either way). */
-  rowsInto(r0: number, n: number, into: Float32Array | Float64Array, off = 0, bits = this.bits()): void {
-    const t = bf16Table(), c = this.cols, s = r0 * c;
-    for (let i = 0; i < n * c; i++) into[off + i] = t[bits[s + i]];
+  /** Rows [r0, r0 + n) widened into `into` at `off` (float32 or float64; exact either way). `bits`: the
+   *  whole matrix's bits when the caller holds them; a file-backed matrix with a row reader reads only the rows. */
+  rowsInto(r0: number, n: number, into: Float32Array | Float64Array, off = 0, bits?: Uint16Array): void {
+    const t = bf16Table(), c = this.cols;
+    if (!bits && !(this.src instanceof Uint16Array) && this.rowReader) {
+      const rb = this.rowReader(r0, n);
+      if (rb.length !== n * c) throw new Error(`Bf16Matrix: the row reader returned ${rb.length} values for ${n} rows of ${c}`);
+      for (let i = 0; i < n * c; i++) into[off + i] = t[rb[i]];
+      return;
+    }
+    const b = bits ?? this.bits(), s = r0 * c;
+    for (let i = 0; i < n * c; i++) into[off + i] = t[b[s + i]];
   }
 }
 

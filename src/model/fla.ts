@@ -17,7 +17,7 @@
 //   model.layers.{l}.mlp.down_proj.weight        [d, I]
 //   model.norm.weight                            [d]
 //   lm_head.weight                               [V, d]  (absent when tie_word_embeddings)
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { errors, listNames, quote } from '../errors.js';
@@ -307,10 +307,22 @@ class ShardSet {
     for (let i = 0; i < bits.length; i++) { const u = bits[i] & 0x7fff; if (u > mb) mb = u; }
     this.maxAbs.set(name, widenBf16(Uint16Array.of(mb))[0]);
     if (!bf16File) return new Bf16Matrix(shape[0], shape[1], bits);
-    const path = f.path;
+    const path = f.path, at = f.byteOffset(name), cols = shape[1];
     return new Bf16Matrix(shape[0], shape[1], () => {
       const sf = SafetensorsFile.open(path);
       try { return sf.readBf16Bits(name); } finally { sf.close(); }
+    }, (r0, n) => { // a few rows (embedding lookups): one positioned read, no header parse
+      const bytes = new Uint8Array(n * cols * 2);
+      const fd = openSync(path, 'r');
+      try {
+        let done = 0;
+        while (done < bytes.length) {
+          const k = readSync(fd, bytes, done, bytes.length - done, at + r0 * cols * 2 + done);
+          if (k <= 0) throw errors.weights(`${path}: ended while reading rows ${r0}…${r0 + n - 1} of ${name} (the file changed since it was loaded?)`);
+          done += k;
+        }
+      } finally { closeSync(fd); }
+      return new Uint16Array(bytes.buffer);
     });
   }
 
@@ -438,7 +450,8 @@ export function loadFlaFolder(dir: string, options: FlaLoadOptions = {}): FlaMod
       markChecked(lw); markChecked(msr); // values checked as read (ShardSet.take), the overflow bound just above
       layers.push(lw);
     }
-    const embed = st.takeW(`${P}embeddings.weight`, [vocab, d], false);
+    // large models: embedding rows read from the file as tokens need them (one 2·d-byte read each)
+    const embed = st.takeW(`${P}embeddings.weight`, [vocab, d], bf16File);
     let head: Float32Array | Bf16Matrix;
     if (fc.tied) {
       if (st.has('lm_head.weight')) throw errors.weights(`${mf.dir}: tie_word_embeddings is true but the folder has lm_head.weight`);
