@@ -29,10 +29,11 @@ export const DEFAULT_WINDOW_ROWS = 8192;
 const SUMMARY_BYTES = 256 * 2 ** 20;
 /** Budget for all window buffers (activations, projections, retention output, row sums, summaries and
  *  incoming states) when no window size is asked for: DEFAULT_WINDOW_ROWS unless that would exceed it
- *  (wide models: the fla 1.3B needs ~74 KiB per row plus ~33 KiB of summaries per row at chunks of 256,
- *  so 3,584 rows instead of 7,936 — 0.38 GiB instead of 0.8 of peak RSS). The window size never changes a
- *  bit of the output. */
-export const DEFAULT_WINDOW_BYTES = 384 * 2 ** 20;
+ *  (wide models: the fla 1.3B needs ~72 KiB per row plus ~32 KiB of summaries per row at chunks of 256,
+ *  so windows of 2,304 rows — 9 slabs — instead of 8,192: 0.24 GiB instead of 0.8 of peak RSS; at 384 MiB
+ *  its peak RSS at 8,192 tokens was 1.29× the weight file, at 256 MiB 1.24×, at the same tokens/s on
+ *  precision bf16 (2026-12-06, bench/fla-1p3b.ts)). The window size never changes a bit of the output. */
+export const DEFAULT_WINDOW_BYTES = 256 * 2 ** 20;
 /** Slots of the shared worker-ready table (indexed by threadId modulo this). */
 export const READY_SLOTS = 4096;
 
