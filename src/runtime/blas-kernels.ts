@@ -130,7 +130,7 @@ export function bindBlasKernels(memory: WebAssembly.Memory, variant: string, pat
   // y ← b (or y += b), then y += x·Wᵀ on BLAS (W raw [N, K] at w), then the activation in place
   const blasGemm = (x: number, M: number, K: number, ldx: number, w: number, N: number, b: number, y: number, ldy: number, act: number, accumulate: boolean) => {
     if (!accumulate) {
-      if (b) { const m = F(); for (let i = 0; i < M; i++) m.copyWithin((y >> 2) + i * ldy, b >> 2, (b >> 2) + N); }
+      if (b) { const m = F(); for (let i = 0; i < M; i++) m.copyWithin((y >>> 2) + i * ldy, b >>> 2, (b >>> 2) + N); }
     } else if (b) wk.f32_add__wasmsimd(M, N, b, 0, y, ldy); // lda 0: the bias row added to every row
     sgemm(ROW_MAJOR, NO_TRANS, TRANS, M, N, K, 1, base + x, ldx, base + w, K, accumulate || b ? 1 : 0, base + y, ldy);
     if (act !== 0) wk.f32_act__wasmsimd(M, N, y, ldy, act);
@@ -177,7 +177,7 @@ export function bindBlasKernels(memory: WebAssembly.Memory, variant: string, pat
       if (n < Math.max(8, tune.intraMinRows)) { W.summary(k, v, n, dk, dv, ldk, ldv, pow, S, z, tile); return; }
       const kz = tile, ones = tile + n * dk * F4;
       wk.f32_scale_rows__wasmsimd(n, dk, k, ldk, pow + (n - 1) * F4, -1, kz, dk);
-      F().fill(1, ones >> 2, (ones >> 2) + n);
+      F().fill(1, ones >>> 2, (ones >>> 2) + n);
       sgemm(ROW_MAJOR, TRANS, NO_TRANS, dk, dv, n, 1, base + kz, dk, base + v, ldv, 0, base + S, dv);
       sgemv(ROW_MAJOR, TRANS, n, dk, 1, base + kz, dk, base + ones, 1, 0, base + z, 1);
     },
@@ -198,7 +198,7 @@ export function bindBlasKernels(memory: WebAssembly.Memory, variant: string, pat
       const A = tile, mask = tile + R * n * F4; // R·n + 2n ≤ n² for n ≥ 8
       const m = F();
       // mask[t] = pow[n−1−t] for t < n, 0 after: row i of a block uses mask[n−1−i .. n−1−i+i1)
-      const mk = mask >> 2, pw = pow >> 2;
+      const mk = mask >>> 2, pw = pow >>> 2;
       for (let t = 0; t < n; t++) { m[mk + t] = m[pw + n - 1 - t]; m[mk + n + t] = 0; }
       for (let i0 = 0; i0 < n; i0 += R) {
         const i1 = Math.min(n, i0 + R), rows = i1 - i0;

@@ -24,7 +24,7 @@ const F4 = 4;
 export function roundRowsBf16(memory: WebAssembly.Memory, x: number, rows: number, cols: number, ld: number): void {
   const u = new Uint32Array(memory.buffer);
   for (let r = 0; r < rows; r++) {
-    const o = (x >> 2) + r * ld;
+    const o = (x >>> 2) + r * ld;
     for (let i = o; i < o + cols; i++) {
       const v = u[i]!;
       u[i] = (v & 0x7fffffff) > 0x7f800000 ? (v | 0x400000) & 0xffff0000 : (v + 0x7fff + ((v >>> 16) & 1)) & 0xffff0000;
@@ -79,7 +79,7 @@ export function bindDnnlKernels(memory: WebAssembly.Memory, base: RuntimeKernels
     if (b === 0 && act === 0) { m.run(at(x), M, ldx, at(y), ldy, acc, at(W)); return; }
     // a bias or an activation: the product into y, then y = [old y +] act(y + b), float32 per element
     const F = new Float32Array(memory.buffer);
-    const y0 = y >> 2, b0 = b >> 2, f = ACT_FNS[act];
+    const y0 = y >>> 2, b0 = b >>> 2, f = ACT_FNS[act];
     if (!f) throw errors.engine(`dnnl engine: unknown activation code ${act}`);
     let old: Float32Array | null = null;
     if (acc) {

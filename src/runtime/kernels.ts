@@ -83,7 +83,7 @@ void erf;
 /** Scalar JS twin of the kernel contract over a shared memory. */
 export function jsKernels(memory: WebAssembly.Memory): RuntimeKernels {
   const F = () => new Float32Array(memory.buffer);
-  const ix = (p: number) => p >> 2;
+  const ix = (p: number) => p >>> 2;
   return {
     name: 'js-scalar',
     layerNorm(x, rows, n, ldx, gamma, beta, y, ldy) {
@@ -113,13 +113,13 @@ export function jsKernels(memory: WebAssembly.Memory): RuntimeKernels {
     packBf16(w, N, K, out) {
       const u32 = new Uint32Array(memory.buffer), u16 = new Uint16Array(memory.buffer);
       let lost = 0;
-      for (let i = 0; i < N * K; i++) { const v = u32[ix(w) + i]; lost |= v & 0xffff; u16[(out >> 1) + i] = v >>> 16; }
+      for (let i = 0; i < N * K; i++) { const v = u32[ix(w) + i]; lost |= v & 0xffff; u16[(out >>> 1) + i] = v >>> 16; }
       return lost === 0;
     },
     bf16ScratchBytes: (N, K) => N * K * 4,
     widenBf16(src, n, dst) {
       const u32 = new Uint32Array(memory.buffer), u16 = new Uint16Array(memory.buffer);
-      for (let i = 0; i < n; i++) u32[ix(dst) + i] = u16[(src >> 1) + i] << 16;
+      for (let i = 0; i < n; i++) u32[ix(dst) + i] = u16[(src >>> 1) + i] << 16;
     },
     gemmBf16(x, M, K, ldx, w, N, b, y, ldy, act, accumulate, scratch, wide) {
       this.widenBf16(w, N * K, wide);
@@ -195,7 +195,7 @@ export function jsKernels(memory: WebAssembly.Memory): RuntimeKernels {
     },
     step(dk, dv, q, k, v, gamma, S, z, o, r, inv, retn) {
       const m = F(); const m64 = new Float64Array(memory.buffer);
-      const s0 = S >> 3, z0 = z >> 3;
+      const s0 = S >>> 3, z0 = z >>> 3;
       for (let a = 0; a < dk; a++) {
         const ka = m[ix(k) + a];
         m64[z0 + a] = gamma * m64[z0 + a] + ka;
@@ -214,9 +214,9 @@ export function jsKernels(memory: WebAssembly.Memory): RuntimeKernels {
     scanStep(n, g, state, delta, incoming) {
       const m = F(); const m64 = new Float64Array(memory.buffer);
       for (let e = 0; e < n; e++) {
-        const v = m64[(state >> 3) + e];
+        const v = m64[(state >>> 3) + e];
         m[ix(incoming) + e] = v;
-        m64[(state >> 3) + e] = g * v + m[ix(delta) + e];
+        m64[(state >>> 3) + e] = g * v + m[ix(delta) + e];
       }
     },
     gate(g, ldg, o, ldo, rows, cols, act) {
