@@ -118,6 +118,18 @@ function tile_1x8(kc: i32, x: usize, wp: usize, y: usize, nr: i32, bias: usize, 
   finish(c0, c1, bias, nr, act, mode, y);
 }
 
+/** The epilogue flags of the K block [k0, k0 + kc): add to y (a later block, or accumulating into y),
+ *  finish (the last block: bias, activation), and the activation added onto y (accumulate with act).
+ *  Shared by the GEMM and the one-row BF16 product, whose sums must be the GEMM's. */
+// @ts-ignore: decorator
+@inline function blockMode(k0: i32, kc: i32, K: i32, accumulate: i32, addy: bool): i32 {
+  let mode = 0;
+  if (k0 > 0 || (accumulate != 0 && !addy)) mode |= LOAD;
+  if (k0 + kc >= K) mode |= FIN;
+  if (addy) mode |= ADDY;
+  return mode;
+}
+
 /** SIMD GEMM, 4×8 register tile. See the file header for the arguments. */
 export function f32_gemm_4x8__wasmsimd(M: i32, N: i32, K: i32, x: usize, ldx: i32, packed: usize,
                                        bias: usize, y: usize, ldy: i32, act: i32, accumulate: i32, scratch: usize): void {
@@ -131,10 +143,7 @@ export function f32_gemm_4x8__wasmsimd(M: i32, N: i32, K: i32, x: usize, ldx: i3
   let k0 = 0;
   do {
     const kc = min(kcMax, K - k0);
-    let mode = 0;
-    if (k0 > 0 || (accumulate != 0 && !addy)) mode |= LOAD;
-    if (k0 + kc >= K) mode |= FIN;
-    if (addy) mode |= ADDY;
+    const mode = blockMode(k0, kc, K, accumulate, addy);
     for (let m0 = 0; m0 < M; m0 += MC) {
       const mEnd = min(M, m0 + MC);
       const groups = (mEnd - m0) >> 2;
@@ -191,10 +200,7 @@ export function f32_gemv_bf16__wasmsimd(N: i32, K: i32, x: usize, packed: usize,
   let k0 = 0;
   do {
     const kc = min(kcMax, K - k0);
-    let mode = 0;
-    if (k0 > 0 || (accumulate != 0 && !addy)) mode |= LOAD;
-    if (k0 + kc >= K) mode |= FIN;
-    if (addy) mode |= ADDY;
+    const mode = blockMode(k0, kc, K, accumulate, addy);
     const xp = x + (<usize>k0 << 2), kend = <usize>kc << 2;
     // A 32-bit lane j of a panel row holds BF16 columns 2j (low half) and 2j+1 (high half): `<< 16`
     // gives the even columns as float32, `& 0xffff0000` the odd ones, so the sums run over (even, odd)

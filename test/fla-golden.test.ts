@@ -10,27 +10,17 @@
 //   log-softmax adds one logsumexp's rounding on top of the logits'.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { join } from 'node:path';
-import { readSafetensors } from '../src/safetensors.js';
 import { RetNetLM, type ScoreOptions } from '../src/index.js';
 import { FIXTURES } from './helpers.js';
 import { canRun } from './helpers/skip.js';
+import { FLA_MODELS, flaDir, flaGolden } from './helpers/fla-golden.js';
 import { engineMissing } from './helpers/engines.js';
 import { webgpuExecutor } from './tfjs-helpers.js';
 
-const MODELS = ['f32', 'bf16-sharded', 'legacy-mlp', 'tied', 'gqa', 'small-o'] as const;
-const dirOf = (name: string) => join(FIXTURES, 'fla', name);
+const MODELS = FLA_MODELS;
+const dirOf = flaDir;
+const golden = flaGolden;
 
-function golden(name: string) {
-  const g = readSafetensors(join(dirOf(name), 'golden.safetensors')).tensors;
-  const ids = g.get('input_ids')!, logits = g.get('logits')!;
-  const [B, T] = ids.shape, V = logits.shape[2];
-  const seqs = Array.from({ length: B }, (_, b) => Int32Array.from((ids.data as Int32Array).subarray(b * T, (b + 1) * T)));
-  const want = logits.data as Float64Array;
-  let scale = 0;
-  for (let i = 0; i < want.length; i++) scale = Math.max(scale, Math.abs(want[i]));
-  return { seqs, want, T, V, scale };
-}
 
 /** max over the batch of max|Δ logit| / max|logit|, with where the worst is. */
 async function logitError(lm: RetNetLM, name: string, opts: ScoreOptions): Promise<number> {

@@ -18,10 +18,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
-import { readSafetensors } from '../src/safetensors.js';
 import { RetNetLM, RetNetError } from '../src/index.js';
-import { FIXTURES, FIXTURE_NAMES, loadCases, loadFixtureModel } from './helpers.js';
+import { FIXTURE_NAMES, loadCases, loadFixtureModel } from './helpers.js';
 import { canRun } from './helpers/skip.js';
+import { FLA_MODELS, flaDir, flaGolden } from './helpers/fla-golden.js';
 import { engineMissing } from './helpers/engines.js';
 import { dnnlMissing, loadDnnl, toBf16 } from '../src/runtime/dnnl.js';
 import { roundRowsBf16 } from '../src/runtime/dnnl-kernels.js';
@@ -37,8 +37,9 @@ const U = 2 ** -9;
 const bound = (layers: number) => 8 * U * layers;
 /** logits: the layers and the head */
 const boundLM = (layers: number) => bound(layers) + 2 * U;
-const FLA = ['f32', 'bf16-sharded', 'legacy-mlp', 'tied', 'gqa', 'small-o'] as const;
-const dirOf = (name: string) => join(FIXTURES, 'fla', name);
+const FLA = FLA_MODELS;
+const dirOf = flaDir;
+const golden = flaGolden;
 
 /** null when the dnnl engine can run here with bfloat16 hardware, else why not. Missing oneDNN is a
  *  missing part (CI installs it: canRun fails there); missing hardware is a skip everywhere. */
@@ -56,16 +57,6 @@ function canRunEngine(name: string, kernels: KernelsName): boolean {
   return true;
 }
 
-function golden(name: string) {
-  const g = readSafetensors(join(dirOf(name), 'golden.safetensors')).tensors;
-  const ids = g.get('input_ids')!, logits = g.get('logits')!;
-  const [B, T] = ids.shape, V = logits.shape[2];
-  const seqs = Array.from({ length: B }, (_, b) => Int32Array.from((ids.data as Int32Array).subarray(b * T, (b + 1) * T)));
-  const want = logits.data as Float64Array;
-  let scale = 0;
-  for (const v of want) scale = Math.max(scale, Math.abs(v));
-  return { seqs, want, T, V, scale };
-}
 
 async function allLogits(lm: RetNetLM, seqs: Int32Array[], opts: Parameters<RetNetLM['logits']>[1]): Promise<Float64Array[]> {
   const out: Float64Array[] = [];

@@ -11,7 +11,6 @@ import { errors } from '../errors.js';
 import { readSafetensors, type StTensor } from '../safetensors.js';
 import { Tensor } from '../tensor.js';
 import { resolveOptions, throwIfAborted, type BackendName, type ForwardOptions } from '../options.js';
-import { envValue } from '../env.js';
 import { DEFAULT_BACKEND, RetNet, type RecurrentState, type StreamOptions } from '../model/retnet.js';
 import { checkUnexpected, layersFromCheckpoint, type Checkpoint, type LoadOptions } from '../model/weights.js';
 import { checkWeightValues } from '../model/check.js';
@@ -466,15 +465,9 @@ export class RetNetLM {
         return { z, lse: () => this.wasmHead!.logSumExp(m) };
       };
     }
-    const { loadDnnl, createDnnlMatmul } = await import('../runtime/dnnl.js');
-    const { roundRowsBf16 } = await import('../runtime/dnnl-kernels.js');
-    let lib: ReturnType<typeof loadDnnl> | null = null;
-    if (r.kernels === 'auto' || r.kernels === 'dnnl') {
-      try {
-        const l = loadDnnl(envValue('RETNET_DNNL'));
-        if (l.hasBf16Hardware || r.kernels === 'dnnl') lib = l;
-      } catch (e) { if (r.kernels === 'dnnl') throw e; }
-    }
+    const { createDnnlMatmul } = await import('../runtime/dnnl.js');
+    const { roundRowsBf16, dnnlForBf16 } = await import('../runtime/dnnl-kernels.js');
+    const { lib } = dnnlForBf16(r.kernels); // the pool's rule: the head runs where the body does
     const key = lib ? 'dnnl' : 'round';
     let h = this.bf16Heads.get(key);
     if (!h) {

@@ -14,6 +14,7 @@
 // Rounding x in place is safe because every GEMM input of the chunk worker (the normed rows, the
 // gated retention output, the MLP's hidden rows) is read by GEMMs only.
 import { errors } from '../errors.js';
+import { envValue } from '../env.js';
 import { createDnnlMatmul, loadDnnl, type DnnlLibrary, type DnnlMatmul } from './dnnl.js';
 import { ACT_FNS, type RuntimeKernels } from './kernels.js';
 
@@ -113,6 +114,21 @@ export function bindDnnlKernels(memory: WebAssembly.Memory, base: RuntimeKernels
     gemm(x, M, K, ldx, w, N, b, y, ldy, act, acc) { gemm(x, M, K, ldx, w, N, b, y, ldy, act, acc); },
     gemmBf16(x, M, K, ldx, w, N, b, y, ldy, act, acc) { gemm(x, M, K, ldx, w, N, b, y, ldy, act, acc); },
   };
+}
+
+/** Whether precision 'bf16' under kernel request `req` runs on oneDNN — the one rule the pool's engine
+ *  choice and the LM head share: 'auto' takes oneDNN where it loads and reports bfloat16 dot products
+ *  (AVX512-BF16, AMX; elsewhere it would emulate them, slower than the float32 GEMM), 'dnnl' wherever
+ *  it loads (E_ENGINE when it does not), any other request never. `why` says why not, when it is not. */
+export function dnnlForBf16(req: string): { lib: DnnlLibrary | null; why?: string } {
+  if (req !== 'auto' && req !== 'dnnl') return { lib: null };
+  let lib: DnnlLibrary;
+  try { lib = loadDnnl(envValue('RETNET_DNNL')); } catch (e) {
+    if (req === 'dnnl') throw e;
+    return { lib: null, why: `oneDNN unavailable: ${(e as Error).message}` };
+  }
+  if (lib.hasBf16Hardware || req === 'dnnl') return { lib };
+  return { lib: null, why: `oneDNN dispatches to ${lib.isa} here, which has no bfloat16 dot products: bfloat16 operands are widened to float32` };
 }
 
 /** Which implementation oneDNN runs for a bf16 matmul of this shape and row count (for backendInfo). */

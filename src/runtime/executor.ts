@@ -417,15 +417,11 @@ export async function createWasmExecutor(opts: { workers?: number; kernels?: Ker
 async function chooseEngine(req: KernelsRequest, precision: Precision): Promise<EngineSpec & { note?: string; dispatch?: string }> {
   if (req === 'dnnl' && precision !== 'bf16') throw errors.option('kernels', "'auto', 'wasm' or 'blas' at precision 'f32' (the dnnl engine runs precision 'bf16')", req);
   let dnnlNote: string | undefined;
-  if (precision === 'bf16' && (req === 'auto' || req === 'dnnl')) {
-    const { loadDnnl } = await import('./dnnl.js');
-    let lib: ReturnType<typeof loadDnnl> | null = null;
-    try { lib = loadDnnl(envValue('RETNET_DNNL')); } catch (e) {
-      if (req === 'dnnl') throw e;
-      dnnlNote = `oneDNN unavailable: ${(e as Error).message}`;
-    }
-    if (lib && (lib.hasBf16Hardware || req === 'dnnl')) {
-      const { dnnlImplFor } = await import('./dnnl-kernels.js');
+  if (precision === 'bf16') {
+    const { dnnlForBf16, dnnlImplFor } = await import('./dnnl-kernels.js');
+    const { lib, why } = dnnlForBf16(req);
+    dnnlNote = why;
+    if (lib) {
       const base = await chooseEngine('auto', 'f32');
       return {
         which: 'dnnl', dnnlPath: lib.path, precision, ...(base.which === 'blas' ? { blasPath: base.blasPath } : {}),
@@ -433,7 +429,6 @@ async function chooseEngine(req: KernelsRequest, precision: Precision): Promise<
         ...(lib.hasBf16Hardware ? {} : { note: `this CPU has no bfloat16 dot products (oneDNN dispatches to ${lib.isa}); the dnnl engine emulates them` }),
       };
     }
-    if (lib) dnnlNote = `oneDNN dispatches to ${lib.isa} here, which has no bfloat16 dot products: bfloat16 operands are widened to float32`;
   }
   const withNote = (e: EngineSpec & { note?: string }) => {
     const notes = [e.note, dnnlNote].filter(Boolean);
