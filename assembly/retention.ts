@@ -447,8 +447,12 @@ export function f32_retention_normalize__scalar(n: i32, dv: i32, o: usize, ldo: 
 //   q, k // [dk] f32;  v // [dv] f32;  S // [dk, dv] f64;  z // [dk] f64
 //   o // [dv] f32 out;  r // [1] f32 out (the normalised row sum);  invSqrtC // [1] f32 or 0
 
+//   acc // [dv] f64 scratch, or 0. Given, S is read and written once (the output's sums run
+//   alongside the update, row by row of S, in the same order a = 0..dk−1, from 0, as the
+//   two-pass path: bit for bit the same o); without it, a second pass reads S by columns.
 export function f32_retention_step__wasmsimd(dk: i32, dv: i32, q: usize, k: usize, v: usize, gamma: f64,
-                                             S: usize, z: usize, o: usize, r: usize, invSqrtC: usize, normRetn: i32): void {
+                                             S: usize, z: usize, o: usize, r: usize, invSqrtC: usize, normRetn: i32, acc: usize): void {
+  if (acc) { retention_step_fused(dk, dv, q, k, v, gamma, S, z, o, r, invSqrtC, normRetn, acc); return; }
   const g2 = f64x2.splat(gamma);
   const dv2 = dv & ~1;
   let rs: f64 = 0;
@@ -481,6 +485,42 @@ export function f32_retention_step__wasmsimd(dk: i32, dv: i32, q: usize, k: usiz
     for (let a = 0; a < dk; a++) acc += <f64>load<f32>(q + (<usize>a << 2)) * load<f64>(S + ((<usize>a * <usize>dv + c) << 3));
     store<f32>(o + (<usize>c << 2), <f32>acc);
   }
+  step_normalize(dv, o, r, rs, invSqrtC, normRetn);
+}
+
+function retention_step_fused(dk: i32, dv: i32, q: usize, k: usize, v: usize, gamma: f64,
+                              S: usize, z: usize, o: usize, r: usize, invSqrtC: usize, normRetn: i32, acc: usize): void {
+  const g2 = f64x2.splat(gamma);
+  const dv2 = dv & ~1;
+  memory.fill(acc, 0, <usize>dv << 3);
+  let rs: f64 = 0;
+  for (let a = 0; a < dk; a++) {
+    const ka = <f64>load<f32>(k + (<usize>a << 2));
+    const qa = <f64>load<f32>(q + (<usize>a << 2));
+    const zp = z + (<usize>a << 3);
+    const za = gamma * load<f64>(zp) + ka;
+    store<f64>(zp, za);
+    rs += qa * za;
+    const k2 = f64x2.splat(ka), q2 = f64x2.splat(qa);
+    const Sa = S + (<usize>a * <usize>dv << 3);
+    let c = 0;
+    for (; c < dv2; c += 2) {
+      const vp = f64x2.promote_low_f32x4(v128.load64_zero(v + (<usize>c << 2)));
+      const sp = Sa + (<usize>c << 3), ap = acc + (<usize>c << 3);
+      const sn = f64x2.add(f64x2.mul(g2, v128.load(sp)), f64x2.mul(k2, vp));
+      v128.store(sp, sn);
+      v128.store(ap, f64x2.add(v128.load(ap), f64x2.mul(q2, sn)));
+    }
+    if (c < dv) {
+      const sp = Sa + (<usize>c << 3), ap = acc + (<usize>c << 3);
+      const sn = gamma * load<f64>(sp) + ka * <f64>load<f32>(v + (<usize>c << 2));
+      store<f64>(sp, sn);
+      store<f64>(ap, load<f64>(ap) + qa * sn);
+    }
+  }
+  let c = 0;
+  for (; c < dv2; c += 2) v128.store_lane<i64>(o + (<usize>c << 2), f32x4.demote_f64x2_zero(v128.load(acc + (<usize>c << 3))), 0);
+  if (c < dv) store<f32>(o + (<usize>c << 2), <f32>load<f64>(acc + (<usize>c << 3)));
   step_normalize(dv, o, r, rs, invSqrtC, normRetn);
 }
 

@@ -6,18 +6,19 @@
 // Bandwidth: memcmp (Buffer.compare) of two equal 512 MiB buffers per thread — a pure streaming read
 // of 1 GiB per thread, the best of 3 — on 1 thread and on `--threads` worker threads at once.
 //
-//   node dist/bench/decode.js --dir DIR [--tokens 16] [--threads 2] [--out bench/results/decode-1p3b.json]
+//   node dist/bench/decode.js --dir DIR [--tokens 16] [--threads 2] [--precisions f32,bf16] [--out bench/results/decode-1p3b.json]
 import { Worker } from 'node:worker_threads';
 import { readdirSync, readFileSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { RetNetLM } from '../src/index.js';
+import { RetNetLM, type Precision } from '../src/index.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const { values } = parseArgs({
   options: {
     dir: { type: 'string' }, tokens: { type: 'string', default: '16' }, threads: { type: 'string', default: '2' },
+    precisions: { type: 'string', default: 'f32,bf16' },
     out: { type: 'string', default: join(ROOT, 'bench/results/decode-1p3b.json') },
   },
 });
@@ -50,6 +51,8 @@ async function bandwidth(n: number): Promise<number> {
 }
 
 const dir = values.dir, nTok = Number(values.tokens), threads = Number(values.threads);
+const precisions = values.precisions.split(',') as Precision[];
+if (!precisions.every((p) => p === 'f32' || p === 'bf16')) { console.error('--precisions: f32, bf16 or both'); process.exit(2); }
 const bw1 = await bandwidth(1), bwN = await bandwidth(threads);
 console.log(`read bandwidth: ${bw1.toFixed(1)} GB/s on 1 thread, ${bwN.toFixed(1)} GB/s on ${threads}`);
 
@@ -61,35 +64,50 @@ const t0 = performance.now();
 const lm = await RetNetLM.loadFolder(dir);
 const loadSeconds = (performance.now() - t0) / 1000;
 const prompt = Int32Array.from({ length: 8 }, (_, i) => (i === 0 ? 1 : 100 + 37 * i));
-// generate's loop without a tokenizer (the benchmark shape has none): prefill, then greedy steps of the
-// recurrent 'wasm' step — what generate runs per token. The first step packs the stepper's copy of the weights.
-lm.step(prompt[0], undefined, { backend: 'wasm' });
-const tp = performance.now();
-let { logprobs, state } = lm.prefill(prompt, 256, 'wasm');
-const td = performance.now();
-for (let i = 0; i < nTok; i++) {
-  let id = 0;
-  for (let v = 1; v < logprobs.length; v++) if (logprobs[v] > logprobs[id]) id = v;
-  ({ logprobs, state } = lm.step(id, state, { backend: 'wasm' }));
-}
-const r = { prefillSeconds: (td - tp) / 1000, decodeSeconds: (performance.now() - td) / 1000 };
-const tokens = nTok;
-const tps = tokens / r.decodeSeconds;
 const bound1 = bw1 * 1e9 / perToken, boundN = bwN * 1e9 / perToken;
+// State bytes a step reads and writes (S [H, dk, dv] and z [H, dk] per layer, float64): not in the bound
+// (which counts weights only), stated beside it.
+const dk = (cfg.hidden_size * (cfg.expand_k ?? 1)) / cfg.num_heads, dv = (cfg.hidden_size * (cfg.expand_v ?? 2)) / cfg.num_heads;
+const stateBytes = cfg.num_hidden_layers * cfg.num_heads * (dk * dv + dk) * 8;
+const runs: Record<string, unknown>[] = [];
+for (const precision of precisions) {
+  // generate's loop without a tokenizer (the benchmark shape has none): prefill, then greedy steps of the
+  // recurrent 'wasm' step — what generate runs per token. The first step packs the stepper's copy of the weights.
+  const tw = performance.now();
+  lm.step(prompt[0], undefined, { backend: 'wasm', precision });
+  const warmSeconds = (performance.now() - tw) / 1000;
+  const tp = performance.now();
+  let { logprobs, state } = lm.prefill(prompt, 256, 'wasm', precision);
+  const td = performance.now();
+  const ids: number[] = [];
+  for (let i = 0; i < nTok; i++) {
+    let id = 0;
+    for (let v = 1; v < logprobs.length; v++) if (logprobs[v] > logprobs[id]) id = v;
+    ids.push(id);
+    ({ logprobs, state } = lm.step(id, state, { backend: 'wasm', precision }));
+  }
+  const decodeSeconds = (performance.now() - td) / 1000;
+  const tps = nTok / decodeSeconds;
+  const engine = (lm.model as unknown as { stepper?: { engine: string } }).stepper?.engine ?? '?';
+  runs.push({
+    precision, engine, warmSeconds, prefillSeconds: (td - tp) / 1000, decodeSeconds, decodedTokens: nTok,
+    tokensPerSecond: +tps.toFixed(3),
+    fractionOfBound: { oneThread: +(tps / bound1).toFixed(3), threads: +(tps / boundN).toFixed(3) },
+    greedyIds: ids,
+  });
+  console.log(`decode ${precision} (${engine}): ${nTok} tokens in ${decodeSeconds.toFixed(2)} s = ${tps.toFixed(2)} tok/s; bound ${boundN.toFixed(2)} tok/s at ${bwN.toFixed(1)} GB/s ÷ ${(perToken / 1e9).toFixed(2)} GB per token (${(100 * tps / boundN).toFixed(0)}%; one thread's bound ${bound1.toFixed(2)})`);
+}
 const out = {
   date: new Date().toISOString(),
   machine: { cpu: cpus()[0]?.model, cores: cpus().length, memGiB: +(totalmem() / 2 ** 30).toFixed(1), node: process.version },
   params: { dir, layers: cfg.num_hidden_layers, tokens: nTok, promptTokens: prompt.length, threads },
   bandwidthGBps: { oneThread: +bw1.toFixed(2), threads: +bwN.toFixed(2) },
-  bytesPerToken: perToken,
-  loadSeconds, prefillSeconds: r.prefillSeconds, decodeSeconds: r.decodeSeconds, decodedTokens: tokens,
-  tokensPerSecond: +tps.toFixed(3),
+  bytesPerToken: perToken, stateBytesPerToken: stateBytes,
   boundTokensPerSecond: { oneThread: +bound1.toFixed(3), threads: +boundN.toFixed(3) },
-  fractionOfBound: { oneThread: +(tps / bound1).toFixed(3), threads: +(tps / boundN).toFixed(3) },
+  loadSeconds, runs,
   peakRssBytes: process.resourceUsage().maxRSS * 1024,
 };
 await lm.close();
-console.log(`decode: ${tokens} tokens in ${r.decodeSeconds.toFixed(2)} s = ${tps.toFixed(2)} tok/s; bound ${boundN.toFixed(2)} tok/s at ${bwN.toFixed(1)} GB/s ÷ ${(perToken / 1e9).toFixed(2)} GB per token (${(100 * tps / boundN).toFixed(0)}%; one thread's bound ${bound1.toFixed(2)})`);
 mkdirSync(dirname(values.out), { recursive: true });
 writeFileSync(values.out, JSON.stringify(out, null, 2) + '\n');
 console.log(`wrote ${values.out}`);

@@ -10,7 +10,7 @@ export type { LoadOptions } from './model/weights.js';
 export type { RowSource, RowSink, BackendInfo, Executor } from './backends/executor.js';
 export type { StreamOptions } from './model/retnet.js';
 export {
-  RetNetLM, DEFAULT_LM_PATH, type ScoreOptions, type ScoreResult, type GenerateOptions, type GenerateResult, type LMStepResult,
+  RetNetLM, DEFAULT_LM_PATH, type ScoreOptions, type ScoreResult, type GenerateOptions, type GenerateResult, type LMStepResult, type LMStepOptions,
   type ScoreInput, type ByteScoreResult, type TextGenerateOptions, type TextGenerateResult,
 } from './lm/retnet-lm.js';
 export { ByteTokenizer, loadTokenizer, type Tokenizer, type StreamDecoder, type EncodeOptions, type TokenizerOptions, type TokenizerKind } from './tokenizer/index.js';

@@ -212,6 +212,16 @@ test('CLI: score --model DIR prints tokens and perplexity, --jsonl records gain 
   const bad = await cli(['generate', '--model', tiny, '--prompt', 'x', '--max-bytes', '3']);
   assert.is(bad.code, 2);
   assert.match(bad.err, /--max-new-tokens/);
+  // --precision bf16: the bfloat16 step, the same text as the library's bf16 greedy continuation
+  const gb = await cli(['generate', '--model', tiny, '--prompt', 'The state', '--max-new-tokens', '6', '--precision', 'bf16']);
+  assert.is(gb.code, 0, gb.err);
+  assert.is(gb.out, `The state${(await lm.generate('The state', { maxNewTokens: 6, precision: 'bf16' })).text}\n`);
+  assert.match(gb.err, /recurrent step, wasm, bf16/);
+  for (const [args, msg] of [[['--precision', 'f16'], /--precision must be f32 or bf16/], [['--precision', 'bf16', '--backend', 'js'], /--precision bf16 needs --backend wasm/]] as const) {
+    const e = await cli(['generate', '--model', tiny, '--prompt', 'x', ...args]);
+    assert.is(e.code, 2, e.err);
+    assert.match(e.err, msg);
+  }
 });
 
 test('drift --model DIR: the chunk-count study on a fla model\'s retention and output (wasm within 1e-4 of float64 at L = 256 in f32, 16·2⁻⁹ in bf16)', async () => {

@@ -215,6 +215,36 @@ for (const variant of VARIANTS) for (const tw of TWINS) {
   });
 }
 
+// The one-pass step (an acc scratch: S read and written once, the output summed row by row of S) against
+// the two-pass step (S updated, then read by columns): the same float64 operations in the same order for
+// every output column, so the same S, z, o and r bit for bit — odd dv (the scalar tail), every flag.
+for (const variant of VARIANTS) {
+  test(`f32_retention_step__wasmsimd (${variant}): one pass (acc scratch) = two passes, bit for bit`, () => {
+    const k = kernels(variant);
+    const r = rng(26);
+    for (const flags of FLAGS) for (const dk of [2, 7, 64]) for (const dv of [1, 5, 64, 67]) {
+      const mark = arena.mark();
+      const gamma = GAMMAS[r.int(2)];
+      const S0 = r.uniform(dk * dv, -3, 3), z0 = r.uniform(dk, 0, 5);
+      const runs = [0, 1].map(() => ({ S: putF64(S0), z: putF64(z0), o: arena.alloc(dv * 4), r: arena.alloc(4) }));
+      const acc = arena.alloc(dv * 8), qb = arena.alloc(dk * 4), kb = arena.alloc(dk * 4), vb = arena.alloc(dv * 4), ib = arena.alloc(4);
+      for (let pos = 0; pos < 5; pos++) {
+        const f32 = (p: number, a: Float64Array) => new Float32Array(arena.memory.buffer, p, a.length).set(a);
+        f32(qb, r.uniform(dk)); f32(kb, r.uniform(dk)); f32(vb, r.uniform(dv));
+        new Float32Array(arena.memory.buffer, ib, 1)[0] = 1 / Math.sqrt(decaySum(gamma, pos));
+        runs.forEach((x, i) => k.f32_retention_step__wasmsimd(dk, dv, qb, kb, vb, gamma, x.S, x.z, x.o, x.r,
+          flags.normalizeAttn ? ib : 0, flags.normalizeRetn ? 1 : 0, i === 0 ? 0 : acc));
+        const sizes = `dk=${dk} dv=${dv} pos=${pos} ${JSON.stringify(flags)}`;
+        assert.equal(getF64(runs[1].S, dk * dv), getF64(runs[0].S, dk * dv), `S ${sizes}`);
+        assert.equal(getF64(runs[1].z, dk), getF64(runs[0].z, dk), `z ${sizes}`);
+        assert.equal(getF32(runs[1].o, dv), getF32(runs[0].o, dv), `o ${sizes}`);
+        assert.equal(getF32(runs[1].r, 1), getF32(runs[0].r, 1), `r ${sizes}`);
+      }
+      arena.reset(mark);
+    }
+  });
+}
+
 /** The whole chunkwise pipeline with these kernels: intra → cross (state from a float64 carry) → normalise → summary → carry. */
 function chunkwiseWithKernels(k: Kernels, tw: Twin, q: Float64Array, kk: Float64Array, v: Float64Array, L: number, dk: number, dv: number,
                               gamma: number, C: number, flags: RetentionFlags): Float64Array {

@@ -90,6 +90,31 @@ for (const kernels of ENGINES) {
   });
 }
 
+// The recurrent step at bf16 (generate's decoding; the engine 'auto' picks: oneDNN on all cores where the
+// CPU has bfloat16 dot products, else the fallback) against the golden logits, as log-probabilities:
+// Δlogprob_v = Δz_v − Δlse with |Δlse| ≤ max|Δz|, so the logits' bound doubles.
+const tStep = 'precision bf16, recurrent step (lm.step): every fla fixture\'s next-token log-probs within 2·(8·layers + 2)·u of max|logit| of the float64 golden';
+test(tStep, async () => {
+  for (const fx of FLA) {
+    const g = golden(fx), lm = await lmOf(fx);
+    const layers = lm.model.config.numLayer, seq = g.seqs[0], V = g.V;
+    let r = lm.step(seq[0], undefined, { backend: 'wasm', precision: 'bf16' });
+    let worst = 0;
+    for (let t = 0; t < seq.length; t++) {
+      if (t > 0) r = lm.step(seq[t], r.state, { backend: 'wasm', precision: 'bf16' });
+      let mx = -Infinity, sum = 0;
+      for (let v = 0; v < V; v++) mx = Math.max(mx, g.want[t * V + v]);
+      for (let v = 0; v < V; v++) sum += Math.exp(g.want[t * V + v] - mx);
+      const lse = mx + Math.log(sum);
+      for (let v = 0; v < V; v++) worst = Math.max(worst, Math.abs(r.logprobs[v] - (g.want[t * V + v] - lse)) / g.scale);
+    }
+    const b = 2 * boundLM(layers);
+    console.log(`  ${fx} step: ${worst.toExponential(2)} (bound ${b.toExponential(2)})`);
+    assert.ok(worst <= b, `${fx} step: ${worst} > ${b}`);
+    assert.ok(worst > 1e-5, `${fx} step: ${worst} is float32-sized — were the operands rounded at all?`);
+  }
+});
+
 const tSeed = 'precision bf16 (wasm fallback, and dnnl where the hardware is): the seed-family fixtures\' outputs within 8u·layers of the float64 golden';
 test(tSeed, async () => {
   const dnnl = dnnlHardware() === null;

@@ -10,7 +10,9 @@
 import { errors } from '../errors.js';
 import { readSafetensors, type StTensor } from '../safetensors.js';
 import { Tensor } from '../tensor.js';
-import { resolveOptions, throwIfAborted, type BackendName, type ForwardOptions } from '../options.js';
+import { kernelsFromEnv, precisionFromEnv, PRECISIONS, resolveOptions, throwIfAborted, type BackendName, type ForwardOptions, type KernelsRequest, type Precision } from '../options.js';
+import { createDnnlMatmul } from '../runtime/dnnl.js';
+import { dnnlForBf16, roundRowsBf16 } from '../runtime/dnnl-kernels.js';
 import { DEFAULT_BACKEND, RetNet, type RecurrentState, type StreamOptions } from '../model/retnet.js';
 import { checkUnexpected, layersFromCheckpoint, type Checkpoint, type LoadOptions } from '../model/weights.js';
 import { checkWeightValues } from '../model/check.js';
@@ -104,6 +106,8 @@ export interface GenerateOptions {
   signal?: AbortSignal;
   /** the recurrent step: 'wasm' (default; float32 activations, float64 state) or 'js' (float64) */
   backend?: 'js' | 'wasm';
+  /** the wasm step's precision: 'f32' (default, or RETNET_PRECISION) or 'bf16' (see {@link LMStepOptions}) */
+  precision?: Precision;
 }
 
 /** The result of the byte LM's byte-level `generate({ prompt, … })`. */
@@ -114,6 +118,23 @@ export interface GenerateResult {
   prefillSeconds: number;
   /** seconds spent producing the output */
   decodeSeconds: number;
+}
+
+/** Options of {@link RetNetLM.step} and {@link RetNetLM.prefill}. */
+export interface LMStepOptions {
+  /** 'js' (float64 throughout; step's default) or 'wasm' (float32 activations, float64 state) */
+  backend?: 'js' | 'wasm';
+  /** 'wasm' only: 'f32' (default, or RETNET_PRECISION) or 'bf16' (bfloat16 operands in the matrix
+   *  products and the head, float32 accumulation; oneDNN on all cores where the CPU has bfloat16 dot products) */
+  precision?: Precision;
+}
+
+/** The step's precision: asked, else RETNET_PRECISION on the wasm step; bf16 on js is E_OPTION. */
+function stepPrecision(backend: 'js' | 'wasm', asked: Precision | undefined): Precision {
+  if (asked !== undefined && !PRECISIONS.includes(asked)) throw errors.option('precision', "'f32' or 'bf16'", asked);
+  const p = asked ?? (backend === 'wasm' ? precisionFromEnv() : 'f32');
+  if (p === 'bf16' && backend !== 'wasm') throw errors.option('precision', "'f32' on the js step (float64 throughout; bfloat16 products run on the wasm step)", p);
+  return p;
 }
 
 /** One recurrent step of a language model. */
@@ -142,6 +163,8 @@ export interface TextGenerateOptions {
   signal?: AbortSignal;
   /** the recurrent step: 'wasm' (default; float32 activations, float64 state) or 'js' (float64) */
   backend?: 'js' | 'wasm';
+  /** the wasm step's precision: 'f32' (default, or RETNET_PRECISION) or 'bf16' (see {@link LMStepOptions}) */
+  precision?: Precision;
 }
 
 /** What `generate(prompt, options)` returns. */
@@ -465,9 +488,14 @@ export class RetNetLM {
         return { z, lse: () => this.wasmHead!.logSumExp(m) };
       };
     }
-    const { createDnnlMatmul } = await import('../runtime/dnnl.js');
-    const { roundRowsBf16, dnnlForBf16 } = await import('../runtime/dnnl-kernels.js');
-    const { lib } = dnnlForBf16(r.kernels); // the pool's rule: the head runs where the body does
+    const head = this.bf16Head(r.kernels);
+    return (rows, r0, m) => ({ z: head.logits(rows, r0 * this.d, m), lse: () => head.logSumExp(m) });
+  }
+
+  /** The bfloat16 head under kernel request `kernels`: oneDNN on all cores where dnnlForBf16 says so
+   *  (the pool's rule: the head runs where the body does), else rounded operands on the WASM GEMM. */
+  private bf16Head(kernels: KernelsRequest): WasmHead {
+    const { lib } = dnnlForBf16(kernels);
     const key = lib ? 'dnnl' : 'round';
     let h = this.bf16Heads.get(key);
     if (!h) {
@@ -475,8 +503,7 @@ export class RetNetLM {
       h = new WasmHead(this.head, this.normWeight, this.normBias, this.d, this.vocab, HEAD_BLOCK, this.rmsEps, 'bf16', { dnnl, round: roundRowsBf16 });
       this.bf16Heads.set(key, h);
     }
-    const head = h;
-    return (rows, r0, m) => ({ z: head.logits(rows, r0 * this.d, m), lse: () => head.logSumExp(m) });
+    return h;
   }
 
   /** Output rows [n, d] of positions start..start+n−1 of `seq` → its log-probs. */
@@ -538,10 +565,12 @@ export class RetNetLM {
   /** Log-softmax of one output row. */
   /** Log-softmax of one output row through the float32 head (WasmHead: WASM GEMM on the packed head,
    *  the WASM log-sum-exp) — the float32 step's head, as scoring's float32 backends use. */
-  private rowLogprobs32(row: ArrayLike<number>): Float64Array {
+  private rowLogprobs32(row: ArrayLike<number>, precision: Precision = 'f32'): Float64Array {
     const d = this.d, V = this.vocab;
-    this.wasmHead ??= new WasmHead(this.head, this.normWeight, this.normBias, d, V, HEAD_BLOCK, this.rmsEps);
-    const z = this.wasmHead.logits(row, 0, 1), lse = this.wasmHead.logSumExp(1)[0];
+    let head: WasmHead;
+    if (precision === 'bf16') head = this.bf16Head(kernelsFromEnv());
+    else head = this.wasmHead ??= new WasmHead(this.head, this.normWeight, this.normBias, d, V, HEAD_BLOCK, this.rmsEps);
+    const z = head.logits(row, 0, 1), lse = head.logSumExp(1)[0];
     const out = new Float64Array(V);
     for (let v = 0; v < V; v++) out[v] = z[v] - lse;
     return out;
@@ -683,20 +712,21 @@ export class RetNetLM {
 
   /** Feed one token (a byte of the byte LM); returns ln p(next token) over the vocabulary and the advanced state
    *  (float64). backend 'js' (default): float64 throughout; 'wasm': the float32 step and the float32 head. */
-  step(byte: number, state: RecurrentState = this.initState(), options: { backend?: 'js' | 'wasm' } = {}): LMStepResult {
+  step(byte: number, state: RecurrentState = this.initState(), options: LMStepOptions = {}): LMStepResult {
     if (this.closed) throw errors.closed();
     if (!Number.isInteger(byte) || byte < 0 || byte >= this.vocab) throw errors.input(`byte must be an integer in [0, ${this.vocab}) (got ${byte})`);
     const e = new Float64Array(this.d);
     embedRow(this.embed, this.d, byte, e, 0);
     const x = new Tensor(e, [1, this.d]);
     const backend = options.backend ?? 'js';
-    const { y, state: st } = this.model.step(x, state, { backend });
-    return { logprobs: backend === 'wasm' ? this.rowLogprobs32(y.data) : this.rowLogprobs(y.data), state: st };
+    const precision = stepPrecision(backend, options.precision);
+    const { y, state: st } = this.model.step(x, state, { backend, precision });
+    return { logprobs: backend === 'wasm' ? this.rowLogprobs32(y.data, precision) : this.rowLogprobs(y.data), state: st };
   }
 
   /** Consume `prompt` (bytes of the byte LM, or token ids) into a fresh state; returns the state and
    *  ln p(next token). 'js': float64 chunkwise; 'wasm': the float32 recurrent step, token by token. */
-  prefill(prompt: Uint8Array | Int32Array | number[], chunkSize = DEFAULT_LM_CHUNK, backend: 'js' | 'wasm' = 'js'): LMStepResult {
+  prefill(prompt: Uint8Array | Int32Array | number[], chunkSize = DEFAULT_LM_CHUNK, backend: 'js' | 'wasm' = 'js', precision?: Precision): LMStepResult {
     if (this.closed) throw errors.closed();
     if (!(prompt instanceof Uint8Array || prompt instanceof Int32Array || Array.isArray(prompt))) throw errors.input('prompt must be a Uint8Array or token ids');
     const ids = prompt;
@@ -705,7 +735,7 @@ export class RetNetLM {
     if (!Number.isInteger(chunkSize) || chunkSize < 1) throw errors.option('chunkSize', 'a positive integer', chunkSize);
     if (backend === 'wasm') {
       let r: LMStepResult | undefined;
-      for (let i = 0; i < ids.length; i++) r = this.step(ids[i], r?.state, { backend: 'wasm' });
+      for (let i = 0; i < ids.length; i++) r = this.step(ids[i], r?.state, { backend: 'wasm', precision });
       return r!;
     }
     const d = this.d, L = ids.length;
@@ -764,6 +794,7 @@ export class RetNetLM {
     AsyncGenerator<{ id: number; text: string; stop?: TextGenerateResult['stopReason'] }> {
     const { maxNewTokens = 64, temperature = 0, topK = 0, topP = 1, seed = 0, stop = [], signal, backend = 'wasm' } = options;
     if (backend !== 'js' && backend !== 'wasm') throw errors.option('backend', "'js' or 'wasm'", backend);
+    const precision = stepPrecision(backend, options.precision);
     if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) throw errors.option('maxNewTokens', 'a non-negative integer', maxNewTokens);
     if (typeof temperature !== 'number' || !(temperature >= 0) || !Number.isFinite(temperature)) throw errors.option('temperature', 'a finite number ≥ 0', temperature);
     if (!Number.isInteger(topK) || topK < 0) throw errors.option('topK', 'a non-negative integer', topK);
@@ -771,7 +802,7 @@ export class RetNetLM {
     if (!Array.isArray(stop) || !stop.every((x) => typeof x === 'string' && x.length > 0)) throw errors.option('stop', 'an array of non-empty strings', stop);
     const ids = typeof prompt === 'string' ? this.tokenizer.encode(prompt) : prompt;
     throwIfAborted(signal);
-    let { logprobs, state } = this.prefill(ids, DEFAULT_LM_CHUNK, backend);
+    let { logprobs, state } = this.prefill(ids, DEFAULT_LM_CHUNK, backend, precision);
     prefilled?.();
     const rng = new Rng(seed);
     const dec = this.tokenizer.streamDecoder();
@@ -792,7 +823,7 @@ export class RetNetLM {
       const last = i + 1 === maxNewTokens;
       if (last) { text += dec.flush(); yield { id, text, stop: 'length' }; return; }
       yield { id, text };
-      ({ logprobs, state } = this.step(id, state, { backend }));
+      ({ logprobs, state } = this.step(id, state, { backend, precision }));
       if ((i & 15) === 15) await new Promise<void>((res) => setImmediate(res));
     }
   }
@@ -801,6 +832,7 @@ export class RetNetLM {
   private async generateBytes(options: GenerateOptions): Promise<GenerateResult> {
     const { prompt, maxBytes = 256, temperature = 0, seed = 0, chunkSize = DEFAULT_LM_CHUNK, onByte, signal, backend = 'wasm' } = options ?? ({} as GenerateOptions);
     if (backend !== 'js' && backend !== 'wasm') throw errors.option('backend', "'js' or 'wasm'", backend);
+    const precision = stepPrecision(backend, options?.precision);
     if (!Number.isInteger(maxBytes) || maxBytes < 0) throw errors.option('maxBytes', 'a non-negative integer', maxBytes);
     if (typeof temperature !== 'number' || !(temperature >= 0) || !Number.isFinite(temperature)) throw errors.option('temperature', 'a finite number ≥ 0', temperature);
     const t0 = performance.now();
@@ -813,7 +845,7 @@ export class RetNetLM {
       const b = temperature === 0 ? argmax(logprobs) : sample(logprobs, temperature, rng);
       out[i] = b;
       onByte?.(b);
-      if (i + 1 < maxBytes) ({ logprobs, state } = this.step(b, state, { backend }));
+      if (i + 1 < maxBytes) ({ logprobs, state } = this.step(b, state, { backend, precision }));
       if ((i & 63) === 63) await new Promise<void>((res) => setImmediate(res));
     }
     const t2 = performance.now();

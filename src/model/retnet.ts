@@ -4,7 +4,7 @@
 import { errors } from '../errors.js';
 import { readSafetensors, writeSafetensors } from '../safetensors.js';
 import { Tensor } from '../tensor.js';
-import { kernelsFromEnv, resolveOptions, throwIfAborted, type BackendName, type KernelsRequest, type Precision, type ForwardOptions, type ResolvedOptions } from '../options.js';
+import { kernelsFromEnv, precisionFromEnv, PRECISIONS, resolveOptions, throwIfAborted, type BackendName, type KernelsRequest, type Precision, type ForwardOptions, type ResolvedOptions } from '../options.js';
 import { dimsOf, resolveConfig, type Dims, type RetNetConfig } from './config.js';
 import {
   checkLayers, checkMSR, checkUnexpected, configToMetadata, initLayers, initMSR, layersFromCheckpoint, layersToTensors,
@@ -204,6 +204,10 @@ export interface StepOptions {
   /** 'js' (default): float64 throughout. 'wasm': the WASM kernels in the calling thread, float32
    *  activations with the state updated in float64 — much faster for decoding. */
   backend?: 'js' | 'wasm';
+  /** 'wasm' only: 'f32' (default, or RETNET_PRECISION) or 'bf16' — the matrix products with bfloat16
+   *  operands and float32 accumulation, on oneDNN where the CPU has bfloat16 dot products (all cores),
+   *  else rounded operands on the WASM GEMM (docs/engines.md). Kernel choice: RETNET_KERNELS. */
+  precision?: Precision;
 }
 
 function checkStepInput(x: unknown, d: number, batch: number | undefined): number {
@@ -334,12 +338,20 @@ export class RetNet {
     if (this.closed) throw errors.closed();
     const B = checkStepInput(x, this.dims.d, state?.batch);
     const st = state ?? this.initState(B);
-    const { backend = 'js', ...rest } = options;
+    const { backend = 'js', precision: askedPrecision, ...rest } = options;
     if (backend !== 'js' && backend !== 'wasm') throw errors.option('backend', "'js' or 'wasm' for step", backend);
-    const flags = flagsOf(resolveOptions(rest, { backend: 'js' }));
+    if (askedPrecision !== undefined && !PRECISIONS.includes(askedPrecision)) throw errors.option('precision', "'f32' or 'bf16'", askedPrecision);
+    // RETNET_PRECISION reaches the wasm step only: the js step is the float64 reference
+    const precision = askedPrecision ?? (backend === 'wasm' ? precisionFromEnv() : 'f32');
+    if (precision === 'bf16' && backend !== 'wasm') throw errors.option('precision', "'f32' on the js step (float64 throughout; bfloat16 products run on the wasm step)", precision);
+    const flags = flagsOf(resolveOptions({ ...rest, precision: 'f32', kernels: 'auto' }, { backend: 'js' }));
     const d = this.dims.d;
     if (backend === 'wasm') {
-      this.stepper ??= new WasmStepper(this.spec);
+      if (this.stepper?.precision !== precision) {
+        this.stepper?.close();
+        this.stepper = undefined; // one packed copy at a time
+        this.stepper = new WasmStepper(this.spec, { precision, kernels: kernelsFromEnv() });
+      }
       const yw = this.stepper.step(x.data, B, st.pos, st.layers, flags);
       st.pos += 1;
       return { y: new Tensor(yw, [B, d]), state: st };
@@ -360,7 +372,7 @@ export class RetNet {
   }
 
   /** Ends any worker threads the model started. Idempotent. */
-  async close(): Promise<void> { this.closed = true; this.stepper = undefined; await this.executors.close(); }
+  async close(): Promise<void> { this.closed = true; this.stepper?.close(); this.stepper = undefined; await this.executors.close(); }
 }
 
 // ---------------------------------------------------------------- MultiScaleRetention

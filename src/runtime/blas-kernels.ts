@@ -61,7 +61,7 @@ export interface BlasLibrary {
   baseOf(memory: WebAssembly.Memory): number;
 }
 
-import { loadFirst, loadLibc, memoryBase, requireKoffi, type KLib } from './native-lib.js';
+import { loadFirst, loadLibc, pinLibrary, memoryBase, requireKoffi, type KLib } from './native-lib.js';
 
 function tryFunc(lib: KLib, decl: string): ((...a: unknown[]) => unknown) | null {
   try { return lib.func(decl) as (...a: unknown[]) => unknown; } catch { return null; }
@@ -109,7 +109,7 @@ export function loadBlas(path: string | undefined = envValue('RETNET_BLAS')): Bl
     const label = configure(lib, name);
     return { path: name, label, sgemm: sgemm as Sgemm, sgemv: sgemv as Sgemv, baseOf: memoryBase(loadLibc(koffi)) };
   });
-  if ('value' in r) { loaded.set(key, r.value); return r.value; }
+  if ('value' in r) { pinLibrary(koffi, r.value.path); loaded.set(key, r.value); return r.value; } // see pinLibrary
   const tried = r.tried;
   throw errors.engine(`no CBLAS library could be loaded for the BLAS engine; tried: ${tried.join('; ')}. To use it, ${BLAS_INSTALL_HINT}; or use kernels: 'wasm'`);
 }

@@ -52,8 +52,10 @@ export function bf16Rounding(base: RuntimeKernels, memory: WebAssembly.Memory): 
   };
 }
 
-/** The 'dnnl' engine over `base` (see the file comment). `path`: the oneDNN library (RETNET_DNNL). */
-export function bindDnnlKernels(memory: WebAssembly.Memory, base: RuntimeKernels, path?: string): RuntimeKernels & { library: DnnlLibrary } {
+/** The 'dnnl' engine over `base` (see the file comment). `path`: the oneDNN library (RETNET_DNNL).
+ *  `threads`: the oneDNN threads of its products (default 1: a pool worker); with more, the caller sets
+ *  the thread's count (DnnlLibrary.setThreads) around its calls, as primitives are made on first use. */
+export function bindDnnlKernels(memory: WebAssembly.Memory, base: RuntimeKernels, path?: string, threads = 1): RuntimeKernels & { library: DnnlLibrary } {
   const lib = loadDnnl(path);
   const at = (off: number) => lib.baseOf(memory) + off;
   // one matmul per weight shape: its weights memory is pointed at each call's W (run's weightsAt)
@@ -61,7 +63,7 @@ export function bindDnnlKernels(memory: WebAssembly.Memory, base: RuntimeKernels
   const matmul = (N: number, K: number, W: number): DnnlMatmul => {
     const key = `${N}x${K}`;
     let m = byShape.get(key);
-    if (!m) { m = createDnnlMatmul({ N, K, dtype: 'bf16', packedAt: at(W), path }); byShape.set(key, m); }
+    if (!m) { m = createDnnlMatmul({ N, K, dtype: 'bf16', packedAt: at(W), path, threads }); byShape.set(key, m); }
     return m;
   };
   const sizes = new Map<string, number>();

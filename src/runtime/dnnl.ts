@@ -133,7 +133,7 @@ const ISA: Record<number, string> = {
 };
 const RUNTIMES: Record<number, string> = { 0: 'none', 1: 'seq', 2: 'omp', 4: 'tbb', 8: 'threadpool' };
 
-import { loadFirst, loadLibc, memoryBase, requireKoffi, type Koffi, type KLib } from './native-lib.js';
+import { loadFirst, loadLibc, pinLibrary, memoryBase, requireKoffi, type Koffi, type KLib } from './native-lib.js';
 type Fn = (...a: unknown[]) => unknown;
 
 interface Api {
@@ -161,7 +161,12 @@ function load(path: string | undefined): Loaded {
   if (have) return have;
   const koffi = requireKoffi('oneDNN (bound through koffi)');
   const r = loadFirst(koffi, path ? [path] : DNNL_CANDIDATES, (lib, name) => bind(koffi, lib, name));
-  if ('value' in r) { loaded.set(key, r.value); return r.value; }
+  if ('value' in r) {
+    // its OpenMP threads outlive any call: keep the code they run mapped through Node's teardown
+    pinLibrary(koffi, r.value.lib.path);
+    loaded.set(key, r.value);
+    return r.value;
+  }
   const tried = r.tried;
   throw errors.engine(`no oneDNN library could be loaded; tried: ${tried.join('; ')}. To use it, ${DNNL_INSTALL_HINT}`);
 }

@@ -68,7 +68,9 @@ export interface RuntimeKernels {
   normalize(o: number, n: number, dv: number, ldo: number, r: number, inv: number, retn: boolean): void;
   /** One recurrent token: S [dk,dv], z [dk] float64 updated (S ← γS + kᵀv, z ← γz + k);
    *  o [dv] = qS, r[0] = q·z, then scaled as in normalize (inv = pointer to 1/sqrt(c), or 0). */
-  step(dk: number, dv: number, q: number, k: number, v: number, gamma: number, S: number, z: number, o: number, r: number, inv: number, retn: boolean): void;
+  step(dk: number, dv: number, q: number, k: number, v: number, gamma: number, S: number, z: number, o: number, r: number, inv: number, retn: boolean,
+    /** optional [dv] float64 scratch: one pass over S where the engine has it (the same result bit for bit) */
+    scratch?: number): void;
   /** The cross-chunk scan's step over n values: incoming[e] = float32(state[e]), then
    *  state[e] = g·state[e] + delta[e] (state float64 at a byte offset, delta and incoming float32). */
   scanStep(n: number, g: number, state: number, delta: number, incoming: number): void;

@@ -31,6 +31,19 @@ export function loadFirst<T>(koffi: Koffi, names: readonly string[], bind: (lib:
   return { tried };
 }
 
+/** Keeps the shared library `name` (already loaded by koffi) mapped until the process ends: one more
+ *  dlopen reference with RTLD_NODELETE (Linux). koffi closes its libraries while Node tears down, and a
+ *  library with threads of its own (oneDNN's OpenMP team, spinning or parked in libgomp after a
+ *  multi-threaded call) would then run unmapped code: a segfault at exit. Best effort; false if not pinned. */
+export function pinLibrary(koffi: Koffi, name: string): boolean {
+  if (process.platform !== 'linux') return false;
+  try {
+    const dlopen = loadLibc(koffi).func('void *dlopen(const char *, int)') as (n: string, f: number) => unknown;
+    const RTLD_NOW = 0x2, RTLD_NODELETE = 0x1000;
+    return dlopen(name, RTLD_NOW | RTLD_NODELETE) !== null;
+  } catch { return false; }
+}
+
 /** The process's C library. */
 export const loadLibc = (koffi: Koffi): KLib =>
   koffi.load(process.platform === 'win32' ? 'msvcrt.dll' : process.platform === 'darwin' ? 'libSystem.B.dylib' : 'libc.so.6');

@@ -1,8 +1,18 @@
 // Token-by-token decoding on the WASM kernels, in the calling thread: one
 // recurrent step for a batch of B tokens (one per sequence, all at the same
-// absolute position) through every layer. The per-sequence state stays in
-// the caller's float64 arrays (the model's RecurrentState) and is copied in
-// and out around the step kernel, which updates it in float64.
+// absolute position) through every layer.
+//
+// The state stays where the step kernel updates it (float64, in place): the first step
+// of a sequence moves its per-layer S and z into this stepper's shared memory and
+// replaces the RecurrentState's arrays with views of that copy, so no step copies
+// the state again (for the fla 1.3B that is 2 × 8.4 MB per layer and token). A block
+// is reused once both of its views are garbage (FinalizationRegistry).
+//
+// Precision 'bf16' (docs/engines.md, "Precision bf16"): the matrix products take
+// bfloat16 operands with float32 accumulation — oneDNN's matmul on all cores where
+// dnnlForBf16 says so (the one-row product is then bound by memory, not by the
+// WASM SIMD's 128-bit lanes), else the rounding fallback on the WASM GEMM.
+import { availableParallelism } from 'node:os';
 import { ARENA_BASE, createMemory } from '../wasm/loader.js';
 import { invSqrtDecaySums, rotaryTables } from '../wasm/tables.js';
 import type { ModelSpec } from '../backends/executor.js';
@@ -13,28 +23,112 @@ import { packModel, type Packed } from './pack.js';
 import { ACT_CODE } from './messages.js';
 import type { RuntimeKernels } from './kernels.js';
 import { envValue } from '../env.js';
+import type { KernelsRequest, Precision } from '../options.js';
+import type { DnnlLibrary } from './dnnl.js';
+import { bf16Rounding, bindDnnlKernels, dnnlForBf16, roundRowsBf16 } from './dnnl-kernels.js';
+import { OP, StepTeam, type Call } from './step-helper.js';
 
 const F4 = 4, F8 = 8;
+/** most threads a step uses (one-row products stop gaining once memory bandwidth is reached) */
+const MAX_STEP_THREADS = 8;
+
+/** How a stepper computes (see the file comment). */
+export interface StepperOptions {
+  /** WASM variant (default RETNET_WASM_VARIANT, else 'auto') */
+  variant?: string;
+  /** 'f32' (default) or 'bf16' */
+  precision?: Precision;
+  /** kernel request for 'bf16' (dnnlForBf16's rule; default 'auto') */
+  kernels?: KernelsRequest;
+  /** threads of a step: helper threads for the retention heads (and the WASM products' columns), and
+   *  oneDNN's threads for the 'bf16' products (default: the machine's available parallelism, at most 8) */
+  threads?: number;
+}
+
+/** A stepper dropped without close() ends its helpers (they hold its memory). */
+const helperCloser = new FinalizationRegistry<StepTeam>((t) => t.close());
+
+/** A state block in the stepper's memory: S [H, dk, dv] then z [H, dk], float64. */
+interface Block { off: number; live: number }
 
 export class WasmStepper {
   private readonly K: RuntimeKernels;
   private readonly A: Arena;
   private readonly p: Packed;
   private readonly acts: { msr: number; mlp: number };
+  private readonly dnnl: { lib: DnnlLibrary; threads: number } | null = null;
+  /** what computes the step, e.g. 'wasm-relaxed-simd, 2 threads' or 'onednn 2.6.3 (…), bf16 operands, 2 threads' */
   readonly engine: string;
+  readonly precision: Precision;
+  // resident states: the block behind each view, free blocks, and their recycling
+  private readonly blockOf = new WeakMap<Float64Array, Block>();
+  private readonly free: Block[] = [];
+  private readonly blockBytes: number;
+  private readonly reaper = new FinalizationRegistry<Block>((b) => { if (--b.live === 0) this.free.push(b); });
+  private readonly team: StepTeam | null;
+  /** the WASM engine, which the helpers run */
+  private readonly base: RuntimeKernels;
+  /** the bf16 fallback's rounding of a product's input rows (done once, before the threads split the columns) */
+  private readonly roundX: ((x: number, rows: number, cols: number, ld: number) => void) | null;
 
-  constructor(spec: ModelSpec, variant = envValue('RETNET_WASM_VARIANT') ?? 'auto') {
+  /** Ends the helper threads. The stepper is unusable after. */
+  close(): void { if (this.team) { helperCloser.unregister(this); this.team.close(); } }
+
+  constructor(spec: ModelSpec, opts: StepperOptions = {}) {
     const memory = createMemory(256);
-    this.K = bindWasmKernels(memory, variant);
-    this.engine = this.K.name;
+    const variant = opts.variant ?? envValue('RETNET_WASM_VARIANT') ?? 'auto';
+    const base = bindWasmKernels(memory, variant);
+    this.precision = opts.precision ?? 'f32';
+    const threads = Math.max(1, Math.min(opts.threads ?? availableParallelism(), MAX_STEP_THREADS));
+    if (this.precision === 'bf16') {
+      const { lib } = dnnlForBf16(opts.kernels ?? 'auto');
+      if (lib) {
+        this.dnnl = { lib, threads };
+        this.K = bindDnnlKernels(memory, base, lib.path, threads);
+      } else {
+        this.K = bf16Rounding(base, memory);
+      }
+    } else {
+      this.K = base;
+    }
     this.A = new Arena(memory, ARENA_BASE, 2 ** 32 - 65536);
     this.p = packModel(spec, this.K, this.A);
+    // helpers for the retention heads (and, on the WASM engine, the products' columns); none on one core
+    // (not beside oneDNN: its threads already fill the cores, and the float64 state's update alone is
+    // bound by memory — measured no faster on two threads than on one)
+    this.team = threads > 1 && !this.dnnl ? StepTeam.start(memory, variant, threads - 1) : null;
+    if (this.team) helperCloser.register(this, this.team, this);
+    this.base = base;
+    this.roundX = this.K !== base ? (x, rows, cols, ld) => roundRowsBf16(memory, x, rows, cols, ld) : null;
+    const n = this.dnnl?.threads ?? this.team?.size ?? 1;
+    this.engine = `${this.K.name}, ${n} thread${n === 1 ? '' : 's'}`;
     this.acts = { msr: ACT_CODE[spec.config.msrGateFn], mlp: ACT_CODE[spec.config.mlpGateFn] };
+    const { H, dk, dv } = this.p.dims;
+    this.blockBytes = (H * dk * dv + H * dk) * F8;
+  }
+
+  /** Byte offset of `st`'s S in this stepper's memory (z follows it), moving the state here first
+   *  (and pointing st.S, st.z at the copy) unless it already lives here. Between steps only: it may
+   *  take persistent arena memory. */
+  private resident(st: { S: Float64Array; z: Float64Array }): number {
+    const b = this.blockOf.get(st.S);
+    const { H, dk, dv } = this.p.dims, SZ = H * dk * dv, ZZ = H * dk;
+    if (b && this.blockOf.get(st.z) === b && st.z.byteOffset === b.off + SZ * F8) return b.off;
+    const blk = this.free.pop() ?? { off: this.A.persistent(this.blockBytes, 'a recurrent state'), live: 0 };
+    const S = this.A.f64(blk.off, SZ), z = this.A.f64(blk.off + SZ * F8, ZZ);
+    S.set(st.S); z.set(st.z);
+    st.S = S; st.z = z;
+    blk.live = 2;
+    this.blockOf.set(S, blk); this.blockOf.set(z, blk);
+    this.reaper.register(S, blk); this.reaper.register(z, blk);
+    return blk.off;
   }
 
   /**
    * x [B, d] → y [B, d]; `states[l][b]` is layer l's state of sequence b
-   * (S [H, dk, dv], z [H, dk], float64), advanced in place; `pos` the tokens' position.
+   * (S [H, dk, dv], z [H, dk], float64), advanced in place — in this stepper's memory: a state
+   * met for the first time is moved there and its S and z replaced by views of the copy (see the
+   * file comment; copy them, e.g. with slice(), to keep a snapshot); `pos` the tokens' position.
    */
   step(x: ArrayLike<number>, B: number, pos: number, states: LayerState[][], flags: { normalizeAttn: boolean; normalizeRetn: boolean }, mode: 'retnet' | 'msr' = 'retnet'): Float32Array {
     const { K, A, p } = this;
@@ -43,6 +137,18 @@ export class WasmStepper {
       (rms ? K.rmsNorm(x, rows, n, n, w, eps, y, n) : K.layerNorm(x, rows, n, n, w, b, y, n));
     const half = dk / 2, SZ = H * dk * dv, ZZ = H * dk;
     A.reset();
+    const nLayers = mode === 'msr' ? 1 : p.layers.length;
+    const at: number[][] = [];
+    for (let l = 0; l < nLayers; l++) {
+      at.push([]);
+      for (let b = 0; b < B; b++) {
+        const st = states[l][b];
+        if (st.S.length !== SZ || st.z.length !== ZZ) throw new RangeError(`WasmStepper: state of layer ${l}, sequence ${b} has ${st.S.length} + ${st.z.length} values, not ${SZ} + ${ZZ}`);
+        at[l].push(this.resident(st));
+      }
+    }
+    // this thread's oneDNN threads for the step's products, then back to 1 (dnnl.ts: per-thread ICV)
+    this.dnnl?.lib.setThreads(this.dnnl.threads);
     try {
       const X = A.transient(B * d * F4, 'step'), h = A.transient(B * d * F4, 'step');
       const P = A.transient(B * Wp * F4, 'step'), O = A.transient(B * H * dv * F4, 'step');
@@ -50,12 +156,32 @@ export class WasmStepper {
       const hid2 = A.transient(B * maxHidden * F4, 'step');
       const cos = A.transient(B * half * F4, 'step'), sin = A.transient(B * half * F4, 'step');
       const inv = A.transient(H * F4, 'step');
-      const S = A.transient(B * SZ * F8, 'step'), Z = A.transient(B * ZZ * F8, 'step');
-      const gs = A.transient(Math.max(64, K.gemmScratchBytes()), 'step');
-      const wide = p.bf16Scratch ? A.transient(p.bf16Scratch, 'step') : 0;
-      // float32 panels, or BF16 widened per call (RuntimeKernels.gemmBf16)
-      const gemm = (bf16: boolean, x: number, M: number, Kd: number, ldx: number, W: number, N: number, b: number, y: number, ldy: number, act: number, acc: boolean) =>
-        (bf16 ? K.gemmBf16(x, M, Kd, ldx, W, N, b, y, ldy, act, acc, gs, wide) : K.gemm(x, M, Kd, ldx, W, N, b, y, ldy, act, acc, gs));
+      // per thread (this one, then each helper): the one-pass step's output sums, GEMM scratch, widened panels
+      const team = this.team, T = team?.size ?? 1;
+      const accs: number[] = [], gss: number[] = [], wides: number[] = [];
+      for (let t = 0; t < T; t++) {
+        accs.push(A.transient(dv * F8, 'step'));
+        gss.push(A.transient(Math.max(64, K.gemmScratchBytes()), 'step'));
+        wides.push(p.bf16Scratch ? A.transient(p.bf16Scratch, 'step') : 0);
+      }
+      // float32 panels, or BF16 widened per call (RuntimeKernels.gemmBf16). On the WASM engine with helpers,
+      // the columns are split in blocks of 32 (4 panels of 8) between the threads: W's panels of 8 columns
+      // lie one after the other (8·Kd float32 or BF16 values each), so a block of columns is a byte offset.
+      const gemm = (bf16: boolean, x: number, M: number, Kd: number, ldx: number, W: number, N: number, b: number, y: number, ldy: number, act: number, acc: boolean) => {
+        if (team && N >= 64 * T) {
+          this.roundX?.(x, M, Kd, ldx);
+          const per = Math.ceil(N / T / 32) * 32, shares: Call[][] = [];
+          for (let t = 0, n0 = 0; n0 < N; t++, n0 += per) {
+            const nn = Math.min(per, N - n0), Wt = W + n0 * Kd * (bf16 ? 2 : 4), bt = b ? b + n0 * F4 : 0;
+            shares.push([bf16 ? [OP.gemmBf16, x, M, Kd, ldx, Wt, nn, bt, y + n0 * F4, ldy, act, acc ? 1 : 0, gss[t]!, wides[t]!]
+              : [OP.gemm, x, M, Kd, ldx, Wt, nn, bt, y + n0 * F4, ldy, act, acc ? 1 : 0, gss[t]!]]);
+          }
+          team.run(this.base, shares);
+          return;
+        }
+        if (bf16) K.gemmBf16(x, M, Kd, ldx, W, N, b, y, ldy, act, acc, gss[0]!, wides[0]!);
+        else K.gemm(x, M, Kd, ldx, W, N, b, y, ldy, act, acc, gss[0]!);
+      };
       A.f32(X, B * d).set(x as ArrayLike<number>);
       const layers = mode === 'msr' ? p.layers.slice(0, 1) : p.layers;
       layers.forEach((Ly, l) => {
@@ -67,21 +193,26 @@ export class WasmStepper {
         for (let b = 1; b < B; b++) { c.copyWithin(b * half, 0, half); s.copyWithin(b * half, 0, half); }
         K.rotary(P, B, H, dk, Wp, cos, sin);
         K.rotary(P + dqk * F4, B, H, dk, Wp, cos, sin);
-        // the recurrent retention step per sequence and head, state in float64
-        const S64 = A.f64(S, B * SZ), Z64 = A.f64(Z, B * ZZ);
-        for (let b = 0; b < B; b++) { S64.set(states[l][b].S, b * SZ); Z64.set(states[l][b].z, b * ZZ); }
+        // the recurrent retention step per sequence and head, state in float64, in place
         if (flags.normalizeAttn) {
           const iv = A.f32(inv, H);
           for (let hh = 0; hh < H; hh++) invSqrtDecaySums(Ly.gamma[hh], pos, 1, iv.subarray(hh, hh + 1));
         }
-        for (let b = 0; b < B; b++) for (let hh = 0; hh < H; hh++) {
-          const q = P + (b * Wp + hh * dk) * F4;
-          K.step(dk, dv, q, q + dqk * F4, P + (b * Wp + 2 * dqk + hh * dv) * F4, Ly.gamma[hh],
-            S + (b * SZ + hh * dk * dv) * F8, Z + (b * ZZ + hh * dk) * F8,
-            O + (b * H * dv + hh * dv) * F4, R + (b * H + hh) * F4, flags.normalizeAttn ? inv + hh * F4 : 0, flags.normalizeRetn);
+        // (sequence, head) pairs in contiguous shares, one per thread
+        const pairs = B * H, per = Math.ceil(pairs / T), shares: Call[][] = [];
+        for (let t = 0; t * per < pairs; t++) {
+          const share: Call[] = [];
+          for (let i = t * per; i < Math.min(pairs, (t + 1) * per); i++) {
+            const b = Math.floor(i / H), hh = i % H;
+            const q = P + (b * Wp + hh * dk) * F4;
+            share.push([OP.step, dk, dv, q, q + dqk * F4, P + (b * Wp + 2 * dqk + hh * dv) * F4, Ly.gamma[hh]!,
+              at[l]![b]! + hh * dk * dv * F8, at[l]![b]! + (SZ + hh * dk) * F8,
+              O + (b * H * dv + hh * dv) * F4, R + (b * H + hh) * F4, flags.normalizeAttn ? inv + hh * F4 : 0, flags.normalizeRetn ? 1 : 0, accs[t]!]);
+          }
+          shares.push(share);
         }
-        const S64b = A.f64(S, B * SZ), Z64b = A.f64(Z, B * ZZ);
-        for (let b = 0; b < B; b++) { states[l][b].S.set(S64b.subarray(b * SZ, (b + 1) * SZ)); states[l][b].z.set(Z64b.subarray(b * ZZ, (b + 1) * ZZ)); }
+        if (team) team.run(K, shares);
+        else for (const c of shares[0]!) K.step(c[1]!, c[2]!, c[3]!, c[4]!, c[5]!, c[6]!, c[7]!, c[8]!, c[9]!, c[10]!, c[11]!, c[12] !== 0, c[13]);
         // group norm, gate, output projection (+ residual), MLP (+ residual)
         norm(O, B * H, dv, Ly.normW, Ly.normB, O, groupRms);
         K.gate(P + (2 * dqk + H * dv) * F4, Wp, O, H * dv, B, H * dv, this.acts.msr);
@@ -104,6 +235,7 @@ export class WasmStepper {
       });
       return Float32Array.from(A.f32(X, B * d));
     } finally {
+      this.dnnl?.lib.setThreads(1);
       A.reset();
     }
   }

@@ -1,0 +1,133 @@
+// The recurrent step on the WASM kernels (src/runtime/stepper.ts) with helper threads, a state kept in
+// the stepper's memory, and precision 'bf16'.
+//
+// - Threads: the retention heads, and the columns of the one-row products, split between the calling
+//   thread and helpers — each output column's sum and each head's state update are computed by the same
+//   kernel code whatever the split, so outputs and states must equal one thread's bit for bit (float32
+//   and BF16 panels, the bf16 fallback, B = 2, 3 threads so the shares are uneven).
+// - The state: moved into the stepper's memory on first use (its arrays replaced by views there), then
+//   updated in place; the float64 js step must continue from it as from a plain copy.
+// - bf16 on oneDNN (where the CPU has bfloat16 dot products; skipped by name elsewhere) against the
+//   fallback: the same rounded operands, float32 sums in another order — held to the bf16 bound of
+//   test/precision.test.ts (8u per layer of max|output|, u = 2⁻⁹).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { RetNet, RetNetLM, Tensor } from '../src/index.js';
+import { WasmStepper } from '../src/runtime/stepper.js';
+import * as js from '../src/backends/js.js';
+import type { ModelSpec } from '../src/backends/executor.js';
+import type { LayerState } from '../src/backends/js.js';
+import { dnnlMissing, loadDnnl } from '../src/runtime/dnnl.js';
+import { canRun } from './helpers/skip.js';
+import { flaDir } from './helpers/fla-golden.js';
+
+const FLAGS = { normalizeAttn: false, normalizeRetn: false };
+const specOf = (m: RetNet): ModelSpec => (m as unknown as { spec: ModelSpec }).spec;
+const zeroStates = (m: RetNet, B: number): LayerState[][] => m.layers.map(() => Array.from({ length: B }, () => js.zeroLayerState(m.dims)));
+
+function sameBits(what: string, a: ArrayLike<number>, b: ArrayLike<number>): void {
+  assert.is(a.length, b.length, `${what}: length`);
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) throw new Error(`${what}: differs at ${i}: ${a[i]} vs ${b[i]}`);
+}
+
+function inputs(B: number, d: number, seed: number): Float64Array {
+  return Float64Array.from({ length: B * d }, (_, i) => Math.sin(0.37 * i + seed) * (1 + (i % 5) / 4));
+}
+
+// bf16-sharded: BF16 panels, q|k|v|g 288 and gate|up 192 columns (split), o and down 48 (not split);
+// f32: float32 panels.
+const models = [['bf16-sharded', await RetNetLM.loadFolder(flaDir('bf16-sharded'), { bf16: 'resident' })], ['f32', await RetNetLM.loadFolder(flaDir('f32'))]] as const;
+
+for (const [name, lm] of models) {
+  for (const precision of ['f32', 'bf16'] as const) {
+    test(`${name}, ${precision}${precision === 'bf16' ? ' (fallback)' : ''}: 3 threads = 1 thread bit for bit (outputs and states, B = 2, 6 steps)`, () => {
+      const m = lm.model, d = m.dims.d, B = 2;
+      const one = new WasmStepper(specOf(m), { threads: 1, precision, kernels: 'wasm' });
+      const three = new WasmStepper(specOf(m), { threads: 3, precision, kernels: 'wasm' });
+      try {
+        assert.match(three.engine, /3 threads/, 'the helpers started');
+        assert.match(one.engine, /1 thread$/);
+        const s1 = zeroStates(m, B), s3 = zeroStates(m, B);
+        for (let t = 0; t < 6; t++) {
+          const x = inputs(B, d, t);
+          sameBits(`y t=${t}`, three.step(x, B, t, s3, FLAGS), one.step(x, B, t, s1, FLAGS));
+          for (let l = 0; l < m.layers.length; l++) for (let b = 0; b < B; b++) {
+            sameBits(`S l=${l} b=${b} t=${t}`, s3[l][b].S, s1[l][b].S);
+            sameBits(`z l=${l} b=${b} t=${t}`, s3[l][b].z, s1[l][b].z);
+          }
+        }
+      } finally { one.close(); three.close(); }
+    });
+  }
+}
+
+test('the state moves into the stepper once, is updated in place, and the js step continues from it', () => {
+  const m = models[1][1].model, d = m.dims.d;
+  const st = m.initState(1);
+  const before = st.layers[0][0].S;
+  m.step(new Tensor(inputs(1, d, 1), [1, d]), st, { backend: 'wasm' });
+  const view = st.layers[0][0].S;
+  assert.ok(view !== before && view.buffer instanceof SharedArrayBuffer, 'S is now a view of the stepper memory');
+  m.step(new Tensor(inputs(1, d, 2), [1, d]), st, { backend: 'wasm' });
+  assert.ok(st.layers[0][0].S === view, 'the same view, updated in place');
+  const copy = { pos: st.pos, batch: 1, layers: st.layers.map((l) => l.map((s) => ({ S: s.S.slice(), z: s.z.slice() }))) };
+  const x = new Tensor(inputs(1, d, 3), [1, d]);
+  const a = m.step(x, st, { backend: 'js' }), b = m.step(x, copy, { backend: 'js' });
+  sameBits('js step from the view vs from a copy', a.y.data, b.y.data);
+  sameBits('its state', st.layers[1][0].S, copy.layers[1][0].S);
+  // another stepper (a precision change makes one) moves the state again, from its current values:
+  // the same as that stepper continuing from a copy
+  const copy2 = { pos: st.pos, batch: 1, layers: st.layers.map((l) => l.map((s) => ({ S: s.S.slice(), z: s.z.slice() }))) };
+  const x4 = new Tensor(inputs(1, d, 4), [1, d]);
+  const c = m.step(x4, st, { backend: 'wasm', precision: 'bf16' });
+  assert.ok(st.layers[0][0].S !== view, 'moved to the bf16 stepper');
+  const e = m.step(x4, copy2, { backend: 'wasm', precision: 'bf16' });
+  sameBits('bf16 step from the moved state vs from a copy', c.y.data, e.y.data);
+});
+
+test('step options: bf16 on the js step is E_OPTION; RETNET_PRECISION=bf16 does not reach the js step', () => {
+  const m = models[1][1].model, d = m.dims.d;
+  const x = new Tensor(inputs(1, d, 5), [1, d]);
+  assert.throws(() => m.step(x, undefined, { backend: 'js', precision: 'bf16' }), (e: Error & { code?: string }) => e.code === 'E_OPTION' && /js step/.test(e.message));
+  assert.throws(() => m.step(x, undefined, { backend: 'wasm', precision: 'f16' as 'bf16' }), (e: Error & { code?: string }) => e.code === 'E_OPTION');
+  const old = process.env.RETNET_PRECISION;
+  process.env.RETNET_PRECISION = 'bf16';
+  try {
+    const a = m.step(x, undefined, { backend: 'js' });
+    delete process.env.RETNET_PRECISION;
+    const b = m.step(x, undefined, { backend: 'js' });
+    sameBits('js step under RETNET_PRECISION=bf16', a.y.data, b.y.data);
+  } finally {
+    if (old === undefined) delete process.env.RETNET_PRECISION; else process.env.RETNET_PRECISION = old;
+  }
+});
+
+test('bf16 on oneDNN (all threads) vs the fallback: within 8u per layer of max|output| (6 steps)', () => {
+  const name = 'recurrent step on the dnnl engine';
+  if (!canRun(name, dnnlMissing())) return;
+  const lib = loadDnnl();
+  if (!lib.hasBf16Hardware) { console.log(`SKIPPED: ${name} — this CPU has no bfloat16 dot products (oneDNN dispatches to ${lib.isa})`); return; }
+  for (const [label, lm] of models) {
+    const m = lm.model, d = m.dims.d;
+    const dn = new WasmStepper(specOf(m), { threads: 2, precision: 'bf16', kernels: 'dnnl' });
+    const fb = new WasmStepper(specOf(m), { threads: 1, precision: 'bf16', kernels: 'wasm' });
+    try {
+      assert.match(dn.engine, /onednn/i);
+      const sd = zeroStates(m, 1), sf = zeroStates(m, 1);
+      let worst = 0;
+      for (let t = 0; t < 6; t++) {
+        const x = inputs(1, d, t);
+        const a = dn.step(x, 1, t, sd, FLAGS), b = fb.step(x, 1, t, sf, FLAGS);
+        let diff = 0, scale = 0;
+        for (let i = 0; i < d; i++) { diff = Math.max(diff, Math.abs(a[i] - b[i])); scale = Math.max(scale, Math.abs(b[i])); }
+        worst = Math.max(worst, diff / scale);
+      }
+      const bound = 8 * 2 ** -9 * m.layers.length;
+      console.log(`  ${label}: dnnl vs fallback step ${worst.toExponential(2)} (bound ${bound.toExponential(2)})`);
+      assert.ok(worst <= bound, `${label}: ${worst} > ${bound}`);
+    } finally { dn.close(); fb.close(); }
+  }
+});
+
+test.after(async () => { for (const [, lm] of models) await lm.close(); });
+test.run();
