@@ -6,7 +6,7 @@
 // Bandwidth: memcmp (Buffer.compare) of two equal 512 MiB buffers per thread — a pure streaming read
 // of 1 GiB per thread, the best of 3 — on 1 thread and on `--threads` worker threads at once.
 //
-//   node dist/bench/decode.js --dir DIR [--tokens 16] [--threads 2] [--precisions f32,bf16] [--out bench/results/decode-1p3b.json]
+//   node dist/bench/decode.js --dir DIR [--tokens 16] [--threads 2] [--precisions f32,bf16] [--split] [--out bench/results/decode-1p3b.json]
 import { Worker } from 'node:worker_threads';
 import { readdirSync, readFileSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -18,7 +18,7 @@ const ROOT = new URL('../../', import.meta.url).pathname;
 const { values } = parseArgs({
   options: {
     dir: { type: 'string' }, tokens: { type: 'string', default: '16' }, threads: { type: 'string', default: '2' },
-    precisions: { type: 'string', default: 'f32,bf16' },
+    precisions: { type: 'string', default: 'f32,bf16' }, split: { type: 'boolean', default: false },
     out: { type: 'string', default: join(ROOT, 'bench/results/decode-1p3b.json') },
   },
 });
@@ -97,6 +97,29 @@ for (const precision of precisions) {
   });
   console.log(`decode ${precision} (${engine}): ${nTok} tokens in ${decodeSeconds.toFixed(2)} s = ${tps.toFixed(2)} tok/s; bound ${boundN.toFixed(2)} tok/s at ${bwN.toFixed(1)} GB/s ÷ ${(perToken / 1e9).toFixed(2)} GB per token (${(100 * tps / boundN).toFixed(0)}%; one thread's bound ${bound1.toFixed(2)})`);
 }
+// --split: where a step's time goes — the stepper's kernel calls on this thread wrapped in timers
+// (products: gemm/gemmBf16; retention: step; the rest: the step's remainder and the head), 8 steps each.
+// The wrappers see this thread's calls only: helper threads' shares run at the same time as them.
+const split: Record<string, Record<string, number>> = {};
+if (values.split) {
+  for (const precision of precisions) {
+    let r = lm.step(prompt[0], undefined, { backend: 'wasm', precision });
+    const K = (lm.model as unknown as { stepper: { K: Record<string, unknown> } }).stepper.K;
+    const acc: Record<string, number> = {};
+    const orig = { ...K };
+    for (const [k, f] of Object.entries(orig)) {
+      if (typeof f !== 'function') continue;
+      K[k] = (...a: unknown[]) => { const t = performance.now(); const v = (f as (...x: unknown[]) => unknown)(...a); acc[k] = (acc[k] ?? 0) + performance.now() - t; return v; };
+    }
+    const n = 8, t0 = performance.now();
+    for (let i = 0; i < n; i++) r = lm.step(100 + i, r.state, { backend: 'wasm', precision });
+    const total = (performance.now() - t0) / n;
+    Object.assign(K, orig);
+    const products = ((acc.gemm ?? 0) + (acc.gemmBf16 ?? 0)) / n, retention = (acc.step ?? 0) / n;
+    split[precision] = { msPerToken: +total.toFixed(2), products: +products.toFixed(2), retention: +retention.toFixed(2), rest: +(total - products - retention).toFixed(2) };
+    console.log(`split ${precision}: ${total.toFixed(1)} ms per token — products ${products.toFixed(1)}, retention step ${retention.toFixed(1)}, the rest (norms, rotary, gates, head, dispatch) ${(total - products - retention).toFixed(1)}`);
+  }
+}
 const out = {
   date: new Date().toISOString(),
   machine: { cpu: cpus()[0]?.model, cores: cpus().length, memGiB: +(totalmem() / 2 ** 30).toFixed(1), node: process.version },
@@ -104,7 +127,7 @@ const out = {
   bandwidthGBps: { oneThread: +bw1.toFixed(2), threads: +bwN.toFixed(2) },
   bytesPerToken: perToken, stateBytesPerToken: stateBytes,
   boundTokensPerSecond: { oneThread: +bound1.toFixed(3), threads: +boundN.toFixed(3) },
-  loadSeconds, runs,
+  loadSeconds, runs, ...(values.split ? { split } : {}),
   peakRssBytes: process.resourceUsage().maxRSS * 1024,
 };
 await lm.close();
