@@ -17,6 +17,7 @@ import { errors } from '../errors.js';
 import { envValue } from '../env.js';
 import { createDnnlMatmul, loadDnnl, type DnnlLibrary, type DnnlMatmul } from './dnnl.js';
 import { ACT_FNS, type RuntimeKernels } from './kernels.js';
+import { loadKernelsSync, type VariantRequest } from '../wasm/loader.js';
 
 const F4 = 4;
 
@@ -77,10 +78,19 @@ export function bindDnnlKernels(memory: WebAssembly.Memory, base: RuntimeKernels
     }
     return b;
   };
+  // the epilogue's bias rows and activations on the WASM kernels (the same code as the float32 GEMM's)
+  const wk = loadKernelsSync({ memory, variant: (envValue('RETNET_WASM_VARIANT') ?? 'auto') as VariantRequest });
   const gemm = (x: number, M: number, K: number, ldx: number, W: number, N: number, b: number, y: number, ldy: number, act: number, acc: boolean): void => {
     const m = matmul(N, K, W);
-    if (b === 0 && act === 0) { m.run(at(x), M, ldx, at(y), ldy, acc, at(W)); return; }
-    // a bias or an activation: the product into y, then y = [old y +] act(y + b), float32 per element
+    if (!(acc && act !== 0)) {
+      // y = [old y +] x·Wᵀ on oneDNN, then y += b (one bias row, lda 0), then y = act(y) — WASM SIMD
+      m.run(at(x), M, ldx, at(y), ldy, acc, at(W));
+      if (b) wk.f32_add__wasmsimd(M, N, b, 0, y, ldy);
+      if (act) wk.f32_act__wasmsimd(M, N, y, ldy, act);
+      return;
+    }
+    // an activation into an accumulated output (no family has one): the product into y, then
+    // y = old y + act(y + b), float32 per element in JavaScript
     const F = new Float32Array(memory.buffer);
     const y0 = y >>> 2, b0 = b >>> 2, f = ACT_FNS[act];
     if (!f) throw errors.engine(`dnnl engine: unknown activation code ${act}`);
