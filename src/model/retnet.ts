@@ -191,7 +191,10 @@ export interface RecurrentState {
   pos: number;
   /** sequences in the batch (B) */
   batch: number;
-  /** layers[l][b] */
+  /** layers[l][b]: S [H, dk, dv] and z [H, dk], float64. The 'wasm' step keeps them in its own shared
+   *  memory: its first step of a state replaces these arrays with views there (updated in place by
+   *  every later step), so copy them (slice()) to keep a snapshot, or to send one to another thread
+   *  (a view of shared memory is shared, not copied, by postMessage). */
   layers: js.LayerState[][];
 }
 

@@ -10,6 +10,8 @@
 // waiting on ctrl[seq], runs them and stores seq into ctrl[done]. seq < 0 ends the helper. The
 // stepper waits on ctrl[done] (Atomics.wait; Node allows it on the main thread).
 import { Worker } from 'node:worker_threads';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { errors } from '../errors.js';
 import type { RuntimeKernels } from './kernels.js';
 
@@ -84,12 +86,14 @@ export class StepTeam {
    *  instantiated; null if none could start (the stepper then runs alone). */
   static start(memory: WebAssembly.Memory, variant: string, count: number, timeoutMs = 20_000): StepTeam | null {
     const helpers: Helper[] = [];
+    const file = new URL('../../workers/step-helper.js', import.meta.url);
+    if (file.protocol !== 'file:' || !existsSync(fileURLToPath(file))) return null; // e.g. bundled without it: run alone
     for (let i = 0; i < count; i++) {
       const ctrlBuf = new SharedArrayBuffer(CTRL_INTS * 4), callsBuf = new SharedArrayBuffer(CAPACITY * CALL_WIDTH * 8);
       const ctrl = new Int32Array(ctrlBuf);
       let worker: Worker;
       try {
-        worker = new Worker(new URL('../../workers/step-helper.js', import.meta.url), { workerData: { memory, variant, ctrl: ctrlBuf, calls: callsBuf } });
+        worker = new Worker(file, { workerData: { memory, variant, ctrl: ctrlBuf, calls: callsBuf } });
       } catch { break; }
       worker.on('error', () => { /* a helper that fails is reported by its ready flag or by wait() */ });
       worker.unref();
@@ -109,13 +113,18 @@ export class StepTeam {
         const part = shares[h]!.slice(r * CAPACITY, (r + 1) * CAPACITY);
         if (part.length) this.helpers[h - 1]!.post(part);
       }
-      if (r === 0) {
-        const own = shares[0] ?? [];
-        const buf = new Float64Array(CALL_WIDTH);
-        for (const c of own) { buf.fill(0); buf.set(c); runCalls(K, buf, 1); }
-        mine?.();
+      try {
+        if (r === 0) {
+          const own = shares[0] ?? [];
+          const buf = new Float64Array(CALL_WIDTH);
+          for (const c of own) { buf.fill(0); buf.set(c); runCalls(K, buf, 1); }
+          mine?.();
+        }
+      } finally {
+        // also when this thread's share threw: a helper still reading its calls must finish before
+        // anything is posted again
+        for (const h of this.helpers) h.wait();
       }
-      for (const h of this.helpers) h.wait();
     }
   }
 
