@@ -10,10 +10,13 @@
 // - bf16 on oneDNN (where the CPU has bfloat16 dot products; skipped by name elsewhere) against the
 //   fallback: the same rounded operands, float32 sums in another order — held to the bf16 bound of
 //   test/precision.test.ts (8u per layer of max|output|, u = 2⁻⁹).
+// - The LM head (WasmHead) splits its columns the same way: bit for bit one thread.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { RetNet, RetNetLM, Tensor } from '../src/index.js';
 import { WasmStepper } from '../src/runtime/stepper.js';
+import { WasmHead } from '../src/lm/wasm-head.js';
+import { Bf16Matrix } from '../src/model/bf16.js';
 import * as js from '../src/backends/js.js';
 import type { ModelSpec } from '../src/backends/executor.js';
 import type { LayerState } from '../src/backends/js.js';
@@ -126,6 +129,25 @@ test('bf16 on oneDNN (all threads) vs the fallback: within 8u per layer of max|o
       console.log(`  ${label}: dnnl vs fallback step ${worst.toExponential(2)} (bound ${bound.toExponential(2)})`);
       assert.ok(worst <= bound, `${label}: ${worst} > ${bound}`);
     } finally { dn.close(); fb.close(); }
+  }
+});
+
+test('LM head (WasmHead): 3 threads = 1 thread bit for bit — float32 and BF16 heads, 1 and 7 rows, LayerNorm and RMSNorm', () => {
+  const V = 1000, d = 48;
+  const f32 = Float32Array.from({ length: V * d }, (_, i) => Math.sin(i * 0.7) * 0.3);
+  const bits = Uint16Array.from(f32, (v) => new Uint32Array(Float32Array.of(v).buffer)[0] >>> 16);
+  const normW = Float32Array.from({ length: d }, (_, i) => 1 + i / d), normB = Float32Array.from({ length: d }, (_, i) => i / (4 * d));
+  const rows = Float64Array.from({ length: 7 * d }, (_, i) => Math.cos(i * 0.11) * 2);
+  for (const head of [f32, new Bf16Matrix(V, d, bits)]) for (const rms of [undefined, 1e-6]) {
+    const one = new WasmHead(head, normW, normB, d, V, 8, rms, 'f32', undefined, 1);
+    const three = new WasmHead(head, normW, normB, d, V, 8, rms, 'f32', undefined, 3);
+    try {
+      for (const m of [1, 7]) {
+        const a = Float32Array.from(three.logits(rows, 0, m)), b = one.logits(rows, 0, m);
+        sameBits(`${head instanceof Bf16Matrix ? 'BF16' : 'float32'} head, ${rms ? 'RMSNorm' : 'LayerNorm'}, m=${m}`, a, b);
+      }
+      assert.ok((three as unknown as { team: { size: number } | null }).team?.size === 3, 'the helpers ran');
+    } finally { one.close(); three.close(); }
   }
 });
 

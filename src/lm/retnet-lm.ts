@@ -860,6 +860,8 @@ export class RetNetLM {
     this.closed = true;
     for (const h of this.bf16Heads.values()) h.close();
     this.bf16Heads.clear();
+    this.wasmHead?.close();
+    this.wasmHead = undefined;
     return this.model.close();
   }
 }

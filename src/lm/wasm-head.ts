@@ -6,6 +6,9 @@
 // CPU has bfloat16 dot products (its bf16 matmul over a copy of W reordered once, run on every core
 // — the pool's workers are idle while the coordinator turns a window's rows into log-probs), else
 // the normed rows rounded to bfloat16 (and a float32 head rounded when packed) on the WASM GEMM.
+// The WASM GEMM splits the head's columns with helper threads (src/runtime/step-helper.ts), bit for
+// bit one thread's result: a decoding step's head, and scoring's between windows, when the pool's
+// workers are idle.
 import { ARENA_BASE, createMemory } from '../wasm/loader.js';
 import { wasmContract } from '../runtime/wasm-kernels.js';
 import { loadKernelsSync, type Kernels, type VariantRequest } from '../wasm/loader.js';
@@ -17,6 +20,7 @@ import { envValue } from '../env.js';
 import { availableParallelism } from 'node:os';
 import type { Precision } from '../options.js';
 import type { DnnlLibrary, DnnlMatmul } from '../runtime/dnnl.js';
+import { closeWithOwner, columnShares, forgetOwner, MAX_STEP_THREADS, StepTeam } from '../runtime/step-helper.js';
 
 const F4 = 4;
 
@@ -36,13 +40,22 @@ export class WasmHead {
   private readonly roundBf16: ((x: number, rows: number, cols: number, ld: number) => void) | null = null;
   /** what computes the head, e.g. 'wasm-relaxed-simd' or 'onednn 2.6.3 (avx512_core_bf16, omp), 2 threads' */
   readonly engine: string;
+  // WASM GEMM: helper threads (started on first use) take blocks of the head's columns; per-thread scratch
+  private readonly threads: number;
+  private readonly variant: string;
+  private team: StepTeam | null | undefined;
+  private readonly gss: number[] = [];
+  private readonly wides: number[] = [];
 
   /** `rmsEps`: the final norm is RMSNorm with that eps (the fla family); undefined: LayerNorm (eps 1e-5). */
   constructor(head: Float32Array | Bf16Matrix, normW: Float32Array, normB: Float32Array, private readonly d: number, private readonly V: number, maxRows = 256,
     private readonly rmsEps?: number, precision: Precision = 'f32',
-    bf16Tools?: { dnnl: { lib: DnnlLibrary; create: (N: number, K: number, w: Uint16Array | Float32Array, threads: number) => DnnlMatmul } | null; round: (m: WebAssembly.Memory, x: number, rows: number, cols: number, ld: number) => void }) {
+    bf16Tools?: { dnnl: { lib: DnnlLibrary; create: (N: number, K: number, w: Uint16Array | Float32Array, threads: number) => DnnlMatmul } | null; round: (m: WebAssembly.Memory, x: number, rows: number, cols: number, ld: number) => void },
+    /** threads of the WASM GEMM (default: the machine's available parallelism, at most 8) */
+    threads?: number) {
     const memory = createMemory(64);
-    this.k = loadKernelsSync({ memory, variant: (envValue('RETNET_WASM_VARIANT') ?? 'auto') as VariantRequest });
+    this.variant = envValue('RETNET_WASM_VARIANT') ?? 'auto';
+    this.k = loadKernelsSync({ memory, variant: this.variant as VariantRequest });
     this.K = wasmContract(this.k);
     this.A = new Arena(memory, ARENA_BASE, 2 ** 31);
     const A = this.A, K = this.K;
@@ -71,6 +84,12 @@ export class WasmHead {
     this.z = A.persistent(maxRows * V * F4, 'LM head');
     this.lse = A.persistent(maxRows * 8, 'LM head');
     this.gs = A.persistent(Math.max(64, K.gemmScratchBytes()), 'LM head');
+    this.threads = this.dnnl ? 1 : Math.max(1, Math.min(threads ?? availableParallelism(), MAX_STEP_THREADS));
+    this.gss.push(this.gs); this.wides.push(this.wide);
+    for (let t = 1; t < this.threads; t++) {
+      this.gss.push(A.persistent(Math.max(64, K.gemmScratchBytes()), 'LM head'));
+      this.wides.push(this.bf16 ? A.persistent(K.bf16ScratchBytes(V, d), 'LM head') : 0);
+    }
     if (this.dnnl) { /* W lives in oneDNN */ } else if (head instanceof Bf16Matrix) {
       packBf16Weight({ rows: [head], scale: [1], N: V, K: d, out: this.W, what: 'LM head' }, K, A);
     } else {
@@ -89,8 +108,12 @@ export class WasmHead {
     return this.A.f64(this.lse, m);
   }
 
-  /** Frees oneDNN's copy of W (precision 'bf16' on oneDNN); the head is unusable after. */
-  close(): void { this.dnnl?.mm.destroy(); }
+  /** Frees oneDNN's copy of W (precision 'bf16' on oneDNN) and ends the helper threads; the head is unusable after. */
+  close(): void {
+    this.dnnl?.mm.destroy();
+    if (this.team) { forgetOwner(this); this.team.close(); }
+    this.team = null;
+  }
 
   /** Logits [m, V] (float32 view, valid until the next call) of rows [m, d] at `off` of `rows`. */
   logits(rows: ArrayLike<number>, off: number, m: number): Float32Array {
@@ -108,6 +131,16 @@ export class WasmHead {
       return A.f32(this.z, m * V);
     }
     this.roundBf16?.(this.h, m, d, d);
+    if (this.team === undefined) {
+      this.team = this.threads > 1 ? StepTeam.start(A.memory, this.variant, this.threads - 1) : null;
+      if (this.team) closeWithOwner(this, this.team);
+    }
+    const team = this.team, T = team?.size ?? 1;
+    if (team && V >= 64 * T) {
+      // blocks of the head's columns on the helpers (each column's sum is the same code: bit for bit one thread)
+      team.run(K, columnShares(T, this.bf16, this.h, m, d, d, this.W, V, 0, this.z, V, 0, false, this.gss, this.wides));
+      return A.f32(this.z, m * V);
+    }
     if (this.bf16) K.gemmBf16(this.h, m, d, d, this.W, V, 0, this.z, V, 0, false, this.gs, this.wide);
     else K.gemm(this.h, m, d, d, this.W, V, 0, this.z, V, 0, false, this.gs);
     return A.f32(this.z, m * V);

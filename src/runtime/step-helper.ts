@@ -15,6 +15,9 @@ import { fileURLToPath } from 'node:url';
 import { errors } from '../errors.js';
 import type { RuntimeKernels } from './kernels.js';
 
+/** most threads a step or the LM head uses (one-row products stop gaining once memory bandwidth is reached) */
+export const MAX_STEP_THREADS = 8;
+
 export const CTRL = { seq: 0, done: 1, ready: 2, count: 3, failed: 4 } as const;
 const CTRL_INTS = 8;
 /** op code + up to 13 arguments */
@@ -73,6 +76,25 @@ class Helper {
     Atomics.notify(this.ctrl, CTRL.seq);
     void this.worker.terminate();
   }
+}
+
+/** Ends a team when its owner is garbage-collected without close() (the helpers hold the owner's memory). */
+const teamCloser = new FinalizationRegistry<StepTeam>((t) => t.close());
+export function closeWithOwner(owner: object, team: StepTeam): void { teamCloser.register(owner, team, owner); }
+export function forgetOwner(owner: object): void { teamCloser.unregister(owner); }
+
+/** Splits the columns of a product y[M, N] = x·Wᵀ over `T` threads in blocks of 32 (4 panels of 8):
+ *  W's 8-column panels lie one after another (8·K float32, or BF16, values each), so a block of
+ *  columns is a byte offset into W, b and y. One call per share; gs[t], wide[t]: thread t's scratch. */
+export function columnShares(T: number, bf16: boolean, x: number, M: number, K: number, ldx: number, W: number, N: number, b: number,
+  y: number, ldy: number, act: number, acc: boolean, gs: number[], wide: number[]): Call[][] {
+  const per = Math.ceil(N / T / 32) * 32, shares: Call[][] = [];
+  for (let t = 0, n0 = 0; n0 < N; t++, n0 += per) {
+    const nn = Math.min(per, N - n0), Wt = W + n0 * K * (bf16 ? 2 : 4), bt = b ? b + n0 * 4 : 0;
+    shares.push([bf16 ? [OP.gemmBf16, x, M, K, ldx, Wt, nn, bt, y + n0 * 4, ldy, act, acc ? 1 : 0, gs[t]!, wide[t]!]
+      : [OP.gemm, x, M, K, ldx, Wt, nn, bt, y + n0 * 4, ldy, act, acc ? 1 : 0, gs[t]!]]);
+  }
+  return shares;
 }
 
 /** The helpers of one stepper. */

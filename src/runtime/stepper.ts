@@ -26,11 +26,9 @@ import { envValue } from '../env.js';
 import type { KernelsRequest, Precision } from '../options.js';
 import type { DnnlLibrary } from './dnnl.js';
 import { bf16Rounding, bindDnnlKernels, dnnlForBf16, roundRowsBf16 } from './dnnl-kernels.js';
-import { OP, StepTeam, type Call } from './step-helper.js';
+import { closeWithOwner, columnShares, forgetOwner, MAX_STEP_THREADS, OP, StepTeam, type Call } from './step-helper.js';
 
 const F4 = 4, F8 = 8;
-/** most threads a step uses (one-row products stop gaining once memory bandwidth is reached) */
-const MAX_STEP_THREADS = 8;
 
 /** How a stepper computes (see the file comment). */
 export interface StepperOptions {
@@ -44,9 +42,6 @@ export interface StepperOptions {
    *  oneDNN's threads for the 'bf16' products (default: the machine's available parallelism, at most 8) */
   threads?: number;
 }
-
-/** A stepper dropped without close() ends its helpers (they hold its memory). */
-const helperCloser = new FinalizationRegistry<StepTeam>((t) => t.close());
 
 /** A state block in the stepper's memory: S [H, dk, dv] then z [H, dk], float64. */
 interface Block { off: number; live: number }
@@ -72,7 +67,7 @@ export class WasmStepper {
   private readonly roundX: ((x: number, rows: number, cols: number, ld: number) => void) | null;
 
   /** Ends the helper threads. The stepper is unusable after. */
-  close(): void { if (this.team) { helperCloser.unregister(this); this.team.close(); } }
+  close(): void { if (this.team) { forgetOwner(this); this.team.close(); } }
 
   constructor(spec: ModelSpec, opts: StepperOptions = {}) {
     const memory = createMemory(256);
@@ -97,7 +92,7 @@ export class WasmStepper {
     // (not beside oneDNN: its threads already fill the cores, and the float64 state's update alone is
     // bound by memory — measured no faster on two threads than on one)
     this.team = threads > 1 && !this.dnnl ? StepTeam.start(memory, variant, threads - 1) : null;
-    if (this.team) helperCloser.register(this, this.team, this);
+    if (this.team) closeWithOwner(this, this.team);
     this.base = base;
     this.roundX = this.K !== base ? (x, rows, cols, ld) => roundRowsBf16(memory, x, rows, cols, ld) : null;
     const n = this.dnnl?.threads ?? this.team?.size ?? 1;
@@ -165,18 +160,11 @@ export class WasmStepper {
         wides.push(p.bf16Scratch ? A.transient(p.bf16Scratch, 'step') : 0);
       }
       // float32 panels, or BF16 widened per call (RuntimeKernels.gemmBf16). On the WASM engine with helpers,
-      // the columns are split in blocks of 32 (4 panels of 8) between the threads: W's panels of 8 columns
-      // lie one after the other (8·Kd float32 or BF16 values each), so a block of columns is a byte offset.
+      // the columns are split in blocks of 32 between the threads (columnShares).
       const gemm = (bf16: boolean, x: number, M: number, Kd: number, ldx: number, W: number, N: number, b: number, y: number, ldy: number, act: number, acc: boolean) => {
         if (team && N >= 64 * T) {
           this.roundX?.(x, M, Kd, ldx);
-          const per = Math.ceil(N / T / 32) * 32, shares: Call[][] = [];
-          for (let t = 0, n0 = 0; n0 < N; t++, n0 += per) {
-            const nn = Math.min(per, N - n0), Wt = W + n0 * Kd * (bf16 ? 2 : 4), bt = b ? b + n0 * F4 : 0;
-            shares.push([bf16 ? [OP.gemmBf16, x, M, Kd, ldx, Wt, nn, bt, y + n0 * F4, ldy, act, acc ? 1 : 0, gss[t]!, wides[t]!]
-              : [OP.gemm, x, M, Kd, ldx, Wt, nn, bt, y + n0 * F4, ldy, act, acc ? 1 : 0, gss[t]!]]);
-          }
-          team.run(this.base, shares);
+          team.run(this.base, columnShares(T, bf16, x, M, Kd, ldx, W, N, b, y, ldy, act, acc, gss, wides));
           return;
         }
         if (bf16) K.gemmBf16(x, M, Kd, ldx, W, N, b, y, ldy, act, acc, gss[0]!, wides[0]!);
