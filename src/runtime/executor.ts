@@ -148,7 +148,8 @@ export class WasmExecutor implements Executor {
     const out = new Float32Array(B * L * w);
     const source: RowSource = {
       lengths: Array(B).fill(L),
-      read: (seq, start, into) => { const o = (seq * L + start) * d; for (let i = 0; i < into.length; i++) into[i] = x.data[o + i]; },
+      // a typed-array copy (float64 → float32 rounds to nearest, as an element assignment does)
+      read: (seq, start, into) => { const o = (seq * L + start) * d; into.set(x.data.subarray(o, o + into.length)); },
     };
     const sink: RowSink = { write: (seq, start, rows) => out.set(rows, (seq * L + start) * w) };
     await this.run(spec, source, sink, req);
