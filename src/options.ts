@@ -136,6 +136,15 @@ export function precisionFromEnv(): Precision {
   throw errors.option('precision', "'f32' or 'bf16' (from the environment variable RETNET_PRECISION)", v);
 }
 
+/** The recurrent step's precision: the one asked for, else RETNET_PRECISION on the wasm step (the js
+ *  step is the float64 reference: the variable does not reach it); 'bf16' on js is E_OPTION. */
+export function stepPrecision(backend: 'js' | 'wasm', asked: Precision | undefined): Precision {
+  if (asked !== undefined && !PRECISIONS.includes(asked)) throw errors.option('precision', "'f32' or 'bf16'", asked);
+  const p = asked ?? (backend === 'wasm' ? precisionFromEnv() : 'f32');
+  if (p === 'bf16' && backend !== 'wasm') throw errors.option('precision', "'f32' on the js step (float64 throughout; bfloat16 products run on the wasm step)", p);
+  return p;
+}
+
 /** Throw the abort reason as a RetNetError if the signal has fired. */
 export function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw errors.aborted(signal.reason);

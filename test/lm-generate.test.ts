@@ -85,7 +85,7 @@ test('bad arguments', async () => {
 });
 
 test.after(() => lm.close());
-test('generate refuses a NaN next-token distribution (finite weights that overflow float32): E_INPUT naming the position, never an arbitrary token', async () => {
+test('generate (text and bytes) refuses a NaN next-token distribution (finite weights that overflow float32): E_INPUT naming the position, never an arbitrary token', async () => {
   const lm = await RetNetLM.load();
   // the byte LM with its first MLP's output layer set to ±3e38: finite, but the float32 step overflows to
   // ±Infinity. The seed family's load refuses such weights (the overflow bound); the fla loader does not
@@ -96,6 +96,9 @@ test('generate refuses a NaN next-token distribution (finite weights that overfl
   const bad = new RetNetLM(new RetNet(lm.model.config, layers), { embed: lm.embed, head: lm.head, normWeight: lm.normWeight, normBias: lm.normBias, vocab: lm.vocab });
   const err = await expectError(() => bad.generate('hello', { maxNewTokens: 3, backend: 'wasm' }), /next-token distribution after 5 tokens is not a number/, 'wasm step');
   assert.is((err as { code?: string }).code, 'E_INPUT');
+  // the byte-level generate (prompt as bytes): the float64 prefill stays finite, the float32 step does not
+  const errB = await expectError(() => bad.generate({ prompt: new TextEncoder().encode('hello'), maxBytes: 4, backend: 'wasm' }), /next-token distribution after \d+ bytes is not a number/, 'byte generate');
+  assert.is((errB as { code?: string }).code, 'E_INPUT');
   await bad.close();
   await lm.close();
 });

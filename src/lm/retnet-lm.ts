@@ -10,7 +10,7 @@
 import { errors } from '../errors.js';
 import { readSafetensors, type StTensor } from '../safetensors.js';
 import { Tensor } from '../tensor.js';
-import { kernelsFromEnv, precisionFromEnv, PRECISIONS, resolveOptions, throwIfAborted, type BackendName, type ForwardOptions, type KernelsRequest, type Precision } from '../options.js';
+import { kernelsFromEnv, resolveOptions, stepPrecision, throwIfAborted, type BackendName, type ForwardOptions, type KernelsRequest, type Precision } from '../options.js';
 import { createDnnlMatmul } from '../runtime/dnnl.js';
 import { dnnlForBf16, roundRowsBf16 } from '../runtime/dnnl-kernels.js';
 import { DEFAULT_BACKEND, RetNet, type RecurrentState, type StreamOptions } from '../model/retnet.js';
@@ -127,14 +127,6 @@ export interface LMStepOptions {
   /** 'wasm' only: 'f32' (default, or RETNET_PRECISION) or 'bf16' (bfloat16 operands in the matrix
    *  products and the head, float32 accumulation; oneDNN on all cores where the CPU has bfloat16 dot products) */
   precision?: Precision;
-}
-
-/** The step's precision: asked, else RETNET_PRECISION on the wasm step; bf16 on js is E_OPTION. */
-function stepPrecision(backend: 'js' | 'wasm', asked: Precision | undefined): Precision {
-  if (asked !== undefined && !PRECISIONS.includes(asked)) throw errors.option('precision', "'f32' or 'bf16'", asked);
-  const p = asked ?? (backend === 'wasm' ? precisionFromEnv() : 'f32');
-  if (p === 'bf16' && backend !== 'wasm') throw errors.option('precision', "'f32' on the js step (float64 throughout; bfloat16 products run on the wasm step)", p);
-  return p;
 }
 
 /** One recurrent step of a language model. */
@@ -811,10 +803,7 @@ export class RetNetLM {
     for (let i = 0; i < maxNewTokens; i++) {
       throwIfAborted(signal);
       if (this.closed) throw errors.closed();
-      // a NaN would make argmax/sample pick an arbitrary token: weights that overflow float32 on this text
-      for (let v = 0; v < logprobs.length; v++) {
-        if (Number.isNaN(logprobs[v])) throw errors.input(`the model's next-token distribution after ${ids.length + i} tokens is not a number (NaN at id ${v}): its weights overflow the arithmetic on this prompt`);
-      }
+      checkDistribution(logprobs, ids.length + i, 'tokens');
       const id = temperature === 0 ? argmax(logprobs) : sample(logprobs, temperature, rng, topK, topP);
       if (id === eos) { text += dec.flush(); yield { id, text, stop: 'eos' }; return; }
       text += dec.push(id);
@@ -842,6 +831,7 @@ export class RetNetLM {
     const out = new Uint8Array(maxBytes);
     for (let i = 0; i < maxBytes; i++) {
       throwIfAborted(signal);
+      checkDistribution(logprobs, prompt.length + i, 'bytes');
       const b = temperature === 0 ? argmax(logprobs) : sample(logprobs, temperature, rng);
       out[i] = b;
       onByte?.(b);
@@ -863,6 +853,13 @@ export class RetNetLM {
     this.wasmHead?.close();
     this.wasmHead = undefined;
     return this.model.close();
+  }
+}
+
+/** A NaN would make argmax/sample pick an arbitrary token: weights that overflow float32 on this text. */
+function checkDistribution(logprobs: ArrayLike<number>, after: number, unit: 'tokens' | 'bytes'): void {
+  for (let v = 0; v < logprobs.length; v++) {
+    if (Number.isNaN(logprobs[v])) throw errors.input(`the model's next-token distribution after ${after} ${unit} is not a number (NaN at id ${v}): its weights overflow the arithmetic on this prompt`);
   }
 }
 

@@ -4,7 +4,7 @@
 import { errors } from '../errors.js';
 import { readSafetensors, writeSafetensors } from '../safetensors.js';
 import { Tensor } from '../tensor.js';
-import { kernelsFromEnv, precisionFromEnv, PRECISIONS, resolveOptions, throwIfAborted, type BackendName, type KernelsRequest, type Precision, type ForwardOptions, type ResolvedOptions } from '../options.js';
+import { kernelsFromEnv, resolveOptions, stepPrecision, throwIfAborted, type BackendName, type KernelsRequest, type Precision, type ForwardOptions, type ResolvedOptions } from '../options.js';
 import { dimsOf, resolveConfig, type Dims, type RetNetConfig } from './config.js';
 import {
   checkLayers, checkMSR, checkUnexpected, configToMetadata, initLayers, initMSR, layersFromCheckpoint, layersToTensors,
@@ -343,10 +343,7 @@ export class RetNet {
     const st = state ?? this.initState(B);
     const { backend = 'js', precision: askedPrecision, ...rest } = options;
     if (backend !== 'js' && backend !== 'wasm') throw errors.option('backend', "'js' or 'wasm' for step", backend);
-    if (askedPrecision !== undefined && !PRECISIONS.includes(askedPrecision)) throw errors.option('precision', "'f32' or 'bf16'", askedPrecision);
-    // RETNET_PRECISION reaches the wasm step only: the js step is the float64 reference
-    const precision = askedPrecision ?? (backend === 'wasm' ? precisionFromEnv() : 'f32');
-    if (precision === 'bf16' && backend !== 'wasm') throw errors.option('precision', "'f32' on the js step (float64 throughout; bfloat16 products run on the wasm step)", precision);
+    const precision = stepPrecision(backend, askedPrecision);
     const flags = flagsOf(resolveOptions({ ...rest, precision: 'f32', kernels: 'auto' }, { backend: 'js' }));
     const d = this.dims.d;
     if (backend === 'wasm') {

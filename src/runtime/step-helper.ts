@@ -29,17 +29,19 @@ const CAPACITY = 512;
 export const OP = { step: 0, gemm: 1, gemmBf16: 2 } as const;
 export type Call = [op: number, ...args: number[]];
 
-/** Runs `count` calls from `calls` on `K` (the helper's side; also usable in the calling thread). */
-export function runCalls(K: RuntimeKernels, calls: Float64Array, count: number): void {
-  for (let i = 0; i < count; i++) {
-    const a = calls.subarray(i * CALL_WIDTH, (i + 1) * CALL_WIDTH);
-    switch (a[0]) {
-      case OP.step: K.step(a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12] !== 0, a[13]); break;
-      case OP.gemm: K.gemm(a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11] !== 0, a[12]); break;
-      case OP.gemmBf16: K.gemmBf16(a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11] !== 0, a[12], a[13]); break;
-      default: throw new Error(`step helper: unknown op ${a[0]}`);
-    }
+/** Runs one call (an op code, then the kernel's arguments) on `K`. */
+export function runCall(K: RuntimeKernels, a: ArrayLike<number>): void {
+  switch (a[0]) {
+    case OP.step: K.step(a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12] !== 0, a[13]); break;
+    case OP.gemm: K.gemm(a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11] !== 0, a[12]); break;
+    case OP.gemmBf16: K.gemmBf16(a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11] !== 0, a[12], a[13]); break;
+    default: throw new Error(`step helper: unknown op ${a[0]}`);
   }
+}
+
+/** Runs `count` calls from `calls` (CALL_WIDTH values each) on `K` (the helper's side). */
+export function runCalls(K: RuntimeKernels, calls: Float64Array, count: number): void {
+  for (let i = 0; i < count; i++) runCall(K, calls.subarray(i * CALL_WIDTH, (i + 1) * CALL_WIDTH));
 }
 
 class Helper {
@@ -126,9 +128,9 @@ export class StepTeam {
     return helpers.length ? new StepTeam(helpers) : null;
   }
 
-  /** Runs shares[1..] on the helpers and shares[0] (calls) plus `mine` here, at the same time; returns
-   *  when all are done. shares.length ≤ size. */
-  run(K: RuntimeKernels, shares: Call[][], mine?: () => void): void {
+  /** Runs shares[1..] on the helpers and shares[0] here, at the same time; returns when all are done.
+   *  shares.length ≤ size. */
+  run(K: RuntimeKernels, shares: Call[][]): void {
     const rounds = Math.max(1, ...shares.slice(1).map((s) => Math.ceil(s.length / CAPACITY)));
     for (let r = 0; r < rounds; r++) {
       for (let h = 1; h < shares.length; h++) {
@@ -136,12 +138,7 @@ export class StepTeam {
         if (part.length) this.helpers[h - 1]!.post(part);
       }
       try {
-        if (r === 0) {
-          const own = shares[0] ?? [];
-          const buf = new Float64Array(CALL_WIDTH);
-          for (const c of own) { buf.fill(0); buf.set(c); runCalls(K, buf, 1); }
-          mine?.();
-        }
+        if (r === 0) for (const c of shares[0] ?? []) runCall(K, c);
       } finally {
         // also when this thread's share threw: a helper still reading its calls must finish before
         // anything is posted again

@@ -26,7 +26,7 @@ import { envValue } from '../env.js';
 import type { KernelsRequest, Precision } from '../options.js';
 import type { DnnlLibrary } from './dnnl.js';
 import { bf16Rounding, bindDnnlKernels, dnnlForBf16, roundRowsBf16 } from './dnnl-kernels.js';
-import { closeWithOwner, columnShares, forgetOwner, MAX_STEP_THREADS, OP, StepTeam, type Call } from './step-helper.js';
+import { closeWithOwner, columnShares, forgetOwner, MAX_STEP_THREADS, OP, runCall, StepTeam, type Call } from './step-helper.js';
 
 const F4 = 4, F8 = 8;
 
@@ -200,7 +200,7 @@ export class WasmStepper {
           shares.push(share);
         }
         if (team) team.run(K, shares);
-        else for (const c of shares[0]!) K.step(c[1]!, c[2]!, c[3]!, c[4]!, c[5]!, c[6]!, c[7]!, c[8]!, c[9]!, c[10]!, c[11]!, c[12] !== 0, c[13]);
+        else for (const c of shares[0]!) runCall(K, c);
         // group norm, gate, output projection (+ residual), MLP (+ residual)
         norm(O, B * H, dv, Ly.normW, Ly.normB, O, groupRms);
         K.gate(P + (2 * dqk + H * dv) * F4, Wp, O, H * dv, B, H * dv, this.acts.msr);
