@@ -10,7 +10,10 @@
 // - bf16 on oneDNN (where the CPU has bfloat16 dot products; skipped by name elsewhere) against the
 //   fallback: the same rounded operands, float32 sums in another order — held to the bf16 bound of
 //   test/precision.test.ts (8u per layer of max|output|, u = 2⁻⁹).
-// - The LM head (WasmHead) splits its columns the same way: bit for bit one thread.
+// - bf16 on oneDNN with helpers: each weight packed as one column block per thread, each block run on
+//   that thread's own oneDNN — bit for bit one thread's single block (one row, M = 1, and two).
+// - The LM head (WasmHead) splits its columns the same way (WASM GEMM, and oneDNN's column blocks):
+//   bit for bit one thread.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { RetNet, RetNetLM, Tensor } from '../src/index.js';
@@ -21,6 +24,7 @@ import * as js from '../src/backends/js.js';
 import type { ModelSpec } from '../src/backends/executor.js';
 import type { LayerState } from '../src/backends/js.js';
 import { dnnlMissing, loadDnnl } from '../src/runtime/dnnl.js';
+import { roundRowsBf16 } from '../src/runtime/dnnl-kernels.js';
 import { canRun } from './helpers/skip.js';
 import { flaDir } from './helpers/fla-golden.js';
 
@@ -129,6 +133,44 @@ test('bf16 on oneDNN (all threads) vs the fallback: within 8u per layer of max|o
       console.log(`  ${label}: dnnl vs fallback step ${worst.toExponential(2)} (bound ${bound.toExponential(2)})`);
       assert.ok(worst <= bound, `${label}: ${worst} > ${bound}`);
     } finally { dn.close(); fb.close(); }
+  }
+});
+
+test('bf16 on oneDNN: 3 threads (a column block of every weight on each thread\'s oneDNN) = 1 thread bit for bit (outputs and states, B = 1 and 2, 6 steps)', () => {
+  if (!canRun('recurrent step on the dnnl engine, threads', dnnlMissing())) return;
+  for (const [label, lm] of models) for (const B of [1, 2]) {
+    const m = lm.model, d = m.dims.d;
+    const one = new WasmStepper(specOf(m), { threads: 1, precision: 'bf16', kernels: 'dnnl' });
+    const three = new WasmStepper(specOf(m), { threads: 3, precision: 'bf16', kernels: 'dnnl' });
+    try {
+      assert.match(three.engine, /onednn.*3 threads/i, 'the helpers started, on oneDNN');
+      const s1 = zeroStates(m, B), s3 = zeroStates(m, B);
+      for (let t = 0; t < 6; t++) {
+        const x = inputs(B, d, t + 10);
+        sameBits(`${label} B=${B} y t=${t}`, three.step(x, B, t, s3, FLAGS), one.step(x, B, t, s1, FLAGS));
+        for (let l = 0; l < m.layers.length; l++) for (let b = 0; b < B; b++) sameBits(`${label} S l=${l} b=${b} t=${t}`, s3[l][b].S, s1[l][b].S);
+      }
+    } finally { one.close(); three.close(); }
+  }
+});
+
+test('bf16 LM head on oneDNN: 3 threads (column blocks) = 1 thread bit for bit — float32 and BF16 heads, 1 and 7 rows', () => {
+  if (!canRun('LM head on the dnnl engine, threads', dnnlMissing())) return;
+  const lib = loadDnnl();
+  const V = 1000, d = 48;
+  const f32 = Float32Array.from({ length: V * d }, (_, i) => Math.sin(i * 0.7) * 0.3);
+  const bits = Uint16Array.from(f32, (v) => new Uint32Array(Float32Array.of(v).buffer)[0] >>> 16);
+  const normW = Float32Array.from({ length: d }, (_, i) => 1 + i / d), normB = new Float32Array(d);
+  const rows = Float64Array.from({ length: 7 * d }, (_, i) => Math.cos(i * 0.11) * 2);
+  const tools = { dnnl: { lib }, round: roundRowsBf16 };
+  for (const head of [f32, new Bf16Matrix(V, d, bits)]) {
+    const one = new WasmHead(head, normW, normB, d, V, 8, 1e-6, 'bf16', tools, 1);
+    const three = new WasmHead(head, normW, normB, d, V, 8, 1e-6, 'bf16', tools, 3);
+    try {
+      assert.match(three.engine, /onednn.*3 threads/i);
+      for (const m of [1, 7]) sameBits(`${head instanceof Bf16Matrix ? 'BF16' : 'float32'} head, m=${m}`, Float32Array.from(three.logits(rows, 0, m)), one.logits(rows, 0, m));
+      assert.ok((three as unknown as { team: { size: number } | null }).team?.size === 3, 'the helpers ran');
+    } finally { one.close(); three.close(); }
   }
 });
 

@@ -4,16 +4,21 @@
 // Calls and results pass through the shared memory; the job protocol is in src/runtime/step-helper.ts.
 import { workerData } from 'node:worker_threads';
 import { bindWasmKernels } from '../src/runtime/wasm-kernels.js';
-import { CTRL, runCalls } from '../src/runtime/step-helper.js';
+import { CTRL, runCalls, SPIN_MS } from '../src/runtime/step-helper.js';
+import { bindDnnlKernels } from '../src/runtime/dnnl-kernels.js';
+import type { RuntimeKernels } from '../src/runtime/kernels.js';
 
-const { memory, variant, ctrl: ctrlBuf, calls: callsBuf } = workerData as {
+const { memory, variant, ctrl: ctrlBuf, calls: callsBuf, dnnl } = workerData as {
   memory: WebAssembly.Memory; variant: string; ctrl: SharedArrayBuffer; calls: SharedArrayBuffer;
+  /** the 'dnnl' engine's library (precision bf16 on oneDNN): the products' column blocks run there, one oneDNN thread */
+  dnnl: { path?: string } | null;
 };
 const ctrl = new Int32Array(ctrlBuf), calls = new Float64Array(callsBuf);
 
-let K;
+let K: RuntimeKernels | undefined;
 try {
   K = bindWasmKernels(memory, variant);
+  if (dnnl) K = bindDnnlKernels(memory, K, dnnl.path, 1);
   Atomics.store(ctrl, CTRL.ready, 1);
 } catch {
   Atomics.store(ctrl, CTRL.ready, -1);
@@ -23,6 +28,8 @@ Atomics.notify(ctrl, CTRL.ready);
 if (K) {
   let seen = 0;
   for (;;) {
+    const t0 = performance.now();
+    while (Atomics.load(ctrl, CTRL.seq) === seen && performance.now() - t0 < SPIN_MS);
     Atomics.wait(ctrl, CTRL.seq, seen);
     const seq = Atomics.load(ctrl, CTRL.seq);
     if (seq === seen) continue;

@@ -11,7 +11,6 @@ import { errors } from '../errors.js';
 import { readSafetensors, type StTensor } from '../safetensors.js';
 import { Tensor } from '../tensor.js';
 import { kernelsFromEnv, resolveOptions, stepPrecision, throwIfAborted, type BackendName, type ForwardOptions, type KernelsRequest, type Precision } from '../options.js';
-import { createDnnlMatmul } from '../runtime/dnnl.js';
 import { dnnlForBf16, roundRowsBf16 } from '../runtime/dnnl-kernels.js';
 import { DEFAULT_BACKEND, RetNet, type RecurrentState, type StreamOptions } from '../model/retnet.js';
 import { checkUnexpected, layersFromCheckpoint, type Checkpoint, type LoadOptions } from '../model/weights.js';
@@ -491,8 +490,7 @@ export class RetNetLM {
     const key = lib ? 'dnnl' : 'round';
     let h = this.bf16Heads.get(key);
     if (!h) {
-      const dnnl = lib ? { lib, create: (N: number, K: number, w: Uint16Array | Float32Array, threads: number) => createDnnlMatmul({ N, K, dtype: 'bf16', weights: w, threads, path: lib!.path }) } : null;
-      h = new WasmHead(this.head, this.normWeight, this.normBias, this.d, this.vocab, HEAD_BLOCK, this.rmsEps, 'bf16', { dnnl, round: roundRowsBf16 });
+      h = new WasmHead(this.head, this.normWeight, this.normBias, this.d, this.vocab, HEAD_BLOCK, this.rmsEps, 'bf16', { dnnl: lib ? { lib } : null, round: roundRowsBf16 });
       this.bf16Heads.set(key, h);
     }
     return h;

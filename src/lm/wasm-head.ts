@@ -3,12 +3,12 @@
 // GEMM per block of rows instead of a scalar JavaScript loop.
 //
 // At precision 'bf16' the head is a bfloat16 product like the model's others: on oneDNN where the
-// CPU has bfloat16 dot products (its bf16 matmul over a copy of W reordered once, run on every core
-// — the pool's workers are idle while the coordinator turns a window's rows into log-probs), else
-// the normed rows rounded to bfloat16 (and a float32 head rounded when packed) on the WASM GEMM.
-// The WASM GEMM splits the head's columns with helper threads (src/runtime/step-helper.ts), bit for
-// bit one thread's result: a decoding step's head, and scoring's between windows, when the pool's
-// workers are idle.
+// CPU has bfloat16 dot products (its bf16 matmul over W reordered once into this head's memory, in
+// one column block per thread), else the normed rows rounded to bfloat16 (and a float32 head rounded
+// when packed) on the WASM GEMM. Either way helper threads (src/runtime/step-helper.ts) take blocks
+// of the head's columns — each with its own oneDNN on one thread, or the WASM GEMM — bit for bit one
+// thread's result: a decoding step's head, and scoring's between windows, when the pool's workers are
+// idle. (No OpenMP team: its threads spin after each call, against the step's helpers on the same cores.)
 import { ARENA_BASE, createMemory } from '../wasm/loader.js';
 import { wasmContract } from '../runtime/wasm-kernels.js';
 import { loadKernelsSync, type Kernels, type VariantRequest } from '../wasm/loader.js';
@@ -19,8 +19,9 @@ import { packBf16Weight } from '../runtime/pack.js';
 import { envValue } from '../env.js';
 import { availableParallelism } from 'node:os';
 import type { Precision } from '../options.js';
-import type { DnnlLibrary, DnnlMatmul } from '../runtime/dnnl.js';
-import { closeWithOwner, columnShares, forgetOwner, MAX_STEP_THREADS, StepTeam } from '../runtime/step-helper.js';
+import type { DnnlLibrary } from '../runtime/dnnl.js';
+import { bindDnnlKernels, type BlockedDnnlKernels } from '../runtime/dnnl-kernels.js';
+import { closeWithOwner, columnShares, forgetOwner, MAX_STEP_THREADS, runCall, StepTeam } from '../runtime/step-helper.js';
 
 const F4 = 4;
 
@@ -35,8 +36,8 @@ export class WasmHead {
   private readonly x: number; private readonly h: number; private readonly z: number; private readonly gs: number;
   private readonly lse: number;
   readonly maxRows: number;
-  /** precision 'bf16' on oneDNN: the matmul and its library (else the WASM GEMM) */
-  private readonly dnnl: { mm: DnnlMatmul; lib: DnnlLibrary; threads: number } | null = null;
+  /** precision 'bf16' on oneDNN: its kernels, W in column blocks, one per thread (else the WASM GEMM) */
+  private readonly dnnl: { kernels: BlockedDnnlKernels; lib: DnnlLibrary } | null = null;
   private readonly roundBf16: ((x: number, rows: number, cols: number, ld: number) => void) | null = null;
   /** what computes the head, e.g. 'wasm-relaxed-simd' or 'onednn 2.6.3 (avx512_core_bf16, omp), 2 threads' */
   readonly engine: string;
@@ -50,8 +51,8 @@ export class WasmHead {
   /** `rmsEps`: the final norm is RMSNorm with that eps (the fla family); undefined: LayerNorm (eps 1e-5). */
   constructor(head: Float32Array | Bf16Matrix, normW: Float32Array, normB: Float32Array, private readonly d: number, private readonly V: number, maxRows = 256,
     private readonly rmsEps?: number, precision: Precision = 'f32',
-    bf16Tools?: { dnnl: { lib: DnnlLibrary; create: (N: number, K: number, w: Uint16Array | Float32Array, threads: number) => DnnlMatmul } | null; round: (m: WebAssembly.Memory, x: number, rows: number, cols: number, ld: number) => void },
-    /** threads of the WASM GEMM (default: the machine's available parallelism, at most 8) */
+    bf16Tools?: { dnnl: { lib: DnnlLibrary } | null; round: (m: WebAssembly.Memory, x: number, rows: number, cols: number, ld: number) => void },
+    /** threads of the product (default: the machine's available parallelism, at most 8) */
     threads?: number) {
     const memory = createMemory(64);
     this.variant = envValue('RETNET_WASM_VARIANT') ?? 'auto';
@@ -61,22 +62,21 @@ export class WasmHead {
     const A = this.A, K = this.K;
     this.maxRows = maxRows;
     this.bf16 = head instanceof Bf16Matrix;
+    this.threads = Math.max(1, Math.min(threads ?? availableParallelism(), MAX_STEP_THREADS));
     if (precision === 'bf16') {
       if (!bf16Tools) throw new Error('WasmHead: precision bf16 needs bf16Tools');
       if (bf16Tools.dnnl) {
-        const threads = availableParallelism();
-        const mm = bf16Tools.dnnl.create(V, d, head instanceof Bf16Matrix ? head.bits() : head, threads);
-        this.dnnl = { mm, lib: bf16Tools.dnnl.lib, threads };
+        const { lib } = bf16Tools.dnnl;
+        this.dnnl = { kernels: bindDnnlKernels(memory, K, lib.path, 1, this.threads), lib };
       } else {
         const round = bf16Tools.round;
         this.roundBf16 = (x, rows, cols, ld) => round(A.memory, x, rows, cols, ld);
       }
     }
-    this.engine = this.dnnl ? `${this.dnnl.lib.label}, ${this.dnnl.threads} thread${this.dnnl.threads === 1 ? '' : 's'}` : K.name;
-    // oneDNN holds its own reordered copy of W: the WASM side keeps no weights then
-    const wBytes = this.dnnl ? 0 : this.bf16 ? K.packedBf16Bytes(V, d) : K.packedSize(V, d) * F4;
+    this.engine = this.dnnl ? `${this.dnnl.lib.label}, ${this.threads} thread${this.threads === 1 ? '' : 's'}` : K.name;
+    const wBytes = this.dnnl ? this.dnnl.kernels.packedBf16Bytes(V, d) : this.bf16 ? K.packedBf16Bytes(V, d) : K.packedSize(V, d) * F4;
     this.W = A.persistent(Math.max(64, wBytes), 'LM head');
-    this.wide = this.bf16 ? A.persistent(K.bf16ScratchBytes(V, d), 'LM head') : 0;
+    this.wide = this.bf16 && !this.dnnl ? A.persistent(K.bf16ScratchBytes(V, d), 'LM head') : 0;
     this.g = A.persistent(d * F4, 'LM head'); A.f32(this.g, d).set(normW);
     this.b = A.persistent(d * F4, 'LM head'); A.f32(this.b, d).set(normB);
     this.x = A.persistent(maxRows * d * F4, 'LM head');
@@ -84,13 +84,19 @@ export class WasmHead {
     this.z = A.persistent(maxRows * V * F4, 'LM head');
     this.lse = A.persistent(maxRows * 8, 'LM head');
     this.gs = A.persistent(Math.max(64, K.gemmScratchBytes()), 'LM head');
-    this.threads = this.dnnl ? 1 : Math.max(1, Math.min(threads ?? availableParallelism(), MAX_STEP_THREADS));
     this.gss.push(this.gs); this.wides.push(this.wide);
-    for (let t = 1; t < this.threads; t++) {
+    for (let t = 1; t < this.threads && !this.dnnl; t++) {
       this.gss.push(A.persistent(Math.max(64, K.gemmScratchBytes()), 'LM head'));
       this.wides.push(this.bf16 ? A.persistent(K.bf16ScratchBytes(V, d), 'LM head') : 0);
     }
-    if (this.dnnl) { /* W lives in oneDNN */ } else if (head instanceof Bf16Matrix) {
+    if (this.dnnl) {
+      // oneDNN reorders W (BF16 bits, or float32 rounded to bfloat16) into its blocked layout, block by block
+      const raw = A.transient(V * d * (this.bf16 ? 2 : F4), 'LM head staging');
+      if (head instanceof Bf16Matrix) new Uint16Array(A.memory.buffer, raw, V * d).set(head.bits());
+      else A.f32(raw, V * d).set(head);
+      this.dnnl.kernels.packWhole!(raw, this.bf16 ? 'bf16' : 'f32', V, d, this.W);
+      A.reset();
+    } else if (head instanceof Bf16Matrix) {
       packBf16Weight({ rows: [head], scale: [1], N: V, K: d, out: this.W, what: 'LM head' }, K, A);
     } else {
       const raw = A.transient(V * d * F4, 'LM head staging');
@@ -108,9 +114,8 @@ export class WasmHead {
     return this.A.f64(this.lse, m);
   }
 
-  /** Frees oneDNN's copy of W (precision 'bf16' on oneDNN) and ends the helper threads; the head is unusable after. */
+  /** Ends the helper threads; the head is unusable after. */
   close(): void {
-    this.dnnl?.mm.destroy();
     if (this.team) { forgetOwner(this); this.team.close(); }
     this.team = null;
   }
@@ -123,19 +128,19 @@ export class WasmHead {
     for (let i = 0; i < m * d; i++) xv[i] = rows[off + i];
     if (this.rmsEps !== undefined) K.rmsNorm(this.x, m, d, d, this.g, this.rmsEps, this.h, d);
     else K.layerNorm(this.x, m, d, d, this.g, this.b, this.h, d);
-    if (this.dnnl) {
-      const { mm, lib, threads } = this.dnnl, base = lib.baseOf(A.memory);
-      // this thread's oneDNN threads: all cores for the head, then back to 1 (primitives are made with it)
-      lib.setThreads(threads);
-      try { mm.run(base + this.h, m, d, base + this.z, V); } finally { lib.setThreads(1); }
-      return A.f32(this.z, m * V);
-    }
     this.roundBf16?.(this.h, m, d, d);
     if (this.team === undefined) {
-      this.team = this.threads > 1 ? StepTeam.start(A.memory, this.variant, this.threads - 1) : null;
+      this.team = this.threads > 1 ? StepTeam.start(A.memory, this.variant, this.threads - 1, undefined, this.dnnl ? { path: this.dnnl.lib.path } : undefined) : null;
       if (this.team) closeWithOwner(this, this.team);
     }
     const team = this.team, T = team?.size ?? 1;
+    if (this.dnnl) {
+      const blk = this.dnnl.kernels, shares = blk.shares(this.h, m, d, d, this.W, V, 0, this.z, V, 0, false);
+      // one block per thread (the blocks were cut for this.threads; a helper that did not start leaves its block here)
+      if (team) team.run(blk.block, shares.length <= T ? shares : [shares.slice(0, shares.length - T + 1).flat(), ...shares.slice(shares.length - T + 1)]);
+      else for (const [c] of shares) runCall(blk.block, c!);
+      return A.f32(this.z, m * V);
+    }
     if (team && V >= 64 * T) {
       // blocks of the head's columns on the helpers (each column's sum is the same code: bit for bit one thread)
       team.run(K, columnShares(T, this.bf16, this.h, m, d, d, this.W, V, 0, this.z, V, 0, false, this.gss, this.wides));

@@ -18,6 +18,7 @@ import { envValue } from '../env.js';
 import { createDnnlMatmul, loadDnnl, type DnnlLibrary, type DnnlMatmul } from './dnnl.js';
 import { ACT_FNS, type RuntimeKernels } from './kernels.js';
 import { loadKernelsSync, type VariantRequest } from '../wasm/loader.js';
+import { OP, type Call } from './step-helper.js';
 
 const F4 = 4;
 
@@ -53,10 +54,32 @@ export function bf16Rounding(base: RuntimeKernels, memory: WebAssembly.Memory): 
   };
 }
 
+/** Column blocks of a weight split over `T` threads: [first column, columns] per block, at most T of
+ *  them, each a multiple of 64 columns but the last (oneDNN's brgemm takes N in blocks of up to 64). */
+export function dnnlColumnBlocks(N: number, T: number): [number, number][] {
+  const per = Math.ceil(N / T / 64) * 64, out: [number, number][] = [];
+  for (let n0 = 0; n0 < N; n0 += per) out.push([n0, Math.min(per, N - n0)]);
+  return out;
+}
+
+/** The 'dnnl' engine with every weight packed as column blocks (dnnlColumnBlocks(N, blocks)), each its own
+ *  oneDNN matrix one after another (64-byte aligned): a thread that runs block t's product reads only
+ *  its columns. `shares` gives one call per block (OP.gemm on block t's W, columns, bias and output),
+ *  which any thread's 'dnnl' engine (bindDnnlKernels, blocks 1) runs; gemm runs them in turn here. */
+export interface BlockedDnnlKernels extends RuntimeKernels {
+  library: DnnlLibrary;
+  shares(x: number, M: number, K: number, ldx: number, W: number, N: number, b: number, y: number, ldy: number, act: number, acc: boolean): Call[][];
+  /** this engine on one block (its gemm takes a block's W as a whole matrix): what runs a share here */
+  block: RuntimeKernels;
+}
+
 /** The 'dnnl' engine over `base` (see the file comment). `path`: the oneDNN library (RETNET_DNNL).
  *  `threads`: the oneDNN threads of its products (default 1: a pool worker); with more, the caller sets
- *  the thread's count (DnnlLibrary.setThreads) around its calls, as primitives are made on first use. */
-export function bindDnnlKernels(memory: WebAssembly.Memory, base: RuntimeKernels, path?: string, threads = 1): RuntimeKernels & { library: DnnlLibrary } {
+ *  the thread's count (DnnlLibrary.setThreads) around its calls, as primitives are made on first use.
+ *  `blocks` > 1: weights packed in column blocks (BlockedDnnlKernels). */
+export function bindDnnlKernels(memory: WebAssembly.Memory, base: RuntimeKernels, path?: string, threads?: number): RuntimeKernels & { library: DnnlLibrary };
+export function bindDnnlKernels(memory: WebAssembly.Memory, base: RuntimeKernels, path: string | undefined, threads: number, blocks: number): BlockedDnnlKernels;
+export function bindDnnlKernels(memory: WebAssembly.Memory, base: RuntimeKernels, path?: string, threads = 1, blocks = 1): BlockedDnnlKernels {
   const lib = loadDnnl(path);
   const at = (off: number) => lib.baseOf(memory) + off;
   // one matmul per weight shape: its weights memory is pointed at each call's W (run's weightsAt)
@@ -108,23 +131,67 @@ export function bindDnnlKernels(memory: WebAssembly.Memory, base: RuntimeKernels
       }
     }
   };
-  const packWhole = (w: number, dtype: 'f32' | 'bf16', N: number, K: number, out: number): void => {
+  const packOne = (w: number, dtype: 'f32' | 'bf16', N: number, K: number, out: number): void => {
     createDnnlMatmul({ N, K, dtype: 'bf16', weights: at(w), weightsType: dtype, packedAt: at(out), path }).destroy();
   };
-  return {
+  // column blocks: block t is rows [n0, n0 + nn) of W [N, K], packed at its offset (64-byte aligned)
+  const layouts = new Map<string, { n0: number; nn: number; off: number }[]>();
+  const layout = (N: number, K: number): { n0: number; nn: number; off: number }[] => {
+    const key = `${N}x${K}`;
+    let l = layouts.get(key);
+    if (!l) {
+      let off = 0;
+      l = dnnlColumnBlocks(N, blocks).map(([n0, nn]) => {
+        const o = off;
+        off += Math.ceil(packedBytes(nn, K) / 64) * 64;
+        return { n0, nn, off: o };
+      });
+      layouts.set(key, l);
+    }
+    return l;
+  };
+  const totalBytes = (N: number, K: number): number => {
+    if (blocks === 1) return packedBytes(N, K);
+    const l = layout(N, K).at(-1)!;
+    return l.off + packedBytes(l.nn, K);
+  };
+  const packWhole = (w: number, dtype: 'f32' | 'bf16', N: number, K: number, out: number): void => {
+    if (blocks === 1) { packOne(w, dtype, N, K, out); return; }
+    for (const { n0, nn, off } of layout(N, K)) packOne(w + n0 * K * (dtype === 'bf16' ? 2 : F4), dtype, nn, K, out + off);
+  };
+  const shares = (x: number, M: number, K: number, ldx: number, W: number, N: number, b: number, y: number, ldy: number, act: number, acc: boolean): Call[][] =>
+    layout(N, K).map(({ n0, nn, off }) => [[OP.gemm, x, M, K, ldx, W + off, nn, b ? b + n0 * F4 : 0, y + n0 * F4, ldy, act, acc ? 1 : 0, 0]]);
+  const gemmAll = (x: number, M: number, K: number, ldx: number, W: number, N: number, b: number, y: number, ldy: number, act: number, acc: boolean): void => {
+    if (blocks === 1) { gemm(x, M, K, ldx, W, N, b, y, ldy, act, acc); return; }
+    for (const [[, ...a]] of shares(x, M, K, ldx, W, N, b, y, ldy, act, acc) as [number, ...number[]][][]) {
+      gemm(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, a[9]!, a[10] !== 0);
+    }
+  };
+  const one: RuntimeKernels = {
     ...base,
     name: `${lib.label}, bf16 operands`,
     precision: 'bf16',
-    library: lib,
     packedSize: (N, K) => Math.ceil(packedBytes(N, K) / F4),
     packedBf16Bytes: (N, K) => packedBytes(N, K),
     bf16ScratchBytes: () => 0,
     gemmScratchBytes: () => 64,
-    pack(w, N, K, out) { packWhole(w, 'f32', N, K, out); },
+    pack(w, N, K, out) { packOne(w, 'f32', N, K, out); },
     packBf16() { throw errors.engine('dnnl engine: weights are packed whole (packWhole), not in row blocks'); },
-    packWhole,
+    packWhole: packOne,
     gemm(x, M, K, ldx, w, N, b, y, ldy, act, acc) { gemm(x, M, K, ldx, w, N, b, y, ldy, act, acc); },
     gemmBf16(x, M, K, ldx, w, N, b, y, ldy, act, acc) { gemm(x, M, K, ldx, w, N, b, y, ldy, act, acc); },
+  };
+  return {
+    ...one,
+    library: lib,
+    packedSize: (N, K) => Math.ceil(totalBytes(N, K) / F4),
+    packedBf16Bytes: (N, K) => totalBytes(N, K),
+    pack(w, N, K, out) { packWhole(w, 'f32', N, K, out); },
+    packWhole,
+    gemm(x, M, K, ldx, w, N, b, y, ldy, act, acc) { gemmAll(x, M, K, ldx, w, N, b, y, ldy, act, acc); },
+    gemmBf16(x, M, K, ldx, w, N, b, y, ldy, act, acc) { gemmAll(x, M, K, ldx, w, N, b, y, ldy, act, acc); },
+    shares,
+    block: one,
   };
 }
 

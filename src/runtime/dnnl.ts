@@ -523,6 +523,8 @@ export function createDnnlMatmul(opts: DnnlMatmulOptions): DnnlMatmul {
         wAt = weightsAt;
       }
       if (M === 0) return;
+      // one row: its leading dimensions are immaterial, and dense ones skip the staging copies
+      if (M === 1 && ldSrc >= K && ldDst >= N) { ldSrc = K; ldDst = N; }
       if (!(Number.isInteger(M) && M > 0 && ldSrc >= K && ldDst >= N)) {
         throw errors.engine(`dnnl matmul: bad sizes M=${M}, ldSrc=${ldSrc} (K=${K}), ldDst=${ldDst} (N=${N})`);
       }

@@ -22,6 +22,9 @@ export const CTRL = { seq: 0, done: 1, ready: 2, count: 3, failed: 4 } as const;
 const CTRL_INTS = 8;
 /** op code + up to 13 arguments */
 export const CALL_WIDTH = 14;
+/** how long a waiting side (the stepper for an answer, a helper for its next calls) polls before it sleeps:
+ *  a step posts a product every few hundred microseconds, and waking a sleeping thread costs tens of them */
+export const SPIN_MS = 0.5;
 /** calls per round (more are posted in further rounds) */
 const CAPACITY = 512;
 
@@ -65,6 +68,9 @@ class Helper {
   wait(): void {
     if (!this.pending) return;
     this.pending = false;
+    // the answer usually comes within microseconds of this thread's own share: spin briefly before sleeping
+    const t0 = performance.now();
+    while (Atomics.load(this.ctrl, CTRL.done) !== this.seq && performance.now() - t0 < SPIN_MS);
     // a helper that died (its thread ended) never answers: bounded waits, then an error
     for (let waited = 0; Atomics.load(this.ctrl, CTRL.done) !== this.seq; waited += 1000) {
       if (waited >= 60_000) throw errors.engine('a step helper thread stopped answering (60 s)');
@@ -108,7 +114,9 @@ export class StepTeam {
 
   /** Starts `count` helpers on `memory` and waits (at most `timeoutMs` each) until their kernels are
    *  instantiated; null if none could start (the stepper then runs alone). */
-  static start(memory: WebAssembly.Memory, variant: string, count: number, timeoutMs = 20_000): StepTeam | null {
+  static start(memory: WebAssembly.Memory, variant: string, count: number, timeoutMs = 20_000,
+    /** also bind the 'dnnl' engine (one oneDNN thread per helper) from this library path; OP.gemm then runs on it */
+    dnnl?: { path?: string }): StepTeam | null {
     const helpers: Helper[] = [];
     const file = new URL('../../workers/step-helper.js', import.meta.url);
     if (file.protocol !== 'file:' || !existsSync(fileURLToPath(file))) return null; // e.g. bundled without it: run alone
@@ -117,7 +125,7 @@ export class StepTeam {
       const ctrl = new Int32Array(ctrlBuf);
       let worker: Worker;
       try {
-        worker = new Worker(file, { workerData: { memory, variant, ctrl: ctrlBuf, calls: callsBuf } });
+        worker = new Worker(file, { workerData: { memory, variant, ctrl: ctrlBuf, calls: callsBuf, dnnl: dnnl ? { path: dnnl.path } : null } });
       } catch { break; }
       worker.on('error', () => { /* a helper that fails is reported by its ready flag or by wait() */ });
       worker.unref();

@@ -9,9 +9,17 @@
 // is reused once both of its views are garbage (FinalizationRegistry).
 //
 // Precision 'bf16' (docs/engines.md, "Precision bf16"): the matrix products take
-// bfloat16 operands with float32 accumulation — oneDNN's matmul on all cores where
-// dnnlForBf16 says so (the one-row product is then bound by memory, not by the
-// WASM SIMD's 128-bit lanes), else the rounding fallback on the WASM GEMM.
+// bfloat16 operands with float32 accumulation — oneDNN's matmul where dnnlForBf16 says
+// so (the one-row product is then bound by memory, not by the WASM SIMD's 128-bit
+// lanes), else the rounding fallback on the WASM GEMM.
+//
+// Threads: helper threads (step-helper.ts) take a share of every product's columns and of
+// the retention heads. On oneDNN each weight is packed as one column block per thread and
+// every thread (this one and each helper) runs its block on its own oneDNN with one thread:
+// no OpenMP team, whose threads spin after each call against the helpers on the same cores
+// (interleaved on the 1.3B shape: 65 ms per token against 70–74 on a 2-thread OpenMP team,
+// and 81–86 with OpenMP products beside helper retention). Every column's and head's
+// arithmetic is the same code however the work is split: bit for bit one thread's result.
 import { availableParallelism } from 'node:os';
 import { ARENA_BASE, createMemory } from '../wasm/loader.js';
 import { invSqrtDecaySums, rotaryTables } from '../wasm/tables.js';
@@ -24,8 +32,7 @@ import { ACT_CODE } from './messages.js';
 import type { RuntimeKernels } from './kernels.js';
 import { envValue } from '../env.js';
 import type { KernelsRequest, Precision } from '../options.js';
-import type { DnnlLibrary } from './dnnl.js';
-import { bf16Rounding, bindDnnlKernels, dnnlForBf16, roundRowsBf16 } from './dnnl-kernels.js';
+import { bf16Rounding, bindDnnlKernels, dnnlForBf16, roundRowsBf16, type BlockedDnnlKernels } from './dnnl-kernels.js';
 import { closeWithOwner, columnShares, forgetOwner, MAX_STEP_THREADS, OP, runCall, StepTeam, type Call } from './step-helper.js';
 
 const F4 = 4, F8 = 8;
@@ -38,8 +45,8 @@ export interface StepperOptions {
   precision?: Precision;
   /** kernel request for 'bf16' (dnnlForBf16's rule; default 'auto') */
   kernels?: KernelsRequest;
-  /** threads of a step: helper threads for the retention heads (and the WASM products' columns), and
-   *  oneDNN's threads for the 'bf16' products (default: the machine's available parallelism, at most 8) */
+  /** threads of a step, this one and its helpers, which split the retention heads and every product's
+   *  columns (default: the machine's available parallelism, at most 8) */
   threads?: number;
 }
 
@@ -51,7 +58,8 @@ export class WasmStepper {
   private readonly A: Arena;
   private readonly p: Packed;
   private readonly acts: { msr: number; mlp: number };
-  private readonly dnnl: { lib: DnnlLibrary; threads: number } | null = null;
+  /** precision 'bf16' on oneDNN: weights in column blocks, one per thread */
+  private readonly blocked: BlockedDnnlKernels | null = null;
   /** what computes the step, e.g. 'wasm-relaxed-simd, 2 threads' or 'onednn 2.6.3 (…), bf16 operands, 2 threads' */
   readonly engine: string;
   readonly precision: Precision;
@@ -75,27 +83,23 @@ export class WasmStepper {
     const base = bindWasmKernels(memory, variant);
     this.precision = opts.precision ?? 'f32';
     const threads = Math.max(1, Math.min(opts.threads ?? availableParallelism(), MAX_STEP_THREADS));
-    if (this.precision === 'bf16') {
-      const { lib } = dnnlForBf16(opts.kernels ?? 'auto');
-      if (lib) {
-        this.dnnl = { lib, threads };
-        this.K = bindDnnlKernels(memory, base, lib.path, threads);
-      } else {
-        this.K = bf16Rounding(base, memory);
-      }
+    const lib = this.precision === 'bf16' ? dnnlForBf16(opts.kernels ?? 'auto').lib : null;
+    // helpers for the products' columns and the retention heads; none on one core. Beside oneDNN each
+    // helper binds its own oneDNN (one thread) and runs its block of every product's columns: measured
+    // 52 GB/s on two such threads against 45 for one oneDNN call on two OpenMP threads (M = 1, BF16).
+    this.team = threads > 1 ? StepTeam.start(memory, variant, threads - 1, undefined, lib ? { path: lib.path } : undefined) : null;
+    if (this.team) closeWithOwner(this, this.team);
+    if (lib) {
+      this.blocked = bindDnnlKernels(memory, base, lib.path, 1, this.team?.size ?? 1);
+      this.K = this.blocked;
     } else {
-      this.K = base;
+      this.K = this.precision === 'bf16' ? bf16Rounding(base, memory) : base;
     }
     this.A = new Arena(memory, ARENA_BASE, 2 ** 32 - 65536);
     this.p = packModel(spec, this.K, this.A);
-    // helpers for the retention heads (and, on the WASM engine, the products' columns); none on one core
-    // (not beside oneDNN: its threads already fill the cores, and the float64 state's update alone is
-    // bound by memory — measured no faster on two threads than on one)
-    this.team = threads > 1 && !this.dnnl ? StepTeam.start(memory, variant, threads - 1) : null;
-    if (this.team) closeWithOwner(this, this.team);
     this.base = base;
-    this.roundX = this.K !== base ? (x, rows, cols, ld) => roundRowsBf16(memory, x, rows, cols, ld) : null;
-    const n = this.dnnl?.threads ?? this.team?.size ?? 1;
+    this.roundX = this.K !== base && !lib ? (x, rows, cols, ld) => roundRowsBf16(memory, x, rows, cols, ld) : null;
+    const n = this.team?.size ?? 1;
     this.engine = `${this.K.name}, ${n} thread${n === 1 ? '' : 's'}`;
     this.acts = { msr: ACT_CODE[spec.config.msrGateFn], mlp: ACT_CODE[spec.config.mlpGateFn] };
     const { H, dk, dv } = this.p.dims;
@@ -142,8 +146,6 @@ export class WasmStepper {
         at[l].push(this.resident(st));
       }
     }
-    // this thread's oneDNN threads for the step's products, then back to 1 (dnnl.ts: per-thread ICV)
-    this.dnnl?.lib.setThreads(this.dnnl.threads);
     try {
       const X = A.transient(B * d * F4, 'step'), h = A.transient(B * d * F4, 'step');
       const P = A.transient(B * Wp * F4, 'step'), O = A.transient(B * H * dv * F4, 'step');
@@ -160,8 +162,11 @@ export class WasmStepper {
         wides.push(p.bf16Scratch ? A.transient(p.bf16Scratch, 'step') : 0);
       }
       // float32 panels, or BF16 widened per call (RuntimeKernels.gemmBf16). On the WASM engine with helpers,
-      // the columns are split in blocks of 32 between the threads (columnShares).
+      // the columns are split in blocks of 32 between the threads (columnShares); on oneDNN, one packed
+      // column block per thread (BlockedDnnlKernels.shares).
+      const blocked = this.blocked;
       const gemm = (bf16: boolean, x: number, M: number, Kd: number, ldx: number, W: number, N: number, b: number, y: number, ldy: number, act: number, acc: boolean) => {
+        if (team && blocked) { team.run(blocked.block, blocked.shares(x, M, Kd, ldx, W, N, b, y, ldy, act, acc)); return; }
         if (team && N >= 64 * T) {
           this.roundX?.(x, M, Kd, ldx);
           team.run(this.base, columnShares(T, bf16, x, M, Kd, ldx, W, N, b, y, ldy, act, acc, gss, wides));
@@ -223,7 +228,6 @@ export class WasmStepper {
       });
       return Float32Array.from(A.f32(X, B * d));
     } finally {
-      this.dnnl?.lib.setThreads(1);
       A.reset();
     }
   }
