@@ -524,6 +524,46 @@ function retention_step_fused(dk: i32, dv: i32, q: usize, k: usize, v: usize, ga
   step_normalize(dv, o, r, rs, invSqrtC, normRetn);
 }
 
+/** The recurrent step with a float32 S (a state of dtype float32: rounded after every update), one pass:
+ *  S[a,c] ← float32(γ·S[a,c] + k_a·v_c) in float64 arithmetic, z (float64) ← γz + k, o = q·S (the
+ *  rounded S, accumulated in float64 in the [dv] float64 scratch `acc`), r = q·z, then normalized as
+ *  f32_retention_step. */
+export function f32_retention_step_s32__wasmsimd(dk: i32, dv: i32, q: usize, k: usize, v: usize, gamma: f64,
+                                                 S: usize, z: usize, o: usize, r: usize, invSqrtC: usize, normRetn: i32, acc: usize): void {
+  const g2 = f64x2.splat(gamma);
+  const dv2 = dv & ~1;
+  memory.fill(acc, 0, <usize>dv << 3);
+  let rs: f64 = 0;
+  for (let a = 0; a < dk; a++) {
+    const ka = <f64>load<f32>(k + (<usize>a << 2));
+    const qa = <f64>load<f32>(q + (<usize>a << 2));
+    const zp = z + (<usize>a << 3);
+    const za = gamma * load<f64>(zp) + ka;
+    store<f64>(zp, za);
+    rs += qa * za;
+    const k2 = f64x2.splat(ka), q2 = f64x2.splat(qa);
+    const Sa = S + (<usize>a * <usize>dv << 2);
+    let c = 0;
+    for (; c < dv2; c += 2) {
+      const vp = f64x2.promote_low_f32x4(v128.load64_zero(v + (<usize>c << 2)));
+      const sp = Sa + (<usize>c << 2), ap = acc + (<usize>c << 3);
+      const sn = f32x4.demote_f64x2_zero(f64x2.add(f64x2.mul(g2, f64x2.promote_low_f32x4(v128.load64_zero(sp))), f64x2.mul(k2, vp)));
+      v128.store_lane<i64>(sp, sn, 0);
+      v128.store(ap, f64x2.add(v128.load(ap), f64x2.mul(q2, f64x2.promote_low_f32x4(sn))));
+    }
+    if (c < dv) {
+      const sp = Sa + (<usize>c << 2), ap = acc + (<usize>c << 3);
+      const sn = <f32>(gamma * <f64>load<f32>(sp) + ka * <f64>load<f32>(v + (<usize>c << 2)));
+      store<f32>(sp, sn);
+      store<f64>(ap, load<f64>(ap) + qa * <f64>sn);
+    }
+  }
+  let c = 0;
+  for (; c < dv2; c += 2) v128.store_lane<i64>(o + (<usize>c << 2), f32x4.demote_f64x2_zero(v128.load(acc + (<usize>c << 3))), 0);
+  if (c < dv) store<f32>(o + (<usize>c << 2), <f32>load<f64>(acc + (<usize>c << 3)));
+  step_normalize(dv, o, r, rs, invSqrtC, normRetn);
+}
+
 function step_normalize(dv: i32, o: usize, r: usize, rs: f64, invSqrtC: usize, normRetn: i32): void {
   let scale: f64 = 1;
   if (invSqrtC) { const s = <f64>load<f32>(invSqrtC); scale = s; rs *= s; }

@@ -10,7 +10,9 @@
 // segment's tokens/s is set against the larger of the measurements just before and just after it.
 // The overall fraction: all tokens ÷ all decoding time, against the largest of every measurement.
 //
-//   node dist/bench/decode.js --dir DIR [--tokens 16] [--segments 4] [--threads 2] [--precisions f32,bf16] [--split] [--out bench/results/decode-1p3b.json]
+// --state-dtype float32: the recurrent state's S in float32 (half its bytes; default float64).
+//
+//   node dist/bench/decode.js --dir DIR [--tokens 16] [--segments 4] [--threads 2] [--precisions f32,bf16] [--state-dtype float64|float32] [--split] [--out bench/results/decode-1p3b.json]
 import { Worker } from 'node:worker_threads';
 import { readdirSync, readFileSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -23,6 +25,7 @@ const ROOT = new URL('../../', import.meta.url).pathname;
 const { values } = parseArgs({
   options: {
     dir: { type: 'string' }, tokens: { type: 'string', default: '16' }, threads: { type: 'string', default: '2' }, segments: { type: 'string', default: '4' },
+    'state-dtype': { type: 'string', default: 'float64' },
     precisions: { type: 'string', default: 'f32,bf16' }, split: { type: 'boolean', default: false },
     out: { type: 'string', default: join(ROOT, 'bench/results/decode-1p3b.json') },
   },
@@ -81,16 +84,18 @@ const bound1 = bw1 * 1e9 / perToken;
 // State bytes a step reads and writes (S [H, dk, dv] and z [H, dk] per layer, float64): not in the bound
 // (which counts weights only), stated beside it.
 const dk = (cfg.hidden_size * (cfg.expand_k ?? 1)) / cfg.num_heads, dv = (cfg.hidden_size * (cfg.expand_v ?? 2)) / cfg.num_heads;
-const stateBytes = cfg.num_hidden_layers * cfg.num_heads * (dk * dv + dk) * 8;
+const stateDtype = values['state-dtype'];
+if (stateDtype !== 'float64' && stateDtype !== 'float32') { console.error('--state-dtype: float64 or float32'); process.exit(2); }
+const stateBytes = cfg.num_hidden_layers * cfg.num_heads * (dk * dv * (stateDtype === 'float32' ? 4 : 8) + dk * 8);
 const runs: Record<string, unknown>[] = [];
 for (const precision of precisions) {
   // generate's loop without a tokenizer (the benchmark shape has none): prefill, then greedy steps of the
   // recurrent 'wasm' step — what generate runs per token. The first step packs the stepper's copy of the weights.
   const tw = performance.now();
-  lm.step(prompt[0], undefined, { backend: 'wasm', precision });
+  lm.step(prompt[0], undefined, { backend: 'wasm', precision, stateDtype });
   const warmSeconds = (performance.now() - tw) / 1000;
   const tp = performance.now();
-  let { logprobs, state } = lm.prefill(prompt, 256, 'wasm', precision);
+  let { logprobs, state } = lm.prefill(prompt, 256, 'wasm', precision, stateDtype);
   const td = performance.now();
   const ids: number[] = [];
   // segments of the decoding, each between two bandwidth measurements (one discarded first: the first
@@ -126,7 +131,7 @@ for (const precision of precisions) {
     segments: segs,
     greedyIds: ids,
   });
-  console.log(`decode ${precision} (${engine}): ${nTok} tokens in ${decodeSeconds.toFixed(2)} s = ${tps.toFixed(2)} tok/s; bound ${boundN.toFixed(2)} tok/s at ${bwMax.toFixed(1)} GB/s (the most of ${bws.map((b) => b.toFixed(1)).join(', ')}) ÷ ${(perToken / 1e9).toFixed(2)} GB per token: ${(100 * tps / boundN).toFixed(0)}%; by segment ${fr.map((f) => (100 * f).toFixed(0) + '%').join(', ')} (sorted); one thread's bound ${bound1.toFixed(2)}`);
+  console.log(`decode ${precision}, ${stateDtype} state (${engine}): ${nTok} tokens in ${decodeSeconds.toFixed(2)} s = ${tps.toFixed(2)} tok/s; bound ${boundN.toFixed(2)} tok/s at ${bwMax.toFixed(1)} GB/s (the most of ${bws.map((b) => b.toFixed(1)).join(', ')}) ÷ ${(perToken / 1e9).toFixed(2)} GB per token: ${(100 * tps / boundN).toFixed(0)}%; by segment ${fr.map((f) => (100 * f).toFixed(0) + '%').join(', ')} (sorted); one thread's bound ${bound1.toFixed(2)}`);
 }
 await team.close();
 // --split: where a step's time goes — the stepper's work on this thread wrapped in timers, 8 steps each:
@@ -136,7 +141,7 @@ await team.close();
 const split: Record<string, Record<string, number>> = {};
 if (values.split) {
   for (const precision of precisions) {
-    let r = lm.step(prompt[0], undefined, { backend: 'wasm', precision });
+    let r = lm.step(prompt[0], undefined, { backend: 'wasm', precision, stateDtype });
     const stepper = (lm.model as unknown as { stepper: { K: Record<string, unknown>; team: { run: (K: unknown, shares: number[][][]) => void } | null } }).stepper;
     const K = stepper.K, acc: Record<string, number> = {};
     const orig = { ...K };
@@ -171,7 +176,7 @@ if (values.split) {
 const out = {
   date: new Date().toISOString(),
   machine: { cpu: cpus()[0]?.model, cores: cpus().length, memGiB: +(totalmem() / 2 ** 30).toFixed(1), node: process.version },
-  params: { dir, layers: cfg.num_hidden_layers, tokens: nTok, segments: nSeg, promptTokens: prompt.length, threads },
+  params: { dir, layers: cfg.num_hidden_layers, tokens: nTok, segments: nSeg, promptTokens: prompt.length, threads, stateDtype },
   bandwidthGBps: { oneThread: +bw1.toFixed(2), threadsAtStart: +bwStart.toFixed(2) },
   bytesPerToken: perToken, stateBytesPerToken: stateBytes,
   boundTokensPerSecondOneThread: +bound1.toFixed(3),

@@ -4,7 +4,7 @@ export { DEFAULT_CONFIG, type RetNetConfig, type Dims } from './model/config.js'
 export { Tensor, allclose, maxAbs, maxAbsDiff, relMaxError, nmse, type DType, type FloatArray } from './tensor.js';
 export { SafetensorsFile, SafetensorsWriter, readSafetensors, writeSafetensors, type StTensor, type StDType } from './safetensors.js';
 export { RetNetError, type ErrorCode } from './errors.js';
-export type { ForwardOptions, BackendName, KernelsName, Precision } from './options.js';
+export type { ForwardOptions, BackendName, KernelsName, Precision, StateDtype } from './options.js';
 export type { ActName } from './reference/ops.js';
 export type { LoadOptions } from './model/weights.js';
 export type { RowSource, RowSink, BackendInfo, Executor } from './backends/executor.js';

@@ -19,6 +19,9 @@ export const KERNELS: readonly KernelsName[] = ['auto', 'wasm', 'blas', 'dnnl'];
  *  when BF16, else rounded), float32 accumulation. Norms, rotary, retention and the cross-chunk state
  *  are float32/float64 at either precision. */
 export type Precision = 'f32' | 'bf16';
+
+/** dtype of a carried retention state: the chunkwise scan's (ForwardOptions.stateDtype) or a recurrent state's S. */
+export type StateDtype = 'float64' | 'float32';
 export const PRECISIONS: readonly Precision[] = ['f32', 'bf16'];
 export const BACKENDS: readonly BackendName[] = ['js', 'wasm', 'tfjs'];
 
@@ -46,7 +49,7 @@ export interface ForwardOptions {
    *  (see Precision). wasm only: 'bf16' on js (float64) or tfjs is an E_OPTION error. */
   precision?: Precision;
   /** Precision of the cross-chunk state scan (wasm, tfjs). js is float64 throughout. */
-  stateDtype?: 'float64' | 'float32';
+  stateDtype?: StateDtype;
   /** Tokens per window of the streaming runtime (wasm); bounds memory, never changes results. */
   windowRows?: number;
   /** Cancels a forward. All backends. */
@@ -66,7 +69,7 @@ export interface ResolvedOptions {
   kernels: KernelsRequest;
   precision: Precision;
   windowRows: number | undefined;
-  stateDtype: 'float64' | 'float32';
+  stateDtype: StateDtype;
   signal: AbortSignal | undefined;
 }
 

@@ -154,6 +154,33 @@ test('recurrent step (js float64 and wasm): token by token, the next-token log-p
   }
 });
 
+// A float32 state (initState('float32'): S rounded to float32 after every update) on both steps: within
+// the float32 step's 1e-4 of the float64 golden; on the js step (float64 elsewhere) its error must exceed
+// the float64 step's 1e-9, or the state was not rounded at all.
+test('recurrent step with a float32 state (js and wasm): token by token within the float32 step\'s tolerance of the golden', async () => {
+  for (const m of MODELS) {
+    const lm = await lmOf(m);
+    const g = golden(m);
+    const ids = g.seqs[0];
+    for (const backend of ['js', 'wasm'] as const) {
+      let state = lm.initState('float32');
+      let worst = 0;
+      for (let t = 0; t < 20; t++) {
+        const r = lm.step(ids[t], state, { backend });
+        state = r.state;
+        assert.ok(state.layers[0][0].S instanceof Float32Array, `${m} ${backend}: the state stays float32`);
+        const row = g.want.subarray(t * g.V, (t + 1) * g.V);
+        let mx = -Infinity; for (const z of row) mx = Math.max(mx, z);
+        let s = 0; for (const z of row) s += Math.exp(z - mx);
+        for (let v = 0; v < g.V; v++) worst = Math.max(worst, Math.abs(r.logprobs[v] - (row[v] - mx - Math.log(s))) / g.scale);
+      }
+      console.log(`  ${m} step ${backend}, float32 state: ${worst.toExponential(2)} (bound 1e-4)`);
+      assert.ok(worst <= 1e-4, `${m} step ${backend} float32 state: ${worst}`);
+      if (backend === 'js') assert.ok(worst > 1e-9, `${m} js step with a float32 state: ${worst} is float64-sized`);
+    }
+  }
+});
+
 test('the fla family refuses retention normalisations it does not have', async () => {
   const lm = await lmOf('f32');
   const ids = golden('f32').seqs[0];

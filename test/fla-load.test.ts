@@ -217,7 +217,13 @@ test('CLI: score --model DIR prints tokens and perplexity, --jsonl records gain 
   assert.is(gb.code, 0, gb.err);
   assert.is(gb.out, `The state${(await lm.generate('The state', { maxNewTokens: 6, precision: 'bf16' })).text}\n`);
   assert.match(gb.err, /recurrent step, wasm, bf16/);
-  for (const [args, msg] of [[['--precision', 'f16'], /--precision must be f32 or bf16/], [['--precision', 'bf16', '--backend', 'js'], /--precision bf16 needs --backend wasm/]] as const) {
+  // --state-dtype float32: the library's continuation from a float32 state
+  const gs = await cli(['generate', '--model', tiny, '--prompt', 'The state', '--max-new-tokens', '6', '--state-dtype', 'float32']);
+  assert.is(gs.code, 0, gs.err);
+  assert.is(gs.out, `The state${(await lm.generate('The state', { maxNewTokens: 6, stateDtype: 'float32' })).text}\n`);
+  assert.match(gs.err, /recurrent step, wasm, float32 state/);
+  for (const [args, msg] of [[['--precision', 'f16'], /--precision must be f32 or bf16/], [['--precision', 'bf16', '--backend', 'js'], /--precision bf16 needs --backend wasm/],
+    [['--state-dtype', 'float16'], /--state-dtype must be float64 or float32/]] as const) {
     const e = await cli(['generate', '--model', tiny, '--prompt', 'x', ...args]);
     assert.is(e.code, 2, e.err);
     assert.match(e.err, msg);

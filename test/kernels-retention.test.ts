@@ -245,6 +245,52 @@ for (const variant of VARIANTS) {
   });
 }
 
+// The step on a float32 S (f32_retention_step_s32, a state of dtype float32) against its definition
+// written out in JavaScript: S ← float32(γS + k·v) and o = Σ_a q_a·S[a,:] (the rounded S, float64 sums in
+// row order), z float64, then the step's normalization — the same float64 operations in the same order,
+// so bit for bit. Odd dk and dv (the scalar tail), every flag, several steps from a random state.
+for (const variant of VARIANTS) {
+  test(`f32_retention_step_s32__wasmsimd (${variant}) = its float64 definition with a float32 S, bit for bit`, () => {
+    const k = kernels(variant);
+    const r = rng(27);
+    for (const flags of FLAGS) for (const dk of [2, 7, 64]) for (const dv of [1, 5, 64, 67]) {
+      const mark = arena.mark();
+      const gamma = GAMMAS[r.int(2)];
+      const S = Float32Array.from(r.uniform(dk * dv, -3, 3)), z = r.uniform(dk, 0, 5);
+      const Sb = putF32(Float64Array.from(S)), zb = putF64(z);
+      const ob = arena.alloc(dv * 4), rb = arena.alloc(4), acc = arena.alloc(dv * 8);
+      const qb = arena.alloc(dk * 4), kb = arena.alloc(dk * 4), vb = arena.alloc(dv * 4), ib = arena.alloc(4);
+      for (let pos = 0; pos < 5; pos++) {
+        const q = Float32Array.from(r.uniform(dk)), kk = Float32Array.from(r.uniform(dk)), v = Float32Array.from(r.uniform(dv));
+        new Float32Array(arena.memory.buffer, qb, dk).set(q); new Float32Array(arena.memory.buffer, kb, dk).set(kk);
+        new Float32Array(arena.memory.buffer, vb, dv).set(v);
+        const inv = Math.fround(1 / Math.sqrt(decaySum(gamma, pos)));
+        new Float32Array(arena.memory.buffer, ib, 1)[0] = inv;
+        k.f32_retention_step_s32__wasmsimd(dk, dv, qb, kb, vb, gamma, Sb, zb, ob, rb, flags.normalizeAttn ? ib : 0, flags.normalizeRetn ? 1 : 0, acc);
+        // the definition
+        const sum = new Float64Array(dv);
+        let rs = 0;
+        for (let a = 0; a < dk; a++) {
+          z[a] = gamma * z[a] + kk[a];
+          rs += q[a] * z[a];
+          for (let c = 0; c < dv; c++) { S[a * dv + c] = gamma * S[a * dv + c] + kk[a] * v[c]; sum[c] += q[a] * S[a * dv + c]; }
+        }
+        const o = Float32Array.from(sum);
+        let scale = 1;
+        if (flags.normalizeAttn) { scale = inv; rs *= inv; }
+        if (flags.normalizeRetn) scale /= Math.max(1, Math.abs(rs));
+        if (scale !== 1) for (let c = 0; c < dv; c++) o[c] = o[c] * scale;
+        const sizes = `dk=${dk} dv=${dv} pos=${pos} ${JSON.stringify(flags)}`;
+        assert.equal(Array.from(new Float32Array(arena.memory.buffer, Sb, dk * dv)), Array.from(S), `S ${sizes}`);
+        assert.equal(getF64(zb, dk), z, `z ${sizes}`);
+        assert.equal(Array.from(getF32(ob, dv)), Array.from(o), `o ${sizes}`);
+        assert.equal(getF32(rb, 1)[0], Math.fround(rs), `r ${sizes}`);
+      }
+      arena.reset(mark);
+    }
+  });
+}
+
 /** The whole chunkwise pipeline with these kernels: intra → cross (state from a float64 carry) → normalise → summary → carry. */
 function chunkwiseWithKernels(k: Kernels, tw: Twin, q: Float64Array, kk: Float64Array, v: Float64Array, L: number, dk: number, dv: number,
                               gamma: number, C: number, flags: RetentionFlags): Float64Array {

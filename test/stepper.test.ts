@@ -6,7 +6,8 @@
 //   kernel code whatever the split, so outputs and states must equal one thread's bit for bit (float32
 //   and BF16 panels, the bf16 fallback, B = 2, 3 threads so the shares are uneven).
 // - The state: moved into the stepper's memory on first use (its arrays replaced by views there), then
-//   updated in place; the float64 js step must continue from it as from a plain copy.
+//   updated in place; the float64 js step must continue from it as from a plain copy. A float32 state
+//   (S a Float32Array) stays float32 there, with the same thread and continuation checks.
 // - bf16 on oneDNN (where the CPU has bfloat16 dot products; skipped by name elsewhere) against the
 //   fallback: the same rounded operands, float32 sums in another order — held to the bf16 bound of
 //   test/precision.test.ts (8u per layer of max|output|, u = 2⁻⁹).
@@ -90,6 +91,38 @@ test('the state moves into the stepper once, is updated in place, and the js ste
   assert.ok(st.layers[0][0].S !== view, 'moved to the bf16 stepper');
   const e = m.step(x4, copy2, { backend: 'wasm', precision: 'bf16' });
   sameBits('bf16 step from the moved state vs from a copy', c.y.data, e.y.data);
+});
+
+test('a float32 state: 3 threads = 1 thread bit for bit (f32, bf16 fallback and oneDNN; B = 2); it stays float32 views, and the js step continues from it as from a copy', () => {
+  const m = models[1][1].model, d = m.dims.d, B = 2;
+  const kinds: [string, 'f32' | 'bf16', 'wasm' | 'dnnl'][] = [['f32', 'f32', 'wasm'], ['bf16 fallback', 'bf16', 'wasm']];
+  if (!dnnlMissing()) kinds.push(['bf16 oneDNN', 'bf16', 'dnnl']);
+  const states32 = () => m.layers.map(() => Array.from({ length: B }, () => js.zeroLayerState(m.dims, 'float32')));
+  for (const [label, precision, kernels] of kinds) {
+    const one = new WasmStepper(specOf(m), { threads: 1, precision, kernels });
+    const three = new WasmStepper(specOf(m), { threads: 3, precision, kernels });
+    try {
+      const s1 = states32(), s3 = states32();
+      for (let t = 0; t < 6; t++) {
+        const x = inputs(B, d, t + 20);
+        sameBits(`${label} y t=${t}`, three.step(x, B, t, s3, FLAGS), one.step(x, B, t, s1, FLAGS));
+        for (let l = 0; l < m.layers.length; l++) for (let b = 0; b < B; b++) {
+          assert.ok(s3[l][b].S instanceof Float32Array && s3[l][b].S.buffer instanceof SharedArrayBuffer, `${label}: S is a float32 view of the stepper memory`);
+          sameBits(`${label} S l=${l} b=${b} t=${t}`, s3[l][b].S, s1[l][b].S);
+          sameBits(`${label} z l=${l} b=${b} t=${t}`, s3[l][b].z, s1[l][b].z);
+        }
+      }
+    } finally { one.close(); three.close(); }
+  }
+  // the js step continues from the views as from copies (both float32 states)
+  const st = m.initState(1, 'float32');
+  for (let t = 0; t < 3; t++) m.step(new Tensor(inputs(1, d, t + 30), [1, d]), st, { backend: 'wasm' });
+  const copy = { pos: st.pos, batch: 1, layers: st.layers.map((l) => l.map((s) => ({ S: s.S.slice(), z: s.z.slice() }))) };
+  assert.ok(copy.layers[0][0].S instanceof Float32Array);
+  const x = new Tensor(inputs(1, d, 40), [1, d]);
+  sameBits('js step from the float32 views vs from copies', m.step(x, st, { backend: 'js' }).y.data, m.step(x, copy, { backend: 'js' }).y.data);
+  sameBits('their states', st.layers[1][0].S, copy.layers[1][0].S);
+  assert.throws(() => m.initState(1, 'float16' as 'float32'), (e: Error & { code?: string }) => e.code === 'E_OPTION');
 });
 
 test('step options: bf16 on the js step is E_OPTION; RETNET_PRECISION=bf16 does not reach the js step', () => {

@@ -45,11 +45,13 @@ export function setHead(x: Vec, L: number, H: number, w: number, h: number, src:
   for (let n = 0; n < L; n++) for (let j = 0; j < w; j++) x[n * H * w + h * w + j] = src[n * w + j];
 }
 
-/** Per-head retention state of one sequence in one layer: S [H, dk, dv], z [H, dk]. */
-export interface LayerState { S: Float64Array; z: Float64Array }
+/** One layer's recurrent state: S [H, dk, dv] and z [H, dk]. S's array type is the state's dtype: float64, or
+ *  float32 (every update rounded to float32, as stateDtype float32 does in the chunkwise scan); z is float64. */
+export interface LayerState { S: Float64Array | Float32Array; z: Float64Array }
 
-export function zeroLayerState(dims: Dims): LayerState {
-  return { S: new Float64Array(dims.H * dims.dk * dims.dv), z: new Float64Array(dims.H * dims.dk) };
+export function zeroLayerState(dims: Dims, stateDtype: 'float64' | 'float32' = 'float64'): LayerState {
+  const n = dims.H * dims.dk * dims.dv;
+  return { S: stateDtype === 'float32' ? new Float32Array(n) : new Float64Array(n), z: new Float64Array(dims.H * dims.dk) };
 }
 
 const headState = (st: LayerState, h: number, dk: number, dv: number): RetentionState => ({

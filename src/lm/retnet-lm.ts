@@ -10,7 +10,7 @@
 import { errors } from '../errors.js';
 import { readSafetensors, type StTensor } from '../safetensors.js';
 import { Tensor } from '../tensor.js';
-import { kernelsFromEnv, resolveOptions, stepPrecision, throwIfAborted, type BackendName, type ForwardOptions, type KernelsRequest, type Precision } from '../options.js';
+import { kernelsFromEnv, resolveOptions, stepPrecision, throwIfAborted, type BackendName, type ForwardOptions, type KernelsRequest, type Precision, type StateDtype } from '../options.js';
 import { dnnlForBf16, roundRowsBf16 } from '../runtime/dnnl-kernels.js';
 import { DEFAULT_BACKEND, RetNet, type RecurrentState, type StreamOptions } from '../model/retnet.js';
 import { checkUnexpected, layersFromCheckpoint, type Checkpoint, type LoadOptions } from '../model/weights.js';
@@ -107,6 +107,8 @@ export interface GenerateOptions {
   backend?: 'js' | 'wasm';
   /** the wasm step's precision: 'f32' (default, or RETNET_PRECISION) or 'bf16' (see {@link LMStepOptions}) */
   precision?: Precision;
+  /** the recurrent state's dtype: 'float64' (default) or 'float32' (see {@link LMStepOptions}) */
+  stateDtype?: StateDtype;
 }
 
 /** The result of the byte LM's byte-level `generate({ prompt, … })`. */
@@ -126,6 +128,10 @@ export interface LMStepOptions {
   /** 'wasm' only: 'f32' (default, or RETNET_PRECISION) or 'bf16' (bfloat16 operands in the matrix
    *  products and the head, float32 accumulation; oneDNN on all cores where the CPU has bfloat16 dot products) */
   precision?: Precision;
+  /** dtype of the state made when none is given: 'float64' (default) or 'float32' (each S rounded to
+   *  float32 after every update: half the state bytes a decoding step reads and writes). A given state
+   *  keeps its own (RecurrentState). */
+  stateDtype?: StateDtype;
 }
 
 /** One recurrent step of a language model. */
@@ -156,6 +162,8 @@ export interface TextGenerateOptions {
   backend?: 'js' | 'wasm';
   /** the wasm step's precision: 'f32' (default, or RETNET_PRECISION) or 'bf16' (see {@link LMStepOptions}) */
   precision?: Precision;
+  /** the recurrent state's dtype: 'float64' (default) or 'float32' (see {@link LMStepOptions}) */
+  stateDtype?: StateDtype;
 }
 
 /** What `generate(prompt, options)` returns. */
@@ -697,13 +705,14 @@ export class RetNetLM {
 
   // ---------------------------------------------------------------- recurrent use
 
-  /** A zero recurrent state (float64, position 0). */
-  initState(): RecurrentState { return this.model.initState(1); }
+  /** A zero recurrent state at position 0: S float64 (default) or float32 ({@link RetNet.initState}). */
+  initState(stateDtype: StateDtype = 'float64'): RecurrentState { return this.model.initState(1, stateDtype); }
 
   /** Feed one token (a byte of the byte LM); returns ln p(next token) over the vocabulary and the advanced state
    *  (float64). backend 'js' (default): float64 throughout; 'wasm': the float32 step and the float32 head. */
-  step(byte: number, state: RecurrentState = this.initState(), options: LMStepOptions = {}): LMStepResult {
+  step(byte: number, state?: RecurrentState, options: LMStepOptions = {}): LMStepResult {
     if (this.closed) throw errors.closed();
+    state ??= this.initState(options.stateDtype);
     if (!Number.isInteger(byte) || byte < 0 || byte >= this.vocab) throw errors.input(`byte must be an integer in [0, ${this.vocab}) (got ${byte})`);
     const e = new Float64Array(this.d);
     embedRow(this.embed, this.d, byte, e, 0);
@@ -716,7 +725,7 @@ export class RetNetLM {
 
   /** Consume `prompt` (bytes of the byte LM, or token ids) into a fresh state; returns the state and
    *  ln p(next token). 'js': float64 chunkwise; 'wasm': the float32 recurrent step, token by token. */
-  prefill(prompt: Uint8Array | Int32Array | number[], chunkSize = DEFAULT_LM_CHUNK, backend: 'js' | 'wasm' = 'js', precision?: Precision): LMStepResult {
+  prefill(prompt: Uint8Array | Int32Array | number[], chunkSize = DEFAULT_LM_CHUNK, backend: 'js' | 'wasm' = 'js', precision?: Precision, stateDtype: StateDtype = 'float64'): LMStepResult {
     if (this.closed) throw errors.closed();
     if (!(prompt instanceof Uint8Array || prompt instanceof Int32Array || Array.isArray(prompt))) throw errors.input('prompt must be a Uint8Array or token ids');
     const ids = prompt;
@@ -725,11 +734,12 @@ export class RetNetLM {
     if (!Number.isInteger(chunkSize) || chunkSize < 1) throw errors.option('chunkSize', 'a positive integer', chunkSize);
     if (backend === 'wasm') {
       let r: LMStepResult | undefined;
-      for (let i = 0; i < ids.length; i++) r = this.step(ids[i], r?.state, { backend: 'wasm', precision });
+      let state = this.initState(stateDtype);
+      for (let i = 0; i < ids.length; i++) ({ state } = r = this.step(ids[i], state, { backend: 'wasm', precision }));
       return r!;
     }
     const d = this.d, L = ids.length;
-    const state = this.initState();
+    const state = this.initState(stateDtype);
     const x = new Float64Array(L * d);
     for (let t = 0; t < L; t++) embedRow(this.embed, d, ids[t], x, t * d);
     const y = js.retnetForward(this.model.layers, this.model.dims, this.model.acts, x, L,
@@ -792,7 +802,7 @@ export class RetNetLM {
     if (!Array.isArray(stop) || !stop.every((x) => typeof x === 'string' && x.length > 0)) throw errors.option('stop', 'an array of non-empty strings', stop);
     const ids = typeof prompt === 'string' ? this.tokenizer.encode(prompt) : prompt;
     throwIfAborted(signal);
-    let { logprobs, state } = this.prefill(ids, DEFAULT_LM_CHUNK, backend, precision);
+    let { logprobs, state } = this.prefill(ids, DEFAULT_LM_CHUNK, backend, precision, options.stateDtype);
     prefilled?.();
     const rng = new Rng(seed);
     const dec = this.tokenizer.streamDecoder();
@@ -823,7 +833,7 @@ export class RetNetLM {
     if (!Number.isInteger(maxBytes) || maxBytes < 0) throw errors.option('maxBytes', 'a non-negative integer', maxBytes);
     if (typeof temperature !== 'number' || !(temperature >= 0) || !Number.isFinite(temperature)) throw errors.option('temperature', 'a finite number ≥ 0', temperature);
     const t0 = performance.now();
-    let { logprobs, state } = this.prefill(this.checkBytes(prompt, 'prompt'), chunkSize);
+    let { logprobs, state } = this.prefill(this.checkBytes(prompt, 'prompt'), chunkSize, 'js', undefined, options.stateDtype);
     const t1 = performance.now();
     const rng = new Rng(seed);
     const out = new Uint8Array(maxBytes);

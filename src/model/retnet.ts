@@ -4,7 +4,7 @@
 import { errors } from '../errors.js';
 import { readSafetensors, writeSafetensors } from '../safetensors.js';
 import { Tensor } from '../tensor.js';
-import { kernelsFromEnv, resolveOptions, stepPrecision, throwIfAborted, type BackendName, type KernelsRequest, type Precision, type ForwardOptions, type ResolvedOptions } from '../options.js';
+import { kernelsFromEnv, resolveOptions, stepPrecision, throwIfAborted, type BackendName, type KernelsRequest, type Precision, type StateDtype, type ForwardOptions, type ResolvedOptions } from '../options.js';
 import { dimsOf, resolveConfig, type Dims, type RetNetConfig } from './config.js';
 import {
   checkLayers, checkMSR, checkUnexpected, configToMetadata, initLayers, initMSR, layersFromCheckpoint, layersToTensors,
@@ -191,7 +191,8 @@ export interface RecurrentState {
   pos: number;
   /** sequences in the batch (B) */
   batch: number;
-  /** layers[l][b]: S [H, dk, dv] and z [H, dk], float64. The 'wasm' step keeps them in its own shared
+  /** layers[l][b]: S [H, dk, dv] (float64, or float32 for a state made with stateDtype 'float32':
+   *  the array's type is the state's dtype) and z [H, dk], float64. The 'wasm' step keeps them in its own shared
    *  memory: its first step of a state replaces these arrays with views there (updated in place by
    *  every later step), so copy them (slice()) to keep a snapshot, or to send one to another thread
    *  (a view of shared memory is shared, not copied, by postMessage). */
@@ -325,10 +326,13 @@ export class RetNet {
   /** The running executor of a backend (for tests and tools). */
   executor(name: BackendName): Promise<Executor> { return this.executors.get(name, undefined); }
 
-  /** A zero state for `batch` sequences, at position 0. */
-  initState(batch = 1): RecurrentState {
+  /** A zero state for `batch` sequences, at position 0. `stateDtype` 'float32' keeps each S in a
+   *  Float32Array, rounded after every update by every step (half the bytes a decoding step reads and
+   *  writes; z stays float64); default 'float64'. */
+  initState(batch = 1, stateDtype: StateDtype = 'float64'): RecurrentState {
     if (!Number.isInteger(batch) || batch < 1) throw errors.option('batch', 'a positive integer', batch);
-    return { pos: 0, batch, layers: this.layers.map(() => Array.from({ length: batch }, () => js.zeroLayerState(this.dims))) };
+    if (stateDtype !== 'float64' && stateDtype !== 'float32') throw errors.option('stateDtype', "'float64' or 'float32'", stateDtype);
+    return { pos: 0, batch, layers: this.layers.map(() => Array.from({ length: batch }, () => js.zeroLayerState(this.dims, stateDtype))) };
   }
 
   /** One token per sequence: x [B, d] → y [B, d], advancing `state` (created if omitted) in place. */

@@ -201,7 +201,8 @@ export function retentionParallel(q: Vec, k: Vec, v: Vec, L: number, dk: number,
 }
 
 /** Chunk state carried between chunks: S [dk, dv], z [dk]. */
-export interface RetentionState { S: Vec; z: Vec }
+/** S: float64, or float32 (each update rounded on store) */
+export interface RetentionState { S: Vec | Float32Array; z: Vec }
 
 export function zeroState(dk: number, dv: number): RetentionState {
   return { S: new Float64Array(dk * dv), z: new Float64Array(dk) };

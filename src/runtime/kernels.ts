@@ -71,6 +71,10 @@ export interface RuntimeKernels {
   step(dk: number, dv: number, q: number, k: number, v: number, gamma: number, S: number, z: number, o: number, r: number, inv: number, retn: boolean,
     /** optional [dv] float64 scratch: one pass over S where the engine has it (the same result bit for bit) */
     scratch?: number): void;
+  /** The step on a float32 S (a state of dtype float32): S ← float32(γS + kᵀv) in float64 arithmetic,
+   *  z (float64) ← γz + k, o = q·S of the rounded S, r = q·z, normalized as step; `scratch` [dv] float64
+   *  is required. Engines without it leave float32 states to the WASM kernels' (the stepper's base). */
+  stepS32?(dk: number, dv: number, q: number, k: number, v: number, gamma: number, S: number, z: number, o: number, r: number, inv: number, retn: boolean, scratch: number): void;
   /** The cross-chunk scan's step over n values: incoming[e] = float32(state[e]), then
    *  state[e] = g·state[e] + delta[e] (state float64 at a byte offset, delta and incoming float32). */
   scanStep(n: number, g: number, state: number, delta: number, incoming: number): void;

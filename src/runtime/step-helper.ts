@@ -29,7 +29,7 @@ export const SPIN_MS = 0.5;
 const CAPACITY = 512;
 
 /** Kernel calls a helper can run. */
-export const OP = { step: 0, gemm: 1, gemmBf16: 2 } as const;
+export const OP = { step: 0, gemm: 1, gemmBf16: 2, stepS32: 3 } as const;
 export type Call = [op: number, ...args: number[]];
 
 /** Runs one call (an op code, then the kernel's arguments) on `K`. */
@@ -37,6 +37,7 @@ export function runCall(K: RuntimeKernels, a: ArrayLike<number>): void {
   switch (a[0]) {
     case OP.step: K.step(a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12] !== 0, a[13]); break;
     case OP.gemm: K.gemm(a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11] !== 0, a[12]); break;
+    case OP.stepS32: K.stepS32!(a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12] !== 0, a[13]); break;
     case OP.gemmBf16: K.gemmBf16(a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11] !== 0, a[12], a[13]); break;
     default: throw new Error(`step helper: unknown op ${a[0]}`);
   }

@@ -50,8 +50,9 @@ export interface StepperOptions {
   threads?: number;
 }
 
-/** A state block in the stepper's memory: S [H, dk, dv] then z [H, dk], float64. */
-interface Block { off: number; live: number }
+/** A state block in the stepper's memory: S [H, dk, dv] (float64, or float32 for a state of dtype
+ *  float32, then padding to 8 bytes) then z [H, dk] float64. */
+interface Block { off: number; live: number; f32: boolean }
 
 export class WasmStepper {
   private readonly K: RuntimeKernels;
@@ -64,10 +65,9 @@ export class WasmStepper {
   readonly engine: string;
   readonly precision: Precision;
   // resident states: the block behind each view, free blocks, and their recycling
-  private readonly blockOf = new WeakMap<Float64Array, Block>();
-  private readonly free: Block[] = [];
-  private readonly blockBytes: number;
-  private readonly reaper = new FinalizationRegistry<Block>((b) => { if (--b.live === 0) this.free.push(b); });
+  private readonly blockOf = new WeakMap<object, Block>();
+  private readonly free: { f64: Block[]; f32: Block[] } = { f64: [], f32: [] };
+  private readonly reaper = new FinalizationRegistry<Block>((b) => { if (--b.live === 0) this.free[b.f32 ? 'f32' : 'f64'].push(b); });
   private readonly team: StepTeam | null;
   /** the WASM engine, which the helpers run */
   private readonly base: RuntimeKernels;
@@ -102,25 +102,30 @@ export class WasmStepper {
     const n = this.team?.size ?? 1;
     this.engine = `${this.K.name}, ${n} thread${n === 1 ? '' : 's'}`;
     this.acts = { msr: ACT_CODE[spec.config.msrGateFn], mlp: ACT_CODE[spec.config.mlpGateFn] };
+  }
+
+  /** Bytes of a state's S in a block (float32 S padded to 8 bytes, so z stays aligned). */
+  private sBytes(f32: boolean): number {
     const { H, dk, dv } = this.p.dims;
-    this.blockBytes = (H * dk * dv + H * dk) * F8;
+    return f32 ? Math.ceil((H * dk * dv * F4) / F8) * F8 : H * dk * dv * F8;
   }
 
   /** Byte offset of `st`'s S in this stepper's memory (z follows it), moving the state here first
    *  (and pointing st.S, st.z at the copy) unless it already lives here. Between steps only: it may
    *  take persistent arena memory. */
-  private resident(st: { S: Float64Array; z: Float64Array }): number {
+  private resident(st: LayerState): Block {
+    const f32 = st.S instanceof Float32Array;
     const b = this.blockOf.get(st.S);
-    const { H, dk, dv } = this.p.dims, SZ = H * dk * dv, ZZ = H * dk;
-    if (b && this.blockOf.get(st.z) === b && st.z.byteOffset === b.off + SZ * F8) return b.off;
-    const blk = this.free.pop() ?? { off: this.A.persistent(this.blockBytes, 'a recurrent state'), live: 0 };
-    const S = this.A.f64(blk.off, SZ), z = this.A.f64(blk.off + SZ * F8, ZZ);
+    const { H, dk, dv } = this.p.dims, SZ = H * dk * dv, ZZ = H * dk, sb = this.sBytes(f32);
+    if (b && b.f32 === f32 && this.blockOf.get(st.z) === b && st.z.byteOffset === b.off + sb) return b;
+    const blk = this.free[f32 ? 'f32' : 'f64'].pop() ?? { off: this.A.persistent(sb + ZZ * F8, 'a recurrent state'), live: 0, f32 };
+    const S = f32 ? this.A.f32(blk.off, SZ) : this.A.f64(blk.off, SZ), z = this.A.f64(blk.off + sb, ZZ);
     S.set(st.S); z.set(st.z);
     st.S = S; st.z = z;
     blk.live = 2;
     this.blockOf.set(S, blk); this.blockOf.set(z, blk);
     this.reaper.register(S, blk); this.reaper.register(z, blk);
-    return blk.off;
+    return blk;
   }
 
   /**
@@ -137,7 +142,7 @@ export class WasmStepper {
     const half = dk / 2, SZ = H * dk * dv, ZZ = H * dk;
     A.reset();
     const nLayers = mode === 'msr' ? 1 : p.layers.length;
-    const at: number[][] = [];
+    const at: Block[][] = [];
     for (let l = 0; l < nLayers; l++) {
       at.push([]);
       for (let b = 0; b < B; b++) {
@@ -197,9 +202,9 @@ export class WasmStepper {
           const share: Call[] = [];
           for (let i = t * per; i < Math.min(pairs, (t + 1) * per); i++) {
             const b = Math.floor(i / H), hh = i % H;
-            const q = P + (b * Wp + hh * dk) * F4;
-            share.push([OP.step, dk, dv, q, q + dqk * F4, P + (b * Wp + 2 * dqk + hh * dv) * F4, Ly.gamma[hh]!,
-              at[l]![b]! + hh * dk * dv * F8, at[l]![b]! + (SZ + hh * dk) * F8,
+            const q = P + (b * Wp + hh * dk) * F4, blk = at[l]![b]!;
+            share.push([blk.f32 ? OP.stepS32 : OP.step, dk, dv, q, q + dqk * F4, P + (b * Wp + 2 * dqk + hh * dv) * F4, Ly.gamma[hh]!,
+              blk.off + hh * dk * dv * (blk.f32 ? F4 : F8), blk.off + this.sBytes(blk.f32) + hh * dk * F8,
               O + (b * H * dv + hh * dv) * F4, R + (b * H + hh) * F4, flags.normalizeAttn ? inv + hh * F4 : 0, flags.normalizeRetn ? 1 : 0, accs[t]!]);
           }
           shares.push(share);

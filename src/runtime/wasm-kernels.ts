@@ -49,6 +49,7 @@ export function wasmContract(k: Kernels): RuntimeKernels {
     cross: (q, n, dk, dv, ldq, pow, S, z, o, ldo, r, tile) => k.f32_retention_cross__wasmsimd(n, dk, dv, q, ldq, pow, S, z, o, ldo, r, tile),
     normalize: (o, n, dv, ldo, r, inv, retn) => k.f32_retention_normalize__wasmsimd(n, dv, o, ldo, r, inv, retn ? 1 : 0),
     step: (dk, dv, q, kk, v, gamma, S, z, o, r, inv, retn, scratch = 0) => k.f32_retention_step__wasmsimd(dk, dv, q, kk, v, gamma, S, z, o, r, inv, retn ? 1 : 0, scratch),
+    stepS32: (dk, dv, q, kk, v, gamma, S, z, o, r, inv, retn, scratch) => k.f32_retention_step_s32__wasmsimd(dk, dv, q, kk, v, gamma, S, z, o, r, inv, retn ? 1 : 0, scratch),
     gate: (g, ldg, o, ldo, rows, cols, act) => k.f32_gate__wasmsimd(rows, cols, g, ldg, o, ldo, act),
     scanStep: (n, g, state, delta, incoming) => k.f64_scan_step__wasmsimd(n, g, state, delta, incoming),
   };

@@ -97,6 +97,7 @@ export interface KernelExports {
   /** One token: S [dk,dv] f64 and z [dk] f64 updated in place; o [dv] f32; r [1] f32 (nullable); invSqrtC [1] f32 (nullable). */
   /** acc: [dv] float64 scratch (one pass over S), or 0 (two passes); the same o either way */
   f32_retention_step__wasmsimd(dk: number, dv: number, q: Ptr, k: Ptr, v: Ptr, gamma: number, S: Ptr, z: Ptr, o: Ptr, r: Ptr, invSqrtC: Ptr, normRetn: number, acc: Ptr): void;
+  f32_retention_step_s32__wasmsimd(dk: number, dv: number, q: Ptr, k: Ptr, v: Ptr, gamma: number, S: Ptr, z: Ptr, o: Ptr, r: Ptr, invSqrtC: Ptr, normRetn: number, acc: Ptr): void;
   f32_retention_step__scalar(dk: number, dv: number, q: Ptr, k: Ptr, v: Ptr, gamma: number, S: Ptr, z: Ptr, o: Ptr, r: Ptr, invSqrtC: Ptr, normRetn: number): void;
   /** dst [n] f32 = src [n] BF16 (u16) << 16: exact widening. */
   f32_widen_bf16__wasmsimd(n: number, src: Ptr, dst: Ptr): void;

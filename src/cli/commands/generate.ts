@@ -5,7 +5,7 @@ import { loadLM, processIO, runCommand, UsageError, type Command, type CommandIO
 
 const usage = `usage: retnet generate [--model M.safetensors|DIR|ORG/NAME] --prompt TEXT [--max-bytes N | --max-new-tokens N]
                        [--temperature T] [--top-k K] [--top-p P] [--stop TEXT]... [--seed S] [--backend wasm|js]
-                       [--precision f32|bf16]
+                       [--precision f32|bf16] [--state-dtype float64|float32]
   Consumes TEXT, then produces tokens one at a time with the recurrent step: greedy at
   temperature 0 (default), else seeded sampling (optionally among the top K tokens / the
   smallest set of probability P). The byte LM (default model) produces --max-bytes bytes
@@ -16,6 +16,8 @@ const usage = `usage: retnet generate [--model M.safetensors|DIR|ORG/NAME] --pro
   --precision: the wasm step's matrix products, f32 (default, or RETNET_PRECISION) or bf16
   (bfloat16 operands, float32 sums: oneDNN on all cores where the CPU has bfloat16 dot
   products, else rounded operands on the WASM kernels; speeds in docs/benchmarks.md).
+  --state-dtype: the recurrent state, float64 (default) or float32 (rounded after every
+  update: half the bytes a step reads and writes for it).
   Prints the prompt and its continuation on stdout, the decode rate on stderr.
   -h, --help   this text`;
 
@@ -27,7 +29,7 @@ export const generate: Command = {
     return runCommand(io, usage, async () => {
       const a = parse({ usage }, argv, {
         model: { type: 'string' }, prompt: { type: 'string' }, 'max-bytes': { type: 'string' },
-        temperature: { type: 'string' }, seed: { type: 'string' }, backend: { type: 'string' }, precision: { type: 'string' },
+        temperature: { type: 'string' }, seed: { type: 'string' }, backend: { type: 'string' }, precision: { type: 'string' }, 'state-dtype': { type: 'string' },
         'max-new-tokens': { type: 'string' }, 'top-k': { type: 'string' }, 'top-p': { type: 'string' }, stop: { type: 'string', multiple: true },
       }, true, io.stdout);
       if (!a) return;
@@ -42,6 +44,8 @@ export const generate: Command = {
       const precision = values.precision;
       if (precision !== undefined && precision !== 'f32' && precision !== 'bf16') throw new UsageError(`--precision must be f32 or bf16 (got ${JSON.stringify(precision)})`);
       if (precision === 'bf16' && backend !== 'wasm') throw new UsageError('--precision bf16 needs --backend wasm (the js step is float64 throughout)');
+      const stateDtype = values['state-dtype'] ?? 'float64';
+      if (stateDtype !== 'float64' && stateDtype !== 'float32') throw new UsageError(`--state-dtype must be float64 or float32 (got ${JSON.stringify(stateDtype)})`);
       const topK = intOption('top-k', values['top-k'], { min: 0 }) ?? 0;
       const topP = numberOption('top-p', values['top-p'], { min: 0 }) ?? 1;
       if (!(topP > 0 && topP <= 1)) throw new UsageError(`--top-p must be in (0, 1] (got ${values['top-p']})`);
@@ -54,9 +58,9 @@ export const generate: Command = {
           const maxNewTokens = intOption('max-new-tokens', values['max-new-tokens'], { min: 0 }) ?? 64;
           io.stdout.write(values.prompt);
           const t0 = performance.now();
-          for await (const piece of lm.stream(values.prompt, { maxNewTokens, temperature, topK, topP, seed, stop, backend, precision })) { io.stdout.write(piece); }
+          for await (const piece of lm.stream(values.prompt, { maxNewTokens, temperature, topK, topP, seed, stop, backend, precision, stateDtype })) { io.stdout.write(piece); }
           io.stdout.write('\n');
-          io.stderr.write(`generated in ${((performance.now() - t0) / 1000).toFixed(2)} s (recurrent step, ${backend}${precision === 'bf16' ? ', bf16' : ''})\n`);
+          io.stderr.write(`generated in ${((performance.now() - t0) / 1000).toFixed(2)} s (recurrent step, ${backend}${precision === 'bf16' ? ', bf16' : ''}${stateDtype === 'float32' ? ', float32 state' : ''})\n`);
           return;
         }
         if (values['max-new-tokens'] !== undefined || topK !== 0 || topP !== 1 || stop.length) {
@@ -67,7 +71,7 @@ export const generate: Command = {
         const pending: number[] = [];
         const flush = () => { if (pending.length) { io.stdout.write(Uint8Array.from(pending)); pending.length = 0; } };
         const r = await lm.generate({
-          prompt, maxBytes, temperature, seed, backend, precision,
+          prompt, maxBytes, temperature, seed, backend, precision, stateDtype,
           onByte: (b) => { pending.push(b); if (b === 10 || pending.length >= 64) flush(); },
         });
         flush();
