@@ -524,40 +524,42 @@ function retention_step_fused(dk: i32, dv: i32, q: usize, k: usize, v: usize, ga
   step_normalize(dv, o, r, rs, invSqrtC, normRetn);
 }
 
-/** The recurrent step with a float32 S (a state of dtype float32: rounded after every update), one pass:
- *  S[a,c] ← float32(γ·S[a,c] + k_a·v_c) in float64 arithmetic, z (float64) ← γz + k, o = q·S (the
- *  rounded S, accumulated in float64 in the [dv] float64 scratch `acc`), r = q·z, then normalized as
- *  f32_retention_step. */
+/** The recurrent step with a float32 S (a state of dtype float32), one pass, S's update in float32
+ *  arithmetic (four lanes): S[a,c] ← f32(f32(γ₃₂·S[a,c]) + f32(k_a·v_c)), γ₃₂ = f32(γ); z (float64) ←
+ *  γz + k; o = q·S of the updated S, summed in float64 in the [dv] float64 scratch `acc` (row order);
+ *  r = q·z; then normalized as f32_retention_step. */
 export function f32_retention_step_s32__wasmsimd(dk: i32, dv: i32, q: usize, k: usize, v: usize, gamma: f64,
                                                  S: usize, z: usize, o: usize, r: usize, invSqrtC: usize, normRetn: i32, acc: usize): void {
-  const g2 = f64x2.splat(gamma);
-  const dv2 = dv & ~1;
+  const g32 = <f32>gamma;
+  const g4 = f32x4.splat(g32);
+  const dv4 = dv & ~3;
   memory.fill(acc, 0, <usize>dv << 3);
   let rs: f64 = 0;
   for (let a = 0; a < dk; a++) {
-    const ka = <f64>load<f32>(k + (<usize>a << 2));
+    const k32 = load<f32>(k + (<usize>a << 2));
     const qa = <f64>load<f32>(q + (<usize>a << 2));
     const zp = z + (<usize>a << 3);
-    const za = gamma * load<f64>(zp) + ka;
+    const za = gamma * load<f64>(zp) + <f64>k32;
     store<f64>(zp, za);
     rs += qa * za;
-    const k2 = f64x2.splat(ka), q2 = f64x2.splat(qa);
+    const k4 = f32x4.splat(k32), q2 = f64x2.splat(qa);
     const Sa = S + (<usize>a * <usize>dv << 2);
     let c = 0;
-    for (; c < dv2; c += 2) {
-      const vp = f64x2.promote_low_f32x4(v128.load64_zero(v + (<usize>c << 2)));
+    for (; c < dv4; c += 4) {
       const sp = Sa + (<usize>c << 2), ap = acc + (<usize>c << 3);
-      const sn = f32x4.demote_f64x2_zero(f64x2.add(f64x2.mul(g2, f64x2.promote_low_f32x4(v128.load64_zero(sp))), f64x2.mul(k2, vp)));
-      v128.store_lane<i64>(sp, sn, 0);
+      const sn = f32x4.add(f32x4.mul(g4, v128.load(sp)), f32x4.mul(k4, v128.load(v + (<usize>c << 2))));
+      v128.store(sp, sn);
       v128.store(ap, f64x2.add(v128.load(ap), f64x2.mul(q2, f64x2.promote_low_f32x4(sn))));
+      v128.store(ap, f64x2.add(v128.load(ap, 16), f64x2.mul(q2, f64x2.promote_low_f32x4(i32x4.shuffle(sn, sn, 2, 3, 0, 1)))), 16);
     }
-    if (c < dv) {
+    for (; c < dv; c++) {
       const sp = Sa + (<usize>c << 2), ap = acc + (<usize>c << 3);
-      const sn = <f32>(gamma * <f64>load<f32>(sp) + ka * <f64>load<f32>(v + (<usize>c << 2)));
+      const sn: f32 = g32 * load<f32>(sp) + k32 * load<f32>(v + (<usize>c << 2));
       store<f32>(sp, sn);
       store<f64>(ap, load<f64>(ap) + qa * <f64>sn);
     }
   }
+  const dv2 = dv & ~1;
   let c = 0;
   for (; c < dv2; c += 2) v128.store_lane<i64>(o + (<usize>c << 2), f32x4.demote_f64x2_zero(v128.load(acc + (<usize>c << 3))), 0);
   if (c < dv) store<f32>(o + (<usize>c << 2), <f32>load<f64>(acc + (<usize>c << 3)));

@@ -246,11 +246,13 @@ for (const variant of VARIANTS) {
 }
 
 // The step on a float32 S (f32_retention_step_s32, a state of dtype float32) against its definition
-// written out in JavaScript: S ← float32(γS + k·v) and o = Σ_a q_a·S[a,:] (the rounded S, float64 sums in
-// row order), z float64, then the step's normalization — the same float64 operations in the same order,
-// so bit for bit. Odd dk and dv (the scalar tail), every flag, several steps from a random state.
+// written out in JavaScript: S ← f32(f32(γ₃₂·S) + f32(k·v)) (float32 arithmetic: a product of two float32
+// values is exact in float64, so Math.fround of it is the float32 product; the sum of two float32 values of
+// these magnitudes is exact in float64, so fround of it is the float32 sum) and o = Σ_a q_a·S[a,:] (the
+// updated S, float64 sums in row order), z float64, then the step's normalization — bit for bit. Odd dk
+// and dv (the scalar tails), every flag, several steps from a random state.
 for (const variant of VARIANTS) {
-  test(`f32_retention_step_s32__wasmsimd (${variant}) = its float64 definition with a float32 S, bit for bit`, () => {
+  test(`f32_retention_step_s32__wasmsimd (${variant}) = its definition (float32 arithmetic on a float32 S), bit for bit`, () => {
     const k = kernels(variant);
     const r = rng(27);
     for (const flags of FLAGS) for (const dk of [2, 7, 64]) for (const dv of [1, 5, 64, 67]) {
@@ -273,7 +275,8 @@ for (const variant of VARIANTS) {
         for (let a = 0; a < dk; a++) {
           z[a] = gamma * z[a] + kk[a];
           rs += q[a] * z[a];
-          for (let c = 0; c < dv; c++) { S[a * dv + c] = gamma * S[a * dv + c] + kk[a] * v[c]; sum[c] += q[a] * S[a * dv + c]; }
+          const g32 = Math.fround(gamma);
+          for (let c = 0; c < dv; c++) { S[a * dv + c] = Math.fround(g32 * S[a * dv + c]) + Math.fround(kk[a] * v[c]); sum[c] += q[a] * S[a * dv + c]; }
         }
         const o = Float32Array.from(sum);
         let scale = 1;
