@@ -136,7 +136,7 @@ for (const precision of precisions) {
 await team.close();
 // --split: where a step's time goes — the stepper's work on this thread wrapped in timers, 8 steps each:
 // its helper team's rounds (a round of products or of retention heads, the helpers' shares included)
-// and, without helpers, its kernel calls (products: gemm/gemmBf16; retention: step); the rest is the
+// and, without helpers, its kernel calls (products: gemm/gemmBf16; retention: step/stepS32); the rest is the
 // step's remainder (norms, rotary, gates, dispatch) and the head.
 const split: Record<string, Record<string, number>> = {};
 if (values.split) {
@@ -159,7 +159,8 @@ if (values.split) {
         const t = performance.now();
         inRound = true;
         try { run0.call(team, k, shares); } finally { inRound = false; }
-        const what = shares[0]?.[0]?.[0] === OP.step ? 'step' : 'gemm';
+        const op = shares[0]?.[0]?.[0];
+        const what = op === OP.step || op === OP.stepS32 ? 'step' : 'gemm';
         acc[what] = (acc[what] ?? 0) + performance.now() - t;
       };
     }
@@ -168,7 +169,7 @@ if (values.split) {
     const total = (performance.now() - t0) / n;
     Object.assign(K, orig);
     if (team && run0) team.run = run0;
-    const products = ((acc.gemm ?? 0) + (acc.gemmBf16 ?? 0)) / n, retention = (acc.step ?? 0) / n;
+    const products = ((acc.gemm ?? 0) + (acc.gemmBf16 ?? 0)) / n, retention = ((acc.step ?? 0) + (acc.stepS32 ?? 0)) / n;
     split[precision] = { msPerToken: +total.toFixed(2), products: +products.toFixed(2), retention: +retention.toFixed(2), rest: +(total - products - retention).toFixed(2) };
     console.log(`split ${precision}: ${total.toFixed(1)} ms per token — products ${products.toFixed(1)}, retention step ${retention.toFixed(1)}, the rest (norms, rotary, gates, head, dispatch) ${(total - products - retention).toFixed(1)}`);
   }
