@@ -13,13 +13,13 @@
 // --state-dtype float32: the recurrent state's S in float32 (half its bytes; default float64).
 //
 //   node dist/bench/decode.js --dir DIR [--tokens 16] [--segments 4] [--threads 2] [--precisions f32,bf16] [--state-dtype float64|float32] [--split] [--out bench/results/decode-1p3b.json]
-import { Worker } from 'node:worker_threads';
 import { readdirSync, readFileSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { RetNetLM, type Precision } from '../src/index.js';
 import { OP } from '../src/runtime/step-helper.js';
+import { readers } from './bandwidth.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const { values } = parseArgs({
@@ -31,35 +31,6 @@ const { values } = parseArgs({
   },
 });
 if (!values.dir) { console.error('usage: node dist/bench/decode.js --dir DIR [--tokens 16] [--threads 2] [--out FILE]'); process.exit(2); }
-
-const HALF = 512 * 2 ** 20;
-const readerSrc = `
-const { parentPort, workerData } = require('node:worker_threads');
-const a = Buffer.alloc(${HALF}, 7), b = Buffer.alloc(${HALF}, 7);
-parentPort.postMessage('ready');
-parentPort.on('message', () => {
-  const t0 = process.hrtime.bigint();
-  if (Buffer.compare(a, b) !== 0) throw new Error('buffers differ');
-  parentPort.postMessage(Number(process.hrtime.bigint() - t0) / 1e9);
-});`;
-
-/** n reader threads; measure(reps): GB/s (1e9 bytes) of the n streaming 1 GiB each at the same time, best of reps. */
-async function readers(n: number): Promise<{ measure(reps: number): Promise<number>; close(): Promise<void> }> {
-  const ws = Array.from({ length: n }, () => new Worker(readerSrc, { eval: true }));
-  await Promise.all(ws.map((w) => new Promise((r) => w.once('message', r))));
-  return {
-    async measure(reps) {
-      let best = 0;
-      for (let rep = 0; rep < reps; rep++) {
-        const t0 = performance.now();
-        await Promise.all(ws.map((w) => new Promise((r) => { w.once('message', r); w.postMessage('go'); })));
-        best = Math.max(best, (n * 2 * HALF) / ((performance.now() - t0) / 1000) / 1e9);
-      }
-      return best;
-    },
-    async close() { await Promise.all(ws.map((w) => w.terminate())); },
-  };
-}
 
 const dir = values.dir, nTok = Number(values.tokens), threads = Number(values.threads), nSeg = Number(values.segments);
 const precisions = values.precisions.split(',') as Precision[];

@@ -10,7 +10,7 @@
 //   log-softmax adds one logsumexp's rounding on top of the logits'.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { RetNetLM, type ScoreOptions } from '../src/index.js';
+import { RetNetLM, type RecurrentState, type ScoreOptions } from '../src/index.js';
 import { FIXTURES } from './helpers.js';
 import { canRun } from './helpers/skip.js';
 import { FLA_MODELS, flaDir, flaGolden } from './helpers/fla-golden.js';
@@ -132,22 +132,29 @@ test('tfjs on WebGPU (Dawn; llvmpipe in CI): chunkwise (16) logits within 3e-5 o
   } finally { delete process.env.RETNET_TFJS_ENGINE; }
 });
 
+/** 20 steps of the golden's first sequence from `state`: the worst next-token log-prob error against the
+ *  golden's log-softmax, over its max|logit|; `each` sees every step's state. */
+function stepError(lm: RetNetLM, g: ReturnType<typeof golden>, state: RecurrentState, backend: 'js' | 'wasm', each?: (s: RecurrentState) => void): number {
+  const ids = g.seqs[0];
+  let worst = 0;
+  for (let t = 0; t < 20; t++) {
+    const r = lm.step(ids[t], state, { backend });
+    state = r.state;
+    each?.(state);
+    const row = g.want.subarray(t * g.V, (t + 1) * g.V);
+    let mx = -Infinity; for (const z of row) mx = Math.max(mx, z);
+    let s = 0; for (const z of row) s += Math.exp(z - mx);
+    for (let v = 0; v < g.V; v++) worst = Math.max(worst, Math.abs(r.logprobs[v] - (row[v] - mx - Math.log(s))) / g.scale);
+  }
+  return worst;
+}
+
 test('recurrent step (js float64 and wasm): token by token, the next-token log-probs match the golden logits', async () => {
   for (const m of MODELS) {
     const lm = await lmOf(m);
     const g = golden(m);
-    const ids = g.seqs[0];
     for (const backend of ['js', 'wasm'] as const) {
-      let state = lm.initState();
-      let worst = 0;
-      for (let t = 0; t < 20; t++) {
-        const r = lm.step(ids[t], state, { backend });
-        state = r.state;
-        const row = g.want.subarray(t * g.V, (t + 1) * g.V);
-        let mx = -Infinity; for (const z of row) mx = Math.max(mx, z);
-        let s = 0; for (const z of row) s += Math.exp(z - mx);
-        for (let v = 0; v < g.V; v++) worst = Math.max(worst, Math.abs(r.logprobs[v] - (row[v] - mx - Math.log(s))) / g.scale);
-      }
+      const worst = stepError(lm, g, lm.initState(), backend);
       const tol = backend === 'js' ? 1e-9 : 1e-4;
       assert.ok(worst <= tol, `${m} step ${backend}: ${worst}`);
     }
@@ -161,19 +168,9 @@ test('recurrent step with a float32 state (js and wasm): token by token within t
   for (const m of MODELS) {
     const lm = await lmOf(m);
     const g = golden(m);
-    const ids = g.seqs[0];
     for (const backend of ['js', 'wasm'] as const) {
-      let state = lm.initState('float32');
-      let worst = 0;
-      for (let t = 0; t < 20; t++) {
-        const r = lm.step(ids[t], state, { backend });
-        state = r.state;
-        assert.ok(state.layers[0][0].S instanceof Float32Array, `${m} ${backend}: the state stays float32`);
-        const row = g.want.subarray(t * g.V, (t + 1) * g.V);
-        let mx = -Infinity; for (const z of row) mx = Math.max(mx, z);
-        let s = 0; for (const z of row) s += Math.exp(z - mx);
-        for (let v = 0; v < g.V; v++) worst = Math.max(worst, Math.abs(r.logprobs[v] - (row[v] - mx - Math.log(s))) / g.scale);
-      }
+      const worst = stepError(lm, g, lm.initState('float32'), backend,
+        (st) => assert.ok(st.layers[0][0].S instanceof Float32Array, `${m} ${backend}: the state stays float32`));
       console.log(`  ${m} step ${backend}, float32 state: ${worst.toExponential(2)} (bound 1e-4)`);
       assert.ok(worst <= 1e-4, `${m} step ${backend} float32 state: ${worst}`);
       if (backend === 'js') assert.ok(worst > 1e-9, `${m} js step with a float32 state: ${worst} is float64-sized`);

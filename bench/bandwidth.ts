@@ -1,0 +1,40 @@
+// The machine's streaming read bandwidth, for benchmarks that set a speed against it (bench/decode.ts,
+// bench/dnnl-gemv.ts): each reader thread memcmps (Buffer.compare) two equal 512 MiB buffers — a pure
+// sequential read of 1 GiB per thread — and n readers run at the same time.
+import { Worker } from 'node:worker_threads';
+
+const HALF = 512 * 2 ** 20;
+const readerSrc = `
+const { parentPort } = require('node:worker_threads');
+const a = Buffer.alloc(${HALF}, 7), b = Buffer.alloc(${HALF}, 7);
+parentPort.postMessage('ready');
+parentPort.on('message', () => {
+  const t0 = process.hrtime.bigint();
+  if (Buffer.compare(a, b) !== 0) throw new Error('buffers differ');
+  parentPort.postMessage(Number(process.hrtime.bigint() - t0) / 1e9);
+});`;
+
+/** n reader threads (1 GiB of buffers each, kept until close); measure(reps): GB/s (1e9 bytes) of the
+ *  n reading at the same time, best of reps. */
+export async function readers(n: number): Promise<{ measure(reps: number): Promise<number>; close(): Promise<void> }> {
+  const ws = Array.from({ length: n }, () => new Worker(readerSrc, { eval: true }));
+  await Promise.all(ws.map((w) => new Promise((r) => w.once('message', r))));
+  return {
+    async measure(reps) {
+      let best = 0;
+      for (let rep = 0; rep < reps; rep++) {
+        const t0 = performance.now();
+        await Promise.all(ws.map((w) => new Promise((r) => { w.once('message', r); w.postMessage('go'); })));
+        best = Math.max(best, (n * 2 * HALF) / ((performance.now() - t0) / 1000) / 1e9);
+      }
+      return best;
+    },
+    async close() { await Promise.all(ws.map((w) => w.terminate())); },
+  };
+}
+
+/** GB/s of n threads reading at once, best of 3 (readers started and ended around it). */
+export async function bandwidth(n: number): Promise<number> {
+  const r = await readers(n);
+  try { return await r.measure(3); } finally { await r.close(); }
+}
