@@ -25,7 +25,9 @@ import * as js from '../src/backends/js.js';
 import type { ModelSpec } from '../src/backends/executor.js';
 import type { LayerState } from '../src/backends/js.js';
 import { dnnlMissing, loadDnnl } from '../src/runtime/dnnl.js';
-import { roundRowsBf16 } from '../src/runtime/dnnl-kernels.js';
+import { bindDnnlKernels, roundRowsBf16 } from '../src/runtime/dnnl-kernels.js';
+import { bindWasmKernels } from '../src/runtime/wasm-kernels.js';
+import { ARENA_BASE, createMemory } from '../src/wasm/loader.js';
 import { canRun } from './helpers/skip.js';
 import { flaDir } from './helpers/fla-golden.js';
 
@@ -184,6 +186,30 @@ test('bf16 on oneDNN: 3 threads (a column block of every weight on each thread\'
         for (let l = 0; l < m.layers.length; l++) for (let b = 0; b < B; b++) sameBits(`${label} S l=${l} b=${b} t=${t}`, s3[l][b].S, s1[l][b].S);
       }
     } finally { one.close(); three.close(); }
+  }
+});
+
+test('the dnnl engine with weights in 3 column blocks, run in turn on one thread = one block, bit for bit (1 and 5 rows, bias, accumulate)', () => {
+  if (!canRun('dnnl engine column blocks', dnnlMissing())) return;
+  const memory = createMemory(64);
+  const base = bindWasmKernels(memory, 'auto');
+  const one = bindDnnlKernels(memory, base, undefined, 1), three = bindDnnlKernels(memory, base, undefined, 1, 3);
+  const N = 300, K = 96, M = 5;
+  let at = ARENA_BASE;
+  const alloc = (n: number) => { const o = at; at += Math.ceil(n / 64) * 64; return o; };
+  const w = alloc(N * K * 4), W1 = alloc(one.packedBf16Bytes(N, K)), W3 = alloc(three.packedBf16Bytes(N, K));
+  const x = alloc(M * K * 4), b = alloc(N * 4), y1 = alloc(M * N * 4), y3 = alloc(M * N * 4);
+  const f = new Float32Array(memory.buffer);
+  for (let i = 0; i < N * K; i++) f[w / 4 + i] = Math.sin(i * 0.37);
+  for (let i = 0; i < M * K; i++) f[x / 4 + i] = Math.cos(i * 0.11);
+  for (let i = 0; i < N; i++) f[b / 4 + i] = i / N;
+  one.packWhole!(w, 'f32', N, K, W1); three.packWhole!(w, 'f32', N, K, W3);
+  assert.is(three.shares(x, M, K, K, W3, N, b, y3, N, 0, false).length, 3);
+  for (const rows of [1, M]) for (const acc of [false, true]) {
+    for (let i = 0; i < M * N; i++) f[y1 / 4 + i] = f[y3 / 4 + i] = (i % 7) / 7;
+    one.gemm(x, rows, K, K, W1, N, b, y1, N, 0, acc, 0);
+    three.gemm(x, rows, K, K, W3, N, b, y3, N, 0, acc, 0);
+    sameBits(`rows ${rows}, accumulate ${acc}`, f.subarray(y3 / 4, y3 / 4 + M * N), f.subarray(y1 / 4, y1 / 4 + M * N));
   }
 });
 

@@ -21,7 +21,7 @@ import { availableParallelism } from 'node:os';
 import type { Precision } from '../options.js';
 import type { DnnlLibrary } from '../runtime/dnnl.js';
 import { bindDnnlKernels, type BlockedDnnlKernels } from '../runtime/dnnl-kernels.js';
-import { closeWithOwner, columnShares, forgetOwner, MAX_STEP_THREADS, runCall, StepTeam } from '../runtime/step-helper.js';
+import { closeWithOwner, columnShares, forgetOwner, MAX_STEP_THREADS, StepTeam } from '../runtime/step-helper.js';
 
 const F4 = 4;
 
@@ -138,7 +138,7 @@ export class WasmHead {
       const blk = this.dnnl.kernels, shares = blk.shares(this.h, m, d, d, this.W, V, 0, this.z, V, 0, false);
       // one block per thread (the blocks were cut for this.threads; a helper that did not start leaves its block here)
       if (team) team.run(blk.block, shares.length <= T ? shares : [shares.slice(0, shares.length - T + 1).flat(), ...shares.slice(shares.length - T + 1)]);
-      else for (const [c] of shares) runCall(blk.block, c!);
+      else blk.gemm(this.h, m, d, d, this.W, V, 0, this.z, V, 0, false, 0);
       return A.f32(this.z, m * V);
     }
     if (team && V >= 64 * T) {

@@ -18,7 +18,7 @@ import { envValue } from '../env.js';
 import { createDnnlMatmul, loadDnnl, type DnnlLibrary, type DnnlMatmul } from './dnnl.js';
 import { ACT_FNS, type RuntimeKernels } from './kernels.js';
 import { loadKernelsSync, type VariantRequest } from '../wasm/loader.js';
-import { OP, type Call } from './step-helper.js';
+import { OP, runCall, type Call } from './step-helper.js';
 
 const F4 = 4;
 
@@ -161,11 +161,10 @@ export function bindDnnlKernels(memory: WebAssembly.Memory, base: RuntimeKernels
   };
   const shares = (x: number, M: number, K: number, ldx: number, W: number, N: number, b: number, y: number, ldy: number, act: number, acc: boolean): Call[][] =>
     layout(N, K).map(({ n0, nn, off }) => [[OP.gemm, x, M, K, ldx, W + off, nn, b ? b + n0 * F4 : 0, y + n0 * F4, ldy, act, acc ? 1 : 0, 0]]);
+  // every block in turn on this thread (a caller without helpers)
   const gemmAll = (x: number, M: number, K: number, ldx: number, W: number, N: number, b: number, y: number, ldy: number, act: number, acc: boolean): void => {
     if (blocks === 1) { gemm(x, M, K, ldx, W, N, b, y, ldy, act, acc); return; }
-    for (const [[, ...a]] of shares(x, M, K, ldx, W, N, b, y, ldy, act, acc) as [number, ...number[]][][]) {
-      gemm(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, a[9]!, a[10] !== 0);
-    }
+    for (const [c] of shares(x, M, K, ldx, W, N, b, y, ldy, act, acc)) runCall(one, c!);
   };
   const one: RuntimeKernels = {
     ...base,

@@ -110,7 +110,7 @@ export class WasmStepper {
     return f32 ? Math.ceil((H * dk * dv * F4) / F8) * F8 : H * dk * dv * F8;
   }
 
-  /** Byte offset of `st`'s S in this stepper's memory (z follows it), moving the state here first
+  /** The block of `st` in this stepper's memory (S at its offset, z after sBytes), moving the state here first
    *  (and pointing st.S, st.z at the copy) unless it already lives here. Between steps only: it may
    *  take persistent arena memory. */
   private resident(st: LayerState): Block {
