@@ -113,7 +113,7 @@ const split: Record<string, Record<string, number>> = {};
 if (values.split) {
   for (const precision of precisions) {
     let r = lm.step(prompt[0], undefined, { backend: 'wasm', precision, stateDtype });
-    const stepper = (lm.model as unknown as { stepper: { K: Record<string, unknown>; team: { run: (K: unknown, shares: number[][][]) => void } | null } }).stepper;
+    const stepper = (lm.model as unknown as { stepper: { K: Record<string, unknown>; team: { run: (K: unknown, calls: number[][] | ((t: number) => number[][])) => void } | null } }).stepper;
     const K = stepper.K, acc: Record<string, number> = {};
     const orig = { ...K };
     for (const [k, f] of Object.entries(orig)) {
@@ -126,11 +126,11 @@ if (values.split) {
     const team = stepper.team, run0 = team?.run;
     let inRound = false;
     if (team && run0) {
-      team.run = (k, shares) => {
+      team.run = (k, calls) => {
         const t = performance.now();
         inRound = true;
-        try { run0.call(team, k, shares); } finally { inRound = false; }
-        const op = shares[0]?.[0]?.[0];
+        try { run0.call(team, k, calls); } finally { inRound = false; }
+        const op = (typeof calls === 'function' ? calls(0) : calls)[0]?.[0];
         const what = op === OP.step || op === OP.stepS32 ? 'step' : 'gemm';
         acc[what] = (acc[what] ?? 0) + performance.now() - t;
       };

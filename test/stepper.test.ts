@@ -11,8 +11,8 @@
 // - bf16 on oneDNN (where the CPU has bfloat16 dot products; skipped by name elsewhere) against the
 //   fallback: the same rounded operands, float32 sums in another order — held to the bf16 bound of
 //   test/precision.test.ts (8u per layer of max|output|, u = 2⁻⁹).
-// - bf16 on oneDNN with helpers: each weight packed as one column block per thread, each block run on
-//   that thread's own oneDNN — bit for bit one thread's single block (one row, M = 1, and two).
+// - bf16 on oneDNN with helpers: each weight packed in column blocks, which the threads claim and run
+//   on their own oneDNN — bit for bit one thread's single block (one row, M = 1, and two).
 // - The LM head (WasmHead) splits its columns the same way (WASM GEMM, and oneDNN's column blocks):
 //   bit for bit one thread.
 import { test } from 'uvu';
@@ -204,7 +204,7 @@ test('the dnnl engine with weights in 3 column blocks, run in turn on one thread
   for (let i = 0; i < M * K; i++) f[x / 4 + i] = Math.cos(i * 0.11);
   for (let i = 0; i < N; i++) f[b / 4 + i] = i / N;
   one.packWhole!(w, 'f32', N, K, W1); three.packWhole!(w, 'f32', N, K, W3);
-  assert.is(three.shares(x, M, K, K, W3, N, b, y3, N, 0, false).length, 3);
+  assert.is(three.calls(x, M, K, K, W3, N, b, y3, N, 0, false).length, 3);
   for (const rows of [1, M]) for (const acc of [false, true]) {
     for (let i = 0; i < M * N; i++) f[y1 / 4 + i] = f[y3 / 4 + i] = (i % 7) / 7;
     one.gemm(x, rows, K, K, W1, N, b, y1, N, 0, acc, 0);

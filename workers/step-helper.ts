@@ -4,16 +4,16 @@
 // Calls and results pass through the shared memory; the job protocol is in src/runtime/step-helper.ts.
 import { workerData } from 'node:worker_threads';
 import { bindWasmKernels } from '../src/runtime/wasm-kernels.js';
-import { CTRL, runCalls, SPIN_MS } from '../src/runtime/step-helper.js';
+import { claimCalls, CTRL, helperCalls, SPIN_MS } from '../src/runtime/step-helper.js';
 import { bindDnnlKernels } from '../src/runtime/dnnl-kernels.js';
 import type { RuntimeKernels } from '../src/runtime/kernels.js';
 
-const { memory, variant, ctrl: ctrlBuf, calls: callsBuf, dnnl } = workerData as {
-  memory: WebAssembly.Memory; variant: string; ctrl: SharedArrayBuffer; calls: SharedArrayBuffer;
+const { memory, variant, ctrl: ctrlBuf, sync: syncBuf, calls: callsBuf, dnnl } = workerData as {
+  memory: WebAssembly.Memory; variant: string; ctrl: SharedArrayBuffer; sync: SharedArrayBuffer; calls: SharedArrayBuffer;
   /** the 'dnnl' engine's library (precision bf16 on oneDNN): the products' column blocks run there, one oneDNN thread */
   dnnl: { path?: string } | null;
 };
-const ctrl = new Int32Array(ctrlBuf), calls = new Float64Array(callsBuf);
+const ctrl = new Int32Array(ctrlBuf), sync = new Int32Array(syncBuf), call = helperCalls(new Float64Array(callsBuf));
 
 let K: RuntimeKernels | undefined;
 try {
@@ -26,17 +26,17 @@ try {
 Atomics.notify(ctrl, CTRL.ready);
 
 if (K) {
+  const k = K;
   let seen = 0;
   for (;;) {
+    // woken for a round: claim its calls until none is left (a wake-up that finds none costs nothing)
     const t0 = performance.now();
     while (Atomics.load(ctrl, CTRL.seq) === seen && performance.now() - t0 < SPIN_MS);
     Atomics.wait(ctrl, CTRL.seq, seen);
     const seq = Atomics.load(ctrl, CTRL.seq);
-    if (seq === seen) continue;
     if (seq < 0) break; // closed
+    if (seq === seen) continue;
     seen = seq;
-    try { runCalls(K, calls, Atomics.load(ctrl, CTRL.count)); } catch { Atomics.store(ctrl, CTRL.failed, 1); }
-    Atomics.store(ctrl, CTRL.done, seq);
-    Atomics.notify(ctrl, CTRL.done);
+    claimCalls(k, sync, call);
   }
 }

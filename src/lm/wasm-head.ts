@@ -4,9 +4,9 @@
 //
 // At precision 'bf16' the head is a bfloat16 product like the model's others: on oneDNN where the
 // CPU has bfloat16 dot products (its bf16 matmul over W reordered once into this head's memory, in
-// one column block per thread), else the normed rows rounded to bfloat16 (and a float32 head rounded
-// when packed) on the WASM GEMM. Either way helper threads (src/runtime/step-helper.ts) take blocks
-// of the head's columns — each with its own oneDNN on one thread, or the WASM GEMM — bit for bit one
+// BLOCKS_PER_THREAD column blocks per thread), else the normed rows rounded to bfloat16 (and a float32
+// head rounded when packed) on the WASM GEMM. Either way helper threads (src/runtime/step-helper.ts) claim
+// blocks of the head's columns — each with its own oneDNN on one thread, or the WASM GEMM — bit for bit one
 // thread's result: a decoding step's head, and scoring's between windows, when the pool's workers are
 // idle. (No OpenMP team: its threads spin after each call, against the step's helpers on the same cores.)
 import { ARENA_BASE, createMemory } from '../wasm/loader.js';
@@ -21,7 +21,7 @@ import { availableParallelism } from 'node:os';
 import type { Precision } from '../options.js';
 import type { DnnlLibrary } from '../runtime/dnnl.js';
 import { bindDnnlKernels, type BlockedDnnlKernels } from '../runtime/dnnl-kernels.js';
-import { closeWithOwner, columnShares, forgetOwner, MAX_STEP_THREADS, StepTeam } from '../runtime/step-helper.js';
+import { BLOCKS_PER_THREAD, closeWithOwner, columnCalls, forgetOwner, MAX_STEP_THREADS, StepTeam } from '../runtime/step-helper.js';
 
 const F4 = 4;
 
@@ -36,12 +36,12 @@ export class WasmHead {
   private readonly x: number; private readonly h: number; private readonly z: number; private readonly gs: number;
   private readonly lse: number;
   readonly maxRows: number;
-  /** precision 'bf16' on oneDNN: its kernels, W in column blocks, one per thread (else the WASM GEMM) */
+  /** precision 'bf16' on oneDNN: its kernels, W in column blocks (else the WASM GEMM) */
   private readonly dnnl: { kernels: BlockedDnnlKernels; lib: DnnlLibrary } | null = null;
   private readonly roundBf16: ((x: number, rows: number, cols: number, ld: number) => void) | null = null;
   /** what computes the head, e.g. 'wasm-relaxed-simd' or 'onednn 2.6.3 (avx512_core_bf16, omp), 2 threads' */
   readonly engine: string;
-  // WASM GEMM: helper threads (started on first use) take blocks of the head's columns; per-thread scratch
+  // helper threads (started on first use) claim blocks of the head's columns; per-thread scratch (WASM GEMM)
   private readonly threads: number;
   private readonly variant: string;
   private team: StepTeam | null | undefined;
@@ -67,7 +67,7 @@ export class WasmHead {
       if (!bf16Tools) throw new Error('WasmHead: precision bf16 needs bf16Tools');
       if (bf16Tools.dnnl) {
         const { lib } = bf16Tools.dnnl;
-        this.dnnl = { kernels: bindDnnlKernels(memory, K, lib.path, 1, this.threads), lib };
+        this.dnnl = { kernels: bindDnnlKernels(memory, K, lib.path, 1, this.threads > 1 ? this.threads * BLOCKS_PER_THREAD : 1), lib };
       } else {
         const round = bf16Tools.round;
         this.roundBf16 = (x, rows, cols, ld) => round(A.memory, x, rows, cols, ld);
@@ -135,15 +135,16 @@ export class WasmHead {
     }
     const team = this.team, T = team?.size ?? 1;
     if (this.dnnl) {
-      const blk = this.dnnl.kernels, shares = blk.shares(this.h, m, d, d, this.W, V, 0, this.z, V, 0, false);
-      // one block per thread (the blocks were cut for this.threads; a helper that did not start leaves its block here)
-      if (team) team.run(blk.block, shares.length <= T ? shares : [shares.slice(0, shares.length - T + 1).flat(), ...shares.slice(shares.length - T + 1)]);
+      // the column blocks (cut for this.threads; however many helpers started, the threads claim them)
+      const blk = this.dnnl.kernels;
+      if (team) team.run(blk.block, blk.calls(this.h, m, d, d, this.W, V, 0, this.z, V, 0, false));
       else blk.gemm(this.h, m, d, d, this.W, V, 0, this.z, V, 0, false, 0);
       return A.f32(this.z, m * V);
     }
-    if (team && V >= 64 * T) {
-      // blocks of the head's columns on the helpers (each column's sum is the same code: bit for bit one thread)
-      team.run(K, columnShares(T, this.bf16, this.h, m, d, d, this.W, V, 0, this.z, V, 0, false, this.gss, this.wides));
+    const nb = T * BLOCKS_PER_THREAD;
+    if (team && V >= 32 * nb) {
+      // blocks of the head's columns claimed by the threads (each column's sum is the same code: bit for bit one thread)
+      team.run(K, (t) => columnCalls(nb, this.bf16, this.h, m, d, d, this.W, V, 0, this.z, V, 0, false, this.gss[t]!, this.wides[t]!));
       return A.f32(this.z, m * V);
     }
     if (this.bf16) K.gemmBf16(this.h, m, d, d, this.W, V, 0, this.z, V, 0, false, this.gs, this.wide);

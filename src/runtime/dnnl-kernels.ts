@@ -54,8 +54,8 @@ export function bf16Rounding(base: RuntimeKernels, memory: WebAssembly.Memory): 
   };
 }
 
-/** Column blocks of a weight split over `T` threads: [first column, columns] per block, at most T of
- *  them, each a multiple of 64 columns but the last (oneDNN's brgemm takes N in blocks of up to 64). */
+/** Column blocks of a weight cut in `T` parts: [first column, columns] per block, at most T of them,
+ *  each a multiple of 64 columns but the last (oneDNN's brgemm takes N in blocks of up to 64). */
 export function dnnlColumnBlocks(N: number, T: number): [number, number][] {
   const per = Math.ceil(N / T / 64) * 64, out: [number, number][] = [];
   for (let n0 = 0; n0 < N; n0 += per) out.push([n0, Math.min(per, N - n0)]);
@@ -64,11 +64,11 @@ export function dnnlColumnBlocks(N: number, T: number): [number, number][] {
 
 /** The 'dnnl' engine with every weight packed as column blocks (dnnlColumnBlocks(N, blocks)), each its own
  *  oneDNN matrix one after another (64-byte aligned): a thread that runs block t's product reads only
- *  its columns. `shares` gives one call per block (OP.gemm on block t's W, columns, bias and output),
+ *  its columns. `calls` gives one call per block (OP.gemm on block t's W, columns, bias and output),
  *  which any thread's 'dnnl' engine (bindDnnlKernels, blocks 1) runs; gemm runs them in turn here. */
 export interface BlockedDnnlKernels extends RuntimeKernels {
   library: DnnlLibrary;
-  shares(x: number, M: number, K: number, ldx: number, W: number, N: number, b: number, y: number, ldy: number, act: number, acc: boolean): Call[][];
+  calls(x: number, M: number, K: number, ldx: number, W: number, N: number, b: number, y: number, ldy: number, act: number, acc: boolean): Call[];
   /** this engine on one block (its gemm takes a block's W as a whole matrix): what runs a share here */
   block: RuntimeKernels;
 }
@@ -159,12 +159,12 @@ export function bindDnnlKernels(memory: WebAssembly.Memory, base: RuntimeKernels
     if (blocks === 1) { packOne(w, dtype, N, K, out); return; }
     for (const { n0, nn, off } of layout(N, K)) packOne(w + n0 * K * (dtype === 'bf16' ? 2 : F4), dtype, nn, K, out + off);
   };
-  const shares = (x: number, M: number, K: number, ldx: number, W: number, N: number, b: number, y: number, ldy: number, act: number, acc: boolean): Call[][] =>
-    layout(N, K).map(({ n0, nn, off }) => [[OP.gemm, x, M, K, ldx, W + off, nn, b ? b + n0 * F4 : 0, y + n0 * F4, ldy, act, acc ? 1 : 0, 0]]);
+  const calls = (x: number, M: number, K: number, ldx: number, W: number, N: number, b: number, y: number, ldy: number, act: number, acc: boolean): Call[] =>
+    layout(N, K).map(({ n0, nn, off }) => [OP.gemm, x, M, K, ldx, W + off, nn, b ? b + n0 * F4 : 0, y + n0 * F4, ldy, act, acc ? 1 : 0, 0]);
   // every block in turn on this thread (a caller without helpers)
   const gemmAll = (x: number, M: number, K: number, ldx: number, W: number, N: number, b: number, y: number, ldy: number, act: number, acc: boolean): void => {
     if (blocks === 1) { gemm(x, M, K, ldx, W, N, b, y, ldy, act, acc); return; }
-    for (const [c] of shares(x, M, K, ldx, W, N, b, y, ldy, act, acc)) runCall(one, c!);
+    for (const c of calls(x, M, K, ldx, W, N, b, y, ldy, act, acc)) runCall(one, c);
   };
   const one: RuntimeKernels = {
     ...base,
@@ -189,7 +189,7 @@ export function bindDnnlKernels(memory: WebAssembly.Memory, base: RuntimeKernels
     packWhole,
     gemm(x, M, K, ldx, w, N, b, y, ldy, act, acc) { gemmAll(x, M, K, ldx, w, N, b, y, ldy, act, acc); },
     gemmBf16(x, M, K, ldx, w, N, b, y, ldy, act, acc) { gemmAll(x, M, K, ldx, w, N, b, y, ldy, act, acc); },
-    shares,
+    calls,
     block: one,
   };
 }

@@ -5,10 +5,18 @@
 // memory. Each share writes disjoint outputs, and a column's or a head's arithmetic does not depend
 // on the split, so the results are the same bit for bit as on one thread.
 //
-// Protocol (one helper): the stepper writes the calls (CALL_WIDTH float64 each: an op code, then the
-// kernel's arguments) into `calls`, their number into ctrl[count], and bumps ctrl[seq]; the helper,
-// waiting on ctrl[seq], runs them and stores seq into ctrl[done]. seq < 0 ends the helper. The
-// stepper waits on ctrl[done] (Atomics.wait; Node allows it on the main thread).
+// Protocol: the calls of a round are claimed, not assigned. The stepper writes every helper's list
+// of the round's calls (CALL_WIDTH float64 each: an op code, then the kernel's arguments; the i-th
+// call of every list is the same work, with that thread's own scratch) into the helper's `calls`,
+// zeroes the team's `completed` counter, publishes the claim word (n << 16 | 0) and bumps each
+// helper's ctrl[seq]. Every thread, the stepper's included, then takes the next index with a
+// compare-and-swap on the claim word, runs its own list's call there and adds 1 to `completed`,
+// until the word reads n; the stepper returns when `completed` reads n. So a thread the machine
+// slows (a busy core, a preempted vCPU) takes fewer calls instead of holding the others at a
+// barrier, and which thread ran a call changes no bit of its result.
+// Why it is safe: a list is written only while the word is exhausted (i = n), so a successful claim
+// always finds the published round's call; a claim word met again in a later round (ABA) still
+// names that round's next call. seq < 0 ends the helper.
 import { Worker } from 'node:worker_threads';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -18,14 +26,18 @@ import type { RuntimeKernels } from './kernels.js';
 /** most threads a step or the LM head uses (one-row products stop gaining once memory bandwidth is reached) */
 export const MAX_STEP_THREADS = 8;
 
-export const CTRL = { seq: 0, done: 1, ready: 2, count: 3, failed: 4 } as const;
-const CTRL_INTS = 8;
+/** a helper's control words */
+export const CTRL = { seq: 0, ready: 1 } as const;
+const CTRL_INTS = 4;
+/** the team's shared words: the claim word (calls << 16 | next index), calls completed, a failure flag */
+export const SYNC = { claim: 0, completed: 1, failed: 2 } as const;
+const SYNC_INTS = 4;
 /** op code + up to 13 arguments */
 export const CALL_WIDTH = 14;
 /** how long a waiting side (the stepper for an answer, a helper for its next calls) polls before it sleeps:
  *  a step posts a product every few hundred microseconds, and waking a sleeping thread costs tens of them */
 export const SPIN_MS = 0.5;
-/** calls per round (more are posted in further rounds) */
+/** calls per round (more are posted in further rounds); the claim word holds 16 bits of it */
 const CAPACITY = 512;
 
 /** Kernel calls a helper can run. */
@@ -43,41 +55,40 @@ export function runCall(K: RuntimeKernels, a: ArrayLike<number>): void {
   }
 }
 
-/** Runs `count` calls from `calls` (CALL_WIDTH values each) on `K` (the helper's side). */
-export function runCalls(K: RuntimeKernels, calls: Float64Array, count: number): void {
-  for (let i = 0; i < count; i++) runCall(K, calls.subarray(i * CALL_WIDTH, (i + 1) * CALL_WIDTH));
+/** Claims and runs calls of the published round until none is left (every thread of a team, see the
+ *  protocol above): `call(i)` gives this thread's i-th call. A call that throws sets the failure flag
+ *  and still counts as completed; the first error is returned (the round goes on without it). */
+export function claimCalls(K: RuntimeKernels, sync: Int32Array, call: (i: number) => ArrayLike<number>): unknown {
+  let error: unknown;
+  for (;;) {
+    const w = Atomics.load(sync, SYNC.claim), n = w >>> 16, i = w & 0xffff;
+    if (i >= n) return error;
+    if (Atomics.compareExchange(sync, SYNC.claim, w, w + 1) !== w) continue;
+    try { runCall(K, call(i)); } catch (e) { error ??= e; Atomics.store(sync, SYNC.failed, 1); }
+    if (Atomics.add(sync, SYNC.completed, 1) + 1 === n) Atomics.notify(sync, SYNC.completed);
+  }
+}
+
+/** A helper thread's side of the protocol: `calls` its list buffer. */
+export function helperCalls(calls: Float64Array): (i: number) => Float64Array {
+  return (i) => calls.subarray(i * CALL_WIDTH, (i + 1) * CALL_WIDTH);
 }
 
 class Helper {
-  private seq = 0;
-  private pending = false;
   constructor(readonly worker: Worker, private readonly ctrl: Int32Array, private readonly calls: Float64Array) {}
 
-  post(list: Call[]): void {
+  /** writes this helper's list of the round (only while the claim word is exhausted) */
+  write(list: Call[]): void {
     for (let i = 0; i < list.length; i++) {
       const c = list[i]!;
       this.calls.fill(0, i * CALL_WIDTH, (i + 1) * CALL_WIDTH);
       for (let j = 0; j < c.length; j++) this.calls[i * CALL_WIDTH + j] = c[j]!;
     }
-    Atomics.store(this.ctrl, CTRL.count, list.length);
-    this.seq += 1;
-    Atomics.store(this.ctrl, CTRL.seq, this.seq);
-    Atomics.notify(this.ctrl, CTRL.seq);
-    this.pending = true;
   }
 
-  wait(): void {
-    if (!this.pending) return;
-    this.pending = false;
-    // the answer usually comes within microseconds of this thread's own share: spin briefly before sleeping
-    const t0 = performance.now();
-    while (Atomics.load(this.ctrl, CTRL.done) !== this.seq && performance.now() - t0 < SPIN_MS);
-    // a helper that died (its thread ended) never answers: bounded waits, then an error
-    for (let waited = 0; Atomics.load(this.ctrl, CTRL.done) !== this.seq; waited += 1000) {
-      if (waited >= 60_000) throw errors.engine('a step helper thread stopped answering (60 s)');
-      Atomics.wait(this.ctrl, CTRL.done, Atomics.load(this.ctrl, CTRL.done), 1000);
-    }
-    if (Atomics.load(this.ctrl, CTRL.failed)) throw errors.engine('a step helper thread failed in a kernel call');
+  wake(): void {
+    Atomics.add(this.ctrl, CTRL.seq, 1);
+    Atomics.notify(this.ctrl, CTRL.seq);
   }
 
   close(): void {
@@ -92,23 +103,31 @@ const teamCloser = new FinalizationRegistry<StepTeam>((t) => t.close());
 export function closeWithOwner(owner: object, team: StepTeam): void { teamCloser.register(owner, team, owner); }
 export function forgetOwner(owner: object): void { teamCloser.unregister(owner); }
 
-/** Splits the columns of a product y[M, N] = x·Wᵀ over `T` threads in blocks of 32 (4 panels of 8):
- *  W's 8-column panels lie one after another (8·K float32, or BF16, values each), so a block of
- *  columns is a byte offset into W, b and y. One call per share; gs[t], wide[t]: thread t's scratch. */
-export function columnShares(T: number, bf16: boolean, x: number, M: number, K: number, ldx: number, W: number, N: number, b: number,
-  y: number, ldy: number, act: number, acc: boolean, gs: number[], wide: number[]): Call[][] {
-  const per = Math.ceil(N / T / 32) * 32, shares: Call[][] = [];
-  for (let t = 0, n0 = 0; n0 < N; t++, n0 += per) {
+/** The calls of a product y[M, N] = x·Wᵀ on the WASM GEMM in `blocks` column blocks (multiples of 32
+ *  columns: 4 panels of 8): W's 8-column panels lie one after another (8·K float32, or BF16, values
+ *  each), so a block of columns is a byte offset into W, b and y. gs, wide: the running thread's scratch. */
+export function columnCalls(blocks: number, bf16: boolean, x: number, M: number, K: number, ldx: number, W: number, N: number, b: number,
+  y: number, ldy: number, act: number, acc: boolean, gs: number, wide: number): Call[] {
+  const per = Math.ceil(N / blocks / 32) * 32, calls: Call[] = [];
+  for (let n0 = 0; n0 < N; n0 += per) {
     const nn = Math.min(per, N - n0), Wt = W + n0 * K * (bf16 ? 2 : 4), bt = b ? b + n0 * 4 : 0;
-    shares.push([bf16 ? [OP.gemmBf16, x, M, K, ldx, Wt, nn, bt, y + n0 * 4, ldy, act, acc ? 1 : 0, gs[t]!, wide[t]!]
-      : [OP.gemm, x, M, K, ldx, Wt, nn, bt, y + n0 * 4, ldy, act, acc ? 1 : 0, gs[t]!]]);
+    calls.push(bf16 ? [OP.gemmBf16, x, M, K, ldx, Wt, nn, bt, y + n0 * 4, ldy, act, acc ? 1 : 0, gs, wide]
+      : [OP.gemm, x, M, K, ldx, Wt, nn, bt, y + n0 * 4, ldy, act, acc ? 1 : 0, gs]);
   }
-  return shares;
+  return calls;
 }
+
+/** Blocks a team's product is cut into per thread: enough that a slowed thread's share moves to the
+ *  others, few enough that a block stays a long call (see docs/engines.md, "The step's threads"). */
+export const BLOCKS_PER_THREAD = 2;
+
+/** Thread t's calls of one round: the same list for every thread, or a list per thread (the same work
+ *  at every index, with thread t's scratch). */
+export type RoundCalls = Call[] | ((t: number) => Call[]);
 
 /** The helpers of one stepper. */
 export class StepTeam {
-  private constructor(private readonly helpers: Helper[]) {}
+  private constructor(private readonly helpers: Helper[], private readonly sync: Int32Array) {}
 
   /** threads in all, the caller's included */
   get size(): number { return this.helpers.length + 1; }
@@ -121,38 +140,51 @@ export class StepTeam {
     const helpers: Helper[] = [];
     const file = new URL('../../workers/step-helper.js', import.meta.url);
     if (file.protocol !== 'file:' || !existsSync(fileURLToPath(file))) return null; // e.g. bundled without it: run alone
+    const syncBuf = new SharedArrayBuffer(SYNC_INTS * 4);
     for (let i = 0; i < count; i++) {
       const ctrlBuf = new SharedArrayBuffer(CTRL_INTS * 4), callsBuf = new SharedArrayBuffer(CAPACITY * CALL_WIDTH * 8);
       const ctrl = new Int32Array(ctrlBuf);
       let worker: Worker;
       try {
-        worker = new Worker(file, { workerData: { memory, variant, ctrl: ctrlBuf, calls: callsBuf, dnnl: dnnl ? { path: dnnl.path } : null } });
+        worker = new Worker(file, { workerData: { memory, variant, ctrl: ctrlBuf, sync: syncBuf, calls: callsBuf, dnnl: dnnl ? { path: dnnl.path } : null } });
       } catch { break; }
-      worker.on('error', () => { /* a helper that fails is reported by its ready flag or by wait() */ });
+      worker.on('error', () => { /* a helper that fails is reported by its ready flag; its calls go to the others */ });
       worker.unref();
       Atomics.wait(ctrl, CTRL.ready, 0, timeoutMs);
       if (Atomics.load(ctrl, CTRL.ready) !== 1) { void worker.terminate(); break; }
       helpers.push(new Helper(worker, ctrl, new Float64Array(callsBuf)));
     }
-    return helpers.length ? new StepTeam(helpers) : null;
+    return helpers.length ? new StepTeam(helpers, new Int32Array(syncBuf)) : null;
   }
 
-  /** Runs shares[1..] on the helpers and shares[0] here, at the same time; returns when all are done.
-   *  shares.length ≤ size. */
-  run(K: RuntimeKernels, shares: Call[][]): void {
-    const rounds = Math.max(1, ...shares.slice(1).map((s) => Math.ceil(s.length / CAPACITY)));
-    for (let r = 0; r < rounds; r++) {
-      for (let h = 1; h < shares.length; h++) {
-        const part = shares[h]!.slice(r * CAPACITY, (r + 1) * CAPACITY);
-        if (part.length) this.helpers[h - 1]!.post(part);
-      }
-      try {
-        if (r === 0) for (const c of shares[0] ?? []) runCall(K, c);
-      } finally {
-        // also when this thread's share threw: a helper still reading its calls must finish before
-        // anything is posted again
-        for (const h of this.helpers) h.wait();
-      }
+  /** Runs the round's calls on this thread and the helpers, each call once, whichever thread claims it
+   *  (`calls(t)`: thread t's list, t = 0 this one); returns when all are done. A failed call throws
+   *  after the round has ended (no thread still writes its outputs). */
+  run(K: RuntimeKernels, calls: RoundCalls): void {
+    const list = typeof calls === 'function' ? calls : () => calls;
+    const mine = list(0), lists = this.helpers.map((_, h) => list(h + 1));
+    for (let r0 = 0; r0 < mine.length; r0 += CAPACITY) {
+      const n = Math.min(CAPACITY, mine.length - r0);
+      this.helpers.forEach((h, k) => h.write(lists[k]!.slice(r0, r0 + n)));
+      Atomics.store(this.sync, SYNC.completed, 0);
+      Atomics.store(this.sync, SYNC.failed, 0);
+      Atomics.store(this.sync, SYNC.claim, n << 16);
+      for (const h of this.helpers) h.wake();
+      const error = claimCalls(K, this.sync, (i) => mine[r0 + i]!);
+      this.await(n);
+      if (error !== undefined) throw error;
+      if (Atomics.load(this.sync, SYNC.failed)) throw errors.engine('a step helper thread failed in a kernel call');
+    }
+  }
+
+  /** Waits until `n` calls are completed: a short spin (the last call is usually within microseconds of
+   *  this thread's own), then sleeps; a helper that died holding a call never completes it: 60 s, then an error. */
+  private await(n: number): void {
+    const s = this.sync, t0 = performance.now();
+    while (Atomics.load(s, SYNC.completed) !== n && performance.now() - t0 < SPIN_MS);
+    for (let waited = 0; Atomics.load(s, SYNC.completed) !== n; waited += 1000) {
+      if (waited >= 60_000) throw errors.engine('a step helper thread stopped answering (60 s)');
+      Atomics.wait(s, SYNC.completed, Atomics.load(s, SYNC.completed), 1000);
     }
   }
 

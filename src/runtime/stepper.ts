@@ -13,13 +13,14 @@
 // so (the one-row product is then bound by memory, not by the WASM SIMD's 128-bit
 // lanes), else the rounding fallback on the WASM GEMM.
 //
-// Threads: helper threads (step-helper.ts) take a share of every product's columns and of
-// the retention heads. On oneDNN each weight is packed as one column block per thread and
-// every thread (this one and each helper) runs its block on its own oneDNN with one thread:
-// no OpenMP team, whose threads spin after each call against the helpers on the same cores
-// (interleaved on the 1.3B shape: 65 ms per token against 70–74 on a 2-thread OpenMP team,
-// and 81–86 with OpenMP products beside helper retention). Every column's and head's
-// arithmetic is the same code however the work is split: bit for bit one thread's result.
+// Threads: helper threads (step-helper.ts) work beside this one: every product is cut into
+// BLOCKS_PER_THREAD column blocks per thread and each layer's retention into one call per
+// (sequence, head), and the threads claim those calls (StepTeam.run). On oneDNN each weight is
+// packed as those column blocks, and every thread runs the blocks it claims on its own oneDNN with
+// one thread: no OpenMP team, whose threads spin after each call against the helpers on the same
+// cores (interleaved on the 1.3B shape: 65 ms per token against 70–74 on a 2-thread OpenMP team,
+// and 81–86 with OpenMP products beside helper retention). Every column's and head's arithmetic
+// is the same code whichever thread runs it: bit for bit one thread's result.
 import { availableParallelism } from 'node:os';
 import { ARENA_BASE, createMemory } from '../wasm/loader.js';
 import { invSqrtDecaySums, rotaryTables } from '../wasm/tables.js';
@@ -33,7 +34,7 @@ import type { RuntimeKernels } from './kernels.js';
 import { envValue } from '../env.js';
 import type { KernelsRequest, Precision } from '../options.js';
 import { bf16Rounding, bindDnnlKernels, dnnlForBf16, roundRowsBf16, type BlockedDnnlKernels } from './dnnl-kernels.js';
-import { closeWithOwner, columnShares, forgetOwner, MAX_STEP_THREADS, OP, runCall, StepTeam, type Call } from './step-helper.js';
+import { BLOCKS_PER_THREAD, closeWithOwner, columnCalls, forgetOwner, MAX_STEP_THREADS, OP, runCall, StepTeam, type Call } from './step-helper.js';
 
 const F4 = 4, F8 = 8;
 
@@ -48,6 +49,8 @@ export interface StepperOptions {
   /** threads of a step, this one and its helpers, which split the retention heads and every product's
    *  columns (default: the machine's available parallelism, at most 8) */
   threads?: number;
+  /** column blocks per thread of every product when threads > 1 (default BLOCKS_PER_THREAD) */
+  blocksPerThread?: number;
 }
 
 /** A state block in the stepper's memory: S [H, dk, dv] (float64, or float32 for a state of dtype
@@ -59,11 +62,12 @@ export class WasmStepper {
   private readonly A: Arena;
   private readonly p: Packed;
   private readonly acts: { msr: number; mlp: number };
-  /** precision 'bf16' on oneDNN: weights in column blocks, one per thread */
+  /** precision 'bf16' on oneDNN: weights in column blocks (BLOCKS_PER_THREAD per thread) */
   private readonly blocked: BlockedDnnlKernels | null = null;
   /** what computes the step, e.g. 'wasm-relaxed-simd, 2 threads' or 'onednn 2.6.3 (…), bf16 operands, 2 threads' */
   readonly engine: string;
   readonly precision: Precision;
+  private readonly blocksPerThread: number;
   // resident states: the block behind each view, free blocks, and their recycling
   private readonly blockOf = new WeakMap<object, Block>();
   private readonly free: { f64: Block[]; f32: Block[] } = { f64: [], f32: [] };
@@ -82,6 +86,7 @@ export class WasmStepper {
     const variant = opts.variant ?? envValue('RETNET_WASM_VARIANT') ?? 'auto';
     const base = bindWasmKernels(memory, variant);
     this.precision = opts.precision ?? 'f32';
+    this.blocksPerThread = Math.max(1, Math.floor(opts.blocksPerThread ?? BLOCKS_PER_THREAD));
     const threads = Math.max(1, Math.min(opts.threads ?? availableParallelism(), MAX_STEP_THREADS));
     const lib = this.precision === 'bf16' ? dnnlForBf16(opts.kernels ?? 'auto').lib : null;
     // helpers for the products' columns and the retention heads; none on one core. Beside oneDNN each
@@ -90,7 +95,8 @@ export class WasmStepper {
     this.team = threads > 1 ? StepTeam.start(memory, variant, threads - 1, undefined, lib ? { path: lib.path } : undefined) : null;
     if (this.team) closeWithOwner(this, this.team);
     if (lib) {
-      this.blocked = bindDnnlKernels(memory, base, lib.path, 1, this.team?.size ?? 1);
+      const T = this.team?.size ?? 1;
+      this.blocked = bindDnnlKernels(memory, base, lib.path, 1, T > 1 ? T * this.blocksPerThread : 1);
       this.K = this.blocked;
     } else {
       this.K = this.precision === 'bf16' ? bf16Rounding(base, memory) : base;
@@ -166,15 +172,16 @@ export class WasmStepper {
         gss.push(A.transient(Math.max(64, K.gemmScratchBytes()), 'step'));
         wides.push(p.bf16Scratch ? A.transient(p.bf16Scratch, 'step') : 0);
       }
-      // float32 panels, or BF16 widened per call (RuntimeKernels.gemmBf16). On the WASM engine with helpers,
-      // the columns are split in blocks of 32 between the threads (columnShares); on oneDNN, one packed
-      // column block per thread (BlockedDnnlKernels.shares).
-      const blocked = this.blocked;
+      // float32 panels, or BF16 widened per call (RuntimeKernels.gemmBf16). With helpers, every product is cut
+      // in BLOCKS_PER_THREAD column blocks per thread, which the threads claim (StepTeam.run): on the WASM
+      // engine blocks of 32-column multiples (columnCalls); on oneDNN the packed column blocks
+      // (BlockedDnnlKernels.calls).
+      const blocked = this.blocked, nb = T * this.blocksPerThread;
       const gemm = (bf16: boolean, x: number, M: number, Kd: number, ldx: number, W: number, N: number, b: number, y: number, ldy: number, act: number, acc: boolean) => {
-        if (team && blocked) { team.run(blocked.block, blocked.shares(x, M, Kd, ldx, W, N, b, y, ldy, act, acc)); return; }
-        if (team && N >= 64 * T) {
+        if (team && blocked) { team.run(blocked.block, blocked.calls(x, M, Kd, ldx, W, N, b, y, ldy, act, acc)); return; }
+        if (team && N >= 32 * nb) {
           this.roundX?.(x, M, Kd, ldx);
-          team.run(this.base, columnShares(T, bf16, x, M, Kd, ldx, W, N, b, y, ldy, act, acc, gss, wides));
+          team.run(this.base, (t) => columnCalls(nb, bf16, x, M, Kd, ldx, W, N, b, y, ldy, act, acc, gss[t]!, wides[t]!));
           return;
         }
         if (bf16) K.gemmBf16(x, M, Kd, ldx, W, N, b, y, ldy, act, acc, gss[0]!, wides[0]!);
@@ -196,21 +203,22 @@ export class WasmStepper {
           const iv = A.f32(inv, H);
           for (let hh = 0; hh < H; hh++) invSqrtDecaySums(Ly.gamma[hh], pos, 1, iv.subarray(hh, hh + 1));
         }
-        // (sequence, head) pairs in contiguous shares, one per thread
-        const pairs = B * H, per = Math.ceil(pairs / T), shares: Call[][] = [];
-        for (let t = 0; t * per < pairs; t++) {
-          const share: Call[] = [];
-          for (let i = t * per; i < Math.min(pairs, (t + 1) * per); i++) {
-            const b = Math.floor(i / H), hh = i % H;
-            const q = P + (b * Wp + hh * dk) * F4, blk = at[l]![b]!;
-            share.push([blk.f32 ? OP.stepS32 : OP.step, dk, dv, q, q + dqk * F4, P + (b * Wp + 2 * dqk + hh * dv) * F4, Ly.gamma[hh]!,
-              blk.off + hh * dk * dv * (blk.f32 ? F4 : F8), blk.off + this.sBytes(blk.f32) + hh * dk * F8,
-              O + (b * H * dv + hh * dv) * F4, R + (b * H + hh) * F4, flags.normalizeAttn ? inv + hh * F4 : 0, flags.normalizeRetn ? 1 : 0, accs[t]!]);
+        // one call per (sequence, head), claimed by the threads; acc: the running thread's output sums
+        const steps = (t: number): Call[] => {
+          const list: Call[] = [];
+          for (let b = 0; b < B; b++) {
+            const blk = at[l]![b]!;
+            for (let hh = 0; hh < H; hh++) {
+              const q = P + (b * Wp + hh * dk) * F4;
+              list.push([blk.f32 ? OP.stepS32 : OP.step, dk, dv, q, q + dqk * F4, P + (b * Wp + 2 * dqk + hh * dv) * F4, Ly.gamma[hh]!,
+                blk.off + hh * dk * dv * (blk.f32 ? F4 : F8), blk.off + this.sBytes(blk.f32) + hh * dk * F8,
+                O + (b * H * dv + hh * dv) * F4, R + (b * H + hh) * F4, flags.normalizeAttn ? inv + hh * F4 : 0, flags.normalizeRetn ? 1 : 0, accs[t]!]);
+            }
           }
-          shares.push(share);
-        }
-        if (team) team.run(K, shares);
-        else for (const c of shares[0]!) runCall(K, c);
+          return list;
+        };
+        if (team) team.run(K, steps);
+        else for (const c of steps(0)) runCall(K, c);
         // group norm, gate, output projection (+ residual), MLP (+ residual)
         norm(O, B * H, dv, Ly.normW, Ly.normB, O, groupRms);
         K.gate(P + (2 * dqk + H * dv) * F4, Wp, O, H * dv, B, H * dv, this.acts.msr);
