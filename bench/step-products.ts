@@ -1,0 +1,84 @@
+// What the barriers of a decoding step cost: the recurrent step's bf16 products alone (oneDNN, one row,
+// the stepper's column blocks and helper team, 2 threads), every weight of every layer read once per
+// pass, run two ways in turn and set against the 2-thread read bandwidth measured in the same run:
+//   per product  one team round per product, as the step runs them (4 barriers per layer; the step
+//                has a fifth, the retention heads)
+//   one round    every block of every layer in one round, claimed by the threads with no barrier
+//                between products (not a valid step — each product needs the one before — but the
+//                same calls and bytes: the difference is what the barriers cost)
+// Bias, activations, norms, retention and the head are left out; the products read the same rows each
+// pass (their outputs are not inputs).
+//
+//   npm run build && node dist/bench/step-products.js --dir DIR [--passes 8] [--reps 3]
+//   (DIR: a model folder, e.g. the fla 1.3B shape from bench/make-fla-shape.mjs; writes bench/results/step-products.json)
+import { cpus, totalmem } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { RetNetLM } from '../src/index.js';
+import { WasmStepper } from '../src/runtime/stepper.js';
+import { BLOCKS_PER_THREAD, type Call } from '../src/runtime/step-helper.js';
+import type { Packed } from '../src/runtime/pack.js';
+import type { Arena } from '../src/runtime/arena.js';
+import type { BlockedDnnlKernels } from '../src/runtime/dnnl-kernels.js';
+import { dnnlMissing } from '../src/runtime/dnnl.js';
+import { readers } from './bandwidth.js';
+
+const ROOT = new URL('../../', import.meta.url).pathname;
+const { values } = parseArgs({ options: { dir: { type: 'string' }, passes: { type: 'string', default: '8' }, reps: { type: 'string', default: '3' } } });
+if (!values.dir) { console.error('usage: node dist/bench/step-products.js --dir DIR [--passes 8] [--reps 3]'); process.exit(2); }
+const missing = dnnlMissing();
+if (missing) { console.error(`step-products: ${missing}`); process.exit(2); }
+const passes = Number(values.passes), reps = Number(values.reps);
+
+const lm = await RetNetLM.loadFolder(values.dir);
+const stepper = new WasmStepper((lm.model as unknown as { spec: ConstructorParameters<typeof WasmStepper>[0] }).spec, { precision: 'bf16', threads: 2 });
+const { A, p, team, blocked } = stepper as unknown as { A: Arena; p: Packed; team: { run(K: unknown, calls: Call[]): void } | null; blocked: BlockedDnnlKernels | null };
+if (!team || !blocked) { console.error('step-products: the stepper has no helper team on oneDNN here'); process.exit(2); }
+const { d, Wp, H, dv, maxHidden } = p.dims;
+const buf = (n: number) => { const o = A.persistent(n * 4, 'bench'); A.f32(o, n).fill(0.01); return o; };
+const h = buf(d), P = buf(Wp), O = buf(H * dv), X = buf(d), hid = buf(maxHidden);
+let bytes = 0;
+const perLayer: Call[][][] = p.layers.map((Ly) => {
+  const [gu, down] = Ly.mlp;
+  const I = gu!.outDim / 2;
+  bytes += (Wp * d + d * H * dv + gu!.outDim * d + down!.outDim * I) * 2;
+  return [
+    blocked.calls(h, 1, d, d, Ly.qkvgW, Wp, 0, P, Wp, 0, false),
+    blocked.calls(O, 1, H * dv, H * dv, Ly.oW, d, 0, X, d, 0, true),
+    blocked.calls(h, 1, d, d, gu!.W, gu!.outDim, 0, hid, gu!.outDim, 0, false),
+    blocked.calls(hid, 1, I, I, down!.W, down!.outDim, 0, X, d, 0, true),
+  ];
+});
+const all = perLayer.flat(2);
+const modes: Record<string, () => void> = {
+  perProduct: () => { for (const layer of perLayer) for (const calls of layer) team.run(blocked.block, calls); },
+  oneRound: () => { for (let i = 0; i < all.length; i += 512) team.run(blocked.block, all.slice(i, i + 512)); },
+};
+for (const f of Object.values(modes)) f(); // warm: primitives made, pages touched
+const bw = await readers(2);
+const rows: Record<string, number>[] = [];
+for (let r = 0; r < reps; r++) {
+  const row: Record<string, number> = { memcmpGBps: +(await bw.measure(2)).toFixed(2) };
+  for (const [k, f] of Object.entries(modes)) {
+    const t0 = performance.now();
+    for (let i = 0; i < passes; i++) f();
+    const s = (performance.now() - t0) / 1000;
+    row[`${k}GBps`] = +((bytes * passes) / s / 1e9).toFixed(2);
+    row[`${k}MsPerPass`] = +((s / passes) * 1000).toFixed(2);
+  }
+  rows.push(row);
+  console.log(`rep ${r + 1}: per product ${row.perProductGBps} GB/s (${row.perProductMsPerPass} ms per pass), one round ${row.oneRoundGBps} GB/s; memcmp on 2 threads ${row.memcmpGBps} GB/s`);
+}
+await bw.close();
+stepper.close();
+await lm.close();
+const OUT = join(ROOT, 'bench/results/step-products.json');
+mkdirSync(dirname(OUT), { recursive: true });
+writeFileSync(OUT, JSON.stringify({
+  date: new Date().toISOString(),
+  machine: { cpu: cpus()[0]?.model, cores: cpus().length, memGiB: +(totalmem() / 2 ** 30).toFixed(1), node: process.version },
+  dir: values.dir, engine: stepper.engine, blocksPerThread: BLOCKS_PER_THREAD, bytesPerPass: bytes, callsPerPass: all.length,
+  roundsPerPass: { perProduct: perLayer.length * 4, oneRound: Math.ceil(all.length / 512) }, passes, reps: rows,
+}, null, 2) + '\n');
+console.log(`wrote ${OUT}`);
