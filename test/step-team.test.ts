@@ -49,6 +49,21 @@ test(`every call of a round runs exactly once: 3 helpers, ${ROUNDS} rounds of ${
   } finally { team!.close(); }
 });
 
+test('a round of more calls than a helper buffer holds (600 > 512) runs in parts, each call once', () => {
+  const { memory, K, f, y, want, calls } = setup();
+  const team = StepTeam.start(memory, 'auto', 1);
+  assert.ok(team, 'the helper started');
+  try {
+    // 600 calls over the CALLS output rows: row i gets ⌈(600 − i) / CALLS⌉ products
+    const many = (t: number): Call[] => Array.from({ length: 600 }, (_, j) => calls(t)[j % CALLS]!);
+    team!.run(K, many);
+    for (let i = 0; i < CALLS; i++) {
+      const times = Math.ceil((600 - i) / CALLS);
+      for (let n = 0; n < N; n++) assert.is(f()[y / 4 + i * N + n], times * want[n]!, `row ${i}, column ${n}`);
+    }
+  } finally { team!.close(); }
+});
+
 test('a call that fails ends its round with an error (no hang), and the next round runs', () => {
   const { memory, K, f, y, want, calls } = setup();
   const team = StepTeam.start(memory, 'auto', 2);
