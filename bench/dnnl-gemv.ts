@@ -2,8 +2,8 @@
 // machine's streaming read bandwidth on one and two threads, measured in the same run: is one
 // thread's one-row product at memory speed? The shapes are the halves (dnnlColumnBlocks(N, 2),
 // src/runtime/dnnl-kernels.ts) of the fla 1.3B's products: q|k|v|g 12,288 × 2,048, o 2,048 × 4,096,
-// gate|up 5,632 × 2,048, down 2,048 × 2,816 (the recurrent step now cuts each in BLOCKS_PER_THREAD
-// blocks per thread, which its threads claim: bench/step-products.ts measures those in the step).
+// gate|up 5,632 × 2,048, down 2,048 × 2,816 (the recurrent step now cuts each in guidedColumnBlocks,
+// which its threads claim: bench/step-products.ts measures those in the step).
 // Each shape runs over enough reordered copies of its weight (≥ 0.6 GB) that no cache holds them;
 // every call accumulates into its output (the step's o and down do; the cost is the same).
 // Figures: GB/s of weight bytes, best of 4 passes of 3 rounds over the copies.

@@ -17,7 +17,7 @@ import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { RetNetLM } from '../src/index.js';
 import { WasmStepper } from '../src/runtime/stepper.js';
-import { BLOCKS_PER_THREAD, type Call } from '../src/runtime/step-helper.js';
+import type { Call } from '../src/runtime/step-helper.js';
 import type { Packed } from '../src/runtime/pack.js';
 import type { Arena } from '../src/runtime/arena.js';
 import type { BlockedDnnlKernels } from '../src/runtime/dnnl-kernels.js';
@@ -78,7 +78,7 @@ mkdirSync(dirname(OUT), { recursive: true });
 writeFileSync(OUT, JSON.stringify({
   date: new Date().toISOString(),
   machine: { cpu: cpus()[0]?.model, cores: cpus().length, memGiB: +(totalmem() / 2 ** 30).toFixed(1), node: process.version },
-  dir: values.dir, engine: stepper.engine, blocksPerThread: BLOCKS_PER_THREAD, bytesPerPass: bytes, callsPerPass: all.length,
+  dir: values.dir, engine: stepper.engine, blocksPerProduct: perLayer[0]!.map((c) => c.length), bytesPerPass: bytes, callsPerPass: all.length,
   roundsPerPass: { perProduct: perLayer.length * 4, oneRound: Math.ceil(all.length / 512) }, passes, reps: rows,
 }, null, 2) + '\n');
 console.log(`wrote ${OUT}`);

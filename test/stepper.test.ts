@@ -25,7 +25,7 @@ import * as js from '../src/backends/js.js';
 import type { ModelSpec } from '../src/backends/executor.js';
 import type { LayerState } from '../src/backends/js.js';
 import { dnnlMissing, loadDnnl } from '../src/runtime/dnnl.js';
-import { bindDnnlKernels, roundRowsBf16 } from '../src/runtime/dnnl-kernels.js';
+import { bindDnnlKernels, guidedColumnBlocks, roundRowsBf16 } from '../src/runtime/dnnl-kernels.js';
 import { bindWasmKernels } from '../src/runtime/wasm-kernels.js';
 import { ARENA_BASE, createMemory } from '../src/wasm/loader.js';
 import { canRun } from './helpers/skip.js';
@@ -189,11 +189,28 @@ test('bf16 on oneDNN: 3 threads (a column block of every weight on each thread\'
   }
 });
 
-test('the dnnl engine with weights in 3 column blocks, run in turn on one thread = one block, bit for bit (1 and 5 rows, bias, accumulate)', () => {
+test('guidedColumnBlocks: T big blocks first, then 2T small ones; every column once; multiples of 64 but the last', () => {
+  for (const [N, T] of [[2048, 2], [12288, 2], [5632, 2], [32000, 3], [300, 3], [100, 2], [64, 4], [1, 1]]) {
+    const b = guidedColumnBlocks(N, T);
+    let next = 0;
+    for (const [n0, nn] of b) { assert.is(n0, next, `N=${N} T=${T}: contiguous`); next += nn; }
+    assert.is(next, N, `N=${N} T=${T}: every column`);
+    b.slice(0, -1).forEach(([, nn]) => assert.is(nn % 64, 0, `N=${N} T=${T}: multiple of 64`));
+    if (b.length === 3 * T) for (let i = T; i < b.length; i++) assert.ok(b[i]![1] < b[0]![1], `N=${N} T=${T}: small after big`);
+  }
+  assert.equal(guidedColumnBlocks(2048, 2), [[0, 768], [768, 768], [1536, 128], [1664, 128], [1792, 128], [1920, 128]]);
+});
+
+test('the dnnl engine with weights in 3 column blocks (even, or big first), run in turn on one thread = one block, bit for bit (1 and 5 rows, bias, accumulate)', () => {
   if (!canRun('dnnl engine column blocks', dnnlMissing())) return;
+  for (const guided of [false, true]) blockedVsOne(guided);
+});
+
+function blockedVsOne(guided: boolean): void {
   const memory = createMemory(64);
   const base = bindWasmKernels(memory, 'auto');
-  const one = bindDnnlKernels(memory, base, undefined, 1), three = bindDnnlKernels(memory, base, undefined, 1, 3);
+  const one = bindDnnlKernels(memory, base, undefined, 1);
+  const three = guided ? bindDnnlKernels(memory, base, undefined, 1, 3, (n) => guidedColumnBlocks(n, 3)) : bindDnnlKernels(memory, base, undefined, 1, 3);
   const N = 300, K = 96, M = 5;
   let at = ARENA_BASE;
   const alloc = (n: number) => { const o = at; at += Math.ceil(n / 64) * 64; return o; };
@@ -204,14 +221,15 @@ test('the dnnl engine with weights in 3 column blocks, run in turn on one thread
   for (let i = 0; i < M * K; i++) f[x / 4 + i] = Math.cos(i * 0.11);
   for (let i = 0; i < N; i++) f[b / 4 + i] = i / N;
   one.packWhole!(w, 'f32', N, K, W1); three.packWhole!(w, 'f32', N, K, W3);
-  assert.is(three.calls(x, M, K, K, W3, N, b, y3, N, 0, false).length, 3);
+  assert.is(three.calls(x, M, K, K, W3, N, b, y3, N, 0, false).length, guided ? guidedColumnBlocks(N, 3).length : 3);
+  if (guided) assert.ok(guidedColumnBlocks(N, 3).length > 3, 'more blocks than threads');
   for (const rows of [1, M]) for (const acc of [false, true]) {
     for (let i = 0; i < M * N; i++) f[y1 / 4 + i] = f[y3 / 4 + i] = (i % 7) / 7;
     one.gemm(x, rows, K, K, W1, N, b, y1, N, 0, acc, 0);
     three.gemm(x, rows, K, K, W3, N, b, y3, N, 0, acc, 0);
-    sameBits(`rows ${rows}, accumulate ${acc}`, f.subarray(y3 / 4, y3 / 4 + M * N), f.subarray(y1 / 4, y1 / 4 + M * N));
+    sameBits(`${guided ? 'big first' : 'even'}: rows ${rows}, accumulate ${acc}`, f.subarray(y3 / 4, y3 / 4 + M * N), f.subarray(y1 / 4, y1 / 4 + M * N));
   }
-});
+}
 
 test('bf16 LM head on oneDNN: 3 threads (column blocks) = 1 thread bit for bit — float32 and BF16 heads, 1 and 7 rows', () => {
   if (!canRun('LM head on the dnnl engine, threads', dnnlMissing())) return;

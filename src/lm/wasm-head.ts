@@ -4,7 +4,7 @@
 //
 // At precision 'bf16' the head is a bfloat16 product like the model's others: on oneDNN where the
 // CPU has bfloat16 dot products (its bf16 matmul over W reordered once into this head's memory, in
-// BLOCKS_PER_THREAD column blocks per thread), else the normed rows rounded to bfloat16 (and a float32
+// column blocks, big ones first: guidedColumnBlocks), else the normed rows rounded to bfloat16 (and a float32
 // head rounded when packed) on the WASM GEMM. Either way helper threads (src/runtime/step-helper.ts) claim
 // blocks of the head's columns — each with its own oneDNN on one thread, or the WASM GEMM — bit for bit one
 // thread's result: a decoding step's head, and scoring's between windows, when the pool's workers are
@@ -20,7 +20,7 @@ import { envValue } from '../env.js';
 import { availableParallelism } from 'node:os';
 import type { Precision } from '../options.js';
 import type { DnnlLibrary } from '../runtime/dnnl.js';
-import { bindDnnlKernels, type BlockedDnnlKernels } from '../runtime/dnnl-kernels.js';
+import { bindDnnlKernels, guidedColumnBlocks, type BlockedDnnlKernels } from '../runtime/dnnl-kernels.js';
 import { BLOCKS_PER_THREAD, closeWithOwner, columnCalls, forgetOwner, MAX_STEP_THREADS, StepTeam } from '../runtime/step-helper.js';
 
 const F4 = 4;
@@ -67,7 +67,8 @@ export class WasmHead {
       if (!bf16Tools) throw new Error('WasmHead: precision bf16 needs bf16Tools');
       if (bf16Tools.dnnl) {
         const { lib } = bf16Tools.dnnl;
-        this.dnnl = { kernels: bindDnnlKernels(memory, K, lib.path, 1, this.threads > 1 ? this.threads * BLOCKS_PER_THREAD : 1), lib };
+        const T = this.threads;
+        this.dnnl = { kernels: T > 1 ? bindDnnlKernels(memory, K, lib.path, 1, T, (N) => guidedColumnBlocks(N, T)) : bindDnnlKernels(memory, K, lib.path, 1, 1), lib };
       } else {
         const round = bf16Tools.round;
         this.roundBf16 = (x, rows, cols, ld) => round(A.memory, x, rows, cols, ld);

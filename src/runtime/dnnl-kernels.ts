@@ -62,6 +62,20 @@ export function dnnlColumnBlocks(N: number, T: number): [number, number][] {
   return out;
 }
 
+/** Column blocks of a weight for `T` threads that claim them, big ones first: T blocks of about
+ *  3/4 of N ÷ T, then the rest in 2T smaller ones (multiples of 64 columns but the last), so a thread
+ *  that finishes its big block early takes more of the small ones, and the one still running at the end
+ *  of the round runs a small block. N too small to split that way: dnnlColumnBlocks(N, T). */
+export function guidedColumnBlocks(N: number, T: number): [number, number][] {
+  const big = Math.floor((N * 3) / 4 / T / 64) * 64;
+  if (T < 2 || big === 0) return dnnlColumnBlocks(N, T);
+  const out: [number, number][] = [];
+  for (let t = 0; t < T; t++) out.push([t * big, big]);
+  const rest = N - T * big, per = Math.ceil(rest / (2 * T) / 64) * 64;
+  for (let n0 = T * big; n0 < N; n0 += per) out.push([n0, Math.min(per, N - n0)]);
+  return out;
+}
+
 /** The 'dnnl' engine with every weight packed as column blocks (dnnlColumnBlocks(N, blocks)), each its own
  *  oneDNN matrix one after another (64-byte aligned): a thread that runs block t's product reads only
  *  its columns. `calls` gives one call per block (OP.gemm on block t's W, columns, bias and output),
@@ -78,8 +92,11 @@ export interface BlockedDnnlKernels extends RuntimeKernels {
  *  the thread's count (DnnlLibrary.setThreads) around its calls, as primitives are made on first use.
  *  `blocks` > 1: weights packed in column blocks (BlockedDnnlKernels). */
 export function bindDnnlKernels(memory: WebAssembly.Memory, base: RuntimeKernels, path?: string, threads?: number): RuntimeKernels & { library: DnnlLibrary };
-export function bindDnnlKernels(memory: WebAssembly.Memory, base: RuntimeKernels, path: string | undefined, threads: number, blocks: number): BlockedDnnlKernels;
-export function bindDnnlKernels(memory: WebAssembly.Memory, base: RuntimeKernels, path?: string, threads = 1, blocks = 1): BlockedDnnlKernels {
+export function bindDnnlKernels(memory: WebAssembly.Memory, base: RuntimeKernels, path: string | undefined, threads: number, blocks: number,
+  /** how a weight is cut: dnnlColumnBlocks(N, blocks) (default), or this */
+  cut?: (N: number) => [number, number][]): BlockedDnnlKernels;
+export function bindDnnlKernels(memory: WebAssembly.Memory, base: RuntimeKernels, path?: string, threads = 1, blocks = 1,
+  cut?: (N: number) => [number, number][]): BlockedDnnlKernels {
   const lib = loadDnnl(path);
   const at = (off: number) => lib.baseOf(memory) + off;
   // one matmul per weight shape: its weights memory is pointed at each call's W (run's weightsAt)
@@ -141,7 +158,7 @@ export function bindDnnlKernels(memory: WebAssembly.Memory, base: RuntimeKernels
     let l = layouts.get(key);
     if (!l) {
       let off = 0;
-      l = dnnlColumnBlocks(N, blocks).map(([n0, nn]) => {
+      l = (cut ? cut(N) : dnnlColumnBlocks(N, blocks)).map(([n0, nn]) => {
         const o = off;
         off += Math.ceil(packedBytes(nn, K) / 64) * 64;
         return { n0, nn, off: o };
@@ -151,19 +168,19 @@ export function bindDnnlKernels(memory: WebAssembly.Memory, base: RuntimeKernels
     return l;
   };
   const totalBytes = (N: number, K: number): number => {
-    if (blocks === 1) return packedBytes(N, K);
+    if (blocks === 1 && !cut) return packedBytes(N, K);
     const l = layout(N, K).at(-1)!;
     return l.off + packedBytes(l.nn, K);
   };
   const packWhole = (w: number, dtype: 'f32' | 'bf16', N: number, K: number, out: number): void => {
-    if (blocks === 1) { packOne(w, dtype, N, K, out); return; }
+    if (blocks === 1 && !cut) { packOne(w, dtype, N, K, out); return; }
     for (const { n0, nn, off } of layout(N, K)) packOne(w + n0 * K * (dtype === 'bf16' ? 2 : F4), dtype, nn, K, out + off);
   };
   const calls = (x: number, M: number, K: number, ldx: number, W: number, N: number, b: number, y: number, ldy: number, act: number, acc: boolean): Call[] =>
     layout(N, K).map(({ n0, nn, off }) => [OP.gemm, x, M, K, ldx, W + off, nn, b ? b + n0 * F4 : 0, y + n0 * F4, ldy, act, acc ? 1 : 0, 0]);
   // every block in turn on this thread (a caller without helpers)
   const gemmAll = (x: number, M: number, K: number, ldx: number, W: number, N: number, b: number, y: number, ldy: number, act: number, acc: boolean): void => {
-    if (blocks === 1) { gemm(x, M, K, ldx, W, N, b, y, ldy, act, acc); return; }
+    if (blocks === 1 && !cut) { gemm(x, M, K, ldx, W, N, b, y, ldy, act, acc); return; }
     for (const c of calls(x, M, K, ldx, W, N, b, y, ldy, act, acc)) runCall(one, c);
   };
   const one: RuntimeKernels = {

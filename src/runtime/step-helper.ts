@@ -117,8 +117,9 @@ export function columnCalls(blocks: number, bf16: boolean, x: number, M: number,
   return calls;
 }
 
-/** Blocks a team's product is cut into per thread: enough that a slowed thread's share moves to the
- *  others, few enough that a block stays a long call (see docs/engines.md, "The step's threads"). */
+/** Blocks per thread a team's product on the WASM GEMM is cut into (columnCalls): enough that a slowed
+ *  thread's share moves to the others, few enough that a block stays a long call. (oneDNN's products are
+ *  cut by guidedColumnBlocks, src/runtime/dnnl-kernels.ts.) */
 export const BLOCKS_PER_THREAD = 2;
 
 /** Thread t's calls of one round: the same list for every thread, or a list per thread (the same work

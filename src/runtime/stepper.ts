@@ -13,11 +13,12 @@
 // so (the one-row product is then bound by memory, not by the WASM SIMD's 128-bit
 // lanes), else the rounding fallback on the WASM GEMM.
 //
-// Threads: helper threads (step-helper.ts) work beside this one: every product is cut into
-// BLOCKS_PER_THREAD column blocks per thread and each layer's retention into one call per
-// (sequence, head), and the threads claim those calls (StepTeam.run). On oneDNN each weight is
-// packed as those column blocks, and every thread runs the blocks it claims on its own oneDNN with
-// one thread: no OpenMP team, whose threads spin after each call against the helpers on the same
+// Threads: helper threads (step-helper.ts) work beside this one: every product is cut into column
+// blocks and each layer's retention into one call per (sequence, head), and the threads claim those
+// calls (StepTeam.run). On oneDNN each weight is packed as its column blocks, big ones first
+// (guidedColumnBlocks: one of ~3/4 of N ÷ T per thread, then 2T small ones, so the thread still
+// running at the end of a round runs a small block), and every thread runs the blocks it claims on
+// its own oneDNN with one thread: no OpenMP team, whose threads spin after each call against the helpers on the same
 // cores (interleaved on the 1.3B shape: 65 ms per token against 70–74 on a 2-thread OpenMP team,
 // and 81–86 with OpenMP products beside helper retention). Every column's and head's arithmetic
 // is the same code whichever thread runs it: bit for bit one thread's result.
@@ -33,7 +34,7 @@ import { ACT_CODE } from './messages.js';
 import type { RuntimeKernels } from './kernels.js';
 import { envValue } from '../env.js';
 import type { KernelsRequest, Precision } from '../options.js';
-import { bf16Rounding, bindDnnlKernels, dnnlForBf16, roundRowsBf16, type BlockedDnnlKernels } from './dnnl-kernels.js';
+import { bf16Rounding, bindDnnlKernels, dnnlForBf16, guidedColumnBlocks, roundRowsBf16, type BlockedDnnlKernels } from './dnnl-kernels.js';
 import { BLOCKS_PER_THREAD, closeWithOwner, columnCalls, forgetOwner, MAX_STEP_THREADS, OP, runCall, StepTeam, type Call } from './step-helper.js';
 
 const F4 = 4, F8 = 8;
@@ -49,8 +50,6 @@ export interface StepperOptions {
   /** threads of a step, this one and its helpers, which split the retention heads and every product's
    *  columns (default: the machine's available parallelism, at most 8) */
   threads?: number;
-  /** column blocks per thread of every product when threads > 1 (default BLOCKS_PER_THREAD) */
-  blocksPerThread?: number;
 }
 
 /** A state block in the stepper's memory: S [H, dk, dv] (float64, or float32 for a state of dtype
@@ -62,12 +61,11 @@ export class WasmStepper {
   private readonly A: Arena;
   private readonly p: Packed;
   private readonly acts: { msr: number; mlp: number };
-  /** precision 'bf16' on oneDNN: weights in column blocks (BLOCKS_PER_THREAD per thread) */
+  /** precision 'bf16' on oneDNN: weights in column blocks (guidedColumnBlocks with helpers) */
   private readonly blocked: BlockedDnnlKernels | null = null;
   /** what computes the step, e.g. 'wasm-relaxed-simd, 2 threads' or 'onednn 2.6.3 (…), bf16 operands, 2 threads' */
   readonly engine: string;
   readonly precision: Precision;
-  private readonly blocksPerThread: number;
   // resident states: the block behind each view, free blocks, and their recycling
   private readonly blockOf = new WeakMap<object, Block>();
   private readonly free: { f64: Block[]; f32: Block[] } = { f64: [], f32: [] };
@@ -86,7 +84,6 @@ export class WasmStepper {
     const variant = opts.variant ?? envValue('RETNET_WASM_VARIANT') ?? 'auto';
     const base = bindWasmKernels(memory, variant);
     this.precision = opts.precision ?? 'f32';
-    this.blocksPerThread = Math.max(1, Math.floor(opts.blocksPerThread ?? BLOCKS_PER_THREAD));
     const threads = Math.max(1, Math.min(opts.threads ?? availableParallelism(), MAX_STEP_THREADS));
     const lib = this.precision === 'bf16' ? dnnlForBf16(opts.kernels ?? 'auto').lib : null;
     // helpers for the products' columns and the retention heads; none on one core. Beside oneDNN each
@@ -96,7 +93,7 @@ export class WasmStepper {
     if (this.team) closeWithOwner(this, this.team);
     if (lib) {
       const T = this.team?.size ?? 1;
-      this.blocked = bindDnnlKernels(memory, base, lib.path, 1, T > 1 ? T * this.blocksPerThread : 1);
+      this.blocked = T > 1 ? bindDnnlKernels(memory, base, lib.path, 1, T, (N) => guidedColumnBlocks(N, T)) : bindDnnlKernels(memory, base, lib.path, 1, 1);
       this.K = this.blocked;
     } else {
       this.K = this.precision === 'bf16' ? bf16Rounding(base, memory) : base;
@@ -173,10 +170,9 @@ export class WasmStepper {
         wides.push(p.bf16Scratch ? A.transient(p.bf16Scratch, 'step') : 0);
       }
       // float32 panels, or BF16 widened per call (RuntimeKernels.gemmBf16). With helpers, every product is cut
-      // in BLOCKS_PER_THREAD column blocks per thread, which the threads claim (StepTeam.run): on the WASM
-      // engine blocks of 32-column multiples (columnCalls); on oneDNN the packed column blocks
-      // (BlockedDnnlKernels.calls).
-      const blocked = this.blocked, nb = T * this.blocksPerThread;
+      // in column blocks, which the threads claim (StepTeam.run): on the WASM engine BLOCKS_PER_THREAD blocks
+      // of 32-column multiples per thread (columnCalls); on oneDNN the packed column blocks (BlockedDnnlKernels.calls).
+      const blocked = this.blocked, nb = T * BLOCKS_PER_THREAD;
       const gemm = (bf16: boolean, x: number, M: number, Kd: number, ldx: number, W: number, N: number, b: number, y: number, ldy: number, act: number, acc: boolean) => {
         if (team && blocked) { team.run(blocked.block, blocked.calls(x, M, Kd, ldx, W, N, b, y, ldy, act, acc)); return; }
         if (team && N >= 32 * nb) {
