@@ -68,7 +68,7 @@ export class WasmHead {
       if (bf16Tools.dnnl) {
         const { lib } = bf16Tools.dnnl;
         const T = this.threads;
-        this.dnnl = { kernels: T > 1 ? bindDnnlKernels(memory, K, lib.path, 1, T, (N) => guidedColumnBlocks(N, T)) : bindDnnlKernels(memory, K, lib.path, 1, 1), lib };
+        this.dnnl = { kernels: bindDnnlKernels(memory, K, lib.path, 1, T, (N) => guidedColumnBlocks(N, T)), lib };
       } else {
         const round = bf16Tools.round;
         this.roundBf16 = (x, rows, cols, ld) => round(A.memory, x, rows, cols, ld);

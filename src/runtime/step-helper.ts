@@ -77,10 +77,10 @@ export function helperCalls(calls: Float64Array): (i: number) => Float64Array {
 class Helper {
   constructor(readonly worker: Worker, private readonly ctrl: Int32Array, private readonly calls: Float64Array) {}
 
-  /** writes this helper's list of the round (only while the claim word is exhausted) */
-  write(list: Call[]): void {
-    for (let i = 0; i < list.length; i++) {
-      const c = list[i]!;
+  /** writes calls [from, from + n) of this helper's list as the round's (only while the claim word is exhausted) */
+  write(list: Call[], from: number, n: number): void {
+    for (let i = 0; i < n; i++) {
+      const c = list[from + i]!;
       this.calls.fill(0, i * CALL_WIDTH, (i + 1) * CALL_WIDTH);
       for (let j = 0; j < c.length; j++) this.calls[i * CALL_WIDTH + j] = c[j]!;
     }
@@ -166,7 +166,7 @@ export class StepTeam {
     const mine = list(0), lists = this.helpers.map((_, h) => list(h + 1));
     for (let r0 = 0; r0 < mine.length; r0 += CAPACITY) {
       const n = Math.min(CAPACITY, mine.length - r0);
-      this.helpers.forEach((h, k) => h.write(lists[k]!.slice(r0, r0 + n)));
+      this.helpers.forEach((h, k) => h.write(lists[k]!, r0, n));
       Atomics.store(this.sync, SYNC.completed, 0);
       Atomics.store(this.sync, SYNC.failed, 0);
       Atomics.store(this.sync, SYNC.claim, n << 16);

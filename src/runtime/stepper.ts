@@ -93,7 +93,7 @@ export class WasmStepper {
     if (this.team) closeWithOwner(this, this.team);
     if (lib) {
       const T = this.team?.size ?? 1;
-      this.blocked = T > 1 ? bindDnnlKernels(memory, base, lib.path, 1, T, (N) => guidedColumnBlocks(N, T)) : bindDnnlKernels(memory, base, lib.path, 1, 1);
+      this.blocked = bindDnnlKernels(memory, base, lib.path, 1, T, (N) => guidedColumnBlocks(N, T)); // one block when T = 1
       this.K = this.blocked;
     } else {
       this.K = this.precision === 'bf16' ? bf16Rounding(base, memory) : base;
