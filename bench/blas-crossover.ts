@@ -10,15 +10,15 @@
 // Prints its parameters and the machine; writes bench/results/blas-crossover.json.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { parseArgs } from 'node:util';
 import { Arena } from '../src/runtime/arena.js';
 import { bindBlasKernels, loadBlas } from '../src/runtime/blas-kernels.js';
 import { bindWasmKernels } from '../src/runtime/wasm-kernels.js';
 import { tileFloats, type RuntimeKernels } from '../src/runtime/kernels.js';
 import { ARENA_BASE, createMemory, loadKernelsSync } from '../src/wasm/loader.js';
 import { machine } from '../src/cli/gen.js';
+import { benchArgs } from './args.js';
 
-const { values: a } = parseArgs({ options: { reps: { type: 'string' }, out: { type: 'string' } } });
+const { values: a } = benchArgs({ options: { reps: { type: 'string' }, out: { type: 'string' } } });
 const reps = Number(a.reps ?? 7);
 const out = a.out ?? 'bench/results/blas-crossover.json';
 const F4 = 4;

@@ -15,12 +15,12 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { scoreCorpus, type CorpusSummary } from '../src/index.js';
+import { benchArgs } from './args.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
-const { values } = parseArgs({ options: {
+const { values } = benchArgs({ options: {
   bytes: { type: 'string', default: String(1 << 20) }, 'shard-bytes': { type: 'string', default: String(256 << 10) },
   'rss-bytes': { type: 'string', default: String(128 << 10) },
 } });

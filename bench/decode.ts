@@ -16,21 +16,21 @@
 import { readdirSync, readFileSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { RetNetLM, type Precision } from '../src/index.js';
 import { OP } from '../src/runtime/step-helper.js';
 import { readers } from './bandwidth.js';
+import { benchArgs } from './args.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
-const { values } = parseArgs({
+const { values } = benchArgs({
   options: {
     dir: { type: 'string' }, tokens: { type: 'string', default: '16' }, threads: { type: 'string', default: '2' }, segments: { type: 'string', default: '4' },
     'state-dtype': { type: 'string', default: 'float64' },
     precisions: { type: 'string', default: 'f32,bf16' }, split: { type: 'boolean', default: false },
     out: { type: 'string', default: join(ROOT, 'bench/results/decode-1p3b.json') },
   },
+  required: ['dir'],
 });
-if (!values.dir) { console.error('usage: node dist/bench/decode.js --dir DIR [--tokens 16] [--threads 2] [--out FILE]'); process.exit(2); }
 
 const dir = values.dir, nTok = Number(values.tokens), threads = Number(values.threads), nSeg = Number(values.segments);
 const precisions = values.precisions.split(',') as Precision[];

@@ -15,6 +15,8 @@ import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createDnnlMatmul, loadDnnl, type DnnlMatmul } from '../src/runtime/dnnl.js';
 import { loadBlas } from '../src/runtime/blas-kernels.js';
+import { benchArgs } from './args.js';
+benchArgs({ options: {} }); // no options: any argument is refused (before a run that overwrites bench/results)
 
 /** The 1.3B's products (hidden 2048; q 2048, k 2048, v 4096, g 4096 fused; o; gate|up fused; down). */
 const SHAPES = [

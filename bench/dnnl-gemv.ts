@@ -16,6 +16,8 @@ import { createDnnlMatmul, dnnlMissing, loadDnnl } from '../src/runtime/dnnl.js'
 import { dnnlColumnBlocks } from '../src/runtime/dnnl-kernels.js';
 import { createMemory } from '../src/wasm/loader.js';
 import { bandwidth } from './bandwidth.js';
+import { benchArgs } from './args.js';
+benchArgs({ options: {} }); // no options: any argument is refused (before a run that overwrites bench/results)
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const OUT = join(ROOT, 'bench/results/dnnl-gemv.json');

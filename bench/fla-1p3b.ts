@@ -21,21 +21,22 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { RetNetLM } from '../src/index.js';
 import type { KernelsName, Precision } from '../src/options.js';
 import { createMemory, ARENA_BASE } from '../src/wasm/loader.js';
 import { Arena } from '../src/runtime/arena.js';
 import { bindWasmKernels } from '../src/runtime/wasm-kernels.js';
 import type { RuntimeKernels } from '../src/runtime/kernels.js';
+import { benchArgs } from './args.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
-const { values } = parseArgs({
+const { values } = benchArgs({
   options: {
     dir: { type: 'string' }, lengths: { type: 'string', default: '16384,65536' }, engines: { type: 'string', default: 'wasm,blas' },
     'chunk-size': { type: 'string', default: '256' }, skip: { type: 'string', default: '' }, out: { type: 'string', default: join(ROOT, 'bench/results/fla-1p3b.json') },
     child: { type: 'boolean', default: false }, 'same-process': { type: 'boolean', default: false }, engine: { type: 'string' }, tokens: { type: 'string' }, gemm: { type: 'boolean', default: false },
   },
+  internal: ['child', 'engine', 'tokens', 'gemm'],
 });
 const chunkSize = Number(values['chunk-size']);
 

@@ -9,11 +9,11 @@
 // Prints its parameters and the machine; writes bench/results/forward.json.
 import Benchmark from 'benchmark';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { RetNet, Tensor, type BackendName } from '../src/index.js';
 import { discardSink, generatedSource, machine } from '../src/cli/gen.js';
+import { benchArgs } from './args.js';
 
-const { values: a } = parseArgs({ options: {
+const { values: a } = benchArgs({ options: {
   quick: { type: 'boolean' }, backend: { type: 'string' }, 'max-length': { type: 'string' }, out: { type: 'string' },
 } });
 const quick = a.quick ?? false;

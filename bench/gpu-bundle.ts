@@ -14,10 +14,24 @@ import { builtinModules } from 'node:module';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { badArg, benchArgs } from './args.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const stage = process.argv[2];
-if (!stage) { console.error('usage: node dist/bench/gpu-bundle.js STAGE_DIR'); process.exit(2); }
+const MANIFEST_HEAD = 'retnet GPU-check bundle, staged';
+const spec = { options: {}, positionals: 'STAGE_DIR' };
+const { positionals } = benchArgs(spec);
+if (positionals.length !== 1) badArg(spec, `one STAGE_DIR expected (got ${positionals.length})`);
+const stage = positionals[0]!;
+// The stage is emptied first: only when it is new, empty, or a bundle this script staged before (its
+// MANIFEST.txt), never a directory given by mistake (the project, a home directory).
+if (existsSync(stage)) {
+  const isDir = statSync(stage).isDirectory();
+  const manifest = join(stage, 'MANIFEST.txt');
+  const ours = isDir && existsSync(manifest) && readFileSync(manifest, 'utf8').startsWith(MANIFEST_HEAD);
+  if (!isDir || (!ours && readdirSync(stage).length > 0)) {
+    badArg(spec, `${stage} exists and is not an earlier bundle's stage (no MANIFEST.txt of one): give a new or empty directory`);
+  }
+}
 const app = join(stage, 'app');
 
 /** Packages loaded only on paths the check does not take (tfjs-core's fetch; comments in bundles). */
@@ -149,7 +163,7 @@ chmodSync(join(stage, 'run-gpu-check.sh'), 0o755);
 const mib = (b: number) => (b / 2 ** 20).toFixed(1);
 const pkgs = [...done.entries()].sort((a, b) => b[1].bytes - a[1].bytes);
 const manifest = [
-  `retnet GPU-check bundle, staged ${new Date().toISOString()} from ${ROOT}`,
+  `${MANIFEST_HEAD} ${new Date().toISOString()} from ${ROOT}`,
   `node ${process.version} (${process.platform}-${process.arch}): ${mib(nodeBytes)} MiB`,
   `project (dist, package.json, gpu-check.sh, fixtures): ${mib(projectBytes)} MiB`,
   `packages (${pkgs.length}):`,

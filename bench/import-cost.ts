@@ -15,10 +15,10 @@ import { spawnSync } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
+import { benchArgs } from './args.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '9' }, entry: { type: 'string' } } });
+const { values } = benchArgs({ options: { runs: { type: 'string', default: '9' }, entry: { type: 'string' } } });
 const runs = Number(values.runs);
 const entry = pathToFileURL(values.entry ?? join(ROOT, 'dist', 'src', 'index.js')).href;
 

@@ -11,6 +11,8 @@ import { createMemory, loadKernelsSync, ARENA_BASE } from '../src/wasm/loader.js
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { machine } from '../src/cli/gen.js';
+import { benchArgs } from './args.js';
+benchArgs({ options: {} }); // no options: any argument is refused (before a run that overwrites bench/results)
 
 const memory = createMemory(4096);
 const k = loadKernelsSync({ memory, variant: 'relaxed' });

@@ -19,6 +19,8 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { benchArgs } from './args.js';
+benchArgs({ options: {} }); // no options: any argument is refused (before a run that overwrites bench/results)
 
 const SHAPES: [number, number, number][] = [[1024, 512, 512], [1024, 2048, 512], [1024, 512, 2048], [128, 128, 64]]; // M, N, K
 const maxTime = Number(process.env.BENCH_MAX_TIME ?? 3);

@@ -11,11 +11,11 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { parseArgs } from 'node:util';
 import { RetNetLM } from '../src/index.js';
+import { benchArgs } from './args.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
-const { values } = parseArgs({ options: { lib: { type: 'string', default: '/usr/lib/python3.11' }, 'skip-rss': { type: 'boolean' } } });
+const { values } = benchArgs({ options: { lib: { type: 'string', default: '/usr/lib/python3.11' }, 'skip-rss': { type: 'boolean' } } });
 const lib = values.lib!;
 const EXCLUDED = new Set(['test', 'tests', 'site-packages', 'dist-packages']);
 

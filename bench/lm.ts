@@ -10,11 +10,11 @@
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { RetNetLM, type BackendName } from '../src/index.js';
+import { benchArgs } from './args.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
-const { values } = parseArgs({
+const { values } = benchArgs({
   options: {
     bytes: { type: 'string', default: String(1 << 20) }, backend: { type: 'string', default: 'wasm' },
     'chunk-size': { type: 'string', default: '256' }, workers: { type: 'string' }, decode: { type: 'string', default: '256' },

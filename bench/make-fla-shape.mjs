@@ -11,14 +11,17 @@
 // 65,536-entry table of BF16 normal draws, std 0.02; every norm weight is 1.
 // Only node: builtins.
 
-import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
+const USAGE = 'usage: node bench/make-fla-shape.mjs OUT_DIR [--layers N] [--shards N] [--seed S]';
 function usage(msg) {
   if (msg) console.error(`make-fla-shape: ${msg}`);
-  console.error('usage: node bench/make-fla-shape.mjs OUT_DIR [--layers N] [--shards N] [--seed S]');
+  console.error(USAGE);
   process.exit(2);
 }
+/** config.json's mark of a folder this script wrote (it may overwrite only such a folder's files) */
+const GENERATOR = 'retnet bench/make-fla-shape.mjs: random BF16 weights in the fla-hub RetNet shape, not a trained model';
 
 const args = process.argv.slice(2);
 let outDir = null;
@@ -35,12 +38,22 @@ for (let i = 0; i < args.length; i++) {
   if (a === '--layers') layers = int('--layers');
   else if (a === '--shards') shards = int('--shards');
   else if (a === '--seed') seed = int('--seed');
-  else if (a === '-h' || a === '--help') usage();
+  else if (a === '-h' || a === '--help') { console.log(USAGE); process.exit(0); }
   else if (a.startsWith('--')) usage(`unknown option ${a}`);
   else if (outDir === null) outDir = a;
   else usage(`unexpected argument ${a}`);
 }
 if (outDir === null) usage('OUT_DIR missing');
+// Never overwrite a model: OUT_DIR must be new, hold no config.json or .safetensors, or be this script's output.
+if (existsSync(outDir)) {
+  const names = readdirSync(outDir);
+  const modelFiles = names.filter((n) => n === 'config.json' || n.endsWith('.safetensors') || n === 'model.safetensors.index.json');
+  let ours = false;
+  try { ours = JSON.parse(readFileSync(join(outDir, 'config.json'), 'utf8')).generator === GENERATOR; } catch { /* no config, or not ours */ }
+  if (modelFiles.length && !ours) usage(`${outDir} holds a model (${modelFiles.join(', ')}) this script did not write: choose a new directory`);
+  // an earlier run's weights go first: shards of another count would otherwise be left beside the new ones
+  for (const n of modelFiles) if (n !== 'config.json') rmSync(join(outDir, n));
+}
 
 // ---- shape (fla RetNetConfig of the 1.3B release)
 const d = 2048;
@@ -57,6 +70,7 @@ const inter = 256 * Math.ceil(Math.floor((d * hiddenRatio * 2) / 3) / 256); // 2
 if (inter !== 2816 || keyDim / heads !== 256 || headV !== 512) throw new Error('shape arithmetic');
 
 const config = {
+  generator: GENERATOR,
   architectures: ['RetNetForCausalLM'],
   attn: null,
   attn_mode: 'chunk',

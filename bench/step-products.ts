@@ -14,7 +14,6 @@
 import { cpus, totalmem } from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { RetNetLM } from '../src/index.js';
 import { WasmStepper } from '../src/runtime/stepper.js';
 import type { Call } from '../src/runtime/step-helper.js';
@@ -23,10 +22,10 @@ import type { Arena } from '../src/runtime/arena.js';
 import type { BlockedDnnlKernels } from '../src/runtime/dnnl-kernels.js';
 import { dnnlMissing } from '../src/runtime/dnnl.js';
 import { readers } from './bandwidth.js';
+import { benchArgs } from './args.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
-const { values } = parseArgs({ options: { dir: { type: 'string' }, passes: { type: 'string', default: '8' }, reps: { type: 'string', default: '3' } } });
-if (!values.dir) { console.error('usage: node dist/bench/step-products.js --dir DIR [--passes 8] [--reps 3]'); process.exit(2); }
+const { values } = benchArgs({ options: { dir: { type: 'string' }, passes: { type: 'string', default: '8' }, reps: { type: 'string', default: '3' } }, required: ['dir'] });
 const missing = dnnlMissing();
 if (missing) { console.error(`step-products: ${missing}`); process.exit(2); }
 const passes = Number(values.passes), reps = Number(values.reps);

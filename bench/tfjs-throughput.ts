@@ -6,11 +6,16 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { RetNet, Tensor } from '../src/index.js';
 import { hasExecutor } from '../src/backends/executor.js';
-import { createTfjsExecutor, type TfjsEngine } from '../src/backends/tfjs/index.js';
+import { createTfjsExecutor, TFJS_ENGINES, type TfjsEngine } from '../src/backends/tfjs/index.js';
+import { badArg, benchArgs } from './args.js';
 
 const L = Number(process.env.BENCH_L ?? 1024), B = Number(process.env.BENCH_B ?? 2);
 const numChunks = Number(process.env.BENCH_CHUNKS ?? 8), reps = Number(process.env.BENCH_REPS ?? 3);
-const engines = (process.argv.slice(2).length ? process.argv.slice(2) : ['wasm', 'cpu']) as TfjsEngine[];
+const spec = { options: {}, positionals: `[ENGINE …] (${TFJS_ENGINES.join(', ')}; default wasm cpu)` };
+const { positionals } = benchArgs(spec);
+const bad = positionals.filter((e) => !(TFJS_ENGINES as readonly string[]).includes(e));
+if (bad.length) badArg(spec, `unknown engine ${bad.map((e) => JSON.stringify(e)).join(', ')}`);
+const engines = (positionals.length ? positionals : ['wasm', 'cpu']) as TfjsEngine[];
 const cfg = process.env.BENCH_SMALL
   ? { numLayer: 2, numHeads: 4, dimModel: 128, valueFactor: 2, mlpMult: 4, seed: 0 }
   : { numLayer: 6, numHeads: 8, dimModel: 512, valueFactor: 2, mlpMult: 4, seed: 0 };

@@ -22,13 +22,13 @@
 import { createMemory, loadKernelsSync, ARENA_BASE, type Kernels } from '../src/wasm/loader.js'; // first: sets the relaxed-SIMD flag
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { parseArgs } from 'node:util';
 import { RetNet, Tensor } from '../src/index.js';
 import { discardSink, generatedSource, machine } from '../src/cli/gen.js';
 import { collectProfile, resetProfile, splitPhases } from '../src/runtime/profile.js';
 import { flopsPerToken as necessaryFlops } from './flops.js';
+import { benchArgs } from './args.js';
 
-const { values: a } = parseArgs({ options: { repeat: { type: 'string' }, quick: { type: 'boolean' }, out: { type: 'string' } } });
+const { values: a } = benchArgs({ options: { repeat: { type: 'string' }, quick: { type: 'boolean' }, out: { type: 'string' } } });
 const quick = a.quick ?? false;
 const repeat = Number(a.repeat ?? (quick ? 1 : 5));
 const out = a.out ?? 'bench/results/wasm-limit.json';

@@ -7,12 +7,12 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { RetNet } from '../src/index.js';
 import { checkLayers, type LayerWeights } from '../src/model/weights.js';
+import { benchArgs } from './args.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
-const { values } = parseArgs({ options: { repeats: { type: 'string', default: '7' } } });
+const { values } = benchArgs({ options: { repeats: { type: 'string', default: '7' } } });
 const repeats = Number(values.repeats);
 
 const model = RetNet.init({ seed: 0 }); // DEFAULT_CONFIG: the seed's defaults

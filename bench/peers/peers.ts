@@ -36,14 +36,14 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { RetNet, Tensor, type KernelsName } from '../../src/index.js';
 import { machine } from '../../src/cli/gen.js';
 import { loadBlas } from '../../src/runtime/blas-kernels.js';
 import { createMemory } from '../../src/wasm/loader.js';
 import { flopsPerToken } from '../flops.js';
+import { benchArgs } from '../args.js';
 
-const { values: a } = parseArgs({ options: {
+const { values: a } = benchArgs({ options: {
   quick: { type: 'boolean' }, lengths: { type: 'string' }, reps: { type: 'string' }, threads: { type: 'string' },
   chunk: { type: 'string' }, only: { type: 'string' }, out: { type: 'string' }, keep: { type: 'boolean' }, shared: { type: 'boolean' },
 } });

@@ -1,0 +1,66 @@
+// Command-line arguments of the benchmark scripts (node dist/bench/NAME.js …), one way for all of them:
+// --help (or -h) prints the usage and exits 0 before any work; an unknown option, a missing value or a
+// missing required option prints what is wrong and the usage, and exits 2 — never a stack trace, and
+// never a run with the argument silently dropped (a full benchmark that overwrites bench/results). A
+// script without options (bench/kernels.ts …) calls it with none, so any argument is refused.
+import { parseArgs } from 'node:util';
+import { basename, relative } from 'node:path';
+
+interface Opt { type: 'string' | 'boolean'; default?: string | boolean; multiple?: false; short?: string }
+
+export interface BenchArgsSpec<O extends Record<string, Opt>, R extends keyof O & string = never> {
+  options: O;
+  /** the positional arguments in the usage line, e.g. 'STAGE_DIR' (none allowed when absent) */
+  positionals?: string;
+  /** options the script cannot run without */
+  required?: R[];
+  /** options a script passes to its own child processes, left out of the usage */
+  internal?: (keyof O & string)[];
+}
+
+/** The usage line of the running script for `spec`: every option with its default (or VALUE), required
+ *  ones outside brackets, and where the options are explained. */
+export function usageOf<O extends Record<string, Opt>, R extends keyof O & string>(spec: BenchArgsSpec<O, R>, script = process.argv[1] ?? 'dist/bench/SCRIPT.js'): string {
+  const shown = Object.entries(spec.options).filter(([k]) => !spec.internal?.includes(k));
+  const parts = shown.map(([k, o]) => {
+    const s = o.type === 'boolean' ? `--${k}` : `--${k} ${o.default !== undefined && o.default !== '' ? String(o.default) : 'VALUE'}`;
+    return (spec.required as string[] | undefined)?.includes(k) ? s : `[${s}]`;
+  });
+  if (spec.positionals) parts.push(spec.positionals);
+  const name = basename(script).replace(/\.js$/, '');
+  const path = relative(process.cwd(), script) || script;
+  return `usage: node ${path}${parts.length ? ' ' + parts.join(' ') : ''}\n` +
+    `(defaults shown; what the script measures and each option: the comment at the top of bench/${name}.ts, and docs/benchmarks.md)`;
+}
+
+/** The parsed values: an option with a default always has one. */
+export type BenchValues<O extends Record<string, Opt>, R extends keyof O = never> = {
+  [K in keyof O]: (O[K]['type'] extends 'boolean' ? boolean : string) | (K extends R ? never : O[K] extends { default: string | boolean } ? never : undefined)
+};
+
+/** Parses process.argv for a benchmark script (see the file comment); exits on --help and on bad arguments. */
+export function benchArgs<O extends Record<string, Opt>, R extends keyof O & string = never>(spec: BenchArgsSpec<O, R>,
+  argv: string[] = process.argv.slice(2)): { values: BenchValues<O, R>; positionals: string[] } {
+  const usage = usageOf(spec);
+  if (argv.some((a) => a === '--help' || a === '-h')) { console.log(usage); process.exit(0); }
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: spec.options, allowPositionals: spec.positionals !== undefined, strict: true });
+  } catch (e) {
+    console.error(`error: ${(e as Error).message}\n${usage}`);
+    process.exit(2);
+  }
+  const values = parsed.values as Record<string, unknown>;
+  const missing = (spec.required ?? []).filter((k) => values[k] === undefined || values[k] === '');
+  if (missing.length) {
+    console.error(`error: ${missing.map((k) => `--${k}`).join(', ')} ${missing.length === 1 ? 'is' : 'are'} required\n${usage}`);
+    process.exit(2);
+  }
+  return { values: values as BenchValues<O, R>, positionals: parsed.positionals };
+}
+
+/** Exits 2 with `message` and the usage: a bad value of an option the script checks itself. */
+export function badArg<O extends Record<string, Opt>, R extends keyof O & string>(spec: BenchArgsSpec<O, R>, message: string): never {
+  console.error(`error: ${message}\n${usageOf(spec)}`);
+  process.exit(2);
+}

@@ -1,0 +1,116 @@
+// The benchmark scripts' arguments (bench/args.ts): every script answers --help with its usage and
+// exit 0 before any work, refuses an unknown option with exit 2 and its usage (no stack trace, no run
+// that overwrites bench/results), and the two scripts that write into a directory they are given
+// (gpu-bundle's stage, make-fla-shape's OUT_DIR) refuse one that holds someone else's files.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ROOT } from './helpers.js';
+
+const BENCH = join(ROOT, 'dist', 'bench');
+/** modules other scripts import (running them does nothing) */
+const MODULES = new Set(['args.js', 'bandwidth.js', 'flops.js']);
+const SCRIPTS = [
+  ...readdirSync(BENCH).filter((n) => n.endsWith('.js') && !MODULES.has(n)).map((n) => join(BENCH, n)),
+  join(BENCH, 'peers', 'peers.js'),
+];
+const TMP = mkdtempSync(join(tmpdir(), 'retnet-bench-args-'));
+
+function run(script: string, args: string[]) {
+  const r = spawnSync(process.execPath, [script, ...args], { cwd: TMP, encoding: 'utf8', timeout: 60_000, env: { ...process.env, NO_COLOR: '1' } });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+/** name → mtime of every file under bench/results (a run that wrote there changes it) */
+function results(): Map<string, number> {
+  const m = new Map<string, number>();
+  const walk = (d: string) => {
+    for (const n of readdirSync(d)) {
+      const p = join(d, n), s = statSync(p);
+      if (s.isDirectory()) walk(p); else m.set(p, s.mtimeMs);
+    }
+  };
+  walk(join(ROOT, 'bench', 'results'));
+  return m;
+}
+
+const noStack = (text: string, what: string) => assert.not.match(text, /^\s+at .+:\d+:\d+\)?$/m, `${what}: no stack trace`);
+
+test('every benchmark script: --help prints its usage and exits 0, an unknown option exits 2 with the usage; nothing is written', () => {
+  assert.ok(SCRIPTS.length >= 18, `found ${SCRIPTS.length} scripts`);
+  const before = results();
+  for (const s of SCRIPTS) {
+    const name = s.slice(BENCH.length + 1);
+    const h = run(s, ['--help']);
+    assert.is(h.code, 0, `${name} --help: exit 0 (stderr: ${h.err.slice(0, 300)})`);
+    assert.match(h.out, /usage: /, `${name} --help: prints its usage`);
+    noStack(h.err, `${name} --help`);
+    const u = run(s, ['--no-such-option']);
+    assert.is(u.code, 2, `${name} --no-such-option: exit 2 (stdout: ${u.out.slice(0, 300)})`);
+    assert.match(u.err, /no-such-option/, `${name}: names the option`);
+    assert.match(u.err, /usage: /, `${name}: prints its usage`);
+    noStack(u.err, `${name} --no-such-option`);
+  }
+  assert.equal([...results()], [...before], 'bench/results unchanged');
+  assert.equal(readdirSync(TMP), [], 'nothing written in the working directory');
+});
+
+test('a missing required option, a bad engine, a missing or extra positional: exit 2 with what is wrong', () => {
+  const cases: [string, string[], RegExp][] = [
+    ['decode.js', [], /--dir is required/],
+    ['step-products.js', ['--passes', '2'], /--dir is required/],
+    ['decode.js', ['--dir'], /argument missing|--dir/],
+    ['tfjs-throughput.js', ['wasm', 'bogus'], /unknown engine "bogus"/],
+    ['gpu-bundle.js', [], /one STAGE_DIR expected \(got 0\)/],
+    ['gpu-bundle.js', [join(TMP, 'a'), join(TMP, 'b')], /one STAGE_DIR expected \(got 2\)/],
+  ];
+  for (const [script, args, why] of cases) {
+    const r = run(join(BENCH, script), args);
+    assert.is(r.code, 2, `${script} ${args.join(' ')}: exit 2`);
+    assert.match(r.err, why, `${script} ${args.join(' ')}: says why`);
+    noStack(r.err, script);
+  }
+});
+
+test('gpu-bundle refuses a stage directory that is not an earlier stage, and leaves it as it was', () => {
+  const dir = join(TMP, 'mine');
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'notes.txt'), 'keep me');
+  const r = run(join(BENCH, 'gpu-bundle.js'), [dir]);
+  assert.is(r.code, 2, 'exit 2');
+  assert.match(r.err, /not an earlier bundle's stage/);
+  assert.equal(readdirSync(dir), ['notes.txt'], 'nothing removed or added');
+  assert.is(readFileSync(join(dir, 'notes.txt'), 'utf8'), 'keep me');
+  // a manifest someone else wrote is not a mark of an earlier stage
+  writeFileSync(join(dir, 'MANIFEST.txt'), 'a list of my things\n');
+  assert.is(run(join(BENCH, 'gpu-bundle.js'), [dir]).code, 2, 'a foreign MANIFEST.txt: exit 2');
+  assert.equal(readdirSync(dir).sort(), ['MANIFEST.txt', 'notes.txt']);
+  const file = join(TMP, 'a-file');
+  writeFileSync(file, 'x');
+  assert.is(run(join(BENCH, 'gpu-bundle.js'), [file]).code, 2, 'a file: exit 2');
+  assert.is(readFileSync(file, 'utf8'), 'x');
+});
+
+test('make-fla-shape refuses a folder holding a model it did not write; --help exits 0', () => {
+  const script = join(ROOT, 'bench', 'make-fla-shape.mjs');
+  const dir = join(TMP, 'model');
+  mkdirSync(dir);
+  const config = JSON.stringify({ model_type: 'retnet', hidden_size: 2048 });
+  writeFileSync(join(dir, 'config.json'), config);
+  writeFileSync(join(dir, 'model.safetensors'), 'weights');
+  const r = run(script, [dir, '--layers', '1']);
+  assert.is(r.code, 2, 'exit 2');
+  assert.match(r.err, /holds a model .* this script did not write/);
+  assert.is(readFileSync(join(dir, 'config.json'), 'utf8'), config, 'config.json untouched');
+  assert.is(readFileSync(join(dir, 'model.safetensors'), 'utf8'), 'weights', 'weights untouched');
+  const h = run(script, ['--help']);
+  assert.is(h.code, 0);
+  assert.match(h.out, /usage: /);
+});
+
+test.after(() => rmSync(TMP, { recursive: true, force: true }));
+
+test.run();
