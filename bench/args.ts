@@ -30,7 +30,7 @@ export function usageOf<O extends Record<string, Opt>, R extends keyof O & strin
   const name = basename(script).replace(/\.js$/, '');
   const path = relative(process.cwd(), script) || script;
   return `usage: node ${path}${parts.length ? ' ' + parts.join(' ') : ''}\n` +
-    `(defaults shown; what the script measures and each option: the comment at the top of bench/${name}.ts, and docs/benchmarks.md)`;
+    `(${parts.length ? 'defaults shown; what the script measures and each option' : 'no options; what the script measures'}: the comment at the top of bench/${name}.ts, and docs/benchmarks.md)`;
 }
 
 /** The parsed values: an option with a default always has one. */
