@@ -2,7 +2,10 @@
 // --help (or -h) prints the usage and exits 0 before any work; an unknown option, a missing value or a
 // missing required option prints what is wrong and the usage, and exits 2 — never a stack trace, and
 // never a run with the argument silently dropped (a full benchmark that overwrites bench/results). A
-// script without options (bench/kernels.ts …) calls it with none, so any argument is refused.
+// script without options (bench/kernels.ts …) calls it with none, so any argument is refused. An
+// --out that names something other than a JSON file (a model, an input, a directory) is refused before
+// the run, not overwritten after it.
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { basename, relative } from 'node:path';
 
@@ -56,7 +59,13 @@ export function benchArgs<O extends Record<string, Opt>, R extends keyof O & str
     console.error(`error: ${missing.map((k) => `--${k}`).join(', ')} ${missing.length === 1 ? 'is' : 'are'} required\n${usage}`);
     process.exit(2);
   }
-  return { values: values as BenchValues<O, R>, positionals: parsed.positionals };
+  const out = values.out;
+  if (typeof out === 'string' && existsSync(out)) {
+    let json = false;
+    try { json = statSync(out).isFile() && (JSON.parse(readFileSync(out, 'utf8')), true); } catch { /* not JSON */ }
+    if (!json) badArg(spec, `--out ${out} exists and is not a JSON result file: it would be overwritten`);
+  }
+    return { values: values as BenchValues<O, R>, positionals: parsed.positionals };
 }
 
 /** Exits 2 with `message` and the usage: a bad value of an option the script checks itself. */

@@ -1,7 +1,8 @@
 // The benchmark scripts' arguments (bench/args.ts): every script answers --help with its usage and
 // exit 0 before any work, refuses an unknown option with exit 2 and its usage (no stack trace, no run
 // that overwrites bench/results), and the two scripts that write into a directory they are given
-// (gpu-bundle's stage, make-fla-shape's OUT_DIR) refuse one that holds someone else's files.
+// (gpu-bundle's stage, make-fla-shape's OUT_DIR) refuse one that holds someone else's files, as every
+// script refuses an --out that is not a JSON result.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
@@ -73,6 +74,19 @@ test('a missing required option, a bad engine, a missing or extra positional: ex
     assert.match(r.err, why, `${script} ${args.join(' ')}: says why`);
     noStack(r.err, script);
   }
+});
+
+test('an --out naming something other than a JSON result (a model, a directory) is refused before the run', () => {
+  const model = join(TMP, 'weights.safetensors');
+  writeFileSync(model, 'not json');
+  for (const out of [model, TMP]) {
+    const r = run(join(BENCH, 'forward.js'), ['--quick', '--out', out]);
+    assert.is(r.code, 2, `--out ${out}: exit 2`);
+    assert.match(r.err, /is not a JSON result file/);
+    noStack(r.err, 'forward.js --out');
+  }
+  assert.is(readFileSync(model, 'utf8'), 'not json', 'the file is untouched');
+  rmSync(model);
 });
 
 test('gpu-bundle refuses a stage directory that is not an earlier stage, and leaves it as it was', () => {
