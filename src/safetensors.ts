@@ -5,7 +5,9 @@
 // shape and data offsets are checked against the real file size before
 // anything is allocated, so a hostile header cannot make it allocate more than
 // the file holds, read out of range, or loop.
-import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
+import { accessSync, closeSync, existsSync, constants as fsConstants, fstatSync, openSync, readSync, realpathSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, join } from 'node:path';
 import { errors, escapeControl, excerpt, listNames, quote } from './errors.js';
 
 /** The safetensors dtypes this reader knows. */
@@ -270,7 +272,9 @@ export class SafetensorsWriter {
   /** the output path */
   readonly path: string;
 
-  constructor(path: string, specs: readonly StTensorSpec[], metadata: Record<string, string> = {}) {
+  constructor(path: string, specs: readonly StTensorSpec[], metadata: Record<string, string> = {},
+    /** open flags and mode: 'w' (default: create or truncate `path`), or 'wx' (a new file only) */
+    open: { flags?: 'w' | 'wx'; mode?: number } = {}) {
     this.path = path;
     const header: Record<string, unknown> = {};
     if (Object.keys(metadata).length) header.__metadata__ = metadata;
@@ -287,7 +291,7 @@ export class SafetensorsWriter {
     const hb = Buffer.from(json, 'utf8');
     const lenBuf = Buffer.alloc(8);
     lenBuf.writeBigUInt64LE(BigInt(hb.length));
-    this.fd = openSync(path, 'w');
+    this.fd = openSync(path, open.flags ?? 'w', open.mode ?? 0o666);
     writeAll(this.fd, lenBuf, 0);
     writeAll(this.fd, hb, 8);
     this.dataStart = 8 + hb.length;
@@ -317,17 +321,48 @@ function writeAll(fd: number, data: Uint8Array, position: number): void {
   while (done < data.length) done += writeSync(fd, data, done, data.length - done, position + done);
 }
 
-/** Write whole tensors to a file in one go. */
+/** Write whole tensors to a file in one go. A regular file (new, or replaced, also through a symlink)
+ *  is written beside its target under a temporary name and renamed over it only once complete, with
+ *  the old file's permissions: a failure (a bad tensor, a full disk) or a crash midway leaves the previous
+ *  file as it was (a crash may leave the `.NAME.PID-XXXXXXXX.tmp` file beside it). Anything else (a FIFO,
+ *  /dev/null) is written in place. */
 export function writeSafetensors(
   path: string,
   tensors: Record<string, { shape: readonly number[]; data: StData }>,
   metadata: Record<string, string> = {},
 ): void {
   const specs = Object.entries(tensors).map(([name, t]) => ({ name, dtype: dtypeOf(t.data), shape: t.shape }));
-  const w = new SafetensorsWriter(path, specs, metadata);
+  const writeAllTensors = (w: SafetensorsWriter) => { for (const [name, t] of Object.entries(tensors)) w.write(name, 0, t.data); };
+  let target = path, mode = 0o666, regular = true;
   try {
-    for (const [name, t] of Object.entries(tensors)) w.write(name, 0, t.data);
-  } finally {
+    target = realpathSync(path);
+    const st = statSync(target);
+    regular = st.isFile();
+    mode = st.mode & 0o777;
+  } catch { /* a new file */ }
+  const inPlace = () => {
+    const w = new SafetensorsWriter(path, specs, metadata);
+    try { writeAllTensors(w); } finally { w.close(); }
+  };
+  if (!regular) { inPlace(); return; }
+  if (existsSync(target)) accessSync(target, fsConstants.W_OK); // a file we may not write stays refused
+  const temp = join(dirname(target), `.${basename(target).slice(0, 50)}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
+  let w: SafetensorsWriter;
+  try {
+    w = new SafetensorsWriter(temp, specs, metadata, { flags: 'wx', mode });
+  } catch (e) {
+    // a directory we cannot add a file to (the file itself writable): in place, as before
+    const c = (e as NodeJS.ErrnoException).code;
+    if (c === 'EACCES' || c === 'EPERM' || c === 'EROFS') { inPlace(); return; }
+    throw e;
+  }
+  try {
+    writeAllTensors(w);
     w.close();
+    renameSync(temp, target);
+  } catch (e) {
+    w.close();
+    rmSync(temp, { force: true });
+    throw e;
   }
 }

@@ -1,10 +1,10 @@
 // safetensors reader/writer: round trips, dtype conversion, ranged reads.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SafetensorsFile, SafetensorsWriter, readSafetensors, writeSafetensors } from '../src/index.js';
+import { RetNet, SafetensorsFile, SafetensorsWriter, readSafetensors, writeSafetensors } from '../src/index.js';
 import { halfToFloat } from '../src/safetensors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'retnet-st-'));
@@ -52,6 +52,45 @@ test('streamed writes in any order and ranged reads', () => {
   assert.equal([...f.read('out').data], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
   assert.throws(() => f.readElements('out', 10, 5), /outside tensor "out" of 12 elements/);
   f.close();
+});
+
+test('writeSafetensors replaces a file only once the new one is complete: a failed write leaves the old one and no temporary file', () => {
+  const d = join(dir, 'atomic');
+  mkdirSync(d);
+  const p = join(d, 'model.safetensors');
+  writeSafetensors(p, { a: { shape: [2], data: Float32Array.from([1, 2]) } });
+  chmodSync(p, 0o640);
+  const before = readFileSync(p);
+  // the header says 2 elements, the data has 3: the write fails after the header is out
+  assert.throws(() => writeSafetensors(p, { a: { shape: [2], data: Float32Array.from([7, 8, 9]) } }), /outside a/);
+  assert.ok(readFileSync(p).equals(before), 'the previous file is byte-identical');
+  assert.equal(readdirSync(d), ['model.safetensors'], 'no temporary file left');
+  // a good write replaces it, keeping its permissions
+  writeSafetensors(p, { a: { shape: [3], data: Float32Array.from([7, 8, 9]) } });
+  assert.equal([...readSafetensors(p).tensors.get('a')!.data], [7, 8, 9]);
+  assert.is(statSync(p).mode & 0o777, 0o640, 'permissions kept');
+  assert.equal(readdirSync(d), ['model.safetensors']);
+});
+
+test('writeSafetensors through a symlink replaces the file it names and keeps the link; a model saves over its own source', async () => {
+  const d = join(dir, 'link');
+  mkdirSync(d);
+  const real = join(d, 'real.safetensors'), link = join(d, 'link.safetensors');
+  writeSafetensors(real, { a: { shape: [1], data: Float32Array.from([1]) } });
+  symlinkSync(real, link);
+  writeSafetensors(link, { a: { shape: [1], data: Float32Array.from([5]) } });
+  assert.ok(lstatSync(link).isSymbolicLink(), 'still a link');
+  assert.is(readlinkSync(link), real);
+  assert.equal([...readSafetensors(real).tensors.get('a')!.data], [5]);
+  const mp = join(d, 'm.safetensors');
+  const m = RetNet.init({ numLayer: 1, numHeads: 2, dimModel: 8, valueFactor: 2, mlpMult: 2, seed: 3 });
+  m.save(mp);
+  const bytes = readFileSync(mp);
+  const m2 = await RetNet.load(mp);
+  m2.save(mp);
+  assert.ok(readFileSync(mp).equals(bytes), 'saved over its source: the same bytes');
+  await m.close(); await m2.close();
+  assert.equal(readdirSync(d).sort(), ['link.safetensors', 'm.safetensors', 'real.safetensors']);
 });
 
 test.run();
