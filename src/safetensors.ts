@@ -5,9 +5,8 @@
 // shape and data offsets are checked against the real file size before
 // anything is allocated, so a hostile header cannot make it allocate more than
 // the file holds, read out of range, or loop.
-import { accessSync, closeSync, existsSync, constants as fsConstants, fstatSync, openSync, readSync, realpathSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
-import { basename, dirname, join } from 'node:path';
+import { accessSync, closeSync, constants as fsConstants, fstatSync, openSync, readSync, realpathSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { tempPathBeside } from './temp-path.js';
 import { errors, escapeControl, excerpt, listNames, quote } from './errors.js';
 
 /** The safetensors dtypes this reader knows. */
@@ -333,10 +332,11 @@ export function writeSafetensors(
 ): void {
   const specs = Object.entries(tensors).map(([name, t]) => ({ name, dtype: dtypeOf(t.data), shape: t.shape }));
   const writeAllTensors = (w: SafetensorsWriter) => { for (const [name, t] of Object.entries(tensors)) w.write(name, 0, t.data); };
-  let target = path, mode = 0o666, regular = true;
+  let target = path, mode = 0o666, regular = true, exists = false;
   try {
     target = realpathSync(path);
     const st = statSync(target);
+    exists = true;
     regular = st.isFile();
     mode = st.mode & 0o777;
   } catch { /* a new file */ }
@@ -345,8 +345,8 @@ export function writeSafetensors(
     try { writeAllTensors(w); } finally { w.close(); }
   };
   if (!regular) { inPlace(); return; }
-  if (existsSync(target)) accessSync(target, fsConstants.W_OK); // a file we may not write stays refused
-  const temp = join(dirname(target), `.${basename(target).slice(0, 50)}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
+  if (exists) accessSync(target, fsConstants.W_OK); // a file we may not write stays refused
+  const temp = tempPathBeside(target);
   let w: SafetensorsWriter;
   try {
     w = new SafetensorsWriter(temp, specs, metadata, { flags: 'wx', mode });

@@ -34,9 +34,9 @@
 //   writeFileAtomic(target, data) → void
 //     create + writeFileSync(tempPath) + commit, abort on any error.
 import { accessSync, closeSync, constants, lstatSync, openSync, realpathSync, renameSync, statSync, unlinkSync, writeFileSync, type Stats } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { randomBytes } from 'node:crypto';
+import { tempPathBeside } from '../temp-path.js';
 import { UsageError } from './command.js';
 
 export interface NamedInput {
@@ -157,8 +157,7 @@ export class AtomicOutput {
   static create(target: string): AtomicOutput {
     let mode = 0o666;
     try { const st = statSync(target); if (st.isFile()) mode = st.mode & 0o777; } catch { /* new file */ }
-    // (the name is cut so that a target name near the 255-byte limit still leaves room: 50 UTF-16 units ≤ 200 bytes)
-    const tempPath = join(dirname(target), `.${basename(target).slice(0, 50)}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
+    const tempPath = tempPathBeside(target);
     // handlers first: a signal that lands after the file exists then always finds it in `live`
     // (JS signal handlers run at the next event-loop turn, never inside this synchronous block)
     watch();
