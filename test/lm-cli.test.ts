@@ -113,4 +113,11 @@ test('generate: prompt + continuation on stdout, decode rate on stderr; seeded',
   assert.is(e.code, 1); assert.match(e.err, /not a language-model checkpoint: missing embed\.weight/);
 });
 
+test('generate: a fla folder without tokenizer.json fails with exit 1 and nothing on stdout', async () => {
+  const r = await cli(['generate', '--model', join(ROOT, 'test', 'fixtures', 'fla', 'f32'), '--prompt', 'hi', '--max-new-tokens', '2']);
+  assert.is(r.code, 1);
+  assert.match(r.err, /has no tokenizer\.json/);
+  assert.is(r.outBytes.length, 0, `stdout: ${JSON.stringify(r.out)}`);
+});
+
 test.run();

@@ -56,6 +56,8 @@ export const generate: Command = {
         if (lm.tokenizer.kind !== 'bytes') {
           if (values['max-bytes'] !== undefined) throw new UsageError('--max-bytes is for the byte LM; a tokenized model takes --max-new-tokens');
           const maxNewTokens = intOption('max-new-tokens', values['max-new-tokens'], { min: 0 }) ?? 64;
+          // a folder without tokenizer.json cannot encode the prompt: fail before anything reaches stdout
+          lm.tokenizer.encode(values.prompt);
           io.stdout.write(values.prompt);
           const t0 = performance.now();
           for await (const piece of lm.stream(values.prompt, { maxNewTokens, temperature, topK, topP, seed, stop, backend, precision, stateDtype })) { io.stdout.write(piece); }
