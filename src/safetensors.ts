@@ -163,6 +163,11 @@ export class SafetensorsFile {
       const lenBuf = Buffer.alloc(8);
       readExact(fd, lenBuf, 0, path);
       const n = lenBuf.readBigUInt64LE(0);
+      // a real header length is small (its top bytes are 0): eight bytes of plain text mean a text file, e.g. a
+      // model folder's config.json given instead of the folder
+      if (lenBuf.every((c) => c === 9 || c === 10 || c === 13 || (c >= 32 && c < 127))) {
+        throw errors.safetensors(path, `begins with text (${JSON.stringify(lenBuf.toString('latin1'))}), not a safetensors file's header length: a JSON or text file? (for a Hugging Face model folder, pass the folder)`);
+      }
       if (n > BigInt(MAX_HEADER_BYTES)) throw errors.safetensors(path, `header length ${n} exceeds the format's ${MAX_HEADER_BYTES}-byte limit (corrupt or not a safetensors file)`);
       if (n > BigInt(size - 8)) throw errors.safetensors(path, `header length ${n} exceeds the ${size - 8} bytes after the length field (truncated or corrupt)`);
       const hb = Buffer.alloc(Number(n));

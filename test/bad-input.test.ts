@@ -70,6 +70,8 @@ test('a header claiming 10^12 bytes is refused before any allocation', async () 
   len.writeBigUInt64LE(10n ** 12n);
   writeFileSync(p, len);
   await expectError(() => RetNet.load(p), /header length 1000000000000 exceeds the format's 100000000-byte limit/, 'huge header');
+  writeFileSync(p, '{"architectures": ["RetNetForCausalLM"]}\n');
+  await expectError(() => RetNet.load(p), /begins with text \("\{\\"archit"\), not a safetensors file's header length: a JSON or text file\? \(for a Hugging Face model folder, pass the folder\)/, 'a config.json');
   writeFileSync(p, header({ w: { dtype: 'F32', shape: [4, 4], data_offsets: [0, 8] } }, 8));
   await expectError(() => RetNet.load(p), /shape \[4, 4\] of F32 needs 64 bytes but data_offsets give 8/, 'shape/offset mismatch');
   writeFileSync(p, Buffer.concat([Buffer.from([3, 0, 0, 0, 0, 0, 0, 0]), Buffer.from('{x}')]));
