@@ -78,6 +78,17 @@ test('a header claiming 10^12 bytes is refused before any allocation', async () 
   await expectError(() => RetNet.load(p), /header is not valid UTF-8 JSON/, 'bad json');
 });
 
+test('a fla-hub model file given to RetNet.load is named as such, with where it loads', async () => {
+  const f = fixturePath(join('fla', 'f32', 'model'));
+  const e = await expectError(() => RetNet.load(f), /no RetNet layers found \(expected layers\.0\.0\.q_proj\.weight\); its tensors are a fla-hub RetNet's .*RetNetLM\.loadFolder\(DIR\)/, 'fla file');
+  if (!(e instanceof RetNetError) || e.code !== 'E_WEIGHTS') throw new Error('not an E_WEIGHTS RetNetError');
+  // a checkpoint with neither layout keeps the plain message
+  const p = join(dir, 'other.safetensors');
+  writeSafetensors(p, { 'encoder.w': new Tensor(new Float32Array(4), [2, 2]) });
+  const o = await expectError(() => RetNet.load(p), /no RetNet layers found \(expected layers\.0\.0\.q_proj\.weight\)$/, 'other file');
+  if (!(o instanceof RetNetError)) throw new Error('not a RetNetError');
+});
+
 test('a missing weight and unexpected weights are listed', async () => {
   const ref = await RetNet.load(fixturePath('retnet-tiny'));
   const p = join(dir, 'missing.safetensors');

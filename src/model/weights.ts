@@ -119,7 +119,12 @@ export function layersFromCheckpoint(ck: Checkpoint, prefix = '', overrides: Loa
 
   let numLayer = 0;
   while (has(`layers.${numLayer}.0.q_proj.weight`)) numLayer++;
-  if (numLayer === 0) throw errors.weights(`${ck.label}: no RetNet layers found (expected ${prefix}layers.0.0.q_proj.weight)`);
+  if (numLayer === 0) {
+    // a shard of a fla-hub model (Hugging Face layout) holds model.layers.N.attn.*: say where it loads instead
+    const fla = [...ck.tensors.keys()].some((k) => /^model\.(layers\.\d+\.attn\.|embeddings\.)/.test(k));
+    throw errors.weights(`${ck.label}: no RetNet layers found (expected ${prefix}layers.0.0.q_proj.weight)` +
+      (fla ? '; its tensors are a fla-hub RetNet\'s (model.layers.N.attn.*): pass its folder (with config.json) instead — RetNetLM.loadFolder(DIR); `retnet info`, `score` and `generate` take DIR' : ''));
+  }
 
   const d = get('layers.0.0.pre_norm.weight').shape[0];
   let H: number;
