@@ -97,12 +97,13 @@ test('run: a failed run leaves an existing --out byte-identical and no temporary
   (x.data as Float32Array)[8 * 30 + 2] = NaN; // found while streaming, after the output was opened
   writeSafetensors(bad, { x: { shape: x.shape, data: x.data } });
   const out = join(TMP, 'previous.safetensors');
-  writeFileSync(out, 'previous result');
+  writeSafetensors(out, { previous: { shape: [2], data: new Float32Array([1, 2]) } }); // an earlier run's output
+  const previous = readFileSync(out);
   for (const backend of ['js', 'wasm']) {
     const r = cli(['run', '--model', MODEL, '--input', bad, '--out', out, '--backend', backend, '--chunks', '4', '--workers', '1']);
     assert.is(r.code, 1, `${backend}: ${r.err}`);
     assert.match(r.err, /non-finite value/);
-    assert.is(readFileSync(out, 'utf8'), 'previous result', `${backend}: --out untouched`);
+    assert.ok(readFileSync(out).equals(previous), `${backend}: --out untouched`);
     noTemp(TMP, `failed run (${backend})`);
   }
   // a new --out is not created by a failed run
@@ -114,7 +115,7 @@ test('run: a failed run leaves an existing --out byte-identical and no temporary
 
 test('run: success replaces --out; through a symlink it writes the file the link points to', () => {
   const real = join(TMP, 'real-out.safetensors');
-  writeFileSync(real, 'old');
+  writeSafetensors(real, { old: { shape: [1], data: new Float32Array([0]) } });
   const link = join(TMP, 'out-link');
   symlinkSync(real, link);
   const r = run(link);
@@ -228,6 +229,41 @@ test('bench: --json naming a special file is refused before the benchmark', () =
   assert.match(r.err, /--json .* is a character device/);
   assert.is(r.out, '', 'nothing measured');
   assert.ok(statSync('/dev/null').isCharacterDevice());
+});
+
+test('an existing output that is not what the command writes (a mistyped name, an input taken as the value) is refused; earlier outputs are replaced', () => {
+  const notes = join(TMP, 'notes.txt'), doc = join(TMP, 'doc.txt');
+  writeFileSync(notes, 'my notes\n');
+  writeFileSync(doc, 'import os\n');
+  const before = sha(notes);
+  const tiny = ['--lengths', '8', '--chunks', '1', '--layers', '1', '--dim', '8', '--heads', '2'];
+  const cases: [string, string[]][] = [
+    // `score --jsonl a.txt b.txt`: the first FILE taken as --jsonl's value
+    ['a JSON Lines file', ['score', '--jsonl', notes, doc]],
+    ['a JSON Lines file', ['score', doc, '--out', notes]],
+    ['a JSON file', ['score', doc, '--out', join(TMP, 'c.jsonl'), '--summary-json', notes]],
+    ['a JSON file', ['bench', ...tiny, '--json', notes]],
+    ['a safetensors file', ['run', '--model', MODEL, '--input', INPUT, '--key', 'input', '--out', notes]],
+  ];
+  for (const [kind, args] of cases) {
+    const r = cli(args);
+    assert.is(r.code, 2, `${args.join(' ')}: ${r.err}`);
+    assert.match(r.err, new RegExp(`${notes.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} exists and is not ${kind}.*\\(it begins "my notes\\\\n"\\); refusing to replace it`));
+    assert.is(sha(notes), before, `${args[0]}: the file is unchanged`);
+    assert.is(r.out, '', `${args[0]}: refused before any work`);
+  }
+  assert.not.ok(existsSync(join(TMP, 'c.jsonl')), 'no --out written when --summary-json is refused');
+  // an earlier run's output (and an empty file) is replaced
+  const bj = join(TMP, 'b.json'), sj = join(TMP, 's.jsonl'), ry = join(TMP, 'r.safetensors'), empty = join(TMP, 'empty.jsonl');
+  writeFileSync(empty, '');
+  for (let i = 0; i < 2; i++) {
+    assert.is(cli(['bench', ...tiny, '--json', bj]).code, 0, `bench --json, run ${i}`);
+    assert.is(cli(['score', '--jsonl', sj, doc]).code, 0, `score --jsonl, run ${i}`);
+    assert.is(run(ry).code, 0, `run --out, run ${i}`);
+  }
+  assert.is(cli(['score', doc, '--out', empty]).code, 0, 'an empty --out');
+  assert.is(readFileSync(empty, 'utf8').trim().split('\n').length, 1);
+  inputsIntact('outputs of the wrong kind');
 });
 
 test.after(() => rmSync(TMP, { recursive: true, force: true }));

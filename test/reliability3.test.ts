@@ -39,7 +39,9 @@ test('item 1: --summary-json over a file inside an input directory (or the model
   const model = ownModel('m1.st');
   const dd = join(dir, 'dd2');
   mkdirSync(dd);
-  writeFileSync(join(dd, 'x.jsonl'), jsonl(5, 1));
+  // one record: valid JSON as well as JSONL, so the summary's format check (an earlier run's JSON may be
+  // replaced) passes and what refuses it is the input check
+  writeFileSync(join(dd, 'x.jsonl'), jsonl(1, 1));
   const before = sha(join(dd, 'x.jsonl'));
   const out = join(dir, 's1.jsonl');
   let r = cli(['score', '--model', model, '--out', out, '--summary-json', join(dd, 'x.jsonl'), dd]);
@@ -206,7 +208,7 @@ test('item 10: drift --out-dir FILE names a regular file; score --out through a 
   const input = join(dir, 'in10.jsonl');
   writeFileSync(input, jsonl(3, 10));
   const real = join(dir, 'real-out.jsonl'), link = join(dir, 'link-out.jsonl');
-  writeFileSync(real, 'old\n');
+  writeFileSync(real, '{"id": "an earlier run"}\n');
   symlinkSync(real, link);
   r = cli(['score', '--model', model, '--out', link, input]);
   assert.is(r.code, 0, r.err);

@@ -101,11 +101,11 @@ export async function runCorpusMode(values: Record<string, string | boolean | un
   // partial files) against every file it will read, those inside directories too.
   // Like every command's output, an --out that is a symlink writes the file it points to.
   const named = [{ label: '--model', path: opts.model }, ...inputs.map((p) => ({ label: 'INPUT', path: p }))];
-  if (opts.out !== undefined) opts.out = checkOutputTarget(opts.out, named, '--out');
+  if (opts.out !== undefined) opts.out = checkOutputTarget(opts.out, named, '--out', { kind: 'jsonl' });
   else opts.sink = (jsonl) => io.stdout.write(jsonl); // the same records as --out would write, on stdout
   const summaryJson = str('summary-json');
   const summaryTarget = summaryJson === undefined ? undefined
-    : checkOutputTarget(summaryJson, [...named, ...(opts.out !== undefined ? [{ label: '--out', path: opts.out }] : [])], '--summary-json');
+    : checkOutputTarget(summaryJson, [...named, ...(opts.out !== undefined ? [{ label: '--out', path: opts.out }] : [])], '--summary-json', { kind: 'json' });
   const bar = await corpusBar(io);
   let s: CorpusSummary;
   try {

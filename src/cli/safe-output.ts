@@ -10,7 +10,7 @@
 //      symlink to one) is refused up front.
 //
 // API
-//   checkOutputTarget(out, inputs, flag = '--out', { createDir? }) → string
+//   checkOutputTarget(out, inputs, flag = '--out', { createDir?, kind? }) → string
 //     Call before any work. `inputs`: the files the command reads, each
 //     { label, path } (label is the flag or 'FILE'; undefined paths and '-'
 //     are skipped). Throws a UsageError (exit 2) naming both paths when `out`
@@ -20,6 +20,8 @@
 //     through a symlink replaces the file it points to, not the link).
 //     { createDir: true }: the folder may be missing if it can be created
 //     (mkdir -p dirname(result) before writing).
+//     { kind: 'json' | 'jsonl' | 'safetensors' }: an existing non-empty `out`
+//     must already hold that (an earlier run's output), else a UsageError.
 //   checkOutputDir(dir, files, inputs, flag = '--out-dir') → void
 //     The same for a folder the command will create (mkdir -p) and fill with
 //     `files`: the folder, or its nearest existing ancestor, must be a
@@ -33,7 +35,7 @@
 //     event loop next turns; then its default action ends the process).
 //   writeFileAtomic(target, data) → void
 //     create + writeFileSync(tempPath) + commit, abort on any error.
-import { accessSync, closeSync, constants, lstatSync, openSync, realpathSync, renameSync, statSync, unlinkSync, writeFileSync, type Stats } from 'node:fs';
+import { accessSync, closeSync, constants, lstatSync, openSync, readSync, realpathSync, renameSync, statSync, unlinkSync, writeFileSync, type Stats } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tempPathBeside } from '../temp-path.js';
@@ -68,7 +70,46 @@ function checkWritableDir(dir: string, what: string): void {
   try { accessSync(dir, constants.W_OK | constants.X_OK); } catch (e) { throw new UsageError(`${what}: cannot write in folder ${dir} (${code(e)})`); }
 }
 
-export function checkOutputTarget(out: string, inputs: readonly NamedInput[], flag = '--out', opts: { createDir?: boolean } = {}): string {
+/** What a command writes to an output file. An existing non-empty file is replaced only when it already
+ *  holds that (an earlier run's output): a mistyped name, or an input file taken as the option's value
+ *  (`score --jsonl a.txt b.txt`), is refused instead of overwritten. */
+export type OutputKind = 'json' | 'jsonl' | 'safetensors';
+
+const KIND_WORDS: Record<OutputKind, string> = {
+  json: 'a JSON file', jsonl: 'a JSON Lines file (or its .gz)', safetensors: 'a safetensors file',
+};
+
+/** Whether the regular file at `path` (size bytes, > 0) already holds output of this kind. */
+function holdsKind(path: string, size: number, kind: OutputKind): boolean {
+  const head = (n: number): Buffer => {
+    const fd = openSync(path, 'r');
+    try { const b = Buffer.alloc(Math.min(n, size)); let got = 0; while (got < b.length) { const r = readSync(fd, b, got, b.length - got, got); if (r === 0) break; got += r; } return b.subarray(0, got); } finally { closeSync(fd); }
+  };
+  try {
+    if (kind === 'safetensors') {
+      const b = head(9);
+      return b.length === 9 && b.readBigUInt64LE(0) <= BigInt(size - 8) && b[8] === 0x7b; // '{'
+    }
+    if (kind === 'json') return size <= 64 * 2 ** 20 && (JSON.parse(head(size).toString('utf8')), true);
+    const b = head(2 ** 20);
+    if (b[0] === 0x1f && b[1] === 0x8b) return true; // gzip (score --out FILE.jsonl.gz)
+    const nl = b.indexOf(0x0a);
+    const first = JSON.parse(b.subarray(0, nl < 0 ? b.length : nl).toString('utf8')) as unknown;
+    return typeof first === 'object' && first !== null && !Array.isArray(first);
+  } catch {
+    return false;
+  }
+}
+
+/** The start of a file, for a message. */
+function beginning(path: string): string {
+  try {
+    const fd = openSync(path, 'r');
+    try { const b = Buffer.alloc(24); const n = readSync(fd, b, 0, 24, 0); return JSON.stringify(b.subarray(0, n).toString('latin1')); } finally { closeSync(fd); }
+  } catch { return '(unreadable)'; }
+}
+
+export function checkOutputTarget(out: string, inputs: readonly NamedInput[], flag = '--out', opts: { createDir?: boolean; kind?: OutputKind } = {}): string {
   if (out === '') throw new UsageError(`${flag} needs a file name`);
   const what = `${flag} ${out}`;
   let target = resolve(out);
@@ -91,6 +132,9 @@ export function checkOutputTarget(out: string, inputs: readonly NamedInput[], fl
       if (ist.dev === st.dev && ist.ino === st.ino) {
         throw new UsageError(`${what} is the same file as ${input.label} ${p}${resolve(out) === resolve(p) ? '' : ' (through a link)'}; refusing to overwrite an input`);
       }
+    }
+    if (opts.kind && st.size > 0 && !holdsKind(target, st.size, opts.kind)) {
+      throw new UsageError(`${what} exists and is not ${KIND_WORDS[opts.kind]} (it begins ${beginning(target)}); refusing to replace it: give a new name, or remove the file first`);
     }
   }
   if (opts.createDir) checkCreatableDir(dirname(target), what); else checkWritableDir(dirname(target), what);

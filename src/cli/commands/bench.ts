@@ -39,7 +39,8 @@ options:
                     retention, activations, norms, rotary, scan, dispatch/idle):
                     a timing wrapper around the workers' kernels (RETNET_PROFILE=1),
                     so profiled times run slightly slower than unprofiled ones
-  --json OUT        write the results as JSON to OUT (default: not saved)
+  --json OUT        write the results as JSON to OUT (default: not saved); an existing
+                    OUT must be JSON (an earlier run's), else it is refused
   -h, --help        this text`;
 
 export interface BenchRow {
@@ -73,7 +74,7 @@ const bench: Command = {
     const repeat = intOption('repeat', v.repeat) ?? 1;
     const out: string | undefined = v.json;
     // before the benchmark: the JSON's folder must be usable and the file not a special one
-    const target = out === undefined ? undefined : checkOutputTarget(out, [], '--json', { createDir: true });
+    const target = out === undefined ? undefined : checkOutputTarget(out, [], '--json', { createDir: true, kind: 'json' });
     const profile = v.profile ?? false;
     if (profile) process.env.RETNET_PROFILE = '1'; // read by each worker pool as it starts
     const rows: BenchRow[] = [];

@@ -24,8 +24,8 @@ options:
   --key NAME        tensor of X to use (default: its only tensor)
   --out Y           output file, replaced only when the run succeeds (written
                     to a temporary file beside it, then renamed); refused when
-                    it is the input or the model (also through a link) or not
-                    a regular file
+                    it is the input or the model (also through a link), not
+                    a regular file, or an existing file that is not safetensors
   --chunks N        N chunks of ceil(L/N) tokens; -1 = fully recurrent
   --chunk-size N    chunks of N tokens
                     (neither: the parallel form, refused for L > ${MAX_PARALLEL_L}: it needs an L×L matrix per head)
@@ -63,7 +63,7 @@ const run: Command = {
     const msrGateFn = actOption('msr-gate-fn', v['msr-gate-fn']), mlpGateFn = actOption('mlp-gate-fn', v['mlp-gate-fn']);
     const outPath = v.out!;
     // before any work: --out must not be an input (also through a link) nor a special file
-    const target = checkOutputTarget(outPath, [{ label: '--input', path: v.input }, { label: '--model', path: v.model }]);
+    const target = checkOutputTarget(outPath, [{ label: '--input', path: v.input }, { label: '--model', path: v.model }], '--out', { kind: 'safetensors' });
 
     const model = await RetNet.load(v.model!, { msrGateFn, mlpGateFn });
     let input: SafetensorsFile | null = null;

@@ -20,7 +20,8 @@ const usage = `usage: retnet score [--model M.safetensors|DIR|ORG/NAME] [--backe
                 tokenizer.json) or ORG/NAME already in the local Hugging Face cache
   --jsonl OUT   one JSON record per file: {"file","bytes","bits","bits_per_byte"}; written
                 to a temporary file and renamed when every file is scored (a failed run
-                leaves OUT as it was); refused when OUT is one of the FILEs or the model
+                leaves OUT as it was); refused when OUT is one of the FILEs or the model,
+                or an existing file that is not JSON Lines (docs/cli.md, outputs)
   --per-token   with --jsonl, --out or a corpus, add "logprobs": ln p(token t+1 | tokens 0..t) for each t
   --precision P f32 (default, or RETNET_PRECISION) or bf16: bfloat16 operands of the big matrix
                 products, float32 accumulation (wasm backend; oneDNN where the CPU has bfloat16
@@ -107,7 +108,7 @@ export const score: Command = {
       if (values['per-token'] && values.jsonl === undefined) throw new UsageError('--per-token needs --jsonl OUT');
       // before any work: --jsonl must not be a scored file or the model (also through a link) nor a special file
       const jsonlTarget = values.jsonl === undefined ? undefined
-        : checkOutputTarget(values.jsonl, [...positionals.map((f) => ({ label: 'FILE', path: f })), ...modelPaths(values.model).map((path) => ({ label: '--model', path }))], '--jsonl');
+        : checkOutputTarget(values.jsonl, [...positionals.map((f) => ({ label: 'FILE', path: f })), ...modelPaths(values.model).map((path) => ({ label: '--model', path }))], '--jsonl', { kind: 'jsonl' });
       for (const f of positionals) checkFile(f);
       const lm = await loadLM(values.model);
       const tokens = lm.tokenizer.kind !== 'bytes'; // a tokenized model: tokens, nll and perplexity as well
