@@ -261,6 +261,11 @@ test('an existing output that is not what the command writes (a mistyped name, a
     assert.is(cli(['score', '--jsonl', sj, doc]).code, 0, `score --jsonl, run ${i}`);
     assert.is(run(ry).code, 0, `run --out, run ${i}`);
   }
+  // an earlier --per-token output whose first record is longer than the 1 MiB the check reads
+  const long = join(TMP, 'long.jsonl');
+  writeFileSync(long, JSON.stringify({ id: 'big', logprobs: Array.from({ length: 200_000 }, () => -1.2345678) }) + '\n');
+  assert.ok(statSync(long).size > 2 ** 20);
+  assert.is(cli(['score', doc, '--out', long]).code, 0, 'a long first record');
   assert.is(cli(['score', doc, '--out', empty]).code, 0, 'an empty --out');
   assert.is(readFileSync(empty, 'utf8').trim().split('\n').length, 1);
   inputsIntact('outputs of the wrong kind');

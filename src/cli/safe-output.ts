@@ -94,6 +94,8 @@ function holdsKind(path: string, size: number, kind: OutputKind): boolean {
     const b = head(2 ** 20);
     if (b[0] === 0x1f && b[1] === 0x8b) return true; // gzip (score --out FILE.jsonl.gz)
     const nl = b.indexOf(0x0a);
+    // a first record longer than what was read (per-token logprobs of a long document): its start will do
+    if (nl < 0 && b.length < size) return /^\{\s*"[^"\\]*"\s*:/.test(b.subarray(0, 256).toString('utf8'));
     const first = JSON.parse(b.subarray(0, nl < 0 ? b.length : nl).toString('utf8')) as unknown;
     return typeof first === 'object' && first !== null && !Array.isArray(first);
   } catch {
