@@ -135,6 +135,12 @@ test('item 4: a JSONL INPUT without --out is a corpus: per-document records on s
   assert.is(u.code, 2); assert.match(u.err, /--jsonl is for plain FILEs; .*twenty\.jsonl is a corpus/);
   u = await scoreCli(['--model', model, '--text-field', 'body', plain]);
   assert.is(u.code, 2); assert.match(u.err, /--text-field needs a corpus/);
+  u = await scoreCli(['--model', model, '--queue', 'redis://127.0.0.1:1', corpus]);
+  assert.is(u.code, 2); assert.match(u.err, /--queue needs --out FILE \(the output file the run writes\)/);
+  for (const k of ['text-field', 'id-field', 'include']) {
+    u = await scoreCli(['--model', model, `--${k}`, '', corpus]);
+    assert.is(u.code, 2, `--${k} ''`); assert.match(u.err, new RegExp(`--${k} needs a (field name|pattern) \\(got an empty one\\)`));
+  }
 });
 
 test('item 5: progress counts documents and bytes within one shard', async () => {

@@ -31,7 +31,7 @@ export function isCorpusInput(p: string): boolean {
 export function wantsCorpusMode(values: Record<string, unknown>, inputs: string[] = []): boolean {
   if (values.out !== undefined) return true;
   const stray = OUT_ONLY.find((k) => values[k] !== undefined);
-  if (stray) throw new UsageError(`--${stray} needs --out FILE (an output file to resume)`);
+  if (stray) throw new UsageError(`--${stray} needs --out FILE (${stray === 'resume' ? 'the output file to resume' : 'the output file the run writes'})`);
   if (inputs.some(isCorpusInput)) return true;
   const other = CORPUS_ONLY.find((k) => values[k] !== undefined);
   if (other) throw new UsageError(`--${other} needs a corpus: --out FILE, or a directory / JSONL / Parquet INPUT`);
@@ -86,6 +86,7 @@ export async function runCorpusMode(values: Record<string, string | boolean | un
       : `--jsonl is for plain FILEs; ${inputs.find(isCorpusInput)} is a corpus (directory, JSONL or Parquet): use --out FILE, or no --out for the records on stdout`);
   }
   const str = (k: string) => values[k] as string | undefined;
+  for (const k of ['text-field', 'id-field', 'include']) if (str(k) === '') throw new UsageError(`--${k} needs a ${k === 'include' ? 'pattern' : 'field name'} (got an empty one)`);
   const queue = str('queue');
   if (queue === undefined) for (const k of ['run-id', 'max-in-flight', 'redis-timeout']) if (values[k] !== undefined) throw new UsageError(`--${k} needs --queue`);
   if (queue !== undefined && !/^rediss?:\/\//.test(queue)) throw new UsageError('--queue must be a redis:// or rediss:// URL');
