@@ -1,6 +1,6 @@
 // Forward options: types, per-option documentation of which backend honours
 // them, and validation with uniform error messages.
-import { errors } from './errors.js';
+import { errors, RetNetError } from './errors.js';
 import { envValue } from './env.js';
 
 /** Where the arithmetic runs: 'wasm' (worker pool, default), 'js' (float64 reference), 'tfjs' (TensorFlow.js: GPU or CPU). */
@@ -79,8 +79,35 @@ export const MAX_WORKERS = 256;
 
 const isPosInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v > 0;
 
+/** Every option a forward (and the calls built on it) reads; onProgress is the streaming forwards'. */
+const OPTION_KEYS: readonly string[] = ['attnMask', 'numChunks', 'chunkSize', 'normalizeAttn', 'normalizeRetn', 'backend', 'workers',
+  'kernels', 'precision', 'stateDtype', 'windowRows', 'signal', 'onProgress'];
+
+/** A known option name close to `k` (a typo, another spelling, a shorter name), for the error. */
+function nearestOption(k: string): string | undefined {
+  const low = k.toLowerCase().replace(/[_-]/g, '');
+  const dist = (a: string, b: string): number => {
+    let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+    for (let i = 1; i <= a.length; i++) {
+      const cur = [i];
+      for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+    return prev[b.length]!;
+  };
+  return OPTION_KEYS.find((o) => o.toLowerCase() === low)
+    ?? OPTION_KEYS.find((o) => dist(o.toLowerCase(), low) <= 2)
+    ?? OPTION_KEYS.find((o) => low.length >= 4 && o.toLowerCase().includes(low));
+}
+
 export function resolveOptions(opts: ForwardOptions = {}, defaults: { backend: BackendName }): ResolvedOptions {
   if (opts === null || typeof opts !== 'object') throw errors.option('', 'an object', opts);
+  // an unknown key is an error, not ignored: { chunks: 8 } would otherwise run the parallel form
+  for (const [k, v] of Object.entries(opts)) {
+    if (v === undefined || OPTION_KEYS.includes(k)) continue;
+    const near = nearestOption(k);
+    throw new RetNetError('E_OPTION', `options.${k} is not an option${near ? ` (did you mean ${near}?)` : ''}; the options are ${OPTION_KEYS.join(', ')}`);
+  }
   if (opts.attnMask !== undefined && opts.attnMask !== 'causal') throw errors.option('attnMask', "'causal' (retention is causal by construction)", opts.attnMask);
   const { numChunks, chunkSize } = opts;
   if (numChunks !== undefined && numChunks !== null && !(isPosInt(numChunks) || numChunks === -1)) {

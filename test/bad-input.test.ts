@@ -1,6 +1,7 @@
 // Bad input: each case is a clear RetNetError naming the problem, never a crash,
 // a hang or a silent wrong answer.
 import { test } from 'uvu';
+import * as assert from 'uvu/assert';
 import { mkdtempSync, writeFileSync, readFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,6 +43,19 @@ test('numChunks 0, -2, 1.5 and other bad options', async () => {
   await expectError(() => model.forward(x, { backend: 'cuda' as never }), /options\.backend must be one of/, 'backend');
   await expectError(() => model.forward(x, { normalizeRetn: 'yes' as never }), /options\.normalizeRetn must be a boolean/, 'flag');
   await expectError(() => model.forward(x, { attnMask: 'none' as never }), /options\.attnMask must be 'causal'/, 'mask');
+});
+
+test('an unknown option is an error naming the nearest one (before: ignored, so { chunks: 8 } ran the parallel form)', async () => {
+  const near: [Record<string, unknown>, string][] = [[{ chunks: 8 }, 'numChunks'], [{ chunk_size: 4 }, 'chunkSize'], [{ precison: 'bf16' }, 'precision'], [{ worker: 2 }, 'workers']];
+  for (const [o, want] of near) {
+    const e = await expectError(() => model.forward(x, o as never), new RegExp(`^options\\.${Object.keys(o)[0]} is not an option \\(did you mean ${want}\\?\\); the options are attnMask, numChunks, chunkSize, `), want);
+    if (!(e instanceof RetNetError) || e.code !== 'E_OPTION') throw new Error('not an E_OPTION RetNetError');
+  }
+  await expectError(() => model.forward(x, { zzz: 1 } as never), /^options\.zzz is not an option; the options are /, 'no near name');
+  // the streaming forwards' onProgress, and keys whose value is undefined, are fine
+  assert.equal((await model.forward(x, { numChunks: 2, onProgress: () => {}, zzz: undefined } as never)).shape, x.shape);
+  // the same check behind step and retention()
+  await expectError(() => Promise.resolve(model.step(Tensor.randn([1, 8], { seed: 1 }), undefined, { backen: 'wasm' } as never)), /options\.backen is not an option \(did you mean backend\?\)/, 'step');
 });
 
 test('bad configs', async () => {
