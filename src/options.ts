@@ -83,8 +83,18 @@ const isPosInt = (v: unknown): v is number => typeof v === 'number' && Number.is
 const OPTION_KEYS: readonly string[] = ['attnMask', 'numChunks', 'chunkSize', 'normalizeAttn', 'normalizeRetn', 'backend', 'workers',
   'kernels', 'precision', 'stateDtype', 'windowRows', 'signal', 'onProgress'];
 
+/** E_OPTION for the first key of `opts` (with a value other than undefined) that is not one of `known`,
+ *  naming the nearest known one: a misspelt option is an error, never ignored. */
+export function checkKnownKeys(opts: object, known: readonly string[]): void {
+  for (const [k, v] of Object.entries(opts)) {
+    if (v === undefined || known.includes(k)) continue;
+    const near = nearestOption(k, known);
+    throw new RetNetError('E_OPTION', `options.${k} is not an option${near ? ` (did you mean ${near}?)` : ''}; the options are ${known.join(', ')}`);
+  }
+}
+
 /** A known option name close to `k` (a typo, another spelling, a shorter name), for the error. */
-function nearestOption(k: string): string | undefined {
+function nearestOption(k: string, known: readonly string[]): string | undefined {
   const low = k.toLowerCase().replace(/[_-]/g, '');
   const dist = (a: string, b: string): number => {
     let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
@@ -95,19 +105,15 @@ function nearestOption(k: string): string | undefined {
     }
     return prev[b.length]!;
   };
-  return OPTION_KEYS.find((o) => o.toLowerCase() === low)
-    ?? OPTION_KEYS.find((o) => dist(o.toLowerCase(), low) <= 2)
-    ?? OPTION_KEYS.find((o) => low.length >= 4 && o.toLowerCase().includes(low));
+  return known.find((o) => o.toLowerCase() === low)
+    ?? known.find((o) => dist(o.toLowerCase(), low) <= 2)
+    ?? known.find((o) => low.length >= 4 && o.toLowerCase().includes(low));
 }
 
 export function resolveOptions(opts: ForwardOptions = {}, defaults: { backend: BackendName }): ResolvedOptions {
   if (opts === null || typeof opts !== 'object') throw errors.option('', 'an object', opts);
   // an unknown key is an error, not ignored: { chunks: 8 } would otherwise run the parallel form
-  for (const [k, v] of Object.entries(opts)) {
-    if (v === undefined || OPTION_KEYS.includes(k)) continue;
-    const near = nearestOption(k);
-    throw new RetNetError('E_OPTION', `options.${k} is not an option${near ? ` (did you mean ${near}?)` : ''}; the options are ${OPTION_KEYS.join(', ')}`);
-  }
+  checkKnownKeys(opts, OPTION_KEYS);
   if (opts.attnMask !== undefined && opts.attnMask !== 'causal') throw errors.option('attnMask', "'causal' (retention is causal by construction)", opts.attnMask);
   const { numChunks, chunkSize } = opts;
   if (numChunks !== undefined && numChunks !== null && !(isPosInt(numChunks) || numChunks === -1)) {

@@ -5,8 +5,8 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, writeFileSync, readFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RetNet, RetNetError, Tensor, writeSafetensors } from '../src/index.js';
-import { expectError, fixturePath } from './helpers.js';
+import { RetNet, RetNetError, RetNetLM, Tensor, writeSafetensors } from '../src/index.js';
+import { expectError, fixturePath, ROOT } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'retnet-bad-'));
 const model = RetNet.init({ numLayer: 1, numHeads: 2, dimModel: 8, seed: 1 });
@@ -56,6 +56,23 @@ test('an unknown option is an error naming the nearest one (before: ignored, so 
   assert.equal((await model.forward(x, { numChunks: 2, onProgress: () => {}, zzz: undefined } as never)).shape, x.shape);
   // the same check behind step and retention()
   await expectError(() => Promise.resolve(model.step(Tensor.randn([1, 8], { seed: 1 }), undefined, { backen: 'wasm' } as never)), /options\.backen is not an option \(did you mean backend\?\)/, 'step');
+});
+
+test("the language models' calls check their own options the same way", async () => {
+  const lm = await RetNetLM.load();
+  try {
+    await expectError(() => lm.generate({ prompt: new Uint8Array([65]), maxByte: 3 } as never), /^options\.maxByte is not an option \(did you mean maxBytes\?\); the options are prompt, maxBytes, /, 'byte generate');
+    assert.is((await lm.generate({ prompt: new Uint8Array([65]), maxBytes: 3 })).bytes.length, 3);
+    await expectError(() => Promise.resolve(lm.step(65, undefined, { backnd: 'wasm' } as never)), /^options\.backnd is not an option \(did you mean backend\?\); the options are backend, precision, stateDtype$/, 'LM step');
+    await expectError(() => lm.score('abc', { chunksize: 2 } as never), /^options\.chunksize is not an option \(did you mean chunkSize\?\)/, 'score');
+    assert.ok((await lm.score('abc', { perToken: true, onProgress: () => {} })).logprobs);
+  } finally { await lm.close(); }
+  const fla = await RetNetLM.loadFolder(join(ROOT, 'test', 'fixtures', 'fla', 'f32'));
+  try {
+    // checked before anything else (this folder has no tokenizer.json, so a valid call fails later, on the text)
+    await expectError(() => fla.generate([1, 2], { maxNewToken: 2 } as never), /^options\.maxNewToken is not an option \(did you mean maxNewTokens\?\)/, 'text generate');
+    await expectError(() => fla.generate([1, 2], { maxNewTokens: 2 }), /has no tokenizer\.json/, 'text generate without a tokenizer');
+  } finally { await fla.close(); }
 });
 
 test('bad configs', async () => {

@@ -10,7 +10,7 @@
 import { errors } from '../errors.js';
 import { readSafetensors, type StTensor } from '../safetensors.js';
 import { Tensor } from '../tensor.js';
-import { kernelsFromEnv, resolveOptions, stepPrecision, throwIfAborted, type BackendName, type ForwardOptions, type KernelsRequest, type Precision, type StateDtype } from '../options.js';
+import { checkKnownKeys, kernelsFromEnv, resolveOptions, stepPrecision, throwIfAborted, type BackendName, type ForwardOptions, type KernelsRequest, type Precision, type StateDtype } from '../options.js';
 import { dnnlForBf16, roundRowsBf16 } from '../runtime/dnnl-kernels.js';
 import { DEFAULT_BACKEND, RetNet, type RecurrentState, type StreamOptions } from '../model/retnet.js';
 import { checkUnexpected, layersFromCheckpoint, type Checkpoint, type LoadOptions } from '../model/weights.js';
@@ -712,6 +712,7 @@ export class RetNetLM {
    *  (float64). backend 'js' (default): float64 throughout; 'wasm': the float32 step and the float32 head. */
   step(byte: number, state?: RecurrentState, options: LMStepOptions = {}): LMStepResult {
     if (this.closed) throw errors.closed();
+    checkKnownKeys(options, ['backend', 'precision', 'stateDtype']);
     state ??= this.initState(options.stateDtype);
     if (!Number.isInteger(byte) || byte < 0 || byte >= this.vocab) throw errors.input(`byte must be an integer in [0, ${this.vocab}) (got ${byte})`);
     const e = new Float64Array(this.d);
@@ -792,6 +793,7 @@ export class RetNetLM {
   /** Token by token: the id, the text so far (stop string cut off), and why it stopped, if it did. */
   private async *tokens(prompt: string | Int32Array | number[], options: TextGenerateOptions, prefilled?: () => void):
     AsyncGenerator<{ id: number; text: string; stop?: TextGenerateResult['stopReason'] }> {
+    checkKnownKeys(options, ['maxNewTokens', 'temperature', 'topK', 'topP', 'seed', 'stop', 'signal', 'backend', 'precision', 'stateDtype']);
     const { maxNewTokens = 64, temperature = 0, topK = 0, topP = 1, seed = 0, stop = [], signal, backend = 'wasm' } = options;
     if (backend !== 'js' && backend !== 'wasm') throw errors.option('backend', "'js' or 'wasm'", backend);
     const precision = stepPrecision(backend, options.precision);
@@ -827,6 +829,7 @@ export class RetNetLM {
 
   /** Produce bytes one at a time with the recurrent step (greedy at temperature 0, else seeded sampling). */
   private async generateBytes(options: GenerateOptions): Promise<GenerateResult> {
+    if (options) checkKnownKeys(options, ['prompt', 'maxBytes', 'temperature', 'seed', 'chunkSize', 'onByte', 'signal', 'backend', 'precision', 'stateDtype']);
     const { prompt, maxBytes = 256, temperature = 0, seed = 0, chunkSize = DEFAULT_LM_CHUNK, onByte, signal, backend = 'wasm' } = options ?? ({} as GenerateOptions);
     if (backend !== 'js' && backend !== 'wasm') throw errors.option('backend', "'js' or 'wasm'", backend);
     const precision = stepPrecision(backend, options?.precision);
@@ -926,7 +929,7 @@ class NoTokenizer implements Tokenizer {
   readonly bosId = null;
   readonly eosId = null;
   constructor(readonly vocabSize: number, private readonly dir: string) {}
-  private refuse(): never { throw errors.input(`${this.dir} has no tokenizer.json: this model scores and generates token ids only (pass an Int32Array)`); }
+  private refuse(): never { throw errors.input(`${this.dir} has no tokenizer.json: no text in or out — score token ids (an Int32Array), or run step() on ids`); }
   encode(): Int32Array { return this.refuse(); }
   decode(): string { return this.refuse(); }
   streamDecoder(): never { return this.refuse(); }
