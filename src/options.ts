@@ -85,11 +85,13 @@ const OPTION_KEYS: readonly string[] = ['attnMask', 'numChunks', 'chunkSize', 'n
 
 /** E_OPTION for the first key of `opts` (with a value other than undefined) that is not one of `known`,
  *  naming the nearest known one: a misspelt option is an error, never ignored. */
-export function checkKnownKeys(opts: object, known: readonly string[]): void {
+export function checkKnownKeys(opts: object, known: readonly string[], what: 'options' | 'config' = 'options'): void {
   for (const [k, v] of Object.entries(opts)) {
     if (v === undefined || known.includes(k)) continue;
     const near = nearestOption(k, known);
-    throw new RetNetError('E_OPTION', `options.${k} is not an option${near ? ` (did you mean ${near}?)` : ''}; the options are ${known.join(', ')}`);
+    const kind = what === 'config' ? 'a config key' : 'an option';
+    throw new RetNetError('E_OPTION',
+      `${what}.${k} is not ${kind}${near ? ` (did you mean ${near}?)` : ''}; the ${what === 'config' ? 'keys' : 'options'} are ${known.join(', ')}`);
   }
 }
 

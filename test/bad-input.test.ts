@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, writeFileSync, readFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RetNet, RetNetError, RetNetLM, Tensor, writeSafetensors } from '../src/index.js';
+import { MultiScaleRetention, RetNet, RetNetError, RetNetLM, Tensor, writeSafetensors } from '../src/index.js';
 import { expectError, fixturePath, ROOT } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'retnet-bad-'));
@@ -56,6 +56,17 @@ test('an unknown option is an error naming the nearest one (before: ignored, so 
   assert.equal((await model.forward(x, { numChunks: 2, onProgress: () => {}, zzz: undefined } as never)).shape, x.shape);
   // the same check behind step and retention()
   await expectError(() => Promise.resolve(model.step(Tensor.randn([1, 8], { seed: 1 }), undefined, { backen: 'wasm' } as never)), /options\.backen is not an option \(did you mean backend\?\)/, 'step');
+});
+
+test('configs and load options: an unknown key is an error naming the nearest one (before: ignored; { numLayers: 2 } built 6 layers)', async () => {
+  await expectError(() => RetNet.init({ dimModel: 64, numHead: 4 } as never), /^config\.numHead is not a config key \(did you mean numHeads\?\); the keys are numLayer, numHeads, /, 'init');
+  await expectError(() => RetNet.init({ numLayers: 2 } as never), /^config\.numLayers is not a config key \(did you mean numLayer\?\)/, 'init layers');
+  await expectError(() => MultiScaleRetention.init({ gateFN: 'gelu' } as never), /^config\.gateFN is not a config key \(did you mean gateFn\?\)/, 'MSR init');
+  const ok = RetNet.init({ numLayer: 1, dimModel: 16, numHeads: 2, seed: 3 });
+  assert.is(ok.config.numLayer, 1);
+  await ok.close();
+  await expectError(() => RetNet.load(fixturePath('retnet-tiny'), { msr_gate_fn: 'gelu' } as never), /^options\.msr_gate_fn is not an option \(did you mean msrGateFn\?\); the options are msrGateFn, mlpGateFn, numHeads$/, 'load');
+  await expectError(() => RetNetLM.loadFolder(join(ROOT, 'test', 'fixtures', 'fla', 'f32'), { bf16s: 'resident' } as never), /^options\.bf16s is not an option \(did you mean bf16\?\)/, 'loadFolder');
 });
 
 test("the language models' calls check their own options the same way", async () => {

@@ -412,6 +412,7 @@ export class RetNetLM {
   /** A fla-family model folder (config.json, safetensors, tokenizer.json). Without tokenizer.json the
    *  model still scores token ids; text needs one. */
   static async loadFolder(spec: string, options: FlaLoadOptions = {}): Promise<RetNetLM> {
+    checkKnownKeys(options ?? {}, ['bf16']);
     const dir = resolveModelDir(spec);
     const fm = loadFlaFolder(dir, options);
     const tokenizer = fm.files.tokenizerPath ? await loadTokenizer(fm.files.tokenizerPath, { bosId: fm.fla.bosId, eosId: fm.fla.eosId }) : undefined;

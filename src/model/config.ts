@@ -34,6 +34,10 @@ export interface RetNetConfig {
   keyDim?: number;
 }
 
+/** Every key of a RetNetConfig (RetNet.init refuses others: a misspelt key is an error, not ignored). */
+export const CONFIG_KEYS: readonly string[] = ['numLayer', 'numHeads', 'dimModel', 'valueFactor', 'msrGateFn', 'mlpGateFn', 'mlpMult',
+  'mlpHidden', 'mlpBias', 'dropout', 'arch', 'normEps', 'keyDim'];
+
 /** The seed's default model: 6 layers, 8 heads, d = 512, value factor 2, gelu, MLP 4·d. */
 export const DEFAULT_CONFIG: RetNetConfig = {
   numLayer: 6, numHeads: 8, dimModel: 512, valueFactor: 2,

@@ -4,8 +4,8 @@
 import { errors } from '../errors.js';
 import { readSafetensors, writeSafetensors } from '../safetensors.js';
 import { Tensor } from '../tensor.js';
-import { kernelsFromEnv, resolveOptions, stepPrecision, throwIfAborted, type BackendName, type KernelsRequest, type Precision, type StateDtype, type ForwardOptions, type ResolvedOptions } from '../options.js';
-import { dimsOf, resolveConfig, type Dims, type RetNetConfig } from './config.js';
+import { checkKnownKeys, kernelsFromEnv, resolveOptions, stepPrecision, throwIfAborted, type BackendName, type KernelsRequest, type Precision, type StateDtype, type ForwardOptions, type ResolvedOptions } from '../options.js';
+import { CONFIG_KEYS, dimsOf, resolveConfig, type Dims, type RetNetConfig } from './config.js';
 import {
   checkLayers, checkMSR, checkUnexpected, configToMetadata, initLayers, initMSR, layersFromCheckpoint, layersToTensors,
   type Checkpoint, type LayerWeights, type LoadOptions, type MSRWeights,
@@ -265,6 +265,7 @@ export class RetNet {
 
   /** A seeded random model with the seed's defaults for anything not given. */
   static init(config: Partial<RetNetConfig> & { seed?: number } = {}): RetNet {
+    checkKnownKeys(config ?? {}, [...CONFIG_KEYS, 'seed'], 'config');
     const { seed = 0, ...rest } = config;
     const c = resolveConfig(rest);
     return new RetNet(c, initLayers(c, seed));
@@ -433,6 +434,7 @@ export class MultiScaleRetention {
 
   /** A layer with seeded random weights (the seed's initialisation). */
   static init(config: Partial<MSRConfig> & { seed?: number } = {}): MultiScaleRetention {
+    checkKnownKeys(config ?? {}, ['dimModel', 'numHeads', 'valueFactor', 'gateFn', 'arch', 'normEps', 'keyDim', 'seed'], 'config');
     const c: MSRConfig = { dimModel: 512, numHeads: 8, valueFactor: 2, gateFn: 'gelu', ...config };
     const dims = dimsOf(msrRetNetConfig(c, 0));
     return new MultiScaleRetention(c, initMSR(new Rng(config.seed ?? 0), dims));

@@ -8,6 +8,7 @@ import { errors, listNames } from '../errors.js';
 import { Rng } from '../random.js';
 import type { StData, StTensor } from '../safetensors.js';
 import { dimsOf, resolveConfig, type Dims, type RetNetConfig } from './config.js';
+import { checkKnownKeys } from '../options.js';
 import { checkDecay, checkOverflowBound, checkWeightValues, isChecked, layerNormBound, markChecked } from './check.js';
 import { floatsOf, type Bf16Matrix } from './bf16.js';
 
@@ -107,6 +108,7 @@ export interface LoadOptions {
 }
 
 export function layersFromCheckpoint(ck: Checkpoint, prefix = '', overrides: LoadOptions = {}): { config: RetNetConfig; layers: LayerWeights[]; used: Set<string> } {
+  checkKnownKeys(overrides ?? {}, ['msrGateFn', 'mlpGateFn', 'numHeads']);
   const meta = metadataConfig(ck);
   const used = new Set<string>();
   const get = (name: string): StTensor => {
