@@ -67,6 +67,8 @@ test('configs and load options: an unknown key is an error naming the nearest on
   await ok.close();
   await expectError(() => RetNet.load(fixturePath('retnet-tiny'), { msr_gate_fn: 'gelu' } as never), /^options\.msr_gate_fn is not an option \(did you mean msrGateFn\?\); the options are msrGateFn, mlpGateFn, numHeads$/, 'load');
   await expectError(() => RetNetLM.loadFolder(join(ROOT, 'test', 'fixtures', 'fla', 'f32'), { bf16s: 'resident' } as never), /^options\.bf16s is not an option \(did you mean bf16\?\)/, 'loadFolder');
+  await expectError(() => RetNetLM.load(undefined, { mlpGateFN: 'gelu' } as never), /^options\.mlpGateFN is not an option \(did you mean mlpGateFn\?\)/, 'LM load');
+  await expectError(() => RetNetLM.load(join(ROOT, 'test', 'fixtures', 'fla', 'f32'), { msrGateFn: 'silu' }), /^options\.msrGateFn must be left out for a model folder .*its config\.json decides\) \(got "silu"\)$/, 'LM load of a folder');
 });
 
 test("the language models' calls check their own options the same way", async () => {

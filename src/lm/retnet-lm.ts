@@ -401,7 +401,13 @@ export class RetNetLM {
   static async load(path?: string | URL, options: LoadOptions = {}): Promise<RetNetLM> {
     const p = path === undefined ? DEFAULT_LM_PATH : path;
     const file = p instanceof URL ? fileURLToPath(p) : p;
-    if (isModelFolderSpec(file)) return RetNetLM.loadFolder(file);
+    checkKnownKeys(options ?? {}, ['msrGateFn', 'mlpGateFn', 'numHeads']);
+    if (isModelFolderSpec(file)) {
+      // the fla family fixes its activations and reads its heads from config.json: these would be ignored
+      const given = Object.entries(options ?? {}).find(([, v]) => v !== undefined);
+      if (given) throw errors.option(given[0], `left out for a model folder (${file}: its config.json decides)`, given[1]);
+      return RetNetLM.loadFolder(file);
+    }
     const { tensors, metadata } = readSafetensors(file);
     return RetNetLM.fromCheckpoint({ tensors, metadata, label: file }, options);
   }
