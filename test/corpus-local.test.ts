@@ -107,6 +107,19 @@ test('score --out: one record per document in input order, summary on stderr and
   assert.ok(Math.abs(-p0.logprobs.reduce((a: number, b: number) => a + b, 0) / Math.LN2 - p0.bits) <= 1e-9 * p0.bits);
 });
 
+test('scoreCorpus: an unknown option key is E_OPTION naming the nearest (before: ignored, so { textfield } read the default field)', async () => {
+  const doc = join(dir, 'one-doc.jsonl');
+  writeFileSync(doc, '{"id":"a","body":"retention"}\n');
+  let err: unknown;
+  try { await scoreCorpus({ inputs: [doc], model, sink: () => {}, textfield: 'body' } as never); } catch (e) { err = e; }
+  assert.ok(err instanceof Error && (err as { code?: string }).code === 'E_OPTION', String(err));
+  assert.match((err as Error).message, /^options\.textfield is not an option \(did you mean textField\?\); the options are inputs, out, sink, /);
+  const lines: string[] = [];
+  const s = await scoreCorpus({ inputs: [doc], model, sink: (l) => { lines.push(l); }, textField: 'body' });
+  assert.is(s.documents, 1);
+  assert.match(lines.join(''), /"id":"a","source":/);
+});
+
 test('score --out: bad input is a clear, specific error', async () => {
   const bad = join(dir, 'bad.jsonl');
   writeFileSync(bad, '{"id":"ok","text":"fine"}\n[1,2]\n{"id":"n","text":5}\n\n{"body":"x"}\nnot json\n');

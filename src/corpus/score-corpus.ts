@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { errors } from '../errors.js';
 import { DEFAULT_LM_PATH, RetNetLM } from '../lm/retnet-lm.js';
-import { PRECISIONS, precisionFromEnv, type BackendName, type Precision } from '../options.js';
+import { checkKnownKeys, PRECISIONS, precisionFromEnv, type BackendName, type Precision } from '../options.js';
 import { inputIdentity, modelSha256, RUN_ID_RE, runIdOf, sortedDefined } from './digest.js';
 import { modelFiles, modelFolderFiles, resolveModelDir } from '../model/fla.js';
 import { expandInputs } from './inputs.js';
@@ -163,7 +163,15 @@ const modelReads = (model: string): string | string[] => (RetNetLM.isFolderSpec(
  * console.log(summary.documents, summary.bitsPerByte);
  * ```
  */
+/** Every key of ScoreCorpusOptions (its ReadOptions included): scoreCorpus refuses others. */
+const CORPUS_KEYS: readonly string[] = ['inputs', 'out', 'sink', 'model', 'backend', 'chunkSize', 'precision', 'perToken', 'shardBytes', 'resume',
+  'queue', 'runId', 'maxInFlight', 'redisTimeoutMs', 'attempts', 'lockTtlMs', 'waitReportMs', 'otherOutputs', 'onProgress', 'log', 'signal',
+  'textField', 'idField', 'include', 'strict', 'maxDocBytes', 'stdin', 'exclude'];
+
 export async function scoreCorpus(o: ScoreCorpusOptions): Promise<CorpusSummary> {
+  // a misspelt option is an error, not ignored ({ textfield: 'body' } would otherwise read the default field)
+  if (o === null || typeof o !== 'object') throw errors.option('', 'an object', o);
+  checkKnownKeys(o, CORPUS_KEYS);
   const t0 = performance.now();
   const log = o.log ?? (() => {});
   const shardBytes = o.shardBytes ?? DEFAULT_SHARD_BYTES;
