@@ -150,6 +150,11 @@ const modelFile = (model?: string) => (model === undefined ? fileURLToPath(DEFAU
 /** The files a model is read from: the .safetensors file, or every file of a model folder (DIR or ORG/NAME). */
 const modelReads = (model: string): string | string[] => (RetNetLM.isFolderSpec(model) ? modelFolderFiles(modelFiles(resolveModelDir(model))) : model);
 
+/** Every key of ScoreCorpusOptions (its ReadOptions included): scoreCorpus refuses others. */
+const CORPUS_KEYS: readonly string[] = ['inputs', 'out', 'sink', 'model', 'backend', 'chunkSize', 'precision', 'perToken', 'shardBytes', 'resume',
+  'queue', 'runId', 'maxInFlight', 'redisTimeoutMs', 'attempts', 'lockTtlMs', 'waitReportMs', 'otherOutputs', 'onProgress', 'log', 'signal',
+  'textField', 'idField', 'include', 'strict', 'maxDocBytes', 'stdin', 'exclude'];
+
 /**
  * Score a corpus into `out`, in input order: one JSONL record per document (`id`, `source`, `bytes`,
  * `bits`, `bits_per_byte`; `tokens`, `nll`, `ppl` for tokenized models), written to `out`.partial and
@@ -163,11 +168,6 @@ const modelReads = (model: string): string | string[] => (RetNetLM.isFolderSpec(
  * console.log(summary.documents, summary.bitsPerByte);
  * ```
  */
-/** Every key of ScoreCorpusOptions (its ReadOptions included): scoreCorpus refuses others. */
-const CORPUS_KEYS: readonly string[] = ['inputs', 'out', 'sink', 'model', 'backend', 'chunkSize', 'precision', 'perToken', 'shardBytes', 'resume',
-  'queue', 'runId', 'maxInFlight', 'redisTimeoutMs', 'attempts', 'lockTtlMs', 'waitReportMs', 'otherOutputs', 'onProgress', 'log', 'signal',
-  'textField', 'idField', 'include', 'strict', 'maxDocBytes', 'stdin', 'exclude'];
-
 export async function scoreCorpus(o: ScoreCorpusOptions): Promise<CorpusSummary> {
   // a misspelt option is an error, not ignored ({ textfield: 'body' } would otherwise read the default field)
   if (o === null || typeof o !== 'object') throw errors.option('', 'an object', o);
