@@ -79,19 +79,26 @@ const KIND_WORDS: Record<OutputKind, string> = {
   json: 'a JSON file', jsonl: 'a JSON Lines file (or its .gz)', safetensors: 'a safetensors file',
 };
 
+/** Up to `n` bytes from the start of the file at `path`. */
+function head(path: string, n: number): Buffer {
+  const fd = openSync(path, 'r');
+  try {
+    const b = Buffer.alloc(n);
+    let got = 0;
+    for (let r = 1; got < n && r > 0; got += r) r = readSync(fd, b, got, n - got, got);
+    return b.subarray(0, got);
+  } finally { closeSync(fd); }
+}
+
 /** Whether the regular file at `path` (size bytes, > 0) already holds output of this kind. */
 function holdsKind(path: string, size: number, kind: OutputKind): boolean {
-  const head = (n: number): Buffer => {
-    const fd = openSync(path, 'r');
-    try { const b = Buffer.alloc(Math.min(n, size)); let got = 0; while (got < b.length) { const r = readSync(fd, b, got, b.length - got, got); if (r === 0) break; got += r; } return b.subarray(0, got); } finally { closeSync(fd); }
-  };
   try {
     if (kind === 'safetensors') {
-      const b = head(9);
+      const b = head(path, 9);
       return b.length === 9 && b.readBigUInt64LE(0) <= BigInt(size - 8) && b[8] === 0x7b; // '{'
     }
-    if (kind === 'json') return size <= 64 * 2 ** 20 && (JSON.parse(head(size).toString('utf8')), true);
-    const b = head(2 ** 20);
+    if (kind === 'json') return size <= 64 * 2 ** 20 && (JSON.parse(head(path, size).toString('utf8')), true);
+    const b = head(path, Math.min(size, 2 ** 20));
     if (b[0] === 0x1f && b[1] === 0x8b) return true; // gzip (score --out FILE.jsonl.gz)
     const nl = b.indexOf(0x0a);
     // a first record longer than what was read (per-token logprobs of a long document): its start will do
@@ -105,10 +112,7 @@ function holdsKind(path: string, size: number, kind: OutputKind): boolean {
 
 /** The start of a file, for a message. */
 function beginning(path: string): string {
-  try {
-    const fd = openSync(path, 'r');
-    try { const b = Buffer.alloc(24); const n = readSync(fd, b, 0, 24, 0); return JSON.stringify(b.subarray(0, n).toString('latin1')); } finally { closeSync(fd); }
-  } catch { return '(unreadable)'; }
+  try { return JSON.stringify(head(path, 24).toString('latin1')); } catch { return '(unreadable)'; }
 }
 
 export function checkOutputTarget(out: string, inputs: readonly NamedInput[], flag = '--out', opts: { createDir?: boolean; kind?: OutputKind } = {}): string {

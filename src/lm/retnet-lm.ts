@@ -13,7 +13,7 @@ import { Tensor } from '../tensor.js';
 import { checkKnownKeys, kernelsFromEnv, resolveOptions, stepPrecision, throwIfAborted, type BackendName, type ForwardOptions, type KernelsRequest, type Precision, type StateDtype } from '../options.js';
 import { dnnlForBf16, roundRowsBf16 } from '../runtime/dnnl-kernels.js';
 import { DEFAULT_BACKEND, RetNet, type RecurrentState, type StreamOptions } from '../model/retnet.js';
-import { checkUnexpected, layersFromCheckpoint, type Checkpoint, type LoadOptions } from '../model/weights.js';
+import { checkUnexpected, layersFromCheckpoint, LOAD_OPTION_KEYS, type Checkpoint, type LoadOptions } from '../model/weights.js';
 import { checkWeightValues } from '../model/check.js';
 import * as js from '../backends/js.js';
 import { jsSequence } from '../model/js-run.js';
@@ -401,7 +401,7 @@ export class RetNetLM {
   static async load(path?: string | URL, options: LoadOptions = {}): Promise<RetNetLM> {
     const p = path === undefined ? DEFAULT_LM_PATH : path;
     const file = p instanceof URL ? fileURLToPath(p) : p;
-    checkKnownKeys(options ?? {}, ['msrGateFn', 'mlpGateFn', 'numHeads']);
+    checkKnownKeys(options ?? {}, LOAD_OPTION_KEYS); // before a file is read (fromCheckpoint checks them again, cheaply)
     if (isModelFolderSpec(file)) {
       // the fla family fixes its activations and reads its heads from config.json: these would be ignored
       const given = Object.entries(options ?? {}).find(([, v]) => v !== undefined);

@@ -107,8 +107,11 @@ export interface LoadOptions {
   numHeads?: number;
 }
 
+/** Every key of LoadOptions (the loads refuse others). */
+export const LOAD_OPTION_KEYS: readonly string[] = ['msrGateFn', 'mlpGateFn', 'numHeads'];
+
 export function layersFromCheckpoint(ck: Checkpoint, prefix = '', overrides: LoadOptions = {}): { config: RetNetConfig; layers: LayerWeights[]; used: Set<string> } {
-  checkKnownKeys(overrides ?? {}, ['msrGateFn', 'mlpGateFn', 'numHeads']);
+  checkKnownKeys(overrides ?? {}, LOAD_OPTION_KEYS);
   const meta = metadataConfig(ck);
   const used = new Set<string>();
   const get = (name: string): StTensor => {
