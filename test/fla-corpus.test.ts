@@ -68,6 +68,30 @@ test('resume: a changed tokenizer.json (same weights) is another model: the resu
   assert.ok(readFileSync(out).equals(readFileSync(ref)), 'resumed output = uninterrupted output');
 });
 
+test('plain files under a tokenized model: one that is not UTF-8 is a bad record naming its first bad byte (--strict: an error); a BOM is scored as text', async () => {
+  const good = join(tmp, 'bom.txt'), bad = join(tmp, 'latin1.txt');
+  writeFileSync(good, Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(texts[0])]));
+  writeFileSync(bad, Buffer.concat([Buffer.from('caf\u00e9 ok '), Buffer.from([0xef, 0xbf, 0xbd]), Buffer.from(' then caf'), Buffer.from([0xe9]), Buffer.from('!')]));
+  const lines: string[] = [];
+  const out = join(tmp, 'plain.jsonl');
+  const s = await scoreCorpus({ inputs: [good, bad], out, model, log: (l) => lines.push(l) });
+  assert.is(s.documents, 1); assert.is(s.skipped, 1);
+  assert.ok(lines.some((l) => l === `${bad}:1: skipped: not valid UTF-8 at byte 21 (a tokenized model scores text)`), lines.join('\n'));
+  const rec = JSON.parse(readFileSync(out, 'utf8'));
+  assert.is(rec.bytes, Buffer.byteLength(texts[0]) + 3, 'the BOM counts as the text it is');
+  const lm = await RetNetLM.load(model);
+  try {
+    const r = await lm.score(`\uFEFF${texts[0]}`);
+    assert.ok(Math.abs(rec.nll - r.nll) <= 1e-6 * r.nll, `nll ${rec.nll} vs ${r.nll}`);
+  } finally { await lm.close(); }
+  let err: unknown;
+  try { await scoreCorpus({ inputs: [good, bad], out: join(tmp, 'plain-strict.jsonl'), model, strict: true, log: () => {} }); } catch (e) { err = e; }
+  assert.match(String((err as Error)?.message), /latin1\.txt:1: not valid UTF-8 at byte 21 .*--strict/);
+  // the byte LM scores any bytes: the same file is a document
+  const b = await scoreCorpus({ inputs: [bad], out: join(tmp, 'plain-bytes.jsonl'), log: () => {} });
+  assert.is(b.documents, 1); assert.is(b.bytes, readFileSync(bad).length);
+});
+
 test('queue: two workers with --model DIR give the one-machine output byte for byte', async () => {
   if (!canRun('fla queue: two workers equal one machine', redisMissing())) return;
   const redis = await startRedis();

@@ -141,6 +141,12 @@ test('text: BOS added, bits per byte over every byte, perplexity = exp(nll / pre
   assert.equal(Array.from(byIds.logprobs!), Array.from(r.logprobs!), 'text and its ids score alike');
   const bytes = await lm.score(new TextEncoder().encode(TEXT), { backend: 'wasm' });
   assert.is(bytes.nll, r.nll, 'a Uint8Array is the UTF-8 of a text');
+  // a leading byte-order mark is text like any other: all its bytes count, and it scores as U+FEFF
+  const withBom = await lm.score(Uint8Array.from([0xef, 0xbb, 0xbf, ...new TextEncoder().encode(TEXT)]), { backend: 'wasm' });
+  const bomText = await lm.score(`\uFEFF${TEXT}`, { backend: 'wasm' });
+  assert.is(withBom.bytes, Buffer.byteLength(TEXT) + 3);
+  assert.is(withBom.tokens, bomText.tokens); assert.is(withBom.nll, bomText.nll);
+  assert.ok(withBom.tokens > ids.length, 'U+FEFF is at least one token');
   try { await lm.score(Uint8Array.of(0xff, 0x41)); assert.unreachable(); } catch (e) { assert.match((e as Error).message, /not valid UTF-8/); }
   try { await lm.score([5, 40000]); assert.unreachable(); } catch (e) { assert.match((e as Error).message, /input\[1\] = 40000 is not a token id in \[0, 32000\)/); }
   // js (float64) and wasm agree on this model to float32 accuracy (d = 32, V = 32,000: the logits' dot products are short)

@@ -13,6 +13,7 @@ import { generate } from '../src/cli/commands/generate.js';
 import type { Command, CommandIO } from '../src/cli/lm-util.js';
 import { RetNetLM } from '../src/index.js';
 import { fixturePath, ROOT } from './helpers.js';
+import { makeTinyFlaFolder } from './helpers/fla-folder.js';
 
 const registry = new Map<string, Command>([[score.name, score], [generate.name, generate]]);
 
@@ -111,6 +112,22 @@ test('generate: prompt + continuation on stdout, decode rate on stderr; seeded',
   }
   const e = await cli(['generate', '--model', fixturePath('retnet-tiny'), '--prompt', 'x']);
   assert.is(e.code, 1); assert.match(e.err, /not a language-model checkpoint: missing embed\.weight/);
+});
+
+test('score: under a tokenized model a file that is not UTF-8 fails naming it and its first bad byte; a BOM is scored as text', async () => {
+  const folder = await makeTinyFlaFolder(join(dir, 'tiny-fla'));
+  const bad = join(dir, 'latin1.txt'), bom = join(dir, 'bom.txt');
+  writeFileSync(bad, Buffer.concat([Buffer.from('ok '), Buffer.from([0xef, 0xbf, 0xbd]), Buffer.from(' then '), Buffer.from([0xc3]), Buffer.from(' bad')]));
+  const r = await cli(['score', '--model', folder, bad]);
+  assert.is(r.code, 1);
+  assert.match(r.err, /latin1\.txt: not valid UTF-8 at byte 12 \(a tokenized model scores text/);
+  assert.is(r.out, '');
+  writeFileSync(bom, Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('hello world')]));
+  const ok = await cli(['score', '--model', folder, bom]);
+  assert.is(ok.code, 0, ok.err);
+  assert.match(ok.out, /bom\.txt: 14 bytes, 5 tokens, /); // BOS, U+FEFF's token(s) and the text's: one more than without it
+  const plain = await cli(['score', '--model', folder, b]);
+  assert.is(plain.code, 0, plain.err);
 });
 
 test('generate: a fla folder without tokenizer.json fails with exit 1 and nothing on stdout', async () => {

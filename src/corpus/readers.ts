@@ -1,5 +1,6 @@
 // Inputs → one ordered stream of documents (and skipped lines): plain files
 // are one document each, JSONL and Parquet one per line/row.
+import { isUtf8 } from 'node:buffer';
 import { errors } from '../errors.js';
 import { openBytes } from './compression.js';
 import { expandInputs, type InputFile } from './inputs.js';
@@ -29,6 +30,19 @@ async function readWhole(file: InputFile, onRaw: (n: number) => void, max: numbe
   return Buffer.concat(parts);
 }
 
+/** The byte offset of the first byte that is not part of valid UTF-8, or -1 when all of it is valid. */
+export function firstBadUtf8(bytes: Uint8Array): number {
+  if (isUtf8(bytes)) return -1;
+  // the lenient decoder puts U+FFFD where bytes are bad; one that stands for a real EF BF BD is passed over
+  const text = new TextDecoder('utf-8', { ignoreBOM: true }).decode(bytes);
+  let off = 0, i = 0;
+  for (let at = text.indexOf('\uFFFD'); at >= 0; at = text.indexOf('\uFFFD', at + 1)) {
+    off += Buffer.byteLength(text.slice(i, at)); i = at;
+    if (!(bytes[off] === 0xef && bytes[off + 1] === 0xbf && bytes[off + 2] === 0xbd)) return off;
+  }
+  return 0; // not reached: isUtf8 found a bad byte
+}
+
 /** Every item of the files, in order. A bad line is a skipped item, or an error with `strict`. */
 export async function* readFiles(files: InputFile[], options: ReadOptions = {}, progress?: ReadProgress): AsyncGenerator<CorpusItem> {
   const maxDocBytes = options.maxDocBytes ?? DEFAULT_MAX_DOC_BYTES;
@@ -42,7 +56,10 @@ export async function* readFiles(files: InputFile[], options: ReadOptions = {}, 
       const name = file.path === '-' ? '-' : file.path;
       const bytes = await readWhole(file, onRaw, maxDocBytes, options.stdin);
       items = (async function* () {
-        yield bytes === null ? { skip: { source: name, line: 1, reason: `document longer than ${maxDocBytes} bytes (--max-doc-bytes)` } } : { doc: { id: name, source: name, bytes } };
+        if (bytes === null) { yield { skip: { source: name, line: 1, reason: `document longer than ${maxDocBytes} bytes (--max-doc-bytes)` } }; return; }
+        const bad = options.textOnly ? firstBadUtf8(bytes) : -1;
+        if (bad >= 0) { yield { skip: { source: name, line: 1, reason: `not valid UTF-8 at byte ${bad} (a tokenized model scores text)` } }; return; }
+        yield { doc: { id: name, source: name, bytes } };
       })();
     }
     try {

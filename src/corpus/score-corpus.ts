@@ -225,7 +225,7 @@ export async function scoreCorpus(o: ScoreCorpusOptions): Promise<CorpusSummary>
         fraction: readShare * (textRead > 0 ? Math.min(1, scored / textRead) : 0),
       });
     };
-    const counted = (async function* () { for await (const s of planShards(readFiles(files, { ...o, maxDocBytes }, progress), shardBytes, onSkip)) { shards++; textRead += s.bytes; yield s; } })();
+    const counted = (async function* () { for await (const s of planShards(readFiles(files, { ...o, maxDocBytes, textOnly: RetNetLM.isFolderSpec(model) }, progress), shardBytes, onSkip)) { shards++; textRead += s.bytes; yield s; } })();
     let queueStats: CoordinatorStats | undefined;
     if (target === undefined) {
       for await (const s of counted) {

@@ -70,6 +70,9 @@ export interface ReadOptions {
   strict?: boolean;
   /** longest JSONL line / plain document / Parquet text, in bytes (default 64 MiB): a longer one is a bad record */
   maxDocBytes?: number;
+  /** plain files must be UTF-8 text (the model is tokenized): one that is not is a bad record, naming
+   *  the first bad byte (default false: any bytes, as the byte LM takes them) */
+  textOnly?: boolean;
   /** where '-' reads from (default process.stdin) */
   stdin?: NodeJS.ReadableStream;
   /** paths a directory walk must not pick up (the output and its temporary files) */

@@ -608,7 +608,9 @@ export class RetNetLM {
     if (x instanceof Uint8Array) {
       if (this.tokenizer.kind === 'bytes') return new SeqScore(x, perToken, x.length, false);
       let text: string;
-      try { text = new TextDecoder('utf-8', { fatal: true }).decode(x); } catch {
+      // ignoreBOM: a leading U+FEFF is text like any other (the default decoder drops it, and
+      // its 3 bytes with it), so a Uint8Array scores as the same bytes under every tokenizer
+      try { text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(x); } catch {
         throw errors.input(`${what} is not valid UTF-8 (a Uint8Array is taken as the UTF-8 bytes of a text; pass token ids as an Int32Array)`);
       }
       return this.toSeq(text, what, perToken);

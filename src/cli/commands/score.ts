@@ -4,6 +4,7 @@ import { DEFAULT_LM_PATH, RetNetLM } from '../../lm/retnet-lm.js';
 import { modelFiles, modelFolderFiles, resolveModelDir } from '../../model/fla.js';
 import { fileURLToPath } from 'node:url';
 import { scoreCorpus } from '../../corpus/score-corpus.js';
+import { firstBadUtf8 } from '../../corpus/readers.js';
 import { parse } from '../command.js';
 import { errors } from '../../errors.js';
 import { corpusOptionSpec, runCorpusMode, wantsCorpusMode } from '../corpus-cli.js';
@@ -122,6 +123,11 @@ export const score: Command = {
         let allBytes = 0, allBits = 0, allScored = 0, allSec = 0;
         for (const file of positionals) {
           const bytes = await readInput(file, io);
+          const name = file === '-' ? '(stdin)' : file;
+          if (tokens) { // a tokenized model scores text: say which file and where, before any work
+            const bad = firstBadUtf8(bytes);
+            if (bad >= 0) throw errors.input(`${name}: not valid UTF-8 at byte ${bad} (a tokenized model scores text; the byte LM, the default --model, scores any bytes)`);
+          }
           const bar = await progressBar(io, bytes.length);
           const t0 = performance.now();
           let r;
@@ -129,7 +135,6 @@ export const score: Command = {
             r = await lm.score(bytes, { backend, chunkSize, precision, perToken: values['per-token'] === true, onProgress: (d) => bar.update(d) });
           } finally { bar.stop(); }
           const sec = (performance.now() - t0) / 1000;
-          const name = file === '-' ? '(stdin)' : file;
           if (!Number.isFinite(r.bits)) throw nonFinite(name, r.bits);
           if (tokens) io.stdout.write(`${name}: ${r.bytes} bytes, ${r.tokens} tokens, ${r.bits.toFixed(1)} bits, ${r.bitsPerByte.toFixed(4)} bits/byte, perplexity ${r.perplexity.toFixed(3)}, ${Math.round(r.tokens / Math.max(sec, 1e-9))} tokens/s\n`);
           else io.stdout.write(`${name}: ${r.bytes} bytes, ${r.bits.toFixed(1)} bits, ${r.bitsPerByte.toFixed(4)} bits/byte, ${Math.round(r.bytes / Math.max(sec, 1e-9))} tokens/s\n`);
