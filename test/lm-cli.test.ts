@@ -126,8 +126,17 @@ test('score: under a tokenized model a file that is not UTF-8 fails naming it an
   const ok = await cli(['score', '--model', folder, bom]);
   assert.is(ok.code, 0, ok.err);
   assert.match(ok.out, /bom\.txt: 14 bytes, 5 tokens, /); // BOS, U+FEFF's token(s) and the text's: one more than without it
-  const plain = await cli(['score', '--model', folder, b]);
-  assert.is(plain.code, 0, plain.err);
+  // two files: the total counts tokens and gives the perplexity over every predicted token of both
+  const two = await cli(['score', '--model', folder, bom, b]);
+  assert.is(two.code, 0, two.err);
+  const rows = two.out.trim().split('\n');
+  assert.is(rows.length, 3);
+  const num = (line: string, re: RegExp) => Number(re.exec(line)![1]);
+  const tok = rows.slice(0, 2).map((l) => num(l, / (\d+) tokens,/)), ppl = rows.slice(0, 2).map((l) => num(l, /perplexity ([\d.]+)/));
+  assert.match(rows[2], new RegExp(`^total: ${14 + readFileSync(b).length} bytes, ${tok[0] + tok[1]} tokens, [\\d.]+ bits, \\d+\\.\\d{4} bits/byte, perplexity [\\d.]+, \\d+ tokens/s$`));
+  // exp(Σ nll / Σ predicted) from the per-file perplexities (printed to 3 decimals: compared to 1e-5 relative)
+  const want = Math.exp(((tok[0] - 1) * Math.log(ppl[0]) + (tok[1] - 1) * Math.log(ppl[1])) / (tok[0] + tok[1] - 2));
+  assert.ok(Math.abs(num(rows[2], /perplexity ([\d.]+)/) - want) <= 1e-5 * want, `${rows[2]} vs ${want}`);
 });
 
 test('generate: a fla folder without tokenizer.json fails with exit 1 and nothing on stdout', async () => {

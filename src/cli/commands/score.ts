@@ -120,7 +120,7 @@ export const score: Command = {
           jsonl = AtomicOutput.create(jsonlTarget);
           try { fd = openSync(jsonl.tempPath, 'w'); } catch (e) { throw new Error(`cannot write ${values.jsonl}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
         }
-        let allBytes = 0, allBits = 0, allScored = 0, allSec = 0;
+        let allBytes = 0, allBits = 0, allScored = 0, allSec = 0, allTokens = 0, allNll = 0, allPredicted = 0;
         for (const file of positionals) {
           const bytes = await readInput(file, io);
           const name = file === '-' ? '(stdin)' : file;
@@ -145,9 +145,13 @@ export const score: Command = {
             writeSync(fd, JSON.stringify(rec) + '\n');
           }
           allBytes += r.bytes; allBits += r.bits; allScored += tokens ? r.bytes : Math.max(0, r.bytes - 1); allSec += sec;
+          allTokens += r.tokens; allNll += r.nll; allPredicted += Math.max(0, r.tokens - 1);
         }
         if (positionals.length > 1) {
-          io.stdout.write(`total: ${allBytes} bytes, ${allBits.toFixed(1)} bits, ${(allScored ? allBits / allScored : 0).toFixed(4)} bits/byte, ${Math.round(allBytes / Math.max(allSec, 1e-9))} tokens/s\n`);
+          const bpb = (allScored ? allBits / allScored : 0).toFixed(4);
+          // a tokenized model: tokens, and the perplexity over every predicted token of every file (as a corpus summary)
+          if (tokens) io.stdout.write(`total: ${allBytes} bytes, ${allTokens} tokens, ${allBits.toFixed(1)} bits, ${bpb} bits/byte, perplexity ${(allPredicted ? Math.exp(allNll / allPredicted) : 1).toFixed(3)}, ${Math.round(allTokens / Math.max(allSec, 1e-9))} tokens/s\n`);
+          else io.stdout.write(`total: ${allBytes} bytes, ${allBits.toFixed(1)} bits, ${bpb} bits/byte, ${Math.round(allBytes / Math.max(allSec, 1e-9))} tokens/s\n`);
         }
         if (fd !== undefined) { closeSync(fd); fd = undefined; }
         jsonl?.commit();
