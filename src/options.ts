@@ -150,12 +150,19 @@ export function resolveOptions(opts: ForwardOptions = {}, defaults: { backend: B
     if (chunkSize !== undefined) return { form: 'chunkwise', chunkSize: Math.min(chunkSize, L) };
     if (numChunks === undefined || numChunks === null) return { form: 'parallel', chunkSize: L };
     if (numChunks === -1) return { form: 'recurrent', chunkSize: 1 };
-    return { form: 'chunkwise', chunkSize: Math.ceil(L / Math.min(numChunks, L)) };
+    return { form: 'chunkwise', chunkSize: chunkedAs(L, numChunks).chunkSize };
   };
   return {
     plan, normalizeAttn: opts.normalizeAttn ?? false, normalizeRetn: opts.normalizeRetn ?? false,
     backend, workers: opts.workers, kernels, precision, windowRows: opts.windowRows, stateDtype, signal: opts.signal,
   };
+}
+
+/** What `numChunks: k` (k > 0) runs on L tokens: chunks of ceil(L/k) tokens, so ceil(L / that) chunks,
+ *  which is fewer than k when k does not divide L well (L = 100, k = 64: 50 chunks of 2) or k > L. */
+export function chunkedAs(L: number, k: number): { chunkSize: number; chunks: number } {
+  const chunkSize = Math.ceil(L / Math.min(k, L));
+  return { chunkSize, chunks: Math.ceil(L / chunkSize) };
 }
 
 /** RETNET_KERNELS: 'auto' | 'wasm' | 'blas' | 'dnnl' | 'js' (the scalar twin, debugging); unset → 'auto'. */

@@ -169,5 +169,22 @@ test('drift: tiny length writes CSV, JSON and SVG', () => {
   assert.match(svg, /wasm bf16 \/ state float64/);
 });
 
+test('chunk counts that do not divide L: drift rows and bench cells say what ran', () => {
+  const dir = join(TMP, 'drift-100');
+  const r = cli('drift', '--length', '100', '--backends', 'js', '--no-plot', '--out-dir', dir);
+  assert.is(r.code, 0, r.err);
+  const j = JSON.parse(readFileSync(join(dir, 'drift.json'), 'utf8'));
+  const rows = j.rows.filter((x: { form: string; target: string }) => x.form === 'chunkwise' && x.target === 'output');
+  // numChunks k runs chunks of ceil(100/k) tokens: k = 16, 32, 64 make 15, 25, 50 chunks, and each row says so
+  assert.equal(rows.map((x: { numChunks: number }) => x.numChunks), [1, 2, 4, 8, 15, 25, 50, 100]);
+  for (const x of rows) assert.is(Math.ceil(100 / x.chunkSize), x.numChunks, `${x.numChunks} chunks of ${x.chunkSize}`);
+  const json = join(TMP, 'bench-100.json');
+  const b = cli('bench', '--backend', 'js', '--lengths', '100', '--chunks', '64,4', '--layers', '1', '--dim', '16', '--heads', '2', '--json', json);
+  assert.is(b.code, 0, b.err);
+  assert.match(b.out, / 64 .* ran 50 chunks of 2 tokens/);
+  const cells = JSON.parse(readFileSync(json, 'utf8')).rows;
+  assert.equal(cells.map((c: { chunks: number; chunksRun: number; chunkSize: number }) => [c.chunks, c.chunksRun, c.chunkSize]), [[64, 50, 2], [4, 4, 25]]);
+});
+
 test.after(() => rmSync(TMP, { recursive: true, force: true }));
 test.run();

@@ -7,6 +7,7 @@ import { RetNet } from '../../index.js';
 import { RetNetError } from '../../errors.js';
 import { gpuAdvice } from '../../backends/tfjs/engines.js';
 import { parsePrecision } from '../lm-util.js';
+import { chunkedAs } from '../../options.js';
 import { backendList, errorMessage, flagModelConfig, kernelsName, parse, table, type Command } from '../command.js';
 import { MAX_WORKERS, intListOption, intOption } from '../numbers.js';
 import { checkOutputTarget, writeFileAtomic } from '../safe-output.js';
@@ -43,9 +44,15 @@ options:
                     OUT must be JSON (an earlier run's), else it is refused
   -h, --help        this text`;
 
+/** A cell whose chunk count is not what ran (`--chunks 64` at L = 100: 50 chunks of 2 tokens). */
+const ranNote = (r: BenchRow): string =>
+  r.chunks > 0 && r.chunksRun !== undefined && r.chunksRun !== r.chunks ? `ran ${r.chunksRun} chunks of ${r.chunkSize} token${r.chunkSize === 1 ? '' : 's'}` : '';
+
 export interface BenchRow {
   backend: string; engine: string; device: string; B: number; L: number; chunks: number; workers: number | null;
   seconds: number; tokensPerSec: number; error?: string;
+  /** tokens per chunk and the chunks they make (fewer than `chunks` asked when it does not divide L; L and 1 when recurrent) */
+  chunkSize?: number; chunksRun?: number;
   /** the backend could not start (its engine is missing): one row for the backend, nothing measured */
   unavailable?: string;
   /** --profile: worker-milliseconds per phase of the best run (they sum to workers × seconds × 1000) */
@@ -79,7 +86,7 @@ const bench: Command = {
     if (profile) process.env.RETNET_PROFILE = '1'; // read by each worker pool as it starts
     const rows: BenchRow[] = [];
     console.log(`bench: RetNet ${cfg.numLayer} layers, ${cfg.numHeads} heads, d=${cfg.dimModel}, value factor 2, MLP 4·d; batch ${B}; ${JSON.stringify(machine())}`);
-    const cell = (r: BenchRow) => `${r.backend}${r.workers !== null ? ` workers=${r.workers}` : ''} L=${r.L} chunks=${r.chunks}`;
+    const cell = (r: BenchRow) => `${r.backend}${r.workers !== null ? ` workers=${r.workers}` : ''} L=${r.L} chunks=${r.chunks}${ranNote(r) ? ` (${ranNote(r)})` : ''}`;
     for (const backend of backends) {
       let unavailable: string | undefined;
       for (const kernels of backend === 'wasm' ? kernelsList : [undefined]) for (const workers of backend === 'wasm' ? workersList : [null]) {
@@ -91,7 +98,8 @@ const bench: Command = {
           let engine = '', device = '', warm = false;
           for (const L of lengths) for (const chunks of chunksList) {
             if (unavailable !== undefined) continue;
-            const row: BenchRow = { backend, engine, device, B, L, chunks, workers, seconds: NaN, tokensPerSec: NaN };
+            const ran = chunks === -1 ? { chunkSize: 1, chunks: L } : chunkedAs(L, chunks);
+            const row: BenchRow = { backend, engine, device, B, L, chunks, workers, seconds: NaN, tokensPerSec: NaN, chunkSize: ran.chunkSize, chunksRun: ran.chunks };
             try {
               if (!warm) { await model.forwardStream(generatedSource(1, Math.min(...lengths), cfg.dimModel), discardSink(), { ...opts, numChunks: chunks }); warm = true; }
               let best = Infinity;
@@ -132,7 +140,7 @@ const bench: Command = {
       rows.map((r) => r.unavailable !== undefined
         ? [r.backend, '-', '-', '-', '-', '-', '-', '-', '-', `not available: ${firstClause(r.unavailable)}`]
         : [r.backend, r.engine || '-', r.device || '-', r.B, r.L, r.chunks, r.workers ?? '-',
-          r.error ? '-' : Number(r.seconds.toFixed(3)), r.error ? '-' : Math.round(r.tokensPerSec), r.error ? `error: ${r.error.slice(0, 80)}` : ''])));
+          r.error ? '-' : Number(r.seconds.toFixed(3)), r.error ? '-' : Math.round(r.tokensPerSec), r.error ? `error: ${r.error.slice(0, 80)}` : ranNote(r)])));
     if (rows.some((r) => r.unavailable !== undefined && r.backend === 'tfjs')) console.log(`tfjs: for the CPU, npm install @tensorflow/tfjs; ${gpuAdvice()} (the full reason is on stderr)`);
     if (profile) printProfiles(measured);
     if (target !== undefined) {

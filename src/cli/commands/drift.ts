@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, readdirSync, rmdirSync } from 'node:fs';
 import { tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { MultiScaleRetention, RetNet, Tensor, maxAbs, maxAbsDiff, nmse, relMaxError, type BackendName } from '../../index.js';
-import type { Precision } from '../../options.js';
+import { chunkedAs, type Precision } from '../../options.js';
 import { RetNetError } from '../../errors.js';
 import { UsageError, backendList, errorMessage, fmtE, modelConfig, parse, table, type Command } from '../command.js';
 import { intOption, workersOption } from '../numbers.js';
@@ -32,6 +32,8 @@ const usage = `usage: retnet drift [--model M] [--length L] [--backends wasm,tfj
 
 How the float32 forward's error against a float64 reference changes with the
 chunk count: numChunks 1, 2, 4, …, L and -1 (recurrent), plus the parallel form
+(at an L that is not a power of two, the counts its chunks of ceil(L/k) tokens make:
+L = 100 runs 1, 2, 4, 8, 15, 25, 50, 100 chunks)
 when L ≤ ${MAX_PARALLEL_L} (chunks longer than that are skipped: they need an
 L×L matrix per head), for each backend and for stateDtype float32 and float64, and on
 the wasm backend for each operand precision asked for (f32; bf16: bfloat16 operands
@@ -158,7 +160,12 @@ const drift: Command = {
 
         const counts: (number | null)[] = [];
         if (L <= MAX_PARALLEL_L) counts.push(null);
-        for (let k = 1; k < L; k *= 2) if (Math.ceil(L / k) <= MAX_PARALLEL_L) counts.push(k);
+        // chunk counts as run: numChunks k means chunks of ceil(L/k), which at an L that is not a power
+        // of two make fewer chunks than k (L = 100, k = 64: 50 of 2); that count is what a row says
+        for (let k = 1; k < L; k *= 2) {
+          const { chunkSize, chunks } = chunkedAs(L, k);
+          if (chunkSize <= MAX_PARALLEL_L && chunks < L && !counts.includes(chunks)) counts.push(chunks);
+        }
         counts.push(L, -1);
         const rows: DriftRow[] = [];
         for (const backend of usable) for (const precision of (backend === 'wasm' ? precisions : ['f32']) as Precision[]) {
