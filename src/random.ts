@@ -1,11 +1,20 @@
 // Seeded pseudo-random numbers for reproducible examples and initialisation:
 // xoshiro128** seeded through splitmix32, normals by Box–Muller.
+import { errors } from './errors.js';
+
+/** A seed is an integer in [0, 2³²); anything else is E_OPTION 'seed'. */
+export function checkSeed(seed: unknown): void {
+  if (typeof seed !== 'number' || !Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw errors.option('seed', 'an integer from 0 to 4294967295', seed);
+}
 
 export class Rng {
   private s0: number; private s1: number; private s2: number; private s3: number;
   private spare: number | null = null;
 
+  /** `seed`: an integer from 0 to 2³² − 1 (E_OPTION otherwise: the generator takes 32 bits, so 1.5, −1
+   *  or 2³² would silently give the draws of another seed). */
   constructor(seed: number) {
+    checkSeed(seed);
     let x = (Math.trunc(seed) >>> 0) ^ 0x9e3779b9;
     const next = () => {
       x = (x + 0x9e3779b9) >>> 0;

@@ -88,6 +88,28 @@ test("the language models' calls check their own options the same way", async ()
   } finally { await fla.close(); }
 });
 
+test('seeds are integers in [0, 2^32) everywhere (before: 1.5, -1 and 2^32 ran the draws of 1, 2^32 - 1 and 0)', async () => {
+  const bad = [1.5, -1, 2 ** 32, NaN, '7'];
+  for (const seed of bad) {
+    await expectError(() => Tensor.randn([2], { seed: seed as never }), /^options\.seed must be an integer from 0 to 4294967295/, `randn ${seed}`);
+    await expectError(() => RetNet.init({ numLayer: 1, dimModel: 8, numHeads: 2, seed: seed as never }), /seed must be an integer from 0 to 4294967295/, `init ${seed}`);
+  }
+  assert.equal(Array.from(Tensor.randn([3], { seed: 2 ** 32 - 1 }).data).length, 3);
+  const lm = await RetNetLM.load();
+  try {
+    await expectError(() => lm.generate({ prompt: new Uint8Array([65]), maxBytes: 2, temperature: 1, seed: 1.5 }), /^options\.seed must be an integer/, 'byte generate');
+    const a = await lm.generate({ prompt: new Uint8Array([65]), maxBytes: 8, temperature: 1, seed: 2 ** 32 - 1 });
+    assert.is(a.bytes.length, 8);
+    // the step names what it takes: a byte for the byte LM
+    await expectError(() => Promise.resolve(lm.step(256)), /^byte must be an integer in \[0, 256\) \(got 256\)/, 'byte step');
+  } finally { await lm.close(); }
+  const fla = await RetNetLM.loadFolder(join(ROOT, 'test', 'fixtures', 'fla', 'f32'));
+  try {
+    await expectError(() => fla.generate([1, 2], { maxNewTokens: 2, seed: 2 ** 32 }), /^options\.seed must be an integer/, 'text generate');
+    await expectError(() => Promise.resolve(fla.step(-1)), /^token id must be an integer in \[0, \d+\) \(got -1\)/, 'token step');
+  } finally { await fla.close(); }
+});
+
 test('bad configs', async () => {
   await expectError(() => RetNet.init({ dimModel: 10, numHeads: 3 }), /divisible by numHeads=3/, 'heads');
   await expectError(() => RetNet.init({ dimModel: 6, numHeads: 2 }), /even/, 'odd dk');

@@ -18,7 +18,7 @@ import { checkWeightValues } from '../model/check.js';
 import * as js from '../backends/js.js';
 import { jsSequence } from '../model/js-run.js';
 import { WasmHead } from './wasm-head.js';
-import { Rng } from '../random.js';
+import { Rng, checkSeed } from '../random.js';
 import { fileURLToPath } from 'node:url';
 import { existsSync, statSync } from 'node:fs';
 import { loadFlaFolder, resolveModelDir, type FlaLoadOptions, type FlaModel } from '../model/fla.js';
@@ -723,7 +723,9 @@ export class RetNetLM {
     if (this.closed) throw errors.closed();
     checkKnownKeys(options, ['backend', 'precision', 'stateDtype']);
     state ??= this.initState(options.stateDtype);
-    if (!Number.isInteger(byte) || byte < 0 || byte >= this.vocab) throw errors.input(`byte must be an integer in [0, ${this.vocab}) (got ${byte})`);
+    if (!Number.isInteger(byte) || byte < 0 || byte >= this.vocab) {
+      throw errors.input(`${this.tokenizer.kind === 'bytes' ? 'byte' : 'token id'} must be an integer in [0, ${this.vocab}) (got ${byte})`);
+    }
     const e = new Float64Array(this.d);
     embedRow(this.embed, this.d, byte, e, 0);
     const x = new Tensor(e, [1, this.d]);
@@ -811,6 +813,7 @@ export class RetNetLM {
     if (!Number.isInteger(topK) || topK < 0) throw errors.option('topK', 'a non-negative integer', topK);
     if (typeof topP !== 'number' || !(topP > 0 && topP <= 1)) throw errors.option('topP', 'a number in (0, 1]', topP);
     if (!Array.isArray(stop) || !stop.every((x) => typeof x === 'string' && x.length > 0)) throw errors.option('stop', 'an array of non-empty strings', stop);
+    checkSeed(seed);
     const ids = typeof prompt === 'string' ? this.tokenizer.encode(prompt) : prompt;
     throwIfAborted(signal);
     let { logprobs, state } = this.prefill(ids, DEFAULT_LM_CHUNK, backend, precision, options.stateDtype);
@@ -844,6 +847,7 @@ export class RetNetLM {
     const precision = stepPrecision(backend, options?.precision);
     if (!Number.isInteger(maxBytes) || maxBytes < 0) throw errors.option('maxBytes', 'a non-negative integer', maxBytes);
     if (typeof temperature !== 'number' || !(temperature >= 0) || !Number.isFinite(temperature)) throw errors.option('temperature', 'a finite number ≥ 0', temperature);
+    checkSeed(seed);
     const t0 = performance.now();
     let { logprobs, state } = this.prefill(this.checkBytes(prompt, 'prompt'), chunkSize, 'js', undefined, options.stateDtype);
     const t1 = performance.now();
