@@ -61,6 +61,21 @@ test('readers: directory walk is recursive and sorted, --include filters, ids de
   assert.equal(await ids('b/**/*.jsonl'), ['y1']);
 });
 
+test('readers: a number id is kept as written, beyond 2^53 too (before: 12345678901234567891 became "12345678901234567000")', async () => {
+  const f = join(dir, 'bigids.jsonl');
+  writeFileSync(f, [
+    '{"id": 12345678901234567891, "text": "a 64-bit id"}',
+    '{"id":12345678901234567892,"text":"its neighbour, a distinct id"}',
+    '{"text": "id after text, with \\"quotes\\" and {braces} ", "meta": {"id": 1}, "id": -9007199254740993}',
+    '{"id": 1.5e300, "text": "exponent"}',
+    '{"id": 42, "text": "a safe integer"}',
+    '{"id": 1, "id": 18446744073709551615, "text": "duplicate key: the last counts, as in JSON.parse"}',
+  ].join('\n') + '\n');
+  const ids = [];
+  for await (const it of readCorpus([f])) ids.push(it.doc!.id);
+  assert.equal(ids, ['12345678901234567891', '12345678901234567892', '-9007199254740993', '1.5e300', '42', '18446744073709551615']);
+});
+
 test('score --out: one record per document in input order, summary on stderr and --summary-json, .gz output', async () => {
   const c = join(dir, 'c1');
   const n = writeCorpus(c, { jsonl: 40, gz: 20, long: [3000] });

@@ -40,6 +40,45 @@ export function recordToItem(value: unknown, source: string, line: number, f: Fi
   return { doc: { id, source, bytes } };
 }
 
+/** The source text of the number that is top-level field `key`'s value in the JSON object `line`
+ *  (the last such field, as JSON.parse keeps the last of duplicate keys); undefined when it is not a
+ *  number or the line is not the object JSON.parse read. */
+export function rawTopLevelNumber(line: string, key: string): string | undefined {
+  const n = line.length;
+  let i = line.indexOf('{') + 1, found: string | undefined;
+  if (i === 0) return undefined;
+  const space = () => { while (i < n && (line[i] === ' ' || line[i] === '\t' || line[i] === '\r' || line[i] === '\n')) i++; };
+  const string = () => { const from = i++; while (i < n && line[i] !== '"') i += line[i] === '\\' ? 2 : 1; i++; return line.slice(from, i); };
+  const value = () => {
+    if (line[i] === '"') { string(); return; }
+    if (line[i] === '{' || line[i] === '[') {
+      for (let depth = 0; i < n;) {
+        const c = line[i];
+        if (c === '"') { string(); continue; }
+        i++;
+        if (c === '{' || c === '[') depth++;
+        else if ((c === '}' || c === ']') && --depth === 0) return;
+      }
+      return;
+    }
+    while (i < n && line[i] !== ',' && line[i] !== '}' && line[i] !== ' ' && line[i] !== '\t' && line[i] !== '\r') i++;
+  };
+  for (;;) {
+    space();
+    if (line[i] !== '"') return found;
+    const k = JSON.parse(string()) as string;
+    space();
+    if (line[i] !== ':') return found;
+    i++; space();
+    const from = i;
+    value();
+    if (k === key) { const raw = line.slice(from, i); found = /^-?[0-9]/.test(raw) ? raw : undefined; }
+    space();
+    if (line[i] !== ',') return found;
+    i++;
+  }
+}
+
 /** A decoded line: its text, TOO_LONG (longer than the cap) or BAD_UTF8. */
 export const TOO_LONG = null, BAD_UTF8 = undefined;
 export type Line = string | typeof TOO_LONG | typeof BAD_UTF8;
@@ -101,6 +140,13 @@ export async function* readJsonl(stream: Readable, source: string, f: FieldNames
       try { value = JSON.parse(text); } catch (e) {
         yield { skip: { source, line, reason: `not JSON (${(e as Error).message})` } };
         continue;
+      }
+      const id = typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[f.idField] : undefined;
+      if (typeof id === 'number' && !Number.isSafeInteger(id)) {
+        // a number id beyond 2^53 (a 64-bit row id, a hash) or with a fraction or exponent: JSON.parse rounds
+        // it to a double (12345678901234567891 → "12345678901234567000"); the id is its text as written
+        const raw = rawTopLevelNumber(text, f.idField);
+        if (raw !== undefined) (value as Record<string, unknown>)[f.idField] = raw;
       }
       yield recordToItem(value, source, line, f);
     }
