@@ -167,7 +167,11 @@ test('generate: greedy continuation = argmax of logits() step by step; stream pi
     assert.is(g.ids[i], best, `token ${i}`);
     ids.push(best);
   }
-  assert.is(g.text, lm.tokenizer.decode(g.ids));
+  // the text continues the prompt's: decode(prompt + generated) past the prompt's text (before, g.text was
+  // decode(generated) alone, which drops a first word token's leading space: "The state" + "State" for " State")
+  const promptIds = Array.from(lm.tokenizer.encode('The state'));
+  const full = lm.tokenizer.decode([...promptIds, ...g.ids]), shown = lm.tokenizer.decode(promptIds);
+  assert.is(shown + g.text, full);
   const pieces: string[] = [];
   for await (const p of lm.stream('The state', { maxNewTokens: 12, backend: 'js' })) pieces.push(p);
   assert.is(pieces.join(''), g.text);
@@ -209,6 +213,7 @@ test('CLI: score --model DIR prints tokens and perplexity, --jsonl records gain 
   assert.is(g.code, 0, g.err);
   const want2 = await lm.generate('The state', { maxNewTokens: 12, backend: 'js' });
   assert.is(g.out, `The state${want2.text}\n`);
+  assert.is(g.out, `${lm.tokenizer.decode([...lm.tokenizer.encode('The state'), ...want2.ids])}\n`, 'the printed text is the decoded sequence');
   // --jsonl onto a file of the model folder is refused before anything is written
   const tok = join(tiny, 'tokenizer.json'), before = readFileSync(tok);
   const alias = await cli(['score', '--model', tiny, '--jsonl', tok, file]);

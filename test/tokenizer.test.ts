@@ -271,6 +271,44 @@ test('streaming decode: the concatenated deltas equal decode(all ids)', async ()
   assert.throws(() => sd2.push(32000), (e: unknown) => e instanceof RetNetError && e.code === 'E_INPUT');
 });
 
+test('streaming decode with a context (the prompt): context text + deltas = decode(context + ids) at every split', async () => {
+  const tok = await getTok();
+  // before: a fresh decoder dropped the first word's leading space ("Hello" + "Hello" → "HelloHello")
+  const sd = tok.streamDecoder([1, 22557]);
+  assert.is(sd.push(22557), ' Hello');
+  assert.is(tok.streamDecoder([1]).push(22557), 'Hello', 'after BOS alone the text starts: no space');
+  // every split point of some lines: the prompt is shown as decode(prompt); the stream continues it.
+  // A split inside a character in byte-fallback pieces shows U+FFFD for it in the prompt; the stream
+  // then gives that character whole, after the prompt's text up to it.
+  const r = rng(11);
+  let splits = 0, inside = 0;
+  for (let n = 0; n < 300; n++) {
+    const i = Math.floor(r() * lines.length);
+    const ids = Array.from(state.encoded[i] ?? tok.encode(lines[i]!));
+    const whole = tok.decode(ids);
+    for (let k = 1; k < ids.length; k += 1 + Math.floor(r() * 3)) {
+      const d = tok.streamDecoder(ids.slice(0, k));
+      let text = '';
+      for (let j = k; j < ids.length; j++) text += d.push(ids[j]!);
+      text += d.flush();
+      let shown = tok.decode(ids.slice(0, k));
+      if (shown.endsWith('\ufffd') && !whole.startsWith(shown)) { // split inside a character
+        let c = k; while (!whole.startsWith(tok.decode(ids.slice(0, c)))) c--;
+        shown = tok.decode(ids.slice(0, c)); inside++;
+      }
+      if (shown + text !== whole) assert.unreachable(`line ${i} split at ${k}: ${JSON.stringify(shown.slice(-20))} + ${JSON.stringify(text.slice(0, 20))} ≠ ${JSON.stringify(whole.slice(0, 60))}`);
+      splits++;
+    }
+  }
+  assert.ok(splits > 1000 && inside > 10, `${splits} splits, ${inside} inside a character`);
+  assert.throws(() => tok.streamDecoder([32000]), (e: unknown) => e instanceof RetNetError && e.code === 'E_INPUT');
+  // the byte tokenizer: an unfinished character at the context's end is finished by the first bytes
+  const bt = new ByteTokenizer();
+  const b = bt.streamDecoder([0x61, 0xe4, 0xb8]);
+  assert.is(b.push(0xad), '中');
+  assert.is(bt.streamDecoder([0x61, 0xc3, 0xa9]).push(0x62), 'b');
+});
+
 test('decode: special tokens render as nothing, invalid bytes as U+FFFD, ids are checked', async () => {
   const tok = await getTok();
   assert.is(tok.decode([]), '');

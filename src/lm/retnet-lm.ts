@@ -819,7 +819,7 @@ export class RetNetLM {
     let { logprobs, state } = this.prefill(ids, DEFAULT_LM_CHUNK, backend, precision, options.stateDtype);
     prefilled?.();
     const rng = new Rng(seed);
-    const dec = this.tokenizer.streamDecoder();
+    const dec = this.tokenizer.streamDecoder(ids); // continues the prompt's text (a word token keeps its leading space)
     let text = '';
     const eos = this.tokenizer.eosId;
     for (let i = 0; i < maxNewTokens; i++) {

@@ -50,8 +50,15 @@ export class ByteTokenizer implements Tokenizer {
     return new TextDecoder().decode(Uint8Array.from(ids as ArrayLike<number>));
   }
 
-  streamDecoder(): StreamDecoder {
+  streamDecoder(context?: ArrayLike<number>): StreamDecoder {
     let dec = new TextDecoder();
+    if (context !== undefined) {
+      checkIds(context, 256);
+      // an unfinished UTF-8 character at the context's end stays pending: the first bytes pushed finish it
+      let from = context.length;
+      while (from > 0 && context.length - from < 3 && (context[from - 1]! & 0xc0) === 0x80) from--;
+      if (from > 0 && context[from - 1]! >= 0xc0) dec.decode(Uint8Array.from(Array.from(context).slice(from - 1)), { stream: true });
+    }
     const one = new Uint8Array(1);
     return {
       push(id: number): string {

@@ -163,6 +163,9 @@ export class HfTokenizerImpl implements Tokenizer {
     return this.decodeRange(ids, 0, ids.length);
   }
 
+  /** Whether `id` is a byte-fallback piece (`<0xE9>`): one byte of a character that may span several. */
+  isBytePiece(id: number): boolean { return /^<0x[0-9A-F]{2}>$/.test(this.pieces[id] ?? ''); }
+
   /** Text of ids[from, to): special tokens left out, then the tokenizer.json's decoder. */
   decodeRange(ids: ArrayLike<number>, from: number, to: number): string {
     const toks: string[] = [];
@@ -174,7 +177,10 @@ export class HfTokenizerImpl implements Tokenizer {
     return text;
   }
 
-  streamDecoder(): StreamDecoder { return new WindowStreamDecoder(this); }
+  streamDecoder(context?: ArrayLike<number>): StreamDecoder {
+    if (context !== undefined) checkIds(context, this.vocabSize);
+    return new WindowStreamDecoder(this, context);
+  }
 
   byteLength(text: string): number {
     checkText(text);
@@ -220,11 +226,30 @@ function firstKnown(added: AddedToken[], names: string[]): number | null {
  *  tokens). Both windows start at the same token, so a leading-space strip
  *  applies to both alike, and from the stream's second emission on the window
  *  starts at a token that rendered text, so the strip never reaches past it. */
+/** Tokens of a stream decoder's context kept as the start of its window (a decoder's state reaches
+ *  back one token for a leading space, up to 4 for one character in byte-fallback pieces). */
+const CONTEXT_TOKENS = 8;
+
 class WindowStreamDecoder implements StreamDecoder {
   private ids: number[] = [];
   private prefix = 0;
   private read = 0;
-  constructor(private readonly tok: HfTokenizerImpl) {}
+  constructor(private readonly tok: HfTokenizerImpl, context?: ArrayLike<number>) {
+    if (context === undefined || context.length === 0) return;
+    // the context's last tokens are the window's start: what comes after them is decoded as their
+    // continuation. Its tokens of an unfinished character (byte-fallback pieces) stay pending.
+    this.ids = Array.from(context).slice(-CONTEXT_TOKENS);
+    let read = this.ids.length;
+    if (tok.decodeRange(this.ids, 0, read).endsWith('\uFFFD')) {
+      while (read > 0 && this.ids.length - read < 4 && tok.isBytePiece(this.ids[read - 1]!)) {
+        read--;
+        if (!tok.decodeRange(this.ids, 0, read).endsWith('\uFFFD')) break; // the last whole character
+      }
+      // a literal U+FFFD in the text, or no shorter clean end: everything counts as shown
+      if (read === this.ids.length || tok.decodeRange(this.ids, 0, read).endsWith('\uFFFD')) read = this.ids.length;
+    }
+    this.read = read;
+  }
 
   push(id: number): string {
     checkId(id, this.tok.vocabSize);

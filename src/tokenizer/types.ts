@@ -42,8 +42,10 @@ export interface Tokenizer {
    *  that are not valid UTF-8 as U+FFFD. Throws E_INPUT on an id outside
    *  [0, vocabSize). */
   decode(ids: ArrayLike<number>): string;
-  /** A new streaming decoder (see StreamDecoder). */
-  streamDecoder(): StreamDecoder;
+  /** A new streaming decoder (see StreamDecoder). `context`: ids already shown (a prompt); the text
+   *  the decoder then gives continues that text — e.g. a SentencePiece word token after it keeps its
+   *  leading space, which a fresh decoder drops as the start of a text. */
+  streamDecoder(context?: ArrayLike<number>): StreamDecoder;
   /** UTF-8 length of `text` in bytes: the denominator of bits per byte
    *  (a lone surrogate counts 3, as U+FFFD, like TextEncoder). */
   byteLength(text: string): number;
