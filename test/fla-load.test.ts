@@ -5,7 +5,7 @@
 // on a small random model: score, logits, generate, stream, and the CLI's score/generate/info.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -78,6 +78,18 @@ test('a missing shard, a wrong shape, a missing tensor, an unexpected tensor and
   let r = await refusal(shard);
   assert.is(r.code, 'E_WEIGHTS');
   assert.match(r.message, new RegExp(`missing shard.*${victim.replace(/\./g, '\\.')}`));
+
+  // one shard copied over another: a tensor in two files and the index's tensors of the lost shard in none
+  // (before, info counted the copy's tensors twice and printed the folder as a whole model)
+  const dup = copy('bf16-sharded', 'dup-shard');
+  const shards = [...new Set(Object.values(index.weight_map))].sort();
+  copyFileSync(join(dup, shards[2]), join(dup, shards[1]));
+  r = await refusal(dup);
+  assert.is(r.code, 'E_WEIGHTS');
+  assert.match(r.message, /is in two files/);
+  const dupExit = await cliExit(dup);
+  assert.equal(dupExit.codes, [2, 2], `${dupExit.codes} ${dupExit.err}`);
+  assert.match(dupExit.err, /is in two files/);
 
   const st = readSafetensors(join(fixture('f32'), 'model.safetensors')).tensors;
   const write = (as: string, edit: (t: Record<string, { shape: number[]; data: Float32Array }>) => void) => {

@@ -232,6 +232,10 @@ export function modelFolderFiles(mf: ModelFiles): string[] {
 
 // ---------------------------------------------------------------- weights
 
+/** The shards' headers alone make one set of tensors: no tensor in two files, each where
+ *  model.safetensors.index.json puts it, none of the index missing (E_WEIGHTS otherwise, as a load). */
+export function checkShards(mf: ModelFiles): void { new ShardSet(mf).close(); }
+
 /** Tensors across the shards, read on demand as float32 (BF16/F16 widened) or float64. */
 class ShardSet {
   private readonly files: SafetensorsFile[] = [];

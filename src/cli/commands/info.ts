@@ -5,7 +5,7 @@ import { ACTIVATIONS, type ActName } from '../../reference/ops.js';
 import { UsageError, parse, type Command } from '../command.js';
 import { ModelRefused } from '../lm-util.js';
 import { RetNetError } from '../../errors.js';
-import { modelFiles, parseFlaConfig, resolveModelDir, unknownConfigKeys } from '../../model/fla.js';
+import { checkShards, modelFiles, parseFlaConfig, resolveModelDir, unknownConfigKeys } from '../../model/fla.js';
 import { loadTokenizer } from '../../tokenizer/index.js';
 import { readFileSync } from 'node:fs';
 
@@ -96,6 +96,7 @@ async function folderInfo(spec: string, json: boolean): Promise<number> {
   let raw: unknown;
   try { raw = JSON.parse(readFileSync(mf.configPath, 'utf8')); } catch (e) { throw new RetNetError('E_CONFIG', `${mf.configPath}: not valid JSON (${(e as Error).message})`); }
   const c = parseFlaConfig(raw, mf.configPath);
+  checkShards(mf); // what a load would refuse from the headers (a tensor in two shards, the index's tensors missing)
   const dtypes: Record<string, number> = {};
   let parameters = 0, tensors = 0, bytes = 0;
   let I: number | null = null, hasUp = false;
