@@ -16,7 +16,7 @@ export class Tensor {
 
   constructor(data: FloatArray, shape: readonly number[]) {
     if (!(data instanceof Float32Array || data instanceof Float64Array)) {
-      const kind = Array.isArray(data) ? 'a plain Array' : ArrayBuffer.isView(data) ? `a ${(data as object).constructor.name}` : data === null ? 'null' : typeof data;
+      const kind = Array.isArray(data) ? 'a plain Array' : ArrayBuffer.isView(data) ? `${/^[AEIOU]/.test((data as object).constructor.name) ? 'an' : 'a'} ${(data as object).constructor.name}` : data === null ? 'null' : typeof data;
       throw errors.input(`Tensor data must be a Float32Array or Float64Array (got ${kind}); convert with Float32Array.from(values)`);
     }
     if (!Array.isArray(shape)) throw errors.input('Tensor shape must be an array of non-negative integers');
@@ -36,8 +36,17 @@ export class Tensor {
 
   /** A tensor of zeros. */
   static zeros(shape: readonly number[], dtype: DType = 'float32'): Tensor {
+    if (!Array.isArray(shape) || !shape.every((s) => Number.isInteger(s) && s >= 0)) {
+      throw errors.input(`Tensor shape must be an array of non-negative integers (got ${Array.isArray(shape) ? `[${shape.join(', ')}]` : String(shape)})`);
+    }
+    if (dtype !== 'float32' && dtype !== 'float64') throw errors.option('dtype', "'float32' or 'float64'", dtype);
     const n = shape.reduce((a, b) => a * b, 1);
-    return new Tensor(dtype === 'float64' ? new Float64Array(n) : new Float32Array(n), shape);
+    try {
+      return new Tensor(dtype === 'float64' ? new Float64Array(n) : new Float32Array(n), shape);
+    } catch (e) {
+      if (!(e instanceof RangeError)) throw e;
+      throw errors.memory(`a ${dtype} tensor of shape [${shape.join(', ')}] (${n} elements, ${(n * (dtype === 'float64' ? 8 : 4) / 2 ** 30).toFixed(1)} GiB) cannot be allocated: ${e.message}`);
+    }
   }
 
   /** Standard normal entries from a seeded generator. */
@@ -50,6 +59,7 @@ export class Tensor {
 
   /** Integers uniform in [lo, hi), stored as floats (the seed's `torch.randint(..., dtype=float32)`). */
   static randint(lo: number, hi: number, shape: readonly number[], opts: { seed?: number; dtype?: DType } = {}): Tensor {
+    if (!Number.isSafeInteger(lo) || !Number.isSafeInteger(hi) || hi <= lo) throw errors.input(`randint needs integers lo < hi (got lo ${lo}, hi ${hi})`);
     const t = Tensor.zeros(shape, opts.dtype ?? 'float32');
     const rng = new Rng(opts.seed ?? 0);
     for (let i = 0; i < t.data.length; i++) t.data[i] = rng.int(lo, hi);

@@ -110,6 +110,20 @@ test('seeds are integers in [0, 2^32) everywhere (before: 1.5, -1 and 2^32 ran t
   } finally { await fla.close(); }
 });
 
+test('Tensor factories check shape, dtype and range (before: a RangeError without a code, or float32 for any dtype)', async () => {
+  await expectError(() => Tensor.randn([-2, 3]), /^Tensor shape must be an array of non-negative integers \(got \[-2, 3\]\)/, 'negative dim');
+  await expectError(() => Tensor.zeros([2.5]), /non-negative integers/, 'fractional dim');
+  const big = await expectError(() => Tensor.randn([1e6, 1e6]), /^a float32 tensor of shape \[1000000, 1000000\] \(1000000000000 elements, 3725\.3 GiB\) cannot be allocated/, 'too big');
+  assert.is((big as RetNetError).code, 'E_MEMORY');
+  await expectError(() => Tensor.randn([2], { dtype: 'float16' as never }), /^options\.dtype must be 'float32' or 'float64' \(got "float16"\)/, 'dtype');
+  await expectError(() => Tensor.randint(5, 5, [2]), /^randint needs integers lo < hi \(got lo 5, hi 5\)/, 'empty range');
+  await expectError(() => Tensor.randint(0, 1.5, [2]), /lo < hi/, 'fractional bound');
+  await expectError(() => new Tensor(new Int32Array(3) as never, [3]), /got an Int32Array/, 'article');
+  const r = Tensor.randint(-3, 3, [1000], { seed: 4, dtype: 'float64' });
+  assert.is(r.dtype, 'float64');
+  assert.ok(r.data.every((v) => Number.isInteger(v) && v >= -3 && v < 3));
+});
+
 test('bad configs', async () => {
   await expectError(() => RetNet.init({ dimModel: 10, numHeads: 3 }), /divisible by numHeads=3/, 'heads');
   await expectError(() => RetNet.init({ dimModel: 6, numHeads: 2 }), /even/, 'odd dk');
