@@ -111,14 +111,15 @@ export function maxAbsDiff(x: Numeric, ref: Numeric): number {
   return m;
 }
 
-/** max |x − ref| / max |ref|: the error relative to the reference's scale. */
+/** max |x − ref| / max |ref|: the error relative to the reference's scale (max |x − ref| itself when
+ *  ref is all zeros, so an exact match of zeros is 0, not NaN). */
 export function relMaxError(x: Numeric, ref: Numeric): number {
   const s = maxAbs(ref);
   const d = maxAbsDiff(x, ref);
   return s === 0 ? d : d / s;
 }
 
-/** Normalised mean squared error Σ(x − ref)² / Σ ref². */
+/** Normalised mean squared error Σ(x − ref)² / Σ ref² (Σ(x − ref)² when ref is all zeros). */
 export function nmse(x: Numeric, ref: Numeric): number {
   const a = arr(x), b = arr(ref);
   if (a.length !== b.length) throw errors.input(`cannot compare arrays of ${a.length} and ${b.length} elements`);
