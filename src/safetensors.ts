@@ -263,8 +263,28 @@ export function readSafetensors(path: string): {
 export type WritableDType = 'F32' | 'F64' | 'I32' | 'U8';
 export interface StTensorSpec { name: string; dtype: WritableDType; shape: readonly number[] }
 
-const dtypeOf = (data: StData): WritableDType =>
-  data instanceof Float64Array ? 'F64' : data instanceof Float32Array ? 'F32' : data instanceof Int32Array ? 'I32' : 'U8';
+const dtypeOf = (data: StData): WritableDType => {
+  if (data instanceof Float64Array) return 'F64';
+  if (data instanceof Float32Array) return 'F32';
+  if (data instanceof Int32Array) return 'I32';
+  if (data instanceof Uint8Array && !(data instanceof Uint8ClampedArray)) return 'U8';
+  const kind = Array.isArray(data) ? 'a plain Array' : ArrayBuffer.isView(data) ? `a ${(data as object).constructor.name}` : data === null ? 'null' : typeof data;
+  throw errors.input(`safetensors data must be a Float32Array, Float64Array, Int32Array or Uint8Array (got ${kind})`);
+};
+
+/** A tensor spec the format can hold: a name that is not empty nor the header's own __metadata__,
+ *  a shape of non-negative integers, a dtype the writer knows; names unique. */
+function checkSpecs(specs: readonly StTensorSpec[]): void {
+  const seen = new Set<string>();
+  for (const { name, dtype, shape } of specs) {
+    if (typeof name !== 'string' || name === '') throw errors.input('safetensors: a tensor needs a non-empty name');
+    if (name === '__metadata__') throw errors.input('safetensors: "__metadata__" cannot name a tensor (the header keeps it for its metadata)');
+    if (seen.has(name)) throw errors.input(`safetensors: two tensors named ${quote(name)}`);
+    seen.add(name);
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw errors.input(`safetensors: tensor ${quote(name)} has shape ${JSON.stringify(shape)}; a shape is non-negative integers`);
+    if (!Object.hasOwn(ITEM_SIZE, dtype)) throw errors.input(`safetensors: tensor ${quote(name)} has dtype ${String(dtype)}, which the writer does not write`);
+  }
+}
 
 /** A safetensors file written piece by piece: the header (all shapes) first,
  *  then each tensor's elements at any offset, so outputs larger than memory
@@ -280,6 +300,8 @@ export class SafetensorsWriter {
     /** open flags and mode: 'w' (default: create or truncate `path`), or 'wx' (a new file only) */
     open: { flags?: 'w' | 'wx'; mode?: number } = {}) {
     this.path = path;
+    checkSpecs(specs);
+    for (const [k, v] of Object.entries(metadata)) if (typeof v !== 'string') throw errors.input(`safetensors: metadata ${quote(k)} must be a string (got ${typeof v}); the format holds strings only`);
     const header: Record<string, unknown> = {};
     if (Object.keys(metadata).length) header.__metadata__ = metadata;
     let offset = 0;
@@ -336,6 +358,11 @@ export function writeSafetensors(
   metadata: Record<string, string> = {},
 ): void {
   const specs = Object.entries(tensors).map(([name, t]) => ({ name, dtype: dtypeOf(t.data), shape: t.shape }));
+  checkSpecs(specs);
+  for (const { name, shape } of specs) { // every element given: a short array would leave zeros in the file
+    const n = shape.reduce((a, b) => a * b, 1), got = tensors[name]!.data.length;
+    if (got !== n) throw errors.input(`safetensors: tensor ${quote(name)} has shape [${shape.join(', ')}] (${n} elements) but ${got} elements of data`);
+  }
   const writeAllTensors = (w: SafetensorsWriter) => { for (const [name, t] of Object.entries(tensors)) w.write(name, 0, t.data); };
   let target = path, mode = 0o666, regular = true, exists = false;
   try {

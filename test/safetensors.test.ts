@@ -61,8 +61,15 @@ test('writeSafetensors replaces a file only once the new one is complete: a fail
   writeSafetensors(p, { a: { shape: [2], data: Float32Array.from([1, 2]) } });
   chmodSync(p, 0o640);
   const before = readFileSync(p);
-  // the header says 2 elements, the data has 3: the write fails after the header is out
-  assert.throws(() => writeSafetensors(p, { a: { shape: [2], data: Float32Array.from([7, 8, 9]) } }), /outside a/);
+  // data that fails while its bytes are written (after the header is out): here a getter that throws
+  class Failing extends Float32Array { override get byteLength(): number { throw new Error('disk full (simulated)'); } }
+  assert.throws(() => writeSafetensors(p, { a: { shape: [2], data: new Failing(2) } }), /disk full \(simulated\)/);
+  assert.ok(readFileSync(p).equals(before), 'the previous file is byte-identical');
+  assert.equal(readdirSync(d), ['model.safetensors'], 'no temporary file left');
+  // the header says 2 elements, the data has 3 (or 1): refused before anything is written (before: 3 failed
+  // midway, and 1 wrote a file whose second element was a silent 0)
+  assert.throws(() => writeSafetensors(p, { a: { shape: [2], data: Float32Array.from([7, 8, 9]) } }), /tensor "a" has shape \[2\] \(2 elements\) but 3 elements of data/);
+  assert.throws(() => writeSafetensors(p, { a: { shape: [2], data: Float32Array.from([7]) } }), /but 1 elements of data/);
   assert.ok(readFileSync(p).equals(before), 'the previous file is byte-identical');
   assert.equal(readdirSync(d), ['model.safetensors'], 'no temporary file left');
   // a good write replaces it, keeping its permissions
@@ -70,6 +77,23 @@ test('writeSafetensors replaces a file only once the new one is complete: a fail
   assert.equal([...readSafetensors(p).tensors.get('a')!.data], [7, 8, 9]);
   assert.is(statSync(p).mode & 0o777, 0o640, 'permissions kept');
   assert.equal(readdirSync(d), ['model.safetensors']);
+});
+
+test('the writer refuses what the format cannot hold or would hold wrongly (before: written, or written as zeros)', () => {
+  const p = join(dir, 'refused.safetensors');
+  const f1 = Float32Array.of(1);
+  assert.throws(() => writeSafetensors(p, { a: { shape: [2], data: [1, 2] as never } }), /data must be a Float32Array, Float64Array, Int32Array or Uint8Array \(got a plain Array\)/); // was U8 zeros
+  assert.throws(() => writeSafetensors(p, { a: { shape: [2], data: new Uint16Array(2) as never } }), /got a Uint16Array/);
+  assert.throws(() => writeSafetensors(p, { __metadata__: { shape: [1], data: f1 } }), /"__metadata__" cannot name a tensor/); // was unreadable
+  assert.throws(() => writeSafetensors(p, { '': { shape: [1], data: f1 } }), /non-empty name/);
+  assert.throws(() => writeSafetensors(p, { a: { shape: [-1], data: new Float32Array(0) } }), /has shape \[-1\]; a shape is non-negative integers/);
+  assert.throws(() => writeSafetensors(p, { a: { shape: [1], data: f1 } }, { n: 5 as never }), /metadata "n" must be a string/); // was unreadable
+  assert.throws(() => new SafetensorsWriter(p, [{ name: 'a', dtype: 'F32', shape: [1] }, { name: 'a', dtype: 'F32', shape: [2] }]), /two tensors named "a"/);
+  assert.not.ok(statSync(p, { throwIfNoEntry: false }), 'nothing written');
+  // empty and 0-d tensors are fine
+  writeSafetensors(p, { e: { shape: [2, 0], data: new Float32Array(0) }, s: { shape: [], data: Float32Array.of(7) } }, { k: 'v' });
+  const r = readSafetensors(p);
+  assert.equal([...r.tensors.get('s')!.data], [7]); assert.equal(r.tensors.get('e')!.shape, [2, 0]); assert.equal(r.metadata, { k: 'v' });
 });
 
 test('writeSafetensors through a symlink replaces the file it names and keeps the link; a model saves over its own source', async () => {
