@@ -7,6 +7,7 @@
 // the file holds, read out of range, or loop.
 import { accessSync, closeSync, constants as fsConstants, fstatSync, openSync, readSync, realpathSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { tempPathBeside } from './temp-path.js';
+import { dirname } from 'node:path';
 import { errors, escapeControl, excerpt, listNames, quote } from './errors.js';
 
 /** The safetensors dtypes this reader knows. */
@@ -376,6 +377,7 @@ export function writeSafetensors(
     const w = new SafetensorsWriter(path, specs, metadata);
     try { writeAllTensors(w); } finally { w.close(); }
   };
+  if (exists && statSync(target).isDirectory()) throw Object.assign(new Error(`cannot write ${path}: it is a directory (give a file path)`), { code: 'EISDIR' });
   if (!regular) { inPlace(); return; }
   if (exists) accessSync(target, fsConstants.W_OK); // a file we may not write stays refused
   const temp = tempPathBeside(target);
@@ -386,6 +388,8 @@ export function writeSafetensors(
     // a directory we cannot add a file to (the file itself writable): in place, as before
     const c = (e as NodeJS.ErrnoException).code;
     if (c === 'EACCES' || c === 'EPERM' || c === 'EROFS') { inPlace(); return; }
+    // name the file asked for, not the temporary one beside it (the errno code stays on the error)
+    if (c === 'ENOENT' || c === 'ENOTDIR') throw Object.assign(new Error(`cannot write ${path}: its folder ${dirname(target)} does not exist (${c})`, { cause: e }), { code: c });
     throw e;
   }
   try {

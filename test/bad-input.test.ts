@@ -124,6 +124,27 @@ test('Tensor factories check shape, dtype and range (before: a RangeError withou
   assert.ok(r.data.every((v) => Number.isInteger(v) && v >= -3 && v < 3));
 });
 
+test('step states and layer indices are checked (before: a TypeError, or another model\'s state read as this one\'s)', async () => {
+  const a = RetNet.init({ numLayer: 2, dimModel: 8, numHeads: 2, seed: 1 }), b = RetNet.init({ numLayer: 2, dimModel: 16, numHeads: 2, seed: 1 });
+  try {
+    for (const backend of ['js', 'wasm'] as const) {
+      await expectError(() => a.step(Tensor.randn([1, 8]), { pos: 0 } as never, { backend }), /^step state has batch undefined, not a positive integer/, `${backend} hand-made`);
+      await expectError(() => a.step(Tensor.randn([1, 8]), b.initState(1), { backend }), /^step state layer 0, sequence 0: S must be a Float64Array or Float32Array of 64 values and z a Float64Array of 8/, `${backend} other model`);
+      const s = a.initState(1, 'float32');
+      a.step(Tensor.randn([1, 8]), s, { backend });
+      assert.is(a.step(Tensor.randn([1, 8]), s, { backend }).state.pos, 2);
+    }
+    await expectError(() => MultiScaleRetention.fromRetNet(a, 0.5), /^options\.index must be a layer index in \[0, 2\) \(got 0\.5\)/, 'index');
+    // save: a folder, or a path in a folder that does not exist, is named as asked (not the temporary file)
+    const dirErr = await expectError(() => a.save(dir), /^cannot write .*: it is a directory/, 'save onto a folder');
+    assert.is((dirErr as NodeJS.ErrnoException).code, 'EISDIR');
+    const missing = join(dir, 'no-such-folder', 'm.safetensors');
+    const noDir = await expectError(() => a.save(missing), /: its folder .* does not exist \(ENOENT\)$/, 'save into a missing folder');
+    assert.ok(noDir.message.startsWith(`cannot write ${missing}:`), noDir.message);
+    assert.is((noDir as NodeJS.ErrnoException).code, 'ENOENT');
+  } finally { await a.close(); await b.close(); }
+});
+
 test('bad configs', async () => {
   await expectError(() => RetNet.init({ dimModel: 10, numHeads: 3 }), /divisible by numHeads=3/, 'heads');
   await expectError(() => RetNet.init({ dimModel: 6, numHeads: 2 }), /even/, 'odd dk');

@@ -223,6 +223,27 @@ function checkStepInput(x: unknown, d: number, batch: number | undefined): numbe
   return x.shape[0];
 }
 
+/** A state given to step() is one initState() made for this model: its layers, batch and array sizes
+ *  (a state of another model, or a hand-made object, is E_INPUT, not a TypeError or a silent misread). */
+function checkState(st: unknown, dims: { H: number; dk: number; dv: number }, numLayer: number): void {
+  const bad = (why: string) => errors.input(`step state ${why} (make one with initState() of this model or language model)`);
+  if (typeof st !== 'object' || st === null) throw bad(`must be a RecurrentState (got ${st === null ? 'null' : typeof st})`);
+  const s = st as Partial<RecurrentState>;
+  if (!Number.isSafeInteger(s.pos) || s.pos! < 0) throw bad(`has pos ${String(s.pos)}, not a non-negative integer`);
+  if (!Number.isSafeInteger(s.batch) || s.batch! < 1) throw bad(`has batch ${String(s.batch)}, not a positive integer`);
+  if (!Array.isArray(s.layers) || s.layers.length !== numLayer) throw bad(`has ${Array.isArray(s.layers) ? s.layers.length : 'no'} layers; this model has ${numLayer}`);
+  const SZ = dims.H * dims.dk * dims.dv, ZZ = dims.H * dims.dk;
+  s.layers.forEach((layer, l) => {
+    if (!Array.isArray(layer) || layer.length !== s.batch) throw bad(`layer ${l} has ${Array.isArray(layer) ? layer.length : 'no'} sequences, not ${s.batch}`);
+    layer.forEach((ls, b) => {
+      const S = (ls as { S?: unknown })?.S, z = (ls as { z?: unknown })?.z;
+      if (!((S instanceof Float64Array || S instanceof Float32Array) && S.length === SZ && z instanceof Float64Array && z.length === ZZ)) {
+        throw bad(`layer ${l}, sequence ${b}: S must be a Float64Array or Float32Array of ${SZ} values and z a Float64Array of ${ZZ} (this model's H·dk·dv and H·dk)`);
+      }
+    });
+  });
+}
+
 // ---------------------------------------------------------------- RetNet
 
 /**
@@ -344,6 +365,7 @@ export class RetNet {
     state: RecurrentState;
   } {
     if (this.closed) throw errors.closed();
+    if (state !== undefined) checkState(state, this.dims, this.layers.length);
     const B = checkStepInput(x, this.dims.d, state?.batch);
     const st = state ?? this.initState(B);
     const { backend = 'js', precision: askedPrecision, ...rest } = options;
@@ -443,7 +465,7 @@ export class MultiScaleRetention {
   /** Layer `index` of a RetNet as a standalone MSR. */
   static fromRetNet(model: RetNet, index = 0): MultiScaleRetention {
     const c = model.config;
-    if (!(index >= 0 && index < c.numLayer)) throw errors.option('index', `a layer index in [0, ${c.numLayer})`, index);
+    if (!(Number.isInteger(index) && index >= 0 && index < c.numLayer)) throw errors.option('index', `a layer index in [0, ${c.numLayer})`, index);
     return new MultiScaleRetention({
       dimModel: c.dimModel, numHeads: c.numHeads, valueFactor: c.valueFactor, gateFn: c.msrGateFn, arch: c.arch, normEps: c.normEps, keyDim: c.keyDim,
     }, model.layers[index].msr);
