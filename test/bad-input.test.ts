@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, writeFileSync, readFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MultiScaleRetention, RetNet, RetNetError, RetNetLM, Tensor, writeSafetensors } from '../src/index.js';
+import { MultiScaleRetention, RetNet, RetNetError, RetNetLM, Tensor, retention, writeSafetensors } from '../src/index.js';
 import { expectError, fixturePath, ROOT } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'retnet-bad-'));
@@ -143,6 +143,18 @@ test('step states and layer indices are checked (before: a TypeError, or another
     assert.ok(noDir.message.startsWith(`cannot write ${missing}:`), noDir.message);
     assert.is((noDir as NodeJS.ErrnoException).code, 'ENOENT');
   } finally { await a.close(); await b.close(); }
+});
+
+test('retention() checks its tensors and decays (before: a TypeError, or NaN out with no error)', async () => {
+  const q = Tensor.randn([1, 2, 6, 4], { seed: 1, dtype: 'float64' }), v = Tensor.randn([1, 2, 6, 8], { seed: 2, dtype: 'float64' });
+  const ok = retention(q, q, v, [-0.1, -0.5], { numChunks: 2 });
+  assert.equal(ok.shape, [1, 2, 6, 8]);
+  await expectError(() => retention(null as never, q, v, [-0.1, -0.5]), /^retention: q must be a Tensor \(got null\)/, 'not a tensor');
+  const bad = Tensor.randn([1, 2, 6, 4], { seed: 1, dtype: 'float64' }); bad.data[5] = NaN;
+  await expectError(() => retention(q, bad, v, [-0.1, -0.5]), /^retention: k has a non-finite value NaN at element 5/, 'NaN');
+  await expectError(() => retention(q, q, v, [-0.1, NaN]), /^retention: decay\[1\] = NaN gives γ = exp\(decay\) = NaN, not strictly between 0 and 1/, 'NaN decay');
+  await expectError(() => retention(q, q, v, [0.2, -0.5]), /decay\[0\] = 0\.2 gives γ = exp\(decay\) = 1\.22/, 'growing');
+  await expectError(() => retention(q, q, v, 5 as never), /decay must be an array of log-decays/, 'decay type');
 });
 
 test('bad configs', async () => {

@@ -515,7 +515,19 @@ export function retention(
   q: Tensor, k: Tensor, v: Tensor, decay: ArrayLike<number>,
   options: Pick<ForwardOptions, 'numChunks' | 'chunkSize' | 'normalizeAttn' | 'normalizeRetn'> = {},
 ): Tensor {
+  for (const [n, t] of [['q', q], ['k', k], ['v', v]] as const) {
+    if (!(t instanceof Tensor)) throw errors.input(`retention: ${n} must be a Tensor (got ${t === null ? 'null' : typeof t})`);
+  }
   if (q.rank !== 4 || k.rank !== 4 || v.rank !== 4) throw errors.input('retention: q, k, v must be [B, H, L, width]');
+  for (const [n, t] of [['q', q], ['k', k], ['v', v]] as const) {
+    const i = t.data.findIndex((x) => !Number.isFinite(x));
+    if (i >= 0) throw errors.input(`retention: ${n} has a non-finite value ${t.data[i]} at element ${i}`);
+  }
+  if (decay === null || typeof decay !== 'object' || typeof decay.length !== 'number') throw errors.input('retention: decay must be an array of log-decays, one per head');
+  for (let h = 0; h < decay.length; h++) {
+    const g = Math.exp(decay[h]);
+    if (!(g > 0 && g < 1)) throw errors.input(`retention: decay[${h}] = ${decay[h]} gives γ = exp(decay) = ${g}, not strictly between 0 and 1 (as a model's decay must)`);
+  }
   const [B, H, L, dk] = q.shape;
   const dv = v.shape[3];
   if (k.shape.join() !== q.shape.join()) throw errors.input(`retention: k shape [${k.shape.join(', ')}] differs from q [${q.shape.join(', ')}]`);
