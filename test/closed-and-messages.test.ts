@@ -56,7 +56,7 @@ test('close() during a forward rejects that forward with E_CLOSED (not "the next
 test('Tensor refuses a plain Array, a BigInt64Array or an Int32Array at construction', async () => {
   await expectCode(() => new Tensor([1, 2, 3, 4] as never, [1, 4]), 'E_INPUT', /^Tensor data must be a Float32Array or Float64Array \(got a plain Array\); convert with Float32Array\.from\(values\)$/, 'Array');
   await expectCode(() => new Tensor(new BigInt64Array(4) as never, [4]), 'E_INPUT', /\(got a BigInt64Array\)/, 'BigInt64Array');
-  await expectCode(() => new Tensor(new Int32Array(4) as never, [4]), 'E_INPUT', /\(got a Int32Array\)/, 'Int32Array');
+  await expectCode(() => new Tensor(new Int32Array(4) as never, [4]), 'E_INPUT', /\(got an Int32Array\)/, 'Int32Array');
   await expectCode(() => new Tensor(null as never, [4]), 'E_INPUT', /\(got null\)/, 'null');
   await expectCode(() => new Tensor(new Float32Array(4), 4 as never), 'E_INPUT', /shape must be an array/, 'shape not an array');
 });
