@@ -134,6 +134,18 @@ test('main job --small prints timings and agreement', () => {
   assert.ok(rel < 1e-5, `agreement ${rel}`);
 });
 
+test('main job and bench say why the engine fell back (RETNET_BLAS naming a library that does not load)', () => {
+  const env = { ...process.env, NO_COLOR: '1', RETNET_BLAS: join(TMP, 'no-such-libcblas.so') };
+  const run = (args: string[]) => spawnSync(process.execPath, [MAIN, ...args], { cwd: TMP, encoding: 'utf8', timeout: 60_000, env });
+  const r = run(['--small', '--workers', '1']);
+  assert.is(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^backend: wasm \(wasm-(relaxed-)?simd on CPU/m);
+  assert.match(r.stdout, /^note: BLAS engine unavailable: .*no-such-libcblas\.so/m);
+  const b = run(['bench', '--lengths', '32', '--chunks', '2', '--workers', '1', '--layers', '1', '--dim', '16', '--heads', '2']);
+  assert.is(b.status, 0, b.stderr);
+  assert.match(b.stdout, /^note: BLAS engine unavailable: .*no-such-libcblas\.so/m);
+});
+
 test('bench: a tiny matrix, table and JSON', () => {
   const json = join(TMP, 'bench.json');
   const r = cli('bench', '--backend', 'js,wasm', '--lengths', '16,32', '--chunks', '2,-1', '--workers', '1', '--layers', '1', '--dim', '16', '--heads', '2', '--json', json);

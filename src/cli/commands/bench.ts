@@ -51,6 +51,8 @@ const ranNote = (r: BenchRow): string =>
 export interface BenchRow {
   backend: string; engine: string; device: string; B: number; L: number; chunks: number; workers: number | null;
   seconds: number; tokensPerSec: number; error?: string;
+  /** why the engine is not the one 'auto' prefers (e.g. "BLAS engine unavailable: …") */
+  engineNote?: string;
   /** tokens per chunk and the chunks they make (fewer than `chunks` asked when it does not divide L; L and 1 when recurrent) */
   chunkSize?: number; chunksRun?: number;
   /** the backend could not start (its engine is missing): one row for the backend, nothing measured */
@@ -115,6 +117,7 @@ const bench: Command = {
               }
               const inf = (await model.backendInfo())[0];
               engine = row.engine = inf?.engine ?? 'js-float64'; device = row.device = inf?.device ?? 'CPU, main thread';
+              if (typeof inf?.note === 'string' && inf.note) row.engineNote = inf.note;
               row.seconds = best; row.tokensPerSec = (B * L) / best;
             } catch (e) {
               if (!warm && e instanceof RetNetError && e.code === 'E_ENGINE') {
@@ -142,6 +145,7 @@ const bench: Command = {
         : [r.backend, r.engine || '-', r.device || '-', r.B, r.L, r.chunks, r.workers ?? '-',
           r.error ? '-' : Number(r.seconds.toFixed(3)), r.error ? '-' : Math.round(r.tokensPerSec), r.error ? `error: ${r.error.slice(0, 80)}` : ranNote(r)])));
     if (rows.some((r) => r.unavailable !== undefined && r.backend === 'tfjs')) console.log(`tfjs: for the CPU, npm install @tensorflow/tfjs; ${gpuAdvice()} (the full reason is on stderr)`);
+    for (const n of new Set(measured.map((r) => r.engineNote).filter(Boolean))) console.log(`note: ${n}`);
     if (profile) printProfiles(measured);
     if (target !== undefined) {
       mkdirSync(dirname(target), { recursive: true });

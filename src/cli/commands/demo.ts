@@ -54,6 +54,8 @@ const demo: Command = {
       const c = await time(chunks === -1 ? 'recurrent (chunks -1)' : `chunkwise (${chunks} chunks)`, chunks);
       const engines = (await model.backendInfo()).map((i) => `${i.engine} on ${i.device}`).join('; ');
       console.log(`backend: ${backend}${engines ? ` (${engines})` : ' (float64 reference)'}`);
+      // why the engine is not the one 'auto' prefers (no CBLAS library, RETNET_BLAS naming one that does not load, …)
+      for (const i of await model.backendInfo()) if (typeof i.note === 'string' && i.note) console.log(`note: ${i.note}`);
       console.log(`agreement: max|Δ| = ${maxAbsDiff(c, p).toExponential(2)}, max|Δ|/max|parallel| = ${relMaxError(c, p).toExponential(2)}`);
     } finally {
       await model.close();
