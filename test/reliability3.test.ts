@@ -226,6 +226,12 @@ test('item 10: drift --out-dir FILE names a regular file; score --out through a 
   }
   r = cli(['score', '--model', model, doc], { RETNET_BLAS: '', RETNET_KERNELS: '', RETNET_WASM_VARIANT: '' });
   assert.is(r.code, 0, r.err);
+  // an unknown RETNET_WASM_VARIANT is an error naming it (before: ignored, like 'auto')
+  r = cli(['score', '--model', model, doc], { RETNET_WASM_VARIANT: 'avx512' });
+  assert.is(r.code, 1, r.err);
+  assert.match(r.err, /RETNET_WASM_VARIANT\) \(got "avx512"\)/);
+  r = cli(['score', '--model', model, doc], { RETNET_WASM_VARIANT: 'simd' });
+  assert.is(r.code, 0, r.err);
 });
 
 test.run();

@@ -11,6 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { isMainThread } from 'node:worker_threads';
 import v8 from 'node:v8';
 import { envValue } from '../env.js';
+import { errors } from '../errors.js';
 
 if (isMainThread) v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
 
@@ -142,6 +143,9 @@ export function relaxedSimdSupported(): boolean {
 /** Resolves 'auto' and RETNET_WASM_VARIANT: 'simd' forces the plain module. */
 export function resolveVariant(req: VariantRequest = 'auto'): Variant {
   const env = envValue('RETNET_WASM_VARIANT');
+  const known = ['auto', 'simd', 'relaxed'];
+  if (env !== undefined && !known.includes(env)) throw errors.option('variant', "'auto', 'simd' or 'relaxed' (from the environment variable RETNET_WASM_VARIANT)", env);
+  if (!known.includes(req)) throw errors.option('variant', "'auto', 'simd' or 'relaxed'", req);
   if (env === 'simd') return 'simd';
   if (req === 'simd') return 'simd';
   if (req === 'relaxed' || env === 'relaxed') {
