@@ -12,9 +12,9 @@ import { createRequire } from 'node:module';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, fixturePath } from './helpers.js';
+import { ROOT, expectError, fixturePath } from './helpers.js';
 import { COMMANDS, main } from '../src/cli/main.js';
-import { RetNet, RetNetError, SafetensorsFile, Tensor, writeSafetensors } from '../src/index.js';
+import { RetNet, RetNetError, SafetensorsFile, Tensor, corpusWorker, writeSafetensors } from '../src/index.js';
 import { escapeControl, quote } from '../src/errors.js';
 import { canRun } from './helpers/skip.js';
 
@@ -218,6 +218,15 @@ test('a checkpoint with many unexpected tensors: the first names and the count',
     assert.match((e as Error).message, /unexpected weights not used by the model: extra_0\\u001b\[1m, extra_1\\u001b\[1m, .*, … \(300 in all\)$/);
     assert.ok((e as Error).message.length < 400, `${(e as Error).message.length} characters`);
   }
+});
+
+test('worker --run-id must be a run id score can make (before: "../x" waited forever on a queue nobody fills), exit 2', async () => {
+  for (const id of ['../x', 'a b', '', 'x'.repeat(65)]) {
+    const r = await inproc(['worker', '--queue', 'redis://127.0.0.1:1', '--run-id', id]);
+    assert.is(r.code, 2, `${JSON.stringify(id)}: ${r.err}`);
+    assert.match(r.err, /--run-id must be letters, digits, _ \. - \(at most 64\)/);
+  }
+  await expectError(() => corpusWorker({ queue: 'redis://127.0.0.1:1', runId: '../x', log: () => {} }), /^options\.runId must be letters, digits/, 'library');
 });
 
 test('info describes the shipped LM checkpoint', () => {

@@ -3,6 +3,7 @@ import { corpusWorker } from '../../corpus/score-corpus.js';
 import { parseIntOption, processIO, runCommand, UsageError, type Command, type CommandIO } from '../lm-util.js';
 import { parse } from '../command.js';
 import { redisTimeoutMs } from '../corpus-cli.js';
+import { RUN_ID_RE } from '../../corpus/digest.js';
 
 const usage = `usage: retnet worker --queue redis://[user:pass@]host:port[/db] [--model M.safetensors|DIR|ORG/NAME] [--run-id ID] [--lock-duration MS] [--redis-timeout SEC]
   Takes shards of \`retnet score --out … --queue …\` runs from the queue (every run on that
@@ -28,6 +29,7 @@ export const worker: Command = {
       const v = p.values as Record<string, string | undefined>;
       if (v.queue === undefined) throw new UsageError('--queue redis://host:port is required');
       if (!/^rediss?:\/\//.test(v.queue)) throw new UsageError('--queue must be a redis:// or rediss:// URL');
+      if (v['run-id'] !== undefined && !RUN_ID_RE.test(v['run-id'])) throw new UsageError(`--run-id must be letters, digits, _ . - (at most 64), as retnet score makes them (got ${JSON.stringify(v['run-id'])})`);
       const ac = new AbortController();
       let signals = 0;
       const onSignal = (sig: NodeJS.Signals) => {

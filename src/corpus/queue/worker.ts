@@ -98,6 +98,8 @@ function validRuns(hash: Record<string, string>, warned: Set<string>, log: (line
 
 /** Take shard jobs from the queue and score them until `signal` aborts or Redis is lost. */
 export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
+  // a run id no coordinator can make would wait forever on a queue nobody fills
+  if (o.runId !== undefined && !RUN_ID_RE.test(o.runId)) throw errors.option('runId', 'letters, digits, _ . - (at most 64), as retnet score makes them', o.runId);
   const stats: WorkerStats = { scored: 0, failed: 0 };
   const link = new RedisLink(o.target, o.redisTimeoutMs, o.log, 'worker');
   const workers = new Map<string, Worker>();
