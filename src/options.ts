@@ -113,7 +113,7 @@ function nearestOption(k: string, known: readonly string[]): string | undefined 
 }
 
 export function resolveOptions(opts: ForwardOptions = {}, defaults: { backend: BackendName }): ResolvedOptions {
-  if (opts === null || typeof opts !== 'object') throw errors.option('', 'an object', opts);
+  if (opts === null || typeof opts !== 'object') throw new RetNetError('E_OPTION', `options must be an object, e.g. { numChunks: 8 } (got ${opts === null ? 'null' : typeof opts})`);
   // an unknown key is an error, not ignored: { chunks: 8 } would otherwise run the parallel form
   checkKnownKeys(opts, OPTION_KEYS);
   if (opts.attnMask !== undefined && opts.attnMask !== 'causal') throw errors.option('attnMask', "'causal' (retention is causal by construction)", opts.attnMask);

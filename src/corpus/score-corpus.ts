@@ -5,7 +5,7 @@
 // run or a worker starts, never with the library.
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { errors } from '../errors.js';
+import { RetNetError, errors } from '../errors.js';
 import { DEFAULT_LM_PATH, RetNetLM } from '../lm/retnet-lm.js';
 import { checkKnownKeys, PRECISIONS, precisionFromEnv, type BackendName, type Precision } from '../options.js';
 import { inputIdentity, modelSha256, RUN_ID_RE, runIdOf, sortedDefined } from './digest.js';
@@ -170,7 +170,7 @@ const CORPUS_KEYS: readonly string[] = ['inputs', 'out', 'sink', 'model', 'backe
  */
 export async function scoreCorpus(o: ScoreCorpusOptions): Promise<CorpusSummary> {
   // a misspelt option is an error, not ignored ({ textfield: 'body' } would otherwise read the default field)
-  if (o === null || typeof o !== 'object') throw errors.option('', 'an object', o);
+  if (o === null || typeof o !== 'object') throw new RetNetError('E_OPTION', `scoreCorpus takes an options object, e.g. { inputs: ['corpus.jsonl'], out: 'scores.jsonl' } (got ${o === null ? 'null' : typeof o})`);
   checkKnownKeys(o, CORPUS_KEYS);
   const t0 = performance.now();
   const log = o.log ?? (() => {});

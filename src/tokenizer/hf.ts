@@ -238,7 +238,8 @@ class WindowStreamDecoder implements StreamDecoder {
     if (context === undefined || context.length === 0) return;
     // the context's last tokens are the window's start: what comes after them is decoded as their
     // continuation. Its tokens of an unfinished character (byte-fallback pieces) stay pending.
-    this.ids = Array.from(context).slice(-CONTEXT_TOKENS);
+    const m = Math.min(CONTEXT_TOKENS, context.length), from = context.length - m;
+    this.ids = Array.from({ length: m }, (_, i) => context[from + i]!);
     let read = this.ids.length;
     if (tok.decodeRange(this.ids, 0, read).endsWith('\uFFFD')) {
       while (read > 0 && this.ids.length - read < 4 && tok.isBytePiece(this.ids[read - 1]!)) {
