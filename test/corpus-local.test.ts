@@ -190,9 +190,15 @@ test('score --out: killed (SIGKILL) mid-run, --resume completes without rescorin
   assert.not.ok(existsSync(out), 'the output exists only when complete');
   const written = readFileSync(part, 'utf8').split('\n').length - 1; // complete lines
   assert.ok(written < n);
+  // a run without --resume keeps the interrupted run's records (before: it deleted them and started over)
+  const kept = readFileSync(part);
+  let r = await cli(['score', '--out', out, ...base]);
+  assert.is(r.code, 1, r.err);
+  assert.match(r.err, /c2\.jsonl\.partial holds \d+ bytes of records of an interrupted \(or running\) run, written .*; continue it with --resume \(resume: true\), or remove .*c2\.jsonl\.partial and .*c2\.jsonl\.partial\.json to start over/);
+  assert.ok(readFileSync(part).equals(kept), 'the partial file is untouched');
   // another run's options do not resume this partial file
-  let r = await cli(['score', '--out', out, '--resume', '--model', model, '--shard-bytes', '3000', c]);
-  assert.is(r.code, 1); assert.match(r.err, /cannot resume: .*c2\.jsonl\.partial was written by another run \(run id "[0-9a-f]+" ≠ "[0-9a-f]+"; options .*shardBytes.*\)/);
+  r = await cli(['score', '--out', out, '--resume', '--model', model, '--shard-bytes', '3000', c]);
+  assert.is(r.code, 1); assert.match(r.err, /cannot resume: .*c2\.jsonl\.partial was written by another run \(run id "[0-9a-f]+" ≠ "[0-9a-f]+"; options .*shardBytes.*\); remove .*c2\.jsonl\.partial and .*c2\.jsonl\.partial\.json to start over/);
   r = await cli(['score', '--out', out, '--resume', '--summary-json', join(dir, 'c2.sum.json'), ...base]);
   assert.is(r.code, 0, r.err);
   const s = JSON.parse(readFileSync(join(dir, 'c2.sum.json'), 'utf8'));

@@ -5,8 +5,9 @@
 // changed input (a document appended to a corpus file). After every run:
 //   - exit 0 → OUT is byte-identical to an uninterrupted run of the same
 //     model and inputs (computed separately, outside the test root);
-//   - a refusal (exit 1, not signalled) → it says why (`cannot resume: …`)
-//     and OUT is untouched;
+//   - a refusal (exit 1, not signalled) → it says why (`cannot resume: …`,
+//     or, without --resume, that OUT.partial holds an interrupted run's
+//     records) and OUT is untouched;
 //   - a signalled run → OUT is untouched, or complete and identical (the
 //     signal came after the rename);
 //   - every file under the test root is hashed before and after: nothing but
@@ -19,7 +20,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { scoreCorpus } from '../src/index.js';
@@ -123,7 +124,9 @@ test('corpus writer: random kills, resumes and changed model or input never give
         identical++;
       } else if (r.sent === null) {
         assert.is(r.code, 1, desc);
-        assert.match(r.err, /cannot resume: .* was written by another run/, desc);
+        // with --resume: a partial file of another run; without: an interrupted run's records, kept (before:
+        // a run without --resume deleted them)
+        assert.match(r.err, resume ? /cannot resume: .* was written by another run/ : /\.partial holds \d+ bytes of records of an interrupted \(or running\) run.*continue it with --resume/, desc);
         assert.ok(outNow === null ? outBefore === null : outBefore !== null && outNow.equals(outBefore), `${desc}: a refused run changed OUT`);
         refused++;
       } else {
@@ -139,6 +142,8 @@ test('corpus writer: random kills, resumes and changed model or input never give
     let r = await runCli(['score', '--model', models[model], '--out', out, '--shard-bytes', '400', '--backend', 'js', '--resume', corpus], null, 'SIGKILL');
     if (r.code !== 0) {
       assert.match(r.err, /cannot resume/, r.err);
+      // as the message says: remove the other run's partial files to start over
+      for (const p of [`${out}.partial`, `${out}.partial.json`]) rmSync(p, { force: true });
       r = await runCli(['score', '--model', models[model], '--out', out, '--shard-bytes', '400', '--backend', 'js', corpus], null, 'SIGKILL');
     }
     assert.is(r.code, 0, r.err);

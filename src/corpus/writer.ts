@@ -164,12 +164,18 @@ export class OrderedWriter {
       if (typeof old !== 'object' || old === null) old = {};
       const diff = identityDiff(old, id);
       if (diff !== '') {
-        throw errors.corpus(`cannot resume: ${part} was written by another run (${diff}); remove it or run without --resume`);
+        throw errors.corpus(`cannot resume: ${part} was written by another run (${diff}); remove ${part} and ${meta} to start over`);
       }
       const scan = await scanPartial(part);
       resumed = scan.totals;
       try { fd = openExisting(part); ftruncateSync(fd, scan.keepBytes); } catch (e) { if ((e as { code?: string }).code === 'E_CORPUS') throw e; return fail(e); }
     } else {
+      // an interrupted run's records are not thrown away by a run that did not ask to resume (nor is a live
+      // run's file, should two runs share an output): start over only after removing them
+      if (partSt !== null && partSt.size > 0) {
+        throw errors.corpus(`${part} holds ${partSt.size} bytes of records of an interrupted (or running) run, written ${partSt.mtime.toISOString()}; `
+          + `continue it with --resume (resume: true), or remove ${part} and ${meta} to start over`);
+      }
       try {
         const m = freshFile(meta);
         try { writeSync(m, JSON.stringify(id) + '\n'); fsyncSync(m); } finally { closeSync(m); }

@@ -35,7 +35,8 @@ const usage = `usage: retnet score [--model M.safetensors|DIR|ORG/NAME] [--backe
   input order: {"id","source","bytes","bits","bits_per_byte"}; a summary on stderr.
   Without --out the records go to stdout as they are scored (the same lines --out writes).
   --out FILE            output (.jsonl or .jsonl.gz), written as FILE.partial and renamed when complete
-  --resume              continue an interrupted run from FILE.partial (same inputs, model, options; needs --out)
+  --resume              continue an interrupted run from FILE.partial (same inputs, model, options; needs --out);
+                        without it an existing FILE.partial is refused, never deleted
   --text-field NAME     JSONL/Parquet field with the text (default text)
   --id-field NAME       field with the id (default id; missing → FILE:LINE)
   --include GLOB        files to take from directories (default every regular file)
