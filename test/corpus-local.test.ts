@@ -185,8 +185,17 @@ test('score --out: killed (SIGKILL) mid-run, --resume completes without rescorin
     assert.ok(Date.now() - t0 < 60_000 && child.proc.exitCode === null, `no progress: ${child.err()}`);
     await new Promise((res) => setTimeout(res, 10));
   }
+  // while it runs (stopped here, so it cannot finish meanwhile), a second run on the same output is refused,
+  // resuming or not (before: a fresh one deleted the running one's partial file, which then failed at its rename)
+  child.proc.kill('SIGSTOP');
+  for (const extra of [[], ['--resume']]) {
+    const second = await cli(['score', '--out', out, ...extra, ...base]);
+    assert.is(second.code, 1, second.err);
+    assert.match(second.err, new RegExp(`c2\\.jsonl is being written by another run \\(pid ${child.proc.pid}, started .*\\); wait for it to end`));
+  }
   child.proc.kill('SIGKILL');
   await child.done;
+  assert.ok(existsSync(`${out}.partial.lock`), 'a killed run leaves its lock; the next run finds its process gone');
   assert.not.ok(existsSync(out), 'the output exists only when complete');
   const written = readFileSync(part, 'utf8').split('\n').length - 1; // complete lines
   assert.ok(written < n);
@@ -205,7 +214,7 @@ test('score --out: killed (SIGKILL) mid-run, --resume completes without rescorin
   assert.is(s.resumed_documents, written, 'every complete line was kept, none scored again');
   assert.is(s.documents, n);
   assert.ok(readFileSync(out).equals(readFileSync(ref)), 'resumed output equals the uninterrupted one');
-  assert.not.ok(existsSync(part)); assert.not.ok(existsSync(`${out}.partial.json`));
+  assert.not.ok(existsSync(part)); assert.not.ok(existsSync(`${out}.partial.json`)); assert.not.ok(existsSync(`${out}.partial.lock`));
 });
 
 test('memory: reading and sharding a corpus 8× as large keeps peak RSS flat (streamed, never held)', async () => {

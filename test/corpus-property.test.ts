@@ -91,7 +91,7 @@ test('corpus writer: random kills, resumes and changed model or input never give
     let version = seed * 100, model: 'A' | 'B' = 'A', lastKilled = false;
     refs.clear();
     const out = join(outDir, `scores-${seed}.jsonl`);
-    const allowed = new Set([out, `${out}.partial`, `${out}.partial.json`, `${out}.partial.gz`].map((p) => relative(root, p)));
+    const allowed = new Set([out, `${out}.partial`, `${out}.partial.json`, `${out}.partial.gz`, `${out}.partial.lock`].map((p) => relative(root, p)));
     for (let step = 0; step < STEPS; step++) {
       const what = `seed ${seed} step ${step}`;
       // after a kill, half the time the model or the input changes before the next run (the resume hazard)
@@ -148,7 +148,7 @@ test('corpus writer: random kills, resumes and changed model or input never give
     }
     assert.is(r.code, 0, r.err);
     assert.ok(readFileSync(out).equals(ref), `seed ${seed}: the final output differs from an uninterrupted run`);
-    for (const p of [`${out}.partial`, `${out}.partial.json`]) assert.not.ok(existsSync(p), `${p} left after success`);
+    for (const p of [`${out}.partial`, `${out}.partial.json`, `${out}.partial.lock`]) assert.not.ok(existsSync(p), `${p} left after success`);
     assert.ok(statSync(out).size > 0);
   }
   console.log(`corpus property: ${SEEDS.length} seeds, ${runs} runs (${killed} killed, ${refused} refused, ${identical} complete and identical) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);

@@ -20,7 +20,7 @@ import { readFiles, type ReadProgress } from './readers.js';
 import { scoreDocs, type ShardScoreOptions } from './score-shard.js';
 import { DEFAULT_SHARD_BYTES, planShards } from './shards.js';
 import type { ReadOptions, SkippedItem } from './types.js';
-import { OrderedWriter, partialMetaPath, partialPath, type RunIdentity } from './writer.js';
+import { OrderedWriter, partialLockPath, partialMetaPath, partialPath, type RunIdentity } from './writer.js';
 
 /** How long Redis may be unreachable before a queue run gives up (30 s). */
 export const DEFAULT_REDIS_TIMEOUT_MS = 30_000;
@@ -182,7 +182,7 @@ export async function scoreCorpus(o: ScoreCorpusOptions): Promise<CorpusSummary>
   if ((o.out === undefined) === (o.sink === undefined)) throw errors.option('out', 'an output path, or else a sink (one of the two)', o.out);
   if (o.out === undefined && (o.queue !== undefined || o.resume)) throw errors.option(o.queue !== undefined ? 'queue' : 'resume', 'used with an output file (out), not a sink', o.queue !== undefined ? '(a queue URL)' : o.resume);
   const target = o.queue !== undefined ? parseRedisUrl(o.queue) : undefined;
-  const temporaries = o.out === undefined ? [] : [partialPath(o.out), partialMetaPath(o.out), `${partialPath(o.out)}.gz`];
+  const temporaries = o.out === undefined ? [] : [partialPath(o.out), partialMetaPath(o.out), `${partialPath(o.out)}.gz`, partialLockPath(o.out)];
   const files = expandInputs(o.inputs, { include: o.include, exclude: o.out === undefined ? [] : [o.out, ...temporaries] });
   const model = modelFile(o.model);
   const reads = modelReads(model);

@@ -7,11 +7,53 @@
 import { closeSync, constants, createReadStream, createWriteStream, fsyncSync, ftruncateSync, lstatSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
+import { hostname } from 'node:os';
 import { errors } from '../errors.js';
 import type { DocRecord } from './types.js';
 
 export const partialPath = (out: string) => `${out}.partial`;
 export const partialMetaPath = (out: string) => `${out}.partial.json`;
+/** OUT.partial.lock: {pid, host, started} of the run writing OUT.partial while it runs. */
+export const partialLockPath = (out: string) => `${out}.partial.lock`;
+
+/** Whether process `pid` exists on this host (EPERM: it exists, owned by another user). */
+function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+}
+
+/** Take OUT.partial.lock for this process: created exclusively; a lock of a process that is gone
+ *  (a run killed by SIGKILL) is replaced; one of a live process, or of another host, refuses the run. */
+function takeLock(out: string): string {
+  const lock = partialLockPath(out), me = { pid: process.pid, host: hostname(), started: new Date().toISOString() };
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const fd = openSync(lock, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o666);
+      try { writeSync(fd, JSON.stringify(me) + '\n'); } finally { closeSync(fd); }
+      return lock;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw errors.corpus(`cannot create ${lock}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    const st = lstatIfExists(lock);
+    if (st !== null && !st.isFile()) throw errors.corpus(`${lock} exists and is ${st.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'}; refusing to write through it (remove it)`);
+    let held: { pid?: unknown; host?: unknown; started?: unknown } = {};
+    try { held = JSON.parse(readFileSync(lock, 'utf8')) as typeof held; } catch { /* unreadable: a run that died while creating it */ }
+    const pid = typeof held.pid === 'number' && Number.isSafeInteger(held.pid) && held.pid > 0 ? held.pid : null;
+    if (pid !== null && held.host !== hostname()) {
+      throw errors.corpus(`${out} is being written by a run on host ${JSON.stringify(held.host)} (pid ${pid}, started ${String(held.started)}); if that run has ended, remove ${lock}`);
+    }
+    if (pid !== null && alive(pid)) throw errors.corpus(`${out} is being written by another run (pid ${pid}, started ${String(held.started)}); wait for it to end, or stop it and run again with --resume`);
+    rmSync(lock, { force: true }); // the run that held it is gone
+  }
+}
+
+/** Remove OUT.partial.lock if this process holds it. */
+function dropLock(out: string): void {
+  const lock = partialLockPath(out);
+  try {
+    const held = JSON.parse(readFileSync(lock, 'utf8')) as { pid?: unknown; host?: unknown };
+    if (held.pid === process.pid && held.host === hostname()) rmSync(lock, { force: true });
+  } catch { /* gone, or not ours */ }
+}
 
 /** Totals over records: what the summary reports. */
 export interface Totals {
@@ -149,6 +191,13 @@ export class OrderedWriter {
   /** Open OUT.partial: a new one, or (resume) the one of the same run. */
   static async open(out: string, options: OpenWriterOptions): Promise<OrderedWriter> {
     const part = partialPath(out), meta = partialMetaPath(out);
+    takeLock(out); // one run writes OUT.partial at a time
+    try {
+      return await OrderedWriter.openLocked(out, part, meta, options);
+    } catch (e) { dropLock(out); throw e; }
+  }
+
+  private static async openLocked(out: string, part: string, meta: string, options: OpenWriterOptions): Promise<OrderedWriter> {
     let resumed = zeroTotals();
     let fd: number;
     const fail = (e: unknown): never => { throw errors.corpus(`cannot write ${part}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); };
@@ -226,6 +275,7 @@ export class OrderedWriter {
     } else renameSync(part, this.out);
     rmSync(partialMetaPath(this.out), { force: true });
     this.finished = true;
+    dropLock(this.out);
   }
 
   /** Stop without finishing: the partial file stays for --resume, unless it holds no
@@ -237,5 +287,6 @@ export class OrderedWriter {
       rmSync(partialPath(this.out), { force: true });
       rmSync(partialMetaPath(this.out), { force: true });
     }
+    if (!this.emit) dropLock(this.out);
   }
 }
