@@ -157,6 +157,13 @@ function phaseC(t: SlabTask): void {
 export default function run(task: SlabTask): SlabResult {
   const t0 = performance.now();
   if (task.crash) process.exit(70); // test hook: die mid-task
+  // The coordinator may have grown the shared memory just before sending this task; a worker thread
+  // normally sees the new size at once, but once (under load, 2026-12-06) a task's view was still the
+  // old length ("Invalid typed array length"). grow(0) makes this thread take the current size.
+  if (task.memBytes !== undefined && memory.buffer.byteLength < task.memBytes) {
+    memory.grow(0);
+    if (memory.buffer.byteLength < task.memBytes) throw new Error(`shared memory is ${memory.buffer.byteLength} bytes in this worker, ${task.memBytes} in the coordinator`);
+  }
   if (task.kind === 'A') phaseA(task, task.layer);
   else {
     phaseC(task);

@@ -278,7 +278,7 @@ export class WasmExecutor implements Executor {
       const base = { mode: req.mode, dims: packed.dims, acts, win, normalizeAttn: req.flags.normalizeAttn, normalizeRetn: req.flags.normalizeRetn };
       const mk = (kind: SlabTask['kind'], l: number, s: Slab, slot: number): SlabTask => ({
         ...base, kind, layer: layers[l], ...(kind === 'CA' ? { next: layers[l + 1] } : {}),
-        scratch: scratch[slot], row: s.row, start: s.start, len: s.len, C: s.C, chunk0: s.chunk0,
+        scratch: scratch[slot], row: s.row, start: s.start, len: s.len, C: s.C, chunk0: s.chunk0, memBytes: A.memory.buffer.byteLength,
       });
       // phase B of layer l for one slab: the scan over its chunks, in sequence order
       const sum = A.f32(win.SUM, nChunks * H * stride), sin = A.f32(win.SIN, nChunks * H * stride);

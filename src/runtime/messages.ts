@@ -73,6 +73,9 @@ export interface SlabTask {
   acts: { msr: number; mlp: number };
   win: WindowPtrs;
   scratch: ScratchPtrs;
+  /** bytes of the shared memory when the task was made: a worker whose view is shorter (the grow not yet
+   *  seen by its thread) refreshes it first */
+  memBytes?: number;
   /** slab: rows [row, row + len) of the window = tokens [start, start + len) of its sequence */
   row: number; start: number; len: number; C: number; chunk0: number;
   normalizeAttn: boolean; normalizeRetn: boolean;
