@@ -4,8 +4,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, symlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, symlinkSync, utimesSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
@@ -215,6 +215,27 @@ test('score --out: killed (SIGKILL) mid-run, --resume completes without rescorin
   assert.is(s.documents, n);
   assert.ok(readFileSync(out).equals(readFileSync(ref)), 'resumed output equals the uninterrupted one');
   assert.not.ok(existsSync(part)); assert.not.ok(existsSync(`${out}.partial.json`)); assert.not.ok(existsSync(`${out}.partial.lock`));
+});
+
+test('the output lock: a lock being created is respected; an old unreadable one, or one of a process that is gone, is taken over', async () => {
+  const input = join(dir, 'lock-in.jsonl');
+  writeFileSync(input, '{"id":"a","text":"hello lock"}\n');
+  const out = join(dir, 'lock-out.jsonl'), lock = `${out}.partial.lock`;
+  writeFileSync(lock, ''); // another run between creating its lock and writing its pid
+  let err: unknown;
+  try { await scoreCorpus({ inputs: [input], out, model }); } catch (e) { err = e; }
+  assert.match(String((err as Error)?.message), /lock-out\.jsonl is being written by another run that is just starting/);
+  assert.not.ok(existsSync(out));
+  utimesSync(lock, new Date(Date.now() - 60_000), new Date(Date.now() - 60_000)); // a minute old: that run died
+  assert.is((await scoreCorpus({ inputs: [input], out, model })).documents, 1);
+  assert.not.ok(existsSync(lock), 'released after success');
+  writeFileSync(lock, JSON.stringify({ pid: 2 ** 22 + 12345, host: hostname(), started: 'earlier' })); // no such process
+  assert.is((await scoreCorpus({ inputs: [input], out, model })).documents, 1);
+  assert.not.ok(existsSync(lock));
+  writeFileSync(lock, JSON.stringify({ pid: process.pid, host: `not-${hostname()}`, started: 'earlier' }));
+  err = undefined;
+  try { await scoreCorpus({ inputs: [input], out, model }); } catch (e) { err = e; }
+  assert.match(String((err as Error)?.message), /being written by a run on host "not-[^"]*" \(pid \d+, started earlier\); if that run has ended, remove .*lock-out\.jsonl\.partial\.lock/);
 });
 
 test('memory: reading and sharding a corpus 8× as large keeps peak RSS flat (streamed, never held)', async () => {

@@ -38,6 +38,8 @@ function takeLock(out: string): string {
     let held: { pid?: unknown; host?: unknown; started?: unknown } = {};
     try { held = JSON.parse(readFileSync(lock, 'utf8')) as typeof held; } catch { /* unreadable: a run that died while creating it */ }
     const pid = typeof held.pid === 'number' && Number.isSafeInteger(held.pid) && held.pid > 0 ? held.pid : null;
+    // a lock without its contents yet is another run between creating and writing it (if recent)
+    if (pid === null && st !== null && Date.now() - st.mtimeMs < 10_000) throw errors.corpus(`${out} is being written by another run that is just starting (${lock} is new); wait for it to end`);
     if (pid !== null && held.host !== hostname()) {
       throw errors.corpus(`${out} is being written by a run on host ${JSON.stringify(held.host)} (pid ${pid}, started ${String(held.started)}); if that run has ended, remove ${lock}`);
     }
