@@ -51,6 +51,17 @@ export function excerpt(v: unknown): string {
   return shown(t, true);
 }
 
+/** What a value that should have been a typed array is, for an error message: "a plain Array",
+ *  "an Int32Array", "null", "string". */
+export function kindOf(v: unknown): string {
+  if (Array.isArray(v)) return 'a plain Array';
+  if (ArrayBuffer.isView(v)) {
+    const n = (v as object).constructor.name;
+    return `${/^[AEIO]/.test(n) ? 'an' : 'a'} ${n}`; // "a Uint8Array": U as in "you"
+  }
+  return v === null ? 'null' : typeof v;
+}
+
 /** The first `max` names and how many there are in all:
  *  `"a", "b", "c", … (500000 in all)`; `(none)` when empty. `bare`: names
  *  unquoted (still escaped and cut). */

@@ -8,7 +8,7 @@
 import { accessSync, closeSync, constants as fsConstants, fstatSync, openSync, readSync, realpathSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { tempPathBeside } from './temp-path.js';
 import { dirname } from 'node:path';
-import { errors, escapeControl, excerpt, listNames, quote } from './errors.js';
+import { errors, escapeControl, excerpt, kindOf, listNames, quote } from './errors.js';
 
 /** The safetensors dtypes this reader knows. */
 export type StDType = 'F32' | 'F64' | 'F16' | 'BF16' | 'I32' | 'I64' | 'U8';
@@ -269,8 +269,7 @@ const dtypeOf = (data: StData): WritableDType => {
   if (data instanceof Float32Array) return 'F32';
   if (data instanceof Int32Array) return 'I32';
   if (data instanceof Uint8Array && !(data instanceof Uint8ClampedArray)) return 'U8';
-  const kind = Array.isArray(data) ? 'a plain Array' : ArrayBuffer.isView(data) ? `a ${(data as object).constructor.name}` : data === null ? 'null' : typeof data;
-  throw errors.input(`safetensors data must be a Float32Array, Float64Array, Int32Array or Uint8Array (got ${kind})`);
+  throw errors.input(`safetensors data must be a Float32Array, Float64Array, Int32Array or Uint8Array (got ${kindOf(data)})`);
 };
 
 /** A tensor spec the format can hold: a name that is not empty nor the header's own __metadata__,

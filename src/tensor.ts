@@ -1,6 +1,6 @@
 // A minimal dense tensor: a typed array plus a row-major shape.
 import { Rng } from './random.js';
-import { errors } from './errors.js';
+import { errors, kindOf } from './errors.js';
 
 /** Element type of a {@link Tensor}. */
 export type DType = 'float32' | 'float64';
@@ -16,8 +16,7 @@ export class Tensor {
 
   constructor(data: FloatArray, shape: readonly number[]) {
     if (!(data instanceof Float32Array || data instanceof Float64Array)) {
-      const kind = Array.isArray(data) ? 'a plain Array' : ArrayBuffer.isView(data) ? `${/^[AEIOU]/.test((data as object).constructor.name) ? 'an' : 'a'} ${(data as object).constructor.name}` : data === null ? 'null' : typeof data;
-      throw errors.input(`Tensor data must be a Float32Array or Float64Array (got ${kind}); convert with Float32Array.from(values)`);
+      throw errors.input(`Tensor data must be a Float32Array or Float64Array (got ${kindOf(data)}); convert with Float32Array.from(values)`);
     }
     if (!Array.isArray(shape)) throw errors.input('Tensor shape must be an array of non-negative integers');
     const size = shape.reduce((a, b) => a * b, 1);

@@ -517,9 +517,7 @@ export function retention(
 ): Tensor {
   for (const [n, t] of [['q', q], ['k', k], ['v', v]] as const) {
     if (!(t instanceof Tensor)) throw errors.input(`retention: ${n} must be a Tensor (got ${t === null ? 'null' : typeof t})`);
-  }
-  if (q.rank !== 4 || k.rank !== 4 || v.rank !== 4) throw errors.input('retention: q, k, v must be [B, H, L, width]');
-  for (const [n, t] of [['q', q], ['k', k], ['v', v]] as const) {
+    if (t.rank !== 4) throw errors.input('retention: q, k, v must be [B, H, L, width]');
     const i = t.data.findIndex((x) => !Number.isFinite(x));
     if (i >= 0) throw errors.input(`retention: ${n} has a non-finite value ${t.data[i]} at element ${i}`);
   }

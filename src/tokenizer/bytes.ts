@@ -57,7 +57,7 @@ export class ByteTokenizer implements Tokenizer {
       // an unfinished UTF-8 character at the context's end stays pending: the first bytes pushed finish it
       let from = context.length;
       while (from > 0 && context.length - from < 3 && (context[from - 1]! & 0xc0) === 0x80) from--;
-      if (from > 0 && context[from - 1]! >= 0xc0) dec.decode(Uint8Array.from(Array.from(context).slice(from - 1)), { stream: true });
+      if (from > 0 && context[from - 1]! >= 0xc0) dec.decode(Uint8Array.from({ length: context.length - from + 1 }, (_, i) => context[from - 1 + i]!), { stream: true });
     }
     const one = new Uint8Array(1);
     return {
