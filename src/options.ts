@@ -7,9 +7,10 @@ import { envValue } from './env.js';
 export type BackendName = 'js' | 'wasm' | 'tfjs';
 /** The wasm backend's kernel engine: 'blas' runs the big GEMMs on a native CBLAS library
  *  (OpenBLAS by default; RETNET_BLAS=/path picks another), 'wasm' everything on the WASM kernels,
- *  'dnnl' the GEMMs on oneDNN with bfloat16 operands (precision 'bf16' only; RETNET_DNNL=/path picks the
- *  library), 'auto' BLAS when a library loads, else WASM — and at precision 'bf16', oneDNN first where
- *  the CPU has bfloat16 dot products (AVX512-BF16 or AMX). ('js', the scalar twin, is a debugging value
+ *  'dnnl' the GEMMs on oneDNN (RETNET_DNNL=/path picks the library) with the precision's operands:
+ *  bfloat16, or float32 at 'f32' (its own float32 summation order: results differ from 'blas' in the
+ *  last bits, like 'blas' from 'wasm'), 'auto' BLAS when a library loads, else WASM — and at precision
+ *  'bf16', oneDNN first where the CPU has bfloat16 dot products (AVX512-BF16 or AMX). ('js', the scalar twin, is a debugging value
  *  of RETNET_KERNELS.) */
 export type KernelsName = 'auto' | 'wasm' | 'blas' | 'dnnl';
 export type KernelsRequest = KernelsName | 'js';
@@ -138,7 +139,6 @@ export function resolveOptions(opts: ForwardOptions = {}, defaults: { backend: B
   if (precision === 'bf16' && backend !== 'wasm') {
     throw errors.option('precision', `'f32' on the ${backend} backend (bfloat16 products run on the wasm backend only${backend === 'js' ? '; js is the float64 reference' : ''})`, precision);
   }
-  if (kernels === 'dnnl' && precision !== 'bf16') throw errors.option('kernels', "'auto', 'wasm' or 'blas' at precision 'f32' (the dnnl engine runs precision 'bf16')", kernels);
   if (opts.windowRows !== undefined && !isPosInt(opts.windowRows)) throw errors.option('windowRows', 'a positive integer', opts.windowRows);
   const stateDtype = opts.stateDtype ?? 'float64';
   if (stateDtype !== 'float64' && stateDtype !== 'float32') throw errors.option('stateDtype', "'float64' or 'float32'", stateDtype);

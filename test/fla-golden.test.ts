@@ -79,7 +79,7 @@ test('js (float64): parallel, chunkwise (1, 7, 16) and recurrent logits within 1
   }
 });
 
-for (const kernels of ['wasm', 'blas'] as const) {
+for (const kernels of ['wasm', 'blas', 'dnnl'] as const) {
   const name = `wasm backend, ${kernels} engine: parallel, chunkwise (7, 16) and recurrent logits within 3e-5, log-probs within 1e-4 (of max|logit|)`;
   test(name, async () => {
     if (!canRun(name, engineMissing(kernels))) return;

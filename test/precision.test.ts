@@ -190,7 +190,7 @@ test('RETNET_PRECISION=bf16 selects bf16 when the option is absent; the option w
   }
 });
 
-test('precision errors: an unknown value, bf16 on js or tfjs, the dnnl engine at f32, a bad RETNET_PRECISION — each E_OPTION naming the option', async () => {
+test('precision errors: an unknown value, bf16 on js or tfjs, a bad RETNET_PRECISION — each E_OPTION naming the option', async () => {
   const lm = await lmOf('f32');
   const ids = golden('f32').seqs[0];
   const expectOption = async (p: Promise<unknown>, what: RegExp) => {
@@ -203,7 +203,6 @@ test('precision errors: an unknown value, bf16 on js or tfjs, the dnnl engine at
   await expectOption(lm.score(ids, { precision: 'fp8' as never }), /precision must be 'f32' or 'bf16'/);
   await expectOption(lm.score(ids, { backend: 'js', precision: 'bf16' }), /precision.*js backend/);
   await expectOption(lm.score(ids, { backend: 'tfjs', precision: 'bf16' }), /precision.*tfjs backend/);
-  await expectOption(lm.score(ids, { kernels: 'dnnl', precision: 'f32' }), /dnnl engine runs precision 'bf16'/);
   const saved = process.env.RETNET_PRECISION;
   process.env.RETNET_PRECISION = 'half';
   try { await expectOption(lm.score(ids, {}), /RETNET_PRECISION/); } finally {
@@ -227,6 +226,24 @@ test(tInfo, async () => {
     assert.is(d!.precision, 'bf16');
     console.log(`  ${d!.engine}; ${d!.dispatch}`);
   }
+  await lm.close();
+});
+
+const tF32 = "kernels 'dnnl' at precision 'f32': backendInfo names oneDNN, f32 operands and the implementation; logits within 3e-5 of max|logit| of the float64 golden";
+test(tF32, async () => {
+  if (!canRun(tF32, dnnlMissing())) return;
+  const lm = await RetNetLM.load(dirOf('f32'));
+  const g = golden('f32');
+  const f = await allLogits(lm, g.seqs, { backend: 'wasm', kernels: 'dnnl', chunkSize: 7 });
+  const info = await lm.model.backendInfo();
+  const d = info.find((i) => i.kernels === 'dnnl');
+  assert.ok(d && d.precision === 'f32' && /^onednn .*f32 operands$/.test(d.engine), JSON.stringify(info));
+  assert.match(String(d!.dispatch), /^onednn \d+\.\d+\.\d+ \([^)]*\): /);
+  console.log(`  ${d!.engine}; ${d!.dispatch}`);
+  // float32 operands: a float32-sized error, the fla-golden bound (3e-5); the bf16 runs above are > 1e-5
+  const e = relErr(f, g.want, g.scale);
+  console.log(`  f32 on dnnl: ${e.toExponential(2)} of max|logit|`);
+  assert.ok(e <= 3e-5, `dnnl f32 logits: ${e}`);
   await lm.close();
 });
 

@@ -25,11 +25,11 @@ export class Arena {
   /** Bytes in use. */
   get used(): number { return this.top; }
 
-  private bump(bytes: number, what: string): number {
+  private bump(bytes: number, what: string, hint = 'use smaller chunks or a smaller window'): number {
     const off = align(this.top);
     const end = off + bytes;
     if (end > this.maxBytes) {
-      throw errors.memory(`${what} needs ${fmtBytes(bytes)} more, but the shared WASM memory is limited to ${fmtBytes(this.maxBytes)} (${fmtBytes(off)} in use); use smaller chunks or a smaller window`);
+      throw errors.memory(`${what} needs ${fmtBytes(bytes)} more, but the shared WASM memory is limited to ${fmtBytes(this.maxBytes)} (${fmtBytes(off)} in use); ${hint}`);
     }
     const have = this.memory.buffer.byteLength;
     if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));
@@ -37,10 +37,11 @@ export class Arena {
     return off;
   }
 
-  /** Memory kept until the arena is dropped (weights). Only before any transient allocation. */
-  persistent(bytes: number, what: string): number {
+  /** Memory kept until the arena is dropped (weights). Only before any transient allocation.
+   *  `hint`: what the E_MEMORY error advises (default: smaller chunks or window). */
+  persistent(bytes: number, what: string, hint?: string): number {
     if (this.top !== this.persistentTop) throw new Error('Arena: persistent allocation after transient ones');
-    const off = this.bump(bytes, what);
+    const off = this.bump(bytes, what, hint);
     this.persistentTop = this.top;
     return off;
   }

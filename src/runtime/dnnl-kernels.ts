@@ -1,7 +1,8 @@
-// The kernels of precision 'bf16' (ForwardOptions.precision):
+// The 'dnnl' engine, and the kernels of precision 'bf16' (ForwardOptions.precision):
 //
-// - bindDnnlKernels: the 'dnnl' engine. Every GEMM is a oneDNN matmul with bfloat16 operands and
-//   float32 accumulation (src rows rounded to nearest even by oneDNN's reorder on the way in), on
+// - bindDnnlKernels: the 'dnnl' engine. Every GEMM is a oneDNN matmul — at precision 'bf16' with
+//   bfloat16 operands and float32 accumulation (src rows rounded to nearest even by oneDNN's reorder
+//   on the way in), at 'f32' with float32 operands (BF16 weights widened exactly when packed) — on
 //   weights reordered once, at pack time, into the blocked layout oneDNN picks, in the shared
 //   memory (one copy, read by every worker). Everything else (norms, rotary, retention, gates) is
 //   the base engine's (CBLAS + WASM, or WASM), float32 as at precision 'f32'.
@@ -90,13 +91,14 @@ export interface BlockedDnnlKernels extends RuntimeKernels {
 /** The 'dnnl' engine over `base` (see the file comment). `path`: the oneDNN library (RETNET_DNNL).
  *  `threads`: the oneDNN threads of its products (default 1: a pool worker); with more, the caller sets
  *  the thread's count (DnnlLibrary.setThreads) around its calls, as primitives are made on first use.
- *  `blocks` > 1: weights packed in column blocks (BlockedDnnlKernels). */
+ *  `blocks` > 1: weights packed in column blocks (BlockedDnnlKernels). `dtype`: the products' operands,
+ *  'bf16' (default) or 'f32'. */
 export function bindDnnlKernels(memory: WebAssembly.Memory, base: RuntimeKernels, path?: string, threads?: number): RuntimeKernels & { library: DnnlLibrary };
 export function bindDnnlKernels(memory: WebAssembly.Memory, base: RuntimeKernels, path: string | undefined, threads: number, blocks: number,
   /** how a weight is cut: dnnlColumnBlocks(N, blocks) (default), or this */
-  cut?: (N: number) => [number, number][]): BlockedDnnlKernels;
+  cut?: (N: number) => [number, number][], dtype?: 'bf16' | 'f32'): BlockedDnnlKernels;
 export function bindDnnlKernels(memory: WebAssembly.Memory, base: RuntimeKernels, path?: string, threads = 1, blocks = 1,
-  cut?: (N: number) => [number, number][]): BlockedDnnlKernels {
+  cut?: (N: number) => [number, number][], dtype: 'bf16' | 'f32' = 'bf16'): BlockedDnnlKernels {
   const lib = loadDnnl(path);
   const at = (off: number) => lib.baseOf(memory) + off;
   // one matmul per weight shape: its weights memory is pointed at each call's W (run's weightsAt)
@@ -104,7 +106,7 @@ export function bindDnnlKernels(memory: WebAssembly.Memory, base: RuntimeKernels
   const matmul = (N: number, K: number, W: number): DnnlMatmul => {
     const key = `${N}x${K}`;
     let m = byShape.get(key);
-    if (!m) { m = createDnnlMatmul({ N, K, dtype: 'bf16', packedAt: at(W), path, threads }); byShape.set(key, m); }
+    if (!m) { m = createDnnlMatmul({ N, K, dtype, packedAt: at(W), path, threads }); byShape.set(key, m); }
     return m;
   };
   const sizes = new Map<string, number>();
@@ -112,7 +114,7 @@ export function bindDnnlKernels(memory: WebAssembly.Memory, base: RuntimeKernels
     const key = `${N}x${K}`;
     let b = sizes.get(key);
     if (b === undefined) {
-      const m = createDnnlMatmul({ N, K, dtype: 'bf16', path, sizeOnly: true });
+      const m = createDnnlMatmul({ N, K, dtype, path, sizeOnly: true });
       b = m.packedBytes; m.destroy();
       sizes.set(key, b);
     }
@@ -148,8 +150,8 @@ export function bindDnnlKernels(memory: WebAssembly.Memory, base: RuntimeKernels
       }
     }
   };
-  const packOne = (w: number, dtype: 'f32' | 'bf16', N: number, K: number, out: number): void => {
-    createDnnlMatmul({ N, K, dtype: 'bf16', weights: at(w), weightsType: dtype, packedAt: at(out), path }).destroy();
+  const packOne = (w: number, wt: 'f32' | 'bf16', N: number, K: number, out: number): void => {
+    createDnnlMatmul({ N, K, dtype, weights: at(w), weightsType: wt, packedAt: at(out), path }).destroy();
   };
   // column blocks: block t is rows [n0, n0 + nn) of W [N, K], packed at its offset (64-byte aligned)
   const layouts = new Map<string, { n0: number; nn: number; off: number }[]>();
@@ -172,9 +174,9 @@ export function bindDnnlKernels(memory: WebAssembly.Memory, base: RuntimeKernels
     const l = layout(N, K).at(-1)!;
     return l.off + packedBytes(l.nn, K);
   };
-  const packWhole = (w: number, dtype: 'f32' | 'bf16', N: number, K: number, out: number): void => {
-    if (blocks === 1 && !cut) { packOne(w, dtype, N, K, out); return; }
-    for (const { n0, nn, off } of layout(N, K)) packOne(w + n0 * K * (dtype === 'bf16' ? 2 : F4), dtype, nn, K, out + off);
+  const packWhole = (w: number, wt: 'f32' | 'bf16', N: number, K: number, out: number): void => {
+    if (blocks === 1 && !cut) { packOne(w, wt, N, K, out); return; }
+    for (const { n0, nn, off } of layout(N, K)) packOne(w + n0 * K * (wt === 'bf16' ? 2 : F4), wt, nn, K, out + off);
   };
   const calls = (x: number, M: number, K: number, ldx: number, W: number, N: number, b: number, y: number, ldy: number, act: number, acc: boolean): Call[] =>
     layout(N, K).map(({ n0, nn, off }) => [OP.gemm, x, M, K, ldx, W + off, nn, b ? b + n0 * F4 : 0, y + n0 * F4, ldy, act, acc ? 1 : 0, 0]);
@@ -185,8 +187,8 @@ export function bindDnnlKernels(memory: WebAssembly.Memory, base: RuntimeKernels
   };
   const one: RuntimeKernels = {
     ...base,
-    name: `${lib.label}, bf16 operands`,
-    precision: 'bf16',
+    name: `${lib.label}, ${dtype === 'bf16' ? 'bf16 operands' : 'f32 operands'}`,
+    precision: dtype,
     packedSize: (N, K) => Math.ceil(packedBytes(N, K) / F4),
     packedBf16Bytes: (N, K) => packedBytes(N, K),
     bf16ScratchBytes: () => 0,
@@ -226,9 +228,9 @@ export function dnnlForBf16(req: string): { lib: DnnlLibrary | null; why?: strin
   return { lib: null, why: `oneDNN dispatches to ${lib.isa} here, which has no bfloat16 dot products: bfloat16 operands are widened to float32` };
 }
 
-/** Which implementation oneDNN runs for a bf16 matmul of this shape and row count (for backendInfo). */
-export function dnnlImplFor(N: number, K: number, M: number, path?: string): string {
+/** Which implementation oneDNN runs for a matmul of this shape, row count and operand type (for backendInfo). */
+export function dnnlImplFor(N: number, K: number, M: number, path?: string, dtype: 'bf16' | 'f32' = 'bf16'): string {
   const w = new Float32Array(N * K);
-  const m = createDnnlMatmul({ N, K, dtype: 'bf16', weights: w, path });
+  const m = createDnnlMatmul({ N, K, dtype, weights: w, path });
   try { return m.impl(M); } finally { m.destroy(); }
 }

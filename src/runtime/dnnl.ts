@@ -72,7 +72,7 @@ export interface DnnlMatmulOptions {
   K: number;
   /** operand type of the products: 'bf16' (src rounded to bfloat16 on the way in, float32 accumulation) or 'f32' */
   dtype: DnnlDtype;
-  /** W [N, K] row-major: bfloat16 bits (Uint16Array; only for dtype 'bf16') or float32 (Float32Array;
+  /** W [N, K] row-major: bfloat16 bits (Uint16Array; widened exactly for dtype 'f32') or float32 (Float32Array;
    *  rounded to bfloat16 for 'bf16'), or a byte address where such an array lies (`weightsType` says which).
    *  Omitted: `packedAt` already holds W reordered by another matmul of the same N, K, dtype. */
   weights?: Uint16Array | Float32Array | number;
@@ -410,8 +410,8 @@ export function createDnnlMatmul(opts: DnnlMatmulOptions): DnnlMatmul {
     const w = opts.weights;
     const wt: DnnlDtype = typeof w === 'number' ? (opts.weightsType ?? dtype) : w instanceof Uint16Array ? 'bf16' : 'f32';
     if (typeof w !== 'number' && w.length !== N * K) throw errors.engine(`dnnl matmul: weights hold ${w.length} values, want N·K = ${N * K}`);
-    if (wt === 'bf16' && dtype === 'f32') throw errors.engine('dnnl matmul: bfloat16 weights need dtype bf16 (widen them to a Float32Array for f32)');
-    // W [N, K] row-major is the matmul's weights [K, N] with strides (1, K); the reorder converts f32 → bf16 (RNE) too
+    // W [N, K] row-major is the matmul's weights [K, N] with strides (1, K); the reorder converts f32 → bf16 (RNE)
+    // or widens bf16 → f32 (exact) too
     const userMd = md();
     st('memory_desc_init_by_strides', api.mdByStrides(userMd, 2, dims(K, N), DT[wt], dims(1, K)));
     let userMem: number;

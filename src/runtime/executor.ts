@@ -42,7 +42,7 @@ export interface WasmExecutorOptions {
   workers?: number;
   /** Which engine runs the chunk kernels: 'auto' (default: BLAS when a CBLAS library loads,
    *  else WASM; at precision 'bf16' oneDNN first where the CPU has bfloat16 dot products), 'wasm',
-   *  'blas' (E_ENGINE when none loads), 'dnnl' (precision 'bf16'; E_ENGINE when oneDNN does not load),
+   *  'blas' (E_ENGINE when none loads), 'dnnl' (oneDNN's matmul at either precision; E_ENGINE when it does not load),
    *  or the scalar JS twin 'js' (debugging). */
   kernels?: KernelsRequest;
   /** GEMM operand precision (default 'f32'; see options.ts Precision) */
@@ -423,7 +423,18 @@ export async function createWasmExecutor(opts: { workers?: number; kernels?: Ker
  *  (its bf16 matmul is emulated, slower than the float32 GEMM, elsewhere), else the rounding fallback
  *  on the engine 'auto' would pick at 'f32' (with a note saying why). */
 async function chooseEngine(req: KernelsRequest, precision: Precision): Promise<EngineSpec & { note?: string; dispatch?: string }> {
-  if (req === 'dnnl' && precision !== 'bf16') throw errors.option('kernels', "'auto', 'wasm' or 'blas' at precision 'f32' (the dnnl engine runs precision 'bf16')", req);
+  if (req === 'dnnl' && precision === 'f32') {
+    // float32 products on oneDNN: only when asked for ('auto' keeps BLAS, whose bits the f32 results have)
+    const { loadDnnl } = await import('./dnnl.js');
+    const { dnnlImplFor } = await import('./dnnl-kernels.js');
+    const lib = loadDnnl(envValue('RETNET_DNNL')); // E_ENGINE when it does not load
+    const base = await chooseEngine('auto', 'f32');
+    return {
+      which: 'dnnl', dnnlPath: lib.path, precision, ...(base.which === 'blas' ? { blasPath: base.blasPath } : {}),
+      dispatch: `${lib.label}: ${dnnlImplFor(256, 256, 256, lib.path, 'f32')}`,
+      ...(base.note ? { note: base.note } : {}),
+    };
+  }
   let dnnlNote: string | undefined;
   if (precision === 'bf16') {
     const { dnnlForBf16, dnnlImplFor } = await import('./dnnl-kernels.js');

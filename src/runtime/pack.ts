@@ -33,8 +33,12 @@ const isPow2 = (s: number) => s > 0 && 2 ** Math.round(Math.log2(s)) === s;
 export function packModel(spec: ModelSpec, K: RuntimeKernels, A: Arena): Packed {
   const { d, H, dk, dv, dqk, arch, normEps } = spec.dims;
   const Wp = 2 * dqk + 2 * H * dv;
+  // weights that do not fit: the chunk size and window do not help; the engine's choice may
+  const hint = K.packWhole && K.precision !== 'bf16'
+    ? `the weights do not fit: the ${K.name} engine holds them as float32 (BF16 weights widened); kernels 'blas' or 'wasm' keep BF16 weights as BF16, and precision 'bf16' runs oneDNN on them at half the bytes`
+    : `the model's weights do not fit this engine's shared memory`;
   const vec = (src: ArrayLike<number>, what: string) => {
-    const off = A.persistent(src.length * F4, what);
+    const off = A.persistent(src.length * F4, what, hint);
     A.f32(off, src.length).set(src);
     return off;
   };
@@ -44,7 +48,7 @@ export function packModel(spec: ModelSpec, K: RuntimeKernels, A: Arena): Packed 
   let bf16Scratch = 0;
   const packedW = (rows: LinearW[], scale: number[], N: number, Kd: number, what: string): { W: number; bf16: boolean } => {
     const bf16 = rows.every(isBf16) && scale.every(isPow2);
-    const out = A.persistent(bf16 ? K.packedBf16Bytes(N, Kd) : K.packedSize(N, Kd) * F4, what);
+    const out = A.persistent(bf16 ? K.packedBf16Bytes(N, Kd) : K.packedSize(N, Kd) * F4, what, hint);
     if (bf16) bf16Scratch = Math.max(bf16Scratch, K.bf16ScratchBytes(N, Kd));
     jobs.push({ rows, scale, N, K: Kd, out, bf16, what });
     return { W: out, bf16 };

@@ -6,7 +6,8 @@ import { threadId } from 'node:worker_threads';
 import { jsKernels, type RuntimeKernels } from './kernels.js';
 
 /** What runs a pool's kernels. 'js' is the scalar twin, for testing the orchestration; 'dnnl' runs the
- *  GEMMs on oneDNN (bfloat16 operands) and the rest on the CBLAS engine when `blasPath` is given, else WASM. */
+ *  GEMMs on oneDNN (bfloat16 or float32 operands, as `precision`) and the rest on the CBLAS engine when
+ *  `blasPath` is given, else WASM. */
 export type EngineName = 'wasm' | 'blas' | 'js' | 'dnnl';
 
 /** Which engine, and how: the paths the coordinator resolved, and the GEMM operand precision. */
@@ -14,7 +15,8 @@ export interface EngineSpec {
   which: EngineName;
   blasPath?: string;
   dnnlPath?: string;
-  /** 'bf16' on 'wasm'/'blas'/'js': the rounding fallback (bf16Rounding); 'dnnl' is always 'bf16' */
+  /** 'bf16' on 'wasm'/'blas'/'js': the rounding fallback (bf16Rounding); on 'dnnl' the operand type of its
+   *  products (absent: 'bf16') */
   precision?: 'f32' | 'bf16';
 }
 
@@ -30,7 +32,7 @@ async function bind(memory: WebAssembly.Memory, e: EngineSpec, variant: string):
   const base = await bindBase(memory, e.which === 'dnnl' ? (e.blasPath ? 'blas' : 'wasm') : e.which, variant, e.blasPath);
   if (e.which === 'dnnl') {
     const { bindDnnlKernels } = await import('./dnnl-kernels.js');
-    return bindDnnlKernels(memory, base, e.dnnlPath);
+    return bindDnnlKernels(memory, base, e.dnnlPath, 1, 1, undefined, e.precision ?? 'bf16');
   }
   if (e.precision === 'bf16') {
     const { bf16Rounding } = await import('./dnnl-kernels.js');

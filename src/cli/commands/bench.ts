@@ -31,7 +31,7 @@ options:
   --lengths LIST    sequence lengths (default 1024,8192)
   --chunks LIST     chunk counts; -1 = recurrent (default 8,16)
   --workers LIST    worker threads, wasm only (default 1,2; each 1 to ${MAX_WORKERS})
-  --kernels LIST    kernel engines, wasm only: auto, wasm, blas, dnnl (default auto; dnnl needs --precision bf16)
+  --kernels LIST    kernel engines, wasm only: auto, wasm, blas, dnnl (default auto)
   --precision P     f32 (default, or RETNET_PRECISION) or bf16: operand precision of the big matrix products (wasm)
   --batch B         sequences per forward (default 1)
   --layers N, --dim D, --heads H   model size (default 6, 512, 8: the seed's)
