@@ -12,7 +12,13 @@
 // u per term: (K + 2)·u·Σ|terms|. The staging copies of strided src/dst are exact.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { RetNetError } from '../src/index.js';
+import { RetNet, RetNetError } from '../src/index.js';
+import { bindDnnlKernels } from '../src/runtime/dnnl-kernels.js';
+import { bindWasmKernels } from '../src/runtime/wasm-kernels.js';
+import { packModel } from '../src/runtime/pack.js';
+import { Arena } from '../src/runtime/arena.js';
+import { ARENA_BASE } from '../src/wasm/loader.js';
+import type { RuntimeKernels } from '../src/runtime/kernels.js';
 import { createDnnlMatmul, dnnlMissing, fromBf16, loadDnnl, toBf16, type DnnlDtype } from '../src/runtime/dnnl.js';
 import { memory, arena, rng, U } from './helpers/kernels.js';
 import { canRun } from './helpers/skip.js';
@@ -196,6 +202,29 @@ test('dnnl: with RETNET_DNNL at a missing path, loading and creating a matmul th
   } finally {
     if (saved === undefined) delete process.env.RETNET_DNNL; else process.env.RETNET_DNNL = saved;
   }
+});
+
+const tFit = "weights that do not fit the shared memory: E_MEMORY naming the dnnl engine at f32 as the reason and the engines or precision that fit; elsewhere no advice about chunks";
+test(tFit, async () => {
+  if (!canRun(tFit, dnnlMissing())) return;
+  const model = RetNet.init({ numLayer: 2, numHeads: 2, dimModel: 64, seed: 5 });
+  const spec = { config: model.config, dims: model.dims, layers: model.layers };
+  const mem = new WebAssembly.Memory({ initial: 16, maximum: 1024, shared: true });
+  const base = bindWasmKernels(mem, 'auto');
+  // the weights need ~200 KiB as float32: an arena of 64 KiB cannot hold them
+  const fail = (K: RuntimeKernels) => {
+    try { packModel(spec, K, new Arena(mem, ARENA_BASE, ARENA_BASE + 65536)); } catch (e) { return e as RetNetError; }
+    return assert.unreachable('packModel fitted in 64 KiB') as never;
+  };
+  const e = fail(bindDnnlKernels(mem, base, undefined, 1, 1, undefined, 'f32'));
+  assert.is(e.code, 'E_MEMORY');
+  assert.match(e.message, /the weights do not fit: the onednn .*f32 operands engine holds them as float32.*kernels 'blas' or 'wasm'.*precision 'bf16'/);
+  assert.not.match(e.message, /smaller chunks/);
+  const w = fail(base);
+  assert.is(w.code, 'E_MEMORY');
+  assert.match(w.message, /the model's weights do not fit/);
+  assert.not.match(w.message, /smaller chunks/);
+  await model.close();
 });
 
 test('toBf16 rounds to nearest even; fromBf16 widens exactly', () => {

@@ -1,6 +1,6 @@
 // Side-by-side peer benchmark, one run, one process tree:
-//   the project (wasm backend on the BLAS and on the WASM kernel engine, and at precision bf16 on
-//   oneDNN where it loads — its check against the float32 output shows bfloat16-sized errors),
+//   the project (wasm backend on the BLAS and on the WASM kernel engine, and on oneDNN where it loads:
+//   float32 operands, and precision bf16 — its check against the float32 output shows bfloat16-sized errors),
 //   PyTorch (bench/peers/torch_peer.py: the same model in float32 PyTorch,
 //   loading the same safetensors weights, checked against the project's
 //   output before timing), and onnxruntime-node / onnxruntime-web on that
@@ -21,10 +21,11 @@
 // (/proc on Linux; the project via process.cpuUsage()) as `backgroundCpu`.
 // `--shared` turns the stopping off, to show what it changes.
 //
-// The native bound: single-thread cblas_sgemm GFLOP/s on the fused projection shape,
-// measured before and after the runs (the higher counts), × threads ÷ the model's necessary
-// FLOPs per token (bench/flops.ts) — what no engine on these cores can beat without doing
-// less arithmetic; every participant is also given as a fraction of it.
+// The native bound: the single-thread float32 GEMM rate on the fused projection shape — the
+// faster of OpenBLAS's cblas_sgemm and oneDNN's float32 matmul where each loads (on some CPUs one is
+// twice the other), each measured before and after the runs (the higher counts) — × threads ÷ the
+// model's necessary FLOPs per token (bench/flops.ts): what no float32 engine on these cores can beat
+// without doing less arithmetic; every participant is also given as a fraction of it.
 //
 //   npm run bench:peers                     L = 4096 and 16384, 3 reps
 //   node dist/bench/peers/peers.js --quick  L = 4096, 1 rep (checks the set-up works)
@@ -39,6 +40,7 @@ import { fileURLToPath } from 'node:url';
 import { RetNet, Tensor, type KernelsName } from '../../src/index.js';
 import { machine } from '../../src/cli/gen.js';
 import { loadBlas } from '../../src/runtime/blas-kernels.js';
+import { createDnnlMatmul } from '../../src/runtime/dnnl.js';
 import { createMemory } from '../../src/wasm/loader.js';
 import { flopsPerToken } from '../flops.js';
 import { benchArgs } from '../args.js';
@@ -72,22 +74,36 @@ const work = mkdtempSync(join(tmpdir(), 'retnet-peers-'));
 const modelPath = join(work, 'model.safetensors');
 { const m = RetNet.init(cfg); m.save(modelPath); await m.close(); }
 
-/** What bounds a native engine here: single-thread cblas_sgemm GFLOP/s on the fused projection shape
- *  (x [256, d] · [Wq; Wk; Wv; Wg]ᵀ), mean over ≥ 1 s of calls; null when no CBLAS library loads. */
-function blasGemmRate(): { gflops: number; library: string } | null {
-  let blas: ReturnType<typeof loadBlas>;
-  try { blas = loadBlas(); } catch { return null; }
+type GemmRate = { gflops: number; library: string };
+/** Single-thread float32 GEMM GFLOP/s on the fused projection shape (x [256, d] · [Wq; Wk; Wv; Wg]ᵀ),
+ *  mean over ≥ 1 s of calls, for each library that loads: OpenBLAS's cblas_sgemm, and oneDNN's f32
+ *  matmul (weights reordered once, as its engine does; the calling thread runs one oneDNN thread). */
+function gemmRates(): GemmRate[] {
   const M = 256, K = d, N = 2 * d + 2 * cfg.numHeads * (d / cfg.numHeads) * cfg.valueFactor;
   const memory = createMemory(Math.ceil(((M + N) * K + M * N) * 4 / 65536) + 1);
   const f = new Float32Array(memory.buffer);
   for (let i = 0; i < (M + N) * K; i++) f[i] = Math.sin(i * 0.7) * 0.1;
-  const base = blas.baseOf(memory), x = base, w = base + M * K * 4, y = w + N * K * 4;
-  const call = () => blas.sgemm(101, 111, 112, M, N, K, 1, x, K, w, K, 0, y, N);
-  call();
-  let runs = 0; const t0 = performance.now();
-  while (performance.now() - t0 < 1000 || runs < 5) { call(); runs++; }
-  const s = (performance.now() - t0) / 1000 / runs;
-  return { gflops: +(2 * M * N * K / s / 1e9).toFixed(2), library: blas.label };
+  const rate = (call: () => void) => {
+    call();
+    let runs = 0; const t0 = performance.now();
+    while (performance.now() - t0 < 1000 || runs < 5) { call(); runs++; }
+    const s = (performance.now() - t0) / 1000 / runs;
+    return +(2 * M * N * K / s / 1e9).toFixed(2);
+  };
+  const out: GemmRate[] = [];
+  try {
+    const blas = loadBlas();
+    const base = blas.baseOf(memory), x = base, w = base + M * K * 4, y = w + N * K * 4;
+    out.push({ library: `${blas.label} sgemm`, gflops: rate(() => blas.sgemm(101, 111, 112, M, N, K, 1, x, K, w, K, 0, y, N)) });
+  } catch { /* no CBLAS library */ }
+  try {
+    const mm = createDnnlMatmul({ N, K, dtype: 'f32', weights: new Float32Array(memory.buffer, M * K * 4, N * K) });
+    try {
+      const base = mm.library.baseOf(memory), x = base, y = base + (M + N) * K * 4;
+      out.push({ library: `${mm.library.label} f32 matmul (${mm.impl(M)})`, gflops: rate(() => mm.run(x, M, K, y, N)) });
+    } finally { mm.destroy(); }
+  } catch { /* no oneDNN */ }
+  return out;
 }
 
 const median = (t: number[]) => [...t].sort((p, q) => p - q)[t.length >> 1];
@@ -161,8 +177,8 @@ function servePeer(cmd: string, args: string[]): Promise<{ ok: true; json: Recor
 }
 
 const results: { L: number; loadavg: number[]; entries: Entry[]; ratios: Record<string, number>; bound?: Record<string, unknown> }[] = [];
-const gemmBefore = blasGemmRate();
-if (gemmBefore) console.log(`${gemmBefore.library} sgemm 256×${d}·(${2 * d + 2 * cfg.numHeads * (d / cfg.numHeads) * cfg.valueFactor}×${d})ᵀ, one thread: ${gemmBefore.gflops} GFLOP/s`);
+const gemmBefore = gemmRates();
+for (const g of gemmBefore) console.log(`${g.library} 256×${d}·(${2 * d + 2 * cfg.numHeads * (d / cfg.numHeads) * cfg.valueFactor}×${d})ᵀ, one thread: ${g.gflops} GFLOP/s`);
 const ortInstalled = (pkg: string) => existsSync(join(PEERS_DIR, 'ort', 'node_modules', pkg, 'package.json'));
 const ORT_HINT = 'not installed: cd bench/peers/ort && ONNXRUNTIME_NODE_INSTALL=skip npm install';
 const fmtTimes = (t: number[]) => t.map((v) => v.toFixed(2)).join(', ');
@@ -178,8 +194,8 @@ for (const L of lengths) {
   let ref: Float32Array | null = null;
   try {
     // -- the project, each kernel engine in its own model (own pool), same weights file
-    for (const [kernels, precision] of [['blas', 'f32'], ['wasm', 'f32'], ['dnnl', 'bf16']] as [KernelsName, 'f32' | 'bf16'][]) {
-      const name = precision === 'bf16' ? `retnet (${kernels}, bf16)` : `retnet (${kernels})`;
+    for (const [kernels, precision] of [['blas', 'f32'], ['dnnl', 'f32'], ['wasm', 'f32'], ['dnnl', 'bf16']] as [KernelsName, 'f32' | 'bf16'][]) {
+      const name = kernels === 'dnnl' ? `retnet (dnnl, ${precision})` : `retnet (${kernels})`;
       if (!only.has('project')) { entries.push({ name, status: 'skipped', reason: 'not selected (--only)' }); continue; }
       const model = await RetNet.load(modelPath);
       try {
@@ -290,18 +306,23 @@ for (const L of lengths) {
   results.push({ L, loadavg: la, entries, ratios });
 }
 
-// The native bound: `threads` cores at the single-thread sgemm rate (the higher of the two
-// measurements, so a busy moment cannot flatter the fractions) over the necessary FLOPs per token.
-const gemmAfter = blasGemmRate();
-const gemm = gemmBefore && gemmAfter ? Math.max(gemmBefore.gflops, gemmAfter.gflops) : null;
-if (gemm) {
-  console.log(`\nnative bound: ${threads} × ${gemm} GFLOP/s (sgemm, one thread; before ${gemmBefore!.gflops}, after ${gemmAfter!.gflops}) ÷ necessary FLOPs per token (bench/flops.ts)`);
+// The native bound: `threads` cores at the fastest library's single-thread float32 GEMM rate (each
+// library's the higher of its two measurements, so a busy moment cannot flatter the fractions) over
+// the necessary FLOPs per token.
+const gemmAfter = gemmRates();
+const perLibrary = gemmBefore.map((b) => {
+  const a = gemmAfter.find((g) => g.library === b.library);
+  return { library: b.library, before: b.gflops, after: a?.gflops ?? null, gflops: Math.max(b.gflops, a?.gflops ?? 0) };
+});
+const best = perLibrary.reduce<typeof perLibrary[number] | null>((m, g) => (!m || g.gflops > m.gflops ? g : m), null);
+if (best) {
+  console.log(`\nnative bound: ${threads} × ${best.gflops} GFLOP/s (float32 GEMM, one thread: ${perLibrary.map((g) => `${g.library} ${g.gflops} (before ${g.before}, after ${g.after})`).join('; ')}; the fastest counts) ÷ necessary FLOPs per token (bench/flops.ts)`);
   for (const r of results) {
     const fpt = flopsPerToken(cfg, chunk);
-    const tokens = threads * gemm * 1e9 / fpt.total;
+    const tokens = threads * best.gflops * 1e9 / fpt.total;
     const share: Record<string, number> = {};
     for (const e of r.entries) if (e.tokensPerSec) share[e.name] = +(e.tokensPerSec / tokens).toFixed(3);
-    r.bound = { gemmGflopsPerThread: gemm, gemmBefore: gemmBefore!.gflops, gemmAfter: gemmAfter!.gflops, mflopsPerToken: +(fpt.total / 1e6).toFixed(2), tokensPerSec: Math.round(tokens), fraction: share };
+    r.bound = { gemmGflopsPerThread: best.gflops, gemmLibrary: best.library, perLibrary, mflopsPerToken: +(fpt.total / 1e6).toFixed(2), tokensPerSec: Math.round(tokens), fraction: share };
     console.log(`  L = ${r.L}: ${(fpt.total / 1e6).toFixed(2)} MFLOP/token → bound ${Math.round(tokens)} tokens/s; fraction of it: ${Object.entries(share).map(([k, v]) => `${k} ${(v * 100).toFixed(1)}%`).join(', ')}`);
   }
 }
