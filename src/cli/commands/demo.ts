@@ -5,7 +5,7 @@ import { RetNet, Tensor, maxAbsDiff, relMaxError } from '../../index.js';
 import { backendName, kernelsName, modelConfig, parse, type Command } from '../command.js';
 import { intOption, workersOption } from '../numbers.js';
 
-const usage = `usage: retnet [demo] [--small] [--backend wasm|js|tfjs] [--kernels auto|wasm|blas] [--workers N] [--chunks K]
+const usage = `usage: retnet [demo] [--small] [--backend wasm|js|tfjs] [--kernels auto|wasm|blas|dnnl] [--workers N] [--chunks K]
 
 The main job: the seed README's example (6 layers, 8 heads, d=512, value
 factor 2, gelu, MLP 4·d, input randint(0,100) of shape [2, 1024, 512], seed 1)
@@ -16,7 +16,8 @@ options:
   --small           a quick run: 2 layers, 4 heads, d=64, [2, 128, 64]
   --backend B       wasm (default; the chunk-parallel worker pool), js (float64 reference) or tfjs
   --kernels K       the wasm backend's kernel engine: auto (default: blas when a CBLAS library
-                    such as OpenBLAS loads, else wasm), wasm, or blas (native GEMMs; an error if none loads)
+                    such as OpenBLAS loads, else wasm), wasm, blas (native GEMMs; an error if none loads),
+                    or dnnl (oneDNN's float32 matmul for the GEMMs; an error if libdnnl2 does not load)
   --workers N       worker threads for the wasm backend (default: all cores; at most 256)
   --chunks K        chunk count of the chunkwise run (default 8; -1 = the recurrent form)
   -h, --help        this text`;

@@ -12,7 +12,7 @@ import { actOption } from './info.js';
  *  decay/score matrix per head (16384² float64 = 2 GiB). */
 export const MAX_PARALLEL_L = 16384;
 
-const usage = `usage: retnet run --model M.safetensors --input X.safetensors --out Y.safetensors [--key NAME] [--chunk-size N | --chunks N] [--backend wasm|js|tfjs] [--kernels auto|wasm|blas] [--workers N] [--normalize-attn] [--normalize-retn] [--msr-gate-fn F --mlp-gate-fn F]
+const usage = `usage: retnet run --model M.safetensors --input X.safetensors --out Y.safetensors [--key NAME] [--chunk-size N | --chunks N] [--backend wasm|js|tfjs] [--kernels auto|wasm|blas|dnnl] [--workers N] [--normalize-attn] [--normalize-retn] [--msr-gate-fn F --mlp-gate-fn F]
 
 Runs the RetNet in M over the [B, L, d] tensor of X and writes the output as
 tensor "output" ([B, L, d], F32) of Y. The input is read and the output
@@ -30,7 +30,8 @@ options:
   --chunk-size N    chunks of N tokens
                     (neither: the parallel form, refused for L > ${MAX_PARALLEL_L}: it needs an L×L matrix per head)
   --backend B       wasm (default), js (float64 reference) or tfjs
-  --kernels K       kernel engine (wasm): auto (default: blas when a CBLAS library loads), wasm or blas
+  --kernels K       kernel engine (wasm): auto (default: blas when a CBLAS library loads), wasm, blas
+                    or dnnl (oneDNN's float32 matmul for the products; needs libdnnl2)
   --workers N       worker threads (wasm; 1 to 256)
   --normalize-attn  the paper's decay normalisation
   --normalize-retn  divide retention rows by max(1, |row sum|)
