@@ -8,9 +8,9 @@
 // (2), same chunk size, the same number of tokens), so project and PyTorch are measured side by
 // side in one run; `torch-bf16` is the same peer in bfloat16 (--dtype bfloat16). Precision
 // 'bf16' of this project: engine `dnnl` (oneDNN's bf16 matmul), or `wasm-bf16` / `blas-bf16`
-// (the rounding fallback on those engines). Writes bench/results/fla-1p3b.json.
+// (the rounding fallback on those engines); `dnnl-f32` is oneDNN's float32 matmul (kernels 'dnnl' at f32). Writes bench/results/fla-1p3b.json.
 //
-//   npm run bench:fla [-- --dir DIR] [--lengths 16384,65536] [--engines wasm,blas,dnnl,torch,torch-bf16] [--chunk-size 256] [--skip "wasm:65536"]
+//   npm run bench:fla [-- --dir DIR] [--lengths 16384,65536] [--engines wasm,blas,dnnl,dnnl-f32,torch,torch-bf16] [--chunk-size 256] [--skip "wasm:65536"]
 //   PyTorch: /usr/bin/python3 (Debian python3-torch) or RETNET_PEERS_PYTHON.
 //   --same-process: each engine scores every length in one process, shortest first, with the peak RSS
 //   read after each — the growth with length without process-to-process variance (the allocator's
@@ -51,12 +51,13 @@ function randomIds(n: number, seed = 12345): Int32Array {
 const mib = (b: number) => Math.round(b / 2 ** 20 * 10) / 10;
 
 /** A bench engine name → the kernels and precision options: 'wasm' | 'blas' (f32), 'dnnl' (bf16),
- *  'wasm-bf16' | 'blas-bf16' (bf16, the rounding fallback). */
+ *  'dnnl-f32' (oneDNN's float32 matmul), 'wasm-bf16' | 'blas-bf16' (bf16, the rounding fallback). */
 function engineOf(name: string): [KernelsName, Precision] {
   if (name === 'wasm' || name === 'blas') return [name, 'f32'];
   if (name === 'dnnl') return ['dnnl', 'bf16'];
+  if (name === 'dnnl-f32') return ['dnnl', 'f32'];
   if (name === 'wasm-bf16' || name === 'blas-bf16') return [name.slice(0, 4) as KernelsName, 'bf16'];
-  throw new Error(`unknown engine ${name}: wasm, blas, dnnl, wasm-bf16, blas-bf16, torch, torch-bf16`);
+  throw new Error(`unknown engine ${name}: wasm, blas, dnnl, dnnl-f32, wasm-bf16, blas-bf16, torch, torch-bf16`);
 }
 
 // ---------------------------------------------------------------- child: one scoring run

@@ -44,6 +44,17 @@ function run(K: RuntimeKernels, base: number): Uint8Array[] {
   K.gemm(x, M, Kd, Kd, wp, N, b, y, N, 1, false, gs);
   K.gemm(x, M, Kd, Kd, wp, N, b, y, N, 0, true, gs);
   out.push(bytes(y, M * N * F4));
+  // the same on BF16 weights (packBf16, then gemmBf16 widening them into `wide`), where the engine packs in row blocks
+  if (!K.packWhole) {
+    const wb = put(values(N * Kd, 11));
+    const u = new Uint32Array(memory.buffer, wb, N * Kd);
+    for (let i = 0; i < u.length; i++) u[i] = u[i]! & 0xffff0000; // every value a BF16 value
+    const pb = alloc(K.packedBf16Bytes(N, Kd)), tmp = alloc(K.packedSize(N, Kd) * F4), wide = alloc(K.bf16ScratchBytes(N, Kd));
+    assert.ok(K.packBf16(wb, N, Kd, pb, tmp), 'packBf16: exact');
+    const yb = put(new Float32Array(M * N));
+    K.gemmBf16(x, M, Kd, Kd, pb, N, b, yb, N, 1, false, gs, wide);
+    out.push(bytes(yb, M * N * F4));
+  }
   // norms and the gate
   const g = put(values(Kd, 4)), h = put(new Float32Array(M * Kd));
   K.rmsNorm(x, M, Kd, Kd, g, 1e-6, h, Kd);
@@ -111,6 +122,12 @@ test(tDnnl, () => {
   try { if (!loadDnnl().hasBf16Hardware) missing = 'this CPU has no bfloat16 dot products'; } catch (e) { missing = (e as Error).message; }
   if (missing !== null) { console.log(`SKIPPED: ${tDnnl} — ${missing}`); return; }
   sameAtBothOffsets('dnnl', bindDnnlKernels(memory, bindWasmKernels(memory, 'auto')));
+});
+
+const tDnnlF32 = 'dnnl engine (f32): bit for bit the same results above 2 GiB, float32 and BF16 weights';
+test(tDnnlF32, () => {
+  if (!canRun(tDnnlF32, engineMissing('dnnl'))) return;
+  sameAtBothOffsets('dnnl f32', bindDnnlKernels(memory, bindWasmKernels(memory, 'auto'), undefined, 1, 1, undefined, 'f32'));
 });
 
 test.run();

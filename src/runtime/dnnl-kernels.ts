@@ -199,6 +199,37 @@ export function bindDnnlKernels(memory: WebAssembly.Memory, base: RuntimeKernels
     gemm(x, M, K, ldx, w, N, b, y, ldy, act, acc) { gemm(x, M, K, ldx, w, N, b, y, ldy, act, acc); },
     gemmBf16(x, M, K, ldx, w, N, b, y, ldy, act, acc) { gemm(x, M, K, ldx, w, N, b, y, ldy, act, acc); },
   };
+  if (dtype === 'f32' && blocks === 1 && !cut) {
+    // float32 operands: a float32 weight is reordered once (pack); a BF16 one stays BF16 in memory
+    // (half the bytes: the fla-hub 1.3B fits the shared memory only so) and is widened into `wide` per
+    // call, then multiplied by a matmul that takes plain [N, K] weights (no reorder; one per shape)
+    const plain = new Map<string, DnnlMatmul>();
+    const plainOf = (N: number, K: number): DnnlMatmul => {
+      const key = `${N}x${K}`;
+      let m = plain.get(key);
+      if (!m) { m = createDnnlMatmul({ N, K, dtype, plainWeights: true, path, threads }); plain.set(key, m); }
+      return m;
+    };
+    const f32: RuntimeKernels & { library: DnnlLibrary } = {
+      ...one,
+      library: lib,
+      packWhole: undefined,
+      pack(w, N, K, out) { packOne(w, 'f32', N, K, out); },
+      packedBf16Bytes: (N, K) => (N * K * 2 + 63) & ~63,
+      packBf16: (w, N, K, out) => wk.f32_narrow_bf16__wasmsimd(N * K, w, out) === 0,
+      bf16ScratchBytes: (N, K) => N * K * F4 + 64,
+      gemmBf16(x, M, K, ldx, w, N, b, y, ldy, act, acc, _scratch, wide) {
+        const wd = Math.ceil(wide / 64) * 64;
+        wk.f32_widen_bf16__wasmsimd(N * K, w, wd);
+        const m = plainOf(N, K);
+        if (acc && act !== 0) throw errors.engine('dnnl engine: an activation into an accumulated output on BF16 weights');
+        m.run(at(x), M, ldx, at(y), ldy, acc, at(wd));
+        if (b) wk.f32_add__wasmsimd(M, N, b, 0, y, ldy);
+        if (act) wk.f32_act__wasmsimd(M, N, y, ldy, act);
+      },
+    };
+    return f32 as BlockedDnnlKernels;
+  }
   return {
     ...one,
     library: lib,

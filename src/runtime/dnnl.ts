@@ -91,6 +91,10 @@ export interface DnnlMatmulOptions {
   path?: string;
   /** only packedBytes is wanted (no weights memory is created; run() is unusable) */
   sizeOnly?: boolean;
+  /** W is not reordered: every run() names it (weightsAt) as plain row-major [N, K] of `dtype`, leading
+   *  dimension K — for weights made per call (e.g. BF16 rows widened to float32 into a scratch).
+   *  `weights` and `packedAt` are then not given; packedBytes is N·K·(element size). */
+  plainWeights?: boolean;
 }
 
 export interface DnnlMatmul {
@@ -345,7 +349,9 @@ export function createDnnlMatmul(opts: DnnlMatmulOptions): DnnlMatmul {
   /** a matmul pd for M rows (or RUNTIME_DIM) with fixed (or runtime) leading dimensions */
   const matmulPd = (M: number | bigint, ldS: number | bigint, ldD: number | bigint, acc: boolean): number => {
     const s = mdStrided(M, K, ldS, dt);
-    const w = md(); st('memory_desc_init_by_tag', api.mdByTag(w, 2, dims(K, N), dt, TAG_ANY));
+    const w = md();
+    if (opts.plainWeights) st('memory_desc_init_by_strides', api.mdByStrides(w, 2, dims(K, N), dt, dims(1, K))); // W [N, K] row-major
+    else st('memory_desc_init_by_tag', api.mdByTag(w, 2, dims(K, N), dt, TAG_ANY));
     const d = mdStrided(M, N, ldD, DT.f32);
     const desc = Buffer.alloc(OPDESC_BYTES);
     st('matmul_desc_init', api.matmulDescInit(desc, s, w, null, d));
@@ -400,7 +406,8 @@ export function createDnnlMatmul(opts: DnnlMatmulOptions): DnnlMatmul {
   const wMdPtr = num(api.pdQueryMd(refPd, Q_WEIGHTS_MD, 0)), wMd = mdView(wMdPtr);
   const packedBytes = num(api.mdSize(wMdPtr));
   let wMem: number;
-  if (opts.sizeOnly) wMem = memory(wMd, 0);
+  if (opts.plainWeights && (opts.weights !== undefined || opts.packedAt !== undefined)) throw errors.engine('dnnl matmul: plainWeights takes W per call (weightsAt), not weights or packedAt');
+  if (opts.sizeOnly || opts.plainWeights) wMem = memory(wMd, 0);
   else if (opts.packedAt !== undefined) wMem = memory(wMd, opts.packedAt);
   else if (opts.weights === undefined) throw errors.engine('dnnl matmul: give weights, or packedAt with weights already reordered there');
   else wMem = memory(wMd, MEMORY_ALLOCATE);
@@ -518,10 +525,11 @@ export function createDnnlMatmul(opts: DnnlMatmulOptions): DnnlMatmul {
       if (!alive) throw errors.engine('dnnl matmul: used after destroy()');
       if (opts.sizeOnly) throw errors.engine('dnnl matmul: created with sizeOnly');
       if (weightsAt !== undefined && weightsAt !== wAt) {
-        if (weightsAt % 64 !== 0) throw errors.engine(`dnnl matmul: weightsAt ${weightsAt} is not 64-byte aligned`);
+        if (weightsAt % (opts.plainWeights ? 4 : 64) !== 0) throw errors.engine(`dnnl matmul: weightsAt ${weightsAt} is not ${opts.plainWeights ? 4 : 64}-byte aligned`);
         st('memory_set_data_handle(weights)', api.memSetHandle(wMem, weightsAt));
         wAt = weightsAt;
       }
+      if (opts.plainWeights && !wAt) throw errors.engine('dnnl matmul: plainWeights needs weightsAt on run()');
       if (M === 0) return;
       // one row: its leading dimensions are immaterial, and dense ones skip the staging copies
       if (M === 1 && ldSrc >= K && ldDst >= N) { ldSrc = K; ldDst = N; }

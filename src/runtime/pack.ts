@@ -33,10 +33,8 @@ const isPow2 = (s: number) => s > 0 && 2 ** Math.round(Math.log2(s)) === s;
 export function packModel(spec: ModelSpec, K: RuntimeKernels, A: Arena): Packed {
   const { d, H, dk, dv, dqk, arch, normEps } = spec.dims;
   const Wp = 2 * dqk + 2 * H * dv;
-  // weights that do not fit: the chunk size and window do not help; the engine's choice may
-  const hint = K.packWhole && K.precision !== 'bf16'
-    ? `the weights do not fit: the ${K.name} engine holds them as float32 (BF16 weights widened); kernels 'blas' or 'wasm' keep BF16 weights as BF16, and precision 'bf16' runs oneDNN on them at half the bytes`
-    : `the model's weights do not fit this engine's shared memory`;
+  // weights that do not fit: the chunk size and window do not help
+  const hint = `the model's weights do not fit the ${K.name} engine's shared memory (float32 weights take 4 bytes a value, BF16 ones 2)`;
   const vec = (src: ArrayLike<number>, what: string) => {
     const off = A.persistent(src.length * F4, what, hint);
     A.f32(off, src.length).set(src);
