@@ -2,10 +2,11 @@
 //
 // - bindDnnlKernels: the 'dnnl' engine. Every GEMM is a oneDNN matmul — at precision 'bf16' with
 //   bfloat16 operands and float32 accumulation (src rows rounded to nearest even by oneDNN's reorder
-//   on the way in), at 'f32' with float32 operands (BF16 weights widened exactly when packed) — on
-//   weights reordered once, at pack time, into the blocked layout oneDNN picks, in the shared
-//   memory (one copy, read by every worker). Everything else (norms, rotary, retention, gates) is
-//   the base engine's (CBLAS + WASM, or WASM), float32 as at precision 'f32'.
+//   on the way in), at 'f32' with float32 operands — on weights reordered once, at pack time, into
+//   the blocked layout oneDNN picks, in the shared memory (one copy, read by every worker); except
+//   BF16 weights at 'f32', which stay BF16 and are widened per call into a plain-weights matmul.
+//   Everything else (norms, rotary, retention, gates) is the base engine's (CBLAS + WASM, or WASM),
+//   float32 as at precision 'f32'.
 // - bf16Rounding: the fallback on the 'wasm' and 'blas' engines (no oneDNN, or a CPU without
 //   bfloat16 dot products): the same operands — x rounded to bfloat16 in place before each GEMM,
 //   float32 weights rounded to bfloat16 when packed, BF16 weights as stored — multiplied by the
@@ -228,7 +229,7 @@ export function bindDnnlKernels(memory: WebAssembly.Memory, base: RuntimeKernels
         if (act) wk.f32_act__wasmsimd(M, N, y, ldy, act);
       },
     };
-    return f32 as BlockedDnnlKernels;
+    return f32 as BlockedDnnlKernels; // one block: `calls` and `block` are for blocks > 1 only (the stepper's)
   }
   return {
     ...one,
