@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, casesPath, expectRel, fixturePath, loadFixtureModel } from './helpers.js';
 import { Tensor, readSafetensors, writeSafetensors } from '../src/index.js';
+import { engineMissing } from './helpers/engines.js';
 
 const MAIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const TMP = mkdtempSync(join(tmpdir(), 'retnet-cli-'));
@@ -144,6 +145,20 @@ test('main job and bench say why the engine fell back (RETNET_BLAS naming a libr
   const b = run(['bench', '--lengths', '32', '--chunks', '2', '--workers', '1', '--layers', '1', '--dim', '16', '--heads', '2']);
   assert.is(b.status, 0, b.stderr);
   assert.match(b.stdout, /^note: BLAS engine unavailable: .*no-such-libcblas\.so/m);
+});
+
+test('bench without --kernels takes RETNET_KERNELS, as the other commands do; --kernels overrides it', () => {
+  const env = { ...process.env, NO_COLOR: '1', RETNET_KERNELS: 'wasm' };
+  const run = (args: string[]) => spawnSync(process.execPath, [MAIN, 'bench', '--lengths', '32', '--chunks', '2', '--workers', '1', '--layers', '1', '--dim', '16', '--heads', '2', ...args], { cwd: TMP, encoding: 'utf8', timeout: 60_000, env });
+  const w = run([]);
+  assert.is(w.status, 0, w.stderr);
+  const row = w.stdout.split('\n').find((l) => l.startsWith('wasm '));
+  assert.ok(row && /^wasm\s+wasm-(relaxed-)?simd\s/.test(row), `RETNET_KERNELS=wasm ran: ${row}`);
+  if (engineMissing('blas') === null) {
+    const b = run(['--kernels', 'blas']);
+    assert.is(b.status, 0, b.stderr);
+    assert.match(b.stdout, /^wasm\s+openblas/m);
+  }
 });
 
 test('bench: a tiny matrix, table and JSON', () => {

@@ -31,7 +31,7 @@ options:
   --lengths LIST    sequence lengths (default 1024,8192)
   --chunks LIST     chunk counts; -1 = recurrent (default 8,16)
   --workers LIST    worker threads, wasm only (default 1,2; each 1 to ${MAX_WORKERS})
-  --kernels LIST    kernel engines, wasm only: auto, wasm, blas, dnnl (default auto)
+  --kernels LIST    kernel engines, wasm only: auto, wasm, blas, dnnl (default: RETNET_KERNELS, else auto)
   --precision P     f32 (default, or RETNET_PRECISION) or bf16: operand precision of the big matrix products (wasm)
   --batch B         sequences per forward (default 1)
   --layers N, --dim D, --heads H   model size (default 6, 512, 8: the seed's)
@@ -76,7 +76,8 @@ const bench: Command = {
     const lengths = intListOption('lengths', v.lengths ?? '1024,8192');
     const chunksList = intListOption('chunks', v.chunks ?? '8,16', { allowMinusOne: true });
     const workersList = intListOption('workers', v.workers ?? '1,2', { max: MAX_WORKERS });
-    const kernelsList = String(v.kernels ?? 'auto').split(',').map((k) => kernelsName('kernels', k.trim())!);
+    // no --kernels: the library's default (RETNET_KERNELS, else auto), as the other commands take it
+    const kernelsList = v.kernels === undefined ? [undefined] : String(v.kernels).split(',').map((k) => kernelsName('kernels', k.trim())!);
     const B = intOption('batch', v.batch) ?? 1;
     const precision = parsePrecision(v.precision);
     const cfg = flagModelConfig(intOption('layers', v.layers) ?? 6, intOption('dim', v.dim) ?? 512, intOption('heads', v.heads) ?? 8);
