@@ -123,8 +123,8 @@ export function bindDnnlKernels(memory: WebAssembly.Memory, base: RuntimeKernels
   };
   // the epilogue's bias rows and activations on the WASM kernels (the same code as the float32 GEMM's)
   const wk = loadKernelsSync({ memory, variant: (envValue('RETNET_WASM_VARIANT') ?? 'auto') as VariantRequest });
-  const gemm = (x: number, M: number, K: number, ldx: number, W: number, N: number, b: number, y: number, ldy: number, act: number, acc: boolean): void => {
-    const m = matmul(N, K, W);
+  // y (=|+=) act(x·Wᵀ + b) on matmul `m` with its weights at byte offset W
+  const product = (m: DnnlMatmul, x: number, M: number, ldx: number, W: number, N: number, b: number, y: number, ldy: number, act: number, acc: boolean): void => {
     if (!(acc && act !== 0)) {
       // y = [old y +] x·Wᵀ on oneDNN, then y += b (one bias row, lda 0), then y = act(y) — WASM SIMD
       m.run(at(x), M, ldx, at(y), ldy, acc, at(W));
@@ -151,6 +151,8 @@ export function bindDnnlKernels(memory: WebAssembly.Memory, base: RuntimeKernels
       }
     }
   };
+  const gemm = (x: number, M: number, K: number, ldx: number, W: number, N: number, b: number, y: number, ldy: number, act: number, acc: boolean): void =>
+    product(matmul(N, K, W), x, M, ldx, W, N, b, y, ldy, act, acc);
   const packOne = (w: number, wt: 'f32' | 'bf16', N: number, K: number, out: number): void => {
     createDnnlMatmul({ N, K, dtype, weights: at(w), weightsType: wt, packedAt: at(out), path }).destroy();
   };
@@ -222,11 +224,7 @@ export function bindDnnlKernels(memory: WebAssembly.Memory, base: RuntimeKernels
       gemmBf16(x, M, K, ldx, w, N, b, y, ldy, act, acc, _scratch, wide) {
         const wd = Math.ceil(wide / 64) * 64;
         wk.f32_widen_bf16__wasmsimd(N * K, w, wd);
-        const m = plainOf(N, K);
-        if (acc && act !== 0) throw errors.engine('dnnl engine: an activation into an accumulated output on BF16 weights');
-        m.run(at(x), M, ldx, at(y), ldy, acc, at(wd));
-        if (b) wk.f32_add__wasmsimd(M, N, b, 0, y, ldy);
-        if (act) wk.f32_act__wasmsimd(M, N, y, ldy, act);
+        product(plainOf(N, K), x, M, ldx, wd, N, b, y, ldy, act, acc);
       },
     };
     return f32 as BlockedDnnlKernels; // one block: `calls` and `block` are for blocks > 1 only (the stepper's)

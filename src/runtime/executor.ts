@@ -19,6 +19,7 @@ import { createWorkerKernels, type EngineSpec } from './worker-kernels.js';
 import { kernelsFromEnv, precisionFromEnv, type KernelsRequest, type Precision } from '../options.js';
 import { packModel, type Packed } from './pack.js';
 import { envValue } from '../env.js';
+import type { DnnlLibrary } from './dnnl.js';
 
 const F4 = 4;
 /** wasm32 addresses 4 GiB; keep one page of headroom. */
@@ -423,29 +424,21 @@ export async function createWasmExecutor(opts: { workers?: number; kernels?: Ker
  *  (its bf16 matmul is emulated, slower than the float32 GEMM, elsewhere), else the rounding fallback
  *  on the engine 'auto' would pick at 'f32' (with a note saying why). */
 async function chooseEngine(req: KernelsRequest, precision: Precision): Promise<EngineSpec & { note?: string; dispatch?: string }> {
-  if (req === 'dnnl' && precision === 'f32') {
-    // float32 products on oneDNN: only when asked for ('auto' keeps BLAS, whose bits the f32 results have)
-    const { loadDnnl } = await import('./dnnl.js');
-    const { dnnlImplFor } = await import('./dnnl-kernels.js');
-    const lib = loadDnnl(envValue('RETNET_DNNL')); // E_ENGINE when it does not load
-    const base = await chooseEngine('auto', 'f32');
-    return {
-      which: 'dnnl', dnnlPath: lib.path, precision, ...(base.which === 'blas' ? { blasPath: base.blasPath } : {}),
-      dispatch: `${lib.label}: ${dnnlImplFor(256, 256, 256, lib.path, 'f32')}`,
-      ...(base.note ? { note: base.note } : {}),
-    };
-  }
+  // oneDNN: at 'bf16' where dnnlForBf16 says so; at 'f32' only when asked for ('auto' keeps BLAS, whose
+  // bits the f32 results have; E_ENGINE when it does not load)
   let dnnlNote: string | undefined;
-  if (precision === 'bf16') {
+  if (precision === 'bf16' || req === 'dnnl') {
     const { dnnlForBf16, dnnlImplFor } = await import('./dnnl-kernels.js');
-    const { lib, why } = dnnlForBf16(req);
-    dnnlNote = why;
+    let lib: DnnlLibrary | null;
+    if (precision === 'f32') lib = (await import('./dnnl.js')).loadDnnl(envValue('RETNET_DNNL'));
+    else ({ lib, why: dnnlNote } = dnnlForBf16(req));
     if (lib) {
       const base = await chooseEngine('auto', 'f32');
+      const notes = [base.note, precision === 'bf16' && !lib.hasBf16Hardware ? `this CPU has no bfloat16 dot products (oneDNN dispatches to ${lib.isa}); the dnnl engine emulates them` : undefined].filter(Boolean);
       return {
         which: 'dnnl', dnnlPath: lib.path, precision, ...(base.which === 'blas' ? { blasPath: base.blasPath } : {}),
-        dispatch: `${lib.label}: ${dnnlImplFor(256, 256, 256, lib.path)}`,
-        ...(lib.hasBf16Hardware ? {} : { note: `this CPU has no bfloat16 dot products (oneDNN dispatches to ${lib.isa}); the dnnl engine emulates them` }),
+        dispatch: `${lib.label}: ${dnnlImplFor(256, 256, 256, lib.path, precision)}`,
+        ...(notes.length ? { note: notes.join('; ') } : {}),
       };
     }
   }
