@@ -181,7 +181,8 @@ async function parent(): Promise<void> {
   console.log(`fla-1p3b: ${JSON.stringify(params)}`);
   console.log(`machine: ${cpus()[0]?.model} × ${cpus().length}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}`);
   const runs: Record<string, unknown>[] = [];
-  const machine = { cpu: cpus()[0]?.model, cores: cpus().length, memGiB: +(totalmem() / 2 ** 30).toFixed(1), node: process.version };
+  const machine = { cpu: cpus()[0]?.model, cores: cpus().length, memGiB: +(totalmem() / 2 ** 30).toFixed(1), node: process.version,
+    ...(process.env.OPENBLAS_CORETYPE !== undefined ? { OPENBLAS_CORETYPE: process.env.OPENBLAS_CORETYPE } : {}) };
   const save = (extra: Record<string, unknown> = {}) => {
     mkdirSync(join(values.out, '..'), { recursive: true });
     writeFileSync(values.out, JSON.stringify({ date: new Date().toISOString(), machine, params, runs, ...extra }, null, 2) + '\n');

@@ -7,7 +7,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { RetNet, RetNetError, Tensor } from '../src/index.js';
-import { bindBlasKernels, type BlasTuning } from '../src/runtime/blas-kernels.js';
+import { bindBlasKernels, openblasCoreNote, type BlasTuning } from '../src/runtime/blas-kernels.js';
+import { cpuFeatures, hasFlags, parseCpuinfo } from '../src/runtime/cpu.js';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { jsKernels, tileFloats, type RuntimeKernels } from '../src/runtime/kernels.js';
 import { memory, arena, rng, putF32, getF32 } from './helpers/kernels.js';
 import { intraChunk } from '../src/reference/ops.js';
@@ -128,10 +131,47 @@ test(t3, async () => {
   try {
     for (const kernels of ['blas', 'auto', 'wasm'] as const) await model.forward(x, { backend: 'wasm', kernels, chunkSize: 8, workers: 1 });
     const engines = (await model.backendInfo()).map((i) => `${i.kernels}: ${i.engine}`);
-    assert.match(engines[0], /^blas: \w+ [\w.]+ \+ wasm-/);
+    assert.match(engines[0], /^blas: \w+ [\w.]+( \(\w+\))? \+ wasm-/);
     assert.match(engines[1], /^blas: /);
     assert.match(engines[2], /^wasm: wasm-/);
   } finally { await model.close(); }
+});
+
+test('openblasCoreNote: a note only for pre-AVX-512 kernels on a CPU with AVX-512, naming OPENBLAS_CORETYPE when it is set', () => {
+  const info = (vendor: string, flags: string) => parseCpuinfo(`vendor_id\t: ${vendor}\nmodel name\t: X\nflags\t\t: ${flags}\n`, 2);
+  const avx512 = info('AuthenticAMD', 'fma avx2 avx512f avx512cd avx512bw avx512dq avx512vl avx512_bf16');
+  assert.is(avx512.vendor, 'AuthenticAMD');
+  assert.ok(hasFlags(avx512, 'avx512f', 'avx512vl'));
+  assert.not.ok(hasFlags(avx512, 'avx512f', 'amx_bf16'));
+  assert.not.ok(hasFlags(info('x', 'avx512fx'), 'avx512f'), 'a flag matches whole words only');
+  const forced = openblasCoreNote(avx512, 'Haswell', 'Haswell');
+  assert.match(String(forced), 'OPENBLAS_CORETYPE=Haswell');
+  assert.match(String(forced), 'unset OPENBLAS_CORETYPE');
+  assert.match(String(openblasCoreNote(avx512, 'Zen', undefined)), 'OPENBLAS_CORETYPE=SkylakeX');
+  for (const core of ['SkylakeX', 'Cooperlake', 'SAPPHIRERAPIDS']) assert.is(openblasCoreNote(avx512, core, core), null, core);
+  const avx2 = info('GenuineIntel', 'fma avx2');
+  assert.is(openblasCoreNote(avx2, 'Haswell', 'Haswell'), null, 'no AVX-512: Haswell kernels are the best there is');
+  assert.is(openblasCoreNote(info('AuthenticAMD', 'avx2 avx512f'), 'Haswell', undefined), null, 'AVX-512 F alone is not enough for the SkylakeX kernels');
+});
+
+const tCore = "the BLAS engine's label names OpenBLAS's kernel set, and backendInfo notes an OPENBLAS_CORETYPE below the CPU (run in child processes: OpenBLAS reads it once per process)";
+test(tCore, () => {
+  if (!canRun(tCore, missing)) return;
+  const blasModule = fileURLToPath(new URL('../src/runtime/blas-kernels.js', import.meta.url));
+  const probe = `import(${JSON.stringify(blasModule)}).then((m) => { const l = m.loadBlas(); console.log(JSON.stringify({ label: l.label, note: l.note ?? null })); })`;
+  const run = (coretype: string | undefined): { label: string; note: string | null } => {
+    const env = { ...process.env };
+    if (coretype === undefined) delete env.OPENBLAS_CORETYPE; else env.OPENBLAS_CORETYPE = coretype;
+    return JSON.parse(execFileSync(process.execPath, ['-e', probe], { env, encoding: 'utf8' }).trim().split('\n').at(-1)!);
+  };
+  const own = run(undefined);
+  if (!own.label.startsWith('openblas')) { console.log(`  (${tCore}: the CBLAS library is ${own.label}, not OpenBLAS; nothing to check)`); return; }
+  assert.match(own.label, /^openblas [\d.]+ \(\w+\)$/);
+  const forced = run('Haswell');
+  assert.match(forced.label, /\(Haswell\)$/);
+  if (hasFlags(cpuFeatures(), 'avx512f', 'avx512cd', 'avx512bw', 'avx512dq', 'avx512vl')) {
+    assert.match(String(forced.note), 'OPENBLAS_CORETYPE=Haswell is set');
+  } else assert.is(forced.note, null);
 });
 
 test("kernels: 'blas' with no loadable library (RETNET_BLAS at a missing path) is E_ENGINE naming the path and the install; 'auto' falls back to wasm", async () => {

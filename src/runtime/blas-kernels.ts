@@ -16,6 +16,7 @@ import { tileFloats, type RuntimeKernels } from './kernels.js';
 import { loadKernelsSync, type VariantRequest } from '../wasm/loader.js';
 import { BF16_BLOCK_COLS, wasmContract } from './wasm-kernels.js';
 import { envValue } from '../env.js';
+import { cpuFeatures, hasFlags, type CpuFeatures } from './cpu.js';
 
 /** Rows from which a projection/MLP GEMM goes to BLAS (bench/blas-crossover.ts, CPU time, seed shapes:
  *  BLAS/WASM 0.72–1.01× at 4 rows, 1.12–1.84× at 8, 1.62–1.84× at 12, 2.1–4.2× at 256). */
@@ -53,8 +54,10 @@ type Sgemv = (order: number, ta: number, M: number, N: number, alpha: number, a:
 export interface BlasLibrary {
   /** what was loaded: the path or name given to the loader */
   path: string;
-  /** e.g. 'openblas 0.3.21' */
+  /** e.g. 'openblas 0.3.21 (SkylakeX)': name, version and, for OpenBLAS, the kernel set it runs */
   label: string;
+  /** set where OpenBLAS runs kernels below what the CPU has (openblasCoreNote), for backendInfo's note */
+  note?: string;
   sgemm: Sgemm;
   sgemv: Sgemv;
   /** the address of a shared memory's first byte */
@@ -67,14 +70,35 @@ function tryFunc(lib: KLib, decl: string): ((...a: unknown[]) => unknown) | null
   try { return lib.func(decl) as (...a: unknown[]) => unknown; } catch { return null; }
 }
 
-/** One BLAS thread per caller (the pool is the parallelism), and the library's name + version. */
+/** The AVX-512 subsets OpenBLAS's AVX-512 kernels (SkylakeX and later) use. */
+const AVX512_FLAGS = ['avx512f', 'avx512cd', 'avx512bw', 'avx512dq', 'avx512vl'];
+/** OpenBLAS's x86 kernel sets that use AVX-512. */
+const AVX512_CORES = ['skylakex', 'cooperlake', 'sapphirerapids'];
+
+/** A note for backendInfo when OpenBLAS runs kernels below what the CPU has — AVX2 or older kernels on
+ *  a CPU with AVX-512 — else null. OpenBLAS picks its kernel set from the CPU model, unless
+ *  OPENBLAS_CORETYPE names one (read once, when the library loads; retnet never sets it). Measured on an
+ *  AMD EPYC (Zen 5, AVX-512) on 2026-12-06: OpenBLAS 0.3.21 chose its Cooperlake kernels, and
+ *  cblas_sgemm (512 × 2,048 × 512, one thread) ran at 167–191 GFLOP/s on them against 66–97 on the
+ *  Haswell kernels that OPENBLAS_CORETYPE=Haswell selects. `core`: openblas_get_corename(); `env`: the
+ *  OPENBLAS_CORETYPE the library saw (undefined: not set). */
+export function openblasCoreNote(cpu: CpuFeatures, core: string, env: string | undefined): string | null {
+  if (!hasFlags(cpu, ...AVX512_FLAGS) || AVX512_CORES.includes(core.toLowerCase())) return null;
+  return env !== undefined
+    ? `OpenBLAS runs its ${core} kernels because OPENBLAS_CORETYPE=${env} is set; this CPU has AVX-512, on which OpenBLAS's own choice of kernels multiplies about twice as fast (unset OPENBLAS_CORETYPE)`
+    : `OpenBLAS chose its ${core} kernels on a CPU with AVX-512 (a release older than the CPU?); OPENBLAS_CORETYPE=SkylakeX may multiply about twice as fast`;
+}
+
+/** One BLAS thread per caller (the pool is the parallelism), and the library's name + version
+ *  (+ OpenBLAS's kernel set). */
 function configure(lib: KLib, path: string): string {
   const oset = tryFunc(lib, 'void openblas_set_num_threads(int)');
   if (oset) {
     oset(1);
     const cfg = tryFunc(lib, 'const char *openblas_get_config()')?.() as string | undefined;
     const m = /OpenBLAS\s+([\d.]+)/i.exec(cfg ?? '');
-    return `openblas ${m ? m[1] : 'unknown version'}`;
+    const core = tryFunc(lib, 'const char *openblas_get_corename()')?.() as string | undefined;
+    return `openblas ${m ? m[1] : 'unknown version'}${core ? ` (${core})` : ''}`;
   }
   const mset = tryFunc(lib, 'int MKL_Set_Num_Threads_Local(int)') ?? tryFunc(lib, 'void MKL_Set_Num_Threads(int)');
   if (mset) {
@@ -109,6 +133,9 @@ export function loadBlas(path: string | undefined = envValue('RETNET_BLAS')): Bl
     const label = configure(lib, name);
     return { path: name, label, sgemm: sgemm as Sgemm, sgemv: sgemv as Sgemv, baseOf: memoryBase(loadLibc(koffi)) };
   });
+  const core = 'value' in r ? /^openblas \S+ \((\w+)\)/.exec(r.value.label)?.[1] : undefined;
+  const note = core ? openblasCoreNote(cpuFeatures(), core, process.env.OPENBLAS_CORETYPE) : null;
+  if ('value' in r && note) r.value.note = note;
   if ('value' in r) { pinLibrary(koffi, r.value.path); loaded.set(key, r.value); return r.value; } // see pinLibrary
   const tried = r.tried;
   throw errors.engine(`no CBLAS library could be loaded for the BLAS engine; tried: ${tried.join('; ')}. To use it, ${BLAS_INSTALL_HINT}; or use kernels: 'wasm'`);

@@ -7,6 +7,8 @@ import { cpus } from 'node:os';
 
 export interface CpuFeatures {
   model: string;
+  /** vendor_id, e.g. 'GenuineIntel', 'AuthenticAMD' ('' where unknown) */
+  vendor: string;
   /** logical CPUs the OS reports */
   logical: number;
   avx2: boolean;
@@ -29,7 +31,7 @@ export function parseCpuinfo(text: string, logical: number): CpuFeatures {
   const flags = field('flags');
   const has = (f: string) => new RegExp(`(^|\\s)${f}(\\s|$)`).test(flags);
   return {
-    model: field('model name') || 'unknown CPU', logical, flags,
+    model: field('model name') || 'unknown CPU', vendor: field('vendor_id'), logical, flags,
     avx2: has('avx2'), fma: has('fma'), avx512f: has('avx512f'), avx512bf16: has('avx512_bf16'), amxBf16: has('amx_bf16'),
   };
 }
@@ -40,9 +42,15 @@ export function cpuFeatures(): CpuFeatures {
   try {
     cached = parseCpuinfo(readFileSync('/proc/cpuinfo', 'utf8'), n);
   } catch {
-    cached = { model: cpus()[0]?.model ?? 'unknown CPU', logical: n, flags: '', avx2: false, fma: false, avx512f: false, avx512bf16: false, amxBf16: false };
+    cached = { model: cpus()[0]?.model ?? 'unknown CPU', vendor: '', logical: n, flags: '', avx2: false, fma: false, avx512f: false, avx512bf16: false, amxBf16: false };
   }
   return cached;
+}
+
+/** Whether the flags line lists every one of `names`. */
+export function hasFlags(c: CpuFeatures, ...names: string[]): boolean {
+  const set = new Set(c.flags.split(/\s+/));
+  return names.every((n) => set.has(n));
 }
 
 /** One line for reports: the model and the extensions that decide the bfloat16 path. */

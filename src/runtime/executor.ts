@@ -449,7 +449,8 @@ async function chooseEngine(req: KernelsRequest, precision: Precision): Promise<
   if (req === 'js' || req === 'wasm') return withNote({ which: req });
   const { loadBlas } = await import('./blas-kernels.js');
   try {
-    return withNote({ which: 'blas', blasPath: loadBlas().path });
+    const lib = loadBlas();
+    return withNote({ which: 'blas', blasPath: lib.path, ...(lib.note ? { note: lib.note } : {}) });
   } catch (e) {
     if (req === 'blas') throw e;
     return withNote({ which: 'wasm', note: `BLAS engine unavailable: ${(e as Error).message}` });
