@@ -9,7 +9,10 @@ import * as assert from 'uvu/assert';
 import { RetNet, RetNetError, Tensor } from '../src/index.js';
 import { bindBlasKernels, openblasCoreNote, type BlasTuning } from '../src/runtime/blas-kernels.js';
 import { cpuFeatures, hasFlags, parseCpuinfo } from '../src/runtime/cpu.js';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { jsKernels, tileFloats, type RuntimeKernels } from '../src/runtime/kernels.js';
 import { memory, arena, rng, putF32, getF32 } from './helpers/kernels.js';
@@ -169,9 +172,18 @@ test(tCore, () => {
   assert.match(own.label, /^openblas [\d.]+ \(\w+\)$/);
   const forced = run('Haswell');
   assert.match(forced.label, /\(Haswell\)$/);
-  if (hasFlags(cpuFeatures(), 'avx512f', 'avx512cd', 'avx512bw', 'avx512dq', 'avx512vl')) {
-    assert.match(String(forced.note), 'OPENBLAS_CORETYPE=Haswell is set');
-  } else assert.is(forced.note, null);
+  const avx512 = hasFlags(cpuFeatures(), 'avx512f', 'avx512cd', 'avx512bw', 'avx512dq', 'avx512vl');
+  if (avx512) assert.match(String(forced.note), 'OPENBLAS_CORETYPE=Haswell is set');
+  else assert.is(forced.note, null);
+  // `retnet score` tells the user on stderr, once, without being asked
+  const dir = mkdtempSync(join(tmpdir(), 'retnet-core-')), file = join(dir, 'a.txt');
+  writeFileSync(file, 'some text to score');
+  const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+  const r = spawnSync(process.execPath, [cli, 'score', file, file], { env: { ...process.env, OPENBLAS_CORETYPE: 'Haswell' }, encoding: 'utf8' });
+  rmSync(dir, { recursive: true, force: true });
+  assert.is(r.status, 0, r.stderr);
+  const notes = r.stderr.split('\n').filter((l) => l.startsWith('note: OpenBLAS runs its Haswell kernels'));
+  assert.is(notes.length, avx512 ? 1 : 0, r.stderr);
 });
 
 test("kernels: 'blas' with no loadable library (RETNET_BLAS at a missing path) is E_ENGINE naming the path and the install; 'auto' falls back to wasm", async () => {

@@ -64,6 +64,16 @@ export async function loadLM(spec: string | undefined): Promise<RetNetLM> {
   }
 }
 
+/** Writes to stderr, once per process-lifetime set `seen`, each note the engines `lm` has used so far
+ *  attach to backendInfo (an engine that fell back, OpenBLAS on kernels below the CPU, emulated bfloat16):
+ *  what a user should know about speed, without asking for it. */
+export async function writeEngineNotes(lm: RetNetLM, io: CommandIO, seen: Set<string>): Promise<void> {
+  for (const i of await lm.model.backendInfo()) {
+    const note = typeof i.note === 'string' ? i.note : '';
+    if (note && !seen.has(note)) { seen.add(note); io.stderr.write(`note: ${note}\n`); }
+  }
+}
+
 /** Run a command body with the CLI's exit-code conventions. */
 export async function runCommand(io: CommandIO, usage: string, body: () => Promise<void>): Promise<number> {
   try {

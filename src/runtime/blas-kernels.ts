@@ -85,8 +85,8 @@ const AVX512_CORES = ['skylakex', 'cooperlake', 'sapphirerapids'];
 export function openblasCoreNote(cpu: CpuFeatures, core: string, env: string | undefined): string | null {
   if (!hasFlags(cpu, ...AVX512_FLAGS) || AVX512_CORES.includes(core.toLowerCase())) return null;
   return env !== undefined
-    ? `OpenBLAS runs its ${core} kernels because OPENBLAS_CORETYPE=${env} is set; this CPU has AVX-512, on which OpenBLAS's own choice of kernels multiplies about twice as fast (unset OPENBLAS_CORETYPE)`
-    : `OpenBLAS chose its ${core} kernels on a CPU with AVX-512 (a release older than the CPU?); OPENBLAS_CORETYPE=SkylakeX may multiply about twice as fast`;
+    ? `OpenBLAS runs its ${core} kernels because OPENBLAS_CORETYPE=${env} is set; this CPU has AVX-512, where OpenBLAS's AVX-512 kernels multiply up to about twice as fast (unset OPENBLAS_CORETYPE to let OpenBLAS choose)`
+    : `OpenBLAS chose its ${core} kernels on a CPU with AVX-512 (a release older than the CPU?); its AVX-512 kernels (OPENBLAS_CORETYPE=SkylakeX) may multiply up to about twice as fast`;
 }
 
 /** One BLAS thread per caller (the pool is the parallelism), and the library's name + version

@@ -10,7 +10,7 @@ import { errors } from '../../errors.js';
 import { corpusOptionSpec, runCorpusMode, wantsCorpusMode } from '../corpus-cli.js';
 import { intOption } from '../numbers.js';
 import { AtomicOutput, checkOutputTarget } from '../safe-output.js';
-import { loadLM, parseBackend, parsePrecision, processIO, progressBar, runCommand, UsageError, type Command, type CommandIO } from '../lm-util.js';
+import { loadLM, parseBackend, parsePrecision, processIO, progressBar, runCommand, writeEngineNotes, UsageError, type Command, type CommandIO } from '../lm-util.js';
 
 const usage = `usage: retnet score [--model M.safetensors|DIR|ORG/NAME] [--backend js|wasm|tfjs] [--chunk-size N] [--precision f32|bf16] [--jsonl OUT] [--per-token] FILE...
        retnet score [--out SCORES.jsonl[.gz]] [corpus options] INPUT...
@@ -122,6 +122,7 @@ export const score: Command = {
           try { fd = openSync(jsonl.tempPath, 'w'); } catch (e) { throw new Error(`cannot write ${values.jsonl}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
         }
         let allBytes = 0, allBits = 0, allScored = 0, allSec = 0, allTokens = 0, allNll = 0, allPredicted = 0;
+        const notes = new Set<string>();
         for (const file of positionals) {
           const bytes = await readInput(file, io);
           const name = file === '-' ? '(stdin)' : file;
@@ -136,6 +137,7 @@ export const score: Command = {
             r = await lm.score(bytes, { backend, chunkSize, precision, perToken: values['per-token'] === true, onProgress: (d) => bar.update(d) });
           } finally { bar.stop(); }
           const sec = (performance.now() - t0) / 1000;
+          await writeEngineNotes(lm, io, notes);
           if (!Number.isFinite(r.bits)) throw nonFinite(name, r.bits);
           if (tokens) io.stdout.write(`${name}: ${r.bytes} bytes, ${r.tokens} tokens, ${r.bits.toFixed(1)} bits, ${r.bitsPerByte.toFixed(4)} bits/byte, perplexity ${r.perplexity.toFixed(3)}, ${Math.round(r.tokens / Math.max(sec, 1e-9))} tokens/s\n`);
           else io.stdout.write(`${name}: ${r.bytes} bytes, ${r.bits.toFixed(1)} bits, ${r.bitsPerByte.toFixed(4)} bits/byte, ${Math.round(r.bytes / Math.max(sec, 1e-9))} tokens/s\n`);
