@@ -9,6 +9,10 @@
 // side in one run; `torch-bf16` is the same peer in bfloat16 (--dtype bfloat16). Precision
 // 'bf16' of this project: engine `dnnl` (oneDNN's bf16 matmul), or `wasm-bf16` / `blas-bf16`
 // (the rounding fallback on those engines); `dnnl-f32` is oneDNN's float32 matmul (kernels 'dnnl' at f32). Writes bench/results/fla-1p3b.json.
+// Every run uses 2 threads or workers, and is set against the machine's float32 and bfloat16
+// matrix-product peaks: 2 × the fastest library's single-thread rate on the model's MLP gate|up product
+// (bench/gemm-rates.ts; measured before and after the runs, the higher counts) ÷ the FLOPs per token
+// (bench/flops.ts: every Linear, the head included, and the retention's necessary terms).
 //
 //   npm run bench:fla [-- --dir DIR] [--lengths 16384,65536] [--engines wasm,blas,dnnl,dnnl-f32,torch,torch-bf16] [--chunk-size 256] [--skip "wasm:65536"]
 //   PyTorch: /usr/bin/python3 (Debian python3-torch) or RETNET_PEERS_PYTHON.
@@ -28,6 +32,10 @@ import { Arena } from '../src/runtime/arena.js';
 import { bindWasmKernels } from '../src/runtime/wasm-kernels.js';
 import type { RuntimeKernels } from '../src/runtime/kernels.js';
 import { benchArgs } from './args.js';
+import { gemmRates, type GemmRate } from './gemm-rates.js';
+import { flaFlopsPerToken } from './flops.js';
+import { SafetensorsFile } from '../src/safetensors.js';
+import { parseFlaConfig } from '../src/model/fla.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const { values } = benchArgs({
@@ -35,8 +43,9 @@ const { values } = benchArgs({
     dir: { type: 'string' }, lengths: { type: 'string', default: '16384,65536' }, engines: { type: 'string', default: 'wasm,blas' },
     'chunk-size': { type: 'string', default: '256' }, skip: { type: 'string', default: '' }, out: { type: 'string', default: join(ROOT, 'bench/results/fla-1p3b.json') },
     child: { type: 'boolean', default: false }, 'same-process': { type: 'boolean', default: false }, engine: { type: 'string' }, tokens: { type: 'string' }, gemm: { type: 'boolean', default: false },
+    peaks: { type: 'boolean', default: false },
   },
-  internal: ['child', 'engine', 'tokens', 'gemm'],
+  internal: ['child', 'engine', 'tokens', 'gemm', 'peaks'],
 });
 const chunkSize = Number(values['chunk-size']);
 
@@ -69,14 +78,14 @@ async function child(): Promise<void> {
   const t1 = performance.now();
   const rssLoaded = process.memoryUsage().rss;
   // a short warm-up call packs the weights into the shared memory and starts the workers
-  await lm.score(randomIds(64, 7), { backend: 'wasm', kernels, precision, chunkSize });
+  await lm.score(randomIds(64, 7), { backend: 'wasm', kernels, precision, chunkSize, workers: THREADS });
   const t2 = performance.now();
   const rssPacked = process.memoryUsage().rss;
   // several lengths: scored one after the other in this process, the peak RSS read after each (so a
   // longer document's growth over a shorter one is measured without process-to-process variance)
   let tPrev = t2;
   for (const n of lengths) {
-    const r = await lm.score(randomIds(n), { backend: 'wasm', kernels, precision, chunkSize });
+    const r = await lm.score(randomIds(n), { backend: 'wasm', kernels, precision, chunkSize, workers: THREADS });
     const t3 = performance.now();
     const info = await lm.model.backendInfo();
     const out = {
@@ -146,7 +155,7 @@ function runTorch(dir: string, n: number, dtype: 'float32' | 'bfloat16'): Record
     console.log(`torch peer golden check: ${c.stdout.trim()}`);
     torchChecked.add(dtype);
   }
-  const r = spawnSync(PYTHON, [PEER, '--model', dir, '--length', String(n), '--chunk', String(chunkSize), '--threads', '2', '--dtype', dtype], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
+  const r = spawnSync(PYTHON, [PEER, '--model', dir, '--length', String(n), '--chunk', String(chunkSize), '--threads', String(THREADS), '--dtype', dtype], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
   if (r.status !== 0) throw new Error(`torch peer failed (status ${r.status}): ${r.stdout.slice(-2000)}`);
   const j = JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, number | string>;
   return {
@@ -163,6 +172,38 @@ function runChildAll(args: string[]): unknown[] {
   return lines.map((l) => JSON.parse(l.slice(7)));
 }
 const runChild = (args: string[]): unknown => runChildAll(args)[0];
+
+/** Threads (PyTorch) and workers (this project) of every run. */
+const THREADS = 2;
+
+/** The machine's matrix-product peak, one thread, on the model's MLP gate|up product (x [chunk, d] ·
+ *  [W_gate; W_up]ᵀ, K = d): float32 (OpenBLAS sgemm, oneDNN f32) and bfloat16 (oneDNN bf16) — measured
+ *  in a child process, so that this one never loads the native libraries the runs use. */
+function measurePeaks(dir: string): GemmRate[] {
+  return runChild(['--dir', dir, '--peaks', '--chunk-size', String(chunkSize)]) as GemmRate[];
+}
+
+function peaksChild(): void {
+  const dir = values.dir!;
+  const st = SafetensorsFile.open(join(dir, readdirSync(dir).find((f) => f.endsWith('.safetensors'))!));
+  const up = [...st.tensors.entries()].find(([n]) => /mlp\.gate_proj\.weight$/.test(n))?.[1];
+  st.close();
+  if (!up) throw new Error('no mlp.gate_proj.weight in the first safetensors file');
+  const [I, d] = up.shape as [number, number];
+  console.log(`RESULT ${JSON.stringify(gemmRates(chunkSize, 2 * I, d, ['f32', 'bf16']))}`);
+}
+
+/** FLOPs per token the runs need (bench/flops.ts): every 2-D weight but the embedding is a Linear. */
+function modelFlops(dir: string): number {
+  const cfg = parseFlaConfig(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')), dir);
+  let linear = 0;
+  for (const f of readdirSync(dir).filter((x) => x.endsWith('.safetensors'))) {
+    const st = SafetensorsFile.open(join(dir, f));
+    for (const [name, t] of st.tensors) if (t.shape.length === 2 && !/embed/.test(name)) linear += t.shape[0]! * t.shape[1]!;
+    st.close();
+  }
+  return flaFlopsPerToken(linear, cfg.layers, cfg.H, cfg.dk, cfg.dv, chunkSize).total;
+}
 
 async function parent(): Promise<void> {
   let dir = values.dir, made: string | null = null;
@@ -187,6 +228,9 @@ async function parent(): Promise<void> {
     mkdirSync(join(values.out, '..'), { recursive: true });
     writeFileSync(values.out, JSON.stringify({ date: new Date().toISOString(), machine, params, runs, ...extra }, null, 2) + '\n');
   };
+  const flops = modelFlops(dir);
+  const peaksBefore = measurePeaks(dir);
+  for (const g of peaksBefore) console.log(`peak before: ${g.library}, one thread: ${g.gflops} GFLOP/s`);
   try {
     const record = (engine: string, r: Record<string, number>) => {
       r.peakRssMiB = mib(r.peakRssBytes);
@@ -217,12 +261,24 @@ async function parent(): Promise<void> {
       if (a && b && a !== b) { growth[engine] = mib(b.peakRssBytes - a.peakRssBytes); console.log(`${engine}: peak RSS at ${b.tokens} − at ${a.tokens} = ${growth[engine]} MiB`); }
     }
     const gemm = values.gemm ? runChild(['--gemm']) : null;
-    save({ peakRssGrowthMiB: growth, gemmOverhead: gemm });
+    // each run against the machine's float32 and bfloat16 matrix-product peaks: THREADS × the fastest
+    // library's single-thread rate (the higher of before and after) ÷ the FLOPs per token
+    const peaksAfter = measurePeaks(dir);
+    for (const g of peaksAfter) console.log(`peak after: ${g.library}, one thread: ${g.gflops} GFLOP/s`);
+    const best = (dtype: 'f32' | 'bf16') => Math.max(0, ...[...peaksBefore, ...peaksAfter].filter((g) => g.dtype === dtype).map((g) => g.gflops));
+    const bound = { f32: THREADS * best('f32') * 1e9 / flops, bf16: THREADS * best('bf16') * 1e9 / flops };
+    console.log(`bounds: ${(flops / 1e9).toFixed(3)} GFLOP per token; float32 ${THREADS} × ${best('f32')} GFLOP/s → ${bound.f32.toFixed(1)} tokens/s, bfloat16 ${THREADS} × ${best('bf16')} → ${bound.bf16.toFixed(1)} tokens/s`);
+    for (const r of runs) {
+      const tps = r.tokensPerSecond as number;
+      r.fractionOfPeak = { f32: bound.f32 ? +(tps / bound.f32).toFixed(3) : null, bf16: bound.bf16 ? +(tps / bound.bf16).toFixed(3) : null };
+      console.log(`${r.engine} ${r.tokens} tokens: ${(100 * tps / bound.f32).toFixed(1)}% of the float32 peak${bound.bf16 ? `, ${(100 * tps / bound.bf16).toFixed(1)}% of the bfloat16 peak` : ''}`);
+    }
+    save({ peakRssGrowthMiB: growth, gemmOverhead: gemm, flopsPerToken: flops, peaks: { before: peaksBefore, after: peaksAfter }, boundTokensPerSecond: bound });
     console.log(`wrote ${values.out}`);
   } finally {
     if (made) rmSync(made, { recursive: true, force: true });
   }
 }
 
-if (values.child) await (values.gemm ? gemmOverhead() : child());
+if (values.child) await (values.gemm ? gemmOverhead() : values.peaks ? peaksChild() : child());
 else await parent();

@@ -12,3 +12,14 @@ export function flopsPerToken(m: FlopsModel, C: number): { linear: number; intra
   const state = 2 * 2 * H * dk * dv;
   return { linear: linear * m.numLayer, intra: intra * m.numLayer, state: state * m.numLayer, total: (linear + intra + state) * m.numLayer };
 }
+
+/** The same for a fla-family model (bench/fla-1p3b.ts): `linearParams` the weights of its Linears, each
+ *  run once per token (2 FLOPs a weight; the LM head included, since scoring takes every token's
+ *  logits; the embedding, a lookup, excluded), plus per layer and head the causal half of each
+ *  intra-chunk tile (q·k over dk, then the weights times v over dv), the chunk summary and the cross term. */
+export function flaFlopsPerToken(linearParams: number, layers: number, H: number, dk: number, dv: number, C: number): { linear: number; intra: number; state: number; total: number } {
+  const linear = 2 * linearParams;
+  const intra = 2 * H * ((C + 1) / 2) * (dk + dv) * layers;
+  const state = 2 * 2 * H * dk * dv * layers;
+  return { linear, intra, state, total: linear + intra + state };
+}

@@ -13,7 +13,7 @@ import { ROOT } from './helpers.js';
 
 const BENCH = join(ROOT, 'dist', 'bench');
 /** modules other scripts import (running them does nothing) */
-const MODULES = new Set(['args.js', 'bandwidth.js', 'flops.js']);
+const MODULES = new Set(['args.js', 'bandwidth.js', 'flops.js', 'gemm-rates.js']);
 const SCRIPTS = [
   ...readdirSync(BENCH).filter((n) => n.endsWith('.js') && !MODULES.has(n)).map((n) => join(BENCH, n)),
   join(BENCH, 'peers', 'peers.js'),

@@ -39,9 +39,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RetNet, Tensor, type KernelsName } from '../../src/index.js';
 import { machine } from '../../src/cli/gen.js';
-import { loadBlas } from '../../src/runtime/blas-kernels.js';
-import { createDnnlMatmul } from '../../src/runtime/dnnl.js';
-import { createMemory } from '../../src/wasm/loader.js';
+import { gemmRates as gemmRatesOf } from '../gemm-rates.js';
 import { flopsPerToken } from '../flops.js';
 import { benchArgs } from '../args.js';
 
@@ -74,37 +72,9 @@ const work = mkdtempSync(join(tmpdir(), 'retnet-peers-'));
 const modelPath = join(work, 'model.safetensors');
 { const m = RetNet.init(cfg); m.save(modelPath); await m.close(); }
 
-type GemmRate = { gflops: number; library: string };
-/** Single-thread float32 GEMM GFLOP/s on the fused projection shape (x [256, d] · [Wq; Wk; Wv; Wg]ᵀ),
- *  mean over ≥ 1 s of calls, for each library that loads: OpenBLAS's cblas_sgemm, and oneDNN's f32
- *  matmul (weights reordered once, as its engine does; the calling thread runs one oneDNN thread). */
-function gemmRates(): GemmRate[] {
-  const M = 256, K = d, N = 2 * d + 2 * cfg.numHeads * (d / cfg.numHeads) * cfg.valueFactor;
-  const memory = createMemory(Math.ceil(((M + N) * K + M * N) * 4 / 65536) + 1);
-  const f = new Float32Array(memory.buffer);
-  for (let i = 0; i < (M + N) * K; i++) f[i] = Math.sin(i * 0.7) * 0.1;
-  const rate = (call: () => void) => {
-    call();
-    let runs = 0; const t0 = performance.now();
-    while (performance.now() - t0 < 1000 || runs < 5) { call(); runs++; }
-    const s = (performance.now() - t0) / 1000 / runs;
-    return +(2 * M * N * K / s / 1e9).toFixed(2);
-  };
-  const out: GemmRate[] = [];
-  try {
-    const blas = loadBlas();
-    const base = blas.baseOf(memory), x = base, w = base + M * K * 4, y = w + N * K * 4;
-    out.push({ library: `${blas.label} sgemm`, gflops: rate(() => blas.sgemm(101, 111, 112, M, N, K, 1, x, K, w, K, 0, y, N)) });
-  } catch { /* no CBLAS library */ }
-  try {
-    const mm = createDnnlMatmul({ N, K, dtype: 'f32', weights: new Float32Array(memory.buffer, M * K * 4, N * K) });
-    try {
-      const base = mm.library.baseOf(memory), x = base, y = base + (M + N) * K * 4;
-      out.push({ library: `${mm.library.label} f32 matmul (${mm.impl(M)})`, gflops: rate(() => mm.run(x, M, K, y, N)) });
-    } finally { mm.destroy(); }
-  } catch { /* no oneDNN */ }
-  return out;
-}
+/** Single-thread float32 GEMM GFLOP/s on the fused projection shape (x [256, d] · [Wq; Wk; Wv; Wg]ᵀ)
+ *  of each library that loads (bench/gemm-rates.ts). */
+const gemmRates = () => gemmRatesOf(256, 2 * d + 2 * cfg.numHeads * (d / cfg.numHeads) * cfg.valueFactor, d);
 
 const median = (t: number[]) => [...t].sort((p, q) => p - q)[t.length >> 1];
 /** max|Δ| / max|ref| of the increments y − x (the residual would hide errors in the model's output). */
