@@ -140,6 +140,25 @@ export function f32_gemm_4x8__wasmsimd(M: i32, N: i32, K: i32, x: usize, ldx: i3
   const kcMax = addy ? max(K, 1) : KC; // y holds partial sums between K blocks, so no blocking when y must stay intact
   const deferAct = act != 0 && !addy, tileAct = deferAct ? 0 : act;
   const panels = (N + 7) >> 3;
+  if (M < 4) {
+    // one to three rows (decoding steps): each panel through every K block before the next, so its
+    // weights are read as one sequential stream (K blocks outside the panels read 2 KiB of each panel
+    // per block, then jump); the same tile_1x8 calls in the same K order per column: the same sums
+    for (let p = 0; p < panels; p++) {
+      const nr = min(8, N - p * 8);
+      const bp = bias ? bias + (<usize>p << 5) : 0;
+      let k0 = 0;
+      do {
+        const kc = min(kcMax, K - k0);
+        const mode = blockMode(k0, kc, K, accumulate, addy);
+        const wp = packed + ((<usize>p * <usize>K + <usize>k0) << 5);
+        for (let i = 0; i < M; i++) tile_1x8(kc, x + <usize>i * ldxb + (<usize>k0 << 2), wp, y + <usize>i * ldyb + (<usize>p << 5), nr, bp, tileAct, mode);
+        k0 += kc;
+      } while (k0 < K);
+    }
+    if (deferAct) act_rows(M, N, y, ldy, act, false);
+    return;
+  }
   let k0 = 0;
   do {
     const kc = min(kcMax, K - k0);
@@ -197,17 +216,21 @@ export function f32_gemv_bf16__wasmsimd(N: i32, K: i32, x: usize, packed: usize,
   const deferAct = act != 0 && !addy, tileAct = deferAct ? 0 : act;
   const panels = (N + 7) >> 3;
   const pstride = <usize>K << 4; // bytes from one panel to the next
-  let k0 = 0;
-  do {
-    const kc = min(kcMax, K - k0);
-    const mode = blockMode(k0, kc, K, accumulate, addy);
-    const xp = x + (<usize>k0 << 2), kend = <usize>kc << 2;
-    // A 32-bit lane j of a panel row holds BF16 columns 2j (low half) and 2j+1 (high half): `<< 16`
-    // gives the even columns as float32, `& 0xffff0000` the odd ones, so the sums run over (even, odd)
-    // column sets and are put back in column order once per K block — each column's sum is unchanged.
-    // Four panels at a time: eight independent accumulator chains.
-    let p = 0;
-    for (; p + 4 <= panels && (p + 4) * 8 <= N; p += 4) {
+  // A 32-bit lane j of a panel row holds BF16 columns 2j (low half) and 2j+1 (high half): `<< 16`
+  // gives the even columns as float32, `& 0xffff0000` the odd ones, so the sums run over (even, odd)
+  // column sets and are put back in column order once per K block — each column's sum is unchanged.
+  // Four panels at a time (eight independent accumulator chains), each group through every K block
+  // before the next: four sequential streams of its weights. (K blocks outside the panels, as the
+  // GEMM orders them, read 1 KiB of every panel per block — 64 × 16 bytes, then a jump of K × 16 —
+  // and ran at a third of this order's rate on one thread; each column's arithmetic is the same.)
+  let p = 0;
+  for (; p + 4 <= panels && (p + 4) * 8 <= N; p += 4) {
+    const yp = y + (<usize>p << 5), bp = bias ? bias + (<usize>p << 5) : 0;
+    let k0 = 0;
+    do {
+      const kc = min(kcMax, K - k0);
+      const mode = blockMode(k0, kc, K, accumulate, addy);
+      const xp = x + (<usize>k0 << 2), kend = <usize>kc << 2;
       let wp = packed + ((<usize>p * <usize>K + <usize>k0) << 4);
       let e0 = f32x4.splat(0), o0 = e0, e1 = e0, o1 = e0, e2 = e0, o2 = e0, e3 = e0, o3 = e0;
       for (let kb: usize = 0; kb < kend; kb += 4) {
@@ -219,14 +242,21 @@ export function f32_gemv_bf16__wasmsimd(N: i32, K: i32, x: usize, packed: usize,
         e3 = madd(a, i32x4.shl(w3, 16), e3); o3 = madd(a, v128.and(w3, HI16), o3);
         wp += 16;
       }
-      const yp = y + (<usize>p << 5);
-      finish(v128.shuffle<f32>(e0, o0, 0, 4, 1, 5), v128.shuffle<f32>(e0, o0, 2, 6, 3, 7), bias ? bias + (<usize>p << 5) : 0, 8, tileAct, mode, yp);
-      finish(v128.shuffle<f32>(e1, o1, 0, 4, 1, 5), v128.shuffle<f32>(e1, o1, 2, 6, 3, 7), bias ? bias + (<usize>p << 5) + 32 : 0, 8, tileAct, mode, yp + 32);
-      finish(v128.shuffle<f32>(e2, o2, 0, 4, 1, 5), v128.shuffle<f32>(e2, o2, 2, 6, 3, 7), bias ? bias + (<usize>p << 5) + 64 : 0, 8, tileAct, mode, yp + 64);
-      finish(v128.shuffle<f32>(e3, o3, 0, 4, 1, 5), v128.shuffle<f32>(e3, o3, 2, 6, 3, 7), bias ? bias + (<usize>p << 5) + 96 : 0, 8, tileAct, mode, yp + 96);
-    }
-    for (; p < panels; p++) {
-      const nr = min(8, N - p * 8);
+      finish(v128.shuffle<f32>(e0, o0, 0, 4, 1, 5), v128.shuffle<f32>(e0, o0, 2, 6, 3, 7), bp, 8, tileAct, mode, yp);
+      finish(v128.shuffle<f32>(e1, o1, 0, 4, 1, 5), v128.shuffle<f32>(e1, o1, 2, 6, 3, 7), bp ? bp + 32 : 0, 8, tileAct, mode, yp + 32);
+      finish(v128.shuffle<f32>(e2, o2, 0, 4, 1, 5), v128.shuffle<f32>(e2, o2, 2, 6, 3, 7), bp ? bp + 64 : 0, 8, tileAct, mode, yp + 64);
+      finish(v128.shuffle<f32>(e3, o3, 0, 4, 1, 5), v128.shuffle<f32>(e3, o3, 2, 6, 3, 7), bp ? bp + 96 : 0, 8, tileAct, mode, yp + 96);
+      k0 += kc;
+    } while (k0 < K);
+  }
+  for (; p < panels; p++) {
+    const nr = min(8, N - p * 8);
+    const yp = y + (<usize>p << 5), bp = bias ? bias + (<usize>p << 5) : 0;
+    let k0 = 0;
+    do {
+      const kc = min(kcMax, K - k0);
+      const mode = blockMode(k0, kc, K, accumulate, addy);
+      const xp = x + (<usize>k0 << 2), kend = <usize>kc << 2;
       let wp = packed + ((<usize>p * <usize>K + <usize>k0) << 4);
       let e = f32x4.splat(0), o = e;
       for (let kb: usize = 0; kb < kend; kb += 4) {
@@ -235,11 +265,11 @@ export function f32_gemv_bf16__wasmsimd(N: i32, K: i32, x: usize, packed: usize,
         e = madd(a, i32x4.shl(w, 16), e); o = madd(a, v128.and(w, HI16), o);
         wp += 16;
       }
-      finish(v128.shuffle<f32>(e, o, 0, 4, 1, 5), v128.shuffle<f32>(e, o, 2, 6, 3, 7), bias ? bias + (<usize>p << 5) : 0, nr, tileAct, mode, y + (<usize>p << 5));
-    }
-    if (deferAct && (mode & FIN)) act_rows(1, N, y, N, act, false);
-    k0 += kc;
-  } while (k0 < K);
+      finish(v128.shuffle<f32>(e, o, 0, 4, 1, 5), v128.shuffle<f32>(e, o, 2, 6, 3, 7), bp, nr, tileAct, mode, yp);
+      k0 += kc;
+    } while (k0 < K);
+  }
+  if (deferAct) act_rows(1, N, y, N, act, false);
 }
 
 /** Scalar twin of f32_gemm_4x8__wasmsimd: same arguments, same packed W, plain f32 mul + add. */

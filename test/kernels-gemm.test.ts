@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { linear, activation } from '../src/reference/ops.js';
-import { VARIANTS, kernels, arena, rng, putF32, getF32, unstride, expectClose, U, ACT_NAMES } from './helpers/kernels.js';
+import { VARIANTS, kernels, arena, memory, rng, putF32, getF32, unstride, expectClose, U, ACT_NAMES } from './helpers/kernels.js';
 
 const Ms = [1, 2, 3, 4, 5, 9, 17, 70]; // 70 > the 64-row block
 const Ns = [1, 3, 7, 8, 9, 16, 33];
@@ -86,6 +86,36 @@ for (const variant of VARIANTS) {
       const absLin = linear(X.map(Math.abs), M, K, W.map(Math.abs), B.map(Math.abs), N);
       // both are within (K+2)·2^-24·Σ|terms| of the exact sum, so within twice that of each other
       expectClose(`simd vs scalar ${variant}`, getF32(y1, M * N), getF32(y2, M * N), (i) => 2 * (K + 2) * U * absLin[i], `M=${M} N=${N} K=${K}`);
+      arena.reset(mark);
+    }
+  });
+}
+
+// One to three rows (decoding steps) take their own loop — each panel through every K block before the
+// next, one sequential stream of weights — whose sums must be those of the general path: a row's result
+// does not depend on how many rows share the call (the rows of a 7-row call: 4×8 tiles and one 1×8 row).
+for (const variant of VARIANTS) {
+  test(`f32_gemm_4x8__wasmsimd (${variant}): rows of a 1-, 2- or 3-row call = the same rows of a 7-row call, bit for bit`, () => {
+    const k = kernels(variant);
+    const r = rng(7);
+    for (const [N, K] of [[1, 1], [9, 63], [33, 64], [40, 130], [17, 600]]) for (const act of [0, 1, 2]) for (const acc of [0, 1]) for (const withBias of [false, true]) {
+      const mark = arena.mark();
+      const X = r.uniform(7 * (K + 2)), W = r.uniform(N * K), B = r.uniform(N), Y0 = r.uniform(7 * (N + 1));
+      const xp = putF32(X), wp = putF32(W), bp = withBias ? putF32(B) : 0;
+      const packed = arena.alloc(k.f32_gemm_packed_size(N, K)), scratch = arena.alloc(k.f32_gemm_scratch_size());
+      k.f32_gemm_pack_8(N, K, wp, K, packed);
+      const all = putF32(Y0);
+      k.f32_gemm_4x8__wasmsimd(7, N, K, xp, K + 2, packed, bp, all, N + 1, act, acc, scratch);
+      const want = new Uint32Array(memory.buffer, all, 7 * (N + 1)).slice();
+      for (const M of [1, 2, 3]) for (const r0 of [0, 4]) {
+        if (r0 + M > 7) continue;
+        const y = putF32(Y0.subarray(r0 * (N + 1), (r0 + M) * (N + 1)));
+        k.f32_gemm_4x8__wasmsimd(M, N, K, xp + r0 * (K + 2) * 4, K + 2, packed, bp, y, N + 1, act, acc, scratch);
+        const got = new Uint32Array(memory.buffer, y, M * (N + 1));
+        for (let i = 0; i < M; i++) for (let n = 0; n < N; n++) {
+          if (got[i * (N + 1) + n] !== want[(r0 + i) * (N + 1) + n]) throw new Error(`${variant} M=${M} rows from ${r0} N=${N} K=${K} act=${act} acc=${acc} bias=${withBias}: row ${i} column ${n} differs`);
+        }
+      }
       arena.reset(mark);
     }
   });
