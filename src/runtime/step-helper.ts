@@ -106,11 +106,17 @@ export function forgetOwner(owner: object): void { teamCloser.unregister(owner);
 /** The calls of a product y[M, N] = x·Wᵀ on the WASM GEMM in `blocks` column blocks (multiples of 32
  *  columns: 4 panels of 8): W's 8-column panels lie one after another (8·K float32, or BF16, values
  *  each), so a block of columns is a byte offset into W, b and y. gs, wide: the running thread's scratch. */
-export function columnCalls(blocks: number, bf16: boolean, x: number, M: number, K: number, ldx: number, W: number, N: number, b: number,
+export function columnCalls(blocks: number | [number, number][], bf16: boolean, x: number, M: number, K: number, ldx: number, W: number, N: number, b: number,
   y: number, ldy: number, act: number, acc: boolean, gs: number, wide: number): Call[] {
-  const per = Math.ceil(N / blocks / 32) * 32, calls: Call[] = [];
-  for (let n0 = 0; n0 < N; n0 += per) {
-    const nn = Math.min(per, N - n0), Wt = W + n0 * K * (bf16 ? 2 : 4), bt = b ? b + n0 * 4 : 0;
+  const calls: Call[] = [];
+  let cut: [number, number][];
+  if (typeof blocks === 'number') {
+    const per = Math.ceil(N / blocks / 32) * 32;
+    cut = [];
+    for (let n0 = 0; n0 < N; n0 += per) cut.push([n0, Math.min(per, N - n0)]);
+  } else cut = blocks;
+  for (const [n0, nn] of cut) {
+    const Wt = W + n0 * K * (bf16 ? 2 : 4), bt = b ? b + n0 * 4 : 0;
     calls.push(bf16 ? [OP.gemmBf16, x, M, K, ldx, Wt, nn, bt, y + n0 * 4, ldy, act, acc ? 1 : 0, gs, wide]
       : [OP.gemm, x, M, K, ldx, Wt, nn, bt, y + n0 * 4, ldy, act, acc ? 1 : 0, gs]);
   }
