@@ -223,19 +223,20 @@ export function f32_gemv_bf16__wasmsimd(N: i32, K: i32, x: usize, packed: usize,
   // before the next: four sequential streams of its weights. (K blocks outside the panels, as the
   // GEMM orders them, read 1 KiB of every panel per block — 64 × 16 bytes, then a jump of K × 16 —
   // and ran at a third of this order's rate on one thread; each column's arithmetic is the same.)
-  let p = 0;
-  for (; p + 4 <= panels && (p + 4) * 8 <= N; p += 4) {
-    const yp = y + (<usize>p << 5), bp = bias ? bias + (<usize>p << 5) : 0;
+  // groups of four whole panels, one from each quarter of the whole panels (Q apart): four far-apart streams
+  const Q = (N >> 3) >> 2, qstride = <usize>Q * pstride, qy = <usize>Q << 5;
+  for (let g = 0; g < Q; g++) {
+    const yp = y + (<usize>g << 5), bp = bias ? bias + (<usize>g << 5) : 0;
     let k0 = 0;
     do {
       const kc = min(kcMax, K - k0);
       const mode = blockMode(k0, kc, K, accumulate, addy);
       const xp = x + (<usize>k0 << 2), kend = <usize>kc << 2;
-      let wp = packed + ((<usize>p * <usize>K + <usize>k0) << 4);
+      let wp = packed + ((<usize>g * <usize>K + <usize>k0) << 4);
       let e0 = f32x4.splat(0), o0 = e0, e1 = e0, o1 = e0, e2 = e0, o2 = e0, e3 = e0, o3 = e0;
       for (let kb: usize = 0; kb < kend; kb += 4) {
         const a = v128.load_splat<f32>(xp + kb);
-        const w0 = v128.load(wp), w1 = v128.load(wp + pstride), w2 = v128.load(wp + 2 * pstride), w3 = v128.load(wp + 3 * pstride);
+        const w0 = v128.load(wp), w1 = v128.load(wp + qstride), w2 = v128.load(wp + 2 * qstride), w3 = v128.load(wp + 3 * qstride);
         e0 = madd(a, i32x4.shl(w0, 16), e0); o0 = madd(a, v128.and(w0, HI16), o0);
         e1 = madd(a, i32x4.shl(w1, 16), e1); o1 = madd(a, v128.and(w1, HI16), o1);
         e2 = madd(a, i32x4.shl(w2, 16), e2); o2 = madd(a, v128.and(w2, HI16), o2);
@@ -243,12 +244,13 @@ export function f32_gemv_bf16__wasmsimd(N: i32, K: i32, x: usize, packed: usize,
         wp += 16;
       }
       finish(v128.shuffle<f32>(e0, o0, 0, 4, 1, 5), v128.shuffle<f32>(e0, o0, 2, 6, 3, 7), bp, 8, tileAct, mode, yp);
-      finish(v128.shuffle<f32>(e1, o1, 0, 4, 1, 5), v128.shuffle<f32>(e1, o1, 2, 6, 3, 7), bp ? bp + 32 : 0, 8, tileAct, mode, yp + 32);
-      finish(v128.shuffle<f32>(e2, o2, 0, 4, 1, 5), v128.shuffle<f32>(e2, o2, 2, 6, 3, 7), bp ? bp + 64 : 0, 8, tileAct, mode, yp + 64);
-      finish(v128.shuffle<f32>(e3, o3, 0, 4, 1, 5), v128.shuffle<f32>(e3, o3, 2, 6, 3, 7), bp ? bp + 96 : 0, 8, tileAct, mode, yp + 96);
+      finish(v128.shuffle<f32>(e1, o1, 0, 4, 1, 5), v128.shuffle<f32>(e1, o1, 2, 6, 3, 7), bp ? bp + qy : 0, 8, tileAct, mode, yp + qy);
+      finish(v128.shuffle<f32>(e2, o2, 0, 4, 1, 5), v128.shuffle<f32>(e2, o2, 2, 6, 3, 7), bp ? bp + 2 * qy : 0, 8, tileAct, mode, yp + 2 * qy);
+      finish(v128.shuffle<f32>(e3, o3, 0, 4, 1, 5), v128.shuffle<f32>(e3, o3, 2, 6, 3, 7), bp ? bp + 3 * qy : 0, 8, tileAct, mode, yp + 3 * qy);
       k0 += kc;
     } while (k0 < K);
   }
+  let p = 4 * Q;
   for (; p < panels; p++) {
     const nr = min(8, N - p * 8);
     const yp = y + (<usize>p << 5), bp = bias ? bias + (<usize>p << 5) : 0;
