@@ -185,10 +185,13 @@ function measurePeaks(dir: string): GemmRate[] {
 
 function peaksChild(): void {
   const dir = values.dir!;
-  const st = SafetensorsFile.open(join(dir, readdirSync(dir).find((f) => f.endsWith('.safetensors'))!));
-  const up = [...st.tensors.entries()].find(([n]) => /mlp\.gate_proj\.weight$/.test(n))?.[1];
-  st.close();
-  if (!up) throw new Error('no mlp.gate_proj.weight in the first safetensors file');
+  let up: { shape: number[] } | undefined;
+  for (const f of readdirSync(dir).filter((x) => x.endsWith('.safetensors'))) {
+    const st = SafetensorsFile.open(join(dir, f));
+    up ??= [...st.tensors.entries()].find(([n]) => /mlp\.gate_proj\.weight$/.test(n))?.[1];
+    st.close();
+  }
+  if (!up) throw new Error(`no mlp.gate_proj.weight in the safetensors files of ${dir}`);
   const [I, d] = up.shape as [number, number];
   console.log(`RESULT ${JSON.stringify(gemmRates(chunkSize, 2 * I, d, ['f32', 'bf16']))}`);
 }
@@ -271,7 +274,8 @@ async function parent(): Promise<void> {
     for (const r of runs) {
       const tps = r.tokensPerSecond as number;
       r.fractionOfPeak = { f32: bound.f32 ? +(tps / bound.f32).toFixed(3) : null, bf16: bound.bf16 ? +(tps / bound.bf16).toFixed(3) : null };
-      console.log(`${r.engine} ${r.tokens} tokens: ${(100 * tps / bound.f32).toFixed(1)}% of the float32 peak${bound.bf16 ? `, ${(100 * tps / bound.bf16).toFixed(1)}% of the bfloat16 peak` : ''}`);
+      const parts = [bound.f32 ? `${(100 * tps / bound.f32).toFixed(1)}% of the float32 peak` : '', bound.bf16 ? `${(100 * tps / bound.bf16).toFixed(1)}% of the bfloat16 peak` : ''].filter(Boolean);
+      console.log(`${r.engine} ${r.tokens} tokens: ${parts.length ? parts.join(', ') : 'no native library measured: no peak'}`);
     }
     save({ peakRssGrowthMiB: growth, gemmOverhead: gemm, flopsPerToken: flops, peaks: { before: peaksBefore, after: peaksAfter }, boundTokensPerSecond: bound });
     console.log(`wrote ${values.out}`);

@@ -103,8 +103,9 @@ const teamCloser = new FinalizationRegistry<StepTeam>((t) => t.close());
 export function closeWithOwner(owner: object, team: StepTeam): void { teamCloser.register(owner, team, owner); }
 export function forgetOwner(owner: object): void { teamCloser.unregister(owner); }
 
-/** The calls of a product y[M, N] = x·Wᵀ on the WASM GEMM in `blocks` column blocks (multiples of 32
- *  columns: 4 panels of 8): W's 8-column panels lie one after another (8·K float32, or BF16, values
+/** The calls of a product y[M, N] = x·Wᵀ on the WASM GEMM in `blocks` column blocks — that many of
+ *  equal width (multiples of 32 columns: 4 panels of 8), or these [first column, columns] (each first
+ *  column a multiple of 8): W's 8-column panels lie one after another (8·K float32, or BF16, values
  *  each), so a block of columns is a byte offset into W, b and y. gs, wide: the running thread's scratch. */
 export function columnCalls(blocks: number | [number, number][], bf16: boolean, x: number, M: number, K: number, ldx: number, W: number, N: number, b: number,
   y: number, ldy: number, act: number, acc: boolean, gs: number, wide: number): Call[] {
