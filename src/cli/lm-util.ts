@@ -5,6 +5,7 @@ import { UsageError, errorMessage, progressBar as cliProgressBar } from './comma
 import { intOption, numberOption } from './numbers.js';
 import { RetNetLM } from '../lm/retnet-lm.js';
 import { RetNetError } from '../errors.js';
+import type { BackendInfo } from '../backends/executor.js';
 
 export { UsageError };
 
@@ -64,13 +65,13 @@ export async function loadLM(spec: string | undefined): Promise<RetNetLM> {
   }
 }
 
-/** Writes to stderr, once per process-lifetime set `seen`, each note the engines `lm` has used so far
- *  attach to backendInfo (an engine that fell back, OpenBLAS on kernels below the CPU, emulated bfloat16):
- *  what a user should know about speed, without asking for it. */
-export async function writeEngineNotes(lm: RetNetLM, io: CommandIO, seen: Set<string>): Promise<void> {
-  for (const i of await lm.model.backendInfo()) {
+/** Writes to `out`, once per set `seen`, each note the engines `model` has used so far attach to
+ *  backendInfo (an engine that fell back, OpenBLAS on kernels below the CPU, emulated bfloat16): what a
+ *  user should know about speed, without asking for it. */
+export async function writeEngineNotes(model: { backendInfo(): Promise<BackendInfo[]> }, out: { write(s: string): unknown }, seen = new Set<string>()): Promise<void> {
+  for (const i of await model.backendInfo()) {
     const note = typeof i.note === 'string' ? i.note : '';
-    if (note && !seen.has(note)) { seen.add(note); io.stderr.write(`note: ${note}\n`); }
+    if (note && !seen.has(note)) { seen.add(note); out.write(`note: ${note}\n`); }
   }
 }
 

@@ -91,14 +91,14 @@ export function openblasCoreNote(cpu: CpuFeatures, core: string, env: string | u
 
 /** One BLAS thread per caller (the pool is the parallelism), and the library's name + version
  *  (+ OpenBLAS's kernel set). */
-function configure(lib: KLib, path: string): string {
+function configure(lib: KLib, path: string): string | { label: string; core?: string } {
   const oset = tryFunc(lib, 'void openblas_set_num_threads(int)');
   if (oset) {
     oset(1);
     const cfg = tryFunc(lib, 'const char *openblas_get_config()')?.() as string | undefined;
     const m = /OpenBLAS\s+([\d.]+)/i.exec(cfg ?? '');
     const core = tryFunc(lib, 'const char *openblas_get_corename()')?.() as string | undefined;
-    return `openblas ${m ? m[1] : 'unknown version'}${core ? ` (${core})` : ''}`;
+    return { label: `openblas ${m ? m[1] : 'unknown version'}${core ? ` (${core})` : ''}`, core };
   }
   const mset = tryFunc(lib, 'int MKL_Set_Num_Threads_Local(int)') ?? tryFunc(lib, 'void MKL_Set_Num_Threads(int)');
   if (mset) {
@@ -130,12 +130,10 @@ export function loadBlas(path: string | undefined = envValue('RETNET_BLAS')): Bl
     const sgemm = tryFunc(lib, 'void cblas_sgemm(int, int, int, int, int, int, float, uintptr_t, int, uintptr_t, int, float, uintptr_t, int)');
     const sgemv = tryFunc(lib, 'void cblas_sgemv(int, int, int, int, float, uintptr_t, int, uintptr_t, int, float, uintptr_t, int)');
     if (!sgemm || !sgemv) return 'exports no cblas_sgemm/cblas_sgemv';
-    const label = configure(lib, name);
-    return { path: name, label, sgemm: sgemm as Sgemm, sgemv: sgemv as Sgemv, baseOf: memoryBase(loadLibc(koffi)) };
+    const c = configure(lib, name), label = typeof c === 'string' ? c : c.label;
+    const note = typeof c !== 'string' && c.core ? openblasCoreNote(cpuFeatures(), c.core, process.env.OPENBLAS_CORETYPE) : null;
+    return { path: name, label, ...(note ? { note } : {}), sgemm: sgemm as Sgemm, sgemv: sgemv as Sgemv, baseOf: memoryBase(loadLibc(koffi)) };
   });
-  const core = 'value' in r ? /^openblas \S+ \((\w+)\)/.exec(r.value.label)?.[1] : undefined;
-  const note = core ? openblasCoreNote(cpuFeatures(), core, process.env.OPENBLAS_CORETYPE) : null;
-  if ('value' in r && note) r.value.note = note;
   if ('value' in r) { pinLibrary(koffi, r.value.path); loaded.set(key, r.value); return r.value; } // see pinLibrary
   const tried = r.tried;
   throw errors.engine(`no CBLAS library could be loaded for the BLAS engine; tried: ${tried.join('; ')}. To use it, ${BLAS_INSTALL_HINT}; or use kernels: 'wasm'`);

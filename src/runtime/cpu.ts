@@ -29,7 +29,7 @@ export function parseCpuinfo(text: string, logical: number): CpuFeatures {
   const first = text.split(/\n\s*\n/)[0] ?? '';
   const field = (name: string) => new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm').exec(first)?.[1]?.trim() ?? '';
   const flags = field('flags');
-  const has = (f: string) => new RegExp(`(^|\\s)${f}(\\s|$)`).test(flags);
+  const has = (f: string) => flagsInclude(flags, [f]);
   return {
     model: field('model name') || 'unknown CPU', vendor: field('vendor_id'), logical, flags,
     avx2: has('avx2'), fma: has('fma'), avx512f: has('avx512f'), avx512bf16: has('avx512_bf16'), amxBf16: has('amx_bf16'),
@@ -47,11 +47,14 @@ export function cpuFeatures(): CpuFeatures {
   return cached;
 }
 
-/** Whether the flags line lists every one of `names`. */
-export function hasFlags(c: CpuFeatures, ...names: string[]): boolean {
-  const set = new Set(c.flags.split(/\s+/));
+/** Whether a flags line lists every one of `names` (whole words). */
+function flagsInclude(flags: string, names: readonly string[]): boolean {
+  const set = new Set(flags.split(/\s+/));
   return names.every((n) => set.has(n));
 }
+
+/** Whether the CPU's flags line lists every one of `names`. */
+export function hasFlags(c: CpuFeatures, ...names: string[]): boolean { return flagsInclude(c.flags, names); }
 
 /** One line for reports: the model and the extensions that decide the bfloat16 path. */
 export function describeCpu(c: CpuFeatures = cpuFeatures()): string {

@@ -4,6 +4,7 @@
 import { RetNet, Tensor, maxAbsDiff, relMaxError } from '../../index.js';
 import { backendName, kernelsName, modelConfig, parse, type Command } from '../command.js';
 import { intOption, workersOption } from '../numbers.js';
+import { writeEngineNotes } from '../lm-util.js';
 
 const usage = `usage: retnet [demo] [--small] [--backend wasm|js|tfjs] [--kernels auto|wasm|blas|dnnl] [--workers N] [--chunks K]
 
@@ -56,7 +57,7 @@ const demo: Command = {
       const engines = (await model.backendInfo()).map((i) => `${i.engine} on ${i.device}`).join('; ');
       console.log(`backend: ${backend}${engines ? ` (${engines})` : ' (float64 reference)'}`);
       // why the engine is not the one 'auto' prefers (no CBLAS library, RETNET_BLAS naming one that does not load, …)
-      for (const i of await model.backendInfo()) if (typeof i.note === 'string' && i.note) console.log(`note: ${i.note}`);
+      await writeEngineNotes(model, process.stdout);
       console.log(`agreement: max|Δ| = ${maxAbsDiff(c, p).toExponential(2)}, max|Δ|/max|parallel| = ${relMaxError(c, p).toExponential(2)}`);
     } finally {
       await model.close();

@@ -137,7 +137,7 @@ export const score: Command = {
             r = await lm.score(bytes, { backend, chunkSize, precision, perToken: values['per-token'] === true, onProgress: (d) => bar.update(d) });
           } finally { bar.stop(); }
           const sec = (performance.now() - t0) / 1000;
-          await writeEngineNotes(lm, io, notes);
+          await writeEngineNotes(lm.model, io.stderr, notes);
           if (!Number.isFinite(r.bits)) throw nonFinite(name, r.bits);
           if (tokens) io.stdout.write(`${name}: ${r.bytes} bytes, ${r.tokens} tokens, ${r.bits.toFixed(1)} bits, ${r.bitsPerByte.toFixed(4)} bits/byte, perplexity ${r.perplexity.toFixed(3)}, ${Math.round(r.tokens / Math.max(sec, 1e-9))} tokens/s\n`);
           else io.stdout.write(`${name}: ${r.bytes} bytes, ${r.bits.toFixed(1)} bits, ${r.bitsPerByte.toFixed(4)} bits/byte, ${Math.round(r.bytes / Math.max(sec, 1e-9))} tokens/s\n`);
