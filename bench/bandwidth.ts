@@ -1,18 +1,26 @@
 // The machine's streaming read bandwidth, for benchmarks that set a speed against it (bench/decode.ts,
 // bench/dnnl-gemv.ts): each reader thread memcmps (Buffer.compare) two equal 512 MiB buffers — a pure
-// sequential read of 1 GiB per thread — and n readers run at the same time.
+// sequential read of 1 GiB per thread — and n readers run at the same time. The buffers live in a
+// WebAssembly memory made as the engines make theirs (createMemory), so on the same kind of pages: 2 MiB
+// pages where the engines get them (src/wasm/huge-pages.ts), 4 KiB ones with RETNET_HUGEPAGES=0. (On the
+// AMD EPYC VM, 2026-12-07, the two read at the same speed: 64–68 GB/s each, alternated in one process.)
 import { Worker } from 'node:worker_threads';
 
 const HALF = 512 * 2 ** 20;
+const loader = new URL('../src/wasm/loader.js', import.meta.url).href;
 const readerSrc = `
 const { parentPort } = require('node:worker_threads');
-const a = Buffer.alloc(${HALF}, 7), b = Buffer.alloc(${HALF}, 7);
+(async () => {
+const { createMemory } = await import(${JSON.stringify(loader)});
+const m = createMemory(2 * ${HALF / 65536} + 16);
+const a = Buffer.from(m.buffer, 0, ${HALF}).fill(7), b = Buffer.from(m.buffer, ${HALF}, ${HALF}).fill(7);
 parentPort.postMessage('ready');
 parentPort.on('message', () => {
   const t0 = process.hrtime.bigint();
   if (Buffer.compare(a, b) !== 0) throw new Error('buffers differ');
   parentPort.postMessage(Number(process.hrtime.bigint() - t0) / 1e9);
-});`;
+});
+})();`;
 
 /** n reader threads (1 GiB of buffers each, kept until close); measure(reps): GB/s (1e9 bytes) of the
  *  n reading at the same time, best of reps. */

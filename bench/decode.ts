@@ -20,6 +20,7 @@ import { RetNetLM, type Precision } from '../src/index.js';
 import { OP } from '../src/runtime/step-helper.js';
 import { readers } from './bandwidth.js';
 import { benchArgs } from './args.js';
+import { hugePages } from '../src/wasm/huge-pages.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const { values } = benchArgs({
@@ -147,7 +148,7 @@ if (values.split) {
 }
 const out = {
   date: new Date().toISOString(),
-  machine: { cpu: cpus()[0]?.model, cores: cpus().length, memGiB: +(totalmem() / 2 ** 30).toFixed(1), node: process.version },
+  machine: { cpu: cpus()[0]?.model, cores: cpus().length, memGiB: +(totalmem() / 2 ** 30).toFixed(1), node: process.version, pages: hugePages() },
   params: { dir, layers: cfg.num_hidden_layers, tokens: nTok, segments: nSeg, promptTokens: prompt.length, threads, stateDtype },
   bandwidthGBps: { oneThread: +bw1.toFixed(2), threadsAtStart: +bwStart.toFixed(2) },
   bytesPerToken: perToken, stateBytesPerToken: stateBytes,

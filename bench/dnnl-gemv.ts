@@ -17,6 +17,7 @@ import { dnnlColumnBlocks } from '../src/runtime/dnnl-kernels.js';
 import { createMemory } from '../src/wasm/loader.js';
 import { bandwidth } from './bandwidth.js';
 import { benchArgs } from './args.js';
+import { hugePages } from '../src/wasm/huge-pages.js';
 benchArgs({ options: {} }); // no options: any argument is refused (before a run that overwrites bench/results)
 
 const ROOT = new URL('../../', import.meta.url).pathname;
@@ -55,7 +56,7 @@ const bw1 = await bandwidth(1), bw2 = await bandwidth(2);
 console.log(`memcmp: ${Math.max(bw1Before, bw1).toFixed(1)} GB/s on one thread (before ${bw1Before.toFixed(1)}, after ${bw1.toFixed(1)}), ${bw2.toFixed(1)} on two`);
 const out = {
   date: new Date().toISOString(),
-  machine: { cpu: cpus()[0]?.model, cores: cpus().length, memGiB: +(totalmem() / 2 ** 30).toFixed(1), node: process.version },
+  machine: { cpu: cpus()[0]?.model, cores: cpus().length, memGiB: +(totalmem() / 2 ** 30).toFixed(1), node: process.version, pages: hugePages() },
   library: lib.label,
   bandwidthGBps: { oneThreadBefore: +bw1Before.toFixed(2), oneThreadAfter: +bw1.toFixed(2), twoThreads: +bw2.toFixed(2) },
   oneRowProducts: rows,

@@ -32,6 +32,7 @@ import { Arena } from '../src/runtime/arena.js';
 import { bindWasmKernels } from '../src/runtime/wasm-kernels.js';
 import type { RuntimeKernels } from '../src/runtime/kernels.js';
 import { benchArgs } from './args.js';
+import { hugePages } from '../src/wasm/huge-pages.js';
 import { gemmRates, type GemmRate } from './gemm-rates.js';
 import { flaFlopsPerToken } from './flops.js';
 import { SafetensorsFile } from '../src/safetensors.js';
@@ -225,7 +226,7 @@ async function parent(): Promise<void> {
   console.log(`fla-1p3b: ${JSON.stringify(params)}`);
   console.log(`machine: ${cpus()[0]?.model} × ${cpus().length}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}`);
   const runs: Record<string, unknown>[] = [];
-  const machine = { cpu: cpus()[0]?.model, cores: cpus().length, memGiB: +(totalmem() / 2 ** 30).toFixed(1), node: process.version,
+  const machine = { cpu: cpus()[0]?.model, cores: cpus().length, memGiB: +(totalmem() / 2 ** 30).toFixed(1), node: process.version, pages: hugePages(),
     ...(process.env.OPENBLAS_CORETYPE !== undefined ? { OPENBLAS_CORETYPE: process.env.OPENBLAS_CORETYPE } : {}) };
   const save = (extra: Record<string, unknown> = {}) => {
     mkdirSync(join(values.out, '..'), { recursive: true });

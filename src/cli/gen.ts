@@ -3,6 +3,7 @@
 // any length cost no memory, and a sink that only checks the output is finite.
 import { cpus, availableParallelism } from 'node:os';
 import type { RowSink, RowSource } from '../index.js';
+import { hugePages } from '../wasm/huge-pages.js';
 
 export function generatedSource(B: number, L: number, d: number, seed = 1): RowSource {
   return {
@@ -33,5 +34,5 @@ export function machine() {
   // OPENBLAS_CORETYPE picks OpenBLAS's kernels (twice the sgemm rate or half, blas-kernels.ts): recorded where set
   const coretype = process.env.OPENBLAS_CORETYPE;
   return { cpu: cpus()[0]?.model ?? 'unknown', cores: availableParallelism(), node: process.version, platform: `${process.platform}-${process.arch}`,
-    ...(coretype !== undefined ? { OPENBLAS_CORETYPE: coretype } : {}) };
+    pages: hugePages(), ...(coretype !== undefined ? { OPENBLAS_CORETYPE: coretype } : {}) };
 }

@@ -8,7 +8,8 @@ import { errors, RetNetError } from '../errors.js';
 import { Tensor } from '../tensor.js';
 import type { BackendInfo, Executor, ForwardRequest, ModelSpec, RowSink, RowSource } from '../backends/executor.js';
 import { Arena, fmtBytes } from './arena.js';
-import { ARENA_BASE } from '../wasm/loader.js';
+import { ARENA_BASE, createMemory } from '../wasm/loader.js';
+import { pagesOf } from '../wasm/huge-pages.js';
 import { decayPowers } from '../wasm/tables.js';
 import { planWindows, slabChunks, type Slab } from './plan.js';
 import { scanChunks } from './scan.js';
@@ -81,7 +82,7 @@ export class WasmExecutor implements Executor {
   }
 
   static async create(opts: WasmExecutorOptions = {}): Promise<WasmExecutor> {
-    const memory = new WebAssembly.Memory({ initial: 256, maximum: 65536, shared: true });
+    const memory = createMemory(256);
     const variant = opts.variant ?? envValue('RETNET_WASM_VARIANT') ?? 'auto';
     const engine = await chooseEngine(opts.kernels ?? kernelsFromEnv(), opts.precision ?? precisionFromEnv());
     const kernels = await createWorkerKernels(memory, engine, variant);
@@ -122,6 +123,7 @@ export class WasmExecutor implements Executor {
       device: `CPU, ${this.workers} worker thread${this.workers === 1 ? '' : 's'}`,
       ...(this.engine.dispatch ? { dispatch: this.engine.dispatch } : {}),
       ...(this.engine.note ? { note: this.engine.note } : {}),
+      memory: pagesOf(this.memory),
     };
   }
 

@@ -12,6 +12,7 @@ import { isMainThread } from 'node:worker_threads';
 import v8 from 'node:v8';
 import { envValue } from '../env.js';
 import { errors } from '../errors.js';
+import { adviseHugePages } from './huge-pages.js';
 
 if (isMainThread) v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
 
@@ -197,7 +198,9 @@ export async function loadKernels(opts: LoadOptions): Promise<Kernels> {
   return wrap(instance, module, opts.memory, variant);
 }
 
-/** A shared memory suitable for the kernels. */
+/** A shared memory suitable for the kernels, on 2 MiB pages where the kernel allows (huge-pages.ts). */
 export function createMemory(initialPages = 256): WebAssembly.Memory {
-  return new WebAssembly.Memory({ initial: Math.max(initialPages, MIN_PAGES), maximum: MAX_PAGES, shared: true });
+  const memory = new WebAssembly.Memory({ initial: Math.max(initialPages, MIN_PAGES), maximum: MAX_PAGES, shared: true });
+  adviseHugePages(memory, MAX_PAGES * 65536);
+  return memory;
 }

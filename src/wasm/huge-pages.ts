@@ -1,0 +1,90 @@
+// Transparent huge pages for the shared WebAssembly memories (Linux).
+//
+// V8 backs a WebAssembly.Memory with anonymous 4 KiB pages. Where the kernel's transparent huge
+// pages are in 'madvise' mode (Debian's default), a region gets 2 MiB pages only when the process
+// asks: madvise(MADV_HUGEPAGE). The weights and activations the engines stream through live in
+// these memories (2.7 GB for the 1.3B fla model), so every 4 KiB of a stream costs a page walk
+// when its TLB entry is gone; with 2 MiB pages, one walk in 512. The advice is given once, on the
+// memory's whole reservation (maximum pages, 2 MiB-aligned inside it), before any page is touched,
+// so later growth is covered too. It changes no arithmetic: results are bit for bit the same.
+//
+// RETNET_HUGEPAGES=0 turns it off (for A/B measurements); unset or 1: on. Elsewhere (not Linux, no
+// koffi, THP 'never') it is a no-op and hugePages() says why.
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { envValue } from '../env.js';
+import { errors } from '../errors.js';
+
+const MADV_HUGEPAGE = 14;
+const HUGE = 2 * 2 ** 20;
+
+/** The kernel's THP mode ('always' | 'madvise' | 'never'), or null where there is none (not Linux). */
+export function thpMode(): 'always' | 'madvise' | 'never' | null {
+  if (process.platform !== 'linux') return null;
+  try {
+    const m = /\[(\w+)\]/.exec(readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8'));
+    return m && (m[1] === 'always' || m[1] === 'madvise' || m[1] === 'never') ? m[1] : null;
+  } catch { return null; }
+}
+
+/** Whether RETNET_HUGEPAGES asks for the advice (default yes); E_OPTION for a value other than 0 or 1. */
+export function hugePagesWanted(): boolean {
+  const v = envValue('RETNET_HUGEPAGES');
+  if (v === undefined || v === '1') return true;
+  if (v === '0') return false;
+  throw errors.option('RETNET_HUGEPAGES', '0 (off) or 1 (on, the default)', v);
+}
+
+type Advise = (memory: WebAssembly.Memory, maxBytes: number) => boolean;
+let adviser: Advise | null | undefined;
+
+/** madvise through koffi, or null (koffi or libc missing). */
+function loadAdviser(): Advise | null {
+  try {
+    const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
+    const libc = koffi.load('libc.so.6');
+    // memset(p, 0, 0) writes nothing and returns p: the buffer's address (as in native-lib.ts)
+    const memset = libc.func('uintptr_t memset(void *, int, size_t)') as (p: Uint8Array, c: number, n: number) => number | bigint;
+    const madvise = libc.func('int madvise(uintptr_t, size_t, int)') as (a: number, n: number, advice: number) => number;
+    return (memory, maxBytes) => {
+      const base = Number(memset(new Uint8Array(memory.buffer, 0, 1), 0, 0));
+      const start = Math.ceil(base / HUGE) * HUGE, end = Math.floor((base + maxBytes) / HUGE) * HUGE;
+      return end > start && madvise(start, end - start, MADV_HUGEPAGE) === 0;
+    };
+  } catch { return null; }
+}
+
+const status = new WeakMap<WebAssembly.Memory, string>();
+
+/** Ask for 2 MiB pages on `memory` (a fresh one: pages touched before are not converted at once).
+ *  `maxBytes`: its maximum size. Returns what backs it now (as {@link pagesOf}). */
+export function adviseHugePages(memory: WebAssembly.Memory, maxBytes: number): string {
+  const mode = thpMode();
+  let s: string;
+  if (mode === null) s = '4 KiB pages (no transparent huge pages here)';
+  else if (mode === 'always') s = 'huge pages (THP always)';
+  else if (mode === 'never') s = '4 KiB pages (THP never)';
+  else if (!hugePagesWanted()) s = '4 KiB pages (RETNET_HUGEPAGES=0)';
+  else {
+    adviser ??= loadAdviser();
+    s = adviser !== null && adviser(memory, maxBytes) ? 'huge pages (madvise)' : '4 KiB pages (madvise failed)';
+  }
+  status.set(memory, s);
+  return s;
+}
+
+/** What backs a memory made by createMemory, for backendInfo() and benchmark records:
+ *  'huge pages (madvise)', 'huge pages (THP always)', or '4 KiB pages (why)'. The kernel may still
+ *  back an advised region with 4 KiB pages where it finds no free 2 MiB page. */
+export function pagesOf(memory: WebAssembly.Memory): string {
+  return status.get(memory) ?? '4 KiB pages (not made by createMemory)';
+}
+
+/** What a memory made now would get (for benchmark records made before or without one). */
+export function hugePages(): string {
+  const mode = thpMode();
+  if (mode === null) return '4 KiB pages (no transparent huge pages here)';
+  if (mode === 'always') return 'huge pages (THP always)';
+  if (mode === 'never') return '4 KiB pages (THP never)';
+  return hugePagesWanted() ? 'huge pages (madvise)' : '4 KiB pages (RETNET_HUGEPAGES=0)';
+}
