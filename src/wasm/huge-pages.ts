@@ -3,13 +3,15 @@
 // V8 backs a WebAssembly.Memory with anonymous 4 KiB pages. Where the kernel's transparent huge
 // pages are in 'madvise' mode (Debian's default), a region gets 2 MiB pages only when the process
 // asks: madvise(MADV_HUGEPAGE). The weights and activations the engines stream through live in
-// these memories (2.7 GB for the 1.3B fla model), so every 4 KiB of a stream costs a page walk
-// when its TLB entry is gone; with 2 MiB pages, one walk in 512. The advice is given once, on the
-// memory's whole reservation (maximum pages, 2 MiB-aligned inside it), before any page is touched,
-// so later growth is covered too. It changes no arithmetic: results are bit for bit the same.
+// these memories (2.7 GB for the 1.3B fla model): with 2 MiB pages, one page fault and one TLB entry
+// where 4 KiB pages need 512. The advice is given once, on the memory's whole reservation (maximum
+// pages, 2 MiB-aligned inside it), before any page is touched, so later growth is covered too. It
+// changes no arithmetic: results are bit for bit the same. Measured on the AMD EPYC VM (2026-12-07,
+// docs/engines.md#memory-pages): the 1.3B's weights pack in 14–19 s instead of 22–23 s (fewer
+// faults); scoring and decoding speed the same within that VM's noise.
 //
 // RETNET_HUGEPAGES=0 turns it off (for A/B measurements); unset or 1: on. Elsewhere (not Linux, no
-// koffi, THP 'never') it is a no-op and hugePages() says why.
+// koffi, THP 'never') it is a no-op, and pagesOf() says why.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { envValue } from '../env.js';
