@@ -4,7 +4,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { jsKernels } from '../src/runtime/kernels.js';
-import { maybeProfiled, collectProfile, resetProfile, splitPhases, PHASES } from '../src/runtime/profile.js';
+import { maybeProfiled, collectProfile, resetProfile, splitPhases, phaseRates, profileBuffer, PHASES } from '../src/runtime/profile.js';
+import type { RuntimeKernels } from '../src/runtime/kernels.js';
 import { RetNet } from '../src/index.js';
 import { discardSink, generatedSource } from '../src/cli/gen.js';
 
@@ -35,6 +36,33 @@ test('RETNET_PROFILE=1: a chunkwise forward on 2 workers is split into phases th
     assert.ok(Math.abs(kernelMs + split['dispatch/idle'] - 2 * wall) < 1e-6 * wall + 1e-9 || kernelMs > 2 * wall, 'phases + dispatch/idle = workers × wall');
   } finally {
     await model.close();
+    if (before === undefined) delete process.env.RETNET_PROFILE; else process.env.RETNET_PROFILE = before;
+  }
+});
+
+test('the profile counts each product\'s 2·M·N·K FLOPs and the intra-chunk causal FLOPs, and states their rates', () => {
+  const before = process.env.RETNET_PROFILE;
+  process.env.RETNET_PROFILE = '1';
+  try {
+    const spin = (ms: number) => { const t = performance.now(); while (performance.now() - t < ms) { /* a kernel that takes ms */ } };
+    const fake = { ...jsKernels(new WebAssembly.Memory({ initial: 1, maximum: 2, shared: true })),
+      gemm: () => spin(2), gemmBf16: () => spin(2), intra: () => spin(2) } as unknown as RuntimeKernels;
+    const W = maybeProfiled(fake, profileBuffer());
+    resetProfile();
+    W.gemm(0, 3, 5, 5, 0, 7, 0, 0, 7, 0, false, 0);          // M 3, K 5, N 7: 210
+    W.gemmBf16(0, 2, 4, 4, 0, 6, 0, 0, 6, 0, true, 0, 0);    // accumulate: still plain gemm, 96
+    W.gemm(0, 4, 8, 8, 0, 16, 0, 0, 16, 1, false, 0);        // with an activation: gemm+act, 1,024
+    W.intra(0, 0, 0, 4, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0);        // n 4, dk 2, dv 3: 4·5/2 terms × (2 + 3) × 2 = 100
+    const rep = collectProfile();
+    const sum = (p: 'gemm' | 'gemm+act' | 'intra') => rep.workers.reduce((s, w) => s + w.flops[p], 0);
+    assert.is(sum('gemm'), 210 + 96);
+    assert.is(sum('gemm+act'), 1024);
+    assert.is(sum('intra'), 100);
+    const r = phaseRates(rep), ms = (p: 'gemm' | 'gemm+act' | 'intra') => rep.workers.reduce((s, w) => s + w.times[p], 0);
+    assert.ok(Math.abs(r.gemm - 306 / ms('gemm') / 1e6) <= 1e-12 * r.gemm, `gemm rate ${r.gemm}`);
+    assert.ok(ms('gemm') >= 4 && ms('gemm+act') >= 2 && ms('intra') >= 2, 'each call was timed');
+    assert.ok(r['gemm+act'] > 0 && r.intra > 0);
+  } finally {
     if (before === undefined) delete process.env.RETNET_PROFILE; else process.env.RETNET_PROFILE = before;
   }
 });

@@ -19,8 +19,13 @@ export const profiling = (): boolean => process.env.RETNET_PROFILE === '1';
 const zero = (): PhaseTimes => Object.fromEntries(PHASES.map((p) => [p, 0])) as PhaseTimes;
 
 // Counter buffer: Int32 slot allocator at byte 0; slot s (one per worker thread) is
-// SLOT float64s at float64 index (s + 1)·SLOT: the phases in PHASES order, then the call count.
+// SLOT float64s at float64 index (s + 1)·SLOT: the phases in PHASES order, the call count, then the
+// FLOPs of the phases in RATED order (multiply-add = 2; intra: its causal terms only, as bench/flops.ts).
 const SLOT = 16, MAX_SLOTS = 64;
+/** Phases whose FLOPs are counted, so that their rate inside the engine can be stated. */
+export const RATED = ['gemm', 'gemm+act', 'intra'] as const;
+export type RatedPhase = (typeof RATED)[number];
+const FLOPS = PHASES.length + 1; // slot index of RATED[0]'s FLOPs
 let buffer: SharedArrayBuffer | undefined;
 
 /** The process's counter buffer when profiling (created on first use), else undefined: goes into workerData. */
@@ -49,18 +54,25 @@ export function maybeProfiled(K: RuntimeKernels, buf: SharedArrayBuffer | undefi
     const i = PHASES.indexOf(phase);
     W[key] = (...a: number[]) => { const t0 = performance.now(); f(...a); t[i] += performance.now() - t0; t[CALLS]++; };
   }
+  // intra(q, k, v, n, dk, dv, …): row i of the chunk has i + 1 terms of q·k (dk) and of A·v (dv)
+  const intra = W.intra as (...a: number[]) => void, iF = FLOPS + RATED.indexOf('intra');
+  W.intra = (...a: number[]) => { intra(...a); t[iF] += a[3] * (a[3] + 1) * (a[4] + a[5]); };
   const gemm = K.gemm.bind(K);
   const iG = PHASES.indexOf('gemm'), iGA = PHASES.indexOf('gemm+act');
+  // gemm(x, M, K, ldx, w, N, b, y, ldy, act, …): 2·M·N·K
+  const fG = FLOPS + RATED.indexOf('gemm'), fGA = FLOPS + RATED.indexOf('gemm+act');
   W.gemm = (...a: Parameters<RuntimeKernels['gemm']>) => {
     const t0 = performance.now();
     gemm(...a);
     t[a[9] ? iGA : iG] += performance.now() - t0; t[CALLS]++;
+    t[a[9] ? fGA : fG] += 2 * a[1] * a[5] * a[2];
   };
   const gemmBf16 = K.gemmBf16.bind(K); // BF16 weights: the widening counts as GEMM time
   W.gemmBf16 = (...a: Parameters<RuntimeKernels['gemmBf16']>) => {
     const t0 = performance.now();
     gemmBf16(...a);
     t[a[9] ? iGA : iG] += performance.now() - t0; t[CALLS]++;
+    t[a[9] ? fGA : fG] += 2 * a[1] * a[5] * a[2];
   };
   return W as unknown as RuntimeKernels;
 }
@@ -80,8 +92,8 @@ export function resetProfile(): void {
 }
 
 export interface ProfileReport {
-  /** per worker thread: milliseconds per phase inside kernel calls */
-  workers: { slot: number; times: PhaseTimes; calls: number }[];
+  /** per worker thread: milliseconds per phase inside kernel calls, and the FLOPs of the rated phases */
+  workers: { slot: number; times: PhaseTimes; calls: number; flops: Record<RatedPhase, number> }[];
   /** the coordinator (main thread): the scan */
   coordinator: PhaseTimes;
 }
@@ -94,7 +106,10 @@ export function collectProfile(): ProfileReport {
     for (let s = 0; s < used; s++) {
       const t = new Float64Array(buffer, (s + 1) * SLOT * 8, SLOT);
       const calls = t[PHASES.length];
-      if (calls > 0) workers.push({ slot: s, times: Object.fromEntries(PHASES.map((p, i) => [p, t[i]])) as PhaseTimes, calls });
+      if (calls > 0) {
+        workers.push({ slot: s, times: Object.fromEntries(PHASES.map((p, i) => [p, t[i]])) as PhaseTimes, calls,
+          flops: Object.fromEntries(RATED.map((p, i) => [p, t[FLOPS + i]])) as Record<RatedPhase, number> });
+      }
     }
   }
   return { workers, coordinator: { ...main } };
@@ -113,5 +128,18 @@ export function splitPhases(rep: ProfileReport, wallMs: number, workers: number)
   let used = 0;
   for (const p of PHASES) used += out[p];
   out['dispatch/idle'] = Math.max(0, workers * wallMs - used);
+  return out;
+}
+
+/** GFLOP/s of each rated phase while a worker thread is in it (its FLOPs over its time, summed over
+ *  workers): what one thread's products and intra-chunk tiles reach inside the engine, to set beside
+ *  a library's single-thread rate measured alone. NaN where the phase did not run. */
+export function phaseRates(rep: ProfileReport): Record<RatedPhase, number> {
+  const out = {} as Record<RatedPhase, number>;
+  for (const p of RATED) {
+    let f = 0, ms = 0;
+    for (const w of rep.workers) { f += w.flops[p]; ms += w.times[p]; }
+    out[p] = ms > 0 ? f / ms / 1e6 : NaN;
+  }
   return out;
 }

@@ -12,7 +12,7 @@ import { backendList, errorMessage, flagModelConfig, kernelsName, parse, table, 
 import { MAX_WORKERS, intListOption, intOption } from '../numbers.js';
 import { checkOutputTarget, writeFileAtomic } from '../safe-output.js';
 import { discardSink, generatedSource, machine } from '../gen.js';
-import { collectProfile, resetProfile, splitPhases, PHASES } from '../../runtime/profile.js';
+import { collectProfile, phaseRates, resetProfile, splitPhases, PHASES, RATED } from '../../runtime/profile.js';
 
 const usage = `usage: retnet bench [--backend wasm,tfjs,js] [--lengths 1024,8192] [--chunks 8,16] [--workers 1,2] [--kernels auto,wasm,blas,dnnl] [--precision f32|bf16] [--batch B] [--layers N --dim D --heads H] [--repeat R] [--profile] [--json OUT]
 
@@ -39,7 +39,8 @@ options:
   --profile         per-phase profile of every wasm cell (GEMMs, intra-chunk
                     retention, activations, norms, rotary, scan, dispatch/idle):
                     a timing wrapper around the workers' kernels (RETNET_PROFILE=1),
-                    so profiled times run slightly slower than unprofiled ones
+                    so profiled times run slightly slower than unprofiled ones; and the
+                    GFLOP/s of one worker while in the products and the intra-chunk retention
   --json OUT        write the results as JSON to OUT (default: not saved); an existing
                     OUT must be JSON (an earlier run's), else it is refused
   -h, --help        this text`;
@@ -59,6 +60,8 @@ export interface BenchRow {
   unavailable?: string;
   /** --profile: worker-milliseconds per phase of the best run (they sum to workers × seconds × 1000) */
   profile?: Record<string, number>;
+  /** --profile: GFLOP/s of the products and the intra-chunk retention (causal FLOPs) per worker thread while in them */
+  rates?: Record<string, number>;
 }
 
 const bench: Command = {
@@ -112,7 +115,9 @@ const bench: Command = {
                 await model.forwardStream(generatedSource(B, L, cfg.dimModel), discardSink(), { ...opts, numChunks: chunks });
                 const sec = (performance.now() - t0) / 1000;
                 if (sec < best && profile && backend === 'wasm' && workers) {
-                  row.profile = splitPhases(collectProfile(), sec * 1000, workers);
+                  const rep = collectProfile();
+                  row.profile = splitPhases(rep, sec * 1000, workers);
+                  row.rates = phaseRates(rep);
                 }
                 best = Math.min(best, sec);
               }
@@ -171,6 +176,9 @@ function printProfiles(rows: BenchRow[]): void {
     const total = (r.workers ?? 1) * r.seconds * 1000;
     return [r.L, r.chunks, r.workers ?? '-', ...cols.map((c) => `${((100 * (r.profile![c] ?? 0)) / total).toFixed(1)}%`)];
   })));
+  console.log('\nrates inside the engine: GFLOP/s of one worker thread while in the phase (intra: its causal FLOPs only)');
+  console.log(table(['L', 'chunks', 'workers', ...RATED], prof.map((r) =>
+    [r.L, r.chunks, r.workers ?? '-', ...RATED.map((p) => (Number.isFinite(r.rates?.[p]) ? r.rates![p].toFixed(1) : '-'))])));
 }
 
 export default bench;
