@@ -8,13 +8,23 @@ import { readFileSync } from 'node:fs';
 import { RetNet, RetNetError, Tensor } from '../src/index.js';
 import { createMemory } from '../src/wasm/loader.js';
 import { pagesOf, thpMode } from '../src/wasm/huge-pages.js';
+import { loadLibc, memoryBase, requireKoffi } from '../src/runtime/native-lib.js';
 
 const mode = thpMode();
 
-/** kB of anonymous huge pages mapped by this process. */
-function anonHugeKb(): number {
-  const m = /AnonHugePages:\s+(\d+) kB/.exec(readFileSync('/proc/self/smaps_rollup', 'utf8'));
-  return m ? Number(m[1]) : 0;
+const baseOf = memoryBase(loadLibc(requireKoffi('this test')));
+
+/** kB of anonymous huge pages in the mappings that overlap [lo, hi) (/proc/self/smaps): this memory's
+ *  own, whatever else the process (or khugepaged) does meanwhile. */
+function anonHugeKb(lo: number, hi: number): number {
+  let kb = 0, inside = false;
+  for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+    const h = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
+    if (h) { inside = parseInt(h[1], 16) < hi && parseInt(h[2], 16) > lo; continue; }
+    const m = /^AnonHugePages:\s+(\d+) kB/.exec(line);
+    if (m && inside) kb += Number(m[1]);
+  }
+  return kb;
 }
 
 function withEnv<T>(value: string | undefined, f: () => T): T {
@@ -27,10 +37,10 @@ function withEnv<T>(value: string | undefined, f: () => T): T {
 function touch(value: string | undefined): { kb: number; label: string } {
   return withEnv(value, () => {
     const m = createMemory(16);
-    const before = anonHugeKb();
     m.grow(1024);
     new Uint8Array(m.buffer, 1 << 20, 64 << 20).fill(1);
-    return { kb: anonHugeKb() - before, label: pagesOf(m) };
+    const base = baseOf(m);
+    return { kb: anonHugeKb(base, base + m.buffer.byteLength), label: pagesOf(m) };
   });
 }
 
