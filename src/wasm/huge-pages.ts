@@ -13,9 +13,9 @@
 // RETNET_HUGEPAGES=0 turns it off (for A/B measurements); unset or 1: on. Elsewhere (not Linux, no
 // koffi, THP 'never') it is a no-op, and pagesOf() says why.
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { envValue } from '../env.js';
 import { errors } from '../errors.js';
+import { loadLibc, memoryBase, requireKoffi } from '../runtime/native-lib.js';
 
 const MADV_HUGEPAGE = 14;
 const HUGE = 2 * 2 ** 20;
@@ -40,16 +40,15 @@ export function hugePagesWanted(): boolean {
 type Advise = (memory: WebAssembly.Memory, maxBytes: number) => boolean;
 let adviser: Advise | null | undefined;
 
-/** madvise through koffi, or null (koffi or libc missing). */
+/** madvise through koffi on the memory's address (native-lib.ts's memoryBase), or null where koffi or
+ *  the C library does not load. */
 function loadAdviser(): Advise | null {
   try {
-    const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
-    const libc = koffi.load('libc.so.6');
-    // memset(p, 0, 0) writes nothing and returns p: the buffer's address (as in native-lib.ts)
-    const memset = libc.func('uintptr_t memset(void *, int, size_t)') as (p: Uint8Array, c: number, n: number) => number | bigint;
+    const libc = loadLibc(requireKoffi('huge pages'));
+    const baseOf = memoryBase(libc);
     const madvise = libc.func('int madvise(uintptr_t, size_t, int)') as (a: number, n: number, advice: number) => number;
     return (memory, maxBytes) => {
-      const base = Number(memset(new Uint8Array(memory.buffer, 0, 1), 0, 0));
+      const base = baseOf(memory);
       const start = Math.ceil(base / HUGE) * HUGE, end = Math.floor((base + maxBytes) / HUGE) * HUGE;
       return end > start && madvise(start, end - start, MADV_HUGEPAGE) === 0;
     };
@@ -58,35 +57,31 @@ function loadAdviser(): Advise | null {
 
 const status = new WeakMap<WebAssembly.Memory, string>();
 
-/** Ask for 2 MiB pages on `memory` (a fresh one: pages touched before are not converted at once).
- *  `maxBytes`: its maximum size. Returns what backs it now (as {@link pagesOf}). */
-export function adviseHugePages(memory: WebAssembly.Memory, maxBytes: number): string {
-  const mode = thpMode();
-  let s: string;
-  if (mode === null) s = '4 KiB pages (no transparent huge pages here)';
-  else if (mode === 'always') s = 'huge pages (THP always)';
-  else if (mode === 'never') s = '4 KiB pages (THP never)';
-  else if (!hugePagesWanted()) s = '4 KiB pages (RETNET_HUGEPAGES=0)';
-  else {
-    adviser ??= loadAdviser();
-    s = adviser !== null && adviser(memory, maxBytes) ? 'huge pages (madvise)' : '4 KiB pages (madvise failed)';
-  }
-  status.set(memory, s);
-  return s;
-}
-
-/** What backs a memory made by createMemory, for backendInfo() and benchmark records:
- *  'huge pages (madvise)', 'huge pages (THP always)', or '4 KiB pages (why)'. The kernel may still
- *  back an advised region with 4 KiB pages where it finds no free 2 MiB page. */
-export function pagesOf(memory: WebAssembly.Memory): string {
-  return status.get(memory) ?? '4 KiB pages (not made by createMemory)';
-}
-
-/** What a memory made now would get (for benchmark records made before or without one). */
+/** What a memory made now would get: 'huge pages (madvise)', 'huge pages (THP always)', or
+ *  '4 KiB pages (why)' (for benchmark records made before or without one). */
 export function hugePages(): string {
   const mode = thpMode();
   if (mode === null) return '4 KiB pages (no transparent huge pages here)';
   if (mode === 'always') return 'huge pages (THP always)';
   if (mode === 'never') return '4 KiB pages (THP never)';
   return hugePagesWanted() ? 'huge pages (madvise)' : '4 KiB pages (RETNET_HUGEPAGES=0)';
+}
+
+/** Ask for 2 MiB pages on `memory` (a fresh one: pages touched before are not converted at once) where
+ *  hugePages() says so. `maxBytes`: its maximum size. Returns what backs it now (as {@link pagesOf}). */
+export function adviseHugePages(memory: WebAssembly.Memory, maxBytes: number): string {
+  let s = hugePages();
+  if (s === 'huge pages (madvise)') {
+    adviser ??= loadAdviser();
+    if (!(adviser !== null && adviser(memory, maxBytes))) s = '4 KiB pages (madvise failed)';
+  }
+  status.set(memory, s);
+  return s;
+}
+
+/** What backs a memory made by createMemory, for backendInfo(): as hugePages(), or '4 KiB pages
+ *  (madvise failed)'. The kernel may still back an advised region with 4 KiB pages where it finds no
+ *  free 2 MiB page. */
+export function pagesOf(memory: WebAssembly.Memory): string {
+  return status.get(memory) ?? '4 KiB pages (not made by createMemory)';
 }
