@@ -26,13 +26,19 @@ parentPort.on('message', () => {
  *  n reading at the same time, best of reps. */
 export async function readers(n: number): Promise<{ measure(reps: number): Promise<number>; close(): Promise<void> }> {
   const ws = Array.from({ length: n }, () => new Worker(readerSrc, { eval: true }));
-  await Promise.all(ws.map((w) => new Promise((r) => w.once('message', r))));
+  // a reader that fails (its memory, its import) ends with 'error' or 'exit': fail instead of waiting forever
+  const reply = (w: Worker) => new Promise((resolve, reject) => {
+    const fail = (e: unknown) => { w.off('message', ok); reject(e instanceof Error ? e : new Error(`bandwidth reader exited (code ${String(e)})`)); };
+    const ok = (m: unknown) => { w.off('error', fail); w.off('exit', fail); resolve(m); };
+    w.once('message', ok); w.once('error', fail); w.once('exit', fail);
+  });
+  try { await Promise.all(ws.map(reply)); } catch (e) { await Promise.all(ws.map((w) => w.terminate())); throw e; }
   return {
     async measure(reps) {
       let best = 0;
       for (let rep = 0; rep < reps; rep++) {
         const t0 = performance.now();
-        await Promise.all(ws.map((w) => new Promise((r) => { w.once('message', r); w.postMessage('go'); })));
+        await Promise.all(ws.map((w) => { const p = reply(w); w.postMessage('go'); return p; }));
         best = Math.max(best, (n * 2 * HALF) / ((performance.now() - t0) / 1000) / 1e9);
       }
       return best;
