@@ -1,5 +1,5 @@
 // Public API of the `retnet` package.
-export { RetNet, MultiScaleRetention, retention, type RecurrentState, type StepOptions, type MSRConfig } from './model/retnet.js';
+export { RetNet, MultiScaleRetention, retention, DEFAULT_PREFILL_CHUNK, type RecurrentState, type StepOptions, type PrefillOptions, type MSRConfig } from './model/retnet.js';
 export { DEFAULT_CONFIG, type RetNetConfig, type Dims } from './model/config.js';
 export { Tensor, allclose, maxAbs, maxAbsDiff, relMaxError, nmse, type DType, type FloatArray } from './tensor.js';
 export { SafetensorsFile, SafetensorsWriter, readSafetensors, writeSafetensors, type StTensor, type StDType } from './safetensors.js';

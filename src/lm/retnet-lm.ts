@@ -736,7 +736,8 @@ export class RetNetLM {
   }
 
   /** Consume `prompt` (bytes of the byte LM, or token ids) into a fresh state; returns the state and
-   *  ln p(next token). 'js': float64 chunkwise; 'wasm': the float32 recurrent step, token by token. */
+   *  ln p(next token). 'js': float64 chunkwise; 'wasm': the chunkwise form on the step's engine
+   *  ({@link RetNet.prefill}: float32 activations, the state in float64 or `stateDtype`), chunks of `chunkSize`. */
   prefill(prompt: Uint8Array | Int32Array | number[], chunkSize = DEFAULT_LM_CHUNK, backend: 'js' | 'wasm' = 'js', precision?: Precision, stateDtype: StateDtype = 'float64'): LMStepResult {
     if (this.closed) throw errors.closed();
     if (!(prompt instanceof Uint8Array || prompt instanceof Int32Array || Array.isArray(prompt))) throw errors.input('prompt must be a Uint8Array or token ids');
@@ -744,13 +745,15 @@ export class RetNetLM {
     if (ids.length === 0) throw errors.input(`prompt must hold at least one ${this.tokenizer.kind === 'bytes' ? 'byte' : 'token'}`);
     for (let i = 0; i < ids.length; i++) if (!Number.isInteger(ids[i]) || ids[i] < 0 || ids[i] >= this.vocab) throw errors.input(`prompt[${i}] = ${String(ids[i])} is not a token id in [0, ${this.vocab})`);
     if (!Number.isInteger(chunkSize) || chunkSize < 1) throw errors.option('chunkSize', 'a positive integer', chunkSize);
-    if (backend === 'wasm') {
-      let r: LMStepResult | undefined;
-      let state = this.initState(stateDtype);
-      for (let i = 0; i < ids.length; i++) ({ state } = r = this.step(ids[i], state, { backend: 'wasm', precision }));
-      return r!;
-    }
     const d = this.d, L = ids.length;
+    if (backend === 'wasm') {
+      // the chunkwise form on the step's engine (RetNet.prefill): the weights read once per chunk
+      const state = this.initState(stateDtype);
+      const x = new Float32Array(L * d);
+      for (let t = 0; t < L; t++) embedRow(this.embed, d, ids[t], x, t * d);
+      const { y } = this.model.prefill(new Tensor(x, [L, d]), state, { backend: 'wasm', precision: stepPrecision('wasm', precision), chunkSize });
+      return { logprobs: this.rowLogprobs32(y.data.subarray((L - 1) * d, L * d), stepPrecision('wasm', precision)), state };
+    }
     const state = this.initState(stateDtype);
     const x = new Float64Array(L * d);
     for (let t = 0; t < L; t++) embedRow(this.embed, d, ids[t], x, t * d);

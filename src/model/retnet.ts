@@ -214,12 +214,22 @@ export interface StepOptions {
   precision?: Precision;
 }
 
-function checkStepInput(x: unknown, d: number, batch: number | undefined): number {
+/** Options of {@link RetNet.prefill}: those of step, and the chunk length. */
+export interface PrefillOptions extends StepOptions {
+  /** tokens per chunk (default 256): the 'wasm' products take this many rows at once */
+  chunkSize?: number;
+}
+
+/** Default chunk of {@link RetNet.prefill}. */
+export const DEFAULT_PREFILL_CHUNK = 256;
+
+function checkStepInput(x: unknown, d: number, batch: number | undefined, what = 'step input', rows = 'batch'): number {
   if (!(x instanceof Tensor) || x.rank !== 2 || x.shape[1] !== d) {
-    throw errors.input(`step input must be a Tensor of shape [batch, ${d}] (got ${x instanceof Tensor ? `[${x.shape.join(', ')}]` : typeof x})`);
+    throw errors.input(`${what} must be a Tensor of shape [${rows}, ${d}] (got ${x instanceof Tensor ? `[${x.shape.join(', ')}]` : typeof x})`);
   }
-  if (batch !== undefined && x.shape[0] !== batch) throw errors.input(`step input has batch ${x.shape[0]} but the state was made for batch ${batch}`);
-  for (let i = 0; i < x.data.length; i++) if (!Number.isFinite(x.data[i])) throw errors.input(`step input has a non-finite value ${x.data[i]} at [${Math.floor(i / d)}, ${i % d}]`);
+  if (x.shape[0] < 1) throw errors.input(`${what} has no rows`);
+  if (batch !== undefined && x.shape[0] !== batch) throw errors.input(`${what} has batch ${x.shape[0]} but the state was made for batch ${batch}`);
+  for (let i = 0; i < x.data.length; i++) if (!Number.isFinite(x.data[i])) throw errors.input(`${what} has a non-finite value ${x.data[i]} at [${Math.floor(i / d)}, ${i % d}]`);
   return x.shape[0];
 }
 
@@ -374,12 +384,7 @@ export class RetNet {
     const flags = flagsOf(resolveOptions({ ...rest, precision: 'f32', kernels: 'auto' }, { backend: 'js' }));
     const d = this.dims.d;
     if (backend === 'wasm') {
-      if (this.stepper?.precision !== precision) {
-        this.stepper?.close();
-        this.stepper = undefined; // one packed copy at a time
-        this.stepper = new WasmStepper(this.spec, { precision, kernels: kernelsFromEnv() });
-      }
-      const yw = this.stepper.step(x.data, B, st.pos, st.layers, flags);
+      const yw = this.stepperFor(precision).step(x.data, B, st.pos, st.layers, flags);
       st.pos += 1;
       return { y: new Tensor(yw, [B, d]), state: st };
     }
@@ -396,6 +401,49 @@ export class RetNet {
     }
     st.pos += 1;
     return { y: new Tensor(y, [B, d]), state: st };
+  }
+
+  /** The 'wasm' step's stepper at `precision` (one packed copy at a time). */
+  private stepperFor(precision: Precision): WasmStepper {
+    if (this.stepper?.precision !== precision) {
+      this.stepper?.close();
+      this.stepper = undefined;
+      this.stepper = new WasmStepper(this.spec, { precision, kernels: kernelsFromEnv() });
+    }
+    return this.stepper;
+  }
+
+  /**
+   * Many tokens of one sequence at once into its recurrent state, by the chunkwise form: x [L, d] at
+   * positions state.pos … state.pos + L − 1 → y [L, d], with `state` (batch 1; created if omitted)
+   * advanced by L tokens — what L calls of {@link step} give, within float32 rounding, at the cost of
+   * reading the weights once per chunk instead of once per token. Prompts before decoding.
+   * backend 'js' (default): float64 throughout; 'wasm': the step's engine and threads (precision
+   * 'f32' or 'bf16'), chunks of `chunkSize` tokens (default 256), each chunk's numbers those of the
+   * pool's WASM engine with that chunk size (docs/engines.md, "Prefill").
+   */
+  prefill(x: Tensor, state?: RecurrentState, options: PrefillOptions = {}): { y: Tensor; state: RecurrentState } {
+    if (this.closed) throw errors.closed();
+    if (state !== undefined) checkState(state, this.dims, this.layers.length);
+    const d = this.dims.d;
+    const L = checkStepInput(x, d, undefined, 'prefill input', 'tokens');
+    const st = state ?? this.initState(1);
+    if (st.batch !== 1) throw errors.input(`prefill takes one sequence; the state was made for batch ${st.batch}`);
+    const { backend = 'js', precision: askedPrecision, chunkSize = DEFAULT_PREFILL_CHUNK, ...rest } = options;
+    if (backend !== 'js' && backend !== 'wasm') throw errors.option('backend', "'js' or 'wasm' for prefill", backend);
+    if (!Number.isInteger(chunkSize) || chunkSize < 1) throw errors.option('chunkSize', 'a positive integer', chunkSize);
+    const precision = stepPrecision(backend, askedPrecision);
+    const flags = flagsOf(resolveOptions({ ...rest, precision: 'f32', kernels: 'auto' }, { backend: 'js' }));
+    const states = st.layers.map((l) => l[0]);
+    if (backend === 'wasm') {
+      const yw = this.stepperFor(precision).prefill(x.data, L, st.pos, states, flags, chunkSize);
+      st.pos += L;
+      return { y: new Tensor(yw, [L, d]), state: st };
+    }
+    const y = js.retnetForward(this.layers, this.dims, this.acts, Float64Array.from(x.data), L,
+      { form: 'chunkwise', chunkSize: Math.min(chunkSize, L) }, flags, states, st.pos);
+    st.pos += L;
+    return { y: new Tensor(y, [L, d]), state: st };
   }
 
   /** Ends any worker threads the model started. Idempotent. */

@@ -32,8 +32,8 @@ const CTRL_INTS = 4;
 /** the team's shared words: the claim word (calls << 16 | next index), calls completed, a failure flag */
 export const SYNC = { claim: 0, completed: 1, failed: 2 } as const;
 const SYNC_INTS = 4;
-/** op code + up to 13 arguments */
-export const CALL_WIDTH = 14;
+/** op code + up to 15 arguments */
+export const CALL_WIDTH = 16;
 /** how long a waiting side (the stepper for an answer, a helper for its next calls) polls before it sleeps:
  *  a step posts a product every few hundred microseconds, and waking a sleeping thread costs tens of them */
 export const SPIN_MS = 0.5;
@@ -41,7 +41,7 @@ export const SPIN_MS = 0.5;
 const CAPACITY = 512;
 
 /** Kernel calls a helper can run. */
-export const OP = { step: 0, gemm: 1, gemmBf16: 2, stepS32: 3 } as const;
+export const OP = { step: 0, gemm: 1, gemmBf16: 2, stepS32: 3, intra: 4, summary: 5, cross: 6, scan: 7, normalize: 8 } as const;
 export type Call = [op: number, ...args: number[]];
 
 /** Runs one call (an op code, then the kernel's arguments) on `K`. */
@@ -51,6 +51,12 @@ export function runCall(K: RuntimeKernels, a: ArrayLike<number>): void {
     case OP.gemm: K.gemm(a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11] !== 0, a[12]); break;
     case OP.stepS32: K.stepS32!(a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12] !== 0, a[13]); break;
     case OP.gemmBf16: K.gemmBf16(a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11] !== 0, a[12], a[13]); break;
+    // the chunkwise prefill's retention (WasmStepper.prefill)
+    case OP.intra: K.intra(a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14]); break;
+    case OP.summary: K.summary(a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11]); break;
+    case OP.cross: K.cross(a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12]); break;
+    case OP.scan: K.scanStep(a[1], a[2], a[3], a[4], a[5]); break;
+    case OP.normalize: K.normalize(a[1], a[2], a[3], a[4], a[5], a[6], a[7] !== 0); break;
     default: throw new Error(`step helper: unknown op ${a[0]}`);
   }
 }

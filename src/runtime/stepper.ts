@@ -24,13 +24,13 @@
 // is the same code whichever thread runs it: bit for bit one thread's result.
 import { availableParallelism } from 'node:os';
 import { ARENA_BASE, createMemory } from '../wasm/loader.js';
-import { invSqrtDecaySums, rotaryTables } from '../wasm/tables.js';
+import { decayPowers, invSqrtDecaySums, rotaryTables } from '../wasm/tables.js';
 import type { ModelSpec } from '../backends/executor.js';
 import type { LayerState } from '../backends/js.js';
 import { Arena } from './arena.js';
 import { bindWasmKernels } from './wasm-kernels.js';
 import { packModel, type Packed } from './pack.js';
-import { ACT_CODE } from './messages.js';
+import { ACT_CODE, type LayerPtrs } from './messages.js';
 import type { RuntimeKernels } from './kernels.js';
 import { envValue } from '../env.js';
 import type { KernelsRequest, Precision } from '../options.js';
@@ -131,20 +131,93 @@ export class WasmStepper {
     return blk;
   }
 
-  /**
-   * x [B, d] → y [B, d]; `states[l][b]` is layer l's state of sequence b
-   * (S [H, dk, dv], z [H, dk], float64), advanced in place — in this stepper's memory: a state
-   * met for the first time is moved there and its S and z replaced by views of the copy (see the
-   * file comment; copy them, e.g. with slice(), to keep a snapshot); `pos` the tokens' position.
-   */
-  step(x: ArrayLike<number>, B: number, pos: number, states: LayerState[][], flags: { normalizeAttn: boolean; normalizeRetn: boolean }, mode: 'retnet' | 'msr' = 'retnet'): Float32Array {
+  /** Per-thread scratch of a round (this thread, then each helper) and the product runner: float32 panels,
+   *  or BF16 widened per call (RuntimeKernels.gemmBf16). With helpers, every product is cut in column blocks,
+   *  which the threads claim (StepTeam.run): on the WASM engine guidedColumnBlocks' cut (columnCalls;
+   *  products of fewer than 32·nb columns run whole); on oneDNN the packed column blocks
+   *  (BlockedDnnlKernels.calls), cut the same way. Transient: allocate after A.reset(). */
+  private products(): { T: number; gss: number[]; wides: number[]; gemm: Gemm } {
     const { K, A, p } = this;
-    const { d, H, dk, dv, dqk, Wp, maxHidden, normRms, groupRms, eps, swiglu, angleF32 } = p.dims;
-    const norm = (x: number, rows: number, n: number, w: number, b: number, y: number, rms: boolean) =>
-      (rms ? K.rmsNorm(x, rows, n, n, w, eps, y, n) : K.layerNorm(x, rows, n, n, w, b, y, n));
-    const half = dk / 2, SZ = H * dk * dv, ZZ = H * dk;
-    A.reset();
-    const nLayers = mode === 'msr' ? 1 : p.layers.length;
+    const team = this.team, T = team?.size ?? 1;
+    const gss: number[] = [], wides: number[] = [];
+    for (let t = 0; t < T; t++) {
+      gss.push(A.transient(Math.max(64, K.gemmScratchBytes()), 'step'));
+      wides.push(p.bf16Scratch ? A.transient(p.bf16Scratch, 'step') : 0);
+    }
+    const blocked = this.blocked, nb = T * BLOCKS_PER_THREAD;
+    const gemm: Gemm = (bf16, x, M, Kd, ldx, W, N, b, y, ldy, act, acc) => {
+      if (team && blocked) { team.run(blocked.block, blocked.calls(x, M, Kd, ldx, W, N, b, y, ldy, act, acc)); return; }
+      if (team && N >= 32 * nb) {
+        this.roundX?.(x, M, Kd, ldx);
+        // big blocks first, as on oneDNN (guidedColumnBlocks): stepped in turn in one process on the 1.3B
+        // shape (f32, float32 state; a scratch A/B, 2026-12-06), 87.4 / 75.2 ms a token against 93.1 / 85.3
+        // for BLOCKS_PER_THREAD equal blocks (medians of 10 rounds of 6 tokens, faster in 19 of 20 rounds)
+        team.run(this.base, (t) => columnCalls(guidedColumnBlocks(N, T), bf16, x, M, Kd, ldx, W, N, b, y, ldy, act, acc, gss[t]!, wides[t]!));
+        return;
+      }
+      if (bf16) K.gemmBf16(x, M, Kd, ldx, W, N, b, y, ldy, act, acc, gss[0]!, wides[0]!);
+      else K.gemm(x, M, Kd, ldx, W, N, b, y, ldy, act, acc, gss[0]!);
+    };
+    return { T, gss, wides, gemm };
+  }
+
+  /** Runs a round of calls on the team (each once, whichever thread claims it), or here in turn. */
+  private round(calls: (t: number) => Call[]): void {
+    if (this.team) this.team.run(this.K, calls);
+    else for (const c of calls(0)) runCall(this.K, c);
+  }
+
+  /** The block norm of the model's family over rows of n features (packed, ld = n). */
+  private norm(x: number, rows: number, n: number, w: number, b: number, y: number, rms: boolean): void {
+    if (rms) this.K.rmsNorm(x, rows, n, n, w, this.p.dims.eps, y, n);
+    else this.K.layerNorm(x, rows, n, n, w, b, y, n);
+  }
+
+  /** Pre-norm, the fused q|k|v|g projection into P [rows, Wp], and rotary on q and k at positions
+   *  pos0 (every row, `samePos`: B sequences at one position) or pos0 … pos0 + rows − 1. */
+  private head(Ly: LayerPtrs, rows: number, pos0: number, samePos: boolean, gemm: Gemm, X: number, h: number, P: number, cos: number, sin: number): void {
+    const { K, A } = this;
+    const { d, H, dk, dqk, Wp, normRms, angleF32 } = this.p.dims;
+    const half = dk / 2;
+    this.norm(X, rows, d, Ly.preNormW, Ly.preNormB, h, normRms);
+    gemm(Ly.qkvgBf16, h, rows, d, d, Ly.qkvgW, Wp, Ly.qkvgB, P, Wp, 0, false);
+    const c = A.f32(cos, rows * half), s = A.f32(sin, rows * half);
+    if (samePos) {
+      rotaryTables(Ly.angle, dk, pos0, 1, c, s, angleF32);
+      for (let b = 1; b < rows; b++) { c.copyWithin(b * half, 0, half); s.copyWithin(b * half, 0, half); }
+    } else rotaryTables(Ly.angle, dk, pos0, rows, c, s, angleF32);
+    K.rotary(P, rows, H, dk, Wp, cos, sin);
+    K.rotary(P + dqk * F4, rows, H, dk, Wp, cos, sin);
+  }
+
+  /** After the retention wrote O [rows, H·dv]: group norm, gate, output projection (+ residual), MLP
+   *  (+ residual), all into X [rows, d]; mode 'msr': the projection replaces X. */
+  private tail(Ly: LayerPtrs, rows: number, gemm: Gemm, X: number, h: number, P: number, O: number, hid: number, hid2: number, mode: 'retnet' | 'msr'): void {
+    const { K } = this;
+    const { d, H, dv, dqk, Wp, normRms, groupRms, swiglu } = this.p.dims;
+    this.norm(O, rows * H, dv, Ly.normW, Ly.normB, O, groupRms);
+    K.gate(P + (2 * dqk + H * dv) * F4, Wp, O, H * dv, rows, H * dv, this.acts.msr);
+    if (mode === 'msr') { gemm(Ly.oBf16, O, rows, H * dv, H * dv, Ly.oW, d, Ly.oB, X, d, 0, false); return; }
+    gemm(Ly.oBf16, O, rows, H * dv, H * dv, Ly.oW, d, Ly.oB, X, d, 0, true);
+    this.norm(X, rows, d, Ly.mlpNormW, Ly.mlpNormB, h, normRms);
+    if (swiglu) {
+      const [gu, down] = Ly.mlp;
+      const I = gu.outDim / 2;
+      gemm(gu.bf16, h, rows, d, d, gu.W, gu.outDim, gu.b, hid, gu.outDim, 0, false);
+      K.gate(hid, gu.outDim, hid + I * F4, gu.outDim, rows, I, this.acts.mlp);
+      gemm(down.bf16, hid + I * F4, rows, I, gu.outDim, down.W, down.outDim, down.b, X, d, 0, true);
+      return;
+    }
+    let src = h, ld = d;
+    Ly.mlp.forEach((m, i) => {
+      if (i === Ly.mlp.length - 1) gemm(m.bf16, src, rows, m.inDim, ld, m.W, m.outDim, m.b, X, d, 0, true);
+      else { const dst = src === hid ? hid2 : hid; gemm(m.bf16, src, rows, m.inDim, ld, m.W, m.outDim, m.b, dst, m.outDim, this.acts.mlp, false); src = dst; ld = m.outDim; }
+    });
+  }
+
+  /** The blocks of `states` (one per layer, or per layer and sequence), checked and made resident. */
+  private residentAll(states: LayerState[][], nLayers: number, B: number): Block[][] {
+    const { H, dk, dv } = this.p.dims, SZ = H * dk * dv, ZZ = H * dk;
     const at: Block[][] = [];
     for (let l = 0; l < nLayers; l++) {
       at.push([]);
@@ -154,6 +227,22 @@ export class WasmStepper {
         at[l].push(this.resident(st));
       }
     }
+    return at;
+  }
+
+  /**
+   * x [B, d] → y [B, d]; `states[l][b]` is layer l's state of sequence b
+   * (S [H, dk, dv], z [H, dk], float64), advanced in place — in this stepper's memory: a state
+   * met for the first time is moved there and its S and z replaced by views of the copy (see the
+   * file comment; copy them, e.g. with slice(), to keep a snapshot); `pos` the tokens' position.
+   */
+  step(x: ArrayLike<number>, B: number, pos: number, states: LayerState[][], flags: { normalizeAttn: boolean; normalizeRetn: boolean }, mode: 'retnet' | 'msr' = 'retnet'): Float32Array {
+    const { K, A, p } = this;
+    const { d, H, dk, dv, dqk, Wp, maxHidden } = p.dims;
+    const half = dk / 2;
+    A.reset();
+    const nLayers = mode === 'msr' ? 1 : p.layers.length;
+    const at = this.residentAll(states, nLayers, B);
     try {
       const X = A.transient(B * d * F4, 'step'), h = A.transient(B * d * F4, 'step');
       const P = A.transient(B * Wp * F4, 'step'), O = A.transient(B * H * dv * F4, 'step');
@@ -162,49 +251,20 @@ export class WasmStepper {
       const cos = A.transient(B * half * F4, 'step'), sin = A.transient(B * half * F4, 'step');
       const inv = A.transient(H * F4, 'step');
       // per thread (this one, then each helper): the one-pass step's output sums, GEMM scratch, widened panels
-      const team = this.team, T = team?.size ?? 1;
-      const accs: number[] = [], gss: number[] = [], wides: number[] = [];
-      for (let t = 0; t < T; t++) {
-        accs.push(A.transient(dv * F8, 'step'));
-        gss.push(A.transient(Math.max(64, K.gemmScratchBytes()), 'step'));
-        wides.push(p.bf16Scratch ? A.transient(p.bf16Scratch, 'step') : 0);
-      }
-      // float32 panels, or BF16 widened per call (RuntimeKernels.gemmBf16). With helpers, every product is cut
-      // in column blocks, which the threads claim (StepTeam.run): on the WASM engine guidedColumnBlocks' cut
-      // (columnCalls; products of fewer than 32·nb columns run whole); on oneDNN the packed column blocks
-      // (BlockedDnnlKernels.calls), cut the same way.
-      const blocked = this.blocked, nb = T * BLOCKS_PER_THREAD;
-      const gemm = (bf16: boolean, x: number, M: number, Kd: number, ldx: number, W: number, N: number, b: number, y: number, ldy: number, act: number, acc: boolean) => {
-        if (team && blocked) { team.run(blocked.block, blocked.calls(x, M, Kd, ldx, W, N, b, y, ldy, act, acc)); return; }
-        if (team && N >= 32 * nb) {
-          this.roundX?.(x, M, Kd, ldx);
-          // big blocks first, as on oneDNN (guidedColumnBlocks): stepped in turn in one process on the 1.3B
-          // shape (f32, float32 state; a scratch A/B, 2026-12-06), 87.4 / 75.2 ms a token against 93.1 / 85.3
-          // for BLOCKS_PER_THREAD equal blocks (medians of 10 rounds of 6 tokens, faster in 19 of 20 rounds)
-          team.run(this.base, (t) => columnCalls(guidedColumnBlocks(N, T), bf16, x, M, Kd, ldx, W, N, b, y, ldy, act, acc, gss[t]!, wides[t]!));
-          return;
-        }
-        if (bf16) K.gemmBf16(x, M, Kd, ldx, W, N, b, y, ldy, act, acc, gss[0]!, wides[0]!);
-        else K.gemm(x, M, Kd, ldx, W, N, b, y, ldy, act, acc, gss[0]!);
-      };
+      const { T, gemm } = this.products();
+      const accs: number[] = [];
+      for (let t = 0; t < T; t++) accs.push(A.transient(dv * F8, 'step'));
       A.f32(X, B * d).set(x as ArrayLike<number>);
       const layers = mode === 'msr' ? p.layers.slice(0, 1) : p.layers;
       layers.forEach((Ly, l) => {
-        // pre-norm, fused q|k|v|g projection, rotary at `pos`
-        norm(X, B, d, Ly.preNormW, Ly.preNormB, h, normRms);
-        gemm(Ly.qkvgBf16, h, B, d, d, Ly.qkvgW, Wp, Ly.qkvgB, P, Wp, 0, false);
-        const c = A.f32(cos, B * half), s = A.f32(sin, B * half);
-        rotaryTables(Ly.angle, dk, pos, 1, c, s, angleF32);
-        for (let b = 1; b < B; b++) { c.copyWithin(b * half, 0, half); s.copyWithin(b * half, 0, half); }
-        K.rotary(P, B, H, dk, Wp, cos, sin);
-        K.rotary(P + dqk * F4, B, H, dk, Wp, cos, sin);
+        this.head(Ly, B, pos, true, gemm, X, h, P, cos, sin);
         // the recurrent retention step per sequence and head, state in float64, in place
         if (flags.normalizeAttn) {
           const iv = A.f32(inv, H);
           for (let hh = 0; hh < H; hh++) invSqrtDecaySums(Ly.gamma[hh], pos, 1, iv.subarray(hh, hh + 1));
         }
         // one call per (sequence, head), claimed by the threads; acc: the running thread's output sums
-        const steps = (t: number): Call[] => {
+        this.round((t: number): Call[] => {
           const list: Call[] = [];
           for (let b = 0; b < B; b++) {
             const blk = at[l]![b]!;
@@ -216,32 +276,108 @@ export class WasmStepper {
             }
           }
           return list;
-        };
-        if (team) team.run(K, steps);
-        else for (const c of steps(0)) runCall(K, c);
-        // group norm, gate, output projection (+ residual), MLP (+ residual)
-        norm(O, B * H, dv, Ly.normW, Ly.normB, O, groupRms);
-        K.gate(P + (2 * dqk + H * dv) * F4, Wp, O, H * dv, B, H * dv, this.acts.msr);
-        if (mode === 'msr') { gemm(Ly.oBf16, O, B, H * dv, H * dv, Ly.oW, d, Ly.oB, X, d, 0, false); return; }
-        gemm(Ly.oBf16, O, B, H * dv, H * dv, Ly.oW, d, Ly.oB, X, d, 0, true);
-        norm(X, B, d, Ly.mlpNormW, Ly.mlpNormB, h, normRms);
-        if (swiglu) {
-          const [gu, down] = Ly.mlp;
-          const I = gu.outDim / 2;
-          gemm(gu.bf16, h, B, d, d, gu.W, gu.outDim, gu.b, hid, gu.outDim, 0, false);
-          K.gate(hid, gu.outDim, hid + I * F4, gu.outDim, B, I, this.acts.mlp);
-          gemm(down.bf16, hid + I * F4, B, I, gu.outDim, down.W, down.outDim, down.b, X, d, 0, true);
-          return;
-        }
-        let src = h, ld = d;
-        Ly.mlp.forEach((m, i) => {
-          if (i === Ly.mlp.length - 1) gemm(m.bf16, src, B, m.inDim, ld, m.W, m.outDim, m.b, X, d, 0, true);
-          else { const dst = src === hid ? hid2 : hid; gemm(m.bf16, src, B, m.inDim, ld, m.W, m.outDim, m.b, dst, m.outDim, this.acts.mlp, false); src = dst; ld = m.outDim; }
         });
+        this.tail(Ly, B, gemm, X, h, P, O, hid, hid2, mode);
       });
       return Float32Array.from(A.f32(X, B * d));
     } finally {
       A.reset();
     }
   }
+
+  /**
+   * The chunkwise form over `n` tokens of one sequence, into its state: x [n, d] (rows at positions
+   * pos … pos + n − 1) → y [n, d], and `states[l]` (layer l's state of the sequence, as for step) advanced
+   * by the n tokens in place. The tokens go in chunks of `chunk` (the last may be shorter), every layer
+   * per chunk: the products take a chunk's rows at once (M = chunk, on the same packed weights and
+   * threads as the step), and each head's retention is the pool's chunkwise arithmetic — intra-chunk
+   * retention and chunk summary (RuntimeKernels.intra, summary), the state carried by the scan's update
+   * (scanStep: the float32 incoming state recorded, then S ← γⁿ S + ΔS in float64; a float32 state rounded
+   * after it, as the pool's), then the cross term from the incoming state (cross) — so at pos 0 each chunk's
+   * numbers are those of the pool's WASM engine with the same chunk size. The heads are split between the
+   * threads as the step's. A prompt of n tokens reads the weights ⌈n / chunk⌉ times, not n times.
+   */
+  prefill(x: ArrayLike<number>, n: number, pos: number, states: LayerState[], flags: { normalizeAttn: boolean; normalizeRetn: boolean }, chunk: number): Float32Array {
+    const { K, A, p } = this;
+    const { d, H, dk, dv, dqk, Wp, maxHidden } = p.dims;
+    if (!Number.isInteger(n) || n < 1) throw new RangeError(`WasmStepper.prefill: n must be a positive integer (got ${n})`);
+    if (x.length !== n * d) throw new RangeError(`WasmStepper.prefill: x has ${x.length} values, not n·d = ${n * d}`);
+    if (!Number.isInteger(chunk) || chunk < 1) throw new RangeError(`WasmStepper.prefill: chunk must be a positive integer (got ${chunk})`);
+    const half = dk / 2, C = Math.min(chunk, n), nl = p.layers.length, SD = dk * dv, stride = SD + dk;
+    A.reset();
+    const at = this.residentAll(states.map((s) => [s]), nl, 1).map((b) => b[0]!);
+    try {
+      const X = A.transient(C * d * F4, 'prefill'), h = A.transient(C * d * F4, 'prefill');
+      const P = A.transient(C * Wp * F4, 'prefill'), O = A.transient(C * H * dv * F4, 'prefill');
+      const R = A.transient(H * C * F4, 'prefill'), inv = A.transient(H * C * F4, 'prefill');
+      const hid = A.transient(C * maxHidden * F4, 'prefill'), hid2 = A.transient(C * maxHidden * F4, 'prefill');
+      const cos = A.transient(C * half * F4, 'prefill'), sin = A.transient(C * half * F4, 'prefill');
+      // per head: the chunk's summary ΔS|Δz and the incoming state S|z (float32, as the pool's scan)
+      const D = A.transient(H * stride * F4, 'prefill'), IN = A.transient(H * stride * F4, 'prefill');
+      // decay powers γ_h^i, i = 0..C, per layer and head
+      const PS = C + 1, POW = A.transient(nl * H * PS * F4, 'prefill');
+      const pw = A.f32(POW, nl * H * PS);
+      p.layers.forEach((Ly, l) => { for (let hh = 0; hh < H; hh++) decayPowers(Ly.gamma[hh]!, C, pw.subarray((l * H + hh) * PS, (l * H + hh + 1) * PS)); });
+      const { T, gemm } = this.products();
+      const tiles: number[] = [];
+      for (let t = 0; t < T; t++) tiles.push(A.transient(Math.max(16, K.tileFloats(C, dk, dv)) * F4, 'prefill'));
+      const y = new Float32Array(n * d);
+      const xs = ArrayBuffer.isView(x) ? null : Float32Array.from(x);
+      for (let c0 = 0; c0 < n; c0 += C) {
+        const m = Math.min(C, n - c0), p0 = pos + c0;
+        const xv = A.f32(X, m * d);
+        if (xs) xv.set(xs.subarray(c0 * d, (c0 + m) * d));
+        else xv.set((x as unknown as Float32Array).subarray(c0 * d, (c0 + m) * d));
+        p.layers.forEach((Ly, l) => {
+          this.head(Ly, m, p0, false, gemm, X, h, P, cos, sin);
+          const powOf = (hh: number) => POW + (l * H + hh) * PS * F4;
+          const q = (hh: number) => P + hh * dk * F4, k = (hh: number) => P + (dqk + hh * dk) * F4, v = (hh: number) => P + (2 * dqk + hh * dv) * F4;
+          // intra-chunk retention into O, R and the chunk's summary, per head
+          this.round((t) => {
+            const list: Call[] = [];
+            for (let hh = 0; hh < H; hh++) {
+              list.push([OP.intra, q(hh), k(hh), v(hh), m, dk, dv, Wp, Wp, Wp, powOf(hh), O + hh * dv * F4, H * dv, R + hh * C * F4, tiles[t]!]);
+              list.push([OP.summary, k(hh), v(hh), m, dk, dv, Wp, Wp, powOf(hh), D + hh * stride * F4, D + (hh * stride + SD) * F4, tiles[t]!]);
+            }
+            return list;
+          });
+          // the state: incoming ← state, state ← γⁿ·state + Δ (float64; a float32 S rounded, here)
+          const blk = at[l]!, sb = this.sBytes(blk.f32);
+          const g = Ly.gamma.map((gh) => Math.pow(gh, m));
+          this.round(() => {
+            const list: Call[] = [];
+            for (let hh = 0; hh < H; hh++) {
+              if (!blk.f32) list.push([OP.scan, SD, g[hh]!, blk.off + hh * SD * F8, D + hh * stride * F4, IN + hh * stride * F4]);
+              list.push([OP.scan, dk, g[hh]!, blk.off + sb + hh * dk * F8, D + (hh * stride + SD) * F4, IN + (hh * stride + SD) * F4]);
+            }
+            return list;
+          });
+          if (blk.f32) {
+            const S = A.f32(blk.off, H * SD), dl = A.f32(D, H * stride), inc = A.f32(IN, H * stride);
+            for (let hh = 0; hh < H; hh++) {
+              const gh = g[hh]!, so = hh * SD, co = hh * stride;
+              for (let e = 0; e < SD; e++) { inc[co + e] = S[so + e]!; S[so + e] = gh * S[so + e]! + dl[co + e]!; }
+            }
+          }
+          // the cross term from the incoming state (none at position 0), then the row normalisations
+          if (p0 > 0) {
+            this.round((t) => Array.from({ length: H }, (_, hh): Call => [OP.cross, q(hh), m, dk, dv, Wp, powOf(hh), IN + hh * stride * F4, IN + (hh * stride + SD) * F4,
+              O + hh * dv * F4, H * dv, R + hh * C * F4, tiles[t]!]));
+          }
+          if (flags.normalizeAttn || flags.normalizeRetn) {
+            if (flags.normalizeAttn) for (let hh = 0; hh < H; hh++) invSqrtDecaySums(Ly.gamma[hh]!, p0, m, A.f32(inv + hh * C * F4, m));
+            this.round(() => Array.from({ length: H }, (_, hh): Call => [OP.normalize, O + hh * dv * F4, m, dv, H * dv, R + hh * C * F4,
+              flags.normalizeAttn ? inv + hh * C * F4 : 0, flags.normalizeRetn ? 1 : 0]));
+          }
+          this.tail(Ly, m, gemm, X, h, P, O, hid, hid2, 'retnet');
+        });
+        y.set(A.f32(X, m * d), c0 * d);
+      }
+      return y;
+    } finally {
+      A.reset();
+    }
+  }
 }
+
+type Gemm = (bf16: boolean, x: number, M: number, Kd: number, ldx: number, W: number, N: number, b: number, y: number, ldy: number, act: number, acc: boolean) => void;
