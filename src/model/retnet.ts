@@ -422,7 +422,12 @@ export class RetNet {
    * 'f32' or 'bf16'), chunks of `chunkSize` tokens (default 256), each chunk's numbers those of the
    * pool's WASM engine with that chunk size (docs/engines.md, "Prefill").
    */
-  prefill(x: Tensor, state?: RecurrentState, options: PrefillOptions = {}): { y: Tensor; state: RecurrentState } {
+  prefill(x: Tensor, state?: RecurrentState, options: PrefillOptions = {}): {
+    /** output [L, d] */
+    y: Tensor;
+    /** the advanced state (the same object when given) */
+    state: RecurrentState;
+  } {
     if (this.closed) throw errors.closed();
     if (state !== undefined) checkState(state, this.dims, this.layers.length);
     const d = this.dims.d;
