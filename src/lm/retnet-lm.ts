@@ -164,6 +164,9 @@ export interface TextGenerateOptions {
   precision?: Precision;
   /** the recurrent state's dtype: 'float64' (default) or 'float32' (see {@link LMStepOptions}) */
   stateDtype?: StateDtype;
+  /** called once the prompt is in the state (before the first new token): its token count and the
+   *  seconds it took (the chunkwise prefill, {@link RetNetLM.prefill}) */
+  onPrefill?: (tokens: number, seconds: number) => void;
 }
 
 /** What `generate(prompt, options)` returns. */
@@ -807,7 +810,8 @@ export class RetNetLM {
   /** Token by token: the id, the text so far (stop string cut off), and why it stopped, if it did. */
   private async *tokens(prompt: string | Int32Array | number[], options: TextGenerateOptions, prefilled?: () => void):
     AsyncGenerator<{ id: number; text: string; stop?: TextGenerateResult['stopReason'] }> {
-    checkKnownKeys(options, ['maxNewTokens', 'temperature', 'topK', 'topP', 'seed', 'stop', 'signal', 'backend', 'precision', 'stateDtype']);
+    checkKnownKeys(options, ['maxNewTokens', 'temperature', 'topK', 'topP', 'seed', 'stop', 'signal', 'backend', 'precision', 'stateDtype', 'onPrefill']);
+    if (options.onPrefill !== undefined && typeof options.onPrefill !== 'function') throw errors.option('onPrefill', 'a function', options.onPrefill);
     const { maxNewTokens = 64, temperature = 0, topK = 0, topP = 1, seed = 0, stop = [], signal, backend = 'wasm' } = options;
     if (backend !== 'js' && backend !== 'wasm') throw errors.option('backend', "'js' or 'wasm'", backend);
     const precision = stepPrecision(backend, options.precision);
@@ -819,8 +823,10 @@ export class RetNetLM {
     checkSeed(seed);
     const ids = typeof prompt === 'string' ? this.tokenizer.encode(prompt) : prompt;
     throwIfAborted(signal);
+    const t0 = performance.now();
     let { logprobs, state } = this.prefill(ids, DEFAULT_LM_CHUNK, backend, precision, options.stateDtype);
     prefilled?.();
+    options.onPrefill?.(ids.length, (performance.now() - t0) / 1000);
     const rng = new Rng(seed);
     const dec = this.tokenizer.streamDecoder(ids); // continues the prompt's text (a word token keeps its leading space)
     let text = '';

@@ -59,10 +59,14 @@ export const generate: Command = {
           // a folder without tokenizer.json cannot encode the prompt: fail before anything reaches stdout
           lm.tokenizer.encode(values.prompt);
           io.stdout.write(values.prompt);
-          const t0 = performance.now();
-          for await (const piece of lm.stream(values.prompt, { maxNewTokens, temperature, topK, topP, seed, stop, backend, precision, stateDtype })) { io.stdout.write(piece); }
+          let t1 = 0, promptTokens = 0, promptSeconds = 0;
+          const onPrefill = (n: number, s: number) => { promptTokens = n; promptSeconds = s; t1 = performance.now(); };
+          for await (const piece of lm.stream(values.prompt, { maxNewTokens, temperature, topK, topP, seed, stop, backend, precision, stateDtype, onPrefill })) { io.stdout.write(piece); }
           io.stdout.write('\n');
-          io.stderr.write(`generated in ${((performance.now() - t0) / 1000).toFixed(2)} s (recurrent step, ${backend}${precision === 'bf16' ? ', bf16' : ''}${stateDtype === 'float32' ? ', float32 state' : ''})\n`);
+          const decodeSeconds = (performance.now() - t1) / 1000;
+          const how = `${backend}${precision === 'bf16' ? ', bf16' : ''}${stateDtype === 'float32' ? ', float32 state' : ''}`;
+          io.stderr.write(`prompt ${promptTokens} tokens in ${promptSeconds.toFixed(2)} s (chunkwise, ${perSecond(promptTokens, promptSeconds)} tokens/s); ` +
+            `generated in ${decodeSeconds.toFixed(2)} s (recurrent step, ${how})\n`);
           return;
         }
         if (values['max-new-tokens'] !== undefined || topK !== 0 || topP !== 1 || stop.length) {
@@ -86,5 +90,8 @@ export const generate: Command = {
     });
   },
 };
+
+/** n / seconds, to 3 significant digits ('-' for no time). */
+function perSecond(n: number, seconds: number): string { return seconds > 0 ? (n / seconds).toPrecision(3) : '-'; }
 
 export default generate;
