@@ -197,7 +197,14 @@ test('generate: greedy continuation = argmax of logits() step by step; stream pi
     assert.is(st.stopReason, 'stop');
     assert.is(st.text, g.text.slice(0, g.text.indexOf(stopAt)));
   }
-  for (const bad of [{ topP: 0 }, { topK: -1 }, { maxNewTokens: 1.5 }, { stop: [''] }]) {
+  // onPrefill: once, with the prompt's token count, before the first new token
+  const seen: [number, number][] = [];
+  let firstPiece = -1;
+  for await (const piece of lm.stream('The state', { maxNewTokens: 3, onPrefill: (n, sec) => seen.push([n, sec]) })) { if (firstPiece < 0) firstPiece = seen.length; void piece; }
+  assert.is(seen.length, 1);
+  assert.is(seen[0][0], lm.tokenizer.encode('The state').length);
+  assert.ok(seen[0][1] >= 0 && firstPiece === 1, 'called before the first piece');
+  for (const bad of [{ topP: 0 }, { topK: -1 }, { maxNewTokens: 1.5 }, { stop: [''] }, { onPrefill: 3 }]) {
     try { await lm.generate('x', bad as object); assert.unreachable(JSON.stringify(bad)); } catch (e) { assert.is((e as { code?: string }).code, 'E_OPTION', JSON.stringify(bad)); }
   }
 });
@@ -225,6 +232,8 @@ test('CLI: score --model DIR prints tokens and perplexity, --jsonl records gain 
   assert.is(g.code, 0, g.err);
   const want2 = await lm.generate('The state', { maxNewTokens: 12, backend: 'js' });
   assert.is(g.out, `The state${want2.text}\n`);
+  // stderr: the prompt's tokens and time (the chunkwise prefill), then the generation's
+  assert.match(g.err, new RegExp(`^prompt ${lm.tokenizer.encode('The state').length} tokens in [\\d.]+ s \\(chunkwise, ([\\d.]+|-) tokens/s\\); generated in [\\d.]+ s \\(recurrent step, js\\)\\n$`));
   assert.is(g.out, `${lm.tokenizer.decode([...lm.tokenizer.encode('The state'), ...want2.ids])}\n`, 'the printed text is the decoded sequence');
   // --jsonl onto a file of the model folder is refused before anything is written
   const tok = join(tiny, 'tokenizer.json'), before = readFileSync(tok);

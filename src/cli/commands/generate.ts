@@ -91,7 +91,11 @@ export const generate: Command = {
   },
 };
 
-/** n / seconds, to 3 significant digits ('-' for no time). */
-function perSecond(n: number, seconds: number): string { return seconds > 0 ? (n / seconds).toPrecision(3) : '-'; }
+/** n / seconds: a whole number from 100 up, else 3 significant digits ('-' for no time). */
+function perSecond(n: number, seconds: number): string {
+  if (!(seconds > 0)) return '-';
+  const r = n / seconds;
+  return r >= 100 ? String(Math.round(r)) : r.toPrecision(3); // no exponent form
+}
 
 export default generate;
