@@ -197,6 +197,25 @@ test('generate: greedy continuation = argmax of logits() step by step; stream pi
     assert.is(st.stopReason, 'stop');
     assert.is(st.text, g.text.slice(0, g.text.indexOf(stopAt)));
   }
+  // a prompt of more than one chunk (600 ids: chunks of 256): onPrefill after each chunk, and the
+  // continuation that of one prefill call and the step (the same chunk boundaries: the same numbers)
+  const long = Int32Array.from({ length: 600 }, (_, i) => (i === 0 ? 1 : 3 + ((i * 37) % (lm.vocab - 3))));
+  const calls: number[] = [];
+  const gl = await lm.generate(long, { maxNewTokens: 3, onPrefill: (done, total) => { calls.push(done); assert.is(total, 600); } });
+  assert.equal(calls, [256, 512, 600]);
+  let r = lm.prefill(long, 256, 'wasm');
+  const want: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    let id = 0; for (let v = 1; v < r.logprobs.length; v++) if (r.logprobs[v] > r.logprobs[id]) id = v;
+    want.push(id);
+    if (i < 2) r = lm.step(id, r.state, { backend: 'wasm' });
+  }
+  assert.equal(Array.from(gl.ids), want);
+  const ac = new AbortController();
+  try {
+    await lm.generate(long, { maxNewTokens: 3, signal: ac.signal, onPrefill: (done) => { if (done === 256) ac.abort(); } });
+    assert.unreachable('aborted between chunks');
+  } catch (e) { assert.is((e as { code?: string }).code, 'E_ABORTED'); }
   // onPrefill: once, with the prompt's token count, before the first new token
   const seen: [number, number][] = [];
   let firstPiece = -1;
@@ -210,9 +229,9 @@ test('generate: greedy continuation = argmax of logits() step by step; stream pi
 });
 
 const registry = new Map<string, Command>([[score.name, score], [generate.name, generate]]);
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+async function cli(args: string[], stdin = ''): Promise<{ code: number; out: string; err: string }> {
   const out: Buffer[] = [], err: Buffer[] = [];
-  const io: CommandIO = { stdout: { write: (s) => out.push(Buffer.from(s)) }, stderr: { write: (s) => err.push(Buffer.from(s)), isTTY: false }, stdin: Readable.from([]) };
+  const io: CommandIO = { stdout: { write: (s) => out.push(Buffer.from(s)) }, stderr: { write: (s) => err.push(Buffer.from(s)), isTTY: false }, stdin: Readable.from(stdin ? [Buffer.from(stdin)] : []) };
   const code = await registry.get(args[0])!.run(args.slice(1), io);
   return { code, out: Buffer.concat(out).toString(), err: Buffer.concat(err).toString() };
 }
@@ -254,8 +273,24 @@ test('CLI: score --model DIR prints tokens and perplexity, --jsonl records gain 
   assert.is(gs.code, 0, gs.err);
   assert.is(gs.out, `The state${(await lm.generate('The state', { maxNewTokens: 6, stateDtype: 'float32' })).text}\n`);
   assert.match(gs.err, /recurrent step, wasm, float32 state/);
+  // --prompt-file: the same as --prompt with the file's text; '-' reads stdin
+  const pf = join(tmp, 'prompt.txt');
+  writeFileSync(pf, 'The state');
+  const gf = await cli(['generate', '--model', tiny, '--prompt-file', pf, '--max-new-tokens', '12', '--backend', 'js']);
+  assert.is(gf.code, 0, gf.err);
+  assert.is(gf.out, g.out);
+  const gi = await cli(['generate', '--model', tiny, '--prompt-file', '-', '--max-new-tokens', '12', '--backend', 'js'], 'The state');
+  assert.is(gi.out, g.out, gi.err);
+  const empty = join(tmp, 'empty.txt'), latin = join(tmp, 'latin1.txt');
+  writeFileSync(empty, ''); writeFileSync(latin, Buffer.from([0x63, 0x61, 0x66, 0xe9]));
+  for (const [file, msg] of [[empty, /empty\.txt is empty/], [latin, /latin1\.txt is not UTF-8/], [tmp, /not a regular file/], [join(tmp, 'nope.txt'), /cannot read .*nope\.txt: ENOENT/]] as const) {
+    const e = await cli(['generate', '--model', tiny, '--prompt-file', file]);
+    assert.is(e.code, 1, `${file}: ${e.err}`);
+    assert.match(e.err, msg);
+    assert.is(e.out, '', 'nothing on stdout');
+  }
   for (const [args, msg] of [[['--precision', 'f16'], /--precision must be f32 or bf16/], [['--precision', 'bf16', '--backend', 'js'], /--precision bf16 needs --backend wasm/],
-    [['--state-dtype', 'float16'], /--state-dtype must be float64 or float32/]] as const) {
+    [['--state-dtype', 'float16'], /--state-dtype must be float64 or float32/], [['--prompt-file', pf], /--prompt TEXT or --prompt-file FILE, not both/]] as const) {
     const e = await cli(['generate', '--model', tiny, '--prompt', 'x', ...args]);
     assert.is(e.code, 2, e.err);
     assert.match(e.err, msg);

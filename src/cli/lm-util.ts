@@ -95,8 +95,8 @@ export async function runCommand(io: CommandIO, usage: string, body: () => Promi
 }
 
 /** The CLI's progress bar on the command's stderr (a no-op unless it is a TTY). */
-export async function progressBar(io: CommandIO, total: number): Promise<{ update(done: number): void; stop(): void }> {
+export async function progressBar(io: CommandIO, total: number, label = 'score'): Promise<{ update(done: number): void; stop(): void }> {
   if (total <= 0) return { update() {}, stop() {} };
-  const bar = await cliProgressBar('score', io.stderr as NodeJS.WritableStream & { isTTY?: boolean });
+  const bar = await cliProgressBar(label, io.stderr as NodeJS.WritableStream & { isTTY?: boolean });
   return { update: (d) => bar.update(d, total), stop: () => bar.stop() };
 }

@@ -164,9 +164,10 @@ export interface TextGenerateOptions {
   precision?: Precision;
   /** the recurrent state's dtype: 'float64' (default) or 'float32' (see {@link LMStepOptions}) */
   stateDtype?: StateDtype;
-  /** called once the prompt is in the state (before the first new token): its token count and the
-   *  seconds it took (the chunkwise prefill, {@link RetNetLM.prefill}) */
-  onPrefill?: (tokens: number, seconds: number) => void;
+  /** called as the prompt goes into the state (the chunkwise prefill, {@link RetNetLM.prefill}), after each
+   *  chunk of 256 tokens: tokens done, of `total`, and the seconds so far; the last call, with done = total,
+   *  comes before the first new token. `signal` is checked between chunks. */
+  onPrefill?: (done: number, total: number, seconds: number) => void;
 }
 
 /** What `generate(prompt, options)` returns. */
@@ -742,28 +743,57 @@ export class RetNetLM {
    *  ln p(next token). 'js': float64 chunkwise; 'wasm': the chunkwise form on the step's engine
    *  ({@link RetNet.prefill}: float32 activations, the state in float64 or `stateDtype`), chunks of `chunkSize`. */
   prefill(prompt: Uint8Array | Int32Array | number[], chunkSize = DEFAULT_LM_CHUNK, backend: 'js' | 'wasm' = 'js', precision?: Precision, stateDtype: StateDtype = 'float64'): LMStepResult {
+    this.checkPrompt(prompt, chunkSize);
+    const state = this.initState(stateDtype);
+    return { logprobs: this.prefillInto(prompt, state, chunkSize, backend, precision), state };
+  }
+
+  /** The checks of {@link prefill}'s prompt and chunk size. */
+  private checkPrompt(prompt: unknown, chunkSize: number): asserts prompt is Uint8Array | Int32Array | number[] {
     if (this.closed) throw errors.closed();
     if (!(prompt instanceof Uint8Array || prompt instanceof Int32Array || Array.isArray(prompt))) throw errors.input('prompt must be a Uint8Array or token ids');
     const ids = prompt;
     if (ids.length === 0) throw errors.input(`prompt must hold at least one ${this.tokenizer.kind === 'bytes' ? 'byte' : 'token'}`);
     for (let i = 0; i < ids.length; i++) if (!Number.isInteger(ids[i]) || ids[i] < 0 || ids[i] >= this.vocab) throw errors.input(`prompt[${i}] = ${String(ids[i])} is not a token id in [0, ${this.vocab})`);
     if (!Number.isInteger(chunkSize) || chunkSize < 1) throw errors.option('chunkSize', 'a positive integer', chunkSize);
+  }
+
+  /** Checked `ids` into `state` (advanced in place, from its position) in chunks of `chunkSize`; ln p(next token). */
+  private prefillInto(ids: ArrayLike<number>, state: RecurrentState, chunkSize: number, backend: 'js' | 'wasm', precision?: Precision): Float64Array {
     const d = this.d, L = ids.length;
     if (backend === 'wasm') {
       // the chunkwise form on the step's engine (RetNet.prefill): the weights read once per chunk
-      const state = this.initState(stateDtype);
       const x = new Float32Array(L * d);
       for (let t = 0; t < L; t++) embedRow(this.embed, d, ids[t], x, t * d);
-      const { y } = this.model.prefill(new Tensor(x, [L, d]), state, { backend: 'wasm', precision: stepPrecision('wasm', precision), chunkSize });
-      return { logprobs: this.rowLogprobs32(y.data.subarray((L - 1) * d, L * d), stepPrecision('wasm', precision)), state };
+      const p = stepPrecision('wasm', precision);
+      const { y } = this.model.prefill(new Tensor(x, [L, d]), state, { backend: 'wasm', precision: p, chunkSize });
+      return this.rowLogprobs32(y.data.subarray((L - 1) * d, L * d), p);
     }
-    const state = this.initState(stateDtype);
     const x = new Float64Array(L * d);
     for (let t = 0; t < L; t++) embedRow(this.embed, d, ids[t], x, t * d);
     const y = js.retnetForward(this.model.layers, this.model.dims, this.model.acts, x, L,
-      { form: 'chunkwise', chunkSize: Math.min(chunkSize, L) }, { normalizeAttn: false, normalizeRetn: false }, state.layers.map((l) => l[0]), 0);
-    state.pos = L;
-    return { logprobs: this.rowLogprobs(y, (L - 1) * d), state };
+      { form: 'chunkwise', chunkSize: Math.min(chunkSize, L) }, { normalizeAttn: false, normalizeRetn: false }, state.layers.map((l) => l[0]), state.pos);
+    state.pos += L;
+    return this.rowLogprobs(y, (L - 1) * d);
+  }
+
+  /** {@link prefill} one chunk per call, yielding to the event loop between chunks (where `signal` is
+   *  checked and `progress(done)` told): the same chunk boundaries, so the same numbers as one call. */
+  private async prefillInChunks(ids: Int32Array | number[], chunkSize: number, backend: 'js' | 'wasm', precision: Precision | undefined, stateDtype: StateDtype | undefined,
+    signal: AbortSignal | undefined, progress: (done: number) => void): Promise<LMStepResult> {
+    this.checkPrompt(ids, chunkSize);
+    const state = this.initState(stateDtype);
+    let logprobs: Float64Array | undefined;
+    for (let t0 = 0; t0 < ids.length; t0 += chunkSize) {
+      if (t0 > 0) {
+        await new Promise<void>((res) => setImmediate(res));
+        throwIfAborted(signal);
+        if (this.closed) throw errors.closed();
+      }
+      logprobs = this.prefillInto(ids.slice(t0, t0 + chunkSize), state, chunkSize, backend, precision);
+      progress(Math.min(t0 + chunkSize, ids.length));
+    }
+    return { logprobs: logprobs!, state };
   }
 
   /** Text generation: `generate(prompt, options)` with a string prompt (tokenized with the BOS) or token
@@ -824,9 +854,9 @@ export class RetNetLM {
     const ids = typeof prompt === 'string' ? this.tokenizer.encode(prompt) : prompt;
     throwIfAborted(signal);
     const t0 = performance.now();
-    let { logprobs, state } = this.prefill(ids, DEFAULT_LM_CHUNK, backend, precision, options.stateDtype);
+    let { logprobs, state } = await this.prefillInChunks(ids, DEFAULT_LM_CHUNK, backend, precision, options.stateDtype, signal,
+      (done) => options.onPrefill?.(done, ids.length, (performance.now() - t0) / 1000));
     prefilled?.();
-    options.onPrefill?.(ids.length, (performance.now() - t0) / 1000);
     const rng = new Rng(seed);
     const dec = this.tokenizer.streamDecoder(ids); // continues the prompt's text (a word token keeps its leading space)
     let text = '';

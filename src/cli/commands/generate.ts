@@ -1,12 +1,16 @@
 // `retnet generate`: continue a prompt byte by byte with the recurrent step.
 import { parse } from '../command.js';
 import { intOption, numberOption } from '../numbers.js';
-import { loadLM, processIO, runCommand, UsageError, type Command, type CommandIO } from '../lm-util.js';
+import { readFileSync, statSync } from 'node:fs';
+import { loadLM, processIO, progressBar, runCommand, UsageError, type Command, type CommandIO } from '../lm-util.js';
+import { DEFAULT_LM_CHUNK } from '../../lm/retnet-lm.js';
 
-const usage = `usage: retnet generate [--model M.safetensors|DIR|ORG/NAME] --prompt TEXT [--max-bytes N | --max-new-tokens N]
+const usage = `usage: retnet generate [--model M.safetensors|DIR|ORG/NAME] (--prompt TEXT | --prompt-file FILE) [--max-bytes N | --max-new-tokens N]
                        [--temperature T] [--top-k K] [--top-p P] [--stop TEXT]... [--seed S] [--backend wasm|js]
                        [--precision f32|bf16] [--state-dtype float64|float32]
-  Consumes TEXT, then produces tokens one at a time with the recurrent step: greedy at
+  Consumes TEXT (or FILE's UTF-8 text; - = stdin) into the recurrent state by the chunkwise form
+  (chunks of 256 tokens; a progress bar on a terminal), then produces tokens one at a time with the
+  recurrent step: greedy at
   temperature 0 (default), else seeded sampling (optionally among the top K tokens / the
   smallest set of probability P). The byte LM (default model) produces --max-bytes bytes
   (default 256); a tokenized model (a fla-hub folder) --max-new-tokens tokens (default 64),
@@ -18,7 +22,8 @@ const usage = `usage: retnet generate [--model M.safetensors|DIR|ORG/NAME] --pro
   products, else rounded operands on the WASM kernels; speeds in docs/benchmarks.md).
   --state-dtype: the recurrent state, float64 (default) or float32 (rounded after every
   update: half the bytes a step reads and writes for it).
-  Prints the prompt and its continuation on stdout, the decode rate on stderr.
+  Prints the prompt and its continuation on stdout; on stderr the prompt's tokens and time, then
+  the generation's.
   -h, --help   this text`;
 
 export const generate: Command = {
@@ -28,14 +33,15 @@ export const generate: Command = {
   run(argv: string[], io: CommandIO = processIO()): Promise<number> {
     return runCommand(io, usage, async () => {
       const a = parse({ usage }, argv, {
-        model: { type: 'string' }, prompt: { type: 'string' }, 'max-bytes': { type: 'string' },
+        model: { type: 'string' }, prompt: { type: 'string' }, 'prompt-file': { type: 'string' }, 'max-bytes': { type: 'string' },
         temperature: { type: 'string' }, seed: { type: 'string' }, backend: { type: 'string' }, precision: { type: 'string' }, 'state-dtype': { type: 'string' },
         'max-new-tokens': { type: 'string' }, 'top-k': { type: 'string' }, 'top-p': { type: 'string' }, stop: { type: 'string', multiple: true },
       }, true, io.stdout);
       if (!a) return;
       const { values, positionals } = a;
       if (positionals.length) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
-      if (values.prompt === undefined || values.prompt === '') throw new UsageError('--prompt TEXT is required (at least one byte)');
+      if (values.prompt !== undefined && values['prompt-file'] !== undefined) throw new UsageError('give --prompt TEXT or --prompt-file FILE, not both');
+      if (values['prompt-file'] === undefined && (values.prompt === undefined || values.prompt === '')) throw new UsageError('--prompt TEXT is required (at least one byte), or --prompt-file FILE');
       const maxBytes = intOption('max-bytes', values['max-bytes'], { min: 0 }) ?? 256;
       const temperature = numberOption('temperature', values.temperature, { min: 0 }) ?? 0;
       const seed = intOption('seed', values.seed, { min: 0, max: 2 ** 32 - 1 }) ?? 0;
@@ -51,17 +57,25 @@ export const generate: Command = {
       if (!(topP > 0 && topP <= 1)) throw new UsageError(`--top-p must be in (0, 1] (got ${values['top-p']})`);
       const stop = (values.stop as string[] | undefined) ?? [];
       if (stop.some((x) => x === '')) throw new UsageError('--stop TEXT must not be empty');
+      const prompt = values['prompt-file'] !== undefined ? await readPrompt(values['prompt-file'], io) : values.prompt!;
       const lm = await loadLM(values.model);
       try {
         if (lm.tokenizer.kind !== 'bytes') {
           if (values['max-bytes'] !== undefined) throw new UsageError('--max-bytes is for the byte LM; a tokenized model takes --max-new-tokens');
           const maxNewTokens = intOption('max-new-tokens', values['max-new-tokens'], { min: 0 }) ?? 64;
           // a folder without tokenizer.json cannot encode the prompt: fail before anything reaches stdout
-          lm.tokenizer.encode(values.prompt);
-          io.stdout.write(values.prompt);
+          const promptIds = lm.tokenizer.encode(prompt);
+          io.stdout.write(prompt);
           let t1 = 0, promptTokens = 0, promptSeconds = 0;
-          const onPrefill = (n: number, s: number) => { promptTokens = n; promptSeconds = s; t1 = performance.now(); };
-          for await (const piece of lm.stream(values.prompt, { maxNewTokens, temperature, topK, topP, seed, stop, backend, precision, stateDtype, onPrefill })) { io.stdout.write(piece); }
+          // a progress bar (on a terminal) for a prompt of more than one chunk
+          let bar: Awaited<ReturnType<typeof progressBar>> | null = null;
+          const onPrefill = (done: number, total: number, sec: number) => {
+            if (done < total) { bar?.update(done); return; }
+            bar?.stop();
+            promptTokens = total; promptSeconds = sec; t1 = performance.now();
+          };
+          if (promptIds.length > DEFAULT_LM_CHUNK) bar = await progressBar(io, promptIds.length, 'prompt');
+          for await (const piece of lm.stream(promptIds, { maxNewTokens, temperature, topK, topP, seed, stop, backend, precision, stateDtype, onPrefill })) { io.stdout.write(piece); }
           io.stdout.write('\n');
           const decodeSeconds = (performance.now() - t1) / 1000;
           const how = `${backend}${precision === 'bf16' ? ', bf16' : ''}${stateDtype === 'float32' ? ', float32 state' : ''}`;
@@ -72,24 +86,44 @@ export const generate: Command = {
         if (values['max-new-tokens'] !== undefined || topK !== 0 || topP !== 1 || stop.length) {
           throw new UsageError('--max-new-tokens, --top-k, --top-p and --stop are for tokenized models (a fla-hub folder); the byte LM takes --max-bytes and --temperature');
         }
-        const prompt = new TextEncoder().encode(values.prompt);
-        io.stdout.write(prompt);
+        const promptBytes = new TextEncoder().encode(prompt);
+        io.stdout.write(promptBytes);
         const pending: number[] = [];
         const flush = () => { if (pending.length) { io.stdout.write(Uint8Array.from(pending)); pending.length = 0; } };
         const r = await lm.generate({
-          prompt, maxBytes, temperature, seed, backend, precision, stateDtype,
+          prompt: promptBytes, maxBytes, temperature, seed, backend, precision, stateDtype,
           onByte: (b) => { pending.push(b); if (b === 10 || pending.length >= 64) flush(); },
         });
         flush();
         io.stdout.write('\n');
         const rate = r.decodeSeconds > 0 ? Math.round(r.bytes.length / r.decodeSeconds) : 0;
-        io.stderr.write(`${r.bytes.length} bytes in ${r.decodeSeconds.toFixed(2)} s: ${rate} bytes/s decode (recurrent step, ${backend}); prompt ${prompt.length} bytes in ${r.prefillSeconds.toFixed(2)} s\n`);
+        io.stderr.write(`${r.bytes.length} bytes in ${r.decodeSeconds.toFixed(2)} s: ${rate} bytes/s decode (recurrent step, ${backend}); prompt ${promptBytes.length} bytes in ${r.prefillSeconds.toFixed(2)} s\n`);
       } finally {
         await lm.close();
       }
     });
   },
 };
+
+/** The text of --prompt-file (- = stdin): UTF-8, at least one byte. */
+async function readPrompt(file: string, io: CommandIO): Promise<string> {
+  let bytes: Uint8Array;
+  if (file === '-') {
+    const parts: Buffer[] = [];
+    for await (const c of io.stdin) parts.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
+    bytes = Buffer.concat(parts);
+  } else {
+    let st;
+    try { st = statSync(file); } catch (e) { throw new Error(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
+    if (!st.isFile()) throw new Error(`${file}: not a regular file`);
+    try { bytes = readFileSync(file); } catch (e) { throw new Error(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
+  }
+  const name = file === '-' ? 'stdin' : file;
+  if (bytes.length === 0) throw new Error(`${name} is empty: a prompt needs at least one byte`);
+  try { return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes); } catch {
+    throw new Error(`${name} is not UTF-8 text`);
+  }
+}
 
 /** n / seconds: a whole number from 100 up, else 3 significant digits ('-' for no time). */
 function perSecond(n: number, seconds: number): string {
