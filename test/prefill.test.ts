@@ -144,6 +144,32 @@ test('prefill at bf16 (the fallback; oneDNN where present): next-token log-probs
   }
 });
 
+test('a state made in the step\'s memory (initState with on: wasm): zero, views of the stepper memory, the same prefill and steps bit for bit; a released block comes back zeroed', async () => {
+  const lm = await RetNetLM.loadFolder(flaDir('f32'));
+  const m = lm.model, d = m.dims.d, L = 21;
+  try {
+    const x = inputs(L, d, 4);
+    for (const dtype of ['float64', 'float32'] as const) {
+      const a = m.initState(1, dtype, { backend: 'wasm' }), b = m.initState(1, dtype);
+      const S0 = a.layers[1][0].S;
+      assert.ok(S0.buffer instanceof SharedArrayBuffer && (dtype === 'float32' ? S0 instanceof Float32Array : S0 instanceof Float64Array), `${dtype}: a view of the stepper memory`);
+      assert.ok(S0.every((v) => v === 0) && a.layers[1][0].z.every((v) => v === 0), `${dtype}: zero`);
+      const ya = m.prefill(new Tensor(x, [L, d]), a, { backend: 'wasm', chunkSize: 8 }).y, yb = m.prefill(new Tensor(x, [L, d]), b, { backend: 'wasm', chunkSize: 8 }).y;
+      sameBits(`${dtype} prefill`, ya.data, yb.data);
+      assert.is(a.layers[1][0].S, S0, 'not moved: the same views');
+      const x1 = new Tensor(inputs(1, d, 7), [1, d]);
+      sameBits(`${dtype} step`, m.step(x1, a, { backend: 'wasm' }).y.data, m.step(x1, b, { backend: 'wasm' }).y.data);
+      // released: the next state takes the same block, zeroed although it was written
+      const offsets = a.layers.map((l) => l[0].S.byteOffset);
+      (await import('../src/model/retnet.js')).releaseStepState(m, a);
+      const c = m.initState(1, dtype, { backend: 'wasm' });
+      assert.equal(c.layers.map((l) => l[0].S.byteOffset).sort(), offsets.slice().sort(), `${dtype}: the released blocks are reused`);
+      assert.ok(c.layers.every((l) => l[0].S.every((v) => v === 0) && l[0].z.every((v) => v === 0)), `${dtype}: zeroed`);
+    }
+    assert.throws(() => m.initState(1, 'float64', { backend: 'js' } as unknown as { backend: 'wasm' }), (e: unknown) => (e as { code?: string }).code === 'E_OPTION');
+  } finally { await lm.close(); }
+});
+
 test('RetNet.prefill on js = L js steps (float64, 1e-12 of max|y|); bad input and options are errors with codes', async () => {
   const lm = await RetNetLM.loadFolder(flaDir('f32'));
   const m = lm.model, d = m.dims.d, L = 11;

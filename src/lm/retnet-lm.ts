@@ -12,7 +12,7 @@ import { readSafetensors, type StTensor } from '../safetensors.js';
 import { Tensor } from '../tensor.js';
 import { checkKnownKeys, kernelsFromEnv, resolveOptions, stepPrecision, throwIfAborted, type BackendName, type ForwardOptions, type KernelsRequest, type Precision, type StateDtype } from '../options.js';
 import { dnnlForBf16, roundRowsBf16 } from '../runtime/dnnl-kernels.js';
-import { DEFAULT_BACKEND, RetNet, type RecurrentState, type StreamOptions } from '../model/retnet.js';
+import { DEFAULT_BACKEND, RetNet, releaseStepState, type RecurrentState, type StreamOptions } from '../model/retnet.js';
 import { checkUnexpected, layersFromCheckpoint, LOAD_OPTION_KEYS, type Checkpoint, type LoadOptions } from '../model/weights.js';
 import { checkWeightValues } from '../model/check.js';
 import * as js from '../backends/js.js';
@@ -744,8 +744,13 @@ export class RetNetLM {
    *  ({@link RetNet.prefill}: float32 activations, the state in float64 or `stateDtype`), chunks of `chunkSize`. */
   prefill(prompt: Uint8Array | Int32Array | number[], chunkSize = DEFAULT_LM_CHUNK, backend: 'js' | 'wasm' = 'js', precision?: Precision, stateDtype: StateDtype = 'float64'): LMStepResult {
     this.checkPrompt(prompt, chunkSize);
-    const state = this.initState(stateDtype);
+    const state = this.promptState(backend, precision, stateDtype);
     return { logprobs: this.prefillInto(prompt, state, chunkSize, backend, precision), state };
+  }
+
+  /** A fresh state for a prompt: on 'wasm' made in the step's memory (no copy at the first chunk). */
+  private promptState(backend: 'js' | 'wasm', precision: Precision | undefined, stateDtype: StateDtype = 'float64'): RecurrentState {
+    return backend === 'wasm' ? this.model.initState(1, stateDtype, { backend: 'wasm', precision: stepPrecision('wasm', precision) }) : this.initState(stateDtype);
   }
 
   /** The checks of {@link prefill}'s prompt and chunk size. */
@@ -782,16 +787,21 @@ export class RetNetLM {
   private async prefillInChunks(ids: Int32Array | number[], chunkSize: number, backend: 'js' | 'wasm', precision: Precision | undefined, stateDtype: StateDtype | undefined,
     signal: AbortSignal | undefined, progress: (done: number) => void): Promise<LMStepResult> {
     this.checkPrompt(ids, chunkSize);
-    const state = this.initState(stateDtype);
+    const state = this.promptState(backend, precision, stateDtype);
     let logprobs: Float64Array | undefined;
-    for (let t0 = 0; t0 < ids.length; t0 += chunkSize) {
-      if (t0 > 0) {
-        await new Promise<void>((res) => setImmediate(res));
-        throwIfAborted(signal);
-        if (this.closed) throw errors.closed();
+    try {
+      for (let t0 = 0; t0 < ids.length; t0 += chunkSize) {
+        if (t0 > 0) {
+          await new Promise<void>((res) => setImmediate(res));
+          throwIfAborted(signal);
+          if (this.closed) throw errors.closed();
+        }
+        logprobs = this.prefillInto(ids.slice(t0, t0 + chunkSize), state, chunkSize, backend, precision);
+        progress(Math.min(t0 + chunkSize, ids.length));
       }
-      logprobs = this.prefillInto(ids.slice(t0, t0 + chunkSize), state, chunkSize, backend, precision);
-      progress(Math.min(t0 + chunkSize, ids.length));
+    } catch (e) {
+      releaseStepState(this.model, state);
+      throw e;
     }
     return { logprobs: logprobs!, state };
   }
@@ -857,24 +867,29 @@ export class RetNetLM {
     let { logprobs, state } = await this.prefillInChunks(ids, DEFAULT_LM_CHUNK, backend, precision, options.stateDtype, signal,
       (done) => options.onPrefill?.(done, ids.length, (performance.now() - t0) / 1000));
     prefilled?.();
-    const rng = new Rng(seed);
-    const dec = this.tokenizer.streamDecoder(ids); // continues the prompt's text (a word token keeps its leading space)
-    let text = '';
-    const eos = this.tokenizer.eosId;
-    for (let i = 0; i < maxNewTokens; i++) {
-      throwIfAborted(signal);
-      if (this.closed) throw errors.closed();
-      checkDistribution(logprobs, ids.length + i, 'tokens');
-      const id = temperature === 0 ? argmax(logprobs) : sample(logprobs, temperature, rng, topK, topP);
-      if (id === eos) { text += dec.flush(); yield { id, text, stop: 'eos' }; return; }
-      text += dec.push(id);
-      const hit = firstStop(text, stop);
-      if (hit >= 0) { yield { id, text: text.slice(0, hit), stop: 'stop' }; return; }
-      const last = i + 1 === maxNewTokens;
-      if (last) { text += dec.flush(); yield { id, text, stop: 'length' }; return; }
-      yield { id, text };
-      ({ logprobs, state } = this.step(id, state, { backend, precision }));
-      if ((i & 15) === 15) await new Promise<void>((res) => setImmediate(res));
+    try {
+      const rng = new Rng(seed);
+      const dec = this.tokenizer.streamDecoder(ids); // continues the prompt's text (a word token keeps its leading space)
+      let text = '';
+      const eos = this.tokenizer.eosId;
+      for (let i = 0; i < maxNewTokens; i++) {
+        throwIfAborted(signal);
+        if (this.closed) throw errors.closed();
+        checkDistribution(logprobs, ids.length + i, 'tokens');
+        const id = temperature === 0 ? argmax(logprobs) : sample(logprobs, temperature, rng, topK, topP);
+        if (id === eos) { text += dec.flush(); yield { id, text, stop: 'eos' }; return; }
+        text += dec.push(id);
+        const hit = firstStop(text, stop);
+        if (hit >= 0) { yield { id, text: text.slice(0, hit), stop: 'stop' }; return; }
+        const last = i + 1 === maxNewTokens;
+        if (last) { text += dec.flush(); yield { id, text, stop: 'length' }; return; }
+        yield { id, text };
+        ({ logprobs, state } = this.step(id, state, { backend, precision }));
+        if ((i & 15) === 15) await new Promise<void>((res) => setImmediate(res));
+      }
+    } finally {
+      // the state never leaves this generator: its memory goes to the next generation's state
+      releaseStepState(this.model, state);
     }
   }
 

@@ -214,6 +214,14 @@ export interface StepOptions {
   precision?: Precision;
 }
 
+/** Hands the memory of `state` (one the model's 'wasm' step holds) back for the next state, e.g. when a
+ *  generation ends: its arrays must not be used afterwards. Not exported from the package: for callers
+ *  that own the state entirely (RetNetLM's generate and stream). */
+export function releaseStepState(model: RetNet, state: RecurrentState): void {
+  const stepper = (model as unknown as { stepper: WasmStepper | undefined }).stepper;
+  stepper?.release(state.layers.flat());
+}
+
 /** Options of {@link RetNet.prefill}: those of step, and the chunk length. */
 export interface PrefillOptions extends StepOptions {
   /** tokens per chunk (default 256): the 'wasm' products take this many rows at once */
@@ -360,10 +368,19 @@ export class RetNet {
 
   /** A zero state for `batch` sequences, at position 0. `stateDtype` 'float32' keeps each S in a
    *  Float32Array, rounded after every update by every step (half the bytes a decoding step reads and
-   *  writes; z stays float64); default 'float64'. */
-  initState(batch = 1, stateDtype: StateDtype = 'float64'): RecurrentState {
+   *  writes; z stays float64); default 'float64'. `on` { backend: 'wasm', precision }: made in the
+   *  'wasm' step's memory (S and z views there, as after a first wasm step), so the first step or
+   *  prefill does not copy it in — for a billion-parameter model that copy reads hundreds of MB of
+   *  fresh pages (0.4–0.9 s for the 1.3B shape's float64 state on our VM). */
+  initState(batch = 1, stateDtype: StateDtype = 'float64', on?: { backend: 'wasm'; precision?: Precision }): RecurrentState {
     if (!Number.isInteger(batch) || batch < 1) throw errors.option('batch', 'a positive integer', batch);
     if (stateDtype !== 'float64' && stateDtype !== 'float32') throw errors.option('stateDtype', "'float64' or 'float32'", stateDtype);
+    if (on !== undefined) {
+      if (typeof on !== 'object' || on === null || on.backend !== 'wasm') throw errors.option('on', "{ backend: 'wasm', precision? }", on);
+      if (this.closed) throw errors.closed();
+      const stepper = this.stepperFor(stepPrecision('wasm', on.precision));
+      return { pos: 0, batch, layers: this.layers.map(() => Array.from({ length: batch }, () => stepper.zeroState(stateDtype === 'float32'))) };
+    }
     return { pos: 0, batch, layers: this.layers.map(() => Array.from({ length: batch }, () => js.zeroLayerState(this.dims, stateDtype))) };
   }
 

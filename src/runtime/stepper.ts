@@ -127,7 +127,7 @@ export class WasmStepper {
     st.S = S; st.z = z;
     blk.live = 2;
     this.blockOf.set(S, blk); this.blockOf.set(z, blk);
-    this.reaper.register(S, blk); this.reaper.register(z, blk);
+    this.reaper.register(S, blk, S); this.reaper.register(z, blk, z);
     return blk;
   }
 
@@ -228,6 +228,33 @@ export class WasmStepper {
       }
     }
     return at;
+  }
+
+  /** Hands the blocks of states that live in this stepper's memory back for the next states (no new pages
+   *  to fault in): their arrays must not be used afterwards (a later state reuses the memory). States
+   *  elsewhere are left alone. */
+  release(states: LayerState[]): void {
+    for (const st of states) {
+      const b = this.blockOf.get(st.S);
+      if (!b || this.blockOf.get(st.z) !== b || b.live !== 2) continue;
+      this.reaper.unregister(st.S); this.reaper.unregister(st.z);
+      this.blockOf.delete(st.S); this.blockOf.delete(st.z);
+      b.live = 0;
+      this.free[b.f32 ? 'f32' : 'f64'].push(b);
+    }
+  }
+
+  /** A zero layer state made in this stepper's memory (S and z views of a block, as resident() leaves a
+   *  moved state): no copy at its first step. Between steps only (it may take persistent arena memory). */
+  zeroState(f32: boolean): LayerState {
+    const { H, dk, dv } = this.p.dims, SZ = H * dk * dv, ZZ = H * dk, sb = this.sBytes(f32);
+    const blk = this.free[f32 ? 'f32' : 'f64'].pop() ?? { off: this.A.persistent(sb + ZZ * F8, 'a recurrent state'), live: 0, f32 };
+    this.A.f64(blk.off, (sb + ZZ * F8) / F8).fill(0);
+    const S = f32 ? this.A.f32(blk.off, SZ) : this.A.f64(blk.off, SZ), z = this.A.f64(blk.off + sb, ZZ);
+    blk.live = 2;
+    this.blockOf.set(S, blk); this.blockOf.set(z, blk);
+    this.reaper.register(S, blk, S); this.reaper.register(z, blk, z);
+    return { S, z };
   }
 
   /**
