@@ -55,3 +55,61 @@ export function f32_narrow_bf16__scalar(n: i32, src: usize, dst: usize): i32 {
   }
   return lost != 0 ? 1 : 0;
 }
+
+// Unpacking BF16 8-column panels (packed[p][k][j] = W[8p + j, k], f32_gemm_pack_8's order narrowed to
+// BF16) into row-major float32 W [nb, K] (dst[n·K + k]): the operand a native GEMM takes. Exact (a
+// widening). Four k rows of a panel at a time: each widened into two f32x4 (columns j 0–3, 4–7), then
+// two 4×4 transposes give four k values of eight rows.
+
+/** dst[n·K + k] = f32(W[n, k]) for n < nb from BF16 panels at src (nb ≤ the panels' columns). */
+export function f32_unpack_panels_bf16__wasmsimd(nb: i32, K: i32, src: usize, dst: usize): void {
+  const zero = i32x4.splat(0);
+  const full = nb >> 3;
+  const K4 = K & ~3;
+  const rowb = <usize>K << 2;
+  for (let p = 0; p < full; p++) {
+    const sp = src + (<usize>p * <usize>K << 4); // 8 BF16 (16 bytes) per k
+    const d0 = dst + (<usize>(p << 3) * rowb);
+    for (let k = 0; k < K4; k += 4) {
+      const s = sp + (<usize>k << 4);
+      const v0 = v128.load(s), v1 = v128.load(s, 16), v2 = v128.load(s, 32), v3 = v128.load(s, 48);
+      // widen: lo = columns 0–3, hi = columns 4–7 of rows k … k+3
+      const l0 = v128.shuffle<u16>(zero, v0, 0, 8, 1, 9, 2, 10, 3, 11), h0 = v128.shuffle<u16>(zero, v0, 4, 12, 5, 13, 6, 14, 7, 15);
+      const l1 = v128.shuffle<u16>(zero, v1, 0, 8, 1, 9, 2, 10, 3, 11), h1 = v128.shuffle<u16>(zero, v1, 4, 12, 5, 13, 6, 14, 7, 15);
+      const l2 = v128.shuffle<u16>(zero, v2, 0, 8, 1, 9, 2, 10, 3, 11), h2 = v128.shuffle<u16>(zero, v2, 4, 12, 5, 13, 6, 14, 7, 15);
+      const l3 = v128.shuffle<u16>(zero, v3, 0, 8, 1, 9, 2, 10, 3, 11), h3 = v128.shuffle<u16>(zero, v3, 4, 12, 5, 13, 6, 14, 7, 15);
+      const o = d0 + (<usize>k << 2);
+      transpose4(l0, l1, l2, l3, o, rowb);
+      transpose4(h0, h1, h2, h3, o + 4 * rowb, rowb);
+    }
+    for (let k = K4; k < K; k++) {
+      for (let j = 0; j < 8; j++) store<u32>(d0 + <usize>j * rowb + (<usize>k << 2), <u32>load<u16>(sp + (<usize>k << 4) + (<usize>j << 1)) << 16);
+    }
+  }
+  unpackTail(full, nb, K, src, dst);
+}
+
+/** Scalar twin of f32_unpack_panels_bf16__wasmsimd. */
+export function f32_unpack_panels_bf16__scalar(nb: i32, K: i32, src: usize, dst: usize): void {
+  unpackTail(0, nb, K, src, dst);
+}
+
+/** Rows of panels from `p0` on (a partial last panel: only its columns below nb), one value at a time. */
+function unpackTail(p0: i32, nb: i32, K: i32, src: usize, dst: usize): void {
+  for (let n = p0 << 3; n < nb; n++) {
+    const p = n >> 3, j = n & 7;
+    const sp = src + (<usize>p * <usize>K << 4) + (<usize>j << 1), d = dst + (<usize>n * <usize>K << 2);
+    for (let k = 0; k < K; k++) store<u32>(d + (<usize>k << 2), <u32>load<u16>(sp + (<usize>k << 4)) << 16);
+  }
+}
+
+/** Rows r0…r3 (4 k values × 4 columns, as f32x4) stored transposed: column c's 4 values at o + c·rowb. */
+// @ts-ignore: decorator
+@inline function transpose4(r0: v128, r1: v128, r2: v128, r3: v128, o: usize, rowb: usize): void {
+  const t0 = v128.shuffle<f32>(r0, r1, 0, 4, 1, 5), t1 = v128.shuffle<f32>(r2, r3, 0, 4, 1, 5);
+  const t2 = v128.shuffle<f32>(r0, r1, 2, 6, 3, 7), t3 = v128.shuffle<f32>(r2, r3, 2, 6, 3, 7);
+  v128.store(o, v128.shuffle<f32>(t0, t1, 0, 1, 4, 5));
+  v128.store(o + rowb, v128.shuffle<f32>(t0, t1, 2, 3, 6, 7));
+  v128.store(o + 2 * rowb, v128.shuffle<f32>(t2, t3, 0, 1, 4, 5));
+  v128.store(o + 3 * rowb, v128.shuffle<f32>(t2, t3, 2, 3, 6, 7));
+}

@@ -57,10 +57,11 @@ for (const precision of precisions) {
     prefill.push(L / ((performance.now() - tp) / 1000));
   }
   const best = Math.max(...prefill);
-  const engine = (lm.model as unknown as { stepper?: { engine: string } }).stepper?.engine ?? '?';
-  runs.push({ precision, engine, warmSeconds: +warmSeconds.toFixed(2), stepTokensPerSecond: +stepRate.toFixed(2),
+  const stepper = (lm.model as unknown as { stepper?: { engine: string; prefillEngine: string } }).stepper;
+  const engine = stepper?.engine ?? '?', prefillEngine = stepper?.prefillEngine ?? '?';
+  runs.push({ precision, engine, prefillEngine, warmSeconds: +warmSeconds.toFixed(2), stepTokensPerSecond: +stepRate.toFixed(2),
     prefillTokensPerSecond: prefill.map((x) => +x.toFixed(2)), speedup: +(best / stepRate).toFixed(2) });
-  console.log(`${precision} (${engine}): token by token ${stepRate.toFixed(2)} tok/s (${nStep} steps); prefill of ${L} tokens in chunks of ${C}: ${prefill.map((x) => x.toFixed(1)).join(', ')} tok/s — ${(best / stepRate).toFixed(1)}× the step`);
+  console.log(`${precision} (${engine}; prompts: ${prefillEngine}): token by token ${stepRate.toFixed(2)} tok/s (${nStep} steps); prefill of ${L} tokens in chunks of ${C}: ${prefill.map((x) => x.toFixed(1)).join(', ')} tok/s — ${(best / stepRate).toFixed(1)}× the step`);
 }
 const out = {
   date: new Date().toISOString(), machine: machine(),

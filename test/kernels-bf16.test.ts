@@ -1,6 +1,7 @@
 // BF16 widening and narrowing kernels: SIMD = scalar = reference (bits << 16; top 16 bits),
 // exactly, over every length remainder, every BF16 bit pattern (NaNs, infinities, subnormals,
-// ±0), unaligned offsets; and the narrowing kernel's inexact flag.
+// ±0), unaligned offsets; and the narrowing kernel's inexact flag. The panel unpacking (BF16 8-column
+// panels → float32 rows, the prefill's BLAS operand): SIMD = scalar = the weight's bits << 16.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { VARIANTS, kernels, arena, memory, rng } from './helpers/kernels.js';
@@ -24,6 +25,30 @@ for (const variant of VARIANTS) {
       for (let i = 0; i < n; i++) {
         const want = (s[i] << 16) >>> 0;
         if (ua[i] !== want || ub[i] !== want) throw new Error(`widen ${variant} n=${n} shift=${shift} at ${i}: simd 0x${ua[i].toString(16)} scalar 0x${ub[i].toString(16)} want 0x${want.toString(16)}`);
+      }
+      arena.reset(mark);
+    }
+  });
+
+  test(`f32_unpack_panels_bf16__wasmsimd = __scalar = the BF16 panels' columns as float32 rows (${variant}), every bit pattern, N = 1..41 (partial panels), K = 1..9 and 2,048`, () => {
+    const k = kernels(variant);
+    const r = rng(11);
+    for (const [N, K] of [...Array.from({ length: 41 }, (_, i) => [i + 1, 1 + (i % 9)]), [64, 2048], [24, 2047]]) {
+      const mark = arena.mark();
+      // panels[p][k][j] = W[8p + j, k] (BF16), columns past N zero (f32_gemm_pack_8's padding)
+      const P = Math.ceil(N / 8), src = alloc(P * 8 * K * 2 + 16), a = alloc(N * K * 4 + 16), b = alloc(N * K * 4 + 16);
+      const s = new Uint16Array(memory.buffer, src, P * 8 * K);
+      const W = new Uint16Array(N * K);
+      for (let i = 0; i < N * K; i++) W[i] = r.int(65536);
+      for (let p = 0; p < P; p++) for (let kk = 0; kk < K; kk++) for (let j = 0; j < 8; j++) s[(p * K + kk) * 8 + j] = p * 8 + j < N ? W[(p * 8 + j) * K + kk] : 0;
+      for (const nb of new Set([N, N - (N % 8)].filter((v) => v > 0))) {
+        k.f32_unpack_panels_bf16__wasmsimd(nb, K, src, a);
+        k.f32_unpack_panels_bf16__scalar(nb, K, src, b);
+        const ua = new Uint32Array(memory.buffer.slice(a, a + nb * K * 4)), ub = new Uint32Array(memory.buffer.slice(b, b + nb * K * 4));
+        for (let i = 0; i < nb * K; i++) {
+          const want = (W[i] << 16) >>> 0;
+          if (ua[i] !== want || ub[i] !== want) throw new Error(`unpack ${variant} N=${N} K=${K} nb=${nb} at ${i}: simd 0x${ua[i].toString(16)} scalar 0x${ub[i].toString(16)} want 0x${want.toString(16)}`);
+        }
       }
       arena.reset(mark);
     }

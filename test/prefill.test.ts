@@ -11,6 +11,9 @@
 //   thread runs them, so 3 threads must equal 1 bit for bit (f32, the bf16 fallback, oneDNN where the
 //   CPU has bfloat16 dot products; float64 and float32 states; a start at position > 0).
 // - bf16: log-probs within the step's bf16 bound 2·(8·layers + 2)·u of max|logit| (test/precision.test.ts).
+// - f32 on BF16 weights where a CBLAS library loads: chunks of at least GEMM_MIN_ROWS rows go to BLAS
+//   (the panels unpacked to float32 rows, exact; OpenBLAS sums in its own order): held to the goldens by
+//   the first test (bf16-sharded, chunks of 16) and to 1 thread bit for bit (fixed 512-column blocks).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { RetNet, RetNetLM, Tensor, type RecurrentState } from '../src/index.js';
@@ -20,6 +23,8 @@ import type { ModelSpec } from '../src/backends/executor.js';
 import { dnnlMissing, loadDnnl } from '../src/runtime/dnnl.js';
 import { FLA_MODELS, flaDir, flaGolden } from './helpers/fla-golden.js';
 import { expectError, loadFixtureModel, NORM_FLAGS } from './helpers.js';
+import { canRun } from './helpers/skip.js';
+import { engineMissing } from './helpers/engines.js';
 
 const specOf = (m: RetNet): ModelSpec => (m as unknown as { spec: ModelSpec }).spec;
 const FLAGS = { normalizeAttn: false, normalizeRetn: false };
@@ -90,10 +95,11 @@ test('prefill at position 0 = the pool\'s WASM engine with the same chunk length
   } finally { for (const [, , close] of models) await close(); }
 });
 
-test('prefill: 3 threads = 1 thread bit for bit (outputs and states; f32, bf16 fallback, oneDNN where present; float64 and float32 states; from position 0 and 5)', async () => {
+test('prefill: 3 threads = 1 thread bit for bit (outputs and states; f32 on WASM and on BLAS, bf16 fallback, oneDNN where present; float64 and float32 states; from position 0 and 5)', async () => {
   const lm = await RetNetLM.loadFolder(flaDir('bf16-sharded'), { bf16: 'resident' });
   const m = lm.model, d = m.dims.d;
-  const kinds: [string, 'f32' | 'bf16', 'wasm' | 'dnnl'][] = [['f32', 'f32', 'wasm'], ['bf16 fallback', 'bf16', 'wasm']];
+  const kinds: [string, 'f32' | 'bf16', 'wasm' | 'dnnl' | 'blas'][] = [['f32', 'f32', 'wasm'], ['bf16 fallback', 'bf16', 'wasm']];
+  if (canRun('prefill products on BLAS, threads', engineMissing('blas'))) kinds.push(['f32 BLAS', 'f32', 'blas']);
   if (!dnnlMissing() && loadDnnl().hasBf16Hardware) kinds.push(['bf16 oneDNN', 'bf16', 'dnnl']);
   else console.log('SKIPPED: prefill on the dnnl engine, threads — ' + (dnnlMissing() ?? 'this CPU has no bfloat16 dot products'));
   try {
@@ -102,12 +108,13 @@ test('prefill: 3 threads = 1 thread bit for bit (outputs and states; f32, bf16 f
       const three = new WasmStepper(specOf(m), { threads: 3, precision, kernels });
       try {
         assert.match(three.engine, /3 threads/);
+        if (kernels === 'blas') assert.match(three.prefillEngine, /on BF16 weights/);
         for (const dtype of ['float64', 'float32'] as const) {
           const s1 = m.layers.map(() => js.zeroLayerState(m.dims, dtype)), s3 = m.layers.map(() => js.zeroLayerState(m.dims, dtype));
-          // 5 tokens, then 30 more from position 5 (chunks of 8: the last one 6)
+          // 5 tokens, then 30 more from position 5 (chunks of 16, then 14: at least GEMM_MIN_ROWS = 12 rows, BLAS's)
           for (const [pos, n] of [[0, 5], [5, 30]] as const) {
             const x = inputs(n, d, pos + 1);
-            sameBits(`${label} ${dtype} y from ${pos}`, three.prefill(x, n, pos, s3, FLAGS, 8), one.prefill(x, n, pos, s1, FLAGS, 8));
+            sameBits(`${label} ${dtype} y from ${pos}`, three.prefill(x, n, pos, s3, FLAGS, 16), one.prefill(x, n, pos, s1, FLAGS, 16));
             for (let l = 0; l < m.layers.length; l++) {
               sameBits(`${label} ${dtype} S l=${l}`, s3[l].S, s1[l].S);
               sameBits(`${label} ${dtype} z l=${l}`, s3[l].z, s1[l].z);

@@ -6,12 +6,15 @@ import { workerData } from 'node:worker_threads';
 import { bindWasmKernels } from '../src/runtime/wasm-kernels.js';
 import { claimCalls, CTRL, helperCalls, SPIN_MS } from '../src/runtime/step-helper.js';
 import { bindDnnlKernels } from '../src/runtime/dnnl-kernels.js';
+import { bindBlasPanelGemm } from '../src/runtime/blas-kernels.js';
 import type { RuntimeKernels } from '../src/runtime/kernels.js';
 
-const { memory, variant, ctrl: ctrlBuf, sync: syncBuf, calls: callsBuf, dnnl } = workerData as {
+const { memory, variant, ctrl: ctrlBuf, sync: syncBuf, calls: callsBuf, dnnl, blas } = workerData as {
   memory: WebAssembly.Memory; variant: string; ctrl: SharedArrayBuffer; sync: SharedArrayBuffer; calls: SharedArrayBuffer;
   /** the 'dnnl' engine's library (precision bf16 on oneDNN): the products' column blocks run there, one oneDNN thread */
   dnnl: { path?: string } | null;
+  /** a CBLAS library for the prefill's products on BF16 panels (OP.gemmBf16Rows) */
+  blas?: { path: string } | null;
 };
 const ctrl = new Int32Array(ctrlBuf), sync = new Int32Array(syncBuf), call = helperCalls(new Float64Array(callsBuf));
 
@@ -19,6 +22,7 @@ let K: RuntimeKernels | undefined;
 try {
   K = bindWasmKernels(memory, variant);
   if (dnnl) K = bindDnnlKernels(memory, K, dnnl.path, 1);
+  if (blas) K = { ...K, gemmBf16Rows: bindBlasPanelGemm(memory, variant, blas.path).gemm };
   Atomics.store(ctrl, CTRL.ready, 1);
 } catch {
   Atomics.store(ctrl, CTRL.ready, -1);

@@ -139,6 +139,48 @@ export function loadBlas(path: string | undefined = envValue('RETNET_BLAS')): Bl
   throw errors.engine(`no CBLAS library could be loaded for the BLAS engine; tried: ${tried.join('; ')}. To use it, ${BLAS_INSTALL_HINT}; or use kernels: 'wasm'`);
 }
 
+/** Columns of BF16 panels a panelGemm call unpacks at a time (its scratch: this many rows of K floats). */
+export const PANEL_BLOCK_COLS = 512;
+
+/** y = [y +] b + x·Wᵀ (then act) on BLAS, W raw [N, K] float32 (the CBLAS engine's product). */
+function blasProduct(memory: WebAssembly.Memory, wk: ReturnType<typeof loadKernelsSync>, blas: BlasLibrary) {
+  const base = blas.baseOf(memory);
+  return (x: number, M: number, K: number, ldx: number, w: number, N: number, b: number, y: number, ldy: number, act: number, accumulate: boolean): void => {
+    if (!accumulate) {
+      if (b) { const m = new Float32Array(memory.buffer); for (let i = 0; i < M; i++) m.copyWithin((y >>> 2) + i * ldy, b >>> 2, (b >>> 2) + N); }
+    } else if (b) wk.f32_add__wasmsimd(M, N, b, 0, y, ldy); // lda 0: the bias row added to every row
+    blas.sgemm(ROW_MAJOR, NO_TRANS, TRANS, M, N, K, 1, base + x, ldx, base + w, K, accumulate || b ? 1 : 0, base + y, ldy);
+    if (act !== 0) wk.f32_act__wasmsimd(M, N, y, ldy, act);
+  };
+}
+
+/** Products on the WASM engine's BF16 8-column panels with many rows, on BLAS (the recurrent step's
+ *  prefill, WasmStepper): blocks of PANEL_BLOCK_COLS columns unpacked into row-major float32 in
+ *  `scratch` (scratchBytes(K); exact), then the CBLAS engine's product. */
+export interface PanelGemm {
+  label: string;
+  scratchBytes(K: number): number;
+  gemm(x: number, M: number, K: number, ldx: number, w: number, N: number, b: number, y: number, ldy: number, act: number, accumulate: boolean, scratch: number): void;
+}
+
+export function bindBlasPanelGemm(memory: WebAssembly.Memory, variant: string, path?: string): PanelGemm {
+  const blas = loadBlas(path);
+  const wk = loadKernelsSync({ memory, variant: variant as VariantRequest });
+  const product = blasProduct(memory, wk, blas);
+  return {
+    label: blas.label,
+    scratchBytes: (K) => PANEL_BLOCK_COLS * K * F4,
+    gemm(x, M, K, ldx, w, N, b, y, ldy, act, accumulate, scratch) {
+      if (accumulate && act !== 0) throw errors.engine('panel GEMM: an activation into an accumulated output');
+      for (let n0 = 0; n0 < N; n0 += PANEL_BLOCK_COLS) {
+        const nb = Math.min(PANEL_BLOCK_COLS, N - n0);
+        wk.f32_unpack_panels_bf16__wasmsimd(nb, K, w + n0 * K * 2, scratch);
+        product(x, M, K, ldx, scratch, nb, b ? b + n0 * F4 : 0, y + n0 * F4, ldy, act, accumulate);
+      }
+    },
+  };
+}
+
 /** Where BLAS takes over (defaults: the measured crossovers above; benchmarks and tests move them). */
 export interface BlasTuning { gemmMinRows: number; intraMinRows: number; intraBlock: number; /** default INTRA_AV_BLOCK */ intraAvBlock?: number }
 
@@ -153,13 +195,7 @@ export function bindBlasKernels(memory: WebAssembly.Memory, variant: string, pat
   const F = () => new Float32Array(memory.buffer);
   const raw = (N: number, K: number) => (N * K + 15) & ~15; // floats of the raw copy, panels 64-byte aligned after it
   // y ← b (or y += b), then y += x·Wᵀ on BLAS (W raw [N, K] at w), then the activation in place
-  const blasGemm = (x: number, M: number, K: number, ldx: number, w: number, N: number, b: number, y: number, ldy: number, act: number, accumulate: boolean) => {
-    if (!accumulate) {
-      if (b) { const m = F(); for (let i = 0; i < M; i++) m.copyWithin((y >>> 2) + i * ldy, b >>> 2, (b >>> 2) + N); }
-    } else if (b) wk.f32_add__wasmsimd(M, N, b, 0, y, ldy); // lda 0: the bias row added to every row
-    sgemm(ROW_MAJOR, NO_TRANS, TRANS, M, N, K, 1, base + x, ldx, base + w, K, accumulate || b ? 1 : 0, base + y, ldy);
-    if (act !== 0) wk.f32_act__wasmsimd(M, N, y, ldy, act);
-  };
+  const blasGemm = blasProduct(memory, wk, blas);
   return {
     ...W,
     name: `${blas.label} + ${W.name}`,

@@ -41,7 +41,7 @@ export const SPIN_MS = 0.5;
 const CAPACITY = 512;
 
 /** Kernel calls a helper can run. */
-export const OP = { step: 0, gemm: 1, gemmBf16: 2, stepS32: 3, intra: 4, summary: 5, cross: 6, scan: 7, normalize: 8 } as const;
+export const OP = { step: 0, gemm: 1, gemmBf16: 2, stepS32: 3, intra: 4, summary: 5, cross: 6, scan: 7, normalize: 8, gemmBf16Rows: 9 } as const;
 export type Call = [op: number, ...args: number[]];
 
 /** Runs one call (an op code, then the kernel's arguments) on `K`. */
@@ -57,6 +57,9 @@ export function runCall(K: RuntimeKernels, a: ArrayLike<number>): void {
     case OP.cross: K.cross(a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12]); break;
     case OP.scan: K.scanStep(a[1], a[2], a[3], a[4], a[5]); break;
     case OP.normalize: K.normalize(a[1], a[2], a[3], a[4], a[5], a[6], a[7] !== 0); break;
+    case OP.gemmBf16Rows:
+      if (!K.gemmBf16Rows) throw new Error('step helper: no BLAS bound for a prefill product');
+      K.gemmBf16Rows(a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11] !== 0, a[12]); break;
     default: throw new Error(`step helper: unknown op ${a[0]}`);
   }
 }
@@ -150,7 +153,9 @@ export class StepTeam {
    *  instantiated; null if none could start (the stepper then runs alone). */
   static start(memory: WebAssembly.Memory, variant: string, count: number, timeoutMs = 20_000,
     /** also bind the 'dnnl' engine (one oneDNN thread per helper) from this library path; OP.gemm then runs on it */
-    dnnl?: { path?: string }): StepTeam | null {
+    dnnl?: { path?: string },
+    /** also bind BLAS (this CBLAS library) for OP.gemmBf16Rows, the prefill's products */
+    blas?: { path: string }): StepTeam | null {
     const helpers: Helper[] = [];
     const file = new URL('../../workers/step-helper.js', import.meta.url);
     if (file.protocol !== 'file:' || !existsSync(fileURLToPath(file))) return null; // e.g. bundled without it: run alone
@@ -160,7 +165,7 @@ export class StepTeam {
       const ctrl = new Int32Array(ctrlBuf);
       let worker: Worker;
       try {
-        worker = new Worker(file, { workerData: { memory, variant, ctrl: ctrlBuf, sync: syncBuf, calls: callsBuf, dnnl: dnnl ? { path: dnnl.path } : null } });
+        worker = new Worker(file, { workerData: { memory, variant, ctrl: ctrlBuf, sync: syncBuf, calls: callsBuf, dnnl: dnnl ? { path: dnnl.path } : null, blas: blas ? { path: blas.path } : null } });
       } catch { break; }
       worker.on('error', () => { /* a helper that fails is reported by its ready flag; its calls go to the others */ });
       worker.unref();

@@ -36,6 +36,7 @@ import { envValue } from '../env.js';
 import type { KernelsRequest, Precision } from '../options.js';
 import { bf16Rounding, bindDnnlKernels, dnnlForBf16, guidedColumnBlocks, roundRowsBf16, type BlockedDnnlKernels } from './dnnl-kernels.js';
 import { BLOCKS_PER_THREAD, closeWithOwner, columnCalls, forgetOwner, MAX_STEP_THREADS, OP, runCall, StepTeam, type Call } from './step-helper.js';
+import { bindBlasPanelGemm, GEMM_MIN_ROWS, loadBlas, PANEL_BLOCK_COLS, type PanelGemm } from './blas-kernels.js';
 
 const F4 = 4, F8 = 8;
 
@@ -73,6 +74,12 @@ export class WasmStepper {
   private readonly team: StepTeam | null;
   /** the WASM engine, which the helpers run */
   private readonly base: RuntimeKernels;
+  /** at f32 where a CBLAS library loads: the prefill's products on BF16 weights (M ≥ GEMM_MIN_ROWS) */
+  private readonly panel: PanelGemm | null = null;
+  /** the widest K of the model's products (the panel GEMM's scratch) */
+  private readonly maxK: number;
+  /** what runs the prefill's products (the step's engine, or BLAS on BF16 panels at f32) */
+  readonly prefillEngine: string;
   /** the bf16 fallback's rounding of a product's input rows (done once, before the threads split the columns) */
   private readonly roundX: ((x: number, rows: number, cols: number, ld: number) => void) | null;
 
@@ -82,15 +89,23 @@ export class WasmStepper {
   constructor(spec: ModelSpec, opts: StepperOptions = {}) {
     const memory = createMemory(256);
     const variant = opts.variant ?? envValue('RETNET_WASM_VARIANT') ?? 'auto';
-    const base = bindWasmKernels(memory, variant);
+    const wasm = bindWasmKernels(memory, variant);
     this.precision = opts.precision ?? 'f32';
     const threads = Math.max(1, Math.min(opts.threads ?? availableParallelism(), MAX_STEP_THREADS));
-    const lib = this.precision === 'bf16' ? dnnlForBf16(opts.kernels ?? 'auto').lib : null;
+    const kreq = opts.kernels ?? 'auto';
+    const lib = this.precision === 'bf16' ? dnnlForBf16(kreq).lib : null;
+    // at f32, where a CBLAS library loads ('auto', 'blas'): the prefill's products on BF16 panels go to BLAS
+    // (unpacked to float32 rows per block); a step's one-row products stay on the WASM kernels
+    if (this.precision === 'f32' && kreq !== 'wasm' && kreq !== 'js') {
+      try { this.panel = bindBlasPanelGemm(memory, variant); } catch (e) { if (kreq === 'blas') throw e; }
+    }
     // helpers for the products' columns and the retention heads; none on one core. Beside oneDNN each
     // helper binds its own oneDNN (one thread) and runs its block of every product's columns: measured
     // 52 GB/s on two such threads against 45 for one oneDNN call on two OpenMP threads (M = 1, BF16).
-    this.team = threads > 1 ? StepTeam.start(memory, variant, threads - 1, undefined, lib ? { path: lib.path } : undefined) : null;
+    this.team = threads > 1 ? StepTeam.start(memory, variant, threads - 1, undefined, lib ? { path: lib.path } : undefined,
+      this.panel ? { path: loadBlas().path } : undefined) : null;
     if (this.team) closeWithOwner(this, this.team);
+    const base: RuntimeKernels = this.panel ? { ...wasm, gemmBf16Rows: this.panel.gemm } : wasm;
     if (lib) {
       const T = this.team?.size ?? 1;
       this.blocked = bindDnnlKernels(memory, base, lib.path, 1, T, (N) => guidedColumnBlocks(N, T)); // one block when T = 1
@@ -105,6 +120,9 @@ export class WasmStepper {
     const n = this.team?.size ?? 1;
     this.engine = `${this.K.name}, ${n} thread${n === 1 ? '' : 's'}`;
     this.acts = { msr: ACT_CODE[spec.config.msrGateFn], mlp: ACT_CODE[spec.config.mlpGateFn] };
+    const { d, H, dv } = this.p.dims;
+    this.maxK = Math.max(d, H * dv, ...this.p.layers.flatMap((Ly) => Ly.mlp.map((m) => m.inDim)));
+    this.prefillEngine = this.panel ? `${this.panel.label} on BF16 weights (float32 weights: ${this.K.name})` : this.K.name;
   }
 
   /** Bytes of a state's S in a block (float32 S padded to 8 bytes, so z stays aligned). */
@@ -136,16 +154,29 @@ export class WasmStepper {
    *  which the threads claim (StepTeam.run): on the WASM engine guidedColumnBlocks' cut (columnCalls;
    *  products of fewer than 32·nb columns run whole); on oneDNN the packed column blocks
    *  (BlockedDnnlKernels.calls), cut the same way. Transient: allocate after A.reset(). */
-  private products(): { T: number; gss: number[]; wides: number[]; gemm: Gemm } {
+  private products(rows = false): { T: number; gss: number[]; wides: number[]; gemm: Gemm } {
     const { K, A, p } = this;
     const team = this.team, T = team?.size ?? 1;
-    const gss: number[] = [], wides: number[] = [];
+    const gss: number[] = [], wides: number[] = [], nats: number[] = [];
+    const panel = rows && p.bf16Scratch ? this.panel : null;
     for (let t = 0; t < T; t++) {
       gss.push(A.transient(Math.max(64, K.gemmScratchBytes()), 'step'));
       wides.push(p.bf16Scratch ? A.transient(p.bf16Scratch, 'step') : 0);
+      if (panel) nats.push(A.transient(panel.scratchBytes(this.maxK), 'prefill'));
     }
     const blocked = this.blocked, nb = T * BLOCKS_PER_THREAD;
     const gemm: Gemm = (bf16, x, M, Kd, ldx, W, N, b, y, ldy, act, acc) => {
+      if (panel && bf16 && M >= GEMM_MIN_ROWS) {
+        // BLAS on the BF16 panels in blocks of PANEL_BLOCK_COLS columns from column 0, whatever the threads
+        // (one thread runs the same blocks in turn): OpenBLAS's sums depend on a call's N, so a cut that
+        // followed the thread count would change bits with it
+        if (!team) { K.gemmBf16Rows!(x, M, Kd, ldx, W, N, b, y, ldy, act, acc, nats[0]!); return; }
+        const cut: [number, number][] = [];
+        for (let n0 = 0; n0 < N; n0 += PANEL_BLOCK_COLS) cut.push([n0, Math.min(PANEL_BLOCK_COLS, N - n0)]);
+        team.run(this.base, (t) => columnCalls(cut, true, x, M, Kd, ldx, W, N, b, y, ldy, act, acc, 0, 0)
+          .map((c): Call => [OP.gemmBf16Rows, ...c.slice(1, 12), nats[t]!]));
+        return;
+      }
       if (team && blocked) { team.run(blocked.block, blocked.calls(x, M, Kd, ldx, W, N, b, y, ldy, act, acc)); return; }
       if (team && N >= 32 * nb) {
         this.roundX?.(x, M, Kd, ldx);
@@ -345,7 +376,7 @@ export class WasmStepper {
       const PS = C + 1, POW = A.transient(nl * H * PS * F4, 'prefill');
       const pw = A.f32(POW, nl * H * PS);
       p.layers.forEach((Ly, l) => { for (let hh = 0; hh < H; hh++) decayPowers(Ly.gamma[hh]!, C, pw.subarray((l * H + hh) * PS, (l * H + hh + 1) * PS)); });
-      const { T, gemm } = this.products();
+      const { T, gemm } = this.products(true);
       const tiles: number[] = [];
       for (let t = 0; t < T; t++) tiles.push(A.transient(Math.max(16, K.tileFloats(C, dk, dv)) * F4, 'prefill'));
       const y = new Float32Array(n * d);

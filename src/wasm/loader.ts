@@ -107,6 +107,9 @@ export interface KernelExports {
   /** dst [n] BF16 = top half of src [n] f32 (truncation); 1 if some value was not a BF16 value (inexact), else 0. */
   f32_narrow_bf16__wasmsimd(n: number, src: Ptr, dst: Ptr): number;
   f32_narrow_bf16__scalar(n: number, src: Ptr, dst: Ptr): number;
+  /** dst [nb, K] f32 row-major = the first nb columns of BF16 8-column panels at src (exact). */
+  f32_unpack_panels_bf16__wasmsimd(nb: number, K: number, src: Ptr, dst: Ptr): void;
+  f32_unpack_panels_bf16__scalar(nb: number, K: number, src: Ptr, dst: Ptr): void;
 }
 
 export type Kernels = KernelExports & {
