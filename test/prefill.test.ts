@@ -111,10 +111,11 @@ test('prefill: 3 threads = 1 thread bit for bit (outputs and states; f32 on WASM
         if (kernels === 'blas') assert.match(three.prefillEngine, /on BF16 weights/);
         for (const dtype of ['float64', 'float32'] as const) {
           const s1 = m.layers.map(() => js.zeroLayerState(m.dims, dtype)), s3 = m.layers.map(() => js.zeroLayerState(m.dims, dtype));
-          // 5 tokens, then 30 more from position 5 (chunks of 16, then 14: at least GEMM_MIN_ROWS = 12 rows, BLAS's)
-          for (const [pos, n] of [[0, 5], [5, 30]] as const) {
+          // 5 tokens, then 40 more from position 5 (chunks of 32, then 8: BLAS's products from GEMM_MIN_ROWS = 12
+          // rows and its retention from INTRA_MIN_ROWS = 32 tokens, the WASM kernels below)
+          for (const [pos, n] of [[0, 5], [5, 40]] as const) {
             const x = inputs(n, d, pos + 1);
-            sameBits(`${label} ${dtype} y from ${pos}`, three.prefill(x, n, pos, s3, FLAGS, 16), one.prefill(x, n, pos, s1, FLAGS, 16));
+            sameBits(`${label} ${dtype} y from ${pos}`, three.prefill(x, n, pos, s3, FLAGS, 32), one.prefill(x, n, pos, s1, FLAGS, 32));
             for (let l = 0; l < m.layers.length; l++) {
               sameBits(`${label} ${dtype} S l=${l}`, s3[l].S, s1[l].S);
               sameBits(`${label} ${dtype} z l=${l}`, s3[l].z, s1[l].z);
@@ -124,6 +125,36 @@ test('prefill: 3 threads = 1 thread bit for bit (outputs and states; f32 on WASM
       } finally { one.close(); three.close(); }
     }
   } finally { await lm.close(); }
+});
+
+// float32 activations against the float64 chunkwise form: the runtime's chunkwise tolerance, 2e-5 of max|y|
+// (test/runtime-golden.test.ts: float32 projections over d-wide sums and C-long retention sums).
+test('prefill on wasm, chunks of 32 (BLAS retention and products where a CBLAS library loads; the WASM kernels with RETNET_KERNELS=wasm): within 2e-5 of max|y| of the float64 js prefill, L = 70, every normalisation on the seed model', async () => {
+  const lmF = await RetNetLM.loadFolder(flaDir('bf16-sharded'), { bf16: 'resident' });
+  const seed = await loadFixtureModel('retnet-small');
+  const old = process.env.RETNET_KERNELS;
+  try {
+    for (const kernels of ['auto', 'wasm'] as const) {
+      if (kernels === 'wasm') process.env.RETNET_KERNELS = 'wasm'; else delete process.env.RETNET_KERNELS;
+      for (const [name, m, flagsList] of [['bf16-sharded', lmF.model, [FLAGS]], ['retnet-small', seed, NORM_FLAGS]] as const) {
+        const d = m.dims.d, L = 70, x = inputs(L, d, 6);
+        for (const flags of flagsList) {
+          (m as unknown as { stepper?: WasmStepper }).stepper?.close();
+          (m as unknown as { stepper?: WasmStepper }).stepper = undefined; // a stepper made under this RETNET_KERNELS
+          const ref = m.prefill(new Tensor(Float64Array.from(x), [L, d]), undefined, { chunkSize: 32, ...flags });
+          const got = m.prefill(new Tensor(x, [L, d]), undefined, { backend: 'wasm', chunkSize: 32, ...flags });
+          let diff = 0, scale = 0;
+          for (let i = 0; i < ref.y.data.length; i++) { diff = Math.max(diff, Math.abs(got.y.data[i] - ref.y.data[i])); scale = Math.max(scale, Math.abs(ref.y.data[i])); }
+          const engine = (m as unknown as { stepper: WasmStepper }).stepper.prefillEngine;
+          console.log(`  ${name} ${kernels} ${JSON.stringify(flags)}: ${(diff / scale).toExponential(2)} (${engine})`);
+          assert.ok(diff / scale <= 2e-5, `${name} ${kernels}: ${diff / scale}`);
+        }
+      }
+    }
+  } finally {
+    if (old === undefined) delete process.env.RETNET_KERNELS; else process.env.RETNET_KERNELS = old;
+    await lmF.close(); await seed.close();
+  }
 });
 
 test('prefill at bf16 (the fallback; oneDNN where present): next-token log-probs within 2·(8·layers + 2)·u of max|logit| of the golden', async () => {

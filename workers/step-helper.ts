@@ -6,14 +6,14 @@ import { workerData } from 'node:worker_threads';
 import { bindWasmKernels } from '../src/runtime/wasm-kernels.js';
 import { claimCalls, CTRL, helperCalls, SPIN_MS } from '../src/runtime/step-helper.js';
 import { bindDnnlKernels } from '../src/runtime/dnnl-kernels.js';
-import { bindBlasPanelGemm } from '../src/runtime/blas-kernels.js';
+import { bindBlasPanelGemm, blasRetention } from '../src/runtime/blas-kernels.js';
 import type { RuntimeKernels } from '../src/runtime/kernels.js';
 
 const { memory, variant, ctrl: ctrlBuf, sync: syncBuf, calls: callsBuf, dnnl, blas } = workerData as {
   memory: WebAssembly.Memory; variant: string; ctrl: SharedArrayBuffer; sync: SharedArrayBuffer; calls: SharedArrayBuffer;
   /** the 'dnnl' engine's library (precision bf16 on oneDNN): the products' column blocks run there, one oneDNN thread */
   dnnl: { path?: string } | null;
-  /** a CBLAS library for the prefill's products on BF16 panels (OP.gemmBf16Rows) */
+  /** a CBLAS library for the prefill: its chunkwise retention kernels and its products on BF16 panels (OP.gemmBf16Rows) */
   blas?: { path: string } | null;
 };
 const ctrl = new Int32Array(ctrlBuf), sync = new Int32Array(syncBuf), call = helperCalls(new Float64Array(callsBuf));
@@ -21,8 +21,8 @@ const ctrl = new Int32Array(ctrlBuf), sync = new Int32Array(syncBuf), call = hel
 let K: RuntimeKernels | undefined;
 try {
   K = bindWasmKernels(memory, variant);
+  if (blas) K = { ...K, ...blasRetention(memory, variant, blas.path), gemmBf16Rows: bindBlasPanelGemm(memory, variant, blas.path).gemm };
   if (dnnl) K = bindDnnlKernels(memory, K, dnnl.path, 1);
-  if (blas) K = { ...K, gemmBf16Rows: bindBlasPanelGemm(memory, variant, blas.path).gemm };
   Atomics.store(ctrl, CTRL.ready, 1);
 } catch {
   Atomics.store(ctrl, CTRL.ready, -1);

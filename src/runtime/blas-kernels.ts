@@ -181,6 +181,14 @@ export function bindBlasPanelGemm(memory: WebAssembly.Memory, variant: string, p
   };
 }
 
+/** The CBLAS engine's chunkwise retention kernels (intra, summary, cross: BLAS from INTRA_MIN_ROWS
+ *  tokens, the WASM kernels below) and their tile size, to put beside another engine's products (the
+ *  step's prefill, WasmStepper). */
+export function blasRetention(memory: WebAssembly.Memory, variant: string, path?: string): Pick<RuntimeKernels, 'intra' | 'summary' | 'cross' | 'tileFloats'> {
+  const k = bindBlasKernels(memory, variant, path);
+  return { intra: k.intra, summary: k.summary, cross: k.cross, tileFloats: k.tileFloats };
+}
+
 /** Where BLAS takes over (defaults: the measured crossovers above; benchmarks and tests move them). */
 export interface BlasTuning { gemmMinRows: number; intraMinRows: number; intraBlock: number; /** default INTRA_AV_BLOCK */ intraAvBlock?: number }
 

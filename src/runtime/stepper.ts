@@ -36,7 +36,7 @@ import { envValue } from '../env.js';
 import type { KernelsRequest, Precision } from '../options.js';
 import { bf16Rounding, bindDnnlKernels, dnnlForBf16, guidedColumnBlocks, roundRowsBf16, type BlockedDnnlKernels } from './dnnl-kernels.js';
 import { BLOCKS_PER_THREAD, closeWithOwner, columnCalls, forgetOwner, MAX_STEP_THREADS, OP, runCall, StepTeam, type Call } from './step-helper.js';
-import { bindBlasPanelGemm, GEMM_MIN_ROWS, loadBlas, PANEL_BLOCK_COLS, type PanelGemm } from './blas-kernels.js';
+import { bindBlasPanelGemm, blasRetention, GEMM_MIN_ROWS, INTRA_MIN_ROWS, loadBlas, PANEL_BLOCK_COLS, type PanelGemm } from './blas-kernels.js';
 
 const F4 = 4, F8 = 8;
 
@@ -78,7 +78,7 @@ export class WasmStepper {
   private readonly panel: PanelGemm | null = null;
   /** the widest K of the model's products (the panel GEMM's scratch) */
   private readonly maxK: number;
-  /** what runs the prefill's products (the step's engine, or BLAS on BF16 panels at f32) */
+  /** what runs the prefill's products (the step's engine, or BLAS on BF16 panels at f32) and its retention */
   readonly prefillEngine: string;
   /** the bf16 fallback's rounding of a product's input rows (done once, before the threads split the columns) */
   private readonly roundX: ((x: number, rows: number, cols: number, ld: number) => void) | null;
@@ -94,18 +94,22 @@ export class WasmStepper {
     const threads = Math.max(1, Math.min(opts.threads ?? availableParallelism(), MAX_STEP_THREADS));
     const kreq = opts.kernels ?? 'auto';
     const lib = this.precision === 'bf16' ? dnnlForBf16(kreq).lib : null;
-    // at f32, where a CBLAS library loads ('auto', 'blas'): the prefill's products on BF16 panels go to BLAS
-    // (unpacked to float32 rows per block); a step's one-row products stay on the WASM kernels
-    if (this.precision === 'f32' && kreq !== 'wasm' && kreq !== 'js') {
-      try { this.panel = bindBlasPanelGemm(memory, variant); } catch (e) { if (kreq === 'blas') throw e; }
+    // where a CBLAS library loads (kernels not 'wasm'): the prefill's chunkwise retention on the CBLAS
+    // engine's kernels (as the pool's), and at f32 its products on BF16 panels (unpacked to float32 rows
+    // per block); a step's one-row products and retention stay on the WASM kernels
+    let blasPath: string | null = null;
+    if (kreq !== 'wasm' && kreq !== 'js') {
+      try { blasPath = loadBlas().path; } catch (e) { if (kreq === 'blas') throw e; }
     }
+    if (blasPath && this.precision === 'f32') this.panel = bindBlasPanelGemm(memory, variant, blasPath);
+    const retention = blasPath ? blasRetention(memory, variant, blasPath) : null;
     // helpers for the products' columns and the retention heads; none on one core. Beside oneDNN each
     // helper binds its own oneDNN (one thread) and runs its block of every product's columns: measured
     // 52 GB/s on two such threads against 45 for one oneDNN call on two OpenMP threads (M = 1, BF16).
     this.team = threads > 1 ? StepTeam.start(memory, variant, threads - 1, undefined, lib ? { path: lib.path } : undefined,
-      this.panel ? { path: loadBlas().path } : undefined) : null;
+      blasPath ? { path: blasPath } : undefined) : null;
     if (this.team) closeWithOwner(this, this.team);
-    const base: RuntimeKernels = this.panel ? { ...wasm, gemmBf16Rows: this.panel.gemm } : wasm;
+    const base: RuntimeKernels = { ...wasm, ...(retention ?? {}), ...(this.panel ? { gemmBf16Rows: this.panel.gemm } : {}) };
     if (lib) {
       const T = this.team?.size ?? 1;
       this.blocked = bindDnnlKernels(memory, base, lib.path, 1, T, (N) => guidedColumnBlocks(N, T)); // one block when T = 1
@@ -122,7 +126,8 @@ export class WasmStepper {
     this.acts = { msr: ACT_CODE[spec.config.msrGateFn], mlp: ACT_CODE[spec.config.mlpGateFn] };
     const { d, H, dv } = this.p.dims;
     this.maxK = Math.max(d, H * dv, ...this.p.layers.flatMap((Ly) => Ly.mlp.map((m) => m.inDim)));
-    this.prefillEngine = this.panel ? `${this.panel.label} on BF16 weights (float32 weights: ${this.K.name})` : this.K.name;
+    this.prefillEngine = `products: ${this.panel ? `${this.panel.label} on BF16 weights (float32 ones: ${this.K.name})` : this.K.name}; ` +
+      `retention: ${retention ? `${loadBlas(blasPath!).label} from ${INTRA_MIN_ROWS} tokens a chunk` : wasm.name}`;
   }
 
   /** Bytes of a state's S in a block (float32 S padded to 8 bytes, so z stays aligned). */
