@@ -65,7 +65,7 @@ for (const precision of precisions) {
 }
 const out = {
   date: new Date().toISOString(), machine: machine(),
-  command: `node dist/bench/prefill.js --dir ${dir} --tokens ${L} --chunk ${C} --step-tokens ${nStep} --precisions ${precisions.join(',')} --repeat ${repeat}`,
+  command: `${process.env.RETNET_KERNELS ? `RETNET_KERNELS=${process.env.RETNET_KERNELS} ` : ''}node dist/bench/prefill.js --dir ${dir} --tokens ${L} --chunk ${C} --step-tokens ${nStep} --precisions ${precisions.join(',')} --repeat ${repeat}`,
   params: { dir, layers: cfg.num_hidden_layers, hidden: cfg.hidden_size, tokens: L, chunk: C, stepTokens: nStep, repeat },
   loadSeconds: +loadSeconds.toFixed(2), runs, peakRssBytes: process.resourceUsage().maxRSS * 1024,
 };
