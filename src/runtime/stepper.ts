@@ -1,6 +1,8 @@
 // Token-by-token decoding on the WASM kernels, in the calling thread: one
 // recurrent step for a batch of B tokens (one per sequence, all at the same
-// absolute position) through every layer.
+// absolute position) through every layer; and the prompt before it (prefill):
+// the chunkwise form over many tokens of one sequence into its state, on the
+// same packed weights and threads (docs/engines.md, "Prefill").
 //
 // The state stays where the step kernel updates it (float64, in place): the first step
 // of a sequence moves its per-layer S and z into this stepper's shared memory and
