@@ -268,6 +268,7 @@ test('CLI: score --model DIR prints tokens and perplexity, --jsonl records gain 
   assert.is(gb.code, 0, gb.err);
   assert.is(gb.out, `The state${(await lm.generate('The state', { maxNewTokens: 6, precision: 'bf16' })).text}\n`);
   assert.match(gb.err, /recurrent step, wasm, bf16/);
+  assert.match(gb.err, /\nengines: step .*bf16.*, \d+ threads?; prompt products: .*; retention: .*\n$/, 'the engines named');
   // --state-dtype float32: the library's continuation from a float32 state
   const gs = await cli(['generate', '--model', tiny, '--prompt', 'The state', '--max-new-tokens', '6', '--state-dtype', 'float32']);
   assert.is(gs.code, 0, gs.err);

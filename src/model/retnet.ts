@@ -420,6 +420,20 @@ export class RetNet {
     return { y: new Tensor(y, [B, d]), state: st };
   }
 
+  /** What runs the 'wasm' step and prefill (once one has run, or a state was made on 'wasm'; else
+   *  undefined): the step's engine and threads, and the prefill's products and retention. */
+  stepInfo(): {
+    /** the step's precision */
+    precision: Precision;
+    /** the step's engine and threads, e.g. 'onednn 2.6.3 (avx512_core_bf16, omp), bf16 operands, 2 threads' */
+    step: string;
+    /** what runs the prefill's products and its retention */
+    prefill: string;
+  } | undefined {
+    const s = this.stepper;
+    return s ? { precision: s.precision, step: s.engine, prefill: s.prefillEngine } : undefined;
+  }
+
   /** The 'wasm' step's stepper at `precision` (one packed copy at a time). */
   private stepperFor(precision: Precision): WasmStepper {
     if (this.stepper?.precision !== precision) {

@@ -81,6 +81,8 @@ export const generate: Command = {
           const how = `${backend}${precision === 'bf16' ? ', bf16' : ''}${stateDtype === 'float32' ? ', float32 state' : ''}`;
           io.stderr.write(`prompt ${promptTokens} tokens in ${promptSeconds.toFixed(2)} s (chunkwise, ${perSecond(promptTokens, promptSeconds)} tokens/s); ` +
             `generated in ${decodeSeconds.toFixed(2)} s (recurrent step, ${how})\n`);
+          const si = lm.model.stepInfo();
+          if (backend === 'wasm' && si) io.stderr.write(`engines: step ${si.step}; prompt ${si.prefill}\n`);
           return;
         }
         if (values['max-new-tokens'] !== undefined || topK !== 0 || topP !== 1 || stop.length) {
