@@ -226,6 +226,16 @@ test('RetNet.prefill on js = L js steps (float64, 1e-12 of max|y|); bad input an
       for (let i = 0; i < a.length; i++) { e = Math.max(e, Math.abs(a[i] - b[i])); s = Math.max(s, Math.abs(b[i])); }
       assert.ok(e / s <= 1e-12, `js prefill state, layer ${l}: ${e / s}`);
     }
+    // from a later position (pos0 > 0): two pieces cut at a chunk boundary = one call, bit for bit, on
+    // js and on wasm (the same chunks; how generate feeds a long prompt)
+    for (const backend of ['js', 'wasm'] as const) {
+      const whole = m.prefill(new Tensor(x, [L, d]), undefined, { backend, chunkSize: 4 });
+      const s2 = m.initState(1);
+      const a = m.prefill(new Tensor(x.slice(0, 8 * d), [8, d]), s2, { backend, chunkSize: 4 });
+      const b = m.prefill(new Tensor(x.slice(8 * d), [L - 8, d]), s2, { backend, chunkSize: 4 });
+      sameBits(`${backend}: two pieces`, [...a.y.data, ...b.y.data], whole.y.data);
+      sameBits(`${backend}: their state`, s2.layers[1][0].S, whole.state.layers[1][0].S);
+    }
     const code = (c: string) => (e: unknown) => (e as { code?: string }).code === c;
     const two: RecurrentState = m.initState(2);
     assert.throws(() => m.prefill(new Tensor(x, [L, d]), two, { backend: 'wasm' }), code('E_INPUT'));
