@@ -85,6 +85,9 @@ export function guidedColumnBlocks(N: number, T: number): [number, number][] {
 export interface BlockedDnnlKernels extends RuntimeKernels {
   library: DnnlLibrary;
   calls(x: number, M: number, K: number, ldx: number, W: number, N: number, b: number, y: number, ldy: number, act: number, acc: boolean): Call[];
+  /** packWhole's work as one call per block (OP.packWhole on block t's rows of w and its place in out),
+   *  which any thread's 'dnnl' engine runs: the blocks' reorders spread over a team */
+  packCalls(w: number, dtype: 'f32' | 'bf16', N: number, K: number, out: number): Call[];
   /** this engine on one block (its gemm takes a block's W as a whole matrix): what runs a share here */
   block: RuntimeKernels;
 }
@@ -239,6 +242,7 @@ export function bindDnnlKernels(memory: WebAssembly.Memory, base: RuntimeKernels
     gemm(x, M, K, ldx, w, N, b, y, ldy, act, acc) { gemmAll(x, M, K, ldx, w, N, b, y, ldy, act, acc); },
     gemmBf16(x, M, K, ldx, w, N, b, y, ldy, act, acc) { gemmAll(x, M, K, ldx, w, N, b, y, ldy, act, acc); },
     calls,
+    packCalls: (w, wt, N, K, out) => layout(N, K).map(({ n0, nn, off }): Call => [OP.packWhole, w + n0 * K * (wt === 'bf16' ? 2 : F4), wt === 'bf16' ? 1 : 0, nn, K, out + off]),
     block: one,
   };
 }

@@ -41,7 +41,7 @@ export const SPIN_MS = 0.5;
 const CAPACITY = 512;
 
 /** Kernel calls a helper can run. */
-export const OP = { step: 0, gemm: 1, gemmBf16: 2, stepS32: 3, intra: 4, summary: 5, cross: 6, scan: 7, normalize: 8, gemmBf16Rows: 9 } as const;
+export const OP = { step: 0, gemm: 1, gemmBf16: 2, stepS32: 3, intra: 4, summary: 5, cross: 6, scan: 7, normalize: 8, gemmBf16Rows: 9, packWhole: 10 } as const;
 export type Call = [op: number, ...args: number[]];
 
 /** Runs one call (an op code, then the kernel's arguments) on `K`. */
@@ -57,6 +57,10 @@ export function runCall(K: RuntimeKernels, a: ArrayLike<number>): void {
     case OP.cross: K.cross(a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12]); break;
     case OP.scan: K.scanStep(a[1], a[2], a[3], a[4], a[5]); break;
     case OP.normalize: K.normalize(a[1], a[2], a[3], a[4], a[5], a[6], a[7] !== 0); break;
+    // a weight block's reorder into oneDNN's layout, while a stepper packs (BlockedDnnlKernels.packCalls)
+    case OP.packWhole:
+      if (!K.packWhole) throw new Error('step helper: no oneDNN bound to pack a weight block');
+      K.packWhole(a[1], a[2] ? 'bf16' : 'f32', a[3], a[4], a[5]); break;
     case OP.gemmBf16Rows:
       if (!K.gemmBf16Rows) throw new Error('step helper: no BLAS bound for a prefill product');
       K.gemmBf16Rows(a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11] !== 0, a[12]); break;
