@@ -122,7 +122,7 @@ export class WasmStepper {
     this.A = new Arena(memory, ARENA_BASE, 2 ** 32 - 65536);
     // on oneDNN with helpers, each weight's column blocks are reordered by the threads at once (a reorder is a
     // copy: the same bytes whichever thread writes them). The 1.3B shape's first bf16 step (its packing):
-    // 17.1 / 17.7 s against 18.7 / 19.3 s one block after another (in turn, 2 threads, 2026-12-07 04:17 UTC,
+    // 17.1 / 17.7 s against 18.7 / 19.3 s one block after another (in turn, 2 threads, 2026-12-07 04:10 UTC,
     // a scratch timing); most of the rest is staging the BF16 weights in JavaScript
     const team = this.team, blocked = this.blocked;
     this.p = packModel(spec, team && blocked ? { ...this.K, packWhole: (w, wt, N, K, out) => team.run(blocked.block, blocked.packCalls(w, wt, N, K, out)) } : this.K, this.A);
