@@ -6,7 +6,7 @@ import { workerData } from 'node:worker_threads';
 import { bindWasmKernels } from '../src/runtime/wasm-kernels.js';
 import { claimCalls, CTRL, helperCalls, SPIN_MS } from '../src/runtime/step-helper.js';
 import { bindDnnlKernels } from '../src/runtime/dnnl-kernels.js';
-import { bindBlasPanelGemm, blasRetention } from '../src/runtime/blas-kernels.js';
+import { bindBlasKernels } from '../src/runtime/blas-kernels.js';
 import type { RuntimeKernels } from '../src/runtime/kernels.js';
 
 const { memory, variant, ctrl: ctrlBuf, sync: syncBuf, calls: callsBuf, dnnl, blas } = workerData as {
@@ -21,7 +21,10 @@ const ctrl = new Int32Array(ctrlBuf), sync = new Int32Array(syncBuf), call = hel
 let K: RuntimeKernels | undefined;
 try {
   K = bindWasmKernels(memory, variant);
-  if (blas) K = { ...K, ...blasRetention(memory, variant, blas.path), gemmBf16Rows: bindBlasPanelGemm(memory, variant, blas.path).gemm };
+  if (blas) {
+    const b = bindBlasKernels(memory, variant, blas.path);
+    K = { ...K, intra: b.intra, summary: b.summary, cross: b.cross, tileFloats: b.tileFloats, gemmBf16Rows: b.gemmBf16Rows };
+  }
   if (dnnl) K = bindDnnlKernels(memory, K, dnnl.path, 1);
   Atomics.store(ctrl, CTRL.ready, 1);
 } catch {

@@ -1,5 +1,6 @@
 // Shared pieces of the LM commands (score, generate): the command shape the
 // CLI registry expects, the I/O they write to, and option checks.
+import { readFileSync } from 'node:fs';
 import { BACKENDS, PRECISIONS, type BackendName, type Precision } from '../options.js';
 import { UsageError, errorMessage, progressBar as cliProgressBar } from './command.js';
 import { intOption, numberOption } from './numbers.js';
@@ -92,6 +93,19 @@ export async function runCommand(io: CommandIO, usage: string, body: () => Promi
     io.stderr.write(`retnet: ${errorMessage(e)}\n`);
     return 1;
   }
+}
+
+/** All of stdin. */
+export async function readStdin(stdin: NodeJS.ReadableStream): Promise<Uint8Array> {
+  const parts: Buffer[] = [];
+  for await (const c of stdin) parts.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
+  return Buffer.concat(parts);
+}
+
+/** The bytes of FILE ('-' = stdin); a read error names the file and its code. */
+export function readInput(file: string, io: CommandIO): Promise<Uint8Array> | Uint8Array {
+  if (file === '-') return readStdin(io.stdin);
+  try { return readFileSync(file); } catch (e) { throw new Error(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
 }
 
 /** The CLI's progress bar on the command's stderr (a no-op unless it is a TTY). */

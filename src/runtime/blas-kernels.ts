@@ -139,8 +139,11 @@ export function loadBlas(path: string | undefined = envValue('RETNET_BLAS')): Bl
   throw errors.engine(`no CBLAS library could be loaded for the BLAS engine; tried: ${tried.join('; ')}. To use it, ${BLAS_INSTALL_HINT}; or use kernels: 'wasm'`);
 }
 
-/** Columns of BF16 panels a panelGemm call unpacks at a time (its scratch: this many rows of K floats). */
+/** Columns of BF16 panels a gemmBf16Rows call unpacks at a time (its scratch: this many rows of K floats). */
 export const PANEL_BLOCK_COLS = 512;
+
+/** Bytes of scratch gemmBf16Rows needs for products of up to K inputs. */
+export const panelScratchBytes = (K: number): number => PANEL_BLOCK_COLS * K * F4;
 
 /** y = [y +] b + x·Wᵀ (then act) on BLAS, W raw [N, K] float32 (the CBLAS engine's product). */
 function blasProduct(memory: WebAssembly.Memory, wk: ReturnType<typeof loadKernelsSync>, blas: BlasLibrary) {
@@ -152,41 +155,6 @@ function blasProduct(memory: WebAssembly.Memory, wk: ReturnType<typeof loadKerne
     blas.sgemm(ROW_MAJOR, NO_TRANS, TRANS, M, N, K, 1, base + x, ldx, base + w, K, accumulate || b ? 1 : 0, base + y, ldy);
     if (act !== 0) wk.f32_act__wasmsimd(M, N, y, ldy, act);
   };
-}
-
-/** Products on the WASM engine's BF16 8-column panels with many rows, on BLAS (the recurrent step's
- *  prefill, WasmStepper): blocks of PANEL_BLOCK_COLS columns unpacked into row-major float32 in
- *  `scratch` (scratchBytes(K); exact), then the CBLAS engine's product. */
-export interface PanelGemm {
-  label: string;
-  scratchBytes(K: number): number;
-  gemm(x: number, M: number, K: number, ldx: number, w: number, N: number, b: number, y: number, ldy: number, act: number, accumulate: boolean, scratch: number): void;
-}
-
-export function bindBlasPanelGemm(memory: WebAssembly.Memory, variant: string, path?: string): PanelGemm {
-  const blas = loadBlas(path);
-  const wk = loadKernelsSync({ memory, variant: variant as VariantRequest });
-  const product = blasProduct(memory, wk, blas);
-  return {
-    label: blas.label,
-    scratchBytes: (K) => PANEL_BLOCK_COLS * K * F4,
-    gemm(x, M, K, ldx, w, N, b, y, ldy, act, accumulate, scratch) {
-      if (accumulate && act !== 0) throw errors.engine('panel GEMM: an activation into an accumulated output');
-      for (let n0 = 0; n0 < N; n0 += PANEL_BLOCK_COLS) {
-        const nb = Math.min(PANEL_BLOCK_COLS, N - n0);
-        wk.f32_unpack_panels_bf16__wasmsimd(nb, K, w + n0 * K * 2, scratch);
-        product(x, M, K, ldx, scratch, nb, b ? b + n0 * F4 : 0, y + n0 * F4, ldy, act, accumulate);
-      }
-    },
-  };
-}
-
-/** The CBLAS engine's chunkwise retention kernels (intra, summary, cross: BLAS from INTRA_MIN_ROWS
- *  tokens, the WASM kernels below) and their tile size, to put beside another engine's products (the
- *  step's prefill, WasmStepper). */
-export function blasRetention(memory: WebAssembly.Memory, variant: string, path?: string): Pick<RuntimeKernels, 'intra' | 'summary' | 'cross' | 'tileFloats'> {
-  const k = bindBlasKernels(memory, variant, path);
-  return { intra: k.intra, summary: k.summary, cross: k.cross, tileFloats: k.tileFloats };
 }
 
 /** Where BLAS takes over (defaults: the measured crossovers above; benchmarks and tests move them). */
@@ -239,6 +207,16 @@ export function bindBlasKernels(memory: WebAssembly.Memory, variant: string, pat
       }
       wk.f32_widen_bf16__wasmsimd(N * K, wp, wide);
       blasGemm(x, M, K, ldx, wide, N, b, y, ldy, act, accumulate);
+    },
+    // the WASM engine's BF16 8-column panels (the recurrent step's, for its prefill): blocks of
+    // PANEL_BLOCK_COLS columns unpacked into row-major float32 in `scratch` (exact), then the same product
+    gemmBf16Rows(x, M, K, ldx, wp, N, b, y, ldy, act, accumulate, scratch) {
+      if (accumulate && act !== 0) throw errors.engine('BLAS engine: an activation into an accumulated output of BF16 panels');
+      for (let n0 = 0; n0 < N; n0 += PANEL_BLOCK_COLS) {
+        const nb = Math.min(PANEL_BLOCK_COLS, N - n0);
+        wk.f32_unpack_panels_bf16__wasmsimd(nb, K, wp + n0 * K * 2, scratch);
+        blasGemm(x, M, K, ldx, scratch, nb, b ? b + n0 * F4 : 0, y + n0 * F4, ldy, act, accumulate);
+      }
     },
     // S[dk,dv] = kζᵀ v and z[dk] = kζᵀ·1 (BLAS), kζ[j,:] = pow[n−1−j] k_j (WASM row scaling into the tile)
     // tile // [n, dk] kζ, then ones [n]

@@ -78,8 +78,8 @@ export interface RuntimeKernels {
   /** The cross-chunk scan's step over n values: incoming[e] = float32(state[e]), then
    *  state[e] = g·state[e] + delta[e] (state float64 at a byte offset, delta and incoming float32). */
   scanStep(n: number, g: number, state: number, delta: number, incoming: number): void;
-  /** The step's prefill only (WasmStepper, where a CBLAS library loads): gemmBf16 on the WASM engine's
-   *  BF16 panels with many rows, on BLAS (blas-kernels.ts bindBlasPanelGemm); `scratch`: its scratchBytes(K). */
+  /** The CBLAS engine only (for the step's prefill, WasmStepper): gemmBf16 on the WASM engine's BF16
+   *  panels with many rows, on BLAS; `scratch`: panelScratchBytes(K) (blas-kernels.ts). */
   gemmBf16Rows?(x: number, M: number, K: number, ldx: number, wBf16: number, N: number, b: number, y: number, ldy: number, act: number, accumulate: boolean, scratch: number): void;
   /** o[i, j] = act(g[i, j]) · o[i, j] for rows × cols, strides ldg, ldo. */
   gate(g: number, ldg: number, o: number, ldo: number, rows: number, cols: number, act: number): void;

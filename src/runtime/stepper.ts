@@ -38,7 +38,7 @@ import { envValue } from '../env.js';
 import type { KernelsRequest, Precision } from '../options.js';
 import { bf16Rounding, bindDnnlKernels, dnnlForBf16, guidedColumnBlocks, roundRowsBf16, type BlockedDnnlKernels } from './dnnl-kernels.js';
 import { BLOCKS_PER_THREAD, closeWithOwner, columnCalls, forgetOwner, MAX_STEP_THREADS, OP, runCall, StepTeam, type Call } from './step-helper.js';
-import { bindBlasPanelGemm, blasRetention, GEMM_MIN_ROWS, INTRA_MIN_ROWS, loadBlas, PANEL_BLOCK_COLS, type PanelGemm } from './blas-kernels.js';
+import { bindBlasKernels, GEMM_MIN_ROWS, INTRA_MIN_ROWS, loadBlas, PANEL_BLOCK_COLS, panelScratchBytes } from './blas-kernels.js';
 
 const F4 = 4, F8 = 8;
 
@@ -77,7 +77,7 @@ export class WasmStepper {
   /** the WASM engine, which the helpers run */
   private readonly base: RuntimeKernels;
   /** at f32 where a CBLAS library loads: the prefill's products on BF16 weights (M ≥ GEMM_MIN_ROWS) */
-  private readonly panel: PanelGemm | null = null;
+  private readonly panel: { label: string } | null = null;
   /** the widest K of the model's products (the panel GEMM's scratch) */
   private readonly maxK: number;
   /** what runs the prefill's products (the step's engine, or BLAS on BF16 panels at f32) and its retention */
@@ -103,15 +103,17 @@ export class WasmStepper {
     if (kreq !== 'wasm' && kreq !== 'js') {
       try { blasPath = loadBlas().path; } catch (e) { if (kreq === 'blas') throw e; }
     }
-    if (blasPath && this.precision === 'f32') this.panel = bindBlasPanelGemm(memory, variant, blasPath);
-    const retention = blasPath ? blasRetention(memory, variant, blasPath) : null;
+    const blas = blasPath ? bindBlasKernels(memory, variant, blasPath) : null;
+    if (blas && this.precision === 'f32') this.panel = { label: loadBlas(blasPath!).label };
     // helpers for the products' columns and the retention heads; none on one core. Beside oneDNN each
     // helper binds its own oneDNN (one thread) and runs its block of every product's columns: measured
     // 52 GB/s on two such threads against 45 for one oneDNN call on two OpenMP threads (M = 1, BF16).
     this.team = threads > 1 ? StepTeam.start(memory, variant, threads - 1, undefined, lib ? { path: lib.path } : undefined,
       blasPath ? { path: blasPath } : undefined) : null;
     if (this.team) closeWithOwner(this, this.team);
-    const base: RuntimeKernels = { ...wasm, ...(retention ?? {}), ...(this.panel ? { gemmBf16Rows: this.panel.gemm } : {}) };
+    const base: RuntimeKernels = blas
+      ? { ...wasm, intra: blas.intra, summary: blas.summary, cross: blas.cross, tileFloats: blas.tileFloats, ...(this.panel ? { gemmBf16Rows: blas.gemmBf16Rows } : {}) }
+      : wasm;
     if (lib) {
       const T = this.team?.size ?? 1;
       this.blocked = bindDnnlKernels(memory, base, lib.path, 1, T, (N) => guidedColumnBlocks(N, T)); // one block when T = 1
@@ -134,7 +136,7 @@ export class WasmStepper {
     const { d, H, dv } = this.p.dims;
     this.maxK = Math.max(d, H * dv, ...this.p.layers.flatMap((Ly) => Ly.mlp.map((m) => m.inDim)));
     this.prefillEngine = `products: ${this.panel ? `${this.panel.label} on BF16 weights (float32 ones: ${this.K.name})` : this.K.name}; ` +
-      `retention: ${retention ? `${loadBlas(blasPath!).label} from ${INTRA_MIN_ROWS} tokens a chunk` : wasm.name}`;
+      `retention: ${blas ? `${loadBlas(blasPath!).label} from ${INTRA_MIN_ROWS} tokens a chunk` : wasm.name}`;
   }
 
   /** Bytes of a state's S in a block (float32 S padded to 8 bytes, so z stays aligned). */
@@ -174,7 +176,7 @@ export class WasmStepper {
     for (let t = 0; t < T; t++) {
       gss.push(A.transient(Math.max(64, K.gemmScratchBytes()), 'step'));
       wides.push(p.bf16Scratch ? A.transient(p.bf16Scratch, 'step') : 0);
-      if (panel) nats.push(A.transient(panel.scratchBytes(this.maxK), 'prefill'));
+      if (panel) nats.push(A.transient(panelScratchBytes(this.maxK), 'prefill'));
     }
     const blocked = this.blocked, nb = T * BLOCKS_PER_THREAD;
     const gemm: Gemm = (bf16, x, M, Kd, ldx, W, N, b, y, ldy, act, acc) => {

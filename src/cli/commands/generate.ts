@@ -1,8 +1,8 @@
 // `retnet generate`: continue a prompt byte by byte with the recurrent step.
 import { parse } from '../command.js';
 import { intOption, numberOption } from '../numbers.js';
-import { readFileSync, statSync } from 'node:fs';
-import { loadLM, processIO, progressBar, runCommand, UsageError, type Command, type CommandIO } from '../lm-util.js';
+import { statSync } from 'node:fs';
+import { loadLM, processIO, progressBar, readInput, runCommand, UsageError, type Command, type CommandIO } from '../lm-util.js';
 import { DEFAULT_LM_CHUNK } from '../../lm/retnet-lm.js';
 
 const usage = `usage: retnet generate [--model M.safetensors|DIR|ORG/NAME] (--prompt TEXT | --prompt-file FILE) [--max-bytes N | --max-new-tokens N]
@@ -109,17 +109,12 @@ export const generate: Command = {
 
 /** The text of --prompt-file (- = stdin): UTF-8, at least one byte. */
 async function readPrompt(file: string, io: CommandIO): Promise<string> {
-  let bytes: Uint8Array;
-  if (file === '-') {
-    const parts: Buffer[] = [];
-    for await (const c of io.stdin) parts.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
-    bytes = Buffer.concat(parts);
-  } else {
+  if (file !== '-') {
     let st;
     try { st = statSync(file); } catch (e) { throw new Error(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
     if (!st.isFile()) throw new Error(`${file}: not a regular file`);
-    try { bytes = readFileSync(file); } catch (e) { throw new Error(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
   }
+  const bytes = await readInput(file, io);
   const name = file === '-' ? 'stdin' : file;
   if (bytes.length === 0) throw new Error(`${name} is empty: a prompt needs at least one byte`);
   try { return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes); } catch {

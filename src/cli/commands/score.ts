@@ -1,5 +1,5 @@
 // `retnet score`: bits per byte of files under a byte-level RetNet LM.
-import { closeSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { closeSync, openSync, statSync, writeSync } from 'node:fs';
 import { DEFAULT_LM_PATH, RetNetLM } from '../../lm/retnet-lm.js';
 import { modelFiles, modelFolderFiles, resolveModelDir } from '../../model/fla.js';
 import { fileURLToPath } from 'node:url';
@@ -10,7 +10,7 @@ import { errors } from '../../errors.js';
 import { corpusOptionSpec, runCorpusMode, wantsCorpusMode } from '../corpus-cli.js';
 import { intOption } from '../numbers.js';
 import { AtomicOutput, checkOutputTarget } from '../safe-output.js';
-import { loadLM, parseBackend, parsePrecision, processIO, progressBar, runCommand, writeEngineNotes, UsageError, type Command, type CommandIO } from '../lm-util.js';
+import { loadLM, parseBackend, parsePrecision, processIO, progressBar, readInput, runCommand, writeEngineNotes, UsageError, type Command, type CommandIO } from '../lm-util.js';
 
 const usage = `usage: retnet score [--model M.safetensors|DIR|ORG/NAME] [--backend js|wasm|tfjs] [--chunk-size N] [--precision f32|bf16] [--jsonl OUT] [--per-token] FILE...
        retnet score [--out SCORES.jsonl[.gz]] [corpus options] INPUT...
@@ -56,12 +56,6 @@ const usage = `usage: retnet score [--model M.safetensors|DIR|ORG/NAME] [--backe
   Exit codes: 0 ok, 1 error (nothing written to --out; a failed run before its first record
   leaves no FILE.partial), 2 bad command line.`;
 
-async function readStdin(stdin: NodeJS.ReadableStream): Promise<Uint8Array> {
-  const parts: Buffer[] = [];
-  for await (const c of stdin) parts.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
-  return Buffer.concat(parts);
-}
-
 /** Fail early (before loading the model) on a missing, unreadable or non-regular file. */
 function checkFile(file: string): void {
   if (file === '-') return;
@@ -69,11 +63,6 @@ function checkFile(file: string): void {
   try { st = statSync(file); } catch (e) { throw new Error(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
   if (st.isDirectory()) throw new Error(`${file}: is a directory (give the files in it, or score it as a corpus with --out)`);
   if (!st.isFile()) throw new Error(`${file}: not a regular file`);
-}
-
-function readInput(file: string, io: CommandIO): Promise<Uint8Array> | Uint8Array {
-  if (file === '-') return readStdin(io.stdin);
-  try { return readFileSync(file); } catch (e) { throw new Error(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
 }
 
 /** A score that is not a finite number (weights that overflow float32 on this text): exit 1, never a "NaN bits/byte" line. */
