@@ -3,11 +3,12 @@
 // missing required option prints what is wrong and the usage, and exits 2 — never a stack trace, and
 // never a run with the argument silently dropped (a full benchmark that overwrites bench/results). A
 // script without options (bench/kernels.ts …) calls it with none, so any argument is refused. An
-// --out that names something other than a JSON file (a model, an input, a directory) is refused before
-// the run, not overwritten after it.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+// --out that names something other than a JSON file (a model, an input, a directory), or an input of the
+// run itself (a path another option names, or inside a directory one names), is refused before the run,
+// not overwritten after it.
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { basename, relative } from 'node:path';
+import { basename, join, relative, resolve, sep } from 'node:path';
 
 interface Opt { type: 'string' | 'boolean'; default?: string | boolean; multiple?: false; short?: string }
 
@@ -64,6 +65,22 @@ export function benchArgs<O extends Record<string, Opt>, R extends keyof O & str
     let json = false;
     try { json = statSync(out).isFile() && (JSON.parse(readFileSync(out, 'utf8')), true); } catch { /* not JSON */ }
     if (!json) badArg(spec, `--out ${out} exists and is not a JSON result file: it would be overwritten`);
+  }
+  // nor one of the run's inputs: a path another option names, a file inside a directory one names (a
+  // model folder's config.json is JSON too), or a hard link to the one or to a file in the other
+  if (typeof out === 'string') {
+    const o = resolve(out), oStat = existsSync(o) ? statSync(o) : null;
+    for (const [k, v] of Object.entries(values)) {
+      if (k === 'out' || typeof v !== 'string' || v === '' || !existsSync(v)) continue;
+      const p = resolve(v), st = statSync(p);
+      // (a file in the folder itself, not below: model folders are flat)
+      const same = (f: string) => {
+        if (oStat === null) return false;
+        try { const t = statSync(f); return t.isFile() && oStat.dev === t.dev && oStat.ino === t.ino; } catch { return false; } // e.g. a dangling link
+      };
+      const hit = o === p || same(p) || (st.isDirectory() && (o.startsWith(p + sep) || readdirSync(p).some((n) => same(join(p, n)))));
+      if (hit) badArg(spec, `--out ${out} is, or is inside, the --${k} input ${v}: it would be overwritten`);
+    }
   }
     return { values: values as BenchValues<O, R>, positionals: parsed.positionals };
 }

@@ -6,7 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from './helpers.js';
@@ -87,6 +87,23 @@ test('an --out naming something other than a JSON result (a model, a directory) 
   }
   assert.is(readFileSync(model, 'utf8'), 'not json', 'the file is untouched');
   rmSync(model);
+});
+
+test('an --out inside the run\'s own input folder (a model folder\'s config.json is JSON too), or a hard link to an input, is refused before the run', () => {
+  const dir = join(TMP, 'model-folder');
+  mkdirSync(dir);
+  const cfg = join(dir, 'config.json');
+  writeFileSync(cfg, '{"hidden_size": 8}');
+  const link = join(TMP, 'link.json');
+  linkSync(cfg, link);
+  for (const out of [cfg, link]) {
+    const r = run(join(BENCH, 'prefill.js'), ['--dir', dir, '--out', out]);
+    assert.is(r.code, 2, `--out ${out}: exit 2`);
+    assert.match(r.err, /is, or is inside, the --dir input/);
+    noStack(r.err, 'prefill.js --out');
+  }
+  assert.is(readFileSync(cfg, 'utf8'), '{"hidden_size": 8}', 'the model folder\'s file is untouched');
+  rmSync(link); rmSync(dir, { recursive: true });
 });
 
 test('gpu-bundle refuses a stage directory that is not an earlier stage, and leaves it as it was', () => {
