@@ -1,6 +1,8 @@
-// What the barriers of a decoding step cost: the recurrent step's bf16 products alone (oneDNN, one row,
-// the stepper's column blocks and helper team, 2 threads), every weight of every layer read once per
-// pass, run two ways in turn and set against the 2-thread read bandwidth measured in the same run:
+// What the barriers of a decoding step cost: the recurrent step's one-row products alone — at bf16 on
+// oneDNN (its column blocks), at `--precision f32` on the WASM one-row kernel over the BF16 panels (the
+// step's guided column blocks) — with the stepper's helper team, 2 threads, every weight of every layer
+// read once per pass, run two ways in turn and set against the 2-thread read bandwidth measured in the
+// same run:
 //   per product  one team round per product, as the step runs them (4 barriers per layer; the step
 //                has a fifth, the retention heads)
 //   one round    every block of every layer in one round, claimed by the threads with no barrier
@@ -9,8 +11,9 @@
 // Bias, activations, norms, retention and the head are left out; the products read the same rows each
 // pass (their outputs are not inputs).
 //
-//   npm run build && node dist/bench/step-products.js --dir DIR [--passes 8] [--reps 3]
-//   (DIR: a model folder, e.g. the fla 1.3B shape from bench/make-fla-shape.mjs; writes bench/results/step-products.json)
+//   npm run build && node dist/bench/step-products.js --dir DIR [--precision bf16|f32] [--passes 8] [--reps 3]
+//   (DIR: a model folder, e.g. the fla 1.3B shape from bench/make-fla-shape.mjs; writes
+//   bench/results/step-products.json, or step-products-f32.json at f32)
 import { cpus, totalmem } from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -19,21 +22,32 @@ import { WasmStepper } from '../src/runtime/stepper.js';
 import type { Call } from '../src/runtime/step-helper.js';
 import type { Packed } from '../src/runtime/pack.js';
 import type { Arena } from '../src/runtime/arena.js';
-import type { BlockedDnnlKernels } from '../src/runtime/dnnl-kernels.js';
+import { guidedColumnBlocks, type BlockedDnnlKernels } from '../src/runtime/dnnl-kernels.js';
+import { columnCalls } from '../src/runtime/step-helper.js';
+import type { RuntimeKernels } from '../src/runtime/kernels.js';
 import { dnnlMissing } from '../src/runtime/dnnl.js';
 import { readers } from './bandwidth.js';
 import { benchArgs } from './args.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
-const { values } = benchArgs({ options: { dir: { type: 'string' }, passes: { type: 'string', default: '8' }, reps: { type: 'string', default: '3' } }, required: ['dir'] });
-const missing = dnnlMissing();
+const { values } = benchArgs({ options: { dir: { type: 'string' }, passes: { type: 'string', default: '8' }, reps: { type: 'string', default: '3' }, precision: { type: 'string', default: 'bf16' } }, required: ['dir'] });
+const precision = values.precision as 'f32' | 'bf16';
+if (precision !== 'f32' && precision !== 'bf16') { console.error('--precision: f32 or bf16'); process.exit(2); }
+const missing = precision === 'bf16' ? dnnlMissing() : null;
 if (missing) { console.error(`step-products: ${missing}`); process.exit(2); }
 const passes = Number(values.passes), reps = Number(values.reps);
 
 const lm = await RetNetLM.loadFolder(values.dir);
-const stepper = new WasmStepper((lm.model as unknown as { spec: ConstructorParameters<typeof WasmStepper>[0] }).spec, { precision: 'bf16', threads: 2 });
-const { A, p, team, blocked } = stepper as unknown as { A: Arena; p: Packed; team: { run(K: unknown, calls: Call[]): void } | null; blocked: BlockedDnnlKernels | null };
-if (!team || !blocked) { console.error('step-products: the stepper has no helper team on oneDNN here'); process.exit(2); }
+const stepper = new WasmStepper((lm.model as unknown as { spec: ConstructorParameters<typeof WasmStepper>[0] }).spec, { precision, threads: 2 });
+const { A, p, team, blocked, base } = stepper as unknown as { A: Arena; p: Packed; team: { run(K: unknown, calls: Call[] | ((t: number) => Call[])): void; size: number } | null; blocked: BlockedDnnlKernels | null; base: RuntimeKernels };
+if (!team || (precision === 'bf16' && !blocked)) { console.error(`step-products: the stepper has no helper team${precision === 'bf16' ? ' on oneDNN' : ''} here`); process.exit(2); }
+// f32: the WASM one-row products on the BF16 panels, the step's guided column blocks; every call carries
+// thread 0's scratch (the one-row BF16 kernel uses none)
+const T = team.size, gs = A.persistent(Math.max(64, base.gemmScratchBytes()), 'bench'), wide = p.bf16Scratch ? A.persistent(p.bf16Scratch, 'bench') : 0;
+const products = (x: number, K: number, W: number, bf16: boolean, N: number, y: number, acc: boolean): Call[] => blocked
+  ? blocked.calls(x, 1, K, K, W, N, 0, y, N, 0, acc)
+  : columnCalls(guidedColumnBlocks(N, T), bf16, x, 1, K, K, W, N, 0, y, N, 0, acc, gs, wide);
+const engineK = blocked ? blocked.block : base;
 const { d, Wp, H, dv, maxHidden } = p.dims;
 const buf = (n: number) => { const o = A.persistent(n * 4, 'bench'); A.f32(o, n).fill(0.01); return o; };
 const h = buf(d), P = buf(Wp), O = buf(H * dv), X = buf(d), hid = buf(maxHidden);
@@ -43,16 +57,16 @@ const perLayer: Call[][][] = p.layers.map((Ly) => {
   const I = gu!.outDim / 2;
   bytes += (Wp * d + d * H * dv + gu!.outDim * d + down!.outDim * I) * 2;
   return [
-    blocked.calls(h, 1, d, d, Ly.qkvgW, Wp, 0, P, Wp, 0, false),
-    blocked.calls(O, 1, H * dv, H * dv, Ly.oW, d, 0, X, d, 0, true),
-    blocked.calls(h, 1, d, d, gu!.W, gu!.outDim, 0, hid, gu!.outDim, 0, false),
-    blocked.calls(hid, 1, I, I, down!.W, down!.outDim, 0, X, d, 0, true),
+    products(h, d, Ly.qkvgW, Ly.qkvgBf16, Wp, P, false),
+    products(O, H * dv, Ly.oW, Ly.oBf16, d, X, true),
+    products(h, d, gu!.W, gu!.bf16, gu!.outDim, hid, false),
+    products(hid, I, down!.W, down!.bf16, down!.outDim, X, true),
   ];
 });
 const all = perLayer.flat(2);
 const modes: Record<string, () => void> = {
-  perProduct: () => { for (const layer of perLayer) for (const calls of layer) team.run(blocked.block, calls); },
-  oneRound: () => { for (let i = 0; i < all.length; i += 512) team.run(blocked.block, all.slice(i, i + 512)); },
+  perProduct: () => { for (const layer of perLayer) for (const calls of layer) team.run(engineK, calls); },
+  oneRound: () => { for (let i = 0; i < all.length; i += 512) team.run(engineK, all.slice(i, i + 512)); },
 };
 for (const f of Object.values(modes)) f(); // warm: primitives made, pages touched
 const bw = await readers(2);
@@ -72,12 +86,12 @@ for (let r = 0; r < reps; r++) {
 await bw.close();
 stepper.close();
 await lm.close();
-const OUT = join(ROOT, 'bench/results/step-products.json');
+const OUT = join(ROOT, precision === 'bf16' ? 'bench/results/step-products.json' : 'bench/results/step-products-f32.json');
 mkdirSync(dirname(OUT), { recursive: true });
 writeFileSync(OUT, JSON.stringify({
   date: new Date().toISOString(),
   machine: { cpu: cpus()[0]?.model, cores: cpus().length, memGiB: +(totalmem() / 2 ** 30).toFixed(1), node: process.version },
-  dir: values.dir, engine: stepper.engine, blocksPerProduct: perLayer[0]!.map((c) => c.length), bytesPerPass: bytes, callsPerPass: all.length,
+  dir: values.dir, precision, engine: stepper.engine, blocksPerProduct: perLayer[0]!.map((c) => c.length), bytesPerPass: bytes, callsPerPass: all.length,
   roundsPerPass: { perProduct: perLayer.length * 4, oneRound: Math.ceil(all.length / 512) }, passes, reps: rows,
 }, null, 2) + '\n');
 console.log(`wrote ${OUT}`);
