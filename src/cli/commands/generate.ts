@@ -10,9 +10,8 @@ const usage = `usage: retnet generate [--model M.safetensors|DIR|ORG/NAME] (--pr
                        [--precision f32|bf16] [--state-dtype float64|float32]
   Consumes TEXT (or FILE's UTF-8 text; - = stdin) into the recurrent state by the chunkwise form
   (chunks of 256 tokens; a progress bar on a terminal), then produces tokens one at a time with the
-  recurrent step: greedy at
-  temperature 0 (default), else seeded sampling (optionally among the top K tokens / the
-  smallest set of probability P). The byte LM (default model) produces --max-bytes bytes
+  recurrent step: greedy at temperature 0 (default), else seeded sampling (optionally among the
+  top K tokens / the smallest set of probability P). The byte LM (default model) produces --max-bytes bytes
   (default 256); a tokenized model (a fla-hub folder) --max-new-tokens tokens (default 64),
   and stops early at its EOS token or at any --stop text (not printed).
   --backend: the step's arithmetic, wasm (default: WASM kernels, float32 activations,
