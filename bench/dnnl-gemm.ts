@@ -3,9 +3,12 @@
 // fla-hub RetNet-1.3B projection shapes, M = 512 and 2,048 rows: one worker thread, and two worker
 // threads at once (each its own primitive, stream and src/dst; both read one reordered copy of W in a
 // shared WebAssembly.Memory, as the engine's pool would). Every library runs one thread per caller.
-// Times include everything a call does (bf16: the f32 → bf16 conversion of src).
+// Times include everything a call does (bf16: the f32 → bf16 conversion of src). dnnl-bf16-plain: the
+// bf16 matmul on W left as plain row-major BF16 rows [N, K] (no reorder; oneDNN stages blocks of it per
+// call), against dnnl-bf16 on the reordered W — what one copy of the weights in a layout other than
+// oneDNN's (e.g. the recurrent step's) would cost the prompt's products.
 //
-//   npm run build && node dist/bench/dnnl-gemm.js        (writes bench/results/dnnl-gemm.json)
+//   npm run build && node dist/bench/dnnl-gemm.js [--out bench/results/dnnl-gemm.json]
 //   env: DNNL_GEMM_MIN_S (per measurement, default 0.5), DNNL_GEMM_ROWS (e.g. "512"), DNNL_GEMM_ENGINES
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
@@ -16,7 +19,8 @@ import { performance } from 'node:perf_hooks';
 import { createDnnlMatmul, loadDnnl, type DnnlMatmul } from '../src/runtime/dnnl.js';
 import { loadBlas } from '../src/runtime/blas-kernels.js';
 import { benchArgs } from './args.js';
-benchArgs({ options: {} }); // no options: any argument is refused (before a run that overwrites bench/results)
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const { values: args } = benchArgs({ options: { out: { type: 'string', default: join(ROOT, 'bench', 'results', 'dnnl-gemm.json') } } });
 
 /** The 1.3B's products (hidden 2048; q 2048, k 2048, v 4096, g 4096 fused; o; gate|up fused; down). */
 const SHAPES = [
@@ -26,7 +30,7 @@ const SHAPES = [
   { name: 'down', N: 2048, K: 2816 },
 ] as const;
 const ROWS = (process.env.DNNL_GEMM_ROWS ?? '512,2048').split(',').map(Number);
-const ENGINES = ['dnnl-bf16', 'dnnl-f32', 'openblas-sgemm', 'dnnl-bf16-runtimeM', 'dnnl-f32-runtimeM'] as const;
+const ENGINES = ['dnnl-bf16', 'dnnl-bf16-plain', 'dnnl-f32', 'openblas-sgemm', 'dnnl-bf16-runtimeM', 'dnnl-f32-runtimeM'] as const;
 type Engine = typeof ENGINES[number];
 const MIN_S = Number(process.env.DNNL_GEMM_MIN_S ?? 0.5);
 /** each figure is the best of this many measurements (the machine may be shared: other load only slows a run) */
@@ -73,9 +77,11 @@ function worker(): void {
       } else {
         const lib = loadDnnl();
         const base = lib.baseOf(memory);
-        const mmm = createDnnlMatmul({ N, K, ...engineParts(engine), packedAt: base + W_PACKED });
+        const plain = engine === 'dnnl-bf16-plain';
+        const mmm = plain ? createDnnlMatmul({ N, K, dtype: 'bf16', plainWeights: true }) : createDnnlMatmul({ N, K, ...engineParts(engine), packedAt: base + W_PACKED });
         mm = mmm;
-        call = () => mmm.run(base + src, M, K, base + dst, N, false);
+        // plain: the BF16 rows of W at W_PACKED, named on every call
+        call = plain ? () => mmm.run(base + src, M, K, base + dst, N, false, base + W_PACKED) : () => mmm.run(base + src, M, K, base + dst, N, false);
         call(); // creates the primitive for M rows, first touches
         port.postMessage({ impl: mmm.impl(M), threads: lib.threads() });
       }
@@ -128,7 +134,10 @@ async function main(): Promise<void> {
       const rec: Record<string, unknown> = { shape: s.name, N: s.N, K: s.K, M };
       const cells: string[] = [];
       for (const engine of engines) {
-        if (engine !== 'openblas-sgemm') { // reorder W once into the shared memory; the workers' primitives read it there
+        if (engine === 'dnnl-bf16-plain') { // W's BF16 rows (round to nearest even) at W_PACKED, as they are
+          const b = new Uint16Array(memory.buffer, W_PACKED, s.N * s.K), u = new Uint32Array(memory.buffer, W_RAW, s.N * s.K);
+          for (let i = 0; i < b.length; i++) { const x = u[i]!; b[i] = ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff; } // finite values
+        } else if (engine !== 'openblas-sgemm') { // reorder W once into the shared memory; the workers' primitives read it there
           const packer = createDnnlMatmul({ N: s.N, K: s.K, ...engineParts(engine), weights: base + W_RAW, weightsType: 'f32', packedAt: base + W_PACKED });
           if (packer.packedBytes > WORKER0 - W_PACKED) throw new Error(`packed W of ${packer.packedBytes} bytes does not fit`);
           packer.destroy();
@@ -165,9 +174,10 @@ async function main(): Promise<void> {
     loadAverageBefore: load0, loadAverageAfter: loadavg(),
     note: 'GFLOP/s = 2·M·N·K / s; 2 threads = two worker_threads, each its own primitive and rows, one shared reordered W; bf16 includes the f32→bf16 conversion of src',
     command: 'npm run build && node dist/bench/dnnl-gemm.js',
+    env: { DNNL_GEMM_ROWS: process.env.DNNL_GEMM_ROWS ?? null, DNNL_GEMM_ENGINES: process.env.DNNL_GEMM_ENGINES ?? null },
     rows,
   };
-  const file = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'results', 'dnnl-gemm.json');
+  const file = args.out;
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
   console.log(`load average after: ${loadavg().map((x) => x.toFixed(2)).join(' ')}\nwrote ${file}`);
