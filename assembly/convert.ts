@@ -113,3 +113,70 @@ function unpackTail(p0: i32, nb: i32, K: i32, src: usize, dst: usize): void {
   v128.store(o + 2 * rowb, v128.shuffle<f32>(t2, t3, 0, 1, 4, 5));
   v128.store(o + 3 * rowb, v128.shuffle<f32>(t2, t3, 2, 3, 6, 7));
 }
+
+// Packing BF16 rows into BF16 8-column panels without widening: dst[p][k][j] = W[8p + j, k] (u16), zero
+// for rows past N — the bytes f32_gemm_pack_8 then f32_narrow_bf16 write for the same values (a packing
+// is a permutation, and zero narrows to zero). Eight rows × eight k at a time: an 8×8 transpose of u16
+// in three rounds of interleaving shuffles, stored as eight consecutive k rows of the panel.
+
+/** dst = W [N, K] (BF16 rows at src, row stride K) as BF16 8-column panels. */
+export function bf16_pack_8__wasmsimd(N: i32, K: i32, src: usize, dst: usize): void {
+  const full = N >> 3, K8 = K & ~7;
+  const rowb = <usize>K << 1;
+  for (let p = 0; p < full; p++) {
+    const s0 = src + <usize>(p << 3) * rowb;
+    const d0 = dst + (<usize>p * <usize>K << 4);
+    for (let k = 0; k < K8; k += 8) {
+      const s = s0 + (<usize>k << 1);
+      const r0 = v128.load(s), r1 = v128.load(s + rowb), r2 = v128.load(s + 2 * rowb), r3 = v128.load(s + 3 * rowb);
+      const r4 = v128.load(s + 4 * rowb), r5 = v128.load(s + 5 * rowb), r6 = v128.load(s + 6 * rowb), r7 = v128.load(s + 7 * rowb);
+      // round 1: pairs of rows, 16-bit interleave → a0 = (r0k0 r1k0 r0k1 r1k1 r0k2 r1k2 r0k3 r1k3), …
+      const a0 = v128.shuffle<u16>(r0, r1, 0, 8, 1, 9, 2, 10, 3, 11), a1 = v128.shuffle<u16>(r0, r1, 4, 12, 5, 13, 6, 14, 7, 15);
+      const a2 = v128.shuffle<u16>(r2, r3, 0, 8, 1, 9, 2, 10, 3, 11), a3 = v128.shuffle<u16>(r2, r3, 4, 12, 5, 13, 6, 14, 7, 15);
+      const a4 = v128.shuffle<u16>(r4, r5, 0, 8, 1, 9, 2, 10, 3, 11), a5 = v128.shuffle<u16>(r4, r5, 4, 12, 5, 13, 6, 14, 7, 15);
+      const a6 = v128.shuffle<u16>(r6, r7, 0, 8, 1, 9, 2, 10, 3, 11), a7 = v128.shuffle<u16>(r6, r7, 4, 12, 5, 13, 6, 14, 7, 15);
+      // round 2: 32-bit interleave of row pairs (0,1)+(2,3) and (4,5)+(6,7) → b0 = rows 0–3 at k0, k1
+      const b0 = v128.shuffle<u32>(a0, a2, 0, 4, 1, 5), b1 = v128.shuffle<u32>(a0, a2, 2, 6, 3, 7);
+      const b2 = v128.shuffle<u32>(a1, a3, 0, 4, 1, 5), b3 = v128.shuffle<u32>(a1, a3, 2, 6, 3, 7);
+      const b4 = v128.shuffle<u32>(a4, a6, 0, 4, 1, 5), b5 = v128.shuffle<u32>(a4, a6, 2, 6, 3, 7);
+      const b6 = v128.shuffle<u32>(a5, a7, 0, 4, 1, 5), b7 = v128.shuffle<u32>(a5, a7, 2, 6, 3, 7);
+      // round 3: 64-bit halves → k row t = rows 0–7 at k + t
+      const d = d0 + (<usize>k << 4);
+      v128.store(d, v128.shuffle<u64>(b0, b4, 0, 2));
+      v128.store(d, v128.shuffle<u64>(b0, b4, 1, 3), 16);
+      v128.store(d, v128.shuffle<u64>(b1, b5, 0, 2), 32);
+      v128.store(d, v128.shuffle<u64>(b1, b5, 1, 3), 48);
+      v128.store(d, v128.shuffle<u64>(b2, b6, 0, 2), 64);
+      v128.store(d, v128.shuffle<u64>(b2, b6, 1, 3), 80);
+      v128.store(d, v128.shuffle<u64>(b3, b7, 0, 2), 96);
+      v128.store(d, v128.shuffle<u64>(b3, b7, 1, 3), 112);
+    }
+    for (let k = K8; k < K; k++) {
+      for (let j = 0; j < 8; j++) store<u16>(d0 + (<usize>k << 4) + (<usize>j << 1), load<u16>(s0 + <usize>j * rowb + (<usize>k << 1)));
+    }
+  }
+  packTail(full, N, K, src, dst);
+}
+
+/** Scalar twin of bf16_pack_8__wasmsimd. */
+export function bf16_pack_8__scalar(N: i32, K: i32, src: usize, dst: usize): void {
+  packTail(0, N, K, src, dst);
+}
+
+/** Panels from `p0` on, one value at a time; a partial last panel's columns past N are zero. */
+function packTail(p0: i32, N: i32, K: i32, src: usize, dst: usize): void {
+  const panels = (N + 7) >> 3;
+  for (let p = p0; p < panels; p++) {
+    const d0 = dst + (<usize>p * <usize>K << 4);
+    for (let j = 0; j < 8; j++) {
+      const n = (p << 3) + j;
+      let d = d0 + (<usize>j << 1);
+      if (n < N) {
+        let s = src + (<usize>n * <usize>K << 1);
+        for (let k = 0; k < K; k++) { store<u16>(d, load<u16>(s)); d += 16; s += 2; }
+      } else {
+        for (let k = 0; k < K; k++) { store<u16>(d, 0); d += 16; }
+      }
+    }
+  }
+}

@@ -420,3 +420,11 @@ export function f32_rotary__scalar(rows: i32, heads: i32, dk: i32, x: usize, ldx
     }
   }
 }
+
+/** x[i] *= s for i < n (in place, float32 arithmetic): packing's scale of a weight's rows (k's dk^-1/2). */
+export function f32_scale__wasmsimd(n: i32, x: usize, s: f32): void {
+  const sv = f32x4.splat(s);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) { const b = x + (<usize>i << 2); v128.store(b, f32x4.mul(v128.load(b), sv)); }
+  for (; i < n; i++) { const b = x + (<usize>i << 2); store<f32>(b, load<f32>(b) * s); }
+}

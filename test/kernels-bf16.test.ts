@@ -1,10 +1,11 @@
-// BF16 widening and narrowing kernels: SIMD = scalar = reference (bits << 16; top 16 bits),
+// BF16 widening, narrowing and packing kernels: SIMD = scalar = reference (bits << 16; top 16 bits),
 // exactly, over every length remainder, every BF16 bit pattern (NaNs, infinities, subnormals,
 // ±0), unaligned offsets; and the narrowing kernel's inexact flag. The panel unpacking (BF16 8-column
 // panels → float32 rows, the prefill's BLAS operand): SIMD = scalar = the weight's bits << 16.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { VARIANTS, kernels, arena, memory, rng } from './helpers/kernels.js';
+import { wasmContract } from '../src/runtime/wasm-kernels.js';
 
 function alloc(bytes: number): number {
   return arena.alloc(bytes);
@@ -78,6 +79,54 @@ for (const variant of VARIANTS) {
       const ok = new Uint32Array(memory.buffer, back, n);
       for (let i = 0; i < n; i++) if (ok[i] !== ((s[i] >>> 16) << 16) >>> 0) throw new Error(`round trip n=${n} at ${i}`);
       arena.reset(mark);
+    }
+  });
+}
+
+// Packing BF16 weights: bf16_pack_8 (BF16 rows → BF16 8-column panels, no widening; what packModel runs
+// on unscaled BF16 rows) and the wasm engine's packBf16 (float32 rows narrowed, then bf16_pack_8), against
+// the path they replace — f32_gemm_pack_8 on the widened rows, then f32_narrow_bf16 — byte for byte: N and
+// K off the 8×8 transpose (partial panels, K tails), every bit pattern. And f32_scale (packing's power-of-two
+// row scales) = the float64 product rounded once, as the JavaScript loop it replaces computed it.
+for (const variant of VARIANTS) {
+  test(`bf16_pack_8__wasmsimd = __scalar = f32_gemm_pack_8 + f32_narrow_bf16, byte for byte (${variant}); f32_scale = Math.fround(x·s)`, () => {
+    const k = kernels(variant);
+    const contract = wasmContract(k);
+    const r = rng(21);
+    for (const [N, K] of [[1, 1], [7, 5], [8, 8], [9, 7], [16, 16], [23, 13], [40, 64], [64, 2048], [17, 1031], [8, 9]]) {
+      const mark = arena.mark();
+      const packedF = k.f32_gemm_packed_size(N, K);
+      const bits = alloc(N * K * 2 + 16), w = alloc(N * K * 4 + 16), pf = alloc(packedF), want = alloc(packedF / 2 + 16);
+      const got1 = alloc(packedF / 2 + 16), got2 = alloc(packedF / 2 + 16), got3 = alloc(packedF / 2 + 16), tmp = alloc(packedF + 16);
+      const bv = new Uint16Array(memory.buffer, bits, N * K);
+      for (let i = 0; i < N * K; i++) bv[i] = r.int(65536);
+      k.f32_widen_bf16__wasmsimd(N * K, bits, w);
+      k.f32_gemm_pack_8(N, K, w, K, pf);
+      assert.is(k.f32_narrow_bf16__wasmsimd(packedF / 4, pf, want), 0);
+      for (const g of [got1, got2, got3]) new Uint8Array(memory.buffer, g, packedF / 2).fill(0xa5); // padding must be written, not left
+      k.bf16_pack_8__wasmsimd(N, K, bits, got1);
+      k.bf16_pack_8__scalar(N, K, bits, got2);
+      assert.ok(contract.packBf16(w, N, K, got3, tmp), `packBf16 N=${N} K=${K}: BF16 values refused`);
+      const u = (p: number) => new Uint16Array(memory.buffer.slice(p, p + packedF / 2));
+      const wv = u(want);
+      for (const [name, g] of [['simd', got1], ['scalar', got2], ['packBf16', got3]] as const) {
+        const gv = u(g);
+        for (let i = 0; i < wv.length; i++) if (gv[i] !== wv[i]) throw new Error(`${name} ${variant} N=${N} K=${K} at ${i}: 0x${gv[i].toString(16)} want 0x${wv[i].toString(16)}`);
+      }
+      // a value that is not BF16 is refused
+      if (N * K > 1) {
+        new Uint32Array(memory.buffer, w, N * K)[N * K - 1] |= 1;
+        assert.not.ok(contract.packBf16(w, N, K, got3, tmp), `packBf16 N=${N} K=${K} took a non-BF16 value`);
+      }
+      arena.reset(mark);
+    }
+    // f32_scale by powers of two, the only scales packing applies (exact but for subnormal results, rounded once either way)
+    const n = 1037, x = alloc(n * 4 + 16), xs = new Float32Array(memory.buffer, x, n);
+    for (const s of [0.0625, 2 ** -20, 8]) {
+      const src = Float32Array.from({ length: n }, (_, i) => i % 7 === 0 ? (r.next() - 0.5) * 1e-36 : (r.next() - 0.5) * 8);
+      xs.set(src);
+      k.f32_scale__wasmsimd(n, x, s);
+      for (let i = 0; i < n; i++) if (!Object.is(xs[i], Math.fround(src[i] * s))) throw new Error(`f32_scale s=${s} at ${i}: ${xs[i]} want ${Math.fround(src[i] * s)}`);
     }
   });
 }

@@ -174,6 +174,7 @@ export function bindBlasKernels(memory: WebAssembly.Memory, variant: string, pat
   const blasGemm = blasProduct(memory, wk, blas);
   return {
     ...W,
+    packBf16Bits: undefined, // BF16 weights here are raw rows (packBf16 below), not panels
     name: `${blas.label} + ${W.name}`,
     tileFloats, // the C×C score tile of the BLAS intra-chunk GEMMs (or the WASM kernels' scratch, if larger)
     packedSize: (N, K) => raw(N, K) + W.packedSize(N, K),

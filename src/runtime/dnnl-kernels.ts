@@ -193,6 +193,7 @@ export function bindDnnlKernels(memory: WebAssembly.Memory, base: RuntimeKernels
   };
   const one: RuntimeKernels = {
     ...base,
+    packBf16Bits: undefined, // oneDNN's weights are in its own layout (packWhole)
     name: `${lib.label}, ${dtype === 'bf16' ? 'bf16 operands' : 'f32 operands'}`,
     precision: dtype,
     packedSize: (N, K) => Math.ceil(packedBytes(N, K) / F4),

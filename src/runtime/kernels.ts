@@ -39,6 +39,11 @@ export interface RuntimeKernels {
   /** Pack W [N, K] (float32 at w, every value a BF16 value) into BF16 at `out` for gemmBf16; `tmp`:
    *  packedSize(N, K) floats of scratch. Returns false if some value was not a BF16 value (not exact). */
   packBf16(w: number, N: number, K: number, out: number, tmp: number): boolean;
+  /** Where present: packBf16 straight from BF16 bits — W [N, K] as BF16 rows at `bits` (row stride K) into
+   *  `out`, the bytes packBf16 writes for the widened rows, without widening them. */
+  packBf16Bits?(bits: number, N: number, K: number, out: number): void;
+  /** Where present: x[i] *= s for n float32 values at x (packing's row scales). */
+  scaleF32?(x: number, n: number, s: number): void;
   /** Bytes of per-call scratch (`wide`) gemmBf16 needs for a [N, K] weight. */
   bf16ScratchBytes(N: number, K: number): number;
   /** As gemm, on a weight packed by packBf16: widened (exactly) into `wide` and multiplied by the

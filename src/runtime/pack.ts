@@ -154,10 +154,13 @@ export function packBf16Weight(j: { rows: LinearW[]; scale: number[]; N: number;
       }
       base += p.rows;
     }
+    // no scaled rows in the block: packed from the bits as they are (the same bytes as widening them first)
+    if (!scaled.length && K.packBf16Bits) { K.packBf16Bits(u16, nb, Kd, j.out + n0 * Kd * 2); continue; }
     K.widenBf16(u16, nb * Kd, f32);
-    if (scaled.length) {
+    for (const [r0, n, s] of scaled) {
+      if (K.scaleF32) { K.scaleF32(f32 + r0 * Kd * F4, n * Kd, s); continue; }
       const v = A.f32(f32, nb * Kd);
-      for (const [r0, n, s] of scaled) for (let e = r0 * Kd; e < (r0 + n) * Kd; e++) v[e] = v[e] * s;
+      for (let e = r0 * Kd; e < (r0 + n) * Kd; e++) v[e] = v[e] * s;
     }
     if (!K.packBf16(f32, nb, Kd, j.out + n0 * Kd * 2, tmp)) {
       throw errors.weights(`${j.what}: a BF16 value times its scale is not a BF16 value (a subnormal weight); it cannot be packed exactly as BF16`);

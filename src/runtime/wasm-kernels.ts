@@ -25,10 +25,15 @@ export function wasmContract(k: Kernels): RuntimeKernels {
     gemmScratchBytes: () => k.f32_gemm_scratch_size(),
     // BF16 weights in the GEMM's 8-column panel order, as BF16 (half the float32 panels)
     packedBf16Bytes: (N, K) => packedBytes(N, K) / 2,
+    // narrowed to BF16 rows (exact or refused), then transposed into panels as BF16: the bytes of
+    // f32_gemm_pack_8 then f32_narrow_bf16 (a packing only moves values; zero narrows to zero)
     packBf16: (w, N, K, out, tmp) => {
-      k.f32_gemm_pack_8(N, K, w, K, tmp);
-      return k.f32_narrow_bf16__wasmsimd(packedBytes(N, K) / 4, tmp, out) === 0;
+      if (k.f32_narrow_bf16__wasmsimd(N * K, w, tmp) !== 0) return false;
+      k.bf16_pack_8__wasmsimd(N, K, tmp, out);
+      return true;
     },
+    packBf16Bits: (bits, N, K, out) => k.bf16_pack_8__wasmsimd(N, K, bits, out),
+    scaleF32: (x, n, s) => k.f32_scale__wasmsimd(n, x, s),
     bf16ScratchBytes: (N, K) => packedBytes(Math.min(N, BF16_BLOCK_COLS), K),
     widenBf16: (src, n, dst) => k.f32_widen_bf16__wasmsimd(n, src, dst),
     // blocks of BF16_BLOCK_COLS columns: widen their panels into `wide`, then the float32 GEMM on them

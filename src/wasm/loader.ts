@@ -48,6 +48,9 @@ export interface KernelExports {
   f32_gemm_4x8__wasmsimd(M: number, N: number, K: number, x: Ptr, ldx: number, packed: Ptr, bias: Ptr, y: Ptr, ldy: number, act: number, accumulate: number, scratch: Ptr): void;
   /** y[1, N] (=|+=) act(x · Wᵀ + bias) on BF16 8-column panels: bit for bit f32_gemm_4x8__wasmsimd (M = 1) on the widened panels. */
   f32_gemv_bf16__wasmsimd(N: number, K: number, x: Ptr, packed: Ptr, bias: Ptr, y: Ptr, act: number, accumulate: number): void;
+  bf16_pack_8__wasmsimd(N: number, K: number, src: Ptr, dst: Ptr): void;
+  bf16_pack_8__scalar(N: number, K: number, src: Ptr, dst: Ptr): void;
+  f32_scale__wasmsimd(n: number, x: Ptr, s: number): void;
   f32_gemm__scalar(M: number, N: number, K: number, x: Ptr, ldx: number, packed: Ptr, bias: Ptr, y: Ptr, ldy: number, act: number, accumulate: number, scratch: Ptr): void;
   /** y[r,:] = LayerNorm(x[r,:]) · gamma + beta; y may equal x. */
   f32_layernorm__wasmsimd(rows: number, n: number, x: Ptr, ldx: number, gamma: Ptr, beta: Ptr, y: Ptr, ldy: number, eps: number): void;
