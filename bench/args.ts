@@ -31,10 +31,12 @@ export function usageOf<O extends Record<string, Opt>, R extends keyof O & strin
     return (spec.required as string[] | undefined)?.includes(k) ? s : `[${s}]`;
   });
   if (spec.positionals) parts.push(spec.positionals);
-  const name = basename(script).replace(/\.js$/, '');
+  // the source beside the built script: dist/bench/peers/peers.js → bench/peers/peers.ts
+  const m = /(?:^|[\\/])dist[\\/](bench[\\/].*)\.js$/.exec(script);
+  const source = m ? m[1]!.replace(/\\/g, '/') + '.ts' : `bench/${basename(script).replace(/\.js$/, '')}.ts`;
   const path = relative(process.cwd(), script) || script;
   return `usage: node ${path}${parts.length ? ' ' + parts.join(' ') : ''}\n` +
-    `(${parts.length ? 'defaults shown; what the script measures and each option' : 'no options; what the script measures'}: the comment at the top of bench/${name}.ts, and docs/benchmarks.md)`;
+    `(${parts.length ? 'defaults shown; what the script measures and each option' : 'no options; what the script measures'}: the comment at the top of ${source}, and docs/benchmarks.md)`;
 }
 
 /** The parsed values: an option with a default always has one. */

@@ -30,6 +30,10 @@
 //   npm run bench:peers                     L = 4096 and 16384, 3 reps
 //   node dist/bench/peers/peers.js --quick  L = 4096, 1 rep (checks the set-up works)
 //   options: --lengths 4096,16384 --reps N --threads N --chunk N --only project,torch,ort-node,ort-web --out FILE
+//   --fla [--fla-dir DIR]: then, in the same run, the fla-hub 1.3B shape (random BF16 weights; written to a
+//   temporary folder, 2.7 GB, unless DIR holds it) side by side with PyTorch in float32 and bfloat16, 2,048
+//   and 8,192 tokens: bench/fla-1p3b.ts with --engines dnnl,torch-bf16,dnnl-f32,blas,torch, its output as
+//   it runs and its JSON under `fla1p3b` in this run's (about 20 minutes on 2 cores).
 //   PyTorch: /usr/bin/python3 (Debian python3-torch), or RETNET_PEERS_PYTHON.
 //   ONNX Runtime: cd bench/peers/ort && ONNXRUNTIME_NODE_INSTALL=skip npm install
 import { spawn } from 'node:child_process';
@@ -46,7 +50,9 @@ import { benchArgs } from '../args.js';
 const { values: a } = benchArgs({ options: {
   quick: { type: 'boolean' }, lengths: { type: 'string' }, reps: { type: 'string' }, threads: { type: 'string' },
   chunk: { type: 'string' }, only: { type: 'string' }, out: { type: 'string' }, keep: { type: 'boolean' }, shared: { type: 'boolean' },
+  fla: { type: 'boolean' }, 'fla-dir': { type: 'string' },
 } });
+if (a['fla-dir'] !== undefined && !a.fla) { console.error('error: --fla-dir goes with --fla'); process.exit(2); }
 const quick = a.quick ?? false;
 const lengths = (a.lengths ?? (quick ? '4096' : '4096,16384')).split(',').map(Number);
 const reps = Number(a.reps ?? (quick ? 1 : 3));
@@ -297,8 +303,21 @@ if (best) {
   }
 }
 
+// --fla: the 1.3B shape against PyTorch float32 and bfloat16, in this run (bench/fla-1p3b.ts in a child)
+let fla1p3b: unknown;
+if (a.fla) {
+  const flaOut = join(work, 'fla-1p3b.json');
+  const args = [fileURLToPath(new URL('../fla-1p3b.js', import.meta.url)), '--engines', 'dnnl,torch-bf16,dnnl-f32,blas,torch', '--lengths', '2048,8192', '--out', flaOut,
+    ...(a['fla-dir'] ? ['--dir', a['fla-dir']] : [])];
+  console.log(`
+the fla 1.3B shape: node ${args.map((x) => (x.includes(' ') ? JSON.stringify(x) : x)).join(' ')}`);
+  const code = await new Promise<number | null>((res) => { const c = spawn(process.execPath, args, { stdio: 'inherit' }); c.on('close', res); c.on('error', () => res(null)); });
+  fla1p3b = code === 0 && existsSync(flaOut) ? JSON.parse(readFileSync(flaOut, 'utf8')) : { status: 'failed', exitCode: code };
+  if (code !== 0) { console.error(`the fla 1.3B run failed (exit ${code}); the seed results are written all the same`); process.exitCode = 1; }
+}
+
 mkdirSync('bench/results', { recursive: true });
-writeFileSync(out, JSON.stringify({ machine: machine(), params, gemm: { before: gemmBefore, after: gemmAfter }, loadavgAtEnd: loadavg().map((x) => +x.toFixed(2)), results }, null, 2));
+writeFileSync(out, JSON.stringify({ machine: machine(), params, gemm: { before: gemmBefore, after: gemmAfter }, loadavgAtEnd: loadavg().map((x) => +x.toFixed(2)), results, ...(a.fla ? { fla1p3b } : {}) }, null, 2));
 console.log(`\nwrote ${out}`);
 if (!a.keep) rmSync(work, { recursive: true, force: true });
 else console.log(`kept ${work}`);
