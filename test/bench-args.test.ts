@@ -6,7 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { linkSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from './helpers.js';
@@ -48,6 +48,9 @@ test('every benchmark script: --help prints its usage and exits 0, an unknown op
     const h = run(s, ['--help']);
     assert.is(h.code, 0, `${name} --help: exit 0 (stderr: ${h.err.slice(0, 300)})`);
     assert.match(h.out, /usage: /, `${name} --help: prints its usage`);
+    // a script on bench/args.ts names its source (one that hands over to a CLI command prints that usage)
+    const source = `bench/${name.replace(/\.js$/, '.ts')}`;
+    if (h.out.includes('usage: node ')) assert.ok(h.out.includes(source) && existsSync(join(ROOT, source)), `${name} --help: names its source, ${source}`);
     noStack(h.err, `${name} --help`);
     const u = run(s, ['--no-such-option']);
     assert.is(u.code, 2, `${name} --no-such-option: exit 2 (stdout: ${u.out.slice(0, 300)})`);
@@ -64,6 +67,8 @@ test('a missing required option, a bad engine, a missing or extra positional: ex
     ['decode.js', [], /--dir is required/],
     ['step-products.js', ['--passes', '2'], /--dir is required/],
     ['decode.js', ['--dir'], /argument missing|--dir/],
+    ['step-products.js', ['--dir', join(TMP, 'none'), '--precision', 'f16'], /--precision: f32 or bf16/],
+    ['peers/peers.js', ['--fla-dir', join(TMP, 'none')], /--fla-dir goes with --fla/],
     ['tfjs-throughput.js', ['wasm', 'bogus'], /unknown engine "bogus"/],
     ['gpu-bundle.js', [], /one STAGE_DIR expected \(got 0\)/],
     ['gpu-bundle.js', [join(TMP, 'a'), join(TMP, 'b')], /one STAGE_DIR expected \(got 2\)/],
