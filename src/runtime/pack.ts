@@ -94,7 +94,7 @@ export function packModel(spec: ModelSpec, K: RuntimeKernels, A: Arena): Packed 
         const bits = w0.bits(), n = bits.length;
         new Uint16Array(A.memory.buffer, u16, n).set(bits);
         K.widenBf16(u16, n, tmp + o * F4);
-        if (s !== 1) for (let e = o; e < o + n; e++) view[e] = view[e] * s;
+        if (s !== 1) scaleStaged(K, A, tmp + o * F4, n, s);
         o += n;
         return;
       }
@@ -117,6 +117,14 @@ export function packModel(spec: ModelSpec, K: RuntimeKernels, A: Arena): Packed 
     },
   };
   return p;
+}
+
+/** n staged float32 values at byte offset x times a power of two s, in place: the engine's kernel where it
+ *  has one, else in JavaScript (the same values: the exact product, rounded once either way). */
+function scaleStaged(K: RuntimeKernels, A: Arena, x: number, n: number, s: number): void {
+  if (K.scaleF32) { K.scaleF32(x, n, s); return; }
+  const v = A.f32(x, n);
+  for (let e = 0; e < n; e++) v[e] = v[e] * s;
 }
 
 /** One BF16 weight (rows of several matrices stacked, no scales) staged whole as BF16 bits and packed by
@@ -157,11 +165,7 @@ export function packBf16Weight(j: { rows: LinearW[]; scale: number[]; N: number;
     // no scaled rows in the block: packed from the bits as they are (the same bytes as widening them first)
     if (!scaled.length && K.packBf16Bits) { K.packBf16Bits(u16, nb, Kd, j.out + n0 * Kd * 2); continue; }
     K.widenBf16(u16, nb * Kd, f32);
-    for (const [r0, n, s] of scaled) {
-      if (K.scaleF32) { K.scaleF32(f32 + r0 * Kd * F4, n * Kd, s); continue; }
-      const v = A.f32(f32, nb * Kd);
-      for (let e = r0 * Kd; e < (r0 + n) * Kd; e++) v[e] = v[e] * s;
-    }
+    for (const [r0, n, s] of scaled) scaleStaged(K, A, f32 + r0 * Kd * F4, n * Kd, s);
     if (!K.packBf16(f32, nb, Kd, j.out + n0 * Kd * 2, tmp)) {
       throw errors.weights(`${j.what}: a BF16 value times its scale is not a BF16 value (a subnormal weight); it cannot be packed exactly as BF16`);
     }
