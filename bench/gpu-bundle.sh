@@ -1,23 +1,46 @@
 #!/usr/bin/env bash
-# Build a self-contained bundle of the GPU check for a Linux x86-64 machine with an
-# NVIDIA GPU and its driver but no Node and no network (see bench/gpu-bundle.ts for
-# what goes in): this Node binary, dist/, only the runtime packages the check loads,
-# the linux-x64 dawn.node, the golden fixtures and, when apt can fetch it, Debian's
-# libvulkan1 (used only where the machine has no Vulkan loader). At most 60 MiB.
-# Usage: bash bench/gpu-bundle.sh [OUT.tar.xz]     (default dist/retnet-gpu-check.tar.xz: git-ignored)
-# On the GPU machine:  tar xJf retnet-gpu-check.tar.xz && retnet-gpu-check/run-gpu-check.sh
+# Build a self-contained bundle of a device check for a Linux x86-64 machine with no Node and
+# no network (see bench/gpu-bundle.ts for what goes in): this Node binary, dist/, only the
+# runtime packages the check loads, the golden fixtures, and
+#   GPU check (default): the linux-x64 dawn.node and, when apt can fetch it, Debian's libvulkan1
+#     (used only where the machine has no Vulkan loader) -- for a machine with an NVIDIA GPU;
+#   CPU check (--cpu): bench/cpu-check.sh, koffi's linux-x64 addon, and this machine's oneDNN
+#     (libdnnl2), OpenBLAS (libopenblas0-pthread) and the libraries they load (libgomp, libOpenCL,
+#     libgfortran, libquadmath, libstdc++, libgcc_s) -- precision 'bf16' on that machine's CPU.
+# At most 60 MiB.
+# Usage: bash bench/gpu-bundle.sh [--cpu] [OUT.tar.xz]
+#        (default dist/retnet-gpu-check.tar.xz or dist/retnet-cpu-check.tar.xz: git-ignored)
+# On the machine:  tar xJf retnet-gpu-check.tar.xz && retnet-gpu-check/run-gpu-check.sh
+#              or  tar xJf retnet-cpu-check.tar.xz && retnet-cpu-check/run-cpu-check.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=${1:-dist/retnet-gpu-check.tar.xz}
+CHECK=gpu
+if [ "${1:-}" = --cpu ]; then CHECK=cpu; shift; fi
+NAME=retnet-$CHECK-check
+OUT=${1:-dist/$NAME.tar.xz}
 LIMIT_MIB=60
 [ -f dist/bench/gpu-bundle.js ] || npm run build
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-STAGE="$WORK/retnet-gpu-check"
-node dist/bench/gpu-bundle.js "$STAGE"
+STAGE="$WORK/$NAME"
+if [ "$CHECK" = cpu ]; then node dist/bench/gpu-bundle.js --cpu "$STAGE"; else node dist/bench/gpu-bundle.js "$STAGE"; fi
 
-# Debian's Vulkan loader (optional: apt-get download needs the package lists; no root needed)
-if (cd "$WORK" && apt-get download libvulkan1 >/dev/null 2>&1); then
+if [ "$CHECK" = cpu ]; then
+  # this machine's libraries (from .ci/system-deps), under their sonames; the check needs oneDNN
+  for so in libdnnl.so.2 libopenblas.so.0 libgomp.so.1 libOpenCL.so.1 libgfortran.so.5 libquadmath.so.0 libstdc++.so.6 libgcc_s.so.1; do
+    path=$(/sbin/ldconfig -p | awk -v n="$so" '$1 == n && /x86-64/ { print $NF; exit }')
+    if [ -z "$path" ]; then
+      [ "$so" = libdnnl.so.2 ] && { echo "error: $so not found (install libdnnl2: bash .ci/system-deps)" >&2; exit 1; }
+      echo "$so: not found here, not bundled" | tee -a "$STAGE/MANIFEST.txt"; continue
+    fi
+    cp -L "$path" "$STAGE/lib/$so"
+    echo "$so: $(readlink -f "$path") -> lib/" | tee -a "$STAGE/MANIFEST.txt"
+  done
+fi
+
+# Debian's Vulkan loader for the GPU check (optional: apt-get download needs the package lists; no root needed)
+if [ "$CHECK" = cpu ]; then :
+elif (cd "$WORK" && apt-get download libvulkan1 >/dev/null 2>&1); then
   DEB=$(ls "$WORK"/libvulkan1_*.deb)
   dpkg-deb -x "$DEB" "$WORK/deb"
   cp -P "$WORK"/deb/usr/lib/x86_64-linux-gnu/libvulkan.so.1* "$STAGE/lib/"
@@ -27,9 +50,9 @@ else
 fi
 
 mkdir -p "$(dirname "$OUT")"
-XZ_OPT=-9 tar -C "$WORK" -cJf "$OUT" retnet-gpu-check
+XZ_OPT=-9 tar -C "$WORK" -cJf "$OUT" "$NAME"
 BYTES=$(stat -c %s "$OUT")
 MIB=$(awk -v b="$BYTES" 'BEGIN { printf "%.1f", b / 1048576 }')
 echo "bundle: $OUT, $MIB MiB compressed ($BYTES bytes), $(du -sh "$STAGE" | cut -f1) unpacked"
-echo "run on the GPU machine:  tar xJf $(basename "$OUT") && retnet-gpu-check/run-gpu-check.sh"
+echo "run on the machine:  tar xJf $(basename "$OUT") && $NAME/run-$CHECK-check.sh"
 if [ "$BYTES" -gt $((LIMIT_MIB * 1048576)) ]; then echo "error: over the $LIMIT_MIB MiB limit" >&2; exit 1; fi

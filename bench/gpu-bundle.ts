@@ -1,15 +1,19 @@
-// Stage a self-contained bundle that runs bench/gpu-check.sh on a Linux x86-64
-// machine with a GPU and its driver but no Node and no network:
+// Stage a self-contained bundle that runs one of the device checks on a Linux x86-64 machine
+// with no Node and no network: bench/gpu-check.sh (a GPU and its driver), or with --cpu
+// bench/cpu-check.sh (precision 'bf16' on that machine's CPU, e.g. an Intel Xeon with AMX):
 //   bin/node                 this Node binary (process.execPath)
-//   lib/                     (filled by bench/gpu-bundle.sh: Debian's libvulkan.so.1, when it could get it)
-//   app/                     package.json, dist/ (no .map/.d.ts/.wat), bench/gpu-check.sh, the golden fixtures,
+//   lib/                     (filled by bench/gpu-bundle.sh: Debian's libvulkan.so.1 for the GPU check;
+//                            oneDNN, OpenBLAS and their runtime libraries for the CPU check)
+//   app/                     package.json, dist/ (no .map/.d.ts/.wat), the check's script, the golden fixtures,
 //                            node_modules/ with only the packages the check loads
-//   run-gpu-check.sh         the one command
-// Packages: the bare `import` statements of dist/src, dist/workers and the golden test, plus the
-// WebGPU engine's (`@tensorflow/tfjs`, `webgpu`, `@tensorflow/tfjs-backend-webgpu`), with their
-// dependencies. TensorFlow.js packages are copied as package.json + the CommonJS `main` file Node
-// loads (and what that file requires); `webgpu` as its index.js + the linux-x64 dawn.node only.
-//   node dist/bench/gpu-bundle.js STAGE_DIR      (called by bench/gpu-bundle.sh)
+//   run-gpu-check.sh | run-cpu-check.sh   the one command
+// Packages: the bare `import` statements of dist/src, dist/workers and the check's tests, plus the
+// engines' own: for the GPU check the WebGPU engine's (`@tensorflow/tfjs`, `webgpu`,
+// `@tensorflow/tfjs-backend-webgpu`), for the CPU check koffi (which the native engines load with
+// require) and uvu (the test runner); with their dependencies. TensorFlow.js packages are copied as
+// package.json + the CommonJS `main` file Node loads (and what that file requires); `webgpu` as its
+// index.js + the linux-x64 dawn.node only; koffi's platform packages for linux-x64 only.
+//   node dist/bench/gpu-bundle.js [--cpu] STAGE_DIR      (called by bench/gpu-bundle.sh)
 import { builtinModules } from 'node:module';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
@@ -17,9 +21,10 @@ import { fileURLToPath } from 'node:url';
 import { badArg, benchArgs } from './args.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const MANIFEST_HEAD = 'retnet GPU-check bundle, staged';
-const spec = { options: {}, positionals: 'STAGE_DIR' };
-const { positionals } = benchArgs(spec);
+const MANIFEST_HEAD = 'retnet device-check bundle, staged';
+const spec = { options: { cpu: { type: 'boolean' as const, default: false } }, positionals: 'STAGE_DIR' };
+const { values, positionals } = benchArgs(spec);
+const CHECK = values.cpu ? 'cpu' : 'gpu';
 if (positionals.length !== 1) badArg(spec, `one STAGE_DIR expected (got ${positionals.length})`);
 const stage = positionals[0]!;
 // The stage is emptied first: only when it is new, empty, or a bundle this script staged before (its
@@ -36,10 +41,20 @@ const app = join(stage, 'app');
 
 /** Packages loaded only on paths the check does not take (tfjs-core's fetch; comments in bundles). */
 const NOT_LOADED = new Set(['node-fetch', 'xor4096']);
-/** Packages the engine loads by dynamic import (workers/tfjs-worker.ts), and the CLI's progress bar. */
-const ENGINE_PACKAGES = ['@tensorflow/tfjs', 'webgpu', '@tensorflow/tfjs-backend-webgpu', 'cli-progress'];
-const GOLDEN_TEST = ['dist/test/webgpu-golden.test.js', 'dist/test/helpers.js', 'dist/test/tfjs-helpers.js', 'dist/test/helpers/skip.js'];
+/** Packages loaded by dynamic import or require (the WebGPU engine: workers/tfjs-worker.ts; koffi:
+ *  src/runtime/native-lib.ts; the tests' tokenizer data: test/helpers/mistral-tokenizer-json.ts), the
+ *  CLI's progress bar, and the CPU check's test runner. */
+const ENGINE_PACKAGES = CHECK === 'gpu' ? ['@tensorflow/tfjs', 'webgpu', '@tensorflow/tfjs-backend-webgpu', 'cli-progress']
+  : ['koffi', 'cli-progress', 'uvu', 'mistral-tokenizer-js'];
+/** The check's tests and what they import (their packages go in). */
+const CHECK_TESTS = CHECK === 'gpu'
+  ? ['dist/test/webgpu-golden.test.js', 'dist/test/helpers.js', 'dist/test/tfjs-helpers.js', 'dist/test/helpers/skip.js']
+  : ['kernels-bf16', 'dnnl', 'precision', 'fla-bf16'].map((t) => `dist/test/${t}.test.js`)
+    .concat(readdirSync(join(ROOT, 'dist', 'test', 'helpers')).filter((f) => f.endsWith('.js')).map((f) => `dist/test/helpers/${f}`), ['dist/test/helpers.js', 'dist/test/run.js']);
 const FIXTURES = ['retnet-tiny', 'retnet-small', 'retnet-seedlike', 'retnet-long'];
+/** The check's script, and for the CPU check the 1.3B shape's generator and the fla fixtures. */
+const CHECK_FILES = CHECK === 'gpu' ? ['bench/gpu-check.sh'] : ['bench/cpu-check.sh', 'bench/make-fla-shape.mjs'];
+const FIXTURE_DIRS = CHECK === 'gpu' ? [] : ['test/fixtures/fla'];
 
 const builtins = new Set(builtinModules);
 const isBare = (s: string) => !s.startsWith('.') && !s.startsWith('/') && !s.startsWith('node:') && !builtins.has(s.split('/')[0]!);
@@ -95,6 +110,13 @@ function addPackage(name: string, fromDir: string, why: string): void {
     const main = pj.main ?? 'index.js';
     put(main);
     deps = [...readFileSync(join(dir, main), 'utf8').matchAll(/require\(['"]([^'"]+)['"]\)/g)].map((m) => m[1]!).filter(isBare).map(pkgName);
+  } else if (name.startsWith('@koromix/koffi-')) {
+    // koffi's prebuilt addon: the glibc linux-x64 build only
+    for (const f of walk(dir)) {
+      const r = relative(dir, f);
+      if (r.startsWith('linux_x64/') || r === 'index.js') put(r);
+    }
+    deps = [];
   } else if (name === 'webgpu') {
     put('index.js');
     put(join('dist', 'linux-x64', 'dawn.node'));
@@ -121,14 +143,15 @@ mkdirSync(join(stage, 'lib'), { recursive: true });
 let projectBytes = copy(join(ROOT, 'package.json'), join(app, 'package.json'));
 const distFiles = walk(join(ROOT, 'dist')).filter((f) => !/\.(map|d\.ts|wat|tsbuildinfo|tar\.xz)$/.test(f));
 for (const f of distFiles) projectBytes += copy(f, join(app, relative(ROOT, f)));
-projectBytes += copy(join(ROOT, 'bench', 'gpu-check.sh'), join(app, 'bench', 'gpu-check.sh'));
+for (const f of CHECK_FILES) projectBytes += copy(join(ROOT, f), join(app, f));
+for (const d of FIXTURE_DIRS) for (const f of walk(join(ROOT, d))) projectBytes += copy(f, join(app, relative(ROOT, f)));
 for (const n of FIXTURES) for (const s of ['.safetensors', '.cases.safetensors']) {
   projectBytes += copy(join(ROOT, 'test', 'fixtures', n + s), join(app, 'test', 'fixtures', n + s));
 }
 
 // the packages
 const roots = new Set<string>();
-for (const f of [...walk(join(ROOT, 'dist', 'src')), ...walk(join(ROOT, 'dist', 'workers')), ...GOLDEN_TEST.map((g) => join(ROOT, g))]) {
+for (const f of [...walk(join(ROOT, 'dist', 'src')), ...walk(join(ROOT, 'dist', 'workers')), ...CHECK_TESTS.map((g) => join(ROOT, g))]) {
   if (f.endsWith('.js')) for (const s of staticImports(f)) roots.add(pkgName(s));
 }
 for (const p of ENGINE_PACKAGES) roots.add(p);
@@ -139,7 +162,7 @@ const nodeBytes = copy(process.execPath, join(stage, 'bin', 'node'));
 chmodSync(join(stage, 'bin', 'node'), 0o755);
 
 // the one command
-const run = `#!/bin/sh
+const gpuRun = `#!/bin/sh
 # Runs bench/gpu-check.sh from this bundle: its own Node, the system's Vulkan loader or the
 # bundled one (lib/), the NVIDIA driver's Vulkan ICD when it is installed. Arguments and
 # GPU_CHECK_* variables pass through (see app/bench/gpu-check.sh). Results: app/bench/results/.
@@ -157,15 +180,26 @@ if [ -z "\${VK_DRIVER_FILES:-}\${VK_ICD_FILENAMES:-}" ]; then
 fi
 cd "$HERE/app" && exec bash bench/gpu-check.sh "$@"
 `;
-writeFileSync(join(stage, 'run-gpu-check.sh'), run);
-chmodSync(join(stage, 'run-gpu-check.sh'), 0o755);
+const cpuRun = `#!/bin/sh
+# Runs bench/cpu-check.sh from this bundle: its own Node, and the bundled oneDNN, OpenBLAS and
+# their runtime libraries (lib/: Debian 12's, needing glibc 2.34 or later) ahead of the system's.
+# Arguments and CPU_CHECK_* variables pass through (see app/bench/cpu-check.sh). Results:
+# app/bench/results/cpu-check/.
+HERE=$(cd "$(dirname "$0")" && pwd)
+export PATH="$HERE/bin:$PATH" NODE="$HERE/bin/node"
+export LD_LIBRARY_PATH="$HERE/lib\${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+cd "$HERE/app" && exec bash bench/cpu-check.sh "$@"
+`;
+const runName = `run-${CHECK}-check.sh`;
+writeFileSync(join(stage, runName), CHECK === 'gpu' ? gpuRun : cpuRun);
+chmodSync(join(stage, runName), 0o755);
 
 const mib = (b: number) => (b / 2 ** 20).toFixed(1);
 const pkgs = [...done.entries()].sort((a, b) => b[1].bytes - a[1].bytes);
 const manifest = [
   `${MANIFEST_HEAD} ${new Date().toISOString()} from ${ROOT}`,
   `node ${process.version} (${process.platform}-${process.arch}): ${mib(nodeBytes)} MiB`,
-  `project (dist, package.json, gpu-check.sh, fixtures): ${mib(projectBytes)} MiB`,
+  `check: ${CHECK}; project (dist, package.json, ${CHECK_FILES.join(', ')}, fixtures): ${mib(projectBytes)} MiB`,
   `packages (${pkgs.length}):`,
   ...pkgs.map(([rel, p]) => `  ${p.name}@${p.version}  ${mib(p.bytes)} MiB  (${rel})`),
   ...(leftOut.length ? ['left out:', ...leftOut.map((l) => `  ${l}`)] : []),

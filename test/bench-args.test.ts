@@ -71,6 +71,7 @@ test('a missing required option, a bad engine, a missing or extra positional: ex
     ['peers/peers.js', ['--fla-dir', join(TMP, 'none')], /--fla-dir goes with --fla/],
     ['tfjs-throughput.js', ['wasm', 'bogus'], /unknown engine "bogus"/],
     ['gpu-bundle.js', [], /one STAGE_DIR expected \(got 0\)/],
+    ['gpu-bundle.js', ['--cpu'], /one STAGE_DIR expected \(got 0\)/],
     ['gpu-bundle.js', [join(TMP, 'a'), join(TMP, 'b')], /one STAGE_DIR expected \(got 2\)/],
   ];
   for (const [script, args, why] of cases) {
