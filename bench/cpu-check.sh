@@ -51,6 +51,11 @@ step() { # name, command...
   tail -6 "$LOG/$name.log"
 }
 wants() { [[ "$STEPS" == *" $1 "* ]]; }
+for s in $STEPS; do
+  case $s in cpu|tests|shape|fla|decode|seed) ;;
+    *) echo "error: CPU_CHECK_STEPS: unknown step '$s' (the steps: cpu tests shape fla decode seed)" >&2; exit 2 ;;
+  esac
+done
 # the files of the steps this run makes (another step's stay)
 for s in $STEPS; do rm -f "$LOG/$s.log"; done
 wants fla && rm -f "$LOG/fla-1p3b.json"

@@ -2,7 +2,8 @@
 // --cpu): its cheap steps here, its logs in a temporary folder. The `cpu` step reports what oneDNN's
 // bf16 matmul dispatches to, and says AMX exactly when the ISA it names is an AMX one and this CPU has
 // AMX-BF16 (oneDNN 2.6 dispatches to AMX where the CPU and kernel allow it); a oneDNN that does not
-// load, or a scoring step without the 1.3B shape, fails the check (exit 1) with the reason.
+// load, or a scoring step without the 1.3B shape, fails the check (exit 1) with the reason; an unknown step is
+// a usage error (exit 2).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
@@ -52,6 +53,15 @@ test('cpu-check: a oneDNN that does not load, or scoring without the 1.3B shape,
     assert.match(b.out, /^FAIL {2}fla: no 1\.3B shape/m);
     assert.match(b.out, /^FAIL {2}decode: no 1\.3B shape/m);
   } finally { rmSync(b.dir, { recursive: true, force: true }); }
+});
+
+test('cpu-check: an unknown step is a usage error (exit 2) naming it and the steps, before any work', () => {
+  const r = check({ CPU_CHECK_STEPS: 'cpu fal' });
+  try {
+    assert.is(r.code, 2, r.out);
+    assert.match(r.out, /unknown step 'fal' \(the steps: cpu tests shape fla decode seed\)/);
+    assert.equal(readdirSync(r.dir), [], 'nothing written');
+  } finally { rmSync(r.dir, { recursive: true, force: true }); }
 });
 
 test.run();
