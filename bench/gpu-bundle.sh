@@ -16,6 +16,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CHECK=gpu
 if [ "${1:-}" = --cpu ]; then CHECK=cpu; shift; fi
+usage() { echo "error: $1"$'\n'"usage: bash bench/gpu-bundle.sh [--cpu] [OUT.tar.xz]" >&2; exit 2; }
+[ $# -le 1 ] || usage "at most one OUT.tar.xz after the options (got $#)"
+case ${1:-} in -*) usage "unknown option $1 (the option: --cpu, first)" ;; esac
 NAME=retnet-$CHECK-check
 OUT=${1:-dist/$NAME.tar.xz}
 LIMIT_MIB=60

@@ -112,6 +112,16 @@ test('an --out inside the run\'s own input folder (a model folder\'s config.json
   rmSync(link); rmSync(dir, { recursive: true });
 });
 
+test('gpu-bundle.sh: an unknown option or a second output is a usage error (exit 2) before any work, no file made', () => {
+  for (const args of [['--CPU'], ['--cpu', 'a.tar.xz', 'b.tar.xz'], ['a.tar.xz', '--cpu']]) {
+    const r = spawnSync('bash', [join(ROOT, 'bench', 'gpu-bundle.sh'), ...args], { cwd: TMP, encoding: 'utf8', timeout: 60_000 });
+    assert.is(r.status, 2, `${args.join(' ')}: exit 2`);
+    assert.match(r.stderr, /^error: (unknown option --CPU|at most one OUT\.tar\.xz)/, `${args.join(' ')}: says why`);
+    assert.match(r.stderr, /usage: bash bench\/gpu-bundle\.sh \[--cpu\] \[OUT\.tar\.xz\]/);
+  }
+  assert.equal(readdirSync(TMP), [], 'no file made (a mistyped option is not an output name)');
+});
+
 test('gpu-bundle refuses a stage directory that is not an earlier stage, and leaves it as it was', () => {
   const dir = join(TMP, 'mine');
   mkdirSync(dir);
