@@ -23,15 +23,20 @@
 #      CPU_CHECK_SHAPE_DIR      where the 1.3B shape goes (default: a new folder under $TMPDIR, removed after)
 #      CPU_CHECK_KEEP_CORETYPE=1  keep OPENBLAS_CORETYPE (by default it is unset: OpenBLAS then picks
 #                               the kernels for this CPU itself; some VMs set it to an older core)
-#      CPU_CHECK_LOG_DIR        where the logs and JSON go (default bench/results/cpu-check)
+#      CPU_CHECK_LOG_DIR        where the logs and JSON go (default bench/results/cpu-check; a relative
+#                               folder here and in CPU_CHECK_SHAPE_DIR is taken from the caller's directory)
 #      NODE                     the node binary (default: node on PATH)
 set -u
 if [ -n "${OPENBLAS_CORETYPE:-}" ] && [ "${CPU_CHECK_KEEP_CORETYPE:-}" != 1 ]; then
   echo "OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE unset (CPU_CHECK_KEEP_CORETYPE=1 keeps it)"; unset OPENBLAS_CORETYPE
 fi
+# folders given in the environment are taken from the caller's directory
+abs() { case $1 in /*|'') printf '%s' "$1" ;; *) printf '%s/%s' "$PWD" "$1" ;; esac; }
+LOG=$(abs "${CPU_CHECK_LOG_DIR:-}")
+SHAPE=$(abs "${CPU_CHECK_SHAPE_DIR:-}")
 cd "$(dirname "$0")/.."
 NODE=${NODE:-node}
-LOG=${CPU_CHECK_LOG_DIR:-bench/results/cpu-check}
+LOG=${LOG:-bench/results/cpu-check}
 mkdir -p "$LOG"
 STEPS=" ${CPU_CHECK_STEPS:-cpu tests shape fla decode seed} "
 FLA_LENGTHS=${CPU_CHECK_FLA_LENGTHS:-2048}
@@ -91,7 +96,6 @@ if wants tests; then
   SKIPS=$(grep -c '^SKIPPED: ' "$LOG/tests.log" || true)
   [ "$SKIPS" = 0 ] || SUMMARY+=("note  tests: $SKIPS skipped: $(grep '^SKIPPED: ' "$LOG/tests.log" | head -4 | cut -c10-120 | tr '\n' ';')")
 fi
-SHAPE=${CPU_CHECK_SHAPE_DIR:-}
 MADE_SHAPE=0
 if wants shape; then
   if [ -z "$SHAPE" ]; then SHAPE=$(mktemp -d)/fla13; MADE_SHAPE=1; fi
