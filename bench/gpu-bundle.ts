@@ -188,7 +188,7 @@ const cpuRun = `#!/bin/sh
 HERE=$(cd "$(dirname "$0")" && pwd)
 export PATH="$HERE/bin:$PATH" NODE="$HERE/bin/node"
 export LD_LIBRARY_PATH="$HERE/lib\${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-cd "$HERE/app" && exec bash bench/cpu-check.sh "$@"
+exec bash "$HERE/app/bench/cpu-check.sh" "$@"
 `;
 const runName = `run-${CHECK}-check.sh`;
 writeFileSync(join(stage, runName), CHECK === 'gpu' ? gpuRun : cpuRun);
