@@ -23,7 +23,8 @@
 #      CPU_CHECK_SHAPE_DIR      where the 1.3B shape goes (default: a new folder under $TMPDIR, removed after)
 #      CPU_CHECK_KEEP_CORETYPE=1  keep OPENBLAS_CORETYPE (by default it is unset: OpenBLAS then picks
 #                               the kernels for this CPU itself; some VMs set it to an older core)
-#      CPU_CHECK_LOG_DIR        where the logs and JSON go (default bench/results/cpu-check; a relative
+#      CPU_CHECK_LOG_DIR        where the logs and JSON go (default bench/results/cpu-check; new, empty or
+#                               holding only this check's files, else refused; a relative
 #                               folder here and in CPU_CHECK_SHAPE_DIR is taken from the caller's directory)
 #      NODE                     the node binary (default: node on PATH)
 set -u
@@ -37,7 +38,6 @@ SHAPE=$(abs "${CPU_CHECK_SHAPE_DIR:-}")
 cd "$(dirname "$0")/.."
 NODE=${NODE:-node}
 LOG=${LOG:-bench/results/cpu-check}
-mkdir -p "$LOG"
 STEPS=" ${CPU_CHECK_STEPS:-cpu tests shape fla decode seed} "
 FLA_LENGTHS=${CPU_CHECK_FLA_LENGTHS:-2048}
 FLA_ENGINES=${CPU_CHECK_FLA_ENGINES:-dnnl,dnnl-f32,blas}
@@ -61,6 +61,20 @@ for s in $STEPS; do
     *) echo "error: CPU_CHECK_STEPS: unknown step '$s' (the steps: cpu tests shape fla decode seed)" >&2; exit 2 ;;
   esac
 done
+# The folder holds only this check's files (it removes and rewrites them): a new or empty folder, or one
+# with nothing but the names below, never someone else's folder given by mistake.
+OURS=" cpu.log tests.log shape.log fla.log decode.log seed.log build.log fla-1p3b.json decode.json peers-seed.json "
+if [ -e "$LOG" ] && [ ! -d "$LOG" ]; then echo "error: the log folder $LOG exists and is not a folder" >&2; exit 2; fi
+if [ -d "$LOG" ]; then
+  for f in "$LOG"/* "$LOG"/.[!.]*; do
+    [ -e "$f" ] || [ -L "$f" ] || continue
+    n=$(basename "$f")
+    if [[ "$OURS" != *" $n "* ]] || [ ! -f "$f" ] || [ -L "$f" ]; then
+      echo "error: the log folder $LOG holds $n, which this check did not write: give a new or empty folder (CPU_CHECK_LOG_DIR)" >&2; exit 2
+    fi
+  done
+fi
+mkdir -p "$LOG" || exit 2
 # the files of the steps this run makes (another step's stay)
 for s in $STEPS; do rm -f "$LOG/$s.log"; done
 wants fla && rm -f "$LOG/fla-1p3b.json"

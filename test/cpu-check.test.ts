@@ -7,7 +7,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dnnlMissing } from '../src/runtime/dnnl.js';
@@ -62,6 +62,24 @@ test('cpu-check: an unknown step is a usage error (exit 2) naming it and the ste
     assert.match(r.out, /unknown step 'fal' \(the steps: cpu tests shape fla decode seed\)/);
     assert.equal(readdirSync(r.dir), [], 'nothing written');
   } finally { rmSync(r.dir, { recursive: true, force: true }); }
+});
+
+test('cpu-check: a log folder holding other files (or a file given as the folder) is refused (exit 2), left as it was', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'retnet-cpu-check-mine-'));
+  try {
+    writeFileSync(join(dir, 'notes.txt'), 'keep me');
+    const r = spawnSync('bash', [SCRIPT], { cwd: ROOT, encoding: 'utf8', timeout: 60_000,
+      env: { ...process.env, NODE: process.execPath, CPU_CHECK_LOG_DIR: dir, CPU_CHECK_STEPS: 'cpu' } });
+    assert.is(r.status, 2, r.stdout + r.stderr);
+    assert.match(r.stderr, /holds notes\.txt, which this check did not write/);
+    assert.equal(readdirSync(dir), ['notes.txt']);
+    assert.is(readFileSync(join(dir, 'notes.txt'), 'utf8'), 'keep me');
+    const f = spawnSync('bash', [SCRIPT], { cwd: ROOT, encoding: 'utf8', timeout: 60_000,
+      env: { ...process.env, NODE: process.execPath, CPU_CHECK_LOG_DIR: join(dir, 'notes.txt'), CPU_CHECK_STEPS: 'cpu' } });
+    assert.is(f.status, 2);
+    assert.match(f.stderr, /exists and is not a folder/);
+    assert.is(readFileSync(join(dir, 'notes.txt'), 'utf8'), 'keep me');
+  } finally { rmSync(dir, { recursive: true, force: true }); }
 });
 
 test.run();
