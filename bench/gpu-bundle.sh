@@ -9,18 +9,30 @@
 #     libgfortran, libquadmath, libstdc++, libgcc_s) -- precision 'bf16' on that machine's CPU.
 # At most 60 MiB.
 # Usage: bash bench/gpu-bundle.sh [--cpu] [OUT.tar.xz]
-#        (default dist/retnet-gpu-check.tar.xz or dist/retnet-cpu-check.tar.xz: git-ignored)
+#        (default dist/retnet-gpu-check.tar.xz or dist/retnet-cpu-check.tar.xz: git-ignored; OUT, from the
+#        caller's directory, must end in .tar.xz and, where it exists, be an earlier bundle; it is written
+#        beside and renamed when complete)
 # On the machine:  tar xJf retnet-gpu-check.tar.xz && retnet-gpu-check/run-gpu-check.sh
 #              or  tar xJf retnet-cpu-check.tar.xz && retnet-cpu-check/run-cpu-check.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
 CHECK=gpu
 if [ "${1:-}" = --cpu ]; then CHECK=cpu; shift; fi
 usage() { echo "error: $1"$'\n'"usage: bash bench/gpu-bundle.sh [--cpu] [OUT.tar.xz]" >&2; exit 2; }
 [ $# -le 1 ] || usage "at most one OUT.tar.xz after the options (got $#)"
 case ${1:-} in -*) usage "unknown option $1 (the option: --cpu, first)" ;; esac
 NAME=retnet-$CHECK-check
-OUT=${1:-dist/$NAME.tar.xz}
+# OUT from the caller's directory; a .tar.xz name, and where it exists an earlier bundle (a regular file
+# whose first entry is a retnet-*-check/ folder), never an input given by mistake
+case ${1:-} in '') OUT= ;; /*) OUT=$1 ;; *) OUT=$PWD/$1 ;; esac
+[ -z "$OUT" ] || [[ "$OUT" == *.tar.xz ]] || usage "OUT must end in .tar.xz (got $1)"
+if [ -n "$OUT" ] && { [ -e "$OUT" ] || [ -L "$OUT" ]; }; then
+  first=$( { tar tJf "$OUT" 2>/dev/null || true; } | head -1)
+  if [ -L "$OUT" ] || [ ! -f "$OUT" ] || [[ ! "$first" =~ ^retnet-[a-z]+-check/ ]]; then
+    usage "$1 exists and is not an earlier bundle: it would be overwritten"
+  fi
+fi
+cd "$(dirname "$0")/.."
+OUT=${OUT:-$PWD/dist/$NAME.tar.xz}
 LIMIT_MIB=60
 [ -f dist/bench/gpu-bundle.js ] || npm run build
 WORK=$(mktemp -d)
@@ -53,7 +65,11 @@ else
 fi
 
 mkdir -p "$(dirname "$OUT")"
-XZ_OPT=-9 tar -C "$WORK" -cJf "$OUT" "$NAME"
+# written beside OUT and renamed when complete: a failed run leaves OUT as it was
+PARTIAL="$(dirname "$OUT")/.$(basename "$OUT").partial.$$"
+trap 'rm -rf "$WORK" "$PARTIAL"' EXIT
+XZ_OPT=-9 tar -C "$WORK" -cJf "$PARTIAL" "$NAME"
+mv -f "$PARTIAL" "$OUT"
 BYTES=$(stat -c %s "$OUT")
 MIB=$(awk -v b="$BYTES" 'BEGIN { printf "%.1f", b / 1048576 }')
 echo "bundle: $OUT, $MIB MiB compressed ($BYTES bytes), $(du -sh "$STAGE" | cut -f1) unpacked"

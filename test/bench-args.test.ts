@@ -122,6 +122,25 @@ test('gpu-bundle.sh: an unknown option or a second output is a usage error (exit
   assert.equal(readdirSync(TMP), [], 'no file made (a mistyped option is not an output name)');
 });
 
+test('gpu-bundle.sh: an OUT that is not a .tar.xz name, or an existing file that is not an earlier bundle (a symlink too), is refused (exit 2) and left as it was', () => {
+  const sh = join(ROOT, 'bench', 'gpu-bundle.sh');
+  const dir = mkdtempSync(join(tmpdir(), 'retnet-bundle-out-'));
+  try {
+    writeFileSync(join(dir, 'input.txt'), 'keep me');
+    writeFileSync(join(dir, 'mine.tar.xz'), 'not a bundle');
+    linkSync(join(dir, 'input.txt'), join(dir, 'hard.tar.xz'));
+    for (const [args, why] of [[['input.txt'], /OUT must end in \.tar\.xz/], [['--cpu', 'mine.tar.xz'], /mine\.tar\.xz exists and is not an earlier bundle/],
+      [['hard.tar.xz'], /hard\.tar\.xz exists and is not an earlier bundle/]] as const) {
+      const r = spawnSync('bash', [sh, ...args], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+      assert.is(r.status, 2, `${args.join(' ')}: exit 2`);
+      assert.match(r.stderr, why);
+    }
+    assert.is(readFileSync(join(dir, 'input.txt'), 'utf8'), 'keep me');
+    assert.is(readFileSync(join(dir, 'mine.tar.xz'), 'utf8'), 'not a bundle');
+    assert.equal(readdirSync(dir).sort(), ['hard.tar.xz', 'input.txt', 'mine.tar.xz']);
+  } finally { rmSync(dir, { recursive: true, force: true }); }
+});
+
 test('gpu-bundle refuses a stage directory that is not an earlier stage, and leaves it as it was', () => {
   const dir = join(TMP, 'mine');
   mkdirSync(dir);
