@@ -100,6 +100,42 @@ for (const dtype of ['bf16', 'f32'] as DnnlDtype[]) {
   });
 }
 
+// oneDNN's brgemm picks the weights' column block (BA16a64b2a, BA16a32b2a, …) from M, N and its threads: on AMX
+// for a single block of both (M, N ≤ 64), on AVX-512 where the threads outnumber the column blocks. A primitive
+// for a few rows left to choose (format_tag_any) then wanted another layout than the one W was reordered into
+// (M = 512's), and the matmul threw E_ENGINE. Four oneDNN threads make the AVX-512 case on any CPU with it.
+const tLay = 'dnnl matmul keeps the reordered weights\' layout for every row count, where oneDNN would pick another for a few rows (4 oneDNN threads; M 1…512), within the bound';
+test(tLay, () => {
+  if (!canRun(tLay, missing)) return;
+  const lib = loadDnnl(), base = lib.baseOf(memory);
+  const seen: string[] = [];
+  try {
+    for (const dtype of ['bf16', 'f32'] as DnnlDtype[]) {
+      for (const [N, K] of [[128, 64], [96, 128], [256, 64]] as [number, number][]) {
+        const { W } = data(N + K, 1, N, K, K);
+        const mm = createDnnlMatmul({ N, K, dtype, weights: Float32Array.from(W), threads: 4 });
+        for (const M of [1, 3, 16, 40, 64, 512]) {
+          const mark = arena.mark();
+          const { src } = data(M + N, M, N, K, K);
+          const ps = arena.alloc(M * K * 4, 64), pd = arena.alloc(M * N * 4, 64);
+          new Float32Array(memory.buffer, ps, M * K).set(src);
+          mm.run(base + ps, M, K, base + pd, N);
+          const got = new Float32Array(memory.buffer, pd, M * N);
+          const { want, bound } = reference(src, W, M, N, K, K, null, N, dtype === 'bf16' ? bf : (x) => x, K + (dtype === 'bf16' ? 1 : 2));
+          for (let i = 0; i < M * N; i++) {
+            const e = Math.abs(got[i]! - want[i]!);
+            if (!(e <= bound[i]!)) assert.unreachable(`${dtype} N=${N} K=${K} M=${M}: [${Math.floor(i / N)},${i % N}] got ${got[i]}, want ${want[i]}, err ${e.toExponential(2)} > bound ${bound[i]!.toExponential(2)}`);
+          }
+          arena.reset(mark);
+        }
+        seen.push(`${dtype} ${N}×${K}: ${mm.impl(3)}`);
+        mm.destroy();
+      }
+    }
+  } finally { lib.setThreads(1); }
+  console.log(`  ${seen.join('; ')}`);
+});
+
 const tRt = "dnnl rows: 'runtime' (one primitive, M = DNNL_RUNTIME_DIM_VAL) = rows: 'fixed' within the bound, and names its implementation";
 test(tRt, () => {
   if (!canRun(tRt, missing)) return;

@@ -11,9 +11,13 @@
 // - With M = DNNL_RUNTIME_DIM_VAL oneDNN 2.6 dispatches to `gemm:jit` (it packs W on each call);
 //   with a fixed M it dispatches to the brgemm kernels (`brg:avx512_core_bf16`,
 //   `brg:avx512_core_amx_bf16`, `brg:avx512_core` …), ~1.3× faster at M = 512 and ~3× at M = 7
-//   here. The brgemm weights layout does not depend on M, so `rows: 'fixed'` (the default)
-//   keeps one brgemm primitive per row count (created on first use, cached) over the one
-//   reordered copy of W; `rows: 'runtime'` is the single runtime-M primitive.
+//   here. `rows: 'fixed'` (the default) keeps one brgemm primitive per row count (created on
+//   first use, cached) over the one reordered copy of W, each made with W's layout given (the
+//   layout the M = 512 primitive chose), not `format_tag_any`: left to choose, brgemm picks its
+//   column block from M, N and its threads (oneDNN 2.6 brgemm_matmul_utils.cpp: on AMX for one
+//   block of both M and N; on AVX-512 where the threads outnumber the column blocks), so a
+//   primitive for a few rows could want BA16a32b2a where W is in BA16a64b2a. `rows: 'runtime'`
+//   is the single runtime-M primitive.
 // - 2.6's brgemm matmul takes dense src and dst only (a leading dimension ≠ K or N sends it to
 //   gemm:jit, with another weights layout): 'fixed' stages strided rows through dense scratches
 //   (reorder primitives; O(M·(K+N)) bytes against O(M·N·K) flops).
@@ -346,11 +350,13 @@ export function createDnnlMatmul(opts: DnnlMatmulOptions): DnnlMatmul {
   const mdStrided = (m: number | bigint, n: number, ld: number | bigint, t: number) => {
     const b = md(); st('memory_desc_init_by_strides', api.mdByStrides(b, 2, dims(m, n), t, dims(ld, 1))); return b;
   };
-  /** a matmul pd for M rows (or RUNTIME_DIM) with fixed (or runtime) leading dimensions */
-  const matmulPd = (M: number | bigint, ldS: number | bigint, ldD: number | bigint, acc: boolean): number => {
+  /** a matmul pd for M rows (or RUNTIME_DIM) with fixed (or runtime) leading dimensions; `wLayout`: the
+   *  weights' memory desc (default: plain rows with plainWeights, else format_tag_any — oneDNN's choice) */
+  const matmulPd = (M: number | bigint, ldS: number | bigint, ldD: number | bigint, acc: boolean, wLayout?: ArrayBuffer): number => {
     const s = mdStrided(M, K, ldS, dt);
-    const w = md();
-    if (opts.plainWeights) st('memory_desc_init_by_strides', api.mdByStrides(w, 2, dims(K, N), dt, dims(1, K))); // W [N, K] row-major
+    let w: Buffer | ArrayBuffer = md();
+    if (wLayout) w = wLayout;
+    else if (opts.plainWeights) st('memory_desc_init_by_strides', api.mdByStrides(w, 2, dims(K, N), dt, dims(1, K))); // W [N, K] row-major
     else st('memory_desc_init_by_tag', api.mdByTag(w, 2, dims(K, N), dt, TAG_ANY));
     const d = mdStrided(M, N, ldD, DT.f32);
     const desc = Buffer.alloc(OPDESC_BYTES);
@@ -453,7 +459,11 @@ export function createDnnlMatmul(opts: DnnlMatmulOptions): DnnlMatmul {
       const [prim, impl] = runtimePrims[acc ? 1 : 0]!;
       return { prim, impl };
     }
-    const pd = matmulPd(M, K, N, acc);
+    // the weights' layout is the reference primitive's, given, not left to oneDNN: its blocking heuristics
+    // pick the N block (64, 48 or 32 columns: BA16a64b2a, BA16a32b2a, …) from M, N and the threads (a single
+    // block of both M and N on AMX; fewer column blocks than threads on AVX-512), so a format_tag_any
+    // primitive for a few rows may want another layout than M = 512's. Given the layout, brgemm keeps it.
+    const pd = matmulPd(M, K, N, acc, wMd);
     try {
       if (!api.mdEqual(num(api.pdQueryMd(pd, Q_WEIGHTS_MD, 0)), wMdPtr)) {
         throw errors.engine(`dnnl matmul: the primitive for M=${M} (${implOf(pd)}) wants another weights layout than M=512; use rows: 'runtime'`);
