@@ -92,15 +92,16 @@ if [ ! -f dist/src/cli/main.js ]; then step build npm run build; fi
 if wants cpu; then
   step cpu "$NODE" --input-type=module -e "
     import { dnnlImplFor } from './dist/src/runtime/dnnl-kernels.js';
-    import { loadDnnl, dnnlMissing } from './dist/src/runtime/dnnl.js';
+    import { loadDnnl, dnnlBf16Missing, dnnlMissing } from './dist/src/runtime/dnnl.js';
     import { loadBlas } from './dist/src/runtime/blas-kernels.js';
     import { readFileSync } from 'node:fs';
     const why = dnnlMissing();
     if (why) { console.error('error: oneDNN did not load: ' + why); process.exit(1); }
     const lib = loadDnnl();
     console.log('oneDNN ' + lib.version + ' (' + lib.path + ', runtime ' + lib.cpuRuntime + '): ISA ' + lib.isa + ', bfloat16 dot products: ' + (lib.hasBf16Hardware ? 'yes' : 'no'));
-    for (const dt of ['bf16', 'f32']) console.log(dt + ' matmul, 256 x 5632 x 2048: ' + dnnlImplFor(5632, 2048, 256, undefined, dt));
-    console.log('AMX in the bf16 dispatch: ' + (/amx/.test(dnnlImplFor(5632, 2048, 256, undefined, 'bf16')) ? 'yes' : 'no'));
+    const noBf16 = dnnlBf16Missing();
+    for (const dt of ['bf16', 'f32']) console.log(dt + ' matmul, 256 x 5632 x 2048: ' + (dt === 'bf16' && noBf16 ? 'none (' + noBf16 + ')' : dnnlImplFor(5632, 2048, 256, undefined, dt)));
+    console.log('AMX in the bf16 dispatch: ' + (!noBf16 && /amx/.test(dnnlImplFor(5632, 2048, 256, undefined, 'bf16')) ? 'yes' : 'no'));
     try { console.log('CBLAS: ' + loadBlas().label); } catch (e) { console.log('CBLAS: none (' + e.message.split('\\n')[0] + ')'); }
     const maps = new Set(readFileSync('/proc/self/maps', 'utf8').split('\\n').map((l) => l.split(/ +/)[5]).filter((f) => /lib(dnnl|openblas|gomp|stdc)/.test(f ?? '')));
     console.log('libraries mapped: ' + [...maps].join(', '));"

@@ -17,7 +17,7 @@
 // gated retention output, the MLP's hidden rows) is read by GEMMs only.
 import { errors } from '../errors.js';
 import { envValue } from '../env.js';
-import { createDnnlMatmul, loadDnnl, type DnnlLibrary, type DnnlMatmul } from './dnnl.js';
+import { createDnnlMatmul, dnnlBf16Missing, loadDnnl, type DnnlLibrary, type DnnlMatmul } from './dnnl.js';
 import { ACT_FNS, type RuntimeKernels } from './kernels.js';
 import { loadKernelsSync, type VariantRequest } from '../wasm/loader.js';
 import { OP, runCall, type Call } from './step-helper.js';
@@ -217,11 +217,24 @@ export function bindDnnlKernels(memory: WebAssembly.Memory, base: RuntimeKernels
       if (!m) { m = createDnnlMatmul({ N, K, dtype, plainWeights: true, path, threads }); plain.set(key, m); }
       return m;
     };
+    // Where oneDNN's float32 matmul is not a brgemm one (below AVX-512: gemm:jit), the reordered and the plain
+    // weights run different kernels with different sums, so a float32 weight stays plain too (copied when
+    // packed) and takes the same plain-weights matmul as a widened BF16 one: BF16 = widened float32, bit for bit
+    const plainF32 = !dnnlImplFor(64, 64, 512, path, 'f32').startsWith('brg:');
     const f32: RuntimeKernels & { library: DnnlLibrary } = {
       ...one,
       library: lib,
       packWhole: undefined,
-      pack(w, N, K, out) { packOne(w, 'f32', N, K, out); },
+      ...(plainF32 ? {
+        packedSize: (N: number, K: number) => N * K,
+        gemm(x: number, M: number, K: number, ldx: number, w: number, N: number, b: number, y: number, ldy: number, act: number, acc: boolean) {
+          product(plainOf(N, K), x, M, ldx, w, N, b, y, ldy, act, acc);
+        },
+      } : {}),
+      pack(w, N, K, out) {
+        if (plainF32) new Float32Array(memory.buffer).copyWithin(out >>> 2, w >>> 2, (w >>> 2) + N * K);
+        else packOne(w, 'f32', N, K, out);
+      },
       packedBf16Bytes: (N, K) => (N * K * 2 + 63) & ~63,
       packBf16: (w, N, K, out) => wk.f32_narrow_bf16__wasmsimd(N * K, w, out) === 0,
       bf16ScratchBytes: (N, K) => N * K * F4 + 64,
@@ -259,7 +272,12 @@ export function dnnlForBf16(req: string): { lib: DnnlLibrary | null; why?: strin
     if (req === 'dnnl') throw e;
     return { lib: null, why: `oneDNN unavailable: ${(e as Error).message}` };
   }
-  if (lib.hasBf16Hardware || req === 'dnnl') return { lib };
+  if (lib.hasBf16Hardware) return { lib };
+  if (req === 'dnnl') {
+    const no = dnnlBf16Missing(lib.path);
+    if (no) throw errors.engine(`kernels 'dnnl' at precision 'bf16': ${no}; kernels 'auto' runs bf16 as rounded operands on the WASM or CBLAS engine`);
+    return { lib };
+  }
   return { lib: null, why: `oneDNN dispatches to ${lib.isa} here, which has no bfloat16 dot products: bfloat16 operands are widened to float32` };
 }
 

@@ -269,6 +269,25 @@ export function loadDnnl(path: string | undefined = process.env.RETNET_DNNL || u
   return load(path).lib;
 }
 
+const bf16Probe = new Map<string, string | null>();
+/** null when oneDNN (loaded from `path`) has a bfloat16 matmul on this CPU, else why not. oneDNN 2.6 has
+ *  one from avx512_core up (emulated there, in hardware with AVX512-BF16 or AMX) and none below it (AVX2:
+ *  primitive_desc_create is `unimplemented`); later versions add others, so this asks oneDNN (one tiny
+ *  primitive descriptor, once per library) rather than reading the ISA. Throws when oneDNN does not load. */
+export function dnnlBf16Missing(path: string | undefined = process.env.RETNET_DNNL || undefined): string | null {
+  const lib = loadDnnl(path);
+  const key = lib.path;
+  if (!bf16Probe.has(key)) {
+    let why: string | null = null;
+    try { createDnnlMatmul({ N: 16, K: 32, dtype: 'bf16', path, sizeOnly: true }).destroy(); } catch (e) {
+      if (!/: unimplemented \(status 3\)$/.test((e as Error).message)) throw e;
+      why = `${lib.label} has no bfloat16 matmul on this CPU`;
+    }
+    bf16Probe.set(key, why);
+  }
+  return bf16Probe.get(key)!;
+}
+
 /** null when oneDNN loads here, else the reason (for tests' canRun and the engine's fallback). */
 export function dnnlMissing(path?: string): string | null {
   try { loadDnnl(path); return null; } catch (e) { return (e as Error).message; }
