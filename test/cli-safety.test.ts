@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { ROOT, casesPath, fixturePath } from './helpers.js';
-import { canRun } from './helpers/skip.js';
+import { canRunPart } from './helpers/skip.js';
 import { Tensor, readSafetensors, writeSafetensors } from '../src/index.js';
 import { score } from '../src/cli/commands/score.js';
 import type { CommandIO } from '../src/cli/lm-util.js';
@@ -75,7 +75,7 @@ test('run: special files named as --out are refused up front and survive', () =>
   const cases: [string, RegExp][] = [[devnull, /is a character device/], [dir, /is a directory/]];
   const fifo = join(TMP, 'a-fifo');
   const mk = spawnSync('mkfifo', [fifo]);
-  if (canRun('run --out FIFO', mk.error || mk.status !== 0 ? 'mkfifo is not available' : null)) cases.push([fifo, /is a FIFO/]);
+  if (canRunPart('run --out FIFO', mk.error || mk.status !== 0 ? 'mkfifo is not available' : null)) cases.push([fifo, /is a FIFO/]);
   for (const [out, msg] of cases) {
     const r = run(out);
     assert.is(r.signal, null, `${out}: killed (a hang?)`);

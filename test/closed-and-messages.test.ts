@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MultiScaleRetention, RetNet, RetNetError, RetNetLM, Tensor, readSafetensors, writeSafetensors, type BackendName } from '../src/index.js';
 import { expectError } from './helpers.js';
-import { canRun } from './helpers/skip.js';
+import { canRunPart } from './helpers/skip.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'retnet-closed-'));
 
@@ -38,7 +38,7 @@ test('RetNetLM: every call after close() is E_CLOSED, on every backend', async (
 const tfjsMissing = await import('@tensorflow/tfjs').then(() => null, () => '@tensorflow/tfjs is not installed');
 
 test('close() during a forward rejects that forward with E_CLOSED (not "the next call can proceed")', async () => {
-  const backends: BackendName[] = ['wasm', 'js', ...(canRun('close during a tfjs forward', tfjsMissing) ? ['tfjs' as const] : [])];
+  const backends: BackendName[] = ['wasm', 'js', ...(canRunPart('close during a tfjs forward', tfjsMissing) ? ['tfjs' as const] : [])];
   for (const backend of backends) {
     const model = RetNet.init({ numLayer: 2, numHeads: 2, dimModel: 16, seed: 1 });
     const x = Tensor.randn([1, backend === 'js' ? 8192 : 32768, 16], { seed: 2 });

@@ -27,11 +27,16 @@ const missing = dnnlMissing();
 /** null where oneDNN has a bfloat16 matmul on this CPU, else why not: oneDNN 2.6 has none below AVX-512. A
  *  property of the CPU, not a missing part: the bf16 tests report themselves skipped there, CI included. */
 const noBf16 = missing === null ? dnnlBf16Missing() : null;
-/** The operand types a test covers here; prints the runner's SKIPPED line for a bf16 part it cannot run. */
-function dtypesFor(name: string): DnnlDtype[] {
-  if (noBf16 === null) return ['bf16', 'f32'];
-  console.log(`SKIPPED: ${name} (its bf16 part) — ${noBf16}`);
-  return ['f32'];
+/** Registers `name [bf16]` and `name [f32]`; the bf16 one reports itself skipped where oneDNN has no bf16 matmul. */
+function dtypeTest(name: string, body: (dtype: DnnlDtype) => void): void {
+  for (const dtype of ['bf16', 'f32'] as DnnlDtype[]) {
+    const full = `${name} [${dtype}]`;
+    test(full, () => {
+      if (!canRun(full, missing)) return;
+      if (dtype === 'bf16' && noBf16 !== null) { console.log(`SKIPPED: ${full} — ${noBf16}`); return; }
+      body(dtype);
+    });
+  }
 }
 
 /** src [M, ldS] and W [N, K] as float64 arrays; ~1/4 of src values sit exactly halfway between two bfloat16
@@ -115,12 +120,11 @@ for (const dtype of ['bf16', 'f32'] as DnnlDtype[]) {
 // for a few rows left to choose (format_tag_any) then wanted another layout than the one W was reordered into
 // (M = 512's), and the matmul threw E_ENGINE. Four oneDNN threads make the AVX-512 case on any CPU with it.
 const tLay = 'dnnl matmul keeps the reordered weights\' layout for every row count, where oneDNN would pick another for a few rows (4 oneDNN threads; M 1…512), within the bound';
-test(tLay, () => {
-  if (!canRun(tLay, missing)) return;
+dtypeTest(tLay, (dtype) => {
   const lib = loadDnnl(), base = lib.baseOf(memory);
   const seen: string[] = [];
   try {
-    for (const dtype of dtypesFor(tLay)) {
+    {
       for (const [N, K] of [[128, 64], [96, 128], [256, 64]] as [number, number][]) {
         const { W } = data(N + K, 1, N, K, K);
         const mm = createDnnlMatmul({ N, K, dtype, weights: Float32Array.from(W), threads: 4 });
@@ -147,12 +151,11 @@ test(tLay, () => {
 });
 
 const tRt = "dnnl rows: 'runtime' (one primitive, M = DNNL_RUNTIME_DIM_VAL) = rows: 'fixed' within the bound, and names its implementation";
-test(tRt, () => {
-  if (!canRun(tRt, missing)) return;
+dtypeTest(tRt, (dtype) => {
   const lib = loadDnnl(), base = lib.baseOf(memory);
   const N = 40, K = 77;
   const { W } = data(5, 1, N, K, K);
-  for (const dtype of dtypesFor(tRt)) {
+  {
     const fixed = createDnnlMatmul({ N, K, dtype, weights: Float32Array.from(W) });
     const rt = createDnnlMatmul({ N, K, dtype, weights: Float32Array.from(W), rows: 'runtime' });
     assert.ok(rt.impl(1).length > 0 && fixed.impl(1).length > 0);
@@ -178,12 +181,11 @@ test(tRt, () => {
 });
 
 const tPk = 'dnnl: a second matmul over the first one\'s reordered weights (packedAt, in the shared memory) gives bitwise the same rows';
-test(tPk, () => {
-  if (!canRun(tPk, missing)) return;
+dtypeTest(tPk, (dtype) => {
   const lib = loadDnnl(), base = lib.baseOf(memory);
   const N = 96, K = 200, M = 50;
   const { W, src } = data(9, M, N, K, K);
-  for (const dtype of dtypesFor(tPk)) {
+  {
     const mark = arena.mark();
     const probe = createDnnlMatmul({ N, K, dtype, weights: Float32Array.from(W) });
     const packed = arena.alloc(probe.packedBytes, 64);

@@ -23,7 +23,7 @@ import type { ModelSpec } from '../src/backends/executor.js';
 import { dnnlMissing, loadDnnl } from '../src/runtime/dnnl.js';
 import { FLA_MODELS, flaDir, flaGolden } from './helpers/fla-golden.js';
 import { expectError, loadFixtureModel, NORM_FLAGS } from './helpers.js';
-import { canRun } from './helpers/skip.js';
+import { canRunPart } from './helpers/skip.js';
 import { engineMissing } from './helpers/engines.js';
 
 const specOf = (m: RetNet): ModelSpec => (m as unknown as { spec: ModelSpec }).spec;
@@ -99,9 +99,9 @@ test('prefill: 3 threads = 1 thread bit for bit (outputs and states; f32 on WASM
   const lm = await RetNetLM.loadFolder(flaDir('bf16-sharded'), { bf16: 'resident' });
   const m = lm.model, d = m.dims.d;
   const kinds: [string, 'f32' | 'bf16', 'wasm' | 'dnnl' | 'blas'][] = [['f32', 'f32', 'wasm'], ['bf16 fallback', 'bf16', 'wasm']];
-  if (canRun('prefill products on BLAS, threads', engineMissing('blas'))) kinds.push(['f32 BLAS', 'f32', 'blas']);
+  if (canRunPart('prefill products on BLAS, threads', engineMissing('blas'))) kinds.push(['f32 BLAS', 'f32', 'blas']);
   if (!dnnlMissing() && loadDnnl().hasBf16Hardware) kinds.push(['bf16 oneDNN', 'bf16', 'dnnl']);
-  else console.log('SKIPPED: prefill on the dnnl engine, threads — ' + (dnnlMissing() ?? 'this CPU has no bfloat16 dot products'));
+  else console.log('SKIPPED PART: prefill on the dnnl engine, threads — ' + (dnnlMissing() ?? 'this CPU has no bfloat16 dot products'));
   try {
     for (const [label, precision, kernels] of kinds) {
       const one = new WasmStepper(specOf(m), { threads: 1, precision, kernels });
@@ -161,7 +161,7 @@ test('prefill at bf16 (the fallback; oneDNN where present): next-token log-probs
   const U = 2 ** -9;
   const kinds: ('wasm' | 'dnnl')[] = ['wasm'];
   if (!dnnlMissing() && loadDnnl().hasBf16Hardware) kinds.push('dnnl');
-  else console.log('SKIPPED: prefill at bf16 on the dnnl engine — ' + (dnnlMissing() ?? 'this CPU has no bfloat16 dot products'));
+  else console.log('SKIPPED PART: prefill at bf16 on the dnnl engine — ' + (dnnlMissing() ?? 'this CPU has no bfloat16 dot products'));
   const old = process.env.RETNET_KERNELS;
   try {
     for (const kernels of kinds) {

@@ -16,7 +16,7 @@ import { RetNetLM, scoreCorpus } from '../src/index.js';
 import { scoreDocs } from '../src/corpus/score-shard.js';
 import { readSafetensors, writeSafetensors } from '../src/safetensors.js';
 import { CLI, textOf, writeSmallLM } from './helpers/corpus.js';
-import { canRun } from './helpers/skip.js';
+import { canRunPart } from './helpers/skip.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'retnet-rel3-'));
 const model = join(dir, 'm.st');
@@ -219,7 +219,7 @@ test('item 10: drift --out-dir FILE names a regular file; score --out through a 
   const tfjsMissing = await import('@tensorflow/tfjs').then(() => null, () => '@tensorflow/tfjs is not installed');
   const doc = join(dir, 'doc10.txt');
   writeFileSync(doc, 'hello retention');
-  if (canRun('item 10: empty RETNET_TFJS_ENGINE', tfjsMissing)) {
+  if (canRunPart('item 10: empty RETNET_TFJS_ENGINE', tfjsMissing)) {
     r = cli(['score', '--model', model, '--backend', 'tfjs', doc], { RETNET_TFJS_ENGINE: '' });
     assert.is(r.code, 0, r.err);
     assert.match(r.out, /doc10\.txt: 15 bytes/);

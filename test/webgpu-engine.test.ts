@@ -11,7 +11,7 @@ import { RetNet, Tensor } from '../src/index.js';
 import { RetNetError } from '../src/errors.js';
 import { createTfjsExecutor, MAX_SCORE_BYTES } from '../src/backends/tfjs/index.js';
 import { ROOT, expectError, expectRel } from './helpers.js';
-import { canRun } from './helpers/skip.js';
+import { canRun, canRunPart } from './helpers/skip.js';
 import { expectNoTensorLeak, req, specOf, webgpuExecutor } from './tfjs-helpers.js';
 
 const model = RetNet.init({ numLayer: 2, numHeads: 2, dimModel: 8, valueFactor: 2, mlpMult: 2, seed: 3 });
@@ -85,7 +85,7 @@ test('missing packages: E_ENGINE naming the package and the install command; aut
   // tfjs's WebGPU backend missing (Dawn present): the same, naming that package
   const r2 = withHidden('@tensorflow/tfjs-backend-webgpu', script);
   if (/Dawn found no WebGPU adapter/.test(r2.out)) {
-    canRun('tfjs/webgpu missing @tensorflow/tfjs-backend-webgpu', 'no WebGPU adapter here (checked only with one)');
+    canRunPart('tfjs/webgpu missing @tensorflow/tfjs-backend-webgpu', 'no WebGPU adapter here (checked only with one)');
     return;
   }
   if (r2.status !== 0 || !/FORCED E_ENGINE tfjs engine 'webgpu' is not available: package @tensorflow\/tfjs-backend-webgpu is not installed; install it with `npm install webgpu/.test(r2.out)) {
@@ -124,7 +124,7 @@ test('E_MEMORY: a chunk over the adapter\'s largest storage buffer is refused be
     const limit = Math.min(a.maxStorageBufferBindingSize, a.maxBufferSize);
     const m = RetNet.init({ numLayer: 1, numHeads: 2, dimModel: 8, seed: 1 });
     if (limit >= MAX_SCORE_BYTES) {
-      canRun('tfjs/webgpu E_MEMORY sized to the adapter', `this adapter's buffers (${limit} bytes) exceed the fixed ${MAX_SCORE_BYTES}-byte bound, which then applies`);
+      canRunPart('tfjs/webgpu E_MEMORY sized to the adapter', `this adapter's buffers (${limit} bytes) exceed the fixed ${MAX_SCORE_BYTES}-byte bound, which then applies`);
       return;
     }
     // the smallest chunk whose [B·H, C, C] float32 score tensor exceeds the adapter's limit

@@ -14,7 +14,7 @@ import {
 } from '../src/index.js';
 import type { LayerWeights } from '../src/model/weights.js';
 import { ROOT, expectError, expectRel } from './helpers.js';
-import { canRun } from './helpers/skip.js';
+import { canRunPart } from './helpers/skip.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'retnet-wcheck-'));
 const model = RetNet.init({ numLayer: 2, numHeads: 2, dimModel: 8, seed: 1 });
@@ -117,7 +117,7 @@ const tfjsMissing = await import('@tensorflow/tfjs').then(() => null, () => '@te
 test('a float64 input beyond float32 range: the same E_INPUT on wasm and tfjs; js (float64) computes it', async () => {
   const x = Tensor.randn([2, 5, 8], { seed: 4 }).toFloat64();
   x.data[40 + 2 * 8 + 6] = -1e39;
-  const backends: BackendName[] = ['wasm', ...(canRun('float32 range on tfjs', tfjsMissing) ? ['tfjs' as const] : [])];
+  const backends: BackendName[] = ['wasm', ...(canRunPart('float32 range on tfjs', tfjsMissing) ? ['tfjs' as const] : [])];
   for (const backend of backends) {
     const e = await expectError(() => model.forward(x, { backend }),
       new RegExp(`^x has the value -1e\\+39 at \\[1, 2, 6\\], beyond float32's range \\(±3\\.4028235e38\\) in which the ${backend} backend computes; use backend 'js'`), backend);
@@ -134,7 +134,7 @@ test('rows of ±1e38 (finite in float32): wasm and tfjs agree with the float64 r
   for (let i = 24; i < 32; i++) x.data[i] = 1e38;                  // row 3, all one sign: the row mean alone overflows a float32 sum
   for (let i = 40; i < 48; i++) x.data[i] = -1e38;                 // row 5, constant: variance 0, LayerNorm gives its bias
   const ref = await model.forward(x, { backend: 'js', numChunks: 2 });
-  const backends: BackendName[] = ['wasm', ...(canRun('±1e38 rows on tfjs', tfjsMissing) ? ['tfjs' as const] : [])];
+  const backends: BackendName[] = ['wasm', ...(canRunPart('±1e38 rows on tfjs', tfjsMissing) ? ['tfjs' as const] : [])];
   for (const backend of backends) {
     const y = await model.forward(x, { backend, numChunks: 2 });
     assert.ok(y.data.every(Number.isFinite), `${backend}: finite`);

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ROOT } from './helpers.js';
-import { canRun } from './helpers/skip.js';
+import { canRunPart } from './helpers/skip.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'retnet-flags-'));
 const script = join(dir, 'forward.mjs');
@@ -34,7 +34,7 @@ const FLAG_SETS = [
 ];
 
 test('tfjs and wasm backends run when node has flags a Worker refuses', () => {
-  const backends = ['wasm', ...(canRun('tfjs worker with node flags', tfjsMissing) ? ['tfjs'] : [])];
+  const backends = ['wasm', ...(canRunPart('tfjs worker with node flags', tfjsMissing) ? ['tfjs'] : [])];
   for (const flags of FLAG_SETS) {
     const r = spawnSync(process.execPath, [...flags, script], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, RETNET_TFJS_ENGINE: 'cpu', BACKENDS: backends.join(',') } });
     const what = flags.join(' ');
@@ -50,7 +50,7 @@ test('tfjs and wasm backends run when node has flags a Worker refuses', () => {
 });
 
 test('main-script-only flags (--input-type with --eval) do not reach the worker', () => {
-  const backends = ['wasm', ...(canRun('tfjs worker with --input-type', tfjsMissing) ? ['tfjs'] : [])];
+  const backends = ['wasm', ...(canRunPart('tfjs worker with --input-type', tfjsMissing) ? ['tfjs'] : [])];
   const code = `await import(${JSON.stringify(pathToFileURL(script).href)});`;
   const r = spawnSync(process.execPath, ['--input-type=module', '--expose-gc', '-e', code], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, RETNET_TFJS_ENGINE: 'cpu', BACKENDS: backends.join(',') } });
   assert.is(r.status, 0, `exit code (stderr: ${r.stderr})`);
