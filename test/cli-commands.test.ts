@@ -52,7 +52,13 @@ test('--help: the global help and every command\'s', () => {
 
 test('bad command lines exit 2 with a usage line', () => {
   expectUsage(cli('frobnicate'), /unknown command "frobnicate"/, 'unknown command');
-  expectUsage(cli('run', '--bogus'), /Unknown option '--bogus'/, 'unknown option');
+  expectUsage(cli('run', '--bogus'), /Unknown option '--bogus'$/m, 'unknown option, nothing near it');
+  // a near miss names the option meant; an ambiguous one (two prefixes) names none
+  expectUsage(cli('generate', '--max-tokens', '5', '--prompt', 'x'), /Unknown option '--max-tokens' \(did you mean --max-new-tokens\?\)/, 'near miss, words');
+  expectUsage(cli('score', '--ouput', 'x.jsonl', 'y'), /\(did you mean --out\?\)/, 'near miss, edits');
+  expectUsage(cli('bench', '--lenghts', '10'), /\(did you mean --lengths\?\)/, 'near miss, transposed letters');
+  expectUsage(cli('drift', '--out', 'x'), /\(did you mean --out-dir\?\)/, 'near miss, prefix');
+  expectUsage(cli('generate', '--max', '3', '--prompt', 'x'), /Unknown option '--max'$/m, 'two options start so: no guess');
   expectUsage(cli('run', '--model', TINY), /--input is required/, 'missing --input');
   expectUsage(cli('run', '--model', TINY, '--input', 'x', '--out', 'y', '--chunks', '0'), /--chunks must be a positive integer or -1/, '--chunks 0');
   expectUsage(cli('run', '--model', TINY, '--input', 'x', '--out', 'y', '--chunks', '2', '--chunk-size', '3'), /not both/, 'both chunk options');
