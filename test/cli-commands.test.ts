@@ -59,6 +59,13 @@ test('bad command lines exit 2 with a usage line', () => {
   expectUsage(cli('bench', '--lenghts', '10'), /\(did you mean --lengths\?\)/, 'near miss, transposed letters');
   expectUsage(cli('drift', '--out', 'x'), /\(did you mean --out-dir\?\)/, 'near miss, prefix');
   expectUsage(cli('generate', '--max', '3', '--prompt', 'x'), /Unknown option '--max'$/m, 'two options start so: no guess');
+  // the message, the usage lines and where the options are; not the whole --help text under the message
+  for (const c of ['score', 'generate', 'bench']) {
+    const r = cli(c, '--no-such-option');
+    expectUsage(r, new RegExp(`^retnet ${c}: Unknown option '--no-such-option'\\nusage: retnet ${c} `), `${c}: message first, then usage`);
+    assert.match(r.err, new RegExp(`\\(\`retnet ${c} --help\` lists every option\\)\\n$`), `${c}: ends with where the options are`);
+    assert.ok(r.err.split('\n').length <= 6, `${c}: a few lines, not the --help text:\n${r.err}`);
+  }
   expectUsage(cli('run', '--model', TINY), /--input is required/, 'missing --input');
   expectUsage(cli('run', '--model', TINY, '--input', 'x', '--out', 'y', '--chunks', '0'), /--chunks must be a positive integer or -1/, '--chunks 0');
   expectUsage(cli('run', '--model', TINY, '--input', 'x', '--out', 'y', '--chunks', '2', '--chunk-size', '3'), /not both/, 'both chunk options');

@@ -5,6 +5,7 @@
 import { fileURLToPath } from 'node:url';
 import { realpathSync } from 'node:fs';
 import { UsageError, errorMessage, type Command } from './command.js';
+import { usageHead } from './usage-error.js';
 import { quote } from '../errors.js';
 import { ModelRefused } from './lm-util.js';
 import demo from './commands/demo.js';
@@ -51,7 +52,7 @@ export async function main(argv: string[]): Promise<number> {
     return await cmd.run(named ? argv.slice(1) : argv);
   } catch (e) {
     if (e instanceof UsageError) {
-      process.stderr.write(`retnet ${cmd.name}: ${e.message}\n${cmd.usage.split('\n')[0]}\n`);
+      process.stderr.write(`retnet ${cmd.name}: ${e.message}\n${usageHead(cmd.usage)}\n`);
       return 2;
     }
     if (e instanceof ModelRefused) {

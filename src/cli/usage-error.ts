@@ -5,3 +5,14 @@
 export class UsageError extends Error {
   constructor(message: string) { super(message); this.name = 'UsageError'; }
 }
+
+/** What a usage error prints after its message: the usage line(s) — the first line and the lines aligned under
+ *  it, not the description after them — and where every option is listed. */
+export function usageHead(usage: string): string {
+  const lines = usage.split('\n');
+  const head = [lines[0]!];
+  for (const l of lines.slice(1)) { if (/^ {3,}\S/.test(l)) head.push(l); else break; }
+  const name = /^usage: (retnet(?: [a-z]+)?)/.exec(lines[0]!)?.[1];
+  if (name && lines.length > head.length) head.push(`(\`${name} --help\` lists every option)`);
+  return head.join('\n');
+}
