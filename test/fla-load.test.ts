@@ -223,7 +223,11 @@ test('generate: greedy continuation = argmax of logits() step by step; stream pi
   assert.is(seen.length, 1);
   assert.is(seen[0][0], lm.tokenizer.encode('The state').length);
   assert.ok(seen[0][1] >= 0 && firstPiece === 1, 'called before the first piece');
-  for (const bad of [{ topP: 0 }, { topK: -1 }, { maxNewTokens: 1.5 }, { stop: [''] }, { onPrefill: 3 }]) {
+  // onToken: every generated id, in order, as generate() returns them (sampled, so not one token repeated)
+  const got: number[] = [];
+  const gen = await lm.generate('The state', { maxNewTokens: 7, temperature: 1, seed: 3, onToken: (id) => got.push(id) });
+  assert.equal(got, [...gen.ids]);
+  for (const bad of [{ topP: 0 }, { topK: -1 }, { maxNewTokens: 1.5 }, { stop: [''] }, { onPrefill: 3 }, { onToken: 'x' }]) {
     try { await lm.generate('x', bad as object); assert.unreachable(JSON.stringify(bad)); } catch (e) { assert.is((e as { code?: string }).code, 'E_OPTION', JSON.stringify(bad)); }
   }
 });
@@ -252,7 +256,12 @@ test('CLI: score --model DIR prints tokens and perplexity, --jsonl records gain 
   const want2 = await lm.generate('The state', { maxNewTokens: 12, backend: 'js' });
   assert.is(g.out, `The state${want2.text}\n`);
   // stderr: the prompt's tokens and time (the chunkwise prefill), then the generation's
-  assert.match(g.err, new RegExp(`^prompt ${lm.tokenizer.encode('The state').length} tokens in [\\d.]+ s \\(chunkwise, ([\\d.]+|-) tokens/s\\); generated in [\\d.]+ s \\(recurrent step, js\\)\\n$`));
+  const nPrompt = lm.tokenizer.encode('The state').length, nGen = want2.ids.length;
+  assert.match(g.err, new RegExp(`^prompt ${nPrompt} tokens in [\\d.]+ s \\(chunkwise, ([\\d.]+|-) tokens/s\\); generated ${nGen} tokens? in [\\d.]+ s \\(([\\d.]+|-) tokens/s, recurrent step, js\\)\\n$`));
+  // on wasm the weights are packed for the step during the prompt: that time is said apart from the prompt's
+  const gw = await cli(['generate', '--model', tiny, '--prompt', 'The state', '--max-new-tokens', '12']);
+  assert.is(gw.code, 0, gw.err);
+  assert.match(gw.err, new RegExp(`^prompt ${nPrompt} tokens in [\\d.]+ s \\(chunkwise, ([\\d.]+|-) tokens/s\\), after packing the weights for the step in [\\d.]+ s; generated \\d+ tokens? in [\\d.]+ s \\(([\\d.]+|-) tokens/s, recurrent step, wasm\\)\\n`));
   assert.is(g.out, `${lm.tokenizer.decode([...lm.tokenizer.encode('The state'), ...want2.ids])}\n`, 'the printed text is the decoded sequence');
   // --jsonl onto a file of the model folder is refused before anything is written
   const tok = join(tiny, 'tokenizer.json'), before = readFileSync(tok);

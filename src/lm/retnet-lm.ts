@@ -168,6 +168,9 @@ export interface TextGenerateOptions {
    *  chunk of 256 tokens: tokens done, of `total`, and the seconds so far; the last call, with done = total,
    *  comes before the first new token. `signal` is checked between chunks. */
   onPrefill?: (done: number, total: number, seconds: number) => void;
+  /** called with each generated token id as it is chosen (an EOS and the tokens of a stop string
+   *  included), before its text is yielded: e.g. to count tokens for a rate */
+  onToken?: (id: number) => void;
 }
 
 /** What `generate(prompt, options)` returns. */
@@ -850,8 +853,9 @@ export class RetNetLM {
   /** Token by token: the id, the text so far (stop string cut off), and why it stopped, if it did. */
   private async *tokens(prompt: string | Int32Array | number[], options: TextGenerateOptions, prefilled?: () => void):
     AsyncGenerator<{ id: number; text: string; stop?: TextGenerateResult['stopReason'] }> {
-    checkKnownKeys(options, ['maxNewTokens', 'temperature', 'topK', 'topP', 'seed', 'stop', 'signal', 'backend', 'precision', 'stateDtype', 'onPrefill']);
+    checkKnownKeys(options, ['maxNewTokens', 'temperature', 'topK', 'topP', 'seed', 'stop', 'signal', 'backend', 'precision', 'stateDtype', 'onPrefill', 'onToken']);
     if (options.onPrefill !== undefined && typeof options.onPrefill !== 'function') throw errors.option('onPrefill', 'a function', options.onPrefill);
+    if (options.onToken !== undefined && typeof options.onToken !== 'function') throw errors.option('onToken', 'a function', options.onToken);
     const { maxNewTokens = 64, temperature = 0, topK = 0, topP = 1, seed = 0, stop = [], signal, backend = 'wasm' } = options;
     if (backend !== 'js' && backend !== 'wasm') throw errors.option('backend', "'js' or 'wasm'", backend);
     const precision = stepPrecision(backend, options.precision);
@@ -877,6 +881,7 @@ export class RetNetLM {
         if (this.closed) throw errors.closed();
         checkDistribution(logprobs, ids.length + i, 'tokens');
         const id = temperature === 0 ? argmax(logprobs) : sample(logprobs, temperature, rng, topK, topP);
+        options.onToken?.(id);
         if (id === eos) { text += dec.flush(); yield { id, text, stop: 'eos' }; return; }
         text += dec.push(id);
         const hit = firstStop(text, stop);

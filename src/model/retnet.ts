@@ -429,9 +429,11 @@ export class RetNet {
     step: string;
     /** what runs the prefill's products and its retention */
     prefill: string;
+    /** seconds spent packing the weights for the step (once per precision, at the first wasm step, prefill or state) */
+    packSeconds: number;
   } | undefined {
     const s = this.stepper;
-    return s ? { precision: s.precision, step: s.engine, prefill: s.prefillEngine } : undefined;
+    return s ? { precision: s.precision, step: s.engine, prefill: s.prefillEngine, packSeconds: s.packSeconds } : undefined;
   }
 
   /** The 'wasm' step's stepper at `precision` (one packed copy at a time). */

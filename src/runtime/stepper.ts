@@ -88,7 +88,11 @@ export class WasmStepper {
   /** Ends the helper threads. The stepper is unusable after. */
   close(): void { if (this.team) { forgetOwner(this); this.team.close(); } }
 
+  /** seconds the constructor took: packing the weights (and starting the helpers) */
+  readonly packSeconds: number;
+
   constructor(spec: ModelSpec, opts: StepperOptions = {}) {
+    const tStart = performance.now();
     const memory = createMemory(256);
     const variant = opts.variant ?? envValue('RETNET_WASM_VARIANT') ?? 'auto';
     const wasm = bindWasmKernels(memory, variant);
@@ -137,6 +141,7 @@ export class WasmStepper {
     this.maxK = Math.max(d, H * dv, ...this.p.layers.flatMap((Ly) => Ly.mlp.map((m) => m.inDim)));
     this.prefillEngine = `products: ${this.panel ? `${this.panel.label} on BF16 weights (float32 ones: ${this.K.name})` : this.K.name}; ` +
       `retention: ${blas ? `${loadBlas(blasPath!).label} from ${INTRA_MIN_ROWS} tokens a chunk` : wasm.name}`;
+    this.packSeconds = (performance.now() - tStart) / 1000;
   }
 
   /** Bytes of a state's S in a block (float32 S padded to 8 bytes, so z stays aligned). */

@@ -74,13 +74,19 @@ export const generate: Command = {
             promptTokens = total; promptSeconds = sec; t1 = performance.now();
           };
           if (promptIds.length > DEFAULT_LM_CHUNK) bar = await progressBar(io, promptIds.length, 'prompt');
-          for await (const piece of lm.stream(promptIds, { maxNewTokens, temperature, topK, topP, seed, stop, backend, precision, stateDtype, onPrefill })) { io.stdout.write(piece); }
+          let generated = 0;
+          const onToken = () => { generated++; };
+          for await (const piece of lm.stream(promptIds, { maxNewTokens, temperature, topK, topP, seed, stop, backend, precision, stateDtype, onPrefill, onToken })) { io.stdout.write(piece); }
           io.stdout.write('\n');
           const decodeSeconds = (performance.now() - t1) / 1000;
           const how = `${backend}${precision === 'bf16' ? ', bf16' : ''}${stateDtype === 'float32' ? ', float32 state' : ''}`;
-          io.stderr.write(`prompt ${promptTokens} tokens in ${promptSeconds.toFixed(2)} s (chunkwise, ${perSecond(promptTokens, promptSeconds)} tokens/s); ` +
-            `generated in ${decodeSeconds.toFixed(2)} s (recurrent step, ${how})\n`);
           const si = lm.model.stepInfo();
+          // this model is fresh: the step's weights were packed during the prompt (the first wasm call); say so apart
+          const pack = backend === 'wasm' && si ? Math.min(si.packSeconds, promptSeconds) : 0;
+          const ps = promptSeconds - pack;
+          io.stderr.write(`prompt ${promptTokens} tokens in ${ps.toFixed(2)} s (chunkwise, ${perSecond(promptTokens, ps)} tokens/s)` +
+            (pack > 0 ? `, after packing the weights for the step in ${pack.toFixed(2)} s` : '') +
+            `; generated ${generated} token${generated === 1 ? '' : 's'} in ${decodeSeconds.toFixed(2)} s (${perSecond(generated, decodeSeconds)} tokens/s, recurrent step, ${how})\n`);
           if (backend === 'wasm' && si) io.stderr.write(`engines: step ${si.step}; prompt ${si.prefill}\n`);
           return;
         }
