@@ -223,6 +223,16 @@ test('generate: greedy continuation = argmax of logits() step by step; stream pi
   assert.is(seen.length, 1);
   assert.is(seen[0][0], lm.tokenizer.encode('The state').length);
   assert.ok(seen[0][1] >= 0 && firstPiece === 1, 'called before the first piece');
+  // warmUp: packs the step (stepInfo then names it) and the head; generating after it gives the same ids
+  // (its state's memory goes to the next state); unknown options are refused
+  const before = await lm.generate('The state', { maxNewTokens: 6, temperature: 1, seed: 9 });
+  const fresh = await RetNetLM.loadFolder(tiny);
+  try {
+    const sec = fresh.warmUp({ precision: 'f32' });
+    assert.ok(sec >= 0 && fresh.model.stepInfo()?.precision === 'f32', 'the step is packed');
+    assert.equal([...(await fresh.generate('The state', { maxNewTokens: 6, temperature: 1, seed: 9 })).ids], [...before.ids]);
+    try { fresh.warmUp({ backend: 'wasm' } as object); assert.unreachable('unknown key'); } catch (e) { assert.is((e as { code?: string }).code, 'E_OPTION'); }
+  } finally { await fresh.close(); }
   // onToken: every generated id, in order, as generate() returns them (sampled, so not one token repeated)
   const got: number[] = [];
   const gen = await lm.generate('The state', { maxNewTokens: 7, temperature: 1, seed: 3, onToken: (id) => got.push(id) });
@@ -258,10 +268,10 @@ test('CLI: score --model DIR prints tokens and perplexity, --jsonl records gain 
   // stderr: the prompt's tokens and time (the chunkwise prefill), then the generation's
   const nPrompt = lm.tokenizer.encode('The state').length, nGen = want2.ids.length;
   assert.match(g.err, new RegExp(`^prompt ${nPrompt} tokens in [\\d.]+ s \\(chunkwise, ([\\d.]+|-) tokens/s\\); generated ${nGen} tokens? in [\\d.]+ s \\(([\\d.]+|-) tokens/s, recurrent step, js\\)\\n$`));
-  // on wasm the weights are packed for the step during the prompt: that time is said apart from the prompt's
+  // on wasm the one-time packing (step and head) comes first and is said apart from the prompt's time
   const gw = await cli(['generate', '--model', tiny, '--prompt', 'The state', '--max-new-tokens', '12']);
   assert.is(gw.code, 0, gw.err);
-  assert.match(gw.err, new RegExp(`^prompt ${nPrompt} tokens in [\\d.]+ s \\(chunkwise, ([\\d.]+|-) tokens/s\\), after packing the weights for the step in [\\d.]+ s; generated \\d+ tokens? in [\\d.]+ s \\(([\\d.]+|-) tokens/s, recurrent step, wasm\\)\\n`));
+  assert.match(gw.err, new RegExp(`^setup [\\d.]+ s \\(the weights packed for the step and the head\\); prompt ${nPrompt} tokens in [\\d.]+ s \\(chunkwise, ([\\d.]+|-) tokens/s\\); generated \\d+ tokens? in [\\d.]+ s \\(([\\d.]+|-) tokens/s, recurrent step, wasm\\)\\n`));
   assert.is(g.out, `${lm.tokenizer.decode([...lm.tokenizer.encode('The state'), ...want2.ids])}\n`, 'the printed text is the decoded sequence');
   // --jsonl onto a file of the model folder is refused before anything is written
   const tok = join(tiny, 'tokenizer.json'), before = readFileSync(tok);

@@ -928,6 +928,21 @@ export class RetNetLM {
   /** Backend for tests and tools. */
   get defaultBackend(): BackendName { return DEFAULT_BACKEND; }
 
+  /** Does now, for the 'wasm' step at `precision`, the one-time work that the first step, prefill or
+   *  generate would do: packs the weights for the step (and its prefill), packs the LM head, and makes a
+   *  state's memory (then hands it to the next state). Later calls then time only their own work (what
+   *  `retnet generate` reports as its setup). Returns the seconds it took (≈ 0 when already done). */
+  warmUp(options: { precision?: Precision; stateDtype?: StateDtype } = {}): number {
+    if (this.closed) throw errors.closed();
+    checkKnownKeys(options, ['precision', 'stateDtype']);
+    const t0 = performance.now();
+    const precision = stepPrecision('wasm', options.precision);
+    const state = this.model.initState(1, options.stateDtype ?? 'float64', { backend: 'wasm', precision });
+    releaseStepState(this.model, state);
+    this.rowLogprobs32(new Float32Array(this.d), precision);
+    return (performance.now() - t0) / 1000;
+  }
+
   /** Ends any worker threads; every later call (any backend) is E_CLOSED. */
   close(): Promise<void> {
     this.closed = true;
