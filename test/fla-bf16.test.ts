@@ -9,7 +9,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
 import { RetNetLM } from '../src/index.js';
-import { Bf16Matrix } from '../src/model/bf16.js';
+import { Bf16Matrix, bf16MaxAbsBits } from '../src/model/bf16.js';
 import { FIXTURES } from './helpers.js';
 import { canRun } from './helpers/skip.js';
 import { widened } from './helpers/widen.js';
@@ -27,6 +27,21 @@ function sameBits(what: string, a: ArrayLike<number>, b: ArrayLike<number>): voi
     if (!Object.is(a[i], b[i])) throw new Error(`${what}: differs at ${i}: ${a[i]} vs ${b[i]} (BF16 path vs float32 path)`);
   }
 }
+
+test('bf16MaxAbsBits = the largest |bits| & 0x7fff, for any offset and length (two values per 32-bit read)', () => {
+  const all = Uint16Array.from({ length: 1001 }, (_, i) => (i * 40503 + 7) & 0xffff & ~0x4000); // no NaN/Inf
+  for (const [o, n] of [[0, 0], [0, 1], [1, 1], [0, 1000], [1, 1000], [1, 999], [2, 997], [3, 2]] as const) {
+    const v = all.subarray(o, o + n);
+    let want = 0;
+    for (const b of v) want = Math.max(want, b & 0x7fff);
+    assert.is(bf16MaxAbsBits(v), want, `offset ${o}, length ${n}`);
+  }
+  // a NaN or an infinity anywhere (first, last, middle, either half of a pair) lifts it to 0x7f80 or more
+  for (const at of [0, 1, 500, 501, 999]) for (const bad of [0x7f80, 0xff80, 0x7fc1]) {
+    const v = all.slice(0, 1000); v[at] = bad;
+    assert.ok(bf16MaxAbsBits(v) >= 0x7f80 && bf16MaxAbsBits(v.subarray(1)) >= (at >= 1 ? 0x7f80 : 0), `${bad.toString(16)} at ${at}`);
+  }
+});
 
 test('the fixture loads as BF16 (resident and file-backed), its f32 twin as float32', () => {
   assert.ok(resident.model.layers[0].msr.q.W instanceof Bf16Matrix);

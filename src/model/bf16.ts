@@ -70,6 +70,22 @@ export function floatsOf<T extends Float32Array | Float64Array>(w: T | Bf16Matri
   return w instanceof Bf16Matrix ? w.toFloat32() : w;
 }
 
+/** The largest |value| of BF16 bits, as bits without the sign (finite magnitudes order as these bits; a
+ *  result ≥ 0x7f80 means some value is NaN or ±Infinity). Two values per 32-bit read: over 100 M values
+ *  67–75 ms against 113–134 for one value per read (a scratch timing, 2026-12-07, AMD EPYC VM). */
+export function bf16MaxAbsBits(bits: Uint16Array): number {
+  let i0 = 0, n = bits.length, mlo = 0, mhi = 0;
+  if (n > 0 && bits.byteOffset % 4 !== 0) { mlo = bits[0]! & 0x7fff; i0 = 1; }
+  const pairs = (n - i0) >>> 1;
+  const w = new Uint32Array(bits.buffer, bits.byteOffset + 2 * i0, pairs);
+  for (let i = 0; i < pairs; i++) {
+    const x = w[i]!, lo = x & 0x7fff, hi = (x >>> 16) & 0x7fff;
+    mlo = lo > mlo ? lo : mlo; mhi = hi > mhi ? hi : mhi;
+  }
+  if (i0 + 2 * pairs < n) mhi = Math.max(mhi, bits[n - 1]! & 0x7fff);
+  return Math.max(mlo, mhi);
+}
+
 /** Index of the first BF16 value that is NaN or ±Infinity (exponent bits all ones), −1 if none. */
 export function firstBadBf16(bits: Uint16Array): number {
   for (let i = 0; i < bits.length; i++) if ((bits[i] & 0x7f80) === 0x7f80) return i;

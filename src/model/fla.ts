@@ -27,7 +27,7 @@ import { flaAngle, flaDecay, halfToInterleaved, permuteHeadRows } from './arch.j
 import { checkWeightValues, F32_MAX, markChecked } from './check.js';
 import { dimsOf, resolveConfig, type RetNetConfig } from './config.js';
 import type { LayerWeights, Linear, MSRWeights } from './weights.js';
-import { Bf16Matrix, firstBadBf16, widenBf16 } from './bf16.js';
+import { Bf16Matrix, firstBadBf16, widenBf16, bf16MaxAbsBits } from './bf16.js';
 
 /** How BF16 weights are held: 'resident' (Uint16Array in memory), 'file' (the layers' weights read from the
  *  safetensors files whenever a backend packs or widens them: the runtime's packed copy is then the only one
@@ -303,12 +303,10 @@ class ShardSet {
     if (!f || !t || t.dtype !== 'BF16') return this.take(name, shape);
     if (t.shape.length !== 2 || t.shape[0] !== shape[0] || t.shape[1] !== shape[1]) return this.take(name, shape); // take() names the mismatch
     const bits = f.readBf16Bits(name);
-    const bad = firstBadBf16(bits);
-    if (bad >= 0) checkWeightValues(f.path, name, widenBf16(bits.subarray(bad, bad + 1)), [1]) ;
+    // finite BF16 magnitudes order as their bits without the sign; from 0x7f80 up they are NaN or ±Infinity
+    const mb = bf16MaxAbsBits(bits);
+    if (mb >= 0x7f80) { const bad = firstBadBf16(bits); checkWeightValues(f.path, name, widenBf16(bits.subarray(bad, bad + 1)), [1]); }
     this.used.add(name);
-    // finite BF16 magnitudes order as their bits without the sign
-    let mb = 0;
-    for (let i = 0; i < bits.length; i++) { const u = bits[i] & 0x7fff; if (u > mb) mb = u; }
     this.maxAbs.set(name, widenBf16(Uint16Array.of(mb))[0]);
     if (!bf16File) return new Bf16Matrix(shape[0], shape[1], bits);
     const path = f.path, at = f.byteOffset(name), cols = shape[1];
