@@ -96,20 +96,22 @@ export function checkKnownKeys(opts: object, known: readonly string[], what: 'op
   }
 }
 
+/** Edits (insertions, deletions, substitutions) between two strings: Levenshtein distance. */
+export function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length]!;
+}
+
 /** A known option name close to `k` (a typo, another spelling, a shorter name), for the error. */
 function nearestOption(k: string, known: readonly string[]): string | undefined {
   const low = k.toLowerCase().replace(/[_-]/g, '');
-  const dist = (a: string, b: string): number => {
-    let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-    for (let i = 1; i <= a.length; i++) {
-      const cur = [i];
-      for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = cur;
-    }
-    return prev[b.length]!;
-  };
   return known.find((o) => o.toLowerCase() === low)
-    ?? known.find((o) => dist(o.toLowerCase(), low) <= 2)
+    ?? known.find((o) => editDistance(o.toLowerCase(), low) <= 2)
     ?? known.find((o) => low.length >= 4 && o.toLowerCase().includes(low));
 }
 

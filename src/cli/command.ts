@@ -2,7 +2,7 @@
 // exports, usage errors (exit 2), option parsing over node:util parseArgs,
 // and small helpers (number lists, backends, progress bars, tables).
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { BACKENDS, KERNELS, type BackendName, type KernelsName } from '../options.js';
+import { BACKENDS, editDistance, KERNELS, type BackendName, type KernelsName } from '../options.js';
 import { escapeControl, RetNetError } from '../errors.js';
 import { resolveConfig } from '../model/config.js';
 
@@ -58,17 +58,8 @@ export function parse(cmd: Pick<Command, 'usage'>, argv: string[], options: Opti
  *  letters), one whose words include all of name's (`max-tokens` → `max-new-tokens`), or a prefix of it
  *  or it of one (`output` → `out`); the fewest edits first; null if none fits, or two fit equally well. */
 export function closestOption(name: string, known: string[]): string | null {
-  const dist = (a: string, b: string): number => {
-    let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-    for (let i = 1; i <= a.length; i++) {
-      const cur = [i];
-      for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = cur;
-    }
-    return prev[b.length]!;
-  };
   const low = name.toLowerCase(), words = low.split('-').filter(Boolean);
-  const close = known.map((k) => ({ k, d: dist(low, k) })).filter((c) => c.d <= (low.length >= 10 ? 3 : 2)).sort((x, y) => x.d - y.d);
+  const close = known.map((k) => ({ k, d: editDistance(low, k) })).filter((c) => c.d <= (low.length >= 10 ? 3 : 2)).sort((x, y) => x.d - y.d);
   if (close.length > 0) return close.length > 1 && close[1]!.d === close[0]!.d ? null : close[0]!.k;
   const related = known.filter((k) => (words.length > 0 && words.every((w) => k.split('-').includes(w))) ||
     (Math.min(k.length, low.length) >= 3 && (low.startsWith(k) || k.startsWith(low))));

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { BACKENDS, PRECISIONS, type BackendName, type Precision } from '../options.js';
 import { UsageError, errorMessage, progressBar as cliProgressBar } from './command.js';
-import { usageHead } from './usage-error.js';
+import { usageCommand, usageHead } from './usage-error.js';
 import { intOption, numberOption } from './numbers.js';
 import { RetNetLM } from '../lm/retnet-lm.js';
 import { RetNetError } from '../errors.js';
@@ -88,8 +88,7 @@ export async function runCommand(io: CommandIO, usage: string, body: () => Promi
       return 2;
     }
     if (e instanceof UsageError) {
-      const name = /^usage: (retnet(?: [a-z]+)?)/.exec(usage)?.[1] ?? 'retnet';
-      io.stderr.write(`${name}: ${errorMessage(e)}\n${usageHead(usage)}\n`);
+      io.stderr.write(`${usageCommand(usage)}: ${errorMessage(e)}\n${usageHead(usage)}\n`);
       return 2;
     }
     io.stderr.write(`retnet: ${errorMessage(e)}\n`);

@@ -12,7 +12,12 @@ export function usageHead(usage: string): string {
   const lines = usage.split('\n');
   const head = [lines[0]!];
   for (const l of lines.slice(1)) { if (/^ {3,}\S/.test(l)) head.push(l); else break; }
-  const name = /^usage: (retnet(?: [a-z]+)?)/.exec(lines[0]!)?.[1];
-  if (name && lines.length > head.length) head.push(`(\`${name} --help\` lists every option)`);
+  const name = usageCommand(usage);
+  if (lines.length > head.length) head.push(`(\`${name} --help\` lists every option)`);
   return head.join('\n');
+}
+
+/** The command a usage text is for, from its first line: e.g. 'retnet score' (else 'retnet'). */
+export function usageCommand(usage: string): string {
+  return /^usage: (retnet(?: [a-z]+)?)/.exec(usage)?.[1] ?? 'retnet';
 }
