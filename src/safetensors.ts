@@ -87,7 +87,30 @@ export function parseHeader(headerBytes: Uint8Array, fileSize: number, label: st
     }
     tensors.set(name, { name, dtype, shape: [...(shape as number[])], begin, end });
   }
+  checkLayout(tensors, dataLen, label);
   return { tensors, metadata, dataStart };
+}
+
+/** The data section must be the tensors' bytes laid end to end, in some order, and nothing else (the
+ *  format's rule: no overlap, no hole, no trailing bytes). Each range was checked on its own above; this
+ *  catches two tensors reading the same bytes (a header naming one tensor twice — JSON.parse keeps the
+ *  last entry, so the first one's bytes are left over — or offsets shifted into a neighbour), which
+ *  would otherwise load and compute with the wrong weights. */
+function checkLayout(tensors: Map<string, StTensorInfo>, dataLen: number, label: string): void {
+  const order = [...tensors.values()].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let at = 0, prev: StTensorInfo | null = null;
+  for (const t of order) {
+    if (t.begin < at) {
+      throw errors.safetensors(label, `tensor ${quote(t.name)} (bytes [${t.begin}, ${t.end})) overlaps tensor ${quote(prev!.name)} (bytes [${prev!.begin}, ${prev!.end})): corrupt header`);
+    }
+    if (t.begin > at) {
+      throw errors.safetensors(label, `bytes [${at}, ${t.begin}) of the data belong to no tensor (before ${quote(t.name)}): corrupt header, or a tensor named twice`);
+    }
+    at = t.end; prev = t;
+  }
+  if (at !== dataLen) {
+    throw errors.safetensors(label, `the data section holds ${dataLen} bytes but the tensors end at byte ${at}: ${dataLen - at} bytes belong to no tensor (corrupt header, or a tensor named twice)`);
+  }
 }
 
 function decode(dtype: StDType, bytes: Uint8Array, label: string, name: string): StData {

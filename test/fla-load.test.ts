@@ -48,7 +48,7 @@ async function cliExit(dir: string): Promise<{ codes: number[]; err: string }> {
   } finally { (process.stderr as { write: unknown }).write = orig; console.log = origLog; }
 }
 
-test('refused config keys: each one named, E_CONFIG, and exit 2 on the CLI (info, score)', async () => {
+test('refused config keys (hidden_act other than swish among them): each one named, E_CONFIG, and exit 2 on the CLI (info, score)', async () => {
   const cases: [string, (c: Record<string, unknown>) => void][] = [
     ['feature_map', (c) => { c.feature_map = 'relu'; }],
     ['use_short_conv', (c) => { c.use_short_conv = true; }],
@@ -57,6 +57,7 @@ test('refused config keys: each one named, E_CONFIG, and exit 2 on the CLI (info
     ['model_type', (c) => { c.model_type = 'llama'; }],
     ['use_output_gate', (c) => { c.use_output_gate = false; }],
     ['num_kv_heads', (c) => { c.num_kv_heads = 3; }],
+    ['hidden_act', (c) => { c.hidden_act = 'gelu'; }], // fla's GatedMLP refuses it (before: loaded as gelu(gate)·up)
   ];
   for (const [key, edit] of cases) {
     const dir = copy('f32', `cfg-${key}`);
@@ -130,6 +131,12 @@ test('ORG/NAME resolves to the snapshot in the local Hugging Face cache (refs/ma
   writeFileSync(join(cache, 'models--fla-hub--tiny', 'refs', 'main'), 'abc123\n');
   assert.is(resolveModelDir('fla-hub/tiny', { HF_HUB_CACHE: cache }), snap);
   assert.is(resolveModelDir('fla-hub/tiny', { HF_HOME: tmp }), snap); // HF_HOME/hub
+  // where huggingface_hub also puts it (before: only the two above were read, so these said "not in the cache")
+  assert.is(resolveModelDir('fla-hub/tiny', { HUGGINGFACE_HUB_CACHE: cache }), snap);
+  const xdg = join(tmp, 'xdg');
+  cpSync(cache, join(xdg, 'huggingface', 'hub'), { recursive: true });
+  assert.is(resolveModelDir('fla-hub/tiny', { XDG_CACHE_HOME: xdg }), join(xdg, 'huggingface', 'hub', 'models--fla-hub--tiny', 'snapshots', 'abc123'));
+  assert.is(resolveModelDir('fla-hub/tiny', { HF_HUB_CACHE: cache, XDG_CACHE_HOME: join(tmp, 'nowhere') }), snap);
   try { resolveModelDir('fla-hub/absent', { HF_HUB_CACHE: cache }); assert.unreachable(); } catch (e) {
     assert.match((e as Error).message, /not in the Hugging Face cache.*huggingface-cli download fla-hub\/absent/);
   }

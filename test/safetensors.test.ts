@@ -117,4 +117,29 @@ test('writeSafetensors through a symlink replaces the file it names and keeps th
   assert.equal(readdirSync(d).sort(), ['link.safetensors', 'm.safetensors', 'real.safetensors']);
 });
 
+test('a header whose tensors share, overlap or leave bytes is refused, naming the tensors (before: loaded, computing with the wrong weights)', () => {
+  // two F32 tensors a [2], b [2]: 16 data bytes; each case breaks the layout one way
+  const write = (name: string, hdr: string, dataBytes = 16) => {
+    const p = join(dir, `layout-${name}.safetensors`);
+    const len = Buffer.alloc(8); len.writeBigUInt64LE(BigInt(hdr.length));
+    writeFileSync(p, Buffer.concat([len, Buffer.from(hdr), Buffer.alloc(dataBytes)]));
+    return p;
+  };
+  const t = (o: [number, number]) => `{"dtype":"F32","shape":[${(o[1] - o[0]) / 4}],"data_offsets":[${o[0]},${o[1]}]}`;
+  const cases: [string, string, number, RegExp][] = [
+    ['same bytes', `{"a":${t([0, 8])},"b":${t([0, 8])}}`, 8, /"b".*overlaps tensor "a"|"a".*overlaps tensor "b"/],
+    ['shifted into the neighbour', `{"a":${t([0, 8])},"b":${t([4, 12])}}`, 12, /"b" \(bytes \[4, 12\)\) overlaps tensor "a"/],
+    ['a tensor named twice', `{"a":${t([0, 8])},"a":${t([8, 16])}}`, 16, /bytes \[0, 8\) of the data belong to no tensor/],
+    ['a hole at the start', `{"a":${t([8, 16])}}`, 16, /bytes \[0, 8\) of the data belong to no tensor \(before "a"\)/],
+    ['trailing bytes', `{"a":${t([0, 8])}}`, 16, /holds 16 bytes but the tensors end at byte 8/],
+  ];
+  for (const [name, hdr, bytes, re] of cases) {
+    const p = write(name.replace(/ /g, '-'), hdr, bytes);
+    assert.throws(() => readSafetensors(p), (e: Error & { code?: string }) => e.code === 'E_SAFETENSORS' && re.test(e.message) && e.message.includes(p), name);
+  }
+  // zero-size tensors anywhere along the end-to-end layout are fine
+  const ok = write('zero-size', `{"z0":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},"a":${t([0, 8])},"z1":{"dtype":"F32","shape":[0],"data_offsets":[8,8]},"b":${t([8, 16])}}`);
+  assert.equal([...readSafetensors(ok).tensors.keys()].sort(), ['a', 'b', 'z0', 'z1']);
+});
+
 test.run();

@@ -28,7 +28,7 @@ import { Bf16Matrix } from '../model/bf16.js';
 export type LMMatrix = Float32Array | Bf16Matrix;
 /** Vocabulary rows of a BF16 head widened per block of the float64 head (headLogitsAny). */
 const HEAD_VOCAB_BLOCK = 1024;
-import { ByteTokenizer, loadTokenizer, type Tokenizer } from '../tokenizer/index.js';
+import { ByteTokenizer, loadTokenizer, utf8ByteLength, type Tokenizer } from '../tokenizer/index.js';
 
 /** The model shipped with the package (src/assets, next to dist/). */
 export const DEFAULT_LM_PATH = new URL('../../../src/assets/bytes-4x128.safetensors', import.meta.url);
@@ -282,12 +282,24 @@ function logSumExp(z: ArrayLike<number>, off: number, V: number): number {
   return m + Math.log(s);
 }
 
+/** The UTF-8 bytes of a text that its first token stands for (a text without BOS: they are given, not
+ *  predicted). One for a byte or a byte-fallback piece (`<0xE9>`, one byte of a longer character), else
+ *  its decoded text's length (a SentencePiece word token's leading space is dropped at the start of a
+ *  text, as the normalizer added it). */
+function firstTokenBytes(tok: Tokenizer, id: number): number {
+  if (tok.kind === 'bytes') return 1;
+  const bytePiece = (tok as { isBytePiece?: (id: number) => boolean }).isBytePiece; // the HF tokenizer's (hf.ts, loaded on demand)
+  if (bytePiece?.call(tok, id)) return 1;
+  return utf8ByteLength(tok.decode([id]));
+}
+
 /** Per-sequence accumulator of log-probs. `textBytes`: the UTF-8 length of the text the ids came
- *  from (null for ids given as such); `bosAdded`: whether ids[0] is a BOS the tokenizer put there. */
+ *  from (null for ids given as such); `unpredicted`: how many of those bytes no prediction covers — 0
+ *  after a BOS, else the first token's (it is given, not predicted). */
 class SeqScore {
   nll = 0; // −Σ ln p
   readonly logprobs: Float64Array | null;
-  constructor(readonly ids: ArrayLike<number>, perToken: boolean, readonly textBytes: number | null, readonly bosAdded: boolean) {
+  constructor(readonly ids: ArrayLike<number>, perToken: boolean, readonly textBytes: number | null, readonly unpredicted: number) {
     this.logprobs = perToken ? new Float64Array(Math.max(0, ids.length - 1)) : null;
   }
   get length(): number { return this.ids.length; }
@@ -296,7 +308,7 @@ class SeqScore {
     const bits = this.nll / Math.LN2;
     const r: ScoreResult = { tokens: this.ids.length, nll: this.nll, perplexity: scored > 0 ? Math.exp(this.nll / scored) : 1, bits };
     if (this.textBytes !== null) {
-      const predicted = this.bosAdded ? this.textBytes : Math.max(0, this.textBytes - 1);
+      const predicted = Math.max(0, this.textBytes - this.unpredicted);
       r.bytes = this.textBytes;
       r.bitsPerByte = predicted > 0 && scored > 0 ? bits / predicted : 0;
     }
@@ -428,7 +440,7 @@ export class RetNetLM {
     checkKnownKeys(options ?? {}, ['bf16']);
     const dir = resolveModelDir(spec);
     const fm = loadFlaFolder(dir, options);
-    const tokenizer = fm.files.tokenizerPath ? await loadTokenizer(fm.files.tokenizerPath, { bosId: fm.fla.bosId, eosId: fm.fla.eosId }) : undefined;
+    const tokenizer = fm.files.tokenizerPath ? await loadTokenizer(fm.files.tokenizerPath, { eosId: fm.fla.eosId }) : undefined;
     const model = new RetNet(fm.config, fm.layers);
     return new RetNetLM(model, {
       embed: fm.embed, head: fm.head, normWeight: fm.finalNorm, normBias: new Float32Array(fm.fla.d), vocab: fm.fla.vocab,
@@ -530,6 +542,9 @@ export class RetNetLM {
       for (let r = 0; r < m; r++) {
         const t = start + r0 + r;
         const lp = z[r * V + seq.ids[t + 1]] - lse[r];
+        // a weight can pass the load's checks and still overflow float32 on some text (docs/models.md,
+        // "Weights"): a NaN here would make the document's nll, bits and perplexity NaN with no error
+        if (!Number.isFinite(lp)) throw errors.input(`the log-probability of token ${t + 1} (id ${seq.ids[t + 1]}) is ${lp}: the model's weights overflow the arithmetic on this text`);
         seq.nll -= lp;
         if (seq.logprobs) seq.logprobs[t] = lp;
       }
@@ -610,10 +625,11 @@ export class RetNetLM {
   private toSeq(x: unknown, what: string, perToken: boolean): SeqScore {
     if (typeof x === 'string') {
       const ids = this.tokenizer.encode(x);
-      return new SeqScore(ids, perToken, this.tokenizer.byteLength(x), this.tokenizer.bosId !== null && ids.length > 0 && ids[0] === this.tokenizer.bosId);
+      const bos = this.tokenizer.bosId !== null && ids.length > 0 && ids[0] === this.tokenizer.bosId;
+      return new SeqScore(ids, perToken, this.tokenizer.byteLength(x), bos || ids.length === 0 ? 0 : firstTokenBytes(this.tokenizer, ids[0]!));
     }
     if (x instanceof Uint8Array) {
-      if (this.tokenizer.kind === 'bytes') return new SeqScore(x, perToken, x.length, false);
+      if (this.tokenizer.kind === 'bytes') return new SeqScore(x, perToken, x.length, x.length > 0 ? 1 : 0);
       let text: string;
       // ignoreBOM: a leading U+FEFF is text like any other (the default decoder drops it, and
       // its 3 bytes with it), so a Uint8Array scores as the same bytes under every tokenizer
@@ -627,7 +643,7 @@ export class RetNetLM {
         const id = x[i];
         if (!Number.isInteger(id) || id < 0 || id >= this.vocab) throw errors.input(`${what}[${i}] = ${String(id)} is not a token id in [0, ${this.vocab})`);
       }
-      return new SeqScore(x instanceof Int32Array ? x : Int32Array.from(x), perToken, null, false);
+      return new SeqScore(x instanceof Int32Array ? x : Int32Array.from(x), perToken, null, 0);
     }
     throw errors.input(`${what} must be a string (text), a Uint8Array (UTF-8 text) or token ids (Int32Array or number[])`);
   }
@@ -667,7 +683,7 @@ export class RetNetLM {
     const bytes = this.checkBytes(context, 'context');
     if (bytes.length === 0) throw errors.input('context must hold at least one byte');
     let out: Float64Array | null = null;
-    await this.run([new SeqScore(bytes, false, null, false)], options, (s, start, rows, n) => {
+    await this.run([new SeqScore(bytes, false, null, 0)], options, (s, start, rows, n) => {
       if (start + n === bytes.length) out = this.rowLogprobs(rows, (n - 1) * this.d);
     });
     return out!;
@@ -875,12 +891,15 @@ export class RetNetLM {
       const rng = new Rng(seed);
       const dec = this.tokenizer.streamDecoder(ids); // continues the prompt's text (a word token keeps its leading space)
       let text = '';
-      const eos = this.tokenizer.eosId;
+      const eos = this.tokenizer.eosId, tokV = this.tokenizer.vocabSize;
       for (let i = 0; i < maxNewTokens; i++) {
         throwIfAborted(signal);
         if (this.closed) throw errors.closed();
         checkDistribution(logprobs, ids.length + i, 'tokens');
-        const id = temperature === 0 ? argmax(logprobs) : sample(logprobs, temperature, rng, topK, topP);
+        // a model whose vocabulary is padded beyond its tokenizer's ids (rows no text maps to) picks
+        // only among the ids the tokenizer can decode: the distribution over them, renormalized
+        const among = logprobs.length > tokV ? logprobs.subarray(0, tokV) : logprobs;
+        const id = temperature === 0 ? argmax(among) : sample(among, temperature, rng, topK, topP);
         options.onToken?.(id);
         if (id === eos) { text += dec.flush(); yield { id, text, stop: 'eos' }; return; }
         text += dec.push(id);

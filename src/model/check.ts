@@ -46,8 +46,14 @@ export function describeBad(v: number, at: string, where: string): string {
 export function checkWeightValues(label: string, name: string, data: ArrayLike<number>, shape: readonly number[], extra?: (idx: number[]) => string): void {
   const i = firstBadValue(data);
   if (i < 0) return;
+  throwBadWeight(label, name, data[i]!, i, shape, extra);
+}
+
+/** E_WEIGHTS for the bad value `v` at flat index `i` of a weight of `shape` (checkWeightValues' message,
+ *  for callers that found the value themselves, e.g. in BF16 bits). */
+export function throwBadWeight(label: string, name: string, v: number, i: number, shape: readonly number[], extra?: (idx: number[]) => string): never {
   const idx = indexOf(i, shape);
-  throw errors.weights(`${label}: weight ${name} has ${describeBad(data[i], `[${idx.join(', ')}]`, 'in which the wasm and tfjs backends compute')}${extra ? ` (${extra(idx)})` : ''}`);
+  throw errors.weights(`${label}: weight ${name} has ${describeBad(v, `[${idx.join(', ')}]`, 'in which the wasm and tfjs backends compute')}${extra ? ` (${extra(idx)})` : ''}`);
 }
 
 /** Throw E_WEIGHTS unless every γ_h = exp(decay[h]) is in (0, 1). */

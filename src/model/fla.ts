@@ -24,7 +24,7 @@ import { errors, listNames, quote } from '../errors.js';
 import { SafetensorsFile, type StTensorInfo } from '../safetensors.js';
 import type { ActName } from '../reference/ops.js';
 import { flaAngle, flaDecay, halfToInterleaved, permuteHeadRows } from './arch.js';
-import { checkWeightValues, F32_MAX, markChecked } from './check.js';
+import { checkWeightValues, F32_MAX, markChecked, throwBadWeight } from './check.js';
 import { dimsOf, resolveConfig, type RetNetConfig } from './config.js';
 import type { LayerWeights, Linear, MSRWeights } from './weights.js';
 import { Bf16Matrix, firstBadBf16, widenBf16, bf16MaxAbsBits } from './bf16.js';
@@ -83,7 +83,10 @@ export interface FlaConfig {
   raw: Record<string, unknown>;
 }
 
-const HF_ACTS: Record<string, ActName> = { swish: 'silu', silu: 'silu', gelu: 'gelu', relu: 'relu', sigmoid: 'sigmoid' };
+// fla's GatedMLP accepts only 'swish' (ValueError otherwise) and its retention's output gate takes the same
+// key; other values were once taken as act(gate)·up here, a model fla itself refuses to build and no
+// golden checks
+const HF_ACTS: Record<string, ActName> = { swish: 'silu' };
 
 /** Parse and check config.json of a fla-family model: every key we cannot honour is E_CONFIG, naming it. */
 export function parseFlaConfig(raw: unknown, label: string): FlaConfig {
@@ -120,7 +123,7 @@ export function parseFlaConfig(raw: unknown, label: string): FlaConfig {
   const eps = num('norm_eps', 1e-6);
   const actName = c.hidden_act ?? 'swish';
   const act = typeof actName === 'string' ? HF_ACTS[actName] : undefined;
-  if (!act) bad('hidden_act', `one of ${Object.keys(HF_ACTS).join(', ')}`);
+  if (!act) bad('hidden_act', "'swish' (fla's gated MLP and output gate; fla refuses other values)");
   const bool = (key: string, dflt: boolean): boolean => {
     const v = c[key] ?? dflt;
     if (typeof v !== 'boolean') bad(key, 'a boolean');
@@ -160,11 +163,14 @@ export interface ModelFiles {
   tokenizerPath: string | null;
 }
 
-/** The local Hugging Face hub cache (HF_HUB_CACHE, HF_HOME/hub, or ~/.cache/huggingface/hub). */
+/** The local Hugging Face hub cache, where huggingface_hub puts it: HF_HUB_CACHE, else its older name
+ *  HUGGINGFACE_HUB_CACHE, else HF_HOME/hub, else $XDG_CACHE_HOME/huggingface/hub, else
+ *  ~/.cache/huggingface/hub. */
 export function hubCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   if (env.HF_HUB_CACHE) return env.HF_HUB_CACHE;
+  if (env.HUGGINGFACE_HUB_CACHE) return env.HUGGINGFACE_HUB_CACHE;
   if (env.HF_HOME) return join(env.HF_HOME, 'hub');
-  return join(homedir(), '.cache', 'huggingface', 'hub');
+  return join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'huggingface', 'hub');
 }
 
 /** A model folder from `DIR` or `ORG/NAME` (a snapshot in the local hub cache, as `huggingface-cli download` leaves it;
@@ -200,7 +206,11 @@ export function modelFiles(dir: string): ModelFiles {
   const single = join(dir, 'model.safetensors');
   let weightFiles: string[];
   let weightMap: Map<string, string> | null = null;
-  if (existsSync(index)) {
+  // model.safetensors first when both are there, as transformers' from_pretrained picks (before: the
+  // shards, so the two could run different weights without a word)
+  if (existsSync(single)) {
+    weightFiles = [single];
+  } else if (existsSync(index)) {
     let j: unknown;
     try { j = JSON.parse(readFileSync(index, 'utf8')); } catch (e) { throw errors.weights(`${index}: not valid JSON (${(e as Error).message})`); }
     const wm = (j as { weight_map?: unknown })?.weight_map;
@@ -216,8 +226,6 @@ export function modelFiles(dir: string): ModelFiles {
     const missing = files.filter((f) => !existsSync(f));
     if (missing.length) throw errors.weights(`${dir}: missing shard${missing.length > 1 ? 's' : ''} ${listNames(missing.map((f) => f.slice(dir.length + 1)), 5, true)} listed in model.safetensors.index.json`);
     weightFiles = files;
-  } else if (existsSync(single)) {
-    weightFiles = [single];
   } else {
     throw errors.weights(`${dir}: no model.safetensors and no model.safetensors.index.json`);
   }
@@ -305,7 +313,7 @@ class ShardSet {
     const bits = f.readBf16Bits(name);
     // finite BF16 magnitudes order as their bits without the sign; from 0x7f80 up they are NaN or ±Infinity
     const mb = bf16MaxAbsBits(bits);
-    if (mb >= 0x7f80) { const bad = firstBadBf16(bits); checkWeightValues(f.path, name, widenBf16(bits.subarray(bad, bad + 1)), [1]); }
+    if (mb >= 0x7f80) { const bad = firstBadBf16(bits); throwBadWeight(f.path, name, widenBf16(bits.subarray(bad, bad + 1))[0]!, bad, shape); }
     this.used.add(name);
     this.maxAbs.set(name, widenBf16(Uint16Array.of(mb))[0]);
     if (!bf16File) return new Bf16Matrix(shape[0], shape[1], bits);

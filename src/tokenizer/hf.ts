@@ -53,6 +53,10 @@ export class HfTokenizerImpl implements Tokenizer {
   private readonly hf: HfParts;
   /** "\n" can be cut out before BPE: no merge involves it (see encodeText). */
   private readonly splitLines: boolean;
+  /** A BPE model with neither byte fallback nor an unknown token: the library drops a character its
+   *  vocabulary lacks, without a word. The characters it can encode (its one-character tokens, with any
+   *  continuing-subword prefix / end-of-word suffix), checked before encoding; null for other models. */
+  private readonly alphabet: { chars: Set<string>; prefix: string; suffix: string } | null;
 
   constructor(json: unknown, source: string, opts: TokenizerOptions = {}, config: unknown = null) {
     if (!isObject(json)) throw tokenizerError(source, 'not a tokenizer.json: the top level is not a JSON object');
@@ -101,6 +105,19 @@ export class HfTokenizerImpl implements Tokenizer {
     } catch (e) {
       throw tokenizerError(source, `@huggingface/tokenizers refused it: ${e instanceof Error ? e.message : String(e)}`, e);
     }
+    this.alphabet = null;
+    if (model.type === 'BPE' && model.byte_fallback !== true && (typeof model.unk_token !== 'string' || this.hf.model.unk_token_id === undefined)) {
+      const prefix = typeof model.continuing_subword_prefix === 'string' ? model.continuing_subword_prefix : '';
+      const suffix = typeof model.end_of_word_suffix === 'string' ? model.end_of_word_suffix : '';
+      const chars = new Set<string>();
+      for (const [tok] of vocabEntries) {
+        let t = tok;
+        if (prefix && t.startsWith(prefix) && t.length > prefix.length) t = t.slice(prefix.length);
+        if (suffix && t.endsWith(suffix) && t.length > suffix.length) t = t.slice(0, -suffix.length);
+        if ([...t].length === 1) chars.add(t);
+      }
+      this.alphabet = { chars, prefix, suffix };
+    }
     this.splitLines = model.type === 'BPE' && !this.pieces.some((p) => p.includes('\n'))
       && (model.merges as unknown[]).every((m) => !(Array.isArray(m) ? m.join(' ') : String(m)).includes('\n'));
 
@@ -112,8 +129,13 @@ export class HfTokenizerImpl implements Tokenizer {
       return v === undefined ? null : v;
     };
     const cfg = isObject(config) ? config : {};
+    // BOS as transformers adds it: tokenizer_config.json's add_bos_token where it says (a Llama-class
+    // fast tokenizer rebuilds its template from it), else the tokenizer.json template's first special token
+    const cfgBos = cfg.add_bos_token === true ? idOf(configTokenName(cfg.bos_token)) : null;
     this.bosId = opts.bosId !== undefined ? this.checkOption('bosId', opts.bosId)
-      : templateBos(json.post_processor, idOf) ?? (cfg.add_bos_token === true ? idOf(configTokenName(cfg.bos_token)) : null);
+      : cfg.add_bos_token === false ? null
+      : cfg.add_bos_token === true ? cfgBos ?? templateBos(json.post_processor, idOf)
+      : templateBos(json.post_processor, idOf);
     this.eosId = opts.eosId !== undefined ? this.checkOption('eosId', opts.eosId)
       : idOf(configTokenName(cfg.eos_token)) ?? firstKnown(added, ['</s>', '<|endoftext|>', '<|end_of_text|>', '<eos>']);
   }
@@ -146,6 +168,12 @@ export class HfTokenizerImpl implements Tokenizer {
     const norm = hf.normalizer ? hf.normalizer(text) : text;
     if (norm.length === 0) return [];
     let words = hf.pre_tokenizer ? hf.pre_tokenizer(norm, { section_index: 0 }) : [norm];
+    if (this.alphabet) {
+      const { chars } = this.alphabet;
+      for (const w of words) for (const ch of w) {
+        if (!chars.has(ch)) throw errors.input(`text has the character ${quote(ch)} (U+${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}) that the tokenizer cannot encode (its BPE has no byte fallback and no unknown token)`);
+      }
+    }
     if (this.splitLines) words = words.flatMap((w) => (w.includes('\n') ? w.split(/(\n)/).filter((s) => s.length > 0) : [w]));
     const toks = hf.model(words);
     const map = hf.model.tokens_to_ids, unk = hf.model.unk_token_id;

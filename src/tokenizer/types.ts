@@ -51,8 +51,11 @@ export interface Tokenizer {
   byteLength(text: string): number;
 }
 
-/** Options of loadTokenizer: the model's config.json overrides the
- *  tokenizer's own BOS/EOS (`bos_token_id`, `eos_token_id`); null = none. */
+/** Options of loadTokenizer: ids that replace the tokenizer's own BOS/EOS; null = none. Without them
+ *  the tokenizer's files decide, as in transformers: BOS from tokenizer_config.json's `add_bos_token`
+ *  and `bos_token`, else the tokenizer.json template; EOS from `eos_token`. A model folder passes its
+ *  config.json's `eos_token_id` (generation stops there, as in transformers' generate) and leaves
+ *  BOS to the tokenizer. */
 export interface TokenizerOptions {
   /** the BOS id to use (null: none) */
   bosId?: number | null;

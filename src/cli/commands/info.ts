@@ -115,7 +115,7 @@ async function folderInfo(spec: string, json: boolean): Promise<number> {
   }
   const legacy = I !== null && !hasUp; // the fused [2I, d] gate_proj of 2024 checkpoints
   if (legacy && I !== null) I /= 2;
-  const tok = mf.tokenizerPath ? await loadTokenizer(mf.tokenizerPath, { bosId: c.bosId, eosId: c.eosId }) : null;
+  const tok = mf.tokenizerPath ? await loadTokenizer(mf.tokenizerPath, { eosId: c.eosId }) : null;
   const out = {
     folder: dir, kind: 'language model (fla RetNet)', dtypes, tensors, parameters, weightBytes: bytes, shards: mf.weightFiles.length,
     layers: c.layers, heads: c.H, kvHeads: c.Hkv, d: c.d, dk: c.dk, dv: c.dv, intermediate: I, vocab: c.vocab, normEps: c.eps,

@@ -1,0 +1,136 @@
+// Model folders at their edges (found by a review on 2026-12-07; each test failed before its fix):
+// a vocabulary padded beyond the tokenizer, a tokenizer that drops characters or adds no BOS, BOS
+// decided by the tokenizer's files, model.safetensors beside shards, a bad BF16 value's position, and
+// a finite weight that overflows on some text.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { RetNetLM } from '../src/index.js';
+import { readSafetensors, writeSafetensors } from '../src/safetensors.js';
+import { FIXTURES } from './helpers.js';
+import { makeTinyFlaFolder } from './helpers/fla-folder.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'retnet-loader-edges-'));
+const base = await makeTinyFlaFolder(join(tmp, 'base'));
+const variant = (name: string, edit: (dir: string) => void) => { const d = join(tmp, name); cpSync(base, d, { recursive: true }); edit(d); return d; };
+const editJson = (file: string, edit: (j: Record<string, unknown>) => void) => {
+  const j = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>; edit(j); writeFileSync(file, JSON.stringify(j));
+};
+async function withLm<T>(dir: string, f: (lm: RetNetLM) => Promise<T>): Promise<T> {
+  const lm = await RetNetLM.load(dir);
+  try { return await f(lm); } finally { await lm.close(); }
+}
+const codeOf = async (p: Promise<unknown>): Promise<{ code?: string; message: string }> => {
+  try { await p; return { message: '(no error)' }; } catch (e) { return e as { code?: string; message: string }; }
+};
+
+test('a vocabulary padded beyond the tokenizer: generate and stream pick only ids the tokenizer has (before: E_INPUT on an id it cannot decode)', async () => {
+  const dir = await makeTinyFlaFolder(join(tmp, 'padded'), { vocab: 32064, seed: 3 });
+  // the padded rows of the (tied) embedding 1000× larger: one of their logits is then far above every
+  // other, so greedy decoding over the whole vocabulary would pick a padded id at the first step
+  const p = join(dir, 'model.safetensors');
+  const { tensors } = readSafetensors(p);
+  const out: Record<string, { shape: number[]; data: Float32Array }> = {};
+  for (const [name, t] of tensors) out[name] = { shape: t.shape, data: Float32Array.from(t.data as Float32Array) };
+  const E = out['model.embeddings.weight']!, d = E.shape[1]!;
+  for (let i = 32000 * d; i < E.data.length; i++) E.data[i]! *= 1000;
+  rmSync(p); writeSafetensors(p, out);
+  await withLm(dir, async (lm) => {
+    assert.is(lm.vocab, 32064); assert.is(lm.tokenizer.vocabSize, 32000);
+    const { logits } = await lm.logits(lm.tokenizer.encode('Hello'), { backend: 'js' });
+    const last = logits.subarray(logits.length - 32064);
+    let top = 0; for (let v = 1; v < 32064; v++) if (last[v]! > last[top]!) top = v;
+    assert.ok(top >= 32000, `the likeliest id is ${top}: the test would not exercise the padding`);
+    for (const temperature of [0, 1]) {
+      const seen: number[] = [];
+      const g = await lm.generate('Hello', { maxNewTokens: 6, temperature, seed: 5, onToken: (id: number) => { seen.push(id); } });
+      assert.ok(seen.length === 6 && seen.every((id) => id < 32000), `temperature ${temperature}: ids ${seen}`);
+      assert.type(g.text, 'string');
+    }
+  });
+});
+
+test('a BPE tokenizer without byte fallback or unknown token refuses a character it lacks, naming it (before: dropped, bits/byte still over its bytes)', async () => {
+  const dir = variant('nofallback', (d) => editJson(join(d, 'tokenizer.json'), (j) => { const m = j.model as Record<string, unknown>; m.byte_fallback = false; m.unk_token = null; }));
+  await withLm(dir, async (lm) => {
+    assert.equal([...lm.tokenizer.encode('plain text')], [...(await withLm(base, async (b) => b.tokenizer.encode('plain text')))]);
+    const e = await codeOf(lm.score('llamas: 🦙🦙'));
+    assert.is(e.code, 'E_INPUT', e.message);
+    assert.match(e.message, /"🦙" \(U\+1F999\).*cannot encode/);
+  });
+});
+
+test('BOS comes from the tokenizer\'s files, as transformers adds it; without one, bits/byte leaves the first token\'s bytes out (before: config.json forced BOS; the denominator was bytes − 1)', async () => {
+  const noBos = variant('nobos', (d) => {
+    editJson(join(d, 'tokenizer.json'), (j) => { j.post_processor = null; });
+    writeFileSync(join(d, 'tokenizer_config.json'), JSON.stringify({ add_bos_token: false, bos_token: '<s>', eos_token: '</s>' }));
+  });
+  const cfgOn = variant('bos-config', (d) => {
+    editJson(join(d, 'tokenizer.json'), (j) => { j.post_processor = null; });
+    writeFileSync(join(d, 'tokenizer_config.json'), JSON.stringify({ add_bos_token: true, bos_token: '<s>', eos_token: '</s>' }));
+  });
+  const withBos = await withLm(base, async (lm) => [...lm.tokenizer.encode('Hello world')]);
+  assert.is(withBos[0], 1);
+  assert.equal(await withLm(cfgOn, async (lm) => [...lm.tokenizer.encode('Hello world')]), withBos);
+  await withLm(noBos, async (lm) => {
+    const ids = [...lm.tokenizer.encode('Hello world')];
+    assert.equal(ids, withBos.slice(1)); // config.json's bos_token_id (1) no longer forces it
+    assert.is(lm.tokenizer.decode([ids[0]!]), 'Hello');
+    const r = await lm.score('Hello world', { backend: 'js' });
+    // only " world" (6 bytes) is predicted; the denominator before was 10
+    assert.is(r.bytes, 11);
+    assert.ok(Math.abs(r.bitsPerByte! - r.bits / 6) <= 1e-12 * r.bitsPerByte!, `${r.bitsPerByte} vs ${r.bits / 6}`);
+  });
+});
+
+test('model.safetensors beside an index and shards is what loads, as in transformers (before: the shards)', async () => {
+  const f32 = join(FIXTURES, 'fla', 'f32'), sharded = join(FIXTURES, 'fla', 'bf16-sharded');
+  const dir = join(tmp, 'both');
+  cpSync(sharded, dir, { recursive: true });
+  cpSync(join(f32, 'model.safetensors'), join(dir, 'model.safetensors'));
+  cpSync(join(f32, 'config.json'), join(dir, 'config.json'));
+  const ids = Int32Array.from([1, 5, 9, 100, 17]);
+  const run = async (d: string) => withLm(d, async (lm) => [...(await lm.logits(ids, { backend: 'js' })).logits]);
+  assert.equal(await run(dir), await run(f32));
+});
+
+test('a NaN in a BF16 weight is reported at its position (before: always [0])', async () => {
+  const src = join(FIXTURES, 'fla', 'bf16-sharded');
+  const dir = join(tmp, 'nan-bf16');
+  cpSync(src, dir, { recursive: true });
+  const index = JSON.parse(readFileSync(join(dir, 'model.safetensors.index.json'), 'utf8')) as { weight_map: Record<string, string> };
+  const file = join(dir, index.weight_map['model.embeddings.weight']!);
+  const raw = readFileSync(file);
+  const n = Number(raw.readBigUInt64LE(0));
+  const hdr = JSON.parse(raw.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  const t = hdr['model.embeddings.weight']!;
+  assert.is(t.dtype, 'BF16');
+  const cols = t.shape[1]!, at = cols + 5; // row 1, column 5
+  raw.writeUInt16LE(0x7fc0, 8 + n + t.data_offsets[0] + 2 * at);
+  writeFileSync(file, raw);
+  const e = await codeOf(RetNetLM.load(dir));
+  assert.is(e.code, 'E_WEIGHTS');
+  assert.match(e.message, /model\.embeddings\.weight has a non-finite value NaN at \[1, 5\]/);
+});
+
+test('a finite weight that overflows float32 on some text: score refuses with E_INPUT instead of NaN bits (before: nll NaN, exit 0)', async () => {
+  const dir = join(tmp, 'overflow');
+  cpSync(join(FIXTURES, 'fla', 'f32'), dir, { recursive: true });
+  const p = join(dir, 'model.safetensors');
+  const { tensors } = readSafetensors(p);
+  const out: Record<string, { shape: number[]; data: Float32Array }> = {};
+  for (const [name, t] of tensors) out[name] = { shape: t.shape, data: Float32Array.from(t.data as Float32Array) };
+  out['model.layers.1.attn.o_proj.weight']!.data[7] = 3e38; // passes the load's bound (o_proj is not bounded there)
+  rmSync(p); writeSafetensors(p, out);
+  const golden = readSafetensors(join(dir, 'golden.safetensors')).tensors.get('input_ids')!;
+  const ids = Int32Array.from((golden.data as Int32Array).subarray(0, 67));
+  await withLm(dir, async (lm) => {
+    const e = await codeOf(lm.score(ids, { backend: 'wasm' }));
+    assert.is(e.code, 'E_INPUT', e.message);
+    assert.match(e.message, /log-probability of token \d+ \(id \d+\) is NaN: the model's weights overflow/);
+  });
+});
+
+test.run();
