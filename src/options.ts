@@ -137,7 +137,9 @@ export function resolveOptions(opts: ForwardOptions = {}, defaults: { backend: B
   if (opts.kernels !== undefined && !KERNELS.includes(opts.kernels)) throw errors.option('kernels', "'auto', 'wasm', 'blas' or 'dnnl'", opts.kernels);
   const kernels = opts.kernels ?? kernelsFromEnv();
   if (opts.precision !== undefined && !PRECISIONS.includes(opts.precision)) throw errors.option('precision', "'f32' or 'bf16'", opts.precision);
-  const precision = opts.precision ?? precisionFromEnv();
+  // RETNET_PRECISION reaches the wasm backend only (as the step's, stepPrecision): the js and tfjs
+  // backends run f32/float64, and a drift study's float64 reference must not pick it up
+  const precision = opts.precision ?? (backend === 'wasm' ? precisionFromEnv() : 'f32');
   if (precision === 'bf16' && backend !== 'wasm') {
     throw errors.option('precision', `'f32' on the ${backend} backend (bfloat16 products run on the wasm backend only${backend === 'js' ? '; js is the float64 reference' : ''})`, precision);
   }

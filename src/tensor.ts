@@ -88,8 +88,19 @@ export class Tensor {
 // ---------------------------------------------------------------- comparisons
 // Scale-free errors: every numeric comparison in the project uses one of these.
 
-type Numeric = ArrayLike<number> | Tensor;
-const arr = (x: Numeric): ArrayLike<number> => (x instanceof Tensor ? x.data : x);
+/** What the comparisons take: an array of numbers, a Tensor, or an object holding one in `data` (what
+ *  readSafetensors gives per tensor). */
+type Numeric = ArrayLike<number> | Tensor | { data: ArrayLike<number> };
+const isArrayLike = (v: unknown): v is ArrayLike<number> =>
+  (ArrayBuffer.isView(v) && !(v instanceof DataView)) || Array.isArray(v);
+const arr = (x: Numeric): ArrayLike<number> => {
+  if (x instanceof Tensor) return x.data;
+  if (isArrayLike(x)) return x;
+  const d = (x as { data?: unknown } | null)?.data;
+  if (isArrayLike(d)) return d;
+  // before: an object without a numeric length compared as empty — "no difference" for anything
+  throw errors.input(`cannot compare ${x === null ? 'null' : typeof x === 'object' ? 'an object without a numeric array in data' : typeof x}: give an array of numbers, a typed array, a Tensor or { data }`);
+};
 
 /** max |x| over all elements (NaN if any element is NaN). */
 export function maxAbs(x: Numeric): number {

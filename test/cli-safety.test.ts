@@ -174,6 +174,20 @@ test('score: --jsonl naming a scored file or the model (also through links) is r
   noTemp(TMP, 'score aliasing');
 });
 
+test('score: --out and --summary-json naming one new file (also through a linked folder) are refused before scoring (before: the summary replaced the records, exit 0)', async () => {
+  const corpus = join(TMP, 'same-corpus.jsonl');
+  writeFileSync(corpus, '{"id": "a", "text": "one"}\n{"id": "b", "text": "two"}\n');
+  const d = join(TMP, 'same-dir'); mkdirSync(d); symlinkSync(d, join(TMP, 'same-dir-link'));
+  for (const [out, summary] of [[join(d, 'x.jsonl'), join(d, 'x.jsonl')], [join(d, 'y.jsonl'), join(TMP, 'same-dir-link', 'y.jsonl')]]) {
+    for (const args of [['--out', out, '--summary-json', summary], ['--summary-json', out, '--out', summary]]) {
+      const r = await scoreIn(['--backend', 'js', ...args, corpus]);
+      assert.is(r.code, 2, `${args.join(' ')}: ${r.err}`);
+      assert.match(r.err, /--summary-json .* names the same file as --out /);
+      assert.not.ok(existsSync(out), `${out} not written`);
+    }
+  }
+});
+
 test('score: a failure leaves no --jsonl (or the previous one, byte-identical) and no temporary file', async () => {
   const a = join(TMP, 'a.txt');
   const failing = () => new Readable({ read() { this.destroy(new Error('stdin broke')); } });

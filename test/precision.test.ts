@@ -172,7 +172,7 @@ test("precision 'f32' (explicit, or RETNET_PRECISION=f32) is bitwise the default
   }
 });
 
-test('RETNET_PRECISION=bf16 selects bf16 when the option is absent; the option wins over it', async () => {
+test('RETNET_PRECISION=bf16 selects bf16 on wasm when the option is absent; the option wins over it; js ignores it', async () => {
   const g = golden('f32'), lm = await lmOf('f32');
   const opt = await allLogits(lm, g.seqs, { backend: 'wasm', kernels: 'wasm', chunkSize: 7, precision: 'bf16' });
   const def = await allLogits(lm, g.seqs, { backend: 'wasm', kernels: 'wasm', chunkSize: 7 });
@@ -185,6 +185,12 @@ test('RETNET_PRECISION=bf16 selects bf16 when the option is absent; the option w
       assert.equal(Array.from(env[b]), Array.from(opt[b]));
       assert.equal(Array.from(over[b]), Array.from(def[b]));
     }
+    // the variable reaches the wasm backend only: js (the float64 reference, drift's too) runs as without
+    // it (before: E_OPTION "precision must be 'f32' on the js backend", an option nobody gave)
+    const js = await allLogits(lm, g.seqs, { backend: 'js', chunkSize: 7 });
+    delete process.env.RETNET_PRECISION;
+    const jsPlain = await allLogits(lm, g.seqs, { backend: 'js', chunkSize: 7 });
+    for (let b = 0; b < js.length; b++) assert.equal(Array.from(js[b]), Array.from(jsPlain[b]));
   } finally {
     if (saved === undefined) delete process.env.RETNET_PRECISION; else process.env.RETNET_PRECISION = saved;
   }

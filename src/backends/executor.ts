@@ -1,6 +1,7 @@
 // The contract between the model layer and a compute backend. The model
 // validates inputs and options, then hands an Executor the weights and a
 // ForwardRequest; the executor owns threads, device memory and caches.
+import { errors } from '../errors.js';
 import type { Tensor } from '../tensor.js';
 import type { Dims, RetNetConfig } from '../model/config.js';
 import type { LayerWeights } from '../model/weights.js';
@@ -52,6 +53,14 @@ export interface RowSource {
   /** fill `into` ([rows, d] float32) with rows [start, start + rows) of sequence `seq` */
   read(seq: number, start: number, into: Float32Array): void;
 }
+/** E_INPUT when RowSource.read returned a promise: the rows must be in `into` when read returns (an
+ *  async read would fill them after the engine has used them — before: a silently wrong output). */
+export function checkSync(returned: unknown): void {
+  if (returned !== undefined && returned !== null && typeof (returned as { then?: unknown }).then === 'function') {
+    throw errors.input('source.read returned a Promise: it must fill `into` before it returns (read the data first, e.g. into memory or a file, then stream it)');
+  }
+}
+
 /** Where {@link RetNet.forwardStream} puts output rows as they are finished. */
 export interface RowSink {
   /** rows [start, start + rows.length/d) of sequence `seq` are final; copy them out before returning */

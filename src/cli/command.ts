@@ -44,7 +44,9 @@ export function parse(cmd: Pick<Command, 'usage'>, argv: string[], options: Opti
   try {
     r = parseArgs({ args, options: withHelp, strict: true, allowPositionals });
   } catch (e) {
-    let msg = (e as Error).message.replace(/\. To specify a positional argument.*$/s, '');
+    // Node's parseArgs writes some messages over several lines (an option value that starts with '-'):
+    // one line here, as every usage error is (before: the newlines showed escaped as \u000a)
+    let msg = (e as Error).message.replace(/\. To specify a positional argument.*$/s, '').replace(/\s*\n\s*/g, ' ');
     const unknown = /^Unknown option '--([^'=]+)'/.exec(msg)?.[1];
     const near = unknown ? closestOption(unknown, Object.keys(withHelp)) : null;
     if (near) msg += ` (did you mean --${near}?)`;
@@ -74,7 +76,12 @@ export function backendName(name: string, v: string): BackendName {
   return v as BackendName;
 }
 
-export const backendList = (name: string, v: string): BackendName[] => v.split(',').filter((s) => s !== '').map((s) => backendName(name, s.trim()));
+export const backendList = (name: string, v: string): BackendName[] => {
+  const list = v.split(',').map((s) => s.trim()).filter((s) => s !== '').map((s) => backendName(name, s));
+  // before: an empty table (bench) or "none of the backends () could start", exit 1 with nothing to say why
+  if (list.length === 0) throw new UsageError(`--${name} needs at least one backend of ${BACKENDS.join(', ')} (got ${JSON.stringify(v)})`);
+  return list;
+};
 
 /** The message of an error, for `retnet: <message>` on stderr, with control
  *  characters escaped (messages can quote file names and file content). */

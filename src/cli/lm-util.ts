@@ -92,9 +92,13 @@ export async function runCommand(io: CommandIO, usage: string, body: () => Promi
       return 2;
     }
     io.stderr.write(`retnet: ${errorMessage(e)}\n`);
+    if (debugOn()) io.stderr.write(`${e instanceof Error && e.stack ? e.stack : String(e)}\n`);
     return 1;
   }
 }
+
+/** RETNET_DEBUG=1 (any value but empty or 0): an error's stack follows its one-line message. */
+export const debugOn = (): boolean => { const v = process.env.RETNET_DEBUG; return v !== undefined && v !== '' && v !== '0'; };
 
 /** All of stdin. */
 export async function readStdin(stdin: NodeJS.ReadableStream): Promise<Uint8Array> {

@@ -7,7 +7,7 @@ import { realpathSync } from 'node:fs';
 import { UsageError, errorMessage, type Command } from './command.js';
 import { usageHead } from './usage-error.js';
 import { quote } from '../errors.js';
-import { ModelRefused } from './lm-util.js';
+import { debugOn, ModelRefused } from './lm-util.js';
 import demo from './commands/demo.js';
 import run from './commands/run.js';
 import info from './commands/info.js';
@@ -60,7 +60,7 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
     process.stderr.write(`retnet: ${errorMessage(e)}\n`);
-    if (process.env.RETNET_DEBUG) console.error(e);
+    if (debugOn()) console.error(e);
     return 1;
   }
 }
@@ -69,6 +69,14 @@ const isEntry = (() => {
   try { return realpathSync(process.argv[1] ?? '') === realpathSync(fileURLToPath(import.meta.url)); } catch { return false; }
 })();
 if (isEntry) {
+  // a reader that closes its end early (`retnet score … | head`): stop quietly, as a command that the
+  // shell's SIGPIPE ends (exit 141), instead of Node's unhandled 'error' with a stack trace
+  for (const s of [process.stdout, process.stderr]) {
+    s.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(141);
+      throw e;
+    });
+  }
   main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
     // A queue command is over: a Redis client that keeps reconnecting to a dead

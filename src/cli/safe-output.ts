@@ -36,7 +36,7 @@
 //   writeFileAtomic(target, data) → void
 //     create + writeFileSync(tempPath) + commit, abort on any error.
 import { accessSync, closeSync, constants, lstatSync, openSync, readSync, realpathSync, renameSync, statSync, unlinkSync, writeFileSync, type Stats } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tempPathBeside } from '../temp-path.js';
 import { UsageError } from './command.js';
@@ -110,6 +110,13 @@ function holdsKind(path: string, size: number, kind: OutputKind): boolean {
   }
 }
 
+/** Where a path lands: its folder's real path (links followed) and its name; the path resolved where
+ *  the folder does not exist. */
+function placeOf(path: string): string {
+  const abs = resolve(path);
+  try { return join(realpathSync(dirname(abs)), basename(abs)); } catch { return abs; }
+}
+
 /** The start of a file, for a message. */
 function beginning(path: string): string {
   try { return JSON.stringify(head(path, 24).toString('latin1')); } catch { return '(unreadable)'; }
@@ -117,6 +124,10 @@ function beginning(path: string): string {
 
 export function checkOutputTarget(out: string, inputs: readonly NamedInput[], flag = '--out', opts: { createDir?: boolean; kind?: OutputKind } = {}): string {
   if (out === '') throw new UsageError(`${flag} needs a file name`);
+  // '-' is stdin as an input; as an output it would be a file named '-' in the current folder
+  if (out === '-') throw new UsageError(`${flag} -: an output here is a file (give its name)${flag === '--out' || flag === '--jsonl' ? '; without the flag, score prints its records on stdout' : ''}`);
+  // only gzip is written compressed: a .zst/.bz2/.xz name would hold plain text that its readers refuse
+  if (opts.kind && /\.(zst|zstd|bz2|xz|lz4|br)$/i.test(out)) throw new UsageError(`${flag} ${out}: only gzip compression is written (name the file .gz, or leave the extension off for plain text)`);
   const what = `${flag} ${out}`;
   let target = resolve(out);
   let lst: Stats | undefined;
@@ -141,6 +152,16 @@ export function checkOutputTarget(out: string, inputs: readonly NamedInput[], fl
     }
     if (opts.kind && st.size > 0 && !holdsKind(target, st.size, opts.kind)) {
       throw new UsageError(`${what} exists and is not ${KIND_WORDS[opts.kind]} (it begins ${beginning(target)}); refusing to replace it: give a new name, or remove the file first`);
+    }
+  } else {
+    // a file not made yet is the same as another name not made yet when both name the same place
+    // (its folder through any links, and its name): e.g. --out X --summary-json X, where the second
+    // write would replace the first's records
+    const place = placeOf(out);
+    for (const input of inputs) {
+      if (input.path === undefined || input.path === '-') continue;
+      const p = input.path instanceof URL ? fileURLToPath(input.path) : input.path;
+      if (placeOf(p) === place) throw new UsageError(`${what} names the same file as ${input.label} ${p}; give each its own file`);
     }
   }
   if (opts.createDir) checkCreatableDir(dirname(target), what); else checkWritableDir(dirname(target), what);

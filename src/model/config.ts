@@ -74,7 +74,7 @@ const posInt = (v: unknown): v is number => Number.isInteger(v) && (v as number)
 export function resolveConfig(partial: Partial<RetNetConfig>): RetNetConfig {
   const c: RetNetConfig = { ...DEFAULT_CONFIG, ...partial };
   const bad = (name: string, want: string) => { throw errors.config(name, want, (c as unknown as Record<string, unknown>)[name]); };
-  if (!Number.isInteger(c.numLayer) || c.numLayer < 0) bad('numLayer', 'a non-negative integer');
+  if (!posInt(c.numLayer)) bad('numLayer', 'a positive integer');
   if (!posInt(c.numHeads)) bad('numHeads', 'a positive integer');
   if (!posInt(c.dimModel)) bad('dimModel', 'a positive integer');
   if (!(typeof c.valueFactor === 'number' && c.valueFactor > 0)) bad('valueFactor', 'a positive number');
@@ -100,5 +100,6 @@ export function dimsOf(c: RetNetConfig): Dims {
   const dvTotal = d * c.valueFactor;
   if (!Number.isInteger(dvTotal) || dvTotal % H !== 0) throw errors.config('valueFactor', `such that dimModel·valueFactor is divisible by numHeads=${H}`, c.valueFactor);
   const hidden = c.mlpHidden ?? [Math.round(c.mlpMult * d)];
+  if (c.mlpHidden === undefined && hidden[0]! < 1) throw errors.config('mlpMult', `such that round(mlpMult·dimModel) ≥ 1 (the MLP's width; dimModel = ${d})`, c.mlpMult);
   return { d, H, dk, dv: dvTotal / H, hidden, dqk, arch: archOf(c), normEps: normEpsOf(c) };
 }

@@ -13,7 +13,7 @@ import {
 import * as js from '../backends/js.js';
 import '../backends/register.js';
 import { WasmStepper } from '../runtime/stepper.js';
-import { createExecutor, hasExecutor, type BackendInfo, type Executor, type ForwardRequest, type ModelSpec, type RowSink, type RowSource } from '../backends/executor.js';
+import { checkSync, createExecutor, hasExecutor, type BackendInfo, type Executor, type ForwardRequest, type ModelSpec, type RowSink, type RowSource } from '../backends/executor.js';
 import { ACTIVATIONS, type ActName, type RetentionFlags } from '../reference/ops.js';
 import { Rng } from '../random.js';
 import { jsSequence, outWidth, type JsRun } from './js-run.js';
@@ -126,8 +126,10 @@ async function streamThrough(
 ): Promise<void> {
   const r = resolveOptions(options, { backend: DEFAULT_BACKEND });
   const d = spec.dims.d;
-  if (!Array.isArray(source.lengths) || !source.lengths.every((L) => Number.isInteger(L) && L >= 1)) {
-    throw errors.input(`source.lengths must be positive integers (got ${JSON.stringify(source.lengths)})`);
+  if (source === null || typeof source !== 'object' || typeof source.read !== 'function') throw errors.input('source must be an object with lengths and a read(seq, start, into) function');
+  if (sink === null || typeof sink !== 'object' || typeof sink.write !== 'function') throw errors.input('sink must be an object with a write(seq, start, rows) function');
+  if (!Array.isArray(source.lengths) || source.lengths.length === 0 || !source.lengths.every((L) => Number.isInteger(L) && L >= 1)) {
+    throw errors.input(`source.lengths must be a non-empty array of positive integers (got ${JSON.stringify(source.lengths)})`);
   }
   throwIfAborted(r.signal);
   const ex = r.backend === 'js' ? null : await executors.get(r.backend, r.workers, r.kernels, r.precision);
@@ -135,7 +137,7 @@ async function streamThrough(
   const total = source.lengths.reduce((a, b) => a + b, 0);
   let done = 0;
   const readChecked = (seq: number, start: number, into: Float32Array) => {
-    source.read(seq, start, into);
+    checkSync(source.read(seq, start, into));
     for (let i = 0; i < into.length; i++) if (!Number.isFinite(into[i])) throw errors.input(`sequence ${seq} has a non-finite value ${into[i]} at [${start + Math.floor(i / d)}, ${i % d}]`);
   };
   for (let seq = 0; seq < source.lengths.length; seq++) {

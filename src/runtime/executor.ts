@@ -6,7 +6,7 @@ import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import { errors, RetNetError } from '../errors.js';
 import { Tensor } from '../tensor.js';
-import type { BackendInfo, Executor, ForwardRequest, ModelSpec, RowSink, RowSource } from '../backends/executor.js';
+import { checkSync, type BackendInfo, type Executor, type ForwardRequest, type ModelSpec, type RowSink, type RowSource } from '../backends/executor.js';
 import { Arena, fmtBytes } from './arena.js';
 import { ARENA_BASE, createMemory } from '../wasm/loader.js';
 import { pagesOf } from '../wasm/huge-pages.js';
@@ -274,7 +274,7 @@ export class WasmExecutor implements Executor {
       this.checkAbort(req.signal);
       for (const s of w.slabs) {
         const rows = A.f32(win.X + s.row * d * F4, s.len * d);
-        source.read(s.seq, s.start, rows);
+        checkSync(source.read(s.seq, s.start, rows));
         const i = firstNonFinite(rows);
         if (i >= 0) throw errors.input(`sequence ${s.seq} has a non-finite value ${rows[i]} at [${s.start + Math.floor(i / d)}, ${i % d}]`);
       }

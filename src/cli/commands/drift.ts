@@ -1,7 +1,7 @@
 // `retnet drift`: the chunk-count stability study. The float32 forward at
 // chunk counts 1, 2, 4, …, L (and −1, recurrent; the parallel form where it
 // fits) per backend and state precision, against one float64 reference.
-import { mkdirSync, mkdtempSync, readdirSync, rmdirSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { MultiScaleRetention, RetNet, Tensor, maxAbs, maxAbsDiff, nmse, relMaxError, type BackendName } from '../../index.js';
@@ -218,6 +218,12 @@ const drift: Command = {
         }
         save('drift.json', JSON.stringify({ ...meta, skipped, ...(svg === null ? { plot: plotNote } : {}), rows }, null, 2) + '\n');
         if (svg !== null) save('drift.svg', svg);
+        else {
+          // a drift.svg of an earlier study in this folder would sit beside this one's csv/json as if it
+          // were its plot: removed (only a regular file of that name; the folder's files belong together)
+          const stale = join(outDir, 'drift.svg');
+          try { if (lstatSync(stale).isFile()) { rmSync(stale); plotNote += '; an earlier study\'s drift.svg in this folder was removed'; } } catch { /* none */ }
+        }
 
         console.log(table(['backend', 'precision', 'state', 'form', 'chunks', 'chunk size', 'target', 'max|Δ|', 'max|Δ|/max|ref|', 'NMSE', 'seconds'],
           rows.map((r) => [r.backend, r.precision, r.stateDtype, r.form, r.numChunks ?? '-', r.chunkSize, r.target,

@@ -1,0 +1,119 @@
+// Command-line and library edges found by a review on 2026-12-07 (each test failed before its fix):
+// a reader closing the pipe, RETNET_DEBUG, an empty backend list, Node's multi-line parse messages,
+// outputs named '-' or .zst, comparisons of objects they did not understand, an async row source, and
+// configurations that crashed later instead of being refused.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { RetNet, readSafetensors, relMaxError, maxAbsDiff, nmse, allclose, writeSafetensors } from '../src/index.js';
+import { ROOT } from './helpers.js';
+
+const MAIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
+const TMP = mkdtempSync(join(tmpdir(), 'retnet-cli-edges-'));
+const cli = (args: string[], env: Record<string, string> = {}) =>
+  spawnSync(process.execPath, [MAIN, ...args], { cwd: TMP, encoding: 'utf8', timeout: 120_000, env: { ...process.env, NO_COLOR: '1', ...env } });
+const corpus = join(TMP, 'corpus.jsonl');
+writeFileSync(corpus, '{"id": "a", "text": "one two three"}\n{"id": "b", "text": "four"}\n');
+
+test('a reader that closes the pipe early ends the command quietly, exit 141 as SIGPIPE would (before: an unhandled EPIPE stack trace)', async () => {
+  const child = spawn(process.execPath, [MAIN, 'generate', '--prompt', 'x', '--max-bytes', '20000'], { cwd: TMP, stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (b) => { err += String(b); });
+  child.stdout.once('data', () => child.stdout.destroy()); // `| head -c5`
+  const code = await new Promise<number | null>((res) => child.on('close', (c) => res(c)));
+  assert.is(code, 141, err);
+  assert.not.match(err, /EPIPE|node:events|\n\s+at /);
+});
+
+test('RETNET_DEBUG=1 adds the stack on score (as on the other commands); RETNET_DEBUG=0 does not', () => {
+  const on = cli(['score', join(TMP, 'missing.txt')], { RETNET_DEBUG: '1' });
+  assert.is(on.status, 1);
+  assert.match(on.stderr, /^retnet: cannot read .*missing\.txt/m);
+  assert.match(on.stderr, /\n\s+at /, on.stderr);
+  const off = cli(['info', join(TMP, 'missing.safetensors')], { RETNET_DEBUG: '0' });
+  assert.is(off.status, 1);
+  assert.not.match(off.stderr, /\n\s+at /, off.stderr);
+});
+
+test('usage errors: an empty backend list, a value that starts with a dash (one line), an output named - or .zst — exit 2 before any work', () => {
+  for (const [args, re] of [
+    [['bench', '--layers', '1', '--dim', '32', '--heads', '2', '--lengths', '64', '--backend', ''], /--backend needs at least one backend/],
+    [['bench', '--layers', '1', '--dim', '32', '--heads', '2', '--lengths', '64', '--backend', ','], /--backend needs at least one backend/],
+    [['drift', '--backends', '', '--length', '16'], /--backends needs at least one backend/],
+    [['generate', '--prompt', '-x'], /argument is ambiguous\. Did you forget/],
+    [['score', '--out', '-', corpus], /--out -: an output here is a file/],
+    [['bench', '--layers', '1', '--dim', '32', '--heads', '2', '--lengths', '64', '--json', '-'], /--json -: an output here is a file/],
+    [['score', '--out', join(TMP, 'scores.jsonl.zst'), corpus], /only gzip compression is written/],
+  ] as [string[], RegExp][]) {
+    const r = cli(args);
+    assert.is(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    const first = r.stderr.split('\n')[0]!;
+    assert.match(first, re, args.join(' '));
+    assert.not.match(first, /\\u000a/);
+  }
+  assert.not.ok(existsSync(join(TMP, '-')), 'no file named -');
+  assert.not.ok(existsSync(join(TMP, 'scores.jsonl.zst')));
+});
+
+test('drift --no-plot into a folder with an earlier study removes its drift.svg (before: left beside the new csv/json)', () => {
+  const dir = join(TMP, 'drift');
+  const a = cli(['drift', '--backends', 'wasm', '--precisions', 'f32', '--length', '16', '--out-dir', dir]);
+  assert.is(a.status, 0, a.stderr);
+  if (existsSync(join(dir, 'drift.svg'))) { // the plot needs its optional packages
+    const b = cli(['drift', '--backends', 'wasm', '--precisions', 'f32', '--length', '16', '--out-dir', dir, '--no-plot']);
+    assert.is(b.status, 0, b.stderr);
+    assert.not.ok(existsSync(join(dir, 'drift.svg')));
+    assert.match(b.stderr, /an earlier study's drift\.svg in this folder was removed/);
+  }
+});
+
+test('the comparisons take readSafetensors\' tensors and refuse what they cannot read (before: 0 — "no difference" — for any object)', () => {
+  const p = join(TMP, 'cmp.safetensors');
+  writeSafetensors(p, { a: { shape: [3], data: Float32Array.from([1, 2, 3]) }, b: { shape: [3], data: Float32Array.from([1, 2, 3.5]) } });
+  const { tensors } = readSafetensors(p);
+  const a = tensors.get('a')!, b = tensors.get('b')!;
+  assert.is(relMaxError(b, a), 0.5 / 3);
+  assert.is(maxAbsDiff(b, a), 0.5);
+  assert.ok(nmse(b, a) > 0);
+  assert.is(allclose(b, a), false);
+  for (const bad of [{}, null, { data: 'xyz' }, 5]) {
+    assert.throws(() => relMaxError(bad as never, a), (e: Error & { code?: string }) => e.code === 'E_INPUT' && /cannot compare/.test(e.message));
+    assert.throws(() => allclose(a, bad as never), (e: Error & { code?: string }) => e.code === 'E_INPUT');
+  }
+});
+
+test('forwardStream: an async source.read, an empty source or a missing sink is E_INPUT (before: a silently wrong output, E_MEMORY, TypeError)', async () => {
+  const model = RetNet.init({ numLayer: 1, numHeads: 2, dimModel: 16, seed: 1 });
+  try {
+    const sink = { write() {} };
+    for (const backend of ['js', 'wasm'] as const) {
+      const asyncSource = { lengths: [10], read: (_s: number, st: number, into: Float32Array) => new Promise<void>((r) => setTimeout(() => { into.fill(0.1 + st); r(); }, 1)) };
+      try { await model.forwardStream(asyncSource as never, sink, { chunkSize: 4, backend }); assert.unreachable(backend); } catch (e) {
+        assert.is((e as { code?: string }).code, 'E_INPUT', String(e));
+        assert.match((e as Error).message, /source\.read returned a Promise/);
+      }
+    }
+    for (const [src, snk, re] of [
+      [{ lengths: [], read() {} }, sink, /non-empty array/],
+      [{ lengths: [4], read() {} }, null, /sink must be an object/],
+      [null, sink, /source must be an object/],
+    ] as [unknown, unknown, RegExp][]) {
+      try { await model.forwardStream(src as never, snk as never, { chunkSize: 4 }); assert.unreachable(String(re)); } catch (e) {
+        assert.is((e as { code?: string }).code, 'E_INPUT', String(e));
+        assert.match((e as Error).message, re);
+      }
+    }
+  } finally { await model.close(); }
+});
+
+test('RetNet.init refuses numLayer 0 and an mlpMult whose MLP has no width, naming the key (before: a TypeError at forward, a non-finite bias)', () => {
+  for (const [cfg, key] of [[{ numLayer: 0 }, 'numLayer'], [{ mlpMult: 0.01 }, 'mlpMult']] as [Record<string, number>, string][]) {
+    assert.throws(() => RetNet.init({ numLayer: 1, numHeads: 2, dimModel: 16, ...cfg }),
+      (e: Error & { code?: string }) => e.code === 'E_OPTION' && e.message.includes(`config.${key}`), key);
+  }
+});
+
+test.run();
