@@ -109,11 +109,12 @@ test('forwardStream: an async source.read, an empty source or a missing sink is 
   } finally { await model.close(); }
 });
 
-test('RetNet.init refuses numLayer 0 and an mlpMult whose MLP has no width, naming the key (before: a TypeError at forward, a non-finite bias)', () => {
+test('RetNet.init refuses numLayer 0, an mlpMult whose MLP has no width, and a null config, naming the key (before: a TypeError at forward, a non-finite bias, a TypeError)', () => {
   for (const [cfg, key] of [[{ numLayer: 0 }, 'numLayer'], [{ mlpMult: 0.01 }, 'mlpMult']] as [Record<string, number>, string][]) {
     assert.throws(() => RetNet.init({ numLayer: 1, numHeads: 2, dimModel: 16, ...cfg }),
       (e: Error & { code?: string }) => e.code === 'E_OPTION' && e.message.includes(`config.${key}`), key);
   }
+  assert.throws(() => RetNet.init(null as never), (e: Error & { code?: string }) => e.code === 'E_OPTION' && /options\.config must be an object/.test(e.message));
 });
 
 test.run();

@@ -306,7 +306,8 @@ export class RetNet {
 
   /** A seeded random model with the seed's defaults for anything not given. */
   static init(config: Partial<RetNetConfig> & { seed?: number } = {}): RetNet {
-    checkKnownKeys(config ?? {}, [...CONFIG_KEYS, 'seed'], 'config');
+    if (config === null || typeof config !== 'object' || Array.isArray(config)) throw errors.option('config', 'an object of RetNet settings ({ numLayer, numHeads, dimModel, … })', config);
+    checkKnownKeys(config, [...CONFIG_KEYS, 'seed'], 'config');
     const { seed = 0, ...rest } = config;
     const c = resolveConfig(rest);
     return new RetNet(c, initLayers(c, seed));
@@ -544,7 +545,8 @@ export class MultiScaleRetention {
 
   /** A layer with seeded random weights (the seed's initialisation). */
   static init(config: Partial<MSRConfig> & { seed?: number } = {}): MultiScaleRetention {
-    checkKnownKeys(config ?? {}, ['dimModel', 'numHeads', 'valueFactor', 'gateFn', 'arch', 'normEps', 'keyDim', 'seed'], 'config');
+    if (config === null || typeof config !== 'object' || Array.isArray(config)) throw errors.option('config', 'an object of MultiScaleRetention settings', config);
+    checkKnownKeys(config, ['dimModel', 'numHeads', 'valueFactor', 'gateFn', 'arch', 'normEps', 'keyDim', 'seed'], 'config');
     const c: MSRConfig = { dimModel: 512, numHeads: 8, valueFactor: 2, gateFn: 'gelu', ...config };
     const dims = dimsOf(msrRetNetConfig(c, 0));
     return new MultiScaleRetention(c, initMSR(new Rng(config.seed ?? 0), dims));
