@@ -53,6 +53,17 @@ export function parse(cmd: Pick<Command, 'usage'>, argv: string[], options: Opti
     throw new UsageError(msg);
   }
   if (r.values.help) { out.write(cmd.usage.trimEnd() + '\n'); return null; }
+  // a single-valued option given twice (`--out a --out b`): parseArgs keeps the last; one of the two
+  // was meant, and which is not ours to guess
+  const seen = new Map<string, string>();
+  for (const t of parseArgs({ args, options: withHelp, strict: true, allowPositionals, tokens: true }).tokens ?? []) {
+    if (t.kind !== 'option') continue;
+    const o = (withHelp as Record<string, { type: string; multiple?: boolean } | undefined>)[t.name];
+    if (o?.type !== 'string' || o.multiple) continue;
+    const prev = seen.get(t.name);
+    if (prev !== undefined) throw new UsageError(`--${t.name} is given twice (${JSON.stringify(prev)} and ${JSON.stringify(t.value ?? '')}); give it once`);
+    seen.set(t.name, t.value ?? '');
+  }
   return r;
 }
 

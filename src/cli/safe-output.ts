@@ -39,6 +39,7 @@ import { accessSync, closeSync, constants, lstatSync, openSync, readSync, realpa
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tempPathBeside } from '../temp-path.js';
+import { isScoresFile } from '../corpus/output-safety.js';
 import { UsageError } from './command.js';
 
 export interface NamedInput {
@@ -76,7 +77,7 @@ function checkWritableDir(dir: string, what: string): void {
 export type OutputKind = 'json' | 'jsonl' | 'safetensors';
 
 const KIND_WORDS: Record<OutputKind, string> = {
-  json: 'a JSON file', jsonl: 'a JSON Lines file (or its .gz)', safetensors: 'a safetensors file',
+  json: 'a JSON file', jsonl: 'score records (JSON Lines with bits_per_byte, or their .gz)', safetensors: 'a safetensors file',
 };
 
 /** Up to `n` bytes from the start of the file at `path`. */
@@ -98,13 +99,9 @@ function holdsKind(path: string, size: number, kind: OutputKind): boolean {
       return b.length === 9 && b.readBigUInt64LE(0) <= BigInt(size - 8) && b[8] === 0x7b; // '{'
     }
     if (kind === 'json') return size <= 64 * 2 ** 20 && (JSON.parse(head(path, size).toString('utf8')), true);
-    const b = head(path, Math.min(size, 2 ** 20));
-    if (b[0] === 0x1f && b[1] === 0x8b) return true; // gzip (score --out FILE.jsonl.gz)
-    const nl = b.indexOf(0x0a);
-    // a first record longer than what was read (per-token logprobs of a long document): its start will do
-    if (nl < 0 && b.length < size) return /^\{\s*"[^"\\]*"\s*:/.test(b.subarray(0, 256).toString('utf8'));
-    const first = JSON.parse(b.subarray(0, nl < 0 ? b.length : nl).toString('utf8')) as unknown;
-    return typeof first === 'object' && first !== null && !Array.isArray(first);
+    // score records (or their gzip): a corpus file of JSON lines given as --out is not one (before:
+    // any JSON object line, or any gzip, was taken for an earlier run's output and replaced)
+    return isScoresFile(path);
   } catch {
     return false;
   }

@@ -4,6 +4,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { errors } from '../errors.js';
+import { isScoresFile } from './output-safety.js';
 
 export type InputFormat = 'plain' | 'jsonl' | 'parquet';
 export type Compression = 'none' | 'gzip' | 'zstd';
@@ -56,35 +57,40 @@ function statOrThrow(p: string) {
   try { return statSync(p); } catch (e) { throw errors.corpus(`cannot read ${p}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
 }
 
-function walk(dir: string, root: string, match: (rel: string) => boolean, exclude: Set<string>, out: InputFile[]): void {
+function walk(dir: string, root: string, match: (rel: string) => boolean, exclude: Set<string>, excludeScores: Set<string>, out: InputFile[], onSkip?: (line: string) => void): void {
   let entries;
   try { entries = readdirSync(dir, { withFileTypes: true }); } catch (e) { throw errors.corpus(`cannot read directory ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const e of entries) {
     const p = join(dir, e.name);
-    if (e.isDirectory()) { walk(p, root, match, exclude, out); continue; }
+    if (e.isDirectory()) { walk(p, root, match, exclude, excludeScores, out, onSkip); continue; }
     // regular files, and symbolic links to regular files (links to directories are not followed)
-    if (!e.isFile() && !e.isSymbolicLink()) continue;
+    if (!e.isFile() && !e.isSymbolicLink()) { onSkip?.(`${p}: not a regular file (${e.isFIFO() ? 'a FIFO' : e.isSocket() ? 'a socket' : 'a device'}); skipped`); continue; }
+    // this run's temporaries, and --out when it holds an earlier run's scores (scored again, they would
+    // score the scores); any other file at --out's path is an input, which the output checks then refuse
     if (exclude.has(resolve(p))) continue;
+    if (excludeScores.has(resolve(p)) && isScoresFile(p)) continue;
     const rel = relative(root, p).split('\\').join('/');
     if (!match(rel)) continue;
+    // said, not dropped without a word (a git-annex file not fetched, a link loop, a linked folder)
     let st;
-    try { st = statSync(p); } catch { continue; }
-    if (!st.isFile()) continue;
+    try { st = statSync(p); } catch (err) { onSkip?.(`${p}: a symbolic link that leads nowhere (${(err as NodeJS.ErrnoException).code ?? 'unreadable'}); skipped`); continue; }
+    if (!st.isFile()) { onSkip?.(`${p}: a symbolic link to ${st.isDirectory() ? 'a folder (links to folders are not followed; name it as an input to read it)' : 'something that is not a regular file'}; skipped`); continue; }
     out.push({ path: p, ...formatOf(p), size: st.size, mtimeMs: st.mtimeMs });
   }
 }
 
 /** Expand the inputs (files, directories, '-') into the files to read, in order. */
-export function expandInputs(inputs: string[], options: { include?: string; exclude?: string[] } = {}): InputFile[] {
+export function expandInputs(inputs: string[], options: { include?: string; exclude?: string[]; excludeScores?: string[]; onSkip?: (line: string) => void } = {}): InputFile[] {
   if (inputs.filter((p) => p === '-').length > 1) throw errors.corpus("stdin ('-') can be given only once");
   const match = options.include === undefined ? () => true : globMatcher(options.include);
   const exclude = new Set((options.exclude ?? []).map((p) => resolve(p)));
+  const excludeScores = new Set((options.excludeScores ?? []).map((p) => resolve(p)));
   const out: InputFile[] = [];
   for (const p of inputs) {
     if (p === '-') { out.push({ path: '-', format: 'plain', compression: 'none', size: 0, mtimeMs: 0 }); continue; }
     const st = statOrThrow(p);
-    if (st.isDirectory()) walk(p, p, match, exclude, out);
+    if (st.isDirectory()) walk(p, p, match, exclude, excludeScores, out, options.onSkip);
     else if (st.isFile()) out.push({ path: p, ...formatOf(p), size: st.size, mtimeMs: st.mtimeMs });
     else throw errors.corpus(`${p}: not a regular file or directory`);
   }

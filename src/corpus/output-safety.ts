@@ -6,9 +6,37 @@
 // The temporary files are also checked without following links: a stale
 // OUT.partial that is a symlink (or a FIFO, a directory…) is refused, never
 // written through.
-import { lstatSync, statSync, type Stats } from 'node:fs';
+import { closeSync, lstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
+import { constants as zc, gunzipSync } from 'node:zlib';
 import { errors } from '../errors.js';
 import type { InputFile } from './inputs.js';
+
+/** Whether the regular file at `path` is empty or holds score records (this package's output: a
+ *  JSON Lines file, or its gzip, whose first record is an object with a numeric `bits_per_byte` — every
+ *  record `score` writes has one, a corpus line has none). What an existing output file must be to be
+ *  replaced, and what a walked directory may hold at --out's path without it being an input. */
+export function isScoresFile(path: string): boolean {
+  let fd = -1;
+  try {
+    fd = openSync(path, 'r');
+    let b: Buffer = Buffer.alloc(1 << 20);
+    b = b.subarray(0, readSync(fd, b, 0, b.length, 0));
+    if (b.length === 0) return true;
+    if (b[0] === 0x1f && b[1] === 0x8b) b = gunzipSync(b, { finishFlush: zc.Z_SYNC_FLUSH }); // a prefix of the gzip
+    const start = b.subarray(0, 4096).toString('utf8');
+    // the first record's fields come before a long per-token array: its start is enough
+    const nl = b.indexOf(0x0a);
+    if (nl >= 0) {
+      const first = JSON.parse(b.subarray(0, nl).toString('utf8')) as Record<string, unknown>;
+      return first !== null && typeof first === 'object' && typeof first.bits_per_byte === 'number';
+    }
+    return /^\{[^\n]*"bits_per_byte"\s*:\s*-?[\d.]/.test(start);
+  } catch {
+    return false;
+  } finally {
+    if (fd >= 0) closeSync(fd);
+  }
+}
 
 function statIfExists(p: string, follow = true): Stats | null {
   try { return follow ? statSync(p) : lstatSync(p); } catch (e) {

@@ -6,6 +6,14 @@ import { errors } from '../errors.js';
 import { recordToItem, type FieldNames } from './jsonl.js';
 import type { CorpusItem } from './types.js';
 
+const strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+/** what a STRING value that is not valid UTF-8 decodes to (hyparquet's own parser would put U+FFFD in) */
+const BAD_UTF8 = Object.freeze({ badUtf8: true });
+const stringFromBytes = (b: Uint8Array | undefined): unknown => {
+  if (!b) return b;
+  try { return strict.decode(b); } catch { return BAD_UTF8; }
+};
+
 /** The items of a Parquet file, row by row (row numbers from 1); `onRaw(n)` advances progress. */
 export async function* readParquet(path: string, f: FieldNames, onRaw?: (n: number) => void): AsyncGenerator<CorpusItem> {
   const { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, parquetSchema } = await import('hyparquet');
@@ -26,9 +34,21 @@ export async function* readParquet(path: string, f: FieldNames, onRaw?: (n: numb
     const n = Number(rg.num_rows);
     let rows;
     try {
-      rows = await parquetReadObjects({ file, metadata, columns, rowStart, rowEnd: rowStart + n, compressors, rowFormat: 'object' });
+      // strings as their bytes (utf8: false), decoded here strictly: a value that is not valid UTF-8 is a
+      // bad record, as in JSONL (before: hyparquet's lenient decoding scored it with U+FFFD in place)
+      rows = await parquetReadObjects({ file, metadata, columns, rowStart, rowEnd: rowStart + n, compressors, rowFormat: 'object', utf8: false, parsers: { stringFromBytes } });
     } catch (e) { throw errors.corpus(`${path}: rows ${rowStart + 1}–${rowStart + n}: ${(e as Error).message}`); }
-    for (let i = 0; i < rows.length; i++) yield recordToItem(rows[i], path, rowStart + i + 1, f);
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i] as Record<string, unknown>, line = rowStart + i + 1;
+      let bad: string | null = null;
+      for (const k of columns) {
+        const v = row[k];
+        if (v === BAD_UTF8) { bad = k; break; }
+        if (!(v instanceof Uint8Array)) continue;
+        try { row[k] = strict.decode(v); } catch { bad = k; break; }
+      }
+      yield bad !== null ? { skip: { source: path, line, reason: `column ${JSON.stringify(bad)} is not valid UTF-8` } } : recordToItem(row, path, line, f);
+    }
     onRaw?.(Math.round(n * sizePerRow));
     rowStart += n;
   }

@@ -3,11 +3,12 @@
 // atomic output file, with a summary. corpusWorker: the entry behind
 // `retnet worker`. The queue layer (BullMQ, ioredis) is imported when a queue
 // run or a worker starts, never with the library.
+import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RetNetError, errors } from '../errors.js';
 import { DEFAULT_LM_PATH, RetNetLM } from '../lm/retnet-lm.js';
-import { checkKnownKeys, PRECISIONS, precisionFromEnv, type BackendName, type Precision } from '../options.js';
+import { checkKnownKeys, kernelsFromEnv, PRECISIONS, precisionFromEnv, type BackendName, type Precision } from '../options.js';
 import { inputIdentity, modelSha256, RUN_ID_RE, runIdOf, sortedDefined } from './digest.js';
 import { modelFiles, modelFolderFiles, resolveModelDir } from '../model/fla.js';
 import { expandInputs } from './inputs.js';
@@ -183,7 +184,7 @@ export async function scoreCorpus(o: ScoreCorpusOptions): Promise<CorpusSummary>
   if (o.out === undefined && (o.queue !== undefined || o.resume)) throw errors.option(o.queue !== undefined ? 'queue' : 'resume', 'used with an output file (out), not a sink', o.queue !== undefined ? '(a queue URL)' : o.resume);
   const target = o.queue !== undefined ? parseRedisUrl(o.queue) : undefined;
   const temporaries = o.out === undefined ? [] : [partialPath(o.out), partialMetaPath(o.out), `${partialPath(o.out)}.gz`, partialLockPath(o.out)];
-  const files = expandInputs(o.inputs, { include: o.include, exclude: o.out === undefined ? [] : [o.out, ...temporaries] });
+  const files = expandInputs(o.inputs, { include: o.include, exclude: temporaries, excludeScores: o.out === undefined ? [] : [o.out], onSkip: log });
   const model = modelFile(o.model);
   const reads = modelReads(model);
   refuseOutputsOverInputs({ out: o.out, temporaries, others: o.otherOutputs, inputs: files, model: reads });
@@ -192,12 +193,22 @@ export async function scoreCorpus(o: ScoreCorpusOptions): Promise<CorpusSummary>
   const precision = o.precision ?? precisionFromEnv();
   if (!PRECISIONS.includes(precision)) throw errors.option('precision', "'f32' or 'bf16'", precision);
   const score: ShardScoreOptions = { backend: o.backend, chunkSize: o.chunkSize, perToken: o.perToken === true, ...(precision === 'bf16' ? { precision } : {}) };
+  // the kernel engine asked for changes the scores' last bits: a resume under another one is refused
+  // (left out at 'auto', so identities made without it stay the same)
+  const kreq = kernelsFromEnv();
   const runOptions = {
     textField: o.textField ?? 'text', idField: o.idField ?? 'id', include: o.include, strict: o.strict === true, shardBytes, maxDocBytes, ...score,
+    ...(kreq !== 'auto' ? { kernels: kreq } : {}),
   };
-  const runId = o.runId ?? runIdOf(files, modelSha, runOptions);
+  // stdin's text is not known until read, and not the same twice: a run with it can neither be resumed
+  // nor adopt (or be adopted by) another run's queue jobs — its identity gets a fresh nonce (before: every
+  // stdin was ['-', 0, 0], so another stdin's partial or finished jobs of the same byte lengths passed)
+  const stdinRun = files.some((f) => f.path === '-');
+  if (stdinRun && o.resume) throw errors.option('resume', "left out when an input is stdin ('-'): what came on stdin before cannot be checked", true);
+  const idOptions: Record<string, unknown> = stdinRun ? { ...runOptions, stdinNonce: randomBytes(8).toString('hex') } : runOptions;
+  const runId = o.runId ?? runIdOf(files, modelSha, idOptions);
   if (!RUN_ID_RE.test(runId)) throw errors.option('runId', 'letters, digits, _ . - (at most 64)', runId);
-  const identity: RunIdentity = { runId, model: modelSha, inputs: inputIdentity(files), options: sortedDefined(runOptions) };
+  const identity: RunIdentity = { runId, model: modelSha, inputs: inputIdentity(files), options: sortedDefined(idOptions) };
   // Local mode loads the model before touching the output; the queue mode only needs its digest.
   const lm = target === undefined ? await RetNetLM.load(model) : undefined;
   let writer: OrderedWriter | undefined;
@@ -245,7 +256,7 @@ export async function scoreCorpus(o: ScoreCorpusOptions): Promise<CorpusSummary>
     } else {
       const { coordinate } = await import('./queue/coordinator.js'); // BullMQ + ioredis: loaded only for a queue run
       queueStats = await coordinate(counted, w, {
-        target, runId, modelSha, score, fingerprint: runIdOf(files, modelSha, runOptions), lockTtlMs: o.lockTtlMs, waitReportMs: o.waitReportMs, maxInFlight: o.maxInFlight, redisTimeoutMs: o.redisTimeoutMs ?? DEFAULT_REDIS_TIMEOUT_MS,
+        target, runId, modelSha, score, fingerprint: runIdOf(files, modelSha, idOptions), lockTtlMs: o.lockTtlMs, waitReportMs: o.waitReportMs, maxInFlight: o.maxInFlight, redisTimeoutMs: o.redisTimeoutMs ?? DEFAULT_REDIS_TIMEOUT_MS,
         attempts: o.attempts, log, signal: o.signal, onShardDone: () => report(),
       });
     }

@@ -4,7 +4,7 @@
 // partial file to OUT (gzip-compressing it first for *.gz), so OUT only ever
 // exists complete. `--resume` keeps the complete lines of a partial file made
 // by the same run, so no document is written twice or lost.
-import { closeSync, constants, createReadStream, createWriteStream, fsyncSync, ftruncateSync, lstatSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, writeSync, type Stats } from 'node:fs';
+import { chmodSync, closeSync, constants, createReadStream, createWriteStream, fsyncSync, ftruncateSync, lstatSync, openSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { hostname } from 'node:os';
@@ -268,13 +268,20 @@ export class OrderedWriter {
     if (this.emit) return;
     const part = partialPath(this.out);
     fsyncSync(this.fd); closeSync(this.fd); this.fd = -1;
+    // an output replaced keeps its permissions (before: a chmod 600 scores file came back 644)
+    let mode: number | null = null;
+    try { mode = statSync(this.out).mode & 0o7777; } catch { /* a new file: the umask's */ }
     if (/\.gz$/i.test(this.out)) {
       const gz = `${part}.gz`;
       await pipeline(createReadStream(part), createGzip(), createWriteStream('', { fd: freshFile(gz) }));
       const f = openSync(gz, 'r'); fsyncSync(f); closeSync(f);
+      if (mode !== null) chmodSync(gz, mode);
       renameSync(gz, this.out);
       rmSync(part);
-    } else renameSync(part, this.out);
+    } else {
+      if (mode !== null) chmodSync(part, mode);
+      renameSync(part, this.out);
+    }
     rmSync(partialMetaPath(this.out), { force: true });
     this.finished = true;
     dropLock(this.out);

@@ -74,7 +74,7 @@ const posInt = (v: unknown): v is number => Number.isInteger(v) && (v as number)
 export function resolveConfig(partial: Partial<RetNetConfig>): RetNetConfig {
   const c: RetNetConfig = { ...DEFAULT_CONFIG, ...partial };
   const bad = (name: string, want: string) => { throw errors.config(name, want, (c as unknown as Record<string, unknown>)[name]); };
-  if (!posInt(c.numLayer)) bad('numLayer', 'a positive integer');
+  if (!Number.isInteger(c.numLayer) || c.numLayer < 0) bad('numLayer', 'a non-negative integer');
   if (!posInt(c.numHeads)) bad('numHeads', 'a positive integer');
   if (!posInt(c.dimModel)) bad('dimModel', 'a positive integer');
   if (!(typeof c.valueFactor === 'number' && c.valueFactor > 0)) bad('valueFactor', 'a positive number');

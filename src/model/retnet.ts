@@ -310,6 +310,9 @@ export class RetNet {
     checkKnownKeys(config, [...CONFIG_KEYS, 'seed'], 'config');
     const { seed = 0, ...rest } = config;
     const c = resolveConfig(rest);
+    // (0 layers is the config of a MultiScaleRetention alone, made inside; a RetNet has at least one:
+    // before, init accepted 0 and forward failed with a TypeError)
+    if (c.numLayer === 0) throw errors.config('numLayer', 'a positive integer', 0);
     return new RetNet(c, initLayers(c, seed));
   }
 

@@ -173,6 +173,18 @@ export async function coordinate(shards: AsyncIterable<Shard>, writer: OrderedWr
         if (f.done) continue;
         const id = jobIdOf(idx);
         const state = await link.guard(q.getJobState(id));
+        if (state === 'completed' || state === 'failed') {
+          // a job of another run under this id that could not be replaced when this shard was taken (a
+          // worker held it): its result is for other inputs, model or options — never taken (before: taken
+          // when its ids and byte lengths matched, stale scores with exit 0)
+          const job = await link.guard(q.getJob(id));
+          if (job && (job.data as { fingerprint?: unknown })?.fingerprint !== fingerprint) {
+            o.log(`coordinator: shard ${idx}: the job on the queue was made for other inputs, model or options; scoring it again`);
+            await link.guard(job.remove().catch(() => {}));
+            await enqueue(f.shard, false);
+            continue;
+          }
+        }
         if (state === 'completed') {
           const job = await link.guard(q.getJob(id));
           if (!job) { await enqueue(f.shard, true); continue; }

@@ -3,7 +3,7 @@
 // watchdog that turns "Redis unreachable for longer than --redis-timeout"
 // into one clear error instead of a hang.
 import { Redis, type RedisOptions } from 'ioredis';
-import { errors } from '../../errors.js';
+import { errors, RetNetError } from '../../errors.js';
 import { redact, type RedisTarget } from './redis-url.js';
 
 export { parseRedisUrl, redact, type RedisTarget } from './redis-url.js';
@@ -61,8 +61,16 @@ export class RedisLink {
 
   /** Wait for the first connection (or the timeout). */
   async ready(): Promise<void> {
-    if (this.client.status === 'ready') return;
-    await this.guard(new Promise<void>((res) => this.client.once('ready', () => res())));
+    if (this.client.status !== 'ready') await this.guard(new Promise<void>((res) => this.client.once('ready', () => res())));
+    // a database the server does not have: ioredis reports the failed SELECT as an 'error' and goes on
+    // in database 0, and so would BullMQ's connections (before: the run's keys in db 0, exit 0)
+    const db = this.target.options.db ?? 0;
+    if (db !== 0) {
+      try { await this.guard(this.client.select(db)); } catch (e) {
+        if (e instanceof RetNetError) throw e;
+        throw errors.queue(`Redis at ${this.target.display}: database ${db} cannot be used (${redact((e as Error).message, this.target)})`);
+      }
+    }
   }
 
   /** `p`, or the connection-lost error, whichever comes first. */

@@ -1,0 +1,151 @@
+// The corpus writer and queue at their edges (found by a review on 2026-12-07; each test failed before
+// its fix): an --out that is a corpus file, a stale job of another run, stdin resumes, silently
+// dropped links, Parquet text that is not UTF-8, permissions, a Redis database that does not exist,
+// an option given twice, and a resume under another kernel engine.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Queue, Worker } from 'bullmq';
+import { scoreCorpus } from '../src/index.js';
+import { queueName } from '../src/corpus/queue/jobs.js';
+import { canRun } from './helpers/skip.js';
+import { CLI, cliChild, redisMissing, startRedis, writeSmallLM } from './helpers/corpus.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'retnet-corpus-edges-'));
+const model = join(dir, 'lm.safetensors');
+writeSmallLM(model);
+const cli = (args: string[], opts: { input?: string; env?: Record<string, string> } = {}) =>
+  spawnSync(process.execPath, [CLI, ...args], { cwd: dir, encoding: 'utf8', timeout: 120_000, input: opts.input, env: { ...process.env, NO_COLOR: '1', ...opts.env } });
+const lines = (n: number, tag: string) => Array.from({ length: n }, (_, i) => JSON.stringify({ id: `${tag}${i}`, text: `${tag} document number ${i}: some words to score.` })).join('\n') + '\n';
+
+test('--out naming a corpus file (in an input folder, through a link, or not an input at all) is refused and the file is intact (before: replaced by the scores, exit 0)', () => {
+  const c = join(dir, 'c1'); mkdirSync(c);
+  writeFileSync(join(c, 'a.jsonl'), lines(5, 'a')); writeFileSync(join(c, 'b.jsonl'), lines(6, 'b'));
+  symlinkSync(join(c, 'a.jsonl'), join(dir, 'a-link.jsonl'));
+  const before = [readFileSync(join(c, 'a.jsonl')), readFileSync(join(c, 'b.jsonl'))];
+  for (const [out, inputs] of [[join(c, 'b.jsonl'), [c]], [join(dir, 'a-link.jsonl'), [c]], [join(c, 'a.jsonl'), [join(c, 'b.jsonl')]]] as [string, string[]][]) {
+    const r = cli(['score', '--model', model, '--out', out, ...inputs]);
+    assert.is(r.status, 2, `${out}: ${r.stderr}`);
+    assert.match(r.stderr, /exists and is not score records/);
+  }
+  assert.ok(readFileSync(join(c, 'a.jsonl')).equals(before[0]!) && readFileSync(join(c, 'b.jsonl')).equals(before[1]!));
+  // the library has no CLI check: the walk keeps the file as an input, and the output check refuses it
+  return scoreCorpus({ inputs: [c], out: join(c, 'b.jsonl'), model }).then(() => assert.unreachable('refused'), (e: Error & { code?: string }) => {
+    assert.is(e.code, 'E_CORPUS'); assert.match(e.message, /refusing to overwrite a file this run reads/);
+    assert.ok(readFileSync(join(c, 'b.jsonl')).equals(before[1]!));
+  });
+});
+
+test('an earlier scores file in an input folder is still left out of the inputs and replaced (and keeps its permissions)', () => {
+  const c = join(dir, 'c2'); mkdirSync(c);
+  writeFileSync(join(c, 'a.jsonl'), lines(4, 'a'));
+  const out = join(c, 'scores.jsonl');
+  assert.is(cli(['score', '--model', model, '--out', out, c]).status, 0);
+  const first = readFileSync(out);
+  chmodSync(out, 0o600);
+  const r = cli(['score', '--model', model, '--out', out, c]);
+  assert.is(r.status, 0, r.stderr);
+  assert.match(r.stderr, /4 documents/);
+  assert.ok(readFileSync(out).equals(first));
+  assert.is(statSync(out).mode & 0o777, 0o600, 'mode kept (before: 644)');
+});
+
+test('stdin: --resume is refused; an option given twice is a usage error', () => {
+  const r = cli(['score', '--model', model, '--out', join(dir, 's.jsonl'), '--resume', '-'], { input: lines(3, 's') });
+  assert.is(r.status, 1, r.stderr);
+  assert.match(r.stderr, /resume.*left out when an input is stdin/);
+  const t = cli(['score', '--model', model, '--out', join(dir, 't1.jsonl'), '--out', join(dir, 't2.jsonl'), '-'], { input: lines(2, 't') });
+  assert.is(t.status, 2);
+  assert.match(t.stderr, /--out is given twice/);
+});
+
+test('a --resume under another RETNET_KERNELS is refused (the engine changes the last bits)', async () => {
+  const c = join(dir, 'c3.jsonl'); writeFileSync(c, lines(30, 'k'));
+  const out = join(dir, 'k.jsonl');
+  const ac = new AbortController();
+  const run = scoreCorpus({ inputs: [c], out, model, shardBytes: 200, onProgress: () => ac.abort(), signal: ac.signal });
+  await run.then(() => {}, () => {});
+  const r = cli(['score', '--model', model, '--out', out, '--shard-bytes', '200', '--resume', c], { env: { RETNET_KERNELS: 'wasm' } });
+  assert.is(r.status, 1, r.stderr);
+  assert.match(r.stderr, /kernels/);
+});
+
+test('links in an input folder that lead nowhere or to a folder are reported, not dropped without a word', () => {
+  const c = join(dir, 'c4'); mkdirSync(c); mkdirSync(join(dir, 'elsewhere'));
+  writeFileSync(join(c, 'a.jsonl'), lines(2, 'a'));
+  writeFileSync(join(dir, 'elsewhere', 'x.jsonl'), lines(2, 'x'));
+  symlinkSync(join(dir, 'missing.jsonl'), join(c, 'gone.jsonl'));
+  symlinkSync(join(dir, 'elsewhere'), join(c, 'sub'));
+  const r = cli(['score', '--model', model, '--out', join(dir, 'l.jsonl'), c]);
+  assert.is(r.status, 0, r.stderr);
+  assert.match(r.stderr, /gone\.jsonl: a symbolic link that leads nowhere \(ENOENT\); skipped/);
+  assert.match(r.stderr, /sub: a symbolic link to a folder .*skipped/);
+});
+
+test('a Parquet text that is not valid UTF-8 is a bad record, as in JSONL (before: scored with U+FFFD)', async () => {
+  const require = createRequire(import.meta.url);
+  const { parquetWriteFile } = await import(require.resolve('hyparquet-writer')) as { parquetWriteFile: (o: unknown) => void };
+  const p = join(dir, 'bad.parquet');
+  parquetWriteFile({ filename: p, columnData: [{ name: 'id', data: ['b0', 'b1'], type: 'STRING' }, { name: 'text', data: [new Uint8Array([0x61, 0xff, 0x62]), new TextEncoder().encode('good text')], type: 'STRING' }] });
+  const r = cli(['score', '--model', model, '--out', join(dir, 'pq.jsonl'), p]);
+  assert.is(r.status, 0, r.stderr);
+  assert.match(r.stderr, /bad\.parquet:1: skipped: column "text" is not valid UTF-8/);
+  const recs = readFileSync(join(dir, 'pq.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { id: string; bytes: number });
+  assert.equal(recs.map((x) => [x.id, x.bytes]), [['b1', 9]]);
+  assert.is(cli(['score', '--model', model, '--strict', '--out', join(dir, 'pq2.jsonl'), p]).status, 1);
+});
+
+test('queue: a Redis database the server lacks is an error (before: the run went on in db 0)', async () => {
+  if (!canRun('queue: missing Redis database refused', redisMissing())) return;
+  const redis = await startRedis();
+  try {
+    const c = join(dir, 'q.jsonl'); writeFileSync(c, lines(2, 'q'));
+    for (const args of [['score', '--model', model, '--out', join(dir, 'qo.jsonl'), '--queue', `${redis.url}/99`, '--redis-timeout', '5', c], ['worker', '--model', model, '--queue', `${redis.url}/99`, '--redis-timeout', '5']]) {
+      const r = cli(args);
+      assert.is(r.status, 1, r.stderr);
+      assert.match(r.stderr, /database 99 cannot be used/);
+    }
+  } finally { await redis.stop(); }
+});
+
+test('queue: a job of another run that a worker held when the coordinator took its shard is never taken (before: its stale scores, exit 0)', async () => {
+  if (!canRun('queue: stale job of another run scored again', redisMissing())) return;
+  const redis = await startRedis();
+  const c = join(dir, 'stale.jsonl'); writeFileSync(c, lines(3, 'n'));
+  const ref = join(dir, 'stale-ref.jsonl');
+  await scoreCorpus({ inputs: [c], out: ref, model });
+  const conn = { host: '127.0.0.1', port: redis.port };
+  const q = new Queue(queueName('myrun'), { connection: conn });
+  let release!: () => void;
+  const held = new Promise<void>((r) => { release = r; });
+  let taken!: () => void;
+  const active = new Promise<void>((r) => { taken = r; });
+  // a worker of an earlier run under the same id, on shard-0 when the new coordinator starts: it returns
+  // well-formed records for the same documents (ids, sources, byte lengths) with made-up bits
+  const docs = readFileSync(c, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { id: string; text: string });
+  const stale = docs.map((d) => { const bytes = Buffer.byteLength(d.text); return { id: d.id, source: c, bytes, bits: 1, bits_per_byte: 1 / bytes }; });
+  const fake = new Worker(queueName('myrun'), async () => { taken(); await held; return stale; }, { connection: conn, autorun: false });
+  try {
+    await q.add('shard', { fingerprint: 'an earlier run' }, { jobId: 'shard-0' });
+    void fake.run();
+    await active;
+    const out = join(dir, 'stale-out.jsonl');
+    const coord = cliChild(['score', '--model', model, '--out', out, '--queue', redis.url, '--run-id', 'myrun', c]);
+    await coord.waitFor(/made for other inputs, model or options; replacing it/, 30_000);
+    release();
+    await fake.close(); // finishes the held job, then takes no more
+    const real = cliChild(['worker', '--model', model, '--queue', redis.url, '--run-id', 'myrun']);
+    const code = await Promise.race([coord.done, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 60_000).unref())]);
+    real.proc.kill('SIGTERM'); await real.done;
+    if (code === 'hung') coord.proc.kill('SIGKILL');
+    assert.is(code, 0, coord.err());
+    assert.match(coord.err(), /scoring it again/);
+    assert.ok(readFileSync(out).equals(readFileSync(ref)), 'the one-machine scores, not the stale ones');
+  } finally { await fake.close().catch(() => {}); await q.close(); await redis.stop(); }
+});
+
+test.run();
