@@ -123,7 +123,7 @@ export interface CorpusSummary {
   perplexity?: number;
   /** documents found in OUT.partial (resume) and not scored again */
   resumedDocuments: number;
-  /** shards scored in this run */
+  /** shards the corpus was cut into this run (those a resume found written included) */
   shards: number;
   /** wall time of this run */
   seconds: number;
