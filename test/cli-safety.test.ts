@@ -197,10 +197,12 @@ test('score: a failure leaves no --jsonl (or the previous one, byte-identical) a
   assert.match(r.err, /stdin broke/);
   assert.not.ok(existsSync(fresh), 'no empty or partial --jsonl');
   const prev = join(TMP, 'prev.jsonl');
-  writeFileSync(prev, '{"previous":true}\n');
+  // an earlier run's records (what --jsonl writes: an existing file of anything else is refused up front)
+  const earlier = '{"file":"earlier.txt","bytes":10,"bits":31.5,"bits_per_byte":3.5}\n';
+  writeFileSync(prev, earlier);
   r = await scoreIn(['--backend', 'js', '--jsonl', prev, a, '-'], failing());
-  assert.is(r.code, 1);
-  assert.is(readFileSync(prev, 'utf8'), '{"previous":true}\n', 'previous --jsonl untouched');
+  assert.is(r.code, 1, r.err);
+  assert.is(readFileSync(prev, 'utf8'), earlier, 'previous --jsonl untouched');
   noTemp(TMP, 'failed score');
   // and a success replaces it
   r = await scoreIn(['--backend', 'js', '--jsonl', prev, a]);
@@ -253,8 +255,8 @@ test('an existing output that is not what the command writes (a mistyped name, a
   const tiny = ['--lengths', '8', '--chunks', '1', '--layers', '1', '--dim', '8', '--heads', '2'];
   const cases: [string, string[]][] = [
     // `score --jsonl a.txt b.txt`: the first FILE taken as --jsonl's value
-    ['a JSON Lines file', ['score', '--jsonl', notes, doc]],
-    ['a JSON Lines file', ['score', doc, '--out', notes]],
+    ['score records', ['score', '--jsonl', notes, doc]],
+    ['score records', ['score', doc, '--out', notes]],
     ['a JSON file', ['score', doc, '--out', join(TMP, 'c.jsonl'), '--summary-json', notes]],
     ['a JSON file', ['bench', ...tiny, '--json', notes]],
     ['a safetensors file', ['run', '--model', MODEL, '--input', INPUT, '--key', 'input', '--out', notes]],
@@ -277,7 +279,7 @@ test('an existing output that is not what the command writes (a mistyped name, a
   }
   // an earlier --per-token output whose first record is longer than the 1 MiB the check reads
   const long = join(TMP, 'long.jsonl');
-  writeFileSync(long, JSON.stringify({ id: 'big', logprobs: Array.from({ length: 200_000 }, () => -1.2345678) }) + '\n');
+  writeFileSync(long, JSON.stringify({ id: 'big', source: 'big.txt', bytes: 200_001, bits: 356_000.5, bits_per_byte: 1.78, logprobs: Array.from({ length: 200_000 }, () => -1.2345678) }) + '\n');
   assert.ok(statSync(long).size > 2 ** 20);
   assert.is(cli(['score', doc, '--out', long]).code, 0, 'a long first record');
   assert.is(cli(['score', doc, '--out', empty]).code, 0, 'an empty --out');

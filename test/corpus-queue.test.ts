@@ -45,7 +45,7 @@ async function reference(corpus: string, shardBytes: number): Promise<Buffer> {
 // allowed — at-least-once — but would spoil the counts of shards scored).
 const worker = (url: string, extra: string[] = [], lockMs = 10_000) => cliChild(['worker', '--queue', url, '--model', model, '--lock-duration', String(lockMs), ...extra]);
 const coordinator = (url: string, out: string, corpus: string, extra: string[] = []) =>
-  cliChild(['score', '--queue', url, '--model', model, '--out', out, '--shard-bytes', '2000', ...extra, corpus]);
+  cliChild(['score', '--queue', url, '--model', model, '--out', out, ...(extra.includes('--shard-bytes') ? [] : ['--shard-bytes', '2000']), ...extra, corpus]);
 const scoredShards = (w: Child) => (w.err().match(/: scored \d+ documents/g) ?? []).length;
 const noStack = (s: string) => !/\n\s+at /.test(s);
 async function stop(w: Child): Promise<number | null> { if (w.proc.exitCode === null) w.proc.kill('SIGTERM'); return w.done; }

@@ -208,7 +208,7 @@ test('item 10: drift --out-dir FILE names a regular file; score --out through a 
   const input = join(dir, 'in10.jsonl');
   writeFileSync(input, jsonl(3, 10));
   const real = join(dir, 'real-out.jsonl'), link = join(dir, 'link-out.jsonl');
-  writeFileSync(real, '{"id": "an earlier run"}\n');
+  writeFileSync(real, '{"id": "an earlier run", "source": "x.jsonl", "bytes": 4, "bits": 9.5, "bits_per_byte": 2.375}\n'); // an earlier run's record
   symlinkSync(real, link);
   r = cli(['score', '--model', model, '--out', link, input]);
   assert.is(r.code, 0, r.err);
