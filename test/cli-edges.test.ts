@@ -58,6 +58,17 @@ test('usage errors: an empty backend list, a value that starts with a dash (one 
   assert.not.ok(existsSync(join(TMP, 'scores.jsonl.zst')));
 });
 
+test('an output folder that cannot be created (/proc/x, /sys/x) is refused before the work (before, as root: drift hung in mkdir, bench lost its results at the end)', () => {
+  if (process.platform !== 'linux') return;
+  for (const args of [['drift', '--backends', 'wasm', '--precisions', 'f32', '--length', '16', '--out-dir', '/proc/x'],
+    ['bench', '--layers', '1', '--dim', '32', '--heads', '2', '--lengths', '64', '--json', '/sys/x/b.json']]) {
+    const r = cli(args);
+    assert.is(r.status, 2, `${args[0]}: ${r.stderr}`);
+    assert.match(r.stderr.split('\n')[0]!, /\/(proc|sys)\/x/);
+    assert.is(r.stdout, '', `${args[0]}: nothing measured`);
+  }
+});
+
 test('drift --no-plot into a folder with an earlier study removes its drift.svg (before: left beside the new csv/json)', () => {
   const dir = join(TMP, 'drift');
   const a = cli(['drift', '--backends', 'wasm', '--precisions', 'f32', '--length', '16', '--out-dir', dir]);

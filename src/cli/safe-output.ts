@@ -35,7 +35,7 @@
 //     event loop next turns; then its default action ends the process).
 //   writeFileAtomic(target, data) → void
 //     create + writeFileSync(tempPath) + commit, abort on any error.
-import { accessSync, closeSync, constants, lstatSync, openSync, readSync, realpathSync, renameSync, statSync, unlinkSync, writeFileSync, type Stats } from 'node:fs';
+import { accessSync, closeSync, constants, lstatSync, mkdirSync, openSync, readSync, realpathSync, renameSync, rmdirSync, statSync, unlinkSync, writeFileSync, type Stats } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tempPathBeside } from '../temp-path.js';
@@ -180,6 +180,14 @@ function checkCreatableDir(dir: string, what: string): boolean {
   }
   const exists = existing === resolve(dir);
   checkWritableDir(existing, exists ? what : `${what} (to be created in ${existing})`);
+  if (!exists) {
+    // write access is not creatability (root passes access() on /proc and /sys, where mkdir fails — and
+    // Node's recursive mkdir of /proc/x never returns): make the first missing folder and remove it again
+    const first = join(existing, resolve(dir).slice(existing.length).split(/[\\/]/).filter(Boolean)[0]!);
+    try { mkdirSync(first); rmdirSync(first); } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new UsageError(`${what}: cannot create folder ${first} (${code(e)})`);
+    }
+  }
   return exists;
 }
 
