@@ -92,7 +92,8 @@ export class Tensor {
  *  readSafetensors gives per tensor). */
 type Numeric = ArrayLike<number> | Tensor | { data: ArrayLike<number> };
 const isArrayLike = (v: unknown): v is ArrayLike<number> =>
-  (ArrayBuffer.isView(v) && !(v instanceof DataView)) || Array.isArray(v);
+  (ArrayBuffer.isView(v) && !(v instanceof DataView)) || Array.isArray(v) ||
+  (typeof v === 'object' && v !== null && typeof (v as { length?: unknown }).length === 'number');
 const arr = (x: Numeric): ArrayLike<number> => {
   if (x instanceof Tensor) return x.data;
   if (isArrayLike(x)) return x;

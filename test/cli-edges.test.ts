@@ -17,6 +17,7 @@ const cli = (args: string[], env: Record<string, string> = {}) =>
   spawnSync(process.execPath, [MAIN, ...args], { cwd: TMP, encoding: 'utf8', timeout: 120_000, env: { ...process.env, NO_COLOR: '1', ...env } });
 const corpus = join(TMP, 'corpus.jsonl');
 writeFileSync(corpus, '{"id": "a", "text": "one two three"}\n{"id": "b", "text": "four"}\n');
+writeFileSync(join(TMP, 'plain.txt'), 'a plain file to score\n');
 
 test('a reader that closes the pipe early ends the command quietly, exit 141 as SIGPIPE would (before: an unhandled EPIPE stack trace)', async () => {
   const child = spawn(process.execPath, [MAIN, 'generate', '--prompt', 'x', '--max-bytes', '20000'], { cwd: TMP, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -38,6 +39,13 @@ test('RETNET_DEBUG=1 adds the stack on score (as on the other commands); RETNET_
   assert.not.match(off.stderr, /\n\s+at /, off.stderr);
 });
 
+test('RETNET_PRECISION=bf16 does not reach a js corpus run (before: E_OPTION "precision must be f32 on the js backend")', () => {
+  const out = join(TMP, 'js-env.jsonl');
+  const r = cli(['score', '--backend', 'js', '--out', out, corpus], { RETNET_PRECISION: 'bf16' });
+  assert.is(r.status, 0, r.stderr);
+  assert.ok(existsSync(out));
+});
+
 test('usage errors: an empty backend list, a value that starts with a dash (one line), an output named - or .zst — exit 2 before any work', () => {
   for (const [args, re] of [
     [['bench', '--layers', '1', '--dim', '32', '--heads', '2', '--lengths', '64', '--backend', ''], /--backend needs at least one backend/],
@@ -47,6 +55,7 @@ test('usage errors: an empty backend list, a value that starts with a dash (one 
     [['score', '--out', '-', corpus], /--out -: an output here is a file/],
     [['bench', '--layers', '1', '--dim', '32', '--heads', '2', '--lengths', '64', '--json', '-'], /--json -: an output here is a file/],
     [['score', '--out', join(TMP, 'scores.jsonl.zst'), corpus], /only gzip compression is written/],
+    [['score', '--jsonl', join(TMP, 'files.jsonl.gz'), join(TMP, 'plain.txt')], /this output is written uncompressed/], // --jsonl never gzips
   ] as [string[], RegExp][]) {
     const r = cli(args);
     assert.is(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
@@ -90,6 +99,8 @@ test('the comparisons take readSafetensors\' tensors and refuse what they cannot
   assert.is(maxAbsDiff(b, a), 0.5);
   assert.ok(nmse(b, a) > 0);
   assert.is(allclose(b, a), false);
+  // any array-like still compares (an arguments object, { length, 0: … })
+  assert.is(maxAbsDiff({ length: 2, 0: 1, 1: 2 } as ArrayLike<number>, [1, 2.5]), 0.5);
   for (const bad of [{}, null, { data: 'xyz' }, 5]) {
     assert.throws(() => relMaxError(bad as never, a), (e: Error & { code?: string }) => e.code === 'E_INPUT' && /cannot compare/.test(e.message));
     assert.throws(() => allclose(a, bad as never), (e: Error & { code?: string }) => e.code === 'E_INPUT');

@@ -1,13 +1,13 @@
 // Model folders at their edges (found by a review on 2026-12-07; each test failed before its fix):
 // a vocabulary padded beyond the tokenizer, a tokenizer that drops characters or adds no BOS, BOS
 // decided by the tokenizer's files, model.safetensors beside shards, a bad BF16 value's position, and
-// a finite weight that overflows on some text.
+// a finite weight that overflows on some text (NaN, not a number that looks right).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RetNetLM } from '../src/index.js';
+import { RetNetLM, scoreCorpus } from '../src/index.js';
 import { readSafetensors, writeSafetensors } from '../src/safetensors.js';
 import { FIXTURES } from './helpers.js';
 import { makeTinyFlaFolder } from './helpers/fla-folder.js';
@@ -62,6 +62,18 @@ test('a BPE tokenizer without byte fallback or unknown token refuses a character
   });
 });
 
+test('a corpus run names the document whose character the tokenizer cannot encode; tokenizer_config.json is part of the model identity (it decides BOS)', async () => {
+  const dir = variant('nofallback-corpus', (d) => editJson(join(d, 'tokenizer.json'), (j) => { const m = j.model as Record<string, unknown>; m.byte_fallback = false; m.unk_token = null; }));
+  const corpus = join(tmp, 'enc.jsonl');
+  writeFileSync(corpus, '{"id":"ok","text":"plain"}\n{"id":"llama","text":"a 🦙 here"}\n');
+  const e = await codeOf(scoreCorpus({ inputs: [corpus], out: join(tmp, 'enc-out.jsonl'), model: dir }));
+  assert.is(e.code, 'E_INPUT', e.message);
+  assert.match(e.message, /document "llama" \(.*enc\.jsonl\): text has the character "🦙"/);
+  const { modelFolderFiles, modelFiles } = await import('../src/model/fla.js');
+  const withCfg = variant('tokcfg', (d) => writeFileSync(join(d, 'tokenizer_config.json'), JSON.stringify({ add_bos_token: false })));
+  assert.ok(modelFolderFiles(modelFiles(withCfg)).some((f) => f.endsWith('tokenizer_config.json')));
+});
+
 test('BOS comes from the tokenizer\'s files, as transformers adds it; without one, bits/byte leaves the first token\'s bytes out (before: config.json forced BOS; the denominator was bytes − 1)', async () => {
   const noBos = variant('nobos', (d) => {
     editJson(join(d, 'tokenizer.json'), (j) => { j.post_processor = null; });
@@ -82,6 +94,41 @@ test('BOS comes from the tokenizer\'s files, as transformers adds it; without on
     // only " world" (6 bytes) is predicted; the denominator before was 10
     assert.is(r.bytes, 11);
     assert.ok(Math.abs(r.bitsPerByte! - r.bits / 6) <= 1e-12 * r.bitsPerByte!, `${r.bitsPerByte} vs ${r.bits / 6}`);
+  });
+});
+
+test('a byte-level (GPT-2 style) tokenizer without BOS: the first token is one byte of a character, and bits/byte divides by the bytes after it; a corpus summary by the records\' own (before: 0 and a denominator over every byte)', async () => {
+  // GPT-2's bytes_to_unicode: printable Latin-1 bytes map to themselves, the other 68 to U+0100 on
+  const printable = [...Array.from({ length: 94 }, (_, i) => 33 + i), ...Array.from({ length: 12 }, (_, i) => 161 + i), ...Array.from({ length: 82 }, (_, i) => 174 + i)];
+  const chars = new Array<string>(256);
+  let extra = 0;
+  for (let b = 0; b < 256; b++) chars[b] = printable.includes(b) ? String.fromCharCode(b) : String.fromCharCode(256 + extra++);
+  const vocab: Record<string, number> = {};
+  chars.forEach((c, b) => { vocab[c] = b; });
+  const dir = variant('bytelevel', (d) => {
+    writeFileSync(join(d, 'tokenizer.json'), JSON.stringify({
+      version: '1.0', added_tokens: [], normalizer: null, post_processor: null,
+      pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+      decoder: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+      model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, vocab, merges: [] },
+    }));
+    rmSync(join(d, 'tokenizer_config.json'), { force: true });
+  });
+  await withLm(dir, async (lm) => {
+    assert.is(lm.tokenizer.bosId, null);
+    for (const [text, predicted] of [['é', 1], ['😀ab', 5], ['€x', 3], ['plain', 4]] as [string, number][]) {
+      const ids = lm.tokenizer.encode(text);
+      assert.is(ids.length, Buffer.byteLength(text), text); // no merges: one token per byte
+      const r = await lm.score(text, { backend: 'js' });
+      assert.ok(Math.abs(r.bitsPerByte! - r.bits / predicted) <= 1e-12 * r.bitsPerByte!, `${text}: ${r.bitsPerByte} vs ${r.bits / predicted}`);
+    }
+    const corpus = join(tmp, 'bl.jsonl');
+    writeFileSync(corpus, '{"id":"a","text":"é and more"}\n{"id":"b","text":"€x plain text"}\n');
+    const out = join(tmp, 'bl-scores.jsonl');
+    const summary = await scoreCorpus({ inputs: [corpus], out, model: dir });
+    const recs = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { bits: number; bits_per_byte: number });
+    const own = recs.reduce((a, x) => a + x.bits, 0) / recs.reduce((a, x) => a + x.bits / x.bits_per_byte, 0);
+    assert.ok(Math.abs(summary.bitsPerByte - own) <= 1e-12 * own, `summary ${summary.bitsPerByte} vs records ${own}`);
   });
 });
 
@@ -115,7 +162,7 @@ test('a NaN in a BF16 weight is reported at its position (before: always [0])', 
   assert.match(e.message, /model\.embeddings\.weight has a non-finite value NaN at \[1, 5\]/);
 });
 
-test('a finite weight that overflows float32 on some text: score refuses with E_INPUT instead of NaN bits (before: nll NaN, exit 0)', async () => {
+test('a finite weight that overflows float32 on some text: lm.score reports NaN bits, never a finite number (the corpus scorer then refuses naming the document: reliability3.test.ts)', async () => {
   const dir = join(tmp, 'overflow');
   cpSync(join(FIXTURES, 'fla', 'f32'), dir, { recursive: true });
   const p = join(dir, 'model.safetensors');
@@ -127,9 +174,9 @@ test('a finite weight that overflows float32 on some text: score refuses with E_
   const golden = readSafetensors(join(dir, 'golden.safetensors')).tensors.get('input_ids')!;
   const ids = Int32Array.from((golden.data as Int32Array).subarray(0, 67));
   await withLm(dir, async (lm) => {
-    const e = await codeOf(lm.score(ids, { backend: 'wasm' }));
-    assert.is(e.code, 'E_INPUT', e.message);
-    assert.match(e.message, /log-probability of token \d+ \(id \d+\) is NaN: the model's weights overflow/);
+    const r = await lm.score(ids, { backend: 'wasm', perToken: true });
+    assert.ok(Number.isNaN(r.bits) && Number.isNaN(r.nll), `bits ${r.bits}`);
+    assert.ok(Array.from(r.logprobs!).some(Number.isNaN));
   });
 });
 

@@ -123,8 +123,12 @@ export function checkOutputTarget(out: string, inputs: readonly NamedInput[], fl
   if (out === '') throw new UsageError(`${flag} needs a file name`);
   // '-' is stdin as an input; as an output it would be a file named '-' in the current folder
   if (out === '-') throw new UsageError(`${flag} -: an output here is a file (give its name)${flag === '--out' || flag === '--jsonl' ? '; without the flag, score prints its records on stdout' : ''}`);
-  // only gzip is written compressed: a .zst/.bz2/.xz name would hold plain text that its readers refuse
-  if (opts.kind && /\.(zst|zstd|bz2|xz|lz4|br)$/i.test(out)) throw new UsageError(`${flag} ${out}: only gzip compression is written (name the file .gz, or leave the extension off for plain text)`);
+  // a compression extension on an output written plain would hold text its readers refuse: only score
+  // --out writes gzip (for a .gz name); every other output is written uncompressed
+  const gzOk = opts.kind === 'jsonl' && flag === '--out';
+  if (opts.kind && (gzOk ? /\.(zst|zstd|bz2|xz|lz4|br)$/i : /\.(gz|zst|zstd|bz2|xz|lz4|br)$/i).test(out)) {
+    throw new UsageError(`${flag} ${out}: ${gzOk ? 'only gzip compression is written (name the file .gz, or leave the extension off for plain text)' : 'this output is written uncompressed (leave the compression extension off)'}`);
+  }
   const what = `${flag} ${out}`;
   let target = resolve(out);
   let lst: Stats | undefined;

@@ -190,12 +190,12 @@ export async function scoreCorpus(o: ScoreCorpusOptions): Promise<CorpusSummary>
   refuseOutputsOverInputs({ out: o.out, temporaries, others: o.otherOutputs, inputs: files, model: reads });
   let modelSha: string;
   try { modelSha = await modelSha256(reads); } catch (e) { throw errors.weights(`cannot read ${model}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
-  const precision = o.precision ?? precisionFromEnv();
+  const precision = o.precision ?? ((o.backend ?? 'wasm') === 'wasm' ? precisionFromEnv() : 'f32'); // RETNET_PRECISION: wasm only
   if (!PRECISIONS.includes(precision)) throw errors.option('precision', "'f32' or 'bf16'", precision);
   const score: ShardScoreOptions = { backend: o.backend, chunkSize: o.chunkSize, perToken: o.perToken === true, ...(precision === 'bf16' ? { precision } : {}) };
   // the kernel engine asked for changes the scores' last bits: a resume under another one is refused
   // (left out at 'auto', so identities made without it stay the same)
-  const kreq = kernelsFromEnv();
+  const kreq = target === undefined ? kernelsFromEnv() : 'auto'; // a queue's workers compute, each with its own
   const runOptions = {
     textField: o.textField ?? 'text', idField: o.idField ?? 'id', include: o.include, strict: o.strict === true, shardBytes, maxDocBytes, ...score,
     ...(kreq !== 'auto' ? { kernels: kreq } : {}),

@@ -24,9 +24,24 @@ export interface ShardProgress {
 
 export async function scoreDocs(lm: RetNetLM, docs: Pick<CorpusDoc, 'id' | 'source' | 'bytes'>[], options: ShardScoreOptions, progress?: ShardProgress | ((done: number, total: number) => void), signal?: AbortSignal): Promise<DocRecord[]> {
   const p: ShardProgress = typeof progress === 'function' ? { onProgress: progress } : progress ?? {};
-  const results = await lm.score(docs.map((d) => d.bytes), {
-    backend: options.backend, chunkSize: options.chunkSize, precision: options.precision ?? 'f32', perToken: options.perToken === true, onProgress: p.onProgress, onScored: p.onScored, signal,
-  });
+  let results;
+  try {
+    results = await lm.score(docs.map((d) => d.bytes), {
+      backend: options.backend, chunkSize: options.chunkSize, precision: options.precision ?? 'f32', perToken: options.perToken === true, onProgress: p.onProgress, onScored: p.onScored, signal,
+    });
+  } catch (e) {
+    // a text the tokenizer refuses (a character a BPE without byte fallback lacks): name the document,
+    // found by encoding them one by one (only on this error path)
+    if ((e as { code?: string }).code === 'E_INPUT' && /cannot encode/.test((e as Error).message) && lm.tokenizer.kind !== 'bytes') {
+      const dec = new TextDecoder('utf-8', { ignoreBOM: true });
+      for (const d of docs) {
+        try { lm.tokenizer.encode(dec.decode(d.bytes)); } catch (de) {
+          throw errors.input(`document ${JSON.stringify(d.id)} (${d.source}): ${(de as Error).message}`);
+        }
+      }
+    }
+    throw e;
+  }
   return results.map((r, i) => {
     // a non-finite score (weights that overflow float32 on this text) is an error naming the document, never "bits": null
     if (!Number.isFinite(r.bits) || (r.logprobs && !r.logprobs.every(Number.isFinite))) {

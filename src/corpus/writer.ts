@@ -60,19 +60,25 @@ function dropLock(out: string): void {
 /** Totals over records: what the summary reports. */
 export interface Totals {
   documents: number; bytes: number; bits: number;
-  /** bytes the model predicted: every byte under a tokenizer with a BOS (records with tokens), bytes − 1 per document for the byte LM */
+  /** bytes the model predicted: every byte after a BOS, all but the first token's without one (bytes − 1 for the byte LM) */
   scoredBytes: number;
   /** tokenized models: tokens, −Σ ln p (nats) and predicted tokens over all documents */
   tokens: number; nll: number; predicted: number;
 }
 export const zeroTotals = (): Totals => ({ documents: 0, bytes: 0, bits: 0, scoredBytes: 0, tokens: 0, nll: 0, predicted: 0 });
-export function addRecord(t: Totals, r: Pick<DocRecord, 'bytes' | 'bits' | 'tokens' | 'nll'>): void {
+export function addRecord(t: Totals, r: Pick<DocRecord, 'bytes' | 'bits' | 'bits_per_byte' | 'tokens' | 'nll'>): void {
   t.documents++; t.bytes += r.bytes; t.bits += r.bits;
+  t.scoredBytes += predictedBytes(r);
   if (typeof r.tokens === 'number' && typeof r.nll === 'number') {
-    t.scoredBytes += r.bytes; t.tokens += r.tokens; t.nll += r.nll; t.predicted += Math.max(0, r.tokens - 1);
-  } else {
-    t.scoredBytes += Math.max(0, r.bytes - 1);
+    t.tokens += r.tokens; t.nll += r.nll; t.predicted += Math.max(0, r.tokens - 1);
   }
+}
+
+/** The bytes a record's bits/byte divides by (bits ÷ bits_per_byte, an integer up to rounding; 0 when
+ *  nothing was predicted, bits_per_byte 0 by convention): the summary's denominator is the sum of the
+ *  records' own, whatever the tokenizer does with BOS (before: every byte when a record had tokens). */
+export function predictedBytes(r: Pick<DocRecord, 'bits' | 'bits_per_byte'>): number {
+  return r.bits_per_byte > 0 && r.bits > 0 ? Math.round(r.bits / r.bits_per_byte) : 0;
 }
 
 /** A record read back from a partial file, checked to have the fields a finished run writes. */

@@ -283,14 +283,11 @@ function logSumExp(z: ArrayLike<number>, off: number, V: number): number {
 }
 
 /** The UTF-8 bytes of a text that its first token stands for (a text without BOS: they are given, not
- *  predicted). One for a byte or a byte-fallback piece (`<0xE9>`, one byte of a longer character), else
- *  its decoded text's length (a SentencePiece word token's leading space is dropped at the start of a
- *  text, as the normalizer added it). */
+ *  predicted): one for a byte; for a Hugging Face tokenizer, HfTokenizerImpl.tokenBytes. */
 function firstTokenBytes(tok: Tokenizer, id: number): number {
   if (tok.kind === 'bytes') return 1;
-  const bytePiece = (tok as { isBytePiece?: (id: number) => boolean }).isBytePiece; // the HF tokenizer's (hf.ts, loaded on demand)
-  if (bytePiece?.call(tok, id)) return 1;
-  return utf8ByteLength(tok.decode([id]));
+  const tokenBytes = (tok as { tokenBytes?: (id: number) => number }).tokenBytes; // the HF tokenizer's (hf.ts, loaded on demand)
+  return tokenBytes ? tokenBytes.call(tok, id) : utf8ByteLength(tok.decode([id]));
 }
 
 /** Per-sequence accumulator of log-probs. `textBytes`: the UTF-8 length of the text the ids came
@@ -542,9 +539,6 @@ export class RetNetLM {
       for (let r = 0; r < m; r++) {
         const t = start + r0 + r;
         const lp = z[r * V + seq.ids[t + 1]] - lse[r];
-        // a weight can pass the load's checks and still overflow float32 on some text (docs/models.md,
-        // "Weights"): a NaN here would make the document's nll, bits and perplexity NaN with no error
-        if (!Number.isFinite(lp)) throw errors.input(`the log-probability of token ${t + 1} (id ${seq.ids[t + 1]}) is ${lp}: the model's weights overflow the arithmetic on this text`);
         seq.nll -= lp;
         if (seq.logprobs) seq.logprobs[t] = lp;
       }

@@ -19,7 +19,7 @@
 //   lm_head.weight                               [V, d]  (absent when tie_word_embeddings)
 import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { errors, listNames, quote } from '../errors.js';
 import { SafetensorsFile, type StTensorInfo } from '../safetensors.js';
 import type { ActName } from '../reference/ops.js';
@@ -235,7 +235,10 @@ export function modelFiles(dir: string): ModelFiles {
 
 /** Every file of a model folder that scoring reads: config, index, weights, tokenizer. */
 export function modelFolderFiles(mf: ModelFiles): string[] {
-  return [mf.configPath, ...(mf.indexPath ? [mf.indexPath] : []), ...mf.weightFiles, ...(mf.tokenizerPath ? [mf.tokenizerPath] : [])];
+  // tokenizer_config.json decides BOS (hf.ts): part of what a run's identity hashes, as the tokenizer is
+  const tokCfg = mf.tokenizerPath ? join(dirname(mf.tokenizerPath), 'tokenizer_config.json') : null;
+  return [mf.configPath, ...(mf.indexPath ? [mf.indexPath] : []), ...mf.weightFiles, ...(mf.tokenizerPath ? [mf.tokenizerPath] : []),
+    ...(tokCfg && existsSync(tokCfg) ? [tokCfg] : [])];
 }
 
 // ---------------------------------------------------------------- weights

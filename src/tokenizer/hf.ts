@@ -51,6 +51,8 @@ export class HfTokenizerImpl implements Tokenizer {
   /** ids that decode as nothing (the added special tokens) */
   private readonly special: Uint8Array;
   private readonly hf: HfParts;
+  /** GPT-2-style byte-level pieces: one character per byte (the ByteLevel decoder) */
+  private readonly byteLevel: boolean;
   /** "\n" can be cut out before BPE: no merge involves it (see encodeText). */
   private readonly splitLines: boolean;
   /** A BPE model with neither byte fallback nor an unknown token: the library drops a character its
@@ -105,6 +107,8 @@ export class HfTokenizerImpl implements Tokenizer {
     } catch (e) {
       throw tokenizerError(source, `@huggingface/tokenizers refused it: ${e instanceof Error ? e.message : String(e)}`, e);
     }
+    const isByteLevel = (d: unknown): boolean => isObject(d) && (d.type === 'ByteLevel' || (d.type === 'Sequence' && Array.isArray(d.decoders) && d.decoders.some(isByteLevel)));
+    this.byteLevel = isByteLevel(json.decoder);
     this.alphabet = null;
     if (model.type === 'BPE' && model.byte_fallback !== true && (typeof model.unk_token !== 'string' || this.hf.model.unk_token_id === undefined)) {
       const prefix = typeof model.continuing_subword_prefix === 'string' ? model.continuing_subword_prefix : '';
@@ -193,6 +197,17 @@ export class HfTokenizerImpl implements Tokenizer {
 
   /** Whether `id` is a byte-fallback piece (`<0xE9>`): one byte of a character that may span several. */
   isBytePiece(id: number): boolean { return /^<0x[0-9A-F]{2}>$/.test(this.pieces[id] ?? ''); }
+
+  /** The UTF-8 bytes of the text that token `id` stands for at the start of a text: 1 for a byte-fallback
+   *  piece; one per character of a byte-level piece (GPT-2's ByteLevel maps each byte to one character,
+   *  so a piece may be part of a character); else its decoded text's length (a SentencePiece word token's
+   *  leading space, added by the normalizer, is not in the text). */
+  tokenBytes(id: number): number {
+    if (this.special[id]) return 0;
+    if (this.isBytePiece(id)) return 1;
+    if (this.byteLevel) return [...(this.pieces[id] ?? '')].length;
+    return utf8ByteLength(this.decodeRange([id], 0, 1));
+  }
 
   /** Text of ids[from, to): special tokens left out, then the tokenizer.json's decoder. */
   decodeRange(ids: ArrayLike<number>, from: number, to: number): string {

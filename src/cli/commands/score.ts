@@ -9,6 +9,7 @@ import { parse } from '../command.js';
 import { errors } from '../../errors.js';
 import { corpusOptionSpec, runCorpusMode, wantsCorpusMode } from '../corpus-cli.js';
 import { intOption } from '../numbers.js';
+import { predictedBytes } from '../../corpus/writer.js';
 import { AtomicOutput, checkOutputTarget } from '../safe-output.js';
 import { loadLM, parseBackend, parsePrecision, processIO, progressBar, readInput, runCommand, writeEngineNotes, UsageError, type Command, type CommandIO } from '../lm-util.js';
 
@@ -136,7 +137,7 @@ export const score: Command = {
             if (r.logprobs) rec.logprobs = Array.from(r.logprobs);
             writeSync(fd, JSON.stringify(rec) + '\n');
           }
-          allBytes += r.bytes; allBits += r.bits; allScored += tokens ? r.bytes : Math.max(0, r.bytes - 1); allSec += sec;
+          allBytes += r.bytes; allBits += r.bits; allScored += predictedBytes({ bits: r.bits, bits_per_byte: r.bitsPerByte! }); allSec += sec;
           allTokens += r.tokens; allNll += r.nll; allPredicted += Math.max(0, r.tokens - 1);
         }
         if (positionals.length > 1) {
