@@ -52,7 +52,7 @@ export interface ScoreOptions extends Omit<ForwardOptions, 'attnMask'> {
   perToken?: boolean;
   /** Bytes scored so far (of all sequences), for progress bars. */
   onProgress?: (done: number, total: number) => void;
-  /** A ragged batch: called with an input's index as soon as its score is done (in completion order: shorter inputs first). */
+  /** A ragged batch: called with an input's index as soon as its score is done (in completion order, which need not be input order). */
   onScored?: (index: number) => void;
 }
 
@@ -284,6 +284,13 @@ function logSumExp(z: ArrayLike<number>, off: number, V: number): number {
 
 /** The UTF-8 bytes of a text that its first token stands for (a text without BOS: they are given, not
  *  predicted): one for a byte; for a Hugging Face tokenizer, HfTokenizerImpl.tokenBytes. */
+/** The UTF-8 text of `b` (E_INPUT naming `what` when it is not valid UTF-8). */
+function utf8Text(b: Uint8Array, what: string): string {
+  try { return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(b); } catch {
+    throw errors.input(`${what} is not valid UTF-8 (a Uint8Array is taken as the UTF-8 bytes of a text; pass token ids as an Int32Array)`);
+  }
+}
+
 function firstTokenBytes(tok: Tokenizer, id: number): number {
   if (tok.kind === 'bytes') return 1;
   const tokenBytes = (tok as { tokenBytes?: (id: number) => number }).tokenBytes; // the HF tokenizer's (hf.ts, loaded on demand)
@@ -657,6 +664,8 @@ export class RetNetLM {
   async score(input: ScoreInput[], options?: ScoreOptions): Promise<ScoreResult[]>;
   async score(input: ScoreInput | ScoreInput[], options: ScoreOptions = {}): Promise<ScoreResult | ScoreResult[]> {
     if (this.closed) throw errors.closed();
+    if (options.perToken !== undefined && typeof options.perToken !== 'boolean') throw errors.option('perToken', 'a boolean', options.perToken);
+    for (const k of ['onProgress', 'onScored'] as const) if (options[k] !== undefined && typeof options[k] !== 'function') throw errors.option(k, 'a function', options[k]);
     // a non-empty number[] is one sequence of ids; any other array (also []) is a batch
     const single = !Array.isArray(input) || (input.length > 0 && input.every((v) => typeof v === 'number'));
     const items = (single ? [input] : input) as ScoreInput[];
@@ -734,11 +743,15 @@ export class RetNetLM {
   /** A zero recurrent state at position 0: S float64 (default) or float32 ({@link RetNet.initState}). */
   initState(stateDtype: StateDtype = 'float64'): RecurrentState { return this.model.initState(1, stateDtype); }
 
+  /** Give a state's memory back now ({@link RetNet.releaseState}); the state cannot be used afterwards. */
+  releaseState(state: RecurrentState): void { this.model.releaseState(state); }
+
   /** Feed one token (a byte of the byte LM); returns ln p(next token) over the vocabulary and the advanced state
    *  (float64). backend 'js' (default): float64 throughout; 'wasm': the float32 step and the float32 head. */
   step(byte: number, state?: RecurrentState, options: LMStepOptions = {}): LMStepResult {
     if (this.closed) throw errors.closed();
     checkKnownKeys(options, ['backend', 'precision', 'stateDtype']);
+    if (options.stateDtype !== undefined && options.stateDtype !== 'float64' && options.stateDtype !== 'float32') throw errors.option('stateDtype', "'float64' or 'float32'", options.stateDtype);
     state ??= this.initState(options.stateDtype);
     if (!Number.isInteger(byte) || byte < 0 || byte >= this.vocab) {
       throw errors.input(`${this.tokenizer.kind === 'bytes' ? 'byte' : 'token id'} must be an integer in [0, ${this.vocab}) (got ${byte})`);
@@ -770,6 +783,9 @@ export class RetNetLM {
   private checkPrompt(prompt: unknown, chunkSize: number): asserts prompt is Uint8Array | Int32Array | number[] {
     if (this.closed) throw errors.closed();
     if (!(prompt instanceof Uint8Array || prompt instanceof Int32Array || Array.isArray(prompt))) throw errors.input('prompt must be a Uint8Array or token ids');
+    // a Uint8Array is bytes: the byte LM's ids, but text to a tokenized model (as score takes it) — never
+    // its token ids (before: "Hello" as ids 72, 101, …: wrong log-probs, no error)
+    if (prompt instanceof Uint8Array && this.tokenizer.kind !== 'bytes') throw errors.input('prompt is a Uint8Array (bytes) but this model reads tokens: pass token ids as an Int32Array (e.g. lm.tokenizer.encode(text))');
     const ids = prompt;
     if (ids.length === 0) throw errors.input(`prompt must hold at least one ${this.tokenizer.kind === 'bytes' ? 'byte' : 'token'}`);
     for (let i = 0; i < ids.length; i++) if (!Number.isInteger(ids[i]) || ids[i] < 0 || ids[i] >= this.vocab) throw errors.input(`prompt[${i}] = ${String(ids[i])} is not a token id in [0, ${this.vocab})`);
@@ -829,10 +845,10 @@ export class RetNetLM {
    *  console.log(g.text, g.stopReason);
    *  ```
    */
-  async generate(prompt: string | Int32Array | number[], options?: TextGenerateOptions): Promise<TextGenerateResult>;
+  async generate(prompt: string | Int32Array | Uint8Array | number[], options?: TextGenerateOptions): Promise<TextGenerateResult>;
   async generate(options: GenerateOptions): Promise<GenerateResult>;
-  async generate(a: string | Int32Array | number[] | GenerateOptions, options: TextGenerateOptions = {}): Promise<TextGenerateResult | GenerateResult> {
-    if (typeof a === 'string' || a instanceof Int32Array || Array.isArray(a)) {
+  async generate(a: string | Int32Array | Uint8Array | number[] | GenerateOptions, options: TextGenerateOptions = {}): Promise<TextGenerateResult | GenerateResult> {
+    if (typeof a === 'string' || a instanceof Int32Array || a instanceof Uint8Array || Array.isArray(a)) {
       let text = '';
       const ids: number[] = [];
       const t0 = performance.now();
@@ -850,7 +866,7 @@ export class RetNetLM {
   }
 
   /** The generated text as it arrives (pieces that concatenate to `generate(...).text`). */
-  async *stream(prompt: string | Int32Array | number[], options: TextGenerateOptions = {}): AsyncIterable<string> {
+  async *stream(prompt: string | Int32Array | Uint8Array | number[], options: TextGenerateOptions = {}): AsyncIterable<string> {
     let sent = 0;
     for await (const ev of this.tokens(prompt, options)) {
       // hold back what could still become the start of a stop string
@@ -861,12 +877,13 @@ export class RetNetLM {
   }
 
   /** Token by token: the id, the text so far (stop string cut off), and why it stopped, if it did. */
-  private async *tokens(prompt: string | Int32Array | number[], options: TextGenerateOptions, prefilled?: () => void):
+  private async *tokens(prompt: string | Int32Array | Uint8Array | number[], options: TextGenerateOptions, prefilled?: () => void):
     AsyncGenerator<{ id: number; text: string; stop?: TextGenerateResult['stopReason'] }> {
     checkKnownKeys(options, ['maxNewTokens', 'temperature', 'topK', 'topP', 'seed', 'stop', 'signal', 'backend', 'precision', 'stateDtype', 'onPrefill', 'onToken']);
     if (options.onPrefill !== undefined && typeof options.onPrefill !== 'function') throw errors.option('onPrefill', 'a function', options.onPrefill);
     if (options.onToken !== undefined && typeof options.onToken !== 'function') throw errors.option('onToken', 'a function', options.onToken);
     const { maxNewTokens = 64, temperature = 0, topK = 0, topP = 1, seed = 0, stop = [], signal, backend = 'wasm' } = options;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw errors.option('signal', 'an AbortSignal', signal);
     if (backend !== 'js' && backend !== 'wasm') throw errors.option('backend', "'js' or 'wasm'", backend);
     const precision = stepPrecision(backend, options.precision);
     if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) throw errors.option('maxNewTokens', 'a non-negative integer', maxNewTokens);
@@ -875,7 +892,9 @@ export class RetNetLM {
     if (typeof topP !== 'number' || !(topP > 0 && topP <= 1)) throw errors.option('topP', 'a number in (0, 1]', topP);
     if (!Array.isArray(stop) || !stop.every((x) => typeof x === 'string' && x.length > 0)) throw errors.option('stop', 'an array of non-empty strings', stop);
     checkSeed(seed);
-    const ids = typeof prompt === 'string' ? this.tokenizer.encode(prompt) : prompt;
+    // a Uint8Array prompt: the byte LM's bytes, a tokenized model's UTF-8 text (as in score)
+    const ids = typeof prompt === 'string' ? this.tokenizer.encode(prompt)
+      : prompt instanceof Uint8Array ? (this.tokenizer.kind !== 'bytes' ? this.tokenizer.encode(utf8Text(prompt, 'prompt')) : Int32Array.from(prompt)) : prompt;
     throwIfAborted(signal);
     const t0 = performance.now();
     let { logprobs, state } = await this.prefillInChunks(ids, DEFAULT_LM_CHUNK, backend, precision, options.stateDtype, signal,
@@ -915,6 +934,9 @@ export class RetNetLM {
   private async generateBytes(options: GenerateOptions): Promise<GenerateResult> {
     if (options) checkKnownKeys(options, ['prompt', 'maxBytes', 'temperature', 'seed', 'chunkSize', 'onByte', 'signal', 'backend', 'precision', 'stateDtype']);
     const { prompt, maxBytes = 256, temperature = 0, seed = 0, chunkSize = DEFAULT_LM_CHUNK, onByte, signal, backend = 'wasm' } = options ?? ({} as GenerateOptions);
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw errors.option('signal', 'an AbortSignal', signal);
+    if (onByte !== undefined && typeof onByte !== 'function') throw errors.option('onByte', 'a function', onByte);
+    throwIfAborted(signal);
     if (backend !== 'js' && backend !== 'wasm') throw errors.option('backend', "'js' or 'wasm'", backend);
     const precision = stepPrecision(backend, options?.precision);
     if (!Number.isInteger(maxBytes) || maxBytes < 0) throw errors.option('maxBytes', 'a non-negative integer', maxBytes);

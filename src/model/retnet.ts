@@ -97,6 +97,7 @@ async function dispatch(
   executors: ExecutorSet, spec: ModelSpec, mode: ForwardRequest['mode'], x: Tensor, options: StreamOptions, isClosed: () => boolean,
 ): Promise<Tensor> {
   const r = resolveOptions(options, { backend: DEFAULT_BACKEND });
+  checkArchFlags(spec.dims, options);
   const d = spec.dims.d;
   const { B, L } = checkInput(x, d, 'x', r.backend);
   throwIfAborted(r.signal);
@@ -125,6 +126,7 @@ async function streamThrough(
   executors: ExecutorSet, spec: ModelSpec, mode: 'retnet' | 'msr', source: RowSource, sink: RowSink, options: StreamOptions, isClosed: () => boolean,
 ): Promise<void> {
   const r = resolveOptions(options, { backend: DEFAULT_BACKEND });
+  checkArchFlags(spec.dims, options);
   const d = spec.dims.d;
   if (source === null || typeof source !== 'object' || typeof source.read !== 'function') throw errors.input('source must be an object with lengths and a read(seq, start, into) function');
   if (sink === null || typeof sink !== 'object' || typeof sink.write !== 'function') throw errors.input('sink must be an object with a write(seq, start, rows) function');
@@ -219,6 +221,9 @@ export interface StepOptions {
 /** Hands the memory of `state` (one the model's 'wasm' step holds) back for the next state, e.g. when a
  *  generation ends: its arrays must not be used afterwards. Not exported from the package: for callers
  *  that own the state entirely (RetNetLM's generate and stream). */
+/** States given back with releaseState: refused by checkState (their memory may hold another state). */
+const released = new WeakSet<object>();
+
 export function releaseStepState(model: RetNet, state: RecurrentState): void {
   const stepper = (model as unknown as { stepper: WasmStepper | undefined }).stepper;
   stepper?.release(state.layers.flat());
@@ -228,6 +233,16 @@ export function releaseStepState(model: RetNet, state: RecurrentState): void {
 export interface PrefillOptions extends StepOptions {
   /** tokens per chunk (default 256): the 'wasm' products take this many rows at once */
   chunkSize?: number;
+}
+
+/** E_OPTION when a forward asks a model family without them for the seed's retention normalisations
+ *  (before: an fla model's forward, step and prefill applied them — numbers up to 28% off — while only
+ *  RetNetLM.score refused). */
+function checkArchFlags(dims: Dims, options: { normalizeAttn?: unknown; normalizeRetn?: unknown }): void {
+  if (dims.arch.retentionNorms) return;
+  for (const k of ['normalizeAttn', 'normalizeRetn'] as const) {
+    if (options[k]) throw errors.option(k, `false for a ${dims.arch.name}-family model (it has no retention normalisations)`, options[k]);
+  }
 }
 
 /** Default chunk of {@link RetNet.prefill}. */
@@ -249,6 +264,7 @@ function checkState(st: unknown, dims: { H: number; dk: number; dv: number }, nu
   const bad = (why: string) => errors.input(`step state ${why} (make one with initState() of this model or language model)`);
   if (typeof st !== 'object' || st === null) throw bad(`must be a RecurrentState (got ${st === null ? 'null' : typeof st})`);
   const s = st as Partial<RecurrentState>;
+  if (released.has(st)) throw errors.input('step state was released (releaseState); make a new one with initState()');
   if (!Number.isSafeInteger(s.pos) || s.pos! < 0) throw bad(`has pos ${String(s.pos)}, not a non-negative integer`);
   if (!Number.isSafeInteger(s.batch) || s.batch! < 1) throw bad(`has batch ${String(s.batch)}, not a positive integer`);
   if (!Array.isArray(s.layers) || s.layers.length !== numLayer) throw bad(`has ${Array.isArray(s.layers) ? s.layers.length : 'no'} layers; this model has ${numLayer}`);
@@ -378,6 +394,17 @@ export class RetNet {
    *  'wasm' step's memory (S and z views there, as after a first wasm step), so the first step or
    *  prefill does not copy it in — for a billion-parameter model that copy reads hundreds of MB of
    *  fresh pages (0.4–0.9 s for the 1.3B shape's float64 state on our VM). */
+  /** Give a state's memory back now, for the next state this model makes. A state that a 'wasm' step or
+   *  prefill has used lives in the step's memory until it is garbage-collected; a program that makes and
+   *  drops many states (one per request, say) can fill that memory (E_MEMORY) before a collection comes.
+   *  The state cannot be used afterwards (E_INPUT). */
+  releaseState(state: RecurrentState): void {
+    if (typeof state !== 'object' || state === null || !Array.isArray(state.layers)) throw errors.input('releaseState takes a RecurrentState');
+    if (released.has(state)) return;
+    releaseStepState(this, state);
+    released.add(state);
+  }
+
   initState(batch = 1, stateDtype: StateDtype = 'float64', on?: { backend: 'wasm'; precision?: Precision }): RecurrentState {
     if (!Number.isInteger(batch) || batch < 1) throw errors.option('batch', 'a positive integer', batch);
     if (stateDtype !== 'float64' && stateDtype !== 'float32') throw errors.option('stateDtype', "'float64' or 'float32'", stateDtype);
@@ -401,6 +428,10 @@ export class RetNet {
     if (state !== undefined) checkState(state, this.dims, this.layers.length);
     const B = checkStepInput(x, this.dims.d, state?.batch);
     const st = state ?? this.initState(B);
+    // the step's own options only (before: forward options — stateDtype, kernels, chunkSize, signal… — were
+    // taken and ignored)
+    checkKnownKeys(options ?? {}, ['normalizeAttn', 'normalizeRetn', 'backend', 'precision']);
+    checkArchFlags(this.dims, options);
     const { backend = 'js', precision: askedPrecision, ...rest } = options;
     if (backend !== 'js' && backend !== 'wasm') throw errors.option('backend', "'js' or 'wasm' for step", backend);
     const precision = stepPrecision(backend, askedPrecision);
@@ -473,6 +504,8 @@ export class RetNet {
     const L = checkStepInput(x, d, undefined, 'prefill input', 'tokens');
     const st = state ?? this.initState(1);
     if (st.batch !== 1) throw errors.input(`prefill takes one sequence; the state was made for batch ${st.batch}`);
+    checkKnownKeys(options ?? {}, ['normalizeAttn', 'normalizeRetn', 'backend', 'precision', 'chunkSize']);
+    checkArchFlags(this.dims, options);
     const { backend = 'js', precision: askedPrecision, chunkSize = DEFAULT_PREFILL_CHUNK, ...rest } = options;
     if (backend !== 'js' && backend !== 'wasm') throw errors.option('backend', "'js' or 'wasm' for prefill", backend);
     if (!Number.isInteger(chunkSize) || chunkSize < 1) throw errors.option('chunkSize', 'a positive integer', chunkSize);

@@ -96,7 +96,7 @@ export function metadataConfig(ck: Checkpoint): Record<string, unknown> {
  *  in `consumed` from outside (an LM's embedding, say) are skipped. */
 /** What a checkpoint's shapes cannot say: activations (default gelu, or the
  *  checkpoint's __metadata__.config), and the head count when there is no
- *  decay/angle buffer. Given here, they win over the metadata. */
+ *  decay/angle buffer. Given here where the checkpoint records another value, E_OPTION. */
 /** Options of {@link RetNet.load}: what a checkpoint may not record. */
 export interface LoadOptions {
   /** retention gate activation when the checkpoint does not record it (default gelu) */
@@ -138,6 +138,10 @@ export function layersFromCheckpoint(ck: Checkpoint, prefix = '', overrides: Loa
     if (!(Number.isInteger(H) && H > 0 && d % H === 0 && (d / H) % 2 === 0)) {
       throw errors.option('numHeads', `a positive integer dividing the checkpoint's dimModel ${d} into even head widths`, H);
     }
+    // a decay buffer records the head count: a different one would be another model
+    if (has('layers.0.0.decay') && get('layers.0.0.decay').shape[0] !== H) {
+      throw errors.option('numHeads', `left out, or ${get('layers.0.0.decay').shape[0]}: ${ck.label}'s decay buffer records ${get('layers.0.0.decay').shape[0]} heads`, H);
+    }
   }
   else if (has('layers.0.0.decay')) H = get('layers.0.0.decay').shape[0];
   else if (has('layers.0.0.angle')) H = d / shapeLast(get('layers.0.0.angle'));
@@ -156,11 +160,14 @@ export function layersFromCheckpoint(ck: Checkpoint, prefix = '', overrides: Loa
   const act = (key: 'msr_gate_fn' | 'mlp_gate_fn'): ActName => {
     const opt = key === 'msr_gate_fn' ? 'msrGateFn' : 'mlpGateFn';
     const isAct = (v: unknown) => typeof v === 'string' && (ACTIVATIONS as readonly string[]).includes(v);
-    if (overrides[opt] !== undefined) {
-      if (isAct(overrides[opt])) return overrides[opt]!;
-      throw errors.option(opt, `one of ${ACTIVATIONS.join(', ')}`, overrides[opt]);
-    }
     const v = meta[key];
+    if (overrides[opt] !== undefined) {
+      if (!isAct(overrides[opt])) throw errors.option(opt, `one of ${ACTIVATIONS.join(', ')}`, overrides[opt]);
+      // the option is for what a checkpoint does not record (before: it replaced a recorded activation
+      // without a word — another model)
+      if (isAct(v) && v !== overrides[opt]) throw errors.option(opt, `left out, or ${JSON.stringify(v)}: ${ck.label} records ${key} = ${JSON.stringify(v)}`, overrides[opt]);
+      return overrides[opt]!;
+    }
     if (v === undefined) return 'gelu';
     if (isAct(v)) return v as ActName;
     throw errors.weights(`${ck.label}: __metadata__.config.${key} = ${JSON.stringify(v)} is not one of ${ACTIVATIONS.join(', ')}`);

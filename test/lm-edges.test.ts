@@ -1,0 +1,109 @@
+// The language-model API at its edges (found by a review on 2026-12-07; each test failed before its
+// fix): states given back, a fla model asked for the seed's normalisations, Uint8Array prompts, the
+// step's and prefill's own options, load options against what a checkpoint records, option values.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { RetNetLM, Tensor } from '../src/index.js';
+import { FIXTURES } from './helpers.js';
+import { makeTinyFlaFolder } from './helpers/fla-folder.js';
+
+const codeOf = async (f: () => unknown): Promise<{ code?: string; message: string }> => {
+  try { await f(); return { message: '(no error)' }; } catch (e) { return e as { code?: string; message: string }; }
+};
+
+test('releaseState gives a wasm state\'s memory back at once (before: only a garbage collection did, and many dropped states ended in E_MEMORY); a released state is refused', async () => {
+  const lm = await RetNetLM.load();
+  try {
+    const prompt = new TextEncoder().encode('def f(x):\n    return x\n');
+    let r = lm.prefill(prompt, 16, 'wasm');
+    lm.releaseState(r.state);
+    const arena = (lm.model as unknown as { stepper: { A: { used: number } } }).stepper.A;
+    const used = arena.used;
+    for (let i = 0; i < 200; i++) { r = lm.prefill(prompt, 16, 'wasm'); lm.releaseState(r.state); }
+    assert.is(arena.used, used, 'no memory taken by 200 released states');
+    const e = await codeOf(() => lm.step(65, r.state, { backend: 'wasm' }));
+    assert.is(e.code, 'E_INPUT'); assert.match(e.message, /released/);
+  } finally { await lm.close(); }
+});
+
+test('a fla model refuses the seed\'s normalisations in forward, step and prefill (before: applied, numbers up to 28% off)', async () => {
+  const lm = await RetNetLM.load(join(FIXTURES, 'fla', 'small-o'));
+  try {
+    const d = lm.model.dims.d;
+    const x = Tensor.randn([4, d], { seed: 1 });
+    for (const [what, f] of [
+      ['forward', () => lm.model.forward(Tensor.randn([1, 4, d], { seed: 1 }), { normalizeAttn: true, backend: 'js' })],
+      ['step', () => lm.model.step(Tensor.randn([1, d], { seed: 1 }), undefined, { normalizeRetn: true })],
+      ['prefill', () => lm.model.prefill(x, undefined, { normalizeAttn: true })],
+    ] as [string, () => unknown][]) {
+      const e = await codeOf(f);
+      assert.is(e.code, 'E_OPTION', `${what}: ${e.message}`);
+      assert.match(e.message, /fla-family model \(it has no retention normalisations\)/, what);
+    }
+  } finally { await lm.close(); }
+});
+
+test('step and prefill take only their own options (before: stateDtype, kernels, numChunks… taken and ignored)', async () => {
+  const lm = await RetNetLM.load();
+  try {
+    const d = lm.model.dims.d;
+    for (const [f, key] of [
+      [() => lm.model.step(Tensor.randn([1, d], { seed: 1 }), undefined, { stateDtype: 'float32' } as never), 'stateDtype'],
+      [() => lm.model.prefill(Tensor.randn([3, d], { seed: 1 }), undefined, { numChunks: -1 } as never), 'numChunks'],
+      [() => lm.step(65, undefined, { stateDtype: 'float16' as never }), 'stateDtype'],
+    ] as [() => unknown, string][]) {
+      const e = await codeOf(f);
+      assert.is(e.code, 'E_OPTION', `${key}: ${e.message}`);
+      assert.match(e.message, new RegExp(`options\\.${key}`));
+    }
+  } finally { await lm.close(); }
+});
+
+test('a Uint8Array prompt: the byte LM\'s bytes in generate; text to a tokenized model in stream; prefill refuses it there (before: its bytes taken as token ids)', async () => {
+  const bytes = await RetNetLM.load();
+  try {
+    const p = new TextEncoder().encode('import os\n');
+    const a = await bytes.generate(p, { maxNewTokens: 8 });
+    const b = await bytes.generate(Int32Array.from(p), { maxNewTokens: 8 });
+    assert.is(a.text, b.text);
+  } finally { await bytes.close(); }
+  const dir = await makeTinyFlaFolder(join(mkdtempSync(join(tmpdir(), 'retnet-lm-edges-')), 'tiny'));
+  const lm = await RetNetLM.load(dir);
+  try {
+    const text = 'Hello world';
+    let s1 = '', s2 = '';
+    for await (const piece of lm.stream(new TextEncoder().encode(text), { maxNewTokens: 5 })) s1 += piece;
+    for await (const piece of lm.stream(text, { maxNewTokens: 5 })) s2 += piece;
+    assert.is(s1, s2);
+    const e = await codeOf(() => lm.prefill(new TextEncoder().encode(text)));
+    assert.is(e.code, 'E_INPUT'); assert.match(e.message, /Uint8Array \(bytes\) but this model reads tokens/);
+  } finally { await lm.close(); }
+});
+
+test('load options may not replace an activation or head count the checkpoint records; option values are checked (before: another model, or ignored)', async () => {
+  for (const [opts, key] of [[{ msrGateFn: 'silu' }, 'msrGateFn'], [{ mlpGateFn: 'relu' }, 'mlpGateFn'], [{ numHeads: 8 }, 'numHeads']] as [Record<string, unknown>, string][]) {
+    const e = await codeOf(() => RetNetLM.load(undefined, opts as never));
+    assert.is(e.code, 'E_OPTION', `${key}: ${e.message}`);
+    assert.match(e.message, new RegExp(`options\\.${key} must be left out, or`));
+  }
+  const ok = await RetNetLM.load(undefined, { msrGateFn: 'gelu' }); // the recorded value itself is fine
+  try {
+    for (const [f, key] of [
+      [() => ok.score('x = 1', { perToken: 'yes' as never }), 'perToken'],
+      [() => ok.score('x = 1', { onScored: 5 as never }), 'onScored'],
+      [() => ok.generate('x', { signal: 'stop' as never }), 'signal'],
+      [() => ok.generate({ prompt: new Uint8Array([120]), maxBytes: 2, signal: 'stop' as never }), 'signal'],
+    ] as [() => unknown, string][]) {
+      const e = await codeOf(f);
+      assert.is(e.code, 'E_OPTION', `${key}: ${e.message}`);
+    }
+    const ac = new AbortController(); ac.abort();
+    const e = await codeOf(() => ok.generate({ prompt: new Uint8Array([120]), maxBytes: 0, signal: ac.signal }));
+    assert.is(e.code, 'E_ABORTED');
+  } finally { await ok.close(); }
+});
+
+test.run();
