@@ -106,4 +106,15 @@ test('load options may not replace an activation or head count the checkpoint re
   } finally { await ok.close(); }
 });
 
+test('the byte form of generate honours an abort while it reads a long prompt (before: the prompt was read in one blocking pass and the call resolved)', async () => {
+  const lm = await RetNetLM.load();
+  try {
+    const prompt = new TextEncoder().encode('def f(x):\n    return x * 2\n'.repeat(100)); // 2,800 bytes: 11 chunks of float64 prefill
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 100);
+    const e = await codeOf(() => lm.generate({ prompt, maxBytes: 0, backend: 'js', signal: ac.signal }));
+    assert.is(e.code, 'E_ABORTED', e.message);
+  } finally { await lm.close(); }
+});
+
 test.run();

@@ -943,7 +943,9 @@ export class RetNetLM {
     if (typeof temperature !== 'number' || !(temperature >= 0) || !Number.isFinite(temperature)) throw errors.option('temperature', 'a finite number ≥ 0', temperature);
     checkSeed(seed);
     const t0 = performance.now();
-    let { logprobs, state } = this.prefill(this.checkBytes(prompt, 'prompt'), chunkSize, 'js', undefined, options.stateDtype);
+    // the prompt in float64 chunk by chunk, yielding between chunks: an abort or close() is honoured while
+    // a long prompt is read (before: one synchronous pass, the event loop blocked and the signal unseen)
+    let { logprobs, state } = await this.prefillInChunks(Int32Array.from(this.checkBytes(prompt, 'prompt')), chunkSize, 'js', undefined, options.stateDtype, signal, () => {});
     const t1 = performance.now();
     const rng = new Rng(seed);
     const out = new Uint8Array(maxBytes);
