@@ -46,6 +46,25 @@ test('RETNET_PRECISION=bf16 does not reach a js corpus run (before: E_OPTION "pr
   assert.ok(existsSync(out));
 });
 
+test('drift under RETNET_PRECISION=bf16: rows labelled f32 are f32 (before: computed in bf16, labelled f32)', () => {
+  const dir = join(TMP, 'drift-env');
+  const r = cli(['drift', '--backends', 'wasm', '--precisions', 'f32', '--length', '16', '--out-dir', dir, '--no-plot'], { RETNET_PRECISION: 'bf16' });
+  assert.is(r.status, 0, r.stderr);
+  const rows = (JSON.parse(readFileSync(join(dir, 'drift.json'), 'utf8')) as { rows: { precision: string; relMaxError: number }[] }).rows;
+  assert.ok(rows.length > 0 && rows.every((x) => x.precision === 'f32'));
+  // float32 over 16 tokens: ~1e-6 of max|ref|; bfloat16 operands give ~1e-2
+  assert.ok(rows.every((x) => x.relMaxError < 1e-4), rows.map((x) => x.relMaxError).join(', '));
+});
+
+test('bench: a kernel engine that cannot load skips its own cells only; rows name their kernels (before: the whole wasm backend was marked unavailable)', () => {
+  const json = join(TMP, 'bench-kernels.json');
+  const r = cli(['bench', '--layers', '1', '--dim', '32', '--heads', '2', '--lengths', '64', '--chunks', '8', '--workers', '1', '--kernels', 'dnnl,wasm', '--json', json], { RETNET_DNNL: '/nonexistent/libdnnl.so' });
+  assert.is(r.status, 0, r.stderr);
+  const rows = (JSON.parse(readFileSync(json, 'utf8')) as { rows: { kernels?: string; unavailable?: string; tokensPerSec: number }[] }).rows;
+  assert.ok(rows.some((x) => x.kernels === 'dnnl' && typeof x.unavailable === 'string'), JSON.stringify(rows));
+  assert.ok(rows.some((x) => x.kernels === 'wasm' && x.unavailable === undefined && x.tokensPerSec > 0), JSON.stringify(rows));
+});
+
 test('usage errors: an empty backend list, a value that starts with a dash (one line), an output named - or .zst — exit 2 before any work', () => {
   for (const [args, re] of [
     [['bench', '--layers', '1', '--dim', '32', '--heads', '2', '--lengths', '64', '--backend', ''], /--backend needs at least one backend/],

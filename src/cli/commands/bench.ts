@@ -51,6 +51,8 @@ const ranNote = (r: BenchRow): string =>
 
 export interface BenchRow {
   backend: string; engine: string; device: string; B: number; L: number; chunks: number; workers: number | null;
+  /** the kernel request of a wasm row (--kernels) */
+  kernels?: string;
   seconds: number; tokensPerSec: number; error?: string;
   /** why the engine is not the one 'auto' prefers (e.g. "BLAS engine unavailable: …") */
   engineNote?: string;
@@ -94,18 +96,20 @@ const bench: Command = {
     console.log(`bench: RetNet ${cfg.numLayer} layers, ${cfg.numHeads} heads, d=${cfg.dimModel}, value factor 2, MLP 4·d; batch ${B}; ${JSON.stringify(machine())}`);
     const cell = (r: BenchRow) => `${r.backend}${r.workers !== null ? ` workers=${r.workers}` : ''} L=${r.L} chunks=${r.chunks}${ranNote(r) ? ` (${ranNote(r)})` : ''}`;
     for (const backend of backends) {
-      let unavailable: string | undefined;
+      // per kernel engine: one that cannot load (dnnl without oneDNN) skips its own cells only (before: the
+      // whole backend's, and a later engine's row said the backend was not available)
+      const unavailableFor = new Map<string | undefined, string>();
       for (const kernels of backend === 'wasm' ? kernelsList : [undefined]) for (const workers of backend === 'wasm' ? workersList : [null]) {
-        if (unavailable !== undefined) continue;
+        if (unavailableFor.has(kernels)) continue;
         // a fresh model per worker count: the pool is sized when first used
         const model = RetNet.init(cfg);
         try {
           const opts = { backend, kernels, workers: workers ?? undefined, ...(precision ? { precision } : {}) };
           let engine = '', device = '', warm = false;
           for (const L of lengths) for (const chunks of chunksList) {
-            if (unavailable !== undefined) continue;
+            if (unavailableFor.has(kernels)) continue;
             const ran = chunks === -1 ? { chunkSize: 1, chunks: L } : chunkedAs(L, chunks);
-            const row: BenchRow = { backend, engine, device, B, L, chunks, workers, seconds: NaN, tokensPerSec: NaN, chunkSize: ran.chunkSize, chunksRun: ran.chunks };
+            const row: BenchRow = { backend, ...(kernels !== undefined ? { kernels } : {}), engine, device, B, L, chunks, workers, seconds: NaN, tokensPerSec: NaN, chunkSize: ran.chunkSize, chunksRun: ran.chunks };
             try {
               if (!warm) { await model.forwardStream(generatedSource(1, Math.min(...lengths), cfg.dimModel), discardSink(), { ...opts, numChunks: chunks }); warm = true; }
               let best = Infinity;
@@ -128,9 +132,10 @@ const bench: Command = {
             } catch (e) {
               if (!warm && e instanceof RetNetError && e.code === 'E_ENGINE') {
                 // the backend cannot start: one row with the reason, its other cells not tried
-                unavailable = errorMessage(e);
-                rows.push({ backend, engine: '-', device: '-', B, L: NaN, chunks: NaN, workers: null, seconds: NaN, tokensPerSec: NaN, unavailable });
-                process.stderr.write(`bench: ${backend}: not available, skipped: ${unavailable}\n`);
+                const unavailable = errorMessage(e);
+                unavailableFor.set(kernels, unavailable);
+                rows.push({ backend, ...(kernels !== undefined ? { kernels } : {}), engine: '-', device: '-', B, L: NaN, chunks: NaN, workers: null, seconds: NaN, tokensPerSec: NaN, unavailable });
+                process.stderr.write(`bench: ${backend}${kernels !== undefined ? ` kernels=${kernels}` : ''}: not available, skipped: ${unavailable}\n`);
                 continue;
               }
               row.error = errorMessage(e);
@@ -147,7 +152,7 @@ const bench: Command = {
     const measured = rows.filter((r) => r.unavailable === undefined);
     console.log(table(['backend', 'engine', 'device', 'B', 'L', 'chunks', 'workers', 'seconds', 'tokens/s', 'note'],
       rows.map((r) => r.unavailable !== undefined
-        ? [r.backend, '-', '-', '-', '-', '-', '-', '-', '-', `not available: ${firstClause(r.unavailable)}`]
+        ? [r.kernels !== undefined ? `${r.backend} (kernels ${r.kernels})` : r.backend, '-', '-', '-', '-', '-', '-', '-', '-', `not available: ${firstClause(r.unavailable)}`]
         : [r.backend, r.engine || '-', r.device || '-', r.B, r.L, r.chunks, r.workers ?? '-',
           r.error ? '-' : Number(r.seconds.toFixed(3)), r.error ? '-' : Math.round(r.tokensPerSec), r.error ? `error: ${r.error.slice(0, 80)}` : ranNote(r)])));
     if (rows.some((r) => r.unavailable !== undefined && r.backend === 'tfjs')) console.log(`tfjs: for the CPU, npm install @tensorflow/tfjs; ${gpuAdvice()} (the full reason is on stderr)`);

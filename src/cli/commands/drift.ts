@@ -173,7 +173,8 @@ const drift: Command = {
             for (const numChunks of counts) {
               const form = numChunks === null ? 'parallel' : numChunks === -1 ? 'recurrent' : 'chunkwise';
               const chunkSize = numChunks === null ? L : numChunks === -1 ? 1 : Math.ceil(L / numChunks);
-              const opts = { backend, workers, stateDtype, numChunks, ...(precision === 'bf16' ? { precision } : {}), ...flags };
+              // the precision always, on wasm: a row labelled f32 is f32 whatever RETNET_PRECISION says
+              const opts = { backend, workers, stateDtype, numChunks, ...(backend === 'wasm' ? { precision } : {}), ...flags };
               for (const target of ['retention', 'output'] as const) {
                 const row: DriftRow = { backend, stateDtype, precision, form, numChunks, chunkSize, target, maxAbsError: NaN, relMaxError: NaN, nmse: NaN, seconds: NaN };
                 try {
