@@ -3,8 +3,9 @@ import type { BackendName, Precision } from '../options.js';
 
 export interface DriftRow {
   backend: BackendName; stateDtype: 'float32' | 'float64';
-  /** operand precision of the big matrix products ('bf16' on the wasm backend only) */
-  precision: Precision;
+  /** operand precision of the big matrix products ('bf16' on the wasm backend only; 'f64' on js, the
+   *  float64 reference backend) */
+  precision: Precision | 'f64';
   form: 'parallel' | 'chunkwise' | 'recurrent';
   numChunks: number | null; chunkSize: number; target: 'retention' | 'output';
   maxAbsError: number; relMaxError: number; nmse: number; seconds: number; error?: string;

@@ -176,7 +176,7 @@ const drift: Command = {
               // the precision always, on wasm: a row labelled f32 is f32 whatever RETNET_PRECISION says
               const opts = { backend, workers, stateDtype, numChunks, ...(backend === 'wasm' ? { precision } : {}), ...flags };
               for (const target of ['retention', 'output'] as const) {
-                const row: DriftRow = { backend, stateDtype, precision, form, numChunks, chunkSize, target, maxAbsError: NaN, relMaxError: NaN, nmse: NaN, seconds: NaN };
+                const row: DriftRow = { backend, stateDtype, precision: backend === 'js' ? 'f64' : precision, form, numChunks, chunkSize, target, maxAbsError: NaN, relMaxError: NaN, nmse: NaN, seconds: NaN };
                 try {
                   t0 = performance.now();
                   const y = target === 'retention' ? await msr.retentionOutput(x, opts) : await model.forward(x, opts);
