@@ -56,6 +56,15 @@ test('drift under RETNET_PRECISION=bf16: rows labelled f32 are f32 (before: comp
   assert.ok(rows.every((x) => x.relMaxError < 1e-4), rows.map((x) => x.relMaxError).join(', '));
 });
 
+test('drift --model takes a language-model checkpoint (the shipped byte LM), fed the embeddings of random ids (before: refused, "unexpected weights")', () => {
+  const dir = join(TMP, 'drift-lm');
+  const r = cli(['drift', '--model', join(ROOT, 'src', 'assets', 'bytes-4x128.safetensors'), '--backends', 'wasm', '--precisions', 'f32', '--length', '16', '--out-dir', dir, '--no-plot']);
+  assert.is(r.status, 0, r.stderr);
+  const j = JSON.parse(readFileSync(join(dir, 'drift.json'), 'utf8')) as { input: string; rows: { relMaxError: number; error?: string }[] };
+  assert.match(j.input, /^embeddings of 16 seeded random token ids \[1, 16, 128\]$/);
+  assert.ok(j.rows.length > 0 && j.rows.every((x) => !x.error && x.relMaxError < 1e-4), JSON.stringify(j.rows.slice(0, 2)));
+});
+
 test('bench: a kernel engine that cannot load skips its own cells only; rows name their kernels (before: the whole wasm backend was marked unavailable)', () => {
   const json = join(TMP, 'bench-kernels.json');
   const r = cli(['bench', '--layers', '1', '--dim', '32', '--heads', '2', '--lengths', '64', '--chunks', '8', '--workers', '1', '--kernels', 'dnnl,wasm', '--json', json], { RETNET_DNNL: '/nonexistent/libdnnl.so' });

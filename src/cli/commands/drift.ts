@@ -15,10 +15,19 @@ import { MAX_PARALLEL_L } from './run.js';
 import { actOption } from './info.js';
 import { driftSvg } from '../plot.js';
 import { RetNetLM, embedRow } from '../../lm/retnet-lm.js';
+import { SafetensorsFile } from '../../safetensors.js';
 import { loadLM } from '../lm-util.js';
 import { Rng } from '../../random.js';
 
 /** x [1, L, d]: the embedding rows of L seeded random token ids, the first one the model's BOS (if any). */
+/** Whether a .safetensors file is a language model's (its embedding and head beside the RetNet). */
+function isLmCheckpoint(path: string): boolean {
+  try {
+    const f = SafetensorsFile.open(path);
+    try { return f.has('embed.weight') && f.has('head.weight'); } finally { f.close(); }
+  } catch { return false; } // RetNet.load names what is wrong with it
+}
+
 function embedRandomIds(lm: RetNetLM, L: number, seed: number): Tensor {
   const d = lm.d, rng = new Rng(seed), x = new Float32Array(L * d);
   for (let t = 0; t < L; t++) {
@@ -51,7 +60,8 @@ was, 2 bad command line.
 
 options:
   --model M         checkpoint (default: a seeded random RetNet, 2 layers, d=64, 4 heads), or
-                    a fla-hub RetNet folder (DIR or ORG/NAME in the local Hugging Face cache),
+                    a fla-hub RetNet folder (DIR or ORG/NAME in the local Hugging Face cache) or a
+                    language-model checkpoint (the shipped byte LM's kind),
                     fed the embeddings of seeded random token ids
   --length L        sequence length (default 8192; the study at 65536 takes minutes)
   --backends LIST   backends to study (default wasm, and tfjs when @tensorflow/tfjs is installed)
@@ -123,7 +133,9 @@ const drift: Command = {
       const save = (name: string, data: string) => writeFileAtomic(checkOutputTarget(join(outDir, name), inputs, '--out-dir file'), data);
 
       // a fla-family folder (DIR or ORG/NAME): its RetNet, fed the embeddings of seeded random token ids
-      const lm = v.model !== undefined && RetNetLM.isFolderSpec(v.model) ? await loadLM(v.model) : null;
+      // (or a language-model checkpoint such as the shipped byte LM: embed, RetNet, norm and head in one file —
+      // before: refused as "unexpected weights")
+      const lm = v.model === undefined ? null : RetNetLM.isFolderSpec(v.model) ? await loadLM(v.model) : isLmCheckpoint(v.model) ? await RetNetLM.load(v.model, acts) : null;
       const model = lm ? lm.model : v.model ? await RetNet.load(v.model, acts) : RetNet.init(modelConfig(2, 64, 4));
       const msr = MultiScaleRetention.fromRetNet(model, 0);
       const log = (s: string) => process.stderr.write(s + '\n');
@@ -204,7 +216,7 @@ const drift: Command = {
         save('drift.csv', csv);
         const meta = {
           study: 'retnet drift', date: new Date().toISOString(), machine: machine(), L, seed,
-          input: lm ? `embeddings of ${L} seeded random token ids (BOS first) [1, ${L}, ${d}]` : `randn [1, ${L}, ${d}]`,
+          input: lm ? `embeddings of ${L} seeded random token ids${lm.tokenizer.bosId !== null ? ' (BOS first)' : ''} [1, ${L}, ${d}]` : `randn [1, ${L}, ${d}]`,
           model: v.model ?? { seeded: modelConfig(2, 64, 4) }, dims: model.dims, flags,
           reference: { backend: 'js', dtype: 'float64', chunkSize: refChunk, seconds: refSeconds, maxAbs: { retention: maxAbs(ref.retention), output: maxAbs(ref.output) } },
         };
