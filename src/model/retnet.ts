@@ -388,12 +388,6 @@ export class RetNet {
   /** The running executor of a backend (for tests and tools). */
   executor(name: BackendName): Promise<Executor> { return this.executors.get(name, undefined); }
 
-  /** A zero state for `batch` sequences, at position 0. `stateDtype` 'float32' keeps each S in a
-   *  Float32Array, rounded after every update by every step (half the bytes a decoding step reads and
-   *  writes; z stays float64); default 'float64'. `on` { backend: 'wasm', precision }: made in the
-   *  'wasm' step's memory (S and z views there, as after a first wasm step), so the first step or
-   *  prefill does not copy it in — for a billion-parameter model that copy reads hundreds of MB of
-   *  fresh pages (0.4–0.9 s for the 1.3B shape's float64 state on our VM). */
   /** Give a state's memory back now, for the next state this model makes. A state that a 'wasm' step or
    *  prefill has used lives in the step's memory until it is garbage-collected; a program that makes and
    *  drops many states (one per request, say) can fill that memory (E_MEMORY) before a collection comes.
@@ -405,6 +399,12 @@ export class RetNet {
     released.add(state);
   }
 
+  /** A zero state for `batch` sequences, at position 0. `stateDtype` 'float32' keeps each S in a
+   *  Float32Array, rounded after every update by every step (half the bytes a decoding step reads and
+   *  writes; z stays float64); default 'float64'. `on` { backend: 'wasm', precision }: made in the
+   *  'wasm' step's memory (S and z views there, as after a first wasm step), so the first step or
+   *  prefill does not copy it in — for a billion-parameter model that copy reads hundreds of MB of
+   *  fresh pages (0.4–0.9 s for the 1.3B shape's float64 state on our VM). */
   initState(batch = 1, stateDtype: StateDtype = 'float64', on?: { backend: 'wasm'; precision?: Precision }): RecurrentState {
     if (!Number.isInteger(batch) || batch < 1) throw errors.option('batch', 'a positive integer', batch);
     if (stateDtype !== 'float64' && stateDtype !== 'float32') throw errors.option('stateDtype', "'float64' or 'float32'", stateDtype);
