@@ -5,9 +5,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue, Worker } from 'bullmq';
 import { scoreCorpus } from '../src/index.js';
@@ -61,6 +61,27 @@ test('stdin: --resume is refused; an option given twice is a usage error', () =>
   const t = cli(['score', '--model', model, '--out', join(dir, 't1.jsonl'), '--out', join(dir, 't2.jsonl'), '-'], { input: lines(2, 't') });
   assert.is(t.status, 2);
   assert.match(t.stderr, /--out is given twice/);
+});
+
+test('a lock whose pid now belongs to another process (pid reuse) is stale and taken over; one of a live run is still refused', () => {
+  if (process.platform !== 'linux') return;
+  const c = join(dir, 'lk.jsonl'); writeFileSync(c, lines(2, 'l'));
+  const out = join(dir, 'lk-out.jsonl');
+  // this test process is alive, but the lock says it was started in another boot: not the process that wrote it
+  writeFileSync(`${out}.partial.lock`, JSON.stringify({ pid: process.pid, host: hostname(), started: '2026-01-01T00:00:00.000Z', pstart: 'another-boot:12345' }) + '\n');
+  const r = cli(['score', '--model', model, '--out', out, c]);
+  assert.is(r.status, 0, r.stderr);
+  assert.ok(existsSync(out));
+  // the same pid with no start recorded (an older lock) or with this process's own start: refused as live
+  const stat = readFileSync(`/proc/${process.pid}/stat`, 'utf8');
+  const start = `${readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()}:${stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]}`;
+  for (const held of [{ pid: process.pid, host: hostname() }, { pid: process.pid, host: hostname(), pstart: start }]) {
+    writeFileSync(`${out}.partial.lock`, JSON.stringify(held) + '\n');
+    const again = cli(['score', '--model', model, '--out', out, c]);
+    assert.is(again.status, 1, again.stderr);
+    assert.match(again.stderr, new RegExp(`being written by another run \\(pid ${process.pid}`));
+  }
+  rmSync(`${out}.partial.lock`);
 });
 
 test('a --resume under another RETNET_KERNELS is refused (the engine changes the last bits)', async () => {

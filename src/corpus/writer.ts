@@ -21,10 +21,30 @@ function alive(pid: number): boolean {
   try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
 }
 
+/** A process's start (Linux: /proc/PID/stat's starttime, clock ticks since boot, with the boot's id), or
+ *  null where there is no /proc. With it a lock names its process, not only a pid that a later process
+ *  (a restarted container, a wrapped pid counter) may have taken. */
+function processStart(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // after "pid (comm) ": state is field 3
+    const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    return `${boot}:${fields[19]}`; // field 22, starttime
+  } catch { return null; }
+}
+
+/** Whether the process that wrote a lock (pid, and its start where recorded) still runs. */
+function holderAlive(pid: number, start: unknown): boolean {
+  if (!alive(pid)) return false;
+  if (typeof start !== 'string') return true; // a lock without it: the pid is all we know
+  const now = processStart(pid);
+  return now === null || now === start;
+}
+
 /** Take OUT.partial.lock for this process: created exclusively; a lock of a process that is gone
  *  (a run killed by SIGKILL) is replaced; one of a live process, or of another host, refuses the run. */
 function takeLock(out: string): string {
-  const lock = partialLockPath(out), me = { pid: process.pid, host: hostname(), started: new Date().toISOString() };
+  const lock = partialLockPath(out), me = { pid: process.pid, host: hostname(), started: new Date().toISOString(), pstart: processStart(process.pid) ?? undefined };
   for (let attempt = 0; ; attempt++) {
     try {
       const fd = openSync(lock, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o666);
@@ -35,7 +55,7 @@ function takeLock(out: string): string {
     }
     const st = lstatIfExists(lock);
     if (st !== null && !st.isFile()) throw errors.corpus(`${lock} exists and is ${st.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'}; refusing to write through it (remove it)`);
-    let held: { pid?: unknown; host?: unknown; started?: unknown } = {};
+    let held: { pid?: unknown; host?: unknown; started?: unknown; pstart?: unknown } = {};
     try { held = JSON.parse(readFileSync(lock, 'utf8')) as typeof held; } catch { /* unreadable: a run that died while creating it */ }
     const pid = typeof held.pid === 'number' && Number.isSafeInteger(held.pid) && held.pid > 0 ? held.pid : null;
     // a lock without its contents yet is another run between creating and writing it (if recent)
@@ -43,8 +63,14 @@ function takeLock(out: string): string {
     if (pid !== null && held.host !== hostname()) {
       throw errors.corpus(`${out} is being written by a run on host ${JSON.stringify(held.host)} (pid ${pid}, started ${String(held.started)}); if that run has ended, remove ${lock}`);
     }
-    if (pid !== null && alive(pid)) throw errors.corpus(`${out} is being written by another run (pid ${pid}, started ${String(held.started)}); wait for it to end, or stop it and run again with --resume`);
-    rmSync(lock, { force: true }); // the run that held it is gone
+    if (pid !== null && holderAlive(pid, held.pstart)) throw errors.corpus(`${out} is being written by another run (pid ${pid}, started ${String(held.started)}); wait for it to end, or stop it and run again with --resume`);
+    // the run that held it is gone: remove that lock — the file read above, not one another run has
+    // just put in its place (two runs taking over one stale lock: the second would remove the first's)
+    const now = lstatIfExists(lock);
+    if (now !== null && st !== null && (now.ino !== st.ino || now.dev !== st.dev)) {
+      throw errors.corpus(`${out} is being written by another run that is just starting (${lock} was replaced meanwhile); wait for it to end`);
+    }
+    rmSync(lock, { force: true });
   }
 }
 
