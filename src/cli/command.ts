@@ -29,7 +29,7 @@ type Options = NonNullable<ParseArgsConfig['options']>;
 export type Parsed = { values: Record<string, any>; positionals: string[] };
 export function parse(cmd: Pick<Command, 'usage'>, argv: string[], options: Options, allowPositionals = false,
   out: { write(s: string): unknown } = process.stdout): Parsed | null {
-  let r: Parsed;
+  let r: Parsed & { tokens?: ({ kind: string; name?: string; value?: string })[] };
   // parseArgs takes `--chunks -1` for a missing value; accept negative numbers
   // after options that take a value, as `--chunks=-1` is accepted.
   const args: string[] = [];
@@ -42,7 +42,7 @@ export function parse(cmd: Pick<Command, 'usage'>, argv: string[], options: Opti
   const loose = parseArgs({ args, options: withHelp, strict: false, allowPositionals: true });
   if (loose.values.help === true) { out.write(cmd.usage.trimEnd() + '\n'); return null; }
   try {
-    r = parseArgs({ args, options: withHelp, strict: true, allowPositionals });
+    r = parseArgs({ args, options: withHelp, strict: true, allowPositionals, tokens: true });
   } catch (e) {
     // Node's parseArgs writes some messages over several lines (an option value that starts with '-'):
     // one line here, as every usage error is (before: the newlines showed escaped as \u000a)
@@ -56,8 +56,8 @@ export function parse(cmd: Pick<Command, 'usage'>, argv: string[], options: Opti
   // a single-valued option given twice (`--out a --out b`): parseArgs keeps the last; one of the two
   // was meant, and which is not ours to guess
   const seen = new Map<string, string>();
-  for (const t of parseArgs({ args, options: withHelp, strict: true, allowPositionals, tokens: true }).tokens ?? []) {
-    if (t.kind !== 'option') continue;
+  for (const t of r.tokens ?? []) {
+    if (t.kind !== 'option' || t.name === undefined) continue;
     const o = (withHelp as Record<string, { type: string; multiple?: boolean } | undefined>)[t.name];
     if (o?.type !== 'string' || o.multiple) continue;
     const prev = seen.get(t.name);

@@ -34,19 +34,13 @@ export async function* readParquet(path: string, f: FieldNames, onRaw?: (n: numb
     const n = Number(rg.num_rows);
     let rows;
     try {
-      // strings as their bytes (utf8: false), decoded here strictly: a value that is not valid UTF-8 is a
-      // bad record, as in JSONL (before: hyparquet's lenient decoding scored it with U+FFFD in place)
-      rows = await parquetReadObjects({ file, metadata, columns, rowStart, rowEnd: rowStart + n, compressors, rowFormat: 'object', utf8: false, parsers: { stringFromBytes } });
+      // strings decoded strictly (stringFromBytes, above): a value that is not valid UTF-8 is a bad record,
+      // as in JSONL (before: hyparquet's lenient decoding scored it with U+FFFD in place)
+      rows = await parquetReadObjects({ file, metadata, columns, rowStart, rowEnd: rowStart + n, compressors, rowFormat: 'object', parsers: { stringFromBytes } });
     } catch (e) { throw errors.corpus(`${path}: rows ${rowStart + 1}–${rowStart + n}: ${(e as Error).message}`); }
     for (let i = 0; i < rows.length; i++) {
       const row = rows[i] as Record<string, unknown>, line = rowStart + i + 1;
-      let bad: string | null = null;
-      for (const k of columns) {
-        const v = row[k];
-        if (v === BAD_UTF8) { bad = k; break; }
-        if (!(v instanceof Uint8Array)) continue;
-        try { row[k] = strict.decode(v); } catch { bad = k; break; }
-      }
+      const bad = columns.find((k) => row[k] === BAD_UTF8) ?? null;
       yield bad !== null ? { skip: { source: path, line, reason: `column ${JSON.stringify(bad)} is not valid UTF-8` } } : recordToItem(row, path, line, f);
     }
     onRaw?.(Math.round(n * sizePerRow));

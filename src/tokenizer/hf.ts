@@ -58,7 +58,7 @@ export class HfTokenizerImpl implements Tokenizer {
   /** A BPE model with neither byte fallback nor an unknown token: the library drops a character its
    *  vocabulary lacks, without a word. The characters it can encode (its one-character tokens, with any
    *  continuing-subword prefix / end-of-word suffix), checked before encoding; null for other models. */
-  private readonly alphabet: { chars: Set<string>; prefix: string; suffix: string } | null;
+  private readonly alphabet: Set<string> | null;
 
   constructor(json: unknown, source: string, opts: TokenizerOptions = {}, config: unknown = null) {
     if (!isObject(json)) throw tokenizerError(source, 'not a tokenizer.json: the top level is not a JSON object');
@@ -120,7 +120,7 @@ export class HfTokenizerImpl implements Tokenizer {
         if (suffix && t.endsWith(suffix) && t.length > suffix.length) t = t.slice(0, -suffix.length);
         if ([...t].length === 1) chars.add(t);
       }
-      this.alphabet = { chars, prefix, suffix };
+      this.alphabet = chars;
     }
     this.splitLines = model.type === 'BPE' && !this.pieces.some((p) => p.includes('\n'))
       && (model.merges as unknown[]).every((m) => !(Array.isArray(m) ? m.join(' ') : String(m)).includes('\n'));
@@ -173,9 +173,8 @@ export class HfTokenizerImpl implements Tokenizer {
     if (norm.length === 0) return [];
     let words = hf.pre_tokenizer ? hf.pre_tokenizer(norm, { section_index: 0 }) : [norm];
     if (this.alphabet) {
-      const { chars } = this.alphabet;
       for (const w of words) for (const ch of w) {
-        if (!chars.has(ch)) throw errors.input(`text has the character ${quote(ch)} (U+${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}) that the tokenizer cannot encode (its BPE has no byte fallback and no unknown token)`);
+        if (!this.alphabet.has(ch)) throw errors.input(`text has the character ${quote(ch)} (U+${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}) that the tokenizer cannot encode (its BPE has no byte fallback and no unknown token)`);
       }
     }
     if (this.splitLines) words = words.flatMap((w) => (w.includes('\n') ? w.split(/(\n)/).filter((s) => s.length > 0) : [w]));

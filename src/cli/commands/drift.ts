@@ -19,7 +19,6 @@ import { SafetensorsFile } from '../../safetensors.js';
 import { loadLM } from '../lm-util.js';
 import { Rng } from '../../random.js';
 
-/** x [1, L, d]: the embedding rows of L seeded random token ids, the first one the model's BOS (if any). */
 /** Whether a .safetensors file is a language model's (its embedding and head beside the RetNet). */
 function isLmCheckpoint(path: string): boolean {
   try {
@@ -28,6 +27,7 @@ function isLmCheckpoint(path: string): boolean {
   } catch { return false; } // RetNet.load names what is wrong with it
 }
 
+/** x [1, L, d]: the embedding rows of L seeded random token ids, the first one the model's BOS (if any). */
 function embedRandomIds(lm: RetNetLM, L: number, seed: number): Tensor {
   const d = lm.d, rng = new Rng(seed), x = new Float32Array(L * d);
   for (let t = 0; t < L; t++) {
