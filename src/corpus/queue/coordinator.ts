@@ -179,6 +179,8 @@ export async function coordinate(shards: AsyncIterable<Shard>, writer: OrderedWr
           // when its ids and byte lengths matched, stale scores with exit 0)
           const job = await link.guard(q.getJob(id));
           if (job && (job.data as { fingerprint?: unknown })?.fingerprint !== fingerprint) {
+            // bounded as a rejected result is: a job that cannot be removed must not make this loop forever
+            if (++f.rejected >= attempts) throw errors.queue(`shard ${idx}: a job of another run under this run id could not be replaced ${f.rejected} times; remove the run's queue (${queueName(o.runId)}) or use another --run-id`);
             o.log(`coordinator: shard ${idx}: the job on the queue was made for other inputs, model or options; scoring it again`);
             await link.guard(job.remove().catch(() => {}));
             await enqueue(f.shard, false);
