@@ -155,6 +155,19 @@ export function halfToFloat(h: number): number {
   return s * (1 + m / 1024) * 2 ** (e - 15);
 }
 
+/** What identifies a file's contents cheaply: device, inode, size, modification time (ns). */
+export interface FileStamp { dev: number; ino: number; size: number; mtimeNs: bigint }
+
+/** The stamp of an fstat/stat result. */
+export function fileStamp(st: { dev: number; ino: number; size: number; mtimeMs: number }): FileStamp {
+  return { dev: st.dev, ino: st.ino, size: st.size, mtimeNs: BigInt(Math.round(st.mtimeMs * 1e6)) };
+}
+
+/** Whether two stamps are of the same, unchanged file. */
+export function sameFile(a: FileStamp, b: FileStamp): boolean {
+  return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs;
+}
+
 /** An open safetensors file: header validated up front, tensors read on demand. */
 export class SafetensorsFile {
   /** the file's path */
@@ -165,11 +178,14 @@ export class SafetensorsFile {
   readonly metadata: Record<string, string>;
   /** file size in bytes */
   readonly size: number;
+  /** the file's device, inode, size and modification time when opened: a later open of the same path
+   *  that differs reads another file (`sameFile`) */
+  readonly stamp: FileStamp;
   private fd: number | null;
   private readonly dataStart: number;
 
-  private constructor(path: string, fd: number, size: number, header: StHeader) {
-    this.path = path; this.fd = fd; this.size = size;
+  private constructor(path: string, fd: number, stamp: FileStamp, header: StHeader) {
+    this.path = path; this.fd = fd; this.size = stamp.size; this.stamp = stamp;
     this.tensors = header.tensors; this.metadata = header.metadata; this.dataStart = header.dataStart;
   }
 
@@ -196,7 +212,7 @@ export class SafetensorsFile {
       if (n > BigInt(size - 8)) throw errors.safetensors(path, `header length ${n} exceeds the ${size - 8} bytes after the length field (truncated or corrupt)`);
       const hb = Buffer.alloc(Number(n));
       readExact(fd, hb, 8, path);
-      return new SafetensorsFile(path, fd, size, parseHeader(hb, size, path));
+      return new SafetensorsFile(path, fd, fileStamp(st), parseHeader(hb, size, path));
     } catch (e) {
       closeSync(fd);
       throw e;

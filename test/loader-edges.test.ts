@@ -4,7 +4,7 @@
 // a finite weight that overflows on some text (NaN, not a number that looks right).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RetNetLM, scoreCorpus } from '../src/index.js';
@@ -178,6 +178,29 @@ test('a finite weight that overflows float32 on some text: lm.score reports NaN 
     assert.ok(Number.isNaN(r.bits) && Number.isNaN(r.nll), `bits ${r.bits}`);
     assert.ok(Array.from(r.logprobs!).some(Number.isNaN));
   });
+});
+
+test('BF16 weights read from the file: a file replaced or rewritten after the load is refused (E_WEIGHTS), not read as the model (before: a mix of the old and new weights, exit 0)', async () => {
+  const dir = join(tmp, 'swapped');
+  cpSync(join(FIXTURES, 'fla', 'bf16-sharded'), dir, { recursive: true });
+  const ids = Int32Array.from({ length: 24 }, (_, i) => (i * 37 + 5) % 100);
+  for (const backend of ['wasm', 'js'] as const) {
+    const lm = await RetNetLM.loadFolder(dir, { bf16: 'file' });
+    try {
+      const before = await lm.score(ids, { backend });
+      assert.ok(Number.isFinite(before.nll), `${backend}: scores before the change`);
+      assert.is((await lm.score(ids, { backend })).nll, before.nll, `${backend}: an unchanged file reads the same`);
+      // every shard replaced by a renamed copy with one BF16 value changed (another file, another inode)
+      for (const f of ['model-00001-of-00003.safetensors', 'model-00002-of-00003.safetensors', 'model-00003-of-00003.safetensors']) {
+        const p = join(dir, f), bytes = readFileSync(p);
+        bytes[bytes.length - 2] ^= 1;
+        writeFileSync(`${p}.new`, bytes); renameSync(`${p}.new`, p);
+      }
+      const e = await codeOf(lm.score(ids, { backend }));
+      assert.is(e.code, 'E_WEIGHTS', `${backend}: ${e.message}`);
+      assert.match(e.message, /changed since the model was loaded/);
+    } finally { await lm.close(); }
+  }
 });
 
 test.run();

@@ -17,11 +17,11 @@
 //   model.layers.{l}.mlp.down_proj.weight        [d, I]
 //   model.norm.weight                            [d]
 //   lm_head.weight                               [V, d]  (absent when tie_word_embeddings)
-import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, readdirSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { errors, listNames, quote } from '../errors.js';
-import { SafetensorsFile, type StTensorInfo } from '../safetensors.js';
+import { errors, listNames, quote, type RetNetError } from '../errors.js';
+import { SafetensorsFile, fileStamp, sameFile, type StTensorInfo } from '../safetensors.js';
 import type { ActName } from '../reference/ops.js';
 import { flaAngle, flaDecay, halfToInterleaved, permuteHeadRows } from './arch.js';
 import { checkWeightValues, F32_MAX, markChecked, throwBadWeight } from './check.js';
@@ -320,14 +320,21 @@ class ShardSet {
     this.used.add(name);
     this.maxAbs.set(name, widenBf16(Uint16Array.of(mb))[0]);
     if (!bf16File) return new Bf16Matrix(shape[0], shape[1], bits);
-    const path = f.path, at = f.byteOffset(name), cols = shape[1];
+    // Read again on each use, by name: the file must still be the one checked here (a replaced or
+    // rewritten file would give another model's weights, unchecked, or a mix of the two)
+    const path = f.path, at = f.byteOffset(name), cols = shape[1], stamp = f.stamp;
+    const changed = (): RetNetError => errors.weights(`${path}: the file changed since the model was loaded (its inode, size or modification time differ); load the model again`);
     return new Bf16Matrix(shape[0], shape[1], () => {
       const sf = SafetensorsFile.open(path);
-      try { return sf.readBf16Bits(name); } finally { sf.close(); }
+      try {
+        if (!sameFile(sf.stamp, stamp)) throw changed();
+        return sf.readBf16Bits(name);
+      } finally { sf.close(); }
     }, (r0, n) => { // a few rows (embedding lookups): one positioned read, no header parse
       const bytes = new Uint8Array(n * cols * 2);
       const fd = openSync(path, 'r');
       try {
+        if (!sameFile(fileStamp(fstatSync(fd)), stamp)) throw changed();
         let done = 0;
         while (done < bytes.length) {
           const k = readSync(fd, bytes, done, bytes.length - done, at + r0 * cols * 2 + done);
