@@ -5,11 +5,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RetNet, readSafetensors, relMaxError, maxAbsDiff, nmse, allclose, writeSafetensors } from '../src/index.js';
-import { ROOT } from './helpers.js';
+import { FIXTURES, ROOT } from './helpers.js';
 
 const MAIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const TMP = mkdtempSync(join(tmpdir(), 'retnet-cli-edges-'));
@@ -165,6 +165,25 @@ test('RetNet.init refuses numLayer 0, an mlpMult whose MLP has no width, and a n
       (e: Error & { code?: string }) => e.code === 'E_OPTION' && e.message.includes(`config.${key}`), key);
   }
   assert.throws(() => RetNet.init(null as never), (e: Error & { code?: string }) => e.code === 'E_OPTION' && /options\.config must be an object/.test(e.message));
+});
+
+test('a refused model folder exits 2 with the loader\'s message in corpus mode and in worker too (before: exit 1, and worker printed only "E_WEIGHTS")', () => {
+  const bad = join(TMP, 'bad-model'), empty = join(TMP, 'empty-model');
+  cpSync(join(FIXTURES, 'fla', 'f32'), bad, { recursive: true }); mkdirSync(empty, { recursive: true });
+  const cfg = JSON.parse(readFileSync(join(bad, 'config.json'), 'utf8')) as Record<string, unknown>;
+  writeFileSync(join(bad, 'config.json'), JSON.stringify({ ...cfg, use_short_conv: true }));
+  for (const args of [
+    ['score', '--model', bad, corpus],
+    ['score', '--model', bad, '--out', join(TMP, 'refused.jsonl'), join(TMP, 'plain.txt')],
+    ['worker', '--queue', 'redis://127.0.0.1:1', '--redis-timeout', '1', '--model', bad],
+  ]) {
+    const r = cli(args);
+    assert.is(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, /E_CONFIG: .*use_short_conv/, r.stderr);
+  }
+  const w = cli(['worker', '--queue', 'redis://127.0.0.1:1', '--redis-timeout', '1', '--model', empty]);
+  assert.is(w.status, 2, w.stderr);
+  assert.match(w.stderr, /no config\.json/, w.stderr);
 });
 
 test.run();

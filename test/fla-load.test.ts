@@ -138,7 +138,7 @@ test('ORG/NAME resolves to the snapshot in the local Hugging Face cache (refs/ma
   assert.is(resolveModelDir('fla-hub/tiny', { XDG_CACHE_HOME: xdg }), join(xdg, 'huggingface', 'hub', 'models--fla-hub--tiny', 'snapshots', 'abc123'));
   assert.is(resolveModelDir('fla-hub/tiny', { HF_HUB_CACHE: cache, XDG_CACHE_HOME: join(tmp, 'nowhere') }), snap);
   try { resolveModelDir('fla-hub/absent', { HF_HUB_CACHE: cache }); assert.unreachable(); } catch (e) {
-    assert.match((e as Error).message, /not in the Hugging Face cache.*huggingface-cli download fla-hub\/absent/);
+    assert.match((e as Error).message, /not in the Hugging Face cache.*hf download fla-hub\/absent/);
   }
 });
 

@@ -2,7 +2,7 @@
 // option parsing into the library's options, the progress bar (documents,
 // bytes, bytes/s, ETA) and the summary lines. The work is in src/corpus.
 import { corpusSummaryJson, type CorpusProgress, type CorpusSummary, type ScoreCorpusOptions } from '../corpus/score-corpus.js';
-import { parseBackend, parseIntOption, parsePrecision, parseNumberOption, UsageError, type CommandIO } from './lm-util.js';
+import { asModelRefusal, parseBackend, parseIntOption, parsePrecision, parseNumberOption, UsageError, type CommandIO } from './lm-util.js';
 import { checkOutputTarget, writeFileAtomic } from './safe-output.js';
 import { statSync } from 'node:fs';
 import { formatOf } from '../corpus/inputs.js';
@@ -111,7 +111,7 @@ export async function runCorpusMode(values: Record<string, string | boolean | un
   let s: CorpusSummary;
   try {
     s = await scoreCorpus({ ...opts, otherOutputs: summaryTarget === undefined ? [] : [{ label: '--summary-json', path: summaryTarget }], onProgress: (p) => bar.update(p) });
-  } finally { bar.stop(); }
+  } catch (e) { throw asModelRefusal(opts.model, e); } finally { bar.stop(); }
   io.stderr.write(`retnet: ${summaryLine(s)}\n`);
   if (summaryTarget !== undefined) writeFileAtomic(summaryTarget, JSON.stringify(corpusSummaryJson(s), null, 2) + '\n');
 }

@@ -59,12 +59,17 @@ export class ModelRefused extends Error {
 export async function loadLM(spec: string | undefined): Promise<RetNetLM> {
   try {
     return await RetNetLM.load(spec);
-  } catch (e) {
-    if (spec !== undefined && RetNetLM.isFolderSpec(spec) && e instanceof RetNetError && ['E_CONFIG', 'E_WEIGHTS', 'E_SAFETENSORS', 'E_DTYPE'].includes(e.code)) {
-      throw new ModelRefused(`${e.code}: ${e.message}`);
-    }
-    throw e;
+  } catch (e) { throw asModelRefusal(spec, e); }
+}
+
+/** A model folder's refusal (E_CONFIG, E_WEIGHTS, E_SAFETENSORS, E_DTYPE from a folder `--model`) as
+ *  ModelRefused (exit 2, the loader's message); any other error unchanged. For the commands that load
+ *  the model inside a larger job (corpus mode of `score`, `worker`). */
+export function asModelRefusal(spec: string | undefined, e: unknown): unknown {
+  if (spec !== undefined && RetNetLM.isFolderSpec(spec) && e instanceof RetNetError && ['E_CONFIG', 'E_WEIGHTS', 'E_SAFETENSORS', 'E_DTYPE'].includes(e.code)) {
+    return new ModelRefused(`${e.code}: ${e.message}`);
   }
+  return e;
 }
 
 /** Writes to `out`, once per set `seen`, each note the engines `model` has used so far attach to

@@ -189,7 +189,7 @@ export async function scoreCorpus(o: ScoreCorpusOptions): Promise<CorpusSummary>
   const reads = modelReads(model);
   refuseOutputsOverInputs({ out: o.out, temporaries, others: o.otherOutputs, inputs: files, model: reads });
   let modelSha: string;
-  try { modelSha = await modelSha256(reads); } catch (e) { throw errors.weights(`cannot read ${model}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
+  try { modelSha = await modelSha256(reads); } catch (e) { throw unreadableModel(model, e); }
   const precision = o.precision ?? ((o.backend ?? 'wasm') === 'wasm' ? precisionFromEnv() : 'f32'); // RETNET_PRECISION: wasm only
   if (!PRECISIONS.includes(precision)) throw errors.option('precision', "'f32' or 'bf16'", precision);
   const score: ShardScoreOptions = { backend: o.backend, chunkSize: o.chunkSize, perToken: o.perToken === true, ...(precision === 'bf16' ? { precision } : {}) };
@@ -298,12 +298,18 @@ export interface CorpusWorkerOptions {
   signal?: AbortSignal;
 }
 
+/** A model that cannot be read: the loader's own error as it is, a file system's as E_WEIGHTS with its code. */
+function unreadableModel(model: string, e: unknown): Error {
+  if (e instanceof RetNetError) return e;
+  return errors.weights(`cannot read ${model}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+}
+
 /** Take shards from the queue and score them until `signal` aborts (or Redis is lost). */
 export async function corpusWorker(o: CorpusWorkerOptions): Promise<WorkerStats> {
   const target = parseRedisUrl(o.queue);
   const model = modelFile(o.model);
   let modelSha: string;
-  try { modelSha = await modelSha256(modelReads(model)); } catch (e) { throw errors.weights(`cannot read ${model}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
+  try { modelSha = await modelSha256(modelReads(model)); } catch (e) { throw unreadableModel(model, e); }
   const { runWorker } = await import('./queue/worker.js'); // BullMQ + ioredis: loaded only here
   const lm = await RetNetLM.load(model);
   try {

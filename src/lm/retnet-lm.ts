@@ -418,7 +418,7 @@ export class RetNetLM {
    *  @example
    *  ```ts
    *  const bytes = await RetNetLM.load();                              // the shipped byte LM
-   *  const fla = await RetNetLM.load('fla-hub/retnet-1.3B-100B');      // after `huggingface-cli download fla-hub/retnet-1.3B-100B`
+   *  const fla = await RetNetLM.load('fla-hub/retnet-1.3B-100B');      // after `hf download fla-hub/retnet-1.3B-100B`
    *  ```
    */
   static async load(path?: string | URL, options: LoadOptions = {}): Promise<RetNetLM> {

@@ -173,7 +173,7 @@ export function hubCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'huggingface', 'hub');
 }
 
-/** A model folder from `DIR` or `ORG/NAME` (a snapshot in the local hub cache, as `huggingface-cli download` leaves it;
+/** A model folder from `DIR` or `ORG/NAME` (a snapshot in the local hub cache, as `hf download` leaves it;
  *  never fetched: there is no network at run time). */
 export function resolveModelDir(spec: string, env: NodeJS.ProcessEnv = process.env): string {
   if (typeof spec !== 'string' || spec === '') throw errors.option('model', 'a model folder or ORG/NAME in the local Hugging Face cache', spec);
@@ -193,7 +193,7 @@ export function resolveModelDir(spec: string, env: NodeJS.ProcessEnv = process.e
       if (pick) return join(snaps, pick);
       throw errors.weights(`${spec}: ${repo} has ${list.length} snapshots and no refs/main naming one; pass the snapshot folder itself`);
     }
-    throw errors.weights(`${spec}: no such folder, and not in the Hugging Face cache (${cache}); download it first, e.g. \`huggingface-cli download ${spec}\` (retnet never downloads)`);
+    throw errors.weights(`${spec}: no such folder, and not in the Hugging Face cache (${cache}); download it first, e.g. \`hf download ${spec}\` (retnet never downloads)`);
   }
   throw errors.weights(`${spec}: no such file or folder`);
 }

@@ -1,6 +1,6 @@
 // `retnet worker`: take corpus shards from a BullMQ queue on Redis and score them here.
 import { corpusWorker } from '../../corpus/score-corpus.js';
-import { parseIntOption, processIO, runCommand, UsageError, type Command, type CommandIO } from '../lm-util.js';
+import { asModelRefusal, parseIntOption, processIO, runCommand, UsageError, type Command, type CommandIO } from '../lm-util.js';
 import { parse } from '../command.js';
 import { redisTimeoutMs } from '../corpus-cli.js';
 import { RUN_ID_RE } from '../../corpus/digest.js';
@@ -41,7 +41,7 @@ export const worker: Command = {
         const stats = await corpusWorker({
           queue: v.queue, model: v.model, runId: v['run-id'], lockDurationMs: parseIntOption('lock-duration', v['lock-duration'], 100),
           redisTimeoutMs: redisTimeoutMs(v['redis-timeout']), log: (line) => io.stderr.write(`retnet: ${line}\n`), signal: ac.signal,
-        });
+        }).catch((e: unknown) => { throw asModelRefusal(v.model, e); }); // a refused model folder: exit 2, as in score
         io.stderr.write(`retnet: worker: stopped after ${stats.scored} shards (${stats.failed} failed jobs); peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(1)} MiB\n`);
       } finally {
         process.off('SIGINT', onSignal); process.off('SIGTERM', onSignal);
