@@ -81,7 +81,7 @@ export const MAX_WORKERS = 256;
 const isPosInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v > 0;
 
 /** Every option a forward (and the calls built on it) reads; onProgress is the streaming forwards'. */
-const OPTION_KEYS: readonly string[] = ['attnMask', 'numChunks', 'chunkSize', 'normalizeAttn', 'normalizeRetn', 'backend', 'workers',
+export const OPTION_KEYS: readonly string[] = ['attnMask', 'numChunks', 'chunkSize', 'normalizeAttn', 'normalizeRetn', 'backend', 'workers',
   'kernels', 'precision', 'stateDtype', 'windowRows', 'signal', 'onProgress'];
 
 /** E_OPTION for the first key of `opts` (with a value other than undefined) that is not one of `known`,

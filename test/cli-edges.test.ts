@@ -186,4 +186,22 @@ test('a refused model folder exits 2 with the loader\'s message in corpus mode a
   assert.match(w.stderr, /no config\.json/, w.stderr);
 });
 
+test('help --help, --resume without the sidecar, a fractional --redis-timeout, a bad RETNET_TFJS_ENGINE: each says what is so (before: exit 2, "continue it with --resume", "within 1 s", "npm install")', () => {
+  const h = cli(['help', '--help']);
+  assert.is(h.status, 0, h.stderr);
+  assert.match(h.stdout, /commands:/);
+  const out = join(TMP, 'resumed.jsonl');
+  writeFileSync(`${out}.partial`, '{"id": "a", "bits_per_byte": 1}\n');
+  const r = cli(['score', '--out', out, '--resume', corpus]);
+  assert.is(r.status, 1, r.stderr);
+  assert.match(r.stderr, /cannot resume: .*is missing/);
+  assert.not.match(r.stderr, /continue it with --resume/);
+  const q = cli(['worker', '--queue', 'redis://127.0.0.1:1', '--redis-timeout', '0.5']);
+  assert.is(q.status, 1, q.stderr);
+  assert.match(q.stderr, /within 0\.5 s/);
+  const b = cli(['bench', '--backend', 'tfjs', '--lengths', '64', '--layers', '1', '--dim', '32', '--heads', '2'], { RETNET_TFJS_ENGINE: 'bogus' });
+  assert.match(b.stdout, /RETNET_TFJS_ENGINE must be one of/);
+  assert.not.match(b.stdout, /npm install/);
+});
+
 test.run();

@@ -117,4 +117,15 @@ test('the byte form of generate honours an abort while it reads a long prompt (b
   } finally { await lm.close(); }
 });
 
+test('a misspelt score option names the score\'s own keys (before: "did you mean" missing, perToken not in the list)', async () => {
+  const lm = await RetNetLM.load();
+  try {
+    for (const call of [() => lm.score('abc', { perTok: true } as never), () => lm.logits(Int32Array.of(1, 2), { perTok: true } as never)]) {
+      const e = await codeOf(call);
+      assert.is(e.code, 'E_OPTION', e.message);
+      assert.match(e.message, /did you mean perToken\?/);
+    }
+  } finally { await lm.close(); }
+});
+
 test.run();

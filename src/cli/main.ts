@@ -31,6 +31,10 @@ Run \`retnet <command> --help\` or \`retnet help <command>\` for a command's opt
 Exit codes: 0 ok, 1 error, 2 bad command line.`;
 
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'help' && argv.length > 1 && (argv[1] === '--help' || argv[1] === '-h') && argv.length === 2) {
+    process.stdout.write(USAGE + '\n'); // `retnet help --help`: the overview, like `retnet help`
+    return 0;
+  }
   if (argv[0] === 'help' && argv.length > 1) {
     // `retnet help <command>`: that command's --help
     const c = COMMANDS.find((k) => k.name === argv[1]);

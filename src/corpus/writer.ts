@@ -255,6 +255,11 @@ export class OrderedWriter {
     } else {
       // an interrupted run's records are not thrown away by a run that did not ask to resume (nor is a live
       // run's file, should two runs share an output): start over only after removing them
+      if (partSt !== null && partSt.size > 0 && options.resume) {
+        // asked to resume, but the run's identity (the sidecar) is gone: its records cannot be checked
+        throw errors.corpus(`cannot resume: ${part} holds ${partSt.size} bytes of records but ${meta}, which says which run wrote them, is missing; `
+          + `remove ${part} to start over`);
+      }
       if (partSt !== null && partSt.size > 0) {
         throw errors.corpus(`${part} holds ${partSt.size} bytes of records of an interrupted (or running) run, written ${partSt.mtime.toISOString()}; `
           + `continue it with --resume (resume: true), or remove ${part} and ${meta} to start over`);

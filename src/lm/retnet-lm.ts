@@ -10,7 +10,7 @@
 import { errors } from '../errors.js';
 import { readSafetensors, type StTensor } from '../safetensors.js';
 import { Tensor } from '../tensor.js';
-import { checkKnownKeys, kernelsFromEnv, resolveOptions, stepPrecision, throwIfAborted, type BackendName, type ForwardOptions, type KernelsRequest, type Precision, type StateDtype } from '../options.js';
+import { OPTION_KEYS, checkKnownKeys, kernelsFromEnv, resolveOptions, stepPrecision, throwIfAborted, type BackendName, type ForwardOptions, type KernelsRequest, type Precision, type StateDtype } from '../options.js';
 import { dnnlForBf16, roundRowsBf16 } from '../runtime/dnnl-kernels.js';
 import { DEFAULT_BACKEND, RetNet, releaseStepState, type RecurrentState, type StreamOptions } from '../model/retnet.js';
 import { checkUnexpected, layersFromCheckpoint, LOAD_OPTION_KEYS, type Checkpoint, type LoadOptions } from '../model/weights.js';
@@ -43,6 +43,9 @@ type HeadFn = (rows: ArrayLike<number>, r0: number, m: number) => {
 };
 /** Rows per block of the final norm + head. */
 const HEAD_BLOCK = 64;
+/** score/logits options: the forward's and the score's own (a misspelt perToken is named, with the
+ *  keys it could have meant; before, the list left the score's own out) */
+const SCORE_OPTION_KEYS: readonly string[] = [...OPTION_KEYS, 'perToken', 'onScored'];
 /** Chunk size when neither chunkSize nor numChunks is given. */
 export const DEFAULT_LM_CHUNK = 256;
 
@@ -502,6 +505,7 @@ export class RetNetLM {
    *  (float32), or a bfloat16 head (precision 'bf16': oneDNN where the body's engine is oneDNN — the
    *  same rule as the pool's 'auto' — else rounded operands on the WASM GEMM). Checks the options. */
   private async headFor(options: ScoreOptions): Promise<HeadFn> {
+    checkKnownKeys(options, SCORE_OPTION_KEYS);
     const { perToken: _p, onProgress: _o, onScored: _s, ...fwd } = options;
     const r = resolveOptions(fwd, { backend: DEFAULT_BACKEND });
     const V = this.vocab;
@@ -695,6 +699,7 @@ export class RetNetLM {
   /** The streamed forward: `onRows(seq, start, rows, n)` gets every output row block, in order per sequence. */
   private async run(seqs: SeqScore[], options: ScoreOptions, onRows: (s: SeqScore, start: number, rows: ArrayLike<number>, n: number) => void): Promise<void> {
     if (seqs.length === 0) return;
+    checkKnownKeys(options, SCORE_OPTION_KEYS);
     const { perToken: _p, onProgress, onScored: _s, ...fwd } = options;
     const opts: ForwardOptions = { ...fwd };
     if (opts.chunkSize === undefined && opts.numChunks === undefined) opts.chunkSize = DEFAULT_LM_CHUNK;

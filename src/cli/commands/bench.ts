@@ -155,7 +155,8 @@ const bench: Command = {
         ? [r.kernels !== undefined ? `${r.backend} (kernels ${r.kernels})` : r.backend, '-', '-', '-', '-', '-', '-', '-', '-', `not available: ${firstClause(r.unavailable)}`]
         : [r.backend, r.engine || '-', r.device || '-', r.B, r.L, r.chunks, r.workers ?? '-',
           r.error ? '-' : Number(r.seconds.toFixed(3)), r.error ? '-' : Math.round(r.tokensPerSec), r.error ? `error: ${r.error.slice(0, 80)}` : ranNote(r)])));
-    if (rows.some((r) => r.unavailable !== undefined && r.backend === 'tfjs')) console.log(`tfjs: for the CPU, npm install @tensorflow/tfjs; ${gpuAdvice()} (the full reason is on stderr)`);
+    // the install advice only where a package may be missing (not for a bad RETNET_TFJS_ENGINE value)
+    if (rows.some((r) => r.unavailable !== undefined && r.backend === 'tfjs' && !/ must be one of /.test(r.unavailable))) console.log(`tfjs: for the CPU, npm install @tensorflow/tfjs; ${gpuAdvice()} (the full reason is on stderr)`);
     for (const n of new Set(measured.map((r) => r.engineNote).filter(Boolean))) console.log(`note: ${n}`);
     if (profile) printProfiles(measured);
     if (target !== undefined) {

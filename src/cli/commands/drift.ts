@@ -37,7 +37,7 @@ function embedRandomIds(lm: RetNetLM, L: number, seed: number): Tensor {
   return new Tensor(x, [1, L, d]);
 }
 
-const usage = `usage: retnet drift [--model M] [--length L] [--backends wasm,tfjs] [--precisions f32,bf16] [--out-dir DIR] [--no-plot] [--workers N] [--normalize-attn] [--normalize-retn]
+const usage = `usage: retnet drift [--model M] [--length L] [--backends wasm,tfjs] [--precisions f32,bf16] [--out-dir DIR] [--no-plot] [--workers N] [--seed S] [--normalize-attn] [--normalize-retn] [--msr-gate-fn F] [--mlp-gate-fn F]
 
 How the float32 forward's error against a float64 reference changes with the
 chunk count: numChunks 1, 2, 4, …, L and -1 (recurrent), plus the parallel form

@@ -53,7 +53,7 @@ export class RedisLink {
       if (this.downSince !== null && Date.now() - this.downSince > timeoutMs) {
         clearInterval(this.timer);
         const what = this.everReady ? 'lost the connection to Redis at' : 'cannot reach Redis at';
-        this.rejectLost(errors.queue(`${what} ${target.display}${this.lastError ? ` (${this.lastError})` : ''} and could not connect within ${(timeoutMs / 1000).toFixed(0)} s (--redis-timeout)`));
+        this.rejectLost(errors.queue(`${what} ${target.display}${this.lastError ? ` (${this.lastError})` : ''} and could not connect within ${+(timeoutMs / 1000).toFixed(3)} s (--redis-timeout)`));
       }
     }, Math.min(250, timeoutMs / 4));
     this.client.connect().catch(() => {});
