@@ -50,13 +50,16 @@ const { values } = benchArgs({
 });
 const chunkSize = Number(values['chunk-size']);
 
-/** Random ids in [3, 32000), seeded (xorshift32). */
-function randomIds(n: number, seed = 12345): Int32Array {
+/** Random ids in [3, vocab), seeded (xorshift32); the 1.3B's vocabulary is 32000. */
+function randomIds(n: number, vocab: number, seed = 12345): Int32Array {
   let s = seed >>> 0;
   const out = new Int32Array(n);
-  for (let i = 0; i < n; i++) { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; out[i] = 3 + (s % 31997); }
+  for (let i = 0; i < n; i++) { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; out[i] = 3 + (s % (vocab - 3)); }
   return out;
 }
+
+/** A run that cannot happen on this machine (a library or PyTorch missing): skipped by name, not a failure. */
+class Unavailable extends Error {}
 
 const mib = (b: number) => Math.round(b / 2 ** 20 * 10) / 10;
 
@@ -79,14 +82,14 @@ async function child(): Promise<void> {
   const t1 = performance.now();
   const rssLoaded = process.memoryUsage().rss;
   // a short warm-up call packs the weights into the shared memory and starts the workers
-  await lm.score(randomIds(64, 7), { backend: 'wasm', kernels, precision, chunkSize, workers: THREADS });
+  await lm.score(randomIds(64, lm.vocab, 7), { backend: 'wasm', kernels, precision, chunkSize, workers: THREADS });
   const t2 = performance.now();
   const rssPacked = process.memoryUsage().rss;
   // several lengths: scored one after the other in this process, the peak RSS read after each (so a
   // longer document's growth over a shorter one is measured without process-to-process variance)
   let tPrev = t2;
   for (const n of lengths) {
-    const r = await lm.score(randomIds(n), { backend: 'wasm', kernels, precision, chunkSize, workers: THREADS });
+    const r = await lm.score(randomIds(n, lm.vocab), { backend: 'wasm', kernels, precision, chunkSize, workers: THREADS });
     const t3 = performance.now();
     const info = await lm.model.backendInfo();
     const out = {
@@ -151,6 +154,10 @@ const torchChecked = new Set<string>();
 /** The PyTorch peer on the same folder: its golden check once, then one timed run of n tokens. */
 function runTorch(dir: string, n: number, dtype: 'float32' | 'bfloat16'): Record<string, number | string> {
   if (!torchChecked.has(dtype)) {
+    const probe = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
+    if (probe.error || probe.status !== 0) {
+      throw new Unavailable(`PyTorch is not importable by ${PYTHON} (${probe.error ? (probe.error as NodeJS.ErrnoException).code : probe.stderr.trim().split('\n').pop()}); Debian: apt-get install python3-torch, or set RETNET_PEERS_PYTHON`);
+    }
     const c = spawnSync(PYTHON, [PEER, '--check', join(ROOT, 'test/fixtures/fla'), '--dtype', dtype], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
     if (c.status !== 0) throw new Error(`the PyTorch peer failed its golden check: ${c.stdout}`);
     console.log(`torch peer golden check: ${c.stdout.trim()}`);
@@ -167,12 +174,16 @@ function runTorch(dir: string, n: number, dtype: 'float32' | 'bfloat16'): Record
 }
 
 function runChildAll(args: string[]): unknown[] {
-  const r = spawnSync(process.execPath, [new URL(import.meta.url).pathname, '--child', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26 });
+  const r = spawnSync(process.execPath, [new URL(import.meta.url).pathname, '--child', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 26 });
   const lines = r.stdout.split('\n').filter((l) => l.startsWith('RESULT '));
+  // an engine whose library does not load here (E_ENGINE): that run is skipped, not failed
+  if (!(r.status !== 0 && /E_ENGINE/.test(r.stderr))) process.stderr.write(r.stderr); // (a skip: its one line instead)
+  if (r.status !== 0 && /E_ENGINE/.test(r.stderr)) throw new Unavailable(`E_ENGINE: ${(r.stderr.split('\n').find((l) => l.startsWith('RetNetError:')) ?? '').slice(13).trim()}`);
   if (r.status !== 0 || lines.length === 0) throw new Error(`child ${args.join(' ')} failed (status ${r.status}): ${r.stdout.slice(-2000)}`);
   return lines.map((l) => JSON.parse(l.slice(7)));
 }
 const runChild = (args: string[]): unknown => runChildAll(args)[0];
+const firstLine = (t: string) => t.trim().split('\n')[0]!.slice(0, 300);
 
 /** Threads (PyTorch) and workers (this project) of every run. */
 const THREADS = 2;
@@ -226,11 +237,12 @@ async function parent(): Promise<void> {
   console.log(`fla-1p3b: ${JSON.stringify(params)}`);
   console.log(`machine: ${cpus()[0]?.model} × ${cpus().length}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}`);
   const runs: Record<string, unknown>[] = [];
+  const notRun: { engine: string; tokens: number; status: 'skipped' | 'failed'; reason: string }[] = [];
   const machine = { cpu: cpus()[0]?.model, cores: cpus().length, memGiB: +(totalmem() / 2 ** 30).toFixed(1), node: process.version, pages: hugePages(),
     ...(process.env.OPENBLAS_CORETYPE !== undefined ? { OPENBLAS_CORETYPE: process.env.OPENBLAS_CORETYPE } : {}) };
   const save = (extra: Record<string, unknown> = {}) => {
     mkdirSync(join(values.out, '..'), { recursive: true });
-    writeFileSync(values.out, JSON.stringify({ date: new Date().toISOString(), machine, params, runs, ...extra }, null, 2) + '\n');
+    writeFileSync(values.out, JSON.stringify({ date: new Date().toISOString(), machine, params, runs, ...(notRun.length ? { notRun } : {}), ...extra }, null, 2) + '\n');
   };
   const flops = modelFlops(dir);
   const peaksBefore = measurePeaks(dir);
@@ -250,12 +262,23 @@ async function parent(): Promise<void> {
         for (const r of runChildAll(['--dir', dir, '--engine', engine, '--tokens', lengths.join(','), '--chunk-size', String(chunkSize)])) record(engine, r as Record<string, number>);
       }
     } else {
-      // shortest length first on every engine, so that a long run cut short still leaves the others
+      // shortest length first on every engine, so that a long run cut short still leaves the others; an
+      // engine that cannot run here (no PyTorch, no CBLAS/oneDNN) is skipped by name, a failure recorded
+      // and the others still run (the exit code is then 1)
       for (const n of lengths) for (const engine of engines) {
         if (skip.has(`${engine}:${n}`)) { console.log(`${engine} ${n}: skipped`); continue; }
-        const r = (engine === 'torch' || engine === 'torch-bf16' ? runTorch(dir, n, engine === 'torch' ? 'float32' : 'bfloat16')
-          : runChild(['--dir', dir, '--engine', engine, '--tokens', String(n), '--chunk-size', String(chunkSize)])) as Record<string, number>;
-        record(engine, r);
+        const gone = notRun.find((x) => x.engine === engine && x.status === 'skipped');
+        if (gone) { notRun.push({ ...gone, tokens: n }); console.log(`${engine} ${n}: skipped (${gone.reason})`); continue; }
+        try {
+          const r = (engine === 'torch' || engine === 'torch-bf16' ? runTorch(dir, n, engine === 'torch' ? 'float32' : 'bfloat16')
+            : runChild(['--dir', dir, '--engine', engine, '--tokens', String(n), '--chunk-size', String(chunkSize)])) as Record<string, number>;
+          record(engine, r);
+        } catch (e) {
+          const status = e instanceof Unavailable ? 'skipped' : 'failed';
+          notRun.push({ engine, tokens: n, status, reason: firstLine((e as Error).message) });
+          console.log(`${engine} ${n}: ${status}: ${firstLine((e as Error).message)}`);
+          save();
+        }
       }
     }
     const growth: Record<string, number> = {};
@@ -280,6 +303,8 @@ async function parent(): Promise<void> {
     }
     save({ peakRssGrowthMiB: growth, gemmOverhead: gemm, flopsPerToken: flops, peaks: { before: peaksBefore, after: peaksAfter }, boundTokensPerSecond: bound });
     console.log(`wrote ${values.out}`);
+    for (const x of notRun) console.log(`not run: ${x.engine} ${x.tokens}: ${x.status}: ${x.reason}`);
+    if (notRun.some((x) => x.status === 'failed')) process.exitCode = 1;
   } finally {
     if (made) rmSync(made, { recursive: true, force: true });
   }

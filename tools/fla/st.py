@@ -29,27 +29,33 @@ NAMES = {v: k for k, v in DTYPES.items()}
 
 
 def read_safetensors(path: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Return ({name: tensor in its stored dtype}, metadata)."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n].decode("utf-8"))
-    meta = header.pop("__metadata__", {}) or {}
-    base = 8 + n
+    """Return ({name: tensor in its stored dtype}, metadata).
+
+    Each tensor is read straight into its own storage, one at a time: the peak memory is the
+    tensors, never a second copy of the file (what a user's mmap-based loader would hold).
+    """
     out: dict[str, torch.Tensor] = {}
-    for name, info in header.items():
-        dtype = DTYPES[info["dtype"]]
-        b, e = info["data_offsets"]
-        shape = list(info["shape"])
-        numel = 1
-        for s in shape:
-            numel *= s
-        buf = bytearray(raw[base + b:base + e])  # own copy: writable, aligned
-        if numel == 0:
-            t = torch.empty(shape, dtype=dtype)
-        else:
-            t = torch.frombuffer(buf, dtype=dtype, count=numel).reshape(shape).clone()
-        out[name] = t
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n).decode("utf-8"))
+        meta = header.pop("__metadata__", {}) or {}
+        base = 8 + n
+        for name, info in header.items():
+            dtype = DTYPES[info["dtype"]]
+            b, e = info["data_offsets"]
+            shape = list(info["shape"])
+            numel = 1
+            for s in shape:
+                numel *= s
+            t = torch.empty(numel, dtype=dtype)
+            if numel:
+                view = t.view(torch.uint8).numpy()
+                if view.nbytes != e - b:
+                    raise ValueError(f"{path}: tensor {name} holds {e - b} bytes, its shape and dtype need {view.nbytes}")
+                f.seek(base + b)
+                if f.readinto(view) != e - b:
+                    raise ValueError(f"{path}: tensor {name} ends past the end of the file")
+            out[name] = t.reshape(shape)
     return out, meta
 
 
