@@ -204,4 +204,15 @@ test('help --help, --resume without the sidecar, a fractional --redis-timeout, a
   assert.not.match(b.stdout, /npm install/);
 });
 
+test('info refuses a folder whose config says retnet but whose tensors are not a fla RetNet\'s (before: fla\'s default architecture printed, exit 0)', () => {
+  const dir = join(TMP, 'not-fla');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'retnet', decoder_embed_dim: 64, decoder_layers: 2 }));
+  writeSafetensors(join(dir, 'model.safetensors'), { 'model.embed_tokens.weight': { shape: [10, 4], data: new Float32Array(40) } });
+  const r = cli(['info', dir]);
+  assert.is(r.status, 2, r.stdout + r.stderr);
+  assert.match(r.stderr, /no tensor model\.embeddings\.weight: not a fla RetNet folder/);
+  assert.not.match(r.stdout, /layers/);
+});
+
 test.run();

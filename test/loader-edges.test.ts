@@ -203,4 +203,24 @@ test('BF16 weights read from the file: a file replaced or rewritten after the lo
   }
 });
 
+test('config keys as fla reads them: rope_theta changes nothing, a null boolean is false (before: rope_theta refused, fuse_norm null read as true and refused, use_output_gate null passed)', async () => {
+  const ids = Int32Array.from({ length: 40 }, (_, i) => (i * 13 + 3) % 100);
+  const logitsOf = (dir: string) => withLm(dir, (lm) => lm.logits(ids, { backend: 'js' }));
+  const copy = (from: string, name: string, edit: (j: Record<string, unknown>) => void) => {
+    const d = join(tmp, name); cpSync(join(FIXTURES, 'fla', from), d, { recursive: true }); editJson(join(d, 'config.json'), edit); return d;
+  };
+  const base = await logitsOf(join(FIXTURES, 'fla', 'f32'));
+  const theta = await logitsOf(copy('f32', 'theta', (j) => { j.rope_theta = 500000; }));
+  assert.equal(Array.from(theta.logits), Array.from(base.logits), 'rope_theta: the same logits');
+  // legacy-mlp stores the unfused g_norm (fuse_norm false): null must read the same way
+  const unfused = await logitsOf(join(FIXTURES, 'fla', 'legacy-mlp'));
+  const nullFuse = await logitsOf(copy('legacy-mlp', 'fuse-null', (j) => { j.fuse_norm = null; }));
+  assert.equal(Array.from(nullFuse.logits), Array.from(unfused.logits), 'fuse_norm null = false');
+  for (const key of ['use_output_gate', 'elementwise_affine']) {
+    const e = await codeOf(RetNetLM.load(copy('f32', `${key}-null`, (j) => { j[key] = null; })));
+    assert.is(e.code, 'E_CONFIG', `${key}: ${e.message}`);
+    assert.match(e.message, new RegExp(key));
+  }
+});
+
 test.run();

@@ -99,9 +99,11 @@ export function parseFlaConfig(raw: unknown, label: string): FlaConfig {
   if (c.use_short_conv != null && c.use_short_conv !== false) bad('use_short_conv', 'false (short convolutions are not supported)');
   if (c.attn != null) bad('attn', 'null (hybrid attention layers are not supported)');
   if (c.attnres_block_size != null) bad('attnres_block_size', 'null (attention-residual blocks are not supported)');
-  if (c.use_output_gate != null && c.use_output_gate !== true) bad('use_output_gate', 'true (models without the output gate are not supported)');
-  if (c.elementwise_affine != null && c.elementwise_affine !== true) bad('elementwise_affine', 'true (norms without weights are not supported)');
-  if (c.rope_theta != null && c.rope_theta !== 10000) bad('rope_theta', '10000 (fla RetNet rotary base)');
+  // (null is Python's None: false where fla tests the key, so no gate, norms without weights)
+  if (c.use_output_gate !== undefined && c.use_output_gate !== true) bad('use_output_gate', 'true (models without the output gate are not supported)');
+  if (c.elementwise_affine !== undefined && c.elementwise_affine !== true) bad('elementwise_affine', 'true (norms without weights are not supported)');
+  // rope_theta: fla's retention builds its rotary embedding with the base 10000 whatever the config says
+  // (only its hybrid attention layers read the key, and those are refused above), so it changes nothing
   const int = (key: string, dflt?: number): number => {
     const v = c[key] ?? dflt;
     if (!(Number.isInteger(v) && (v as number) > 0)) bad(key, 'a positive integer');
@@ -125,7 +127,8 @@ export function parseFlaConfig(raw: unknown, label: string): FlaConfig {
   const act = typeof actName === 'string' ? HF_ACTS[actName] : undefined;
   if (!act) bad('hidden_act', "'swish' (fla's gated MLP and output gate; fla refuses other values)");
   const bool = (key: string, dflt: boolean): boolean => {
-    const v = c[key] ?? dflt;
+    const v = key in c ? c[key] : dflt;
+    if (v === null) return false; // Python's None, false where fla tests it (fuse_norm: None → the unfused g_norm)
     if (typeof v !== 'boolean') bad(key, 'a boolean');
     return v as boolean;
   };
