@@ -108,7 +108,7 @@ const act = loadKernelsSync({ memory, variant: 'auto' });
       if (run === 1) for (const k in t) t[k] = 0; // run 0 warms up
       fill(X, n * d);
       for (let r0 = 0; r0 < n; r0 += RB) {
-        tm('layerNorm', () => K.layerNorm(X + r0 * d * F4, RB, d, d, ones, bias, h, d));
+        tm('layerNorm', () => K.layerNorm(X + r0 * d * F4, RB, d, d, ones, bias, 1e-5, h, d));
         tm('gemm q|k|v|g', () => K.gemm(h, RB, d, d, W1, Wp, bias, P + r0 * Wp * F4, Wp, 0, false, gs));
       }
       tm('rotary', () => { K.rotary(P, n, H, dk, Wp, cs, sn); K.rotary(P + d * F4, n, H, dk, Wp, cs, sn); });
@@ -117,11 +117,11 @@ const act = loadKernelsSync({ memory, variant: 'auto' });
         tm('intra-chunk', () => K.intra(q, k, v, n, dk, dv, Wp, Wp, Wp, pow, O + hh * dv * F4, H * dv, R + hh * n * F4, tile));
         tm('summary + cross', () => { K.summary(k, v, n, dk, dv, Wp, Wp, pow, S, S + dk * dv * F4, tile); K.cross(q, n, dk, dv, Wp, pow, S, S + dk * dv * F4, O + hh * dv * F4, H * dv, R + hh * n * F4, tile); });
       }
-      tm('layerNorm', () => K.layerNorm(O, n * H, dv, dv, ones, bias, O, dv));
+      tm('layerNorm', () => K.layerNorm(O, n * H, dv, dv, ones, bias, 1e-5, O, dv));
       tm('gate (gelu)', () => K.gate(P + (2 * d + H * dv) * F4, Wp, O, H * dv, n, H * dv, GELU));
       tm('gemm out', () => K.gemm(O, n, H * dv, H * dv, W2, d, bias, X, d, 0, true, gs));
       for (let r0 = 0; r0 < n; r0 += RB) {
-        tm('layerNorm', () => K.layerNorm(X + r0 * d * F4, RB, d, d, ones, bias, h, d));
+        tm('layerNorm', () => K.layerNorm(X + r0 * d * F4, RB, d, d, ones, bias, 1e-5, h, d));
         tm('gemm mlp1 (no act)', () => K.gemm(h, RB, d, d, W3, hid, bias, hd, hid, 0, false, gs));
         tm('gelu on mlp1', () => act.f32_act__wasmsimd(RB, hid, hd, hid, GELU)); // both engines' GELU: the WASM kernel (fused into the WASM GEMM's epilogue, after BLAS's GEMM)
         tm('gemm mlp2', () => K.gemm(hd, RB, hid, hid, W4, d, bias, X + r0 * d * F4, d, 0, true, gs));

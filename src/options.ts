@@ -120,6 +120,8 @@ export function resolveOptions(opts: ForwardOptions = {}, defaults: { backend: B
   // an unknown key is an error, not ignored: { chunks: 8 } would otherwise run the parallel form
   checkKnownKeys(opts, OPTION_KEYS);
   if (opts.attnMask !== undefined && opts.attnMask !== 'causal') throw errors.option('attnMask', "'causal' (retention is causal by construction)", opts.attnMask);
+  const onProgress = (opts as { onProgress?: unknown }).onProgress; // (the streaming forwards' option)
+  if (onProgress !== undefined && typeof onProgress !== 'function') throw errors.option('onProgress', 'a function', onProgress);
   const { numChunks, chunkSize } = opts;
   if (numChunks !== undefined && numChunks !== null && !(isPosInt(numChunks) || numChunks === -1)) {
     throw errors.option('numChunks', 'a positive integer, -1 or null', numChunks);
@@ -198,3 +200,15 @@ export function stepPrecision(backend: 'js' | 'wasm', asked: Precision | undefin
 export function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw errors.aborted(signal.reason);
 }
+
+/** `p`, or E_ABORTED as soon as `signal` aborts (the listener removed either way). */
+export function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(errors.aborted(signal.reason));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(errors.aborted(signal.reason));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then((v) => { signal.removeEventListener('abort', onAbort); resolve(v); },
+      (e) => { signal.removeEventListener('abort', onAbort); reject(e); });
+  });
+}
+

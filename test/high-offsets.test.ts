@@ -59,7 +59,7 @@ function run(K: RuntimeKernels, base: number): Uint8Array[] {
   const g = put(values(Kd, 4)), h = put(new Float32Array(M * Kd));
   K.rmsNorm(x, M, Kd, Kd, g, 1e-6, h, Kd);
   out.push(bytes(h, M * Kd * F4));
-  K.layerNorm(x, M, Kd, Kd, g, b, h, Kd);
+  K.layerNorm(x, M, Kd, Kd, g, b, 1e-5, h, Kd);
   out.push(bytes(h, M * Kd * F4));
   const o = put(values(M * N, 5));
   K.gate(y, N, o, N, M, N, 2);

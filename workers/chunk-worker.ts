@@ -60,7 +60,7 @@ function* chunksOfSlab(t: SlabTask): Generator<[number, number, number, number]>
 /** The family's block norm (LayerNorm, or RMSNorm with the bias pointer unused) of rows of n features. */
 function blockNorm(t: SlabTask, x: number, rows: number, n: number, ldx: number, w: number, b: number, y: number, ldy: number, rms: boolean): void {
   if (rms) K.rmsNorm(x, rows, n, ldx, w, t.dims.eps, y, ldy);
-  else K.layerNorm(x, rows, n, ldx, w, b, y, ldy);
+  else K.layerNorm(x, rows, n, ldx, w, b, t.dims.eps, y, ldy); // (the model's normEps; before: always 1e-5)
 }
 
 function phaseA(t: SlabTask, Ly: LayerPtrs): void {

@@ -19,6 +19,7 @@ import { packBf16Weight } from '../runtime/pack.js';
 import { envValue } from '../env.js';
 import { availableParallelism } from 'node:os';
 import type { Precision } from '../options.js';
+import { SEED_NORM_EPS as LN_EPS } from '../model/arch.js';
 import type { DnnlLibrary } from '../runtime/dnnl.js';
 import { bindDnnlKernels, guidedColumnBlocks, type BlockedDnnlKernels } from '../runtime/dnnl-kernels.js';
 import { BLOCKS_PER_THREAD, closeWithOwner, columnCalls, forgetOwner, MAX_STEP_THREADS, StepTeam } from '../runtime/step-helper.js';
@@ -128,7 +129,7 @@ export class WasmHead {
     const xv = A.f32(this.x, m * d);
     for (let i = 0; i < m * d; i++) xv[i] = rows[off + i];
     if (this.rmsEps !== undefined) K.rmsNorm(this.x, m, d, d, this.g, this.rmsEps, this.h, d);
-    else K.layerNorm(this.x, m, d, d, this.g, this.b, this.h, d);
+    else K.layerNorm(this.x, m, d, d, this.g, this.b, LN_EPS, this.h, d); // (the seed family's LM head: 1e-5)
     this.roundBf16?.(this.h, m, d, d);
     if (this.team === undefined) {
       this.team = this.threads > 1 ? StepTeam.start(A.memory, this.variant, this.threads - 1, undefined, this.dnnl ? { path: this.dnnl.lib.path } : undefined) : null;

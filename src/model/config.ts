@@ -77,10 +77,10 @@ export function resolveConfig(partial: Partial<RetNetConfig>): RetNetConfig {
   if (!Number.isInteger(c.numLayer) || c.numLayer < 0) bad('numLayer', 'a non-negative integer');
   if (!posInt(c.numHeads)) bad('numHeads', 'a positive integer');
   if (!posInt(c.dimModel)) bad('dimModel', 'a positive integer');
-  if (!(typeof c.valueFactor === 'number' && c.valueFactor > 0)) bad('valueFactor', 'a positive number');
+  if (!(typeof c.valueFactor === 'number' && c.valueFactor > 0 && Number.isFinite(c.valueFactor))) bad('valueFactor', 'a positive finite number');
   if (!ACTIVATIONS.includes(c.msrGateFn)) bad('msrGateFn', `one of ${ACTIVATIONS.join(', ')}`);
   if (!ACTIVATIONS.includes(c.mlpGateFn)) bad('mlpGateFn', `one of ${ACTIVATIONS.join(', ')}`);
-  if (!(typeof c.mlpMult === 'number' && c.mlpMult > 0)) bad('mlpMult', 'a positive number');
+  if (!(typeof c.mlpMult === 'number' && c.mlpMult > 0 && Number.isFinite(c.mlpMult))) bad('mlpMult', 'a positive finite number');
   if (c.mlpHidden !== undefined && !(Array.isArray(c.mlpHidden) && c.mlpHidden.every(posInt))) bad('mlpHidden', 'an array of positive integers');
   if (typeof c.mlpBias !== 'boolean') bad('mlpBias', 'a boolean');
   if (c.arch !== undefined && !ARCH_NAMES.includes(c.arch)) bad('arch', `one of ${ARCH_NAMES.join(', ')}`);

@@ -432,7 +432,7 @@ export class RetNet {
     // taken and ignored)
     checkKnownKeys(options ?? {}, ['normalizeAttn', 'normalizeRetn', 'backend', 'precision']);
     checkArchFlags(this.dims, options);
-    const { backend = 'js', precision: askedPrecision, ...rest } = options;
+    const { backend = 'js', precision: askedPrecision, ...rest } = options ?? {};
     if (backend !== 'js' && backend !== 'wasm') throw errors.option('backend', "'js' or 'wasm' for step", backend);
     const precision = stepPrecision(backend, askedPrecision);
     const flags = flagsOf(resolveOptions({ ...rest, precision: 'f32', kernels: 'auto' }, { backend: 'js' }));
@@ -506,7 +506,7 @@ export class RetNet {
     if (st.batch !== 1) throw errors.input(`prefill takes one sequence; the state was made for batch ${st.batch}`);
     checkKnownKeys(options ?? {}, ['normalizeAttn', 'normalizeRetn', 'backend', 'precision', 'chunkSize']);
     checkArchFlags(this.dims, options);
-    const { backend = 'js', precision: askedPrecision, chunkSize = DEFAULT_PREFILL_CHUNK, ...rest } = options;
+    const { backend = 'js', precision: askedPrecision, chunkSize = DEFAULT_PREFILL_CHUNK, ...rest } = options ?? {};
     if (backend !== 'js' && backend !== 'wasm') throw errors.option('backend', "'js' or 'wasm' for prefill", backend);
     if (!Number.isInteger(chunkSize) || chunkSize < 1) throw errors.option('chunkSize', 'a positive integer', chunkSize);
     const precision = stepPrecision(backend, askedPrecision);
@@ -657,6 +657,9 @@ export function retention(
   if (k.shape.join() !== q.shape.join()) throw errors.input(`retention: k shape [${k.shape.join(', ')}] differs from q [${q.shape.join(', ')}]`);
   if (v.shape[0] !== B || v.shape[1] !== H || v.shape[2] !== L) throw errors.input(`retention: v shape [${v.shape.join(', ')}] does not match q [${q.shape.join(', ')}]`);
   if (decay.length !== H) throw errors.input(`retention: decay has ${decay.length} entries for ${H} heads`);
+  // its own options only: it runs the float64 reference whatever the backend (before: backend, workers…
+  // were taken and ignored)
+  checkKnownKeys(options ?? {}, ['numChunks', 'chunkSize', 'normalizeAttn', 'normalizeRetn', 'attnMask']);
   const r = resolveOptions(options, { backend: 'js' });
   const plan = r.plan(L);
   const out = new Float64Array(B * H * L * dv);

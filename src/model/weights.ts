@@ -8,6 +8,7 @@ import { errors, listNames } from '../errors.js';
 import { Rng } from '../random.js';
 import type { StData, StTensor } from '../safetensors.js';
 import { dimsOf, resolveConfig, type Dims, type RetNetConfig } from './config.js';
+import type { ArchName } from './arch.js';
 import { checkKnownKeys } from '../options.js';
 import { checkDecay, checkOverflowBound, checkWeightValues, isChecked, layerNormBound, markChecked } from './check.js';
 import { floatsOf, type Bf16Matrix } from './bf16.js';
@@ -46,11 +47,12 @@ const initNorm = (n: number): LayerNormW => ({ weight: new Float32Array(n).fill(
 
 export function initMSR(rng: Rng, dims: Dims): MSRWeights {
   const { d, H, dk, dv } = dims;
+  const bias = dims.arch.bias; // (fla: no biases; before, init gave it biases that only some backends added)
   return {
     preNorm: initNorm(d),
-    q: initLinear(rng, d, d, true), k: initLinear(rng, d, d, true),
-    v: initLinear(rng, d, H * dv, true), g: initLinear(rng, d, H * dv, true),
-    o: initLinear(rng, H * dv, d, true),
+    q: initLinear(rng, d, dims.dqk, bias), k: initLinear(rng, d, dims.dqk, bias), // [keyDim, d] (seed: keyDim = d)
+    v: initLinear(rng, d, H * dv, bias), g: initLinear(rng, d, H * dv, bias),
+    o: initLinear(rng, H * dv, d, bias),
     norm: initNorm(dv),
     angle: Float32Array.from(defaultAngle(dk)),
     decay: Float32Array.from(defaultDecay(H)),
@@ -58,6 +60,12 @@ export function initMSR(rng: Rng, dims: Dims): MSRWeights {
 }
 
 export function initMLP(rng: Rng, dims: Dims, bias: boolean): MLPWeights {
+  if (dims.arch.mlp === 'swiglu') {
+    // fla's gated MLP: gate|up as one [2I, d] Linear, then down [d, I]; no biases
+    if (dims.hidden.length !== 1) throw errors.config('mlpHidden', 'one width (the gated MLP\'s intermediate size) for arch fla', dims.hidden);
+    const I = dims.hidden[0]!;
+    return { norm: initNorm(dims.d), linears: [initLinear(rng, dims.d, 2 * I, false), initLinear(rng, I, dims.d, false)] };
+  }
   const widths = [dims.d, ...dims.hidden, dims.d];
   const linears: Linear[] = [];
   for (let i = 0; i + 1 < widths.length; i++) linears.push(initLinear(rng, widths[i], widths[i + 1], bias));
@@ -132,11 +140,13 @@ export function layersFromCheckpoint(ck: Checkpoint, prefix = '', overrides: Loa
   }
 
   const d = get('layers.0.0.pre_norm.weight').shape[0];
+  // q_proj is [keyDim, d]: keyDim = d in the seed's checkpoints, another width where a config set it
+  const dqk = get('layers.0.0.q_proj.weight').shape[0];
   let H: number;
   if (overrides.numHeads !== undefined) {
     H = overrides.numHeads;
-    if (!(Number.isInteger(H) && H > 0 && d % H === 0 && (d / H) % 2 === 0)) {
-      throw errors.option('numHeads', `a positive integer dividing the checkpoint's dimModel ${d} into even head widths`, H);
+    if (!(Number.isInteger(H) && H > 0 && dqk % H === 0 && (dqk / H) % 2 === 0)) {
+      throw errors.option('numHeads', `a positive integer dividing the checkpoint's ${dqk === d ? 'dimModel' : 'key width'} ${dqk} into even head widths`, H);
     }
     // a decay buffer records the head count: a different one would be another model
     if (has('layers.0.0.decay') && get('layers.0.0.decay').shape[0] !== H) {
@@ -144,7 +154,7 @@ export function layersFromCheckpoint(ck: Checkpoint, prefix = '', overrides: Loa
     }
   }
   else if (has('layers.0.0.decay')) H = get('layers.0.0.decay').shape[0];
-  else if (has('layers.0.0.angle')) H = d / shapeLast(get('layers.0.0.angle'));
+  else if (has('layers.0.0.angle')) H = dqk / shapeLast(get('layers.0.0.angle'));
   else if (Number.isInteger(meta.num_heads)) H = meta.num_heads as number;
   else throw errors.weights(`${ck.label}: cannot infer the head count: no decay or angle buffer and no __metadata__.config.num_heads`);
   used.clear();
@@ -153,8 +163,12 @@ export function layersFromCheckpoint(ck: Checkpoint, prefix = '', overrides: Loa
   let hidden: number[] = [];
   for (let i = 1; has(`layers.0.1.net.${i}.1.weight`); i++) hidden.push(get(`layers.0.1.net.${i}.1.weight`).shape[0]);
   if (hidden.length === 0) throw errors.weights(`${ck.label}: missing weight ${prefix}layers.0.1.net.1.1.weight (the MLP's first Linear)`);
-  hidden = hidden.slice(0, -1);
+  // a fla-family model saved in these names (RetNet.init({ arch: 'fla' }).save): gate|up [2I, d] and
+  // down [d, I], no biases; the seed's: d → hidden… → d
+  const swiglu = meta.arch === 'fla';
+  hidden = swiglu ? [get('layers.0.1.net.2.1.weight').shape[1]!] : hidden.slice(0, -1);
   const mlpBias = has('layers.0.1.net.1.1.bias');
+  const msrBias = !swiglu;
   // Activations come from the caller's options or the metadata, not from shapes: a bad one is
   // the option's fault (E_OPTION) or the metadata's (E_WEIGHTS), named as such.
   const act = (key: 'msr_gate_fn' | 'mlp_gate_fn'): ActName => {
@@ -176,6 +190,11 @@ export function layersFromCheckpoint(ck: Checkpoint, prefix = '', overrides: Loa
   const config = inferred(ck.label, () => resolveConfig({
     numLayer, numHeads: H, dimModel: d, valueFactor, msrGateFn, mlpGateFn,
     mlpMult: hidden.length === 1 ? hidden[0] / d : 4, mlpHidden: hidden, mlpBias,
+    // what the seed's checkpoints do not have, recorded by save() (before: dropped, so a model with
+    // another family, norm eps or key width reloaded as another model)
+    ...(dqk !== d ? { keyDim: dqk } : {}),
+    ...(meta.arch !== undefined ? { arch: meta.arch as ArchName } : {}),
+    ...(meta.norm_eps !== undefined ? { normEps: meta.norm_eps as number } : {}),
   }));
   const dims = dimsOf(config);
   used.clear();
@@ -195,14 +214,16 @@ export function layersFromCheckpoint(ck: Checkpoint, prefix = '', overrides: Loa
   const layers: LayerWeights[] = [];
   for (let l = 0; l < numLayer; l++) {
     const m = `layers.${l}.0`;
-    const shapes: Record<(typeof MSR_LINEARS)[number], [number, number]> = { q: [d, d], k: [d, d], v: [h * dv, d], g: [h * dv, d], o: [d, h * dv] };
-    const lin = Object.fromEntries(MSR_LINEARS.map((n) => [n, linear(`${m}.${n}_proj`, shapes[n][0], shapes[n][1], true)])) as Record<(typeof MSR_LINEARS)[number], Linear>;
+    const shapes: Record<(typeof MSR_LINEARS)[number], [number, number]> = { q: [dims.dqk, d], k: [dims.dqk, d], v: [h * dv, d], g: [h * dv, d], o: [d, h * dv] };
+    const lin = Object.fromEntries(MSR_LINEARS.map((n) => [n, linear(`${m}.${n}_proj`, shapes[n][0], shapes[n][1], msrBias)])) as Record<(typeof MSR_LINEARS)[number], Linear>;
     const angle = has(`${m}.angle`) ? flattenAngle(take(`${m}.angle`, [1, dk])) : Float32Array.from(defaultAngle(dk));
     const decay = has(`${m}.decay`) ? take(`${m}.decay`, [h]) : Float32Array.from(defaultDecay(h));
     const msr: MSRWeights = { preNorm: norm(`${m}.pre_norm`, d), ...lin, norm: norm(`${m}.norm`, dv), angle, decay };
     const widths = [d, ...dims.hidden, d];
     const linears: Linear[] = [];
-    for (let i = 0; i + 1 < widths.length; i++) linears.push(linear(`layers.${l}.1.net.${i + 1}.1`, widths[i + 1], widths[i], mlpBias));
+    if (swiglu) {
+      linears.push(linear(`layers.${l}.1.net.1.1`, 2 * dims.hidden[0]!, d, false), linear(`layers.${l}.1.net.2.1`, d, dims.hidden[0]!, false));
+    } else for (let i = 0; i + 1 < widths.length; i++) linears.push(linear(`layers.${l}.1.net.${i + 1}.1`, widths[i + 1], widths[i], mlpBias));
     layers.push({ msr, mlp: { norm: norm(`layers.${l}.1.net.0`, d), linears } });
   }
   checkLayers(layers, dims, ck.label, prefix);
@@ -278,6 +299,13 @@ function checkTensors(t: Named, label: string): void {
 export function checkLayers(layers: LayerWeights[], dims: Dims, label: string, prefix = ''): void {
   layers.forEach((lw, l) => {
     if (isChecked(lw)) return;
+    checkMsrShapes(lw.msr, dims, label, `${prefix}layers.${l}.0.`);
+    // [out, in] of each MLP Linear: sequential d → hidden… → d; swiglu gate|up [2I, d], down [d, I]
+    const widths = [dims.d, ...dims.hidden, dims.d];
+    const want: [number, number][] = dims.arch.mlp === 'swiglu' ? [[2 * dims.hidden[0]!, dims.d], [dims.d, dims.hidden[0]!]]
+      : widths.slice(1).map((w, i) => [w, widths[i]!]);
+    if (lw.mlp.linears.length !== want.length) throw errors.weights(`${label}: ${prefix}layers.${l}.1 has ${lw.mlp.linears.length} Linears, the config ${want.length}`);
+    lw.mlp.linears.forEach((L, i) => checkLinearShape(label, `${prefix}layers.${l}.1.net.${i + 1}.1`, L, want[i]![0], want[i]![1]));
     const t: Named = {};
     layerTensors(lw, dims, l, prefix, t);
     checkTensors(t, label);
@@ -293,9 +321,25 @@ export function checkLayers(layers: LayerWeights[], dims: Dims, label: string, p
   });
 }
 
+/** A Linear's shape against what the config says ([outDim, inDim], every value there). */
+function checkLinearShape(label: string, name: string, L: Linear, outDim: number, inDim: number): void {
+  const n = L.W.length; // (a Bf16Matrix: rows·cols, not read)
+  if (L.outDim !== outDim || L.inDim !== inDim || n !== outDim * inDim || (L.b !== null && L.b.length !== outDim)) {
+    throw errors.weights(`${label}: weight ${name} is [${L.outDim}, ${L.inDim}] with ${n} values${L.b ? ` and a bias of ${L.b.length}` : ''}; the config needs [${outDim}, ${inDim}]`);
+  }
+}
+
+/** Every projection of a retention against the config's widths (q, k: [H·dk, d]; v, g: [H·dv, d]; o: [d, H·dv]). */
+function checkMsrShapes(m: MSRWeights, dims: Dims, label: string, base: string): void {
+  const { d, H, dqk, dv } = dims;
+  const want: Record<(typeof MSR_LINEARS)[number], [number, number]> = { q: [dqk, d], k: [dqk, d], v: [H * dv, d], g: [H * dv, d], o: [d, H * dv] };
+  for (const n of MSR_LINEARS) checkLinearShape(label, `${base}${n}_proj`, m[n], want[n][0], want[n][1]);
+}
+
 /** Check one MSR's weights (names as in the seed's MultiScaleRetention state_dict). */
 export function checkMSR(msr: MSRWeights, dims: Dims, label: string): void {
   if (isChecked(msr)) return;
+  checkMsrShapes(msr, dims, label, '');
   checkTensors(msrToTensors(msr, dims, ''), label);
   markChecked(msr);
 }
@@ -305,5 +349,8 @@ export function configToMetadata(c: RetNetConfig, dims: Dims): string {
   return JSON.stringify({
     num_layer: c.numLayer, num_heads: c.numHeads, dim_model: c.dimModel, value_factor: c.valueFactor,
     msr_gate_fn: c.msrGateFn, mlp_gate_fn: c.mlpGateFn, mlp_hidden: dims.hidden, mlp_bias: c.mlpBias,
+    ...(c.arch !== undefined && c.arch !== 'seed' ? { arch: c.arch } : {}),
+    ...(c.normEps !== undefined ? { norm_eps: c.normEps } : {}),
+    ...(dims.dqk !== dims.d ? { key_dim: dims.dqk } : {}),
   });
 }

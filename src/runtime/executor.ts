@@ -17,7 +17,7 @@ import { sectionStart, sectionEnd, profileBuffer } from './profile.js';
 import { ACT_CODE, ROW_BLOCK, type ScratchPtrs, type SlabTask, type WindowPtrs } from './messages.js';
 import type { RuntimeKernels } from './kernels.js';
 import { createWorkerKernels, type EngineSpec } from './worker-kernels.js';
-import { kernelsFromEnv, precisionFromEnv, type KernelsRequest, type Precision } from '../options.js';
+import { kernelsFromEnv, precisionFromEnv, untilAborted, type KernelsRequest, type Precision } from '../options.js';
 import { packModel, type Packed } from './pack.js';
 import { envValue } from '../env.js';
 import type { DnnlLibrary } from './dnnl.js';
@@ -136,13 +136,21 @@ export class WasmExecutor implements Executor {
     await this.destroyPool();
   }
 
-  /** Serialise calls: one forward at a time owns the arena. */
-  private async exclusive<T>(fn: () => Promise<T>): Promise<T> {
+  /** Serialise calls: one forward at a time owns the arena. A call waiting its turn is rejected at once
+   *  when its signal aborts (before: only when every call before it had ended) — it still hands the lock
+   *  on only after the call before it, so two never hold it — and when the executor closed meanwhile
+   *  (before: it then built a new pool that nothing ended). */
+  private async exclusive<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     const prev = this.lock;
     let release!: () => void;
     this.lock = new Promise((r) => (release = r));
-    await prev;
-    try { return await fn(); } finally { release(); }
+    try {
+      await (signal ? untilAborted(prev, signal) : prev);
+    } catch (e) { void prev.then(release); throw e; }
+    try {
+      if (this.closed) throw errors.closed();
+      return await fn();
+    } finally { release(); }
   }
 
   async forward(spec: ModelSpec, x: Tensor, req: ForwardRequest): Promise<Tensor> {
@@ -165,6 +173,7 @@ export class WasmExecutor implements Executor {
     return this.exclusive(async () => {
       if (req.workers !== undefined && req.workers !== this.workers) {
         await this.destroyPool();
+        if (this.closed) throw errors.closed(); // close() came while the old pool ended: no new one
         this.workers = req.workers;
         this.pool = this.makePool(this.workers);
       }
@@ -174,7 +183,7 @@ export class WasmExecutor implements Executor {
       } finally {
         this.arena.reset();
       }
-    });
+    }, req.signal);
   }
 
   // ---------------------------------------------------------------- weights
@@ -458,3 +467,4 @@ async function chooseEngine(req: KernelsRequest, precision: Precision): Promise<
     return withNote({ which: 'wasm', note: `BLAS engine unavailable: ${(e as Error).message}` });
   }
 }
+

@@ -22,7 +22,7 @@ export const tileFloats = (C: number, dk: number, dv: number): number =>
 export interface RuntimeKernels {
   readonly name: string;
   /** y[r,:] = LN(x[r,:]) over n features, affine, eps 1e-5. */
-  layerNorm(x: number, rows: number, n: number, ldx: number, gamma: number, beta: number, y: number, ldy: number): void;
+  layerNorm(x: number, rows: number, n: number, ldx: number, gamma: number, beta: number, eps: number, y: number, ldy: number): void;
   /** y[r,:] = x[r,:] · rsqrt(mean(x[r,:]²) + eps) · gamma over n features (no mean, no bias). */
   rmsNorm(x: number, rows: number, n: number, ldx: number, gamma: number, eps: number, y: number, ldy: number): void;
   /** Floats the packed form of a [N, K] weight occupies. */
@@ -100,13 +100,13 @@ export function jsKernels(memory: WebAssembly.Memory): RuntimeKernels {
   const ix = (p: number) => p >>> 2;
   return {
     name: 'js-scalar',
-    layerNorm(x, rows, n, ldx, gamma, beta, y, ldy) {
+    layerNorm(x, rows, n, ldx, gamma, beta, eps, y, ldy) {
       const m = F();
       for (let r = 0; r < rows; r++) {
         const xo = ix(x) + r * ldx, yo = ix(y) + r * ldy;
         let mean = 0; for (let i = 0; i < n; i++) mean += m[xo + i]; mean /= n;
         let v = 0; for (let i = 0; i < n; i++) { const t = m[xo + i] - mean; v += t * t; } v /= n;
-        const inv = 1 / Math.sqrt(v + 1e-5);
+        const inv = 1 / Math.sqrt(v + eps);
         for (let i = 0; i < n; i++) m[yo + i] = (m[xo + i] - mean) * inv * m[ix(gamma) + i] + m[ix(beta) + i];
       }
     },

@@ -7,6 +7,8 @@
 // the coordinator times its scan. When off nothing is wrapped and the hooks
 // cost one boolean test per layer. (Piscina workers block in Atomics.wait
 // between tasks, so counters in shared memory rather than messages.)
+import { envValue } from '../env.js';
+import { RetNetError } from '../errors.js';
 import type { RuntimeKernels } from './kernels.js';
 
 /** Buckets a kernel call is charged to. */
@@ -14,7 +16,13 @@ export const PHASES = ['gemm', 'gemm+act', 'intra', 'state', 'activations', 'nor
 export type Phase = (typeof PHASES)[number];
 export type PhaseTimes = Record<Phase, number>; // milliseconds
 
-export const profiling = (): boolean => process.env.RETNET_PROFILE === '1';
+export const profiling = (): boolean => {
+  const v = envValue('RETNET_PROFILE');
+  if (v === undefined || v === '0') return false;
+  if (v === '1') return true;
+  // (before: any value but '1' was off without a word)
+  throw new RetNetError('E_OPTION', `the environment variable RETNET_PROFILE must be 0 (off, the default) or 1 (on) (got ${JSON.stringify(v)})`);
+};
 
 const zero = (): PhaseTimes => Object.fromEntries(PHASES.map((p) => [p, 0])) as PhaseTimes;
 

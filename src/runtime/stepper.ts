@@ -220,7 +220,7 @@ export class WasmStepper {
   /** The block norm of the model's family over rows of n features (packed, ld = n). */
   private norm(x: number, rows: number, n: number, w: number, b: number, y: number, rms: boolean): void {
     if (rms) this.K.rmsNorm(x, rows, n, n, w, this.p.dims.eps, y, n);
-    else this.K.layerNorm(x, rows, n, n, w, b, y, n);
+    else this.K.layerNorm(x, rows, n, n, w, b, this.p.dims.eps, y, n);
   }
 
   /** Pre-norm, the fused q|k|v|g projection into P [rows, Wp], and rotary on q and k at positions

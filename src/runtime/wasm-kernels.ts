@@ -3,7 +3,6 @@
 import { loadKernelsSync, type Kernels, type VariantRequest } from '../wasm/loader.js';
 import { wasmRetentionScratchFloats, type RuntimeKernels } from './kernels.js';
 
-const LN_EPS = 1e-5;
 /** Columns of a BF16 weight widened per GEMM call (gemmBf16): 256 columns × K floats (2 MiB at K = 2,048)
  *  stay in L2/L3 while the GEMM runs over them; each column's dot products are the same as over
  *  the whole weight (8-column panels, the same K blocks), so the result is bit-identical. */
@@ -18,7 +17,7 @@ export function wasmContract(k: Kernels): RuntimeKernels {
   const packedBytes = (N: number, K: number) => k.f32_gemm_packed_size(N, K);
   return {
     name: `wasm-${k.variant === 'relaxed' ? 'relaxed-simd' : 'simd'}`,
-    layerNorm: (x, rows, n, ldx, gamma, beta, y, ldy) => k.f32_layernorm__wasmsimd(rows, n, x, ldx, gamma, beta, y, ldy, LN_EPS),
+    layerNorm: (x, rows, n, ldx, gamma, beta, eps, y, ldy) => k.f32_layernorm__wasmsimd(rows, n, x, ldx, gamma, beta, y, ldy, eps),
     rmsNorm: (x, rows, n, ldx, gamma, eps, y, ldy) => k.f32_rmsnorm__wasmsimd(rows, n, x, ldx, gamma, y, ldy, eps),
     packedSize: (N, K) => k.f32_gemm_packed_size(N, K) / 4,
     pack: (w, N, K, out) => k.f32_gemm_pack_8(N, K, w, K, out),

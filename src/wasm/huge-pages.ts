@@ -14,7 +14,7 @@
 // koffi, THP 'never') it is a no-op, and pagesOf() says why.
 import { readFileSync } from 'node:fs';
 import { envValue } from '../env.js';
-import { errors } from '../errors.js';
+import { RetNetError, errors } from '../errors.js';
 import { loadLibc, memoryBase, requireKoffi } from '../runtime/native-lib.js';
 
 const MADV_HUGEPAGE = 14;
@@ -34,7 +34,7 @@ export function hugePagesWanted(): boolean {
   const v = envValue('RETNET_HUGEPAGES');
   if (v === undefined || v === '1') return true;
   if (v === '0') return false;
-  throw errors.option('RETNET_HUGEPAGES', '0 (off) or 1 (on, the default)', v);
+  throw new RetNetError('E_OPTION', `the environment variable RETNET_HUGEPAGES must be 0 (off) or 1 (on, the default) (got ${JSON.stringify(v)})`);
 }
 
 type Advise = (memory: WebAssembly.Memory, maxBytes: number) => boolean;

@@ -97,8 +97,6 @@ export function release(u: Uploaded): void { for (const t of u.tensors) t.dispos
 
 // ---------------------------------------------------------------- small ops
 
-const LN_EPS = 1e-5;
-
 /** LayerNorm over the last axis (biased variance, eps inside the sqrt), robust
  *  to huge rows: float32 moments of a raw row overflow once |x| passes ~1e19,
  *  where the wasm kernels (float64 sums) still give the right answer. So each
@@ -106,13 +104,13 @@ const LN_EPS = 1e-5;
  *  is; eps scaled by s² to match, floored at the least normal float32 so a constant row still gives
  *  0·finite = 0) and shifted by its first entry (the variance is shift-free, and
  *  a constant row becomes exactly 0). Rows of ±1e38 then agree with wasm. */
-function layerNorm(tf: Tf, x: T, n: UpNorm): T {
+function layerNorm(tf: Tf, x: T, n: UpNorm, epsilon: number): T {
   const amax = tf.maximum(tf.max(tf.abs(x), -1, true), 1e-30);
   const s = tf.pow(2, tf.clipByValue(tf.floor(tf.log(amax).div(-Math.LN2)), -126, 126)); // normal float32 powers of two
   const xs = x.mul(s);
   const xc = xs.sub(xs.slice(xs.shape.map(() => 0), [...xs.shape.slice(0, -1), 1]));
   const { mean, variance } = tf.moments(xc, -1, true);
-  const eps = tf.maximum(s.square().mul(LN_EPS), 1.1754944e-38);
+  const eps = tf.maximum(s.square().mul(epsilon), 1.1754944e-38);
   return xc.sub(mean).mul(tf.rsqrt(variance.add(eps))).mul(n.w).add(n.b);
 }
 
@@ -127,9 +125,10 @@ function rmsNorm(tf: Tf, x: T, n: UpNorm, eps: number): T {
   return xs.mul(tf.rsqrt(ms.add(e))).mul(n.w);
 }
 
-/** The family's norm (dims.arch): LayerNorm (eps 1e-5) or RMSNorm (dims.normEps). */
+/** The family's norm (dims.arch): LayerNorm or RMSNorm, with the model's eps (dims.normEps; before,
+ *  LayerNorm kept 1e-5 whatever the model said). */
 function norm(tf: Tf, x: T, n: UpNorm, dims: Dims, kind: 'layernorm' | 'rmsnorm'): T {
-  return kind === 'rmsnorm' ? rmsNorm(tf, x, n, dims.normEps) : layerNorm(tf, x, n);
+  return kind === 'rmsnorm' ? rmsNorm(tf, x, n, dims.normEps) : layerNorm(tf, x, n, dims.normEps);
 }
 
 function linear(tf: Tf, x: T, l: UpLinear): T {
