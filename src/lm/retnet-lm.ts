@@ -1023,8 +1023,9 @@ function holdBack(text: string, stop: string[]): number {
   return n;
 }
 
-/** A token from softmax(logprobs / T), restricted to the top k (k > 0) and to the smallest most-likely set of mass ≥ p. */
-function sample(logprobs: Float64Array, temperature: number, rng: Rng, topK = 0, topP = 1): number {
+/** A token from softmax(logprobs / T), restricted to the top k (k > 0) and to the smallest most-likely set of mass ≥ p.
+ *  @internal exported for its tests (test/suite-gaps.test.ts), not part of the package's API */
+export function sample(logprobs: Float64Array, temperature: number, rng: Rng, topK = 0, topP = 1): number {
   const V = logprobs.length;
   let cand: number[] | null = null;
   if ((topK > 0 && topK < V) || topP < 1) {
