@@ -2,7 +2,7 @@
 export { RetNet, MultiScaleRetention, retention, DEFAULT_PREFILL_CHUNK, type RecurrentState, type StepOptions, type PrefillOptions, type MSRConfig } from './model/retnet.js';
 export { DEFAULT_CONFIG, type RetNetConfig, type Dims } from './model/config.js';
 export { Tensor, allclose, maxAbs, maxAbsDiff, relMaxError, nmse, type DType, type FloatArray } from './tensor.js';
-export { SafetensorsFile, SafetensorsWriter, readSafetensors, writeSafetensors, type StTensor, type StDType } from './safetensors.js';
+export { SafetensorsFile, SafetensorsWriter, readSafetensors, writeSafetensors, type StTensor, type StDType, type FileStamp } from './safetensors.js';
 export { RetNetError, type ErrorCode } from './errors.js';
 export type { ForwardOptions, BackendName, KernelsName, Precision, StateDtype } from './options.js';
 export type { ActName } from './reference/ops.js';

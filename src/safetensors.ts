@@ -156,7 +156,16 @@ export function halfToFloat(h: number): number {
 }
 
 /** What identifies a file's contents cheaply: device, inode, size, modification time (ns). */
-export interface FileStamp { dev: number; ino: number; size: number; mtimeNs: bigint }
+export interface FileStamp {
+  /** device id */
+  dev: number;
+  /** inode number */
+  ino: number;
+  /** size in bytes */
+  size: number;
+  /** modification time, nanoseconds (from the millisecond float Node gives) */
+  mtimeNs: bigint;
+}
 
 /** The stamp of an fstat/stat result. */
 export function fileStamp(st: { dev: number; ino: number; size: number; mtimeMs: number }): FileStamp {
