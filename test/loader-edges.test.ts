@@ -223,4 +223,15 @@ test('config keys as fla reads them: rope_theta changes nothing, a null boolean 
   }
 });
 
+test('intermediate_size null: the MLP width must be what fla derives from hidden_ratio (before: any width in the tensors was taken)', async () => {
+  const copy = (name: string, edit: (j: Record<string, unknown>) => void) => {
+    const d = join(tmp, name); cpSync(join(FIXTURES, 'fla', 'legacy-mlp'), d, { recursive: true }); editJson(join(d, 'config.json'), edit); return d;
+  };
+  // legacy-mlp: hidden_size 32, hidden_ratio 2, intermediate_size null, I = 256 = ceil(floor(32·2·2/3) / 256)·256
+  await withLm(join(FIXTURES, 'fla', 'legacy-mlp'), async (lm) => assert.ok(lm.vocab > 0));
+  const e = await codeOf(RetNetLM.load(copy('ratio-20', (j) => { j.hidden_ratio = 20; })));
+  assert.is(e.code, 'E_WEIGHTS', e.message);
+  assert.match(e.message, /hidden_ratio 20 .*gives an intermediate size of 512 but .*gives 256/);
+});
+
 test.run();

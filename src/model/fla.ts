@@ -79,6 +79,8 @@ export interface FlaConfig {
   /** fuse_norm ∧ use_output_gate ∧ swish: the gate norm is stored as attn.g_norm_swish_gate */
   fusedGateNorm: boolean;
   intermediate: number | null;
+  /** what the intermediate width was read from: intermediate_size, or hidden_ratio by fla's rule */
+  intermediateFrom: string;
   bosId: number | null; eosId: number | null;
   raw: Record<string, unknown>;
 }
@@ -134,7 +136,13 @@ export function parseFlaConfig(raw: unknown, label: string): FlaConfig {
   };
   const tied = bool('tie_word_embeddings', false);
   const fuseNorm = bool('fuse_norm', true);
-  const intermediate = c.intermediate_size == null ? null : int('intermediate_size');
+  // intermediate_size null: fla's GatedMLP takes hidden_size·hidden_ratio·2/3, rounded up to a multiple
+  // of 256 (hidden_ratio default 2): the width the weights must have (before: taken from the tensors
+  // without a check, so a config fla would refuse loaded)
+  const intermediate = c.intermediate_size == null
+    ? 256 * Math.ceil(Math.floor(d * num('hidden_ratio', 2) * 2 / 3) / 256)
+    : int('intermediate_size');
+  const intermediateFrom = c.intermediate_size == null ? `hidden_ratio ${num('hidden_ratio', 2)} (fla's rule: hidden_size·hidden_ratio·2/3 rounded up to a multiple of 256)` : `intermediate_size`;
   const optId = (key: string, dflt: number): number | null => {
     const v = key in c ? c[key] : dflt;
     if (v === null) return null;
@@ -143,7 +151,7 @@ export function parseFlaConfig(raw: unknown, label: string): FlaConfig {
   };
   return {
     d, layers, H, Hkv, dk: keyDim / H, dv: valueDim / H, vocab, eps, tied, act: act!,
-    fusedGateNorm: fuseNorm && actName === 'swish', intermediate, bosId: optId('bos_token_id', 1), eosId: optId('eos_token_id', 2), raw: c,
+    fusedGateNorm: fuseNorm && actName === 'swish', intermediate, intermediateFrom, bosId: optId('bos_token_id', 1), eosId: optId('eos_token_id', 2), raw: c,
   };
 }
 
@@ -425,7 +433,7 @@ export function loadFlaFolder(dir: string, options: FlaLoadOptions = {}): FlaMod
     const legacy = !st.has(`${P}layers.0.mlp.up_proj.weight`);
     const I = legacy ? gate0.shape[0] / 2 : gate0.shape[0];
     if (!Number.isInteger(I) || I < 1) throw errors.weights(`${mf.dir}: ${P}layers.0.mlp.gate_proj.weight has shape [${gate0.shape.join(', ')}]; without up_proj it must be [2·I, ${d}]`);
-    if (fc.intermediate !== null && fc.intermediate !== I) throw errors.weights(`${mf.dir}: config.json says intermediate_size ${fc.intermediate} but ${P}layers.0.mlp.gate_proj.weight gives ${I}`);
+    if (fc.intermediate !== null && fc.intermediate !== I) throw errors.weights(`${mf.dir}: config.json's ${fc.intermediateFrom} gives an intermediate size of ${fc.intermediate} but ${P}layers.0.mlp.gate_proj.weight gives ${I}`);
     if (st.has(`${P}layers.${fc.layers}.attn_norm.weight`)) throw errors.weights(`${mf.dir}: weights for more than num_hidden_layers=${fc.layers} layers`);
     const config: RetNetConfig = resolveConfig({
       arch: 'fla', numLayer: fc.layers, numHeads: H, dimModel: d, keyDim: H * dk, valueFactor: (H * dv) / d,
