@@ -200,15 +200,3 @@ export function stepPrecision(backend: 'js' | 'wasm', asked: Precision | undefin
 export function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw errors.aborted(signal.reason);
 }
-
-/** `p`, or E_ABORTED as soon as `signal` aborts (the listener removed either way). */
-export function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(errors.aborted(signal.reason));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(errors.aborted(signal.reason));
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then((v) => { signal.removeEventListener('abort', onAbort); resolve(v); },
-      (e) => { signal.removeEventListener('abort', onAbort); reject(e); });
-  });
-}
-

@@ -8,7 +8,7 @@ import { errors, listNames } from '../errors.js';
 import { Rng } from '../random.js';
 import type { StData, StTensor } from '../safetensors.js';
 import { dimsOf, resolveConfig, type Dims, type RetNetConfig } from './config.js';
-import type { ArchName } from './arch.js';
+import { ARCH, type ArchName, type ArchTable } from './arch.js';
 import { checkKnownKeys } from '../options.js';
 import { checkDecay, checkOverflowBound, checkWeightValues, isChecked, layerNormBound, markChecked } from './check.js';
 import { floatsOf, type Bf16Matrix } from './bf16.js';
@@ -165,10 +165,11 @@ export function layersFromCheckpoint(ck: Checkpoint, prefix = '', overrides: Loa
   if (hidden.length === 0) throw errors.weights(`${ck.label}: missing weight ${prefix}layers.0.1.net.1.1.weight (the MLP's first Linear)`);
   // a fla-family model saved in these names (RetNet.init({ arch: 'fla' }).save): gate|up [2I, d] and
   // down [d, I], no biases; the seed's: d → hidden… → d
-  const swiglu = meta.arch === 'fla';
+  const table = (ARCH as Record<string, ArchTable | undefined>)[String(meta.arch ?? 'seed')]; // (an unknown name: resolveConfig says so)
+  const swiglu = table?.mlp === 'swiglu';
   hidden = swiglu ? [get('layers.0.1.net.2.1.weight').shape[1]!] : hidden.slice(0, -1);
   const mlpBias = has('layers.0.1.net.1.1.bias');
-  const msrBias = !swiglu;
+  const msrBias = table?.bias ?? true;
   // Activations come from the caller's options or the metadata, not from shapes: a bad one is
   // the option's fault (E_OPTION) or the metadata's (E_WEIGHTS), named as such.
   const act = (key: 'msr_gate_fn' | 'mlp_gate_fn'): ActName => {

@@ -17,7 +17,8 @@ import { sectionStart, sectionEnd, profileBuffer } from './profile.js';
 import { ACT_CODE, ROW_BLOCK, type ScratchPtrs, type SlabTask, type WindowPtrs } from './messages.js';
 import type { RuntimeKernels } from './kernels.js';
 import { createWorkerKernels, type EngineSpec } from './worker-kernels.js';
-import { kernelsFromEnv, precisionFromEnv, untilAborted, type KernelsRequest, type Precision } from '../options.js';
+import { kernelsFromEnv, precisionFromEnv, type KernelsRequest, type Precision } from '../options.js';
+import { Turns } from './turns.js';
 import { packModel, type Packed } from './pack.js';
 import { envValue } from '../env.js';
 import type { DnnlLibrary } from './dnnl.js';
@@ -66,7 +67,6 @@ export class WasmExecutor implements Executor {
   private readonly opts: WasmExecutorOptions;
   private readonly engine: EngineSpec & { note?: string; dispatch?: string };
   private readonly packed = new WeakMap<ModelSpec, Packed>();
-  private lock: Promise<void> = Promise.resolve();
   private closed = false;
   /** test hook: the next dispatched task makes its worker exit */
   private crashNext = false;
@@ -136,22 +136,9 @@ export class WasmExecutor implements Executor {
     await this.destroyPool();
   }
 
-  /** Serialise calls: one forward at a time owns the arena. A call waiting its turn is rejected at once
-   *  when its signal aborts (before: only when every call before it had ended) — it still hands the lock
-   *  on only after the call before it, so two never hold it — and when the executor closed meanwhile
-   *  (before: it then built a new pool that nothing ended). */
-  private async exclusive<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
-    const prev = this.lock;
-    let release!: () => void;
-    this.lock = new Promise((r) => (release = r));
-    try {
-      await (signal ? untilAborted(prev, signal) : prev);
-    } catch (e) { void prev.then(release); throw e; }
-    try {
-      if (this.closed) throw errors.closed();
-      return await fn();
-    } finally { release(); }
-  }
+  /** One forward at a time owns the arena (a waiting call aborts at once; none starts after close(),
+   *  which would build a new pool that nothing ends). */
+  private readonly turns = new Turns(() => this.closed);
 
   async forward(spec: ModelSpec, x: Tensor, req: ForwardRequest): Promise<Tensor> {
     const [B, L, d] = x.shape;
@@ -170,7 +157,7 @@ export class WasmExecutor implements Executor {
   /** Run the model over sequences of any lengths, streaming rows in and out. */
   run(spec: ModelSpec, source: RowSource, sink: RowSink, req: ForwardRequest): Promise<void> {
     if (this.closed) return Promise.reject(errors.closed());
-    return this.exclusive(async () => {
+    return this.turns.run(async () => {
       if (req.workers !== undefined && req.workers !== this.workers) {
         await this.destroyPool();
         if (this.closed) throw errors.closed(); // close() came while the old pool ended: no new one

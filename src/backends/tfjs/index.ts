@@ -11,7 +11,7 @@ import { startWorker } from '../worker-argv.js';
 import * as Comlink from 'comlink/dist/esm/comlink.mjs';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { errors, RetNetError } from '../../errors.js';
-import { untilAborted } from '../../options.js';
+import { Turns } from '../../runtime/turns.js';
 import { Tensor } from '../../tensor.js';
 import type { BackendInfo, Executor, ForwardRequest, ModelSpec } from '../executor.js';
 import type { ForwardArgs, WireLinear, WireModel, WireNorm } from './compute.js';
@@ -175,17 +175,10 @@ export class TfjsExecutor implements Executor {
   /** One forward at a time in the worker: an abort ends the worker (it is busy with the aborted work),
    *  which must not take another caller's forward with it (before: a concurrent, unaborted call failed
    *  with "the tfjs worker exited"). A call waiting its turn is rejected at once if its signal aborts. */
-  private async execute(spec: ModelSpec, x: Tensor, req: ForwardRequest, mode: ForwardArgs['mode']): Promise<Tensor> {
-    const prev = this.lock;
-    let release!: () => void;
-    this.lock = new Promise((r) => (release = r));
-    try { await (req.signal ? untilAborted(prev, req.signal) : prev); } catch (e) { void prev.then(release); throw e; }
-    try {
-      if (this.closed) throw errors.closed();
-      return await this.executeNow(spec, x, req, mode);
-    } finally { release(); }
+  private execute(spec: ModelSpec, x: Tensor, req: ForwardRequest, mode: ForwardArgs['mode']): Promise<Tensor> {
+    return this.turns.run(() => this.executeNow(spec, x, req, mode), req.signal);
   }
-  private lock: Promise<void> = Promise.resolve();
+  private readonly turns = new Turns(() => this.closed);
 
   private async executeNow(spec: ModelSpec, x: Tensor, req: ForwardRequest, mode: ForwardArgs['mode']): Promise<Tensor> {
     if (req.signal?.aborted) throw errors.aborted(req.signal.reason);

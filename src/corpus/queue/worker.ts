@@ -14,6 +14,7 @@ import { scoreDocs } from '../score-shard.js';
 import type { DocRecord } from '../types.js';
 import { decodeShard, queueName, RUNS_KEY } from './jobs.js';
 import { connectionOptions, RedisLink, type RedisTarget } from './redis.js';
+import { Turns } from '../../runtime/turns.js';
 
 /** Options of {@link runWorker}. */
 export interface WorkerOptions {
@@ -103,27 +104,20 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
   const stats: WorkerStats = { scored: 0, failed: 0 };
   const link = new RedisLink(o.target, o.redisTimeoutMs, o.log, 'worker');
   const workers = new Map<string, Worker>();
-  let busy: Promise<unknown> = Promise.resolve();
+  const turns = new Turns(); // one shard at a time on this machine's pool, whatever run it belongs to
   const lockDuration = o.lockDurationMs ?? 30_000;
   const warned = new Set<string>();
-  const processor = async (job: Job) => {
-    // one shard at a time on this machine's pool, whatever run it belongs to
-    const prev = busy;
-    let release!: () => void;
-    busy = new Promise<void>((r) => { release = r; });
-    await prev;
-    try {
-      const n = Array.isArray(job.data?.ids) ? job.data.ids.length : '?';
-      o.log(`worker: ${job.queueName} ${job.id}: started (${n} documents)`);
-      const t0 = performance.now();
-      const out = await processShardJob(job.data, o.lm, o.modelSha, o.modelLabel);
-      const bytes = out.reduce((a, r) => a + r.bytes, 0);
-      const sec = (performance.now() - t0) / 1000;
-      o.log(`worker: ${job.queueName} ${job.id}: scored ${out.length} documents, ${bytes} bytes in ${sec.toFixed(2)} s`);
-      stats.scored++;
-      return out;
-    } finally { release(); }
-  };
+  const processor = (job: Job) => turns.run(async () => {
+    const n = Array.isArray(job.data?.ids) ? job.data.ids.length : '?';
+    o.log(`worker: ${job.queueName} ${job.id}: started (${n} documents)`);
+    const t0 = performance.now();
+    const out = await processShardJob(job.data, o.lm, o.modelSha, o.modelLabel);
+    const bytes = out.reduce((a, r) => a + r.bytes, 0);
+    const sec = (performance.now() - t0) / 1000;
+    o.log(`worker: ${job.queueName} ${job.id}: scored ${out.length} documents, ${bytes} bytes in ${sec.toFixed(2)} s`);
+    stats.scored++;
+    return out;
+  });
   const add = (runId: string) => {
     const w = new CheckedWorker(queueName(runId), processor, {
       connection: connectionOptions(o.target) as ConnectionOptions, concurrency: 1,
