@@ -130,7 +130,8 @@ export function f32_rmsnorm__scalar(rows: i32, n: i32, x: usize, ldx: i32, gamma
 //   delta    // [n] float32 (a chunk's summary ΔS|Δz)
 //   incoming // [n] float32: the state before the update, rounded to float32 (the chunk's incoming state)
 // The same float64 operations as the JavaScript scan (a product, then a sum; no fused multiply-add),
-// so the carried state is bit for bit the same.
+// so the carried state is bit for bit the same. `incoming` may be `delta` itself (the runtime keeps
+// one buffer for both): each delta is read before the incoming value over it is written.
 
 export function f64_scan_step__wasmsimd(n: i32, g: f64, state: usize, delta: usize, incoming: usize): void {
   const gv = f64x2.splat(g);
@@ -139,16 +140,17 @@ export function f64_scan_step__wasmsimd(n: i32, g: f64, state: usize, delta: usi
   for (; i < n4; i += 4) {
     const sp = state + (<usize>i << 3);
     const s0 = v128.load(sp), s1 = v128.load(sp + 16);
-    v128.store(incoming + (<usize>i << 2), v128.shuffle<f32>(f32x4.demote_f64x2_zero(s0), f32x4.demote_f64x2_zero(s1), 0, 1, 4, 5));
     const d = v128.load(delta + (<usize>i << 2));
+    v128.store(incoming + (<usize>i << 2), v128.shuffle<f32>(f32x4.demote_f64x2_zero(s0), f32x4.demote_f64x2_zero(s1), 0, 1, 4, 5));
     v128.store(sp, f64x2.add(f64x2.mul(gv, s0), f64x2.promote_low_f32x4(d)));
     v128.store(sp + 16, f64x2.add(f64x2.mul(gv, s1), f64x2.promote_low_f32x4(v128.shuffle<f32>(d, d, 2, 3, 0, 1))));
   }
   for (; i < n; i++) {
     const sp = state + (<usize>i << 3);
     const v = load<f64>(sp);
+    const d = <f64>load<f32>(delta + (<usize>i << 2));
     store<f32>(incoming + (<usize>i << 2), <f32>v);
-    store<f64>(sp, g * v + <f64>load<f32>(delta + (<usize>i << 2)));
+    store<f64>(sp, g * v + d);
   }
 }
 
@@ -156,8 +158,9 @@ export function f64_scan_step__scalar(n: i32, g: f64, state: usize, delta: usize
   for (let i = 0; i < n; i++) {
     const sp = state + (<usize>i << 3);
     const v = load<f64>(sp);
+    const d = <f64>load<f32>(delta + (<usize>i << 2));
     store<f32>(incoming + (<usize>i << 2), <f32>v);
-    store<f64>(sp, g * v + <f64>load<f32>(delta + (<usize>i << 2)));
+    store<f64>(sp, g * v + d);
   }
 }
 

@@ -79,31 +79,38 @@ function phaseA(t: SlabTask, Ly: LayerPtrs): void {
   const P0 = win.P + t.row * Wp * F4;
   K.rotary(P0, t.len, H, dk, Wp, s.cos, s.sin);
   K.rotary(P0 + dqk * F4, t.len, H, dk, Wp, s.cos, s.sin);
-  // intra-chunk retention and chunk summaries, per chunk and head
+  // chunk summaries, per chunk and head (the intra-chunk retention waits for phase C: its output then
+  // needs only the slab's rows, in the task's scratch, not the whole window's)
   for (const [c, row, , n] of chunksOfSlab(t)) {
     for (let h = 0; h < H; h++) {
-      const q = win.P + (row * Wp + h * dk) * F4;
-      const k = q + dqk * F4;
+      const k = win.P + (row * Wp + dqk + h * dk) * F4;
       const v = win.P + (row * Wp + 2 * dqk + h * dv) * F4;
       const pow = Ly.pow + h * win.powStride * F4;
-      K.intra(q, k, v, n, dk, dv, Wp, Wp, Wp, pow, win.O + (row * H * dv + h * dv) * F4, H * dv, win.R + (h * win.T + row) * F4, s.tile);
       const S = win.SUM + (c * H + h) * stride * F4;
       K.summary(k, v, n, dk, dv, Wp, Wp, pow, S, S + dk * dv * F4, s.tile);
     }
   }
 }
 
+/** Where the slab's retention output o [len, H·dv] goes: the task's scratch, or (mode 'retention', whose
+ *  caller reads o itself after the window) the window's O. */
+const slabO = (t: SlabTask): number => t.scratch.o || t.win.O + t.row * t.dims.H * t.dims.dv * F4;
+
 function phaseC(t: SlabTask): void {
   const { d, H, dk, dv, dqk, Wp } = t.dims;
   const { win, layer: Ly, scratch: s } = t;
   const stride = dk * dv + dk;
-  // cross term from the incoming state, then the row normalisations
+  const O0 = slabO(t);
+  // intra-chunk retention, the cross term from the incoming state, then the row normalisations
   for (const [c, row, pos, n] of chunksOfSlab(t)) {
     for (let h = 0; h < H; h++) {
       const q = win.P + (row * Wp + h * dk) * F4;
-      const o = win.O + (row * H * dv + h * dv) * F4;
+      const k = q + dqk * F4;
+      const v = win.P + (row * Wp + 2 * dqk + h * dv) * F4;
+      const o = O0 + ((row - t.row) * H * dv + h * dv) * F4;
       const r = win.R + (h * win.T + row) * F4;
       const pow = Ly.pow + h * win.powStride * F4;
+      K.intra(q, k, v, n, dk, dv, Wp, Wp, Wp, pow, o, H * dv, r, s.tile);
       if (pos > 0) {
         const S = win.SIN + (c * H + h) * stride * F4;
         K.cross(q, n, dk, dv, Wp, pow, S, S + dk * dv * F4, o, H * dv, r, s.tile);
@@ -112,7 +119,6 @@ function phaseC(t: SlabTask): void {
       if (t.normalizeAttn || t.normalizeRetn) K.normalize(o, n, dv, H * dv, r, t.normalizeAttn ? s.inv : 0, t.normalizeRetn);
     }
   }
-  const O0 = win.O + t.row * H * dv * F4;
   if (t.mode === 'retention') return; // the caller wants o itself
   // group norm per head: O viewed as [len·H, dv], shared weights, in place
   blockNorm(t, O0, t.len * H, dv, dv, Ly.normW, Ly.normB, O0, dv, t.dims.groupRms);

@@ -17,6 +17,7 @@ import type { RuntimeKernels } from '../runtime/kernels.js';
 import { Bf16Matrix } from '../model/bf16.js';
 import { packBf16Weight } from '../runtime/pack.js';
 import { envValue } from '../env.js';
+import { releasePages } from '../wasm/huge-pages.js';
 import { availableParallelism } from 'node:os';
 import type { Precision } from '../options.js';
 import { SEED_NORM_EPS as LN_EPS } from '../model/arch.js';
@@ -83,8 +84,6 @@ export class WasmHead {
     this.b = A.persistent(d * F4, 'LM head'); A.f32(this.b, d).set(normB);
     this.x = A.persistent(maxRows * d * F4, 'LM head');
     this.h = A.persistent(maxRows * d * F4, 'LM head');
-    this.z = A.persistent(maxRows * V * F4, 'LM head');
-    this.lse = A.persistent(maxRows * 8, 'LM head');
     this.gs = A.persistent(Math.max(64, K.gemmScratchBytes()), 'LM head');
     this.gss.push(this.gs); this.wides.push(this.wide);
     for (let t = 1; t < this.threads && !this.dnnl; t++) {
@@ -92,11 +91,19 @@ export class WasmHead {
       this.wides.push(this.bf16 ? A.persistent(K.bf16ScratchBytes(V, d), 'LM head') : 0);
     }
     if (this.dnnl) {
-      // oneDNN reorders W (BF16 bits, or float32 rounded to bfloat16) into its blocked layout, block by block
-      const raw = A.transient(V * d * (this.bf16 ? 2 : F4), 'LM head staging');
-      if (head instanceof Bf16Matrix) new Uint16Array(A.memory.buffer, raw, V * d).set(head.bits());
-      else A.f32(raw, V * d).set(head);
-      this.dnnl.kernels.packWhole!(raw, this.bf16 ? 'bf16' : 'f32', V, d, this.W);
+      // oneDNN reorders W (BF16 bits, or float32 rounded to bfloat16) into its blocked layout one column
+      // block at a time, each staged alone (a file-backed head: only its rows read): the staging is the
+      // largest block, not the whole head (the 1.3B shape's: 47 MiB, not 125)
+      const blk = this.dnnl.kernels, parts = blk.blocksOf(V, d), wb = this.bf16 ? 2 : F4;
+      const raw = A.transient(Math.max(...parts.map((p) => p.nn)) * d * wb, 'LM head staging');
+      for (const { n0, nn, off } of parts) {
+        if (head instanceof Bf16Matrix) new Uint16Array(A.memory.buffer, raw, nn * d).set(head.rowBits(n0, nn));
+        else A.f32(raw, nn * d).set(head.subarray(n0 * d, (n0 + nn) * d));
+        blk.block.packWhole!(raw, this.bf16 ? 'bf16' : 'f32', nn, d, this.W + off);
+      }
+      // the staging's pages back to the system: the logits below reuse only their first part (40 of the
+      // 1.3B shape's 47 MiB not resident any more)
+      releasePages(A.memory, raw, Math.max(...parts.map((p) => p.nn)) * d * wb);
       A.reset();
     } else if (head instanceof Bf16Matrix) {
       packBf16Weight({ rows: [head], scale: [1], N: V, K: d, out: this.W, what: 'LM head' }, K, A);
@@ -107,6 +114,9 @@ export class WasmHead {
       K.pack(raw, V, d, this.W);
       A.reset();
     }
+    // the logits and their log-sum-exps: after the packing, on the pages its staging used (never reset again)
+    this.z = A.transient(maxRows * V * F4, 'LM head');
+    this.lse = A.transient(maxRows * 8, 'LM head');
   }
 
   /** log Σ_v exp(logit) of each of the m rows the last logits() call returned (float64, valid until the

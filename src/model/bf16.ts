@@ -28,6 +28,20 @@ export class Bf16Matrix {
     return b;
   }
 
+  /** The BF16 bits of rows [r0, r0 + n): a view of the resident bits, or (file-backed with a row reader)
+   *  those rows alone read from the file (a fresh array: do not keep it). */
+  rowBits(r0: number, n: number): Uint16Array {
+    if (!Number.isInteger(r0) || !Number.isInteger(n) || r0 < 0 || n < 0 || r0 + n > this.rows) throw new RangeError(`Bf16Matrix: rows ${r0}…${r0 + n - 1} of ${this.rows}`);
+    const c = this.cols;
+    if (this.src instanceof Uint16Array) return this.src.subarray(r0 * c, (r0 + n) * c);
+    if (this.rowReader) {
+      const rb = this.rowReader(r0, n);
+      if (rb.length !== n * c) throw new Error(`Bf16Matrix: the row reader returned ${rb.length} values for ${n} rows of ${c}`);
+      return rb;
+    }
+    return this.bits().subarray(r0 * c, (r0 + n) * c);
+  }
+
   /** Widened exactly to float32 (a new array). */
   toFloat32(): Float32Array { return widenBf16(this.bits()); }
 

@@ -90,6 +90,9 @@ export interface BlockedDnnlKernels extends RuntimeKernels {
   packCalls(w: number, dtype: 'f32' | 'bf16', N: number, K: number, out: number): Call[];
   /** this engine on one block (its gemm takes a block's W as a whole matrix): what runs a share here */
   block: RuntimeKernels;
+  /** the column blocks of a packed [N, K] weight: rows [n0, n0 + nn) of W, packed at byte offset `off`
+   *  (so a caller may stage and pack one block at a time: block.packWhole on its rows, at W + off) */
+  blocksOf(N: number, K: number): readonly { n0: number; nn: number; off: number }[];
 }
 
 /** The 'dnnl' engine over `base` (see the file comment). `path`: the oneDNN library (RETNET_DNNL).
@@ -258,6 +261,7 @@ export function bindDnnlKernels(memory: WebAssembly.Memory, base: RuntimeKernels
     calls,
     packCalls: (w, wt, N, K, out) => layout(N, K).map(({ n0, nn, off }): Call => [OP.packWhole, w + n0 * K * (wt === 'bf16' ? 2 : F4), wt === 'bf16' ? 1 : 0, nn, K, out + off]),
     block: one,
+    blocksOf: layout,
   };
 }
 

@@ -222,16 +222,28 @@ export class WasmExecutor implements Executor {
     const win: WindowPtrs = {
       X: A.transient(T * d * F4, 'window activations'),
       P: A.transient(T * Wp * F4, 'window projections'),
-      O: A.transient(T * H * dv * F4, 'window retention output'),
+      // the retention output: per task (scratch.o) but where the caller reads it after the window
+      O: req.mode === 'retention' ? A.transient(T * H * dv * F4, 'window retention output') : 0,
       R: A.transient(H * T * F4, 'window row sums'),
-      SUM: A.transient(nChunks * H * stride * F4, 'chunk summaries'),
-      SIN: A.transient(nChunks * H * stride * F4, 'incoming states'),
+      // Chunk summaries and incoming states share one buffer: phase A writes a chunk's summary, the scan
+      // reads it once and writes the chunk's incoming state over it (scanStep reads before it writes), and
+      // phase C reads that. The next layer's phase A of a slab runs after its phase C (one task), so a
+      // summary never overwrites an incoming state still to be read. (The budgets above count both as
+      // before: the windows' rows are unchanged.)
+      SUM: A.transient(nChunks * H * stride * F4, 'chunk summaries and incoming states'),
+      SIN: 0,
       T, powStride,
     };
+    win.SIN = win.SUM;
+    // a second MLP hidden buffer only for MLPs of three or more Linears (the seed's and swiglu's use one)
+    // rows of a row block: ROW_BLOCK, or fewer where no slab is that long (the 1.3B's chunks of 256: 256)
+    const RB = Math.min(ROW_BLOCK, slabRowsMax);
+    const deepMlp = !packed.dims.swiglu && packed.layers.some((Ly) => Ly.mlp.length > 2);
     const scratch: ScratchPtrs[] = Array.from({ length: slots }, () => ({
-      h: A.transient(ROW_BLOCK * d * F4, 'scratch'),
-      hidden: A.transient(ROW_BLOCK * maxHidden * F4, 'scratch'),
-      hidden2: A.transient(ROW_BLOCK * maxHidden * F4, 'scratch'),
+      h: A.transient(RB * d * F4, 'scratch'),
+      o: req.mode === 'retention' ? 0 : A.transient(slabRowsMax * H * dv * F4, 'slab retention output'),
+      hidden: A.transient(RB * maxHidden * F4, 'scratch'),
+      hidden2: deepMlp ? A.transient(RB * maxHidden * F4, 'scratch') : 0,
       cos: A.transient(slabRowsMax * (dk / 2) * F4, 'scratch'),
       sin: A.transient(slabRowsMax * (dk / 2) * F4, 'scratch'),
       inv: A.transient(Cmax * F4, 'scratch'),

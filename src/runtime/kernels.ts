@@ -81,7 +81,8 @@ export interface RuntimeKernels {
    *  is required. Engines without it leave float32 states to the WASM kernels' (the stepper's base). */
   stepS32?(dk: number, dv: number, q: number, k: number, v: number, gamma: number, S: number, z: number, o: number, r: number, inv: number, retn: boolean, scratch: number): void;
   /** The cross-chunk scan's step over n values: incoming[e] = float32(state[e]), then
-   *  state[e] = g·state[e] + delta[e] (state float64 at a byte offset, delta and incoming float32). */
+   *  state[e] = g·state[e] + delta[e] (state float64 at a byte offset, delta and incoming float32;
+   *  `incoming` may equal `delta`: each delta is read before its incoming value is written). */
   scanStep(n: number, g: number, state: number, delta: number, incoming: number): void;
   /** The CBLAS engine only (for the step's prefill, WasmStepper): gemmBf16 on the WASM engine's BF16
    *  panels with many rows, on BLAS; `scratch`: panelScratchBytes(K) (blas-kernels.ts). */
@@ -228,9 +229,9 @@ export function jsKernels(memory: WebAssembly.Memory): RuntimeKernels {
     scanStep(n, g, state, delta, incoming) {
       const m = F(); const m64 = new Float64Array(memory.buffer);
       for (let e = 0; e < n; e++) {
-        const v = m64[(state >>> 3) + e];
+        const v = m64[(state >>> 3) + e], dl = m[ix(delta) + e]; // delta read first: incoming may be delta
         m[ix(incoming) + e] = v;
-        m64[(state >>> 3) + e] = g * v + m[ix(delta) + e];
+        m64[(state >>> 3) + e] = g * v + dl;
       }
     },
     gate(g, ldg, o, ldo, rows, cols, act) {

@@ -44,16 +44,17 @@ export interface WindowPtrs {
   O: number;      // [T, H·dv]    retention output → normed → gated
   R: number;      // [H, T]       retention row sums, per head contiguous
   SUM: number;    // [chunks, H, dk·dv + dk]  chunk summaries ΔS | Δz
-  SIN: number;    // [chunks, H, dk·dv + dk]  incoming state S | z per chunk
+  SIN: number;    // [chunks, H, dk·dv + dk]  incoming state S | z per chunk (the executor's is SUM itself: the scan overwrites each summary)
   T: number;
   powStride: number; // Cmax + 1
 }
 
 /** Scratch of one in-flight task (one slot per concurrent task). */
 export interface ScratchPtrs {
-  h: number;      // [RB, d]         LayerNorm output
-  hidden: number; // [RB, maxHidden] MLP hidden (two buffers when the MLP is deeper: hidden2 follows)
-  hidden2: number;
+  h: number;      // [RB, d]         LayerNorm output (RB: min(ROW_BLOCK, the longest slab))
+  o: number;      // [slab rows, H·dv] the slab's retention output (0: mode 'retention', which writes the window's O)
+  hidden: number; // [RB, maxHidden] MLP hidden
+  hidden2: number; // a second one, for MLPs of three or more Linears (0 otherwise)
   cos: number;    // [rows, dk/2]
   sin: number;    // [rows, dk/2]
   inv: number;    // [C]             1/sqrt(c_n) per row

@@ -10,7 +10,8 @@
 /**
  * Scan the chunks [c0, c0 + count) of one sequence run.
  * @param summaries  f32 view [chunks, H, stride] of ΔS|Δz (indexed from the window's chunk 0)
- * @param incoming   f32 view [chunks, H, stride] to fill with each chunk's incoming S|z
+ * @param incoming   f32 view [chunks, H, stride] to fill with each chunk's incoming S|z (may be `summaries`:
+ *                   each summary is read before the incoming state over it is written)
  * @param state      [H, stride], updated in place
  * @param lens       token count of each chunk
  * @param gammaPow   per head h: γ_h^n for a chunk of n tokens (a function, float64)
@@ -26,8 +27,9 @@ export function scanChunks(
       const g = gammaPow(h, n);
       const so = h * stride, co = base + h * stride;
       for (let e = 0; e < stride; e++) {
+        const dl = summaries[co + e]; // read first: `incoming` may be `summaries` itself
         incoming[co + e] = state[so + e];
-        state[so + e] = g * state[so + e] + summaries[co + e];
+        state[so + e] = g * state[so + e] + dl;
       }
     }
   }

@@ -85,3 +85,30 @@ export function adviseHugePages(memory: WebAssembly.Memory, maxBytes: number): s
 export function pagesOf(memory: WebAssembly.Memory): string {
   return status.get(memory) ?? '4 KiB pages (not made by createMemory)';
 }
+
+type Release = (memory: WebAssembly.Memory, off: number, bytes: number) => boolean;
+let releaser: Release | null | undefined;
+const MADV_DONTNEED = 4; // Linux
+
+/** Gives back to the system the pages of bytes [off, off + bytes) of `memory` (the whole 4 KiB pages
+ *  inside it; madvise MADV_DONTNEED): scratch whose contents are dead, e.g. a staging buffer after the
+ *  weights it held were packed, so that it stops counting in the process's RSS. The bytes read as zeros
+ *  afterwards (fresh pages on the next touch). False where this cannot be done (not Linux, no koffi):
+ *  nothing is released and nothing changes. Only for memory no other thread is using at the time. */
+export function releasePages(memory: WebAssembly.Memory, off: number, bytes: number): boolean {
+  if (process.platform !== 'linux') return false;
+  releaser ??= (() => {
+    try {
+      const libc = loadLibc(requireKoffi('releasing pages'));
+      const baseOf = memoryBase(libc);
+      const madvise = libc.func('int madvise(uintptr_t, size_t, int)') as (a: number, n: number, advice: number) => number;
+      return (m: WebAssembly.Memory, o: number, n: number) => {
+        if (o < 0 || n < 0 || o + n > m.buffer.byteLength) throw new RangeError(`releasePages: [${o}, ${o + n}) outside the memory's ${m.buffer.byteLength} bytes`);
+        const base = baseOf(m);
+        const start = Math.ceil((base + o) / 4096) * 4096, end = Math.floor((base + o + n) / 4096) * 4096;
+        return end > start && madvise(start, end - start, MADV_DONTNEED) === 0;
+      };
+    } catch { return null; }
+  })();
+  return releaser !== null && releaser(memory, off, bytes);
+}
