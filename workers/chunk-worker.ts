@@ -122,9 +122,20 @@ function phaseC(t: SlabTask): void {
   if (t.mode === 'retention') return; // the caller wants o itself
   // group norm per head: O viewed as [len·H, dv], shared weights, in place
   blockNorm(t, O0, t.len * H, dv, dv, Ly.normW, Ly.normB, O0, dv, t.dims.groupRms);
-  // gate: O ← act(g) ⊙ O, g = P[:, 2·dqk + H·dv : 2·dqk + 2·H·dv]
-  K.gate(win.P + (t.row * Wp + 2 * dqk + H * dv) * F4, Wp, O0, H * dv, t.len, H * dv, t.acts.msr);
   const X0 = win.X + t.row * d * F4;
+  if (t.dims.gSplit) {
+    // gate: O ← act(g) ⊙ O, g = pre-norm(x)·Wgᵀ + bg made here, a row block at a time into the MLP's hidden
+    // scratch (the slab's x rows are those phase A read: only this task changes them, below)
+    for (let r0 = 0; r0 < t.len; r0 += ROW_BLOCK) {
+      const rb = Math.min(ROW_BLOCK, t.len - r0);
+      blockNorm(t, X0 + r0 * d * F4, rb, d, d, Ly.preNormW, Ly.preNormB, s.h, d, t.dims.normRms);
+      gemmW(t, Ly.gBf16, s.h, rb, d, d, Ly.gW, H * dv, Ly.gB, s.hidden, H * dv, 0, false);
+      K.gate(s.hidden, H * dv, O0 + r0 * H * dv * F4, H * dv, rb, H * dv, t.acts.msr);
+    }
+  } else {
+    // gate: O ← act(g) ⊙ O, g = P[:, 2·dqk + H·dv : 2·dqk + 2·H·dv]
+    K.gate(win.P + (t.row * Wp + 2 * dqk + H * dv) * F4, Wp, O0, H * dv, t.len, H * dv, t.acts.msr);
+  }
   if (t.mode === 'msr') {
     // y = O Woᵀ + bo replaces x (no residual)
     gemmW(t, Ly.oBf16, O0, t.len, H * dv, H * dv, Ly.oW, d, Ly.oB, X0, d, 0, false);

@@ -194,7 +194,9 @@ export class WasmExecutor implements Executor {
   private pack(spec: ModelSpec): Packed {
     const have = this.packed.get(spec);
     if (have) return have;
-    const p = packModel(spec, this.kernels, this.arena);
+    // at precision 'bf16' the gate projection is made in phase C (Dims.gSplit): the window's P holds q|k|v
+    // only, a third less (32 MiB of the 1.3B shape's 2,048-row window)
+    const p = packModel(spec, this.kernels, this.arena, { splitGate: this.engine.precision === 'bf16' });
     this.packed.set(spec, p);
     return p;
   }
@@ -258,7 +260,8 @@ export class WasmExecutor implements Executor {
     const scratch: ScratchPtrs[] = Array.from({ length: slots }, () => ({
       h: A.transient(RB * d * F4, 'scratch'),
       o: req.mode === 'retention' ? 0 : A.transient(slabRowsMax * H * dv * F4, 'slab retention output'),
-      hidden: A.transient(RB * maxHidden * F4, 'scratch'),
+      // (with Dims.gSplit it also takes the gate's rows, H·dv wide)
+      hidden: A.transient(RB * Math.max(maxHidden, packed.dims.gSplit ? H * dv : 0) * F4, 'scratch'),
       hidden2: deepMlp ? A.transient(RB * maxHidden * F4, 'scratch') : 0,
       cos: A.transient(slabRowsMax * (dk / 2) * F4, 'scratch'),
       sin: A.transient(slabRowsMax * (dk / 2) * F4, 'scratch'),

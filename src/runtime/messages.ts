@@ -10,6 +10,9 @@ export interface LayerPtrs {
   oW: number; oB: number;
   /** weights kept as BF16 (RuntimeKernels.packBf16; gemmBf16 widens them per call) rather than float32 panels */
   qkvgBf16: boolean; oBf16: boolean;
+  /** Dims.gSplit: the gate projection Wg packed alone (N = H·dv) and its bias; qkvgW then holds q|k|v only
+   *  (0 and false otherwise) */
+  gW: number; gB: number; gBf16: boolean;
   normW: number; normB: number;
   mlpNormW: number; mlpNormB: number;
   /** MLP Linears: packed weight, bias (0 = none), widths */
@@ -26,8 +29,11 @@ export interface Dims {
   d: number; H: number; dk: number; dv: number;
   /** total query/key width H·dk (= d in the seed family) */
   dqk: number;
-  /** projection row width 2·dqk + 2·H·dv: q | k | v | g */
+  /** projection row width of P: 2·dqk + 2·H·dv (q | k | v | g), or 2·dqk + H·dv (q | k | v) when gSplit */
   Wp: number;
+  /** the gate g is not kept in P from phase A to phase C but computed in phase C from the slab's rows
+   *  (pre-norm again, then Wg): the window holds H·dv fewer floats per row (precision 'bf16') */
+  gSplit: boolean;
   maxHidden: number;
   /** the family's table, flattened for the worker (src/model/arch.ts) */
   normRms: boolean;      // block norms: RMSNorm (else LayerNorm)
@@ -40,7 +46,7 @@ export interface Dims {
 /** Window buffers (transient region), T = rows in the window. */
 export interface WindowPtrs {
   X: number;      // [T, d]       residual stream
-  P: number;      // [T, Wp]      q | k | v | g  (widths dqk, dqk, H·dv, H·dv)
+  P: number;      // [T, Wp]      q | k | v | g  (widths dqk, dqk, H·dv, H·dv; no g when Dims.gSplit)
   O: number;      // [T, H·dv]    retention output → normed → gated
   R: number;      // [H, T]       retention row sums, per head contiguous
   SUM: number;    // [chunks, H, dk·dv + dk]  chunk summaries ΔS | Δz

@@ -30,9 +30,12 @@ export interface Packed {
 const isPow2 = (s: number) => s > 0 && 2 ** Math.round(Math.log2(s)) === s;
 
 /** Copy weights into the persistent region and pack them for the GEMM. */
-export function packModel(spec: ModelSpec, K: RuntimeKernels, A: Arena): Packed {
+export function packModel(spec: ModelSpec, K: RuntimeKernels, A: Arena,
+  /** `splitGate`: pack Wg apart from q|k|v (Dims.gSplit; the chunk-parallel runtime at precision 'bf16') */
+  opts: { splitGate?: boolean } = {}): Packed {
   const { d, H, dk, dv, dqk, arch, normEps } = spec.dims;
-  const Wp = 2 * dqk + 2 * H * dv;
+  const gSplit = opts.splitGate === true;
+  const Wp = 2 * dqk + (gSplit ? 1 : 2) * H * dv;
   // weights that do not fit: the chunk size and window do not help
   const hint = `the model's weights do not fit the ${K.name} engine's shared memory (float32 weights take 4 bytes a value, BF16 ones 2)`;
   const vec = (src: ArrayLike<number>, what: string) => {
@@ -58,13 +61,17 @@ export function packModel(spec: ModelSpec, K: RuntimeKernels, A: Arena): Packed 
     bias.set(m.q.b ?? [], 0);
     if (m.k.b) for (let i = 0; i < dqk; i++) bias[dqk + i] = m.k.b[i] * kScale;
     bias.set(m.v.b ?? [], 2 * dqk);
-    bias.set(m.g.b ?? [], 2 * dqk + H * dv);
-    const qkvg = packedW([m.q.W, m.k.W, m.v.W, m.g.W], [1, kScale, 1, 1], Wp, d, `layer ${l} q/k/v/g weights`);
+    if (!gSplit) bias.set(m.g.b ?? [], 2 * dqk + H * dv);
+    const qkvg = gSplit
+      ? packedW([m.q.W, m.k.W, m.v.W], [1, kScale, 1], Wp, d, `layer ${l} q/k/v weights`)
+      : packedW([m.q.W, m.k.W, m.v.W, m.g.W], [1, kScale, 1, 1], Wp, d, `layer ${l} q/k/v/g weights`);
+    const g = gSplit ? packedW([m.g.W], [1], H * dv, d, `layer ${l} g weights`) : { W: 0, bf16: false };
     const o = packedW([m.o.W], [1], d, H * dv, 'weights');
     return {
       preNormW: vec(m.preNorm.weight, 'weights'), preNormB: vec(m.preNorm.bias, 'weights'),
       qkvgW: qkvg.W, qkvgBf16: qkvg.bf16,
       qkvgB: vec(bias, 'weights'),
+      gW: g.W, gBf16: g.bf16, gB: gSplit && m.g.b ? vec(m.g.b, 'weights') : 0,
       oW: o.W, oBf16: o.bf16, oB: m.o.b ? vec(m.o.b, 'weights') : 0,
       normW: vec(m.norm.weight, 'weights'), normB: vec(m.norm.bias, 'weights'),
       mlpNormW: vec(lw.mlp.norm.weight, 'weights'), mlpNormB: vec(lw.mlp.norm.bias, 'weights'),
@@ -111,7 +118,7 @@ export function packModel(spec: ModelSpec, K: RuntimeKernels, A: Arena): Packed 
   const p: Packed = {
     layers, gammas: layers.map((l) => l.gamma), bf16Scratch,
     dims: {
-      d, H, dk, dv, dqk, Wp, maxHidden,
+      d, H, dk, dv, dqk, Wp, maxHidden, gSplit,
       normRms: arch.norm === 'rmsnorm', groupRms: arch.groupNorm === 'rmsnorm', eps: normEps,
       swiglu: arch.mlp === 'swiglu', angleF32: arch.angleProduct === 'float32',
     },
