@@ -1,12 +1,14 @@
 // What keeps scoring's peak RSS down: the default window shrinks when states are carried between
-// windows (defaultWindowRows), and scratch pages whose contents are dead go back to the system
-// (releasePages: the LM head's staging after packing). The outputs of either are covered elsewhere
+// windows (defaultWindowRows), scratch pages whose contents are dead go back to the system
+// (releasePages: the LM head's staging after packing), and the head is staged a block of rows at a
+// time (Bf16Matrix.rowBits). The outputs of either are covered elsewhere
 // (any window size gives the same bits: runtime-forms; the head's logits: fla-bf16); here, the sizes.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { DEFAULT_WINDOW_BYTES, DEFAULT_WINDOW_ROWS, defaultWindowRows } from '../src/runtime/executor.js';
 import { releasePages } from '../src/wasm/huge-pages.js';
+import { Bf16Matrix } from '../src/model/bf16.js';
 
 // the fla 1.3B shape at chunks of 256 (executor.ts's perRow): d 2048, Wp 12288, H·dv 4096, H 8, stride 256·512 + 256
 const d = 2048, Wp = 12288, Hdv = 4096, H = 8, stride = 256 * 512 + 256;
@@ -48,6 +50,28 @@ test('releasePages gives a touched region back (RSS falls by most of it) and the
   assert.ok(releasePages(memory, off, 4096));
   assert.is(edge[0], 9);
   assert.throws(() => releasePages(memory, memory.buffer.byteLength - 10, 100), /outside the memory/);
+});
+
+test('Bf16Matrix.rowBits: a view when resident, only the rows through a row reader, the whole matrix read without one', () => {
+  const rows = 5, cols = 3, all = Uint16Array.from({ length: rows * cols }, (_, i) => 0x3f80 + i);
+  const res = new Bf16Matrix(rows, cols, all);
+  assert.ok(res.readsRows);
+  const v = res.rowBits(1, 2);
+  assert.equal([...v], [...all.subarray(3, 9)]);
+  assert.is(v.buffer, all.buffer, 'a view, not a copy');
+  let whole = 0;
+  const partial: [number, number][] = [];
+  const file = new Bf16Matrix(rows, cols, () => { whole++; return all.slice(); }, (r0, n) => { partial.push([r0, n]); return all.slice(r0 * cols, (r0 + n) * cols); });
+  assert.ok(file.readsRows);
+  assert.equal([...file.rowBits(2, 3)], [...all.subarray(6, 15)]);
+  assert.equal(partial, [[2, 3]]); assert.is(whole, 0);
+  const noReader = new Bf16Matrix(rows, cols, () => { whole++; return all.slice(); });
+  assert.not.ok(noReader.readsRows);
+  assert.equal([...noReader.rowBits(4, 1)], [...all.subarray(12, 15)]);
+  assert.is(whole, 1);
+  assert.throws(() => res.rowBits(4, 2), RangeError);
+  assert.throws(() => res.rowBits(-1, 1), RangeError);
+  assert.throws(() => res.rowBits(0.5, 1), RangeError);
 });
 
 test.run();

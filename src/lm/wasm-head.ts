@@ -96,8 +96,11 @@ export class WasmHead {
       // largest block, not the whole head (the 1.3B shape's: 47 MiB, not 125)
       const blk = this.dnnl.kernels, parts = blk.blocksOf(V, d), wb = this.bf16 ? 2 : F4;
       const raw = A.transient(Math.max(...parts.map((p) => p.nn)) * d * wb, 'LM head staging');
+      // (a BF16 head that cannot read rows alone is read once, not once per block)
+      const whole = head instanceof Bf16Matrix && !head.readsRows ? head.bits() : null;
       for (const { n0, nn, off } of parts) {
-        if (head instanceof Bf16Matrix) new Uint16Array(A.memory.buffer, raw, nn * d).set(head.rowBits(n0, nn));
+        if (whole) new Uint16Array(A.memory.buffer, raw, nn * d).set(whole.subarray(n0 * d, (n0 + nn) * d));
+        else if (head instanceof Bf16Matrix) new Uint16Array(A.memory.buffer, raw, nn * d).set(head.rowBits(n0, nn));
         else A.f32(raw, nn * d).set(head.subarray(n0 * d, (n0 + nn) * d));
         blk.block.packWhole!(raw, this.bf16 ? 'bf16' : 'f32', nn, d, this.W + off);
       }

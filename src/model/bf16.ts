@@ -28,8 +28,13 @@ export class Bf16Matrix {
     return b;
   }
 
+  /** Whether rowBits/rowsInto read only the rows asked for (resident, or file-backed with a row reader);
+   *  else each call reads the whole matrix. */
+  get readsRows(): boolean { return this.src instanceof Uint16Array || this.rowReader !== undefined; }
+
   /** The BF16 bits of rows [r0, r0 + n): a view of the resident bits, or (file-backed with a row reader)
-   *  those rows alone read from the file (a fresh array: do not keep it). */
+   *  those rows alone read from the file (a fresh array: do not keep it); without a row reader, the
+   *  whole matrix is read and the rows' part returned. */
   rowBits(r0: number, n: number): Uint16Array {
     if (!Number.isInteger(r0) || !Number.isInteger(n) || r0 < 0 || n < 0 || r0 + n > this.rows) throw new RangeError(`Bf16Matrix: rows ${r0}…${r0 + n - 1} of ${this.rows}`);
     const c = this.cols;
