@@ -154,6 +154,26 @@ test(tAgree, async () => {
   }
 });
 
+// bf16 makes the gate projection in phase C from the slab's rows (Dims.gSplit) and the window's buffers hold
+// less; a slab's arithmetic still depends on its slab and layer alone, so the worker count and window size
+// change no bit (as at f32: runtime-forms).
+const tBits = "precision 'bf16': the same nll bits for workers 1 and 2 and windows of 64, 300 and the default rows (fallback; oneDNN where the hardware is)";
+test(tBits, async () => {
+  const lm = await lmOf('gqa');
+  const ids = Int32Array.from({ length: 700 }, (_, i) => 3 + ((i * 7919) % (lm.vocab - 3)));
+  for (const kernels of ['wasm', 'dnnl'] as const) {
+    if (kernels === 'dnnl' && !canRunEngine(`${tBits} (dnnl)`, 'dnnl')) continue;
+    const nll: number[] = [];
+    for (const windowRows of [undefined, 64, 300]) for (const workers of [1, 2]) {
+      const r = await lm.score(ids, { backend: 'wasm', kernels, precision: 'bf16', chunkSize: 32, workers, ...(windowRows ? { windowRows } : {}) });
+      nll.push(r.nll);
+    }
+    assert.ok(nll.every((x) => Object.is(x, nll[0])), `${kernels}: ${nll.join(', ')}`);
+    const f32 = await lm.score(ids, { backend: 'wasm', kernels: 'wasm', chunkSize: 32 });
+    assert.ok(f32.nll !== nll[0], 'bf16 differs from f32');
+  }
+});
+
 test("precision 'f32' (explicit, or RETNET_PRECISION=f32) is bitwise the default; 'bf16' changes the logits", async () => {
   const g = golden('f32'), lm = await lmOf('f32');
   const def = await allLogits(lm, g.seqs, { backend: 'wasm', kernels: 'wasm', chunkSize: 7 });
