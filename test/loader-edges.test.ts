@@ -7,9 +7,11 @@ import * as assert from 'uvu/assert';
 import { cpSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RetNetLM, scoreCorpus } from '../src/index.js';
+import { RetNetLM, Tensor, scoreCorpus } from '../src/index.js';
 import { readSafetensors, writeSafetensors } from '../src/safetensors.js';
 import { FIXTURES } from './helpers.js';
+import { canRun } from './helpers/skip.js';
+import { dnnlMissing, loadDnnl } from '../src/runtime/dnnl.js';
 import { makeTinyFlaFolder } from './helpers/fla-folder.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'retnet-loader-edges-'));
@@ -201,6 +203,30 @@ test('BF16 weights read from the file: a file replaced or rewritten after the lo
       assert.match(e.message, /changed since the model was loaded/);
     } finally { await lm.close(); }
   }
+});
+
+// Found by a third review (2026-12-07, evening). On the oneDNN bf16 engine a weight is staged in transient
+// memory before its bits are read, so a read that throws left the arena with a transient allocation; the
+// next call's packing then failed on the arena itself. (The other engines read the bits before staging, so
+// nothing was outstanding, but the failed attempt's packed weights were never given back: rewind does both.)
+const tPackFail = 'a packing that fails (the file changed before the first forward) leaves the arena clean: the next call fails the same way, E_WEIGHTS (before, on oneDNN bf16: a plain Error \'Arena: persistent allocation after transient ones\')';
+test(tPackFail, async () => {
+  if (!canRun(tPackFail, dnnlMissing())) return;
+  const lib = loadDnnl();
+  if (!lib.hasBf16Hardware) { console.log(`SKIPPED: ${tPackFail} — this CPU has no bfloat16 dot products (oneDNN dispatches to ${lib.isa})`); return; }
+  const dir = join(tmp, 'swapped-before-pack');
+  cpSync(join(FIXTURES, 'fla', 'bf16-sharded'), dir, { recursive: true });
+  const lm = await RetNetLM.loadFolder(dir, { bf16: 'file' });
+  try {
+    const p = join(dir, 'model-00002-of-00003.safetensors'), bytes = readFileSync(p);
+    writeFileSync(`${p}.new`, bytes); renameSync(`${p}.new`, p); // the same bytes, another inode
+    const x = Tensor.randn([1, 6, lm.model.config.dimModel], { seed: 3 });
+    for (const round of [1, 2, 3]) {
+      const e = await codeOf(lm.model.forward(x, { backend: 'wasm', kernels: 'dnnl', precision: 'bf16' }));
+      assert.is(e.code, 'E_WEIGHTS', `call ${round}: ${e.message}`);
+      assert.match(e.message, /changed since the model was loaded/);
+    }
+  } finally { await lm.close(); }
 });
 
 test('config keys as fla reads them: rope_theta changes nothing, a null boolean is false (before: rope_theta refused, fuse_norm null read as true and refused, use_output_gate null passed)', async () => {

@@ -140,4 +140,19 @@ test('RETNET_HUGEPAGES and RETNET_PROFILE name the variable, and a value other t
   }
 });
 
+
+// Found by a third review (2026-12-07, evening): the slab's retention output moved to per-task scratch,
+// allocated once per worker; the parallel form's one slab of L rows then took `workers` copies of it.
+// d 512, 8 heads, dv 128, L 65,536, 10 workers: 10 × 256 MiB of it (and 10 score tiles) passed the 4 GiB
+// shared memory — E_MEMORY at once — where one slot (one slab, one task) fits. The forward itself is
+// O(L²) here, so the test aborts it after 5 s: E_ABORTED shows it got past the allocation.
+test('the parallel form with more workers than slabs allocates one task slot, not one per worker (before: E_MEMORY at once on 10 workers)', async () => {
+  const msr = MultiScaleRetention.init({ dimModel: 512, numHeads: 8, valueFactor: 2, seed: 4 });
+  const x = new Tensor(new Float32Array(65536 * 512).fill(0.01), [1, 65536, 512]);
+  const t0 = performance.now();
+  const e = await codeOf(() => msr.forward(x, { backend: 'wasm', kernels: 'wasm', numChunks: 1, workers: 10, signal: AbortSignal.timeout(5000) }));
+  assert.is(e.code, 'E_ABORTED', `${e.code}: ${e.message} after ${Math.round(performance.now() - t0)} ms`);
+  await msr.close();
+});
+
 test.run();

@@ -51,6 +51,17 @@ export class Arena {
 
   reset(): void { this.top = this.persistentTop; }
 
+  /** The end of the persistent region now (for rewind). */
+  persistentMark(): number { return this.persistentTop; }
+
+  /** Drops every allocation made since persistentMark() returned `mark`, persistent and transient (a
+   *  model whose packing failed half way). */
+  rewind(mark: number): void {
+    if (mark > this.persistentTop) throw new Error('Arena: rewind past the persistent region');
+    this.persistentTop = mark;
+    this.top = mark;
+  }
+
   f32(off: number, n: number): Float32Array { return new Float32Array(this.memory.buffer, off, n); }
   f64(off: number, n: number): Float64Array { return new Float64Array(this.memory.buffer, off, n); }
 }

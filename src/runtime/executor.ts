@@ -196,7 +196,14 @@ export class WasmExecutor implements Executor {
     if (have) return have;
     // at precision 'bf16' the gate projection is made in phase C (Dims.gSplit): the window's P holds q|k|v
     // only, a third less (32 MiB of the 1.3B shape's 2,048-row window)
-    const p = packModel(spec, this.kernels, this.arena, { splitGate: this.engine.precision === 'bf16' });
+    // a packing that fails (E_WEIGHTS on a subnormal, a file changed since loading, E_MEMORY) gives back
+    // what it took, so that the next call starts from a clean arena
+    const mark = this.arena.persistentMark();
+    let p: Packed;
+    try { p = packModel(spec, this.kernels, this.arena, { splitGate: this.engine.precision === 'bf16' }); } catch (e) {
+      this.arena.rewind(mark);
+      throw e;
+    }
     this.packed.set(spec, p);
     return p;
   }
@@ -257,7 +264,10 @@ export class WasmExecutor implements Executor {
     // rows of a row block: ROW_BLOCK, or fewer where no slab is that long (the 1.3B's chunks of 256: 256)
     const RB = Math.min(ROW_BLOCK, slabRowsMax);
     const deepMlp = !packed.dims.swiglu && packed.layers.some((Ly) => Ly.mlp.length > 2);
-    const scratch: ScratchPtrs[] = Array.from({ length: slots }, () => ({
+    // one scratch slot per task in flight: at most the workers, and at most a window's slabs (a slab has one
+    // task at a time) — the parallel form's one slab of L rows needs one slot, not one per worker
+    const taskSlots = Math.min(slots, Math.max(...windows.map((w) => w.slabs.length)));
+    const scratch: ScratchPtrs[] = Array.from({ length: taskSlots }, () => ({
       h: A.transient(RB * d * F4, 'scratch'),
       o: req.mode === 'retention' ? 0 : A.transient(slabRowsMax * H * dv * F4, 'slab retention output'),
       // (with Dims.gSplit it also takes the gate's rows, H·dv wide)
@@ -336,7 +346,7 @@ export class WasmExecutor implements Executor {
         if (s.start + s.len === lengths[s.seq]) { per[l] = undefined; freeStates.push(st); }
         sectionEnd('scan', tB);
       };
-      await this.pipeline(w.slabs, numLayer, mk, scan, req.signal);
+      await this.pipeline(w.slabs, numLayer, mk, scan, req.signal, taskSlots);
       for (const s of w.slabs) {
         if (req.mode === 'retention') sink.write(s.seq, s.start, A.f32(win.O + s.row * H * dv * F4, s.len * H * dv));
         else sink.write(s.seq, s.start, A.f32(win.X + s.row * d * F4, s.len * d));
@@ -364,7 +374,7 @@ export class WasmExecutor implements Executor {
    * in order, so the schedule cannot change a bit of the output.
    */
   private pipeline(slabs: Slab[], numLayer: number, mk: (kind: SlabTask['kind'], l: number, s: Slab, slot: number) => SlabTask,
-    scan: (l: number, s: Slab) => void, signal: AbortSignal | undefined): Promise<void> {
+    scan: (l: number, s: Slab) => void, signal: AbortSignal | undefined, taskSlots: number): Promise<void> {
     const n = slabs.length;
     const aDone = new Array<number>(n).fill(-1);   // highest layer whose phase A is done, per slab
     const scanned = new Array<number>(n).fill(-1); // highest layer scanned, per slab
@@ -378,7 +388,7 @@ export class WasmExecutor implements Executor {
       for (let l = 0; l < numLayer; l++) if (heads[l] < ready[l].length) { waiting--; return ready[l][heads[l]++]; }
       return undefined;
     };
-    const slots = Array.from({ length: this.workers }, (_, k) => this.workers - 1 - k);
+    const slots = Array.from({ length: taskSlots }, (_, k) => taskSlots - 1 - k);
     let inflight = 0, finished = 0, failure: unknown = null, where = '';
     return new Promise<void>((resolve, reject) => {
       const settle = () => {
