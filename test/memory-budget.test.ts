@@ -72,6 +72,18 @@ test('Bf16Matrix.rowBits: a view when resident, only the rows through a row read
   assert.throws(() => res.rowBits(4, 2), RangeError);
   assert.throws(() => res.rowBits(-1, 1), RangeError);
   assert.throws(() => res.rowBits(0.5, 1), RangeError);
+  // into: the rows written there, the same array returned, the reader given it (no array in between)
+  for (const m of [res, file, noReader]) {
+    const into = new Uint16Array(6);
+    assert.is(m.rowBits(3, 2, into), into);
+    assert.equal([...into], [...all.subarray(9, 15)]);
+  }
+  const seen: (Uint16Array | undefined)[] = [];
+  const direct = new Bf16Matrix(rows, cols, () => all.slice(), (r0, n, into) => { seen.push(into); const o = into ?? new Uint16Array(n * cols); o.set(all.subarray(r0 * cols, (r0 + n) * cols)); return o; });
+  const into = new Uint16Array(3);
+  direct.rowBits(1, 1, into);
+  assert.is(seen[0], into, 'the row reader writes into it');
+  assert.throws(() => res.rowBits(0, 2, new Uint16Array(5)), RangeError);
 });
 
 test.run();

@@ -95,18 +95,19 @@ export class WasmHead {
       // block at a time, each staged alone (a file-backed head: only its rows read): the staging is the
       // largest block, not the whole head (the 1.3B shape's: 47 MiB, not 125)
       const blk = this.dnnl.kernels, parts = blk.blocksOf(V, d), wb = this.bf16 ? 2 : F4;
-      const raw = A.transient(Math.max(...parts.map((p) => p.nn)) * d * wb, 'LM head staging');
+      const stagingBytes = Math.max(...parts.map((p) => p.nn)) * d * wb;
+      const raw = A.transient(stagingBytes, 'LM head staging');
       // (a BF16 head that cannot read rows alone is read once, not once per block)
       const whole = head instanceof Bf16Matrix && !head.readsRows ? head.bits() : null;
       for (const { n0, nn, off } of parts) {
         if (whole) new Uint16Array(A.memory.buffer, raw, nn * d).set(whole.subarray(n0 * d, (n0 + nn) * d));
-        else if (head instanceof Bf16Matrix) new Uint16Array(A.memory.buffer, raw, nn * d).set(head.rowBits(n0, nn));
+        else if (head instanceof Bf16Matrix) head.rowBits(n0, nn, new Uint16Array(A.memory.buffer, raw, nn * d)); // read straight into the staging
         else A.f32(raw, nn * d).set(head.subarray(n0 * d, (n0 + nn) * d));
         blk.block.packWhole!(raw, this.bf16 ? 'bf16' : 'f32', nn, d, this.W + off);
       }
       // the staging's pages back to the system: the logits below reuse only their first part (40 of the
       // 1.3B shape's 47 MiB not resident any more)
-      releasePages(A.memory, raw, Math.max(...parts.map((p) => p.nn)) * d * wb);
+      releasePages(A.memory, raw, stagingBytes);
       A.reset();
     } else if (head instanceof Bf16Matrix) {
       packBf16Weight({ rows: [head], scale: [1], N: V, K: d, out: this.W, what: 'LM head' }, K, A);

@@ -9,9 +9,10 @@ export class Bf16Matrix {
   private readonly src: Uint16Array | (() => Uint16Array);
 
   /** `src`: the bits (resident), or a function returning them (read on each use, e.g. from the file);
-   *  `rowReader`: for a file-backed matrix, rows [r0, r0 + n) alone (rowsInto reads only those). */
+   *  `rowReader`: for a file-backed matrix, rows [r0, r0 + n) alone (rowsInto reads only those), into
+   *  `into` when given (n·cols values) and returned. */
   constructor(readonly rows: number, readonly cols: number, src: Uint16Array | (() => Uint16Array),
-    private readonly rowReader?: (r0: number, n: number) => Uint16Array) {
+    private readonly rowReader?: (r0: number, n: number, into?: Uint16Array) => Uint16Array) {
     this.length = rows * cols;
     if (src instanceof Uint16Array && src.length !== this.length) throw new Error(`Bf16Matrix: ${src.length} values for [${rows}, ${cols}]`);
     this.src = src;
@@ -34,17 +35,20 @@ export class Bf16Matrix {
 
   /** The BF16 bits of rows [r0, r0 + n): a view of the resident bits, or (file-backed with a row reader)
    *  those rows alone read from the file (a fresh array: do not keep it); without a row reader, the
-   *  whole matrix is read and the rows' part returned. */
-  rowBits(r0: number, n: number): Uint16Array {
+   *  whole matrix is read and the rows' part returned. With `into` (n·cols values) they are written
+   *  there and `into` is returned: a file-backed matrix reads straight into it, no array in between. */
+  rowBits(r0: number, n: number, into?: Uint16Array): Uint16Array {
     if (!Number.isInteger(r0) || !Number.isInteger(n) || r0 < 0 || n < 0 || r0 + n > this.rows) throw new RangeError(`Bf16Matrix: rows ${r0}…${r0 + n - 1} of ${this.rows}`);
     const c = this.cols;
-    if (this.src instanceof Uint16Array) return this.src.subarray(r0 * c, (r0 + n) * c);
-    if (this.rowReader) {
-      const rb = this.rowReader(r0, n);
+    if (into && into.length !== n * c) throw new RangeError(`Bf16Matrix: ${into.length} values to read ${n} rows of ${c} into`);
+    let rb: Uint16Array;
+    if (this.src instanceof Uint16Array) rb = this.src.subarray(r0 * c, (r0 + n) * c);
+    else if (this.rowReader) {
+      rb = this.rowReader(r0, n, into);
       if (rb.length !== n * c) throw new Error(`Bf16Matrix: the row reader returned ${rb.length} values for ${n} rows of ${c}`);
-      return rb;
-    }
-    return this.bits().subarray(r0 * c, (r0 + n) * c);
+    } else rb = this.bits().subarray(r0 * c, (r0 + n) * c);
+    if (into && rb !== into) into.set(rb);
+    return into ?? rb;
   }
 
   /** Widened exactly to float32 (a new array). */

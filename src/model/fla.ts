@@ -341,8 +341,8 @@ class ShardSet {
         if (!sameFile(sf.stamp, stamp)) throw changed();
         return sf.readBf16Bits(name);
       } finally { sf.close(); }
-    }, (r0, n) => { // a few rows (embedding lookups): one positioned read, no header parse
-      const bytes = new Uint8Array(n * cols * 2);
+    }, (r0, n, into) => { // a few rows (embedding lookups, a block of the head): one positioned read, no header parse
+      const bytes = into ? new Uint8Array(into.buffer, into.byteOffset, into.byteLength) : new Uint8Array(n * cols * 2);
       const fd = openSync(path, 'r');
       try {
         if (!sameFile(fileStamp(fstatSync(fd)), stamp)) throw changed();
@@ -353,7 +353,7 @@ class ShardSet {
           done += k;
         }
       } finally { closeSync(fd); }
-      return new Uint16Array(bytes.buffer);
+      return into ?? new Uint16Array(bytes.buffer);
     });
   }
 

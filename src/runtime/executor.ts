@@ -194,10 +194,10 @@ export class WasmExecutor implements Executor {
   private pack(spec: ModelSpec): Packed {
     const have = this.packed.get(spec);
     if (have) return have;
-    // at precision 'bf16' the gate projection is made in phase C (Dims.gSplit): the window's P holds q|k|v
-    // only, a third less (32 MiB of the 1.3B shape's 2,048-row window)
-    // a packing that fails (E_WEIGHTS on a subnormal, a file changed since loading, E_MEMORY) gives back
-    // what it took, so that the next call starts from a clean arena
+    // At precision 'bf16' the gate projection is made in phase C (Dims.gSplit): the window's P holds q|k|v
+    // only, a third less (32 MiB of the 1.3B shape's 2,048-row window). A packing that fails (E_WEIGHTS on
+    // a subnormal, a file changed since loading, E_MEMORY) gives back what it took: the next call starts
+    // from a clean arena.
     const mark = this.arena.persistentMark();
     let p: Packed;
     try { p = packModel(spec, this.kernels, this.arena, { splitGate: this.engine.precision === 'bf16' }); } catch (e) {
@@ -244,25 +244,24 @@ export class WasmExecutor implements Executor {
     const windows = [...planWindows(lengths, chunkSize, windowRows, maxChunksPerWindow)];
     const T = Math.max(...windows.map((w) => w.rows));
     const nChunks = Math.max(...windows.map((w) => w.chunks));
+    // Chunk summaries and incoming states share one buffer: phase A writes a chunk's summary, the scan reads
+    // it once and writes the chunk's incoming state over it (scanStep reads before it writes), and phase C
+    // reads that. The next layer's phase A of a slab runs after its phase C (one task), so a summary never
+    // overwrites an incoming state still to be read. (The budgets above count both as before: the windows'
+    // rows are unchanged.)
+    const sumIn = A.transient(nChunks * H * stride * F4, 'chunk summaries and incoming states');
     const win: WindowPtrs = {
       X: A.transient(T * d * F4, 'window activations'),
       P: A.transient(T * Wp * F4, 'window projections'),
       // the retention output: per task (scratch.o) but where the caller reads it after the window
       O: req.mode === 'retention' ? A.transient(T * H * dv * F4, 'window retention output') : 0,
       R: A.transient(H * T * F4, 'window row sums'),
-      // Chunk summaries and incoming states share one buffer: phase A writes a chunk's summary, the scan
-      // reads it once and writes the chunk's incoming state over it (scanStep reads before it writes), and
-      // phase C reads that. The next layer's phase A of a slab runs after its phase C (one task), so a
-      // summary never overwrites an incoming state still to be read. (The budgets above count both as
-      // before: the windows' rows are unchanged.)
-      SUM: A.transient(nChunks * H * stride * F4, 'chunk summaries and incoming states'),
-      SIN: 0,
+      SUM: sumIn, SIN: sumIn,
       T, powStride,
     };
-    win.SIN = win.SUM;
-    // a second MLP hidden buffer only for MLPs of three or more Linears (the seed's and swiglu's use one)
     // rows of a row block: ROW_BLOCK, or fewer where no slab is that long (the 1.3B's chunks of 256: 256)
     const RB = Math.min(ROW_BLOCK, slabRowsMax);
+    // a second MLP hidden buffer only for MLPs of three or more Linears (the seed's and swiglu's use one)
     const deepMlp = !packed.dims.swiglu && packed.layers.some((Ly) => Ly.mlp.length > 2);
     // one scratch slot per task in flight: at most the workers, and at most a window's slabs (a slab has one
     // task at a time) — the parallel form's one slab of L rows needs one slot, not one per worker
@@ -495,4 +494,3 @@ async function chooseEngine(req: KernelsRequest, precision: Precision): Promise<
     return withNote({ which: 'wasm', note: `BLAS engine unavailable: ${(e as Error).message}` });
   }
 }
-

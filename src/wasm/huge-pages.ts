@@ -37,22 +37,25 @@ export function hugePagesWanted(): boolean {
   throw new RetNetError('E_OPTION', `the environment variable RETNET_HUGEPAGES must be 0 (off) or 1 (on, the default) (got ${JSON.stringify(v)})`);
 }
 
-type Advise = (memory: WebAssembly.Memory, maxBytes: number) => boolean;
+type Advise = (memory: WebAssembly.Memory, off: number, bytes: number, align: number, advice: number) => boolean;
 let adviser: Advise | null | undefined;
 
-/** madvise through koffi on the memory's address (native-lib.ts's memoryBase), or null where koffi or
- *  the C library does not load. */
-function loadAdviser(): Advise | null {
-  try {
-    const libc = loadLibc(requireKoffi('huge pages'));
-    const baseOf = memoryBase(libc);
-    const madvise = libc.func('int madvise(uintptr_t, size_t, int)') as (a: number, n: number, advice: number) => number;
-    return (memory, maxBytes) => {
-      const base = baseOf(memory);
-      const start = Math.ceil(base / HUGE) * HUGE, end = Math.floor((base + maxBytes) / HUGE) * HUGE;
-      return end > start && madvise(start, end - start, MADV_HUGEPAGE) === 0;
-    };
-  } catch { return null; }
+/** madvise(advice) through koffi on bytes [off, off + bytes) of a memory (its address: native-lib.ts's
+ *  memoryBase), rounded inward to `align`; false where koffi or the C library does not load. */
+function advise(memory: WebAssembly.Memory, off: number, bytes: number, align: number, advice: number): boolean {
+  adviser ??= (() => {
+    try {
+      const libc = loadLibc(requireKoffi('madvise on the shared memory'));
+      const baseOf = memoryBase(libc);
+      const madvise = libc.func('int madvise(uintptr_t, size_t, int)') as (a: number, n: number, advice: number) => number;
+      return (m: WebAssembly.Memory, o: number, n: number, al: number, adv: number) => {
+        const base = baseOf(m);
+        const start = Math.ceil((base + o) / al) * al, end = Math.floor((base + o + n) / al) * al;
+        return end > start && madvise(start, end - start, adv) === 0;
+      };
+    } catch { return null; }
+  })();
+  return adviser !== null && adviser(memory, off, bytes, align, advice);
 }
 
 const status = new WeakMap<WebAssembly.Memory, string>();
@@ -72,8 +75,7 @@ export function hugePages(): string {
 export function adviseHugePages(memory: WebAssembly.Memory, maxBytes: number): string {
   let s = hugePages();
   if (s === 'huge pages (madvise)') {
-    adviser ??= loadAdviser();
-    if (!(adviser !== null && adviser(memory, maxBytes))) s = '4 KiB pages (madvise failed)';
+    if (!advise(memory, 0, maxBytes, HUGE, MADV_HUGEPAGE)) s = '4 KiB pages (madvise failed)';
   }
   status.set(memory, s);
   return s;
@@ -86,8 +88,6 @@ export function pagesOf(memory: WebAssembly.Memory): string {
   return status.get(memory) ?? '4 KiB pages (not made by createMemory)';
 }
 
-type Release = (memory: WebAssembly.Memory, off: number, bytes: number) => boolean;
-let releaser: Release | null | undefined;
 const MADV_DONTNEED = 4; // Linux
 
 /** Gives back to the system the pages of bytes [off, off + bytes) of `memory` (the whole 4 KiB pages
@@ -96,19 +96,6 @@ const MADV_DONTNEED = 4; // Linux
  *  afterwards (fresh pages on the next touch). False where this cannot be done (not Linux, no koffi):
  *  nothing is released and nothing changes. Only for memory no other thread is using at the time. */
 export function releasePages(memory: WebAssembly.Memory, off: number, bytes: number): boolean {
-  if (process.platform !== 'linux') return false;
-  releaser ??= (() => {
-    try {
-      const libc = loadLibc(requireKoffi('releasing pages'));
-      const baseOf = memoryBase(libc);
-      const madvise = libc.func('int madvise(uintptr_t, size_t, int)') as (a: number, n: number, advice: number) => number;
-      return (m: WebAssembly.Memory, o: number, n: number) => {
-        if (o < 0 || n < 0 || o + n > m.buffer.byteLength) throw new RangeError(`releasePages: [${o}, ${o + n}) outside the memory's ${m.buffer.byteLength} bytes`);
-        const base = baseOf(m);
-        const start = Math.ceil((base + o) / 4096) * 4096, end = Math.floor((base + o + n) / 4096) * 4096;
-        return end > start && madvise(start, end - start, MADV_DONTNEED) === 0;
-      };
-    } catch { return null; }
-  })();
-  return releaser !== null && releaser(memory, off, bytes);
+  if (off < 0 || bytes < 0 || off + bytes > memory.buffer.byteLength) throw new RangeError(`releasePages: [${off}, ${off + bytes}) outside the memory's ${memory.buffer.byteLength} bytes`);
+  return process.platform === 'linux' && advise(memory, off, bytes, 4096, MADV_DONTNEED);
 }
