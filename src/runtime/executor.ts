@@ -4,6 +4,7 @@
 // scan itself. Implements the `wasm` backend's Executor.
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
+import type { Worker } from 'node:worker_threads';
 import { errors, RetNetError } from '../errors.js';
 import { Tensor } from '../tensor.js';
 import { checkSync, type BackendInfo, type Executor, type ForwardRequest, type ModelSpec, type RowSink, type RowSource } from '../backends/executor.js';
@@ -180,12 +181,28 @@ export class WasmExecutor implements Executor {
         this.pool = this.makePool(this.workers);
       }
       const packed = this.pack(spec);
+      const threads = [...this.pool.threads];
       try {
         await this.runWindows(spec, packed, source, sink, req);
+      } catch (e) {
+        // An aborted task's worker is told to terminate, but its thread may still be writing into the
+        // shared memory after the call has been rejected — into buffers the next call uses. So every thread
+        // this call had ends before the arena is used again (a fresh pool for the next call).
+        if (req.signal?.aborted && !this.closed) await this.renewPoolAfterAbort(threads);
+        throw e;
       } finally {
         this.arena.reset();
       }
     }, req.signal);
+  }
+
+  /** Ends the pool and waits until every thread in `threads` (the call's, aborted ones included, which
+   *  Piscina no longer lists) has exited; then a fresh pool. At most 30 s. */
+  private async renewPoolAfterAbort(threads: readonly Worker[]): Promise<void> {
+    await this.destroyPool();
+    const exited = (w: Worker) => w.threadId === -1 ? Promise.resolve() : new Promise<void>((r) => { w.once('exit', () => r()); if (w.threadId === -1) r(); });
+    await Promise.race([Promise.all(threads.map(exited)), new Promise((r) => setTimeout(r, 30_000).unref())]);
+    this.pool = this.makePool(this.workers);
   }
 
   // ---------------------------------------------------------------- weights
