@@ -1,8 +1,8 @@
 // Command-line inputs → the ordered list of files to read: directories are
 // walked recursively in sorted order (filtered by an --include glob), and
 // each file gets its format from its name.
-import { readdirSync, statSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
+import { readdirSync, realpathSync, statSync } from 'node:fs';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { errors } from '../errors.js';
 import { isScoresFile } from './output-safety.js';
 
@@ -53,6 +53,15 @@ export function globMatcher(glob: string): (relPath: string) => boolean {
   return (rel) => rx.test(byName ? rel.slice(rel.lastIndexOf('/') + 1) : rel);
 }
 
+/** A path with its folder's symbolic links resolved (the file itself not followed): the output's
+ *  temporaries reached through a linked folder (`--out lnk/o.jsonl` with lnk → the input folder) are the
+ *  same files as those the walk finds under the folder's own name. A folder that does not exist (yet):
+ *  the path made absolute. */
+function canonical(p: string, dirReal?: string): string {
+  if (dirReal !== undefined) return join(dirReal, basename(p));
+  try { return join(realpathSync(dirname(resolve(p))), basename(p)); } catch { return resolve(p); }
+}
+
 function statOrThrow(p: string) {
   try { return statSync(p); } catch (e) { throw errors.corpus(`cannot read ${p}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
 }
@@ -61,6 +70,8 @@ function walk(dir: string, root: string, match: (rel: string) => boolean, exclud
   let entries;
   try { entries = readdirSync(dir, { withFileTypes: true }); } catch (e) { throw errors.corpus(`cannot read directory ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  let real: string | undefined;
+  try { real = realpathSync(dir); } catch { real = undefined; }
   for (const e of entries) {
     const p = join(dir, e.name);
     if (e.isDirectory()) { walk(p, root, match, exclude, excludeScores, out, onSkip); continue; }
@@ -68,8 +79,9 @@ function walk(dir: string, root: string, match: (rel: string) => boolean, exclud
     if (!e.isFile() && !e.isSymbolicLink()) { onSkip?.(`${p}: not a regular file (${e.isFIFO() ? 'a FIFO' : e.isSocket() ? 'a socket' : 'a device'}); skipped`); continue; }
     // this run's temporaries, and --out when it holds an earlier run's scores (scored again, they would
     // score the scores); any other file at --out's path is an input, which the output checks then refuse
-    if (exclude.has(resolve(p))) continue;
-    if (excludeScores.has(resolve(p)) && isScoresFile(p)) continue;
+    const key = canonical(p, real);
+    if (exclude.has(key)) continue;
+    if (excludeScores.has(key) && isScoresFile(p)) continue;
     const rel = relative(root, p).split('\\').join('/');
     if (!match(rel)) continue;
     // said, not dropped without a word (a git-annex file not fetched, a link loop, a linked folder)
@@ -84,8 +96,8 @@ function walk(dir: string, root: string, match: (rel: string) => boolean, exclud
 export function expandInputs(inputs: string[], options: { include?: string; exclude?: string[]; excludeScores?: string[]; onSkip?: (line: string) => void } = {}): InputFile[] {
   if (inputs.filter((p) => p === '-').length > 1) throw errors.corpus("stdin ('-') can be given only once");
   const match = options.include === undefined ? () => true : globMatcher(options.include);
-  const exclude = new Set((options.exclude ?? []).map((p) => resolve(p)));
-  const excludeScores = new Set((options.excludeScores ?? []).map((p) => resolve(p)));
+  const exclude = new Set((options.exclude ?? []).map((p) => canonical(p)));
+  const excludeScores = new Set((options.excludeScores ?? []).map((p) => canonical(p)));
   const out: InputFile[] = [];
   for (const p of inputs) {
     if (p === '-') { out.push({ path: '-', format: 'plain', compression: 'none', size: 0, mtimeMs: 0 }); continue; }

@@ -16,6 +16,19 @@ export const partialMetaPath = (out: string) => `${out}.partial.json`;
 /** OUT.partial.lock: {pid, host, started} of the run writing OUT.partial while it runs. */
 export const partialLockPath = (out: string) => `${out}.partial.lock`;
 
+/** Write all of `data` at the file's position (O_APPEND: its end). writeSync may write less than asked
+ *  (a full disk, a file-size limit: `ulimit -f`) and says so only in its return value; the next call then
+ *  fails with the reason (ENOSPC, EFBIG). Before, one call's short count passed as success and a cut
+ *  output was renamed into place with exit 0. */
+export function writeAll(fd: number, data: string | Uint8Array): void {
+  const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+  for (let done = 0; done < buf.length;) {
+    const n = writeSync(fd, buf, done, buf.length - done);
+    if (n <= 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
+    done += n;
+  }
+}
+
 /** Whether process `pid` exists on this host (EPERM: it exists, owned by another user). */
 function alive(pid: number): boolean {
   try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
@@ -33,9 +46,18 @@ function processStart(pid: number): string | null {
   } catch { return null; }
 }
 
+/** Whether process `pid` has exited and waits to be reaped (Linux: state Z in /proc/PID/stat): a run
+ *  killed a moment ago still answers kill(pid, 0) until its parent reaps it. */
+function zombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch { return false; }
+}
+
 /** Whether the process that wrote a lock (pid, and its start where recorded) still runs. */
 function holderAlive(pid: number, start: unknown): boolean {
-  if (!alive(pid)) return false;
+  if (!alive(pid) || zombie(pid)) return false;
   if (typeof start !== 'string') return true; // a lock without it: the pid is all we know
   const now = processStart(pid);
   return now === null || now === start;
@@ -48,7 +70,7 @@ function takeLock(out: string): string {
   for (let attempt = 0; ; attempt++) {
     try {
       const fd = openSync(lock, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o666);
-      try { writeSync(fd, JSON.stringify(me) + '\n'); } finally { closeSync(fd); }
+      try { writeAll(fd, JSON.stringify(me) + '\n'); } finally { closeSync(fd); }
       return lock;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw errors.corpus(`cannot create ${lock}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
@@ -266,7 +288,7 @@ export class OrderedWriter {
       }
       try {
         const m = freshFile(meta);
-        try { writeSync(m, JSON.stringify(id) + '\n'); fsyncSync(m); } finally { closeSync(m); }
+        try { writeAll(m, JSON.stringify(id) + '\n'); fsyncSync(m); } finally { closeSync(m); }
         fd = freshFile(part);
       } catch (e) { if ((e as { code?: string }).code === 'E_CORPUS') throw e; return fail(e); }
     }
@@ -294,7 +316,7 @@ export class OrderedWriter {
     if (records.length === 0) return;
     const text = records.map((r) => JSON.stringify(r)).join('\n') + '\n';
     if (this.emit) this.emit(text);
-    else try { writeSync(this.fd, text); } catch (e) { throw errors.corpus(`cannot write ${partialPath(this.out)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
+    else try { writeAll(this.fd, text); } catch (e) { throw errors.corpus(`cannot write ${partialPath(this.out)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
     for (const r of records) addRecord(this.totals, r);
     this.next += records.length;
   }

@@ -1,5 +1,5 @@
 // `retnet score`: bits per byte of files under a byte-level RetNet LM.
-import { closeSync, openSync, statSync, writeSync } from 'node:fs';
+import { closeSync, openSync, statSync } from 'node:fs';
 import { DEFAULT_LM_PATH, RetNetLM } from '../../lm/retnet-lm.js';
 import { modelFiles, modelFolderFiles, resolveModelDir } from '../../model/fla.js';
 import { fileURLToPath } from 'node:url';
@@ -9,7 +9,7 @@ import { parse } from '../command.js';
 import { errors } from '../../errors.js';
 import { corpusOptionSpec, runCorpusMode, wantsCorpusMode } from '../corpus-cli.js';
 import { intOption } from '../numbers.js';
-import { predictedBytes } from '../../corpus/writer.js';
+import { predictedBytes, writeAll } from '../../corpus/writer.js';
 import { AtomicOutput, checkOutputTarget } from '../safe-output.js';
 import { loadLM, parseBackend, parsePrecision, processIO, progressBar, readInput, runCommand, writeEngineNotes, UsageError, type Command, type CommandIO } from '../lm-util.js';
 
@@ -135,7 +135,7 @@ export const score: Command = {
             const rec: Record<string, unknown> = { file: name, bytes: r.bytes, bits: r.bits, bits_per_byte: r.bitsPerByte };
             if (tokens) Object.assign(rec, { tokens: r.tokens, nll: r.nll, ppl: r.perplexity });
             if (r.logprobs) rec.logprobs = Array.from(r.logprobs);
-            writeSync(fd, JSON.stringify(rec) + '\n');
+            writeAll(fd, JSON.stringify(rec) + '\n');
           }
           allBytes += r.bytes; allBits += r.bits; allScored += predictedBytes({ bits: r.bits, bits_per_byte: r.bitsPerByte! }); allSec += sec;
           allTokens += r.tokens; allNll += r.nll; allPredicted += Math.max(0, r.tokens - 1);
