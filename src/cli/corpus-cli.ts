@@ -108,10 +108,25 @@ export async function runCorpusMode(values: Record<string, string | boolean | un
   const summaryTarget = summaryJson === undefined ? undefined
     : checkOutputTarget(summaryJson, [...named, ...(opts.out !== undefined ? [{ label: '--out', path: opts.out }] : [])], '--summary-json', { kind: 'json' });
   const bar = await corpusBar(io);
+  // SIGINT/SIGTERM: the run stops as an abort does (the shard in progress is dropped, OUT.partial keeps every
+  // record written, fsynced, and the lock is removed), then exits 130/143; a second signal exits at once.
+  // (Before, the default action ended the process where it stood and left OUT.partial.lock behind.)
+  const ac = new AbortController();
+  let caught: NodeJS.Signals | null = null;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (caught !== null) process.exit(sig === 'SIGINT' ? 130 : 143);
+    caught = sig;
+    io.stderr.write(`retnet: ${sig}: stopping${opts.out !== undefined ? ` (the records written so far stay in ${opts.out}.partial for --resume)` : ''}; again to exit at once\n`);
+    ac.abort(sig);
+  };
+  process.on('SIGINT', onSignal); process.on('SIGTERM', onSignal);
   let s: CorpusSummary;
   try {
-    s = await scoreCorpus({ ...opts, otherOutputs: summaryTarget === undefined ? [] : [{ label: '--summary-json', path: summaryTarget }], onProgress: (p) => bar.update(p) });
-  } catch (e) { throw asModelRefusal(opts.model, e); } finally { bar.stop(); }
+    s = await scoreCorpus({ ...opts, otherOutputs: summaryTarget === undefined ? [] : [{ label: '--summary-json', path: summaryTarget }], onProgress: (p) => bar.update(p), signal: ac.signal });
+  } catch (e) {
+    if (caught !== null) { bar.stop(); io.stderr.write(`retnet: stopped by ${caught}\n`); process.exit(caught === 'SIGINT' ? 130 : 143); }
+    throw asModelRefusal(opts.model, e);
+  } finally { bar.stop(); process.off('SIGINT', onSignal); process.off('SIGTERM', onSignal); }
   io.stderr.write(`retnet: ${summaryLine(s)}\n`);
   if (summaryTarget !== undefined) writeFileAtomic(summaryTarget, JSON.stringify(corpusSummaryJson(s), null, 2) + '\n');
 }

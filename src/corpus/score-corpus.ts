@@ -236,7 +236,18 @@ export async function scoreCorpus(o: ScoreCorpusOptions): Promise<CorpusSummary>
         fraction: readShare * (textRead > 0 ? Math.min(1, scored / textRead) : 0),
       });
     };
-    const counted = (async function* () { for await (const s of planShards(readFiles(files, { ...o, maxDocBytes, textOnly: RetNetLM.isFolderSpec(model) }, progress), shardBytes, onSkip)) { shards++; textRead += s.bytes; yield s; } })();
+    const counted = (async function* () {
+      let documents = 0;
+      for await (const s of planShards(readFiles(files, { ...o, maxDocBytes, textOnly: RetNetLM.isFolderSpec(model) }, progress), shardBytes, onSkip)) {
+        // resume: the kept records must be these documents (before any of them is scored or skipped)
+        const cut = await w.checkResumed(s.first, s.docs);
+        if (cut !== null) log(`resuming: ${cut}`);
+        shards++; textRead += s.bytes; documents = s.first + s.docs.length;
+        yield s;
+      }
+      const cut = await w.checkResumedEnd(documents);
+      if (cut !== null) log(`resuming: ${cut}`);
+    })();
     let queueStats: CoordinatorStats | undefined;
     if (target === undefined) {
       for await (const s of counted) {

@@ -138,25 +138,50 @@ function parseRecordLine(line: string): DocRecord | null {
   } catch { return null; }
 }
 
-/** Scan a partial file: its complete, valid lines (the prefix kept on resume). */
-async function scanPartial(path: string): Promise<{ keepBytes: number; totals: Totals }> {
+/** Two 32-bit FNV-1a lanes (different offset bases) over a record's id, source and byte count: what a
+ *  resumed record must match at its position in the inputs. 64 bits: a shifted or foreign record passes
+ *  by chance with probability ~2⁻⁶⁴ per record. */
+export function recordKey(id: string, source: string, bytes: number): [number, number] {
+  const s = `${id}\u0000${source}\u0000${bytes}`;
+  let a = 0x811c9dc5, b = 0x050c5d1f;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x01000193) ^ (b >>> 15);
+  }
+  return [a >>> 0, b >>> 0];
+}
+
+/** What a scan of a partial file found: the byte length of its complete, valid lines (the prefix kept on
+ *  resume), their totals, and per record its key (recordKey, two lanes). */
+interface PartialScan { keepBytes: number; totals: Totals; count: number; keys: Uint32Array }
+
+/** Scan a partial file: its complete, valid lines (the prefix kept on resume), at most `limit` of them. */
+async function scanPartial(path: string, limit = Infinity): Promise<PartialScan> {
   const totals = zeroTotals();
+  let keys = new Uint32Array(2 * 1024), count = 0;
   let keepBytes = 0, offset = 0, carry: Buffer = Buffer.alloc(0);
+  const done = () => ({ keepBytes, totals, count, keys });
   for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
     let buf: Buffer = carry.length ? Buffer.concat([carry, chunk as Buffer]) : (chunk as Buffer);
     let start = 0;
     for (let nl = buf.indexOf(10, start); nl >= 0; nl = buf.indexOf(10, start)) {
+      if (count >= limit) return done();
       const rec = parseRecordLine(buf.toString('utf8', start, nl));
-      if (!rec) return { keepBytes, totals };
+      if (!rec) return done();
       addRecord(totals, rec);
+      if (2 * count === keys.length) { const k2 = new Uint32Array(2 * keys.length); k2.set(keys); keys = k2; }
+      const [ka, kb] = recordKey(rec.id, rec.source, rec.bytes);
+      keys[2 * count] = ka; keys[2 * count + 1] = kb;
       keepBytes = offset + nl + 1;
+      count++;
       start = nl + 1;
     }
     offset += start;
     carry = buf.subarray(start);
     buf = carry;
   }
-  return { keepBytes, totals };
+  return done();
 }
 
 /** What a run is: its id, and what its output depends on. A partial file is
@@ -213,8 +238,9 @@ export interface OpenWriterOptions {
 
 /** Writes records in input order to OUT.partial, whatever order shards finish in, and renames it to OUT when complete; records already written are dropped (exactly-once output). */
 export class OrderedWriter {
-  /** documents already written (by an earlier, interrupted run) when opened */
-  readonly resumed: Totals;
+  /** documents already written (by an earlier, interrupted run) when opened — fewer after
+   *  checkResumed() found a record that is not the inputs' document at its position */
+  resumed: Totals;
   /** totals of every record in the file, resumed ones included */
   readonly totals: Totals;
   private fd: number;
@@ -224,17 +250,65 @@ export class OrderedWriter {
   /** results that arrived before an earlier shard's: first document → records */
   private held = new Map<number, DocRecord[]>();
   private finished = false;
+  /** resume: the kept records' keys and end offsets, until checkResumed() has seen them all */
+  private kept: PartialScan | null;
 
   private constructor(
     /** the output path */
     readonly out: string,
     fd: number,
     resumed: Totals,
+    kept: PartialScan | null = null,
   ) {
     this.fd = fd;
     this.resumed = { ...resumed };
     this.totals = { ...resumed };
     this.next = resumed.documents;
+    this.kept = kept && kept.count > 0 ? kept : null;
+  }
+
+  /** Resume: check the kept records against documents first, first+1, … of this run's inputs (their id,
+   *  source and byte count; call in document order, before any of them is scored). The sidecar says the
+   *  inputs, model and options are the run's, but not that the lines are still its lines: a line deleted
+   *  or duplicated by hand, or paths spelled another way (`./a.jsonl` for `a.jsonl`: the same files, other
+   *  `source`s), would shift or mix every record after it. At the first record that is not its document the
+   *  file is cut back to the records before it, which are kept, and scoring starts there. Returns what was
+   *  done, in words (for the log), or null. */
+  async checkResumed(first: number, docs: readonly { id: string; source: string; bytes: Uint8Array | number }[]): Promise<string | null> {
+    const k = this.kept;
+    if (k === null) return null;
+    for (let j = 0; j < docs.length && first + j < k.count; j++) {
+      const i = first + j, d = docs[j];
+      if (i < this.checkedUpTo) continue;
+      const [a, b] = recordKey(d.id, d.source, typeof d.bytes === 'number' ? d.bytes : d.bytes.length);
+      if (a === k.keys[2 * i] && b === k.keys[2 * i + 1]) { this.checkedUpTo = i + 1; continue; }
+      return this.cutResumed(i, `record ${i + 1} of ${partialPath(this.out)} is not document ${i + 1} of the inputs (${JSON.stringify(d.id)} in ${d.source})`);
+    }
+    if (this.checkedUpTo >= k.count) this.kept = null; // all seen: the keys are no longer needed
+    return null;
+  }
+
+  /** Resume, every document read: records beyond the inputs' `documents` (lines added by hand) are cut. */
+  async checkResumedEnd(documents: number): Promise<string | null> {
+    const k = this.kept;
+    if (k === null || documents >= k.count) { this.kept = null; return null; }
+    return this.cutResumed(documents, `${partialPath(this.out)} holds ${k.count} records but the inputs have ${documents} documents`);
+  }
+
+  private checkedUpTo = 0;
+
+  /** Cut the partial file back to its first `n` records and continue from there. */
+  private async cutResumed(n: number, why: string): Promise<string> {
+    const k = this.kept!;
+    if (this.next !== this.resumed.documents || this.held.size > 0) throw errors.corpus(`internal: resumed records checked after new ones were written (${why})`);
+    const dropped = k.count - n;
+    const scan = await scanPartial(partialPath(this.out), n);
+    try { ftruncateSync(this.fd, scan.keepBytes); } catch (e) { throw errors.corpus(`cannot write ${partialPath(this.out)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
+    this.resumed = { ...scan.totals };
+    Object.assign(this.totals, scan.totals);
+    this.next = n;
+    this.kept = null;
+    return `${why}: the ${n} records before it are kept, the other ${dropped} scored again`;
   }
 
   /** A writer without a file: the records' JSONL lines go to `emit`, in document order (no partial files, no resume). */
@@ -255,6 +329,7 @@ export class OrderedWriter {
 
   private static async openLocked(out: string, part: string, meta: string, options: OpenWriterOptions): Promise<OrderedWriter> {
     let resumed = zeroTotals();
+    let kept: PartialScan | null = null;
     let fd: number;
     const fail = (e: unknown): never => { throw errors.corpus(`cannot write ${part}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); };
     const id = options.identity;
@@ -273,6 +348,7 @@ export class OrderedWriter {
       }
       const scan = await scanPartial(part);
       resumed = scan.totals;
+      kept = scan;
       try { fd = openExisting(part); ftruncateSync(fd, scan.keepBytes); } catch (e) { if ((e as { code?: string }).code === 'E_CORPUS') throw e; return fail(e); }
     } else {
       // an interrupted run's records are not thrown away by a run that did not ask to resume (nor is a live
@@ -292,7 +368,7 @@ export class OrderedWriter {
         fd = freshFile(part);
       } catch (e) { if ((e as { code?: string }).code === 'E_CORPUS') throw e; return fail(e); }
     }
-    return new OrderedWriter(out, fd!, resumed);
+    return new OrderedWriter(out, fd!, resumed, kept);
   }
 
   /** The ordinal of the next document to write (= documents in the file). */
