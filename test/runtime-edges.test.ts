@@ -155,4 +155,21 @@ test('the parallel form with more workers than slabs allocates one task slot, no
   await msr.close();
 });
 
+test('forwardStream of a huge declared length holds no plan: the first window is read with the heap flat, and an abort is seen', async () => {
+  // before: every window of the plan was built up front (~85 bytes of heap per 256 tokens): 2^31 tokens
+  // took ~700 MB of heap and seconds of synchronous work before the first read; 2^40 ended the process
+  const m = RetNet.init({ numLayer: 1, numHeads: 2, dimModel: 16, seed: 0 });
+  const ac = new AbortController();
+  const before = process.memoryUsage().heapUsed;
+  let grew: number | null = null;
+  try {
+    await m.forwardStream({ lengths: [2 ** 31], read: (_s, _st, into) => { grew ??= process.memoryUsage().heapUsed - before; ac.abort(); into.fill(0); } },
+      { write() {} }, { chunkSize: 64, signal: ac.signal, workers: 1 });
+    assert.unreachable('aborted');
+  } catch (e) { assert.is((e as { code?: string }).code, 'E_ABORTED', String(e)); }
+  assert.ok(grew !== null, 'the first rows were read');
+  assert.ok(grew! < 64 * 2 ** 20, `heap grew ${(grew! / 2 ** 20).toFixed(1)} MiB before the first read`);
+  await m.close();
+});
+
 test.run();

@@ -233,8 +233,9 @@ export class WasmExecutor implements Executor {
     const stride = dk * dv + dk;
     const lengths = source.lengths;
     const chunkSize = (L: number) => req.plan(L).chunkSize;
-    const Cmax = Math.max(...lengths.map(chunkSize));
-    const slabRowsMax = Math.max(...lengths.map((L) => Math.min(L, slabChunks(chunkSize(L)) * chunkSize(L))));
+    // (loops, not Math.max(...array): a batch of ~10⁵ sequences or windows overflows the call's arguments)
+    let Cmax = 1, slabRowsMax = 1, Lmax = 1;
+    for (const L of lengths) { const C = chunkSize(L); Cmax = Math.max(Cmax, C); slabRowsMax = Math.max(slabRowsMax, Math.min(L, slabChunks(C) * C)); Lmax = Math.max(Lmax, L); }
     const slots = this.workers;
 
     // Memory check before allocating: one tile scratch per concurrent task, C×C floats on the CBLAS
@@ -242,7 +243,7 @@ export class WasmExecutor implements Executor {
     const tileF = Math.max(16, this.kernels.tileFloats(Cmax, dk, dv));
     const tileBytes = tileF * F4 * slots;
     if (tileBytes > 2 ** 31) {
-      throw errors.memory(`the ${Cmax === Math.max(...lengths) ? 'parallel form' : 'chunk size'} with ${Cmax} tokens per chunk needs ${fmtBytes(tileBytes)} of score tiles (${tileF} floats × ${slots} workers on the ${this.kernels.name} engine), over the 2 GiB limit; use numChunks or chunkSize`);
+      throw errors.memory(`the ${Cmax === Lmax ? 'parallel form' : 'chunk size'} with ${Cmax} tokens per chunk needs ${fmtBytes(tileBytes)} of score tiles (${tileF} floats × ${slots} workers on the ${this.kernels.name} engine), over the 2 GiB limit; use numChunks or chunkSize`);
     }
     // Decay powers γ_h^i, i = 0..Cmax, per layer and head (float64 → float32).
     const powStride = Cmax + 1;
@@ -258,9 +259,17 @@ export class WasmExecutor implements Executor {
     const carried = packed.layers.length * H * stride * (req.stateDtype === 'float64' ? 8 : 4);
     const defaultRows = defaultWindowRows(perRow, lengths.reduce((a, b) => a + b, 0), carried);
     const windowRows = Math.max(req.windowRows ?? this.opts.windowRows ?? defaultRows, slabRowsMax);
-    const windows = [...planWindows(lengths, chunkSize, windowRows, maxChunksPerWindow)];
-    const T = Math.max(...windows.map((w) => w.rows));
-    const nChunks = Math.max(...windows.map((w) => w.chunks));
+    // The plan is walked twice, never held: once here for the largest window (the buffers' sizes), then
+    // window by window below. (Before, the whole plan was an array: ~85 bytes of heap per 256 tokens before
+    // anything ran — a declared length of 2⁴⁰ tokens ended the process out of heap.) The walk yields to the
+    // event loop now and then, so an abort is seen during a long one.
+    const windows = () => planWindows(lengths, chunkSize, windowRows, maxChunksPerWindow);
+    let T = 0, nChunks = 0, maxSlabs = 0, walked = 0;
+    for (const w of windows()) {
+      T = Math.max(T, w.rows); nChunks = Math.max(nChunks, w.chunks); maxSlabs = Math.max(maxSlabs, w.slabs.length);
+      walked += w.slabs.length;
+      if (walked >= 1 << 20) { walked = 0; await new Promise((r) => setImmediate(r)); this.checkAbort(req.signal); }
+    }
     // Chunk summaries and incoming states share one buffer: phase A writes a chunk's summary, the scan reads
     // it once and writes the chunk's incoming state over it (scanStep reads before it writes), and phase C
     // reads that. The next layer's phase A of a slab runs after its phase C (one task), so a summary never
@@ -282,7 +291,7 @@ export class WasmExecutor implements Executor {
     const deepMlp = !packed.dims.swiglu && packed.layers.some((Ly) => Ly.mlp.length > 2);
     // one scratch slot per task in flight: at most the workers, and at most a window's slabs (a slab has one
     // task at a time) — the parallel form's one slab of L rows needs one slot, not one per worker
-    const taskSlots = Math.min(slots, Math.max(...windows.map((w) => w.slabs.length)));
+    const taskSlots = Math.min(slots, maxSlabs);
     const scratch: ScratchPtrs[] = Array.from({ length: taskSlots }, () => ({
       h: A.transient(RB * d * F4, 'scratch'),
       o: req.mode === 'retention' ? 0 : A.transient(slabRowsMax * H * dv * F4, 'slab retention output'),
@@ -323,7 +332,7 @@ export class WasmExecutor implements Executor {
     const acts = { msr: ACT_CODE[spec.config.msrGateFn], mlp: ACT_CODE[spec.config.mlpGateFn] };
     const numLayer = req.mode === 'msr' ? 1 : layers.length;
 
-    for (const w of windows) {
+    for (const w of windows()) {
       this.checkAbort(req.signal);
       for (const s of w.slabs) {
         const rows = A.f32(win.X + s.row * d * F4, s.len * d);
