@@ -7,6 +7,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RetNetLM, Tensor } from '../src/index.js';
+import { embedRow } from '../src/lm/retnet-lm.js';
 import { FIXTURES } from './helpers.js';
 import { makeTinyFlaFolder } from './helpers/fla-folder.js';
 
@@ -126,6 +127,51 @@ test('a misspelt score option names the score\'s own keys (before: "did you mean
       assert.match(e.message, /did you mean perToken\?/);
     }
   } finally { await lm.close(); }
+});
+
+test('nextLogprobs reads its context as score does: token ids checked against the vocabulary, a Uint8Array is text on a tokenized model (before: bytes taken as ids, and ids ≥ V gave a distribution from whatever the input buffer held)', async () => {
+  const fla = await RetNetLM.load(join(FIXTURES, 'fla', 'f32')); // V = 128, no tokenizer.json
+  try {
+    const V = fla.vocab;
+    for (const [ctx, msg] of [
+      [Int32Array.of(5, 200), `context[1] = 200 is not a token id in [0, ${V})`],
+      [[5, -1], `context[1] = -1 is not a token id in [0, ${V})`],
+      [[1.5], `context[0] = 1.5 is not a token id in [0, ${V})`],
+    ] as [Int32Array | number[], string][]) {
+      const e = await codeOf(() => fla.nextLogprobs(ctx));
+      assert.is(e.code, 'E_INPUT', e.message);
+      assert.is(e.message, msg);
+    }
+    // bytes are text here, never ids: 200, 250 is not UTF-8 (and this folder could not tokenize text anyway)
+    const u = await codeOf(() => fla.nextLogprobs(new Uint8Array([200, 250])));
+    assert.is(u.code, 'E_INPUT', u.message);
+    assert.match(u.message, /^context is not valid UTF-8/);
+    // ids it takes: the last row of the logits, log-softmaxed (float64 head on both sides)
+    const ids = Int32Array.of(5, 6, 7, 100);
+    const lp = await fla.nextLogprobs(ids, { backend: 'js' });
+    const { logits } = await fla.logits(ids, { backend: 'js' });
+    const z = logits.subarray((ids.length - 1) * V);
+    const m = Math.max(...z), lse = m + Math.log(z.reduce((a, v) => a + Math.exp(v - m), 0));
+    for (let v = 0; v < V; v++) assert.ok(Math.abs(lp[v] - (z[v] - lse)) < 1e-12, `id ${v}`);
+  } finally { await fla.close(); }
+  const dir = await makeTinyFlaFolder(join(mkdtempSync(join(tmpdir(), 'retnet-lm-edges-')), 'tiny'));
+  const lm = await RetNetLM.load(dir);
+  try {
+    const text = 'Hello world';
+    const a = await lm.nextLogprobs(new TextEncoder().encode(text), { backend: 'js' });
+    const b = await lm.nextLogprobs(lm.tokenizer.encode(text), { backend: 'js' });
+    assert.equal(Array.from(a), Array.from(b), 'a Uint8Array is the UTF-8 of a text, tokenized with the BOS as score does');
+  } finally { await lm.close(); }
+});
+
+test('embedRow refuses a row outside the table (before: an empty subarray copied, `into` left as it was)', () => {
+  const E = Float32Array.from({ length: 4 * 3 }, (_, i) => i);
+  const into = new Float32Array(3).fill(-1);
+  embedRow(E, 3, 3, into, 0);
+  assert.equal(Array.from(into), [9, 10, 11]);
+  for (const id of [4, -1, 1.5, NaN]) {
+    assert.throws(() => embedRow(E, 3, id, into, 0), /^internal: embedding row .* from a table of 4 rows/, String(id));
+  }
 });
 
 test.run();

@@ -272,6 +272,12 @@ function headLogitsAny(h: Float64Array, n: number, d: number, W: LMMatrix, V: nu
 
 /** Row `id` of an embedding table into `into` at `off` (BF16 widened exactly). */
 export function embedRow(E: LMMatrix, d: number, id: number, into: Float32Array | Float64Array, off: number): void {
+  // Every public entry point checks its ids against the vocabulary first (E_INPUT); this is the last
+  // line should one forget: past the table, subarray is empty and set() copies nothing, so `into` kept
+  // whatever an earlier call left there — a plausible distribution, silently wrong (nextLogprobs on a
+  // fla model did this with bytes ≥ V).
+  const rows = E instanceof Bf16Matrix ? E.rows : E.length / d;
+  if (!(Number.isInteger(id) && id >= 0 && id < rows)) throw new Error(`internal: embedding row ${String(id)} requested from a table of ${rows} rows (an id reached the embedding unchecked)`);
   if (E instanceof Bf16Matrix) E.rowsInto(id, 1, into, off);
   else into.set(E.subarray(id * d, (id + 1) * d), off);
 }
@@ -685,13 +691,20 @@ export class RetNetLM {
     return single ? out[0] : out;
   }
 
-  /** ln p(next byte | context) for every byte value: the forward over the whole context (chunkwise). */
-  async nextLogprobs(context: Uint8Array, options: ScoreOptions = {}): Promise<Float64Array> {
-    const bytes = this.checkBytes(context, 'context');
-    if (bytes.length === 0) throw errors.input('context must hold at least one byte');
+  /** ln p(next token | context) for every id of the vocabulary (every byte value for the byte LM): the
+   *  forward over the whole context (chunkwise). The context is read as {@link score} reads an input: a
+   *  string or a Uint8Array is text (the byte LM's bytes as they are; a tokenized model's UTF-8 text,
+   *  tokenized with its BOS), an Int32Array or number[] token ids (each checked to be in [0, vocab)). */
+  async nextLogprobs(context: ScoreInput, options: ScoreOptions = {}): Promise<Float64Array> {
+    if (this.closed) throw errors.closed();
+    checkKnownKeys(options, SCORE_OPTION_KEYS);
+    // before: only `instanceof Uint8Array` was checked, and its bytes went in as token ids on every
+    // model — on a fla model ids ≥ V read no embedding row at all (see embedRow)
+    const seq = this.toSeq(context, 'context', false);
+    if (seq.length === 0) throw errors.input(`context must hold at least one ${this.tokenizer.kind === 'bytes' ? 'byte' : 'token'}`);
     let out: Float64Array | null = null;
-    await this.run([new SeqScore(bytes, false, null, 0)], options, (s, start, rows, n) => {
-      if (start + n === bytes.length) out = this.rowLogprobs(rows, (n - 1) * this.d);
+    await this.run([seq], options, (s, start, rows, n) => {
+      if (start + n === seq.length) out = this.rowLogprobs(rows, (n - 1) * this.d);
     });
     return out!;
   }
