@@ -174,4 +174,41 @@ test('embedRow refuses a row outside the table (before: an empty subarray copied
   }
 });
 
+test('the byte form of generate gives its recurrent state back, also when it fails (before: kept until a garbage collection; a loop of calls filled the step\'s memory, E_MEMORY)', async () => {
+  const lm = await RetNetLM.load();
+  try {
+    const prompt = Uint8Array.of(104, 105);
+    await lm.generate({ prompt, maxBytes: 3 }); // the first makes the step (its memory and one state block)
+    // the wasm step's memory: a bump arena, so `used` grows by a block for every state not given back
+    const arena = (lm.model as unknown as { stepper: { A: { used: number } } }).stepper.A;
+    const used = arena.used;
+    for (let i = 0; i < 40; i++) await lm.generate({ prompt, maxBytes: 3 });
+    assert.is(arena.used, used, '40 generations reuse the first one\'s state block');
+    for (let i = 0; i < 10; i++) {
+      let n = 0;
+      const e = await codeOf(() => lm.generate({ prompt, maxBytes: 8, onByte: () => { if (++n === 3) throw new Error('caller stops'); } }));
+      assert.is(e.message, 'caller stops');
+    }
+    assert.is(arena.used, used, 'a generation that throws gives its state back too');
+  } finally { await lm.close(); }
+});
+
+test('the byte form of generate takes maxBytes as a limit, not a size to allocate: 2^53 − 1 runs until stopped (before: a RangeError before the first byte)', async () => {
+  const lm = await RetNetLM.load();
+  try {
+    const prompt = new TextEncoder().encode('def main(');
+    const seen: number[] = [];
+    const ac = new AbortController();
+    const e = await codeOf(() => lm.generate({ prompt, maxBytes: Number.MAX_SAFE_INTEGER, signal: ac.signal, onByte: (b) => { if (seen.push(b) === 100) ac.abort(); } }));
+    assert.is(e.code, 'E_ABORTED', e.message);
+    assert.is(seen.length, 100);
+    // the output grows past its first block (4,096 bytes) to exactly maxBytes, holding every byte given to onByte
+    const got: number[] = [];
+    const r = await lm.generate({ prompt, maxBytes: 5000, onByte: (b) => { got.push(b); } });
+    assert.is(r.bytes.length, 5000);
+    assert.ok(r.bytes.every((b, i) => b === got[i]));
+    assert.equal(Array.from(r.bytes.subarray(0, 100)), seen, 'greedy: the same first bytes');
+  } finally { await lm.close(); }
+});
+
 test.run();

@@ -966,15 +966,32 @@ export class RetNetLM {
     let { logprobs, state } = await this.prefillInChunks(Int32Array.from(this.checkBytes(prompt, 'prompt')), chunkSize, 'js', undefined, options.stateDtype, signal, () => {});
     const t1 = performance.now();
     const rng = new Rng(seed);
-    const out = new Uint8Array(maxBytes);
-    for (let i = 0; i < maxBytes; i++) {
-      throwIfAborted(signal);
-      checkDistribution(logprobs, prompt.length + i, 'bytes');
-      const b = temperature === 0 ? argmax(logprobs) : sample(logprobs, temperature, rng);
-      out[i] = b;
-      onByte?.(b);
-      if (i + 1 < maxBytes) ({ logprobs, state } = this.step(b, state, { backend, precision }));
-      if ((i & 63) === 63) await new Promise<void>((res) => setImmediate(res));
+    // The output grows as bytes come (doubling, capped at maxBytes): maxBytes is a limit, not a size
+    // to reserve — `retnet generate --max-bytes 9007199254740991` (run until stopped) made
+    // new Uint8Array(2^53 − 1) here and died after printing the prompt; a large but possible limit
+    // reserved gigabytes it might never use. A run to maxBytes ends with out.length === maxBytes: no copy.
+    let out = new Uint8Array(Math.min(maxBytes, 4096));
+    try {
+      for (let i = 0; i < maxBytes; i++) {
+        throwIfAborted(signal);
+        if (this.closed) throw errors.closed();
+        checkDistribution(logprobs, prompt.length + i, 'bytes');
+        const b = temperature === 0 ? argmax(logprobs) : sample(logprobs, temperature, rng);
+        if (i === out.length) {
+          const grown = new Uint8Array(Math.min(maxBytes, 2 * out.length));
+          grown.set(out);
+          out = grown;
+        }
+        out[i] = b;
+        onByte?.(b);
+        if (i + 1 < maxBytes) ({ logprobs, state } = this.step(b, state, { backend, precision }));
+        if ((i & 63) === 63) await new Promise<void>((res) => setImmediate(res));
+      }
+    } finally {
+      // as in tokens(): the state never leaves this call, so its memory goes back to the step for the
+      // next generation (before: kept until a garbage collection; a loop of calls filled the step's
+      // memory and ended in E_MEMORY)
+      releaseStepState(this.model, state);
     }
     const t2 = performance.now();
     return { bytes: out, prefillSeconds: (t1 - t0) / 1000, decodeSeconds: (t2 - t1) / 1000 };
