@@ -211,4 +211,24 @@ test('the byte form of generate takes maxBytes as a limit, not a size to allocat
   } finally { await lm.close(); }
 });
 
+test('prefill checks its backend and precision as step and generate do (before: \'WASM\' ran the float64 path, precision was ignored on js)', async () => {
+  const lm = await RetNetLM.load();
+  try {
+    const p = new TextEncoder().encode('hello world');
+    for (const [f, key] of [
+      [() => lm.prefill(p, 16, 'WASM' as never), 'backend'],
+      [() => lm.prefill(p, 16, 'gpu' as never), 'backend'],
+      [() => lm.prefill(p, 16, 'js', 'bf16'), 'precision'],
+      [() => lm.prefill(p, 16, 'js', 'fp8' as never), 'precision'],
+      [() => lm.prefill(p, 16, 'wasm', 'fp8' as never), 'precision'],
+    ] as [() => unknown, string][]) {
+      const e = await codeOf(f);
+      assert.is(e.code, 'E_OPTION', `${key}: ${e.message}`);
+      assert.match(e.message, new RegExp(`^options\\.${key} must be`));
+    }
+    const r = lm.prefill(p, 16, 'js', 'f32');
+    assert.is(r.state.pos, p.length);
+  } finally { await lm.close(); }
+});
+
 test.run();

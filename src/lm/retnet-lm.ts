@@ -788,6 +788,11 @@ export class RetNetLM {
    *  ({@link RetNet.prefill}: float32 activations, the state in float64 or `stateDtype`), chunks of `chunkSize`. */
   prefill(prompt: Uint8Array | Int32Array | number[], chunkSize = DEFAULT_LM_CHUNK, backend: 'js' | 'wasm' = 'js', precision?: Precision, stateDtype: StateDtype = 'float64'): LMStepResult {
     this.checkPrompt(prompt, chunkSize);
+    // the checks step and generate make: promptState and prefillInto branch on backend === 'wasm' and
+    // take anything else for js, where precision is never read (before: 'WASM' ran the float64 path,
+    // and 'bf16' or 'fp8' on js were accepted and ignored)
+    if (backend !== 'js' && backend !== 'wasm') throw errors.option('backend', "'js' or 'wasm'", backend);
+    stepPrecision(backend, precision);
     const state = this.promptState(backend, precision, stateDtype);
     return { logprobs: this.prefillInto(prompt, state, chunkSize, backend, precision), state };
   }
