@@ -85,8 +85,13 @@ export const OPTION_KEYS: readonly string[] = ['attnMask', 'numChunks', 'chunkSi
   'kernels', 'precision', 'stateDtype', 'windowRows', 'signal', 'onProgress'];
 
 /** E_OPTION for the first key of `opts` (with a value other than undefined) that is not one of `known`,
- *  naming the nearest known one: a misspelt option is an error, never ignored. */
-export function checkKnownKeys(opts: object, known: readonly string[], what: 'options' | 'config' = 'options'): void {
+ *  naming the nearest known one: a misspelt option is an error, never ignored. `opts` itself must be an
+ *  object: a default parameter (`options = {}`) replaces undefined but not null, and Object.entries(null)
+ *  would be a bare TypeError with no code (before: `lm.score(text, null)` and the like). */
+export function checkKnownKeys(opts: unknown, known: readonly string[], what: 'options' | 'config' = 'options'): void {
+  if (opts === null || typeof opts !== 'object') {
+    throw new RetNetError('E_OPTION', `${what} must be an object or left out (got ${opts === null ? 'null' : typeof opts})`);
+  }
   for (const [k, v] of Object.entries(opts)) {
     if (v === undefined || known.includes(k)) continue;
     const near = nearestOption(k, known);

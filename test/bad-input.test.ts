@@ -279,4 +279,15 @@ test('allclose: equal infinities are close, a finite value is not close to an in
   assert.is((e as RetNetError).code, 'E_INPUT');
 });
 
+test('null options are E_OPTION in forwardRagged as in forward (before: a TypeError reading options.backend)', async () => {
+  for (const f of [() => model.forwardRagged([Tensor.randn([4, 8])], null as never), () => model.forward(x, null as never)]) {
+    const e = await expectError(f, /^options must be an object/, 'null options');
+    assert.is((e as RetNetError).code, 'E_OPTION');
+  }
+  const msr = MultiScaleRetention.init({ dimModel: 8, numHeads: 2 });
+  const e = await expectError(() => msr.forwardRagged([Tensor.randn([4, 8])], null as never), /^options must be an object/, 'MultiScaleRetention');
+  assert.is((e as RetNetError).code, 'E_OPTION');
+  await msr.close();
+});
+
 test.run();

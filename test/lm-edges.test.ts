@@ -231,4 +231,24 @@ test('prefill checks its backend and precision as step and generate do (before: 
   } finally { await lm.close(); }
 });
 
+test('null options are E_OPTION in every language-model call (before: a TypeError with no code)', async () => {
+  const lm = await RetNetLM.load();
+  try {
+    for (const [what, f] of [
+      ['score', () => lm.score('hello', null as never)],
+      ['logits', () => lm.logits('hello', null as never)],
+      ['nextLogprobs', () => lm.nextLogprobs('hello', null as never)],
+      ['generate', () => lm.generate('hello', null as never)],
+      ['generate (bytes)', () => lm.generate(null as never)],
+      ['stream', async () => { for await (const _ of lm.stream('hello', null as never)); }],
+      ['step', () => lm.step(65, undefined, null as never)],
+      ['warmUp', () => lm.warmUp(null as never)],
+    ] as [string, () => unknown][]) {
+      const e = await codeOf(f);
+      assert.is(e.code, 'E_OPTION', `${what}: ${e.message}`);
+      assert.match(e.message, /^options must be an object/, what);
+    }
+  } finally { await lm.close(); }
+});
+
 test.run();

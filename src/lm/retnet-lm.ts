@@ -585,6 +585,7 @@ export class RetNetLM {
     logits: Float64Array;
   }> {
     if (this.closed) throw errors.closed();
+    checkKnownKeys(options, SCORE_OPTION_KEYS);
     const seq = this.toSeq(input, 'input', false);
     const T = seq.length, V = this.vocab;
     if (T * V > 2 ** 28) throw errors.memory(`logits of ${T} tokens × ${V} ids would be ${T * V} float64 values; score the text instead, or pass fewer tokens`);
@@ -674,6 +675,7 @@ export class RetNetLM {
   async score(input: ScoreInput[], options?: ScoreOptions): Promise<ScoreResult[]>;
   async score(input: ScoreInput | ScoreInput[], options: ScoreOptions = {}): Promise<ScoreResult | ScoreResult[]> {
     if (this.closed) throw errors.closed();
+    checkKnownKeys(options, SCORE_OPTION_KEYS); // first: null is E_OPTION, not a TypeError at options.perToken
     if (options.perToken !== undefined && typeof options.perToken !== 'boolean') throw errors.option('perToken', 'a boolean', options.perToken);
     for (const k of ['onProgress', 'onScored'] as const) if (options[k] !== undefined && typeof options[k] !== 'function') throw errors.option(k, 'a function', options[k]);
     // a non-empty number[] is one sequence of ids; any other array (also []) is a batch
@@ -955,13 +957,13 @@ export class RetNetLM {
 
   /** Produce bytes one at a time with the recurrent step (greedy at temperature 0, else seeded sampling). */
   private async generateBytes(options: GenerateOptions): Promise<GenerateResult> {
-    if (options) checkKnownKeys(options, ['prompt', 'maxBytes', 'temperature', 'seed', 'chunkSize', 'onByte', 'signal', 'backend', 'precision', 'stateDtype']);
-    const { prompt, maxBytes = 256, temperature = 0, seed = 0, chunkSize = DEFAULT_LM_CHUNK, onByte, signal, backend = 'wasm' } = options ?? ({} as GenerateOptions);
+    checkKnownKeys(options, ['prompt', 'maxBytes', 'temperature', 'seed', 'chunkSize', 'onByte', 'signal', 'backend', 'precision', 'stateDtype']);
+    const { prompt, maxBytes = 256, temperature = 0, seed = 0, chunkSize = DEFAULT_LM_CHUNK, onByte, signal, backend = 'wasm' } = options;
     if (signal !== undefined && !(signal instanceof AbortSignal)) throw errors.option('signal', 'an AbortSignal', signal);
     if (onByte !== undefined && typeof onByte !== 'function') throw errors.option('onByte', 'a function', onByte);
     throwIfAborted(signal);
     if (backend !== 'js' && backend !== 'wasm') throw errors.option('backend', "'js' or 'wasm'", backend);
-    const precision = stepPrecision(backend, options?.precision);
+    const precision = stepPrecision(backend, options.precision);
     if (!Number.isInteger(maxBytes) || maxBytes < 0) throw errors.option('maxBytes', 'a non-negative integer', maxBytes);
     if (typeof temperature !== 'number' || !(temperature >= 0) || !Number.isFinite(temperature)) throw errors.option('temperature', 'a finite number ≥ 0', temperature);
     checkSeed(seed);
