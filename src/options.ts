@@ -41,10 +41,13 @@ export interface ForwardOptions {
   normalizeRetn?: boolean;
   /** Where the arithmetic runs. */
   backend?: BackendName;
-  /** Worker threads for the chunk-parallel runtime (wasm). */
+  /** Worker threads for the chunk-parallel runtime (wasm), default: cores. Each `kernels` and `precision`
+   *  pair has its own pool: the value resizes the pool this call runs on, which keeps that size for later
+   *  calls; another pair's pool is sized by its own first call. */
   workers?: number;
   /** Kernel engine of the chunk workers (wasm backend): 'auto' (default, or RETNET_KERNELS),
-   *  'wasm' or 'blas' (E_ENGINE when no CBLAS library loads). */
+   *  'wasm', 'blas' (E_ENGINE when no CBLAS library loads) or 'dnnl' (oneDNN's matmul; E_ENGINE when
+   *  libdnnl does not load). See {@link KernelsName}. */
   kernels?: KernelsName;
   /** Operand precision of the big matrix products: 'f32' (default, or RETNET_PRECISION) or 'bf16'
    *  (see Precision). wasm only: 'bf16' on js (float64) or tfjs is an E_OPTION error. */

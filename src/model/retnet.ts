@@ -382,7 +382,7 @@ export class RetNet {
   /** Engines and devices of the backends this model has used so far: a Promise (the worker
    *  pools are asked), resolving to one entry per backend started, none before the first forward.
    *  @example
-   *  const [info] = await model.backendInfo(); // e.g. { backend: 'wasm', engine: 'wasm-relaxed-simd', device: 'CPU, 2 workers' }
+   *  const [info] = await model.backendInfo(); // e.g. { backend: 'wasm', engine: 'wasm-relaxed-simd', device: 'CPU, 2 worker threads' }
    */
   backendInfo(): Promise<BackendInfo[]> { return this.executors.info(); }
 
