@@ -41,10 +41,13 @@ export interface ForwardOptions {
   normalizeRetn?: boolean;
   /** Where the arithmetic runs. */
   backend?: BackendName;
-  /** Worker threads for the chunk-parallel runtime (wasm). */
+  /** Worker threads for the chunk-parallel runtime (wasm), default: cores. Each `kernels` and `precision`
+   *  pair has its own pool: the value resizes the pool this call runs on, which keeps that size for later
+   *  calls; another pair's pool is sized by its own first call. */
   workers?: number;
   /** Kernel engine of the chunk workers (wasm backend): 'auto' (default, or RETNET_KERNELS),
-   *  'wasm' or 'blas' (E_ENGINE when no CBLAS library loads). */
+   *  'wasm', 'blas' (E_ENGINE when no CBLAS library loads) or 'dnnl' (oneDNN's matmul; E_ENGINE when
+   *  libdnnl does not load). See {@link KernelsName}. */
   kernels?: KernelsName;
   /** Operand precision of the big matrix products: 'f32' (default, or RETNET_PRECISION) or 'bf16'
    *  (see Precision). wasm only: 'bf16' on js (float64) or tfjs is an E_OPTION error. */
@@ -85,8 +88,13 @@ export const OPTION_KEYS: readonly string[] = ['attnMask', 'numChunks', 'chunkSi
   'kernels', 'precision', 'stateDtype', 'windowRows', 'signal', 'onProgress'];
 
 /** E_OPTION for the first key of `opts` (with a value other than undefined) that is not one of `known`,
- *  naming the nearest known one: a misspelt option is an error, never ignored. */
-export function checkKnownKeys(opts: object, known: readonly string[], what: 'options' | 'config' = 'options'): void {
+ *  naming the nearest known one: a misspelt option is an error, never ignored. `opts` itself must be an
+ *  object: a default parameter (`options = {}`) replaces undefined but not null, and Object.entries(null)
+ *  would be a bare TypeError with no code (before: `lm.score(text, null)` and the like). */
+export function checkKnownKeys(opts: unknown, known: readonly string[], what: 'options' | 'config' = 'options'): void {
+  if (opts === null || typeof opts !== 'object') {
+    throw new RetNetError('E_OPTION', `${what} must be an object or left out (got ${opts === null ? 'null' : typeof opts})`);
+  }
   for (const [k, v] of Object.entries(opts)) {
     if (v === undefined || known.includes(k)) continue;
     const near = nearestOption(k, known);

@@ -70,8 +70,20 @@ export class Tensor {
   /** A float32 copy (rounded). */
   toFloat32(): Tensor { return new Tensor(Float32Array.from(this.data), this.shape); }
 
-  /** Rows [start, end) along axis `axis` of a copy. */
+  /** Rows [start, end) along axis `axis` of a copy: `axis` an integer in [0, rank), `start` and `end`
+   *  integers with 0 ≤ start ≤ end ≤ shape[axis] (no negative indices); anything else is E_INPUT. */
   slice(axis: number, start: number, end: number): Tensor {
+    // checked, because the copy below trusts them: an end past the axis reads the next row's
+    // elements (or zeros past the data), a negative start writes before the output row, and an axis
+    // past the rank multiplies the shape by undefined (before: silently wrong tensors, no error)
+    const rank = this.shape.length;
+    if (!Number.isInteger(axis) || axis < 0 || axis >= rank) {
+      throw errors.input(`slice axis must be an integer in [0, ${rank}) for a tensor of shape [${this.shape.join(', ')}] (got ${String(axis)})`);
+    }
+    const dim = this.shape[axis]!;
+    if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || start > end || end > dim) {
+      throw errors.input(`slice of axis ${axis} needs integers 0 ≤ start ≤ end ≤ ${dim} (got start ${String(start)}, end ${String(end)})`);
+    }
     const shape = [...this.shape];
     const outer = shape.slice(0, axis).reduce((a, b) => a * b, 1);
     const inner = shape.slice(axis + 1).reduce((a, b) => a * b, 1);
@@ -139,11 +151,24 @@ export function nmse(x: Numeric, ref: Numeric): number {
   return den === 0 ? num : num / den;
 }
 
-/** torch.allclose semantics: |x − y| ≤ atol + rtol·|y| everywhere. */
+/** NumPy's (and torch's) allclose: |x − y| ≤ atol + rtol·|y| everywhere, where infinities are close
+ *  only to an infinity of the same sign and a NaN is close to nothing. Arrays of different lengths are
+ *  E_INPUT, as in the other comparisons. */
 export function allclose(x: Numeric, y: Numeric, opts: { rtol?: number; atol?: number } = {}): boolean {
   const rtol = opts.rtol ?? 1e-5, atol = opts.atol ?? 1e-8;
   const a = arr(x), b = arr(y);
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (!(Math.abs(a[i] - b[i]) <= atol + rtol * Math.abs(b[i]))) return false;
+  // before: a silent false, which hid a shape bug in the caller
+  if (a.length !== b.length) throw errors.input(`cannot compare arrays of ${a.length} and ${b.length} elements`);
+  for (let i = 0; i < a.length; i++) {
+    const u = a[i], v = b[i];
+    if (Number.isFinite(u) && Number.isFinite(v)) {
+      if (!(Math.abs(u - v) <= atol + rtol * Math.abs(v))) return false;
+    } else if (u !== v) {
+      // NumPy's rule off the finite numbers: equal infinities are close (∞ − ∞ is NaN, so the formula
+      // alone said no), a finite value is not close to an infinity (the formula's rtol·∞ said yes),
+      // and NaN !== NaN
+      return false;
+    }
+  }
   return true;
 }

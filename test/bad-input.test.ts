@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, writeFileSync, readFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MultiScaleRetention, RetNet, RetNetError, RetNetLM, Tensor, retention, writeSafetensors } from '../src/index.js';
+import { MultiScaleRetention, RetNet, RetNetError, RetNetLM, Tensor, allclose, retention, writeSafetensors } from '../src/index.js';
 import { expectError, fixturePath, ROOT } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'retnet-bad-'));
@@ -247,6 +247,47 @@ test('an aborted signal rejects', async () => {
   ac.abort(new Error('user cancelled'));
   const e = await expectError(() => model.forward(x, { signal: ac.signal }), /operation aborted: user cancelled/, 'abort');
   if ((e as RetNetError).code !== 'E_ABORTED') throw new Error('wrong code');
+});
+
+test('Tensor.slice checks its axis and bounds (before: rows run together, zeros, or a shape with undefined in it)', async () => {
+  const t = new Tensor(Float32Array.from([1, 2, 3, 4, 5, 6]), [2, 3]);
+  assert.equal(Array.from(t.slice(1, 1, 3).data), [2, 3, 5, 6]);
+  assert.equal(t.slice(0, 1, 1).shape, [0, 3]);
+  for (const [axis, start, end, msg] of [
+    [1, 0, 5, /^slice of axis 1 needs integers 0 ≤ start ≤ end ≤ 3 \(got start 0, end 5\)$/],
+    [1, -1, 2, /start -1/],
+    [0, 1, 3, /≤ 2 \(got start 1, end 3\)/],
+    [0, 2, 1, /start 2, end 1/],
+    [1, 0.5, 2, /start 0\.5/],
+    [2, 0, 1, /^slice axis must be an integer in \[0, 2\) for a tensor of shape \[2, 3\] \(got 2\)$/],
+    [-1, 0, 1, /axis must be an integer in \[0, 2\)/],
+  ] as [number, number, number, RegExp][]) {
+    const e = await expectError(() => t.slice(axis, start, end), msg, `slice(${axis}, ${start}, ${end})`);
+    assert.is((e as RetNetError).code, 'E_INPUT');
+  }
+});
+
+test('allclose: equal infinities are close, a finite value is not close to an infinity, NaN to nothing; lengths must match (before: false, true, and a silent false)', async () => {
+  assert.is(allclose([Infinity, -Infinity, 1], [Infinity, -Infinity, 1 + 1e-9]), true);
+  assert.is(allclose([Infinity], [-Infinity]), false);
+  assert.is(allclose([1], [Infinity]), false);
+  assert.is(allclose([Infinity], [1]), false);
+  assert.is(allclose([NaN], [NaN]), false);
+  assert.is(allclose([1], [NaN]), false);
+  assert.is(allclose([1, 2], [1, 2.1]), false);
+  const e = await expectError(() => allclose([1, 2], [1, 2, 3]), /^cannot compare arrays of 2 and 3 elements$/, 'lengths');
+  assert.is((e as RetNetError).code, 'E_INPUT');
+});
+
+test('null options are E_OPTION in forwardRagged as in forward (before: a TypeError reading options.backend)', async () => {
+  for (const f of [() => model.forwardRagged([Tensor.randn([4, 8])], null as never), () => model.forward(x, null as never)]) {
+    const e = await expectError(f, /^options must be an object/, 'null options');
+    assert.is((e as RetNetError).code, 'E_OPTION');
+  }
+  const msr = MultiScaleRetention.init({ dimModel: 8, numHeads: 2 });
+  const e = await expectError(() => msr.forwardRagged([Tensor.randn([4, 8])], null as never), /^options must be an object/, 'MultiScaleRetention');
+  assert.is((e as RetNetError).code, 'E_OPTION');
+  await msr.close();
 });
 
 test.run();

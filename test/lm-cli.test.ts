@@ -146,4 +146,20 @@ test('generate: a fla folder without tokenizer.json fails with exit 1 and nothin
   assert.is(r.outBytes.length, 0, `stdout: ${JSON.stringify(r.out)}`);
 });
 
+test('generate --max-bytes 9007199254740991: bytes stream until the reader stops (before: the prompt, then "Invalid typed array length")', async () => {
+  // stdout that takes 300 bytes and then fails, as a pipe whose reader went away does (`| head -c 300`)
+  const out: Buffer[] = [], err: Buffer[] = [];
+  let n = 0;
+  const io: CommandIO = {
+    stdout: { write: (s) => { const b = Buffer.from(s); if (n >= 300) throw new Error('the reader went away'); n += b.length; out.push(b); } },
+    stderr: { write: (s) => err.push(Buffer.from(s)), isTTY: false },
+    stdin: Readable.from([]),
+  };
+  const code = await generate.run(['--prompt', 'def main(', '--max-bytes', String(Number.MAX_SAFE_INTEGER)], io);
+  const text = Buffer.concat(err).toString();
+  assert.is(code, 1, text);
+  assert.is(text, 'retnet: the reader went away\n');
+  assert.ok(n >= 300 && Buffer.concat(out).toString().startsWith('def main('), `${n} bytes out`);
+});
+
 test.run();

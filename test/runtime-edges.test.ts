@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { MultiScaleRetention, RetNet, Tensor, relMaxError, retention } from '../src/index.js';
 import { createTfjsExecutor } from '../src/backends/tfjs/index.js';
 import { req, specOf } from './tfjs-helpers.js';
@@ -170,6 +171,20 @@ test('forwardStream of a huge declared length holds no plan: the first window is
   assert.ok(grew !== null, 'the first rows were read');
   assert.ok(grew! < 64 * 2 ** 20, `heap grew ${(grew! / 2 ** 20).toFixed(1)} MiB before the first read`);
   await m.close();
+});
+
+test('workers sizes the pool of its call\'s kernels and precision, which keeps that size; a pool made later starts at the core count (what docs/library.md now says; it said every later call kept the size)', async () => {
+  const m = RetNet.init({ numLayer: 1, numHeads: 2, dimModel: 8, seed: 1 });
+  try {
+    const x = Tensor.randn([1, 9, 8], { seed: 2 });
+    await m.forward(x, { kernels: 'wasm', workers: 1 });
+    await m.forward(x, { kernels: 'wasm' });
+    await m.forward(x, { kernels: 'wasm', precision: 'bf16' });
+    const info = await m.backendInfo();
+    const cores = availableParallelism();
+    const threads = (k: number) => `CPU, ${k} worker thread${k === 1 ? '' : 's'}`; // the form of the TSDoc example
+    assert.equal(info.map((i) => [i.precision, i.device]), [['f32', threads(1)], ['bf16', threads(cores)]]);
+  } finally { await m.close(); }
 });
 
 test.run();

@@ -40,7 +40,7 @@ export interface BackendInfo {
   backend: BackendName;
   /** e.g. 'wasm-relaxed-simd', 'tfjs-node-gpu' */
   engine: string;
-  /** e.g. 'CPU, 2 workers' or the GPU name */
+  /** e.g. 'CPU, 2 worker threads' or the GPU name */
   device: string;
   [key: string]: unknown;
 }

@@ -272,6 +272,12 @@ function headLogitsAny(h: Float64Array, n: number, d: number, W: LMMatrix, V: nu
 
 /** Row `id` of an embedding table into `into` at `off` (BF16 widened exactly). */
 export function embedRow(E: LMMatrix, d: number, id: number, into: Float32Array | Float64Array, off: number): void {
+  // Every public entry point checks its ids against the vocabulary first (E_INPUT); this is the last
+  // line should one forget: past the table, subarray is empty and set() copies nothing, so `into` kept
+  // whatever an earlier call left there — a plausible distribution, silently wrong (nextLogprobs on a
+  // fla model did this with bytes ≥ V).
+  const rows = E instanceof Bf16Matrix ? E.rows : E.length / d;
+  if (!(Number.isInteger(id) && id >= 0 && id < rows)) throw new Error(`internal: embedding row ${String(id)} requested from a table of ${rows} rows (an id reached the embedding unchecked)`);
   if (E instanceof Bf16Matrix) E.rowsInto(id, 1, into, off);
   else into.set(E.subarray(id * d, (id + 1) * d), off);
 }
@@ -579,6 +585,7 @@ export class RetNetLM {
     logits: Float64Array;
   }> {
     if (this.closed) throw errors.closed();
+    checkKnownKeys(options, SCORE_OPTION_KEYS);
     const seq = this.toSeq(input, 'input', false);
     const T = seq.length, V = this.vocab;
     if (T * V > 2 ** 28) throw errors.memory(`logits of ${T} tokens × ${V} ids would be ${T * V} float64 values; score the text instead, or pass fewer tokens`);
@@ -668,6 +675,7 @@ export class RetNetLM {
   async score(input: ScoreInput[], options?: ScoreOptions): Promise<ScoreResult[]>;
   async score(input: ScoreInput | ScoreInput[], options: ScoreOptions = {}): Promise<ScoreResult | ScoreResult[]> {
     if (this.closed) throw errors.closed();
+    checkKnownKeys(options, SCORE_OPTION_KEYS); // first: null is E_OPTION, not a TypeError at options.perToken
     if (options.perToken !== undefined && typeof options.perToken !== 'boolean') throw errors.option('perToken', 'a boolean', options.perToken);
     for (const k of ['onProgress', 'onScored'] as const) if (options[k] !== undefined && typeof options[k] !== 'function') throw errors.option(k, 'a function', options[k]);
     // a non-empty number[] is one sequence of ids; any other array (also []) is a batch
@@ -685,13 +693,20 @@ export class RetNetLM {
     return single ? out[0] : out;
   }
 
-  /** ln p(next byte | context) for every byte value: the forward over the whole context (chunkwise). */
-  async nextLogprobs(context: Uint8Array, options: ScoreOptions = {}): Promise<Float64Array> {
-    const bytes = this.checkBytes(context, 'context');
-    if (bytes.length === 0) throw errors.input('context must hold at least one byte');
+  /** ln p(next token | context) for every id of the vocabulary (every byte value for the byte LM): the
+   *  forward over the whole context (chunkwise). The context is read as {@link score} reads an input: a
+   *  string or a Uint8Array is text (the byte LM's bytes as they are; a tokenized model's UTF-8 text,
+   *  tokenized with its BOS), an Int32Array or number[] token ids (each checked to be in [0, vocab)). */
+  async nextLogprobs(context: ScoreInput, options: ScoreOptions = {}): Promise<Float64Array> {
+    if (this.closed) throw errors.closed();
+    checkKnownKeys(options, SCORE_OPTION_KEYS);
+    // before: only `instanceof Uint8Array` was checked, and its bytes went in as token ids on every
+    // model — on a fla model ids ≥ V read no embedding row at all (see embedRow)
+    const seq = this.toSeq(context, 'context', false);
+    if (seq.length === 0) throw errors.input(`context must hold at least one ${this.tokenizer.kind === 'bytes' ? 'byte' : 'token'}`);
     let out: Float64Array | null = null;
-    await this.run([new SeqScore(bytes, false, null, 0)], options, (s, start, rows, n) => {
-      if (start + n === bytes.length) out = this.rowLogprobs(rows, (n - 1) * this.d);
+    await this.run([seq], options, (s, start, rows, n) => {
+      if (start + n === seq.length) out = this.rowLogprobs(rows, (n - 1) * this.d);
     });
     return out!;
   }
@@ -775,6 +790,11 @@ export class RetNetLM {
    *  ({@link RetNet.prefill}: float32 activations, the state in float64 or `stateDtype`), chunks of `chunkSize`. */
   prefill(prompt: Uint8Array | Int32Array | number[], chunkSize = DEFAULT_LM_CHUNK, backend: 'js' | 'wasm' = 'js', precision?: Precision, stateDtype: StateDtype = 'float64'): LMStepResult {
     this.checkPrompt(prompt, chunkSize);
+    // the checks step and generate make: promptState and prefillInto branch on backend === 'wasm' and
+    // take anything else for js, where precision is never read (before: 'WASM' ran the float64 path,
+    // and 'bf16' or 'fp8' on js were accepted and ignored)
+    if (backend !== 'js' && backend !== 'wasm') throw errors.option('backend', "'js' or 'wasm'", backend);
+    stepPrecision(backend, precision);
     const state = this.promptState(backend, precision, stateDtype);
     return { logprobs: this.prefillInto(prompt, state, chunkSize, backend, precision), state };
   }
@@ -937,13 +957,13 @@ export class RetNetLM {
 
   /** Produce bytes one at a time with the recurrent step (greedy at temperature 0, else seeded sampling). */
   private async generateBytes(options: GenerateOptions): Promise<GenerateResult> {
-    if (options) checkKnownKeys(options, ['prompt', 'maxBytes', 'temperature', 'seed', 'chunkSize', 'onByte', 'signal', 'backend', 'precision', 'stateDtype']);
-    const { prompt, maxBytes = 256, temperature = 0, seed = 0, chunkSize = DEFAULT_LM_CHUNK, onByte, signal, backend = 'wasm' } = options ?? ({} as GenerateOptions);
+    checkKnownKeys(options, ['prompt', 'maxBytes', 'temperature', 'seed', 'chunkSize', 'onByte', 'signal', 'backend', 'precision', 'stateDtype']);
+    const { prompt, maxBytes = 256, temperature = 0, seed = 0, chunkSize = DEFAULT_LM_CHUNK, onByte, signal, backend = 'wasm' } = options;
     if (signal !== undefined && !(signal instanceof AbortSignal)) throw errors.option('signal', 'an AbortSignal', signal);
     if (onByte !== undefined && typeof onByte !== 'function') throw errors.option('onByte', 'a function', onByte);
     throwIfAborted(signal);
     if (backend !== 'js' && backend !== 'wasm') throw errors.option('backend', "'js' or 'wasm'", backend);
-    const precision = stepPrecision(backend, options?.precision);
+    const precision = stepPrecision(backend, options.precision);
     if (!Number.isInteger(maxBytes) || maxBytes < 0) throw errors.option('maxBytes', 'a non-negative integer', maxBytes);
     if (typeof temperature !== 'number' || !(temperature >= 0) || !Number.isFinite(temperature)) throw errors.option('temperature', 'a finite number ≥ 0', temperature);
     checkSeed(seed);
@@ -953,15 +973,32 @@ export class RetNetLM {
     let { logprobs, state } = await this.prefillInChunks(Int32Array.from(this.checkBytes(prompt, 'prompt')), chunkSize, 'js', undefined, options.stateDtype, signal, () => {});
     const t1 = performance.now();
     const rng = new Rng(seed);
-    const out = new Uint8Array(maxBytes);
-    for (let i = 0; i < maxBytes; i++) {
-      throwIfAborted(signal);
-      checkDistribution(logprobs, prompt.length + i, 'bytes');
-      const b = temperature === 0 ? argmax(logprobs) : sample(logprobs, temperature, rng);
-      out[i] = b;
-      onByte?.(b);
-      if (i + 1 < maxBytes) ({ logprobs, state } = this.step(b, state, { backend, precision }));
-      if ((i & 63) === 63) await new Promise<void>((res) => setImmediate(res));
+    // The output grows as bytes come (doubling, capped at maxBytes): maxBytes is a limit, not a size
+    // to reserve — `retnet generate --max-bytes 9007199254740991` (run until stopped) made
+    // new Uint8Array(2^53 − 1) here and died after printing the prompt; a large but possible limit
+    // reserved gigabytes it might never use. A run to maxBytes ends with out.length === maxBytes: no copy.
+    let out = new Uint8Array(Math.min(maxBytes, 4096));
+    try {
+      for (let i = 0; i < maxBytes; i++) {
+        throwIfAborted(signal);
+        if (this.closed) throw errors.closed();
+        checkDistribution(logprobs, prompt.length + i, 'bytes');
+        const b = temperature === 0 ? argmax(logprobs) : sample(logprobs, temperature, rng);
+        if (i === out.length) {
+          const grown = new Uint8Array(Math.min(maxBytes, 2 * out.length));
+          grown.set(out);
+          out = grown;
+        }
+        out[i] = b;
+        onByte?.(b);
+        if (i + 1 < maxBytes) ({ logprobs, state } = this.step(b, state, { backend, precision }));
+        if ((i & 63) === 63) await new Promise<void>((res) => setImmediate(res));
+      }
+    } finally {
+      // as in tokens(): the state never leaves this call, so its memory goes back to the step for the
+      // next generation (before: kept until a garbage collection; a loop of calls filled the step's
+      // memory and ended in E_MEMORY)
+      releaseStepState(this.model, state);
     }
     const t2 = performance.now();
     return { bytes: out, prefillSeconds: (t1 - t0) / 1000, decodeSeconds: (t2 - t1) / 1000 };

@@ -4,7 +4,7 @@
 import { errors } from '../errors.js';
 import { readSafetensors, writeSafetensors } from '../safetensors.js';
 import { Tensor } from '../tensor.js';
-import { checkKnownKeys, kernelsFromEnv, resolveOptions, stepPrecision, throwIfAborted, type BackendName, type KernelsRequest, type Precision, type StateDtype, type ForwardOptions, type ResolvedOptions } from '../options.js';
+import { OPTION_KEYS, checkKnownKeys, kernelsFromEnv, resolveOptions, stepPrecision, throwIfAborted, type BackendName, type KernelsRequest, type Precision, type StateDtype, type ForwardOptions, type ResolvedOptions } from '../options.js';
 import { CONFIG_KEYS, dimsOf, resolveConfig, type Dims, type RetNetConfig } from './config.js';
 import {
   checkLayers, checkMSR, checkUnexpected, configToMetadata, initLayers, initMSR, layersFromCheckpoint, layersToTensors,
@@ -375,13 +375,14 @@ export class RetNet {
 
   /** A ragged batch: sequences of different lengths in one call, no padding. */
   async forwardRagged(xs: Tensor[], options: StreamOptions = {}): Promise<Tensor[]> {
+    checkKnownKeys(options, OPTION_KEYS); // E_OPTION for null before options.backend is read (forwardStream checks the values)
     return ragged(xs, this.dims.d, options.backend ?? DEFAULT_BACKEND, (src, sink) => this.forwardStream(src, sink, options));
   }
 
   /** Engines and devices of the backends this model has used so far: a Promise (the worker
    *  pools are asked), resolving to one entry per backend started, none before the first forward.
    *  @example
-   *  const [info] = await model.backendInfo(); // e.g. { backend: 'wasm', engine: 'wasm-relaxed-simd', device: 'CPU, 2 workers' }
+   *  const [info] = await model.backendInfo(); // e.g. { backend: 'wasm', engine: 'wasm-relaxed-simd', device: 'CPU, 2 worker threads' }
    */
   backendInfo(): Promise<BackendInfo[]> { return this.executors.info(); }
 
@@ -620,6 +621,7 @@ export class MultiScaleRetention {
 
   /** See {@link RetNet.forwardRagged}. */
   async forwardRagged(xs: Tensor[], options: StreamOptions = {}): Promise<Tensor[]> {
+    checkKnownKeys(options, OPTION_KEYS); // E_OPTION for null before options.backend is read (forwardStream checks the values)
     return ragged(xs, this.dims.d, options.backend ?? DEFAULT_BACKEND, (src, sink) => this.forwardStream(src, sink, options));
   }
 
