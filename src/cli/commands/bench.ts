@@ -42,7 +42,8 @@ options:
                     so profiled times run slightly slower than unprofiled ones; and the
                     GFLOP/s of one worker while in the products and the intra-chunk retention
   --json OUT        write the results as JSON to OUT (default: not saved); an existing
-                    OUT must be JSON (an earlier run's), else it is refused
+                    OUT must be an earlier bench --json output ("suite": "retnet bench"),
+                    else it is refused (any other JSON file is left as it is)
   -h, --help        this text`;
 
 /** A cell whose chunk count is not what ran (`--chunks 64` at L = 100: 50 chunks of 2 tokens). */
@@ -89,7 +90,7 @@ const bench: Command = {
     const repeat = intOption('repeat', v.repeat) ?? 1;
     const out: string | undefined = v.json;
     // before the benchmark: the JSON's folder must be usable and the file not a special one
-    const target = out === undefined ? undefined : checkOutputTarget(out, [], '--json', { createDir: true, kind: 'json' });
+    const target = out === undefined ? undefined : checkOutputTarget(out, [], '--json', { createDir: true, kind: 'bench-json' });
     const profile = v.profile ?? false;
     if (profile) process.env.RETNET_PROFILE = '1'; // read by each worker pool as it starts
     const rows: BenchRow[] = [];

@@ -44,7 +44,8 @@ const usage = `usage: retnet score [--model M.safetensors|DIR|ORG/NAME] [--backe
   --strict              a bad JSONL line / Parquet row is an error (default: reported and skipped)
   --max-doc-bytes N     longest JSONL line / document, in bytes (default 67108864 = 64 MiB);
                         a longer one is a bad record
-  --summary-json FILE   the summary as JSON (snake_case fields: run_id, bits_per_byte, …)
+  --summary-json FILE   the summary as JSON (snake_case fields: run_id, bits_per_byte, …); an
+                        existing FILE must be an earlier summary (those fields), else it is refused
   --shard-bytes N       text bytes per shard / ragged batch (default 4194304)
   --queue redis://[user:pass@]host:port[/db]   (or rediss://) coordinate \`retnet worker\`s
                         through BullMQ on that Redis instead of scoring here (needs --out)
