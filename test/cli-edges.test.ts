@@ -215,4 +215,20 @@ test('info refuses a folder whose config says retnet but whose tensors are not a
   assert.not.match(r.stdout, /layers/);
 });
 
+test('worker interrupted (SIGINT) before Redis answers says it stopped while waiting, never "connected", exit 0 as documented (before: "connected to redis://127.0.0.1:1")', async () => {
+  const child = spawn(process.execPath, [MAIN, 'worker', '--queue', 'redis://127.0.0.1:1'], { cwd: TMP, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '', err = '';
+  child.stdout.on('data', (b) => { out += String(b); });
+  child.stderr.on('data', (b) => { err += String(b); });
+  const closed = new Promise<[number | null, NodeJS.Signals | null]>((res) => child.on('close', (c, s) => res([c, s])));
+  await new Promise((r) => setTimeout(r, 2000)); // the model loaded; nothing listens on port 1
+  child.kill('SIGINT');
+  const [code, signal] = await closed;
+  assert.is(signal, null, err);
+  assert.is(code, 0, err);
+  assert.not.match(out + err, /connected to/);
+  assert.match(err, /worker: stopped while waiting for Redis at redis:\/\/127\.0\.0\.1:1 \(never connected; no shards taken\)/);
+  assert.not.match(err, /stopped after \d+ shards/);
+});
+
 test.run();
