@@ -6,7 +6,7 @@ import { dirname } from 'node:path';
 import { RetNet } from '../../index.js';
 import { RetNetError } from '../../errors.js';
 import { gpuAdvice } from '../../backends/tfjs/engines.js';
-import { parsePrecision } from '../lm-util.js';
+import { checkPrecisionBackends, parsePrecision } from '../lm-util.js';
 import { chunkedAs } from '../../options.js';
 import { backendList, errorMessage, flagModelConfig, kernelsName, parse, table, type Command } from '../command.js';
 import { MAX_WORKERS, intListOption, intOption } from '../numbers.js';
@@ -86,6 +86,7 @@ const bench: Command = {
     const kernelsList = v.kernels === undefined ? [undefined] : String(v.kernels).split(',').map((k) => kernelsName('kernels', k.trim())!);
     const B = intOption('batch', v.batch) ?? 1;
     const precision = parsePrecision(v.precision);
+    checkPrecisionBackends(precision, backends); // before: every cell of a js or tfjs backend an error row, exit 1
     const cfg = flagModelConfig(intOption('layers', v.layers) ?? 6, intOption('dim', v.dim) ?? 512, intOption('heads', v.heads) ?? 8);
     const repeat = intOption('repeat', v.repeat) ?? 1;
     const out: string | undefined = v.json;
