@@ -148,6 +148,23 @@ test('main job --small prints timings and agreement', () => {
   assert.ok(rel < 1e-5, `agreement ${rel}`);
 });
 
+test('main job: --chunks beyond L says what ran (before: "chunkwise (1000 chunks)" for 128 chunks of 1 token); a demo usage error points to `retnet demo --help` (before: `retnet --help`, which does not list the demo\'s options)', () => {
+  const r = cli('--small', '--workers', '1', '--chunks', '1000');
+  assert.is(r.code, 0, r.err);
+  assert.match(r.out, /^  chunkwise \(128 chunks\) +[\d.]+ s +[\d,]+ tokens\/s  \(--chunks 1000 at L = 128: ran 128 chunks of 1 token\)$/m);
+  assert.not.match(r.out, /1000 chunks\)/);
+  const three = cli('--small', '--workers', '1', '--chunks', '3');
+  assert.match(three.out, /^  chunkwise \(3 chunks\) +[\d.]+ s +[\d,]+ tokens\/s$/m, 'a count that ran as asked: no note');
+  for (const args of [['--smal'], ['--small', '--kernels', 'foo'], ['demo', '--chunks', '0']]) {
+    const u = cli(...args);
+    expectUsage(u, /^retnet demo: /, args.join(' '));
+    assert.match(u.err, /\(`retnet demo --help` lists every option\)\n$/, `${args.join(' ')}: the demo's own help`);
+  }
+  const h = cli('demo', '--help');
+  assert.is(h.code, 0);
+  assert.match(h.out, /--small/, '`retnet demo --help` lists the demo\'s options');
+});
+
 test('main job and bench say why the engine fell back (RETNET_BLAS naming a library that does not load)', () => {
   const env = { ...process.env, NO_COLOR: '1', RETNET_BLAS: join(TMP, 'no-such-libcblas.so') };
   const run = (args: string[]) => spawnSync(process.execPath, [MAIN, ...args], { cwd: TMP, encoding: 'utf8', timeout: 60_000, env });
