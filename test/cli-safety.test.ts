@@ -189,6 +189,23 @@ test('score: --out and --summary-json naming one new file (also through a linked
   }
 });
 
+test('score: --summary-json naming the existing --out file says the two outputs share a file (before: "refusing to overwrite an input"); both kept', async () => {
+  const dir = mkdtempSync(join(TMP, 'same-'));
+  const corpus = join(dir, 'corpus.jsonl'), scores = join(dir, 'scores.jsonl');
+  writeFileSync(corpus, JSON.stringify({ text: 'hello world' }) + '\n');
+  assert.is(cli(['score', '--out', scores, corpus]).code, 0, 'an earlier run');
+  const before = sha(scores);
+  const r = cli(['score', '--out', scores, '--summary-json', scores, corpus]);
+  assert.is(r.code, 2, r.err);
+  assert.match(r.err, /--summary-json .*scores\.jsonl is the same file as --out .*scores\.jsonl; give each output its own file/);
+  assert.not.match(r.err, /input/);
+  assert.is(sha(scores), before, 'the earlier records are kept');
+  // an input is still called one
+  const i = cli(['score', '--out', join(dir, 'o.jsonl'), '--summary-json', corpus, corpus]);
+  assert.is(i.code, 2, i.err);
+  assert.match(i.err, /--summary-json .*corpus\.jsonl is the same file as INPUT .*; refusing to overwrite an input/);
+});
+
 test('score: a failure leaves no --jsonl (or the previous one, byte-identical) and no temporary file', async () => {
   const a = join(TMP, 'a.txt');
   const failing = () => new Readable({ read() { this.destroy(new Error('stdin broke')); } });

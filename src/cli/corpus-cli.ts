@@ -111,7 +111,7 @@ export async function runCorpusMode(values: Record<string, string | boolean | un
   else opts.sink = (jsonl) => io.stdout.write(jsonl); // the same records as --out would write, on stdout
   const summaryJson = str('summary-json');
   const summaryTarget = summaryJson === undefined ? undefined
-    : checkOutputTarget(summaryJson, [...named, ...(opts.out !== undefined ? [{ label: '--out', path: opts.out }] : [])], '--summary-json', { kind: 'summary-json' });
+    : checkOutputTarget(summaryJson, [...named, ...(opts.out !== undefined ? [{ label: '--out', path: opts.out, output: true }] : [])], '--summary-json', { kind: 'summary-json' });
   const bar = await corpusBar(io);
   let s: CorpusSummary;
   try {

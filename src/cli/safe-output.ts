@@ -12,8 +12,9 @@
 // API
 //   checkOutputTarget(out, inputs, flag = '--out', { createDir?, kind? }) → string
 //     Call before any work. `inputs`: the files the command reads, each
-//     { label, path } (label is the flag or 'FILE'; undefined paths and '-'
-//     are skipped). Throws a UsageError (exit 2) naming both paths when `out`
+//     { label, path, output? } (label is the flag or 'FILE'; undefined paths
+//     and '-' are skipped; output: true for another output of the command,
+//     named as such in the message). Throws a UsageError (exit 2) naming both paths when `out`
 //     is the same file as an input; when `out` exists but is not a regular
 //     file, is a dangling symlink, or its folder is missing / not writable.
 //     Returns the path to write: `out` with symlinks resolved (writing
@@ -48,6 +49,8 @@ export interface NamedInput {
   label: string;
   /** undefined (not given) and '-' (stdin) are skipped */
   path: string | URL | undefined;
+  /** another output of the same command (score's --out beside --summary-json), not something it reads */
+  output?: boolean;
 }
 
 const code = (e: unknown) => (e as NodeJS.ErrnoException).code ?? (e as Error).message;
@@ -190,7 +193,8 @@ export function checkOutputTarget(out: string, inputs: readonly NamedInput[], fl
       let ist: Stats;
       try { ist = statSync(p); } catch { continue; } // a missing input fails later, as an input
       if (ist.dev === st.dev && ist.ino === st.ino) {
-        throw new UsageError(`${what} is the same file as ${input.label} ${p}${resolve(out) === resolve(p) ? '' : ' (through a link)'}; refusing to overwrite an input`);
+        // two outputs on one file: the second write would replace the first's (before: called an input)
+        throw new UsageError(`${what} is the same file as ${input.label} ${p}${resolve(out) === resolve(p) ? '' : ' (through a link)'}; ${input.output ? 'give each output its own file' : 'refusing to overwrite an input'}`);
       }
     }
     if (opts.kind && st.size > 0 && !holdsKind(target, st.size, opts.kind)) {
