@@ -99,6 +99,14 @@ test('info prints the architecture of a checkpoint', () => {
   assert.equal([j.layers, j.heads, j.d, j.dk, j.dv], [1, 2, 8, 4, 8]);
 });
 
+test('info --json: dtypes is dtype → tensor count for a checkpoint file as for a model folder (before: ["F32"] for a file, {"F32": 25} for a folder)', () => {
+  const file = JSON.parse(cli('info', TINY, '--json').out);
+  const folder = JSON.parse(cli('info', join(ROOT, 'test', 'fixtures', 'fla', 'gqa'), '--json').out);
+  assert.equal(folder.dtypes, { F32: folder.tensors });
+  assert.equal(file.dtypes, { F32: readSafetensors(TINY).tensors.size });
+  assert.match(cli('info', TINY).out, /^file +\S+retnet-tiny\.safetensors \(F32\)$/m, 'the text form names the dtypes as before');
+});
+
 test('run: the output read back equals model.forward (wasm chunkwise, js parallel, recurrent)', async () => {
   const model = await loadFixtureModel('retnet-tiny');
   const x = Tensor.randn([2, 50, 8], { seed: 3, dtype: 'float32' });

@@ -66,7 +66,10 @@ const info: Command = {
     }
     const acts = { msrGateFn: actOption('msr-gate-fn', a.values['msr-gate-fn']), mlpGateFn: actOption('mlp-gate-fn', a.values['mlp-gate-fn']) };
     const f = SafetensorsFile.open(path);
-    const dtypes = [...new Set([...f.tensors.values()].map((t) => t.dtype))];
+    // dtype → tensor count, the shape a model folder's `dtypes` has (before: a list of names here, an
+    // object there: one --json key, two types)
+    const dtypes: Record<string, number> = {};
+    for (const t of f.tensors.values()) dtypes[t.dtype] = (dtypes[t.dtype] ?? 0) + 1;
     const isLM = f.has('embed.weight');
     f.close();
     // an LM checkpoint: the RetNet inside it plus embedding, final norm and head
@@ -88,7 +91,7 @@ const info: Command = {
     if (lm) await lm.close(); else await model.close();
     if (a.values.json) { console.log(JSON.stringify(out, null, 2)); return 0; }
     console.log([
-      `file         ${path} (${dtypes.join(', ')})`,
+      `file         ${path} (${Object.keys(dtypes).join(', ')})`,
       ...(lm ? [`kind         byte-level language model: embedding [${lm.vocab}, ${dims.d}] → RetNet → final LayerNorm [${dims.d}] → head [${lm.vocab}, ${dims.d}]`] : []),
       `layers       ${out.layers}`,
       `heads        ${out.heads}`,
