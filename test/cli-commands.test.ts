@@ -99,6 +99,14 @@ test('info prints the architecture of a checkpoint', () => {
   assert.equal([j.layers, j.heads, j.d, j.dk, j.dv], [1, 2, 8, 4, 8]);
 });
 
+test('info --json: dtypes is dtype → tensor count for a checkpoint file as for a model folder (before: ["F32"] for a file, {"F32": 25} for a folder)', () => {
+  const file = JSON.parse(cli('info', TINY, '--json').out);
+  const folder = JSON.parse(cli('info', join(ROOT, 'test', 'fixtures', 'fla', 'gqa'), '--json').out);
+  assert.equal(folder.dtypes, { F32: folder.tensors });
+  assert.equal(file.dtypes, { F32: readSafetensors(TINY).tensors.size });
+  assert.match(cli('info', TINY).out, /^file +\S+retnet-tiny\.safetensors \(F32\)$/m, 'the text form names the dtypes as before');
+});
+
 test('run: the output read back equals model.forward (wasm chunkwise, js parallel, recurrent)', async () => {
   const model = await loadFixtureModel('retnet-tiny');
   const x = Tensor.randn([2, 50, 8], { seed: 3, dtype: 'float32' });
@@ -146,6 +154,23 @@ test('main job --small prints timings and agreement', () => {
   assert.match(r.out, /chunkwise \(8 chunks\)/);
   const rel = Number(/max\|Δ\|\/max\|parallel\| = ([\d.e+-]+)/.exec(r.out)?.[1]);
   assert.ok(rel < 1e-5, `agreement ${rel}`);
+});
+
+test('main job: --chunks beyond L says what ran (before: "chunkwise (1000 chunks)" for 128 chunks of 1 token); a demo usage error points to `retnet demo --help` (before: `retnet --help`, which does not list the demo\'s options)', () => {
+  const r = cli('--small', '--workers', '1', '--chunks', '1000');
+  assert.is(r.code, 0, r.err);
+  assert.match(r.out, /^  chunkwise \(128 chunks\) +[\d.]+ s +[\d,]+ tokens\/s  \(--chunks 1000 at L = 128: ran 128 chunks of 1 token\)$/m);
+  assert.not.match(r.out, /1000 chunks\)/);
+  const three = cli('--small', '--workers', '1', '--chunks', '3');
+  assert.match(three.out, /^  chunkwise \(3 chunks\) +[\d.]+ s +[\d,]+ tokens\/s$/m, 'a count that ran as asked: no note');
+  for (const args of [['--smal'], ['--small', '--kernels', 'foo'], ['demo', '--chunks', '0']]) {
+    const u = cli(...args);
+    expectUsage(u, /^retnet demo: /, args.join(' '));
+    assert.match(u.err, /\(`retnet demo --help` lists every option\)\n$/, `${args.join(' ')}: the demo's own help`);
+  }
+  const h = cli('demo', '--help');
+  assert.is(h.code, 0);
+  assert.match(h.out, /--small/, '`retnet demo --help` lists the demo\'s options');
 });
 
 test('main job and bench say why the engine fell back (RETNET_BLAS naming a library that does not load)', () => {

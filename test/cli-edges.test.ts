@@ -215,4 +215,53 @@ test('info refuses a folder whose config says retnet but whose tensors are not a
   assert.not.match(r.stdout, /layers/);
 });
 
+test('worker interrupted (SIGINT) before Redis answers says it stopped while waiting, never "connected", exit 0 as documented (before: "connected to redis://127.0.0.1:1")', async () => {
+  const child = spawn(process.execPath, [MAIN, 'worker', '--queue', 'redis://127.0.0.1:1'], { cwd: TMP, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '', err = '';
+  child.stdout.on('data', (b) => { out += String(b); });
+  child.stderr.on('data', (b) => { err += String(b); });
+  const closed = new Promise<[number | null, NodeJS.Signals | null]>((res) => child.on('close', (c, s) => res([c, s])));
+  await new Promise((r) => setTimeout(r, 2000)); // the model loaded; nothing listens on port 1
+  child.kill('SIGINT');
+  const [code, signal] = await closed;
+  assert.is(signal, null, err);
+  assert.is(code, 0, err);
+  assert.not.match(out + err, /connected to/);
+  assert.match(err, /worker: stopped while waiting for Redis at redis:\/\/127\.0\.0\.1:1 \(never connected; no shards taken\)/);
+  assert.not.match(err, /stopped after \d+ shards/);
+});
+
+test('impossible flag combinations are usage errors (exit 2) naming the flag, before any work (before: the library\'s E_OPTION, exit 1, some after the model loaded; or the flag silently ignored, exit 0)', () => {
+  const fla = join(FIXTURES, 'fla', 'f32');
+  const tiny = ['--lengths', '16', '--chunks', '2', '--layers', '1', '--dim', '16', '--heads', '2'];
+  const plain = join(TMP, 'plain.txt');
+  const cases: [string[], RegExp][] = [
+    [['score', '--backend', 'js', '--precision', 'bf16', plain], /--precision bf16 needs --backend wasm .*js computes in float64/],
+    [['score', '--backend', 'tfjs', '--precision', 'bf16', plain], /--precision bf16 needs --backend wasm .*tfjs computes in float32/],
+    [['score', '--backend', 'js', '--precision', 'bf16', '--out', join(TMP, 'p.jsonl'), corpus], /--precision bf16 needs --backend wasm/],
+    [['score', '--out', join(TMP, 's.jsonl'), '--resume', '-'], /--resume cannot continue a run that reads stdin \('-'\)/],
+    [['score', '--out', join(TMP, 'x.jsonl'), '-', '-'], /stdin \('-'\) can be given only once/],
+    [['drift', '--model', fla, '--normalize-attn', '--length', '16', '--backends', 'js'], /--normalize-attn is for the seed's checkpoints; .*f32 is a fla-family model folder/],
+    [['drift', '--model', fla, '--normalize-retn', '--length', '16', '--backends', 'js'], /--normalize-retn is for the seed's checkpoints/],
+    [['bench', '--backend', 'js', '--precision', 'bf16', ...tiny], /--precision bf16 needs --backend wasm/],
+    [['bench', '--backend', 'wasm,tfjs', '--precision', 'bf16', ...tiny], /--precision bf16 needs --backend wasm .*tfjs/],
+    // options that were accepted and ignored
+    [['drift', '--length', '16', '--backends', 'js', '--precisions', 'bf16'], /--precisions bf16 needs the wasm backend in --backends .*got --backends js/],
+    [['drift', '--model', fla, '--msr-gate-fn', 'silu', '--length', '16', '--backends', 'js'], /--msr-gate-fn is for a checkpoint file; .*f32 is a model folder/],
+    [['drift', '--model', fla, '--mlp-gate-fn', 'gelu', '--length', '16', '--backends', 'js'], /--mlp-gate-fn is for a checkpoint file/],
+    [['info', fla, '--msr-gate-fn', 'silu'], /--msr-gate-fn is for a checkpoint file; .*f32 is a model folder/],
+  ];
+  for (const [args, message] of cases) {
+    const r = spawnSync(process.execPath, [MAIN, ...args], { cwd: TMP, encoding: 'utf8', timeout: 120_000, input: 'some text on stdin\n', env: { ...process.env, NO_COLOR: '1' } });
+    assert.is(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, message, args.join(' '));
+    assert.not.match(r.stderr, /options\.|E_OPTION/, 'the CLI\'s words, not the library\'s');
+    assert.is(r.stdout, '', `${args.join(' ')}: nothing done`);
+  }
+  assert.not.ok(existsSync(join(TMP, 's.jsonl.partial')) || existsSync(join(TMP, 'x.jsonl.partial')) || existsSync(join(TMP, 'p.jsonl.partial')), 'no partial output');
+  // what stays allowed: --precisions bf16 with wasm among the backends, the default list without wasm, f32 anywhere
+  const ok = cli(['drift', '--length', '8', '--backends', 'js', '--out-dir', join(TMP, 'drift-js'), '--no-plot']);
+  assert.is(ok.status, 0, ok.stderr);
+});
+
 test.run();

@@ -97,7 +97,7 @@ test('run: a failed run leaves an existing --out byte-identical and no temporary
   (x.data as Float32Array)[8 * 30 + 2] = NaN; // found while streaming, after the output was opened
   writeSafetensors(bad, { x: { shape: x.shape, data: x.data } });
   const out = join(TMP, 'previous.safetensors');
-  writeSafetensors(out, { previous: { shape: [2], data: new Float32Array([1, 2]) } }); // an earlier run's output
+  assert.is(run(out).code, 0, 'an earlier run\'s output'); // (only that is ever replaced)
   const previous = readFileSync(out);
   for (const backend of ['js', 'wasm']) {
     const r = cli(['run', '--model', MODEL, '--input', bad, '--out', out, '--backend', backend, '--chunks', '4', '--workers', '1']);
@@ -115,7 +115,8 @@ test('run: a failed run leaves an existing --out byte-identical and no temporary
 
 test('run: success replaces --out; through a symlink it writes the file the link points to', () => {
   const real = join(TMP, 'real-out.safetensors');
-  writeSafetensors(real, { old: { shape: [1], data: new Float32Array([0]) } });
+  // an output written before run marked its files (metadata model/input/key/options, no written_by)
+  writeSafetensors(real, { output: { shape: [1, 1, 8], data: new Float32Array(8) } }, { model: 'm', input: 'i', key: 'input', options: '{}' });
   const link = join(TMP, 'out-link');
   symlinkSync(real, link);
   const r = run(link);
@@ -188,6 +189,23 @@ test('score: --out and --summary-json naming one new file (also through a linked
   }
 });
 
+test('score: --summary-json naming the existing --out file says the two outputs share a file (before: "refusing to overwrite an input"); both kept', async () => {
+  const dir = mkdtempSync(join(TMP, 'same-'));
+  const corpus = join(dir, 'corpus.jsonl'), scores = join(dir, 'scores.jsonl');
+  writeFileSync(corpus, JSON.stringify({ text: 'hello world' }) + '\n');
+  assert.is(cli(['score', '--out', scores, corpus]).code, 0, 'an earlier run');
+  const before = sha(scores);
+  const r = cli(['score', '--out', scores, '--summary-json', scores, corpus]);
+  assert.is(r.code, 2, r.err);
+  assert.match(r.err, /--summary-json .*scores\.jsonl is the same file as --out .*scores\.jsonl; give each output its own file/);
+  assert.not.match(r.err, /input/);
+  assert.is(sha(scores), before, 'the earlier records are kept');
+  // an input is still called one
+  const i = cli(['score', '--out', join(dir, 'o.jsonl'), '--summary-json', corpus, corpus]);
+  assert.is(i.code, 2, i.err);
+  assert.match(i.err, /--summary-json .*corpus\.jsonl is the same file as INPUT .*; refusing to overwrite an input/);
+});
+
 test('score: a failure leaves no --jsonl (or the previous one, byte-identical) and no temporary file', async () => {
   const a = join(TMP, 'a.txt');
   const failing = () => new Readable({ read() { this.destroy(new Error('stdin broke')); } });
@@ -257,9 +275,9 @@ test('an existing output that is not what the command writes (a mistyped name, a
     // `score --jsonl a.txt b.txt`: the first FILE taken as --jsonl's value
     ['score records', ['score', '--jsonl', notes, doc]],
     ['score records', ['score', doc, '--out', notes]],
-    ['a JSON file', ['score', doc, '--out', join(TMP, 'c.jsonl'), '--summary-json', notes]],
-    ['a JSON file', ['bench', ...tiny, '--json', notes]],
-    ['a safetensors file', ['run', '--model', MODEL, '--input', INPUT, '--key', 'input', '--out', notes]],
+    ['an earlier `retnet score --summary-json` output', ['score', doc, '--out', join(TMP, 'c.jsonl'), '--summary-json', notes]],
+    ['an earlier `retnet bench --json` output', ['bench', ...tiny, '--json', notes]],
+    ['an earlier `retnet run` output', ['run', '--model', MODEL, '--input', INPUT, '--key', 'input', '--out', notes]],
   ];
   for (const [kind, args] of cases) {
     const r = cli(args);
@@ -285,6 +303,58 @@ test('an existing output that is not what the command writes (a mistyped name, a
   assert.is(cli(['score', doc, '--out', empty]).code, 0, 'an empty --out');
   assert.is(readFileSync(empty, 'utf8').trim().split('\n').length, 1);
   inputsIntact('outputs of the wrong kind');
+});
+
+test('a user\'s own JSON or safetensors file is never taken for an earlier output: bench --json, --summary-json and run --out refuse it (before: any JSON / any safetensors file was replaced, exit 0)', () => {
+  const pkg = join(TMP, 'pkg.json'), tsc = join(TMP, 'tsc.json'), ckpt = join(TMP, 'mymodel.safetensors');
+  copyFileSync(join(ROOT, 'package.json'), pkg);
+  copyFileSync(join(ROOT, 'tsconfig.json'), tsc);
+  copyFileSync(fixturePath('retnet-tiny'), ckpt);
+  // JSON that looks close to an output: an object with rows but another suite, a summary without run_id
+  const near = join(TMP, 'near.json'), nearSum = join(TMP, 'near-sum.json');
+  writeFileSync(near, JSON.stringify({ suite: 'my bench', rows: [] }));
+  writeFileSync(nearSum, JSON.stringify({ documents: 1, bits_per_byte: 2 }));
+  // a safetensors file with one tensor named "output" but no run metadata (someone else's)
+  const other = join(TMP, 'other-output.safetensors');
+  writeSafetensors(other, { output: { shape: [1, 2, 8], data: new Float32Array(16) } });
+  const doc = join(TMP, 'doc2.txt');
+  writeFileSync(doc, 'import os\n');
+  const corpus = join(TMP, 'corpus2.jsonl');
+  writeFileSync(corpus, JSON.stringify({ text: 'hello world' }) + '\n');
+  const tiny = ['--lengths', '16', '--chunks', '2', '--layers', '1', '--dim', '16', '--heads', '2', '--workers', '1'];
+  const small = ['--model', fixturePath('retnet-small'), '--mlp-gate-fn', 'silu', '--input', casesPath('retnet-small'), '--key', 'input'];
+  const cases: [string, string[], RegExp][] = [
+    [pkg, ['bench', ...tiny, '--json', pkg], /--json .*pkg\.json exists and is not an earlier `retnet bench --json` output/],
+    [near, ['bench', ...tiny, '--json', near], /is not an earlier `retnet bench --json` output/],
+    [tsc, ['score', '--summary-json', tsc, corpus], /--summary-json .*tsc\.json exists and is not an earlier `retnet score --summary-json` output/],
+    [nearSum, ['score', '--summary-json', nearSum, corpus], /is not an earlier `retnet score --summary-json` output/],
+    [ckpt, ['run', ...small, '--out', ckpt], /--out .*mymodel\.safetensors exists and is not an earlier `retnet run` output/],
+    [other, ['run', ...small, '--out', other], /is not an earlier `retnet run` output/],
+  ];
+  for (const [file, args, message] of cases) {
+    const before = sha(file);
+    const r = cli(args);
+    assert.is(r.code, 2, `${args.join(' ')}: ${r.err}`);
+    assert.match(r.err, message);
+    assert.is(sha(file), before, `${file}: byte-identical`);
+    assert.is(r.out, '', `${args[0]}: refused before any work`);
+  }
+  // each command's own earlier output is still replaced: bench, score --summary-json, run --out
+  const bj = join(TMP, 'own-bench.json'), sj = join(TMP, 'own-sum.json'), ry = join(TMP, 'own-run.safetensors');
+  for (let i = 0; i < 2; i++) {
+    let r = cli(['bench', ...tiny, '--json', bj]);
+    assert.is(r.code, 0, `bench, run ${i}: ${r.err}`);
+    r = cli(['score', '--summary-json', sj, corpus]);
+    assert.is(r.code, 0, `score --summary-json, run ${i}: ${r.err}`);
+    r = cli(['run', ...small, '--out', ry]);
+    assert.is(r.code, 0, `run --out, run ${i}: ${r.err}`);
+  }
+  assert.is(JSON.parse(readFileSync(bj, 'utf8')).suite, 'retnet bench');
+  assert.is(typeof JSON.parse(readFileSync(sj, 'utf8')).run_id, 'string');
+  const st = readSafetensors(ry);
+  assert.equal([...st.tensors.keys()], ['output']);
+  assert.is(st.metadata.written_by, 'retnet run', 'run marks its output');
+  inputsIntact('own files');
 });
 
 test.after(() => rmSync(TMP, { recursive: true, force: true }));

@@ -39,12 +39,17 @@ test('item 1: --summary-json over a file inside an input directory (or the model
   const model = ownModel('m1.st');
   const dd = join(dir, 'dd2');
   mkdirSync(dd);
-  // one record: valid JSON as well as JSONL, so the summary's format check (an earlier run's JSON may be
-  // replaced) passes and what refuses it is the input check
+  // a plain corpus file is refused up front by the summary's format check (it is not an earlier summary)
   writeFileSync(join(dd, 'x.jsonl'), jsonl(1, 1));
-  const before = sha(join(dd, 'x.jsonl'));
   const out = join(dir, 's1.jsonl');
   let r = cli(['score', '--model', model, '--out', out, '--summary-json', join(dd, 'x.jsonl'), dd]);
+  assert.is(r.code, 2, r.err);
+  assert.match(r.err, /x\.jsonl exists and is not an earlier `retnet score --summary-json` output/);
+  // one record that is a corpus document and has a summary's fields as well, so the format check (an
+  // earlier summary may be replaced) passes and what refuses it is the input check
+  writeFileSync(join(dd, 'x.jsonl'), JSON.stringify({ ...JSON.parse(jsonl(1, 1)), run_id: 'r', out: 'o', documents: 1, bytes: 1, bits: 1, bits_per_byte: 1, resumed_documents: 0, shards: 1, peak_rss_bytes: 1 }) + '\n');
+  const before = sha(join(dd, 'x.jsonl'));
+  r = cli(['score', '--model', model, '--out', out, '--summary-json', join(dd, 'x.jsonl'), dd]);
   assert.is(r.code, 1, r.err);
   assert.match(r.err, /--summary-json .*x\.jsonl is the input .*x\.jsonl; refusing to overwrite a file this run reads/);
   assert.ok(noStack(r.err));

@@ -2,7 +2,7 @@
 // option parsing into the library's options, the progress bar (documents,
 // bytes, bytes/s, ETA) and the summary lines. The work is in src/corpus.
 import { corpusSummaryJson, type CorpusProgress, type CorpusSummary, type ScoreCorpusOptions } from '../corpus/score-corpus.js';
-import { asModelRefusal, parseBackend, parseIntOption, parsePrecision, parseNumberOption, UsageError, type CommandIO } from './lm-util.js';
+import { asModelRefusal, checkPrecisionBackends, parseBackend, parseIntOption, parsePrecision, parseNumberOption, UsageError, type CommandIO } from './lm-util.js';
 import { checkOutputTarget, writeFileAtomic } from './safe-output.js';
 import { statSync } from 'node:fs';
 import { formatOf } from '../corpus/inputs.js';
@@ -87,6 +87,10 @@ export async function runCorpusMode(values: Record<string, string | boolean | un
   }
   const str = (k: string) => values[k] as string | undefined;
   for (const k of ['text-field', 'id-field', 'include']) if (str(k) === '') throw new UsageError(`--${k} needs a ${k === 'include' ? 'pattern' : 'field name'} (got an empty one)`);
+  // what scoreCorpus would refuse with E_OPTION (exit 1, after the model has loaded): usage errors here,
+  // worded as in file mode
+  if (inputs.filter((p) => p === '-').length > 1) throw new UsageError("stdin ('-') can be given only once");
+  if (values.resume === true && inputs.includes('-')) throw new UsageError("--resume cannot continue a run that reads stdin ('-'): what came on stdin before cannot be checked (save it to a file and score that)");
   const queue = str('queue');
   if (queue === undefined) for (const k of ['run-id', 'max-in-flight', 'redis-timeout']) if (values[k] !== undefined) throw new UsageError(`--${k} needs --queue`);
   if (queue !== undefined && !/^rediss?:\/\//.test(queue)) throw new UsageError('--queue must be a redis:// or rediss:// URL');
@@ -97,6 +101,7 @@ export async function runCorpusMode(values: Record<string, string | boolean | un
     queue, runId: str('run-id'), maxInFlight: parseIntOption('max-in-flight', str('max-in-flight'), 1), redisTimeoutMs: redisTimeoutMs(str('redis-timeout')),
     stdin: io.stdin, log: (line) => io.stderr.write(`retnet: ${line}\n`),
   };
+  checkPrecisionBackends(opts.precision, [opts.backend]);
   // the shared CLI rule (src/cli/safe-output.ts) up front: --out and --summary-json never
   // alias the model or a named input file; scoreCorpus then checks both (and the
   // partial files) against every file it will read, those inside directories too.
@@ -106,7 +111,7 @@ export async function runCorpusMode(values: Record<string, string | boolean | un
   else opts.sink = (jsonl) => io.stdout.write(jsonl); // the same records as --out would write, on stdout
   const summaryJson = str('summary-json');
   const summaryTarget = summaryJson === undefined ? undefined
-    : checkOutputTarget(summaryJson, [...named, ...(opts.out !== undefined ? [{ label: '--out', path: opts.out }] : [])], '--summary-json', { kind: 'json' });
+    : checkOutputTarget(summaryJson, [...named, ...(opts.out !== undefined ? [{ label: '--out', path: opts.out, output: true }] : [])], '--summary-json', { kind: 'summary-json' });
   const bar = await corpusBar(io);
   // SIGINT/SIGTERM: the run stops as an abort does (the shard in progress is dropped, OUT.partial keeps every
   // record written, fsynced, and the lock is removed), then exits 130/143; a second signal exits at once.

@@ -42,6 +42,15 @@ export function parsePrecision(v: string | undefined): Precision | undefined {
   return v as Precision;
 }
 
+/** --precision bf16 with backends that are not wasm: a usage error before any work (the library refuses
+ *  it with E_OPTION, exit 1, and in score and bench only after the model is loaded or the benchmark has
+ *  started). `flag` names the backend option (--backend, --backends). */
+export function checkPrecisionBackends(precision: Precision | undefined, backends: readonly (BackendName | undefined)[], flag = '--backend'): void {
+  if (precision !== 'bf16') return;
+  const other = backends.find((b) => b !== undefined && b !== 'wasm');
+  if (other !== undefined) throw new UsageError(`--precision bf16 needs ${flag} wasm (bfloat16 products run on the wasm backend only; ${other} computes in ${other === 'js' ? 'float64' : 'float32'})`);
+}
+
 /** Integer flag ≥ min (the CLI's one number parser, src/cli/numbers.ts). */
 export const parseIntOption = (name: string, v: string | undefined, min: number): number | undefined => intOption(name, v, { min });
 

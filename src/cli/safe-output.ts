@@ -12,16 +12,18 @@
 // API
 //   checkOutputTarget(out, inputs, flag = '--out', { createDir?, kind? }) → string
 //     Call before any work. `inputs`: the files the command reads, each
-//     { label, path } (label is the flag or 'FILE'; undefined paths and '-'
-//     are skipped). Throws a UsageError (exit 2) naming both paths when `out`
+//     { label, path, output? } (label is the flag or 'FILE'; undefined paths
+//     and '-' are skipped; output: true for another output of the command,
+//     named as such in the message). Throws a UsageError (exit 2) naming both paths when `out`
 //     is the same file as an input; when `out` exists but is not a regular
 //     file, is a dangling symlink, or its folder is missing / not writable.
 //     Returns the path to write: `out` with symlinks resolved (writing
 //     through a symlink replaces the file it points to, not the link).
 //     { createDir: true }: the folder may be missing if it can be created
 //     (mkdir -p dirname(result) before writing).
-//     { kind: 'json' | 'jsonl' | 'safetensors' }: an existing non-empty `out`
-//     must already hold that (an earlier run's output), else a UsageError.
+//     { kind: 'bench-json' | 'summary-json' | 'jsonl' | 'safetensors' }: an
+//     existing non-empty `out` must already hold that (an earlier output of
+//     the same command, recognised by its fields), else a UsageError.
 //   checkOutputDir(dir, files, inputs, flag = '--out-dir') → void
 //     The same for a folder the command will create (mkdir -p) and fill with
 //     `files`: the folder, or its nearest existing ancestor, must be a
@@ -47,6 +49,8 @@ export interface NamedInput {
   label: string;
   /** undefined (not given) and '-' (stdin) are skipped */
   path: string | URL | undefined;
+  /** another output of the same command (score's --out beside --summary-json), not something it reads */
+  output?: boolean;
 }
 
 const code = (e: unknown) => (e as NodeJS.ErrnoException).code ?? (e as Error).message;
@@ -72,13 +76,21 @@ function checkWritableDir(dir: string, what: string): void {
 }
 
 /** What a command writes to an output file. An existing non-empty file is replaced only when it already
- *  holds that (an earlier run's output): a mistyped name, or an input file taken as the option's value
- *  (`score --jsonl a.txt b.txt`), is refused instead of overwritten. */
-export type OutputKind = 'json' | 'jsonl' | 'safetensors';
+ *  holds that (an earlier run's output of the same command): a mistyped name, an input file taken as the
+ *  option's value (`score --jsonl a.txt b.txt`), or a user's own JSON / safetensors file is refused instead
+ *  of overwritten. Before, any parseable JSON and any safetensors header passed, so `bench --json
+ *  package.json` or `run --out my-model.safetensors` replaced the user's file with exit 0. */
+export type OutputKind = 'bench-json' | 'summary-json' | 'jsonl' | 'safetensors';
 
 const KIND_WORDS: Record<OutputKind, string> = {
-  json: 'a JSON file', jsonl: 'score records (JSON Lines with bits_per_byte, or their .gz)', safetensors: 'a safetensors file',
+  'bench-json': 'an earlier `retnet bench --json` output (JSON with "suite": "retnet bench")',
+  'summary-json': 'an earlier `retnet score --summary-json` output (JSON with run_id, bits_per_byte, …)',
+  jsonl: 'score records (JSON Lines with bits_per_byte, or their .gz)',
+  safetensors: 'an earlier `retnet run` output (safetensors with the one tensor "output")',
 };
+
+/** The metadata entry `retnet run` writes into its output, so that a later run knows the file as its own. */
+export const RUN_OUTPUT_MARK = { written_by: 'retnet run' } as const;
 
 /** Up to `n` bytes from the start of the file at `path`. */
 function head(path: string, n: number): Buffer {
@@ -91,14 +103,47 @@ function head(path: string, n: number): Buffer {
   } finally { closeSync(fd); }
 }
 
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** The whole file as JSON (files over 64 MiB are not ours: neither output grows that large). */
+function jsonOf(path: string, size: number): unknown {
+  return size <= 64 * 2 ** 20 ? JSON.parse(head(path, size).toString('utf8')) : undefined;
+}
+
+/** What `retnet run --out` writes: one F32 tensor "output" of shape [B, L, d], and in __metadata__ the
+ *  RUN_OUTPUT_MARK (outputs written before the mark: the model, input, key and options entries, which
+ *  every run wrote). Any other safetensors file (a checkpoint, an input) is the user's. */
+function isRunOutput(path: string, size: number): boolean {
+  const b = head(path, 8);
+  if (b.length !== 8) return false;
+  const n = b.readBigUInt64LE(0);
+  if (n > BigInt(Math.min(size - 8, 2 ** 20))) return false; // run writes a header of a few hundred bytes
+  const h = JSON.parse(head(path, 8 + Number(n)).subarray(8).toString('utf8')) as unknown;
+  if (!isObject(h)) return false;
+  const { __metadata__: meta, ...tensors } = h;
+  const names = Object.keys(tensors);
+  const out = tensors.output;
+  if (names.length !== 1 || !isObject(out) || out.dtype !== 'F32' || !Array.isArray(out.shape) || out.shape.length !== 3) return false;
+  if (!isObject(meta)) return false;
+  return meta.written_by === RUN_OUTPUT_MARK.written_by || ['model', 'input', 'key', 'options'].every((k) => typeof meta[k] === 'string');
+}
+
 /** Whether the regular file at `path` (size bytes, > 0) already holds output of this kind. */
 function holdsKind(path: string, size: number, kind: OutputKind): boolean {
   try {
-    if (kind === 'safetensors') {
-      const b = head(path, 9);
-      return b.length === 9 && b.readBigUInt64LE(0) <= BigInt(size - 8) && b[8] === 0x7b; // '{'
+    if (kind === 'safetensors') return isRunOutput(path, size);
+    if (kind === 'bench-json') {
+      // bench has written this "suite" field since its first version
+      const j = jsonOf(path, size);
+      return isObject(j) && j.suite === 'retnet bench' && Array.isArray(j.rows);
     }
-    if (kind === 'json') return size <= 64 * 2 ** 20 && (JSON.parse(head(path, size).toString('utf8')), true);
+    if (kind === 'summary-json') {
+      // corpusSummaryJson's fields (the file's documented shape, kept without an added marker): a run id, the
+      // output and the totals; a value may be null (JSON's NaN, e.g. bits_per_byte of an empty corpus)
+      const j = jsonOf(path, size);
+      return isObject(j) && typeof j.run_id === 'string' && typeof j.out === 'string'
+        && ['documents', 'bytes', 'bits', 'bits_per_byte', 'resumed_documents', 'shards', 'peak_rss_bytes'].every((k) => k in j);
+    }
     // score records (or their gzip): a corpus file of JSON lines given as --out is not one (before:
     // any JSON object line, or any gzip, was taken for an earlier run's output and replaced)
     return isScoresFile(path);
@@ -148,7 +193,8 @@ export function checkOutputTarget(out: string, inputs: readonly NamedInput[], fl
       let ist: Stats;
       try { ist = statSync(p); } catch { continue; } // a missing input fails later, as an input
       if (ist.dev === st.dev && ist.ino === st.ino) {
-        throw new UsageError(`${what} is the same file as ${input.label} ${p}${resolve(out) === resolve(p) ? '' : ' (through a link)'}; refusing to overwrite an input`);
+        // two outputs on one file: the second write would replace the first's (before: called an input)
+        throw new UsageError(`${what} is the same file as ${input.label} ${p}${resolve(out) === resolve(p) ? '' : ' (through a link)'}; ${input.output ? 'give each output its own file' : 'refusing to overwrite an input'}`);
       }
     }
     if (opts.kind && st.size > 0 && !holdsKind(target, st.size, opts.kind)) {

@@ -17,7 +17,10 @@ export function usageHead(usage: string): string {
   return head.join('\n');
 }
 
-/** The command a usage text is for, from its first line: e.g. 'retnet score' (else 'retnet'). */
+/** The command a usage text is for, from its first line: e.g. 'retnet score', and 'retnet demo' for the
+ *  demo's `usage: retnet [demo] …` (its name optional there; before, 'retnet', whose --help is the command
+ *  overview, without the demo's options) — else 'retnet'. */
 export function usageCommand(usage: string): string {
-  return /^usage: (retnet(?: [a-z]+)?)/.exec(usage)?.[1] ?? 'retnet';
+  const m = /^usage: retnet(?: \[?([a-z]+)\]?(?=[ \n]|$))?/.exec(usage);
+  return m?.[1] !== undefined ? `retnet ${m[1]}` : 'retnet';
 }

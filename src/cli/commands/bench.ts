@@ -6,7 +6,7 @@ import { dirname } from 'node:path';
 import { RetNet } from '../../index.js';
 import { RetNetError } from '../../errors.js';
 import { gpuAdvice } from '../../backends/tfjs/engines.js';
-import { parsePrecision } from '../lm-util.js';
+import { checkPrecisionBackends, parsePrecision } from '../lm-util.js';
 import { chunkedAs } from '../../options.js';
 import { backendList, errorMessage, flagModelConfig, kernelsName, parse, table, type Command } from '../command.js';
 import { MAX_WORKERS, intListOption, intOption } from '../numbers.js';
@@ -42,7 +42,8 @@ options:
                     so profiled times run slightly slower than unprofiled ones; and the
                     GFLOP/s of one worker while in the products and the intra-chunk retention
   --json OUT        write the results as JSON to OUT (default: not saved); an existing
-                    OUT must be JSON (an earlier run's), else it is refused
+                    OUT must be an earlier bench --json output ("suite": "retnet bench"),
+                    else it is refused (any other JSON file is left as it is)
   -h, --help        this text`;
 
 /** A cell whose chunk count is not what ran (`--chunks 64` at L = 100: 50 chunks of 2 tokens). */
@@ -85,11 +86,12 @@ const bench: Command = {
     const kernelsList = v.kernels === undefined ? [undefined] : String(v.kernels).split(',').map((k) => kernelsName('kernels', k.trim())!);
     const B = intOption('batch', v.batch) ?? 1;
     const precision = parsePrecision(v.precision);
+    checkPrecisionBackends(precision, backends); // before: every cell of a js or tfjs backend an error row, exit 1
     const cfg = flagModelConfig(intOption('layers', v.layers) ?? 6, intOption('dim', v.dim) ?? 512, intOption('heads', v.heads) ?? 8);
     const repeat = intOption('repeat', v.repeat) ?? 1;
     const out: string | undefined = v.json;
     // before the benchmark: the JSON's folder must be usable and the file not a special one
-    const target = out === undefined ? undefined : checkOutputTarget(out, [], '--json', { createDir: true, kind: 'json' });
+    const target = out === undefined ? undefined : checkOutputTarget(out, [], '--json', { createDir: true, kind: 'bench-json' });
     const profile = v.profile ?? false;
     if (profile) process.env.RETNET_PROFILE = '1'; // read by each worker pool as it starts
     const rows: BenchRow[] = [];

@@ -5,6 +5,7 @@ import { RetNet, Tensor, maxAbsDiff, relMaxError } from '../../index.js';
 import { backendName, kernelsName, modelConfig, parse, type Command } from '../command.js';
 import { intOption, workersOption } from '../numbers.js';
 import { writeEngineNotes } from '../lm-util.js';
+import { chunkedAs } from '../../options.js';
 
 const usage = `usage: retnet [demo] [--small] [--backend wasm|js|tfjs] [--kernels auto|wasm|blas|dnnl] [--workers N] [--chunks K]
 
@@ -43,17 +44,21 @@ const demo: Command = {
     try {
       const x = Tensor.randint(0, 100, [B, L, cfg.dimModel], { seed: 1 });
       console.log(`RetNet: ${cfg.numLayer} layers, ${cfg.numHeads} heads, d=${cfg.dimModel}, value factor ${cfg.valueFactor}, gelu, MLP ${cfg.mlpMult}·d; input randint(0,100) [${B}, ${L}, ${cfg.dimModel}] (seed 1)`);
-      const time = async (label: string, numChunks: number | null) => {
+      const time = async (label: string, numChunks: number | null, note = '') => {
         const t0 = performance.now();
         const y = await model.forward(x, { attnMask: 'causal', numChunks, backend, kernels, workers });
         const s = (performance.now() - t0) / 1000;
-        console.log(`  ${label.padEnd(22)} ${s.toFixed(3)} s  ${Math.round((B * L) / s).toLocaleString('en-US')} tokens/s`);
+        console.log(`  ${label.padEnd(22)} ${s.toFixed(3)} s  ${Math.round((B * L) / s).toLocaleString('en-US')} tokens/s${note}`);
         return y;
       };
       // start the backend (worker pool) first, so neither timing includes it
       await model.forward(Tensor.randint(0, 100, [1, 8, cfg.dimModel], { seed: 2 }), { backend, kernels, workers });
       const p = await time('parallel', null);
-      const c = await time(chunks === -1 ? 'recurrent (chunks -1)' : `chunkwise (${chunks} chunks)`, chunks);
+      // the chunks that ran: numChunks k is chunks of ceil(L/k) tokens, fewer than k when k does not divide L
+      // or exceeds it (--chunks 1000 at L = 128: 128 chunks of 1 token), said as bench says it
+      const ran = chunkedAs(L, Math.max(chunks, 1));
+      const c = await time(chunks === -1 ? 'recurrent (chunks -1)' : `chunkwise (${ran.chunks} chunks)`, chunks,
+        chunks > 0 && ran.chunks !== chunks ? `  (--chunks ${chunks} at L = ${L}: ran ${ran.chunks} chunks of ${ran.chunkSize} token${ran.chunkSize === 1 ? '' : 's'})` : '');
       const engines = (await model.backendInfo()).map((i) => `${i.engine} on ${i.device}`).join('; ');
       console.log(`backend: ${backend}${engines ? ` (${engines})` : ' (float64 reference)'}`);
       // why the engine is not the one 'auto' prefers (no CBLAS library, RETNET_BLAS naming one that does not load, …)

@@ -12,7 +12,7 @@ import { intOption, workersOption } from '../numbers.js';
 import { checkOutputDir, checkOutputTarget, writeFileAtomic } from '../safe-output.js';
 import { machine } from '../gen.js';
 import { MAX_PARALLEL_L } from './run.js';
-import { actOption } from './info.js';
+import { actOption, refuseForFolder } from './info.js';
 import { driftSvg } from '../plot.js';
 import { RetNetLM, embedRow } from '../../lm/retnet-lm.js';
 import { SafetensorsFile } from '../../safetensors.js';
@@ -65,13 +65,16 @@ options:
                     fed the embeddings of seeded random token ids
   --length L        sequence length (default 8192; the study at 65536 takes minutes)
   --backends LIST   backends to study (default wasm, and tfjs when @tensorflow/tfjs is installed)
-  --precisions LIST operand precisions on the wasm backend: f32, bf16 (default f32,bf16)
+  --precisions LIST operand precisions on the wasm backend: f32, bf16 (default f32,bf16;
+                    bf16 given here needs wasm among --backends)
   --out-dir DIR     output folder (default: a new folder retnet-drift-XXXXXX under the OS temp dir)
   --no-plot         do not draw drift.svg
   --workers N       worker threads (wasm; 1 to 256)
   --seed S          seed of the input sequence (randn, 0 to 4294967295, default 1)
-  --normalize-attn, --normalize-retn   normalisations (both forms and the reference)
-  --msr-gate-fn F, --mlp-gate-fn F     activations for --model
+  --normalize-attn, --normalize-retn   normalisations (both forms and the reference; the
+                                       seed family's, refused for a model folder)
+  --msr-gate-fn F, --mlp-gate-fn F     activations for a --model checkpoint file (refused
+                                       for a model folder: its config.json decides)
   -h, --help        this text`;
 
 export type { DriftRow } from '../drift-row.js';
@@ -107,10 +110,20 @@ const drift: Command = {
     const plot = v['no-plot'] !== true;
     const precisions = (v.precisions ?? 'f32,bf16').split(',').map((p: string) => p.trim());
     for (const p of precisions) if (p !== 'f32' && p !== 'bf16') throw new UsageError(`--precisions must list f32 and/or bf16 (got ${JSON.stringify(p)})`);
+    // the precisions are the wasm backend's: bf16 asked for with no wasm backend would give no bf16 row
+    // (before: silently none, exit 0); the default list applies to wasm when it is there
+    if (v.precisions !== undefined && precisions.includes('bf16') && !backends.includes('wasm')) {
+      throw new UsageError(`--precisions bf16 needs the wasm backend in --backends (bfloat16 products run on wasm only; got --backends ${backends.join(',')})`);
+    }
     const workers = workersOption('workers', v.workers);
     const seed = intOption('seed', v.seed, { min: 0, max: 2 ** 32 - 1 }) ?? 1;
     const flags = { normalizeAttn: v['normalize-attn'] ?? false, normalizeRetn: v['normalize-retn'] ?? false };
     const acts = { msrGateFn: actOption('msr-gate-fn', v['msr-gate-fn']), mlpGateFn: actOption('mlp-gate-fn', v['mlp-gate-fn']) };
+    if (v.model !== undefined && RetNetLM.isFolderSpec(v.model)) {
+      // a fla-family folder fixes its activations (config.json) and has no retention normalisations: these
+      // flags were ignored (the activations) or refused by the library after the model loaded (exit 1)
+      refuseForFolder(v.model, v);
+    }
     const skipped: { backend: BackendName; reason: string }[] = [];
 
     // before the study: the output folder must be usable (and its files not the model or special files)

@@ -24,8 +24,9 @@ embed.weight, like the shipped src/assets/bytes-4x128.safetensors) is
 described too: vocabulary, embedding, final norm and head.
 
 options:
-  --msr-gate-fn F   retention gate activation (${ACTIVATIONS.join(', ')})
-  --mlp-gate-fn F   MLP activation
+  --msr-gate-fn F   retention gate activation (${ACTIVATIONS.join(', ')}); checkpoint
+                    files only (a model folder's config.json decides)
+  --mlp-gate-fn F   MLP activation (checkpoint files only)
   --json            print JSON instead of text
   -h, --help        this text`;
 
@@ -33,6 +34,18 @@ export function actOption(name: string, v: string | undefined): ActName | undefi
   if (v === undefined) return undefined;
   if (!(ACTIVATIONS as readonly string[]).includes(v)) throw new UsageError(`--${name} must be one of ${ACTIVATIONS.join(', ')} (got ${JSON.stringify(v)})`);
   return v as ActName;
+}
+
+/** Flags a fla-family model folder cannot take, as usage errors (the library refuses the activations as
+ *  load options and the normalisations at the forward, E_OPTION): its config.json decides the activations,
+ *  and the family has no retention normalisations. `values`: the parsed flags. */
+export function refuseForFolder(folder: string, values: Record<string, unknown>): void {
+  for (const flag of ['msr-gate-fn', 'mlp-gate-fn'] as const) {
+    if (values[flag] !== undefined) throw new UsageError(`--${flag} is for a checkpoint file; ${folder} is a model folder (its config.json decides the activations): leave --${flag} out`);
+  }
+  for (const flag of ['normalize-attn', 'normalize-retn'] as const) {
+    if (values[flag] === true) throw new UsageError(`--${flag} is for the seed's checkpoints; ${folder} is a fla-family model folder (the family has no retention normalisations): leave --${flag} out`);
+  }
 }
 
 const info: Command = {
@@ -45,6 +58,7 @@ const info: Command = {
     if (a.positionals.length !== 1) throw new UsageError(a.positionals.length === 0 ? 'give one checkpoint file' : `give one checkpoint file (got ${a.positionals.length})`);
     const path = a.positionals[0];
     if (RetNetLM.isFolderSpec(path)) {
+      refuseForFolder(path, a.values); // before: --msr-gate-fn / --mlp-gate-fn were accepted and ignored
       try { return await folderInfo(path, a.values.json === true); } catch (e) {
         if (e instanceof RetNetError && ['E_CONFIG', 'E_WEIGHTS', 'E_SAFETENSORS'].includes(e.code)) throw new ModelRefused(`${e.code}: ${e.message}`);
         throw e;
@@ -52,7 +66,10 @@ const info: Command = {
     }
     const acts = { msrGateFn: actOption('msr-gate-fn', a.values['msr-gate-fn']), mlpGateFn: actOption('mlp-gate-fn', a.values['mlp-gate-fn']) };
     const f = SafetensorsFile.open(path);
-    const dtypes = [...new Set([...f.tensors.values()].map((t) => t.dtype))];
+    // dtype → tensor count, the shape a model folder's `dtypes` has (before: a list of names here, an
+    // object there: one --json key, two types)
+    const dtypes: Record<string, number> = {};
+    for (const t of f.tensors.values()) dtypes[t.dtype] = (dtypes[t.dtype] ?? 0) + 1;
     const isLM = f.has('embed.weight');
     f.close();
     // an LM checkpoint: the RetNet inside it plus embedding, final norm and head
@@ -74,7 +91,7 @@ const info: Command = {
     if (lm) await lm.close(); else await model.close();
     if (a.values.json) { console.log(JSON.stringify(out, null, 2)); return 0; }
     console.log([
-      `file         ${path} (${dtypes.join(', ')})`,
+      `file         ${path} (${Object.keys(dtypes).join(', ')})`,
       ...(lm ? [`kind         byte-level language model: embedding [${lm.vocab}, ${dims.d}] → RetNet → final LayerNorm [${dims.d}] → head [${lm.vocab}, ${dims.d}]`] : []),
       `layers       ${out.layers}`,
       `heads        ${out.heads}`,

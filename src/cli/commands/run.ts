@@ -5,7 +5,7 @@ import { RetNet, SafetensorsFile, SafetensorsWriter, type RowSink, type RowSourc
 import { listNames, quote } from '../../errors.js';
 import { UsageError, backendName, kernelsName, parse, progressBar, type Command } from '../command.js';
 import { intOption, workersOption } from '../numbers.js';
-import { AtomicOutput, checkOutputTarget } from '../safe-output.js';
+import { AtomicOutput, RUN_OUTPUT_MARK, checkOutputTarget } from '../safe-output.js';
 import { actOption } from './info.js';
 
 /** Longest sequence the parallel form is run for: it materialises an L×L
@@ -25,7 +25,9 @@ options:
   --out Y           output file, replaced only when the run succeeds (written
                     to a temporary file beside it, then renamed); refused when
                     it is the input or the model (also through a link), not
-                    a regular file, or an existing file that is not safetensors
+                    a regular file, or an existing file that is not an earlier
+                    run's output (one tensor "output"; a checkpoint or any
+                    other safetensors file is never replaced)
   --chunks N        N chunks of ceil(L/N) tokens; -1 = fully recurrent
   --chunk-size N    chunks of N tokens
                     (neither: the parallel form, refused for L > ${MAX_PARALLEL_L}: it needs an L×L matrix per head)
@@ -101,6 +103,7 @@ const run: Command = {
       output = AtomicOutput.create(target);
       writer = new SafetensorsWriter(output.tempPath, [{ name: 'output', dtype: 'F32', shape: [B, L, d] }], {
         model: v.model!, input: v.input!, key, options: JSON.stringify({ ...opts, numChunks: opts.numChunks ?? null }),
+        ...RUN_OUTPUT_MARK, // a later run may replace this file; no other safetensors file (safe-output.ts)
       });
       const w = writer;
       // every output row is checked: a non-finite value fails the run (exit 1) instead of being written

@@ -11,7 +11,7 @@ import { corpusOptionSpec, runCorpusMode, wantsCorpusMode } from '../corpus-cli.
 import { intOption } from '../numbers.js';
 import { predictedBytes, writeAll } from '../../corpus/writer.js';
 import { AtomicOutput, checkOutputTarget } from '../safe-output.js';
-import { loadLM, parseBackend, parsePrecision, processIO, progressBar, readInput, runCommand, writeEngineNotes, UsageError, type Command, type CommandIO } from '../lm-util.js';
+import { checkPrecisionBackends, loadLM, parseBackend, parsePrecision, processIO, progressBar, readInput, runCommand, writeEngineNotes, UsageError, type Command, type CommandIO } from '../lm-util.js';
 
 const usage = `usage: retnet score [--model M.safetensors|DIR|ORG/NAME] [--backend js|wasm|tfjs] [--chunk-size N] [--precision f32|bf16] [--jsonl OUT] [--per-token] FILE...
        retnet score [--out SCORES.jsonl[.gz]] [corpus options] INPUT...
@@ -44,7 +44,8 @@ const usage = `usage: retnet score [--model M.safetensors|DIR|ORG/NAME] [--backe
   --strict              a bad JSONL line / Parquet row is an error (default: reported and skipped)
   --max-doc-bytes N     longest JSONL line / document, in bytes (default 67108864 = 64 MiB);
                         a longer one is a bad record
-  --summary-json FILE   the summary as JSON (snake_case fields: run_id, bits_per_byte, …)
+  --summary-json FILE   the summary as JSON (snake_case fields: run_id, bits_per_byte, …); an
+                        existing FILE must be an earlier summary (those fields), else it is refused
   --shard-bytes N       text bytes per shard / ragged batch (default 4194304)
   --queue redis://[user:pass@]host:port[/db]   (or rediss://) coordinate \`retnet worker\`s
                         through BullMQ on that Redis instead of scoring here (needs --out)
@@ -97,6 +98,7 @@ export const score: Command = {
       const backend = parseBackend(values.backend);
       const chunkSize = intOption('chunk-size', values['chunk-size']);
       const precision = parsePrecision(values.precision as string | undefined);
+      checkPrecisionBackends(precision, [backend]);
       if (values['per-token'] && values.jsonl === undefined) throw new UsageError('--per-token needs --jsonl OUT');
       // before any work: --jsonl must not be a scored file or the model (also through a link) nor a special file
       const jsonlTarget = values.jsonl === undefined ? undefined

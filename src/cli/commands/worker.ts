@@ -13,7 +13,8 @@ const usage = `usage: retnet worker --queue redis://[user:pass@]host:port[/db] [
                        takes it (BullMQ lock; default 30000)
   --redis-timeout SEC  exit 1 when Redis is unreachable this long (default 30)
   SIGINT/SIGTERM: stop taking shards, finish the current one, exit 0; a second signal exits at
-  once (the shard goes back to the queue after --lock-duration).`;
+  once (the shard goes back to the queue after --lock-duration). Before Redis answers, the
+  first signal stops the wait (exit 0, "stopped while waiting for Redis").`;
 
 export const worker: Command = {
   name: 'worker',
@@ -42,7 +43,8 @@ export const worker: Command = {
           queue: v.queue, model: v.model, runId: v['run-id'], lockDurationMs: parseIntOption('lock-duration', v['lock-duration'], 100),
           redisTimeoutMs: redisTimeoutMs(v['redis-timeout']), log: (line) => io.stderr.write(`retnet: ${line}\n`), signal: ac.signal,
         }).catch((e: unknown) => { throw asModelRefusal(v.model, e); }); // a refused model folder: exit 2, as in score
-        io.stderr.write(`retnet: worker: stopped after ${stats.scored} shards (${stats.failed} failed jobs); peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(1)} MiB\n`);
+        // not connected: the library has said it stopped while waiting for Redis
+        if (stats.connected) io.stderr.write(`retnet: worker: stopped after ${stats.scored} shards (${stats.failed} failed jobs); peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(1)} MiB\n`);
       } finally {
         process.off('SIGINT', onSignal); process.off('SIGTERM', onSignal);
       }

@@ -46,6 +46,8 @@ export interface WorkerStats {
   scored: number;
   /** jobs failed (model mismatch, malformed, non-finite scores) */
   failed: number;
+  /** whether it reached Redis (false: `signal` stopped it while it was still waiting for the connection) */
+  connected: boolean;
 }
 
 /** The processor: job data (+ the local model) → records, or a failure with its reason. */
@@ -101,7 +103,7 @@ function validRuns(hash: Record<string, string>, warned: Set<string>, log: (line
 export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
   // a run id no coordinator can make would wait forever on a queue nobody fills
   if (o.runId !== undefined && !RUN_ID_RE.test(o.runId)) throw errors.option('runId', 'letters, digits, _ . - (at most 64), as retnet score makes them', o.runId);
-  const stats: WorkerStats = { scored: 0, failed: 0 };
+  const stats: WorkerStats = { scored: 0, failed: 0, connected: false };
   const link = new RedisLink(o.target, o.redisTimeoutMs, o.log, 'worker');
   const workers = new Map<string, Worker>();
   const turns = new Turns(); // one shard at a time on this machine's pool, whatever run it belongs to
@@ -135,7 +137,13 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
     o.signal?.addEventListener('abort', () => res(), { once: true });
   });
   try {
-    await Promise.race([link.ready(), stopping]);
+    await Promise.race([link.ready().then(() => { stats.connected = true; }), stopping]);
+    // stopped before Redis answered (a signal while it retries an unreachable address): it never
+    // connected, so it must not say so (before: "connected to …" was logged after the race either way)
+    if (!stats.connected) {
+      o.log(`worker: stopped while waiting for Redis at ${o.target.display} (never connected; no shards taken)`);
+      return stats;
+    }
     o.log(`worker: connected to ${o.target.display}; model ${o.modelLabel} (SHA-256 ${o.modelSha.slice(0, 16)}…)`);
     while (!o.signal?.aborted) {
       const runs = o.runId !== undefined ? [o.runId] : validRuns(await link.guard(link.client.hgetall(RUNS_KEY)), warned, o.log);
