@@ -242,4 +242,20 @@ test('SIGINT stops a corpus run with exit 130: the partial file stays, the lock 
   assert.ok(readFileSync(out).equals(readFileSync(base)));
 });
 
+test('*.ndjson and *.json (also .gz/.zst) are JSON Lines, as *.json.gz was', async () => {
+  // before: data.json and data.ndjson were each one plain document (their whole text scored), while
+  // data.json.gz was read line by line
+  const { formatOf } = await import('../src/corpus/inputs.js');
+  for (const [name, compression] of [['d.json', 'none'], ['d.ndjson', 'none'], ['d.NDJSON.gz', 'gzip'], ['d.json.zst', 'zstd'], ['d.jsonl', 'none']] as const) {
+    assert.equal(formatOf(name), { format: 'jsonl', compression }, name);
+  }
+  assert.equal(formatOf('d.txt.gz'), { format: 'plain', compression: 'none' }); // any other file: one document, as it is
+  for (const name of ['d.json', 'd.ndjson']) {
+    writeFileSync(join(dir, name), jsonl(3, 8));
+    const r = cli(['score', '--model', model, '--out', join(dir, `${name}.scores.jsonl`), join(dir, name)]);
+    assert.is(r.code, 0, r.err);
+    assert.equal(lines(join(dir, `${name}.scores.jsonl`)).map((l) => JSON.parse(l).id), ['s8-0', 's8-1', 's8-2'], name);
+  }
+});
+
 test.run();

@@ -23,13 +23,15 @@ export interface InputFile {
   mtimeMs: number;
 }
 
-/** Format of a file from its name: *.jsonl[.gz|.zst], *.json.gz, *.parquet; anything else is one plain document. */
+/** Format of a file from its name: *.jsonl, *.ndjson and *.json, each also .gz or .zst (JSON Lines — a
+ *  `.json` file as well, as dataset hubs write them: before, `data.json` was one plain document while
+ *  `data.json.gz` was JSONL), *.parquet; anything else is one plain document. */
 export function formatOf(path: string): { format: InputFormat; compression: Compression } {
   const p = path.toLowerCase();
   if (p.endsWith('.parquet')) return { format: 'parquet', compression: 'none' };
-  if (p.endsWith('.jsonl')) return { format: 'jsonl', compression: 'none' };
-  if (p.endsWith('.jsonl.gz') || p.endsWith('.json.gz')) return { format: 'jsonl', compression: 'gzip' };
-  if (p.endsWith('.jsonl.zst') || p.endsWith('.json.zst')) return { format: 'jsonl', compression: 'zstd' };
+  const compression: Compression = p.endsWith('.gz') ? 'gzip' : p.endsWith('.zst') ? 'zstd' : 'none';
+  const base = compression === 'none' ? p : p.slice(0, p.lastIndexOf('.'));
+  if (base.endsWith('.jsonl') || base.endsWith('.ndjson') || base.endsWith('.json')) return { format: 'jsonl', compression };
   return { format: 'plain', compression: 'none' };
 }
 

@@ -30,7 +30,7 @@ const usage = `usage: retnet score [--model M.safetensors|DIR|ORG/NAME] [--backe
                 dot products, else rounded operands on the usual engine); see docs/engines.md
 
   Corpus mode: with --out, or when any INPUT is a corpus: a directory (walked recursively,
-  sorted), *.jsonl / *.jsonl.gz / *.jsonl.zst / *.json.gz (one JSON document per line) or
+  sorted), *.jsonl / *.ndjson / *.json, each also .gz or .zst (one JSON document per line) or
   *.parquet. Then every INPUT is read as a corpus: JSONL and Parquet give one document per
   line/row, any other file (plain text, '-') is one document. One record per document, in
   input order: {"id","source","bytes","bits","bits_per_byte"}; a summary on stderr.
