@@ -358,4 +358,25 @@ test('a user\'s own JSON or safetensors file is never taken for an earlier outpu
 });
 
 test.after(() => rmSync(TMP, { recursive: true, force: true }));
+test('drift --out-dir: files of that name that are not an earlier drift run\'s are refused (or, drift.svg with --no-plot, left)', () => {
+  // before: only the folder and the model were checked; a user's drift.json in the folder was replaced, and
+  // with --no-plot any regular file named drift.svg was removed
+  const dd = mkdtempSync(join(tmpdir(), 'retnet-driftdir-'));
+  writeFileSync(join(dd, 'drift.json'), 'my notes\n');
+  writeFileSync(join(dd, 'drift.svg'), '<svg>mine</svg>\n');
+  const args = ['drift', '--backends', 'js', '--length', '16', '--out-dir', dd, '--no-plot'];
+  let r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8' });
+  assert.is(r.status, 2, r.stderr);
+  assert.match(r.stderr, /drift\.json exists and is not an earlier `retnet drift` output/);
+  assert.is(readFileSync(join(dd, 'drift.json'), 'utf8'), 'my notes\n');
+  rmSync(join(dd, 'drift.json'));
+  r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8' });
+  assert.is(r.status, 0, r.stderr);
+  assert.is(readFileSync(join(dd, 'drift.svg'), 'utf8'), '<svg>mine</svg>\n', 'a user\'s drift.svg is left');
+  assert.match(r.stderr, /drift\.svg is not an earlier study's plot and was left as it is/);
+  // a second run replaces the first one's files
+  r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8' });
+  assert.is(r.status, 0, r.stderr);
+});
+
 test.run();

@@ -80,13 +80,14 @@ function checkWritableDir(dir: string, what: string): void {
  *  option's value (`score --jsonl a.txt b.txt`), or a user's own JSON / safetensors file is refused instead
  *  of overwritten. Before, any parseable JSON and any safetensors header passed, so `bench --json
  *  package.json` or `run --out my-model.safetensors` replaced the user's file with exit 0. */
-export type OutputKind = 'bench-json' | 'summary-json' | 'jsonl' | 'safetensors';
+export type OutputKind = 'bench-json' | 'summary-json' | 'jsonl' | 'safetensors' | 'drift';
 
 const KIND_WORDS: Record<OutputKind, string> = {
   'bench-json': 'an earlier `retnet bench --json` output (JSON with "suite": "retnet bench")',
   'summary-json': 'an earlier `retnet score --summary-json` output (JSON with run_id, bits_per_byte, …)',
   jsonl: 'score records (JSON Lines with bits_per_byte, or their .gz)',
   safetensors: 'an earlier `retnet run` output (safetensors with the one tensor "output")',
+  drift: 'an earlier `retnet drift` output (drift.csv with its header, drift.json with "study": "retnet drift", drift.svg with its title)',
 };
 
 /** The metadata entry `retnet run` writes into its output, so that a later run knows the file as its own. */
@@ -128,6 +129,11 @@ function isRunOutput(path: string, size: number): boolean {
   return meta.written_by === RUN_OUTPUT_MARK.written_by || ['model', 'input', 'key', 'options'].every((k) => typeof meta[k] === 'string');
 }
 
+/** Whether `path` is a regular file holding output of this kind (an earlier run's). */
+export function holdsOutput(path: string, kind: OutputKind): boolean {
+  try { const st = lstatSync(path); return st.isFile() && st.size > 0 && holdsKind(path, st.size, kind); } catch { return false; }
+}
+
 /** Whether the regular file at `path` (size bytes, > 0) already holds output of this kind. */
 function holdsKind(path: string, size: number, kind: OutputKind): boolean {
   try {
@@ -136,6 +142,16 @@ function holdsKind(path: string, size: number, kind: OutputKind): boolean {
       // bench has written this "suite" field since its first version
       const j = jsonOf(path, size);
       return isObject(j) && j.suite === 'retnet bench' && Array.isArray(j.rows);
+    }
+    if (kind === 'drift') {
+      // by the file's name: what drift writes under it (before: any file named drift.csv, drift.json or
+      // drift.svg in the --out-dir folder was replaced)
+      const name = basename(path);
+      if (name === 'drift.json') { const j = jsonOf(path, size); return isObject(j) && j.study === 'retnet drift'; }
+      const text = head(path, Math.min(size, 1 << 16)).toString('utf8');
+      if (name === 'drift.csv') return text.startsWith('backend,precision,stateDtype,form,');
+      if (name === 'drift.svg') return /^\s*<svg[\s>]/.test(text) && text.includes('RetNet chunk-count drift');
+      return false;
     }
     if (kind === 'summary-json') {
       // corpusSummaryJson's fields (the file's documented shape, kept without an added marker): a run id, the
@@ -241,9 +257,9 @@ function checkCreatableDir(dir: string, what: string): boolean {
   return exists;
 }
 
-export function checkOutputDir(dir: string, files: readonly string[], inputs: readonly NamedInput[], flag = '--out-dir'): void {
+export function checkOutputDir(dir: string, files: readonly string[], inputs: readonly NamedInput[], flag = '--out-dir', kind?: OutputKind): void {
   if (dir === '') throw new UsageError(`${flag} needs a folder name`);
-  if (checkCreatableDir(dir, `${flag} ${dir}`)) for (const f of files) checkOutputTarget(join(dir, f), inputs, `${flag} file`);
+  if (checkCreatableDir(dir, `${flag} ${dir}`)) for (const f of files) checkOutputTarget(join(dir, f), inputs, `${flag} file`, { kind });
 }
 
 // ---------------------------------------------------------------- atomic files

@@ -1,7 +1,7 @@
 // `retnet drift`: the chunk-count stability study. The float32 forward at
 // chunk counts 1, 2, 4, …, L (and −1, recurrent; the parallel form where it
 // fits) per backend and state precision, against one float64 reference.
-import { lstatSync, mkdirSync, mkdtempSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { MultiScaleRetention, RetNet, Tensor, maxAbs, maxAbsDiff, nmse, relMaxError, type BackendName } from '../../index.js';
@@ -9,7 +9,7 @@ import { chunkedAs, type Precision } from '../../options.js';
 import { RetNetError } from '../../errors.js';
 import { UsageError, backendList, errorMessage, fmtE, modelConfig, parse, table, type Command } from '../command.js';
 import { intOption, workersOption } from '../numbers.js';
-import { checkOutputDir, checkOutputTarget, writeFileAtomic } from '../safe-output.js';
+import { checkOutputDir, checkOutputTarget, holdsOutput, writeFileAtomic } from '../safe-output.js';
 import { machine } from '../gen.js';
 import { MAX_PARALLEL_L } from './run.js';
 import { actOption, refuseForFolder } from './info.js';
@@ -132,7 +132,7 @@ const drift: Command = {
     // no --out-dir: a fresh folder under the OS temp dir, never the current directory (removed again if nothing is written)
     const outDir = v['out-dir'] ?? mkdtempSync(join(tmpdir(), 'retnet-drift-'));
     const ownDir = v['out-dir'] === undefined;
-    if (!ownDir) checkOutputDir(outDir, files, inputs);
+    if (!ownDir) checkOutputDir(outDir, files, inputs, '--out-dir', 'drift'); // files of an earlier drift run are replaced, any other is refused
     process.stderr.write(`drift: L = ${L}, backends ${backends.join(', ')}; output folder ${outDir}\n`);
     try {
       return await study(outDir);
@@ -143,7 +143,7 @@ const drift: Command = {
     // the study itself (outDir is usable): returns the exit code
     async function study(outDir: string): Promise<number> {
       // checked again when written (the folder may be new); a symlinked file is written through
-      const save = (name: string, data: string) => writeFileAtomic(checkOutputTarget(join(outDir, name), inputs, '--out-dir file'), data);
+      const save = (name: string, data: string) => writeFileAtomic(checkOutputTarget(join(outDir, name), inputs, '--out-dir file', { kind: 'drift' }), data);
 
       // a fla-family folder (DIR or ORG/NAME): its RetNet, fed the embeddings of seeded random token ids
       // (or a language-model checkpoint such as the shipped byte LM: embed, RetNet, norm and head in one file —
@@ -246,9 +246,11 @@ const drift: Command = {
         if (svg !== null) save('drift.svg', svg);
         else {
           // a drift.svg of an earlier study in this folder would sit beside this one's csv/json as if it
-          // were its plot: removed (only a regular file of that name; the folder's files belong together)
+          // were its plot: removed — only when it is one (before: any regular file of that name, a user's own
+          // drift.svg included); another file of that name is left and said
           const stale = join(outDir, 'drift.svg');
-          try { if (lstatSync(stale).isFile()) { rmSync(stale); plotNote += '; an earlier study\'s drift.svg in this folder was removed'; } } catch { /* none */ }
+          if (holdsOutput(stale, 'drift')) { rmSync(stale); plotNote += '; an earlier study\'s drift.svg in this folder was removed'; }
+          else if (existsSync(stale)) plotNote += `; ${stale} is not an earlier study's plot and was left as it is`;
         }
 
         console.log(table(['backend', 'precision', 'state', 'form', 'chunks', 'chunk size', 'target', 'max|Δ|', 'max|Δ|/max|ref|', 'NMSE', 'seconds'],
