@@ -188,6 +188,11 @@ test('zstd: no single corrupted byte of a checksummed file decodes to other text
     try { if (!(await unzstd(bad)).equals(good)) silent++; } catch { caught++; }
   }
   assert.is(silent, 0, `${silent} corrupted copies decoded to other text without an error (${caught} refused)`);
+  // skippable frames (empty or not) anywhere, the last one included, are passed over
+  const skippable = (n: number) => Buffer.concat([Buffer.from([0x50, 0x2a, 0x4d, 0x18, n, 0, 0, 0]), Buffer.alloc(n, 7)]);
+  for (const f of [Buffer.concat([file, skippable(0)]), Buffer.concat([skippable(0), file, skippable(3)]), skippable(0)]) {
+    assert.ok((await unzstd(f, 3)).equals(f === file ? good : f.length === 8 ? Buffer.alloc(0) : good));
+  }
   for (const cut of [1, 4, file.length >> 1]) {
     try { await unzstd(file.subarray(0, file.length - cut)); assert.unreachable(`cut by ${cut}`); } catch (e) { assert.match((e as Error).message, /zstd: .*(truncated|ends inside)/, `cut by ${cut}`); }
   }

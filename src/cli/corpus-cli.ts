@@ -123,13 +123,21 @@ export async function runCorpusMode(values: Record<string, string | boolean | un
     caught = sig;
     io.stderr.write(`retnet: ${sig}: stopping${opts.out !== undefined ? ` (the records written so far stay in ${opts.out}.partial for --resume)` : ''}; again to exit at once\n`);
     ac.abort(sig);
+    // a run waiting where the abort is not looked at (stdin that sends nothing, Redis not answering until
+    // --redis-timeout, loading a model) stops anyway: what is written is on disk, and a lock left behind
+    // names a process that is gone, which the next run takes over
+    setTimeout(() => {
+      io.stderr.write(`retnet: ${sig}: the run did not stop within 10 s (waiting on input, Redis or loading); exiting\n`);
+      process.exit(sig === 'SIGINT' ? 130 : 143);
+    }, 10_000).unref();
   };
   process.on('SIGINT', onSignal); process.on('SIGTERM', onSignal);
   let s: CorpusSummary;
   try {
     s = await scoreCorpus({ ...opts, otherOutputs: summaryTarget === undefined ? [] : [{ label: '--summary-json', path: summaryTarget }], onProgress: (p) => bar.update(p), signal: ac.signal });
   } catch (e) {
-    if (caught !== null) { bar.stop(); io.stderr.write(`retnet: stopped by ${caught}\n`); process.exit(caught === 'SIGINT' ? 130 : 143); }
+    // stopped by the signal: exit 130/143; any other failure meanwhile (a full disk) is reported as itself
+    if (caught !== null && (e as { code?: string }).code === 'E_ABORTED') { bar.stop(); io.stderr.write(`retnet: stopped by ${caught}\n`); process.exit(caught === 'SIGINT' ? 130 : 143); }
     throw asModelRefusal(opts.model, e);
   } finally { bar.stop(); process.off('SIGINT', onSignal); process.off('SIGTERM', onSignal); }
   io.stderr.write(`retnet: ${summaryLine(s)}\n`);

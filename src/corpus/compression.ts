@@ -50,7 +50,11 @@ export function zstdDecompressStream(): Transform {
         head.push(c[p++]);
         if (head.length < 5 || (head.length < 8 && u32(head, 0) >>> 4 === 0x184d2a5)) continue;
         const hb = headerBytes(head);
-        if (hb < 0) { need = u32(head, 4); phase = 'skip'; head = []; continue; }
+        if (hb < 0) { // a skippable frame: its data is passed over (an empty one ends here)
+          need = u32(head, 4); head = [];
+          if (need === 0) frames++; else phase = 'skip';
+          continue;
+        }
         if (head.length < hb) continue;
         checked = ((head[4] >> 2) & 1) === 1;
         dec = new fzstd!.Decompress(emit);

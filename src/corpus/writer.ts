@@ -292,13 +292,13 @@ export class OrderedWriter {
   async checkResumedEnd(documents: number): Promise<string | null> {
     const k = this.kept;
     if (k === null || documents >= k.count) { this.kept = null; return null; }
-    return this.cutResumed(documents, `${partialPath(this.out)} holds ${k.count} records but the inputs have ${documents} documents`);
+    return this.cutResumed(documents, `${partialPath(this.out)} holds ${k.count} records but the inputs have ${documents} documents`, true);
   }
 
   private checkedUpTo = 0;
 
   /** Cut the partial file back to its first `n` records and continue from there. */
-  private async cutResumed(n: number, why: string): Promise<string> {
+  private async cutResumed(n: number, why: string, beyondInputs = false): Promise<string> {
     const k = this.kept!;
     if (this.next !== this.resumed.documents || this.held.size > 0) throw errors.corpus(`internal: resumed records checked after new ones were written (${why})`);
     const dropped = k.count - n;
@@ -308,7 +308,8 @@ export class OrderedWriter {
     Object.assign(this.totals, scan.totals);
     this.next = n;
     this.kept = null;
-    return `${why}: the ${n} records before it are kept, the other ${dropped} scored again`;
+    return beyondInputs ? `${why}: the ${dropped} records after the last document are dropped`
+      : `${why}: the ${n} records before it are kept, the ${dropped} from it on dropped, and the documents from ${n + 1} on scored`;
   }
 
   /** A writer without a file: the records' JSONL lines go to `emit`, in document order (no partial files, no resume). */
