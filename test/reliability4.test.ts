@@ -263,4 +263,24 @@ test('*.ndjson and *.json (also .gz/.zst) are JSON Lines, as *.json.gz was', asy
   }
 });
 
+test('zstd: a small file that expands enormously is decoded as it is read, never held whole', async () => {
+  // before: the whole output of each 1 MiB piece of input was pushed at once (9 KB holding 300 MB of one
+  // byte: ~300 MB in memory before the reader took any). A frame made here: 2,000 RLE blocks of 128 KiB
+  // of 'a' (4 bytes each), no checksum, window 128 KiB — 8 KB of file, 262 MB of text.
+  const blocks = 2000, size = 131072;
+  const parts: number[] = [0x28, 0xb5, 0x2f, 0xfd, 0x00, 7 << 3];
+  for (let b = 0; b < blocks; b++) { const h = (b === blocks - 1 ? 1 : 0) | (1 << 1) | (size << 3); parts.push(h & 255, (h >> 8) & 255, (h >> 16) & 255, 0x61); }
+  const file = join(dir, 'bomb.jsonl.zst');
+  writeFileSync(file, Uint8Array.from(parts));
+  const { openBytes } = await import('../src/corpus/compression.js');
+  const s = openBytes(file, 'zstd');
+  s.pause();
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.ok(s.readableLength < 16 * 2 ** 20, `${(s.readableLength / 2 ** 20).toFixed(0)} MiB decoded ahead of a reader that took nothing`);
+  let n = 0, other = 0;
+  for await (const c of s as AsyncIterable<Buffer>) { n += c.length; for (let i = 0; i < c.length; i += 4093) if (c[i] !== 0x61) other++; }
+  assert.is(n, blocks * size);
+  assert.is(other, 0);
+});
+
 test.run();

@@ -42,7 +42,14 @@ export function zstdDecompressStream(): Transform {
     }
     dec = undefined; frames++; phase = 'frame'; head = [];
   };
-  const feed = (c: Uint8Array) => {
+  // Backpressure: a block's content is fed, then, while the reader has not taken what is buffered (the
+  // Transform's readable side at its high-water mark), the walk waits for the next _read. A frame decodes
+  // one block (at most 128 KiB of output) at a time, so a small file that expands enormously (9 KB of zstd
+  // holding 300 MB of one byte) is never held whole (before: ~300 MB in memory at once).
+  let wake: (() => void) | null = null;
+  const drained = () => new Promise<void>((res) => { wake = res; });
+  const full = () => t.readableLength >= t.readableHighWaterMark && !t.destroyed;
+  const feed = async (c: Uint8Array) => {
     let p = 0;
     while (p < c.length) {
       if (phase === 'frame') {
@@ -76,6 +83,7 @@ export function zstdDecompressStream(): Transform {
         dec!.push(c.subarray(p, p + n));
         p += n; need -= n;
         if (need === 0) blockDone();
+        while (full()) await drained();
       } else if (phase === 'checksum') {
         head.push(c[p++]);
         if (head.length === 4) endFrame(head);
@@ -93,7 +101,7 @@ export function zstdDecompressStream(): Transform {
   };
   const t = new Transform({
     transform(chunk: Buffer, _enc, cb) {
-      const go = async () => { fzstd ??= await import('fzstd'); feed(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)); };
+      const go = async () => { fzstd ??= await import('fzstd'); await feed(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)); };
       go().then(() => cb(), (e) => cb(new Error((e as Error).message.startsWith('zstd: ') ? (e as Error).message : `zstd: ${(e as Error).message}`)));
     },
     flush(cb) {
@@ -101,6 +109,9 @@ export function zstdDecompressStream(): Transform {
       cb(new Error(`zstd: the file ends inside frame ${frames + 1} (from byte ${frameAt}): truncated`));
     },
   });
+  // the reader wants more: the walk (if waiting) goes on; then the Transform's own _read
+  const ownRead = t._read.bind(t);
+  t._read = (n: number) => { const w = wake; wake = null; w?.(); ownRead(n); };
   return t;
 }
 
