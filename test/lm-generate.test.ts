@@ -5,7 +5,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { RetNet, RetNetLM } from '../src/index.js';
-import { argmax } from '../src/lm/retnet-lm.js';
+import { argmax, sample } from '../src/lm/retnet-lm.js';
+import { Rng } from '../src/random.js';
 import { expectError } from './helpers.js';
 import { markChecked } from '../src/model/check.js';
 
@@ -101,6 +102,16 @@ test('generate (text and bytes) refuses a NaN next-token distribution (finite we
   assert.is((errB as { code?: string }).code, 'E_INPUT');
   await bad.close();
   await lm.close();
+});
+
+test('a temperature so small that every logprob / T is −∞ samples greedily (before: NaN weights, the last id every time)', async () => {
+  const greedy = await lm.generate({ prompt, maxBytes: 8, temperature: 0 });
+  for (const temperature of [1e-310, 5e-324]) {
+    const g = await lm.generate({ prompt, maxBytes: 8, temperature, seed: 3 });
+    assert.equal(Array.from(g.bytes), Array.from(greedy.bytes), `temperature ${temperature}`);
+  }
+  const lp = Float64Array.from([-3, -0.1, -2.5, -40]);
+  for (const [k, p] of [[0, 1], [2, 1], [0, 0.5]] as const) assert.is(sample(lp, 1e-320, new Rng(1), k, p), 1, `topK ${k} topP ${p}`);
 });
 
 test.run();

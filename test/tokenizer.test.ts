@@ -418,4 +418,34 @@ test('ByteTokenizer: ids are the UTF-8 bytes, round trips, U+FFFD for invalid UT
   assert.throws(() => sd.push(-1), (e: unknown) => e instanceof RetNetError && e.code === 'E_INPUT');
 });
 
+test('streaming decode: an invalid byte comes out as U+FFFD at once, only an unfinished character is held back (before: held until the next clean token, a run of them decoded again at every push)', async () => {
+  const tok = await getTok();
+  const B = (b: number) => 3 + b; // Mistral's byte-fallback piece <0xNN>
+  const d = tok.streamDecoder([1, 22557]); // "Hello"
+  assert.is(d.push(B(0x80)), '\ufffd', 'a lone continuation byte can never become a character');
+  assert.is(d.push(B(0x80)), '\ufffd');
+  assert.is(d.push(B(0xe6)), '', 'a lead byte: held');
+  assert.is(d.push(B(0x97)), '', 'lead + continuation: held');
+  assert.is(d.push(B(0xa5)), '日');
+  assert.is(d.push(B(0xe6)), '');
+  assert.is(d.push(22557), '\ufffd Hello', 'the held lead byte turns out invalid');
+  assert.is(d.push(29137), '\ufffd', 'a literal U+FFFD token comes out at once');
+  assert.is(d.flush(), '');
+  // a special token between the bytes of a character renders as nothing: the character stays whole
+  const s = tok.streamDecoder([1]);
+  assert.is(s.push(B(0xc3)) + s.push(2) + s.push(B(0xa9)), 'é');
+  assert.is(tok.decode([1, B(0xc3), 2, B(0xa9)]), 'é');
+  // a context ending in an invalid byte then a lead byte: the invalid byte counts as shown, the lead is pending
+  const c = tok.streamDecoder([1, 22557, B(0x80), B(0xe6)]);
+  assert.is(c.push(B(0x97)) + c.push(B(0xa5)), '日');
+  // a long run of invalid bytes streams in linear time (before: 4000 took ~1 s here, each push decoding the run)
+  const r = tok.streamDecoder([1]);
+  const t0 = performance.now();
+  let out = '';
+  for (let i = 0; i < 20000; i++) out += r.push(B(0x80));
+  assert.is(out, '\ufffd'.repeat(20000));
+  const ms = performance.now() - t0;
+  assert.ok(ms < 5000, `20000 invalid bytes took ${ms.toFixed(0)} ms`);
+});
+
 test.run();

@@ -1074,6 +1074,13 @@ export function sample(logprobs: Float64Array, temperature: number, rng: Rng, to
   const at = (j: number) => (idx ? idx[j] : j);
   let m = -Infinity;
   for (let j = 0; j < n; j++) if (logprobs[at(j)] / temperature > m) m = logprobs[at(j)] / temperature;
+  // a temperature so small that every logprob / T is −∞ (below ~1e-307): the T → 0 limit, greedy
+  // (before: the weights were exp(−∞ + ∞) = NaN and the last id of the vocabulary came out every time)
+  if (m === -Infinity) {
+    let best = at(0);
+    for (let j = 1; j < n; j++) if (logprobs[at(j)] > logprobs[best]) best = at(j);
+    return best;
+  }
   const w = new Float64Array(n);
   let s = 0;
   for (let j = 0; j < n; j++) { w[j] = Math.exp(logprobs[at(j)] / temperature - m); s += w[j]; }

@@ -197,6 +197,24 @@ export class HfTokenizerImpl implements Tokenizer {
   /** Whether `id` is a byte-fallback piece (`<0xE9>`): one byte of a character that may span several. */
   isBytePiece(id: number): boolean { return /^<0x[0-9A-F]{2}>$/.test(this.pieces[id] ?? ''); }
 
+  /** Tokens at the end of ids[from, to) that hold an unfinished UTF-8 character: byte-fallback pieces whose
+   *  bytes are a lead byte and the continuation bytes it may still take (the only text that later tokens
+   *  can change). 0: none — a U+FFFD at the end of the text is final (an invalid byte, a literal U+FFFD).
+   *  null: not known (a GPT-2-style byte-level tokenizer, whose pieces may hold parts of characters). */
+  pendingTokens(ids: ArrayLike<number>, from: number, to: number): number | null {
+    if (this.byteLevel) return null;
+    const bytes: number[] = [];
+    for (let i = to - 1; i >= from && bytes.length < 3; i--) {
+      const id = ids[i]!;
+      if (this.special[id]) continue; // renders as nothing: the bytes around it are one run
+      if (!this.isBytePiece(id)) break;
+      bytes.unshift(parseInt(this.pieces[id]!.slice(3, 5), 16));
+      // a streaming TextDecoder gives nothing for bytes that are exactly an unfinished character
+      if (bytes[0]! >= 0xc2 && new TextDecoder().decode(Uint8Array.from(bytes), { stream: true }) === '') return to - i;
+    }
+    return 0;
+  }
+
   /** The UTF-8 bytes of the text that token `id` stands for at the start of a text: 1 for a byte-fallback
    *  piece; one per character of a byte-level piece (GPT-2's ByteLevel maps each byte to one character,
    *  so a piece may be part of a character); else its decoded text's length (a SentencePiece word token's
@@ -283,7 +301,12 @@ class WindowStreamDecoder implements StreamDecoder {
     const m = Math.min(CONTEXT_TOKENS, context.length), from = context.length - m;
     this.ids = Array.from({ length: m }, (_, i) => context[from + i]!);
     let read = this.ids.length;
-    if (tok.decodeRange(this.ids, 0, read).endsWith('\uFFFD')) {
+    const pending = tok.pendingTokens(this.ids, 0, read);
+    if (pending !== null) {
+      // byte-fallback pieces: only an unfinished character at the end is pending (before: trailing invalid
+      // bytes were too, and the stream gave their U+FFFDs a second time after the prompt's)
+      read -= pending;
+    } else if (tok.decodeRange(this.ids, 0, read).endsWith('\uFFFD')) {
       while (read > 0 && this.ids.length - read < 4 && tok.isBytePiece(this.ids[read - 1]!)) {
         read--;
         if (!tok.decodeRange(this.ids, 0, read).endsWith('\uFFFD')) break; // the last whole character
@@ -299,11 +322,22 @@ class WindowStreamDecoder implements StreamDecoder {
     this.ids.push(id);
     const prev = this.tok.decodeRange(this.ids, this.prefix, this.read);
     const next = this.tok.decodeRange(this.ids, this.prefix, this.ids.length);
-    if (next.length <= prev.length || next.endsWith('\uFFFD') || !next.startsWith(prev)) return '';
+    let end = this.ids.length;
+    let text = next;
+    if (next.endsWith('\uFFFD')) {
+      // only an unfinished character (its ≤ 3 byte pieces) is held back; a U+FFFD that later tokens cannot
+      // change (an invalid byte, a literal U+FFFD) comes out now (before: held while the text ended in
+      // U+FFFD, so a run of invalid bytes came out only at the next clean token, each push decoding the
+      // whole growing run again: quadratic)
+      const pending = this.tok.pendingTokens(this.ids, this.read, end);
+      if (pending === null) return '';
+      if (pending > 0) { end -= pending; text = this.tok.decodeRange(this.ids, this.prefix, end); }
+    }
+    if (text.length <= prev.length || !text.startsWith(prev)) return '';
     this.prefix = this.read;
-    this.read = this.ids.length;
+    this.read = end;
     if (this.prefix > 64) { this.ids = this.ids.slice(this.prefix); this.read -= this.prefix; this.prefix = 0; }
-    return next.slice(prev.length);
+    return text.slice(prev.length);
   }
 
   flush(): string {

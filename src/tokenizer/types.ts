@@ -15,7 +15,7 @@ export interface EncodeOptions {
 /** Token-by-token decoding for generation: the text that each new token
  *  completes. The concatenated deltas (plus `flush()`) equal
  *  `decode(all ids)`: a UTF-8 character split over byte-fallback tokens comes
- *  out whole once its last byte arrives, and the one leading space that
+ *  out whole once its last byte arrives (an invalid byte comes out as U+FFFD at once), and the one leading space that
  *  SentencePiece decoding strips is stripped once, at the start of the stream. */
 export interface StreamDecoder {
   /** The text that token `id` adds ('' while a character is incomplete or
