@@ -18,6 +18,7 @@ import { main } from '../src/cli/main.js';
 import type { Command, CommandIO } from '../src/cli/lm-util.js';
 import { FIXTURES } from './helpers.js';
 import { makeTinyFlaFolder } from './helpers/fla-folder.js';
+import { CHAR_TOKENIZER_VOCAB, charTokenizerJson } from './helpers/char-tokenizer.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'retnet-fla-load-'));
 const fixture = (name: string) => join(FIXTURES, 'fla', name);
@@ -344,4 +345,25 @@ test('drift --model DIR: the chunk-count study on a fla model\'s retention and o
 });
 
 test.after(async () => { await lm.close(); rmSync(tmp, { recursive: true, force: true }); });
+test('config.json\'s eos_token_id beyond the tokenizer\'s ids (a padded model vocabulary): E_CONFIG naming eos_token_id and both sizes, exit 2 (before: E_OPTION naming an \'eosId\' option never passed)', async () => {
+  // generate picks only among the tokenizer's ids (docs/models.md), so such an EOS could never end a generation
+  const dir = copy('f32', 'eos-padded'); // vocab_size 128
+  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(charTokenizerJson()));
+  editConfig(dir, (c) => { c.eos_token_id = 110; });
+  const r = await refusal(dir);
+  assert.is(r.code, 'E_CONFIG', r.message);
+  assert.ok(r.message.includes('config.json') && r.message.includes('"eos_token_id"') && !r.message.includes('eosId'), r.message);
+  assert.ok(r.message.includes(`[0, ${CHAR_TOKENIZER_VOCAB})`) && r.message.includes('the model 128') && r.message.includes('(got 110)'), r.message);
+  const c = await cliExit(dir);
+  assert.equal(c.codes, [2, 2], `exit codes ${c.codes}; ${c.err}`);
+  assert.ok(c.err.includes('"eos_token_id"') && !c.err.includes('eosId'), c.err);
+  // an EOS the tokenizer has loads, and generation stops there
+  editConfig(dir, (c) => { c.eos_token_id = 40; });
+  const lm = await RetNetLM.load(dir);
+  try {
+    assert.is(lm.tokenizer.eosId, 40);
+    assert.is(lm.tokenizer.vocabSize, CHAR_TOKENIZER_VOCAB);
+  } finally { await lm.close(); }
+});
+
 test.run();

@@ -448,4 +448,91 @@ test('streaming decode: an invalid byte comes out as U+FFFD at once, only an unf
   assert.ok(ms < 5000, `20000 invalid bytes took ${ms.toFixed(0)} ms`);
 });
 
+/** A GPT-2-style byte-level tokenizer.json: one token per byte (GPT-2's bytes_to_unicode), plus pieces of
+ *  several bytes that hold parts of characters, a special and a non-special added token. */
+function byteLevelJson(decoder: unknown = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true }): { json: unknown; piece: (bytes: number[]) => string } {
+  const printable = [...Array.from({ length: 94 }, (_, i) => 33 + i), ...Array.from({ length: 12 }, (_, i) => 161 + i), ...Array.from({ length: 82 }, (_, i) => 174 + i)];
+  const chars = new Array<string>(256);
+  let extra = 0;
+  for (let b = 0; b < 256; b++) chars[b] = printable.includes(b) ? String.fromCharCode(b) : String.fromCharCode(256 + extra++);
+  const piece = (bytes: number[]) => bytes.map((b) => chars[b]).join('');
+  const vocab: Record<string, number> = {};
+  chars.forEach((c, b) => { vocab[c] = b; });
+  // ' 日' ' 日' split after the lead byte, the rest of 日 + 'a', '日本' (whole), an emoji's tail + '!',
+  // a BOM, and a piece with a character outside the table ('x y': the library's decoder makes it 0x00)
+  const extraPieces = [[0x20, 0xe6], [0x97, 0xa5, 0x61], [0xe6, 0x97, 0xa5, 0xe6, 0x9c, 0xac], [0x98, 0x80, 0x21], [0xef, 0xbb, 0xbf], [0xf0, 0x9f]];
+  extraPieces.forEach((bs, i) => { vocab[piece(bs)] = 256 + i; });
+  vocab['x y'] = 262;
+  return {
+    json: {
+      version: '1.0', normalizer: null, post_processor: null,
+      added_tokens: [{ id: 263, content: '<|endoftext|>', special: true }, { id: 264, content: '<|tab|>', special: false }],
+      pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true }, decoder,
+      model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, vocab, merges: [] },
+    },
+    piece,
+  };
+}
+
+test('streaming decode, byte-level (GPT-2 style) tokenizer: the deltas equal decode(all ids), invalid bytes come out at once, only an unfinished character is held (before: every trailing U+FFFD held, a run decoded again at every push)', () => {
+  const tok = tokenizerFromJson(byteLevelJson().json, { bosId: null, eosId: 263 });
+  assert.is(tok.vocabSize, 265);
+  const stream = (ids: number[], context?: number[]) => {
+    const sd = tok.streamDecoder(context);
+    const pieces = ids.map((id) => sd.push(id));
+    return { pieces, flush: sd.flush() };
+  };
+  // fuzz: random sequences over every id (bytes, multi-byte pieces, the specials), in pieces = decode
+  const r = rng(11);
+  for (let k = 0; k < 4000; k++) {
+    const ids: number[] = [];
+    const n = 1 + Math.floor(r() * 20);
+    for (let i = 0; i < n; i++) {
+      const u = r();
+      ids.push(u < 0.35 ? 0x80 + Math.floor(r() * 0x80) : u < 0.6 ? 256 + Math.floor(r() * 9) : Math.floor(r() * 265));
+    }
+    const { pieces, flush } = stream(ids);
+    const text = pieces.join('') + flush, want = tok.decode(ids);
+    if (text !== want) assert.unreachable(`ids ${JSON.stringify(ids)}: streamed ${JSON.stringify(text)} ≠ decoded ${JSON.stringify(want)}`);
+    // and after a context that ends in a complete character: decode(context + ids) = decode(context) + pieces
+    const ctx = [0x48, 0x69, 257]; // 'Hi', then 日's last bytes + 'a' (invalid there: U+FFFD U+FFFD 'a')
+    const withCtx = stream(ids, ctx);
+    const wantCtx = tok.decode([...ctx, ...ids]).slice(tok.decode(ctx).length);
+    if (withCtx.pieces.join('') + withCtx.flush !== wantCtx) assert.unreachable(`context, ids ${JSON.stringify(ids)}`);
+  }
+  // an invalid byte comes out at once; a character's lead byte (alone or with a space) is held
+  assert.equal(stream([0x80, 0x80, 256, 0x97, 0xa5, 0xe6, 0x61, 258]).pieces, ['\ufffd', '\ufffd', ' ', '', '日', '', '\ufffda', '日本']);
+  assert.equal(stream([256, 257, 261, 259]).pieces, [' ', '日a', '', '😀!']);
+  assert.equal(stream([0xe6, 0x97]), { pieces: ['', ''], flush: '\ufffd' });
+  assert.equal(stream([0xe6, 263, 0x97, 264, 0xa5]).pieces, ['', '', '', '\ufffd<|tab|>', '\ufffd'], 'a special renders as nothing, a non-special added token as its bytes');
+  assert.is(tok.decode([0xe6, 263, 0x97, 264, 0xa5]), '\ufffd<|tab|>\ufffd');
+  assert.equal(stream([260, 0x41, 262]).pieces, ['\ufeff', 'A', 'x\u0000y'], 'a BOM is kept; a character outside the table is byte 0, as decode has it');
+  assert.is(tok.decode([260, 0x41, 262]), '\ufeffAx\u0000y');
+  // a context ending in an unfinished character: it stays pending; one ending in an invalid byte: shown
+  assert.equal(stream([0x97, 0xa5], [0x48, 0xe6]).pieces, ['', '日']);
+  assert.equal(stream([0x97, 0xa5], [0x48, 261, 263]).pieces, ['', '\u{1F5E5}'], 'a 4-byte lead + 1 continuation, a special after');
+  assert.equal(stream([0x61], [0x48, 0xe6, 0x97, 0xa5, 0x80]).pieces, ['a']);
+  // bad ids are refused
+  assert.throws(() => tok.streamDecoder().push(265), (e: unknown) => e instanceof RetNetError && e.code === 'E_INPUT');
+  // a long run of invalid bytes streams in linear time
+  const sd = tok.streamDecoder([0x48]);
+  const t0 = performance.now();
+  let out = '';
+  for (let i = 0; i < 20000; i++) out += sd.push(0x80 + (i % 64));
+  const ms = performance.now() - t0;
+  assert.is(out, '\ufffd'.repeat(20000));
+  assert.ok(ms < 5000, `20000 invalid bytes took ${ms.toFixed(0)} ms`);
+});
+
+test('streaming decode, a Sequence decoder holding ByteLevel (the window decoder): deltas still equal decode(all ids)', () => {
+  const tok = tokenizerFromJson(byteLevelJson({ type: 'Sequence', decoders: [{ type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true }] }).json, { bosId: null });
+  const r = rng(12);
+  for (let k = 0; k < 500; k++) {
+    const ids = Array.from({ length: 1 + Math.floor(r() * 12) }, () => (r() < 0.5 ? 0x20 + Math.floor(r() * 0x60) : 0xc0 + Math.floor(r() * 0x40)));
+    const sd = tok.streamDecoder();
+    const text = ids.map((id) => sd.push(id)).join('') + sd.flush();
+    if (text !== tok.decode(ids)) assert.unreachable(`ids ${JSON.stringify(ids)}: ${JSON.stringify(text)} ≠ ${JSON.stringify(tok.decode(ids))}`);
+  }
+});
+
 test.run();

@@ -21,7 +21,7 @@ import { WasmHead } from './wasm-head.js';
 import { Rng, checkSeed } from '../random.js';
 import { fileURLToPath } from 'node:url';
 import { existsSync, statSync } from 'node:fs';
-import { loadFlaFolder, resolveModelDir, type FlaLoadOptions, type FlaModel } from '../model/fla.js';
+import { eosBeyondTokenizer, loadFlaFolder, resolveModelDir, type FlaLoadOptions, type FlaModel } from '../model/fla.js';
 import { Bf16Matrix } from '../model/bf16.js';
 
 /** A [V, d] table of the LM (embedding, head): float32, or BF16 as stored (rows widened on use, exactly). */
@@ -453,7 +453,7 @@ export class RetNetLM {
     checkKnownKeys(options ?? {}, ['bf16']);
     const dir = resolveModelDir(spec);
     const fm = loadFlaFolder(dir, options);
-    const tokenizer = fm.files.tokenizerPath ? await loadTokenizer(fm.files.tokenizerPath, { eosId: fm.fla.eosId }) : undefined;
+    const tokenizer = fm.files.tokenizerPath ? await loadTokenizer(fm.files.tokenizerPath, { eosId: fm.fla.eosId }, (n) => eosBeyondTokenizer(fm.files.configPath, fm.fla, n)) : undefined;
     const model = new RetNet(fm.config, fm.layers);
     return new RetNetLM(model, {
       embed: fm.embed, head: fm.head, normWeight: fm.finalNorm, normBias: new Float32Array(fm.fla.d), vocab: fm.fla.vocab,
@@ -929,6 +929,7 @@ export class RetNetLM {
       const rng = new Rng(seed);
       const dec = this.tokenizer.streamDecoder(ids); // continues the prompt's text (a word token keeps its leading space)
       let text = '';
+      const maxStop = stop.reduce((m, s) => Math.max(m, s.length), 0);
       const eos = this.tokenizer.eosId, tokV = this.tokenizer.vocabSize;
       for (let i = 0; i < maxNewTokens; i++) {
         throwIfAborted(signal);
@@ -940,8 +941,11 @@ export class RetNetLM {
         const id = temperature === 0 ? argmax(among) : sample(among, temperature, rng, topK, topP);
         options.onToken?.(id);
         if (id === eos) { text += dec.flush(); yield { id, text, stop: 'eos' }; return; }
+        const before = text.length;
         text += dec.push(id);
-        const hit = firstStop(text, stop);
+        // only a match that ends in the new text is new: the search starts max(stop length) − 1
+        // characters before it (before: the whole text after every token, quadratic in its length)
+        const hit = text.length > before ? firstStop(text, stop, Math.max(0, before - maxStop + 1)) : -1;
         if (hit >= 0) { yield { id, text: text.slice(0, hit), stop: 'stop' }; return; }
         const last = i + 1 === maxNewTokens;
         if (last) { text += dec.flush(); yield { id, text, stop: 'length' }; return; }
@@ -1046,10 +1050,10 @@ export function argmax(p: ArrayLike<number>): number {
   return best;
 }
 
-/** Index of the first occurrence of any stop string in `text`, or −1. */
-function firstStop(text: string, stop: string[]): number {
+/** Index of the first occurrence of any stop string in `text` at or after `from`, or −1. */
+function firstStop(text: string, stop: string[], from = 0): number {
   let best = -1;
-  for (const s of stop) { const i = text.indexOf(s); if (i >= 0 && (best < 0 || i < best)) best = i; }
+  for (const s of stop) { const i = text.indexOf(s, from); if (i >= 0 && (best < 0 || i < best)) best = i; }
   return best;
 }
 

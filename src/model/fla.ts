@@ -155,6 +155,14 @@ export function parseFlaConfig(raw: unknown, label: string): FlaConfig {
   };
 }
 
+/** config.json's eos_token_id at or beyond the tokenizer's ids (a model vocabulary padded past the
+ *  tokenizer's): generate picks only among the tokenizer's ids, so it could never stop there. E_CONFIG
+ *  naming the key and both sizes (before: E_OPTION naming an 'eosId' option the caller never passed). */
+export function eosBeyondTokenizer(configPath: string, c: FlaConfig, tokenizerVocab: number): RetNetError {
+  return errors.modelConfig(configPath, 'eos_token_id',
+    `null or an id the tokenizer has, in [0, ${tokenizerVocab}) (the tokenizer has ${tokenizerVocab} ids, the model ${c.vocab}: generate picks only among the tokenizer's ids and could never stop there)`, c.eosId);
+}
+
 /** Keys of a config this loader neither uses nor knows to be inert: reported by `info`, never an error
  *  (a newer fla may add training-only keys). */
 export const unknownConfigKeys = (raw: Record<string, unknown>): string[] => Object.keys(raw).filter((k) => !INERT_KEYS.has(k));

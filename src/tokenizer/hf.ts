@@ -53,6 +53,11 @@ export class HfTokenizerImpl implements Tokenizer {
   private readonly hf: HfParts;
   /** GPT-2-style byte-level pieces: one character per byte (the ByteLevel decoder) */
   private readonly byteLevel: boolean;
+  /** The decoder is ByteLevel alone: the text of ids is the UTF-8 decoding of their pieces' bytes (see
+   *  idBytes), so a stream decodes bytes (ByteStreamDecoder). False for a Sequence holding ByteLevel. */
+  private readonly byteDecoder: boolean;
+  /** idBytes by id, filled as ids come */
+  private readonly bytesById: (Uint8Array | undefined)[] = [];
   /** "\n" can be cut out before BPE: no merge involves it (see encodeText). */
   private readonly splitLines: boolean;
   /** A BPE model with neither byte fallback nor an unknown token: the library drops a character its
@@ -60,7 +65,7 @@ export class HfTokenizerImpl implements Tokenizer {
    *  continuing-subword prefix / end-of-word suffix), checked before encoding; null for other models. */
   private readonly alphabet: Set<string> | null;
 
-  constructor(json: unknown, source: string, opts: TokenizerOptions = {}, config: unknown = null) {
+  constructor(json: unknown, source: string, opts: TokenizerOptions = {}, config: unknown = null, badEos?: BadEos) {
     if (!isObject(json)) throw tokenizerError(source, 'not a tokenizer.json: the top level is not a JSON object');
     const model = json.model;
     if (!isObject(model)) throw tokenizerError(source, 'not a tokenizer.json: no "model" object');
@@ -109,6 +114,7 @@ export class HfTokenizerImpl implements Tokenizer {
     }
     const isByteLevel = (d: unknown): boolean => isObject(d) && (d.type === 'ByteLevel' || (d.type === 'Sequence' && Array.isArray(d.decoders) && d.decoders.some(isByteLevel)));
     this.byteLevel = isByteLevel(json.decoder);
+    this.byteDecoder = isObject(json.decoder) && json.decoder.type === 'ByteLevel';
     this.alphabet = null;
     if (model.type === 'BPE' && model.byte_fallback !== true && (typeof model.unk_token !== 'string' || this.hf.model.unk_token_id === undefined)) {
       const prefix = typeof model.continuing_subword_prefix === 'string' ? model.continuing_subword_prefix : '';
@@ -140,6 +146,8 @@ export class HfTokenizerImpl implements Tokenizer {
       : cfg.add_bos_token === false ? null
       : cfg.add_bos_token === true ? cfgBos ?? templateBos(json.post_processor, idOf)
       : templateBos(json.post_processor, idOf);
+    // an EOS from a model folder's config.json beyond the tokenizer's ids: that file's error, not an option's
+    if (badEos && typeof opts.eosId === 'number' && Number.isInteger(opts.eosId) && opts.eosId >= this.vocabSize) throw badEos(this.vocabSize);
     this.eosId = opts.eosId !== undefined ? this.checkOption('eosId', opts.eosId)
       : idOf(configTokenName(cfg.eos_token)) ?? firstKnown(added, ['</s>', '<|endoftext|>', '<|end_of_text|>', '<eos>']);
   }
@@ -200,7 +208,8 @@ export class HfTokenizerImpl implements Tokenizer {
   /** Tokens at the end of ids[from, to) that hold an unfinished UTF-8 character: byte-fallback pieces whose
    *  bytes are a lead byte and the continuation bytes it may still take (the only text that later tokens
    *  can change). 0: none — a U+FFFD at the end of the text is final (an invalid byte, a literal U+FFFD).
-   *  null: not known (a GPT-2-style byte-level tokenizer, whose pieces may hold parts of characters). */
+   *  null: not known (a byte-level tokenizer whose ByteLevel decoder is in a Sequence: its pieces may hold
+   *  parts of characters; one with a ByteLevel decoder alone streams bytes, see ByteStreamDecoder). */
   pendingTokens(ids: ArrayLike<number>, from: number, to: number): number | null {
     if (this.byteLevel) return null;
     const bytes: number[] = [];
@@ -213,6 +222,19 @@ export class HfTokenizerImpl implements Tokenizer {
       if (bytes[0]! >= 0xc2 && new TextDecoder().decode(Uint8Array.from(bytes), { stream: true }) === '') return to - i;
     }
     return 0;
+  }
+
+  /** The bytes that a ByteLevel decoder makes of token `id`'s piece: GPT-2's byte↔unicode table read
+   *  backwards, one byte per character (a character outside the table is 0, as the library's decoder has
+   *  it); none for a special token (rendered as nothing). The decoded text of ids is the UTF-8 decoding
+   *  (U+FFFD for each invalid sequence, a BOM kept) of their bytes joined. */
+  idBytes(id: number): Uint8Array {
+    let b = this.bytesById[id];
+    if (b === undefined) {
+      b = this.special[id] ? new Uint8Array(0) : Uint8Array.from([...this.pieces[id]!], (c) => UNICODE_TO_BYTE.get(c) ?? 0);
+      this.bytesById[id] = b;
+    }
+    return b;
   }
 
   /** The UTF-8 bytes of the text that token `id` stands for at the start of a text: 1 for a byte-fallback
@@ -239,7 +261,7 @@ export class HfTokenizerImpl implements Tokenizer {
 
   streamDecoder(context?: ArrayLike<number>): StreamDecoder {
     if (context !== undefined) checkIds(context, this.vocabSize);
-    return new WindowStreamDecoder(this, context);
+    return this.byteDecoder ? new ByteStreamDecoder(this, context) : new WindowStreamDecoder(this, context);
   }
 
   byteLength(text: string): number {
@@ -348,6 +370,51 @@ class WindowStreamDecoder implements StreamDecoder {
   }
 }
 
+/** GPT-2's bytes_to_unicode, read backwards: the character a byte-level piece has for each byte. Bytes
+ *  that are printable Latin-1 ('!'..'~', '¡'..'¬', '®'..'ÿ') are themselves; the other 68, in order, are
+ *  U+0100 on. */
+const UNICODE_TO_BYTE: ReadonlyMap<string, number> = (() => {
+  const m = new Map<string, number>();
+  let extra = 0;
+  for (let b = 0; b < 256; b++) {
+    const printable = (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+    m.set(String.fromCharCode(printable ? b : 256 + extra++), b);
+  }
+  return m;
+})();
+
+/** Streaming for a ByteLevel decoder (GPT-2 style): the pieces' bytes through one streaming UTF-8
+ *  decoder, which gives every complete character and every invalid byte (as U+FFFD) at once and holds
+ *  back only an unfinished character (a lead byte and the ≤ 2 continuation bytes it may still take).
+ *  Each push costs its token's bytes (before: the window decoder held back any trailing U+FFFD, so a run
+ *  of invalid bytes printed nothing until it ended and each push decoded the whole run again: quadratic);
+ *  the deltas and flush() are exactly decode(all ids), as one-shot and streaming UTF-8 decoding agree. */
+class ByteStreamDecoder implements StreamDecoder {
+  private dec = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
+  constructor(private readonly tok: HfTokenizerImpl, context?: ArrayLike<number>) {
+    if (context === undefined || context.length === 0) return;
+    // the context counts as shown but its unfinished character stays pending. The decoder's state after
+    // a text is that after its last 3 bytes (an unfinished character starts at a lead byte no more than
+    // 3 bytes from the end, and decoding from any earlier byte agrees from the first non-continuation
+    // byte on), so those are fed and what they give is dropped.
+    const tail: number[] = [];
+    for (let i = context.length - 1; i >= 0 && tail.length < 3; i--) {
+      const b = tok.idBytes(context[i]!);
+      for (let j = b.length - 1; j >= 0 && tail.length < 3; j--) tail.unshift(b[j]!);
+    }
+    this.dec.decode(Uint8Array.from(tail), { stream: true });
+  }
+
+  push(id: number): string {
+    checkId(id, this.tok.vocabSize);
+    return this.dec.decode(this.tok.idBytes(id), { stream: true });
+  }
+
+  flush(): string {
+    return this.dec.decode(); // ends the stream (an unfinished character → U+FFFD) and starts a new one
+  }
+}
+
 /** Reads and parses a JSON file; a missing file or bad JSON → a tokenizer error. */
 function readJson(file: string): unknown {
   let text: string;
@@ -360,10 +427,15 @@ function readJson(file: string): unknown {
   }
 }
 
+/** The error for an `eosId` option at or beyond the tokenizer's ids (given its vocabulary size), where
+ *  the id is not the caller's own option (a model folder's config.json). */
+type BadEos = (tokenizerVocab: number) => Error;
+
 /** Loads a Hugging Face tokenizer: `path` is a tokenizer.json or a folder
  *  holding one (a tokenizer_config.json beside it is read for its
- *  bos_token/eos_token names when present). Reads only local files. */
-export async function loadTokenizer(path: string, opts: TokenizerOptions = {}): Promise<Tokenizer> {
+ *  bos_token/eos_token names when present). Reads only local files.
+ *  `badEos` (@internal, for model folders): the error for an `eosId` that the tokenizer lacks. */
+export async function loadTokenizer(path: string, opts: TokenizerOptions = {}, badEos?: BadEos): Promise<Tokenizer> {
   if (typeof path !== 'string' || path.length === 0) throw errors.option('tokenizer', 'a path to tokenizer.json or to a folder holding one', path);
   let file = path;
   let isDir = false;
@@ -382,7 +454,7 @@ export async function loadTokenizer(path: string, opts: TokenizerOptions = {}): 
   try { statSync(cfgFile); config = readJson(cfgFile); } catch (e) {
     if (e instanceof RetNetError) throw e;
   }
-  return new HfTokenizerImpl(json, file, opts, config);
+  return new HfTokenizerImpl(json, file, opts, config, badEos);
 }
 
 /** A tokenizer from an already parsed tokenizer.json object (`source` names it in errors). */

@@ -5,7 +5,7 @@ import { ACTIVATIONS, type ActName } from '../../reference/ops.js';
 import { UsageError, parse, type Command } from '../command.js';
 import { ModelRefused } from '../lm-util.js';
 import { RetNetError } from '../../errors.js';
-import { checkShards, modelFiles, parseFlaConfig, resolveModelDir, unknownConfigKeys } from '../../model/fla.js';
+import { checkShards, eosBeyondTokenizer, modelFiles, parseFlaConfig, resolveModelDir, unknownConfigKeys } from '../../model/fla.js';
 import { loadTokenizer } from '../../tokenizer/index.js';
 import { readFileSync } from 'node:fs';
 
@@ -141,7 +141,7 @@ async function folderInfo(spec: string, json: boolean): Promise<number> {
   if (absent) throw new RetNetError('E_WEIGHTS', `${dir}: no tensor ${absent}: not a fla RetNet folder (or fewer layers than config.json's ${c.layers})`);
   const legacy = I !== null && !hasUp; // the fused [2I, d] gate_proj of 2024 checkpoints
   if (legacy && I !== null) I /= 2;
-  const tok = mf.tokenizerPath ? await loadTokenizer(mf.tokenizerPath, { eosId: c.eosId }) : null;
+  const tok = mf.tokenizerPath ? await loadTokenizer(mf.tokenizerPath, { eosId: c.eosId }, (n) => eosBeyondTokenizer(mf.configPath, c, n)) : null;
   const out = {
     folder: dir, kind: 'language model (fla RetNet)', dtypes, tensors, parameters, weightBytes: bytes, shards: mf.weightFiles.length,
     layers: c.layers, heads: c.H, kvHeads: c.Hkv, d: c.d, dk: c.dk, dv: c.dv, intermediate: I, vocab: c.vocab, normEps: c.eps,
