@@ -264,4 +264,37 @@ test('impossible flag combinations are usage errors (exit 2) naming the flag, be
   assert.is(ok.status, 0, ok.stderr);
 });
 
+test('flags a run cannot use are refused, not ignored: --workers/--kernels off the wasm backend, drift\'s activations without --model', () => {
+  const small = join(FIXTURES, 'retnet-small.safetensors');
+  const input = join(TMP, 'wasm-only-x.safetensors');
+  writeSafetensors(input, { x: { shape: [1, 4, 32], data: new Float32Array(128).fill(0.5) } });
+  const out = join(TMP, 'wasm-only-y.safetensors');
+  const cases: [string[], RegExp][] = [
+    // before: exit 0, the float64 reference run, and kernels "dnnl" / 7 workers recorded in the output's metadata
+    [['run', '--model', small, '--input', input, '--out', out, '--backend', 'js', '--kernels', 'dnnl'], /--kernels is for the wasm backend.*--backend js/],
+    [['run', '--model', small, '--input', input, '--out', out, '--backend', 'js', '--workers', '7'], /--workers is for the wasm backend/],
+    [['run', '--model', small, '--input', input, '--out', out, '--backend', 'tfjs', '--kernels', 'blas'], /--kernels is for the wasm backend.*--backend tfjs/],
+    [['demo', '--small', '--backend', 'js', '--workers', '2'], /--workers is for the wasm backend/],
+    [['drift', '--length', '8', '--backends', 'js', '--workers', '1'], /--workers is for the wasm backend.*--backends js/],
+    // before: exit 0 and drift.json's model said gelu (the seeded model's) with --msr-gate-fn silu given
+    [['drift', '--length', '8', '--backends', 'js', '--msr-gate-fn', 'silu'], /--msr-gate-fn is for a --model checkpoint file/],
+    [['drift', '--length', '8', '--backends', 'js', '--mlp-gate-fn', 'relu'], /--mlp-gate-fn is for a --model checkpoint file/],
+  ];
+  for (const [args, message] of cases) {
+    const r = cli(args);
+    assert.is(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, message, args.join(' '));
+    assert.is(r.stdout, '', `${args.join(' ')}: nothing done`);
+  }
+  assert.not.ok(existsSync(out), 'no output written');
+  // still accepted: the same flags on the wasm backend, and the activations with --model
+  const ok = cli(['run', '--model', small, '--input', input, '--out', out, '--backend', 'wasm', '--kernels', 'wasm', '--workers', '1']);
+  assert.is(ok.status, 0, ok.stderr);
+  const d = cli(['drift', '--model', small, '--mlp-gate-fn', 'silu', '--length', '8', '--backends', 'js', '--no-plot', '--out-dir', join(TMP, 'drift-acts')]);
+  assert.is(d.status, 0, d.stderr);
+  // and drift.json says which activations ran (before: only the path; the silu given here was nowhere)
+  const dj = JSON.parse(readFileSync(join(TMP, 'drift-acts', 'drift.json'), 'utf8'));
+  assert.equal(dj.activations, { msrGateFn: 'gelu', mlpGateFn: 'silu' });
+});
+
 test.run();

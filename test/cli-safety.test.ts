@@ -100,7 +100,7 @@ test('run: a failed run leaves an existing --out byte-identical and no temporary
   assert.is(run(out).code, 0, 'an earlier run\'s output'); // (only that is ever replaced)
   const previous = readFileSync(out);
   for (const backend of ['js', 'wasm']) {
-    const r = cli(['run', '--model', MODEL, '--input', bad, '--out', out, '--backend', backend, '--chunks', '4', '--workers', '1']);
+    const r = cli(['run', '--model', MODEL, '--input', bad, '--out', out, '--backend', backend, '--chunks', '4', ...(backend === 'wasm' ? ['--workers', '1'] : [])]);
     assert.is(r.code, 1, `${backend}: ${r.err}`);
     assert.match(r.err, /non-finite value/);
     assert.ok(readFileSync(out).equals(previous), `${backend}: --out untouched`);

@@ -150,7 +150,7 @@ test('through the CLI: info and run exit 0 or 1, no stack trace, no exit 0 with 
   let finiteRuns = 0, refusedRuns = 0;
   for (const [j, [model, input]] of cases.entries()) {
     const out = join(TMP, `y${j}.safetensors`);
-    for (const args of [['info', model], ['run', '--model', model, '--input', input, '--out', out, '--backend', j % 2 ? 'js' : 'wasm', '--workers', '1', '--chunks', '2']]) {
+    for (const args of [['info', model], ['run', '--model', model, '--input', input, '--out', out, ...(j % 2 ? ['--backend', 'js'] : ['--backend', 'wasm', '--workers', '1']), '--chunks', '2']]) {
       const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, NO_COLOR: '1' } });
       const what = `${args.join(' ')}`;
       assert.is(r.signal, null, `${what}: killed by ${r.signal} (a hang?)`);

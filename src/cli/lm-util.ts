@@ -51,6 +51,17 @@ export function checkPrecisionBackends(precision: Precision | undefined, backend
   if (other !== undefined) throw new UsageError(`--precision bf16 needs ${flag} wasm (bfloat16 products run on the wasm backend only; ${other} computes in ${other === 'js' ? 'float64' : 'float32'})`);
 }
 
+/** Flags only the wasm backend reads (`--workers`, `--kernels`), given with another backend: a usage error
+ *  (before: accepted and ignored — `run --backend js --kernels dnnl --workers 7` ran the float64 reference
+ *  and recorded kernels "dnnl" and 7 workers in its output's metadata). `given`: flag → the value on the
+ *  command line (undefined when absent). */
+export function checkWasmOnlyFlags(backends: readonly (BackendName | undefined)[], given: Record<string, unknown>, flag = '--backend'): void {
+  if (backends.includes('wasm')) return;
+  for (const [name, value] of Object.entries(given)) {
+    if (value !== undefined) throw new UsageError(`${name} is for the wasm backend (its worker pool and kernel engines); ${flag} ${backends.join(',')} does not use it: leave ${name} out`);
+  }
+}
+
 /** Integer flag ≥ min (the CLI's one number parser, src/cli/numbers.ts). */
 export const parseIntOption = (name: string, v: string | undefined, min: number): number | undefined => intOption(name, v, { min });
 

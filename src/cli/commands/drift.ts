@@ -16,7 +16,7 @@ import { actOption, refuseForFolder } from './info.js';
 import { driftSvg } from '../plot.js';
 import { RetNetLM, embedRow } from '../../lm/retnet-lm.js';
 import { SafetensorsFile } from '../../safetensors.js';
-import { loadLM } from '../lm-util.js';
+import { checkWasmOnlyFlags, loadLM } from '../lm-util.js';
 import { Rng } from '../../random.js';
 
 /** Whether a .safetensors file is a language model's (its embedding and head beside the RetNet). */
@@ -116,6 +116,12 @@ const drift: Command = {
       throw new UsageError(`--precisions bf16 needs the wasm backend in --backends (bfloat16 products run on wasm only; got --backends ${backends.join(',')})`);
     }
     const workers = workersOption('workers', v.workers);
+    checkWasmOnlyFlags(backends, { '--workers': v.workers }, '--backends');
+    // the activations are a checkpoint file's (the seeded model is gelu/gelu): without --model they were
+    // accepted and ignored (drift.json said gelu)
+    for (const flag of ['msr-gate-fn', 'mlp-gate-fn'] as const) {
+      if (v[flag] !== undefined && v.model === undefined) throw new UsageError(`--${flag} is for a --model checkpoint file; the default seeded model is gelu throughout: give --model, or leave --${flag} out`);
+    }
     const seed = intOption('seed', v.seed, { min: 0, max: 2 ** 32 - 1 }) ?? 1;
     const flags = { normalizeAttn: v['normalize-attn'] ?? false, normalizeRetn: v['normalize-retn'] ?? false };
     const acts = { msrGateFn: actOption('msr-gate-fn', v['msr-gate-fn']), mlpGateFn: actOption('mlp-gate-fn', v['mlp-gate-fn']) };
@@ -231,6 +237,8 @@ const drift: Command = {
           study: 'retnet drift', date: new Date().toISOString(), machine: machine(), L, seed,
           input: lm ? `embeddings of ${L} seeded random token ids${lm.tokenizer.bosId !== null ? ' (BOS first)' : ''} [1, ${L}, ${d}]` : `randn [1, ${L}, ${d}]`,
           model: v.model ?? { seeded: modelConfig(2, 64, 4) }, dims: model.dims, flags,
+          // the activations that ran (--msr-gate-fn/--mlp-gate-fn, the file's config, else gelu): before, not recorded
+          activations: { msrGateFn: model.config.msrGateFn, mlpGateFn: model.config.mlpGateFn },
           reference: { backend: 'js', dtype: 'float64', chunkSize: refChunk, seconds: refSeconds, maxAbs: { retention: maxAbs(ref.retention), output: maxAbs(ref.output) } },
         };
         // the plot first (its absence is recorded in drift.json): optional packages, optional output

@@ -7,6 +7,7 @@ import { UsageError, backendName, kernelsName, parse, progressBar, type Command 
 import { intOption, workersOption } from '../numbers.js';
 import { AtomicOutput, RUN_OUTPUT_MARK, checkOutputTarget } from '../safe-output.js';
 import { actOption } from './info.js';
+import { checkWasmOnlyFlags } from '../lm-util.js';
 
 /** Longest sequence the parallel form is run for: it materialises an L×L
  *  decay/score matrix per head (16384² float64 = 2 GiB). */
@@ -63,6 +64,7 @@ const run: Command = {
       normalizeAttn: v['normalize-attn'] ?? false, normalizeRetn: v['normalize-retn'] ?? false,
       ...(numChunks !== undefined ? { numChunks } : chunkSize !== undefined ? { chunkSize } : { numChunks: null }),
     };
+    checkWasmOnlyFlags([opts.backend], { '--workers': v.workers, '--kernels': v.kernels });
     const msrGateFn = actOption('msr-gate-fn', v['msr-gate-fn']), mlpGateFn = actOption('mlp-gate-fn', v['mlp-gate-fn']);
     const outPath = v.out!;
     // before any work: --out must not be an input (also through a link) nor a special file
