@@ -43,7 +43,7 @@ export async function driftSvg(rows: DriftRow[], L: number, load: Loader = (name
   const color = { field: 'series', type: 'nominal', title: 'backend / state precision', legend: { labelLimit: 400, titleLimit: 400 } };
   const spec = {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title: `RetNet chunk-count drift, L = ${L}: float32 forward vs float64 reference`,
+    title: `RetNet chunk-count drift, L = ${L}: each backend and precision vs the float64 reference`,
     data: { values },
     facet: { column: { field: 'target', type: 'nominal', title: null } },
     resolve: { scale: { y: 'independent' } },
