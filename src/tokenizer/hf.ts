@@ -435,7 +435,7 @@ type BadEos = (tokenizerVocab: number) => Error;
  *  holding one (a tokenizer_config.json beside it is read for its
  *  bos_token/eos_token names when present). Reads only local files.
  *  `badEos` (@internal, for model folders): the error for an `eosId` that the tokenizer lacks. */
-export async function loadTokenizer(path: string, opts: TokenizerOptions = {}, badEos?: BadEos): Promise<Tokenizer> {
+export async function loadTokenizer(path: string, opts: TokenizerOptions = {}, badEos?: (tokenizerVocab: number) => Error): Promise<Tokenizer> {
   if (typeof path !== 'string' || path.length === 0) throw errors.option('tokenizer', 'a path to tokenizer.json or to a folder holding one', path);
   let file = path;
   let isDir = false;
