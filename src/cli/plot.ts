@@ -5,7 +5,7 @@
 // vega and vega-lite are optional peer dependencies (39 of a plain install's
 // 50 MB, for this plot alone): absent, the plot is an E_ENGINE error that says
 // how to install them.
-import type { DriftRow } from './drift-row.js';
+import { DRIFT_PLOT_TITLE, type DriftRow } from './drift-row.js';
 import { errors } from '../errors.js';
 
 /** The pinned versions the plot is made with (package.json peerDependencies). */
@@ -43,7 +43,7 @@ export async function driftSvg(rows: DriftRow[], L: number, load: Loader = (name
   const color = { field: 'series', type: 'nominal', title: 'backend / state precision', legend: { labelLimit: 400, titleLimit: 400 } };
   const spec = {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title: `RetNet chunk-count drift, L = ${L}: each backend and precision vs the float64 reference`,
+    title: `${DRIFT_PLOT_TITLE}, L = ${L}: each backend and precision vs the float64 reference`,
     data: { values },
     facet: { column: { field: 'target', type: 'nominal', title: null } },
     resolve: { scale: { y: 'independent' } },

@@ -41,6 +41,7 @@ import { accessSync, closeSync, constants, lstatSync, mkdirSync, openSync, readS
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tempPathBeside } from '../temp-path.js';
+import { DRIFT_CSV_COLUMNS, DRIFT_PLOT_TITLE, DRIFT_STUDY } from './drift-row.js';
 import { isScoresFile } from '../corpus/output-safety.js';
 import { UsageError } from './command.js';
 
@@ -147,10 +148,10 @@ function holdsKind(path: string, size: number, kind: OutputKind): boolean {
       // by the file's name: what drift writes under it (before: any file named drift.csv, drift.json or
       // drift.svg in the --out-dir folder was replaced)
       const name = basename(path);
-      if (name === 'drift.json') { const j = jsonOf(path, size); return isObject(j) && j.study === 'retnet drift'; }
+      if (name === 'drift.json') { const j = jsonOf(path, size); return isObject(j) && j.study === DRIFT_STUDY; }
       const text = head(path, Math.min(size, 1 << 16)).toString('utf8');
-      if (name === 'drift.csv') return text.startsWith('backend,precision,stateDtype,form,');
-      if (name === 'drift.svg') return /^\s*<svg[\s>]/.test(text) && text.includes('RetNet chunk-count drift');
+      if (name === 'drift.csv') return text.startsWith(DRIFT_CSV_COLUMNS.join(',') + '\n');
+      if (name === 'drift.svg') return /^\s*<svg[\s>]/.test(text) && text.includes(DRIFT_PLOT_TITLE);
       return false;
     }
     if (kind === 'summary-json') {

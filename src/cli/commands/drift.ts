@@ -78,7 +78,7 @@ options:
   -h, --help        this text`;
 
 export type { DriftRow } from '../drift-row.js';
-import type { DriftRow } from '../drift-row.js';
+import { DRIFT_CSV_COLUMNS, DRIFT_STUDY, type DriftRow } from '../drift-row.js';
 
 /** Sequence length of the study when --length is not given. */
 export const DEFAULT_DRIFT_LENGTH = 8192;
@@ -227,14 +227,14 @@ const drift: Command = {
         }
 
         mkdirSync(outDir, { recursive: true });
-        const cols = ['backend', 'precision', 'stateDtype', 'form', 'numChunks', 'chunkSize', 'target', 'maxAbsError', 'relMaxError', 'nmse', 'seconds', 'error'] as const;
+        const cols = DRIFT_CSV_COLUMNS;
         const csv = [cols.join(','), ...rows.map((r) => cols.map((c) => {
           const val = r[c];
           return val === undefined || val === null ? '' : typeof val === 'string' && /[",\n]/.test(val) ? `"${val.replace(/"/g, '""')}"` : String(val);
         }).join(','))].join('\n') + '\n';
         save('drift.csv', csv);
         const meta = {
-          study: 'retnet drift', date: new Date().toISOString(), machine: machine(), L, seed,
+          study: DRIFT_STUDY, date: new Date().toISOString(), machine: machine(), L, seed,
           input: lm ? `embeddings of ${L} seeded random token ids${lm.tokenizer.bosId !== null ? ' (BOS first)' : ''} [1, ${L}, ${d}]` : `randn [1, ${L}, ${d}]`,
           model: v.model ?? { seeded: modelConfig(2, 64, 4) }, dims: model.dims, flags,
           // the activations that ran (--msr-gate-fn/--mlp-gate-fn, the file's config, else gelu): before, not recorded
