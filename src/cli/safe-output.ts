@@ -42,7 +42,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tempPathBeside } from '../temp-path.js';
 import { DRIFT_CSV_COLUMNS, DRIFT_PLOT_TITLE, DRIFT_STUDY } from './drift-row.js';
-import { isScoresFile } from '../corpus/output-safety.js';
+import { isScoresFile, placeOf } from '../corpus/output-safety.js';
 import { UsageError } from './command.js';
 
 export interface NamedInput {
@@ -167,13 +167,6 @@ function holdsKind(path: string, size: number, kind: OutputKind): boolean {
   } catch {
     return false;
   }
-}
-
-/** Where a path lands: its folder's real path (links followed) and its name; the path resolved where
- *  the folder does not exist. */
-function placeOf(path: string): string {
-  const abs = resolve(path);
-  try { return join(realpathSync(dirname(abs)), basename(abs)); } catch { return abs; }
 }
 
 /** The start of a file, for a message. */

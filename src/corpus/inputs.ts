@@ -2,9 +2,9 @@
 // walked recursively in sorted order (filtered by an --include glob), and
 // each file gets its format from its name.
 import { readdirSync, realpathSync, statSync } from 'node:fs';
-import { basename, dirname, join, relative, resolve } from 'node:path';
+import { join, relative } from 'node:path';
 import { errors } from '../errors.js';
-import { isScoresFile } from './output-safety.js';
+import { isScoresFile, placeOf } from './output-safety.js';
 
 export type InputFormat = 'plain' | 'jsonl' | 'parquet';
 export type Compression = 'none' | 'gzip' | 'zstd';
@@ -55,15 +55,6 @@ export function globMatcher(glob: string): (relPath: string) => boolean {
   return (rel) => rx.test(byName ? rel.slice(rel.lastIndexOf('/') + 1) : rel);
 }
 
-/** A path with its folder's symbolic links resolved (the file itself not followed): the output's
- *  temporaries reached through a linked folder (`--out lnk/o.jsonl` with lnk → the input folder) are the
- *  same files as those the walk finds under the folder's own name. A folder that does not exist (yet):
- *  the path made absolute. */
-function canonical(p: string, dirReal?: string): string {
-  if (dirReal !== undefined) return join(dirReal, basename(p));
-  try { return join(realpathSync(dirname(resolve(p))), basename(p)); } catch { return resolve(p); }
-}
-
 function statOrThrow(p: string) {
   try { return statSync(p); } catch (e) { throw errors.corpus(`cannot read ${p}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
 }
@@ -72,6 +63,8 @@ function walk(dir: string, root: string, match: (rel: string) => boolean, exclud
   let entries;
   try { entries = readdirSync(dir, { withFileTypes: true }); } catch (e) { throw errors.corpus(`cannot read directory ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  // this folder's real path, once: where its files land (placeOf), so that the output's temporaries named
+  // through a linked folder (`--out lnk/o.jsonl`, lnk → this folder) are known here under its own name
   let real: string | undefined;
   try { real = realpathSync(dir); } catch { real = undefined; }
   for (const e of entries) {
@@ -81,7 +74,7 @@ function walk(dir: string, root: string, match: (rel: string) => boolean, exclud
     if (!e.isFile() && !e.isSymbolicLink()) { onSkip?.(`${p}: not a regular file (${e.isFIFO() ? 'a FIFO' : e.isSocket() ? 'a socket' : 'a device'}); skipped`); continue; }
     // this run's temporaries, and --out when it holds an earlier run's scores (scored again, they would
     // score the scores); any other file at --out's path is an input, which the output checks then refuse
-    const key = canonical(p, real);
+    const key = real !== undefined ? join(real, e.name) : placeOf(p);
     if (exclude.has(key)) continue;
     if (excludeScores.has(key) && isScoresFile(p)) continue;
     const rel = relative(root, p).split('\\').join('/');
@@ -98,8 +91,8 @@ function walk(dir: string, root: string, match: (rel: string) => boolean, exclud
 export function expandInputs(inputs: string[], options: { include?: string; exclude?: string[]; excludeScores?: string[]; onSkip?: (line: string) => void } = {}): InputFile[] {
   if (inputs.filter((p) => p === '-').length > 1) throw errors.corpus("stdin ('-') can be given only once");
   const match = options.include === undefined ? () => true : globMatcher(options.include);
-  const exclude = new Set((options.exclude ?? []).map((p) => canonical(p)));
-  const excludeScores = new Set((options.excludeScores ?? []).map((p) => canonical(p)));
+  const exclude = new Set((options.exclude ?? []).map(placeOf));
+  const excludeScores = new Set((options.excludeScores ?? []).map(placeOf));
   const out: InputFile[] = [];
   for (const p of inputs) {
     if (p === '-') { out.push({ path: '-', format: 'plain', compression: 'none', size: 0, mtimeMs: 0 }); continue; }

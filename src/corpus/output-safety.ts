@@ -6,10 +6,19 @@
 // The temporary files are also checked without following links: a stale
 // OUT.partial that is a symlink (or a FIFO, a directory…) is refused, never
 // written through.
-import { closeSync, lstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
+import { closeSync, lstatSync, openSync, readSync, realpathSync, statSync, type Stats } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { constants as zc, gunzipSync } from 'node:zlib';
 import { errors } from '../errors.js';
 import type { InputFile } from './inputs.js';
+
+/** Where a path lands: its folder's real path (links followed; the file itself not) and its name; the
+ *  path made absolute where the folder does not exist (yet). Two names of one place — through a linked
+ *  folder, or a file not made yet — compare equal. */
+export function placeOf(path: string): string {
+  const abs = resolve(path);
+  try { return join(realpathSync(dirname(abs)), basename(abs)); } catch { return abs; }
+}
 
 /** Whether the regular file at `path` is empty or holds score records (this package's output: a
  *  JSON Lines file, or its gzip, whose first record is an object with a numeric `bits_per_byte` — every
