@@ -2,7 +2,7 @@
 import { parse } from '../command.js';
 import { intOption, numberOption } from '../numbers.js';
 import { statSync } from 'node:fs';
-import { loadLM, processIO, progressBar, readInput, runCommand, UsageError, type Command, type CommandIO } from '../lm-util.js';
+import { checkPrecisionBackends, loadLM, processIO, progressBar, readInput, runCommand, UsageError, type Command, type CommandIO } from '../lm-util.js';
 import { DEFAULT_LM_CHUNK } from '../../lm/retnet-lm.js';
 
 const usage = `usage: retnet generate [--model M.safetensors|DIR|ORG/NAME] (--prompt TEXT | --prompt-file FILE) [--max-bytes N | --max-new-tokens N]
@@ -48,7 +48,7 @@ export const generate: Command = {
       if (backend !== 'wasm' && backend !== 'js') throw new UsageError(`--backend must be wasm or js (got ${JSON.stringify(backend)})`);
       const precision = values.precision;
       if (precision !== undefined && precision !== 'f32' && precision !== 'bf16') throw new UsageError(`--precision must be f32 or bf16 (got ${JSON.stringify(precision)})`);
-      if (precision === 'bf16' && backend !== 'wasm') throw new UsageError('--precision bf16 needs --backend wasm (the js step is float64 throughout)');
+      checkPrecisionBackends(precision, [backend]); // the rule score, bench and the corpus mode share
       const stateDtype = values['state-dtype'] ?? 'float64';
       if (stateDtype !== 'float64' && stateDtype !== 'float32') throw new UsageError(`--state-dtype must be float64 or float32 (got ${JSON.stringify(stateDtype)})`);
       const topK = intOption('top-k', values['top-k'], { min: 0 }) ?? 0;
