@@ -115,6 +115,13 @@ const arr = (x: Numeric): ArrayLike<number> => {
   throw errors.input(`cannot compare ${x === null ? 'null' : typeof x === 'object' ? 'an object without a numeric array in data' : typeof x}: give an array of numbers, a typed array, a Tensor or { data }`);
 };
 
+/** Two arrays to compare element by element: E_INPUT unless their lengths match. */
+function arrPair(x: Numeric, y: Numeric): [ArrayLike<number>, ArrayLike<number>] {
+  const a = arr(x), b = arr(y);
+  if (a.length !== b.length) throw errors.input(`cannot compare arrays of ${a.length} and ${b.length} elements`);
+  return [a, b];
+}
+
 /** max |x| over all elements (NaN if any element is NaN). */
 export function maxAbs(x: Numeric): number {
   const a = arr(x); let m = 0;
@@ -124,8 +131,7 @@ export function maxAbs(x: Numeric): number {
 
 /** max |x − ref| over all elements. */
 export function maxAbsDiff(x: Numeric, ref: Numeric): number {
-  const a = arr(x), b = arr(ref);
-  if (a.length !== b.length) throw errors.input(`cannot compare arrays of ${a.length} and ${b.length} elements`);
+  const [a, b] = arrPair(x, ref);
   let m = 0;
   for (let i = 0; i < a.length; i++) {
     const d = Math.abs(a[i] - b[i]);
@@ -144,8 +150,7 @@ export function relMaxError(x: Numeric, ref: Numeric): number {
 
 /** Normalised mean squared error Σ(x − ref)² / Σ ref² (Σ(x − ref)² when ref is all zeros). */
 export function nmse(x: Numeric, ref: Numeric): number {
-  const a = arr(x), b = arr(ref);
-  if (a.length !== b.length) throw errors.input(`cannot compare arrays of ${a.length} and ${b.length} elements`);
+  const [a, b] = arrPair(x, ref);
   let num = 0, den = 0;
   for (let i = 0; i < a.length; i++) { const d = a[i] - b[i]; num += d * d; den += b[i] * b[i]; }
   return den === 0 ? num : num / den;
@@ -156,9 +161,7 @@ export function nmse(x: Numeric, ref: Numeric): number {
  *  E_INPUT, as in the other comparisons. */
 export function allclose(x: Numeric, y: Numeric, opts: { rtol?: number; atol?: number } = {}): boolean {
   const rtol = opts.rtol ?? 1e-5, atol = opts.atol ?? 1e-8;
-  const a = arr(x), b = arr(y);
-  // before: a silent false, which hid a shape bug in the caller
-  if (a.length !== b.length) throw errors.input(`cannot compare arrays of ${a.length} and ${b.length} elements`);
+  const [a, b] = arrPair(x, y); // a length mismatch: before, a silent false, which hid a shape bug in the caller
   for (let i = 0; i < a.length; i++) {
     const u = a[i], v = b[i];
     if (Number.isFinite(u) && Number.isFinite(v)) {
