@@ -43,6 +43,14 @@ type HeadFn = (rows: ArrayLike<number>, r0: number, m: number) => {
 };
 /** Rows per block of the final norm + head. */
 const HEAD_BLOCK = 64;
+/** A streamed head (WasmHead's `stream`, scoring at precision 'bf16' on oneDNN): vocabulary rows per slice read
+ *  from the file, rows staged before a pass over the vocabulary, rows per product. A score() call streams
+ *  when it has at least HEAD_STREAM_MIN rows to score and no whole packed head exists yet; its memory is
+ *  then the staged rows (16 MiB for the 1.3B shape), one slice's bits and its packed copy (8 + 8 MiB) and the
+ *  logits of a block (2 MiB), not the whole packed head (125 MiB). */
+const HEAD_STREAM_SLICE = 2048, HEAD_STREAM_ROWS = 2048, HEAD_STREAM_BLOCK = 256;
+/** The fewest rows a score() call streams the head for. */
+const HEAD_STREAM_MIN = 1024;
 /** score/logits options: the forward's and the score's own (a misspelt perToken is named, with the
  *  keys it could have meant; before, the list left the score's own out) */
 const SCORE_OPTION_KEYS: readonly string[] = [...OPTION_KEYS, 'perToken', 'onScored'];
@@ -330,6 +338,53 @@ class SeqScore {
   }
 }
 
+/** A score() call's rows through a streamed head (WasmHead's `stream`): output rows are staged until the
+ *  head's rows are full (or the call ends), then one pass over the vocabulary scores them all; a sequence
+ *  whose last rows were staged is reported done (`done`) after the pass that scored them. Each sequence's
+ *  log-probs are summed in position order, as consumeRows sums them. */
+class StreamedScoring {
+  private staged = 0;
+  private readonly segs: { seq: SeqScore; start: number; n: number }[] = [];
+  private finished: SeqScore[] = [];
+  constructor(private readonly head: WasmHead, private readonly d: number, private readonly done: (s: SeqScore) => void) {}
+
+  /** Output rows [n, d] of positions start..start+n−1 of `seq`. */
+  push(seq: SeqScore, start: number, rows: ArrayLike<number>, n: number): void {
+    const useful = Math.min(n, seq.length - 1 - start), R = this.head.streamRows;
+    for (let r0 = 0; r0 < useful;) {
+      if (this.staged === R) this.flush();
+      const m = Math.min(useful - r0, R - this.staged);
+      this.head.stageRows(rows, r0 * this.d, m, this.staged);
+      this.segs.push({ seq, start: start + r0, n: m });
+      this.staged += m; r0 += m;
+    }
+    if (start + n === seq.length) this.finished.push(seq);
+  }
+
+  /** Scores the staged rows, then reports the sequences they finished. */
+  flush(): void {
+    const n = this.staged;
+    if (n > 0) {
+      const next = new Int32Array(n), lp = new Float64Array(n);
+      let o = 0;
+      for (const g of this.segs) for (let r = 0; r < g.n; r++) next[o++] = g.seq.ids[g.start + r + 1]!;
+      this.head.flushStream(n, next, lp);
+      o = 0;
+      for (const g of this.segs) {
+        for (let r = 0; r < g.n; r++) {
+          const l = lp[o++]!;
+          g.seq.nll -= l;
+          if (g.seq.logprobs) g.seq.logprobs[g.start + r] = l;
+        }
+      }
+      this.segs.length = 0; this.staged = 0;
+    }
+    const fin = this.finished;
+    this.finished = [];
+    for (const s of fin) this.done(s);
+  }
+}
+
 // ---------------------------------------------------------------- the model
 
 /** E_WEIGHTS for a NaN, ±Infinity or value beyond float32's range in the LM's own
@@ -403,7 +458,7 @@ export class RetNetLM {
   /** scratch for the head: normed rows and logits, grown on demand */
   private wasmHead: WasmHead | undefined;
   /** precision 'bf16' heads: on oneDNN ('dnnl') or rounded operands on the WASM GEMM ('round') */
-  private readonly bf16Heads = new Map<'dnnl' | 'round', WasmHead>();
+  private readonly bf16Heads = new Map<'dnnl' | 'round' | 'dnnl-stream', WasmHead>();
   private hBuf = new Float64Array(0);
   private zBuf = new Float64Array(0);
   private closed = false;
@@ -511,9 +566,7 @@ export class RetNetLM {
    *  (float32), or a bfloat16 head (precision 'bf16': oneDNN where the body's engine is oneDNN — the
    *  same rule as the pool's 'auto' — else rounded operands on the WASM GEMM). Checks the options. */
   private async headFor(options: ScoreOptions): Promise<HeadFn> {
-    checkKnownKeys(options, SCORE_OPTION_KEYS);
-    const { perToken: _p, onProgress: _o, onScored: _s, ...fwd } = options;
-    const r = resolveOptions(fwd, { backend: DEFAULT_BACKEND });
+    const r = this.resolveScore(options);
     const V = this.vocab;
     if (r.backend === 'js') {
       return (rows, r0, m) => {
@@ -531,6 +584,33 @@ export class RetNetLM {
     return (rows, r0, m) => ({ z: head.logits(rows, r0 * this.d, m), lse: () => head.logSumExp(m) });
   }
 
+  /** The forward options of score-like calls, checked (unknown keys named) and resolved. */
+  private resolveScore(options: ScoreOptions): ReturnType<typeof resolveOptions> {
+    checkKnownKeys(options, SCORE_OPTION_KEYS);
+    const { perToken: _p, onProgress: _o, onScored: _s, ...fwd } = options;
+    return resolveOptions(fwd, { backend: DEFAULT_BACKEND });
+  }
+
+  /** The streamed bfloat16 head for a score() call of `rows` rows to score, or null for the whole packed one:
+   *  streamed when precision 'bf16' runs on oneDNN here, the head is BF16 read from the file (a large model),
+   *  the call has at least HEAD_STREAM_MIN rows (a short call would read and pack the whole head for a few
+   *  rows), and no whole packed head exists (once one does, it serves every call: it costs nothing more). */
+  private streamedHead(options: ScoreOptions, rows: number): WasmHead | null {
+    const r = this.resolveScore(options);
+    if (r.backend === 'js' || r.precision !== 'bf16' || rows < HEAD_STREAM_MIN) return null;
+    const W = this.head;
+    if (!(W instanceof Bf16Matrix) || W.resident || !W.readsRows || this.bf16Heads.has('dnnl')) return null;
+    const { lib } = dnnlForBf16(r.kernels);
+    if (!lib) return null;
+    let h = this.bf16Heads.get('dnnl-stream');
+    if (!h) {
+      h = new WasmHead(W, this.normWeight, this.normBias, this.d, this.vocab, HEAD_STREAM_BLOCK, this.rmsEps, 'bf16',
+        { dnnl: { lib }, round: roundRowsBf16 }, undefined, { rows: HEAD_STREAM_ROWS, slice: HEAD_STREAM_SLICE });
+      this.bf16Heads.set('dnnl-stream', h);
+    }
+    return h;
+  }
+
   /** The bfloat16 head under kernel request `kernels`: oneDNN on all cores where dnnlForBf16 says so
    *  (the pool's rule: the head runs where the body does), else rounded operands on the WASM GEMM. */
   private bf16Head(kernels: KernelsRequest): WasmHead {
@@ -540,6 +620,7 @@ export class RetNetLM {
     if (!h) {
       h = new WasmHead(this.head, this.normWeight, this.normBias, this.d, this.vocab, HEAD_BLOCK, this.rmsEps, 'bf16', { dnnl: lib ? { lib } : null, round: roundRowsBf16 });
       this.bf16Heads.set(key, h);
+      if (key === 'dnnl') { this.bf16Heads.get('dnnl-stream')?.close(); this.bf16Heads.delete('dnnl-stream'); } // the whole head serves every call now
     }
     return h;
   }
@@ -682,13 +763,17 @@ export class RetNetLM {
     const single = !Array.isArray(input) || (input.length > 0 && input.every((v) => typeof v === 'number'));
     const items = (single ? [input] : input) as ScoreInput[];
     const seqs = items.map((x, i) => this.toSeq(x, single ? 'input' : `input[${i}]`, options.perToken === true));
-    const head = await this.headFor(options);
+    const streamed = this.streamedHead(options, seqs.reduce((a, s) => a + Math.max(0, s.length - 1), 0));
+    const head = streamed ? null : await this.headFor(options);
     const onScored = options.onScored, index = new Map(seqs.map((s, i) => [s, i]));
     if (onScored) seqs.forEach((s, i) => { if (s.length === 0) onScored(i); });
+    const stream = streamed ? new StreamedScoring(streamed, this.d, (s) => onScored?.(index.get(s)!)) : null;
     await this.run(seqs.filter((s) => s.length > 0), options, (s, start, rows, n) => {
-      this.consumeRows(s, start, rows, n, head);
+      if (stream) { stream.push(s, start, rows, n); return; }
+      this.consumeRows(s, start, rows, n, head!);
       if (onScored && start + n === s.length) onScored(index.get(s)!);
     });
+    stream?.flush();
     const out = seqs.map((s) => s.result());
     return single ? out[0] : out;
   }

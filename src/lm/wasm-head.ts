@@ -27,6 +27,14 @@ import { BLOCKS_PER_THREAD, closeWithOwner, columnCalls, forgetOwner, MAX_STEP_T
 
 const F4 = 4;
 
+/** ln(eᵃ + eᵇ) in float64, without overflow; −∞ is the empty sum, NaN stays NaN. */
+export function logAddExp(a: number, b: number): number {
+  if (Number.isNaN(a) || Number.isNaN(b)) return NaN;
+  const hi = a > b ? a : b, lo = a > b ? b : a;
+  if (lo === -Infinity || hi === Infinity) return hi;
+  return hi + Math.log1p(Math.exp(lo - hi));
+}
+
 export class WasmHead {
   private readonly K: RuntimeKernels;
   private readonly k: Kernels;
@@ -49,13 +57,25 @@ export class WasmHead {
   private team: StepTeam | null | undefined;
   private readonly gss: number[] = [];
   private readonly wides: number[] = [];
+  /** a streamed head (see the constructor's `stream`): the file-backed head, the vocabulary rows per slice,
+   *  the staging of one slice's BF16 bits, and the staged rows [streamRows, d] waiting for flushStream */
+  private readonly source: Bf16Matrix | null = null;
+  readonly slice: number;
+  private readonly raw: number = 0;
+  readonly streamRows: number = 0;
+  private readonly staged: number = 0;
 
   /** `rmsEps`: the final norm is RMSNorm with that eps (the fla family); undefined: LayerNorm (eps 1e-5). */
   constructor(head: Float32Array | Bf16Matrix, normW: Float32Array, normB: Float32Array, private readonly d: number, private readonly V: number, maxRows = 256,
     private readonly rmsEps?: number, precision: Precision = 'f32',
     bf16Tools?: { dnnl: { lib: DnnlLibrary } | null; round: (m: WebAssembly.Memory, x: number, rows: number, cols: number, ld: number) => void },
     /** threads of the product (default: the machine's available parallelism, at most 8) */
-    threads?: number) {
+    threads?: number,
+    /** Stream the head instead of packing it whole (oneDNN and a file-backed BF16 head only): `rows` rows are
+     *  staged (stageRows) and flushStream reads the vocabulary from the file `slice` rows at a time, packs
+     *  each slice and multiplies every staged row by it; logits() is then unavailable. The head's memory is
+     *  then the staged rows, one slice's bits and its packed copy, not the whole packed head. */
+    stream?: { rows: number; slice: number }) {
     const memory = createMemory(64);
     this.variant = envValue('RETNET_WASM_VARIANT') ?? 'auto';
     this.k = loadKernelsSync({ memory, variant: this.variant as VariantRequest });
@@ -77,7 +97,14 @@ export class WasmHead {
       }
     }
     this.engine = this.dnnl ? `${this.dnnl.lib.label}, ${this.threads} thread${this.threads === 1 ? '' : 's'}` : K.name;
-    const wBytes = this.dnnl ? this.dnnl.kernels.packedBf16Bytes(V, d) : this.bf16 ? K.packedBf16Bytes(V, d) : K.packedSize(V, d) * F4;
+    this.slice = V;
+    if (stream) {
+      if (!this.dnnl || !(head instanceof Bf16Matrix) || !head.readsRows || head.resident) throw new Error('WasmHead: a streamed head needs oneDNN and a file-backed BF16 head with a row reader');
+      if (!(stream.rows >= maxRows && stream.slice >= 1)) throw new Error('WasmHead: stream.rows must be ≥ maxRows and stream.slice ≥ 1');
+      this.source = head; this.slice = Math.min(stream.slice, V); this.streamRows = stream.rows;
+    }
+    const Vw = this.slice;
+    const wBytes = this.dnnl ? this.dnnl.kernels.packedBf16Bytes(Vw, d) : this.bf16 ? K.packedBf16Bytes(V, d) : K.packedSize(V, d) * F4;
     this.W = A.persistent(Math.max(64, wBytes), 'LM head');
     this.wide = this.bf16 && !this.dnnl ? A.persistent(K.bf16ScratchBytes(V, d), 'LM head') : 0;
     this.g = A.persistent(d * F4, 'LM head'); A.f32(this.g, d).set(normW);
@@ -86,11 +113,17 @@ export class WasmHead {
     this.h = A.persistent(maxRows * d * F4, 'LM head');
     this.gs = A.persistent(Math.max(64, K.gemmScratchBytes()), 'LM head');
     this.gss.push(this.gs); this.wides.push(this.wide);
+    if (this.source) {
+      this.raw = A.persistent(this.slice * d * 2, 'LM head slice staging');
+      this.staged = A.persistent(this.streamRows * d * F4, 'LM head staged rows');
+    }
     for (let t = 1; t < this.threads && !this.dnnl; t++) {
       this.gss.push(A.persistent(Math.max(64, K.gemmScratchBytes()), 'LM head'));
       this.wides.push(this.bf16 ? A.persistent(K.bf16ScratchBytes(V, d), 'LM head') : 0);
     }
-    if (this.dnnl) {
+    if (this.source) {
+      // streamed: nothing packed now; each flushStream reads and packs the slices in turn
+    } else if (this.dnnl) {
       // oneDNN reorders W (BF16 bits, or float32 rounded to bfloat16) into its blocked layout one column
       // block at a time, each staged alone (a file-backed head: only its rows read): the staging is the
       // largest block, not the whole head (the 1.3B shape's: 47 MiB, not 125)
@@ -119,7 +152,7 @@ export class WasmHead {
       A.reset();
     }
     // the logits and their log-sum-exps: after the packing, on the pages its staging used (never reset again)
-    this.z = A.transient(maxRows * V * F4, 'LM head');
+    this.z = A.transient(maxRows * Vw * F4, 'LM head');
     this.lse = A.transient(maxRows * 8, 'LM head');
   }
 
@@ -136,20 +169,77 @@ export class WasmHead {
     this.team = null;
   }
 
+  /** The final norm of m rows at byte offset x into this.h (rounded to bfloat16 on the rounding path). */
+  private norm(x: number, m: number): void {
+    const { K, d } = this;
+    if (this.rmsEps !== undefined) K.rmsNorm(x, m, d, d, this.g, this.rmsEps, this.h, d);
+    else K.layerNorm(x, m, d, d, this.g, this.b, LN_EPS, this.h, d); // (the seed family's LM head: 1e-5)
+    this.roundBf16?.(this.h, m, d, d);
+  }
+
+  /** The helper threads, started on first use (null: this thread alone). */
+  private helpers(): StepTeam | null {
+    if (this.team === undefined) {
+      this.team = this.threads > 1 ? StepTeam.start(this.A.memory, this.variant, this.threads - 1, undefined, this.dnnl ? { path: this.dnnl.lib.path } : undefined) : null;
+      if (this.team) closeWithOwner(this, this.team);
+    }
+    return this.team;
+  }
+
+  /** A streamed head: copies m rows [m, d] at `off` of `rows` to staged row `at` (at + m ≤ streamRows). */
+  stageRows(rows: ArrayLike<number>, off: number, m: number, at: number): void {
+    if (!this.source) throw new Error('WasmHead: stageRows on a head that is not streamed');
+    if (!(at >= 0 && at + m <= this.streamRows)) throw new Error(`WasmHead: staged rows ${at}…${at + m - 1} of ${this.streamRows}`);
+    const d = this.d, v = this.A.f32(this.staged + at * d * F4, m * d);
+    if (rows instanceof Float32Array) v.set(rows.subarray(off, off + m * d));
+    else for (let i = 0; i < m * d; i++) v[i] = rows[off + i];
+  }
+
+  /** A streamed head: ln p(next[i] | staged row i) for the first n staged rows, into out[i]. The vocabulary
+   *  is read from the file `slice` rows at a time and packed (the reorders spread over the threads); every
+   *  staged row is multiplied by each slice in blocks of maxRows rows, and the slice's log Σ exp (the same
+   *  float64 kernel as logSumExp, over the slice's columns) is folded into the row's: lse = hi + log1p(exp(lo − hi)).
+   *  The target's logit is taken from the slice that holds it. */
+  flushStream(n: number, next: ArrayLike<number>, out: Float64Array): void {
+    const src = this.source;
+    if (!src || !this.dnnl) throw new Error('WasmHead: flushStream on a head that is not streamed');
+    if (!(n >= 0 && n <= this.streamRows) || next.length < n || out.length < n) throw new Error(`WasmHead: flushStream of ${n} rows (${this.streamRows} staged at most; ${next.length} targets, ${out.length} outputs)`);
+    if (n === 0) return;
+    const { A, d, V } = this, blk = this.dnnl.kernels, team = this.helpers();
+    const lse = new Float64Array(n).fill(-Infinity), tgt = new Float64Array(n);
+    for (let v0 = 0; v0 < V; v0 += this.slice) {
+      const nn = Math.min(this.slice, V - v0);
+      src.rowBits(v0, nn, new Uint16Array(A.memory.buffer, this.raw, nn * d));
+      if (team) team.run(blk.block, blk.packCalls(this.raw, 'bf16', nn, d, this.W));
+      else blk.packWhole!(this.raw, 'bf16', nn, d, this.W);
+      for (let r0 = 0; r0 < n; r0 += this.maxRows) {
+        const m = Math.min(this.maxRows, n - r0);
+        this.norm(this.staged + r0 * d * F4, m);
+        if (team) team.run(blk.block, blk.calls(this.h, m, d, d, this.W, nn, 0, this.z, nn, 0, false));
+        else blk.gemm(this.h, m, d, d, this.W, nn, 0, this.z, nn, 0, false, 0);
+        this.k.f64_logsumexp__wasmsimd(m, nn, this.z, nn, this.lse);
+        const part = A.f64(this.lse, m), z = A.f32(this.z, m * nn);
+        for (let r = 0; r < m; r++) {
+          const i = r0 + r, a = lse[i]!, b = part[r]!;
+          lse[i] = logAddExp(a, b);
+          const t = next[i]! - v0;
+          if (t >= 0 && t < nn) tgt[i] = z[r * nn + t]!;
+        }
+      }
+    }
+    for (let i = 0; i < n; i++) out[i] = tgt[i]! - lse[i]!;
+  }
+
   /** Logits [m, V] (float32 view, valid until the next call) of rows [m, d] at `off` of `rows`. */
   logits(rows: ArrayLike<number>, off: number, m: number): Float32Array {
     const { A, K, d, V } = this;
     if (m > this.maxRows) throw new Error(`WasmHead: ${m} rows > ${this.maxRows}`);
+    if (this.source) throw new Error('WasmHead: a streamed head has no logits(); stage rows and flushStream');
     const xv = A.f32(this.x, m * d);
-    for (let i = 0; i < m * d; i++) xv[i] = rows[off + i];
-    if (this.rmsEps !== undefined) K.rmsNorm(this.x, m, d, d, this.g, this.rmsEps, this.h, d);
-    else K.layerNorm(this.x, m, d, d, this.g, this.b, LN_EPS, this.h, d); // (the seed family's LM head: 1e-5)
-    this.roundBf16?.(this.h, m, d, d);
-    if (this.team === undefined) {
-      this.team = this.threads > 1 ? StepTeam.start(A.memory, this.variant, this.threads - 1, undefined, this.dnnl ? { path: this.dnnl.lib.path } : undefined) : null;
-      if (this.team) closeWithOwner(this, this.team);
-    }
-    const team = this.team, T = team?.size ?? 1;
+    if (rows instanceof Float32Array) xv.set(rows.subarray(off, off + m * d));
+    else for (let i = 0; i < m * d; i++) xv[i] = rows[off + i];
+    this.norm(this.x, m);
+    const team = this.helpers(), T = team?.size ?? 1;
     if (this.dnnl) {
       // the column blocks (cut for this.threads; however many helpers started, the threads claim them)
       const blk = this.dnnl.kernels;

@@ -266,6 +266,9 @@ export function modelFolderFiles(mf: ModelFiles): string[] {
  *  model.safetensors.index.json puts it, none of the index missing (E_WEIGHTS otherwise, as a load). */
 export function checkShards(mf: ModelFiles): void { new ShardSet(mf).close(); }
 
+/** Bytes of a file-backed BF16 tensor read at a time when it is checked at load. */
+const CHECK_BLOCK_BYTES = 4 * 2 ** 20;
+
 /** Tensors across the shards, read on demand as float32 (BF16/F16 widened) or float64. */
 class ShardSet {
   private readonly files: SafetensorsFile[] = [];
@@ -273,6 +276,8 @@ class ShardSet {
   readonly used = new Set<string>();
   /** max |value| of each tensor taken (for the overflow bound) */
   private readonly maxAbs = new Map<string, number>();
+  /** takeW's scratch for checking a file-backed tensor (CHECK_BLOCK_BYTES at most) */
+  private checkScratch = new Uint16Array(0);
 
   constructor(readonly mf: ModelFiles) {
     try {
@@ -332,24 +337,23 @@ class ShardSet {
     const t = f?.tensors.get(name);
     if (!f || !t || t.dtype !== 'BF16') return this.take(name, shape);
     if (t.shape.length !== 2 || t.shape[0] !== shape[0] || t.shape[1] !== shape[1]) return this.take(name, shape); // take() names the mismatch
-    const bits = f.readBf16Bits(name);
+    const [rows, cols] = shape;
     // finite BF16 magnitudes order as their bits without the sign; from 0x7f80 up they are NaN or ±Infinity
-    const mb = bf16MaxAbsBits(bits);
-    if (mb >= 0x7f80) { const bad = firstBadBf16(bits); throwBadWeight(f.path, name, widenBf16(bits.subarray(bad, bad + 1))[0]!, bad, shape); }
-    this.used.add(name);
-    this.maxAbs.set(name, widenBf16(Uint16Array.of(mb))[0]);
-    if (!bf16File) return new Bf16Matrix(shape[0], shape[1], bits);
+    const check = (bits: Uint16Array, at: number): number => {
+      const mb = bf16MaxAbsBits(bits);
+      if (mb >= 0x7f80) { const bad = firstBadBf16(bits); throwBadWeight(f.path, name, widenBf16(bits.subarray(bad, bad + 1))[0]!, at + bad, shape); }
+      return mb;
+    };
+    if (!bf16File) {
+      const bits = f.readBf16Bits(name), mb = check(bits, 0);
+      this.used.add(name); this.maxAbs.set(name, widenBf16(Uint16Array.of(mb))[0]);
+      return new Bf16Matrix(rows, cols, bits);
+    }
     // Read again on each use, by name: the file must still be the one checked here (a replaced or
     // rewritten file would give another model's weights, unchecked, or a mix of the two)
-    const path = f.path, at = f.byteOffset(name), cols = shape[1], stamp = f.stamp;
+    const path = f.path, at = f.byteOffset(name), stamp = f.stamp;
     const changed = (): RetNetError => errors.weights(`${path}: the file changed since the model was loaded (its inode, size or modification time differ); load the model again`);
-    return new Bf16Matrix(shape[0], shape[1], () => {
-      const sf = SafetensorsFile.open(path);
-      try {
-        if (!sameFile(sf.stamp, stamp)) throw changed();
-        return sf.readBf16Bits(name);
-      } finally { sf.close(); }
-    }, (r0, n, into) => { // a few rows (embedding lookups, a block of the head): one positioned read, no header parse
+    const readRows = (r0: number, n: number, into?: Uint16Array): Uint16Array => { // one positioned read, no header parse
       const bytes = into ? new Uint8Array(into.buffer, into.byteOffset, into.byteLength) : new Uint8Array(n * cols * 2);
       const fd = openSync(path, 'r');
       try {
@@ -362,7 +366,24 @@ class ShardSet {
         }
       } finally { closeSync(fd); }
       return into ?? new Uint16Array(bytes.buffer);
-    });
+    };
+    // checked now in blocks of rows through one scratch kept for the whole load: reading the whole tensor
+    // left it (up to the head's 125 MiB) as garbage until the collector freed it, on top of the packing's peak
+    const per = Math.max(1, Math.floor(CHECK_BLOCK_BYTES / (cols * 2)));
+    if (this.checkScratch.length < Math.min(per, rows) * cols) this.checkScratch = new Uint16Array(Math.min(per, rows) * cols);
+    let mb = 0;
+    for (let r0 = 0; r0 < rows; r0 += per) {
+      const n = Math.min(per, rows - r0);
+      mb = Math.max(mb, check(readRows(r0, n, this.checkScratch.subarray(0, n * cols)), r0 * cols));
+    }
+    this.used.add(name); this.maxAbs.set(name, widenBf16(Uint16Array.of(mb))[0]);
+    return new Bf16Matrix(rows, cols, () => {
+      const sf = SafetensorsFile.open(path);
+      try {
+        if (!sameFile(sf.stamp, stamp)) throw changed();
+        return sf.readBf16Bits(name);
+      } finally { sf.close(); }
+    }, readRows); // a few rows (embedding lookups, a block of the head) read alone
   }
 
   /** Bytes of BF16 tensors among `names`. */
