@@ -145,6 +145,14 @@ test('run: picks tensors by --key, names them when ambiguous, checks widths', as
   const w = await import('../src/index.js');
   const sw = new w.SafetensorsWriter(longX, [{ name: 'x', dtype: 'F32', shape: [1, 20000, 8] }]); sw.close();
   expectFailure(cli('run', '--model', TINY, '--input', longX, '--out', out), /L = 20000 is too long for the parallel form .*--chunk-size/, 'parallel refused');
+  // one chunk as long as the parallel form's limit is the same matrix (before: run on, into a 3 GiB
+  // float64 matrix per head on the js backend); each refused before the input's data is read
+  for (const [args, re] of [
+    [['--chunks', '1'], /--chunks 1 makes chunks of 20000 tokens \(L = 20000\), over 16384/],
+    [['--chunk-size', '30000'], /--chunk-size 30000 makes chunks of 20000 tokens/],
+    [['--chunk-size', '16385', '--backend', 'js'], /--chunk-size 16385 makes chunks of 16385 tokens/],
+  ] as const) expectFailure(cli('run', '--model', TINY, '--input', longX, '--out', join(TMP, 'y3.safetensors'), ...args), re, args.join(' '));
+  assert.ok(!existsSync(join(TMP, 'y3.safetensors')), 'no output');
 });
 
 test('main job --small prints timings and agreement', () => {

@@ -250,6 +250,9 @@ test('impossible flag combinations are usage errors (exit 2) naming the flag, be
     [['drift', '--model', fla, '--msr-gate-fn', 'silu', '--length', '16', '--backends', 'js'], /--msr-gate-fn is for a checkpoint file; .*f32 is a model folder/],
     [['drift', '--model', fla, '--mlp-gate-fn', 'gelu', '--length', '16', '--backends', 'js'], /--mlp-gate-fn is for a checkpoint file/],
     [['info', fla, '--msr-gate-fn', 'silu'], /--msr-gate-fn is for a checkpoint file; .*f32 is a model folder/],
+    // a chunk past the parallel form's limit (before: --lengths 40000 --chunks 1 on js ran on past 120 s)
+    [['bench', '--backend', 'js', '--lengths', '40000', '--chunks', '1', '--layers', '1', '--dim', '16', '--heads', '2'], /--lengths 40000 with --chunks 1 makes chunks of 40000 tokens, over 16384 .*use at least 3 chunks/],
+    [['bench', '--lengths', '64,20000', '--chunks', '-1,2,1', '--layers', '1', '--dim', '16', '--heads', '2'], /--lengths 20000 with --chunks 1 makes chunks of 20000 tokens/],
   ];
   for (const [args, message] of cases) {
     const r = spawnSync(process.execPath, [MAIN, ...args], { cwd: TMP, encoding: 'utf8', timeout: 120_000, input: 'some text on stdin\n', env: { ...process.env, NO_COLOR: '1' } });

@@ -14,7 +14,8 @@ import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { DEFAULT_LM_PATH, scoreCorpus } from '../src/index.js';
 import { fileSha256 } from '../src/corpus/digest.js';
-import { encodeShard, jobIdOf, queueName } from '../src/corpus/queue/jobs.js';
+import { encodeShard, jobIdOf, queueName, RUNS_KEY } from '../src/corpus/queue/jobs.js';
+import { Redis } from 'ioredis';
 import { canRun } from './helpers/skip.js';
 import { ROOT } from './helpers.js';
 import { cliChild, freePort, redisMissing, startRedis, writeCorpus, writeSmallLM, type Child } from './helpers/corpus.js';
@@ -216,6 +217,9 @@ test('queue: a worker with another model fails the job with a clear error; the c
     assert.match(c.err(), /^retnet: shard \d+ failed on a worker: model mismatch: the job was made for a model with SHA-256 [0-9a-f]{16}…, this worker's --model .*bytes-4x128\.safetensors has [0-9a-f]{16}…; start the worker with the coordinator's model\n$/m);
     await w.waitFor(/failed: model mismatch/);
     assert.is(w.proc.exitCode, null, 'the worker keeps running');
+    // the failed run is no longer registered: workers stop taking its shards (before: its entry stayed)
+    const r = new Redis({ host: '127.0.0.1', port: redis.port });
+    try { assert.equal(await r.hgetall(RUNS_KEY), {}, 'retnet:runs after the coordinator failed'); } finally { r.disconnect(); }
     assert.is(await stop(w), 0);
   } finally { await redis.stop(); }
 });

@@ -149,7 +149,12 @@ function packBf16Whole(j: { rows: LinearW[]; N: number; K: number; out: number }
  *  PACK_ROWS rows at a time: BF16 bits → staging, widened, scaled, packed and narrowed by the engine. */
 export function packBf16Weight(j: { rows: LinearW[]; scale: number[]; N: number; K: number; out: number; what: string }, K: RuntimeKernels, A: Arena): void {
   const Kd = j.K;
-  const parts = j.rows.map((w, i) => ({ bits: (w as Bf16Matrix).bits(), rows: (w as Bf16Matrix).rows, scale: j.scale[i] }));
+  // a file-backed matrix that reads rows alone is read block by block into the staging (reading it whole
+  // left a copy, up to the 1.3B shape's 125 MiB head, for the collector)
+  const parts = j.rows.map((w, i) => {
+    const m = w as Bf16Matrix;
+    return { m, bits: m.resident || !m.readsRows ? m.bits() : null, rows: m.rows, scale: j.scale[i] };
+  });
   const nbMax = Math.min(PACK_ROWS, j.N);
   const u16 = A.transient(nbMax * Kd * 2, 'weight staging');
   const f32 = A.transient(K.packedSize(nbMax, Kd) * F4, 'weight staging');
@@ -163,7 +168,9 @@ export function packBf16Weight(j: { rows: LinearW[]; scale: number[]; N: number;
     for (const p of parts) {
       const lo = Math.max(r, base), hi = Math.min(n0 + nb, base + p.rows);
       if (lo < hi) {
-        stage.set(p.bits.subarray((lo - base) * Kd, (hi - base) * Kd), (lo - n0) * Kd);
+        const dst = stage.subarray((lo - n0) * Kd, (hi - n0) * Kd);
+        if (p.bits) dst.set(p.bits.subarray((lo - base) * Kd, (hi - base) * Kd));
+        else p.m.rowBits(lo - base, hi - lo, dst);
         if (p.scale !== 1) scaled.push([lo - n0, hi - lo, p.scale]);
         r = hi;
       }

@@ -8,7 +8,8 @@ import { RetNetError } from '../../errors.js';
 import { gpuAdvice } from '../../backends/tfjs/engines.js';
 import { checkPrecisionBackends, parsePrecision } from '../lm-util.js';
 import { chunkedAs } from '../../options.js';
-import { backendList, errorMessage, flagModelConfig, kernelsName, parse, table, type Command } from '../command.js';
+import { backendList, errorMessage, flagModelConfig, kernelsName, parse, table, UsageError, type Command } from '../command.js';
+import { MAX_PARALLEL_L } from './run.js';
 import { MAX_WORKERS, intListOption, intOption } from '../numbers.js';
 import { checkOutputTarget, writeFileAtomic } from '../safe-output.js';
 import { discardSink, generatedSource, machine } from '../gen.js';
@@ -82,6 +83,12 @@ const bench: Command = {
     const lengths = intListOption('lengths', v.lengths ?? '1024,8192');
     const chunksList = intListOption('chunks', v.chunks ?? '8,16', { allowMinusOne: true });
     const workersList = intListOption('workers', v.workers ?? '1,2', { max: MAX_WORKERS });
+    // a chunk longer than `retnet run`'s parallel-form limit builds a C×C matrix per head (before: --lengths
+    // 40000 --chunks 1 on the js backend ran on past 120 s, into 12 GiB per head)
+    for (const L of lengths) for (const c of chunksList) {
+      const C = c === -1 ? 1 : chunkedAs(L, c).chunkSize;
+      if (C > MAX_PARALLEL_L) throw new UsageError(`--lengths ${L} with --chunks ${c} makes chunks of ${C} tokens, over ${MAX_PARALLEL_L} (each builds a ${C}×${C} decay/score matrix per head); use at least ${Math.ceil(L / MAX_PARALLEL_L)} chunks`);
+    }
     // no --kernels: the library's default (RETNET_KERNELS, else auto), as the other commands take it
     const kernelsList = v.kernels === undefined ? [undefined] : String(v.kernels).split(',').map((k) => kernelsName('kernels', k.trim())!);
     const B = intOption('batch', v.batch) ?? 1;

@@ -201,6 +201,12 @@ const drift: Command = {
         const rows: DriftRow[] = [];
         for (const backend of usable) for (const precision of (backend === 'wasm' ? precisions : ['f32']) as Precision[]) {
           for (const stateDtype of backend === 'js' ? (['float64'] as const) : (['float32', 'float64'] as const)) {
+            // the first row's run once untimed (the backend started, the weights packed, the buffers of this
+            // length made), so that no row's seconds include that (before: the first row of each backend and
+            // precision did — 0.129 s against 0.005 for the same row after it, L = 1,024; a warm-up on 8 tokens
+            // still left 0.041); a failure here is left for the rows to record
+            const warm = { backend, workers, stateDtype, numChunks: counts[0], ...(backend === 'wasm' ? { precision } : {}), ...flags };
+            try { await msr.retentionOutput(x, warm); await model.forward(x, warm); } catch { /* the rows say it */ }
             for (const numChunks of counts) {
               const form = numChunks === null ? 'parallel' : numChunks === -1 ? 'recurrent' : 'chunkwise';
               const chunkSize = numChunks === null ? L : numChunks === -1 ? 1 : Math.ceil(L / numChunks);

@@ -94,6 +94,13 @@ const run: Command = {
       if (opts.numChunks === null && L > MAX_PARALLEL_L) {
         throw new Error(`L = ${L} is too long for the parallel form (it builds an L×L decay/score matrix per head: ${L}² × 8 bytes = ${((L * L * 8) / 2 ** 30).toFixed(1)} GiB each); use --chunk-size N or --chunks N (the results are the same), or --chunks -1 for the recurrent form`);
       }
+      // a chunk as long as the parallel form's limit builds the same C×C matrix per head (--chunks 1 is
+      // the parallel form; a --chunk-size of L or more one chunk of L tokens)
+      const C = opts.numChunks === null || opts.numChunks === -1 ? 0 : opts.numChunks !== undefined ? Math.ceil(L / opts.numChunks) : Math.min(L, opts.chunkSize!);
+      if (C > MAX_PARALLEL_L) {
+        const flag = opts.numChunks !== undefined ? `--chunks ${opts.numChunks}` : `--chunk-size ${opts.chunkSize}`;
+        throw new Error(`${flag} makes chunks of ${C} tokens (L = ${L}), over ${MAX_PARALLEL_L}: each builds a ${C}×${C} decay/score matrix per head (${((C * C * 8) / 2 ** 30).toFixed(1)} GiB each); use chunks of at most ${MAX_PARALLEL_L} tokens (the results are the same), or --chunks -1 for the recurrent form`);
+      }
       const inp = input;
       const source: RowSource = {
         lengths: Array.from({ length: B }, () => L),

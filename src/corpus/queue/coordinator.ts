@@ -229,8 +229,14 @@ export async function coordinate(shards: AsyncIterable<Shard>, writer: OrderedWr
     await link.guard(q.obliterate({ force: true }));
     return stats;
   } finally {
-    // our lock goes (a coordinator started again need not wait for it); best effort with a dead Redis
-    if (holding) await Promise.race([link.client.eval(RELEASE, 1, lockKey, lockValue).catch(() => {}), sleep(1000)]);
+    // our lock goes (a coordinator started again need not wait for it), and, after a failure, the run's
+    // entry in RUNS_KEY too: workers stop taking its waiting shards, whose results no one would collect
+    // (its jobs stay: a coordinator started again on the run registers it again and adopts them); best
+    // effort with a dead Redis
+    if (holding) {
+      await Promise.race([link.client.eval(UNREGISTER, 1, RUNS_KEY, o.runId, entry).catch(() => {}), sleep(1000)]);
+      await Promise.race([link.client.eval(RELEASE, 1, lockKey, lockValue).catch(() => {}), sleep(1000)]);
+    }
     // BullMQ's disconnect waits for its client's 'end'; never let a dead Redis hold the exit
     if (queue) await Promise.race([queue.disconnect().catch(() => {}), sleep(1000)]);
     link.close();
