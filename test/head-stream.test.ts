@@ -60,7 +60,7 @@ test('logAddExp: ln(eᵃ + eᵇ) without overflow; −∞ is the empty sum; ±�
   assert.ok(Number.isNaN(logAddExp(NaN, 3)) && Number.isNaN(logAddExp(3, NaN)) && Number.isNaN(logAddExp(Infinity, NaN)));
 });
 
-test('WasmHead streamed in slices of 7 vocabulary rows (the last of 2) = the whole head: log-probs of 300 rows in blocks of 64', async () => {
+test('WasmHead streamed in slices of 7 vocabulary rows (the last of 2) = the whole head: log-probs of 300 rows in blocks of 64, and of a part', async () => {
   if (!bf16Hardware('the streamed LM head on oneDNN')) return;
   const lm = await RetNetLM.loadFolder(fixture, { bf16: 'file' });
   try {
@@ -80,20 +80,22 @@ test('WasmHead streamed in slices of 7 vocabulary rows (the last of 2) = the who
     }
     whole.close();
     for (const threads of [1, 2]) {
-      const s = new WasmHead(W, norm, bias, d, V, 64, eps, 'bf16', tools, threads, { rows: n, slice: 7 });
+      const s = new WasmHead(W, norm, bias, d, V, 64, eps, 'bf16', tools, threads, { slice: 7 });
       assert.is(s.slice, 7);
-      // staged in three uneven parts, as windows arrive
-      s.stageRows(rows, 0, 100, 0); s.stageRows(rows, 100 * d, 1, 100); s.stageRows(rows, 101 * d, n - 101, 101);
       const got = new Float64Array(n);
-      s.flushStream(n, next, got);
+      s.streamLogprobs(rows, n, next, got);
       close(`streamed, ${threads} thread(s)`, got, want);
+      // a part: rows 100…100+37 alone
+      const part = new Float64Array(37);
+      s.streamLogprobs(rows.subarray(100 * d), 37, next.subarray(100), part);
+      close(`streamed, rows 100…136, ${threads} thread(s)`, part, want.subarray(100, 137));
       assert.throws(() => s.logits(rows, 0, 1), /streamed head has no logits/);
-      assert.throws(() => s.stageRows(rows, 0, 2, n - 1), /staged rows/);
+      assert.throws(() => s.streamLogprobs(rows, n + 1, next, got), /streamLogprobs of 301 rows/);
       s.close();
     }
     // only a file-backed BF16 head on oneDNN streams
     const resident = new Bf16Matrix(V, d, W.bits());
-    assert.throws(() => new WasmHead(resident, norm, bias, d, V, 64, eps, 'bf16', tools, 1, { rows: n, slice: 7 }), /file-backed BF16 head/);
+    assert.throws(() => new WasmHead(resident, norm, bias, d, V, 64, eps, 'bf16', tools, 1, { slice: 7 }), /file-backed BF16 head/);
   } finally { await lm.close(); }
 });
 
@@ -117,6 +119,13 @@ test('score() at bf16 on oneDNN: a long input and a batch past the staged rows s
     close('1,100 tokens', a.logprobs!, a2.logprobs!);
     assert.ok(Math.abs(a.nll - a2.nll) <= 1e-5 * (1 + a2.nll), `nll ${a.nll} vs ${a2.nll}`);
     for (let k = 0; k < batch.length; k++) close(`batch input ${k}`, b[k]!.logprobs!, b2[k]!.logprobs!);
+    // two calls at once, on two pools (other worker counts): each scores as alone (the rows wait in each
+    // call, not in the head, whose memory a pass uses synchronously — so this holds however the calls'
+    // windows interleave)
+    const [c1, c2] = await Promise.all([fromFile.score(long, { ...opts, workers: 1 }), fromFile.score(batch, { ...opts, workers: 2 })]);
+    close('1,100 tokens, beside a batch', c1.logprobs!, a2.logprobs!);
+    for (let k = 0; k < batch.length; k++) close(`batch input ${k}, beside a long input`, c2[k]!.logprobs!, b2[k]!.logprobs!);
+    assert.equal(heads(fromFile), ['dnnl-stream']);
     // a short call makes the whole head, which then serves every call (the streamed one is dropped)
     const short = await fromFile.score(ids(30, 9), opts);
     close('30 tokens', short.logprobs!, (await resident.score(ids(30, 9), opts)).logprobs!);

@@ -44,10 +44,10 @@ type HeadFn = (rows: ArrayLike<number>, r0: number, m: number) => {
 /** Rows per block of the final norm + head. */
 const HEAD_BLOCK = 64;
 /** A streamed head (WasmHead's `stream`, scoring at precision 'bf16' on oneDNN): vocabulary rows per slice read
- *  from the file, rows staged before a pass over the vocabulary, rows per product. A score() call streams
- *  when it has at least HEAD_STREAM_MIN rows to score and no whole packed head exists yet; its memory is
- *  then the staged rows (16 MiB for the 1.3B shape), one slice's bits and its packed copy (8 + 8 MiB) and the
- *  logits of a block (2 MiB), not the whole packed head (125 MiB). */
+ *  from the file, rows a score() call keeps for one pass over the vocabulary, rows per product. A score() call
+ *  streams when it has at least HEAD_STREAM_MIN rows to score and no whole packed head exists yet; its memory
+ *  is then the waiting rows (16 MiB for the 1.3B shape), one slice's bits and its packed copy (8 + 8 MiB) and
+ *  the logits of a block (2 MiB), not the whole packed head (125 MiB). */
 const HEAD_STREAM_SLICE = 2048, HEAD_STREAM_ROWS = 2048, HEAD_STREAM_BLOCK = 256;
 /** The fewest rows a score() call streams the head for. */
 const HEAD_STREAM_MIN = 1024;
@@ -338,37 +338,43 @@ class SeqScore {
   }
 }
 
-/** A score() call's rows through a streamed head (WasmHead's `stream`): output rows are staged until the
- *  head's rows are full (or the call ends), then one pass over the vocabulary scores them all; a sequence
- *  whose last rows were staged is reported done (`done`) after the pass that scored them. Each sequence's
- *  log-probs are summed in position order, as consumeRows sums them. */
+/** A score() call's rows through a streamed head (WasmHead's `stream`): output rows are copied here until
+ *  `capacity` rows wait (or the call ends), then one pass over the vocabulary scores them all; a sequence
+ *  whose last rows were waiting is reported done (`done`) after the pass that scored them. Each sequence's
+ *  log-probs are summed in position order, as consumeRows sums them. The rows wait in this object, not in
+ *  the head: two score() calls at once share only the head's memory inside a pass, which is synchronous. */
 class StreamedScoring {
   private staged = 0;
   private readonly segs: { seq: SeqScore; start: number; n: number }[] = [];
   private finished: SeqScore[] = [];
-  constructor(private readonly head: WasmHead, private readonly d: number, private readonly done: (s: SeqScore) => void) {}
+  /** `rows`: room for `capacity` rows [capacity, d] (the caller's, kept between calls) */
+  constructor(private readonly head: WasmHead, private readonly d: number, private readonly capacity: number, private readonly rows: Float32Array,
+    private readonly done: (s: SeqScore) => void) {
+    if (rows.length < capacity * d) throw new Error(`StreamedScoring: room for ${rows.length / d} rows, not ${capacity}`);
+  }
 
   /** Output rows [n, d] of positions start..start+n−1 of `seq`. */
   push(seq: SeqScore, start: number, rows: ArrayLike<number>, n: number): void {
-    const useful = Math.min(n, seq.length - 1 - start), R = this.head.streamRows;
+    const useful = Math.min(n, seq.length - 1 - start), R = this.capacity, d = this.d;
     for (let r0 = 0; r0 < useful;) {
       if (this.staged === R) this.flush();
-      const m = Math.min(useful - r0, R - this.staged);
-      this.head.stageRows(rows, r0 * this.d, m, this.staged);
+      const m = Math.min(useful - r0, R - this.staged), at = this.staged * d;
+      if (rows instanceof Float32Array) this.rows.set(rows.subarray(r0 * d, (r0 + m) * d), at);
+      else for (let i = 0; i < m * d; i++) this.rows[at + i] = rows[r0 * d + i]!;
       this.segs.push({ seq, start: start + r0, n: m });
       this.staged += m; r0 += m;
     }
     if (start + n === seq.length) this.finished.push(seq);
   }
 
-  /** Scores the staged rows, then reports the sequences they finished. */
+  /** Scores the waiting rows, then reports the sequences they finished. */
   flush(): void {
     const n = this.staged;
     if (n > 0) {
       const next = new Int32Array(n), lp = new Float64Array(n);
       let o = 0;
       for (const g of this.segs) for (let r = 0; r < g.n; r++) next[o++] = g.seq.ids[g.start + r + 1]!;
-      this.head.flushStream(n, next, lp);
+      this.head.streamLogprobs(this.rows, n, next, lp);
       o = 0;
       for (const g of this.segs) {
         for (let r = 0; r < g.n; r++) {
@@ -459,6 +465,8 @@ export class RetNetLM {
   private wasmHead: WasmHead | undefined;
   /** precision 'bf16' heads: on oneDNN ('dnnl') or rounded operands on the WASM GEMM ('round') */
   private readonly bf16Heads = new Map<'dnnl' | 'round' | 'dnnl-stream', WasmHead>();
+  /** the rows a score() call keeps for a streamed head (StreamedScoring), when no call holds them */
+  private streamBuf: Float32Array | null = null;
   private hBuf = new Float64Array(0);
   private zBuf = new Float64Array(0);
   private closed = false;
@@ -605,7 +613,7 @@ export class RetNetLM {
     let h = this.bf16Heads.get('dnnl-stream');
     if (!h) {
       h = new WasmHead(W, this.normWeight, this.normBias, this.d, this.vocab, HEAD_STREAM_BLOCK, this.rmsEps, 'bf16',
-        { dnnl: { lib }, round: roundRowsBf16 }, undefined, { rows: HEAD_STREAM_ROWS, slice: HEAD_STREAM_SLICE });
+        { dnnl: { lib }, round: roundRowsBf16 }, undefined, { slice: HEAD_STREAM_SLICE });
       this.bf16Heads.set('dnnl-stream', h);
     }
     return h;
@@ -620,7 +628,7 @@ export class RetNetLM {
     if (!h) {
       h = new WasmHead(this.head, this.normWeight, this.normBias, this.d, this.vocab, HEAD_BLOCK, this.rmsEps, 'bf16', { dnnl: lib ? { lib } : null, round: roundRowsBf16 });
       this.bf16Heads.set(key, h);
-      if (key === 'dnnl') { this.bf16Heads.get('dnnl-stream')?.close(); this.bf16Heads.delete('dnnl-stream'); } // the whole head serves every call now
+      if (key === 'dnnl') { this.bf16Heads.get('dnnl-stream')?.close(); this.bf16Heads.delete('dnnl-stream'); this.streamBuf = null; } // the whole head serves every call now
     }
     return h;
   }
@@ -767,13 +775,20 @@ export class RetNetLM {
     const head = streamed ? null : await this.headFor(options);
     const onScored = options.onScored, index = new Map(seqs.map((s, i) => [s, i]));
     if (onScored) seqs.forEach((s, i) => { if (s.length === 0) onScored(i); });
-    const stream = streamed ? new StreamedScoring(streamed, this.d, (s) => onScored?.(index.get(s)!)) : null;
-    await this.run(seqs.filter((s) => s.length > 0), options, (s, start, rows, n) => {
-      if (stream) { stream.push(s, start, rows, n); return; }
-      this.consumeRows(s, start, rows, n, head!);
-      if (onScored && start + n === s.length) onScored(index.get(s)!);
-    });
-    stream?.flush();
+    // the rows a streamed call keeps: the model's one buffer, or a new one while another call holds it
+    const buf = streamed ? this.streamBuf ?? new Float32Array(HEAD_STREAM_ROWS * this.d) : null;
+    if (buf === this.streamBuf) this.streamBuf = null;
+    const stream = streamed ? new StreamedScoring(streamed, this.d, HEAD_STREAM_ROWS, buf!, (s) => onScored?.(index.get(s)!)) : null;
+    try {
+      await this.run(seqs.filter((s) => s.length > 0), options, (s, start, rows, n) => {
+        if (stream) { stream.push(s, start, rows, n); return; }
+        this.consumeRows(s, start, rows, n, head!);
+        if (onScored && start + n === s.length) onScored(index.get(s)!);
+      });
+      stream?.flush();
+    } finally {
+      if (buf) this.streamBuf ??= buf;
+    }
     const out = seqs.map((s) => s.result());
     return single ? out[0] : out;
   }
@@ -1116,6 +1131,7 @@ export class RetNetLM {
     this.closed = true;
     for (const h of this.bf16Heads.values()) h.close();
     this.bf16Heads.clear();
+    this.streamBuf = null;
     this.wasmHead?.close();
     this.wasmHead = undefined;
     return this.model.close();

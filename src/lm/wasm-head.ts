@@ -58,12 +58,10 @@ export class WasmHead {
   private readonly gss: number[] = [];
   private readonly wides: number[] = [];
   /** a streamed head (see the constructor's `stream`): the file-backed head, the vocabulary rows per slice,
-   *  the staging of one slice's BF16 bits, and the staged rows [streamRows, d] waiting for flushStream */
+   *  and the staging of one slice's BF16 bits */
   private readonly source: Bf16Matrix | null = null;
   readonly slice: number;
   private readonly raw: number = 0;
-  readonly streamRows: number = 0;
-  private readonly staged: number = 0;
 
   /** `rmsEps`: the final norm is RMSNorm with that eps (the fla family); undefined: LayerNorm (eps 1e-5). */
   constructor(head: Float32Array | Bf16Matrix, normW: Float32Array, normB: Float32Array, private readonly d: number, private readonly V: number, maxRows = 256,
@@ -71,11 +69,11 @@ export class WasmHead {
     bf16Tools?: { dnnl: { lib: DnnlLibrary } | null; round: (m: WebAssembly.Memory, x: number, rows: number, cols: number, ld: number) => void },
     /** threads of the product (default: the machine's available parallelism, at most 8) */
     threads?: number,
-    /** Stream the head instead of packing it whole (oneDNN and a file-backed BF16 head only): `rows` rows are
-     *  staged (stageRows) and flushStream reads the vocabulary from the file `slice` rows at a time, packs
-     *  each slice and multiplies every staged row by it; logits() is then unavailable. The head's memory is
-     *  then the staged rows, one slice's bits and its packed copy, not the whole packed head. */
-    stream?: { rows: number; slice: number }) {
+    /** Stream the head instead of packing it whole (oneDNN and a file-backed BF16 head only): streamLogprobs
+     *  reads the vocabulary from the file `slice` rows at a time, packs each slice and multiplies the rows it
+     *  is given by it; logits() is then unavailable. The head's memory is then one slice's bits and its packed
+     *  copy, not the whole packed head. */
+    stream?: { slice: number }) {
     const memory = createMemory(64);
     this.variant = envValue('RETNET_WASM_VARIANT') ?? 'auto';
     this.k = loadKernelsSync({ memory, variant: this.variant as VariantRequest });
@@ -100,8 +98,8 @@ export class WasmHead {
     this.slice = V;
     if (stream) {
       if (!this.dnnl || !(head instanceof Bf16Matrix) || !head.readsRows || head.resident) throw new Error('WasmHead: a streamed head needs oneDNN and a file-backed BF16 head with a row reader');
-      if (!(stream.rows >= maxRows && stream.slice >= 1)) throw new Error('WasmHead: stream.rows must be ≥ maxRows and stream.slice ≥ 1');
-      this.source = head; this.slice = Math.min(stream.slice, V); this.streamRows = stream.rows;
+      if (!(Number.isInteger(stream.slice) && stream.slice >= 1)) throw new Error('WasmHead: stream.slice must be a positive integer');
+      this.source = head; this.slice = Math.min(stream.slice, V);
     }
     const Vw = this.slice;
     const wBytes = this.dnnl ? this.dnnl.kernels.packedBf16Bytes(Vw, d) : this.bf16 ? K.packedBf16Bytes(V, d) : K.packedSize(V, d) * F4;
@@ -115,7 +113,6 @@ export class WasmHead {
     this.gss.push(this.gs); this.wides.push(this.wide);
     if (this.source) {
       this.raw = A.persistent(this.slice * d * 2, 'LM head slice staging');
-      this.staged = A.persistent(this.streamRows * d * F4, 'LM head staged rows');
     }
     for (let t = 1; t < this.threads && !this.dnnl; t++) {
       this.gss.push(A.persistent(Math.max(64, K.gemmScratchBytes()), 'LM head'));
@@ -186,26 +183,19 @@ export class WasmHead {
     return this.team;
   }
 
-  /** A streamed head: copies m rows [m, d] at `off` of `rows` to staged row `at` (at + m ≤ streamRows). */
-  stageRows(rows: ArrayLike<number>, off: number, m: number, at: number): void {
-    if (!this.source) throw new Error('WasmHead: stageRows on a head that is not streamed');
-    if (!(at >= 0 && at + m <= this.streamRows)) throw new Error(`WasmHead: staged rows ${at}…${at + m - 1} of ${this.streamRows}`);
-    const d = this.d, v = this.A.f32(this.staged + at * d * F4, m * d);
-    if (rows instanceof Float32Array) v.set(rows.subarray(off, off + m * d));
-    else for (let i = 0; i < m * d; i++) v[i] = rows[off + i];
-  }
-
-  /** A streamed head: ln p(next[i] | staged row i) for the first n staged rows, into out[i]. The vocabulary
-   *  is read from the file `slice` rows at a time and packed (the reorders spread over the threads); every
-   *  staged row is multiplied by each slice in blocks of maxRows rows, and the slice's log Σ exp (the same
-   *  float64 kernel as logSumExp, over the slice's columns) is folded into the row's: lse = hi + log1p(exp(lo − hi)).
-   *  The target's logit is taken from the slice that holds it. */
-  flushStream(n: number, next: ArrayLike<number>, out: Float64Array): void {
+  /** A streamed head: ln p(next[i] | row i) for rows [n, d] of `rows`, into out[i]. The vocabulary is read
+   *  from the file `slice` rows at a time and packed (the reorders spread over the threads); the rows are
+   *  multiplied by each slice in blocks of maxRows rows (each copied in and normed again per slice: the caller
+   *  keeps the rows, so calls that interleave share nothing of this head's memory across awaits), and the
+   *  slice's log Σ exp (the same float64 kernel as logSumExp, over the slice's columns) is folded into the
+   *  row's: lse = hi + log1p(exp(lo − hi)). The target's logit is taken from the slice that holds it. */
+  streamLogprobs(rows: Float32Array, n: number, next: ArrayLike<number>, out: Float64Array): void {
     const src = this.source;
-    if (!src || !this.dnnl) throw new Error('WasmHead: flushStream on a head that is not streamed');
-    if (!(n >= 0 && n <= this.streamRows) || next.length < n || out.length < n) throw new Error(`WasmHead: flushStream of ${n} rows (${this.streamRows} staged at most; ${next.length} targets, ${out.length} outputs)`);
+    if (!src || !this.dnnl) throw new Error('WasmHead: streamLogprobs on a head that is not streamed');
+    const { A, d, V } = this;
+    if (!(Number.isInteger(n) && n >= 0) || rows.length < n * d || next.length < n || out.length < n) throw new Error(`WasmHead: streamLogprobs of ${n} rows (${rows.length / d} rows given, ${next.length} targets, ${out.length} outputs)`);
     if (n === 0) return;
-    const { A, d, V } = this, blk = this.dnnl.kernels, team = this.helpers();
+    const blk = this.dnnl.kernels, team = this.helpers();
     const lse = new Float64Array(n).fill(-Infinity), tgt = new Float64Array(n);
     for (let v0 = 0; v0 < V; v0 += this.slice) {
       const nn = Math.min(this.slice, V - v0);
@@ -214,14 +204,15 @@ export class WasmHead {
       else blk.packWhole!(this.raw, 'bf16', nn, d, this.W);
       for (let r0 = 0; r0 < n; r0 += this.maxRows) {
         const m = Math.min(this.maxRows, n - r0);
-        this.norm(this.staged + r0 * d * F4, m);
+        A.f32(this.x, m * d).set(rows.subarray(r0 * d, (r0 + m) * d));
+        this.norm(this.x, m);
         if (team) team.run(blk.block, blk.calls(this.h, m, d, d, this.W, nn, 0, this.z, nn, 0, false));
         else blk.gemm(this.h, m, d, d, this.W, nn, 0, this.z, nn, 0, false, 0);
         this.k.f64_logsumexp__wasmsimd(m, nn, this.z, nn, this.lse);
         const part = A.f64(this.lse, m), z = A.f32(this.z, m * nn);
         for (let r = 0; r < m; r++) {
-          const i = r0 + r, a = lse[i]!, b = part[r]!;
-          lse[i] = logAddExp(a, b);
+          const i = r0 + r;
+          lse[i] = logAddExp(lse[i]!, part[r]!);
           const t = next[i]! - v0;
           if (t >= 0 && t < nn) tgt[i] = z[r * nn + t]!;
         }
@@ -234,7 +225,7 @@ export class WasmHead {
   logits(rows: ArrayLike<number>, off: number, m: number): Float32Array {
     const { A, K, d, V } = this;
     if (m > this.maxRows) throw new Error(`WasmHead: ${m} rows > ${this.maxRows}`);
-    if (this.source) throw new Error('WasmHead: a streamed head has no logits(); stage rows and flushStream');
+    if (this.source) throw new Error('WasmHead: a streamed head has no logits(); use streamLogprobs');
     const xv = A.f32(this.x, m * d);
     if (rows instanceof Float32Array) xv.set(rows.subarray(off, off + m * d));
     else for (let i = 0; i < m * d; i++) xv[i] = rows[off + i];
