@@ -99,6 +99,31 @@ test('WasmHead streamed in slices of 7 vocabulary rows (the last of 2) = the who
   } finally { await lm.close(); }
 });
 
+test('a slice whose logits are all −∞ adds nothing to the log-sum-exp (before: NaN, where the whole head gives a finite log p)', async () => {
+  if (!bf16Hardware('the streamed LM head, an all −∞ slice')) return;
+  const d = 48, V = 21, n = 5;
+  // rows 0…6 (the first slice of 7): column 0 = −1e38, the rest 0; the others small: with x[0] large, the
+  // first slice's logits overflow to −∞ in float32, the others are finite
+  const f = new Float32Array(V * d);
+  for (let v = 0; v < V; v++) for (let c = 0; c < d; c++) f[v * d + c] = v < 7 ? (c === 0 ? -1e38 : 0) : Math.sin(v * 7 + c) * 0.1;
+  const bits = Uint16Array.from(new Uint32Array(f.buffer), (u) => u >>> 16);
+  const fileLike = new Bf16Matrix(V, d, () => bits.slice(), (r0, k, into) => { const b = bits.slice(r0 * d, (r0 + k) * d); if (into) { into.set(b); return into; } return b; });
+  const rows = Float32Array.from({ length: n * d }, (_, i) => (i % d === 0 ? 10 : 0.01 * ((i % 7) - 3)));
+  const next = Int32Array.from({ length: n }, (_, i) => 7 + i * 3);
+  const norm = new Float32Array(d).fill(1), bias = new Float32Array(d), tools = { dnnl: { lib: loadDnnl() }, round: roundRowsBf16 };
+  const whole = new WasmHead(fileLike, norm, bias, d, V, 64, 1e-6, 'bf16', tools, 1);
+  const z = whole.logits(rows, 0, n), lse = whole.logSumExp(n);
+  assert.ok(z[0] === -Infinity && Number.isFinite(z[V - 1]!), 'the first slice is −∞, the last finite');
+  const want = Float64Array.from({ length: n }, (_, r) => z[r * V + next[r]!]! - lse[r]!);
+  whole.close();
+  const s = new WasmHead(fileLike, norm, bias, d, V, 64, 1e-6, 'bf16', tools, 1, { slice: 7 });
+  const got = new Float64Array(n);
+  s.streamLogprobs(rows, n, next, got);
+  s.close();
+  assert.ok(want.every(Number.isFinite), `whole head: ${want}`);
+  close('streamed over an all −∞ slice', got, want);
+});
+
 test('score() at bf16 on oneDNN: a long input and a batch past the staged rows stream the head, and score as the whole head does (onScored once per input)', async () => {
   if (!bf16Hardware('score() with the streamed LM head')) return;
   const fromFile = await RetNetLM.loadFolder(fixture, { bf16: 'file' });
@@ -173,6 +198,38 @@ test('a file-backed BF16 tensor is checked in 4 MiB blocks of rows: a NaN in the
     assert.is(e.code, 'E_WEIGHTS', e.message);
     assert.match(e.message, new RegExp(`model\\.embeddings\\.weight has a non-finite value NaN at \\[${row}, ${col}\\]`));
   }
+});
+
+test('score() streaming: progress counts scored tokens (done = total only after every input is scored); a whole head made during a streamed call does not close the streamed one under it', async () => {
+  if (!bf16Hardware('score() with the streamed LM head: progress and a head replaced mid-call')) return;
+  const lm = await RetNetLM.loadFolder(fixture, { bf16: 'file' });
+  const internals = lm as unknown as { bf16Heads: Map<string, { team?: unknown }>; streamBuf: unknown };
+  try {
+    const V = lm.vocab, opts = { backend: 'wasm' as const, kernels: 'dnnl' as const, precision: 'bf16' as const, chunkSize: 64 };
+    const ids = (n: number, seed: number) => Int32Array.from({ length: n }, (_, i) => (i * 37 + seed * 11 + ((i * i) % 13)) % V);
+    // progress: a batch of 2,473 rows (a pass in the middle and one at the end)
+    const batch = Array.from({ length: 45 }, (_, k) => ids(20 + ((k * 17) % 70), k + 2));
+    const total = batch.reduce((a, b) => a + b.length, 0), events: string[] = [];
+    let prev = -1;
+    await lm.score(batch, { ...opts, onProgress: (done, t) => { assert.is(t, total); assert.ok(done > prev, `progress ${done} after ${prev}`); prev = done; events.push(`p${done}`); }, onScored: (i) => events.push(`s${i}`) });
+    assert.is(events.at(-1), `p${total}`, 'done = total comes last');
+    assert.is(events.filter((e) => e.startsWith('s')).length, batch.length);
+    assert.ok(events.indexOf(`p${total}`) > Math.max(...batch.map((_, i) => events.indexOf(`s${i}`))), 'after every onScored');
+    // a short call (the whole head) made while a long streamed call runs
+    const stream = internals.bf16Heads.get('dnnl-stream')!;
+    assert.ok(stream, 'streaming');
+    let short: Promise<unknown> | null = null, teamAtEnd: unknown;
+    const long = lm.score(ids(1100, 1), {
+      ...opts,
+      onProgress: () => { short ??= lm.score(ids(30, 9), opts); },
+      onScored: () => { teamAtEnd = (stream as { team?: unknown }).team; },
+    });
+    await long; await short;
+    assert.ok(teamAtEnd !== null, 'the streamed head was still open for the long call\'s last pass (before: closed, its passes on one thread)');
+    assert.is(stream.team, null, 'closed once the long call ended');
+    assert.equal([...internals.bf16Heads.keys()], ['dnnl']);
+    assert.is(internals.streamBuf, null, 'no rows buffer kept for a streamed head that is gone');
+  } finally { await lm.close(); }
 });
 
 test.run();

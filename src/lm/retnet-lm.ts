@@ -353,6 +353,9 @@ class StreamedScoring {
     if (rows.length < capacity * d) throw new Error(`StreamedScoring: room for ${rows.length / d} rows, not ${capacity}`);
   }
 
+  /** rows kept, waiting for the next pass */
+  get waiting(): number { return this.staged; }
+
   /** Output rows [n, d] of positions start..start+n−1 of `seq`. */
   push(seq: SeqScore, start: number, rows: ArrayLike<number>, n: number): void {
     const useful = Math.min(n, seq.length - 1 - start), R = this.capacity, d = this.d;
@@ -467,6 +470,9 @@ export class RetNetLM {
   private readonly bf16Heads = new Map<'dnnl' | 'round' | 'dnnl-stream', WasmHead>();
   /** the rows a score() call keeps for a streamed head (StreamedScoring), when no call holds them */
   private streamBuf: Float32Array | null = null;
+  /** score() calls using a streamed head now, and a streamed head replaced by the whole one while they ran */
+  private streamUsers = 0;
+  private retiredStream: WasmHead | null = null;
   private hBuf = new Float64Array(0);
   private zBuf = new Float64Array(0);
   private closed = false;
@@ -628,7 +634,12 @@ export class RetNetLM {
     if (!h) {
       h = new WasmHead(this.head, this.normWeight, this.normBias, this.d, this.vocab, HEAD_BLOCK, this.rmsEps, 'bf16', { dnnl: lib ? { lib } : null, round: roundRowsBf16 });
       this.bf16Heads.set(key, h);
-      if (key === 'dnnl') { this.bf16Heads.get('dnnl-stream')?.close(); this.bf16Heads.delete('dnnl-stream'); this.streamBuf = null; } // the whole head serves every call now
+      if (key === 'dnnl') {
+        // the whole head serves every call now: the streamed one goes, at once or when the calls using it end
+        const old = this.bf16Heads.get('dnnl-stream');
+        this.bf16Heads.delete('dnnl-stream'); this.streamBuf = null;
+        if (old && this.streamUsers > 0) this.retiredStream = old; else old?.close();
+      }
     }
     return h;
   }
@@ -779,15 +790,33 @@ export class RetNetLM {
     const buf = streamed ? this.streamBuf ?? new Float32Array(HEAD_STREAM_ROWS * this.d) : null;
     if (buf === this.streamBuf) this.streamBuf = null;
     const stream = streamed ? new StreamedScoring(streamed, this.d, HEAD_STREAM_ROWS, buf!, (s) => onScored?.(index.get(s)!)) : null;
+    // progress counts the tokens whose rows are scored: the forward's count less the rows still waiting
+    // for a pass over the vocabulary (else it said done up to 2,047 rows, one pass, early)
+    const onProgress = options.onProgress;
+    let told = -1, last: [number, number] | null = null;
+    const progress = stream && onProgress ? (done: number, total: number) => {
+      last = [done, total];
+      const now = done - stream.waiting;
+      if (now > told) { told = now; onProgress(now, total); }
+    } : onProgress;
+    if (streamed) this.streamUsers++;
     try {
-      await this.run(seqs.filter((s) => s.length > 0), options, (s, start, rows, n) => {
+      await this.run(seqs.filter((s) => s.length > 0), { ...options, onProgress: progress }, (s, start, rows, n) => {
         if (stream) { stream.push(s, start, rows, n); return; }
         this.consumeRows(s, start, rows, n, head!);
         if (onScored && start + n === s.length) onScored(index.get(s)!);
       });
       stream?.flush();
+      if (stream && onProgress && last !== null && last[0] > told) onProgress(last[0], last[1]);
     } finally {
-      if (buf) this.streamBuf ??= buf;
+      if (streamed) {
+        this.streamUsers--;
+        // back to the model for the next call while streaming goes on; a head the whole one replaced meanwhile is
+        // closed by its last user (before, it was closed under this call, whose passes then ran on one thread)
+        if (this.bf16Heads.get('dnnl-stream') === streamed) this.streamBuf ??= buf;
+        else if (this.streamUsers === 0) this.retiredStream?.close();
+        if (this.streamUsers === 0) this.retiredStream = null;
+      }
     }
     const out = seqs.map((s) => s.result());
     return single ? out[0] : out;
@@ -1131,6 +1160,7 @@ export class RetNetLM {
     this.closed = true;
     for (const h of this.bf16Heads.values()) h.close();
     this.bf16Heads.clear();
+    this.retiredStream?.close(); this.retiredStream = null;
     this.streamBuf = null;
     this.wasmHead?.close();
     this.wasmHead = undefined;

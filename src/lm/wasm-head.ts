@@ -212,7 +212,11 @@ export class WasmHead {
         const part = A.f64(this.lse, m), z = A.f32(this.z, m * nn);
         for (let r = 0; r < m; r++) {
           const i = r0 + r;
-          lse[i] = logAddExp(lse[i]!, part[r]!);
+          // a slice whose logits are all −∞ adds nothing (the kernel's max − max is NaN there, where over the
+          // whole vocabulary those logits are simply terms of 0); a NaN logit stays NaN
+          let p = part[r]!;
+          if (Number.isNaN(p) && z.subarray(r * nn, (r + 1) * nn).every((v) => v === -Infinity)) p = -Infinity;
+          lse[i] = logAddExp(lse[i]!, p);
           const t = next[i]! - v0;
           if (t >= 0 && t < nn) tgt[i] = z[r * nn + t]!;
         }
