@@ -83,14 +83,14 @@ test('WasmHead streamed in slices of 7 vocabulary rows (the last of 2) = the who
       const s = new WasmHead(W, norm, bias, d, V, 64, eps, 'bf16', tools, threads, { slice: 7 });
       assert.is(s.slice, 7);
       const got = new Float64Array(n);
-      s.streamLogprobs(rows, n, next, got);
+      s.streamLogprobs(rows.slice(), n, next, got); // (it overwrites the rows with their normed values)
       close(`streamed, ${threads} thread(s)`, got, want);
       // a part: rows 100…100+37 alone
       const part = new Float64Array(37);
-      s.streamLogprobs(rows.subarray(100 * d), 37, next.subarray(100), part);
+      s.streamLogprobs(rows.slice(100 * d), 37, next.subarray(100), part);
       close(`streamed, rows 100…136, ${threads} thread(s)`, part, want.subarray(100, 137));
       assert.throws(() => s.logits(rows, 0, 1), /streamed head has no logits/);
-      assert.throws(() => s.streamLogprobs(rows, n + 1, next, got), /streamLogprobs of 301 rows/);
+      assert.throws(() => s.streamLogprobs(rows.slice(), n + 1, next, got), /streamLogprobs of 301 rows/);
       s.close();
     }
     // only a file-backed BF16 head on oneDNN streams
@@ -118,7 +118,7 @@ test('a slice whose logits are all −∞ adds nothing to the log-sum-exp (befor
   whole.close();
   const s = new WasmHead(fileLike, norm, bias, d, V, 64, 1e-6, 'bf16', tools, 1, { slice: 7 });
   const got = new Float64Array(n);
-  s.streamLogprobs(rows, n, next, got);
+  s.streamLogprobs(rows.slice(), n, next, got);
   s.close();
   assert.ok(want.every(Number.isFinite), `whole head: ${want}`);
   close('streamed over an all −∞ slice', got, want);
