@@ -8,6 +8,7 @@ import { intOption, workersOption } from '../numbers.js';
 import { AtomicOutput, RUN_OUTPUT_MARK, checkOutputTarget } from '../safe-output.js';
 import { actOption } from './info.js';
 import { checkWasmOnlyFlags } from '../lm-util.js';
+import { chunkedAs } from '../../options.js';
 
 /** Longest sequence the parallel form is run for: it materialises an L×L
  *  decay/score matrix per head (16384² float64 = 2 GiB). */
@@ -96,7 +97,7 @@ const run: Command = {
       }
       // a chunk as long as the parallel form's limit builds the same C×C matrix per head (--chunks 1 is
       // the parallel form; a --chunk-size of L or more one chunk of L tokens)
-      const C = opts.numChunks === null || opts.numChunks === -1 ? 0 : opts.numChunks !== undefined ? Math.ceil(L / opts.numChunks) : Math.min(L, opts.chunkSize!);
+      const C = opts.numChunks === null || opts.numChunks === -1 ? 0 : opts.numChunks !== undefined ? chunkedAs(L, opts.numChunks).chunkSize : Math.min(L, opts.chunkSize!);
       if (C > MAX_PARALLEL_L) {
         const flag = opts.numChunks !== undefined ? `--chunks ${opts.numChunks}` : `--chunk-size ${opts.chunkSize}`;
         throw new Error(`${flag} makes chunks of ${C} tokens (L = ${L}), over ${MAX_PARALLEL_L}: each builds a ${C}×${C} decay/score matrix per head (${((C * C * 8) / 2 ** 30).toFixed(1)} GiB each); use chunks of at most ${MAX_PARALLEL_L} tokens (the results are the same), or --chunks -1 for the recurrent form`);
