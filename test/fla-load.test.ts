@@ -141,6 +141,14 @@ test('ORG/NAME resolves to the snapshot in the local Hugging Face cache (refs/ma
   try { resolveModelDir('fla-hub/absent', { HF_HUB_CACHE: cache }); assert.unreachable(); } catch (e) {
     assert.match((e as Error).message, /not in the Hugging Face cache.*hf download fla-hub\/absent/);
   }
+  // refs/main naming a revision that is not downloaded: an error, not the other snapshot
+  writeFileSync(join(cache, 'models--fla-hub--tiny', 'refs', 'main'), 'def456\n');
+  try { resolveModelDir('fla-hub/tiny', { HF_HUB_CACHE: cache }); assert.unreachable(); } catch (e) {
+    assert.match((e as Error).message, /refs\/main .* names revision def456, whose snapshot is not there \(snapshots: abc123\)/);
+  }
+  // no refs/main: the only snapshot
+  rmSync(join(cache, 'models--fla-hub--tiny', 'refs', 'main'));
+  assert.is(resolveModelDir('fla-hub/tiny', { HF_HUB_CACHE: cache }), snap);
 });
 
 // ---------------------------------------------------------------- text through a real tokenizer

@@ -208,8 +208,14 @@ export function resolveModelDir(spec: string, env: NodeJS.ProcessEnv = process.e
       try { rev = readFileSync(join(repo, 'refs', 'main'), 'utf8').trim(); } catch { /* no refs/main: take the only snapshot */ }
       const snaps = join(repo, 'snapshots');
       const list = existsSync(snaps) ? readdirSync(snaps) : [];
-      const pick = rev && list.includes(rev) ? rev : list.length === 1 ? list[0] : null;
-      if (pick) return join(snaps, pick);
+      // refs/main names the revision to run; one it names that is not downloaded is an error, not a reason to
+      // run another snapshot (before: the only snapshot ran instead, an older model without a word)
+      if (rev && list.includes(rev)) return join(snaps, rev);
+      if (rev) {
+        throw errors.weights(`${spec}: refs/main in ${repo} names revision ${rev}, whose snapshot is not there (snapshots: ${list.length ? list.join(', ') : 'none'}); ` +
+          `download it again (\`hf download ${spec}\`) or pass a snapshot folder itself`);
+      }
+      if (list.length === 1) return join(snaps, list[0]!);
       throw errors.weights(`${spec}: ${repo} has ${list.length} snapshots and no refs/main naming one; pass the snapshot folder itself`);
     }
     throw errors.weights(`${spec}: no such folder, and not in the Hugging Face cache (${cache}); download it first, e.g. \`hf download ${spec}\` (retnet never downloads)`);
