@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RetNet, readSafetensors, relMaxError, maxAbsDiff, nmse, allclose, writeSafetensors } from '../src/index.js';
@@ -82,6 +82,9 @@ test('usage errors: an empty backend list, a value that starts with a dash (one 
     [['generate', '--prompt', '-x'], /argument is ambiguous\. Did you forget/],
     [['score', '--out', '-', corpus], /--out -: an output here is a file/],
     [['bench', '--layers', '1', '--dim', '32', '--heads', '2', '--lengths', '64', '--json', '-'], /--json -: an output here is a file/],
+    [['drift', '--backends', 'wasm', '--length', '16', '--out-dir', '-'], /--out-dir -: the output here is a folder/], // before: ./-/ made
+    [['run', '--model', join(ROOT, 'test', 'fixtures', 'retnet-tiny.safetensors'), '--input', join(ROOT, 'test', 'fixtures', 'retnet-tiny.cases.safetensors'), '--out', '-'],
+      /^retnet run: --out -: an output here is a file \(give its name\)$/], // before: "... score prints its records on stdout"
     [['score', '--out', join(TMP, 'scores.jsonl.zst'), corpus], /only gzip compression is written/],
     [['score', '--jsonl', join(TMP, 'files.jsonl.gz'), join(TMP, 'plain.txt')], /this output is written uncompressed/], // --jsonl never gzips
   ] as [string[], RegExp][]) {
@@ -116,6 +119,20 @@ test('drift --no-plot into a folder with an earlier study removes its drift.svg 
     assert.not.ok(existsSync(join(dir, 'drift.svg')));
     assert.match(b.stderr, /an earlier study's drift\.svg in this folder was removed/);
   }
+});
+
+test('drift run twice into one folder at L = 512 replaces its own plot (before: a plot over 64 KiB, its title near the end, was refused)', () => {
+  const dir = join(TMP, 'drift512');
+  const args = ['drift', '--backends', 'wasm', '--length', '512', '--out-dir', dir]; // f32 and bf16: a 96 KB plot
+  const a = cli(args);
+  assert.is(a.status, 0, a.stderr);
+  if (!existsSync(join(dir, 'drift.svg'))) return; // the plot needs its optional packages
+  assert.ok(statSync(join(dir, 'drift.svg')).size > 1 << 16, 'a plot larger than 64 KiB');
+  const b = cli(args);
+  assert.is(b.status, 0, b.stderr);
+  const c = cli([...args, '--no-plot']);
+  assert.is(c.status, 0, c.stderr);
+  assert.not.ok(existsSync(join(dir, 'drift.svg')));
 });
 
 test('the comparisons take readSafetensors\' tensors and refuse what they cannot read (before: 0 — "no difference" — for any object)', () => {

@@ -149,9 +149,14 @@ function holdsKind(path: string, size: number, kind: OutputKind): boolean {
       // drift.svg in the --out-dir folder was replaced)
       const name = basename(path);
       if (name === 'drift.json') { const j = jsonOf(path, size); return isObject(j) && j.study === DRIFT_STUDY; }
-      const text = head(path, Math.min(size, 1 << 16)).toString('utf8');
-      if (name === 'drift.csv') return text.startsWith(DRIFT_CSV_COLUMNS.join(',') + '\n');
-      if (name === 'drift.svg') return /^\s*<svg[\s>]/.test(text) && text.includes(DRIFT_PLOT_TITLE);
+      if (name === 'drift.csv') return head(path, Math.min(size, 1 << 16)).toString('utf8').startsWith(DRIFT_CSV_COLUMNS.join(',') + '\n');
+      if (name === 'drift.svg') {
+        // the whole plot (up to 16 MiB): its title comes near the end (byte ~95,700 of 96,300 at L = 512; before:
+        // only the first 64 KiB were read, so a rerun refused its own earlier plot)
+        if (size > 1 << 24) return false;
+        const text = head(path, size).toString('utf8');
+        return /^\s*<svg[\s>]/.test(text) && text.includes(DRIFT_PLOT_TITLE);
+      }
       return false;
     }
     if (kind === 'summary-json') {
@@ -177,7 +182,8 @@ function beginning(path: string): string {
 export function checkOutputTarget(out: string, inputs: readonly NamedInput[], flag = '--out', opts: { createDir?: boolean; kind?: OutputKind } = {}): string {
   if (out === '') throw new UsageError(`${flag} needs a file name`);
   // '-' is stdin as an input; as an output it would be a file named '-' in the current folder
-  if (out === '-') throw new UsageError(`${flag} -: an output here is a file (give its name)${flag === '--out' || flag === '--jsonl' ? '; without the flag, score prints its records on stdout' : ''}`);
+  // (score's records go to stdout without the flag; before, run's --out - was told the same)
+  if (out === '-') throw new UsageError(`${flag} -: an output here is a file (give its name)${opts.kind === 'jsonl' ? '; without the flag, score prints its records on stdout' : ''}`);
   // a compression extension on an output written plain would hold text its readers refuse: only score
   // --out writes gzip (for a .gz name); every other output is written uncompressed
   const gzOk = opts.kind === 'jsonl' && flag === '--out';
@@ -253,6 +259,8 @@ function checkCreatableDir(dir: string, what: string): boolean {
 
 export function checkOutputDir(dir: string, files: readonly string[], inputs: readonly NamedInput[], flag = '--out-dir', kind?: OutputKind): void {
   if (dir === '') throw new UsageError(`${flag} needs a folder name`);
+  // as for a file output (before: a folder named '-' was made in the current folder)
+  if (dir === '-') throw new UsageError(`${flag} -: the output here is a folder (give its name)`);
   if (checkCreatableDir(dir, `${flag} ${dir}`)) for (const f of files) checkOutputTarget(join(dir, f), inputs, `${flag} file`, { kind });
 }
 
