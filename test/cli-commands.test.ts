@@ -138,20 +138,31 @@ test('run: picks tensors by --key, names them when ambiguous, checks widths', as
   expectFailure(amb, /has 12 tensors \("input", .*, … \(12 in all\)\); choose one with --key/, 'ambiguous input');
   assert.ok(!existsSync(out), 'no partial output');
   assert.is(cli('run', '--model', TINY, '--input', casesPath('retnet-tiny'), '--key', 'input', '--out', out, '--backend', 'js').code, 0);
-  expectFailure(cli('run', '--model', TINY, '--input', casesPath('retnet-tiny'), '--key', 'layer0.q', '--out', out), /shape \[.*\]; expected \[batch, length, 8\]/, 'wrong shape');
+  expectFailure(cli('run', '--model', TINY, '--input', casesPath('retnet-tiny'), '--key', 'layer0.q', '--out', out), /shape \[.*\]; expected \[batch, length, d\]/, 'wrong shape');
   expectFailure(cli('run', '--model', TINY, '--input', casesPath('retnet-tiny'), '--key', 'nope', '--out', out), /no tensor named "nope"/, 'missing key');
   const longX = join(TMP, 'long.safetensors');
   // a header-only check: the parallel form is refused before anything is read
   const w = await import('../src/index.js');
+  const wideX = join(TMP, 'wide.safetensors');
+  const ww = new w.SafetensorsWriter(wideX, [{ name: 'x', dtype: 'F32', shape: [1, 4, 5] }]); ww.write('x', 0, new Float32Array(20)); ww.close();
+  expectFailure(cli('run', '--model', TINY, '--input', wideX, '--out', out), /shape \[1, 4, 5\]; expected \[batch, length, 8\] \(the model's d is 8\)/, 'wrong width');
   const sw = new w.SafetensorsWriter(longX, [{ name: 'x', dtype: 'F32', shape: [1, 20000, 8] }]); sw.close();
-  expectFailure(cli('run', '--model', TINY, '--input', longX, '--out', out), /L = 20000 is too long for the parallel form .*--chunk-size/, 'parallel refused');
+  // usage errors (exit 2) from the flags and the input's header, before the model loads (a model path that
+  // does not exist is not reached; before: exit 1, after loading the model)
+  const usage = (r: ReturnType<typeof cli>, re: RegExp, what: string) => {
+    assert.is(r.code, 2, `${what}: exit code (stderr: ${r.err})`);
+    assert.match(r.err, /^retnet run: /, `${what}: prefix`);
+    assert.match(r.err, re, `${what}: message`);
+  };
+  usage(cli('run', '--model', TINY, '--input', longX, '--out', out), /L = 20000 is too long for the parallel form .*--chunk-size/, 'parallel refused');
+  usage(cli('run', '--model', join(TMP, 'no-such-model.safetensors'), '--input', longX, '--out', out), /L = 20000 is too long for the parallel form/, 'before the model');
   // one chunk as long as the parallel form's limit is the same matrix (before: run on, into a 3 GiB
   // float64 matrix per head on the js backend); each refused before the input's data is read
   for (const [args, re] of [
     [['--chunks', '1'], /--chunks 1 makes chunks of 20000 tokens \(L = 20000\), over 16384/],
     [['--chunk-size', '30000'], /--chunk-size 30000 makes chunks of 20000 tokens/],
     [['--chunk-size', '16385', '--backend', 'js'], /--chunk-size 16385 makes chunks of 16385 tokens/],
-  ] as const) expectFailure(cli('run', '--model', TINY, '--input', longX, '--out', join(TMP, 'y3.safetensors'), ...args), re, args.join(' '));
+  ] as const) usage(cli('run', '--model', TINY, '--input', longX, '--out', join(TMP, 'y3.safetensors'), ...args), re, args.join(' '));
   assert.ok(!existsSync(join(TMP, 'y3.safetensors')), 'no output');
 });
 

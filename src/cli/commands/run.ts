@@ -71,7 +71,7 @@ const run: Command = {
     // before any work: --out must not be an input (also through a link) nor a special file
     const target = checkOutputTarget(outPath, [{ label: '--input', path: v.input }, { label: '--model', path: v.model }], '--out', { kind: 'safetensors' });
 
-    const model = await RetNet.load(v.model!, { msrGateFn, mlpGateFn });
+    let model: RetNet | null = null;
     let input: SafetensorsFile | null = null;
     let output: AtomicOutput | null = null;
     let writer: SafetensorsWriter | null = null;
@@ -86,22 +86,26 @@ const run: Command = {
       }
       if (!input.has(key)) throw new Error(`${v.input}: no tensor named ${quote(key)} (it has ${listNames(names)})`);
       const t = input.info(key);
-      const d = model.dims.d;
       const shape = `[${t.shape.join(', ')}]`;
       if (!['F32', 'F64', 'F16', 'BF16'].includes(t.dtype)) throw new Error(`${v.input}: tensor ${quote(key)} has dtype ${t.dtype}; the input must be float (F32, F64, F16, BF16)`);
-      if (t.shape.length !== 3 || t.shape[2] !== d) throw new Error(`${v.input}: tensor ${quote(key)} has shape ${t.shape.length <= 8 ? shape : `of ${t.shape.length} dimensions`}; expected [batch, length, ${d}] (the model's d is ${d})`);
+      if (t.shape.length !== 3) throw new Error(`${v.input}: tensor ${quote(key)} has shape ${t.shape.length <= 8 ? shape : `of ${t.shape.length} dimensions`}; expected [batch, length, d]`);
       const [B, L] = t.shape;
       if (B < 1 || L < 1) throw new Error(`${v.input}: tensor ${quote(key)} is empty (shape ${shape})`);
+      // the chunk checks depend on the flags and the input's L only: usage errors (exit 2) before the model
+      // loads, as bench's (before: exit 1, after loading the model)
       if (opts.numChunks === null && L > MAX_PARALLEL_L) {
-        throw new Error(`L = ${L} is too long for the parallel form (it builds an L×L decay/score matrix per head: ${L}² × 8 bytes = ${((L * L * 8) / 2 ** 30).toFixed(1)} GiB each); use --chunk-size N or --chunks N (the results are the same), or --chunks -1 for the recurrent form`);
+        throw new UsageError(`L = ${L} is too long for the parallel form (it builds an L×L decay/score matrix per head: ${L}² × 8 bytes = ${((L * L * 8) / 2 ** 30).toFixed(1)} GiB each); use --chunk-size N or --chunks N (the results are the same), or --chunks -1 for the recurrent form`);
       }
       // a chunk as long as the parallel form's limit builds the same C×C matrix per head (--chunks 1 is
       // the parallel form; a --chunk-size of L or more one chunk of L tokens)
       const C = opts.numChunks === null || opts.numChunks === -1 ? 0 : opts.numChunks !== undefined ? chunkedAs(L, opts.numChunks).chunkSize : Math.min(L, opts.chunkSize!);
       if (C > MAX_PARALLEL_L) {
         const flag = opts.numChunks !== undefined ? `--chunks ${opts.numChunks}` : `--chunk-size ${opts.chunkSize}`;
-        throw new Error(`${flag} makes chunks of ${C} tokens (L = ${L}), over ${MAX_PARALLEL_L}: each builds a ${C}×${C} decay/score matrix per head (${((C * C * 8) / 2 ** 30).toFixed(1)} GiB each); use chunks of at most ${MAX_PARALLEL_L} tokens (the results are the same), or --chunks -1 for the recurrent form`);
+        throw new UsageError(`${flag} makes chunks of ${C} tokens (L = ${L}), over ${MAX_PARALLEL_L}: each builds a ${C}×${C} decay/score matrix per head (${((C * C * 8) / 2 ** 30).toFixed(1)} GiB each); use chunks of at most ${MAX_PARALLEL_L} tokens (the results are the same), or --chunks -1 for the recurrent form`);
       }
+      model = await RetNet.load(v.model!, { msrGateFn, mlpGateFn });
+      const d = model.dims.d;
+      if (t.shape[2] !== d) throw new Error(`${v.input}: tensor ${quote(key)} has shape ${shape}; expected [batch, length, ${d}] (the model's d is ${d})`);
       const inp = input;
       const source: RowSource = {
         lengths: Array.from({ length: B }, () => L),
@@ -145,7 +149,7 @@ const run: Command = {
       throw e;
     } finally {
       input?.close();
-      await model.close();
+      await model?.close();
     }
   },
 };
