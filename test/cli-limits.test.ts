@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, expectError, fixturePath } from './helpers.js';
 import { COMMANDS, main } from '../src/cli/main.js';
+import { closestOption } from '../src/cli/command.js';
 import { RetNet, RetNetError, SafetensorsFile, Tensor, corpusWorker, writeSafetensors } from '../src/index.js';
 import { escapeControl, quote } from '../src/errors.js';
 import { canRun } from './helpers/skip.js';
@@ -53,6 +54,16 @@ test('--help, -h and `retnet help <command>` exit 0 with the usage on every comm
       assert.is(r.err, '');
     }
   }
+  // help taken as the value of the option before it (before: "argument is ambiguous", exit 2)
+  for (const args of [['run', '--chunks', '--help'], ['run', '--out', '-h'], ['generate', '--prompt', '-h'], ['score', '--out', '--help', 'x.txt']]) {
+    const r = await inproc(args);
+    assert.is(r.code, 0, `${args.join(' ')}: ${r.err}`);
+    assert.is(r.out, COMMANDS.find((c) => c.name === args[0])!.usage.trimEnd() + '\n', `${args.join(' ')}: prints the usage`);
+  }
+  // after `--`, -h is a file name, not help
+  const pos = await inproc(['score', '--', '-h']);
+  assert.is(pos.code, 1, pos.err);
+  assert.match(pos.err, /-h/);
   const g = await inproc(['help']);
   assert.is(g.code, 0);
   for (const c of COMMANDS) assert.match(g.out, new RegExp(`^  ${c.name} `, 'm'));
@@ -63,6 +74,22 @@ test('--help, -h and `retnet help <command>` exit 0 with the usage on every comm
     const r = cli(args);
     assert.is(r.code, 0, `${args.join(' ')}: ${r.err}`);
     assert.match(r.out, new RegExp(`^usage: retnet ${args[0]}`));
+  }
+});
+
+test('an unknown option: "did you mean" prefers the options its name begins (before: --temp → --help, --top → --stop)', async () => {
+  const gen = ['prompt', 'max-bytes', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'stop', 'seed', 'help', 'model', 'backend'];
+  for (const [name, want] of [['temp', 'temperature'], ['top', 'top-k or --top-p'], ['max-tokens', 'max-new-tokens'], ['promt', 'prompt'],
+    ['heap', 'help'], ['stops', 'stop'], ['backends', 'backend'], ['xyzzy', null]] as const) {
+    assert.is(closestOption(name, gen), want, name);
+  }
+  assert.is(closestOption('chunk', ['chunks', 'chunk-size', 'help']), 'chunks', 'fewest edits among the begun');
+  assert.is(closestOption('output', ['out', 'help']), 'out');
+  for (const [args, re] of [[['generate', '--temp', '1'], /Unknown option '--temp' \(did you mean --temperature\?\)/],
+    [['generate', '--top', '5'], /Unknown option '--top' \(did you mean --top-k or --top-p\?\)/]] as const) {
+    const r = await inproc([...args]);
+    assert.is(r.code, 2, r.err);
+    assert.match(r.err, re);
   }
 });
 

@@ -40,7 +40,11 @@ export function parse(cmd: Pick<Command, 'usage'>, argv: string[], options: Opti
   const withHelp = { ...options, help: { type: 'boolean', short: 'h' } } as const;
   // --help / -h wins over any other mistake on the line (an unknown option, a missing value)
   const loose = parseArgs({ args, options: withHelp, strict: false, allowPositionals: true });
-  if (loose.values.help === true) { out.write(cmd.usage.trimEnd() + '\n'); return null; }
+  // also a bare --help / -h taken as the value of the option before it (`--chunks --help`: strict parsing calls
+  // that ambiguous; before, that error won over the help); after `--` it is a positional
+  const end = args.indexOf('--');
+  const bare = (end < 0 ? args : args.slice(0, end)).some((a) => a === '--help' || a === '-h');
+  if (loose.values.help === true || bare) { out.write(cmd.usage.trimEnd() + '\n'); return null; }
   try {
     r = parseArgs({ args, options: withHelp, strict: true, allowPositionals, tokens: true });
   } catch (e) {
@@ -67,12 +71,24 @@ export function parse(cmd: Pick<Command, 'usage'>, argv: string[], options: Opti
   return r;
 }
 
-/** The known option a mistyped `name` most likely meant: within 2 edits (3 for names of 10 or more
- *  letters), one whose words include all of name's (`max-tokens` → `max-new-tokens`), or a prefix of it
- *  or it of one (`output` → `out`); the fewest edits first; null if none fits, or two fit equally well. */
+/** The known option(s) a mistyped `name` most likely meant, as the message's words (`top-k or --top-p`): first
+ *  the options that `name` begins (3 letters or more: `temp` → `temperature`; of several, the one fewest edits
+ *  away, or all of them (at most 3) when they tie: `top` → `top-k or --top-p`); else one within 2 edits (3 for
+ *  names of 10 or more letters), the fewest edits first; else one whose words include all of name's
+ *  (`max-tokens` → `max-new-tokens`) or that is a prefix of it (`output` → `out`); null if none fits, or two
+ *  fit equally well. (Before: an option 2 edits away won over the one the name begins: `temp` → `help`.) */
 export function closestOption(name: string, known: string[]): string | null {
   const low = name.toLowerCase(), words = low.split('-').filter(Boolean);
-  const close = known.map((k) => ({ k, d: editDistance(low, k) })).filter((c) => c.d <= (low.length >= 10 ? 3 : 2)).sort((x, y) => x.d - y.d);
+  const byEdits = (list: string[]) => list.map((k) => ({ k, d: editDistance(low, k) })).sort((x, y) => x.d - y.d);
+  if (low.length >= 3) {
+    const begun = byEdits(known.filter((k) => k.startsWith(low)));
+    if (begun.length > 0) {
+      const best = begun.filter((c) => c.d === begun[0]!.d);
+      if (best.length === 1) return best[0]!.k;
+      if (best.length <= 3) return best.map((c) => c.k).join(' or --');
+    }
+  }
+  const close = byEdits(known).filter((c) => c.d <= (low.length >= 10 ? 3 : 2));
   if (close.length > 0) return close.length > 1 && close[1]!.d === close[0]!.d ? null : close[0]!.k;
   const related = known.filter((k) => (words.length > 0 && words.every((w) => k.split('-').includes(w))) ||
     (Math.min(k.length, low.length) >= 3 && (low.startsWith(k) || k.startsWith(low))));
