@@ -104,6 +104,9 @@ test('one number parser: every numeric flag refuses the same spellings, exit 2 n
     ['drift', [], '--length'], ['drift', [], '--seed'], ['drift', [], '--workers'],
     ['score', [file], '--chunk-size'],
     ['generate', ['--prompt', 'x'], '--max-bytes'], ['generate', ['--prompt', 'x'], '--seed'],
+    // before the model loads: a model that does not exist is not reached (before: ENOENT, exit 1; on the byte LM
+    // "are for tokenized models", not naming the value)
+    ['generate', ['--prompt', 'x', '--model', join(TMP, 'no-such-model.safetensors')], '--max-new-tokens'], ['generate', ['--prompt', 'x'], '--top-k'],
   ];
   const badInts = ['1e1', '0x4', ' 4 ', '4 ', '12345678901234567890', '', '+4', '4.0', 'Infinity', 'NaN', 'four', '-2'];
   let n = 0;

@@ -56,14 +56,20 @@ export const generate: Command = {
       if (!(topP > 0 && topP <= 1)) throw new UsageError(`--top-p must be in (0, 1] (got ${values['top-p']})`);
       const stop = (values.stop as string[] | undefined) ?? [];
       if (stop.some((x) => x === '')) throw new UsageError('--stop TEXT must not be empty');
+      // every number checked before the model loads (before: --max-new-tokens only after loading and packing it)
+      const maxNewTokens = intOption('max-new-tokens', values['max-new-tokens'], { min: 0 }) ?? 64;
       const prompt = values['prompt-file'] !== undefined ? await readPrompt(values['prompt-file'], io) : values.prompt!;
       const lm = await loadLM(values.model);
       try {
+        // the flags that depend on the kind of model, before the packing (before: after it, seconds on a 1.3B)
+        if (lm.tokenizer.kind !== 'bytes') {
+          if (values['max-bytes'] !== undefined) throw new UsageError('--max-bytes is for the byte LM; a tokenized model takes --max-new-tokens');
+        } else if (values['max-new-tokens'] !== undefined || topK !== 0 || topP !== 1 || stop.length) {
+          throw new UsageError('--max-new-tokens, --top-k, --top-p and --stop are for tokenized models (a fla-hub folder); the byte LM takes --max-bytes and --temperature');
+        }
         // the one-time packing first, timed apart, so that the prompt's and the generation's times are their own
         const setup = backend === 'wasm' ? lm.warmUp({ precision, stateDtype }) : 0;
         if (lm.tokenizer.kind !== 'bytes') {
-          if (values['max-bytes'] !== undefined) throw new UsageError('--max-bytes is for the byte LM; a tokenized model takes --max-new-tokens');
-          const maxNewTokens = intOption('max-new-tokens', values['max-new-tokens'], { min: 0 }) ?? 64;
           // a folder without tokenizer.json cannot encode the prompt: fail before anything reaches stdout
           const promptIds = lm.tokenizer.encode(prompt);
           io.stdout.write(prompt);
@@ -88,9 +94,6 @@ export const generate: Command = {
             `generated ${generated} token${generated === 1 ? '' : 's'} in ${decodeSeconds.toFixed(2)} s (${perSecond(generated, decodeSeconds)} tokens/s, recurrent step, ${how})\n`);
           if (backend === 'wasm' && si) io.stderr.write(`engines: step ${si.step}; prompt ${si.prefill}\n`);
           return;
-        }
-        if (values['max-new-tokens'] !== undefined || topK !== 0 || topP !== 1 || stop.length) {
-          throw new UsageError('--max-new-tokens, --top-k, --top-p and --stop are for tokenized models (a fla-hub folder); the byte LM takes --max-bytes and --temperature');
         }
         const promptBytes = new TextEncoder().encode(prompt);
         io.stdout.write(promptBytes);
