@@ -121,6 +121,14 @@ test('drift --no-plot into a folder with an earlier study removes its drift.svg 
   }
 });
 
+test('bench: the tfjs install advice names the package the engine lacks (before: always @tensorflow/tfjs, installed or not)', () => {
+  const r = cli(['bench', '--backend', 'tfjs,wasm', '--layers', '1', '--dim', '32', '--heads', '2', '--lengths', '64', '--workers', '1'], { RETNET_TFJS_ENGINE: 'tfjs-node' });
+  assert.is(r.status, 0, r.stderr);
+  if (!/package @tensorflow\/tfjs-node is not installed/.test(r.stdout)) return; // the package is there: nothing to advise
+  assert.match(r.stdout, /^tfjs: npm install @tensorflow\/tfjs-node \(the engine asked for\)/m);
+  assert.not.match(r.stdout, /for the CPU, npm install @tensorflow\/tfjs;/);
+});
+
 test('drift run twice into one folder at L = 512 replaces its own plot (before: a plot over 64 KiB, its title near the end, was refused)', () => {
   const dir = join(TMP, 'drift512');
   const args = ['drift', '--backends', 'wasm', '--length', '512', '--out-dir', dir]; // f32 and bf16: a 96 KB plot

@@ -141,7 +141,7 @@ test('score --out: bad input is a clear, specific error', async () => {
   let r = await cli(['score', '--model', model, '--out', join(dir, 'bad.out.jsonl'), bad]);
   assert.is(r.code, 0, r.err);
   for (const m of [':2: skipped: not a JSON object \\(an array\\)', ':3: skipped: field "text" is number, not a string', ':4: skipped: empty line', ':5: skipped: no "text" field', ':6: skipped: not JSON']) assert.match(r.err, new RegExp(`bad\\.jsonl${m}`));
-  assert.match(r.err, /1 documents \(5 skipped/);
+  assert.match(r.err, /1 document \(5 skipped/);
   r = await cli(['score', '--model', model, '--out', join(dir, 'strict.jsonl'), '--strict', bad]);
   assert.is(r.code, 1); assert.match(r.err, /^retnet: .*bad\.jsonl:2: not a JSON object \(an array\) \(--strict\)\n$/);
   assert.not.ok(existsSync(join(dir, 'strict.jsonl')));

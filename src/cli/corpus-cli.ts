@@ -71,7 +71,7 @@ async function corpusBar(io: CommandIO): Promise<{ update(p: CorpusProgress): vo
 
 export function summaryLine(s: CorpusSummary): string {
   const q = s.queue ? `; queue: ${s.queue.enqueued} jobs enqueued (${s.queue.reenqueued} again), ${s.queue.adopted} adopted from an earlier coordinator, ${s.queue.alreadyWritten} shards already written` : '';
-  return `${s.documents} documents (${s.skipped} skipped, ${s.resumedDocuments} resumed), ${s.bytes} bytes, ${s.bitsPerByte.toFixed(4)} bits/byte, `
+  return `${s.documents} document${s.documents === 1 ? '' : 's'} (${s.skipped} skipped, ${s.resumedDocuments} resumed), ${s.bytes} bytes, ${s.bitsPerByte.toFixed(4)} bits/byte, `
     + (s.tokens !== undefined ? `${s.tokens} tokens, perplexity ${s.perplexity!.toFixed(3)}, ` : '')
     + `${Math.round(s.bytesPerSecond)} bytes/s in ${s.seconds.toFixed(1)} s, ${s.shards} shards${q} → ${s.out === '-' ? 'stdout' : s.out}`;
 }

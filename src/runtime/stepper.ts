@@ -139,7 +139,8 @@ export class WasmStepper {
     this.acts = { msr: ACT_CODE[spec.config.msrGateFn], mlp: ACT_CODE[spec.config.mlpGateFn] };
     const { d, H, dv } = this.p.dims;
     this.maxK = Math.max(d, H * dv, ...this.p.layers.flatMap((Ly) => Ly.mlp.map((m) => m.inDim)));
-    this.prefillEngine = `products: ${this.panel ? `${this.panel.label} on BF16 weights (float32 ones: ${this.K.name})` : this.K.name}; ` +
+    // the BLAS panels only where the model has BF16 weights (before: named for an all-float32 model too)
+    this.prefillEngine = `products: ${this.panel && this.p.bf16Scratch ? `${this.panel.label} on BF16 weights (float32 ones: ${this.K.name})` : this.K.name}; ` +
       `retention: ${blas ? `${loadBlas(blasPath!).label} from ${INTRA_MIN_ROWS} tokens a chunk` : wasm.name}`;
     this.packSeconds = (performance.now() - tStart) / 1000;
   }

@@ -165,7 +165,13 @@ const bench: Command = {
         : [r.backend, r.engine || '-', r.device || '-', r.B, r.L, r.chunks, r.workers ?? '-',
           r.error ? '-' : Number(r.seconds.toFixed(3)), r.error ? '-' : Math.round(r.tokensPerSec), r.error ? `error: ${r.error.slice(0, 80)}` : ranNote(r)])));
     // the install advice only where a package may be missing (not for a bad RETNET_TFJS_ENGINE value)
-    if (rows.some((r) => r.unavailable !== undefined && r.backend === 'tfjs' && !/ must be one of /.test(r.unavailable))) console.log(`tfjs: for the CPU, npm install @tensorflow/tfjs; ${gpuAdvice()} (the full reason is on stderr)`);
+    // naming the package the reason says is missing where it says one (before: always @tensorflow/tfjs, also when
+    // that was installed and RETNET_TFJS_ENGINE asked for another engine's package)
+    const tfjsOut = rows.filter((r) => r.unavailable !== undefined && r.backend === 'tfjs' && !/ must be one of /.test(r.unavailable));
+    if (tfjsOut.length > 0) {
+      const missing = [...new Set(tfjsOut.flatMap((r) => [...r.unavailable!.matchAll(/package (\S+) is not installed/g)].map((m) => m[1]!)))];
+      console.log(`tfjs: ${missing.length ? `npm install ${missing.join(' ')} (the engine asked for); otherwise, ` : 'for the CPU, npm install @tensorflow/tfjs; '}${gpuAdvice()} (the full reason is on stderr)`);
+    }
     for (const n of new Set(measured.map((r) => r.engineNote).filter(Boolean))) console.log(`note: ${n}`);
     if (profile) printProfiles(measured);
     if (target !== undefined) {

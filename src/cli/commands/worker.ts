@@ -10,8 +10,9 @@ const usage = `usage: retnet worker --queue redis://[user:pass@]host:port[/db] [
   Redis, or only --run-id's) and scores them with this machine's worker pool, one at a time.
   The model must be the coordinator's (its SHA-256 — of every file of a model folder — is checked on every job).
   --lock-duration MS   how long a shard of a killed worker waits before another worker
-                       takes it (BullMQ lock; default 30000)
+                       takes it (BullMQ lock; default 30000, at least 100)
   --redis-timeout SEC  exit 1 when Redis is unreachable this long (default 30)
+  -h, --help           this text
   SIGINT/SIGTERM: stop taking shards, finish the current one, exit 0; a second signal exits at
   once (the shard goes back to the queue after --lock-duration). Before Redis answers, the
   first signal stops the wait (exit 0, "stopped while waiting for Redis").`;
