@@ -215,6 +215,13 @@ export class SafetensorsFile {
       // a real header length is small (its top bytes are 0): eight bytes of plain text mean a text file, e.g. a
       // model folder's config.json given instead of the folder
       if (lenBuf.every((c) => c === 9 || c === 10 || c === 13 || (c >= 32 && c < 127))) {
+        // a Git LFS pointer (a clone made without git-lfs): the file stands in for weights never downloaded
+        if (lenBuf.toString('latin1') === 'version ' && size < 1024) {
+          const head = Buffer.alloc(size); readExact(fd, head, 0, path);
+          if (head.toString('latin1').startsWith('version https://git-lfs.github.com/spec/')) {
+            throw errors.safetensors(path, 'is a Git LFS pointer, not the weights (a clone made without git-lfs): fetch them with `git lfs pull` in that clone, or download the model with `hf download ORG/NAME`');
+          }
+        }
         throw errors.safetensors(path, `begins with text (${JSON.stringify(lenBuf.toString('latin1'))}), not a safetensors file's header length: a JSON or text file? (for a Hugging Face model folder, pass the folder)`);
       }
       if (n > BigInt(MAX_HEADER_BYTES)) throw errors.safetensors(path, `header length ${n} exceeds the format's ${MAX_HEADER_BYTES}-byte limit (corrupt or not a safetensors file)`);

@@ -58,7 +58,7 @@ test('bad command lines exit 2 with a usage line', () => {
   expectUsage(cli('score', '--ouput', 'x.jsonl', 'y'), /\(did you mean --out\?\)/, 'near miss, edits');
   expectUsage(cli('bench', '--lenghts', '10'), /\(did you mean --lengths\?\)/, 'near miss, transposed letters');
   expectUsage(cli('drift', '--out', 'x'), /\(did you mean --out-dir\?\)/, 'near miss, prefix');
-  expectUsage(cli('generate', '--max', '3', '--prompt', 'x'), /Unknown option '--max'$/m, 'two options start so: no guess');
+  expectUsage(cli('generate', '--max', '3', '--prompt', 'x'), /Unknown option '--max' \(did you mean --max-bytes or --max-new-tokens\?\)$/m, 'two options start so: both named');
   // the message, the usage lines and where the options are; not the whole --help text under the message
   for (const c of ['score', 'generate', 'bench']) {
     const r = cli(c, '--no-such-option');

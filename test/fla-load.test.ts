@@ -325,7 +325,7 @@ test('CLI: score --model DIR prints tokens and perplexity, --jsonl records gain 
     assert.match(e.err, msg);
     assert.is(e.out, '', 'nothing on stdout');
   }
-  for (const [args, msg] of [[['--precision', 'f16'], /--precision must be f32 or bf16/], [['--precision', 'bf16', '--backend', 'js'], /--precision bf16 needs --backend wasm/],
+  for (const [args, msg] of [[['--precision', 'f16'], /--precision must be one of f32, bf16 \(got "f16"\)/], [['--precision', 'bf16', '--backend', 'js'], /--precision bf16 needs --backend wasm/],
     [['--state-dtype', 'float16'], /--state-dtype must be float64 or float32/], [['--prompt-file', pf], /--prompt TEXT or --prompt-file FILE, not both/]] as const) {
     const e = await cli(['generate', '--model', tiny, '--prompt', 'x', ...args]);
     assert.is(e.code, 2, e.err);

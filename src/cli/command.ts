@@ -72,8 +72,8 @@ export function parse(cmd: Pick<Command, 'usage'>, argv: string[], options: Opti
 }
 
 /** The known option(s) a mistyped `name` most likely meant, as the message's words (`top-k or --top-p`): first
- *  the options that `name` begins (3 letters or more: `temp` → `temperature`; of several, the one fewest edits
- *  away, or all of them (at most 3) when they tie: `top` → `top-k or --top-p`); else one within 2 edits (3 for
+ *  the options that `name` begins (3 letters or more: `temp` → `temperature`; of several, the one within 2
+ *  edits, `chunk` → `chunks`, else all of them, at most 3: `top` → `top-k or --top-p`); else one within 2 edits (3 for
  *  names of 10 or more letters), the fewest edits first; else one whose words include all of name's
  *  (`max-tokens` → `max-new-tokens`) or that is a prefix of it (`output` → `out`); null if none fits, or two
  *  fit equally well. (Before: an option 2 edits away won over the one the name begins: `temp` → `help`.) */
@@ -83,9 +83,8 @@ export function closestOption(name: string, known: string[]): string | null {
   if (low.length >= 3) {
     const begun = byEdits(known.filter((k) => k.startsWith(low)));
     if (begun.length > 0) {
-      const best = begun.filter((c) => c.d === begun[0]!.d);
-      if (best.length === 1) return best[0]!.k;
-      if (best.length <= 3) return best.map((c) => c.k).join(' or --');
+      if (begun.length === 1 || (begun[0]!.d <= 2 && begun[1]!.d > begun[0]!.d)) return begun[0]!.k;
+      if (begun.length <= 3) return begun.map((c) => c.k).join(' or --');
     }
   }
   const close = byEdits(known).filter((c) => c.d <= (low.length >= 10 ? 3 : 2));

@@ -2,6 +2,8 @@
 // option parsing into the library's options, the progress bar (documents,
 // bytes, bytes/s, ETA) and the summary lines. The work is in src/corpus.
 import { corpusSummaryJson, type CorpusProgress, type CorpusSummary, type ScoreCorpusOptions } from '../corpus/score-corpus.js';
+import { intOption } from './numbers.js';
+import { MAX_PARALLEL_L } from './commands/run.js';
 import { asModelRefusal, checkPrecisionBackends, parseBackend, parseIntOption, parsePrecision, parseNumberOption, UsageError, type CommandIO } from './lm-util.js';
 import { checkOutputTarget, writeFileAtomic } from './safe-output.js';
 import { statSync } from 'node:fs';
@@ -95,7 +97,7 @@ export async function runCorpusMode(values: Record<string, string | boolean | un
   if (queue === undefined) for (const k of ['run-id', 'max-in-flight', 'redis-timeout']) if (values[k] !== undefined) throw new UsageError(`--${k} needs --queue`);
   if (queue !== undefined && !/^rediss?:\/\//.test(queue)) throw new UsageError('--queue must be a redis:// or rediss:// URL');
   const opts: ScoreCorpusOptions = {
-    inputs, out: str('out'), model: str('model'), backend: parseBackend(str('backend')), chunkSize: parseIntOption('chunk-size', str('chunk-size'), 1), precision: parsePrecision(str('precision')),
+    inputs, out: str('out'), model: str('model'), backend: parseBackend(str('backend')), chunkSize: intOption('chunk-size', str('chunk-size'), { min: 1, max: MAX_PARALLEL_L }), precision: parsePrecision(str('precision')),
     perToken: values['per-token'] === true, textField: str('text-field'), idField: str('id-field'), include: str('include'),
     strict: values.strict === true, maxDocBytes: parseIntOption('max-doc-bytes', str('max-doc-bytes'), 1), resume: values.resume === true, shardBytes: parseIntOption('shard-bytes', str('shard-bytes'), 1),
     queue, runId: str('run-id'), maxInFlight: parseIntOption('max-in-flight', str('max-in-flight'), 1), redisTimeoutMs: redisTimeoutMs(str('redis-timeout')),

@@ -1,7 +1,7 @@
 // Shared pieces of the LM commands (score, generate): the command shape the
 // CLI registry expects, the I/O they write to, and option checks.
 import { readFileSync } from 'node:fs';
-import { BACKENDS, PRECISIONS, type BackendName, type Precision } from '../options.js';
+import { BACKENDS, PRECISIONS, precisionFromEnv, type BackendName, type Precision } from '../options.js';
 import { UsageError, errorMessage, progressBar as cliProgressBar } from './command.js';
 import { usageCommand, usageHead } from './usage-error.js';
 import { intOption, numberOption } from './numbers.js';
@@ -37,7 +37,12 @@ export function parseBackend(v: string | undefined): BackendName | undefined {
 
 /** --precision f32|bf16 (absent: the library's default, RETNET_PRECISION else f32). */
 export function parsePrecision(v: string | undefined): Precision | undefined {
-  if (v === undefined) return undefined;
+  if (v === undefined) {
+    // the variable the library reads when the flag is absent: a bad value is a usage error before the model
+    // loads, as the flag's (before: E_OPTION, exit 1, after loading it)
+    try { precisionFromEnv(); } catch { throw new UsageError(`RETNET_PRECISION must be one of ${PRECISIONS.join(', ')} (got ${JSON.stringify(process.env.RETNET_PRECISION)}); unset it or pass --precision`); }
+    return undefined;
+  }
   if (!(PRECISIONS as readonly string[]).includes(v)) throw new UsageError(`--precision must be one of ${PRECISIONS.join(', ')} (got ${JSON.stringify(v)})`);
   return v as Precision;
 }

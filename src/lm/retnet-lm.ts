@@ -21,7 +21,7 @@ import { WasmHead } from './wasm-head.js';
 import { Rng, checkSeed } from '../random.js';
 import { fileURLToPath } from 'node:url';
 import { existsSync, statSync } from 'node:fs';
-import { eosBeyondTokenizer, loadFlaFolder, resolveModelDir, type FlaLoadOptions, type FlaModel } from '../model/fla.js';
+import { eosBeyondTokenizer, hubName, loadFlaFolder, tokenizerBeyondModel, resolveModelDir, type FlaLoadOptions, type FlaModel } from '../model/fla.js';
 import { Bf16Matrix } from '../model/bf16.js';
 
 /** A [V, d] table of the LM (embedding, head): float32, or BF16 as stored (rows widened on use, exactly). */
@@ -425,7 +425,7 @@ export interface LMParts {
   };
 }
 
-const isModelFolderSpec = (p: string): boolean => (existsSync(p) ? statSync(p).isDirectory() : /^[\w.-]+\/[\w.-]+$/.test(p) && !p.endsWith('.safetensors'));
+const isModelFolderSpec = (p: string): boolean => (existsSync(p) ? statSync(p).isDirectory() : hubName(p) !== null);
 
 /**
  * A RetNet language model: the shipped byte LM, a byte-LM checkpoint, or a pretrained
@@ -523,6 +523,7 @@ export class RetNetLM {
     const dir = resolveModelDir(spec);
     const fm = loadFlaFolder(dir, options);
     const tokenizer = fm.files.tokenizerPath ? await loadTokenizer(fm.files.tokenizerPath, { eosId: fm.fla.eosId }, (n) => eosBeyondTokenizer(fm.files.configPath, fm.fla, n)) : undefined;
+    if (tokenizer && tokenizer.vocabSize > fm.fla.vocab) throw tokenizerBeyondModel(fm.files.tokenizerPath!, fm.files.configPath, tokenizer.vocabSize, fm.fla.vocab);
     const model = new RetNet(fm.config, fm.layers);
     return new RetNetLM(model, {
       embed: fm.embed, head: fm.head, normWeight: fm.finalNorm, normBias: new Float32Array(fm.fla.d), vocab: fm.fla.vocab,
@@ -534,7 +535,12 @@ export class RetNetLM {
   /** A byte LM from tensors already read (embed, head, final norm and the RetNet's weights). */
   static fromCheckpoint(ck: Checkpoint, options: LoadOptions = {}): RetNetLM {
     for (const name of ['embed.weight', 'head.weight', 'final_norm.weight', 'final_norm.bias']) {
-      if (!ck.tensors.has(name)) throw errors.weights(`${ck.label}: not a language-model checkpoint: missing ${name}`);
+      if (!ck.tensors.has(name)) {
+        // a file of a fla-hub folder (model.layers.N.attn.*): where it loads, as layersFromCheckpoint says it
+        const fla = [...ck.tensors.keys()].some((k) => /^model\.(layers\.\d+\.attn\.|embeddings\.)/.test(k));
+        throw errors.weights(`${ck.label}: not a language-model checkpoint: missing ${name}` +
+          (fla ? '; its tensors are a fla-hub RetNet\'s (model.layers.N.attn.*): pass its folder (with config.json) instead — RetNetLM.loadFolder(DIR); `retnet score` and `generate` take DIR' : ''));
+      }
     }
     const { config, layers, used } = layersFromCheckpoint(ck, '', options);
     const d = config.dimModel;

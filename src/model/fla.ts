@@ -28,6 +28,7 @@ import { checkWeightValues, F32_MAX, markChecked, throwBadWeight } from './check
 import { dimsOf, resolveConfig, type RetNetConfig } from './config.js';
 import type { LayerWeights, Linear, MSRWeights } from './weights.js';
 import { Bf16Matrix, firstBadBf16, widenBf16, bf16MaxAbsBits } from './bf16.js';
+import { folderFileState } from './folder-file.js';
 
 /** How BF16 weights are held: 'resident' (Uint16Array in memory), 'file' (the layers' weights read from the
  *  safetensors files whenever a backend packs or widens them: the runtime's packed copy is then the only one
@@ -163,6 +164,12 @@ export function eosBeyondTokenizer(configPath: string, c: FlaConfig, tokenizerVo
     `null or an id the tokenizer has, in [0, ${tokenizerVocab}) (the tokenizer has ${tokenizerVocab} ids, the model ${c.vocab}: generate picks only among the tokenizer's ids and could never stop there)`, c.eosId);
 }
 
+/** A tokenizer with more ids than the model's vocabulary (a tokenizer.json of another model): its ids past
+ *  the embedding's rows could not be scored or generated. Named for the files, as `info` and the load say it. */
+export function tokenizerBeyondModel(tokenizerPath: string, configPath: string, tokenizerVocab: number, vocab: number): RetNetError {
+  return errors.weights(`${tokenizerPath} has ${tokenizerVocab} ids but the model's vocabulary (vocab_size in ${configPath}, the embedding's rows) has ${vocab}: not this model's tokenizer`);
+}
+
 /** Keys of a config this loader neither uses nor knows to be inert: reported by `info`, never an error
  *  (a newer fla may add training-only keys). */
 export const unknownConfigKeys = (raw: Record<string, unknown>): string[] => Object.keys(raw).filter((k) => !INERT_KEYS.has(k));
@@ -186,10 +193,26 @@ export interface ModelFiles {
  *  HUGGINGFACE_HUB_CACHE, else HF_HOME/hub, else $XDG_CACHE_HOME/huggingface/hub, else
  *  ~/.cache/huggingface/hub. */
 export function hubCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.HF_HUB_CACHE) return env.HF_HUB_CACHE;
-  if (env.HUGGINGFACE_HUB_CACHE) return env.HUGGINGFACE_HUB_CACHE;
-  if (env.HF_HOME) return join(env.HF_HOME, 'hub');
-  return join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'huggingface', 'hub');
+  // ~ and $VAR / ${VAR} expanded, as huggingface_hub expands these variables (before: taken literally)
+  const x = (v: string) => expandPath(v, env);
+  if (env.HF_HUB_CACHE) return x(env.HF_HUB_CACHE);
+  if (env.HUGGINGFACE_HUB_CACHE) return x(env.HUGGINGFACE_HUB_CACHE);
+  if (env.HF_HOME) return join(x(env.HF_HOME), 'hub');
+  return join(env.XDG_CACHE_HOME ? x(env.XDG_CACHE_HOME) : join(homedir(), '.cache'), 'huggingface', 'hub');
+}
+
+/** A path as a shell-like expansion would make it: a leading ~ or ~/ is the home folder; $NAME and ${NAME}
+ *  are the variable's value (one that is not set is left as written, as Python's os.path.expandvars). */
+export function expandPath(p: string, env: NodeJS.ProcessEnv = process.env): string {
+  let s = p.replace(/\$(\w+)|\$\{(\w+)\}/g, (m, a: string | undefined, b: string | undefined) => env[(a ?? b)!] ?? m);
+  if (s === '~' || s.startsWith('~/')) s = homedir() + s.slice(1);
+  return s;
+}
+
+/** `ORG/NAME` (a trailing slash allowed) as the hub names it, or null when `spec` is not of that form. */
+export function hubName(spec: string): string | null {
+  const m = /^([\w.-]+\/[\w.-]+)\/?$/.exec(spec);
+  return m && !m[1]!.endsWith('.safetensors') ? m[1]! : null;
 }
 
 /** A model folder from `DIR` or `ORG/NAME` (a snapshot in the local hub cache, as `hf download` leaves it;
@@ -200,12 +223,20 @@ export function resolveModelDir(spec: string, env: NodeJS.ProcessEnv = process.e
     if (!statSync(spec).isDirectory()) throw errors.weights(`${spec}: not a folder (a Hugging Face model folder holds config.json and *.safetensors)`);
     return resolve(spec);
   }
-  if (/^[\w.-]+\/[\w.-]+$/.test(spec)) {
+  const name = hubName(spec);
+  if (name !== null) {
+    spec = name;
     const cache = hubCacheDir(env);
     const repo = join(cache, `models--${spec.replace('/', '--')}`);
     if (existsSync(repo)) {
       let rev: string | null = null;
-      try { rev = readFileSync(join(repo, 'refs', 'main'), 'utf8').trim(); } catch { /* no refs/main: take the only snapshot */ }
+      try { rev = readFileSync(join(repo, 'refs', 'main'), 'utf8').trim(); } catch (e) {
+        // only a refs/main that is not there means "none" (before: an unreadable one did too, and another
+        // snapshot ran)
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+          throw errors.weights(`${spec}: ${join(repo, 'refs', 'main')} cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)}); it names the revision to run`);
+        }
+      }
       const snaps = join(repo, 'snapshots');
       const list = existsSync(snaps) ? readdirSync(snaps) : [];
       // refs/main names the revision to run; one it names that is not downloaded is an error, not a reason to
@@ -225,17 +256,25 @@ export function resolveModelDir(spec: string, env: NodeJS.ProcessEnv = process.e
 
 /** The files of a model folder (config, weights — single or sharded — and tokenizer). */
 export function modelFiles(dir: string): ModelFiles {
+  // each file checked before it is read (folder-file.ts): a broken link or a FIFO is named, not taken as absent
+  // or read (before: a FIFO hung the load; a broken link read as "no config.json")
+  const has = (p: string): boolean => {
+    const s = folderFileState(p);
+    if (s === 'absent') return false;
+    if (s === 'file') return true;
+    throw errors.weights(`${p} ${s}`);
+  };
   const configPath = join(dir, 'config.json');
-  if (!existsSync(configPath)) throw errors.weights(`${dir}: no config.json (not a Hugging Face model folder)`);
+  if (!has(configPath)) throw errors.weights(`${dir}: no config.json (not a Hugging Face model folder)`);
   const index = join(dir, 'model.safetensors.index.json');
   const single = join(dir, 'model.safetensors');
   let weightFiles: string[];
   let weightMap: Map<string, string> | null = null;
   // model.safetensors first when both are there, as transformers' from_pretrained picks (before: the
   // shards, so the two could run different weights without a word)
-  if (existsSync(single)) {
+  if (has(single)) {
     weightFiles = [single];
-  } else if (existsSync(index)) {
+  } else if (has(index)) {
     let j: unknown;
     try { j = JSON.parse(readFileSync(index, 'utf8')); } catch (e) { throw errors.weights(`${index}: not valid JSON (${(e as Error).message})`); }
     const wm = (j as { weight_map?: unknown })?.weight_map;
@@ -248,14 +287,14 @@ export function modelFiles(dir: string): ModelFiles {
       if (!files.includes(p)) files.push(p);
       weightMap.set(name, p);
     }
-    const missing = files.filter((f) => !existsSync(f));
+    const missing = files.filter((f) => !has(f));
     if (missing.length) throw errors.weights(`${dir}: missing shard${missing.length > 1 ? 's' : ''} ${listNames(missing.map((f) => f.slice(dir.length + 1)), 5, true)} listed in model.safetensors.index.json`);
     weightFiles = files;
   } else {
     throw errors.weights(`${dir}: no model.safetensors and no model.safetensors.index.json`);
   }
   const tok = join(dir, 'tokenizer.json');
-  return { dir, configPath, indexPath: weightMap ? index : null, weightFiles, weightMap, tokenizerPath: existsSync(tok) ? tok : null };
+  return { dir, configPath, indexPath: weightMap ? index : null, weightFiles, weightMap, tokenizerPath: has(tok) ? tok : null };
 }
 
 /** Every file of a model folder that scoring reads: config, index, weights, tokenizer. */
@@ -263,7 +302,7 @@ export function modelFolderFiles(mf: ModelFiles): string[] {
   // tokenizer_config.json decides BOS (hf.ts): part of what a run's identity hashes, as the tokenizer is
   const tokCfg = mf.tokenizerPath ? join(dirname(mf.tokenizerPath), 'tokenizer_config.json') : null;
   return [mf.configPath, ...(mf.indexPath ? [mf.indexPath] : []), ...mf.weightFiles, ...(mf.tokenizerPath ? [mf.tokenizerPath] : []),
-    ...(tokCfg && existsSync(tokCfg) ? [tokCfg] : [])];
+    ...(tokCfg && folderFileState(tokCfg) === 'file' ? [tokCfg] : [])];
 }
 
 // ---------------------------------------------------------------- weights

@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { RetNetError, errors, quote } from '../errors.js';
 import { checkId, checkIds, checkText, utf8ByteLength } from './bytes.js';
+import { folderFileState } from '../model/folder-file.js';
 import type { EncodeOptions, StreamDecoder, Tokenizer, TokenizerOptions } from './types.js';
 
 /** A tokenizer file that is missing, unreadable or malformed. There is no
@@ -417,6 +418,9 @@ class ByteStreamDecoder implements StreamDecoder {
 
 /** Reads and parses a JSON file; a missing file or bad JSON → a tokenizer error. */
 function readJson(file: string): unknown {
+  // a FIFO would block the read forever; a broken link is named as one (folder-file.ts)
+  const state = folderFileState(file);
+  if (state !== 'file') throw tokenizerError(file, state === 'absent' ? 'no such file' : state);
   let text: string;
   try { text = readFileSync(file, 'utf8'); } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
@@ -444,16 +448,13 @@ export async function loadTokenizer(path: string, opts: TokenizerOptions = {}, b
   }
   if (isDir) {
     file = join(path, 'tokenizer.json');
-    try { statSync(file); } catch (e) {
-      throw tokenizerError(path, 'the folder has no tokenizer.json', e);
-    }
+    if (folderFileState(file) === 'absent') throw tokenizerError(path, 'the folder has no tokenizer.json');
   }
   const json = readJson(file);
   let config: unknown = null;
   const cfgFile = join(dirname(file), 'tokenizer_config.json');
-  try { statSync(cfgFile); config = readJson(cfgFile); } catch (e) {
-    if (e instanceof RetNetError) throw e;
-  }
+  // absent: none; anything else there is read (a broken link or a FIFO is refused by readJson)
+  if (folderFileState(cfgFile) !== 'absent') config = readJson(cfgFile);
   return new HfTokenizerImpl(json, file, opts, config, badEos);
 }
 

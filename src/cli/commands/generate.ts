@@ -2,8 +2,9 @@
 import { parse } from '../command.js';
 import { intOption, numberOption } from '../numbers.js';
 import { statSync } from 'node:fs';
-import { checkPrecisionBackends, loadLM, processIO, progressBar, readInput, runCommand, UsageError, type Command, type CommandIO } from '../lm-util.js';
+import { checkPrecisionBackends, loadLM, parsePrecision, processIO, progressBar, readInput, runCommand, UsageError, type Command, type CommandIO } from '../lm-util.js';
 import { DEFAULT_LM_CHUNK } from '../../lm/retnet-lm.js';
+import { stepPrecision } from '../../options.js';
 
 const usage = `usage: retnet generate [--model M.safetensors|DIR|ORG/NAME] (--prompt TEXT | --prompt-file FILE) [--max-bytes N | --max-new-tokens N]
                        [--temperature T] [--top-k K] [--top-p P] [--stop TEXT]... [--seed S] [--backend wasm|js]
@@ -46,8 +47,7 @@ export const generate: Command = {
       const seed = intOption('seed', values.seed, { min: 0, max: 2 ** 32 - 1 }) ?? 0;
       const backend = values.backend ?? 'wasm';
       if (backend !== 'wasm' && backend !== 'js') throw new UsageError(`--backend must be wasm or js (got ${JSON.stringify(backend)})`);
-      const precision = values.precision;
-      if (precision !== undefined && precision !== 'f32' && precision !== 'bf16') throw new UsageError(`--precision must be f32 or bf16 (got ${JSON.stringify(precision)})`);
+      const precision = parsePrecision(values.precision); // RETNET_PRECISION checked too, when the flag is absent
       checkPrecisionBackends(precision, [backend]); // the rule score, bench and the corpus mode share
       const stateDtype = values['state-dtype'] ?? 'float64';
       if (stateDtype !== 'float64' && stateDtype !== 'float32') throw new UsageError(`--state-dtype must be float64 or float32 (got ${JSON.stringify(stateDtype)})`);
@@ -67,11 +67,12 @@ export const generate: Command = {
         } else if (values['max-new-tokens'] !== undefined || topK !== 0 || topP !== 1 || stop.length) {
           throw new UsageError('--max-new-tokens, --top-k, --top-p and --stop are for tokenized models (a fla-hub folder); the byte LM takes --max-bytes and --temperature');
         }
+        // a folder without tokenizer.json cannot encode the prompt: fail before the packing (before: after it,
+        // seconds on a 1.3B) and before anything reaches stdout
+        const promptIds = lm.tokenizer.kind !== 'bytes' ? lm.tokenizer.encode(prompt) : null;
         // the one-time packing first, timed apart, so that the prompt's and the generation's times are their own
         const setup = backend === 'wasm' ? lm.warmUp({ precision, stateDtype }) : 0;
-        if (lm.tokenizer.kind !== 'bytes') {
-          // a folder without tokenizer.json cannot encode the prompt: fail before anything reaches stdout
-          const promptIds = lm.tokenizer.encode(prompt);
+        if (promptIds) {
           io.stdout.write(prompt);
           let t1 = 0, promptTokens = 0, promptSeconds = 0;
           // a progress bar (on a terminal) for a prompt of more than one chunk
@@ -87,7 +88,8 @@ export const generate: Command = {
           for await (const piece of lm.stream(promptIds, { maxNewTokens, temperature, topK, topP, seed, stop, backend, precision, stateDtype, onPrefill, onToken })) { io.stdout.write(piece); }
           io.stdout.write('\n');
           const decodeSeconds = (performance.now() - t1) / 1000;
-          const how = `${backend}${precision === 'bf16' ? ', bf16' : ''}${stateDtype === 'float32' ? ', float32 state' : ''}`;
+          // the precision that ran: the flag, else RETNET_PRECISION on the wasm step (before: the flag only)
+          const how = `${backend}${stepPrecision(backend, precision) === 'bf16' ? ', bf16' : ''}${stateDtype === 'float32' ? ', float32 state' : ''}`;
           const si = lm.model.stepInfo();
           io.stderr.write((setup > 0 ? `setup ${setup.toFixed(2)} s (the weights packed for the step and the head); ` : '') +
             `prompt ${promptTokens} tokens in ${promptSeconds.toFixed(2)} s (chunkwise, ${perSecond(promptTokens, promptSeconds)} tokens/s); ` +

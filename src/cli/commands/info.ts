@@ -5,7 +5,7 @@ import { ACTIVATIONS, type ActName } from '../../reference/ops.js';
 import { UsageError, parse, type Command } from '../command.js';
 import { ModelRefused } from '../lm-util.js';
 import { RetNetError } from '../../errors.js';
-import { checkShards, eosBeyondTokenizer, modelFiles, parseFlaConfig, resolveModelDir, unknownConfigKeys } from '../../model/fla.js';
+import { checkShards, eosBeyondTokenizer, modelFiles, tokenizerBeyondModel, parseFlaConfig, resolveModelDir, unknownConfigKeys } from '../../model/fla.js';
 import { loadTokenizer } from '../../tokenizer/index.js';
 import { readFileSync } from 'node:fs';
 
@@ -142,6 +142,8 @@ async function folderInfo(spec: string, json: boolean): Promise<number> {
   const legacy = I !== null && !hasUp; // the fused [2I, d] gate_proj of 2024 checkpoints
   if (legacy && I !== null) I /= 2;
   const tok = mf.tokenizerPath ? await loadTokenizer(mf.tokenizerPath, { eosId: c.eosId }, (n) => eosBeyondTokenizer(mf.configPath, c, n)) : null;
+  // refused as the load refuses it (before: info described the folder as fine, and score refused it)
+  if (tok && tok.vocabSize > c.vocab) throw tokenizerBeyondModel(mf.tokenizerPath!, mf.configPath, tok.vocabSize, c.vocab);
   const out = {
     folder: dir, kind: 'language model (fla RetNet)', dtypes, tensors, parameters, weightBytes: bytes, shards: mf.weightFiles.length,
     layers: c.layers, heads: c.H, kvHeads: c.Hkv, d: c.d, dk: c.dk, dv: c.dv, intermediate: I, vocab: c.vocab, normEps: c.eps,

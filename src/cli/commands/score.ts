@@ -1,4 +1,5 @@
 // `retnet score`: bits per byte of files under a byte-level RetNet LM.
+import { MAX_PARALLEL_L } from './run.js';
 import { closeSync, openSync, statSync } from 'node:fs';
 import { DEFAULT_LM_PATH, RetNetLM } from '../../lm/retnet-lm.js';
 import { modelFiles, modelFolderFiles, resolveModelDir } from '../../model/fla.js';
@@ -96,7 +97,9 @@ export const score: Command = {
       if (positionals.length === 0) throw new UsageError('give at least one FILE (or - for stdin)');
       if (positionals.filter((f) => f === '-').length > 1) throw new UsageError("stdin ('-') can be given only once");
       const backend = parseBackend(values.backend);
-      const chunkSize = intOption('chunk-size', values['chunk-size']);
+      // a chunk longer than the parallel form's limit (its C×C score tiles) is refused here, as run's and bench's
+      // (before: after the model loaded, with the library's option names)
+      const chunkSize = intOption('chunk-size', values['chunk-size'], { max: MAX_PARALLEL_L });
       const precision = parsePrecision(values.precision as string | undefined);
       checkPrecisionBackends(precision, [backend]);
       if (values['per-token'] && values.jsonl === undefined) throw new UsageError('--per-token needs --jsonl OUT');
