@@ -189,6 +189,28 @@ test('queue: Redis stopped mid-run: both sides say so and exit 1; restarted on i
   } finally { await redis.stop(); }
 });
 
+test('queue: Redis frozen mid-run (SIGSTOP: the connection stays open, nothing answers): both sides exit 1 within --redis-timeout (before: both hung for ever, a worker\'s SIGTERM too)', async () => {
+  if (!canRun('queue: Redis frozen mid-run', missing)) return;
+  const redis = await startRedis();
+  try {
+    const w = worker(redis.url, ['--redis-timeout', '2']);
+    const out = join(dir, 'd4f.jsonl');
+    const c = coordinator(redis.url, out, c2, ['--max-in-flight', '3', '--redis-timeout', '2']);
+    await linesOf(`${out}.partial`, 10, c);
+    redis.proc.kill('SIGSTOP');
+    const t0 = Date.now();
+    const guard = setTimeout(() => { c.proc.kill('SIGKILL'); w.proc.kill('SIGKILL'); }, 30_000);
+    const [cc, wc] = await Promise.all([c.done, w.done]);
+    clearTimeout(guard);
+    assert.is(cc, 1, c.err().slice(-800)); assert.is(wc, 1, w.err().slice(-800));
+    assert.ok(Date.now() - t0 < 20_000, `exited after ${Date.now() - t0} ms`);
+    for (const p of [c, w]) {
+      assert.match(p.err(), new RegExp(`Redis at ${redis.url}.* stopped answering: no reply to PING in 2 s \\(--redis-timeout\\), though the connection is open`));
+      assert.ok(noStack(p.err()), p.err());
+    }
+  } finally { redis.proc.kill('SIGCONT'); await redis.stop(); }
+});
+
 test('queue: a shard whose job vanished from Redis is enqueued again (the coordinator is the authority)', async () => {
   if (!canRun('queue: vanished job re-enqueued', missing)) return;
   const redis = await startRedis();

@@ -31,6 +31,9 @@ export class RedisLink {
   private rejectLost!: (e: Error) => void;
   private everReady = false;
   private closing = false;
+  /** when the PING now outstanding was sent (null: none); see the heartbeat below */
+  private pingSent: number | null = null;
+  private lastPing = 0;
 
   constructor(readonly target: RedisTarget, readonly timeoutMs: number, private log: (line: string) => void, who: string) {
     this.lost = new Promise<never>((_, rej) => { this.rejectLost = rej; });
@@ -42,6 +45,7 @@ export class RedisLink {
       this.downSince = null; this.everReady = true;
     });
     this.client.on('close', () => {
+      this.pingSent = null; // a lost connection is the watchdog's case above; its PING is not answered by a new one
       if (this.closing) return;
       if (this.downSince === null) {
         this.downSince = Date.now();
@@ -49,13 +53,29 @@ export class RedisLink {
       }
     });
     this.downSince = Date.now();
+    // The heartbeat: a server that stops answering without closing the connection (frozen, or a network that
+    // drops packets silently) raises no 'close', and every command waits on it for ever (before: coordinator and
+    // workers hung, a worker's SIGTERM too). A PING at most every second while connected; one unanswered for
+    // longer than the timeout is the same failure as a connection lost that long.
+    const tick = Math.min(250, timeoutMs / 4), every = Math.min(1000, timeoutMs / 2);
     this.timer = setInterval(() => {
-      if (this.downSince !== null && Date.now() - this.downSince > timeoutMs) {
+      const now = Date.now();
+      if (this.downSince !== null && now - this.downSince > timeoutMs) {
         clearInterval(this.timer);
         const what = this.everReady ? 'lost the connection to Redis at' : 'cannot reach Redis at';
         this.rejectLost(errors.queue(`${what} ${target.display}${this.lastError ? ` (${this.lastError})` : ''} and could not connect within ${+(timeoutMs / 1000).toFixed(3)} s (--redis-timeout)`));
+        return;
       }
-    }, Math.min(250, timeoutMs / 4));
+      if (this.pingSent !== null && now - this.pingSent > timeoutMs) {
+        clearInterval(this.timer);
+        this.rejectLost(errors.queue(`Redis at ${target.display} stopped answering: no reply to PING in ${+(timeoutMs / 1000).toFixed(3)} s (--redis-timeout), though the connection is open`));
+        return;
+      }
+      if (this.pingSent === null && this.client.status === 'ready' && now - this.lastPing >= every) {
+        const sent = this.pingSent = this.lastPing = now;
+        this.client.ping().then(() => { if (this.pingSent === sent) this.pingSent = null; }, () => { if (this.pingSent === sent) this.pingSent = null; });
+      }
+    }, tick);
     this.client.connect().catch(() => {});
   }
 
