@@ -93,6 +93,22 @@ test('an unknown option: "did you mean" prefers the options its name begins (bef
   }
 });
 
+test('score (corpus mode) and worker: --max-doc-bytes, --run-id and --queue checked as usage errors naming the flag, the URL\'s password never shown (before: exit 1 in the library\'s words)', async () => {
+  const c = join(TMP, 'qc.jsonl'); writeFileSync(c, '{"text": "a"}\n');
+  for (const [args, re] of [
+    [['score', '--out', join(TMP, 'q.jsonl'), '--max-doc-bytes', '99999999999', c], /--max-doc-bytes must be a positive integer ≤ 2147483648/],
+    [['score', '--out', join(TMP, 'q.jsonl'), '--queue', 'redis://127.0.0.1:6390', '--run-id', 'bad id', c], /--run-id must be letters, digits/],
+    [['score', '--out', join(TMP, 'q.jsonl'), '--queue', 'redis://127.0.0.1:6390/abc', c], /--queue must be a URL whose path is a database number/],
+    [['score', '--out', join(TMP, 'q.jsonl'), '--queue', 'redis://u:hunter2pw@127.0.0.1:99999', c], /--queue must be a redis:\/\/.* URL \(this one does not parse/],
+    [['worker', '--queue', 'redis://u:hunter2pw@127.0.0.1:99999'], /--queue must be a redis:\/\/.* URL \(this one does not parse/],
+  ] as const) {
+    const r = await inproc([...args]);
+    assert.is(r.code, 2, `${args.join(' ')}: ${r.err}`);
+    assert.match(r.err, re);
+    assert.not.match(r.err, /hunter2pw/);
+  }
+});
+
 test('one number parser: every numeric flag refuses the same spellings, exit 2 naming the flag', async () => {
   const file = join(TMP, 'a.txt'); writeFileSync(file, 'abc');
   const run = ['--model', TINY, '--input', TINY, '--out', join(TMP, 'o')];

@@ -4,7 +4,8 @@
 import { corpusSummaryJson, type CorpusProgress, type CorpusSummary, type ScoreCorpusOptions } from '../corpus/score-corpus.js';
 import { intOption } from './numbers.js';
 import { MAX_PARALLEL_L } from './commands/run.js';
-import { asModelRefusal, checkPrecisionBackends, parseBackend, parseIntOption, parsePrecision, parseNumberOption, UsageError, type CommandIO } from './lm-util.js';
+import { RUN_ID_RE } from '../corpus/digest.js';
+import { asModelRefusal, queueUrlOption, checkPrecisionBackends, parseBackend, parseIntOption, parsePrecision, parseNumberOption, UsageError, type CommandIO } from './lm-util.js';
 import { checkOutputTarget, writeFileAtomic } from './safe-output.js';
 import { statSync } from 'node:fs';
 import { formatOf } from '../corpus/inputs.js';
@@ -95,11 +96,13 @@ export async function runCorpusMode(values: Record<string, string | boolean | un
   if (values.resume === true && inputs.includes('-')) throw new UsageError("--resume cannot continue a run that reads stdin ('-'): what came on stdin before cannot be checked (save it to a file and score that)");
   const queue = str('queue');
   if (queue === undefined) for (const k of ['run-id', 'max-in-flight', 'redis-timeout']) if (values[k] !== undefined) throw new UsageError(`--${k} needs --queue`);
-  if (queue !== undefined && !/^rediss?:\/\//.test(queue)) throw new UsageError('--queue must be a redis:// or rediss:// URL');
+  if (queue !== undefined) queueUrlOption(queue);
+  const runId = str('run-id');
+  if (runId !== undefined && !RUN_ID_RE.test(runId)) throw new UsageError(`--run-id must be letters, digits, _ . - (at most 64) (got ${JSON.stringify(runId)})`);
   const opts: ScoreCorpusOptions = {
     inputs, out: str('out'), model: str('model'), backend: parseBackend(str('backend')), chunkSize: intOption('chunk-size', str('chunk-size'), { min: 1, max: MAX_PARALLEL_L }), precision: parsePrecision(str('precision')),
     perToken: values['per-token'] === true, textField: str('text-field'), idField: str('id-field'), include: str('include'),
-    strict: values.strict === true, maxDocBytes: parseIntOption('max-doc-bytes', str('max-doc-bytes'), 1), resume: values.resume === true, shardBytes: parseIntOption('shard-bytes', str('shard-bytes'), 1),
+    strict: values.strict === true, maxDocBytes: intOption('max-doc-bytes', str('max-doc-bytes'), { min: 1, max: 2 ** 31 }), resume: values.resume === true, shardBytes: parseIntOption('shard-bytes', str('shard-bytes'), 1),
     queue, runId: str('run-id'), maxInFlight: parseIntOption('max-in-flight', str('max-in-flight'), 1), redisTimeoutMs: redisTimeoutMs(str('redis-timeout')),
     stdin: io.stdin, log: (line) => io.stderr.write(`retnet: ${line}\n`),
   };

@@ -7,6 +7,7 @@ import { usageCommand, usageHead } from './usage-error.js';
 import { intOption, numberOption } from './numbers.js';
 import { RetNetLM } from '../lm/retnet-lm.js';
 import { RetNetError } from '../errors.js';
+import { parseRedisUrl } from '../corpus/queue/redis-url.js';
 import type { BackendInfo } from '../backends/executor.js';
 
 export { UsageError };
@@ -148,4 +149,16 @@ export async function progressBar(io: CommandIO, total: number, label = 'score')
   if (total <= 0) return { update() {}, stop() {} };
   const bar = await cliProgressBar(label, io.stderr as NodeJS.WritableStream & { isTTY?: boolean });
   return { update: (d) => bar.update(d, total), stop: () => bar.stop() };
+}
+
+/** --queue: a redis:// or rediss:// URL that parses (host, port, database number), as a usage error naming the
+ *  flag, never echoing the URL (it may hold a password). (Before: a bad port or database was the library's
+ *  E_OPTION, exit 1, worded with its option names.) */
+export function queueUrlOption(v: string): void {
+  if (!/^rediss?:\/\//.test(v)) throw new UsageError('--queue must be a redis:// or rediss:// URL');
+  try { parseRedisUrl(v); } catch (e) {
+    const why = (e instanceof RetNetError ? e.message.replace(/^options\.queue must be /, '') : String(e))
+      .replace(/ \(got "\(unparseable URL\)"\)$/, ' (this one does not parse as a URL: a port over 65535, a character a URL cannot hold?)');
+    throw new UsageError(`--queue must be ${why}`);
+  }
 }

@@ -1,6 +1,6 @@
 // `retnet worker`: take corpus shards from a BullMQ queue on Redis and score them here.
 import { corpusWorker } from '../../corpus/score-corpus.js';
-import { asModelRefusal, parseIntOption, processIO, runCommand, UsageError, type Command, type CommandIO } from '../lm-util.js';
+import { asModelRefusal, parseIntOption, queueUrlOption, processIO, runCommand, UsageError, type Command, type CommandIO } from '../lm-util.js';
 import { parse } from '../command.js';
 import { redisTimeoutMs } from '../corpus-cli.js';
 import { RUN_ID_RE } from '../../corpus/digest.js';
@@ -30,7 +30,7 @@ export const worker: Command = {
       if (p === null) return;
       const v = p.values as Record<string, string | undefined>;
       if (v.queue === undefined) throw new UsageError('--queue redis://host:port is required');
-      if (!/^rediss?:\/\//.test(v.queue)) throw new UsageError('--queue must be a redis:// or rediss:// URL');
+      queueUrlOption(v.queue);
       if (v['run-id'] !== undefined && !RUN_ID_RE.test(v['run-id'])) throw new UsageError(`--run-id must be letters, digits, _ . - (at most 64), as retnet score makes them (got ${JSON.stringify(v['run-id'])})`);
       const ac = new AbortController();
       let signals = 0;
