@@ -61,6 +61,17 @@ test('readers: directory walk is recursive and sorted, --include filters, ids de
   assert.equal(await ids('b/**/*.jsonl'), ['y1']);
 });
 
+test('readers: a name in an input folder that is not UTF-8 is an error naming its bytes (before: the file dropped as "a link that leads nowhere", exit 0 even with --strict)', async () => {
+  const d = join(dir, 'latin1-names');
+  mkdirSync(d);
+  writeFileSync(join(d, 'a.txt'), 'good doc\n');
+  writeFileSync(Buffer.concat([Buffer.from(d + '/caf'), Buffer.from([0xe9]), Buffer.from('.txt')]), 'a document under a Latin-1 name\n');
+  const r = await cli(['score', '--strict', '--out', join(dir, 'latin1.jsonl'), d]);
+  assert.is(r.code, 1, r.err);
+  assert.match(r.err, /latin1-names: holds a file whose name is not UTF-8 \(bytes "café\.txt" read as Latin-1\); rename it/);
+  assert.not.ok(existsSync(join(dir, 'latin1.jsonl')));
+});
+
 test('readers: a number id is kept as written, beyond 2^53 too (before: 12345678901234567891 became "12345678901234567000")', async () => {
   const f = join(dir, 'bigids.jsonl');
   writeFileSync(f, [

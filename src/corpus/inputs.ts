@@ -60,21 +60,31 @@ function statOrThrow(p: string) {
 }
 
 function walk(dir: string, root: string, match: (rel: string) => boolean, exclude: Set<string>, excludeScores: Set<string>, out: InputFile[], onSkip?: (line: string) => void): void {
-  let entries;
-  try { entries = readdirSync(dir, { withFileTypes: true }); } catch (e) { throw errors.corpus(`cannot read directory ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
+  let raw;
+  try { raw = readdirSync(dir, { withFileTypes: true, encoding: 'buffer' }); } catch (e) { throw errors.corpus(`cannot read directory ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
+  // names read as bytes: one that is not UTF-8 cannot be named by a path string (read as text it becomes
+  // U+FFFD, a path that does not exist): an error naming its bytes (before: the file was dropped as "a
+  // symbolic link that leads nowhere", not counted, exit 0 even with --strict; a folder: "cannot read")
+  const entries = raw.map((e) => {
+    const bytes = e.name as unknown as Buffer, name = bytes.toString('utf8');
+    if (!Buffer.from(name, 'utf8').equals(bytes)) {
+      throw errors.corpus(`${dir}: holds a ${e.isDirectory() ? 'folder' : 'file'} whose name is not UTF-8 (bytes ${JSON.stringify(bytes.toString('latin1'))} read as Latin-1); rename it (documents are named by their path), or leave it out of the folder`);
+    }
+    return { name, e };
+  });
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   // this folder's real path, once: where its files land (placeOf), so that the output's temporaries named
   // through a linked folder (`--out lnk/o.jsonl`, lnk → this folder) are known here under its own name
   let real: string | undefined;
   try { real = realpathSync(dir); } catch { real = undefined; }
-  for (const e of entries) {
-    const p = join(dir, e.name);
+  for (const { name, e } of entries) {
+    const p = join(dir, name);
     if (e.isDirectory()) { walk(p, root, match, exclude, excludeScores, out, onSkip); continue; }
     // regular files, and symbolic links to regular files (links to directories are not followed)
     if (!e.isFile() && !e.isSymbolicLink()) { onSkip?.(`${p}: not a regular file (${e.isFIFO() ? 'a FIFO' : e.isSocket() ? 'a socket' : 'a device'}); skipped`); continue; }
     // this run's temporaries, and --out when it holds an earlier run's scores (scored again, they would
     // score the scores); any other file at --out's path is an input, which the output checks then refuse
-    const key = real !== undefined ? join(real, e.name) : placeOf(p);
+    const key = real !== undefined ? join(real, name) : placeOf(p);
     if (exclude.has(key)) continue;
     if (excludeScores.has(key) && isScoresFile(p)) continue;
     const rel = relative(root, p).split('\\').join('/');
