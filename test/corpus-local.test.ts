@@ -70,6 +70,9 @@ test('readers: a name in an input folder that is not UTF-8 is an error naming it
   assert.is(r.code, 1, r.err);
   assert.match(r.err, /latin1-names: holds a file whose name is not UTF-8 \(bytes "café\.txt" read as Latin-1\); rename it/);
   assert.not.ok(existsSync(join(dir, 'latin1.jsonl')));
+  // only an entry that would be read: one that --include leaves out is no error
+  const k = await cli(['score', '--include', 'a.*', '--out', join(dir, 'latin1-md.jsonl'), d]);
+  assert.is(k.code, 0, k.err);
 });
 
 test('readers: a number id is kept as written, beyond 2^53 too (before: 12345678901234567891 became "12345678901234567000")', async () => {

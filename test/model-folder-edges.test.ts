@@ -11,7 +11,7 @@ import { copyFileSync, cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writ
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RetNetLM } from '../src/index.js';
-import { expandPath, hubCacheDir, modelFiles, resolveModelDir } from '../src/model/fla.js';
+import { expandPath, hubCacheDir, hubName, modelFiles, resolveModelDir } from '../src/model/fla.js';
 import { FIXTURES, ROOT } from './helpers.js';
 import { makeTinyFlaFolder } from './helpers/fla-folder.js';
 
@@ -63,6 +63,13 @@ test('the hub cache variables take ~ and $VAR / ${VAR}, as huggingface_hub expan
   assert.is(hubCacheDir({ HF_HUB_CACHE: '${X}/c', X: '/x/y' }), '/x/y/c');
   assert.is(expandPath('$UNSET_VAR_RETNET/a', {}), '$UNSET_VAR_RETNET/a', 'an unset variable is left as written');
   assert.is(expandPath('a~b', env), 'a~b', 'only a leading ~');
+  assert.is(expandPath('~/a', { HOME: '/h' }), '/h/a', "the env's HOME");
+  assert.is(expandPath('$X/c', { X: '~', HOME: '/h' }), '~/c', '~ before the variables, as Python');
+  // hub names follow the hub's rule: ./x/, ../x, org/--x are never taken for one
+  for (const [spec, want] of [['fla-hub/retnet-1.3B-100B', 'fla-hub/retnet-1.3B-100B'], ['fla-hub/retnet-1.3B-100B/', 'fla-hub/retnet-1.3B-100B'],
+    ['./flaa/', null], ['./flaa', null], ['../x', null], ['org/--x', null], ['-/-', null], ['org/x.', null], ['org/a..b', null]] as const) {
+    assert.is(hubName(spec), want, spec);
+  }
   const cache = join(tmp, 'hub');
   const snap = join(cache, 'models--fla-hub--tiny', 'snapshots', 'abc123');
   mkdirSync(join(cache, 'models--fla-hub--tiny', 'refs'), { recursive: true });
@@ -109,6 +116,9 @@ test('RETNET_PRECISION and --chunk-size checked before the model loads: exit 2 n
     assert.is(r.status, 2, `${args[0]}: ${r.stderr}`);
     assert.match(r.stderr, /RETNET_PRECISION must be one of f32, bf16 \(got "bogus"\)/);
   }
+  // js runs never read the variable: not checked there (the shipped byte LM)
+  const js = cli(['score', '--backend', 'js', 'a.txt'], { RETNET_PRECISION: 'bogus' });
+  assert.is(js.status, 0, js.stderr);
   const c = cli(['score', '--model', missing, '--chunk-size', '16385', 'a.txt']);
   assert.is(c.status, 2, c.stderr);
   assert.match(c.stderr, /--chunk-size must be .*16384/);

@@ -37,10 +37,12 @@ export function parseBackend(v: string | undefined): BackendName | undefined {
 }
 
 /** --precision f32|bf16 (absent: the library's default, RETNET_PRECISION else f32). */
-export function parsePrecision(v: string | undefined): Precision | undefined {
+export function parsePrecision(v: string | undefined, backends: readonly (string | undefined)[]): Precision | undefined {
   if (v === undefined) {
-    // the variable the library reads when the flag is absent: a bad value is a usage error before the model
-    // loads, as the flag's (before: E_OPTION, exit 1, after loading it)
+    // the variable the library reads when the flag is absent, on the wasm backend only (undefined: the default,
+    // wasm): a bad value is a usage error before the model loads, as the flag's (before: E_OPTION, exit 1, after
+    // loading it); js and tfjs runs never read it
+    if (!backends.some((b) => b === undefined || b === 'wasm')) return undefined;
     try { precisionFromEnv(); } catch { throw new UsageError(`RETNET_PRECISION must be one of ${PRECISIONS.join(', ')} (got ${JSON.stringify(process.env.RETNET_PRECISION)}); unset it or pass --precision`); }
     return undefined;
   }
@@ -157,8 +159,8 @@ export async function progressBar(io: CommandIO, total: number, label = 'score')
 export function queueUrlOption(v: string): void {
   if (!/^rediss?:\/\//.test(v)) throw new UsageError('--queue must be a redis:// or rediss:// URL');
   try { parseRedisUrl(v); } catch (e) {
-    const why = (e instanceof RetNetError ? e.message.replace(/^options\.queue must be /, '') : String(e))
-      .replace(/ \(got "\(unparseable URL\)"\)$/, ' (this one does not parse as a URL: a port over 65535, a character a URL cannot hold?)');
+    const bad = 'a redis://[user:pass@]host:port[/db] or rediss:// URL (this one does not parse as a URL: a port over 65535, a character a URL cannot hold, a bad %-escape?)';
+    const why = e instanceof RetNetError ? e.message.replace(/^options\.queue must be /, '').replace(/^.* \(got "\(unparseable URL\)"\)$/, bad) : bad;
     throw new UsageError(`--queue must be ${why}`);
   }
 }

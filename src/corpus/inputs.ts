@@ -64,22 +64,22 @@ function walk(dir: string, root: string, match: (rel: string) => boolean, exclud
   try { raw = readdirSync(dir, { withFileTypes: true, encoding: 'buffer' }); } catch (e) { throw errors.corpus(`cannot read directory ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
   // names read as bytes: one that is not UTF-8 cannot be named by a path string (read as text it becomes
   // U+FFFD, a path that does not exist): an error naming its bytes (before: the file was dropped as "a
-  // symbolic link that leads nowhere", not counted, exit 0 even with --strict; a folder: "cannot read")
+  // symbolic link that leads nowhere", not counted, exit 0 even with --strict; a folder: "cannot read"), raised
+  // only for an entry that would be read: a folder to walk, or a file past the filters below
   const entries = raw.map((e) => {
     const bytes = e.name as unknown as Buffer, name = bytes.toString('utf8');
-    if (!Buffer.from(name, 'utf8').equals(bytes)) {
-      throw errors.corpus(`${dir}: holds a ${e.isDirectory() ? 'folder' : 'file'} whose name is not UTF-8 (bytes ${JSON.stringify(bytes.toString('latin1'))} read as Latin-1); rename it (documents are named by their path), or leave it out of the folder`);
-    }
-    return { name, e };
+    const bad = Buffer.from(name, 'utf8').equals(bytes) ? null
+      : () => errors.corpus(`${dir}: holds a ${e.isDirectory() ? 'folder' : 'file'} whose name is not UTF-8 (bytes ${JSON.stringify(bytes.toString('latin1'))} read as Latin-1); rename it (documents are named by their path), or leave it out of the inputs`);
+    return { name, e, bad };
   });
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   // this folder's real path, once: where its files land (placeOf), so that the output's temporaries named
   // through a linked folder (`--out lnk/o.jsonl`, lnk → this folder) are known here under its own name
   let real: string | undefined;
   try { real = realpathSync(dir); } catch { real = undefined; }
-  for (const { name, e } of entries) {
+  for (const { name, e, bad } of entries) {
     const p = join(dir, name);
-    if (e.isDirectory()) { walk(p, root, match, exclude, excludeScores, out, onSkip); continue; }
+    if (e.isDirectory()) { if (bad) throw bad(); walk(p, root, match, exclude, excludeScores, out, onSkip); continue; }
     // regular files, and symbolic links to regular files (links to directories are not followed)
     if (!e.isFile() && !e.isSymbolicLink()) { onSkip?.(`${p}: not a regular file (${e.isFIFO() ? 'a FIFO' : e.isSocket() ? 'a socket' : 'a device'}); skipped`); continue; }
     // this run's temporaries, and --out when it holds an earlier run's scores (scored again, they would
@@ -89,6 +89,7 @@ function walk(dir: string, root: string, match: (rel: string) => boolean, exclud
     if (excludeScores.has(key) && isScoresFile(p)) continue;
     const rel = relative(root, p).split('\\').join('/');
     if (!match(rel)) continue;
+    if (bad) throw bad();
     // said, not dropped without a word (a git-annex file not fetched, a link loop, a linked folder)
     let st;
     try { st = statSync(p); } catch (err) { onSkip?.(`${p}: a symbolic link that leads nowhere (${(err as NodeJS.ErrnoException).code ?? 'unreadable'}); skipped`); continue; }

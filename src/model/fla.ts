@@ -204,15 +204,19 @@ export function hubCacheDir(env: NodeJS.ProcessEnv = process.env): string {
 /** A path as a shell-like expansion would make it: a leading ~ or ~/ is the home folder; $NAME and ${NAME}
  *  are the variable's value (one that is not set is left as written, as Python's os.path.expandvars). */
 export function expandPath(p: string, env: NodeJS.ProcessEnv = process.env): string {
-  let s = p.replace(/\$(\w+)|\$\{(\w+)\}/g, (m, a: string | undefined, b: string | undefined) => env[(a ?? b)!] ?? m);
-  if (s === '~' || s.startsWith('~/')) s = homedir() + s.slice(1);
-  return s;
+  // ~ first, then the variables (as Python's expandvars(expanduser(p))): a variable's own ~ stays
+  let s = p;
+  if (s === '~' || s.startsWith('~/')) s = (env.HOME || homedir()) + s.slice(1);
+  return s.replace(/\$(\w+)|\$\{(\w+)\}/g, (m, a: string | undefined, b: string | undefined) => env[(a ?? b)!] ?? m);
 }
 
 /** `ORG/NAME` (a trailing slash allowed) as the hub names it, or null when `spec` is not of that form. */
 export function hubName(spec: string): string | null {
   const m = /^([\w.-]+\/[\w.-]+)\/?$/.exec(spec);
-  return m && !m[1]!.endsWith('.safetensors') ? m[1]! : null;
+  if (!m || m[1]!.endsWith('.safetensors')) return null;
+  // the hub's rule for each part: no '--' or '..', not starting or ending with '-' or '.' (so ./x/ and ../x
+  // are local paths, never hub names)
+  return m[1]!.split('/').every((part) => !/^[-.]|[-.]$|--|\.\./.test(part)) ? m[1]! : null;
 }
 
 /** A model folder from `DIR` or `ORG/NAME` (a snapshot in the local hub cache, as `hf download` leaves it;

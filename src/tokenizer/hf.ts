@@ -417,10 +417,12 @@ class ByteStreamDecoder implements StreamDecoder {
 }
 
 /** Reads and parses a JSON file; a missing file or bad JSON → a tokenizer error. */
-function readJson(file: string): unknown {
-  // a FIFO would block the read forever; a broken link is named as one (folder-file.ts)
+function readJson(file: string, named = false): unknown {
+  // a FIFO would block the read forever; a broken link is named as one (folder-file.ts). A file the caller
+  // named itself (`named`: loadTokenizer('/dev/stdin')) may be a pipe or a device; a model folder's may not
   const state = folderFileState(file);
-  if (state !== 'file') throw tokenizerError(file, state === 'absent' ? 'no such file' : state);
+  const special = / is a (FIFO|device|socket), not a regular file$/.test(` ${state}`);
+  if (state !== 'file' && !(named && special)) throw tokenizerError(file, state === 'absent' ? 'no such file' : state);
   let text: string;
   try { text = readFileSync(file, 'utf8'); } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
@@ -450,7 +452,7 @@ export async function loadTokenizer(path: string, opts: TokenizerOptions = {}, b
     file = join(path, 'tokenizer.json');
     if (folderFileState(file) === 'absent') throw tokenizerError(path, 'the folder has no tokenizer.json');
   }
-  const json = readJson(file);
+  const json = readJson(file, !isDir);
   let config: unknown = null;
   const cfgFile = join(dirname(file), 'tokenizer_config.json');
   // absent: none; anything else there is read (a broken link or a FIFO is refused by readJson)

@@ -7,6 +7,7 @@ import { RetNet } from '../../index.js';
 import { RetNetError } from '../../errors.js';
 import { gpuAdvice } from '../../backends/tfjs/engines.js';
 import { checkPrecisionBackends, parsePrecision } from '../lm-util.js';
+import { envValue } from '../../env.js';
 import { chunkedAs } from '../../options.js';
 import { backendList, errorMessage, flagModelConfig, kernelsName, parse, table, UsageError, type Command } from '../command.js';
 import { MAX_PARALLEL_L } from './run.js';
@@ -92,7 +93,7 @@ const bench: Command = {
     // no --kernels: the library's default (RETNET_KERNELS, else auto), as the other commands take it
     const kernelsList = v.kernels === undefined ? [undefined] : String(v.kernels).split(',').map((k) => kernelsName('kernels', k.trim())!);
     const B = intOption('batch', v.batch) ?? 1;
-    const precision = parsePrecision(v.precision);
+    const precision = parsePrecision(v.precision, backends);
     checkPrecisionBackends(precision, backends); // before: every cell of a js or tfjs backend an error row, exit 1
     const cfg = flagModelConfig(intOption('layers', v.layers) ?? 6, intOption('dim', v.dim) ?? 512, intOption('heads', v.heads) ?? 8);
     const repeat = intOption('repeat', v.repeat) ?? 1;
@@ -169,7 +170,11 @@ const bench: Command = {
     // that was installed and RETNET_TFJS_ENGINE asked for another engine's package)
     const tfjsOut = rows.filter((r) => r.unavailable !== undefined && r.backend === 'tfjs' && !/ must be one of /.test(r.unavailable));
     if (tfjsOut.length > 0) {
-      const missing = [...new Set(tfjsOut.flatMap((r) => [...r.unavailable!.matchAll(/package (\S+) is not installed/g)].map((m) => m[1]!)))];
+      // (only where RETNET_TFJS_ENGINE names one engine: on 'auto' every engine's package is missing, and the
+      // CPU one is the advice)
+      const named = envValue('RETNET_TFJS_ENGINE');
+      const missing = named === undefined || named === 'auto' ? []
+        : [...new Set(tfjsOut.flatMap((r) => [...r.unavailable!.matchAll(/package (\S+) is not installed/g)].map((m) => m[1]!)))];
       console.log(`tfjs: ${missing.length ? `npm install ${missing.join(' ')} (the engine asked for); otherwise, ` : 'for the CPU, npm install @tensorflow/tfjs; '}${gpuAdvice()} (the full reason is on stderr)`);
     }
     for (const n of new Set(measured.map((r) => r.engineNote).filter(Boolean))) console.log(`note: ${n}`);

@@ -100,7 +100,7 @@ export const score: Command = {
       // a chunk longer than the parallel form's limit (its C×C score tiles) is refused here, as run's and bench's
       // (before: after the model loaded, with the library's option names)
       const chunkSize = intOption('chunk-size', values['chunk-size'], { max: MAX_PARALLEL_L });
-      const precision = parsePrecision(values.precision as string | undefined);
+      const precision = parsePrecision(values.precision as string | undefined, [backend]);
       checkPrecisionBackends(precision, [backend]);
       if (values['per-token'] && values.jsonl === undefined) throw new UsageError('--per-token needs --jsonl OUT');
       // before any work: --jsonl must not be a scored file or the model (also through a link) nor a special file

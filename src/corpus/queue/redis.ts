@@ -67,8 +67,14 @@ export class RedisLink {
         return;
       }
       if (this.pingSent !== null && now - this.pingSent > timeoutMs) {
-        clearInterval(this.timer);
-        this.rejectLost(errors.queue(`Redis at ${target.display} stopped answering: no reply to PING in ${+(timeoutMs / 1000).toFixed(3)} s (--redis-timeout), though the connection is open`));
+        // timers run before the loop reads its sockets: after a long synchronous stretch the PONG may be waiting
+        // unread. Decide after one I/O turn (setImmediate runs after the poll phase), on the same PING
+        const sent = this.pingSent;
+        setImmediate(() => {
+          if (this.pingSent !== sent || this.closing) return;
+          clearInterval(this.timer);
+          this.rejectLost(errors.queue(`Redis at ${target.display} stopped answering: no reply to PING in ${+(timeoutMs / 1000).toFixed(3)} s (--redis-timeout), though the connection is open`));
+        });
         return;
       }
       if (this.pingSent === null && this.client.status === 'ready' && now - this.lastPing >= every) {
