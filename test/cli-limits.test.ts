@@ -101,6 +101,7 @@ test('score (corpus mode) and worker: --max-doc-bytes, --run-id and --queue chec
     [['score', '--out', join(TMP, 'q.jsonl'), '--queue', 'redis://127.0.0.1:6390/abc', c], /--queue must be a URL whose path is a database number/],
     [['score', '--out', join(TMP, 'q.jsonl'), '--queue', 'redis://u:hunter2pw@127.0.0.1:99999', c], /--queue must be a redis:\/\/.* URL \(this one does not parse/],
     [['worker', '--queue', 'redis://u:hunter2pw@127.0.0.1:99999'], /--queue must be a redis:\/\/.* URL \(this one does not parse/],
+    [['worker', '--queue', 'redis://u:hunter2pw%zz@127.0.0.1:6390'], /--queue must be a redis:\/\/.* URL \(this one does not parse.*%-escape/], // before: "URIError: URI malformed"
   ] as const) {
     const r = await inproc([...args]);
     assert.is(r.code, 2, `${args.join(' ')}: ${r.err}`);
