@@ -266,7 +266,7 @@ export function modelFiles(dir: string): ModelFiles {
     const s = folderFileState(p);
     if (s === 'absent') return false;
     if (s === 'file') return true;
-    throw errors.weights(`${p} ${s}`);
+    throw errors.weights(`${p} ${s.why}`);
   };
   const configPath = join(dir, 'config.json');
   if (!has(configPath)) throw errors.weights(`${dir}: no config.json (not a Hugging Face model folder)`);

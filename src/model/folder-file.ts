@@ -4,14 +4,18 @@
 // a folder would fail it obscurely) are refused, naming the file, instead of being taken as absent or read.
 import { lstatSync, readlinkSync, statSync } from 'node:fs';
 
-/** What is at `path`, for a model folder's file: 'absent' (no entry at all) or 'file' (a regular file, or
- *  a link to one); otherwise the reason it cannot be used, in words. */
-export function folderFileState(path: string): 'absent' | 'file' | string {
+/** Something at the path that is not a usable file: `why`, in words; `special`: a FIFO, socket or device (which a
+ *  caller that named the path itself may read, as loadTokenizer('/dev/stdin')). */
+export interface NotAFile { why: string; special: boolean }
+
+/** What is at `path`, for a model folder's file: 'absent' (no entry at all), 'file' (a regular file, or a link
+ *  to one), or why it cannot be used. */
+export function folderFileState(path: string): 'absent' | 'file' | NotAFile {
   let l;
   try { l = lstatSync(path); } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return 'absent';
-    return `cannot be looked at (${code ?? String(e)})`;
+    return { why: `cannot be looked at (${code ?? String(e)})`, special: false };
   }
   let st = l;
   if (l.isSymbolicLink()) {
@@ -19,12 +23,16 @@ export function folderFileState(path: string): 'absent' | 'file' | string {
       let to = '?';
       try { to = readlinkSync(path); } catch { /* unreadable link */ }
       const code = (e as NodeJS.ErrnoException).code;
-      return code === 'ENOENT'
-        ? `is a broken symbolic link (to ${to}, which does not exist): a Hugging Face snapshot copied without its blobs? copy it with the links resolved (cp -rL) or pass the folder in the hub cache`
-        : `is a symbolic link (to ${to}) that cannot be followed (${code ?? String(e)})`;
+      return {
+        why: code === 'ENOENT'
+          ? `is a broken symbolic link (to ${to}, which does not exist): a Hugging Face snapshot copied without its blobs? copy it with the links resolved (cp -rL) or pass the folder in the hub cache`
+          : `is a symbolic link (to ${to}) that cannot be followed (${code ?? String(e)})`,
+        special: false,
+      };
     }
   }
   if (st.isFile()) return 'file';
-  const what = st.isDirectory() ? 'a folder' : st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : 'not a regular file';
-  return `is ${what}, not a regular file`;
+  const special = st.isFIFO() || st.isSocket() || st.isCharacterDevice() || st.isBlockDevice();
+  const what = st.isDirectory() ? 'a folder' : st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : special ? 'a device' : 'something else';
+  return { why: `is ${what}, not a regular file`, special };
 }

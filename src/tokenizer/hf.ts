@@ -421,8 +421,8 @@ function readJson(file: string, named = false): unknown {
   // a FIFO would block the read forever; a broken link is named as one (folder-file.ts). A file the caller
   // named itself (`named`: loadTokenizer('/dev/stdin')) may be a pipe or a device; a model folder's may not
   const state = folderFileState(file);
-  const special = / is a (FIFO|device|socket), not a regular file$/.test(` ${state}`);
-  if (state !== 'file' && !(named && special)) throw tokenizerError(file, state === 'absent' ? 'no such file' : state);
+  if (state === 'absent') throw tokenizerError(file, 'no such file');
+  if (state !== 'file' && !(named && state.special)) throw tokenizerError(file, state.why);
   let text: string;
   try { text = readFileSync(file, 'utf8'); } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
