@@ -97,13 +97,13 @@ export async function runCorpusMode(values: Record<string, string | boolean | un
   const queue = str('queue');
   if (queue === undefined) for (const k of ['run-id', 'max-in-flight', 'redis-timeout']) if (values[k] !== undefined) throw new UsageError(`--${k} needs --queue`);
   if (queue !== undefined) queueUrlOption(queue);
-  const runId = str('run-id');
+  const runId = str('run-id'), backend = parseBackend(str('backend'));
   if (runId !== undefined && !RUN_ID_RE.test(runId)) throw new UsageError(`--run-id must be letters, digits, _ . - (at most 64) (got ${JSON.stringify(runId)})`);
   const opts: ScoreCorpusOptions = {
-    inputs, out: str('out'), model: str('model'), backend: parseBackend(str('backend')), chunkSize: intOption('chunk-size', str('chunk-size'), { min: 1, max: MAX_PARALLEL_L }), precision: parsePrecision(str('precision'), [parseBackend(str('backend'))]),
+    inputs, out: str('out'), model: str('model'), backend, chunkSize: intOption('chunk-size', str('chunk-size'), { min: 1, max: MAX_PARALLEL_L }), precision: parsePrecision(str('precision'), [backend]),
     perToken: values['per-token'] === true, textField: str('text-field'), idField: str('id-field'), include: str('include'),
     strict: values.strict === true, maxDocBytes: intOption('max-doc-bytes', str('max-doc-bytes'), { min: 1, max: 2 ** 31 }), resume: values.resume === true, shardBytes: parseIntOption('shard-bytes', str('shard-bytes'), 1),
-    queue, runId: str('run-id'), maxInFlight: parseIntOption('max-in-flight', str('max-in-flight'), 1), redisTimeoutMs: redisTimeoutMs(str('redis-timeout')),
+    queue, runId, maxInFlight: parseIntOption('max-in-flight', str('max-in-flight'), 1), redisTimeoutMs: redisTimeoutMs(str('redis-timeout')),
     stdin: io.stdin, log: (line) => io.stderr.write(`retnet: ${line}\n`),
   };
   checkPrecisionBackends(opts.precision, [opts.backend]);

@@ -47,7 +47,7 @@ export const generate: Command = {
       const seed = intOption('seed', values.seed, { min: 0, max: 2 ** 32 - 1 }) ?? 0;
       const backend = values.backend ?? 'wasm';
       if (backend !== 'wasm' && backend !== 'js') throw new UsageError(`--backend must be wasm or js (got ${JSON.stringify(backend)})`);
-      const precision = parsePrecision(values.precision, [values.backend ?? 'wasm']); // RETNET_PRECISION too, on wasm
+      const precision = parsePrecision(values.precision, [backend]); // RETNET_PRECISION too, on wasm
       checkPrecisionBackends(precision, [backend]); // the rule score, bench and the corpus mode share
       const stateDtype = values['state-dtype'] ?? 'float64';
       if (stateDtype !== 'float64' && stateDtype !== 'float32') throw new UsageError(`--state-dtype must be float64 or float32 (got ${JSON.stringify(stateDtype)})`);
