@@ -47,7 +47,11 @@ export const quote = (s: string): string => shown(s, false);
 /** Any value from a file (a shape, offsets…) as short, escaped JSON text. */
 export function excerpt(v: unknown): string {
   let t: string;
-  try { t = JSON.stringify(v) ?? String(v); } catch { t = String(v); }
+  // String() of a deeply nested array recurses as JSON.stringify does: both guarded (before: a value nested
+  // 100,000 deep in a config.json ended the run as "Maximum call stack size exceeded", exit 1)
+  try { t = JSON.stringify(v) ?? String(v); } catch {
+    try { t = String(v); } catch { t = Array.isArray(v) ? '[…] (nested too deep to show)' : `${typeof v} (too deep to show)`; }
+  }
   return shown(t, true);
 }
 

@@ -5,7 +5,7 @@
 // shape and data offsets are checked against the real file size before
 // anything is allocated, so a hostile header cannot make it allocate more than
 // the file holds, read out of range, or loop.
-import { accessSync, closeSync, constants as fsConstants, fstatSync, openSync, readSync, realpathSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { accessSync, closeSync, constants as fsConstants, fstatSync, openSync, readSync, realpathSync, renameSync, rmSync, statSync, writeSync, type Stats } from 'node:fs';
 import { tempPathBeside } from './temp-path.js';
 import { dirname } from 'node:path';
 import { errors, escapeControl, excerpt, kindOf, listNames, quote } from './errors.js';
@@ -42,6 +42,32 @@ const isDType = (s: unknown): s is StDType => typeof s === 'string' && Object.ha
 
 export interface StHeader { tensors: Map<string, StTensorInfo>; metadata: Record<string, string>; dataStart: number }
 
+/** The first key the top-level object of valid JSON text `text` has twice, or null. Only the top level: the
+ *  tensor names (and __metadata__). */
+export function firstDuplicateKey(text: string): string | null {
+  const seen = new Set<string>();
+  let depth = 0, keyNext = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) { // a string: find its closing quote (escapes skipped)
+      let j = i + 1;
+      while (j < text.length && text.charCodeAt(j) !== 0x22) j += text.charCodeAt(j) === 0x5c ? 2 : 1;
+      if (depth === 1 && keyNext) {
+        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        if (seen.has(key)) return key;
+        seen.add(key);
+        keyNext = false;
+      }
+      i = j;
+    } else if (c === 0x7b || c === 0x5b) { // { [
+      depth++;
+      if (depth === 1) keyNext = c === 0x7b;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+    else if (c === 0x2c && depth === 1) keyNext = true; // , between members
+  }
+  return null;
+}
+
 /** Validate a header against the total file size (bytes). */
 export function parseHeader(headerBytes: Uint8Array, fileSize: number, label: string): StHeader {
   const dataStart = 8 + headerBytes.length;
@@ -53,6 +79,9 @@ export function parseHeader(headerBytes: Uint8Array, fileSize: number, label: st
     throw errors.safetensors(label, `header is not valid UTF-8 JSON (${escapeControl((e as Error).message.slice(0, 200))})`);
   }
   if (json === null || typeof json !== 'object' || Array.isArray(json)) throw errors.safetensors(label, 'header must be a JSON object');
+  // JSON.parse keeps the last of two equal keys: a tensor named twice would load as one without a word
+  const dup = firstDuplicateKey(new TextDecoder().decode(headerBytes));
+  if (dup !== null) throw errors.safetensors(label, `header names ${quote(dup)} twice`);
   const tensors = new Map<string, StTensorInfo>();
   let metadata: Record<string, string> = {};
   for (const [name, raw] of Object.entries(json as Record<string, unknown>)) {
@@ -201,6 +230,13 @@ export class SafetensorsFile {
   /** Open a file and validate its header against the file size (untrusted input). */
   static open(path: string): SafetensorsFile {
     let fd: number;
+    // looked at before it is opened: opening a FIFO blocks until a writer comes (before: `info x.safetensors`
+    // on a FIFO hung for ever)
+    let pre: Stats | undefined;
+    try { pre = statSync(path); } catch { /* the open below names the error */ }
+    if (pre && (pre.isFIFO() || pre.isSocket() || pre.isCharacterDevice() || pre.isBlockDevice())) {
+      throw errors.safetensors(path, `is ${pre.isFIFO() ? 'a FIFO' : pre.isSocket() ? 'a socket' : 'a device'}, not a regular file (a safetensors file is read at offsets)`);
+    }
     try { fd = openSync(path, 'r'); } catch (e) {
       throw errors.safetensors(path, `cannot open: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
@@ -298,7 +334,10 @@ function readExact(fd: number, into: Uint8Array, position: number, label: string
 }
 
 /** Read every tensor of a file. */
-export function readSafetensors(path: string): {
+export function readSafetensors(path: string,
+  /** called with the header's tensor names before any tensor is read (a load that will refuse the file by its
+   *  names throws here, before reading gigabytes of another model's weights) */
+  checkNames?: (names: ReadonlyMap<string, unknown>) => void): {
   /** every tensor, by name */
   tensors: Map<string, StTensor>;
   /** the header's `__metadata__` */
@@ -306,6 +345,7 @@ export function readSafetensors(path: string): {
 } {
   const f = SafetensorsFile.open(path);
   try {
+    checkNames?.(f.tensors);
     const tensors = new Map<string, StTensor>();
     for (const name of f.tensors.keys()) tensors.set(name, f.read(name));
     return { tensors, metadata: f.metadata };

@@ -13,8 +13,8 @@ import { Tensor } from '../tensor.js';
 import { OPTION_KEYS, checkKnownKeys, kernelsFromEnv, resolveOptions, stepPrecision, throwIfAborted, type BackendName, type ForwardOptions, type KernelsRequest, type Precision, type StateDtype } from '../options.js';
 import { dnnlForBf16, roundRowsBf16 } from '../runtime/dnnl-kernels.js';
 import { DEFAULT_BACKEND, RetNet, releaseStepState, type RecurrentState, type StreamOptions } from '../model/retnet.js';
-import { checkUnexpected, layersFromCheckpoint, LOAD_OPTION_KEYS, type Checkpoint, type LoadOptions } from '../model/weights.js';
-import { checkWeightValues } from '../model/check.js';
+import { checkUnexpected, layersFromCheckpoint, seedLayerNames, LOAD_OPTION_KEYS, type Checkpoint, type LoadOptions } from '../model/weights.js';
+import { checkWeightValues, F32_MAX } from '../model/check.js';
 import * as js from '../backends/js.js';
 import { jsSequence } from '../model/js-run.js';
 import { WasmHead } from './wasm-head.js';
@@ -398,6 +398,18 @@ class StreamedScoring {
 
 /** E_WEIGHTS for a NaN, ±Infinity or value beyond float32's range in the LM's own
  *  tensors ([V, d] matrices or [d] vectors); for the byte LM's embedding, name the row's byte. */
+/** Refuses a byte-LM checkpoint without its own tensors by their names alone (load calls it on the header). */
+function lmNames(label: string, names: ReadonlyMap<string, unknown>): void {
+  for (const name of ['embed.weight', 'head.weight', 'final_norm.weight', 'final_norm.bias']) {
+    if (!names.has(name)) {
+      // a file of a fla-hub folder (model.layers.N.attn.*): where it loads, as layersFromCheckpoint says it
+      const fla = [...names.keys()].some((k) => /^model\.(layers\.\d+\.attn\.|embeddings\.)/.test(k));
+      throw errors.weights(`${label}: not a language-model checkpoint: missing ${name}` +
+        (fla ? '; its tensors are a fla-hub RetNet\'s (model.layers.N.attn.*): pass its folder (with config.json) instead — RetNetLM.loadFolder(DIR); `retnet score` and `generate` take DIR' : ''));
+    }
+  }
+}
+
 function checkLMWeights(label: string, d: number, ws: Record<string, ArrayLike<number> | Bf16Matrix>, bytes = true): void {
   for (const [name, data] of Object.entries(ws)) {
     if (data instanceof Bf16Matrix) continue; // BF16 tables are checked as loaded (src/model/fla.ts)
@@ -509,7 +521,8 @@ export class RetNetLM {
       if (given) throw errors.option(given[0], `left out for a model folder (${file}: its config.json decides)`, given[1]);
       return RetNetLM.loadFolder(file);
     }
-    const { tensors, metadata } = readSafetensors(file);
+    // refused by its names before its tensors are read (a fla shard given here was read whole first)
+    const { tensors, metadata } = readSafetensors(file, (names) => { lmNames(file, names); seedLayerNames(file, names); });
     return RetNetLM.fromCheckpoint({ tensors, metadata, label: file }, options);
   }
 
@@ -534,14 +547,7 @@ export class RetNetLM {
 
   /** A byte LM from tensors already read (embed, head, final norm and the RetNet's weights). */
   static fromCheckpoint(ck: Checkpoint, options: LoadOptions = {}): RetNetLM {
-    for (const name of ['embed.weight', 'head.weight', 'final_norm.weight', 'final_norm.bias']) {
-      if (!ck.tensors.has(name)) {
-        // a file of a fla-hub folder (model.layers.N.attn.*): where it loads, as layersFromCheckpoint says it
-        const fla = [...ck.tensors.keys()].some((k) => /^model\.(layers\.\d+\.attn\.|embeddings\.)/.test(k));
-        throw errors.weights(`${ck.label}: not a language-model checkpoint: missing ${name}` +
-          (fla ? '; its tensors are a fla-hub RetNet\'s (model.layers.N.attn.*): pass its folder (with config.json) instead — RetNetLM.loadFolder(DIR); `retnet score` and `generate` take DIR' : ''));
-      }
-    }
+    lmNames(ck.label, ck.tensors);
     const { config, layers, used } = layersFromCheckpoint(ck, '', options);
     const d = config.dimModel;
     const f32 = (name: string, shape: number[]): Float32Array => {
@@ -563,6 +569,15 @@ export class RetNetLM {
       normWeight: f32('final_norm.weight', [d]), normBias: f32('final_norm.bias', [d]), vocab,
     };
     if (ck.tensors.has('head.bias')) throw errors.weights(`${ck.label}: head.bias is not supported (the head has no bias)`);
+    // the head against float32's range as the layers are (src/model/check.ts): its input is the final
+    // LayerNorm's, |x| ≤ √d·max|γ| + max|β|; logits ≤ d · that · max|W| (before: a head that overflows scored NaN)
+    const maxAbs = (a: Float32Array) => a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    const bIn = Math.sqrt(d) * maxAbs(w.normWeight) + maxAbs(w.normBias), wMax = maxAbs(w.head), out = d * bIn * wMax;
+    if (!(out <= F32_MAX)) {
+      throw errors.weights(`${ck.label}: weight head.weight has max |value| ${Number(wMax.toPrecision(7))}, which can overflow float32 arithmetic: ` +
+        `on a worst-case input (|x| ≤ ${bIn.toPrecision(3)}) the logits reach ${out.toPrecision(3)}, beyond float32's range (±3.4028235e38) ` +
+        '(rule: fan-in · max|input| · max|weight| ≤ 3.4e38)');
+    }
     checkUnexpected(ck, used);
     return new RetNetLM(new RetNet(config, layers), { ...w, source: { kind: 'bytes', path: ck.label } });
   }

@@ -127,7 +127,8 @@ export function parseFlaConfig(raw: unknown, label: string): FlaConfig {
   if (valueDim % H !== 0) bad('expand_v', `such that hidden_size·expand_v = ${valueDim} splits into ${H} heads`);
   const eps = num('norm_eps', 1e-6);
   const actName = c.hidden_act ?? 'swish';
-  const act = typeof actName === 'string' ? HF_ACTS[actName] : undefined;
+  // own keys only: 'toString' or '__proto__' are not activations (before: found on the prototype, and info printed a function)
+  const act = typeof actName === 'string' && Object.hasOwn(HF_ACTS, actName) ? HF_ACTS[actName] : undefined;
   if (!act) bad('hidden_act', "'swish' (fla's gated MLP and output gate; fla refuses other values)");
   const bool = (key: string, dflt: boolean): boolean => {
     const v = key in c ? c[key] : dflt;
@@ -234,7 +235,10 @@ export function resolveModelDir(spec: string, env: NodeJS.ProcessEnv = process.e
     const repo = join(cache, `models--${spec.replace('/', '--')}`);
     if (existsSync(repo)) {
       let rev: string | null = null;
-      try { rev = readFileSync(join(repo, 'refs', 'main'), 'utf8').trim(); } catch (e) {
+      const ref = join(repo, 'refs', 'main'), refState = folderFileState(ref);
+      // a FIFO there would block the read for ever; a directory or a broken link is named, not read
+      if (typeof refState === 'object') throw errors.weights(`${spec}: ${ref} ${refState.why}; it names the revision to run`);
+      try { rev = readFileSync(ref, 'utf8').trim(); } catch (e) {
         // only a refs/main that is not there means "none" (before: an unreadable one did too, and another
         // snapshot ran)
         if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
@@ -284,16 +288,16 @@ export function modelFiles(dir: string): ModelFiles {
     const wm = (j as { weight_map?: unknown })?.weight_map;
     if (!wm || typeof wm !== 'object' || Array.isArray(wm)) throw errors.weights(`${index}: no weight_map object`);
     weightMap = new Map();
-    const files: string[] = [];
+    const files = new Set<string>(); // (before: an array searched per entry, minutes for a 1.7 MB index of 50,000 shards)
     for (const [name, file] of Object.entries(wm as Record<string, unknown>)) {
       if (typeof file !== 'string' || file.includes('/') || file.includes('\\') || file.startsWith('.')) throw errors.weights(`${index}: weight_map[${quote(name)}] must be a file name in the folder (got ${quote(String(file))})`);
       const p = join(dir, file);
-      if (!files.includes(p)) files.push(p);
+      files.add(p);
       weightMap.set(name, p);
     }
-    const missing = files.filter((f) => !has(f));
+    const missing = [...files].filter((f) => !has(f));
     if (missing.length) throw errors.weights(`${dir}: missing shard${missing.length > 1 ? 's' : ''} ${listNames(missing.map((f) => f.slice(dir.length + 1)), 5, true)} listed in model.safetensors.index.json`);
-    weightFiles = files;
+    weightFiles = [...files];
   } else {
     throw errors.weights(`${dir}: no model.safetensors and no model.safetensors.index.json`);
   }
@@ -477,20 +481,24 @@ export interface FlaModel {
  *  MLP's gate and up (bound B each); down reads swish(gate)·up, at most B² (|swish(y)| ≤ |y|). The
  *  output projection is not bounded this way (its input is the per-head RMSNorm'd retention). */
 function flaOverflowBound(st: ShardSet, d: number, I: number, qkvg: string[], attnNorm: string, mlpNorm: string, gateUp: string[], down: string): void {
-  const check = (name: string, fanIn: number, bIn: number): number => {
-    const w = st.maxAbsOf(name), out = fanIn * bIn * w;
-    if (!(out <= F32_MAX)) {
-      throw errors.weights(`${st.pathOf(name)}: weight ${name} has max |value| ${Number(w.toPrecision(7))}, which can overflow float32 arithmetic: ` +
-        `on a worst-case input (|x| ≤ ${bIn.toPrecision(3)}) the layer's output reaches ${out.toPrecision(3)}, beyond float32's range (±3.4028235e38) ` +
-        'in which the wasm and tfjs backends compute (rule: fan-in · max|input| · max|weight| ≤ 3.4e38)');
-    }
-    return out;
-  };
+  const check = (name: string, fanIn: number, bIn: number): number => overflowCheck(st, name, fanIn, bIn);
   const bAttn = Math.sqrt(d) * st.maxAbsOf(attnNorm);
   for (const n of qkvg) check(n, d, bAttn);
   const bMlp = Math.sqrt(d) * st.maxAbsOf(mlpNorm);
   const B = Math.max(...gateUp.map((n) => check(n, d, bMlp)));
   check(down, I, B * B);
+}
+
+/** One weight against the rule fan-in · max|input| · max|weight| ≤ float32's largest value (flaOverflowBound);
+ *  returns the bound on the output. */
+function overflowCheck(st: ShardSet, name: string, fanIn: number, bIn: number): number {
+  const w = st.maxAbsOf(name), out = fanIn * bIn * w;
+  if (!(out <= F32_MAX)) {
+    throw errors.weights(`${st.pathOf(name)}: weight ${name} has max |value| ${Number(w.toPrecision(7))}, which can overflow float32 arithmetic: ` +
+      `on a worst-case input (|x| ≤ ${bIn.toPrecision(3)}) the layer's output reaches ${out.toPrecision(3)}, beyond float32's range (±3.4028235e38) ` +
+      'in which the wasm and tfjs backends compute (rule: fan-in · max|input| · max|weight| ≤ 3.4e38)');
+  }
+  return out;
 }
 
 /** Read a fla-family model folder into the runtime's layout. */
@@ -505,6 +513,16 @@ export function loadFlaFolder(dir: string, options: FlaLoadOptions = {}): FlaMod
   const st = new ShardSet(mf);
   try {
     const P = 'model.';
+    // config.json's sizes against the headers first: nothing is built from them (the rotary permutation, the
+    // angles, the decays) until the embedding and layer 0's q_proj agree (before: a config.json with a huge
+    // hidden_size made the load allocate gigabytes, or fail as a RangeError, before any weight was compared)
+    for (const [name, want] of [[`${P}embeddings.weight`, [vocab, d]], [`${P}layers.0.attn.q_proj.weight`, [H * dk, d]]] as const) {
+      const t = st.info(name);
+      if (!t) throw errors.weights(`${mf.dir}: missing weight ${name}`);
+      if (t.shape.length !== 2 || t.shape[0] !== want[0] || t.shape[1] !== want[1]) {
+        throw errors.weights(`${st.pathOf(name)}: weight ${name} has shape [${t.shape.join(', ')}], but config.json (${mf.configPath}) gives [${want.join(', ')}]`);
+      }
+    }
     // the MLP's width and layout from layer 0's tensors (checked against config.intermediate_size)
     const gate0 = st.info(`${P}layers.0.mlp.gate_proj.weight`);
     if (!gate0) throw errors.weights(`${mf.dir}: missing weight ${P}layers.0.mlp.gate_proj.weight`);
@@ -571,6 +589,9 @@ export function loadFlaFolder(dir: string, options: FlaLoadOptions = {}): FlaMod
       head = st.takeW('lm_head.weight', [vocab, d], bf16File);
     }
     const finalNorm = st.take(`${P}norm.weight`, [d]);
+    // the head reads the final RMSNorm's output as the layers' products read theirs (before: only the layers
+    // were held to the rule, and a head that overflows scored NaN, or perplexity Infinity with exit 0)
+    overflowCheck(st, fc.tied ? `${P}embeddings.weight` : 'lm_head.weight', d, Math.sqrt(d) * st.maxAbsOf(`${P}norm.weight`));
     const extra = st.names().filter((n) => !st.used.has(n));
     if (extra.length) throw errors.weights(`${mf.dir}: unexpected weights not used by the model: ${listNames(extra, 5, true)}`);
     const dtypes: Record<string, number> = {};

@@ -7,7 +7,7 @@ import { Tensor } from '../tensor.js';
 import { OPTION_KEYS, checkKnownKeys, kernelsFromEnv, resolveOptions, stepPrecision, throwIfAborted, type BackendName, type KernelsRequest, type Precision, type StateDtype, type ForwardOptions, type ResolvedOptions } from '../options.js';
 import { CONFIG_KEYS, dimsOf, resolveConfig, type Dims, type RetNetConfig } from './config.js';
 import {
-  checkLayers, checkMSR, checkUnexpected, configToMetadata, initLayers, initMSR, layersFromCheckpoint, layersToTensors,
+  checkLayers, checkMSR, checkUnexpected, configToMetadata, initLayers, initMSR, layersFromCheckpoint, layersToTensors, seedLayerNames,
   type Checkpoint, type LayerWeights, type LoadOptions, type MSRWeights,
 } from './weights.js';
 import * as js from '../backends/js.js';
@@ -334,7 +334,7 @@ export class RetNet {
 
   /** Load a checkpoint with the seed's PyTorch state_dict names. */
   static async load(path: string, options: LoadOptions = {}): Promise<RetNet> {
-    const { tensors, metadata } = readSafetensors(path);
+    const { tensors, metadata } = readSafetensors(path, (names) => seedLayerNames(path, names));
     return RetNet.fromCheckpoint({ tensors, metadata, label: path }, options);
   }
 

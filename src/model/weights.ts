@@ -118,6 +118,15 @@ export interface LoadOptions {
 /** Every key of LoadOptions (the loads refuse others). */
 export const LOAD_OPTION_KEYS: readonly string[] = ['msrGateFn', 'mlpGateFn', 'numHeads'];
 
+/** Refuses a checkpoint without the seed's first layer by its tensor names alone (RetNet.load calls it on the
+ *  header, before reading any tensor): a shard of a fla-hub model (model.layers.N.attn.*) is told where it loads. */
+export function seedLayerNames(label: string, names: ReadonlyMap<string, unknown>, prefix = ''): void {
+  if (names.has(`${prefix}layers.0.0.q_proj.weight`)) return;
+  const fla = [...names.keys()].some((k) => /^model\.(layers\.\d+\.attn\.|embeddings\.)/.test(k));
+  throw errors.weights(`${label}: no RetNet layers found (expected ${prefix}layers.0.0.q_proj.weight)` +
+    (fla ? '; its tensors are a fla-hub RetNet\'s (model.layers.N.attn.*): pass its folder (with config.json) instead — RetNetLM.loadFolder(DIR); `retnet info`, `score` and `generate` take DIR' : ''));
+}
+
 export function layersFromCheckpoint(ck: Checkpoint, prefix = '', overrides: LoadOptions = {}): { config: RetNetConfig; layers: LayerWeights[]; used: Set<string> } {
   checkKnownKeys(overrides ?? {}, LOAD_OPTION_KEYS);
   const meta = metadataConfig(ck);
@@ -130,14 +139,9 @@ export function layersFromCheckpoint(ck: Checkpoint, prefix = '', overrides: Loa
   };
   const has = (name: string) => ck.tensors.has(prefix + name);
 
+  seedLayerNames(ck.label, ck.tensors, prefix);
   let numLayer = 0;
   while (has(`layers.${numLayer}.0.q_proj.weight`)) numLayer++;
-  if (numLayer === 0) {
-    // a shard of a fla-hub model (Hugging Face layout) holds model.layers.N.attn.*: say where it loads instead
-    const fla = [...ck.tensors.keys()].some((k) => /^model\.(layers\.\d+\.attn\.|embeddings\.)/.test(k));
-    throw errors.weights(`${ck.label}: no RetNet layers found (expected ${prefix}layers.0.0.q_proj.weight)` +
-      (fla ? '; its tensors are a fla-hub RetNet\'s (model.layers.N.attn.*): pass its folder (with config.json) instead — RetNetLM.loadFolder(DIR); `retnet info`, `score` and `generate` take DIR' : ''));
-  }
 
   const d = get('layers.0.0.pre_norm.weight').shape[0];
   // q_proj is [keyDim, d]: keyDim = d in the seed's checkpoints, another width where a config set it
@@ -165,7 +169,10 @@ export function layersFromCheckpoint(ck: Checkpoint, prefix = '', overrides: Loa
   if (hidden.length === 0) throw errors.weights(`${ck.label}: missing weight ${prefix}layers.0.1.net.1.1.weight (the MLP's first Linear)`);
   // a fla-family model saved in these names (RetNet.init({ arch: 'fla' }).save): gate|up [2I, d] and
   // down [d, I], no biases; the seed's: d → hidden… → d
-  const table = (ARCH as Record<string, ArchTable | undefined>)[String(meta.arch ?? 'seed')]; // (an unknown name: resolveConfig says so)
+  // (an unknown name: resolveConfig says so; a value that is not a string is no table's name — String() of a
+  // deeply nested array overflowed the stack)
+  const archName = meta.arch ?? 'seed';
+  const table = typeof archName === 'string' && Object.hasOwn(ARCH, archName) ? (ARCH as Record<string, ArchTable | undefined>)[archName] : undefined;
   const swiglu = table?.mlp === 'swiglu';
   hidden = swiglu ? [get('layers.0.1.net.2.1.weight').shape[1]!] : hidden.slice(0, -1);
   const mlpBias = has('layers.0.1.net.1.1.bias');

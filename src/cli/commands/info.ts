@@ -3,7 +3,7 @@ import { RetNet, RetNetLM, SafetensorsFile } from '../../index.js';
 import { layersToTensors } from '../../model/weights.js';
 import { ACTIVATIONS, type ActName } from '../../reference/ops.js';
 import { UsageError, parse, type Command } from '../command.js';
-import { ModelRefused } from '../lm-util.js';
+import { asModelRefusal } from '../lm-util.js';
 import { RetNetError } from '../../errors.js';
 import { checkShards, eosBeyondTokenizer, modelFiles, tokenizerBeyondModel, parseFlaConfig, resolveModelDir, unknownConfigKeys } from '../../model/fla.js';
 import { loadTokenizer } from '../../tokenizer/index.js';
@@ -59,10 +59,8 @@ const info: Command = {
     const path = a.positionals[0];
     if (RetNetLM.isFolderSpec(path)) {
       refuseForFolder(path, a.values); // before: --msr-gate-fn / --mlp-gate-fn were accepted and ignored
-      try { return await folderInfo(path, a.values.json === true); } catch (e) {
-        if (e instanceof RetNetError && ['E_CONFIG', 'E_WEIGHTS', 'E_SAFETENSORS'].includes(e.code)) throw new ModelRefused(`${e.code}: ${e.message}`);
-        throw e;
-      }
+      // the refusals score's load turns into exit 2, E_DTYPE included (before: info exited 1 on it)
+      try { return await folderInfo(path, a.values.json === true); } catch (e) { throw asModelRefusal(path, e); }
     }
     const acts = { msrGateFn: actOption('msr-gate-fn', a.values['msr-gate-fn']), mlpGateFn: actOption('mlp-gate-fn', a.values['mlp-gate-fn']) };
     const f = SafetensorsFile.open(path);
@@ -133,12 +131,27 @@ async function folderInfo(spec: string, json: boolean): Promise<number> {
   // the tensors every fla RetNet has, by name: a folder of another family (whose config says model_type
   // 'retnet' too) is refused here as a load would refuse it, not described with fla's defaults. (Shapes
   // stay the load's business: info reads headers.)
-  const names = new Set<string>();
-  for (const p of mf.weightFiles) { const f = SafetensorsFile.open(p); try { for (const n of f.tensors.keys()) names.add(n); } finally { f.close(); } }
+  const names = new Map<string, number[]>(); // name → shape
+  for (const p of mf.weightFiles) { const f = SafetensorsFile.open(p); try { for (const [n, t] of f.tensors) names.set(n, t.shape); } finally { f.close(); } }
   const want = ['model.embeddings.weight', 'model.norm.weight',
     ...[0, c.layers - 1].flatMap((l) => ['q', 'k', 'v', 'o'].map((n) => `model.layers.${l}.attn.${n}_proj.weight`))];
   const absent = want.find((n) => !names.has(n));
   if (absent) throw new RetNetError('E_WEIGHTS', `${dir}: no tensor ${absent}: not a fla RetNet folder (or fewer layers than config.json's ${c.layers})`);
+  // the shapes this command prints from config.json, and the head's tying, against the headers, as the load
+  // checks them (before: a tie_word_embeddings or hidden_size the weights contradict was described as fine)
+  const shapeOf = (n: string, want: number[]) => {
+    const got = names.get(n)!;
+    if (got.length !== want.length || got.some((v, i) => v !== want[i])) {
+      throw new RetNetError('E_WEIGHTS', `${dir}: weight ${n} has shape [${got.join(', ')}], but config.json (${mf.configPath}) gives [${want.join(', ')}]`);
+    }
+  };
+  shapeOf('model.embeddings.weight', [c.vocab, c.d]);
+  shapeOf('model.layers.0.attn.q_proj.weight', [c.H * c.dk, c.d]);
+  if (c.tied && names.has('lm_head.weight')) throw new RetNetError('E_WEIGHTS', `${dir}: tie_word_embeddings is true but the folder has lm_head.weight`);
+  if (!c.tied) {
+    if (!names.has('lm_head.weight')) throw new RetNetError('E_WEIGHTS', `${dir}: no tensor lm_head.weight (and tie_word_embeddings is not true)`);
+    shapeOf('lm_head.weight', [c.vocab, c.d]);
+  }
   const legacy = I !== null && !hasUp; // the fused [2I, d] gate_proj of 2024 checkpoints
   if (legacy && I !== null) I /= 2;
   const tok = mf.tokenizerPath ? await loadTokenizer(mf.tokenizerPath, { eosId: c.eosId }, (n) => eosBeyondTokenizer(mf.configPath, c, n)) : null;
