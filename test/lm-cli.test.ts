@@ -162,4 +162,48 @@ test('generate --max-bytes 9007199254740991: bytes stream until the reader stops
   assert.ok(n >= 300 && Buffer.concat(out).toString().startsWith('def main('), `${n} bytes out`);
 });
 
+test('generate on the byte LM writes UTF-8 text (bytes that are not UTF-8 become U+FFFD, as the library\'s text API gives them; before: raw bytes, invalid UTF-8 on stdout)', async () => {
+  const prompt = '# -*- coding: utf-8 -*-\n# Copyright © 2001 Müller';
+  let invalidBefore = 0;
+  for (const [seed, T] of [['3', '1'], ['4', '1'], ['1', '2'], ['2', '2']]) {
+    const r = await cli(['generate', '--prompt', prompt, '--max-bytes', '300', '--temperature', T, '--seed', seed]);
+    assert.is(r.code, 0, r.err);
+    assert.not.throws(() => new TextDecoder('utf-8', { fatal: true }).decode(r.outBytes), `seed ${seed}, T ${T}: stdout is not UTF-8`);
+    assert.ok(r.out.startsWith(prompt));
+    if (r.out.includes('\ufffd')) invalidBefore++;
+  }
+  assert.ok(invalidBefore > 0, 'these seeds draw byte sequences that are not UTF-8 (the case this test is about)');
+});
+
+test('generate: --top-k / --top-p at temperature 0 are usage errors (they would do nothing); --seed there gets a note; --top-p\'s range and a too-large number named', async () => {
+  for (const flag of [['--top-k', '5'], ['--top-p', '0.9']]) {
+    const r = await cli(['generate', '--model', join(dir, 'no-such-model'), '--prompt', 'x', ...flag]);
+    assert.is(r.code, 2, r.err);
+    assert.match(r.err, new RegExp(`${flag[0]} acts only when sampling: give --temperature T > 0`));
+  }
+  const s = await cli(['generate', '--prompt', 'x', '--max-bytes', '3', '--seed', '7']);
+  assert.is(s.code, 0, s.err);
+  assert.match(s.err, /note: --seed has no effect at temperature 0/);
+  const p = await cli(['generate', '--prompt', 'x', '--temperature', '1', '--top-p', '1e-1']);
+  assert.is(p.code, 2);
+  assert.match(p.err, /--top-p must be a number ≥ 0 and ≤ 1/);
+  const t = await cli(['generate', '--prompt', 'x', '--temperature', '1' + '0'.repeat(320)]);
+  assert.is(t.code, 2);
+  assert.match(t.err, /too large to be a finite number/);
+});
+
+test('generate --prompt-file reads a pipe as it reads stdin (before: "not a regular file")', async () => {
+  const fifo = join(dir, 'prompt.fifo');
+  const { spawnSync, spawn } = await import('node:child_process');
+  assert.is(spawnSync('mkfifo', [fifo]).status, 0);
+  const writer = spawn('sh', ['-c', `printf 'def f(' > '${fifo}'`]);
+  const r = await cli(['generate', '--prompt-file', fifo, '--max-bytes', '4']);
+  writer.kill();
+  assert.is(r.code, 0, r.err);
+  assert.ok(r.out.startsWith('def f('), r.out);
+  const d = await cli(['generate', '--prompt-file', dir, '--max-bytes', '4']);
+  assert.is(d.code, 1);
+  assert.match(d.err, /is a directory, not a prompt file/);
+});
+
 test.run();

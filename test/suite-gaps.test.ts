@@ -96,6 +96,41 @@ test('sampling: temperature → 0 and topK 1 pick the most likely token; topP sa
   assert.ok(counts.size === 2 && Math.abs(got3 - q3) < 5 * Math.sqrt(q3 * (1 - q3) / N), `topK 2, T 2: ${got3} vs ${q3}`);
 });
 
+test('sampling: top-k keeps every id tied with the k-th, as transformers does (before: ties cut by id, so id 2 of three equal ones was never drawn; 30,000 draws, within 5σ)', () => {
+  const lp = Float64Array.from([0.3, 0.3, 0.3, 0.1].map(Math.log));
+  const rng = new Rng(11), N = 30000, counts = [0, 0, 0, 0];
+  for (let i = 0; i < N; i++) counts[sample(lp, 1, rng, 2)]!++;
+  assert.is(counts[3], 0, 'the fourth is below the k-th');
+  const sigma = Math.sqrt((1 / 3) * (2 / 3) / N);
+  for (let id = 0; id < 3; id++) assert.ok(Math.abs(counts[id]! / N - 1 / 3) < 5 * sigma, `id ${id}: ${counts[id]! / N}`);
+});
+
+test('sampling over 32,000 ids: top-k and top-p select from only their candidates, the same draws as a full sort of the vocabulary', () => {
+  // the rule as written before (every id sorted, most likely first, ties by id), for comparison
+  const full = (lp: Float64Array, T: number, rng: Rng, k: number, p: number): number => {
+    let ids = Array.from({ length: lp.length }, (_, i) => i).sort((a, b) => lp[b]! - lp[a]! || a - b);
+    if (k > 0) ids = ids.filter((i) => lp[i]! >= lp[ids[k - 1]!]!);
+    const m = lp[ids[0]!]! / T, w = ids.map((i) => Math.exp(lp[i]! / T - m));
+    let all = 0;
+    if (k > 0) for (const x of w) all += x; else for (let i = 0; i < lp.length; i++) all += Math.exp(lp[i]! / T - m);
+    let count = ids.length;
+    if (p < 1) { let acc = 0; for (let j = 0; j < ids.length; j++) { acc += w[j]! / all; if (acc >= p) { count = j + 1; break; } } }
+    let s = 0;
+    for (let j = 0; j < count; j++) s += w[j]!;
+    let u = rng.uniform() * s;
+    for (let j = 0; j < count; j++) { u -= w[j]!; if (u < 0) return ids[j]!; }
+    return ids[count - 1]!;
+  };
+  const g = new Rng(3);
+  for (const spread of [1, 4, 12]) {
+    const lp = Float64Array.from({ length: 32000 }, () => -Math.abs(g.normal()) * spread);
+    for (const [k, p, T] of [[50, 1, 1], [1, 1, 0.7], [0, 0.5, 1], [0, 0.95, 1.5], [40, 0.9, 1]] as const) {
+      const r1 = new Rng(spread * 100 + k), r2 = new Rng(spread * 100 + k);
+      for (let i = 0; i < 20; i++) assert.is(sample(lp, T, r1, k, p), full(lp, T, r2, k, p), `spread ${spread}, k ${k}, p ${p}, T ${T}, draw ${i}`);
+    }
+  }
+});
+
 test('a BF16 fla model with a vocabulary wider than one head block (V = 3000): the float64 head agrees with the WASM head', async () => {
   const dir = await makeTinyFlaFolder(join(tmp, 'bf16-wide'), { vocab: 3000, tokenizer: false });
   const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;

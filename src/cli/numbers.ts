@@ -58,7 +58,9 @@ export function numberOption(flag: string, v: string | undefined, range: { min: 
   const want = `--${flag} must be a number ≥ ${range.min}${Number.isFinite(max) ? ` and ≤ ${max}` : ''}`;
   if (!DECIMAL.test(v)) throw new UsageError(`${want}, in plain decimal notation (got ${shown(v)})`);
   const n = Number(v);
-  if (!Number.isFinite(n) || n < range.min || n > max) throw new UsageError(`${want} (got ${shown(v)})`);
+  // a value too large for a float64 is named as such (before: "must be a number ≥ 0" for 1 followed by 320 zeros)
+  if (!Number.isFinite(n)) throw new UsageError(`${want} (got ${shown(v)}: too large to be a finite number)`);
+  if (n < range.min || n > max) throw new UsageError(`${want} (got ${shown(v)})`);
   return n === 0 ? 0 : n;
 }
 

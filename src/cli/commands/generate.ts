@@ -52,12 +52,19 @@ export const generate: Command = {
       const stateDtype = values['state-dtype'] ?? 'float64';
       if (stateDtype !== 'float64' && stateDtype !== 'float32') throw new UsageError(`--state-dtype must be float64 or float32 (got ${JSON.stringify(stateDtype)})`);
       const topK = intOption('top-k', values['top-k'], { min: 0 }) ?? 0;
-      const topP = numberOption('top-p', values['top-p'], { min: 0 }) ?? 1;
-      if (!(topP > 0 && topP <= 1)) throw new UsageError(`--top-p must be in (0, 1] (got ${values['top-p']})`);
+      // the range in the message (before: "--top-p must be a number ≥ 0" for 1e-1, whose range is (0, 1])
+      const topP = numberOption('top-p', values['top-p'], { min: 0, max: 1 }) ?? 1;
+      if (!(topP > 0)) throw new UsageError(`--top-p must be in (0, 1] (got ${values['top-p']})`);
+      // top-k and top-p filter a sampled choice: at temperature 0 (greedy) they would do nothing (before: accepted
+      // and ignored, so `--top-k 50 --seed 2` gave the greedy text)
+      if (temperature === 0 && (values['top-k'] !== undefined || values['top-p'] !== undefined)) {
+        throw new UsageError(`${values['top-k'] !== undefined ? '--top-k' : '--top-p'} acts only when sampling: give --temperature T > 0 with it (at temperature 0, the default, the most likely token is taken)`);
+      }
       const stop = (values.stop as string[] | undefined) ?? [];
       if (stop.some((x) => x === '')) throw new UsageError('--stop TEXT must not be empty');
       // every number checked before the model loads (before: --max-new-tokens only after loading and packing it)
       const maxNewTokens = intOption('max-new-tokens', values['max-new-tokens'], { min: 0 }) ?? 64;
+      if (temperature === 0 && values.seed !== undefined) io.stderr.write('note: --seed has no effect at temperature 0 (greedy decoding draws nothing)\n');
       const prompt = values['prompt-file'] !== undefined ? await readPrompt(values['prompt-file'], io) : values.prompt!;
       const lm = await loadLM(values.model);
       try {
@@ -98,13 +105,17 @@ export const generate: Command = {
           return;
         }
         const promptBytes = new TextEncoder().encode(prompt);
-        io.stdout.write(promptBytes);
-        const pending: number[] = [];
-        const flush = () => { if (pending.length) { io.stdout.write(Uint8Array.from(pending)); pending.length = 0; } };
+        io.stdout.write(prompt);
+        // the bytes as UTF-8 text, as the library's text API gives them: a byte sequence that is not UTF-8
+        // becomes U+FFFD, a character cut by --max-bytes too (before: the raw bytes, invalid UTF-8 on stdout)
+        const dec = lm.tokenizer.streamDecoder(promptBytes);
+        let pending = '';
+        const flush = () => { if (pending) { io.stdout.write(pending); pending = ''; } };
         const r = await lm.generate({
           prompt: promptBytes, maxBytes, temperature, seed, backend, precision, stateDtype,
-          onByte: (b) => { pending.push(b); if (b === 10 || pending.length >= 64) flush(); },
+          onByte: (b) => { pending += dec.push(b); if (b === 10 || pending.length >= 64) flush(); },
         });
+        pending += dec.flush();
         flush();
         io.stdout.write('\n');
         const rate = r.decodeSeconds > 0 ? Math.round(r.bytes.length / r.decodeSeconds) : 0;
@@ -122,7 +133,9 @@ async function readPrompt(file: string, io: CommandIO): Promise<string> {
   if (file !== '-') {
     let st;
     try { st = statSync(file); } catch (e) { throw new Error(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
-    if (!st.isFile()) throw new Error(`${file}: not a regular file`);
+    // a pipe or a terminal reads as stdin does (`--prompt-file <(…)`, /dev/stdin); only a folder is refused
+    // (before: anything but a regular file)
+    if (st.isDirectory()) throw new Error(`${file}: is a directory, not a prompt file`);
   }
   const bytes = await readInput(file, io);
   const name = file === '-' ? 'stdin' : file;
