@@ -145,7 +145,9 @@ export function resolveOptions(opts: ForwardOptions = {}, defaults: { backend: B
   if (!BACKENDS.includes(backend)) throw errors.option('backend', `one of ${BACKENDS.map((b) => `'${b}'`).join(', ')}`, backend);
   if (opts.workers !== undefined && !(isPosInt(opts.workers) && opts.workers <= MAX_WORKERS)) throw errors.option('workers', `a positive integer ≤ ${MAX_WORKERS}`, opts.workers);
   if (opts.kernels !== undefined && !KERNELS.includes(opts.kernels)) throw errors.option('kernels', "'auto', 'wasm', 'blas' or 'dnnl'", opts.kernels);
-  const kernels = opts.kernels ?? kernelsFromEnv();
+  // RETNET_KERNELS, as RETNET_PRECISION, only where kernels run: a bad value must not break the js and tfjs
+  // backends (before: forward({ backend: 'js' }) and retention() failed on it)
+  const kernels = opts.kernels ?? (backend === 'wasm' ? kernelsFromEnv() : 'auto');
   if (opts.precision !== undefined && !PRECISIONS.includes(opts.precision)) throw errors.option('precision', "'f32' or 'bf16'", opts.precision);
   // RETNET_PRECISION reaches the wasm backend only (as the step's, stepPrecision): the js and tfjs
   // backends run f32/float64, and a drift study's float64 reference must not pick it up

@@ -452,6 +452,13 @@ export function writeSafetensors(
   tensors: Record<string, { shape: readonly number[]; data: StData }>,
   metadata: Record<string, string> = {},
 ): void {
+  // the arguments as E_INPUT (before: save(5) or a null tensor map failed as Node's TypeError)
+  if (typeof path !== 'string' || path === '') throw errors.input(`safetensors: the path must be a non-empty string (got ${path === '' ? '""' : typeof path})`);
+  if (tensors === null || typeof tensors !== 'object') throw errors.input(`safetensors: tensors must be an object of { shape, data } by name (got ${tensors === null ? 'null' : typeof tensors})`);
+  if (metadata === null || typeof metadata !== 'object') throw errors.input(`safetensors: metadata must be an object of strings (got ${metadata === null ? 'null' : typeof metadata})`);
+  for (const [name, t] of Object.entries(tensors)) {
+    if (t === null || typeof t !== 'object' || !Array.isArray(t.shape)) throw errors.input(`safetensors: tensor ${quote(name)} must be { shape: number[], data: a typed array }`);
+  }
   const specs = Object.entries(tensors).map(([name, t]) => ({ name, dtype: dtypeOf(t.data), shape: t.shape }));
   checkSpecs(specs);
   for (const { name, shape } of specs) { // every element given: a short array would leave zeros in the file

@@ -1,6 +1,7 @@
 // A minimal dense tensor: a typed array plus a row-major shape.
 import { Rng } from './random.js';
 import { errors, kindOf } from './errors.js';
+import { checkKnownKeys } from './options.js';
 
 /** Element type of a {@link Tensor}. */
 export type DType = 'float32' | 'float64';
@@ -50,6 +51,7 @@ export class Tensor {
 
   /** Standard normal entries from a seeded generator. */
   static randn(shape: readonly number[], opts: { seed?: number; dtype?: DType } = {}): Tensor {
+    checkKnownKeys(opts, ['seed', 'dtype']); // a misspelt { sed } is not ignored
     const t = Tensor.zeros(shape, opts.dtype ?? 'float32');
     const rng = new Rng(opts.seed ?? 0);
     for (let i = 0; i < t.data.length; i++) t.data[i] = rng.normal();
@@ -104,8 +106,10 @@ export class Tensor {
  *  readSafetensors gives per tensor). */
 type Numeric = ArrayLike<number> | Tensor | { data: ArrayLike<number> };
 const isArrayLike = (v: unknown): v is ArrayLike<number> =>
-  (ArrayBuffer.isView(v) && !(v instanceof DataView)) || Array.isArray(v) ||
-  (typeof v === 'object' && v !== null && typeof (v as { length?: unknown }).length === 'number');
+  // BigInt arrays hold no numbers to compare (before: a TypeError mid-comparison)
+  !(v instanceof BigInt64Array || v instanceof BigUint64Array) &&
+  ((ArrayBuffer.isView(v) && !(v instanceof DataView)) || Array.isArray(v) ||
+  (typeof v === 'object' && v !== null && typeof (v as { length?: unknown }).length === 'number'));
 const arr = (x: Numeric): ArrayLike<number> => {
   if (x instanceof Tensor) return x.data;
   if (isArrayLike(x)) return x;
@@ -160,6 +164,7 @@ export function nmse(x: Numeric, ref: Numeric): number {
  *  only to an infinity of the same sign and a NaN is close to nothing. Arrays of different lengths are
  *  E_INPUT, as in the other comparisons. */
 export function allclose(x: Numeric, y: Numeric, opts: { rtol?: number; atol?: number } = {}): boolean {
+  checkKnownKeys(opts, ['rtol', 'atol']); // a misspelt { rtl } is not ignored
   const rtol = opts.rtol ?? 1e-5, atol = opts.atol ?? 1e-8;
   const [a, b] = arrPair(x, y); // a length mismatch: before, a silent false, which hid a shape bug in the caller
   for (let i = 0; i < a.length; i++) {

@@ -514,7 +514,7 @@ export class RetNetLM {
   static async load(path?: string | URL, options: LoadOptions = {}): Promise<RetNetLM> {
     const p = path === undefined ? DEFAULT_LM_PATH : path;
     const file = p instanceof URL ? fileURLToPath(p) : p;
-    checkKnownKeys(options ?? {}, LOAD_OPTION_KEYS); // before a file is read (fromCheckpoint checks them again, cheaply)
+    checkKnownKeys(options, LOAD_OPTION_KEYS); // (null: E_OPTION) before a file is read (fromCheckpoint checks them again, cheaply)
     if (isModelFolderSpec(file)) {
       // the fla family fixes its activations and reads its heads from config.json: these would be ignored
       const given = Object.entries(options ?? {}).find(([, v]) => v !== undefined);
@@ -532,7 +532,7 @@ export class RetNetLM {
   /** A fla-family model folder (config.json, safetensors, tokenizer.json). Without tokenizer.json the
    *  model still scores token ids; text needs one. */
   static async loadFolder(spec: string, options: FlaLoadOptions = {}): Promise<RetNetLM> {
-    checkKnownKeys(options ?? {}, ['bf16']);
+    checkKnownKeys(options, ['bf16']);
     const dir = resolveModelDir(spec);
     const fm = loadFlaFolder(dir, options);
     const tokenizer = fm.files.tokenizerPath ? await loadTokenizer(fm.files.tokenizerPath, { eosId: fm.fla.eosId }, (n) => eosBeyondTokenizer(fm.files.configPath, fm.fla, n)) : undefined;

@@ -86,6 +86,13 @@ export function resolveConfig(partial: Partial<RetNetConfig>): RetNetConfig {
   if (c.arch !== undefined && !ARCH_NAMES.includes(c.arch)) bad('arch', `one of ${ARCH_NAMES.join(', ')}`);
   if (c.normEps !== undefined && !(typeof c.normEps === 'number' && c.normEps > 0 && Number.isFinite(c.normEps))) bad('normEps', 'a positive finite number');
   if (c.keyDim !== undefined && !posInt(c.keyDim)) bad('keyDim', 'a positive integer');
+  // recorded, not used (inference runs no dropout), but a nonsense value is not stored (before: 'lots' was)
+  if (!(typeof c.dropout === 'number' && c.dropout >= 0 && c.dropout < 1)) bad('dropout', 'a number in [0, 1) (recorded only: inference runs no dropout)');
+  // a SwiGLU MLP has no biases: the config says so (before: mlpBias true was kept, and the weights had none)
+  if (archOf(c).mlp === 'swiglu') {
+    if (partial.mlpBias === true) bad('mlpBias', `false for the ${archOf(c).name} family (its SwiGLU MLP has no biases)`);
+    c.mlpBias = false;
+  }
   dimsOf(c); // width checks
   return c;
 }

@@ -50,9 +50,13 @@ const flagsOf = (o: { normalizeAttn: boolean; normalizeRetn: boolean }): Retenti
  *  ended by close(). */
 class ExecutorSet {
   private readonly running = new Map<string, Promise<Executor>>();
+  /** set by close(): no executor starts after it (before: executor() after close() started a new pool, whose
+   *  threads nothing ended) */
+  private closed = false;
 
   /** One executor per backend (for wasm: per kernel engine requested). */
   get(name: BackendName, workers: number | undefined, kernels: KernelsRequest = kernelsFromEnv(), precision: Precision = 'f32'): Promise<Executor> {
+    if (this.closed) throw errors.closed();
     const key = name === 'wasm' ? `${name}:${kernels}:${precision}` : name;
     let e = this.running.get(key);
     if (!e) {
@@ -69,6 +73,7 @@ class ExecutorSet {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     const all = [...this.running.values()];
     this.running.clear();
     await Promise.allSettled(all.map(async (e) => (await e).close()));
@@ -169,16 +174,37 @@ async function streamThrough(
   }
 }
 
-/** Tensors [L_i, d] (or [1, L_i, d]) of different lengths → outputs of the same shapes. */
-async function ragged(xs: Tensor[], d: number, backend: BackendName, run: (source: RowSource, sink: RowSink) => Promise<void>): Promise<Tensor[]> {
+/** The sequences of a ragged batch, checked: Tensors [L_i, d] or [1, L_i, d]. */
+function raggedInputs(xs: Tensor[], d: number, backend: BackendName): Tensor[] {
   if (!Array.isArray(xs) || xs.length === 0) throw errors.input('forwardRagged needs a non-empty array of Tensors');
-  const seqs = xs.map((x, i) => {
+  return xs.map((x, i) => {
     if (!(x instanceof Tensor) || !((x.rank === 2 && x.shape[1] === d) || (x.rank === 3 && x.shape[0] === 1 && x.shape[2] === d))) {
       throw errors.input(`sequence ${i} must be a Tensor [length, ${d}] or [1, length, ${d}] (got ${x instanceof Tensor ? `[${x.shape.join(', ')}]` : typeof x})`);
     }
     checkInput(new Tensor(x.data, [1, x.size / d, d]), d, `sequence ${i}`, backend);
     return x;
   });
+}
+
+/** A ragged batch on the js backend: one forward per sequence (float64), progress over them all. */
+async function raggedJs(xs: Tensor[], d: number, options: StreamOptions, forward: (x: Tensor, o: StreamOptions) => Promise<Tensor>): Promise<Tensor[]> {
+  const seqs = raggedInputs(xs, d, 'js');
+  const total = seqs.reduce((a, x) => a + x.size / d, 0);
+  const outs: Tensor[] = [];
+  let before = 0;
+  for (const x of seqs) {
+    const L = x.size / d, base = before;
+    const onProgress = options.onProgress ? (done: number) => options.onProgress!(base + done, total) : undefined;
+    const y = await forward(new Tensor(x.data, [1, L, d]), { ...options, onProgress });
+    outs.push(new Tensor(y.data, x.shape));
+    before += L;
+  }
+  return outs;
+}
+
+/** Tensors [L_i, d] (or [1, L_i, d]) of different lengths → outputs of the same shapes. */
+async function ragged(xs: Tensor[], d: number, backend: BackendName, run: (source: RowSource, sink: RowSink) => Promise<void>): Promise<Tensor[]> {
+  const seqs = raggedInputs(xs, d, backend);
   const outs = seqs.map((x) => new Float32Array(x.size));
   await run(
     { lengths: seqs.map((x) => x.size / d), read: (seq, start, into) => { const src = seqs[seq].data; for (let i = 0; i < into.length; i++) into[i] = src[start * d + i]; } },
@@ -258,6 +284,24 @@ function checkStepInput(x: unknown, d: number, batch: number | undefined, what =
   return x.shape[0];
 }
 
+/** On the wasm backend (float32 activations), a float64 input value beyond float32's range is E_INPUT, as forward's. */
+function checkF32Input(x: Tensor, d: number, what: string): void {
+  if (x.data instanceof Float32Array) return; // finite float32 values, checked above
+  const i = firstBadValue(x.data);
+  if (i >= 0) throw errors.input(`${what} has ${describeBad(x.data[i]!, `[${Math.floor(i / d)}, ${i % d}]`, 'on the wasm backend (float32 activations; the js backend computes in float64)')}`);
+}
+
+/** `make()`'s weights, or E_MEMORY for a config whose arrays cannot be allocated (before: a bare RangeError,
+ *  "Invalid typed array length", or "Array buffer allocation failed"). */
+function tooLarge<T>(make: () => T, c: { dimModel: number; numHeads: number; numLayer?: number }): T {
+  try { return make(); } catch (e) {
+    if (e instanceof RangeError) {
+      throw errors.memory(`the weights of a model with dimModel ${c.dimModel}${c.numLayer !== undefined ? `, ${c.numLayer} layers` : ''} and ${c.numHeads} heads cannot be allocated (${e.message})`);
+    }
+    throw e;
+  }
+}
+
 /** A state given to step() is one initState() made for this model: its layers, batch and array sizes
  *  (a state of another model, or a hand-made object, is E_INPUT, not a TypeError or a silent misread). */
 function checkState(st: unknown, dims: { H: number; dk: number; dv: number }, numLayer: number): void {
@@ -329,7 +373,7 @@ export class RetNet {
     // (0 layers is the config of a MultiScaleRetention alone, made inside; a RetNet has at least one:
     // before, init accepted 0 and forward failed with a TypeError)
     if (c.numLayer === 0) throw errors.config('numLayer', 'a positive integer', 0);
-    return new RetNet(c, initLayers(c, seed));
+    return new RetNet(c, tooLarge(() => initLayers(c, seed), c));
   }
 
   /** Load a checkpoint with the seed's PyTorch state_dict names. */
@@ -376,7 +420,11 @@ export class RetNet {
   /** A ragged batch: sequences of different lengths in one call, no padding. */
   async forwardRagged(xs: Tensor[], options: StreamOptions = {}): Promise<Tensor[]> {
     checkKnownKeys(options, OPTION_KEYS); // E_OPTION for null before options.backend is read (forwardStream checks the values)
-    return ragged(xs, this.dims.d, options.backend ?? DEFAULT_BACKEND, (src, sink) => this.forwardStream(src, sink, options));
+    const backend = options.backend ?? DEFAULT_BACKEND;
+    // js, the float64 reference: each sequence through forward, float64 in and out (before: through the streams'
+    // float32 rows, rounded both ways, and a finite 1e39 reported as "non-finite Infinity")
+    if (backend === 'js') return raggedJs(xs, this.dims.d, options, (x, o) => this.forward(x, o));
+    return ragged(xs, this.dims.d, backend, (src, sink) => this.forwardStream(src, sink, options));
   }
 
   /** Engines and devices of the backends this model has used so far: a Promise (the worker
@@ -387,7 +435,9 @@ export class RetNet {
   backendInfo(): Promise<BackendInfo[]> { return this.executors.info(); }
 
   /** The running executor of a backend (for tests and tools). */
-  executor(name: BackendName): Promise<Executor> { return this.executors.get(name, undefined); }
+  executor(name: BackendName): Promise<Executor> {
+    try { return this.executors.get(name, undefined); } catch (e) { return Promise.reject(e); } // after close(): E_CLOSED
+  }
 
   /** Give a state's memory back now, for the next state this model makes. A state that a 'wasm' step or
    *  prefill has used lives in the step's memory until it is garbage-collected; a program that makes and
@@ -411,6 +461,7 @@ export class RetNet {
     if (stateDtype !== 'float64' && stateDtype !== 'float32') throw errors.option('stateDtype', "'float64' or 'float32'", stateDtype);
     if (on !== undefined) {
       if (typeof on !== 'object' || on === null || on.backend !== 'wasm') throw errors.option('on', "{ backend: 'wasm', precision? }", on);
+      checkKnownKeys(on, ['backend', 'precision']); // a misspelt key is never ignored (before: { precison: 'bf16' } ran f32)
       if (this.closed) throw errors.closed();
       const stepper = this.stepperFor(stepPrecision('wasm', on.precision));
       return { pos: 0, batch, layers: this.layers.map(() => Array.from({ length: batch }, () => stepper.zeroState(stateDtype === 'float32'))) };
@@ -431,7 +482,7 @@ export class RetNet {
     const st = state ?? this.initState(B);
     // the step's own options only (before: forward options — stateDtype, kernels, chunkSize, signal… — were
     // taken and ignored)
-    checkKnownKeys(options ?? {}, ['normalizeAttn', 'normalizeRetn', 'backend', 'precision']);
+    checkKnownKeys(options, ['normalizeAttn', 'normalizeRetn', 'backend', 'precision']); // null: E_OPTION (before: a TypeError)
     checkArchFlags(this.dims, options);
     const { backend = 'js', precision: askedPrecision, ...rest } = options ?? {};
     if (backend !== 'js' && backend !== 'wasm') throw errors.option('backend', "'js' or 'wasm' for step", backend);
@@ -439,6 +490,7 @@ export class RetNet {
     const flags = flagsOf(resolveOptions({ ...rest, precision: 'f32', kernels: 'auto' }, { backend: 'js' }));
     const d = this.dims.d;
     if (backend === 'wasm') {
+      checkF32Input(x, d, 'step input'); // as forward on wasm (before: 1e39 went in as Infinity, and the state filled with NaN)
       const yw = this.stepperFor(precision).step(x.data, B, st.pos, st.layers, flags);
       st.pos += 1;
       return { y: new Tensor(yw, [B, d]), state: st };
@@ -505,7 +557,7 @@ export class RetNet {
     const L = checkStepInput(x, d, undefined, 'prefill input', 'tokens');
     const st = state ?? this.initState(1);
     if (st.batch !== 1) throw errors.input(`prefill takes one sequence; the state was made for batch ${st.batch}`);
-    checkKnownKeys(options ?? {}, ['normalizeAttn', 'normalizeRetn', 'backend', 'precision', 'chunkSize']);
+    checkKnownKeys(options, ['normalizeAttn', 'normalizeRetn', 'backend', 'precision', 'chunkSize']);
     checkArchFlags(this.dims, options);
     const { backend = 'js', precision: askedPrecision, chunkSize = DEFAULT_PREFILL_CHUNK, ...rest } = options ?? {};
     if (backend !== 'js' && backend !== 'wasm') throw errors.option('backend', "'js' or 'wasm' for prefill", backend);
@@ -514,6 +566,7 @@ export class RetNet {
     const flags = flagsOf(resolveOptions({ ...rest, precision: 'f32', kernels: 'auto' }, { backend: 'js' }));
     const states = st.layers.map((l) => l[0]);
     if (backend === 'wasm') {
+      checkF32Input(x, d, 'prefill input');
       const yw = this.stepperFor(precision).prefill(x.data, L, st.pos, states, flags, chunkSize);
       st.pos += L;
       return { y: new Tensor(yw, [L, d]), state: st };
@@ -586,7 +639,7 @@ export class MultiScaleRetention {
     checkKnownKeys(config, ['dimModel', 'numHeads', 'valueFactor', 'gateFn', 'arch', 'normEps', 'keyDim', 'seed'], 'config');
     const c: MSRConfig = { dimModel: 512, numHeads: 8, valueFactor: 2, gateFn: 'gelu', ...config };
     const dims = dimsOf(msrRetNetConfig(c, 0));
-    return new MultiScaleRetention(c, initMSR(new Rng(config.seed ?? 0), dims));
+    return new MultiScaleRetention(c, tooLarge(() => initMSR(new Rng(config.seed ?? 0), dims), c));
   }
 
   /** Layer `index` of a RetNet as a standalone MSR. */
@@ -622,14 +675,20 @@ export class MultiScaleRetention {
   /** See {@link RetNet.forwardRagged}. */
   async forwardRagged(xs: Tensor[], options: StreamOptions = {}): Promise<Tensor[]> {
     checkKnownKeys(options, OPTION_KEYS); // E_OPTION for null before options.backend is read (forwardStream checks the values)
-    return ragged(xs, this.dims.d, options.backend ?? DEFAULT_BACKEND, (src, sink) => this.forwardStream(src, sink, options));
+    const backend = options.backend ?? DEFAULT_BACKEND;
+    // js, the float64 reference: each sequence through forward, float64 in and out (before: through the streams'
+    // float32 rows, rounded both ways, and a finite 1e39 reported as "non-finite Infinity")
+    if (backend === 'js') return raggedJs(xs, this.dims.d, options, (x, o) => this.forward(x, o));
+    return ragged(xs, this.dims.d, backend, (src, sink) => this.forwardStream(src, sink, options));
   }
 
   /** Engines and devices of the backends this layer has used so far (a Promise, like RetNet.backendInfo). */
   backendInfo(): Promise<BackendInfo[]> { return this.executors.info(); }
 
   /** See {@link RetNet.executor}. */
-  executor(name: BackendName): Promise<Executor> { return this.executors.get(name, undefined); }
+  executor(name: BackendName): Promise<Executor> {
+    try { return this.executors.get(name, undefined); } catch (e) { return Promise.reject(e); } // after close(): E_CLOSED
+  }
 
   /** See {@link RetNet.close}. */
   async close(): Promise<void> { this.closed = true; await this.executors.close(); }
@@ -661,7 +720,7 @@ export function retention(
   if (decay.length !== H) throw errors.input(`retention: decay has ${decay.length} entries for ${H} heads`);
   // its own options only: it runs the float64 reference whatever the backend (before: backend, workers…
   // were taken and ignored)
-  checkKnownKeys(options ?? {}, ['numChunks', 'chunkSize', 'normalizeAttn', 'normalizeRetn', 'attnMask']);
+  checkKnownKeys(options, ['numChunks', 'chunkSize', 'normalizeAttn', 'normalizeRetn', 'attnMask']);
   const r = resolveOptions(options, { backend: 'js' });
   const plan = r.plan(L);
   const out = new Float64Array(B * H * L * dv);

@@ -128,7 +128,7 @@ export function seedLayerNames(label: string, names: ReadonlyMap<string, unknown
 }
 
 export function layersFromCheckpoint(ck: Checkpoint, prefix = '', overrides: LoadOptions = {}): { config: RetNetConfig; layers: LayerWeights[]; used: Set<string> } {
-  checkKnownKeys(overrides ?? {}, LOAD_OPTION_KEYS);
+  checkKnownKeys(overrides, LOAD_OPTION_KEYS); // null is E_OPTION (before: taken for {} here, then a TypeError)
   const meta = metadataConfig(ck);
   const used = new Set<string>();
   const get = (name: string): StTensor => {
