@@ -5,7 +5,7 @@
 // shape and data offsets are checked against the real file size before
 // anything is allocated, so a hostile header cannot make it allocate more than
 // the file holds, read out of range, or loop.
-import { accessSync, closeSync, constants as fsConstants, fstatSync, openSync, readSync, realpathSync, renameSync, rmSync, statSync, writeSync, type Stats } from 'node:fs';
+import { accessSync, closeSync, constants as fsConstants, fstatSync, openSync, readSync, realpathSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { tempPathBeside } from './temp-path.js';
 import { dirname } from 'node:path';
 import { errors, escapeControl, excerpt, kindOf, listNames, quote } from './errors.js';
@@ -230,19 +230,15 @@ export class SafetensorsFile {
   /** Open a file and validate its header against the file size (untrusted input). */
   static open(path: string): SafetensorsFile {
     let fd: number;
-    // looked at before it is opened: opening a FIFO blocks until a writer comes (before: `info x.safetensors`
-    // on a FIFO hung for ever)
-    let pre: Stats | undefined;
-    try { pre = statSync(path); } catch { /* the open below names the error */ }
-    if (pre && (pre.isFIFO() || pre.isSocket() || pre.isCharacterDevice() || pre.isBlockDevice())) {
-      throw errors.safetensors(path, `is ${pre.isFIFO() ? 'a FIFO' : pre.isSocket() ? 'a socket' : 'a device'}, not a regular file (a safetensors file is read at offsets)`);
-    }
-    try { fd = openSync(path, 'r'); } catch (e) {
+    // opened without blocking, then looked at: a plain open of a FIFO blocks until a writer comes (before:
+    // `info x.safetensors` on a FIFO hung for ever); O_NONBLOCK changes nothing for a regular file's reads
+    try { fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK); } catch (e) {
       throw errors.safetensors(path, `cannot open: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
     try {
       const st = fstatSync(fd);
       if (st.isDirectory()) throw errors.safetensors(path, 'is a directory, not a safetensors file');
+      if (!st.isFile()) throw errors.safetensors(path, `is ${st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : 'a device'}, not a regular file (a safetensors file is read at offsets)`);
       const size = st.size;
       if (size < 8) throw errors.safetensors(path, `file is ${size} bytes; a safetensors file starts with an 8-byte header length`);
       const lenBuf = Buffer.alloc(8);

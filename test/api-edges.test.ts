@@ -6,11 +6,12 @@
 // misspelt options of allclose / Tensor.randn. Each case was wrong before (see "before" notes in src/).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MultiScaleRetention, RetNet, RetNetLM, Tensor, allclose, relMaxError, retention, writeSafetensors } from '../src/index.js';
-import { FIXTURES } from './helpers.js';
+import { DEFAULT_CONFIG, MultiScaleRetention, RetNet, RetNetLM, Tensor, allclose, relMaxError, retention, writeSafetensors } from '../src/index.js';
+import { FIXTURES, ROOT } from './helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'retnet-api-edges-'));
 
@@ -89,6 +90,12 @@ test('a bad RETNET_KERNELS does not break the js backend and retention(), which 
     const q = Tensor.randn([1, 1, 3, 4], { seed: 1, dtype: 'float64' });
     assert.is(retention(q, q, q, [-0.5]).shape[2], 3);
     await fails(() => m.forward(Tensor.randn([1, 4, 8], { seed: 1 }), { backend: 'wasm' }), 'E_OPTION', /RETNET_KERNELS/, 'wasm still reads it');
+    // the CLI's corpus mode on js (before: exit 1 on the variable)
+    const txt = join(tmp, 'k.txt');
+    writeFileSync(txt, 'hello there\n');
+    const r = spawnSync(process.execPath, [join(ROOT, 'dist', 'src', 'cli', 'main.js'), 'score', '--backend', 'js', '--out', join(tmp, 'k.jsonl'), txt],
+      { encoding: 'utf8', timeout: 120_000, env: { ...process.env, RETNET_KERNELS: 'bogus' } });
+    assert.is(r.status, 0, r.stderr);
   } finally {
     if (saved === undefined) delete process.env.RETNET_KERNELS; else process.env.RETNET_KERNELS = saved;
     await m.close();
@@ -113,6 +120,10 @@ test('configs too large to allocate are E_MEMORY (before: a bare RangeError); dr
     await fails(() => RetNet.init({ numLayer: 1, dimModel: 8, numHeads: 2, dropout: dropout as never }), 'E_OPTION', /config\.dropout must be a number in \[0, 1\)/, `dropout ${String(dropout)}`);
   }
   await fails(() => RetNet.init({ numLayer: 1, dimModel: 8, numHeads: 2, arch: 'fla', mlpBias: true }), 'E_OPTION', /config\.mlpBias must be false for the fla family/, 'fla mlpBias');
+  // a config spread from DEFAULT_CONFIG (the seed family's mlpBias true) is told what to set
+  await fails(() => RetNet.init({ ...DEFAULT_CONFIG, arch: 'fla', numLayer: 1, dimModel: 8, numHeads: 2 }), 'E_OPTION', /spread from DEFAULT_CONFIG.*needs mlpBias: false/, 'DEFAULT_CONFIG spread');
+  const spread = RetNet.init({ ...DEFAULT_CONFIG, arch: 'fla', numLayer: 1, dimModel: 8, numHeads: 2, mlpBias: false });
+  await spread.close();
   const fla = RetNet.init({ numLayer: 1, dimModel: 8, numHeads: 2, arch: 'fla' });
   assert.is(fla.config.mlpBias, false, 'the fla family reports no MLP bias');
   await fla.close();
@@ -127,6 +138,18 @@ test('save / writeSafetensors: bad arguments are E_INPUT (before: Node TypeError
   await fails(() => allclose([1], [1], { rtl: 1 } as never), 'E_OPTION', /options\.rtl is not an option \(did you mean rtol\?\)/, 'allclose');
   await fails(() => Tensor.randn([2], { sed: 1 } as never), 'E_OPTION', /options\.sed is not an option \(did you mean seed\?\)/, 'randn');
   await fails(() => relMaxError(new BigInt64Array(2) as never, [1, 2]), 'E_INPUT', /cannot compare/, 'BigInt64Array');
+});
+
+test('a RetNetLM built in memory holds its head to the float32 overflow rule, as a loaded one (before: only fromCheckpoint, and a head of ±3e37 scored NaN)', async () => {
+  const d = 32;
+  const model = RetNet.init({ numLayer: 1, dimModel: d, numHeads: 2, seed: 1 });
+  const parts = { embed: Tensor.randn([256, d], { seed: 2 }).data as Float32Array, head: Tensor.randn([256, d], { seed: 3 }).data as Float32Array,
+    normWeight: new Float32Array(d).fill(1), normBias: new Float32Array(d), vocab: 256 };
+  parts.head[5] = 3e37;
+  await fails(() => new RetNetLM(model, parts), 'E_WEIGHTS', /head\.weight has max \|value\| 3e\+37, which can overflow float32/, 'constructor');
+  parts.head[5] = 0.5;
+  const lm = new RetNetLM(model, parts);
+  await lm.close();
 });
 
 test.run();

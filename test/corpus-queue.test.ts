@@ -94,10 +94,10 @@ test('queue: a worker SIGKILLed mid-shard: the run completes, every document onc
     const out = join(dir, 'd2.jsonl');
     const c = coordinator(redis.url, out, c2);
     // kill A as soon as it starts a one-document (32 KiB) shard
-    await a.waitFor(/(shard-\d+): started \(1 documents\)/);
+    await a.waitFor(/(shard-\d+): started \(1 document\)/);
     a.proc.kill('SIGKILL');
     await a.done;
-    const victim = /(shard-\d+): started \(1 documents\)/.exec(a.err())![1];
+    const victim = /(shard-\d+): started \(1 document\)/.exec(a.err())![1];
     assert.not.match(a.err(), new RegExp(`${victim}: scored`), 'the shard was still being scored when A died');
     const b = worker(redis.url, [], 1500);
     assert.is(await c.done, 0, c.err());
@@ -114,10 +114,10 @@ test('queue: SIGTERM on a worker mid-shard: it finishes that shard, takes no mor
     const a = worker(redis.url);
     const out = join(dir, 'd2t.jsonl');
     const c = coordinator(redis.url, out, c2);
-    await a.waitFor(/(shard-\d+): started \(1 documents\)/);
+    await a.waitFor(/(shard-\d+): started \(1 document\)/);
     a.proc.kill('SIGTERM');
     assert.is(await a.done, 0, a.err());
-    const victim = /(shard-\d+): started \(1 documents\)/.exec(a.err())![1];
+    const victim = /(shard-\d+): started \(1 document\)/.exec(a.err())![1];
     assert.match(a.err(), /SIGTERM: finishing the current shard/);
     assert.match(a.err(), new RegExp(`${victim}: scored`), 'the current shard was finished');
     assert.is((a.err().match(/: started/g) ?? []).length, (a.err().match(/: scored/g) ?? []).length, 'no shard left half-done');

@@ -319,7 +319,7 @@ test('CLI: score --model DIR prints tokens and perplexity, --jsonl records gain 
   assert.is(gi.out, g.out, gi.err);
   const empty = join(tmp, 'empty.txt'), latin = join(tmp, 'latin1.txt');
   writeFileSync(empty, ''); writeFileSync(latin, Buffer.from([0x63, 0x61, 0x66, 0xe9]));
-  for (const [file, msg] of [[empty, /empty\.txt is empty/], [latin, /latin1\.txt is not UTF-8/], [tmp, /not a regular file/], [join(tmp, 'nope.txt'), /cannot read .*nope\.txt: ENOENT/]] as const) {
+  for (const [file, msg] of [[empty, /empty\.txt is empty/], [latin, /latin1\.txt is not UTF-8/], [tmp, /is a directory, not a prompt file/], [join(tmp, 'nope.txt'), /cannot read .*nope\.txt: ENOENT/]] as const) {
     const e = await cli(['generate', '--model', tiny, '--prompt-file', file]);
     assert.is(e.code, 1, `${file}: ${e.err}`);
     assert.match(e.err, msg);

@@ -139,9 +139,9 @@ test('score: under a tokenized model a file that is not UTF-8 fails naming it an
   assert.ok(Math.abs(num(rows[2], /perplexity ([\d.]+)/) - want) <= 1e-5 * want, `${rows[2]} vs ${want}`);
 });
 
-test('generate: a fla folder without tokenizer.json fails with exit 1 and nothing on stdout', async () => {
+test('generate: a fla folder without tokenizer.json is refused before loading (exit 2, as a refused folder) with nothing on stdout', async () => {
   const r = await cli(['generate', '--model', join(ROOT, 'test', 'fixtures', 'fla', 'f32'), '--prompt', 'hi', '--max-new-tokens', '2']);
-  assert.is(r.code, 1);
+  assert.is(r.code, 2);
   assert.match(r.err, /has no tokenizer\.json/);
   assert.is(r.outBytes.length, 0, `stdout: ${JSON.stringify(r.out)}`);
 });
@@ -181,12 +181,20 @@ test('generate: --top-k / --top-p at temperature 0 are usage errors (they would 
     assert.is(r.code, 2, r.err);
     assert.match(r.err, new RegExp(`${flag[0]} acts only when sampling: give --temperature T > 0`));
   }
+  // their "off" values filter nothing and stay accepted at temperature 0
+  for (const off of [['--top-k', '0'], ['--top-p', '1']]) {
+    const r = await cli(['generate', '--prompt', 'x', '--max-bytes', '3', ...off]);
+    assert.is(r.code, 0, `${off.join(' ')}: ${r.err}`);
+  }
+  const z = await cli(['generate', '--prompt', 'x', '--temperature', '1', '--top-p', '0']);
+  assert.is(z.code, 2);
+  assert.match(z.err, /--top-p must be a number > 0 and ≤ 1 \(got "0"\)/);
   const s = await cli(['generate', '--prompt', 'x', '--max-bytes', '3', '--seed', '7']);
   assert.is(s.code, 0, s.err);
   assert.match(s.err, /note: --seed has no effect at temperature 0/);
   const p = await cli(['generate', '--prompt', 'x', '--temperature', '1', '--top-p', '1e-1']);
   assert.is(p.code, 2);
-  assert.match(p.err, /--top-p must be a number ≥ 0 and ≤ 1/);
+  assert.match(p.err, /--top-p must be a number > 0 and ≤ 1/);
   const t = await cli(['generate', '--prompt', 'x', '--temperature', '1' + '0'.repeat(320)]);
   assert.is(t.code, 2);
   assert.match(t.err, /too large to be a finite number/);

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { RetNet, RetNetLM, SafetensorsFile } from '../src/index.js';
 import { firstDuplicateKey } from '../src/safetensors.js';
 import { FIXTURES, ROOT } from './helpers.js';
+import { charTokenizerJson } from './helpers/char-tokenizer.js';
 
 /** `p` must reject with an error `ok` accepts. */
 async function rejects(p: Promise<unknown>, ok: (e: Error & { code?: string }) => boolean, what = ''): Promise<void> {
@@ -28,7 +29,13 @@ const MAIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const cli = (args: string[], env: Record<string, string> = {}, timeout = 60_000) =>
   spawnSync(process.execPath, [MAIN, ...args], { cwd: tmp, encoding: 'utf8', timeout, env: { ...process.env, NO_COLOR: '1', ...env } });
 const f32 = join(FIXTURES, 'fla', 'f32');
-const copy = (as: string) => { const d = join(tmp, as); cpSync(f32, d, { recursive: true }); return d; };
+/** a copy of the f32 fixture, with a tokenizer.json (the text commands need one) unless `tokenizer` is false */
+const copy = (as: string, tokenizer = true) => {
+  const d = join(tmp, as);
+  cpSync(f32, d, { recursive: true });
+  if (tokenizer) writeFileSync(join(d, 'tokenizer.json'), JSON.stringify(charTokenizerJson()));
+  return d;
+};
 const mkfifo = (p: string) => { const r = spawnSync('mkfifo', [p]); if (r.status !== 0) throw new Error(`mkfifo ${p}: ${r.stderr}`); };
 const setConfig = (dir: string, patch: Record<string, unknown>) => {
   const p = join(dir, 'config.json');
@@ -194,6 +201,21 @@ test('a head whose values overflow float32 on a worst-case input: refused at loa
   const p = join(tmp, 'byte-head.safetensors');
   writeFileSync(p, b);
   await rejects(RetNetLM.load(p), (e: Error & { code?: string }) => e.code === 'E_WEIGHTS' && /head\.weight has max \|value\| 3e\+38/.test(e.message));
+});
+
+test('a model folder without tokenizer.json: score (files and corpus), generate and worker refuse it before loading or hashing, exit 2 (before: score --out hashed the weights, then exit 1 advising token ids)', () => {
+  const d = copy('no-tokenizer', false);
+  writeFileSync(join(tmp, 'x.txt'), 'hello');
+  for (const args of [['score', '--model', d, join(tmp, 'x.txt')], ['score', '--model', d, '--out', join(tmp, 'nt.jsonl'), join(tmp, 'x.txt')],
+    ['generate', '--model', d, '--prompt', 'hi'], ['worker', '--queue', 'redis://127.0.0.1:1', '--model', d]]) {
+    const r = cli(args);
+    assert.is(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`has no tokenizer\\.json: \`retnet ${args[0]}\` reads and writes text`), args.join(' '));
+  }
+  // info still describes it
+  const r = cli(['info', d]);
+  assert.is(r.status, 0, r.stderr);
+  assert.match(r.stdout, /tokenizer\s+none/);
 });
 
 test.run();

@@ -5,7 +5,7 @@ import { corpusSummaryJson, type CorpusProgress, type CorpusSummary, type ScoreC
 import { intOption } from './numbers.js';
 import { MAX_PARALLEL_L } from './commands/run.js';
 import { RUN_ID_RE } from '../corpus/digest.js';
-import { asModelRefusal, queueUrlOption, checkPrecisionBackends, parseBackend, parseIntOption, parsePrecision, parseNumberOption, UsageError, type CommandIO } from './lm-util.js';
+import { asModelRefusal, needTokenizer, queueUrlOption, checkPrecisionBackends, parseBackend, parseIntOption, parsePrecision, parseNumberOption, UsageError, type CommandIO } from './lm-util.js';
 import { checkOutputTarget, writeFileAtomic } from './safe-output.js';
 import { statSync } from 'node:fs';
 import { formatOf } from '../corpus/inputs.js';
@@ -76,7 +76,7 @@ export function summaryLine(s: CorpusSummary): string {
   const q = s.queue ? `; queue: ${s.queue.enqueued} jobs enqueued (${s.queue.reenqueued} again), ${s.queue.adopted} adopted from an earlier coordinator, ${s.queue.alreadyWritten} shards already written` : '';
   return `${s.documents} document${s.documents === 1 ? '' : 's'} (${s.skipped} skipped, ${s.resumedDocuments} resumed), ${s.bytes} bytes, ${s.bitsPerByte.toFixed(4)} bits/byte, `
     + (s.tokens !== undefined ? `${s.tokens} tokens, perplexity ${s.perplexity!.toFixed(3)}, ` : '')
-    + `${Math.round(s.bytesPerSecond)} bytes/s in ${s.seconds.toFixed(1)} s, ${s.shards} shards${q} → ${s.out === '-' ? 'stdout' : s.out}`;
+    + `${Math.round(s.bytesPerSecond)} bytes/s in ${s.seconds.toFixed(1)} s, ${s.shards} shard${s.shards === 1 ? '' : 's'}${q} → ${s.out === '-' ? 'stdout' : s.out}`;
 }
 
 /** `retnet score --out …` (or a corpus INPUT without --out: the records on stdout): options →
@@ -107,6 +107,7 @@ export async function runCorpusMode(values: Record<string, string | boolean | un
     stdin: io.stdin, log: (line) => io.stderr.write(`retnet: ${line}\n`),
   };
   checkPrecisionBackends(opts.precision, [opts.backend]);
+  needTokenizer(opts.model, 'score'); // before the weights are hashed
   // the shared CLI rule (src/cli/safe-output.ts) up front: --out and --summary-json never
   // alias the model or a named input file; scoreCorpus then checks both (and the
   // partial files) against every file it will read, those inside directories too.

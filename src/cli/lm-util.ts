@@ -6,7 +6,8 @@ import { UsageError, errorMessage, progressBar as cliProgressBar } from './comma
 import { usageCommand, usageHead } from './usage-error.js';
 import { intOption, numberOption } from './numbers.js';
 import { RetNetLM } from '../lm/retnet-lm.js';
-import { RetNetError } from '../errors.js';
+import { errors, RetNetError } from '../errors.js';
+import { modelFiles, parseFlaConfig, resolveModelDir } from '../model/fla.js';
 import { parseRedisUrl } from '../corpus/queue/redis-url.js';
 import type { BackendInfo } from '../backends/executor.js';
 
@@ -88,6 +89,28 @@ export async function loadLM(spec: string | undefined): Promise<RetNetLM> {
   try {
     return await RetNetLM.load(spec);
   } catch (e) { throw asModelRefusal(spec, e); }
+}
+
+/** A model folder without tokenizer.json, refused before anything is loaded or hashed (exit 2): the commands
+ *  that read and write text need its tokenizer (before: `score --out` hashed the 2.7 GB of weights, then
+ *  exited 1 advising token ids, which the CLI cannot take). Other refusals of the folder as asModelRefusal. */
+export function needTokenizer(spec: string | undefined, command: string): void {
+  if (spec === undefined || !RetNetLM.isFolderSpec(spec)) return;
+  let tok: string | null;
+  let dir: string;
+  try {
+    dir = resolveModelDir(spec);
+    const mf = modelFiles(dir);
+    tok = mf.tokenizerPath;
+    // a config.json the load would refuse is said first (it says more about the folder than a missing tokenizer)
+    let raw: unknown;
+    try { raw = JSON.parse(readFileSync(mf.configPath, 'utf8')); } catch (e) { throw errors.weights(`${mf.configPath}: not valid JSON (${(e as Error).message})`); }
+    parseFlaConfig(raw, mf.configPath);
+  } catch (e) { throw asModelRefusal(spec, e); }
+  if (tok === null) {
+    throw new ModelRefused(`${dir} has no tokenizer.json: \`retnet ${command}\` reads and writes text, which needs the model's tokenizer — ` +
+      'put its tokenizer.json (from the model\'s Hugging Face page) in the folder');
+  }
 }
 
 /** A model folder's refusal (E_CONFIG, E_WEIGHTS, E_SAFETENSORS, E_DTYPE from a folder `--model`) as

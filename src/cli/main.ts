@@ -28,7 +28,7 @@ commands:
 ${COMMANDS.map((c) => `  ${c.name.padEnd(9)} ${c.summary}`).join('\n')}
 
 Run \`retnet <command> --help\` or \`retnet help <command>\` for a command's options.
-Exit codes: 0 ok, 1 error, 2 bad command line.`;
+Exit codes: 0 ok, 1 error, 2 bad command line (or a model folder refused, before any work).`;
 
 export async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'help' && argv.length > 1 && (argv[1] === '--help' || argv[1] === '-h') && argv.length === 2) {

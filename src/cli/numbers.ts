@@ -52,15 +52,15 @@ export function intListOption(flag: string, v: string, range: IntRange = {}): nu
 }
 
 /** Parse one decimal flag value (e.g. a temperature) in [min, max]. */
-export function numberOption(flag: string, v: string | undefined, range: { min: number; max?: number }): number | undefined {
+export function numberOption(flag: string, v: string | undefined, range: { min: number; max?: number; minExclusive?: boolean }): number | undefined {
   if (v === undefined) return undefined;
-  const max = range.max ?? Infinity;
-  const want = `--${flag} must be a number ≥ ${range.min}${Number.isFinite(max) ? ` and ≤ ${max}` : ''}`;
+  const max = range.max ?? Infinity, gt = range.minExclusive === true;
+  const want = `--${flag} must be a number ${gt ? '>' : '≥'} ${range.min}${Number.isFinite(max) ? ` and ≤ ${max}` : ''}`;
   if (!DECIMAL.test(v)) throw new UsageError(`${want}, in plain decimal notation (got ${shown(v)})`);
   const n = Number(v);
   // a value too large for a float64 is named as such (before: "must be a number ≥ 0" for 1 followed by 320 zeros)
   if (!Number.isFinite(n)) throw new UsageError(`${want} (got ${shown(v)}: too large to be a finite number)`);
-  if (n < range.min || n > max) throw new UsageError(`${want} (got ${shown(v)})`);
+  if (n < range.min || (gt && n === range.min) || n > max) throw new UsageError(`${want} (got ${shown(v)})`);
   return n === 0 ? 0 : n;
 }
 

@@ -195,7 +195,9 @@ export async function scoreCorpus(o: ScoreCorpusOptions): Promise<CorpusSummary>
   const score: ShardScoreOptions = { backend: o.backend, chunkSize: o.chunkSize, perToken: o.perToken === true, ...(precision === 'bf16' ? { precision } : {}) };
   // the kernel engine asked for changes the scores' last bits: a resume under another one is refused
   // (left out at 'auto', so identities made without it stay the same)
-  const kreq = target === undefined ? kernelsFromEnv() : 'auto'; // a queue's workers compute, each with its own
+  // a queue's workers compute, each with its own; RETNET_KERNELS only where kernels run (wasm), as
+  // RETNET_PRECISION (before: a bad value failed a js run)
+  const kreq = target === undefined && (o.backend ?? 'wasm') === 'wasm' ? kernelsFromEnv() : 'auto';
   const runOptions = {
     textField: o.textField ?? 'text', idField: o.idField ?? 'id', include: o.include, strict: o.strict === true, shardBytes, maxDocBytes, ...score,
     ...(kreq !== 'auto' ? { kernels: kreq } : {}),

@@ -410,6 +410,18 @@ function lmNames(label: string, names: ReadonlyMap<string, unknown>): void {
   }
 }
 
+/** The head against float32's range as the layers are (src/model/check.ts): its input is the final norm's,
+ *  |x| ≤ √d·max|γ| + max|β|; logits ≤ d · that · max|W| (before: a head that overflows scored NaN). */
+function headOverflow(label: string, d: number, head: ArrayLike<number>, normWeight: ArrayLike<number>, normBias: ArrayLike<number>): void {
+  const maxAbs = (a: ArrayLike<number>) => { let m = 0; for (let i = 0; i < a.length; i++) { const v = Math.abs(a[i]!); if (v > m) m = v; } return m; };
+  const bIn = Math.sqrt(d) * maxAbs(normWeight) + maxAbs(normBias), wMax = maxAbs(head), out = d * bIn * wMax;
+  if (!(out <= F32_MAX)) {
+    throw errors.weights(`${label}: weight head.weight has max |value| ${Number(wMax.toPrecision(7))}, which can overflow float32 arithmetic: ` +
+      `on a worst-case input (|x| ≤ ${bIn.toPrecision(3)}) the logits reach ${out.toPrecision(3)}, beyond float32's range (±3.4028235e38) ` +
+      '(rule: fan-in · max|input| · max|weight| ≤ 3.4e38)');
+  }
+}
+
 function checkLMWeights(label: string, d: number, ws: Record<string, ArrayLike<number> | Bf16Matrix>, bytes = true): void {
   for (const [name, data] of Object.entries(ws)) {
     if (data instanceof Bf16Matrix) continue; // BF16 tables are checked as loaded (src/model/fla.ts)
@@ -500,6 +512,9 @@ export class RetNetLM {
     this.source = w.source ?? { kind: 'bytes', path: '(in memory)' };
     if (this.tokenizer.vocabSize > this.vocab) throw errors.weights(`the tokenizer has ${this.tokenizer.vocabSize} ids but the model's vocabulary has ${this.vocab}`);
     checkLMWeights('RetNetLM weights', this.d, { 'embed.weight': this.embed, 'head.weight': this.head, 'final_norm.weight': this.normWeight, 'final_norm.bias': this.normBias }, this.tokenizer.kind === 'bytes');
+    // the head against float32's range, in every constructor call (before: only fromCheckpoint checked it, and a
+    // head built in memory scored NaN); a BF16 head was held to it by the fla loader
+    if (!(this.head instanceof Bf16Matrix)) headOverflow(this.source.path, this.d, this.head, this.normWeight, this.normBias);
   }
 
   /** Load a language model: a byte-LM safetensors file (default: the model shipped with the package),
@@ -569,15 +584,6 @@ export class RetNetLM {
       normWeight: f32('final_norm.weight', [d]), normBias: f32('final_norm.bias', [d]), vocab,
     };
     if (ck.tensors.has('head.bias')) throw errors.weights(`${ck.label}: head.bias is not supported (the head has no bias)`);
-    // the head against float32's range as the layers are (src/model/check.ts): its input is the final
-    // LayerNorm's, |x| ≤ √d·max|γ| + max|β|; logits ≤ d · that · max|W| (before: a head that overflows scored NaN)
-    const maxAbs = (a: Float32Array) => a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-    const bIn = Math.sqrt(d) * maxAbs(w.normWeight) + maxAbs(w.normBias), wMax = maxAbs(w.head), out = d * bIn * wMax;
-    if (!(out <= F32_MAX)) {
-      throw errors.weights(`${ck.label}: weight head.weight has max |value| ${Number(wMax.toPrecision(7))}, which can overflow float32 arithmetic: ` +
-        `on a worst-case input (|x| ≤ ${bIn.toPrecision(3)}) the logits reach ${out.toPrecision(3)}, beyond float32's range (±3.4028235e38) ` +
-        '(rule: fan-in · max|input| · max|weight| ≤ 3.4e38)');
-    }
     checkUnexpected(ck, used);
     return new RetNetLM(new RetNet(config, layers), { ...w, source: { kind: 'bytes', path: ck.label } });
   }
@@ -1242,6 +1248,11 @@ function topIds(logprobs: Float64Array, M: number): number[] {
   return ids.sort((a, b) => logprobs[b]! - logprobs[a]! || a - b);
 }
 
+/** Every id, most likely first, ties by id. */
+function allIds(logprobs: Float64Array): number[] {
+  return Array.from({ length: logprobs.length }, (_, i) => i).sort((a, b) => logprobs[b]! - logprobs[a]! || a - b);
+}
+
 /** A token from softmax(logprobs / T), restricted to the top k (k > 0: the k most likely, and any tied with
  *  the k-th, as transformers keeps them) and to the smallest most-likely set of mass ≥ p. Only the
  *  candidates are sorted (before: the whole vocabulary, every token: 18 ms a token at 32,000 ids).
@@ -1253,17 +1264,29 @@ export function sample(logprobs: Float64Array, temperature: number, rng: Rng, to
   let total = 0; // top-p alone: the mass of all V ids (weights relative to the largest)
   if (byK) idx = topIds(logprobs, topK);
   else if (byP) {
-    // the most likely M ids, M growing until the prefix below reaches topP within them (all V at worst): the
-    // same sums, in the same order, as the cut below makes
+    // the most likely M ids, M growing while their mass (one pass, no sort) stays below topP; only the set
+    // chosen is sorted, and past V/4 the whole vocabulary is sorted at once (never slower than one full
+    // sort: a flat distribution's nucleus is most of it)
     let m0 = -Infinity;
     for (let i = 0; i < V; i++) if (logprobs[i]! / temperature > m0) m0 = logprobs[i]! / temperature;
-    if (m0 !== -Infinity) for (let i = 0; i < V; i++) total += Math.exp(logprobs[i]! / temperature - m0);
-    for (let M = Math.min(V, 64); ; M = Math.min(V, M * 4)) {
-      idx = topIds(logprobs, M);
-      if (M >= V || !(total > 0)) break;
+    const ws = new Float64Array(V); // the weights the cut below takes, computed once
+    if (m0 !== -Infinity) for (let i = 0; i < V; i++) { ws[i] = Math.exp(logprobs[i]! / temperature - m0); total += ws[i]!; }
+    const scratch = new Float64Array(V);
+    let M = Math.min(V, 64);
+    for (; M * 4 <= V && total > 0; M *= 4) {
+      scratch.set(logprobs);
+      const t = kthLargest(scratch, M);
+      let mass = 0;
+      for (let i = 0; i < V; i++) if (logprobs[i]! >= t) mass += ws[i]!;
+      if (mass >= topP * total) break;
+    }
+    idx = M * 4 <= V ? topIds(logprobs, M) : allIds(logprobs);
+    // the cut below must fall inside the set (its sums, in sorted order, can round below the set's mass):
+    // otherwise the whole vocabulary, as a full sort would take it
+    if (idx.length < V && total > 0) {
       let acc = 0, reached = false;
-      for (const i of idx) { acc += Math.exp(logprobs[i]! / temperature - m0) / total; if (acc >= topP) { reached = true; break; } }
-      if (reached) break;
+      for (const i of idx) { acc += ws[i]! / total; if (acc >= topP) { reached = true; break; } }
+      if (!reached) idx = allIds(logprobs);
     }
   }
   const n = idx ? idx.length : V;

@@ -90,7 +90,9 @@ export function resolveConfig(partial: Partial<RetNetConfig>): RetNetConfig {
   if (!(typeof c.dropout === 'number' && c.dropout >= 0 && c.dropout < 1)) bad('dropout', 'a number in [0, 1) (recorded only: inference runs no dropout)');
   // a SwiGLU MLP has no biases: the config says so (before: mlpBias true was kept, and the weights had none)
   if (archOf(c).mlp === 'swiglu') {
-    if (partial.mlpBias === true) bad('mlpBias', `false for the ${archOf(c).name} family (its SwiGLU MLP has no biases)`);
+    if (partial.mlpBias === true) {
+      bad('mlpBias', `false for the ${archOf(c).name} family (its SwiGLU MLP has no biases; a config spread from DEFAULT_CONFIG, whose mlpBias is the seed family's true, needs mlpBias: false)`);
+    }
     c.mlpBias = false;
   }
   dimsOf(c); // width checks

@@ -55,7 +55,7 @@ class ExecutorSet {
   private closed = false;
 
   /** One executor per backend (for wasm: per kernel engine requested). */
-  get(name: BackendName, workers: number | undefined, kernels: KernelsRequest = kernelsFromEnv(), precision: Precision = 'f32'): Promise<Executor> {
+  get(name: BackendName, workers: number | undefined, kernels: KernelsRequest = name === 'wasm' ? kernelsFromEnv() : 'auto', precision: Precision = 'f32'): Promise<Executor> {
     if (this.closed) throw errors.closed();
     const key = name === 'wasm' ? `${name}:${kernels}:${precision}` : name;
     let e = this.running.get(key);

@@ -2,7 +2,7 @@
 import { parse } from '../command.js';
 import { intOption, numberOption } from '../numbers.js';
 import { statSync } from 'node:fs';
-import { checkPrecisionBackends, loadLM, parsePrecision, processIO, progressBar, readInput, runCommand, UsageError, type Command, type CommandIO } from '../lm-util.js';
+import { checkPrecisionBackends, loadLM, needTokenizer, parsePrecision, processIO, progressBar, readInput, runCommand, UsageError, type Command, type CommandIO } from '../lm-util.js';
 import { DEFAULT_LM_CHUNK } from '../../lm/retnet-lm.js';
 import { stepPrecision } from '../../options.js';
 
@@ -53,12 +53,12 @@ export const generate: Command = {
       if (stateDtype !== 'float64' && stateDtype !== 'float32') throw new UsageError(`--state-dtype must be float64 or float32 (got ${JSON.stringify(stateDtype)})`);
       const topK = intOption('top-k', values['top-k'], { min: 0 }) ?? 0;
       // the range in the message (before: "--top-p must be a number ≥ 0" for 1e-1, whose range is (0, 1])
-      const topP = numberOption('top-p', values['top-p'], { min: 0, max: 1 }) ?? 1;
-      if (!(topP > 0)) throw new UsageError(`--top-p must be in (0, 1] (got ${values['top-p']})`);
-      // top-k and top-p filter a sampled choice: at temperature 0 (greedy) they would do nothing (before: accepted
-      // and ignored, so `--top-k 50 --seed 2` gave the greedy text)
-      if (temperature === 0 && (values['top-k'] !== undefined || values['top-p'] !== undefined)) {
-        throw new UsageError(`${values['top-k'] !== undefined ? '--top-k' : '--top-p'} acts only when sampling: give --temperature T > 0 with it (at temperature 0, the default, the most likely token is taken)`);
+      const topP = numberOption('top-p', values['top-p'], { min: 0, max: 1, minExclusive: true }) ?? 1;
+      // top-k and top-p filter a sampled choice: at temperature 0 (greedy) a value that would filter does nothing
+      // (before: accepted and ignored, so `--top-k 50 --seed 2` gave the greedy text); their "off" values
+      // (--top-k 0, --top-p 1) stay accepted there
+      if (temperature === 0 && (topK > 0 || topP < 1)) {
+        throw new UsageError(`${topK > 0 ? '--top-k' : '--top-p'} acts only when sampling: give --temperature T > 0 with it (at temperature 0, the default, the most likely token is taken)`);
       }
       const stop = (values.stop as string[] | undefined) ?? [];
       if (stop.some((x) => x === '')) throw new UsageError('--stop TEXT must not be empty');
@@ -66,6 +66,7 @@ export const generate: Command = {
       const maxNewTokens = intOption('max-new-tokens', values['max-new-tokens'], { min: 0 }) ?? 64;
       if (temperature === 0 && values.seed !== undefined) io.stderr.write('note: --seed has no effect at temperature 0 (greedy decoding draws nothing)\n');
       const prompt = values['prompt-file'] !== undefined ? await readPrompt(values['prompt-file'], io) : values.prompt!;
+      needTokenizer(values.model, 'generate');
       const lm = await loadLM(values.model);
       try {
         // the flags that depend on the kind of model, before the packing (before: after it, seconds on a 1.3B)

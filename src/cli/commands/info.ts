@@ -50,12 +50,12 @@ export function refuseForFolder(folder: string, values: Record<string, unknown>)
 
 const info: Command = {
   name: 'info',
-  summary: 'the architecture read from a checkpoint',
+  summary: 'the architecture read from a checkpoint file or a model folder',
   usage,
   async run(argv) {
     const a = parse({ usage }, argv, { 'msr-gate-fn': { type: 'string' }, 'mlp-gate-fn': { type: 'string' }, json: { type: 'boolean' } }, true);
     if (!a) return 0;
-    if (a.positionals.length !== 1) throw new UsageError(a.positionals.length === 0 ? 'give one checkpoint file' : `give one checkpoint file (got ${a.positionals.length})`);
+    if (a.positionals.length !== 1) throw new UsageError(a.positionals.length === 0 ? 'give one checkpoint file, model folder or ORG/NAME' : `give one checkpoint file, model folder or ORG/NAME (got ${a.positionals.length})`);
     const path = a.positionals[0];
     if (RetNetLM.isFolderSpec(path)) {
       refuseForFolder(path, a.values); // before: --msr-gate-fn / --mlp-gate-fn were accepted and ignored
@@ -169,7 +169,7 @@ async function folderInfo(spec: string, json: boolean): Promise<number> {
   console.log([
     `folder       ${dir}`,
     `kind         fla RetNet language model: embedding [${c.vocab}, ${c.d}] → ${c.layers} × (RMSNorm → retention → RMSNorm → SwiGLU MLP) → RMSNorm → head${c.tied ? ' (tied to the embedding)' : ''}`,
-    `weights      ${fmt(tensors)} tensors in ${mf.weightFiles.length} file${mf.weightFiles.length > 1 ? 's' : ''}, ${Object.entries(dtypes).map(([k, v]) => `${k} ×${v}`).join(', ')}, ${(bytes / 2 ** 30).toFixed(2)} GiB`,
+    `weights      ${fmt(tensors)} tensors in ${mf.weightFiles.length} file${mf.weightFiles.length > 1 ? 's' : ''}, ${Object.entries(dtypes).map(([k, v]) => `${k} ×${v}`).join(', ')}, ${bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(2)} GiB` : `${(bytes / 2 ** 20).toFixed(2)} MiB`}`,
     `parameters   ${fmt(parameters)}`,
     `layers       ${c.layers}`,
     `heads        ${c.H}${c.Hkv !== c.H ? ` (${c.Hkv} key/value heads)` : ''}`,

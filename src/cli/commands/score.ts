@@ -12,7 +12,7 @@ import { corpusOptionSpec, runCorpusMode, wantsCorpusMode } from '../corpus-cli.
 import { intOption } from '../numbers.js';
 import { predictedBytes, writeAll } from '../../corpus/writer.js';
 import { AtomicOutput, checkOutputTarget } from '../safe-output.js';
-import { checkPrecisionBackends, loadLM, parseBackend, parsePrecision, processIO, progressBar, readInput, runCommand, writeEngineNotes, UsageError, type Command, type CommandIO } from '../lm-util.js';
+import { checkPrecisionBackends, loadLM, needTokenizer, parseBackend, parsePrecision, processIO, progressBar, readInput, runCommand, writeEngineNotes, UsageError, type Command, type CommandIO } from '../lm-util.js';
 
 const usage = `usage: retnet score [--model M.safetensors|DIR|ORG/NAME] [--backend js|wasm|tfjs] [--chunk-size N] [--precision f32|bf16] [--jsonl OUT] [--per-token] FILE...
        retnet score [--out SCORES.jsonl[.gz]] [corpus options] INPUT...
@@ -107,6 +107,7 @@ export const score: Command = {
       const jsonlTarget = values.jsonl === undefined ? undefined
         : checkOutputTarget(values.jsonl, [...positionals.map((f) => ({ label: 'FILE', path: f })), ...modelPaths(values.model).map((path) => ({ label: '--model', path }))], '--jsonl', { kind: 'jsonl' });
       for (const f of positionals) checkFile(f);
+      needTokenizer(values.model, 'score');
       const lm = await loadLM(values.model);
       const tokens = lm.tokenizer.kind !== 'bytes'; // a tokenized model: tokens, nll and perplexity as well
       let fd: number | undefined;

@@ -1,6 +1,6 @@
 // `retnet worker`: take corpus shards from a BullMQ queue on Redis and score them here.
 import { corpusWorker } from '../../corpus/score-corpus.js';
-import { asModelRefusal, parseIntOption, queueUrlOption, processIO, runCommand, UsageError, type Command, type CommandIO } from '../lm-util.js';
+import { asModelRefusal, needTokenizer, parseIntOption, queueUrlOption, processIO, runCommand, UsageError, type Command, type CommandIO } from '../lm-util.js';
 import { parse } from '../command.js';
 import { redisTimeoutMs } from '../corpus-cli.js';
 import { RUN_ID_RE } from '../../corpus/digest.js';
@@ -38,6 +38,7 @@ export const worker: Command = {
         signals++;
         if (signals === 1) { io.stderr.write(`retnet: worker: ${sig}: finishing the current shard (again to exit at once)\n`); ac.abort(sig); } else process.exit(sig === 'SIGINT' ? 130 : 143);
       };
+      needTokenizer(v.model, 'worker');
       process.on('SIGINT', onSignal); process.on('SIGTERM', onSignal);
       try {
         const stats = await corpusWorker({
@@ -45,7 +46,7 @@ export const worker: Command = {
           redisTimeoutMs: redisTimeoutMs(v['redis-timeout']), log: (line) => io.stderr.write(`retnet: ${line}\n`), signal: ac.signal,
         }).catch((e: unknown) => { throw asModelRefusal(v.model, e); }); // a refused model folder: exit 2, as in score
         // not connected: the library has said it stopped while waiting for Redis
-        if (stats.connected) io.stderr.write(`retnet: worker: stopped after ${stats.scored} shards (${stats.failed} failed jobs); peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(1)} MiB\n`);
+        if (stats.connected) io.stderr.write(`retnet: worker: stopped after ${stats.scored} shard${stats.scored === 1 ? '' : 's'} (${stats.failed} failed jobs); peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(1)} MiB\n`);
       } finally {
         process.off('SIGINT', onSignal); process.off('SIGTERM', onSignal);
       }

@@ -111,7 +111,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerStats> {
   const warned = new Set<string>();
   const processor = (job: Job) => turns.run(async () => {
     const n = Array.isArray(job.data?.ids) ? job.data.ids.length : '?';
-    o.log(`worker: ${job.queueName} ${job.id}: started (${n} documents)`);
+    o.log(`worker: ${job.queueName} ${job.id}: started (${n} document${n === 1 ? '' : 's'})`);
     const t0 = performance.now();
     const out = await processShardJob(job.data, o.lm, o.modelSha, o.modelLabel);
     const bytes = out.reduce((a, r) => a + r.bytes, 0);
