@@ -270,5 +270,23 @@ test('chunk counts that do not divide L: drift rows and bench cells say what ran
   assert.equal(cells.map((c: { chunks: number; chunksRun: number; chunkSize: number }) => [c.chunks, c.chunksRun, c.chunkSize]), [[64, 50, 2], [4, 4, 25]]);
 });
 
+test('--version prints the package version (before: "retnet demo: Unknown option"); run says what a model folder or an LM checkpoint is; score and worker --help describe every flag of their usage line', () => {
+  const v = cli('--version');
+  assert.is(v.code, 0, v.err);
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  assert.is(v.out, `retnet ${pkg.version}\n`);
+  const input = fixturePath('retnet-small.cases');
+  expectUsage(cli('run', '--model', join(ROOT, 'test', 'fixtures', 'fla', 'f32'), '--input', input, '--key', 'input', '--out', join(TMP, 'f.safetensors')),
+    /is a model folder: run takes a \.safetensors RetNet checkpoint/, 'run on a folder');
+  expectFailure(cli('run', '--model', join(ROOT, 'src', 'assets', 'bytes-4x128.safetensors'), '--input', input, '--key', 'input', '--out', join(TMP, 'b.safetensors')),
+    /it is a language-model checkpoint \(embedding, final norm, head\): load it with RetNetLM\.load/, 'run on the byte LM');
+  for (const [cmd, flags] of [['score', ['--model', '--backend', '--chunk-size', '--precision', '--jsonl', '--per-token']], ['worker', ['--queue', '--model', '--run-id', '--lock-duration', '--redis-timeout']]] as const) {
+    const h = cli(cmd, '--help');
+    assert.is(h.code, 0);
+    const body = h.out.split('\n').slice(1).join('\n'); // past the usage line
+    for (const f of flags) assert.match(body, new RegExp(`^\\s+${f}\\b`, 'm'), `${cmd} --help describes ${f}`);
+  }
+});
+
 test.after(() => rmSync(TMP, { recursive: true, force: true }));
 test.run();

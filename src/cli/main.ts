@@ -3,7 +3,7 @@
 // commands/, each exporting a Command; to add one, import it and put it in
 // COMMANDS. `retnet` with no command (or only options) runs the main job.
 import { fileURLToPath } from 'node:url';
-import { realpathSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { UsageError, errorMessage, type Command } from './command.js';
 import { usageHead } from './usage-error.js';
 import { quote } from '../errors.js';
@@ -27,8 +27,13 @@ README's example in parallel and chunkwise form; --small for a quick one).
 commands:
 ${COMMANDS.map((c) => `  ${c.name.padEnd(9)} ${c.summary}`).join('\n')}
 
-Run \`retnet <command> --help\` or \`retnet help <command>\` for a command's options.
+Run \`retnet <command> --help\` or \`retnet help <command>\` for a command's options; \`retnet --version\` for the version.
 Exit codes: 0 ok, 1 error, 2 bad command line (or a model folder refused, before any work).`;
+
+/** The version in the package's package.json (two folders above this file in dist/src/cli). */
+function packageVersion(): string {
+  try { return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? 'unknown'; } catch { return 'unknown'; }
+}
 
 export async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'help' && argv.length > 1 && (argv[1] === '--help' || argv[1] === '-h') && argv.length === 2) {
@@ -46,6 +51,8 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') { process.stdout.write(USAGE + '\n'); return 0; }
+  // the package's version (before: taken as a demo option, "retnet demo: Unknown option '--version'")
+  if ((argv[0] === '--version' || argv[0] === '-V') && argv.length === 1) { process.stdout.write(`retnet ${packageVersion()}\n`); return 0; }
   const named = argv.length > 0 && !argv[0].startsWith('-');
   const cmd = named ? COMMANDS.find((c) => c.name === argv[0]) : demo;
   if (!cmd) {

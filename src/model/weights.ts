@@ -256,7 +256,11 @@ function floatData(data: StData, name: string, label: string): WArray {
 /** Fail with the full list of names the model did not use. */
 export function checkUnexpected(ck: Checkpoint, used: Set<string>): void {
   const extra = [...ck.tensors.keys()].filter((n) => !used.has(n));
-  if (extra.length) throw errors.weights(`${ck.label}: unexpected weights not used by the model: ${listNames(extra, 5, true)}`);
+  // a byte LM's own tensors where a RetNet was asked for: say what the file is (before: only the names)
+  const lm = used.size > 0 && ['embed.weight', 'head.weight'].every((n) => extra.includes(n))
+    ? ' — it is a language-model checkpoint (embedding, final norm, head): load it with RetNetLM.load; `retnet score` and `generate` take it as --model'
+    : '';
+  if (extra.length) throw errors.weights(`${ck.label}: unexpected weights not used by the model: ${listNames(extra, 5, true)}${lm}`);
 }
 
 type Named = Record<string, { shape: number[]; data: WArray }>;

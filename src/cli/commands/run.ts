@@ -1,6 +1,7 @@
 // `retnet run`: a [B, L, d] tensor from a safetensors file through a
 // checkpoint, streamed: rows are read by range and written by range, so
 // memory stays bounded whatever L is.
+import { existsSync, statSync } from 'node:fs';
 import { RetNet, SafetensorsFile, SafetensorsWriter, type RowSink, type RowSource, type ForwardOptions } from '../../index.js';
 import { listNames, quote } from '../../errors.js';
 import { UsageError, backendName, kernelsName, parse, progressBar, type Command } from '../command.js';
@@ -102,6 +103,10 @@ const run: Command = {
       if (C > MAX_PARALLEL_L) {
         const flag = opts.numChunks !== undefined ? `--chunks ${opts.numChunks}` : `--chunk-size ${opts.chunkSize}`;
         throw new UsageError(`${flag} makes chunks of ${C} tokens (L = ${L}), over ${MAX_PARALLEL_L}: each builds a ${C}×${C} decay/score matrix per head (${((C * C * 8) / 2 ** 30).toFixed(1)} GiB each); use chunks of at most ${MAX_PARALLEL_L} tokens (the results are the same), or --chunks -1 for the recurrent form`);
+      }
+      // a model folder is for the text commands (before: "is a directory", nothing more)
+      if (existsSync(v.model!) && statSync(v.model!).isDirectory()) {
+        throw new UsageError(`--model ${v.model} is a model folder: run takes a .safetensors RetNet checkpoint (the seed's names); a folder's language model scores text with \`retnet score --model DIR\``);
       }
       model = await RetNet.load(v.model!, { msrGateFn, mlpGateFn });
       const d = model.dims.d;

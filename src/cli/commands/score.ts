@@ -21,6 +21,9 @@ const usage = `usage: retnet score [--model M.safetensors|DIR|ORG/NAME] [--backe
   --model       the shipped byte-level bytes-4x128 (default), a byte-LM .safetensors, or a
                 fla-hub RetNet: a Hugging Face folder (config.json, *.safetensors,
                 tokenizer.json) or ORG/NAME already in the local Hugging Face cache
+  --backend B   wasm (default: the worker pool's WASM/BLAS kernels), js (the float64 reference)
+                or tfjs (a GPU where one is found; docs/gpu.md)
+  --chunk-size N  tokens per chunk of the chunkwise form (default 256; at most 16384)
   --jsonl OUT   one JSON record per file: {"file","bytes","bits","bits_per_byte"}; written
                 to a temporary file and renamed when every file is scored (a failed run
                 leaves OUT as it was); refused when OUT is one of the FILEs or the model,

@@ -9,6 +9,9 @@ const usage = `usage: retnet worker --queue redis://[user:pass@]host:port[/db] [
   Takes shards of \`retnet score --out … --queue …\` runs from the queue (every run on that
   Redis, or only --run-id's) and scores them with this machine's worker pool, one at a time.
   The model must be the coordinator's (its SHA-256 — of every file of a model folder — is checked on every job).
+  --queue URL          the Redis the coordinator (\`score --queue\`) uses
+  --model M            the model, as score's --model (default: the shipped byte LM)
+  --run-id ID          take only that run's shards (score's --run-id; by default a digest of its inputs, model and options)
   --lock-duration MS   how long a shard of a killed worker waits before another worker
                        takes it (BullMQ lock; default 30000, at least 100)
   --redis-timeout SEC  exit 1 when Redis is unreachable this long (default 30)
