@@ -3,7 +3,8 @@
 // missing required option prints what is wrong and the usage, and exits 2 — never a stack trace, and
 // never a run with the argument silently dropped (a full benchmark that overwrites bench/results). A
 // script without options (bench/kernels.ts …) calls it with none, so any argument is refused. An
-// --out that names something other than a JSON file (a model, an input, a directory), or an input of the
+// --out that names something other than a benchmark result file (a model, an input, a directory, a JSON file
+// such as package.json), or an input of the
 // run itself (a path another option names, or inside a directory one names), is refused before the run,
 // not overwritten after it.
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
@@ -64,9 +65,14 @@ export function benchArgs<O extends Record<string, Opt>, R extends keyof O & str
   }
   const out = values.out;
   if (typeof out === 'string' && existsSync(out)) {
-    let json = false;
-    try { json = statSync(out).isFile() && (JSON.parse(readFileSync(out, 'utf8')), true); } catch { /* not JSON */ }
-    if (!json) badArg(spec, `--out ${out} exists and is not a JSON result file: it would be overwritten`);
+    // a result file these scripts write: a JSON object with a date, machine or params key (before: any JSON, so
+    // --out package.json replaced the package's manifest)
+    let result = false;
+    try {
+      const j = statSync(out).isFile() ? JSON.parse(readFileSync(out, 'utf8')) as unknown : null;
+      result = j !== null && typeof j === 'object' && !Array.isArray(j) && ['date', 'machine', 'params'].some((k) => Object.hasOwn(j, k));
+    } catch { /* not JSON */ }
+    if (!result) badArg(spec, `--out ${out} exists and is not a benchmark result file (a JSON object with date, machine or params): it would be overwritten`);
   }
   // nor one of the run's inputs: a path another option names, a file inside a directory one names (a
   // model folder's config.json is JSON too), or a hard link to the one or to a file in the other
@@ -91,4 +97,24 @@ export function benchArgs<O extends Record<string, Opt>, R extends keyof O & str
 export function badArg<O extends Record<string, Opt>, R extends keyof O & string>(spec: BenchArgsSpec<O, R>, message: string): never {
   console.error(`error: ${message}\n${usageOf(spec)}`);
   process.exit(2);
+}
+
+/** A numeric option's value: a plain decimal number (an integer unless `int: false`) in [min, max]; anything
+ *  else (NaN, 1e3x, 0 where 1 is the least) exits 2 naming the option — before any work (before: Number() let
+ *  "abc" through as NaN, and scripts wrote NaN results with exit 0, or crashed after the run). */
+export function numArg(flag: string, v: string | undefined, range: { min?: number; max?: number; int?: boolean } = {}): number {
+  const int = range.int !== false, min = range.min ?? (int ? 1 : 0), max = range.max ?? Infinity;
+  const n = v !== undefined && (int ? /^\d+$/ : /^\d+(\.\d+)?$/).test(v) ? Number(v) : NaN;
+  if (!(Number.isFinite(n) && n >= min && n <= max && (!int || Number.isSafeInteger(n)))) {
+    const script = relative(process.cwd(), process.argv[1] ?? '') || 'the script';
+    console.error(`error: --${flag} must be ${int ? 'an integer' : 'a number'} ≥ ${min}${Number.isFinite(max) ? ` and ≤ ${max}` : ''} (got ${JSON.stringify(v ?? '')})\n` +
+      `(node ${script} --help lists the options)`);
+    process.exit(2);
+  }
+  return n;
+}
+
+/** A comma-separated list of numArg values. */
+export function numListArg(flag: string, v: string, range: { min?: number; max?: number; int?: boolean } = {}): number[] {
+  return v.split(',').map((p) => numArg(flag, p, range));
 }

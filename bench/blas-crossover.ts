@@ -16,10 +16,10 @@ import { bindWasmKernels } from '../src/runtime/wasm-kernels.js';
 import { tileFloats, type RuntimeKernels } from '../src/runtime/kernels.js';
 import { ARENA_BASE, createMemory, loadKernelsSync } from '../src/wasm/loader.js';
 import { machine } from '../src/cli/gen.js';
-import { benchArgs } from './args.js';
+import { benchArgs, numArg } from './args.js';
 
 const { values: a } = benchArgs({ options: { reps: { type: 'string' }, out: { type: 'string' } } });
-const reps = Number(a.reps ?? 7);
+const reps = numArg('reps', a.reps ?? '7');
 const out = a.out ?? 'bench/results/blas-crossover.json';
 const F4 = 4;
 const memory = createMemory(256);

@@ -16,7 +16,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { scoreCorpus, type CorpusSummary } from '../src/index.js';
-import { benchArgs } from './args.js';
+import { benchArgs, numArg } from './args.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -24,7 +24,7 @@ const { values } = benchArgs({ options: {
   bytes: { type: 'string', default: String(1 << 20) }, 'shard-bytes': { type: 'string', default: String(256 << 10) },
   'rss-bytes': { type: 'string', default: String(128 << 10) },
 } });
-const nBytes = Number(values.bytes), shardBytes = Number(values['shard-bytes']), rssBytes = Number(values['rss-bytes']);
+const nBytes = numArg('bytes', values.bytes), shardBytes = numArg('shard-bytes', values['shard-bytes']), rssBytes = numArg('rss-bytes', values['rss-bytes']);
 const params = {
   bytes: nBytes, shortDoc: 1024, longDoc: 256 << 10, shardBytes, rssBytes, model: 'bytes-4x128 (shipped)', backend: 'wasm (default)',
   node: process.version, cpu: `${cpus().length}× ${cpus()[0]?.model}`, date: new Date().toISOString(), loadavgStart: loadavg(),

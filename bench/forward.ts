@@ -9,16 +9,19 @@
 // Prints its parameters and the machine; writes bench/results/forward.json.
 import Benchmark from 'benchmark';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { RetNet, Tensor, type BackendName } from '../src/index.js';
 import { discardSink, generatedSource, machine } from '../src/cli/gen.js';
-import { benchArgs } from './args.js';
+import { benchArgs, numArg } from './args.js';
 
 const { values: a } = benchArgs({ options: {
   quick: { type: 'boolean' }, backend: { type: 'string' }, 'max-length': { type: 'string' }, out: { type: 'string' },
 } });
 const quick = a.quick ?? false;
 const backend = (a.backend ?? 'wasm') as BackendName;
+if (!['wasm', 'js', 'tfjs'].includes(backend)) { console.error(`error: --backend must be wasm, js or tfjs (got ${JSON.stringify(backend)})`); process.exit(2); }
 const out = a.out ?? 'bench/results/forward.json';
+mkdirSync(dirname(resolve(out)), { recursive: true }); // its folder before the run, not after it (before: ENOENT after the work)
 const seedCfg = quick
   ? { numLayer: 2, numHeads: 4, dimModel: 64, valueFactor: 2, mlpMult: 4, seed: 0 }
   : { numLayer: 6, numHeads: 8, dimModel: 512, valueFactor: 2, mlpMult: 4, seed: 0 };
@@ -28,7 +31,8 @@ const workerCounts = [1, 2];
 const scaleCfg = quick
   ? { numLayer: 1, numHeads: 2, dimModel: 32, valueFactor: 2, mlpMult: 4, seed: 0 }
   : { numLayer: 2, numHeads: 4, dimModel: 128, valueFactor: 2, mlpMult: 4, seed: 0 };
-const maxL = Number(a['max-length'] ?? (quick ? 16384 : 2 ** 20));
+// at least two lengths of the scaling run, or its slope is undefined (before: --max-length 2048 wrote NaN, exit 0)
+const maxL = numArg('max-length', a['max-length'] ?? String(quick ? 16384 : 2 ** 20), { min: quick ? 4096 : 16384 });
 const scaleChunk = quick ? 256 : 512;
 const scaleLengths: number[] = [];
 for (let L = quick ? 2048 : 8192; L <= maxL; L *= 2) scaleLengths.push(L);
@@ -91,6 +95,5 @@ const mx = xs.reduce((p, q) => p + q, 0) / xs.length, my = ys.reduce((p, q) => p
 const slope = xs.reduce((acc, x, i) => acc + (x - mx) * (ys[i] - my), 0) / xs.reduce((acc, x) => acc + (x - mx) ** 2, 0);
 console.log(`scaling slope d log(time) / d log(L) = ${slope.toFixed(3)} (1 = linear in L)`);
 
-mkdirSync('bench/results', { recursive: true });
 writeFileSync(out, JSON.stringify({ suite: 'forward', date: new Date().toISOString(), machine: machine(), parameters: params, forward: rows, scaling, scalingSlope: slope }, null, 2) + '\n');
 console.log(`wrote ${out}`);

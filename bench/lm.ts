@@ -11,9 +11,9 @@
 // library loads, else WASM) | wasm | blas | js (scalar JS); the engine that ran is printed.
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { dirname, isAbsolute, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { RetNetLM, type BackendName } from '../src/index.js';
-import { benchArgs } from './args.js';
+import { benchArgs, numArg } from './args.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const { values } = benchArgs({
@@ -23,9 +23,9 @@ const { values } = benchArgs({
     out: { type: 'string', default: 'bench/results/lm.json' },
   },
 });
-const nBytes = Number(values.bytes), chunkSize = Number(values['chunk-size']), decodeBytes = Number(values.decode);
+const nBytes = numArg('bytes', values.bytes), chunkSize = numArg('chunk-size', values['chunk-size'], { max: 16384 }), decodeBytes = numArg('decode', values.decode, { min: 0 });
 const backend = values.backend as BackendName;
-const workers = values.workers ? Number(values.workers) : undefined;
+const workers = values.workers !== undefined ? numArg('workers', values.workers, { max: 64 }) : undefined;
 
 function sources(dir: string, out: string[] = []): string[] {
   for (const name of readdirSync(dir).sort()) {
@@ -95,7 +95,9 @@ const result = {
   decode: { bytes: g.bytes.length, seconds: g.decodeSeconds, bytesPerSecond: decodeRate, prefillBytes: 512, prefillSeconds: g.prefillSeconds },
   date: new Date().toISOString(),
 };
-const target = isAbsolute(values.out!) ? values.out! : join(ROOT, values.out!);
+// where benchArgs checked it: relative to the current folder (before: checked there, written under the checkout's
+// root, so --out README.md replaced the checkout's README)
+const target = resolve(values.out!);
 mkdirSync(dirname(target), { recursive: true });
 writeFileSync(target, JSON.stringify(result, null, 2) + '\n');
 console.log(`wrote ${target}`);

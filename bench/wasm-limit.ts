@@ -21,17 +21,19 @@
 // neither is trustworthy, rerun it quiet.
 import { createMemory, loadKernelsSync, ARENA_BASE, type Kernels } from '../src/wasm/loader.js'; // first: sets the relaxed-SIMD flag
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { loadavg } from 'node:os';
 import { RetNet, Tensor } from '../src/index.js';
 import { discardSink, generatedSource, machine } from '../src/cli/gen.js';
 import { collectProfile, resetProfile, splitPhases } from '../src/runtime/profile.js';
 import { flopsPerToken as necessaryFlops } from './flops.js';
-import { benchArgs } from './args.js';
+import { benchArgs, numArg } from './args.js';
 
 const { values: a } = benchArgs({ options: { repeat: { type: 'string' }, quick: { type: 'boolean' }, out: { type: 'string' } } });
 const quick = a.quick ?? false;
-const repeat = Number(a.repeat ?? (quick ? 1 : 5));
+const repeat = numArg('repeat', a.repeat ?? (quick ? '1' : '5'));
 const out = a.out ?? 'bench/results/wasm-limit.json';
+mkdirSync(dirname(resolve(out)), { recursive: true }); // its folder before the run, not after it
 const cfg = quick
   ? { numLayer: 2, numHeads: 4, dimModel: 128, valueFactor: 2, mlpMult: 4, seed: 0 }
   : { numLayer: 6, numHeads: 8, dimModel: 512, valueFactor: 2, mlpMult: 4, seed: 0 };
@@ -210,7 +212,6 @@ const forms: { L: number; parallel: number; chunkwise: number }[] = [];
   await model.close();
 }
 
-mkdirSync('bench/results', { recursive: true });
 writeFileSync(out, JSON.stringify({
   suite: 'wasm-limit', date: new Date().toISOString(), machine: machine(), parameters: params, loadAtEnd: load(),
   gemm, gemmAfter, gemmRateForBound: gemmRate, flopsPerToken: fpt, boundTokensPerSec: Math.round(boundTokensPerSec), endToEnd: e2e, ratioToBound: +ratio.toFixed(3), ratioMeanToBound: +ratioMean.toFixed(3),

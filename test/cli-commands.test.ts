@@ -214,7 +214,7 @@ test('bench without --kernels takes RETNET_KERNELS, as the other commands do; --
   if (engineMissing('blas') === null) {
     const b = run(['--kernels', 'blas']);
     assert.is(b.status, 0, b.stderr);
-    assert.match(b.stdout, /^wasm\s+openblas/m);
+    assert.match(b.stdout, /^wasm \(kernels blas\)\s+openblas/m); // the row names the --kernels it ran
   }
 });
 

@@ -45,7 +45,7 @@ import { RetNet, Tensor, type KernelsName } from '../../src/index.js';
 import { machine } from '../../src/cli/gen.js';
 import { gemmRates as gemmRatesOf } from '../gemm-rates.js';
 import { flopsPerToken } from '../flops.js';
-import { benchArgs } from '../args.js';
+import { benchArgs, numArg, numListArg } from '../args.js';
 
 const { values: a } = benchArgs({ options: {
   quick: { type: 'boolean' }, lengths: { type: 'string' }, reps: { type: 'string' }, threads: { type: 'string' },
@@ -54,10 +54,10 @@ const { values: a } = benchArgs({ options: {
 } });
 if (a['fla-dir'] !== undefined && !a.fla) { console.error('error: --fla-dir goes with --fla'); process.exit(2); }
 const quick = a.quick ?? false;
-const lengths = (a.lengths ?? (quick ? '4096' : '4096,16384')).split(',').map(Number);
-const reps = Number(a.reps ?? (quick ? 1 : 3));
-const threads = Number(a.threads ?? 2);
-const chunk = Number(a.chunk ?? 512);
+const lengths = numListArg('lengths', a.lengths ?? (quick ? '4096' : '4096,16384'));
+const reps = numArg('reps', a.reps ?? (quick ? '1' : '3'));
+const threads = numArg('threads', a.threads ?? '2', { max: 64 });
+const chunk = numArg('chunk', a.chunk ?? '512', { max: 16384 });
 const only = new Set((a.only ?? 'project,torch,ort-node,ort-web').split(','));
 const out = a.out ?? 'bench/results/peers.json';
 const isolate = !(a.shared ?? false);

@@ -216,6 +216,11 @@ export function checkOutputTarget(out: string, inputs: readonly NamedInput[], fl
     if (opts.kind && st.size > 0 && !holdsKind(target, st.size, opts.kind)) {
       throw new UsageError(`${what} exists and is not ${KIND_WORDS[opts.kind]} (it begins ${beginning(target)}); refusing to replace it: give a new name, or remove the file first`);
     }
+    // a file made read-only stays as it is, refused before any work (before: the work ran, then the write
+    // failed with EACCES, the results were lost, and drift left a CSV that no longer matched its JSON)
+    try { accessSync(target, constants.W_OK); } catch {
+      throw new UsageError(`${what} exists and is read-only; refusing to replace it: make it writable, or give another name`);
+    }
   } else {
     // a file not made yet is the same as another name not made yet when both name the same place
     // (its folder through any links, and its name): e.g. --out X --summary-json X, where the second

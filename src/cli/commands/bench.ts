@@ -104,7 +104,7 @@ const bench: Command = {
     if (profile) process.env.RETNET_PROFILE = '1'; // read by each worker pool as it starts
     const rows: BenchRow[] = [];
     console.log(`bench: RetNet ${cfg.numLayer} layers, ${cfg.numHeads} heads, d=${cfg.dimModel}, value factor 2, MLP 4·d; batch ${B}; ${JSON.stringify(machine())}`);
-    const cell = (r: BenchRow) => `${r.backend}${r.workers !== null ? ` workers=${r.workers}` : ''} L=${r.L} chunks=${r.chunks}${ranNote(r) ? ` (${ranNote(r)})` : ''}`;
+    const cell = (r: BenchRow) => `${r.backend}${r.kernels !== undefined ? ` kernels=${r.kernels}` : ''}${r.workers !== null ? ` workers=${r.workers}` : ''} L=${r.L} chunks=${r.chunks}${ranNote(r) ? ` (${ranNote(r)})` : ''}`;
     for (const backend of backends) {
       // per kernel engine: one that cannot load (dnnl without oneDNN) skips its own cells only (before: the
       // whole backend's, and a later engine's row said the backend was not available)
@@ -163,7 +163,8 @@ const bench: Command = {
     console.log(table(['backend', 'engine', 'device', 'B', 'L', 'chunks', 'workers', 'seconds', 'tokens/s', 'note'],
       rows.map((r) => r.unavailable !== undefined
         ? [r.kernels !== undefined ? `${r.backend} (kernels ${r.kernels})` : r.backend, '-', '-', '-', '-', '-', '-', '-', '-', `not available: ${firstClause(r.unavailable)}`]
-        : [r.backend, r.engine || '-', r.device || '-', r.B, r.L, r.chunks, r.workers ?? '-',
+        // a --kernels list's rows say which request each ran (before: auto and blas rows looked the same)
+        : [r.kernels !== undefined ? `${r.backend} (kernels ${r.kernels})` : r.backend, r.engine || '-', r.device || '-', r.B, r.L, r.chunks, r.workers ?? '-',
           r.error ? '-' : Number(r.seconds.toFixed(3)), r.error ? '-' : Math.round(r.tokensPerSec), r.error ? `error: ${r.error.slice(0, 80)}` : ranNote(r)])));
     // the install advice only where a package may be missing (not for a bad RETNET_TFJS_ENGINE value)
     // naming the package the reason says is missing where it says one (before: always @tensorflow/tfjs, also when

@@ -171,7 +171,9 @@ const drift: Command = {
         const usable: BackendName[] = [];
         for (const backend of backends) {
           try {
-            await model.forward(Tensor.randn([1, 2, d], { seed: 0, dtype: 'float32' }), { backend, workers, numChunks: 1 });
+            // precision named: every row of the study names its own, so RETNET_PRECISION is not read here either
+            // (before: a bad value in the environment failed the study after the model loaded)
+            await model.forward(Tensor.randn([1, 2, d], { seed: 0, dtype: 'float32' }), { backend, workers, numChunks: 1, precision: 'f32' });
             usable.push(backend);
           } catch (e) {
             if (!(e instanceof RetNetError && e.code === 'E_ENGINE')) throw e;
