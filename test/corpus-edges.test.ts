@@ -8,11 +8,14 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { hostname, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Queue, Worker } from 'bullmq';
 import { scoreCorpus } from '../src/index.js';
 import { queueName } from '../src/corpus/queue/jobs.js';
+import { recordToItem } from '../src/corpus/jsonl.js';
 import { canRun } from './helpers/skip.js';
+import { FIXTURES } from './helpers.js';
 import { CLI, cliChild, redisMissing, startRedis, writeSmallLM } from './helpers/corpus.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'retnet-corpus-edges-'));
@@ -118,6 +121,66 @@ test('a Parquet text that is not valid UTF-8 is a bad record, as in JSONL (befor
   const recs = readFileSync(join(dir, 'pq.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { id: string; bytes: number });
   assert.equal(recs.map((x) => [x.id, x.bytes]), [['b1', 9]]);
   assert.is(cli(['score', '--model', model, '--strict', '--out', join(dir, 'pq2.jsonl'), p]).status, 1);
+});
+
+test('Parquet: a footer whose row counts the column chunks contradict is an error naming the file (before: 1e9 claimed rows ran out of memory, 0 dropped the rows, exit 0)', async () => {
+  const require = createRequire(import.meta.url);
+  const wdir = dirname(require.resolve('hyparquet-writer')), rdir = dirname(require.resolve('hyparquet'));
+  const { parquetMetadata } = await import(pathToFileURL(join(rdir, 'index.js')).href) as { parquetMetadata: (b: ArrayBuffer) => { num_rows: bigint; row_groups: { num_rows: bigint }[] } };
+  const { writeMetadata } = await import(pathToFileURL(join(wdir, 'metadata.js')).href) as { writeMetadata: (w: unknown, m: unknown) => void };
+  const { ByteWriter } = await import(pathToFileURL(join(wdir, 'bytewriter.js')).href) as { ByteWriter: new () => { getBuffer(): ArrayBuffer } };
+  const src = readFileSync(join(FIXTURES, 'corpus', 'docs.parquet'));
+  const md = parquetMetadata(src.buffer.slice(src.byteOffset, src.byteOffset + src.length) as ArrayBuffer);
+  const body = src.subarray(0, src.length - 8 - src.readUInt32LE(src.length - 8));
+  const withFooter = (edit: (m: typeof md) => void): Buffer => {
+    const m = structuredClone(md);
+    edit(m);
+    const w = new ByteWriter();
+    writeMetadata(w, m);
+    const meta = Buffer.from(w.getBuffer()), tail = Buffer.alloc(8);
+    tail.writeUInt32LE(meta.length, 0); tail.write('PAR1', 4);
+    return Buffer.concat([body, meta, tail]);
+  };
+  const cases: [string, (m: typeof md) => void, RegExp][] = [
+    ['claims 1e9 rows', (m) => { m.row_groups[0]!.num_rows = 1_000_000_000n; m.num_rows = 1_000_000_000n; }, /the footer says 1000000000 rows but its row groups hold \d+: a corrupt file/],
+    ['a row group of 0 rows', (m) => { m.num_rows -= m.row_groups[0]!.num_rows; m.row_groups[0]!.num_rows = 0n; }, /row group 0 says 0 rows, but its column "(text|id)" holds \d+ values: a corrupt file/],
+  ];
+  for (const [what, edit, re] of cases) {
+    const p = join(dir, `footer-${what.replace(/\W+/g, '-')}.parquet`);
+    writeFileSync(p, withFooter(edit));
+    const r = cli(['score', '--model', model, '--out', join(dir, 'footer.jsonl'), p]);
+    assert.is(r.status, 1, `${what}: ${r.stderr}`);
+    assert.match(r.stderr, re, what);
+  }
+});
+
+test('Parquet: a text column that is not BYTE_ARRAY (UUID, FIXED_LEN_BYTE_ARRAY) is refused naming its type; bytes that are not UTF-8 are a bad record; a JSONL id -0 stays "-0"', async () => {
+  const require = createRequire(import.meta.url);
+  const { parquetWriteFile } = await import(require.resolve('hyparquet-writer')) as { parquetWriteFile: (o: unknown) => void };
+  const flba = join(dir, 'flba.parquet');
+  parquetWriteFile({ filename: flba, schema: [{ name: 'root', num_children: 2 }, { name: 'id', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'REQUIRED' },
+    { name: 'text', type: 'FIXED_LEN_BYTE_ARRAY', type_length: 4, repetition_type: 'REQUIRED' }],
+  columnData: [{ name: 'id', data: ['f0', 'f1'] }, { name: 'text', data: [new Uint8Array([0x61, 0x62, 0x63, 0x64]), new Uint8Array([0xff, 0xfe, 0, 1])] }] });
+  let r = cli(['score', '--model', model, '--out', join(dir, 'flba.jsonl'), flba]);
+  assert.is(r.status, 1, r.stderr);
+  assert.match(r.stderr, /column "text" is FIXED_LEN_BYTE_ARRAY, not text/);
+  // a plain BYTE_ARRAY column (no string annotation) holding bytes that are not UTF-8
+  const bin = join(dir, 'bin.parquet');
+  parquetWriteFile({ filename: bin, schema: [{ name: 'root', num_children: 2 }, { name: 'id', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'REQUIRED' },
+    { name: 'text', type: 'BYTE_ARRAY', repetition_type: 'REQUIRED' }],
+  columnData: [{ name: 'id', data: ['b0', 'b1'] }, { name: 'text', data: [new Uint8Array([0x61, 0xff, 0x62]), new TextEncoder().encode('fine')] }] });
+  r = cli(['score', '--model', model, '--out', join(dir, 'bin.jsonl'), bin]);
+  assert.is(r.status, 0, r.stderr);
+  assert.match(r.stderr, /bin\.parquet:1: skipped: column "text" is not valid UTF-8/);
+  // bytes reaching a record as bytes are held to UTF-8 there too (the path a FIXED_LEN_BYTE_ARRAY column took)
+  const item = recordToItem({ text: new Uint8Array([0x61, 0xff]) }, 'x.parquet', 3, { textField: 'text', idField: 'id' });
+  assert.equal(item, { skip: { source: 'x.parquet', line: 3, reason: 'field "text" holds bytes that are not valid UTF-8' } });
+  const jl = join(dir, 'neg0.jsonl');
+  writeFileSync(jl, '{"id": 0, "text": "one"}\n{"id": -0, "text": "two"}\n');
+  r = cli(['score', '--model', model, '--out', join(dir, 'neg0-out.jsonl'), jl]);
+  assert.is(r.status, 0, r.stderr);
+  const ids = readFileSync(join(dir, 'neg0-out.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { id: string }).id);
+  assert.equal(ids, ['0', '-0']);
 });
 
 test('queue: a Redis database the server lacks is an error (before: the run went on in db 0)', async () => {

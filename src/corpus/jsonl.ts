@@ -31,7 +31,12 @@ export function recordToItem(value: unknown, source: string, line: number, f: Fi
   if (typeof text === 'string') {
     if (!(text as unknown as { isWellFormed(): boolean }).isWellFormed()) return { skip: { source, line, reason: `field ${JSON.stringify(f.textField)} holds a lone surrogate (not valid Unicode)` } };
     bytes = Buffer.from(text, 'utf8');
-  } else if (text instanceof Uint8Array) bytes = text;
+  } else if (text instanceof Uint8Array) {
+    // bytes (a Parquet column without a string type): text only when they are UTF-8, as every other text here
+    // (before: passed on unchecked — the byte LM scored binary data, a tokenized model failed the whole run)
+    try { utf8.decode(text); } catch { return { skip: { source, line, reason: `field ${JSON.stringify(f.textField)} holds bytes that are not valid UTF-8` } }; }
+    bytes = text;
+  }
   else return { skip: { source, line, reason: `field ${JSON.stringify(f.textField)} is ${typeof text}, not a string` } };
   const max = f.maxDocBytes ?? DEFAULT_MAX_DOC_BYTES;
   if (bytes.length > max) return { skip: { source, line, reason: `text longer than ${max} bytes (--max-doc-bytes)` } };
@@ -142,7 +147,8 @@ export async function* readJsonl(stream: Readable, source: string, f: FieldNames
         continue;
       }
       const id = typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[f.idField] : undefined;
-      if (typeof id === 'number' && !Number.isSafeInteger(id)) {
+      // (-0 too: String(-0) is "0", which would collide with an id 0)
+      if (typeof id === 'number' && (!Number.isSafeInteger(id) || Object.is(id, -0))) {
         // a number id beyond 2^53 (a 64-bit row id, a hash) or with a fraction or exponent: JSON.parse rounds
         // it to a double (12345678901234567891 → "12345678901234567000"); the id is its text as written
         const raw = rawTopLevelNumber(text, f.idField);
