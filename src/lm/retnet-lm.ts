@@ -765,7 +765,11 @@ export class RetNetLM {
     if (typeof x === 'string') {
       const ids = this.tokenizer.encode(x);
       const bos = this.tokenizer.bosId !== null && ids.length > 0 && ids[0] === this.tokenizer.bosId;
-      return new SeqScore(ids, perToken, this.tokenizer.byteLength(x), bos || ids.length === 0 ? 0 : firstTokenBytes(this.tokenizer, ids[0]!));
+      let given = bos || ids.length === 0 ? 0 : firstTokenBytes(this.tokenizer, ids[0]!);
+      // a space the pre-tokenizer put before the text (GPT-2's add_prefix_space: "hello" → "Ġhello") is not one of
+      // its bytes (before: counted, so the predicted bytes came out one short, or none for a two-token text)
+      if (given > 0 && !x.startsWith(' ') && this.tokenizer.decode([ids[0]!]).startsWith(' ')) given -= 1;
+      return new SeqScore(ids, perToken, this.tokenizer.byteLength(x), given);
     }
     if (x instanceof Uint8Array) {
       if (this.tokenizer.kind === 'bytes') return new SeqScore(x, perToken, x.length, x.length > 0 ? 1 : 0);

@@ -73,6 +73,11 @@ export class HfTokenizerImpl implements Tokenizer {
     if (typeof model.type === 'string' && !['BPE', 'WordPiece', 'Unigram'].includes(model.type)) {
       throw tokenizerError(source, `model type ${quote(model.type)} is not supported (BPE, WordPiece, Unigram)`);
     }
+    // without a type the library guesses the model from its keys, and its last guess is a plain lookup that drops
+    // what it lacks: refused, except the unambiguous Unigram (a vocabulary of [piece, score] rows) (before: the
+    // checks below, keyed on the type, were skipped, and characters vanished from the text without a word)
+    const mtype = typeof model.type === 'string' ? model.type : Array.isArray(model.vocab) ? 'Unigram' : null;
+    if (mtype === null) throw tokenizerError(source, 'model.type is missing: name the model (BPE, WordPiece or Unigram)');
     const vocabEntries: [string, number][] = [];
     if (isObject(model.vocab)) {
       for (const [tok, id] of Object.entries(model.vocab)) vocabEntries.push([tok, id as number]);
@@ -82,7 +87,7 @@ export class HfTokenizerImpl implements Tokenizer {
       throw tokenizerError(source, 'model.vocab is missing or not an object');
     }
     if (vocabEntries.length === 0) throw tokenizerError(source, 'model.vocab is empty');
-    if (model.type === 'BPE' && !Array.isArray(model.merges)) throw tokenizerError(source, 'model.merges (a BPE model) is missing or not an array');
+    if (mtype === 'BPE' && !Array.isArray(model.merges)) throw tokenizerError(source, 'model.merges (a BPE model) is missing or not an array');
     const added: AddedToken[] = [];
     if (json.added_tokens !== undefined && json.added_tokens !== null) {
       if (!Array.isArray(json.added_tokens)) throw tokenizerError(source, 'added_tokens is not an array');
@@ -107,7 +112,7 @@ export class HfTokenizerImpl implements Tokenizer {
     for (const a of added) { this.pieces[a.id] = a.content; if (a.special) this.special[a.id] = 1; }
 
     // The library's tokenizer without added tokens (text is text, see top).
-    const stripped: Json = { normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null, ...json, added_tokens: [] };
+    const stripped: Json = { normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null, ...json, model: { ...model, type: mtype }, added_tokens: [] };
     try {
       this.hf = new HfTokenizer(stripped, { clean_up_tokenization_spaces: false }) as unknown as HfParts;
     } catch (e) {
@@ -117,7 +122,7 @@ export class HfTokenizerImpl implements Tokenizer {
     this.byteLevel = isByteLevel(json.decoder);
     this.byteDecoder = isObject(json.decoder) && json.decoder.type === 'ByteLevel';
     this.alphabet = null;
-    if (model.type === 'BPE' && model.byte_fallback !== true && (typeof model.unk_token !== 'string' || this.hf.model.unk_token_id === undefined)) {
+    if (mtype === 'BPE' && model.byte_fallback !== true && (typeof model.unk_token !== 'string' || this.hf.model.unk_token_id === undefined)) {
       const prefix = typeof model.continuing_subword_prefix === 'string' ? model.continuing_subword_prefix : '';
       const suffix = typeof model.end_of_word_suffix === 'string' ? model.end_of_word_suffix : '';
       const chars = new Set<string>();
@@ -129,7 +134,7 @@ export class HfTokenizerImpl implements Tokenizer {
       }
       this.alphabet = chars;
     }
-    this.splitLines = model.type === 'BPE' && !this.pieces.some((p) => p.includes('\n'))
+    this.splitLines = mtype === 'BPE' && !this.pieces.some((p) => p.includes('\n'))
       && (model.merges as unknown[]).every((m) => !(Array.isArray(m) ? m.join(' ') : String(m)).includes('\n'));
 
     const idOf = (name: string | null): number | null => {
