@@ -186,6 +186,23 @@ test(`identical ids to mistral-tokenizer-js on ${lines.length} lines (with and w
   assert.ok(tokens > 100_000, `${tokens} tokens`);
 });
 
+test('long lines without a newline (cut before their "▁"s, over 256 characters): identical ids to mistral-tokenizer-js', async () => {
+  const tok = await getTok();
+  const m = await loadMistralTokenizerJs();
+  const flat = lines.map((l) => l.replace(/[\r\n]+/g, ' '));
+  const long: string[] = [];
+  for (let i = 0; i + 40 <= flat.length && long.length < 60; i += 40 * 3) long.push(flat.slice(i, i + 40).join(i % 2 ? '  ' : ' '));
+  long.push('hello world '.repeat(2000), ' \u2581x\u2581\u2581y '.repeat(300), 'a'.repeat(3000), '▁'.repeat(500) + 'b');
+  let chars = 0;
+  for (const s of long) {
+    chars += s.length;
+    const ours = [...tok.encode(s)], ref = m.encode(s);
+    assert.ok(ours.length === ref.length && ours.every((v, i) => v === ref[i]), `${JSON.stringify(s.slice(0, 60))}… (${s.length} characters): ours ${JSON.stringify(ours.slice(0, 12))} ref ${JSON.stringify(ref.slice(0, 12))}`);
+    if (!s.includes('\u2581')) assert.is(tok.decode(ours), s); // (a "▁" in the text decodes as a space, as SentencePiece's does)
+  }
+  assert.ok(long.length >= 60 && chars > 100_000, `${long.length} lines, ${chars} characters`);
+});
+
 test('the decided differences and agreements with mistral-tokenizer-js', async () => {
   const tok = await getTok();
   const m = await loadMistralTokenizerJs();
