@@ -280,6 +280,15 @@ test('--version prints the package version (before: "retnet demo: Unknown option
     /is a model folder: run takes a \.safetensors RetNet checkpoint/, 'run on a folder');
   expectFailure(cli('run', '--model', join(ROOT, 'src', 'assets', 'bytes-4x128.safetensors'), '--input', input, '--key', 'input', '--out', join(TMP, 'b.safetensors')),
     /it is a language-model checkpoint \(embedding, final norm, head\): load it with RetNetLM\.load/, 'run on the byte LM');
+  // a list flag naming an item twice (before: the same rows ran and were reported twice)
+  expectUsage(cli('bench', '--lengths', '64,64'), /--lengths lists 64 twice/, 'bench --lengths');
+  expectUsage(cli('bench', '--backend', 'js,js'), /--backend lists js twice/, 'bench --backend');
+  expectUsage(cli('drift', '--precisions', 'f32,f32'), /--precisions lists f32 twice/, 'drift --precisions');
+  // run's output records the activations that ran (a gelu and a silu run of one checkpoint differ)
+  const out = join(TMP, 'acts.safetensors');
+  const ok = cli('run', '--model', fixturePath('retnet-small'), '--mlp-gate-fn', 'silu', '--input', input, '--key', 'input', '--out', out, '--chunks', '2');
+  assert.is(ok.code, 0, ok.err);
+  assert.equal(JSON.parse(readSafetensors(out).metadata.activations!), { msr: 'gelu', mlp: 'silu' });
   for (const [cmd, flags] of [['score', ['--model', '--backend', '--chunk-size', '--precision', '--jsonl', '--per-token']], ['worker', ['--queue', '--model', '--run-id', '--lock-duration', '--redis-timeout']]] as const) {
     const h = cli(cmd, '--help');
     assert.is(h.code, 0);

@@ -17,7 +17,8 @@ export interface Command {
   run(argv: string[]): Promise<number>;
 }
 
-export { UsageError } from './usage-error.js';
+export { UsageError, noRepeats } from './usage-error.js';
+import { noRepeats } from './usage-error.js';
 import { UsageError } from './usage-error.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -106,8 +107,9 @@ export const backendList = (name: string, v: string): BackendName[] => {
   const list = v.split(',').map((s) => s.trim()).filter((s) => s !== '').map((s) => backendName(name, s));
   // before: an empty table (bench) or "none of the backends () could start", exit 1 with nothing to say why
   if (list.length === 0) throw new UsageError(`--${name} needs at least one backend of ${BACKENDS.join(', ')} (got ${JSON.stringify(v)})`);
-  return list;
+  return noRepeats(name, list);
 };
+
 
 /** The message of an error, for `retnet: <message>` on stderr, with control
  *  characters escaped (messages can quote file names and file content). */

@@ -6,7 +6,7 @@
 // surrounding spaces, empty strings, Infinity/NaN, integers beyond 2^53 and
 // anything outside the flag's range.
 import { MAX_WORKERS } from '../options.js';
-import { UsageError } from './usage-error.js';
+import { UsageError, noRepeats } from './usage-error.js';
 
 export { MAX_WORKERS };
 
@@ -48,7 +48,7 @@ export function intOption(flag: string, v: string | undefined, range: IntRange =
 /** "1,2,4" → [1, 2, 4]; every item as intOption would take it (no spaces, no empty items). */
 export function intListOption(flag: string, v: string, range: IntRange = {}): number[] {
   if (v === '') throw new UsageError(`--${flag} needs a comma-separated list (got "")`);
-  return v.split(',').map((p) => intOption(flag, p, range)!);
+  return noRepeats(flag, v.split(',').map((p) => intOption(flag, p, range)!));
 }
 
 /** Parse one decimal flag value (e.g. a temperature) in [min, max]. */

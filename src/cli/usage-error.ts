@@ -24,3 +24,10 @@ export function usageCommand(usage: string): string {
   const m = /^usage: retnet(?: \[?([a-z]+)\]?(?=[ \n]|$))?/.exec(usage);
   return m?.[1] !== undefined ? `retnet ${m[1]}` : 'retnet';
 }
+
+/** A list flag's items, each at most once (before: a repeated item ran, and reported, the same rows twice). */
+export function noRepeats<T>(name: string, list: T[]): T[] {
+  const twice = list.find((x, i) => list.indexOf(x) !== i);
+  if (twice !== undefined) throw new UsageError(`--${name} lists ${String(twice)} twice`);
+  return list;
+}

@@ -9,7 +9,7 @@ import { gpuAdvice } from '../../backends/tfjs/engines.js';
 import { checkPrecisionBackends, parsePrecision } from '../lm-util.js';
 import { envValue } from '../../env.js';
 import { chunkedAs } from '../../options.js';
-import { backendList, errorMessage, flagModelConfig, kernelsName, parse, table, UsageError, type Command } from '../command.js';
+import { backendList, errorMessage, noRepeats, flagModelConfig, kernelsName, parse, table, UsageError, type Command } from '../command.js';
 import { MAX_PARALLEL_L } from './run.js';
 import { MAX_WORKERS, intListOption, intOption } from '../numbers.js';
 import { checkOutputTarget, writeFileAtomic } from '../safe-output.js';
@@ -91,7 +91,7 @@ const bench: Command = {
       if (C > MAX_PARALLEL_L) throw new UsageError(`--lengths ${L} with --chunks ${c} makes chunks of ${C} tokens, over ${MAX_PARALLEL_L} (each builds a ${C}×${C} decay/score matrix per head); use at least ${Math.ceil(L / MAX_PARALLEL_L)} chunks`);
     }
     // no --kernels: the library's default (RETNET_KERNELS, else auto), as the other commands take it
-    const kernelsList = v.kernels === undefined ? [undefined] : String(v.kernels).split(',').map((k) => kernelsName('kernels', k.trim())!);
+    const kernelsList = v.kernels === undefined ? [undefined] : noRepeats('kernels', String(v.kernels).split(',').map((k) => kernelsName('kernels', k.trim())!));
     const B = intOption('batch', v.batch) ?? 1;
     const precision = parsePrecision(v.precision, backends);
     checkPrecisionBackends(precision, backends); // before: every cell of a js or tfjs backend an error row, exit 1

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { MultiScaleRetention, RetNet, Tensor, maxAbs, maxAbsDiff, nmse, relMaxError, type BackendName } from '../../index.js';
 import { chunkedAs, type Precision } from '../../options.js';
 import { RetNetError } from '../../errors.js';
-import { UsageError, backendList, errorMessage, fmtE, modelConfig, parse, table, type Command } from '../command.js';
+import { UsageError, backendList, noRepeats, errorMessage, fmtE, modelConfig, parse, table, type Command } from '../command.js';
 import { intOption, workersOption } from '../numbers.js';
 import { checkOutputDir, checkOutputTarget, holdsOutput, writeFileAtomic } from '../safe-output.js';
 import { machine } from '../gen.js';
@@ -110,6 +110,7 @@ const drift: Command = {
     const plot = v['no-plot'] !== true;
     const precisions = (v.precisions ?? 'f32,bf16').split(',').map((p: string) => p.trim());
     for (const p of precisions) if (p !== 'f32' && p !== 'bf16') throw new UsageError(`--precisions must list f32 and/or bf16 (got ${JSON.stringify(p)})`);
+    noRepeats('precisions', precisions);
     // the precisions are the wasm backend's: bf16 asked for with no wasm backend would give no bf16 row
     // (before: silently none, exit 0); the default list applies to wasm when it is there
     if (v.precisions !== undefined && precisions.includes('bf16') && !backends.includes('wasm')) {

@@ -122,6 +122,8 @@ const run: Command = {
       output = AtomicOutput.create(target);
       writer = new SafetensorsWriter(output.tempPath, [{ name: 'output', dtype: 'F32', shape: [B, L, d] }], {
         model: v.model!, input: v.input!, key, options: JSON.stringify({ ...opts, numChunks: opts.numChunks ?? null }),
+        // the activations that ran (the flags, or the checkpoint's own): a gelu and a silu run of one file differ
+        activations: JSON.stringify(model.acts),
         ...RUN_OUTPUT_MARK, // a later run may replace this file; no other safetensors file (safe-output.ts)
       });
       const w = writer;
