@@ -284,6 +284,12 @@ test('--version prints the package version (before: "retnet demo: Unknown option
   expectUsage(cli('bench', '--lengths', '64,64'), /--lengths lists 64 twice/, 'bench --lengths');
   expectUsage(cli('bench', '--backend', 'js,js'), /--backend lists js twice/, 'bench --backend');
   expectUsage(cli('drift', '--precisions', 'f32,f32'), /--precisions lists f32 twice/, 'drift --precisions');
+  // a RETNET_KERNELS the wasm backend cannot take: exit 2 before any work (before: error rows, or exit 1 after starting)
+  for (const args of [['bench', '--lengths', '32', '--chunks', '2', '--layers', '1', '--dim', '16', '--heads', '2'], ['--small']]) {
+    const r = spawnSync(process.execPath, [MAIN, ...args], { cwd: TMP, encoding: 'utf8', timeout: 60_000, env: { ...process.env, RETNET_KERNELS: 'bogus' } });
+    assert.is(r.status, 2, `${args[0]}: ${r.stderr}`);
+    assert.match(r.stderr, /RETNET_KERNELS must be auto, wasm, blas or dnnl \(got "bogus"\); unset it, or pass --kernels/);
+  }
   // run's output records the activations that ran (a gelu and a silu run of one checkpoint differ)
   const out = join(TMP, 'acts.safetensors');
   const ok = cli('run', '--model', fixturePath('retnet-small'), '--mlp-gate-fn', 'silu', '--input', input, '--key', 'input', '--out', out, '--chunks', '2');

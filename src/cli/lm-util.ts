@@ -1,7 +1,7 @@
 // Shared pieces of the LM commands (score, generate): the command shape the
 // CLI registry expects, the I/O they write to, and option checks.
 import { readFileSync } from 'node:fs';
-import { BACKENDS, PRECISIONS, precisionFromEnv, type BackendName, type Precision } from '../options.js';
+import { BACKENDS, kernelsFromEnv, PRECISIONS, precisionFromEnv, type BackendName, type Precision } from '../options.js';
 import { UsageError, errorMessage, progressBar as cliProgressBar } from './command.js';
 import { usageCommand, usageHead } from './usage-error.js';
 import { intOption, numberOption } from './numbers.js';
@@ -68,6 +68,16 @@ export function checkWasmOnlyFlags(backends: readonly (BackendName | undefined)[
   if (backends.includes('wasm')) return;
   for (const [name, value] of Object.entries(given)) {
     if (value !== undefined) throw new UsageError(`${name} is for the wasm backend (its worker pool and kernel engines); ${flag} ${backends.join(',')} does not use it: leave ${name} out`);
+  }
+}
+
+/** Without --kernels, where the wasm backend runs, RETNET_KERNELS is read: a value it cannot take is exit 2
+ *  before any work, as a bad --kernels is (before: bench turned every cell into an error row, run and demo
+ *  failed with exit 1 after starting). */
+export function checkKernelsEnv(backends: readonly (BackendName | undefined)[], flagValue: unknown): void {
+  if (flagValue !== undefined || !backends.includes('wasm')) return;
+  try { kernelsFromEnv(); } catch {
+    throw new UsageError(`RETNET_KERNELS must be auto, wasm, blas or dnnl (got ${JSON.stringify(process.env.RETNET_KERNELS)}); unset it, or pass --kernels`);
   }
 }
 

@@ -6,7 +6,7 @@ import { dirname } from 'node:path';
 import { RetNet } from '../../index.js';
 import { RetNetError } from '../../errors.js';
 import { gpuAdvice } from '../../backends/tfjs/engines.js';
-import { checkPrecisionBackends, parsePrecision } from '../lm-util.js';
+import { checkKernelsEnv, checkPrecisionBackends, parsePrecision } from '../lm-util.js';
 import { envValue } from '../../env.js';
 import { chunkedAs } from '../../options.js';
 import { backendList, errorMessage, noRepeats, flagModelConfig, kernelsName, parse, table, UsageError, type Command } from '../command.js';
@@ -95,6 +95,7 @@ const bench: Command = {
     const B = intOption('batch', v.batch) ?? 1;
     const precision = parsePrecision(v.precision, backends);
     checkPrecisionBackends(precision, backends); // before: every cell of a js or tfjs backend an error row, exit 1
+    checkKernelsEnv(backends, v.kernels);
     const cfg = flagModelConfig(intOption('layers', v.layers) ?? 6, intOption('dim', v.dim) ?? 512, intOption('heads', v.heads) ?? 8);
     const repeat = intOption('repeat', v.repeat) ?? 1;
     const out: string | undefined = v.json;

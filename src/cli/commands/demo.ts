@@ -4,7 +4,7 @@
 import { RetNet, Tensor, maxAbsDiff, relMaxError } from '../../index.js';
 import { backendName, kernelsName, modelConfig, parse, type Command } from '../command.js';
 import { intOption, workersOption } from '../numbers.js';
-import { checkWasmOnlyFlags, writeEngineNotes } from '../lm-util.js';
+import { checkKernelsEnv, checkWasmOnlyFlags, writeEngineNotes } from '../lm-util.js';
 import { chunkedAs } from '../../options.js';
 
 const usage = `usage: retnet [demo] [--small] [--backend wasm|js|tfjs] [--kernels auto|wasm|blas|dnnl] [--workers N] [--chunks K]
@@ -37,6 +37,7 @@ const demo: Command = {
     const workers = workersOption('workers', a.values.workers);
     const kernels = kernelsName('kernels', a.values.kernels);
     checkWasmOnlyFlags([backend], { '--workers': a.values.workers, '--kernels': a.values.kernels });
+    checkKernelsEnv([backend], a.values.kernels);
     const chunks = intOption('chunks', a.values.chunks, { allowMinusOne: true }) ?? 8;
     const small = a.values.small ?? false;
     const cfg = small ? modelConfig(2, 64, 4) : modelConfig(6, 512, 8);

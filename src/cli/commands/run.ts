@@ -8,7 +8,7 @@ import { UsageError, backendName, kernelsName, parse, progressBar, type Command 
 import { intOption, workersOption } from '../numbers.js';
 import { AtomicOutput, RUN_OUTPUT_MARK, checkOutputTarget } from '../safe-output.js';
 import { actOption } from './info.js';
-import { checkWasmOnlyFlags } from '../lm-util.js';
+import { checkKernelsEnv, checkWasmOnlyFlags } from '../lm-util.js';
 import { chunkedAs } from '../../options.js';
 
 /** Longest sequence the parallel form is run for: it materialises an L×L
@@ -67,6 +67,7 @@ const run: Command = {
       ...(numChunks !== undefined ? { numChunks } : chunkSize !== undefined ? { chunkSize } : { numChunks: null }),
     };
     checkWasmOnlyFlags([opts.backend], { '--workers': v.workers, '--kernels': v.kernels });
+    checkKernelsEnv([opts.backend], v.kernels);
     const msrGateFn = actOption('msr-gate-fn', v['msr-gate-fn']), mlpGateFn = actOption('mlp-gate-fn', v['mlp-gate-fn']);
     const outPath = v.out!;
     // before any work: --out must not be an input (also through a link) nor a special file
