@@ -9,15 +9,15 @@
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { RetNetLM } from '../src/index.js';
-import { benchArgs } from './args.js';
+import { benchArgs, numArg } from './args.js';
 
 const { values } = benchArgs({
   options: { dir: { type: 'string' }, tokens: { type: 'string', default: '12' }, ids: { type: 'string' }, out: { type: 'string' } },
   required: ['dir'],
 });
-const given = values.ids === undefined ? null : values.ids.split(',').map(Number);
+const given = values.ids === undefined ? null : values.ids.split(',').map((v) => numArg('ids', v, { min: 0 }));
 if (given && (given.length === 0 || given.length > 64 || !given.every((x) => Number.isInteger(x) && x >= 0))) { console.error('--ids must be 1 to 64 comma-separated non-negative integers'); process.exit(2); }
-const T = given ? given.length : Number(values.tokens);
+const T = given ? given.length : numArg('tokens', values.tokens);
 if (!Number.isInteger(T) || T < 1 || T > 64) { console.error('--tokens must be an integer in [1, 64]'); process.exit(2); }
 
 const lm = await RetNetLM.load(values.dir);

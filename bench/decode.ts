@@ -33,7 +33,7 @@ const { values } = benchArgs({
   required: ['dir'],
 });
 
-const dir = values.dir, nTok = numArg('tokens', values.tokens), threads = numArg('threads', values.threads, { max: 8 }), nSeg = numArg('segments', values.segments);
+const dir = values.dir, nTok = numArg('tokens', values.tokens), threads = numArg('threads', values.threads, { max: 256 }), nSeg = numArg('segments', values.segments);
 const precisions = values.precisions.split(',') as Precision[];
 if (!precisions.every((p) => p === 'f32' || p === 'bf16')) { console.error('--precisions: f32, bf16 or both'); process.exit(2); }
 if (!(Number.isInteger(nSeg) && nSeg >= 1 && nSeg <= nTok)) { console.error('--segments: an integer in [1, --tokens]'); process.exit(2); }

@@ -31,7 +31,7 @@ import { createMemory, ARENA_BASE } from '../src/wasm/loader.js';
 import { Arena } from '../src/runtime/arena.js';
 import { bindWasmKernels } from '../src/runtime/wasm-kernels.js';
 import type { RuntimeKernels } from '../src/runtime/kernels.js';
-import { benchArgs } from './args.js';
+import { benchArgs, numArg, numListArg } from './args.js';
 import { hugePages } from '../src/wasm/huge-pages.js';
 import { gemmRates, type GemmRate } from './gemm-rates.js';
 import { flaFlopsPerToken } from './flops.js';
@@ -48,7 +48,7 @@ const { values } = benchArgs({
   },
   internal: ['child', 'engine', 'tokens', 'gemm', 'peaks'],
 });
-const chunkSize = Number(values['chunk-size']);
+const chunkSize = numArg('chunk-size', values['chunk-size'], { max: 16384 });
 
 /** Random ids in [3, vocab), seeded (xorshift32); the 1.3B's vocabulary is 32000. */
 function randomIds(n: number, vocab: number, seed = 12345): Int32Array {
@@ -75,7 +75,7 @@ function engineOf(name: string): [KernelsName, Precision] {
 
 // ---------------------------------------------------------------- child: one scoring run
 async function child(): Promise<void> {
-  const dir = values.dir!, lengths = values.tokens!.split(',').map(Number);
+  const dir = values.dir!, lengths = numListArg('tokens', values.tokens!);
   const [kernels, precision] = engineOf(values.engine!);
   const t0 = performance.now();
   const lm = await RetNetLM.loadFolder(dir);
@@ -233,7 +233,7 @@ async function parent(): Promise<void> {
     if (r.status !== 0) throw new Error('make-fla-shape failed');
   }
   const weightBytes = readdirSync(dir).filter((f) => f.endsWith('.safetensors')).reduce((a, f) => a + statSync(join(dir!, f)).size, 0);
-  const lengths = values.lengths.split(',').map(Number), engines = values.engines.split(',');
+  const lengths = numListArg('lengths', values.lengths), engines = values.engines.split(',');
   for (const e of engines) if (!e.startsWith('torch')) engineOf(e);
   const skip = new Set(values.skip.split(',').filter(Boolean));
   const layers = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).num_hidden_layers;

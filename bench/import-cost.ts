@@ -15,11 +15,11 @@ import { spawnSync } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { benchArgs } from './args.js';
+import { benchArgs, numArg } from './args.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const { values } = benchArgs({ options: { runs: { type: 'string', default: '9' }, entry: { type: 'string' } } });
-const runs = Number(values.runs);
+const runs = numArg('runs', values.runs);
 const entry = pathToFileURL(values.entry ?? join(ROOT, 'dist', 'src', 'index.js')).href;
 
 /** The corpus/queue layer's packages: none of them may load with the entry. */

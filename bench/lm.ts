@@ -20,12 +20,12 @@ const { values } = benchArgs({
   options: {
     bytes: { type: 'string', default: String(1 << 20) }, backend: { type: 'string', default: 'wasm' },
     'chunk-size': { type: 'string', default: '256' }, workers: { type: 'string' }, decode: { type: 'string', default: '256' },
-    out: { type: 'string', default: 'bench/results/lm.json' },
+    out: { type: 'string', default: join(ROOT, 'bench/results/lm.json') }, // the checkout's by default; a given one from the current folder
   },
 });
 const nBytes = numArg('bytes', values.bytes), chunkSize = numArg('chunk-size', values['chunk-size'], { max: 16384 }), decodeBytes = numArg('decode', values.decode, { min: 0 });
 const backend = values.backend as BackendName;
-const workers = values.workers !== undefined ? numArg('workers', values.workers, { max: 64 }) : undefined;
+const workers = values.workers !== undefined ? numArg('workers', values.workers, { max: 256 }) : undefined;
 
 function sources(dir: string, out: string[] = []): string[] {
   for (const name of readdirSync(dir).sort()) {

@@ -27,7 +27,7 @@ import { columnCalls } from '../src/runtime/step-helper.js';
 import type { RuntimeKernels } from '../src/runtime/kernels.js';
 import { dnnlMissing } from '../src/runtime/dnnl.js';
 import { readers } from './bandwidth.js';
-import { benchArgs } from './args.js';
+import { benchArgs, numArg } from './args.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const { values } = benchArgs({ options: { dir: { type: 'string' }, passes: { type: 'string', default: '8' }, reps: { type: 'string', default: '3' }, precision: { type: 'string', default: 'bf16' } }, required: ['dir'] });
@@ -35,7 +35,7 @@ const precision = values.precision as 'f32' | 'bf16';
 if (precision !== 'f32' && precision !== 'bf16') { console.error('--precision: f32 or bf16'); process.exit(2); }
 const missing = precision === 'bf16' ? dnnlMissing() : null;
 if (missing) { console.error(`step-products: ${missing}`); process.exit(2); }
-const passes = Number(values.passes), reps = Number(values.reps);
+const passes = numArg('passes', values.passes), reps = numArg('reps', values.reps);
 
 const lm = await RetNetLM.loadFolder(values.dir);
 const stepper = new WasmStepper((lm.model as unknown as { spec: ConstructorParameters<typeof WasmStepper>[0] }).spec, { precision, threads: 2 });

@@ -9,11 +9,11 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RetNet } from '../src/index.js';
 import { checkLayers, type LayerWeights } from '../src/model/weights.js';
-import { benchArgs } from './args.js';
+import { benchArgs, numArg } from './args.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const { values } = benchArgs({ options: { repeats: { type: 'string', default: '7' } } });
-const repeats = Number(values.repeats);
+const repeats = numArg('repeats', values.repeats);
 
 const model = RetNet.init({ seed: 0 }); // DEFAULT_CONFIG: the seed's defaults
 const params = model.layers.reduce((n, lw) => n + Object.values(lw.msr).concat(lw.mlp.norm, ...lw.mlp.linears)

@@ -33,7 +33,7 @@ export async function* readParquet(path: string, f: FieldNames, onRaw?: (n: numb
   const textEl = parquetSchema(metadata).children.find((c) => c.element.name === f.textField)!.element;
   const logical = textEl.logical_type?.type, converted = textEl.converted_type;
   if (textEl.type !== 'BYTE_ARRAY' || (logical !== undefined && !['STRING', 'ENUM', 'JSON'].includes(logical)) || (converted !== undefined && !['UTF8', 'ENUM', 'JSON'].includes(converted))) {
-    throw errors.corpus(`${path}: column ${JSON.stringify(f.textField)} is ${[textEl.type, logical ?? converted].filter(Boolean).join(' ')}, not text (a BYTE_ARRAY column, plain or STRING); name the text column with --text-field`);
+    throw errors.corpus(`${path}: column ${JSON.stringify(f.textField)} is ${[textEl.type ?? 'a group', logical ?? converted].filter(Boolean).join(' ')}, not text (a BYTE_ARRAY column, plain or STRING); name the text column with --text-field`);
   }
   // the footer's row counts against what the column chunks hold (before: a 1.2 KB file claiming 1e9 rows ran
   // the process out of memory, and one claiming 0 rows dropped its rows without a word)
@@ -46,6 +46,8 @@ export async function* readParquet(path: string, f: FieldNames, onRaw?: (n: numb
     for (const cc of rg.columns) {
       const name = cc.meta_data?.path_in_schema?.join('.');
       if (name === undefined || !columns.includes(name)) continue;
+      // a repeated column holds one value per element, not per row (the older list layout): not comparable
+      if (parquetSchema(metadata).children.find((c) => c.element.name === name)?.element.repetition_type === 'REPEATED') continue;
       const values = Number(cc.meta_data!.num_values);
       if (values !== n) throw errors.corpus(`${path}: row group ${g} says ${n} rows, but its column ${JSON.stringify(name)} holds ${values} values: a corrupt file`);
     }

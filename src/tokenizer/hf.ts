@@ -78,8 +78,11 @@ export class HfTokenizerImpl implements Tokenizer {
     // without a type the library guesses the model from its keys, and its last guess is a plain lookup that drops
     // what it lacks: refused, except the unambiguous Unigram (a vocabulary of [piece, score] rows) (before: the
     // checks below, keyed on the type, were skipped, and characters vanished from the text without a word)
-    const mtype = typeof model.type === 'string' ? model.type : Array.isArray(model.vocab) ? 'Unigram' : null;
-    if (mtype === null) throw tokenizerError(source, 'model.type is missing: name the model (BPE, WordPiece or Unigram)');
+    // the library's own inference where it is one of the three (an array vocabulary: Unigram; a continuing-subword
+    // prefix and an unknown token: BPE with merges, else WordPiece); its last guess, a plain lookup, is refused
+    const mtype = typeof model.type === 'string' ? model.type : Array.isArray(model.vocab) ? 'Unigram'
+      : Object.hasOwn(model, 'continuing_subword_prefix') && Object.hasOwn(model, 'unk_token') ? (Object.hasOwn(model, 'merges') ? 'BPE' : 'WordPiece') : null;
+    if (mtype === null) throw tokenizerError(source, 'model.type is missing and its keys do not say which model it is: name it (BPE, WordPiece or Unigram)');
     const vocabEntries: [string, number][] = [];
     if (isObject(model.vocab)) {
       for (const [tok, id] of Object.entries(model.vocab)) vocabEntries.push([tok, id as number]);
@@ -143,7 +146,10 @@ export class HfTokenizerImpl implements Tokenizer {
     // sides, so the pieces are the same. Without it a long line with no newline reached the BPE as one word, its
     // memory and time superlinear (3 MB of text: 59 s and 1.4 GB; a 10 MB one would exhaust the heap).
     const joinsAcross = (t: string) => { for (let i = 1; i < t.length; i++) if (t[i] === META && t[i - 1] !== META) return true; return false; };
-    this.splitMeta = mtype === 'BPE' && !(typeof model.continuing_subword_prefix === 'string' && model.continuing_subword_prefix)
+    // (not with ignore_merges: a cut word's pieces would be looked up whole; nor dropout, nor any word prefix/suffix)
+    this.splitMeta = mtype === 'BPE' && model.ignore_merges !== true && !(typeof model.dropout === 'number' && model.dropout > 0)
+      && !(typeof model.continuing_subword_prefix === 'string' && model.continuing_subword_prefix)
+      && !(typeof model.continuing_subword_suffix === 'string' && model.continuing_subword_suffix)
       && !(typeof model.end_of_word_suffix === 'string' && model.end_of_word_suffix)
       && !this.pieces.some(joinsAcross) && (model.merges as unknown[]).every((m) => !joinsAcross(Array.isArray(m) ? m.join('') : String(m).replace(' ', '')));
 
