@@ -64,16 +64,6 @@ export function benchArgs<O extends Record<string, Opt>, R extends keyof O & str
     process.exit(2);
   }
   const out = values.out;
-  if (typeof out === 'string' && existsSync(out)) {
-    // a result file these scripts write: a JSON object with a date, machine or params key (before: any JSON, so
-    // --out package.json replaced the package's manifest)
-    let result = false;
-    try {
-      const j = statSync(out).isFile() ? JSON.parse(readFileSync(out, 'utf8')) as unknown : null;
-      result = j !== null && typeof j === 'object' && !Array.isArray(j) && ['date', 'machine', 'params'].some((k) => Object.hasOwn(j, k));
-    } catch { /* not JSON */ }
-    if (!result) badArg(spec, `--out ${out} exists and is not a benchmark result file (a JSON object with date, machine or params): it would be overwritten`);
-  }
   // nor one of the run's inputs: a path another option names, a file inside a directory one names (a
   // model folder's config.json is JSON too), or a hard link to the one or to a file in the other
   if (typeof out === 'string') {
@@ -89,6 +79,16 @@ export function benchArgs<O extends Record<string, Opt>, R extends keyof O & str
       const hit = o === p || same(p) || (st.isDirectory() && (o.startsWith(p + sep) || readdirSync(p).some((n) => same(join(p, n)))));
       if (hit) badArg(spec, `--out ${out} is, or is inside, the --${k} input ${v}: it would be overwritten`);
     }
+  }
+  if (typeof out === 'string' && existsSync(out)) {
+    // a result file these scripts write: a JSON object with a date, machine or params key (before: any JSON, so
+    // --out package.json replaced the package's manifest)
+    let result = false;
+    try {
+      const j = statSync(out).isFile() ? JSON.parse(readFileSync(out, 'utf8')) as unknown : null;
+      result = j !== null && typeof j === 'object' && !Array.isArray(j) && ['date', 'machine', 'params'].some((k) => Object.hasOwn(j, k));
+    } catch { /* not JSON */ }
+    if (!result) badArg(spec, `--out ${out} exists and is not a benchmark result file (a JSON object with date, machine or params): it would be overwritten`);
   }
     return { values: values as BenchValues<O, R>, positionals: parsed.positionals };
 }

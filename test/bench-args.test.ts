@@ -88,7 +88,7 @@ test('an --out naming something other than a JSON result (a model, a directory) 
   for (const out of [model, TMP]) {
     const r = run(join(BENCH, 'forward.js'), ['--quick', '--out', out]);
     assert.is(r.code, 2, `--out ${out}: exit 2`);
-    assert.match(r.err, /is not a JSON result file/);
+    assert.match(r.err, /is not a benchmark result file/);
     noStack(r.err, 'forward.js --out');
   }
   assert.is(readFileSync(model, 'utf8'), 'not json', 'the file is untouched');
