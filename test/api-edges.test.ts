@@ -146,7 +146,7 @@ test('a RetNetLM built in memory holds its head to the float32 overflow rule, as
   const parts = { embed: Tensor.randn([256, d], { seed: 2 }).data as Float32Array, head: Tensor.randn([256, d], { seed: 3 }).data as Float32Array,
     normWeight: new Float32Array(d).fill(1), normBias: new Float32Array(d), vocab: 256 };
   parts.head[5] = 3e37;
-  await fails(() => new RetNetLM(model, parts), 'E_WEIGHTS', /head\.weight has max \|value\| 3e\+37, which can overflow float32/, 'constructor');
+  await fails(() => new RetNetLM(model, parts), 'E_WEIGHTS', /weight head\.weight has the value 3e\+37 at \[0, 5\], which can overflow float32/, 'constructor');
   parts.head[5] = 0.5;
   const lm = new RetNetLM(model, parts);
   await lm.close();

@@ -200,7 +200,7 @@ test('a head whose values overflow float32 on a worst-case input: refused at loa
   b.writeFloatLE(3e38, 8 + n + h['head.weight'].data_offsets[0]);
   const p = join(tmp, 'byte-head.safetensors');
   writeFileSync(p, b);
-  await rejects(RetNetLM.load(p), (e: Error & { code?: string }) => e.code === 'E_WEIGHTS' && /head\.weight has max \|value\| 3e\+38/.test(e.message));
+  await rejects(RetNetLM.load(p), (e: Error & { code?: string }) => e.code === 'E_WEIGHTS' && /weight head\.weight has the value 3e\+38 at \[0, 0\], which can overflow float32/.test(e.message));
 });
 
 test('a model folder without tokenizer.json: score (files and corpus), generate and worker refuse it before loading or hashing, exit 2 (before: score --out hashed the weights, then exit 1 advising token ids)', () => {

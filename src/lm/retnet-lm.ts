@@ -14,7 +14,7 @@ import { OPTION_KEYS, checkKnownKeys, kernelsFromEnv, resolveOptions, stepPrecis
 import { dnnlForBf16, roundRowsBf16 } from '../runtime/dnnl-kernels.js';
 import { DEFAULT_BACKEND, RetNet, releaseStepState, type RecurrentState, type StreamOptions } from '../model/retnet.js';
 import { checkUnexpected, layersFromCheckpoint, seedLayerNames, LOAD_OPTION_KEYS, type Checkpoint, type LoadOptions } from '../model/weights.js';
-import { checkWeightValues, F32_MAX } from '../model/check.js';
+import { boundLinear, checkWeightValues, layerNormBound } from '../model/check.js';
 import * as js from '../backends/js.js';
 import { jsSequence } from '../model/js-run.js';
 import { WasmHead } from './wasm-head.js';
@@ -396,8 +396,6 @@ class StreamedScoring {
 
 // ---------------------------------------------------------------- the model
 
-/** E_WEIGHTS for a NaN, ±Infinity or value beyond float32's range in the LM's own
- *  tensors ([V, d] matrices or [d] vectors); for the byte LM's embedding, name the row's byte. */
 /** Refuses a byte-LM checkpoint without its own tensors by their names alone (load calls it on the header). */
 function lmNames(label: string, names: ReadonlyMap<string, unknown>): void {
   for (const name of ['embed.weight', 'head.weight', 'final_norm.weight', 'final_norm.bias']) {
@@ -410,18 +408,8 @@ function lmNames(label: string, names: ReadonlyMap<string, unknown>): void {
   }
 }
 
-/** The head against float32's range as the layers are (src/model/check.ts): its input is the final norm's,
- *  |x| ≤ √d·max|γ| + max|β|; logits ≤ d · that · max|W| (before: a head that overflows scored NaN). */
-function headOverflow(label: string, d: number, head: ArrayLike<number>, normWeight: ArrayLike<number>, normBias: ArrayLike<number>): void {
-  const maxAbs = (a: ArrayLike<number>) => { let m = 0; for (let i = 0; i < a.length; i++) { const v = Math.abs(a[i]!); if (v > m) m = v; } return m; };
-  const bIn = Math.sqrt(d) * maxAbs(normWeight) + maxAbs(normBias), wMax = maxAbs(head), out = d * bIn * wMax;
-  if (!(out <= F32_MAX)) {
-    throw errors.weights(`${label}: weight head.weight has max |value| ${Number(wMax.toPrecision(7))}, which can overflow float32 arithmetic: ` +
-      `on a worst-case input (|x| ≤ ${bIn.toPrecision(3)}) the logits reach ${out.toPrecision(3)}, beyond float32's range (±3.4028235e38) ` +
-      '(rule: fan-in · max|input| · max|weight| ≤ 3.4e38)');
-  }
-}
-
+/** E_WEIGHTS for a NaN, ±Infinity or value beyond float32's range in the LM's own
+ *  tensors ([V, d] matrices or [d] vectors); for the byte LM's embedding, name the row's byte. */
 function checkLMWeights(label: string, d: number, ws: Record<string, ArrayLike<number> | Bf16Matrix>, bytes = true): void {
   for (const [name, data] of Object.entries(ws)) {
     if (data instanceof Bf16Matrix) continue; // BF16 tables are checked as loaded (src/model/fla.ts)
@@ -514,7 +502,10 @@ export class RetNetLM {
     checkLMWeights('RetNetLM weights', this.d, { 'embed.weight': this.embed, 'head.weight': this.head, 'final_norm.weight': this.normWeight, 'final_norm.bias': this.normBias }, this.tokenizer.kind === 'bytes');
     // the head against float32's range, in every constructor call (before: only fromCheckpoint checked it, and a
     // head built in memory scored NaN); a BF16 head was held to it by the fla loader
-    if (!(this.head instanceof Bf16Matrix)) headOverflow(this.source.path, this.d, this.head, this.normWeight, this.normBias);
+    // (the layers' rule, src/model/check.ts: its input is the final norm's output)
+    if (!(this.head instanceof Bf16Matrix)) {
+      boundLinear(this.source.path, { name: 'head.weight', W: this.head, b: null, inDim: this.d, outDim: this.vocab }, layerNormBound(this.d, this.normWeight, this.normBias));
+    }
   }
 
   /** Load a language model: a byte-LM safetensors file (default: the model shipped with the package),

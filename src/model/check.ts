@@ -95,7 +95,7 @@ const maxAbs = (a: ArrayLike<number>): { v: number; i: number } => {
 export interface BoundLinear { name: string; W: ArrayLike<number>; b: ArrayLike<number> | null; inDim: number; outDim: number }
 
 /** E_WEIGHTS when a linear layer fed by an input bounded by `bIn` can produce a value beyond float32's range; returns its output bound. */
-function boundLinear(label: string, L: BoundLinear, bIn: number): number {
+export function boundLinear(label: string, L: BoundLinear, bIn: number): number {
   const w = maxAbs(L.W), b = L.b ? maxAbs(L.b).v : 0;
   const out = L.inDim * bIn * w.v + b;
   if (!(out <= F32_MAX)) {

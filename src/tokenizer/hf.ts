@@ -75,10 +75,8 @@ export class HfTokenizerImpl implements Tokenizer {
     if (typeof model.type === 'string' && !['BPE', 'WordPiece', 'Unigram'].includes(model.type)) {
       throw tokenizerError(source, `model type ${quote(model.type)} is not supported (BPE, WordPiece, Unigram)`);
     }
-    // without a type the library guesses the model from its keys, and its last guess is a plain lookup that drops
-    // what it lacks: refused, except the unambiguous Unigram (a vocabulary of [piece, score] rows) (before: the
-    // checks below, keyed on the type, were skipped, and characters vanished from the text without a word)
-    // the library's own inference where it is one of the three (an array vocabulary: Unigram; a continuing-subword
+    // without a type the library guesses the model from its keys (before: the checks below, keyed on the type,
+    // were skipped, and characters vanished from the text without a word): the library's own inference where it is one of the three (an array vocabulary: Unigram; a continuing-subword
     // prefix and an unknown token: BPE with merges, else WordPiece); its last guess, a plain lookup, is refused
     const mtype = typeof model.type === 'string' ? model.type : Array.isArray(model.vocab) ? 'Unigram'
       : Object.hasOwn(model, 'continuing_subword_prefix') && Object.hasOwn(model, 'unk_token') ? (Object.hasOwn(model, 'merges') ? 'BPE' : 'WordPiece') : null;
